@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
+	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
+	"github.com/bulkhead-dev/bulkhead/internal/kms"
+	"github.com/bulkhead-dev/bulkhead/internal/logging"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// config is the server's configuration. Every flag also reads a BULKHEAD_*
+// environment variable; a flag given on the command line wins.
+type config struct {
+	dataDir         string
+	database        string
+	listen          string
+	tiersFile       string
+	logLevel        string
+	shutdownTimeout time.Duration
+	workflowRetry   time.Duration
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+// storageFlags registers the flags that say where Bulkhead keeps its state.
+func storageFlags(fs *flag.FlagSet, c *config) {
+	fs.StringVar(&c.dataDir, "data-dir", envOr("BULKHEAD_DATA_DIR", "bulkhead-data"),
+		"directory for the root key and the embedded SQLite database, created 0700 (env BULKHEAD_DATA_DIR)")
+	fs.StringVar(&c.database, "database", envOr("BULKHEAD_DATABASE", ""),
+		"database: a postgres:// URL for PostgreSQL, or an SQLite file path; default <data-dir>/bulkhead.db (env BULKHEAD_DATABASE)")
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("bulkhead serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	storageFlags(fs, &c)
+	fs.StringVar(&c.listen, "listen", envOr("BULKHEAD_LISTEN", "127.0.0.1:8080"), "address of the API listener (env BULKHEAD_LISTEN)")
+	fs.StringVar(&c.tiersFile, "tiers", envOr("BULKHEAD_TIERS", ""),
+		`tiers file, JSON {"tiers":[{"name":…,"isolation":"pool|bridge|silo",…}]}; default: basic→pool, standard→bridge, premium→silo (env BULKHEAD_TIERS)`)
+	fs.StringVar(&c.logLevel, "log-level", envOr("BULKHEAD_LOG_LEVEL", "info"), "debug, info, warn or error (env BULKHEAD_LOG_LEVEL)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("BULKHEAD_SHUTDOWN_TIMEOUT", 30*time.Second),
+		"how long SIGTERM/SIGINT waits for in-flight requests and workflow steps (env BULKHEAD_SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&c.workflowRetry, "workflow-retry", envDuration("BULKHEAD_WORKFLOW_RETRY", 10*time.Second),
+		"how often stalled lifecycle workflows are retried (env BULKHEAD_WORKFLOW_RETRY)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: bulkhead serve [flags]
+
+Runs Bulkhead. With no flags it keeps an SQLite database and its root key in
+./bulkhead-data (created on first start) and serves the API on 127.0.0.1:8080.
+On first start it prints an admin token once; set BULKHEAD_ADMIN_TOKEN (at
+least 24 characters) before the first start to choose it instead.
+
+Environment only:
+  BULKHEAD_ADMIN_TOKEN  the admin token to store at first start
+  BULKHEAD_ROOT_KEY     the root key (32 bytes, base64) instead of <data-dir>/root.key
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errSilentOK
+		}
+		return c, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return c, nil
+}
+
+// errSilentOK ends a command successfully with nothing more to say (--help).
+var errSilentOK = errors.New("done")
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// node is a wired Bulkhead: the database, the services and the API.
+type node struct {
+	db      *storage.DB
+	audit   *audit.Log
+	tenants *tenant.Registry
+	admin   *authn.AdminTokens
+	api     *httpapi.Server
+	rootKey *kms.RootKey
+}
+
+// open prepares the data directory and root key, opens and migrates the
+// database, and wires the services. It reports what it created on stderr.
+func open(ctx context.Context, c config, log *slog.Logger, stderr io.Writer) (*node, error) {
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	rk, created, err := kms.LoadRootKey(c.dataDir, os.Getenv("BULKHEAD_ROOT_KEY"))
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		fmt.Fprintf(stderr, "\n*** DEV MODE: created a root key in %s.\n"+
+			"*** Anyone who can read that file can decrypt this deployment's keys.\n"+
+			"*** Keep it out of backups you do not trust; in production supply BULKHEAD_ROOT_KEY or a KMS.\n\n",
+			filepath.Join(c.dataDir, kms.RootKeyFile))
+	}
+	dsn := c.database
+	if dsn == "" {
+		dsn = filepath.Join(c.dataDir, "bulkhead.db")
+	}
+	db, err := storage.Open(ctx, dsn)
+	if err != nil {
+		rk.Zero()
+		return nil, err
+	}
+	if err := db.Migrate(ctx, audit.Migrations(), tenant.Migrations(), authn.Migrations()); err != nil {
+		db.Close()
+		rk.Zero()
+		return nil, err
+	}
+	tiers := tenant.DefaultTiers()
+	if c.tiersFile != "" {
+		if tiers, err = tenant.LoadTiers(c.tiersFile); err != nil {
+			db.Close()
+			rk.Zero()
+			return nil, err
+		}
+	}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	batches := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "bulkhead_audit_batch_events", Help: "Events per audit group commit.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+	})
+	metrics.MustRegister(batches)
+
+	clk := clock.System{}
+	n := &node{db: db, rootKey: rk}
+	n.audit = audit.New(db, audit.Options{Clock: clk, Logger: log, BatchHook: func(k int) { batches.Observe(float64(k)) }})
+	n.tenants = tenant.NewRegistry(db, n.audit, tenant.Options{Tiers: tiers, Clock: clk, Logger: log})
+	addTestHooks(n.tenants)
+	n.admin = authn.NewAdminTokens(db, clk)
+	n.api = httpapi.New(httpapi.Config{
+		DB: db, Tenants: n.tenants, Audit: n.audit, Verifiers: []authn.Verifier{n.admin},
+		Logger: log, Metrics: metrics, Version: version,
+	})
+	return n, nil
+}
+
+func (n *node) close() {
+	n.audit.Close()
+	n.db.Close()
+	n.rootKey.Zero()
+}
+
+// bootstrapAdmin makes sure an admin token exists and shows a new one once.
+func (n *node) bootstrapAdmin(ctx context.Context, stderr io.Writer) error {
+	preset := os.Getenv("BULKHEAD_ADMIN_TOKEN")
+	token, err := n.admin.Bootstrap(ctx, preset)
+	if err != nil {
+		return err
+	}
+	switch {
+	case token != "" && preset == "":
+		fmt.Fprintf(stderr, "\nAdmin token (shown once; it is stored only as a hash):\n\n    %s\n\n"+
+			"Use it as BULKHEAD_TOKEN for the CLI or as a bearer token for the API.\n\n", token)
+	case token != "":
+		fmt.Fprintln(stderr, "bulkhead: stored BULKHEAD_ADMIN_TOKEN as the admin token")
+	}
+	return nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	c, err := parseServeFlags(args, stderr)
+	if errors.Is(err, errSilentOK) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	level, err := parseLevel(c.logLevel)
+	if err != nil {
+		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
+	}
+	log := logging.New(stderr, level)
+	n, err := open(ctx, c, log, stderr)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	if err := n.bootstrapAdmin(ctx, stderr); err != nil {
+		return err
+	}
+	wfCtx, stopWorkflows := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWorkflows()
+	if err := n.tenants.Start(wfCtx, c.workflowRetry); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           n.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	backend := "sqlite"
+	if storage.IsPostgres(c.database) {
+		backend = "postgres"
+	}
+	log.Info("bulkhead started", "version", version, "api", "http://"+ln.Addr().String(), "database", backend, "data_dir", c.dataDir)
+	fmt.Fprintf(stderr, "bulkhead: API listening on http://%s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests and workflow steps")
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	err = errors.Join(srv.Shutdown(sctx), n.tenants.Shutdown(sctx))
+	stopWorkflows()
+	if err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("bulkhead init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	storageFlags(fs, &c)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	n, err := open(ctx, c, slog.New(slog.DiscardHandler), stderr)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	if err := n.bootstrapAdmin(ctx, stderr); err != nil {
+		return err
+	}
+	where := filepath.Join(c.dataDir, "bulkhead.db")
+	if c.database != "" {
+		where = redactDSN(c.database)
+	}
+	fmt.Fprintf(stdout, "initialized: data directory %s, database %s\n", c.dataDir, where)
+	return nil
+}
+
+// redactDSN hides a password in a database URL.
+func redactDSN(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if j := strings.Index(dsn[i+3:], "@"); j >= 0 {
+			userinfo := dsn[i+3 : i+3+j]
+			if u, _, ok := strings.Cut(userinfo, ":"); ok {
+				return dsn[:i+3] + u + ":***" + dsn[i+3+j:]
+			}
+		}
+	}
+	return dsn
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// addTestHooks registers onboarding steps that only the crash-safety tests
+// use. BULKHEAD_TEST_ONBOARDING_DELAY=<duration> adds two steps before
+// "activate": "test-mark", which counts its runs in the tenant's config
+// (test_mark_runs), and "test-delay", which waits for the duration and then
+// counts its runs (test_delay_runs). A test kills the process during the
+// wait and checks after a restart that each count is 1.
+func addTestHooks(reg *tenant.Registry) {
+	d, err := time.ParseDuration(os.Getenv("BULKHEAD_TEST_ONBOARDING_DELAY"))
+	if err != nil || d <= 0 {
+		return
+	}
+	reg.AddOnboardingStep(tenant.Step{Name: "test-mark", Run: countRun("test_mark_runs")})
+	count := countRun("test_delay_runs")
+	reg.AddOnboardingStep(tenant.Step{Name: "test-delay", Run: func(ctx context.Context, tx *storage.Tx, t tenant.Tenant) error {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return count(ctx, tx, t)
+	}})
+}
+
+func countRun(key string) func(context.Context, *storage.Tx, tenant.Tenant) error {
+	return func(ctx context.Context, tx *storage.Tx, t tenant.Tenant) error {
+		cfg := map[string]any{}
+		if err := json.Unmarshal(t.Config, &cfg); err != nil {
+			return err
+		}
+		n, _ := cfg[key].(float64)
+		cfg[key] = n + 1
+		b, _ := json.Marshal(cfg)
+		if _, err := tx.Exec(ctx, `UPDATE tenants SET config = ? WHERE id = ?`, string(b), tx.TenantID()); err != nil {
+			return fmt.Errorf("test hook: %w", err)
+		}
+		return nil
+	}
+}

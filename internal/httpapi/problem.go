@@ -1,0 +1,131 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+)
+
+// Problem is an RFC 9457 problem detail with Bulkhead's extensions.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Code      string `json:"code"`
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+var kindStatus = map[errs.Kind]int{
+	errs.Invalid:         http.StatusBadRequest,
+	errs.NotFound:        http.StatusNotFound,
+	errs.Conflict:        http.StatusConflict,
+	errs.Unauthenticated: http.StatusUnauthorized,
+	errs.Forbidden:       http.StatusForbidden,
+	errs.TooLarge:        http.StatusBadRequest,
+	errs.Unavailable:     http.StatusServiceUnavailable,
+	errs.Internal:        http.StatusInternalServerError,
+}
+
+// problemFor maps any error to the problem a client sees. Errors that are not
+// *errs.Error are internal: their text is logged, never sent.
+func problemFor(err error) Problem {
+	e, ok := errs.As(err)
+	if !ok || e.Kind == errs.Internal {
+		return Problem{Type: problemType("internal"), Title: "Internal Server Error", Status: 500, Code: "internal",
+			Detail: "the server failed to handle the request; it has been logged with the request id"}
+	}
+	st := kindStatus[e.Kind]
+	return Problem{Type: problemType(e.Code), Title: http.StatusText(st), Status: st, Detail: e.Detail, Code: e.Code, Field: e.Field}
+}
+
+func problemType(code string) string { return "urn:bulkhead:problem:" + code }
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := problemFor(err)
+	p.RequestID = requestID(r.Context())
+	if p.Status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
+	}
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bulkhead"`)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// MaxBodySize is the largest request body the API reads.
+const MaxBodySize = 1 << 20
+
+// decode reads a JSON object from r's body into v, refusing bodies over
+// MaxBodySize, unknown fields, wrong types and trailing data, and naming the
+// offending field.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return errs.E(errs.Invalid, "unsupported_media_type", "send the body as application/json")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodySize))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if dec.More() {
+			return errs.E(errs.Invalid, "invalid_json", "the body must hold exactly one JSON object")
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return errs.E(errs.Invalid, "invalid_json", "the body must hold exactly one JSON object")
+		}
+		return nil
+	}
+	var maxErr *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &maxErr):
+		return &errs.Error{Kind: errs.TooLarge, Code: "body_too_large", Detail: fmt.Sprintf("the request body is over the %d-byte limit", MaxBodySize)}
+	case errors.Is(err, io.EOF):
+		return errs.E(errs.Invalid, "invalid_json", "the request body is empty; send a JSON object")
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			return errs.E(errs.Invalid, "invalid_json", "the body must be a JSON object")
+		}
+		return errs.Field(field, "invalid_field_type", "field %q must be %s, not %s", field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
+		return errs.E(errs.Invalid, "invalid_json", "the body is not valid JSON")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return errs.Field(field, "unknown_field", "field %q is not part of this request", field)
+	}
+	return errs.E(errs.Invalid, "invalid_json", "the body could not be read as JSON")
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	case "int", "int64", "int32", "float64", "uint", "uint64":
+		return "a number"
+	}
+	return "of another type"
+}

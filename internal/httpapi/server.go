@@ -1,0 +1,289 @@
+// Package httpapi is Bulkhead's HTTP API: routing, authentication,
+// problem+json errors, audit of failed and refused requests, metrics and the
+// OpenAPI document. Handlers are thin: they decode, call a service, encode.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/logging"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// Config holds the services the API serves.
+type Config struct {
+	DB        *storage.DB
+	Tenants   *tenant.Registry
+	Audit     *audit.Log
+	Verifiers []authn.Verifier // tried in order for every bearer token
+	Logger    *slog.Logger
+	Metrics   *prometheus.Registry // the API registers its collectors here
+	Version   string
+}
+
+// Server is the API handler.
+type Server struct {
+	Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	routes  []Route
+	reqs    *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+// Access says who may call a route.
+type Access int
+
+// The access levels.
+const (
+	Public   Access = iota // no credential
+	Operator               // an operator credential
+	Tenant                 // an operator, or a tenant credential for the tenant named by {id}
+)
+
+// Route is one registered API route.
+type Route struct {
+	Method  string
+	Path    string // ServeMux pattern path, e.g. /v1/tenants/{id}
+	Name    string // audit action and metrics label, e.g. "tenant.update"
+	Access  Access
+	handler func(http.ResponseWriter, *http.Request) error
+}
+
+// New returns the API server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	s := &Server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulkhead_http_requests_total", Help: "API requests by route and status code.",
+	}, []string{"route", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "bulkhead_http_request_duration_seconds", Help: "API request latency by route.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"route"})
+	cfg.Metrics.MustRegister(s.reqs, s.latency)
+
+	s.routes = []Route{
+		{"GET", "/healthz", "health", Public, s.healthz},
+		{"GET", "/readyz", "ready", Public, s.readyz},
+		{"GET", "/v1/openapi.json", "openapi", Public, s.openapi},
+		{"GET", "/v1/tiers", "tier.list", Operator, s.listTiers},
+		{"POST", "/v1/tenants", "tenant.create", Operator, s.createTenant},
+		{"GET", "/v1/tenants", "tenant.list", Operator, s.listTenants},
+		{"GET", "/v1/tenants/{id}", "tenant.get", Tenant, s.getTenant},
+		{"PATCH", "/v1/tenants/{id}", "tenant.update", Operator, s.updateTenant},
+		{"DELETE", "/v1/tenants/{id}", "tenant.delete", Operator, s.deleteTenant},
+		{"POST", "/v1/tenants/{id}/suspend", "tenant.suspend", Operator, s.suspendTenant},
+		{"POST", "/v1/tenants/{id}/resume", "tenant.resume", Operator, s.resumeTenant},
+		{"GET", "/v1/tenants/{id}/workflows", "tenant.workflows", Operator, s.tenantWorkflows},
+		{"GET", "/v1/tenants/{id}/audit", "audit.list_tenant", Tenant, s.listTenantAudit},
+		{"GET", "/v1/audit", "audit.list", Operator, s.listAudit},
+		{"POST", "/v1/audit/verify", "audit.verify", Operator, s.verifyAudit},
+	}
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+	}
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errs.E(errs.NotFound, "route_not_found", "no API route %s %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// Routes returns the registered API routes (not /metrics).
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	rid := r.Header.Get("X-Request-Id")
+	if !validRequestID.MatchString(rid) {
+		rid = ids.New("req")
+	}
+	ctx = context.WithValue(ctx, requestIDKey{}, rid)
+	ctx = logging.With(ctx, slog.String("request_id", rid))
+	w.Header().Set("X-Request-Id", rid)
+	s.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
+
+type requestIDKey struct{}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// wrap gives a route its authentication, access check, panic recovery,
+// metrics, logging and the audit of failed state changes.
+func (s *Server) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.ErrorContext(r.Context(), "panic in handler", "route", rt.Name, "panic", p)
+				if sw.status == 0 {
+					s.writeError(sw, r, errs.E(errs.Internal, "internal", "panic"))
+				}
+			}
+			s.reqs.WithLabelValues(rt.Name, strconv.Itoa(sw.status)).Inc()
+			s.latency.WithLabelValues(rt.Name).Observe(time.Since(start).Seconds())
+		}()
+		if rt.Access != Public {
+			ctx, err := s.authenticate(r)
+			if err != nil {
+				s.auditFailure(r, rt, audit.Denied, err)
+				s.writeError(sw, r, err)
+				return
+			}
+			r = r.WithContext(ctx)
+			if err := s.authorize(r, rt); err != nil {
+				s.auditFailure(r, rt, audit.Denied, err)
+				s.writeError(sw, r, err)
+				return
+			}
+		}
+		if id, err := tenant.ParseID(r.PathValue("id")); err == nil {
+			r = r.WithContext(tenant.WithID(r.Context(), id))
+		}
+		if err := rt.handler(sw, r); err != nil {
+			if r.Method != http.MethodGet {
+				s.auditFailure(r, rt, audit.Failure, err)
+			}
+			s.writeError(sw, r, err)
+		}
+		s.log.DebugContext(r.Context(), "request", "route", rt.Name, "status", sw.status, "duration", time.Since(start))
+	})
+}
+
+func (s *Server) authenticate(r *http.Request) (context.Context, error) {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if h != "" && !ok {
+		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the Authorization header must be \"Bearer <token>\"")
+	}
+	return authn.Authenticate(r.Context(), strings.TrimSpace(token), s.Verifiers...)
+}
+
+// authorize checks the route's access level. A tenant credential naming
+// another tenant gets 404, as if that tenant did not exist (invariant 1).
+func (s *Server) authorize(r *http.Request, rt Route) error {
+	if _, ok := authn.OperatorFrom(r.Context()); ok {
+		return nil
+	}
+	tc, ok := tenant.FromContext(r.Context())
+	if !ok {
+		return errs.E(errs.Unauthenticated, "invalid_token", "the bearer token is not valid")
+	}
+	if id := r.PathValue("id"); id != "" && id != string(tc.TenantID) {
+		return notFoundTenant(id)
+	}
+	if rt.Access != Tenant {
+		return errs.E(errs.Forbidden, "operator_required", "%s is for platform operators; a tenant credential cannot call it", rt.Name)
+	}
+	return nil
+}
+
+func notFoundTenant(id string) error {
+	if _, err := tenant.ParseID(id); err != nil {
+		return err
+	}
+	return errs.E(errs.NotFound, "tenant_not_found", "tenant %q not found", id)
+}
+
+// auditFailure records a refused or failed request in the platform chain.
+// Successful state changes are audited by the services, in the transaction
+// that makes them. The request waits for the event's batch to commit.
+func (s *Server) auditFailure(r *http.Request, rt Route, outcome audit.Outcome, err error) {
+	code := "internal"
+	if e, ok := errs.As(err); ok {
+		code = e.Code
+	}
+	target := ""
+	if id := r.PathValue("id"); id != "" {
+		if _, perr := tenant.ParseID(id); perr == nil {
+			target = id
+		}
+	}
+	action := rt.Name
+	if outcome == audit.Denied && code != "operator_required" && code != "tenant_not_found" {
+		action = "authn.failure"
+		target = rt.Name
+	}
+	ev := audit.Event{Principal: authn.PrincipalName(r.Context()), Action: action, Target: target, Outcome: outcome,
+		RequestID: requestID(r.Context()), SourceIP: sourceIP(r), Detail: map[string]string{"code": code}}
+	if aerr := s.Audit.Append(r.Context(), ev); aerr != nil {
+		s.log.ErrorContext(r.Context(), "audit append failed", "err", aerr, "action", action)
+	}
+}
+
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func actor(r *http.Request) tenant.Actor {
+	return tenant.Actor{Principal: authn.PrincipalName(r.Context()), RequestID: requestID(r.Context()), SourceIP: sourceIP(r)}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.Version})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.DB.Ping(ctx); err != nil {
+		return &errs.Error{Kind: errs.Unavailable, Code: "database_unreachable", Detail: "the database does not answer", Err: err}
+	}
+	if !s.DB.Migrated() {
+		return errs.E(errs.Unavailable, "migrations_pending", "database migrations have not been applied")
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "database": string(s.DB.Dialect())})
+	return nil
+}

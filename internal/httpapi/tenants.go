@@ -1,0 +1,148 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+func pathTenant(r *http.Request) (tenant.ID, error) {
+	return tenant.ParseID(r.PathValue("id"))
+}
+
+func queryLimit(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, errs.Field("limit", "invalid_limit", "limit must be an integer between 1 and 1000")
+	}
+	return n, nil
+}
+
+func (s *Server) listTiers(w http.ResponseWriter, r *http.Request) error {
+	tiers := make([]tenant.Tier, 0, len(s.Tenants.Tiers()))
+	for _, t := range s.Tenants.Tiers() {
+		tiers = append(tiers, t)
+	}
+	slices.SortFunc(tiers, func(a, b tenant.Tier) int { return strings.Compare(a.Name, b.Name) })
+	writeJSON(w, http.StatusOK, map[string]any{"items": tiers})
+	return nil
+}
+
+func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 255 || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		return errs.Field("Idempotency-Key", "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
+	}
+	var req tenant.CreateRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	t, _, err := s.Tenants.Create(r.Context(), req, key, actor(r))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/tenants/"+string(t.ID))
+	writeJSON(w, http.StatusCreated, t)
+	return nil
+}
+
+func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) error {
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	page, err := s.Tenants.ListAllTenants(r.Context(), tenant.ListOptions{Limit: limit, Cursor: q.Get("cursor"), Status: tenant.Status(q.Get("status"))})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	t, err := s.Tenants.Get(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	var p tenant.Patch
+	if err := decode(w, r, &p); err != nil {
+		return err
+	}
+	t, err := s.Tenants.Update(r.Context(), id, p, actor(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	t, err := s.Tenants.Delete(r.Context(), id, actor(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, t)
+	return nil
+}
+
+func (s *Server) suspendTenant(w http.ResponseWriter, r *http.Request) error {
+	return s.transition(w, r, s.Tenants.Suspend)
+}
+
+func (s *Server) resumeTenant(w http.ResponseWriter, r *http.Request) error {
+	return s.transition(w, r, s.Tenants.Resume)
+}
+
+func (s *Server) transition(w http.ResponseWriter, r *http.Request,
+	fn func(ctx context.Context, id tenant.ID, a tenant.Actor) (tenant.Tenant, error)) error {
+	id, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	t, err := fn(r.Context(), id, actor(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (s *Server) tenantWorkflows(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	wfs, err := s.Tenants.Workflows(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": wfs})
+	return nil
+}

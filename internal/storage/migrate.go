@@ -1,0 +1,135 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A migration file is named NNN_description.sql and lives in a directory
+// named for its dialect ("sqlite" or "postgres") inside the owning service's
+// embedded file system. Each service owns its tables and migrates them under
+// its own component name; versions are per component.
+
+const migrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	component  TEXT NOT NULL,
+	version    INTEGER NOT NULL,
+	name       TEXT NOT NULL,
+	applied_at BIGINT NOT NULL,
+	PRIMARY KEY (component, version)
+)`
+
+// Component is one service's set of migrations.
+type Component struct {
+	Name string // e.g. "tenant", "audit"
+	FS   fs.FS  // holds sqlite/NNN_x.sql and postgres/NNN_x.sql
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func (c Component) migrations(d Dialect) ([]migration, error) {
+	dir := string(d)
+	entries, err := fs.ReadDir(c.FS, dir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: migrations of %s: %w", c.Name, err)
+	}
+	var ms []migration
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("storage: migration %s/%s: name must be NNN_description.sql", c.Name, e.Name())
+		}
+		b, err := fs.ReadFile(c.FS, path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("storage: read migration %s/%s: %w", c.Name, e.Name(), err)
+		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	for i := 1; i < len(ms); i++ {
+		if ms[i].version == ms[i-1].version {
+			return nil, fmt.Errorf("storage: migration %s: version %d appears twice", c.Name, ms[i].version)
+		}
+	}
+	return ms, nil
+}
+
+// Migrate applies every pending migration of the components, in order, each
+// in its own transaction. On PostgreSQL an advisory lock keeps nodes that
+// start together from migrating at once.
+func (db *DB) Migrate(ctx context.Context, components ...Component) error {
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: migrate: %w", err)
+	}
+	defer conn.Close()
+	if db.dialect == Postgres {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(7262846553)`); err != nil {
+			return fmt.Errorf("storage: migrate lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7262846553)`)
+	}
+	if _, err := conn.ExecContext(ctx, migrationsTable); err != nil {
+		return fmt.Errorf("storage: create schema_migrations: %w", err)
+	}
+	for _, c := range components {
+		ms, err := c.migrations(db.dialect)
+		if err != nil {
+			return err
+		}
+		applied := map[int]bool{}
+		rows, err := conn.QueryContext(ctx, Rebind(`SELECT version FROM schema_migrations WHERE component = ?`), c.Name)
+		if err != nil {
+			return fmt.Errorf("storage: read schema_migrations: %w", err)
+		}
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return fmt.Errorf("storage: read schema_migrations: %w", err)
+			}
+			applied[v] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("storage: read schema_migrations: %w", err)
+		}
+		for _, m := range ms {
+			if applied[m.version] {
+				continue
+			}
+			tx, err := conn.BeginTx(ctx, nil)
+			if err != nil {
+				return fmt.Errorf("storage: migrate %s/%s: %w", c.Name, m.name, err)
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("storage: migrate %s/%s: %w", c.Name, m.name, err)
+			}
+			if _, err := tx.ExecContext(ctx,
+				Rebind(`INSERT INTO schema_migrations (component, version, name, applied_at) VALUES (?, ?, ?, ?)`),
+				c.Name, m.version, m.name, time.Now().UnixMicro()); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("storage: record migration %s/%s: %w", c.Name, m.name, err)
+			}
+			if err := tx.Commit(); err != nil {
+				return fmt.Errorf("storage: migrate %s/%s: %w", c.Name, m.name, err)
+			}
+		}
+	}
+	db.migrated.Store(true)
+	return nil
+}

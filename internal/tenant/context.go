@@ -1,0 +1,61 @@
+package tenant
+
+import (
+	"context"
+	"io/fs"
+	"slices"
+)
+
+// Context is the tenant context of a request: who is acting, for which
+// tenant, with which scopes. Only the authentication middleware creates it,
+// from a verified credential; service methods that touch tenant data read
+// the tenant from here, never from a request body or path.
+type Context struct {
+	TenantID  ID
+	Principal string
+	Tier      string
+	Scopes    []string
+}
+
+// HasScope reports whether the context carries the scope.
+func (c Context) HasScope(s string) bool { return slices.Contains(c.Scopes, s) }
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying the tenant context c.
+func NewContext(ctx context.Context, c Context) context.Context {
+	return context.WithValue(ctx, ctxKey{}, c)
+}
+
+// FromContext returns the tenant context carried by ctx, if any.
+func FromContext(ctx context.Context) (Context, bool) {
+	c, ok := ctx.Value(ctxKey{}).(Context)
+	return c, ok
+}
+
+type idKey struct{}
+
+// WithID returns ctx marked as doing work for tenant id, for code that acts
+// for a tenant without a caller's credential (workflows, operator requests
+// that name a tenant). It grants nothing; logs read it.
+func WithID(ctx context.Context, id ID) context.Context {
+	return context.WithValue(ctx, idKey{}, id)
+}
+
+// IDFrom returns the tenant ctx acts for: the tenant context's tenant, or
+// else the id set by WithID.
+func IDFrom(ctx context.Context) (ID, bool) {
+	if c, ok := FromContext(ctx); ok {
+		return c.TenantID, true
+	}
+	id, ok := ctx.Value(idKey{}).(ID)
+	return id, ok
+}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	s, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err) // the embedded directory is part of the binary
+	}
+	return s
+}

@@ -1,0 +1,531 @@
+package tenant
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+)
+
+// Registry is the tenant registry and the engine of its lifecycle workflows.
+type Registry struct {
+	db    *storage.DB
+	tiers Tiers
+	clock clock.Clock
+	log   *slog.Logger
+	audit *audit.Log
+
+	mu       sync.Mutex
+	started  bool
+	onboard  []Step
+	offboard []Step
+	inflight map[string]bool // workflow ids running on this node
+	wg       sync.WaitGroup
+	stopping chan struct{}
+}
+
+// Options configure a Registry.
+type Options struct {
+	Tiers  Tiers // default DefaultTiers()
+	Clock  clock.Clock
+	Logger *slog.Logger
+}
+
+// NewRegistry returns a registry over db that records lifecycle acts in log.
+func NewRegistry(db *storage.DB, log *audit.Log, opts Options) *Registry {
+	if opts.Tiers == nil {
+		opts.Tiers = DefaultTiers()
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{
+		db: db, tiers: opts.Tiers, clock: opts.Clock, log: opts.Logger, audit: log,
+		inflight: map[string]bool{}, stopping: make(chan struct{}),
+	}
+}
+
+// Tiers returns the configured tiers.
+func (r *Registry) Tiers() Tiers { return r.tiers }
+
+// CreateRequest is what an operator supplies to create a tenant.
+type CreateRequest struct {
+	ID      string          `json:"id"`
+	Name    string          `json:"name"`
+	Tier    string          `json:"tier,omitempty"`
+	Domains []string        `json:"domains,omitempty"`
+	Config  json.RawMessage `json:"config,omitempty"`
+}
+
+// Actor says who asks for a change, for the audit trail.
+type Actor struct {
+	Principal string
+	RequestID string
+	SourceIP  string
+}
+
+func (r *Registry) validateCreate(req CreateRequest) (Tenant, error) {
+	id, err := ParseID(req.ID)
+	if err != nil {
+		return Tenant{}, err
+	}
+	if req.Name == "" {
+		req.Name = req.ID
+	}
+	if err := validName(req.Name); err != nil {
+		return Tenant{}, err
+	}
+	if req.Tier == "" {
+		req.Tier = DefaultTier
+	}
+	tier, ok := r.tiers[req.Tier]
+	if !ok {
+		return Tenant{}, errs.Field("tier", "unknown_tier", "tier %q is not configured; known tiers: %s", truncate(req.Tier, 40), r.tierNames())
+	}
+	domains, err := normalizeDomains(req.Domains)
+	if err != nil {
+		return Tenant{}, err
+	}
+	cfg, err := normalizeConfig(req.Config)
+	if err != nil {
+		return Tenant{}, err
+	}
+	return Tenant{ID: id, Name: req.Name, Tier: tier.Name, Isolation: tier.Isolation, Status: Provisioning,
+		Domains: domains, Config: cfg}, nil
+}
+
+func (r *Registry) tierNames() string {
+	names := make([]string, 0, len(r.tiers))
+	for n := range r.tiers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// Create registers a tenant in the provisioning state and runs its onboarding
+// workflow, returning the tenant as the workflow left it (active, unless a
+// step failed; failed steps are retried in the background).
+//
+// With a non-empty idempotencyKey, a retry of the same request returns the
+// same tenant with created=false; the same key with a different request is
+// refused (idempotency_key_reused).
+func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey string, actor Actor) (t Tenant, created bool, err error) {
+	t, err = r.validateCreate(req)
+	if err != nil {
+		return Tenant{}, false, err
+	}
+	reqHash := hashRequest(t)
+	now := r.clock.Now()
+	t.CreatedAt, t.UpdatedAt = now.Truncate(time.Microsecond), now.Truncate(time.Microsecond)
+	wfID := newWorkflowID()
+	var existing ID
+	err = r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		if idempotencyKey != "" {
+			var id, h string
+			err := tx.QueryRow(ctx, `SELECT tenant_id, request_hash FROM tenant_idempotency WHERE key = ?`, idempotencyKey).Scan(&id, &h)
+			switch {
+			case err == nil:
+				if h != reqHash {
+					return errs.E(errs.Conflict, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+				}
+				existing = ID(id)
+				return nil
+			case !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("tenant: read idempotency key: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tenants (id, name, tier, isolation, status, config, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			string(t.ID), t.Name, t.Tier, string(t.Isolation), string(t.Status), string(t.Config),
+			t.CreatedAt.UnixMicro(), t.UpdatedAt.UnixMicro()); err != nil {
+			if storage.IsUniqueViolation(err) {
+				return errs.E(errs.Conflict, "tenant_exists", "tenant %q already exists (ids are never reused)", t.ID)
+			}
+			return fmt.Errorf("tenant: insert: %w", err)
+		}
+		if err := insertDomains(ctx, tx, t.ID, t.Domains); err != nil {
+			return err
+		}
+		if idempotencyKey != "" {
+			if _, err := tx.Exec(ctx, `INSERT INTO tenant_idempotency (key, tenant_id, request_hash, created_at) VALUES (?, ?, ?, ?)`,
+				idempotencyKey, string(t.ID), reqHash, now.UnixMicro()); err != nil {
+				return fmt.Errorf("tenant: record idempotency key: %w", err)
+			}
+		}
+		if err := r.insertWorkflow(ctx, tx, wfID, t.ID, KindOnboarding, now); err != nil {
+			return err
+		}
+		return r.audit.AppendTx(ctx, tx, audit.Event{TenantID: string(t.ID), Principal: actor.Principal,
+			Action: "tenant.onboarding.started", Target: string(t.ID), RequestID: actor.RequestID, SourceIP: actor.SourceIP,
+			Detail: map[string]string{"workflow_id": wfID, "tier": t.Tier}})
+	})
+	if err != nil {
+		return Tenant{}, false, err
+	}
+	if existing != "" {
+		t, err := r.Get(ctx, existing)
+		return t, false, err
+	}
+	r.runWorkflow(context.WithoutCancel(ctx), wfID)
+	t, err = r.Get(ctx, t.ID)
+	return t, true, err
+}
+
+func hashRequest(t Tenant) string {
+	b, _ := json.Marshal(struct {
+		ID      ID
+		Name    string
+		Tier    string
+		Domains []string
+		Config  json.RawMessage
+	}{t.ID, t.Name, t.Tier, t.Domains, t.Config})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func insertDomains(ctx context.Context, tx *storage.Tx, id ID, domains []string) error {
+	for _, d := range domains {
+		if _, err := tx.Exec(ctx, `INSERT INTO tenant_domains (domain, tenant_id) VALUES (?, ?)`, d, string(id)); err != nil {
+			if storage.IsUniqueViolation(err) {
+				return &errs.Error{Kind: errs.Conflict, Code: "domain_taken", Field: "domains",
+					Detail: fmt.Sprintf("domain %q already belongs to a tenant", d)}
+			}
+			return fmt.Errorf("tenant: insert domain: %w", err)
+		}
+	}
+	return nil
+}
+
+const tenantColumns = `id, name, tier, isolation, status, config, created_at, updated_at`
+
+func scanTenant(row interface{ Scan(...any) error }) (Tenant, error) {
+	var t Tenant
+	var id, iso, status, cfg string
+	var created, updated int64
+	if err := row.Scan(&id, &t.Name, &t.Tier, &iso, &status, &cfg, &created, &updated); err != nil {
+		return Tenant{}, err
+	}
+	t.ID, t.Isolation, t.Status, t.Config = ID(id), Isolation(iso), Status(status), json.RawMessage(cfg)
+	t.CreatedAt, t.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+	t.Domains = []string{}
+	return t, nil
+}
+
+func notFound(id ID) error {
+	return errs.E(errs.NotFound, "tenant_not_found", "tenant %q not found", id)
+}
+
+// getTx reads one tenant in tx, whose scope must be the platform or the tenant.
+func getTx(ctx context.Context, tx *storage.Tx, id ID) (Tenant, error) {
+	t, err := scanTenant(tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, string(id)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Tenant{}, notFound(id)
+	}
+	if err != nil {
+		return Tenant{}, fmt.Errorf("tenant: get: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT domain FROM tenant_domains WHERE tenant_id = ? ORDER BY domain`, string(id))
+	if err != nil {
+		return Tenant{}, fmt.Errorf("tenant: get domains: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return Tenant{}, fmt.Errorf("tenant: get domains: %w", err)
+		}
+		t.Domains = append(t.Domains, d)
+	}
+	return t, rows.Err()
+}
+
+// Get returns one tenant. It reads in the tenant's own scope.
+func (r *Registry) Get(ctx context.Context, id ID) (Tenant, error) {
+	var t Tenant
+	err := r.db.View(ctx, id.Scope(), func(tx *storage.Tx) error {
+		var err error
+		t, err = getTx(ctx, tx, ID(tx.TenantID()))
+		return err
+	})
+	return t, err
+}
+
+// ListOptions page through tenants.
+type ListOptions struct {
+	Limit  int    // 1..1000, default 100
+	Cursor string // from a previous Page
+	Status Status // optional filter
+}
+
+// Page is one page of tenants ordered by id.
+type Page struct {
+	Items      []Tenant `json:"items"`
+	NextCursor string   `json:"next_cursor"`
+}
+
+// ListAllTenants returns tenants of every id, ordered by id. It crosses
+// tenants and is for the operator only.
+func (r *Registry) ListAllTenants(ctx context.Context, opts ListOptions) (Page, error) {
+	if opts.Limit == 0 {
+		opts.Limit = 100
+	}
+	if opts.Limit < 1 || opts.Limit > 1000 {
+		return Page{}, errs.Field("limit", "invalid_limit", "limit must be between 1 and 1000")
+	}
+	after := ""
+	if opts.Cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(opts.Cursor)
+		if err != nil || !idPattern.Match(b) {
+			return Page{}, errs.Field("cursor", "invalid_cursor", "cursor is not one this server issued")
+		}
+		after = string(b)
+	}
+	switch opts.Status {
+	case "", Provisioning, Active, Suspended, Offboarding, Deleted:
+	default:
+		return Page{}, errs.Field("status", "invalid_status", "status must be one of provisioning, active, suspended, offboarding, deleted")
+	}
+	var page Page
+	err := r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		q := `SELECT ` + tenantColumns + ` FROM tenants WHERE id > ?`
+		args := []any{after}
+		if opts.Status != "" {
+			q += ` AND status = ?`
+			args = append(args, string(opts.Status))
+		}
+		q += ` ORDER BY id LIMIT ?`
+		args = append(args, opts.Limit+1)
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("tenant: list: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			t, err := scanTenant(rows)
+			if err != nil {
+				return fmt.Errorf("tenant: list: %w", err)
+			}
+			page.Items = append(page.Items, t)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("tenant: list: %w", err)
+		}
+		rows.Close()
+		if len(page.Items) > opts.Limit {
+			page.Items = page.Items[:opts.Limit]
+			page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(page.Items[opts.Limit-1].ID))
+		}
+		return loadDomains(ctx, tx, page.Items)
+	})
+	if page.Items == nil {
+		page.Items = []Tenant{}
+	}
+	return page, err
+}
+
+func loadDomains(ctx context.Context, tx *storage.Tx, ts []Tenant) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	idx := make(map[ID]int, len(ts))
+	args := make([]any, len(ts))
+	for i, t := range ts {
+		idx[t.ID] = i
+		args[i] = string(t.ID)
+	}
+	rows, err := tx.Query(ctx, `SELECT tenant_id, domain FROM tenant_domains WHERE tenant_id IN (?`+
+		strings.Repeat(", ?", len(ts)-1)+`) ORDER BY domain`, args...)
+	if err != nil {
+		return fmt.Errorf("tenant: list domains: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, d string
+		if err := rows.Scan(&id, &d); err != nil {
+			return fmt.Errorf("tenant: list domains: %w", err)
+		}
+		if i, ok := idx[ID(id)]; ok {
+			ts[i].Domains = append(ts[i].Domains, d)
+		}
+	}
+	return rows.Err()
+}
+
+// Patch is a partial update of a tenant; nil fields are left alone.
+type Patch struct {
+	Name    *string         `json:"name,omitempty"`
+	Tier    *string         `json:"tier,omitempty"`
+	Domains *[]string       `json:"domains,omitempty"`
+	Config  json.RawMessage `json:"config,omitempty"`
+}
+
+// Update applies p to the tenant. Changing the tier within one isolation model
+// is immediate; a change of isolation model is a tier migration, which this
+// version refuses (tier_migration_unsupported).
+func (r *Registry) Update(ctx context.Context, id ID, p Patch, actor Actor) (Tenant, error) {
+	var t Tenant
+	err := r.db.Update(ctx, id.Scope(), func(tx *storage.Tx) error {
+		var err error
+		if t, err = getTx(ctx, tx, ID(tx.TenantID())); err != nil {
+			return err
+		}
+		if t.Status == Offboarding || t.Status == Deleted {
+			return errs.E(errs.Conflict, "tenant_offboarded", "tenant %q is %s and can no longer change", t.ID, t.Status)
+		}
+		changed := []string{}
+		if p.Name != nil {
+			if err := validName(*p.Name); err != nil {
+				return err
+			}
+			t.Name = *p.Name
+			changed = append(changed, "name")
+		}
+		if p.Tier != nil {
+			tier, ok := r.tiers[*p.Tier]
+			if !ok {
+				return errs.Field("tier", "unknown_tier", "tier %q is not configured; known tiers: %s", truncate(*p.Tier, 40), r.tierNames())
+			}
+			if tier.Isolation != t.Isolation {
+				return &errs.Error{Kind: errs.Conflict, Code: "tier_migration_unsupported", Field: "tier",
+					Detail: fmt.Sprintf("moving from %s to %s isolation is a tier migration, which this version does not do", t.Isolation, tier.Isolation)}
+			}
+			t.Tier = tier.Name
+			changed = append(changed, "tier")
+		}
+		if p.Config != nil {
+			cfg, err := normalizeConfig(p.Config)
+			if err != nil {
+				return err
+			}
+			t.Config = cfg
+			changed = append(changed, "config")
+		}
+		if p.Domains != nil {
+			ds, err := normalizeDomains(*p.Domains)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM tenant_domains WHERE tenant_id = ?`, tx.TenantID()); err != nil {
+				return fmt.Errorf("tenant: replace domains: %w", err)
+			}
+			if err := insertDomains(ctx, tx, t.ID, ds); err != nil {
+				return err
+			}
+			t.Domains = ds
+			changed = append(changed, "domains")
+		}
+		t.UpdatedAt = r.clock.Now().Truncate(time.Microsecond)
+		if _, err := tx.Exec(ctx, `UPDATE tenants SET name = ?, tier = ?, config = ?, updated_at = ? WHERE id = ?`,
+			t.Name, t.Tier, string(t.Config), t.UpdatedAt.UnixMicro(), tx.TenantID()); err != nil {
+			return fmt.Errorf("tenant: update: %w", err)
+		}
+		return r.audit.AppendTx(ctx, tx, audit.Event{TenantID: tx.TenantID(), Principal: actor.Principal,
+			Action: "tenant.updated", Target: tx.TenantID(), RequestID: actor.RequestID, SourceIP: actor.SourceIP,
+			Detail: map[string]string{"fields": strings.Join(changed, ",")}})
+	})
+	return t, err
+}
+
+// Suspend moves an active tenant to suspended. Suspending a suspended tenant is a no-op.
+func (r *Registry) Suspend(ctx context.Context, id ID, actor Actor) (Tenant, error) {
+	return r.transition(ctx, id, Suspended, actor, "tenant.suspended", Active)
+}
+
+// Resume moves a suspended tenant back to active. Resuming an active tenant is a no-op.
+func (r *Registry) Resume(ctx context.Context, id ID, actor Actor) (Tenant, error) {
+	return r.transition(ctx, id, Active, actor, "tenant.resumed", Suspended)
+}
+
+func (r *Registry) transition(ctx context.Context, id ID, to Status, actor Actor, action string, from Status) (Tenant, error) {
+	var t Tenant
+	err := r.db.Update(ctx, id.Scope(), func(tx *storage.Tx) error {
+		var err error
+		if t, err = getTx(ctx, tx, ID(tx.TenantID())); err != nil {
+			return err
+		}
+		if t.Status == to {
+			return nil
+		}
+		if t.Status != from {
+			return errs.E(errs.Conflict, "invalid_tenant_state", "tenant %q is %s; only a %s tenant can become %s", t.ID, t.Status, from, to)
+		}
+		t.Status, t.UpdatedAt = to, r.clock.Now().Truncate(time.Microsecond)
+		if err := setStatus(ctx, tx, to, t.UpdatedAt); err != nil {
+			return err
+		}
+		return r.audit.AppendTx(ctx, tx, audit.Event{TenantID: tx.TenantID(), Principal: actor.Principal,
+			Action: action, Target: tx.TenantID(), RequestID: actor.RequestID, SourceIP: actor.SourceIP})
+	})
+	return t, err
+}
+
+func setStatus(ctx context.Context, tx *storage.Tx, s Status, at time.Time) error {
+	if _, err := tx.Exec(ctx, `UPDATE tenants SET status = ?, updated_at = ? WHERE id = ?`,
+		string(s), at.UnixMicro(), tx.TenantID()); err != nil {
+		return fmt.Errorf("tenant: set status: %w", err)
+	}
+	return nil
+}
+
+// Delete starts offboarding: the tenant becomes offboarding at once (no new
+// work is accepted for it), every teardown step runs, and the tenant ends
+// deleted with its id reserved. It returns the tenant as offboarding began.
+// Deleting a tenant already offboarding or deleted returns it unchanged.
+func (r *Registry) Delete(ctx context.Context, id ID, actor Actor) (Tenant, error) {
+	var t Tenant
+	wfID := newWorkflowID()
+	started := false
+	err := r.db.Update(ctx, id.Scope(), func(tx *storage.Tx) error {
+		var err error
+		if t, err = getTx(ctx, tx, ID(tx.TenantID())); err != nil {
+			return err
+		}
+		if t.Status == Offboarding || t.Status == Deleted {
+			return nil
+		}
+		now := r.clock.Now()
+		t.Status, t.UpdatedAt = Offboarding, now.Truncate(time.Microsecond)
+		if err := setStatus(ctx, tx, Offboarding, t.UpdatedAt); err != nil {
+			return err
+		}
+		// An onboarding still running stops before its next step.
+		if _, err := tx.Exec(ctx, `UPDATE workflows SET status = ?, updated_at = ? WHERE tenant_id = ? AND kind = ? AND status = ?`,
+			string(WorkflowCancelled), now.UnixMicro(), tx.TenantID(), string(KindOnboarding), string(WorkflowRunning)); err != nil {
+			return fmt.Errorf("tenant: cancel onboarding: %w", err)
+		}
+		if err := r.insertWorkflow(ctx, tx, wfID, t.ID, KindOffboarding, now); err != nil {
+			return err
+		}
+		started = true
+		return r.audit.AppendTx(ctx, tx, audit.Event{TenantID: tx.TenantID(), Principal: actor.Principal,
+			Action: "tenant.offboarding.started", Target: tx.TenantID(), RequestID: actor.RequestID, SourceIP: actor.SourceIP,
+			Detail: map[string]string{"workflow_id": wfID}})
+	})
+	if err != nil || !started {
+		return t, err
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.runWorkflow(context.WithoutCancel(ctx), wfID)
+	}()
+	return t, nil
+}

@@ -1,0 +1,407 @@
+package tenant
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+)
+
+// Lifecycle workflows.
+//
+// Onboarding and offboarding are persisted state machines of named steps.
+// A workflow row records the kind and status; a step row is written, in the
+// same transaction as the step's own database work, when the step completes.
+// A step therefore either completes exactly once or leaves nothing behind,
+// and a workflow interrupted by a crash resumes at its first incomplete step
+// when any node starts (Registry.Start). Steps whose effects leave the
+// database must be idempotent: they may run again after a crash.
+//
+// Capabilities add their steps with AddOnboardingStep and AddOffboardingStep
+// before Start. Onboarding runs the added steps in order and then "activate";
+// offboarding runs the added teardown steps in reverse order (last set up,
+// first torn down), then "release-domains" and "mark-deleted".
+
+// Kind is a workflow kind.
+type Kind string
+
+// The workflow kinds.
+const (
+	KindOnboarding  Kind = "onboarding"
+	KindOffboarding Kind = "offboarding"
+)
+
+// WorkflowStatus is a workflow's state.
+type WorkflowStatus string
+
+// The workflow states.
+const (
+	WorkflowRunning   WorkflowStatus = "running"
+	WorkflowDone      WorkflowStatus = "done"
+	WorkflowCancelled WorkflowStatus = "cancelled"
+)
+
+// Step is one named, idempotent unit of a lifecycle workflow. Run does its
+// database work in tx, which is scoped to the tenant; the step counts as done
+// only if that transaction commits.
+type Step struct {
+	Name string
+	Run  func(ctx context.Context, tx *storage.Tx, t Tenant) error
+}
+
+// Workflow is a lifecycle workflow and its completed steps.
+type Workflow struct {
+	ID        string         `json:"id"`
+	TenantID  ID             `json:"tenant_id"`
+	Kind      Kind           `json:"kind"`
+	Status    WorkflowStatus `json:"status"`
+	Attempts  int            `json:"attempts"`
+	LastError string         `json:"last_error,omitempty"`
+	Steps     []StepRecord   `json:"steps"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at"`
+}
+
+// StepRecord is a completed step.
+type StepRecord struct {
+	Name        string    `json:"name"`
+	CompletedAt time.Time `json:"completed_at"`
+}
+
+func newWorkflowID() string { return ids.New("wf") }
+
+// AddOnboardingStep appends a step to every onboarding. Call it before Start.
+func (r *Registry) AddOnboardingStep(s Step) { r.addStep(&r.onboard, s) }
+
+// AddOffboardingStep adds a teardown step to every offboarding. Call it before Start.
+func (r *Registry) AddOffboardingStep(s Step) { r.addStep(&r.offboard, s) }
+
+func (r *Registry) addStep(list *[]Step, s Step) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		panic("tenant: workflow step " + s.Name + " added after Start")
+	}
+	for _, have := range *list {
+		if have.Name == s.Name {
+			panic("tenant: workflow step " + s.Name + " added twice")
+		}
+	}
+	*list = append(*list, s)
+}
+
+// steps returns the full step list of a workflow kind.
+func (r *Registry) steps(kind Kind) []Step {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch kind {
+	case KindOnboarding:
+		out := append([]Step{}, r.onboard...)
+		return append(out, Step{Name: "activate", Run: r.activate})
+	case KindOffboarding:
+		out := make([]Step, 0, len(r.offboard)+2)
+		for i := len(r.offboard) - 1; i >= 0; i-- {
+			out = append(out, r.offboard[i])
+		}
+		return append(out, Step{Name: "release-domains", Run: releaseDomains}, Step{Name: "mark-deleted", Run: r.markDeleted})
+	}
+	return nil
+}
+
+func (r *Registry) activate(ctx context.Context, tx *storage.Tx, t Tenant) error {
+	if t.Status != Provisioning {
+		return nil
+	}
+	if err := setStatus(ctx, tx, Active, r.clock.Now()); err != nil {
+		return err
+	}
+	return r.audit.AppendTx(ctx, tx, audit.Event{TenantID: tx.TenantID(), Principal: "system", Action: "tenant.activated", Target: tx.TenantID()})
+}
+
+func releaseDomains(ctx context.Context, tx *storage.Tx, _ Tenant) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM tenant_domains WHERE tenant_id = ?`, tx.TenantID()); err != nil {
+		return fmt.Errorf("tenant: release domains: %w", err)
+	}
+	return nil
+}
+
+func (r *Registry) markDeleted(ctx context.Context, tx *storage.Tx, _ Tenant) error {
+	if err := setStatus(ctx, tx, Deleted, r.clock.Now()); err != nil {
+		return err
+	}
+	return r.audit.AppendTx(ctx, tx, audit.Event{TenantID: tx.TenantID(), Principal: "system", Action: "tenant.deleted", Target: tx.TenantID()})
+}
+
+func (r *Registry) insertWorkflow(ctx context.Context, tx *storage.Tx, id string, tid ID, kind Kind, now time.Time) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO workflows (id, tenant_id, kind, status, attempts, last_error, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 0, '', ?, ?)`, id, string(tid), string(kind), string(WorkflowRunning), now.UnixMicro(), now.UnixMicro()); err != nil {
+		return fmt.Errorf("tenant: insert workflow: %w", err)
+	}
+	return nil
+}
+
+// Start resumes every running workflow (those a crash or a stop interrupted)
+// and then retries stalled ones every interval until ctx ends. It returns at once.
+func (r *Registry) Start(ctx context.Context, interval time.Duration) error {
+	r.mu.Lock()
+	r.started = true
+	r.mu.Unlock()
+	if err := r.resume(ctx, 0); err != nil {
+		return err
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.stopping:
+				return
+			case <-t.C:
+				if err := r.resume(ctx, interval); err != nil {
+					r.log.ErrorContext(ctx, "resume workflows", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// resume runs, in the background, running workflows untouched for at least olderThan.
+func (r *Registry) resume(ctx context.Context, olderThan time.Duration) error {
+	var ids []string
+	cutoff := r.clock.Now().Add(-olderThan).UnixMicro()
+	err := r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id FROM workflows WHERE status = ? AND updated_at <= ? ORDER BY created_at`,
+			string(WorkflowRunning), cutoff)
+		if err != nil {
+			return fmt.Errorf("tenant: find running workflows: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.runWorkflow(context.WithoutCancel(ctx), id)
+		}()
+	}
+	return nil
+}
+
+// Shutdown stops taking up workflows and waits, until ctx ends, for the
+// running ones to reach their next checkpoint (the end of a step).
+func (r *Registry) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	select {
+	case <-r.stopping:
+	default:
+		close(r.stopping)
+	}
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("tenant: shutdown: %w", ctx.Err())
+	}
+}
+
+func (r *Registry) stopped() bool {
+	select {
+	case <-r.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// runWorkflow runs the workflow's remaining steps. It returns when the
+// workflow is done, cancelled, a step failed (retried later by Start's loop),
+// or the registry is shutting down. Only one run of a workflow happens on a
+// node at a time; across nodes, the step rows' primary key makes a step
+// complete once.
+func (r *Registry) runWorkflow(ctx context.Context, id string) {
+	r.mu.Lock()
+	if r.inflight[id] {
+		r.mu.Unlock()
+		return
+	}
+	r.inflight[id] = true
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.inflight, id)
+		r.mu.Unlock()
+	}()
+	if err := r.runSteps(ctx, id); err != nil {
+		r.log.ErrorContext(ctx, "workflow step failed; will retry", "workflow_id", id, "err", err)
+		_ = r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+			_, err := tx.Exec(ctx, `UPDATE workflows SET last_error = ?, updated_at = ? WHERE id = ?`,
+				truncate(err.Error(), 500), r.clock.Now().UnixMicro(), id)
+			return err
+		})
+	}
+}
+
+func (r *Registry) runSteps(ctx context.Context, id string) error {
+	var tid ID
+	var kind Kind
+	err := r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		var t, k, status string
+		err := tx.QueryRow(ctx, `SELECT tenant_id, kind, status FROM workflows WHERE id = ?`, id).Scan(&t, &k, &status)
+		if err != nil {
+			return fmt.Errorf("tenant: load workflow %s: %w", id, err)
+		}
+		tid, kind = ID(t), Kind(k)
+		if WorkflowStatus(status) != WorkflowRunning {
+			kind = ""
+			return nil
+		}
+		_, err = tx.Exec(ctx, `UPDATE workflows SET attempts = attempts + 1, updated_at = ? WHERE id = ?`, r.clock.Now().UnixMicro(), id)
+		return err
+	})
+	if err != nil || kind == "" {
+		return err
+	}
+	ctx = WithID(ctx, tid)
+	log := r.log.With("workflow_id", id, "kind", string(kind))
+	for _, s := range r.steps(kind) {
+		if r.stopped() {
+			log.InfoContext(ctx, "workflow paused for shutdown; it resumes at the next start")
+			return nil
+		}
+		ran := false
+		err := r.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+			var status string
+			if err := tx.QueryRow(ctx, `SELECT status FROM workflows WHERE id = ?`, id).Scan(&status); err != nil {
+				return fmt.Errorf("tenant: workflow status: %w", err)
+			}
+			if WorkflowStatus(status) != WorkflowRunning {
+				return errCancelled
+			}
+			var done int
+			err := tx.QueryRow(ctx, `SELECT 1 FROM workflow_steps WHERE workflow_id = ? AND step = ?`, id, s.Name).Scan(&done)
+			if err == nil {
+				return nil // completed before
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("tenant: read step: %w", err)
+			}
+			t, err := getTx(ctx, tx, ID(tx.TenantID()))
+			if err != nil {
+				return err
+			}
+			if err := s.Run(ctx, tx, t); err != nil {
+				return fmt.Errorf("step %s: %w", s.Name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO workflow_steps (workflow_id, tenant_id, step, completed_at) VALUES (?, ?, ?, ?)`,
+				id, tx.TenantID(), s.Name, r.clock.Now().UnixMicro()); err != nil {
+				if storage.IsUniqueViolation(err) {
+					return errAlreadyDone // another node completed it first; roll back this run's work
+				}
+				return fmt.Errorf("tenant: record step %s: %w", s.Name, err)
+			}
+			ran = true
+			return nil
+		})
+		switch {
+		case errors.Is(err, errCancelled):
+			log.InfoContext(ctx, "workflow cancelled")
+			return nil
+		case errors.Is(err, errAlreadyDone):
+		case err != nil:
+			return err
+		}
+		if ran {
+			log.InfoContext(ctx, "workflow step completed", "step", s.Name)
+		}
+	}
+	return r.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE workflows SET status = ?, last_error = '', updated_at = ? WHERE id = ? AND status = ?`,
+			string(WorkflowDone), r.clock.Now().UnixMicro(), id, string(WorkflowRunning))
+		return err
+	})
+}
+
+var (
+	errCancelled   = errors.New("workflow cancelled")
+	errAlreadyDone = errors.New("step already completed")
+)
+
+// Workflows returns the tenant's workflows, newest first, with their completed steps.
+func (r *Registry) Workflows(ctx context.Context, id ID) ([]Workflow, error) {
+	var out []Workflow
+	err := r.db.View(ctx, id.Scope(), func(tx *storage.Tx) error {
+		if _, err := getTx(ctx, tx, ID(tx.TenantID())); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT id, kind, status, attempts, last_error, created_at, updated_at
+			FROM workflows WHERE tenant_id = ? ORDER BY created_at DESC, id`, tx.TenantID())
+		if err != nil {
+			return fmt.Errorf("tenant: list workflows: %w", err)
+		}
+		for rows.Next() {
+			w := Workflow{TenantID: ID(tx.TenantID()), Steps: []StepRecord{}}
+			var kind, status string
+			var created, updated int64
+			if err := rows.Scan(&w.ID, &kind, &status, &w.Attempts, &w.LastError, &created, &updated); err != nil {
+				rows.Close()
+				return fmt.Errorf("tenant: list workflows: %w", err)
+			}
+			w.Kind, w.Status = Kind(kind), WorkflowStatus(status)
+			w.CreatedAt, w.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+			out = append(out, w)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range out {
+			steps, err := tx.Query(ctx, `SELECT step, completed_at FROM workflow_steps WHERE workflow_id = ? ORDER BY completed_at, step`, out[i].ID)
+			if err != nil {
+				return fmt.Errorf("tenant: list steps: %w", err)
+			}
+			for steps.Next() {
+				var s StepRecord
+				var at int64
+				if err := steps.Scan(&s.Name, &at); err != nil {
+					steps.Close()
+					return err
+				}
+				s.CompletedAt = time.UnixMicro(at).UTC()
+				out[i].Steps = append(out[i].Steps, s)
+			}
+			steps.Close()
+			if err := steps.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if out == nil && err == nil {
+		out = []Workflow{}
+	}
+	return out, err
+}
