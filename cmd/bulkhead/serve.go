@@ -14,17 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/bulkhead-dev/bulkhead/internal/audit"
-	"github.com/bulkhead-dev/bulkhead/internal/authn"
-	"github.com/bulkhead-dev/bulkhead/internal/clock"
-	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
-	"github.com/bulkhead-dev/bulkhead/internal/kms"
+	"github.com/bulkhead-dev/bulkhead/internal/app"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
-	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
 // config is the server's configuration. Every flag also reads a BULKHEAD_*
@@ -113,85 +105,17 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, err
 }
 
-// node is a wired Bulkhead: the database, the services and the API.
-type node struct {
-	db      *storage.DB
-	audit   *audit.Log
-	tenants *tenant.Registry
-	admin   *authn.AdminTokens
-	api     *httpapi.Server
-	rootKey *kms.RootKey
-}
-
-// open prepares the data directory and root key, opens and migrates the
-// database, and wires the services. It reports what it created on stderr.
-func open(ctx context.Context, c config, log *slog.Logger, stderr io.Writer) (*node, error) {
-	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
-	rk, created, err := kms.LoadRootKey(c.dataDir, os.Getenv("BULKHEAD_ROOT_KEY"))
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		fmt.Fprintf(stderr, "\n*** DEV MODE: created a root key in %s.\n"+
-			"*** Anyone who can read that file can decrypt this deployment's keys.\n"+
-			"*** Keep it out of backups you do not trust; in production supply BULKHEAD_ROOT_KEY or a KMS.\n\n",
-			filepath.Join(c.dataDir, kms.RootKeyFile))
-	}
-	dsn := c.database
-	if dsn == "" {
-		dsn = filepath.Join(c.dataDir, "bulkhead.db")
-	}
-	db, err := storage.Open(ctx, dsn)
-	if err != nil {
-		rk.Zero()
-		return nil, err
-	}
-	if err := db.Migrate(ctx, audit.Migrations(), tenant.Migrations(), authn.Migrations()); err != nil {
-		db.Close()
-		rk.Zero()
-		return nil, err
-	}
-	tiers := tenant.DefaultTiers()
-	if c.tiersFile != "" {
-		if tiers, err = tenant.LoadTiers(c.tiersFile); err != nil {
-			db.Close()
-			rk.Zero()
-			return nil, err
-		}
-	}
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	batches := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "bulkhead_audit_batch_events", Help: "Events per audit group commit.",
-		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*app.App, error) {
+	return app.Open(ctx, app.Config{
+		DataDir: c.dataDir, Database: c.database, RootKey: os.Getenv("BULKHEAD_ROOT_KEY"),
+		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 	})
-	metrics.MustRegister(batches)
-
-	clk := clock.System{}
-	n := &node{db: db, rootKey: rk}
-	n.audit = audit.New(db, audit.Options{Clock: clk, Logger: log, BatchHook: func(k int) { batches.Observe(float64(k)) }})
-	n.tenants = tenant.NewRegistry(db, n.audit, tenant.Options{Tiers: tiers, Clock: clk, Logger: log})
-	addTestHooks(n.tenants)
-	n.admin = authn.NewAdminTokens(db, clk)
-	n.api = httpapi.New(httpapi.Config{
-		DB: db, Tenants: n.tenants, Audit: n.audit, Verifiers: []authn.Verifier{n.admin},
-		Logger: log, Metrics: metrics, Version: version,
-	})
-	return n, nil
-}
-
-func (n *node) close() {
-	n.audit.Close()
-	n.db.Close()
-	n.rootKey.Zero()
 }
 
 // bootstrapAdmin makes sure an admin token exists and shows a new one once.
-func (n *node) bootstrapAdmin(ctx context.Context, stderr io.Writer) error {
+func bootstrapAdmin(ctx context.Context, a *app.App, stderr io.Writer) error {
 	preset := os.Getenv("BULKHEAD_ADMIN_TOKEN")
-	token, err := n.admin.Bootstrap(ctx, preset)
+	token, err := a.Admin.Bootstrap(ctx, preset)
 	if err != nil {
 		return err
 	}
@@ -218,17 +142,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
 	log := logging.New(stderr, level)
-	n, err := open(ctx, c, log, stderr)
+	n, err := c.open(ctx, log, stderr)
 	if err != nil {
 		return err
 	}
-	defer n.close()
-	if err := n.bootstrapAdmin(ctx, stderr); err != nil {
+	defer n.Close()
+	if err := bootstrapAdmin(ctx, n, stderr); err != nil {
 		return err
 	}
+	addTestHooks(n.Tenants)
 	wfCtx, stopWorkflows := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkflows()
-	if err := n.tenants.Start(wfCtx, c.workflowRetry); err != nil {
+	if err := n.Tenants.Start(wfCtx, c.workflowRetry); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", c.listen)
@@ -236,7 +161,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           n.api,
+		Handler:           n.API,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -261,7 +186,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("shutting down: finishing in-flight requests and workflow steps")
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
-	err = errors.Join(srv.Shutdown(sctx), n.tenants.Shutdown(sctx))
+	err = errors.Join(srv.Shutdown(sctx), n.Tenants.Shutdown(sctx))
 	stopWorkflows()
 	if err != nil {
 		log.Warn("shutdown incomplete", "err", err)
@@ -281,12 +206,12 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	n, err := open(ctx, c, slog.New(slog.DiscardHandler), stderr)
+	n, err := c.open(ctx, slog.New(slog.DiscardHandler), stderr)
 	if err != nil {
 		return err
 	}
-	defer n.close()
-	if err := n.bootstrapAdmin(ctx, stderr); err != nil {
+	defer n.Close()
+	if err := bootstrapAdmin(ctx, n, stderr); err != nil {
 		return err
 	}
 	where := filepath.Join(c.dataDir, "bulkhead.db")

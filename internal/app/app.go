@@ -1,0 +1,134 @@
+// Package app wires Bulkhead's services into one node: the data directory
+// and root key, the database and its migrations, the services and the API.
+// The bulkhead command and the tests assemble a node the same way, here.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
+	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
+	"github.com/bulkhead-dev/bulkhead/internal/kms"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// Config says where a node keeps its state and how it behaves.
+type Config struct {
+	DataDir   string       // root key and, by default, the SQLite database; created 0700
+	Database  string       // a postgres:// URL or an SQLite path; default DataDir/bulkhead.db
+	RootKey   string       // base64 root key; default DataDir/root.key
+	TiersFile string       // default tenant.DefaultTiers()
+	Version   string       // reported by /healthz
+	Logger    *slog.Logger // default: discard
+	Clock     clock.Clock  // default: the system clock
+	Notices   io.Writer    // where first-start notices go (dev-mode root key); default os.Stderr
+
+	// Verifiers are tried after the admin token store for every bearer token.
+	Verifiers []authn.Verifier
+}
+
+// App is one wired Bulkhead node.
+type App struct {
+	DB      *storage.DB
+	Audit   *audit.Log
+	Tenants *tenant.Registry
+	Admin   *authn.AdminTokens
+	API     *httpapi.Server
+	Metrics *prometheus.Registry
+
+	rootKey *kms.RootKey
+}
+
+// Components lists every service's migrations, in the order they apply.
+func Components() []storage.Component {
+	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations()}
+}
+
+// Open prepares the data directory and root key, opens and migrates the
+// database and wires the services. The caller adds workflow steps, then
+// calls Tenants.Start, and Close at the end.
+func Open(ctx context.Context, c Config) (*App, error) {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.System{}
+	}
+	if c.Notices == nil {
+		c.Notices = os.Stderr
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	rk, created, err := kms.LoadRootKey(c.DataDir, c.RootKey)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		fmt.Fprintf(c.Notices, "\n*** DEV MODE: created a root key in %s.\n"+
+			"*** Anyone who can read that file can decrypt this deployment's keys.\n"+
+			"*** In production supply BULKHEAD_ROOT_KEY (or a KMS) and keep the key out of backups.\n\n",
+			filepath.Join(c.DataDir, kms.RootKeyFile))
+	}
+	dsn := c.Database
+	if dsn == "" {
+		dsn = filepath.Join(c.DataDir, "bulkhead.db")
+	}
+	fail := func(err error, db *storage.DB) (*App, error) {
+		if db != nil {
+			db.Close()
+		}
+		rk.Zero()
+		return nil, err
+	}
+	db, err := storage.Open(ctx, dsn)
+	if err != nil {
+		return fail(err, nil)
+	}
+	if err := db.Migrate(ctx, Components()...); err != nil {
+		return fail(err, db)
+	}
+	tiers := tenant.DefaultTiers()
+	if c.TiersFile != "" {
+		if tiers, err = tenant.LoadTiers(c.TiersFile); err != nil {
+			return fail(err, db)
+		}
+	}
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	batches := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "bulkhead_audit_batch_events", Help: "Events per audit group commit.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+	})
+	metrics.MustRegister(batches)
+
+	a := &App{DB: db, Metrics: metrics, rootKey: rk}
+	a.Audit = audit.New(db, audit.Options{Clock: c.Clock, Logger: c.Logger, BatchHook: func(n int) { batches.Observe(float64(n)) }})
+	a.Tenants = tenant.NewRegistry(db, a.Audit, tenant.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
+	a.Admin = authn.NewAdminTokens(db, c.Clock)
+	a.API = httpapi.New(httpapi.Config{
+		DB: db, Tenants: a.Tenants, Audit: a.Audit,
+		Verifiers: append([]authn.Verifier{a.Admin}, c.Verifiers...),
+		Logger:    c.Logger, Metrics: metrics, Version: c.Version,
+	})
+	return a, nil
+}
+
+// Close stops the audit writer (after writing what is queued), closes the
+// database and zeroes the root key. Shut the workflows down first.
+func (a *App) Close() {
+	a.Audit.Close()
+	a.DB.Close()
+	a.rootKey.Zero()
+}
