@@ -186,7 +186,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("shutting down: finishing in-flight requests and workflow steps")
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
-	err = errors.Join(srv.Shutdown(sctx), n.Tenants.Shutdown(sctx))
+	// Workflows stop at their next step boundary (a checkpoint) while the
+	// server lets in-flight requests finish; what is left resumes at the next start.
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Shutdown(sctx) }()
+	err = n.Tenants.Shutdown(sctx)
+	err = errors.Join(err, <-srvErr)
 	stopWorkflows()
 	if err != nil {
 		log.Warn("shutdown incomplete", "err", err)

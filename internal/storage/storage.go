@@ -71,18 +71,26 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("storage: create database directory: %w", err)
 	}
-	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
-		q.Add("_pragma", p)
+	dsn := func(write bool) string {
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+			q.Add("_pragma", p)
+		}
+		if write {
+			// BEGIN IMMEDIATE: a writer takes the lock up front instead of failing to upgrade.
+			q.Set("_txlock", "immediate")
+		} else {
+			// Readers use deferred transactions on WAL snapshots, never blocking the writer.
+			q.Add("_pragma", "query_only(1)")
+		}
+		return "file:" + path + "?" + q.Encode()
 	}
-	q.Set("_txlock", "immediate")
-	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	w, err := sql.Open("sqlite", dsn(true))
 	if err != nil {
 		return nil, fmt.Errorf("storage: open sqlite: %w", err)
 	}
 	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite", dsn)
+	r, err := sql.Open("sqlite", dsn(false))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("storage: open sqlite: %w", err)
@@ -233,7 +241,7 @@ func (db *DB) Update(ctx context.Context, scope Scope, fn func(*Tx) error) error
 func (db *DB) View(ctx context.Context, scope Scope, fn func(*Tx) error) error {
 	opts := &sql.TxOptions{ReadOnly: true}
 	if db.dialect == SQLite {
-		opts = nil // the read pool; modernc's "immediate" lock is only taken on first write
+		opts = nil // the read pool is query_only already
 	}
 	return db.run(ctx, db.read, opts, scope, fn)
 }

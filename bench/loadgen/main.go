@@ -1,0 +1,364 @@
+// Command loadgen puts HTTP load on a running bulkhead serve from a second
+// process, on loopback only. bench/run starts it.
+//
+// It runs two phases, each with -conns concurrent keep-alive connections,
+// each connection a closed loop (send, read the whole answer, send again):
+//
+//  1. create: POST /v1/tenants with new ids for -create-duration (0 skips
+//     it), which onboards each tenant to active before answering;
+//  2. get: after a short warm-up, GET /v1/tenants/{id} round-robin over the
+//     tenants it created (or -create-count of them when the create phase is
+//     skipped) for -duration.
+//
+// Each phase prints one line that bench/run parses:
+//
+//	RESULT phase=get conns=16 seconds=10.00 requests=123456 errors=0 rps=12345.6 p50_us=812 p90_us=1400 p99_us=2900 max_us=15000 client_cpu=0.71 server_cpu=1.20
+//
+// client_cpu and server_cpu are the cores each process used on average
+// during the phase (server_cpu only with -server-pid), so a reader can see
+// how much of the machine the load generator itself took.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	base           string
+	token          string
+	conns          int
+	duration       time.Duration
+	warmup         time.Duration
+	createDuration time.Duration
+	createCount    int
+	prefix         string
+	serverPID      int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.base, "url", "", "base URL of the server, e.g. http://127.0.0.1:8080 (loopback only)")
+	flag.StringVar(&o.token, "token", os.Getenv("BULKHEAD_ADMIN_TOKEN"), "operator bearer token (default $BULKHEAD_ADMIN_TOKEN)")
+	flag.IntVar(&o.conns, "conns", 16, "concurrent connections")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the GET phase (at most 60s)")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "GET warm-up before measuring")
+	flag.DurationVar(&o.createDuration, "create-duration", 3*time.Second, "length of the create phase (0: no measured create phase)")
+	flag.IntVar(&o.createCount, "create-count", 1000, "tenants to create first when -create-duration is 0")
+	flag.StringVar(&o.prefix, "prefix", "lg", "tenant id prefix ([a-z0-9]{1,10})")
+	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the server, to report its CPU use (Linux /proc)")
+	flag.Parse()
+	if err := run(context.Background(), o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func (o options) validate() error {
+	u, err := url.Parse(o.base)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("-url must be an http:// URL, got %q", o.base)
+	}
+	ip := net.ParseIP(u.Hostname())
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-url must name a loopback IP address (127.0.0.1 or ::1), got %q", u.Hostname())
+	}
+	switch {
+	case o.token == "":
+		return errors.New("no token: set -token or BULKHEAD_ADMIN_TOKEN")
+	case o.conns < 1 || o.conns > 1024:
+		return errors.New("-conns must be between 1 and 1024")
+	case o.duration <= 0 || o.duration > time.Minute:
+		return errors.New("-duration must be between 0 and 60s")
+	case o.createDuration < 0 || o.createDuration > time.Minute:
+		return errors.New("-create-duration must be between 0 and 60s")
+	case o.createDuration == 0 && (o.createCount < 1 || o.createCount > 100000):
+		return errors.New("-create-count must be between 1 and 100000")
+	case o.warmup < 0 || o.warmup > 10*time.Second:
+		return errors.New("-warmup must be between 0 and 10s")
+	}
+	for _, c := range o.prefix {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return fmt.Errorf("-prefix must be [a-z0-9]{1,10}, got %q", o.prefix)
+		}
+	}
+	if o.prefix == "" || len(o.prefix) > 10 {
+		return fmt.Errorf("-prefix must be [a-z0-9]{1,10}, got %q", o.prefix)
+	}
+	return nil
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	base := strings.TrimRight(o.base, "/")
+	tr := &http.Transport{
+		Proxy:               nil, // loopback: never a proxy
+		MaxIdleConnsPerHost: o.conns,
+		MaxConnsPerHost:     o.conns,
+		DisableCompression:  true,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	defer tr.CloseIdleConnections()
+	l := &loader{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: base, auth: "Bearer " + o.token, serverPID: o.serverPID}
+
+	// Create phase.
+	var next atomic.Int64
+	var idsMu sync.Mutex
+	var ids []string
+	create := func(ctx context.Context) (bool, error) {
+		id := fmt.Sprintf("%s-%07d", o.prefix, next.Add(1))
+		body := fmt.Sprintf(`{"id":%q,"name":"Load %s"}`, id, id)
+		ok, err := l.do(ctx, http.MethodPost, "/v1/tenants", []byte(body), http.StatusCreated)
+		if ok {
+			idsMu.Lock()
+			ids = append(ids, id)
+			idsMu.Unlock()
+		}
+		return ok, err
+	}
+	if o.createDuration > 0 {
+		r, err := l.phase(ctx, o.conns, 0, o.createDuration, create)
+		if err != nil {
+			return fmt.Errorf("create phase: %w", err)
+		}
+		r.print(out, "create", o.conns)
+	} else {
+		if _, err := l.count(ctx, o.conns, o.createCount, create); err != nil {
+			return fmt.Errorf("create tenants: %w", err)
+		}
+	}
+	if len(ids) == 0 {
+		return errors.New("no tenant was created")
+	}
+
+	// GET phase, round-robin over the created tenants.
+	var i atomic.Uint64
+	get := func(ctx context.Context) (bool, error) {
+		id := ids[int(i.Add(1)%uint64(len(ids)))]
+		return l.do(ctx, http.MethodGet, "/v1/tenants/"+id, nil, http.StatusOK)
+	}
+	r, err := l.phase(ctx, o.conns, o.warmup, o.duration, get)
+	if err != nil {
+		return fmt.Errorf("get phase: %w", err)
+	}
+	r.print(out, "get", o.conns)
+	return nil
+}
+
+type loader struct {
+	client    *http.Client
+	base      string
+	auth      string
+	serverPID int
+	errOnce   sync.Once
+}
+
+// do sends one request and reads the whole answer. It reports whether the
+// status was the expected one; err is for transport failures only.
+func (l *loader) do(ctx context.Context, method, path string, body []byte, want int) (bool, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, l.base+path, rd)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Authorization", l.auth)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return false, err
+	}
+	if resp.StatusCode != want {
+		l.errOnce.Do(func() {
+			fmt.Fprintf(os.Stderr, "loadgen: %s %s: status %d (want %d): %.300s\n", method, path, resp.StatusCode, want, b)
+		})
+		return false, nil
+	}
+	return true, nil
+}
+
+type result struct {
+	elapsed   time.Duration
+	lat       []time.Duration // successful requests, sorted
+	errors    int
+	clientCPU float64 // cores
+	serverCPU float64 // cores, -1 when unknown
+}
+
+// phase runs op in conns closed loops: a warm-up that is not recorded, then
+// d of recorded requests.
+func (l *loader) phase(ctx context.Context, conns int, warmup, d time.Duration, op func(context.Context) (bool, error)) (result, error) {
+	if warmup > 0 {
+		if _, err := l.loop(ctx, conns, warmup, op); err != nil {
+			return result{}, err
+		}
+	}
+	return l.loop(ctx, conns, d, op)
+}
+
+func (l *loader) loop(ctx context.Context, conns int, d time.Duration, op func(context.Context) (bool, error)) (result, error) {
+	cpu0, srv0 := selfCPU(), procCPU(l.serverPID)
+	start := time.Now()
+	deadline := start.Add(d)
+	lats := make([][]time.Duration, conns)
+	errs := make([]int, conns)
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for w := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := make([]time.Duration, 0, 4096)
+			for {
+				t0 := time.Now()
+				if !t0.Before(deadline) {
+					break
+				}
+				ok, err := op(ctx)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					break
+				}
+				if ok {
+					mine = append(mine, time.Since(t0))
+				} else {
+					errs[w]++
+				}
+			}
+			lats[w] = mine
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if p := firstErr.Load(); p != nil {
+		return result{}, *p
+	}
+	r := result{elapsed: elapsed, serverCPU: -1}
+	for w := range conns {
+		r.lat = append(r.lat, lats[w]...)
+		r.errors += errs[w]
+	}
+	slices.Sort(r.lat)
+	r.clientCPU = (selfCPU() - cpu0).Seconds() / elapsed.Seconds()
+	if srv1 := procCPU(l.serverPID); srv0 >= 0 && srv1 >= 0 {
+		r.serverCPU = (srv1 - srv0).Seconds() / elapsed.Seconds()
+	}
+	return r, nil
+}
+
+// count runs op in conns loops until n operations succeeded.
+func (l *loader) count(ctx context.Context, conns, n int, op func(context.Context) (bool, error)) (int, error) {
+	var done, failed atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for done.Load() < int64(n) && failed.Load() < 100 {
+				ok, err := op(ctx)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+				if ok {
+					done.Add(1)
+				} else {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return int(done.Load()), *p
+	}
+	if failed.Load() >= 100 {
+		return int(done.Load()), errors.New("100 requests failed")
+	}
+	return int(done.Load()), nil
+}
+
+// percentile returns the nearest-rank p-th percentile of sorted.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	k := int(p/100*float64(len(sorted))+0.999999999) - 1
+	k = max(0, min(k, len(sorted)-1))
+	return sorted[k]
+}
+
+func (r result) print(w io.Writer, phase string, conns int) {
+	us := func(d time.Duration) string { return strconv.FormatInt(d.Microseconds(), 10) }
+	var mx time.Duration
+	if len(r.lat) > 0 {
+		mx = r.lat[len(r.lat)-1]
+	}
+	fmt.Fprintf(w, "RESULT phase=%s conns=%d seconds=%.2f requests=%d errors=%d rps=%.1f p50_us=%s p90_us=%s p99_us=%s max_us=%s client_cpu=%.2f server_cpu=%.2f\n",
+		phase, conns, r.elapsed.Seconds(), len(r.lat), r.errors, float64(len(r.lat))/r.elapsed.Seconds(),
+		us(percentile(r.lat, 50)), us(percentile(r.lat, 90)), us(percentile(r.lat, 99)), us(mx),
+		r.clientCPU, r.serverCPU)
+}
+
+// selfCPU is the user+system CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the user+system CPU time of process pid from /proc, or -1.
+func procCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return -1
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	const hz = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / hz
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+)
+
+func TestPercentile(t *testing.T) {
+	var s []time.Duration
+	for i := 1; i <= 100; i++ {
+		s = append(s, time.Duration(i))
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 50}, {99, 99}, {100, 100}, {0, 1}, {1, 1}} {
+		if got := percentile(s, c.p); got != c.want {
+			t.Errorf("percentile(1..100, %v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := percentile(nil, 50); got != 0 {
+		t.Errorf("percentile(nil) = %v", got)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	ok := options{base: "http://127.0.0.1:1", token: "x", conns: 1, duration: time.Second, prefix: "lg", createDuration: time.Second}
+	if err := ok.validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"http://example.com", "http://10.0.0.1:80", "https://127.0.0.1:1", ""} {
+		o := ok
+		o.base = u
+		if o.validate() == nil {
+			t.Errorf("validate accepted -url %q", u)
+		}
+	}
+	o := ok
+	o.prefix = "Bad_"
+	if o.validate() == nil {
+		t.Error("validate accepted a bad prefix")
+	}
+}
+
+// TestRun runs both phases briefly against an in-process node.
+func TestRun(t *testing.T) {
+	env := apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{})
+	for _, createDur := range []time.Duration{300 * time.Millisecond, 0} {
+		var out strings.Builder
+		o := options{base: env.URL, token: apitest.AdminToken, conns: 4, duration: 300 * time.Millisecond,
+			createDuration: createDur, createCount: 20, prefix: "x" + createDur.String()[:1], serverPID: os.Getpid()}
+		if err := run(context.Background(), o, &out); err != nil {
+			t.Fatal(err)
+		}
+		phases := map[string]string{}
+		sc := bufio.NewScanner(strings.NewReader(out.String()))
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) < 2 || f[0] != "RESULT" {
+				t.Fatalf("unexpected line %q", sc.Text())
+			}
+			phases[strings.TrimPrefix(f[1], "phase=")] = sc.Text()
+		}
+		if _, ok := phases["get"]; !ok {
+			t.Fatalf("no get phase in %q", out.String())
+		}
+		if _, ok := phases["create"]; ok != (createDur > 0) {
+			t.Fatalf("create phase printed=%v with -create-duration %v: %q", ok, createDur, out.String())
+		}
+		for _, line := range phases {
+			if !strings.Contains(line, " errors=0 ") || strings.Contains(line, " requests=0 ") {
+				t.Errorf("bad result: %s", line)
+			}
+		}
+		t.Log(out.String())
+	}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/sdk/client"
+)
+
+type workflow struct {
+	Kind     string `json:"kind"`
+	Status   string `json:"status"`
+	Attempts int    `json:"attempts"`
+	Steps    []struct {
+		Name        string    `json:"name"`
+		CompletedAt time.Time `json:"completed_at"`
+	} `json:"steps"`
+}
+
+func workflows(t *testing.T, c *client.Client, id string) []workflow {
+	t.Helper()
+	var out struct {
+		Items []workflow `json:"items"`
+	}
+	if err := c.Do(context.Background(), "GET", "/v1/tenants/"+id+"/workflows", nil, nil, &out); err != nil {
+		return nil
+	}
+	return out.Items
+}
+
+func stepNames(w workflow) []string {
+	var names []string
+	for _, s := range w.Steps {
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TestOnboardingSurvivesKill9 starts bulkhead as a child process, kills it
+// with SIGKILL while an onboarding step is in progress, restarts it, and
+// shows that the tenant reaches active with every step's work done exactly
+// once: the step that finished before the kill is not run again, the
+// interrupted step's work was rolled back and then done once.
+func TestOnboardingSurvivesKill9(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		dataDir := filepath.Join(t.TempDir(), "data")
+		if filepath.IsAbs(dsn) {
+			dsn = "" // SQLite: the default database in the data directory
+		}
+		p := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=30s")
+		c := p.client()
+		go c.CreateTenant(context.Background(), client.CreateTenant{ID: "crash-co", Name: "Crash Co"}, "") // cut off by the kill
+
+		// Wait until test-mark is done and test-delay is running.
+		var before []workflow
+		waitFor(t, "the first step to complete", 20*time.Second, func() bool {
+			before = workflows(t, c, "crash-co")
+			return len(before) == 1 && len(before[0].Steps) == 1
+		})
+		tn, err := c.GetTenant(context.Background(), "crash-co")
+		if err != nil || tn.Status != "provisioning" {
+			t.Fatalf("before the kill: %+v %v; want provisioning", tn, err)
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.exited
+
+		p2 := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=50ms")
+		c2 := p2.client()
+		waitFor(t, "the tenant to become active after the restart", 20*time.Second, func() bool {
+			tn, err = c2.GetTenant(context.Background(), "crash-co")
+			return err == nil && tn.Status == "active"
+		})
+		var cfg map[string]float64
+		if err := json.Unmarshal(tn.Config, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if cfg["test_mark_runs"] != 1 || cfg["test_delay_runs"] != 1 {
+			t.Errorf("step work counts = %v; want test_mark_runs 1 and test_delay_runs 1", cfg)
+		}
+		after := workflows(t, c2, "crash-co")
+		if len(after) != 1 {
+			t.Fatalf("workflows = %+v; want one", after)
+		}
+		w := after[0]
+		if w.Status != "done" || w.Attempts != 2 {
+			t.Errorf("workflow status %s attempts %d; want done after 2 attempts", w.Status, w.Attempts)
+		}
+		if got := stepNames(w); !slices.Equal(got, []string{"activate", "test-delay", "test-mark"}) {
+			t.Errorf("completed steps %v; want each of activate, test-delay, test-mark once", got)
+		}
+		for _, s := range w.Steps {
+			if s.Name == "test-mark" && !s.CompletedAt.Equal(before[0].Steps[0].CompletedAt) {
+				t.Errorf("test-mark completed again after the restart (%v, was %v)", s.CompletedAt, before[0].Steps[0].CompletedAt)
+			}
+		}
+		// The audit trail holds one start and one activation, and verifies.
+		page, err := c2.ListAudit(context.Background(), client.AuditQuery{Tenant: "crash-co"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := map[string]int{}
+		for _, e := range page.Items {
+			count[e.Action]++
+		}
+		if count["tenant.onboarding.started"] != 1 || count["tenant.activated"] != 1 {
+			t.Errorf("audit actions %v; want one onboarding.started and one activated", count)
+		}
+		if rep, err := c2.VerifyAudit(context.Background()); err != nil || !rep.OK {
+			t.Errorf("verify after the crash: %+v %v", rep, err)
+		}
+	})
+}
+
+// TestGracefulShutdownCheckpoints sends SIGTERM during an onboarding step:
+// the step finishes, the process exits 0, and the next start finishes the
+// workflow.
+func TestGracefulShutdownCheckpoints(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	p := startServe(t, dataDir, "", "BULKHEAD_TEST_ONBOARDING_DELAY=1s")
+	c := p.client()
+	created := make(chan error, 1)
+	go func() {
+		_, err := c.CreateTenant(context.Background(), client.CreateTenant{ID: "term-co"}, "")
+		created <- err
+	}()
+	waitFor(t, "the first step to complete", 20*time.Second, func() bool {
+		w := workflows(t, c, "term-co")
+		return len(w) == 1 && len(w[0].Steps) == 1
+	})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.output())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	if err := <-created; err != nil {
+		t.Errorf("the in-flight create did not finish: %v", err)
+	}
+	p2 := startServe(t, dataDir, "", "BULKHEAD_TEST_ONBOARDING_DELAY=1s")
+	c2 := p2.client()
+	waitFor(t, "active after restart", 20*time.Second, func() bool {
+		tn, err := c2.GetTenant(context.Background(), "term-co")
+		return err == nil && tn.Status == "active"
+	})
+	w := workflows(t, c2, "term-co")
+	if got := stepNames(w[0]); !slices.Equal(got, []string{"activate", "test-delay", "test-mark"}) {
+		t.Errorf("completed steps %v", got)
+	}
+}

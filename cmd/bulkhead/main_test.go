@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/sdk/client"
+)
+
+// binary is the bulkhead command built once for the tests that run it as a
+// child process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bulkhead-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "bulkhead")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build bulkhead: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testAdminToken = "cmd-test-admin-token-0123456789"
+
+// proc is a running `bulkhead serve` child process.
+type proc struct {
+	cmd    *exec.Cmd
+	url    string
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	exited chan error
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+var listening = regexp.MustCompile(`API listening on (http://\S+)`)
+
+// startServe runs `bulkhead serve` on dataDir (and dsn, if not empty) with
+// extra environment, and waits until it listens.
+func startServe(t *testing.T, dataDir, dsn string, env ...string) *proc {
+	t.Helper()
+	args := []string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--workflow-retry", "200ms"}
+	if dsn != "" {
+		args = append(args, "--database", dsn)
+	}
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), append([]string{"BULKHEAD_ADMIN_TOKEN=" + testAdminToken}, env...)...)
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	p := &proc{cmd: cmd, exited: make(chan error, 1)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.stderr.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := listening.FindStringSubmatch(line); m != nil {
+				urlc <- m[1]
+			}
+		}
+	}()
+	go func() { err := cmd.Wait(); pw.Close(); p.exited <- err }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	select {
+	case p.url = <-urlc:
+	case err := <-p.exited:
+		t.Fatalf("bulkhead serve exited: %v\n%s", err, p.output())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("bulkhead serve did not start\n%s", p.output())
+	}
+	return p
+}
+
+func (p *proc) client() *client.Client { return client.New(p.url, testAdminToken) }
+
+// runCLI runs a bulkhead client command against url and returns its stdout,
+// stderr and exit status.
+func runCLI(t *testing.T, url string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), "BULKHEAD_ADDR="+url, "BULKHEAD_TOKEN="+testAdminToken)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func contextT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "bulkhead ") {
+		t.Fatalf("version: %d %q", code, out.String())
+	}
+	for _, args := range [][]string{{}, {"nope"}, {"tenant"}, {"tenant", "fly"}, {"tenant", "get"}, {"tenant", "get", "a", "b"}, {"audit", "list", "--since", "yesterday"}, {"serve", "--listen"}} {
+		out.Reset()
+		errb.Reset()
+		if code := run(context.Background(), args, &out, &errb); code != 2 {
+			t.Errorf("bulkhead %v: exit %d; want 2 (usage)\n%s", args, code, errb.String())
+		}
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run(context.Background(), []string{"serve", "--help"}, &out, &errb); code != 0 {
+		t.Fatalf("serve --help: exit %d", code)
+	}
+	for _, flag := range []string{"-data-dir", "-database", "-listen", "-tiers", "-log-level", "-shutdown-timeout", "BULKHEAD_ADMIN_TOKEN", "BULKHEAD_DATA_DIR", "BULKHEAD_DATABASE", "BULKHEAD_LISTEN"} {
+		if !strings.Contains(errb.String(), flag) {
+			t.Errorf("serve --help does not document %s", flag)
+		}
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://u:secret@h/db":  "postgres://u:***@h/db",
+		"postgres://u@h/db":         "postgres://u@h/db",
+		"/var/lib/bulkhead/data.db": "/var/lib/bulkhead/data.db",
+	} {
+		if got := redactDSN(in); got != want {
+			t.Errorf("redactDSN(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
