@@ -21,6 +21,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -293,4 +294,33 @@ func IsUniqueViolation(err error) bool {
 		return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
 	return false
+}
+
+// TryLock takes a named lock that spans nodes, if no one holds it. On
+// PostgreSQL it is a session advisory lock held on a dedicated connection, so
+// the database releases it if the holder dies; on SQLite, which one process
+// serves, it always succeeds (callers keep their own in-process exclusion).
+// Call unlock when done.
+func (db *DB) TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error) {
+	if db.dialect != Postgres {
+		return func() {}, true, nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	key := int64(h.Sum64())
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("storage: lock %s: %w", name, err)
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil || !ok {
+		conn.Close()
+		if err != nil {
+			err = fmt.Errorf("storage: lock %s: %w", name, err)
+		}
+		return nil, false, err
+	}
+	return func() {
+		conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key)
+		conn.Close()
+	}, true, nil
 }

@@ -177,6 +177,12 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey
 			Action: "tenant.onboarding.started", Target: string(t.ID), RequestID: actor.RequestID, SourceIP: actor.SourceIP,
 			Detail: map[string]string{"workflow_id": wfID, "tier": t.Tier}})
 	})
+	if errs.Is(err, "tenant_exists") && idempotencyKey != "" {
+		// A concurrent request with the same key may have won the insert.
+		if id, ok, lerr := r.lookupIdempotent(ctx, idempotencyKey, reqHash); lerr == nil && ok {
+			existing, err = id, nil
+		}
+	}
 	if err != nil {
 		return Tenant{}, false, err
 	}
@@ -187,6 +193,19 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey
 	r.runWorkflow(context.WithoutCancel(ctx), wfID)
 	t, err = r.Get(ctx, t.ID)
 	return t, true, err
+}
+
+// lookupIdempotent returns the tenant an earlier request with key created, if
+// its request hash matches.
+func (r *Registry) lookupIdempotent(ctx context.Context, key, reqHash string) (ID, bool, error) {
+	var id, h string
+	err := r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT tenant_id, request_hash FROM tenant_idempotency WHERE key = ?`, key).Scan(&id, &h)
+	})
+	if err != nil || h != reqHash {
+		return "", false, err
+	}
+	return ID(id), true, nil
 }
 
 func hashRequest(t Tenant) string {

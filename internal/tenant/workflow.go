@@ -239,9 +239,9 @@ func (r *Registry) stopped() bool {
 
 // runWorkflow runs the workflow's remaining steps. It returns when the
 // workflow is done, cancelled, a step failed (retried later by Start's loop),
-// or the registry is shutting down. Only one run of a workflow happens on a
-// node at a time; across nodes, the step rows' primary key makes a step
-// complete once.
+// or the registry is shutting down. One run of a workflow happens at a time:
+// an in-process set guards this node, a storage lock guards the others, and
+// the step rows' primary key makes a step complete once whatever happens.
 func (r *Registry) runWorkflow(ctx context.Context, id string) {
 	r.mu.Lock()
 	if r.inflight[id] {
@@ -255,6 +255,16 @@ func (r *Registry) runWorkflow(ctx context.Context, id string) {
 		delete(r.inflight, id)
 		r.mu.Unlock()
 	}()
+	// Across nodes, one runs a workflow at a time; a dead holder's lock goes with its connection.
+	unlock, ok, err := r.db.TryLock(ctx, "workflow:"+id)
+	if err != nil {
+		r.log.ErrorContext(ctx, "workflow lock", "workflow_id", id, "err", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	defer unlock()
 	if err := r.runSteps(ctx, id); err != nil {
 		r.log.ErrorContext(ctx, "workflow step failed; will retry", "workflow_id", id, "err", err)
 		_ = r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
