@@ -125,6 +125,11 @@ func bootstrapAdmin(ctx context.Context, a *app.App, stderr io.Writer) error {
 			"Use it as BULKHEAD_TOKEN for the CLI or as a bearer token for the API.\n\n", token)
 	case token != "":
 		fmt.Fprintln(stderr, "bulkhead: stored BULKHEAD_ADMIN_TOKEN as the admin token")
+	case preset != "":
+		if _, err := a.Admin.Verify(ctx, preset); err != nil {
+			fmt.Fprintln(stderr, "bulkhead: warning: BULKHEAD_ADMIN_TOKEN is set but is not this deployment's admin token "+
+				"(only the first start stores it); clients sending it will get 401")
+		}
 	}
 	return nil
 }
