@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -230,7 +231,11 @@ func (l *Log) writer() {
 
 func (l *Log) commit(batch []*appendReq) {
 	err := l.db.Update(context.Background(), storage.PlatformScope(), func(tx *storage.Tx) error {
-		if err := lockChains(context.Background(), tx); err != nil {
+		events := make([]*Event, len(batch))
+		for i, r := range batch {
+			events[i] = &r.ev
+		}
+		if err := lockChains(context.Background(), tx, events); err != nil {
 			return err
 		}
 		heads := map[string]head{}
@@ -258,7 +263,7 @@ func (l *Log) AppendTx(ctx context.Context, tx *storage.Tx, e Event) error {
 	if !tx.Scope().IsPlatform() && tx.TenantID() != e.TenantID {
 		return fmt.Errorf("audit: event of tenant %q in a transaction of another scope", e.TenantID)
 	}
-	if err := lockChains(ctx, tx); err != nil {
+	if err := lockChains(ctx, tx, []*Event{&e}); err != nil {
 		return err
 	}
 	heads := map[string]head{}
@@ -273,14 +278,21 @@ type head struct {
 	hash string
 }
 
-// lockChains serializes chain appends across nodes on PostgreSQL. (SQLite has
-// one writer already.)
-func lockChains(ctx context.Context, tx *storage.Tx) error {
-	if tx.Dialect() != storage.Postgres {
-		return nil
+// lockChains serializes appends to each chain across nodes: it takes, in a
+// fixed order, the lock of every chain the events touch. (On SQLite the
+// single writer already serializes them.)
+func lockChains(ctx context.Context, tx *storage.Tx, events []*Event) error {
+	chains := make([]string, 0, 4)
+	for _, e := range events {
+		if !slices.Contains(chains, e.TenantID) {
+			chains = append(chains, e.TenantID)
+		}
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7262846554)`); err != nil {
-		return fmt.Errorf("audit: lock chains: %w", err)
+	slices.Sort(chains)
+	for _, c := range chains {
+		if err := tx.Lock(ctx, "audit-chain:"+c); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
 	}
 	return nil
 }

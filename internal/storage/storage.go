@@ -97,6 +97,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("storage: open sqlite: %w", err)
 	}
 	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8) // keep them: opening one costs pragmas and a schema read
 	db := &DB{dialect: SQLite, write: w, read: r}
 	if err := w.PingContext(ctx); err != nil {
 		db.Close()
@@ -296,31 +297,36 @@ func IsUniqueViolation(err error) bool {
 	return false
 }
 
-// TryLock takes a named lock that spans nodes, if no one holds it. On
-// PostgreSQL it is a session advisory lock held on a dedicated connection, so
-// the database releases it if the holder dies; on SQLite, which one process
-// serves, it always succeeds (callers keep their own in-process exclusion).
-// Call unlock when done.
-func (db *DB) TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error) {
-	if db.dialect != Postgres {
-		return func() {}, true, nil
+// TryLock takes a named lock that spans nodes for the rest of the
+// transaction, if no other transaction holds it. On PostgreSQL it is a
+// transaction-scoped advisory lock (released at commit or rollback, or when
+// the holder's connection dies); on SQLite, whose single writer already
+// serializes write transactions, it always succeeds.
+func (tx *Tx) TryLock(ctx context.Context, name string) (bool, error) {
+	if tx.dialect != Postgres {
+		return true, nil
 	}
+	var ok bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(?)`, lockKey(name)).Scan(&ok); err != nil {
+		return false, fmt.Errorf("storage: lock %s: %w", name, err)
+	}
+	return ok, nil
+}
+
+// Lock waits for a named lock that spans nodes for the rest of the
+// transaction. On SQLite it returns at once (see TryLock).
+func (tx *Tx) Lock(ctx context.Context, name string) error {
+	if tx.dialect != Postgres {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, lockKey(name)); err != nil {
+		return fmt.Errorf("storage: lock %s: %w", name, err)
+	}
+	return nil
+}
+
+func lockKey(name string) int64 {
 	h := fnv.New64a()
 	h.Write([]byte(name))
-	key := int64(h.Sum64())
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("storage: lock %s: %w", name, err)
-	}
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil || !ok {
-		conn.Close()
-		if err != nil {
-			err = fmt.Errorf("storage: lock %s: %w", name, err)
-		}
-		return nil, false, err
-	}
-	return func() {
-		conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key)
-		conn.Close()
-	}, true, nil
+	return int64(h.Sum64())
 }

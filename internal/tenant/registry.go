@@ -190,7 +190,7 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey
 		t, err := r.Get(ctx, existing)
 		return t, false, err
 	}
-	r.runWorkflow(context.WithoutCancel(ctx), wfID)
+	r.runWorkflow(context.WithoutCancel(ctx), wfID, &claim{tenant: t.ID, kind: KindOnboarding})
 	t, err = r.Get(ctx, t.ID)
 	return t, true, err
 }
@@ -544,7 +544,7 @@ func (r *Registry) Delete(ctx context.Context, id ID, actor Actor) (Tenant, erro
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.runWorkflow(context.WithoutCancel(ctx), wfID)
+		r.runWorkflow(context.WithoutCancel(ctx), wfID, &claim{tenant: id, kind: KindOffboarding})
 	}()
 	return t, nil
 }

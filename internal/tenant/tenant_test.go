@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -437,4 +438,37 @@ func TestOneNodeRunsAWorkflow(t *testing.T) {
 	}
 	n1.Shutdown(context.Background())
 	n2.Shutdown(context.Background())
+}
+
+// TestManyConcurrentCreates runs more concurrent onboardings than the
+// PostgreSQL pool has connections: none may wait on another for a connection.
+func TestManyConcurrentCreates(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn, tenant.Step{Name: "noop", Run: func(context.Context, *storage.Tx, tenant.Tenant) error { return nil }})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var wg sync.WaitGroup
+		errc := make(chan error, 80)
+		for i := range 80 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tn, _, err := e.reg.Create(ctx, tenant.CreateRequest{ID: fmt.Sprintf("conc-%03d", i)}, "", op)
+				if err == nil && tn.Status != tenant.Active {
+					err = fmt.Errorf("%s is %s", tn.ID, tn.Status)
+				}
+				errc <- err
+			}()
+		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rep, _ := e.log.VerifyAllTenants(ctx); !rep.OK || rep.Chains != 80 {
+			t.Fatalf("verify: %+v", rep)
+		}
+	})
 }

@@ -137,9 +137,10 @@ func (r *Registry) markDeleted(ctx context.Context, tx *storage.Tx, _ Tenant) er
 	return r.audit.AppendTx(ctx, tx, audit.Event{TenantID: tx.TenantID(), Principal: "system", Action: "tenant.deleted", Target: tx.TenantID()})
 }
 
+// insertWorkflow records a new running workflow, claimed by its creator (attempt 1).
 func (r *Registry) insertWorkflow(ctx context.Context, tx *storage.Tx, id string, tid ID, kind Kind, now time.Time) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO workflows (id, tenant_id, kind, status, attempts, last_error, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 0, '', ?, ?)`, id, string(tid), string(kind), string(WorkflowRunning), now.UnixMicro(), now.UnixMicro()); err != nil {
+		VALUES (?, ?, ?, ?, 1, '', ?, ?)`, id, string(tid), string(kind), string(WorkflowRunning), now.UnixMicro(), now.UnixMicro()); err != nil {
 		return fmt.Errorf("tenant: insert workflow: %w", err)
 	}
 	return nil
@@ -202,7 +203,7 @@ func (r *Registry) resume(ctx context.Context, olderThan time.Duration) error {
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
-			r.runWorkflow(context.WithoutCancel(ctx), id)
+			r.runWorkflow(context.WithoutCancel(ctx), id, nil)
 		}()
 	}
 	return nil
@@ -237,12 +238,20 @@ func (r *Registry) stopped() bool {
 	}
 }
 
+// claim is what a run knows of a workflow its caller has just created (and
+// so claimed, counting attempt 1), which saves reading and claiming it again.
+type claim struct {
+	tenant ID
+	kind   Kind
+}
+
 // runWorkflow runs the workflow's remaining steps. It returns when the
 // workflow is done, cancelled, a step failed (retried later by Start's loop),
-// or the registry is shutting down. One run of a workflow happens at a time:
-// an in-process set guards this node, a storage lock guards the others, and
-// the step rows' primary key makes a step complete once whatever happens.
-func (r *Registry) runWorkflow(ctx context.Context, id string) {
+// another node is running it, or the registry is shutting down. One run of a
+// workflow happens at a time: an in-process set guards this node, a lock
+// taken in each step's transaction guards the others, and the step rows'
+// primary key makes a step complete once whatever happens.
+func (r *Registry) runWorkflow(ctx context.Context, id string, c *claim) {
 	r.mu.Lock()
 	if r.inflight[id] {
 		r.mu.Unlock()
@@ -255,55 +264,57 @@ func (r *Registry) runWorkflow(ctx context.Context, id string) {
 		delete(r.inflight, id)
 		r.mu.Unlock()
 	}()
-	// Across nodes, one runs a workflow at a time; a dead holder's lock goes with its connection.
-	unlock, ok, err := r.db.TryLock(ctx, "workflow:"+id)
-	if err != nil {
-		r.log.ErrorContext(ctx, "workflow lock", "workflow_id", id, "err", err)
+	err := r.runSteps(ctx, id, c)
+	if err == nil || errors.Is(err, errBusy) {
 		return
 	}
-	if !ok {
-		return
-	}
-	defer unlock()
-	if err := r.runSteps(ctx, id); err != nil {
-		r.log.ErrorContext(ctx, "workflow step failed; will retry", "workflow_id", id, "err", err)
-		_ = r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-			_, err := tx.Exec(ctx, `UPDATE workflows SET last_error = ?, updated_at = ? WHERE id = ?`,
-				truncate(err.Error(), 500), r.clock.Now().UnixMicro(), id)
-			return err
-		})
-	}
-}
-
-func (r *Registry) runSteps(ctx context.Context, id string) error {
-	var tid ID
-	var kind Kind
-	err := r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		var t, k, status string
-		err := tx.QueryRow(ctx, `SELECT tenant_id, kind, status FROM workflows WHERE id = ?`, id).Scan(&t, &k, &status)
-		if err != nil {
-			return fmt.Errorf("tenant: load workflow %s: %w", id, err)
-		}
-		tid, kind = ID(t), Kind(k)
-		if WorkflowStatus(status) != WorkflowRunning {
-			kind = ""
-			return nil
-		}
-		_, err = tx.Exec(ctx, `UPDATE workflows SET attempts = attempts + 1, updated_at = ? WHERE id = ?`, r.clock.Now().UnixMicro(), id)
+	r.log.ErrorContext(ctx, "workflow step failed; will retry", "workflow_id", id, "err", err)
+	_ = r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE workflows SET last_error = ?, updated_at = ? WHERE id = ?`,
+			truncate(err.Error(), 500), r.clock.Now().UnixMicro(), id)
 		return err
 	})
-	if err != nil || kind == "" {
-		return err
+}
+
+func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
+	if c == nil {
+		c = &claim{}
+		err := r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+			var t, k, status string
+			err := tx.QueryRow(ctx, `SELECT tenant_id, kind, status FROM workflows WHERE id = ?`, id).Scan(&t, &k, &status)
+			if err != nil {
+				return fmt.Errorf("tenant: load workflow %s: %w", id, err)
+			}
+			if WorkflowStatus(status) != WorkflowRunning {
+				return errCancelled
+			}
+			c.tenant, c.kind = ID(t), Kind(k)
+			_, err = tx.Exec(ctx, `UPDATE workflows SET attempts = attempts + 1, updated_at = ? WHERE id = ?`, r.clock.Now().UnixMicro(), id)
+			return err
+		})
+		if errors.Is(err, errCancelled) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
-	ctx = WithID(ctx, tid)
-	log := r.log.With("workflow_id", id, "kind", string(kind))
-	for _, s := range r.steps(kind) {
+	ctx = WithID(ctx, c.tenant)
+	log := r.log.With("workflow_id", id, "kind", string(c.kind))
+	steps := r.steps(c.kind)
+	for i, s := range steps {
 		if r.stopped() {
 			log.InfoContext(ctx, "workflow paused for shutdown; it resumes at the next start")
 			return nil
 		}
+		last := i == len(steps)-1
 		ran := false
-		err := r.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		err := r.db.Update(ctx, c.tenant.Scope(), func(tx *storage.Tx) error {
+			if ok, err := tx.TryLock(ctx, "workflow:"+id); err != nil {
+				return err
+			} else if !ok {
+				return errBusy
+			}
 			var status string
 			if err := tx.QueryRow(ctx, `SELECT status FROM workflows WHERE id = ?`, id).Scan(&status); err != nil {
 				return fmt.Errorf("tenant: workflow status: %w", err)
@@ -313,34 +324,35 @@ func (r *Registry) runSteps(ctx context.Context, id string) error {
 			}
 			var done int
 			err := tx.QueryRow(ctx, `SELECT 1 FROM workflow_steps WHERE workflow_id = ? AND step = ?`, id, s.Name).Scan(&done)
-			if err == nil {
-				return nil // completed before
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
+			switch {
+			case err == nil: // completed before
+			case !errors.Is(err, sql.ErrNoRows):
 				return fmt.Errorf("tenant: read step: %w", err)
-			}
-			t, err := getTx(ctx, tx, ID(tx.TenantID()))
-			if err != nil {
-				return err
-			}
-			if err := s.Run(ctx, tx, t); err != nil {
-				return fmt.Errorf("step %s: %w", s.Name, err)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO workflow_steps (workflow_id, tenant_id, step, completed_at) VALUES (?, ?, ?, ?)`,
-				id, tx.TenantID(), s.Name, r.clock.Now().UnixMicro()); err != nil {
-				if storage.IsUniqueViolation(err) {
-					return errAlreadyDone // another node completed it first; roll back this run's work
+			default:
+				t, err := getTx(ctx, tx, ID(tx.TenantID()))
+				if err != nil {
+					return err
 				}
-				return fmt.Errorf("tenant: record step %s: %w", s.Name, err)
+				if err := s.Run(ctx, tx, t); err != nil {
+					return fmt.Errorf("step %s: %w", s.Name, err)
+				}
+				if _, err := tx.Exec(ctx, `INSERT INTO workflow_steps (workflow_id, tenant_id, step, completed_at) VALUES (?, ?, ?, ?)`,
+					id, tx.TenantID(), s.Name, r.clock.Now().UnixMicro()); err != nil {
+					return fmt.Errorf("tenant: record step %s: %w", s.Name, err)
+				}
+				ran = true
 			}
-			ran = true
-			return nil
+			if !last {
+				return nil
+			}
+			_, err = tx.Exec(ctx, `UPDATE workflows SET status = ?, last_error = '', updated_at = ? WHERE id = ?`,
+				string(WorkflowDone), r.clock.Now().UnixMicro(), id)
+			return err
 		})
 		switch {
 		case errors.Is(err, errCancelled):
 			log.InfoContext(ctx, "workflow cancelled")
 			return nil
-		case errors.Is(err, errAlreadyDone):
 		case err != nil:
 			return err
 		}
@@ -348,16 +360,12 @@ func (r *Registry) runSteps(ctx context.Context, id string) error {
 			log.InfoContext(ctx, "workflow step completed", "step", s.Name)
 		}
 	}
-	return r.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE workflows SET status = ?, last_error = '', updated_at = ? WHERE id = ? AND status = ?`,
-			string(WorkflowDone), r.clock.Now().UnixMicro(), id, string(WorkflowRunning))
-		return err
-	})
+	return nil
 }
 
 var (
-	errCancelled   = errors.New("workflow cancelled")
-	errAlreadyDone = errors.New("step already completed")
+	errCancelled = errors.New("workflow cancelled")
+	errBusy      = errors.New("workflow running on another node")
 )
 
 // Workflows returns the tenant's workflows, newest first, with their completed steps.
