@@ -86,4 +86,3 @@ func (s staticTenantTokens) Verify(ctx context.Context, token string) (context.C
 	}
 	return tenant.NewContext(ctx, tc), nil
 }
-

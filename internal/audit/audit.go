@@ -136,7 +136,7 @@ type appendReq struct {
 type Options struct {
 	Clock     clock.Clock
 	Logger    *slog.Logger
-	MaxBatch  int          // events per commit; default 512
+	MaxBatch  int         // events per commit; default 512
 	BatchHook func(n int) // called with each committed batch's size
 }
 

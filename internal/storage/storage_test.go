@@ -201,9 +201,9 @@ func TestMigrationErrorsAreReported(t *testing.T) {
 
 func TestRebind(t *testing.T) {
 	for in, want := range map[string]string{
-		`SELECT 1`:                               `SELECT 1`,
-		`SELECT ? , ?`:                           `SELECT $1 , $2`,
-		`SELECT '?' , ?`:                         `SELECT '?' , $1`,
+		`SELECT 1`:                              `SELECT 1`,
+		`SELECT ? , ?`:                          `SELECT $1 , $2`,
+		`SELECT '?' , ?`:                        `SELECT '?' , $1`,
 		`SELECT "a?b", ? WHERE x = 'it''s ?' ?`: `SELECT "a?b", $1 WHERE x = 'it''s ?' $2`,
 	} {
 		if got := storage.Rebind(in); got != want {

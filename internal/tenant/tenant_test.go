@@ -95,10 +95,10 @@ func TestLoadTiers(t *testing.T) {
 		t.Fatalf("tiers = %+v", ts)
 	}
 	for _, bad := range []string{
-		`{"tiers":[{"name":"gold","isolation":"silo"}]}`,                                       // no basic
-		`{"tiers":[{"name":"basic","isolation":"moon"}]}`,                                      // bad isolation
+		`{"tiers":[{"name":"gold","isolation":"silo"}]}`,                                      // no basic
+		`{"tiers":[{"name":"basic","isolation":"moon"}]}`,                                     // bad isolation
 		`{"tiers":[{"name":"basic","isolation":"pool"},{"name":"basic","isolation":"pool"}]}`, // duplicate
-		`{"tiers":[{"name":"basic","isolation":"pool","extra":1}]}`,                            // unknown field
+		`{"tiers":[{"name":"basic","isolation":"pool","extra":1}]}`,                           // unknown field
 		`not json`,
 	} {
 		if _, err := tenant.LoadTiers(write(bad)); err == nil {
