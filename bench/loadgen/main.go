@@ -12,11 +12,13 @@
 //
 // Each phase prints one line that bench/run parses:
 //
-//	RESULT phase=get conns=16 seconds=10.00 requests=123456 errors=0 rps=12345.6 p50_us=812 p90_us=1400 p99_us=2900 max_us=15000 client_cpu=0.71 server_cpu=1.20
+//	RESULT phase=get conns=16 seconds=10.00 requests=123456 errors=0 rps=12345.6 p50_us=812 p90_us=1400 p99_us=2900 max_us=15000 client_cpu=0.71 server_cpu=1.20 machine_cpu=1.98
 //
 // client_cpu and server_cpu are the cores each process used on average
-// during the phase (server_cpu only with -server-pid), so a reader can see
-// how much of the machine the load generator itself took.
+// during the phase (server_cpu only with -server-pid, else -1), and
+// machine_cpu the cores busy on the whole machine (Linux /proc/stat, else
+// -1), so a reader can see how much the load generator itself took and
+// whether something else was running.
 package main
 
 import (
@@ -204,11 +206,12 @@ func (l *loader) do(ctx context.Context, method, path string, body []byte, want 
 }
 
 type result struct {
-	elapsed   time.Duration
-	lat       []time.Duration // successful requests, sorted
-	errors    int
-	clientCPU float64 // cores
-	serverCPU float64 // cores, -1 when unknown
+	elapsed    time.Duration
+	lat        []time.Duration // successful requests, sorted
+	errors     int
+	clientCPU  float64 // cores
+	serverCPU  float64 // cores, -1 when unknown
+	machineCPU float64 // cores, -1 when unknown
 }
 
 // phase runs op in conns closed loops: a warm-up that is not recorded, then
@@ -223,7 +226,7 @@ func (l *loader) phase(ctx context.Context, conns int, warmup, d time.Duration, 
 }
 
 func (l *loader) loop(ctx context.Context, conns int, d time.Duration, op func(context.Context) (bool, error)) (result, error) {
-	cpu0, srv0 := selfCPU(), procCPU(l.serverPID)
+	cpu0, srv0, all0 := selfCPU(), procCPU(l.serverPID), machineCPU()
 	start := time.Now()
 	deadline := start.Add(d)
 	lats := make([][]time.Duration, conns)
@@ -259,7 +262,7 @@ func (l *loader) loop(ctx context.Context, conns int, d time.Duration, op func(c
 	if p := firstErr.Load(); p != nil {
 		return result{}, *p
 	}
-	r := result{elapsed: elapsed, serverCPU: -1}
+	r := result{elapsed: elapsed, serverCPU: -1, machineCPU: -1}
 	for w := range conns {
 		r.lat = append(r.lat, lats[w]...)
 		r.errors += errs[w]
@@ -268,6 +271,9 @@ func (l *loader) loop(ctx context.Context, conns int, d time.Duration, op func(c
 	r.clientCPU = (selfCPU() - cpu0).Seconds() / elapsed.Seconds()
 	if srv1 := procCPU(l.serverPID); srv0 >= 0 && srv1 >= 0 {
 		r.serverCPU = (srv1 - srv0).Seconds() / elapsed.Seconds()
+	}
+	if all1 := machineCPU(); all0 >= 0 && all1 >= 0 {
+		r.machineCPU = (all1 - all0).Seconds() / elapsed.Seconds()
 	}
 	return r, nil
 }
@@ -321,10 +327,10 @@ func (r result) print(w io.Writer, phase string, conns int) {
 	if len(r.lat) > 0 {
 		mx = r.lat[len(r.lat)-1]
 	}
-	fmt.Fprintf(w, "RESULT phase=%s conns=%d seconds=%.2f requests=%d errors=%d rps=%.1f p50_us=%s p90_us=%s p99_us=%s max_us=%s client_cpu=%.2f server_cpu=%.2f\n",
+	fmt.Fprintf(w, "RESULT phase=%s conns=%d seconds=%.2f requests=%d errors=%d rps=%.1f p50_us=%s p90_us=%s p99_us=%s max_us=%s client_cpu=%.2f server_cpu=%.2f machine_cpu=%.2f\n",
 		phase, conns, r.elapsed.Seconds(), len(r.lat), r.errors, float64(len(r.lat))/r.elapsed.Seconds(),
 		us(percentile(r.lat, 50)), us(percentile(r.lat, 90)), us(percentile(r.lat, 99)), us(mx),
-		r.clientCPU, r.serverCPU)
+		r.clientCPU, r.serverCPU, r.machineCPU)
 }
 
 // selfCPU is the user+system CPU time this process has used.
@@ -359,6 +365,32 @@ func procCPU(pid int) time.Duration {
 	if err1 != nil || err2 != nil {
 		return -1
 	}
-	const hz = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / hz
+	return time.Duration(utime+stime) * time.Second / userHZ
+}
+
+const userHZ = 100 // the unit of /proc CPU times on Linux
+
+// machineCPU is the busy (not idle, not iowait) CPU time of all cores from
+// /proc/stat, or -1.
+func machineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return -1
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	var busy int64
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return -1
+		}
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / userHZ
 }
