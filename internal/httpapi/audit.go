@@ -2,12 +2,15 @@ package httpapi
 
 import (
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
+
+var actionPattern = regexp.MustCompile(`^[a-z0-9_.-]{1,100}$`)
 
 func auditFilter(r *http.Request) (audit.Filter, error) {
 	q := r.URL.Query()
@@ -16,6 +19,9 @@ func auditFilter(r *http.Request) (audit.Filter, error) {
 		return audit.Filter{}, err
 	}
 	f := audit.Filter{Action: q.Get("action"), Limit: limit, Cursor: q.Get("cursor")}
+	if f.Action != "" && !actionPattern.MatchString(f.Action) {
+		return audit.Filter{}, errs.Field("action", "invalid_action", "action must be a dotted name such as tenant.updated")
+	}
 	for _, p := range []struct {
 		name string
 		dst  *time.Time

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -304,7 +305,6 @@ func auditEvents(t testing.TB, env *apitest.Env, q client.AuditQuery) []client.A
 // one isolation model can be tested.
 func newTieredNode(t *testing.T, dsn string) *apitest.Env {
 	t.Helper()
-	ctx := context.Background()
 	tiers, err := filepath.Abs(filepath.Join("testdata", "tiers.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +312,25 @@ func newTieredNode(t *testing.T, dsn string) *apitest.Env {
 	if _, err := os.Stat(tiers); err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.Open(ctx, app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: tiers, Notices: io.Discard})
+	return startNode(t, dsn, tiers).Env
+}
+
+// node is a test node started without apitest, for tests that need a
+// tiers file or control over how the node stops.
+type node struct {
+	*apitest.Env
+	// closeDBFirst makes the cleanup close the database before the HTTP
+	// server, so that handlers stuck waiting for a database connection
+	// fail and return instead of blocking the server's Close forever.
+	closeDBFirst atomic.Bool
+}
+
+// startNode starts a node like apitest.New does, with the tiers file (if not
+// empty), and stops it when the test ends.
+func startNode(t *testing.T, dsn, tiersFile string) *node {
+	t.Helper()
+	ctx := context.Background()
+	a, err := app.Open(ctx, app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: tiersFile, Notices: io.Discard})
 	if err != nil {
 		t.Fatalf("open node: %v", err)
 	}
@@ -327,7 +345,11 @@ func newTieredNode(t *testing.T, dsn string) *apitest.Env {
 		t.Fatalf("start workflows: %v", err)
 	}
 	srv := httptest.NewServer(a.API)
+	n := &node{Env: &apitest.Env{App: a, URL: srv.URL, Admin: client.New(srv.URL, apitest.AdminToken)}}
 	t.Cleanup(func() {
+		if n.closeDBFirst.Load() {
+			a.DB.Close()
+		}
 		srv.Close()
 		sctx, c := context.WithTimeout(ctx, 10*time.Second)
 		defer c()
@@ -335,5 +357,5 @@ func newTieredNode(t *testing.T, dsn string) *apitest.Env {
 		cancel()
 		a.Close()
 	})
-	return &apitest.Env{App: a, URL: srv.URL, Admin: client.New(srv.URL, apitest.AdminToken)}
+	return n
 }

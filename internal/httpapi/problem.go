@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -76,27 +77,31 @@ const MaxBodySize = 1 << 20
 // MaxBodySize, unknown fields, wrong types and trailing data, and naming the
 // offending field.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return errs.E(errs.Invalid, "unsupported_media_type", "send the body as application/json")
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return errs.E(errs.Invalid, "unsupported_media_type", "send the body as application/json")
+		}
 	}
+	tooLarge := &errs.Error{Kind: errs.TooLarge, Code: "body_too_large", Detail: fmt.Sprintf("the request body is over the %d-byte limit", MaxBodySize)}
+	var maxErr *http.MaxBytesError
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodySize))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
-		if dec.More() {
-			return errs.E(errs.Invalid, "invalid_json", "the body must hold exactly one JSON object")
-		}
 		if _, err := dec.Token(); err != io.EOF {
+			if errors.As(err, &maxErr) {
+				return tooLarge
+			}
 			return errs.E(errs.Invalid, "invalid_json", "the body must hold exactly one JSON object")
 		}
 		return nil
 	}
-	var maxErr *http.MaxBytesError
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &maxErr):
-		return &errs.Error{Kind: errs.TooLarge, Code: "body_too_large", Detail: fmt.Sprintf("the request body is over the %d-byte limit", MaxBodySize)}
+		return tooLarge
 	case errors.Is(err, io.EOF):
 		return errs.E(errs.Invalid, "invalid_json", "the request body is empty; send a JSON object")
 	case errors.As(err, &typeErr):

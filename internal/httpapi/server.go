@@ -199,11 +199,12 @@ func (s *Server) wrap(rt Route) http.Handler {
 
 func (s *Server) authenticate(r *http.Request) (context.Context, error) {
 	h := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(h, "Bearer ")
-	if h != "" && !ok {
+	scheme, token, _ := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	if h != "" && (!strings.EqualFold(scheme, "Bearer") || token == "") {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the Authorization header must be \"Bearer <token>\"")
 	}
-	return authn.Authenticate(r.Context(), strings.TrimSpace(token), s.Verifiers...)
+	return authn.Authenticate(r.Context(), token, s.Verifiers...)
 }
 
 // authorize checks the route's access level. A tenant credential naming
@@ -247,7 +248,7 @@ func (s *Server) auditFailure(r *http.Request, rt Route, outcome audit.Outcome, 
 		}
 	}
 	action := rt.Name
-	if outcome == audit.Denied && code != "operator_required" && code != "tenant_not_found" {
+	if e, ok := errs.As(err); ok && e.Kind == errs.Unauthenticated {
 		action = "authn.failure"
 		target = rt.Name
 	}

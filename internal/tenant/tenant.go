@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -171,6 +173,9 @@ func normalizeConfig(raw json.RawMessage) (json.RawMessage, error) {
 			Detail: fmt.Sprintf("config is %d bytes; the limit is %d", len(raw), MaxConfigSize)}
 	}
 	var obj map[string]json.RawMessage
+	if !utf8.Valid(raw) {
+		return nil, errs.Field("config", "invalid_config", "config must be UTF-8 JSON")
+	}
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		return nil, errs.Field("config", "invalid_config", "config must be a JSON object")
 	}
@@ -178,8 +183,9 @@ func normalizeConfig(raw json.RawMessage) (json.RawMessage, error) {
 }
 
 func validName(name string) error {
-	if strings.TrimSpace(name) == "" || len(name) > 200 {
-		return errs.Field("name", "invalid_name", "name must be 1 to 200 characters")
+	if strings.TrimSpace(name) == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > 200 ||
+		strings.ContainsFunc(name, unicode.IsControl) {
+		return errs.Field("name", "invalid_name", "name must be 1 to 200 characters of UTF-8 text without control characters")
 	}
 	return nil
 }
