@@ -4,6 +4,7 @@ package apitest
 
 import (
 	"context"
+	"io"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -29,6 +30,8 @@ type Env struct {
 type Options struct {
 	// Steps are added to onboarding before the registry starts.
 	OnboardingSteps []tenant.Step
+	// TiersFile, if set, replaces the built-in tiers.
+	TiersFile string
 	// TenantTokens maps bearer tokens to tenant contexts. It stands in for
 	// the tenant credentials that the identity capability issues, so tests
 	// can show that a tenant credential cannot reach another tenant.
@@ -40,7 +43,7 @@ type Options struct {
 func New(t testing.TB, dsn string, opts Options) *Env {
 	t.Helper()
 	ctx := context.Background()
-	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", Notices: discard{}}
+	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}
@@ -60,6 +63,12 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	}
 	srv := httptest.NewServer(a.API)
 	t.Cleanup(func() {
+		if t.Failed() {
+			// A failed test may have left handlers stuck on the database (a
+			// deadlock, say); closing it first makes them return, so that
+			// srv.Close, which waits for them, cannot hang the test binary.
+			a.DB.Close()
+		}
 		srv.Close()
 		sctx, c := context.WithTimeout(ctx, 10*time.Second)
 		defer c()
@@ -72,10 +81,6 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 
 // Client returns a client of the node that sends token.
 func (e *Env) Client(token string) *client.Client { return client.New(e.URL, token) }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 type staticTenantTokens map[string]tenant.Context
 

@@ -6,17 +6,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
-	"github.com/bulkhead-dev/bulkhead/internal/app"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -300,62 +296,14 @@ func auditEvents(t testing.TB, env *apitest.Env, q client.AuditQuery) []client.A
 	return p.Items
 }
 
-// newTieredNode starts a node like apitest.New, but with the tiers of
-// testdata/tiers.json, which has two pool tiers, so that a tier change within
-// one isolation model can be tested.
+// newTieredNode starts a node with the tiers of testdata/tiers.json, which
+// has two pool tiers, so that a tier change within one isolation model can
+// be tested.
 func newTieredNode(t *testing.T, dsn string) *apitest.Env {
 	t.Helper()
 	tiers, err := filepath.Abs(filepath.Join("testdata", "tiers.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(tiers); err != nil {
-		t.Fatal(err)
-	}
-	return startNode(t, dsn, tiers).Env
-}
-
-// node is a test node started without apitest, for tests that need a
-// tiers file or control over how the node stops.
-type node struct {
-	*apitest.Env
-	// closeDBFirst makes the cleanup close the database before the HTTP
-	// server, so that handlers stuck waiting for a database connection
-	// fail and return instead of blocking the server's Close forever.
-	closeDBFirst atomic.Bool
-}
-
-// startNode starts a node like apitest.New does, with the tiers file (if not
-// empty), and stops it when the test ends.
-func startNode(t *testing.T, dsn, tiersFile string) *node {
-	t.Helper()
-	ctx := context.Background()
-	a, err := app.Open(ctx, app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: tiersFile, Notices: io.Discard})
-	if err != nil {
-		t.Fatalf("open node: %v", err)
-	}
-	if _, err := a.Admin.Bootstrap(ctx, apitest.AdminToken); err != nil {
-		a.Close()
-		t.Fatalf("bootstrap admin: %v", err)
-	}
-	wfCtx, cancel := context.WithCancel(ctx)
-	if err := a.Tenants.Start(wfCtx, time.Second); err != nil {
-		cancel()
-		a.Close()
-		t.Fatalf("start workflows: %v", err)
-	}
-	srv := httptest.NewServer(a.API)
-	n := &node{Env: &apitest.Env{App: a, URL: srv.URL, Admin: client.New(srv.URL, apitest.AdminToken)}}
-	t.Cleanup(func() {
-		if n.closeDBFirst.Load() {
-			a.DB.Close()
-		}
-		srv.Close()
-		sctx, c := context.WithTimeout(ctx, 10*time.Second)
-		defer c()
-		a.Tenants.Shutdown(sctx)
-		cancel()
-		a.Close()
-	})
-	return n
+	return apitest.New(t, dsn, apitest.Options{TiersFile: tiers})
 }

@@ -636,12 +636,12 @@ func TestCreateIdempotencyConcurrent(t *testing.T) {
 // concurrent creations than the database pool has connections once
 // deadlocked a PostgreSQL node: each onboarding held a pooled connection for
 // its workflow lock while waiting for another for its steps. If that comes
-// back, the test fails after 10s and its cleanup closes the database first
-// so that the stuck handlers return.)
+// back, the test fails after 10s and apitest's cleanup closes the database
+// first so that the stuck handlers return.)
 func TestConcurrentCreatesComplete(t *testing.T) {
 	t.Parallel()
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
-		nd := startNode(t, dsn, "")
+		nd := apitest.New(t, dsn, apitest.Options{})
 		ctx := context.Background()
 		const n = 96
 		admin := client.New(nd.URL, apitest.AdminToken)
@@ -671,8 +671,6 @@ func TestConcurrentCreatesComplete(t *testing.T) {
 			unanswered = append(unanswered, err.Error())
 		}
 		if len(unanswered) > 0 {
-			// The node is stuck; let the cleanup unstick it.
-			nd.closeDBFirst.Store(true)
 			t.Fatalf("%d of %d concurrent creations unanswered after 10s (is the node deadlocked?), e.g. %s",
 				len(unanswered), n, unanswered[0])
 		}
@@ -680,9 +678,9 @@ func TestConcurrentCreatesComplete(t *testing.T) {
 			if got[i].Status == "active" {
 				continue
 			}
-			waitStatus(t, nd.Env, got[i].ID, "active")
+			waitStatus(t, nd, got[i].ID, "active")
 		}
-		if all := allTenants(t, nd.Env); len(all) != n {
+		if all := allTenants(t, nd); len(all) != n {
 			t.Errorf("%d tenants listed, want %d", len(all), n)
 		}
 	})
