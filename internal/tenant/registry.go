@@ -33,7 +33,7 @@ type Registry struct {
 	started  bool
 	onboard  []Step
 	offboard []Step
-	inflight map[string]bool // workflow ids running on this node
+	inflight map[string]chan struct{} // workflows running on this node; closed when the run ends
 	wg       sync.WaitGroup
 	stopping chan struct{}
 }
@@ -58,7 +58,7 @@ func NewRegistry(db *storage.DB, log *audit.Log, opts Options) *Registry {
 	}
 	return &Registry{
 		db: db, tiers: opts.Tiers, clock: opts.Clock, log: opts.Logger, audit: log,
-		inflight: map[string]bool{}, stopping: make(chan struct{}),
+		inflight: map[string]chan struct{}{}, stopping: make(chan struct{}),
 	}
 }
 

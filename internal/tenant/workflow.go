@@ -253,16 +253,26 @@ type claim struct {
 // primary key makes a step complete once whatever happens.
 func (r *Registry) runWorkflow(ctx context.Context, id string, c *claim) {
 	r.mu.Lock()
-	if r.inflight[id] {
+	if running, ok := r.inflight[id]; ok {
 		r.mu.Unlock()
+		if c != nil {
+			// The creator waits for the run already under way (the retry
+			// loop may have picked the new workflow up first).
+			select {
+			case <-running:
+			case <-ctx.Done():
+			}
+		}
 		return
 	}
-	r.inflight[id] = true
+	done := make(chan struct{})
+	r.inflight[id] = done
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		delete(r.inflight, id)
 		r.mu.Unlock()
+		close(done)
 	}()
 	err := r.runSteps(ctx, id, c)
 	if err == nil || errors.Is(err, errBusy) {
