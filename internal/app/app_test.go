@@ -120,7 +120,7 @@ func TestOpenCreatesPrivateDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Close()
-	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "root.key"): 0o600} {
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "root.key"): 0o600, filepath.Join(dir, "bulkhead.db"): 0o600} {
 		fi, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
