@@ -73,11 +73,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("storage: create database directory: %w", err)
 	}
 	// Create the file owner-only; SQLite gives its -wal and -shm files the same mode.
-	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
 		return nil, fmt.Errorf("storage: create database file: %w", err)
-	} else {
-		f.Close()
 	}
+	f.Close()
 	dsn := func(write bool) string {
 		q := url.Values{}
 		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
