@@ -254,7 +254,23 @@ func notFound(id ID) error {
 
 // getTx reads one tenant in tx, whose scope must be the platform or the tenant.
 func getTx(ctx context.Context, tx *storage.Tx, id ID) (Tenant, error) {
-	t, err := scanTenant(tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`, string(id)))
+	return readTenant(ctx, tx, id, "")
+}
+
+// lockTenant reads the tenant of tx's scope in order to change it. On
+// PostgreSQL it locks the row (FOR UPDATE), so that changes and workflow
+// steps of one tenant serialize and each sees the state the last one left;
+// SQLite's single writer serializes them already.
+func lockTenant(ctx context.Context, tx *storage.Tx) (Tenant, error) {
+	lock := ""
+	if tx.Dialect() == storage.Postgres {
+		lock = " FOR UPDATE"
+	}
+	return readTenant(ctx, tx, ID(tx.TenantID()), lock)
+}
+
+func readTenant(ctx context.Context, tx *storage.Tx, id ID, lock string) (Tenant, error) {
+	t, err := scanTenant(tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`+lock, string(id)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Tenant{}, notFound(id)
 	}
@@ -403,7 +419,7 @@ func (r *Registry) Update(ctx context.Context, id ID, p Patch, actor Actor) (Ten
 	var t Tenant
 	err := r.db.Update(ctx, id.Scope(), func(tx *storage.Tx) error {
 		var err error
-		if t, err = getTx(ctx, tx, ID(tx.TenantID())); err != nil {
+		if t, err = lockTenant(ctx, tx); err != nil {
 			return err
 		}
 		if t.Status == Offboarding || t.Status == Deleted {
@@ -477,7 +493,7 @@ func (r *Registry) transition(ctx context.Context, id ID, to Status, actor Actor
 	var t Tenant
 	err := r.db.Update(ctx, id.Scope(), func(tx *storage.Tx) error {
 		var err error
-		if t, err = getTx(ctx, tx, ID(tx.TenantID())); err != nil {
+		if t, err = lockTenant(ctx, tx); err != nil {
 			return err
 		}
 		if t.Status == to {
@@ -514,7 +530,7 @@ func (r *Registry) Delete(ctx context.Context, id ID, actor Actor) (Tenant, erro
 	started := false
 	err := r.db.Update(ctx, id.Scope(), func(tx *storage.Tx) error {
 		var err error
-		if t, err = getTx(ctx, tx, ID(tx.TenantID())); err != nil {
+		if t, err = lockTenant(ctx, tx); err != nil {
 			return err
 		}
 		if t.Status == Offboarding || t.Status == Deleted {

@@ -339,7 +339,7 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 			case !errors.Is(err, sql.ErrNoRows):
 				return fmt.Errorf("tenant: read step: %w", err)
 			default:
-				t, err := getTx(ctx, tx, ID(tx.TenantID()))
+				t, err := lockTenant(ctx, tx)
 				if err != nil {
 					return err
 				}
