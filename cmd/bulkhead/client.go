@@ -23,18 +23,21 @@ type clientFlags struct {
 }
 
 func (cf *clientFlags) register(fs *flag.FlagSet) {
-	token := os.Getenv("BULKHEAD_TOKEN")
-	if token == "" {
-		token = os.Getenv("BULKHEAD_ADMIN_TOKEN")
-	}
 	fs.StringVar(&cf.addr, "addr", envOr("BULKHEAD_ADDR", "http://127.0.0.1:8080"), "server address (env BULKHEAD_ADDR)")
-	fs.StringVar(&cf.token, "token", token, "bearer token (env BULKHEAD_TOKEN, else BULKHEAD_ADMIN_TOKEN)")
+	// No default from the environment: flag usage prints defaults, and a token must never be printed.
+	fs.StringVar(&cf.token, "token", "", "bearer token (default: env BULKHEAD_TOKEN, else BULKHEAD_ADMIN_TOKEN)")
 	fs.StringVar(&cf.output, "output", "table", "output format: table or json")
 }
 
 func (cf *clientFlags) client() (*client.Client, error) {
 	if cf.output != "table" && cf.output != "json" {
 		return nil, fmt.Errorf("%w: --output must be table or json", errUsage)
+	}
+	if cf.token == "" {
+		cf.token = os.Getenv("BULKHEAD_TOKEN")
+	}
+	if cf.token == "" {
+		cf.token = os.Getenv("BULKHEAD_ADMIN_TOKEN")
 	}
 	if cf.token == "" {
 		return nil, fmt.Errorf("%w: no token: set BULKHEAD_TOKEN or pass --token", errUsage)

@@ -163,6 +163,21 @@ func TestVersionAndUsage(t *testing.T) {
 	}
 }
 
+// TestUsageNeverPrintsTheToken: flag usage prints defaults, so the token
+// from the environment must not be one.
+func TestUsageNeverPrintsTheToken(t *testing.T) {
+	const secret = "env-secret-token-0123456789abcdef"
+	t.Setenv("BULKHEAD_TOKEN", secret)
+	t.Setenv("BULKHEAD_ADMIN_TOKEN", secret)
+	for _, args := range [][]string{{"tenant", "list", "--bogus"}, {"tenant", "list", "-h"}, {"audit", "verify", "--help"}, {"tenant", "create", "-x", "y"}} {
+		var out, errb bytes.Buffer
+		run(context.Background(), args, &out, &errb)
+		if strings.Contains(out.String()+errb.String(), secret) {
+			t.Errorf("bulkhead %v printed the token:\n%s%s", args, out.String(), errb.String())
+		}
+	}
+}
+
 func TestRedactDSN(t *testing.T) {
 	for in, want := range map[string]string{
 		"postgres://u:secret@h/db":  "postgres://u:***@h/db",

@@ -119,10 +119,11 @@ type Log struct {
 	clock clock.Clock
 	log   *slog.Logger
 
-	reqs      chan *appendReq
-	closeOnce sync.Once
-	closed    chan struct{}
-	done      chan struct{}
+	reqs     chan *appendReq
+	sendMu   sync.RWMutex // Append holds it to send; Close takes it to stop sends
+	isClosed bool
+	closed   chan struct{}
+	done     chan struct{}
 	maxBatch  int
 	batchHook func(n int) // observes batch sizes (metrics)
 }
@@ -166,7 +167,12 @@ func New(db *storage.DB, opts Options) *Log {
 
 // Close stops accepting events, writes the queued ones and stops the writer.
 func (l *Log) Close() error {
-	l.closeOnce.Do(func() { close(l.closed) })
+	l.sendMu.Lock()
+	if !l.isClosed {
+		l.isClosed = true
+		close(l.closed)
+	}
+	l.sendMu.Unlock()
 	<-l.done
 	return nil
 }
@@ -177,16 +183,19 @@ func (l *Log) Close() error {
 // AppendTx there.
 func (l *Log) Append(ctx context.Context, e Event) error {
 	r := &appendReq{ev: e, done: make(chan error, 1)}
-	select {
-	case <-l.closed:
+	// Holding the read lock while sending means Close cannot complete, and
+	// the writer cannot make its final drain, until this send has happened:
+	// a queued event is always written.
+	l.sendMu.RLock()
+	if l.isClosed {
+		l.sendMu.RUnlock()
 		return ErrClosed
-	default:
 	}
 	select {
 	case l.reqs <- r:
-	case <-l.closed:
-		return ErrClosed
+		l.sendMu.RUnlock()
 	case <-ctx.Done():
+		l.sendMu.RUnlock()
 		return fmt.Errorf("audit: append: %w", ctx.Err())
 	}
 	select {

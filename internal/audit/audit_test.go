@@ -293,3 +293,44 @@ func TestAppendAfterClose(t *testing.T) {
 		t.Fatalf("Append after Close = %v; want ErrClosed", err)
 	}
 }
+
+// TestCloseRacingAppends: every Append that Close races either returns
+// ErrClosed or is written; none is stranded waiting for a writer that left.
+func TestCloseRacingAppends(t *testing.T) {
+	for round := range 50 {
+		db := storagetest.Open(t, storagetest.DSN(t, storage.SQLite), audit.Migrations())
+		l := audit.New(db, audit.Options{})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var wg sync.WaitGroup
+		var written sync.Map
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := l.Append(ctx, audit.Event{TenantID: "tenant-a", Action: "race", Target: fmt.Sprint(i)})
+				switch err {
+				case nil:
+					written.Store(fmt.Sprint(i), true)
+				case audit.ErrClosed:
+				default:
+					t.Errorf("round %d: append %d: %v", round, i, err)
+				}
+			}()
+		}
+		l.Close()
+		wg.Wait()
+		cancel()
+		n := 0
+		written.Range(func(any, any) bool { n++; return true })
+		// A reopened log sees exactly the events whose Append returned nil.
+		l2 := audit.New(db, audit.Options{})
+		p, err := l2.ListAllTenants(context.Background(), audit.Filter{Limit: 100})
+		l2.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Items) != n {
+			t.Fatalf("round %d: %d events stored; %d appends reported success", round, len(p.Items), n)
+		}
+	}
+}

@@ -78,9 +78,12 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("storage: create database file: %w", err)
 	}
 	f.Close()
+	// synchronous(FULL): a commit is on disk when it returns, even across a
+	// power loss (NORMAL in WAL mode may lose the last commits). Group commit
+	// of audit events is what keeps the fsyncs few.
 	dsn := func(write bool) string {
 		q := url.Values{}
-		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"} {
 			q.Add("_pragma", p)
 		}
 		if write {
@@ -247,9 +250,11 @@ func (db *DB) Update(ctx context.Context, scope Scope, fn func(*Tx) error) error
 
 // View runs fn in a read-only transaction bound to scope.
 func (db *DB) View(ctx context.Context, scope Scope, fn func(*Tx) error) error {
-	opts := &sql.TxOptions{ReadOnly: true}
+	// One snapshot for the whole transaction (PostgreSQL's default READ
+	// COMMITTED would let two queries of one View see different states).
+	opts := &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead}
 	if db.dialect == SQLite {
-		opts = nil // the read pool is query_only already
+		opts = nil // the read pool is query_only; a WAL read transaction is one snapshot already
 	}
 	return db.run(ctx, db.read, opts, scope, fn)
 }
