@@ -119,11 +119,11 @@ type Log struct {
 	clock clock.Clock
 	log   *slog.Logger
 
-	reqs     chan *appendReq
-	sendMu   sync.RWMutex // Append holds it to send; Close takes it to stop sends
-	isClosed bool
-	closed   chan struct{}
-	done     chan struct{}
+	reqs      chan *appendReq
+	sendMu    sync.RWMutex // Append holds it to send; Close takes it to stop sends
+	isClosed  bool
+	closed    chan struct{}
+	done      chan struct{}
 	maxBatch  int
 	batchHook func(n int) // observes batch sizes (metrics)
 }
