@@ -98,13 +98,7 @@ func TestCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		err = db.Update(context.Background(), storage.PlatformScope(), func(tx *storage.Tx) error {
-			_, err := tx.Exec(context.Background(), `UPDATE audit_events SET principal = 'nobody' WHERE chain = 'acme' AND seq = 3`)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		storagetest.ExecAsOwner(t, db, []string{"audit_events"}, `UPDATE audit_events SET principal = 'nobody' WHERE chain = 'acme' AND seq = 3`)
 		out = cli(1, "audit", "verify")
 		if !strings.Contains(out, "audit chain broken: chain acme, event seq 3") || !strings.Contains(out, "altered") {
 			t.Errorf("verify after tampering:\n%s", out)

@@ -25,17 +25,6 @@ func newLog(t *testing.T, dsn string) (*audit.Log, *storage.DB, *clock.Fake) {
 	return l, db, clk
 }
 
-func exec(t *testing.T, db *storage.DB, q string, args ...any) {
-	t.Helper()
-	err := db.Update(context.Background(), storage.PlatformScope(), func(tx *storage.Tx) error {
-		_, err := tx.Exec(context.Background(), q, args...)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
 // appendMany appends n events to each of the given chains concurrently.
 func appendMany(t *testing.T, l *audit.Log, chains []string, n int) {
 	t.Helper()
@@ -135,7 +124,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				if rep, _ := l.VerifyAllTenants(context.Background()); !rep.OK {
 					t.Fatalf("before tampering: %+v", rep)
 				}
-				exec(t, db, tc.tamper)
+				storagetest.ExecAsOwner(t, db, []string{"audit_events", "audit_heads"}, tc.tamper)
 				rep, err := l.VerifyAllTenants(context.Background())
 				if err != nil {
 					t.Fatal(err)
@@ -332,5 +321,35 @@ func TestCloseRacingAppends(t *testing.T) {
 		if len(p.Items) != n {
 			t.Fatalf("round %d: %d events stored; %d appends reported success", round, len(p.Items), n)
 		}
+	}
+}
+
+// TestEventsAreAppendOnlyOnPostgres: the policies let no Bulkhead
+// transaction, not even a platform-scoped one, change or remove an event.
+func TestEventsAreAppendOnlyOnPostgres(t *testing.T) {
+	l, db, _ := newLog(t, storagetest.PostgresDSN(t))
+	ctx := context.Background()
+	if err := l.Append(ctx, audit.Event{TenantID: "tenant-a", Action: "keep"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, scope := range []storage.Scope{storage.PlatformScope(), storage.TenantScope("tenant-a")} {
+		for _, q := range []string{`UPDATE audit_events SET action = 'gone'`, `DELETE FROM audit_events`, `DELETE FROM audit_heads`} {
+			err := db.Update(ctx, scope, func(tx *storage.Tx) error {
+				res, err := tx.Exec(ctx, q)
+				if err != nil {
+					return err
+				}
+				if n, _ := res.RowsAffected(); n != 0 {
+					t.Errorf("%s changed %d rows (platform scope %v)", q, n, scope.IsPlatform())
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if rep, _ := l.VerifyAllTenants(ctx); !rep.OK || rep.Events != 1 {
+		t.Fatalf("verify: %+v", rep)
 	}
 }
