@@ -557,10 +557,6 @@ func (r *Registry) Delete(ctx context.Context, id ID, actor Actor) (Tenant, erro
 	if err != nil || !started {
 		return t, err
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.runWorkflow(context.WithoutCancel(ctx), wfID, &claim{tenant: id, kind: KindOffboarding})
-	}()
+	r.goRun(ctx, wfID, &claim{tenant: id, kind: KindOffboarding})
 	return t, nil
 }

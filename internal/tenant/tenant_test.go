@@ -472,3 +472,17 @@ func TestManyConcurrentCreates(t *testing.T) {
 		}
 	})
 }
+
+func TestRetryDelayBacksOff(t *testing.T) {
+	for _, tc := range []struct {
+		attempts int
+		want     time.Duration
+	}{{0, time.Second}, {1, time.Second}, {2, 2 * time.Second}, {4, 8 * time.Second}, {30, 15 * time.Minute}} {
+		if got := tenant.RetryDelay(time.Second, tc.attempts); got != tc.want {
+			t.Errorf("retryDelay(1s, %d) = %v; want %v", tc.attempts, got, tc.want)
+		}
+	}
+	if got := tenant.RetryDelay(0, 9); got != 0 {
+		t.Errorf("at start every workflow is due; retryDelay(0, 9) = %v", got)
+	}
+}

@@ -176,37 +176,68 @@ func (r *Registry) Start(ctx context.Context, interval time.Duration) error {
 	return nil
 }
 
-// resume runs, in the background, running workflows untouched for at least olderThan.
-func (r *Registry) resume(ctx context.Context, olderThan time.Duration) error {
-	var ids []string
-	cutoff := r.clock.Now().Add(-olderThan).UnixMicro()
+// resume runs, in the background, the running workflows that are due: at
+// start (interval 0) all of them; later those untouched for interval, with
+// the wait doubling after each failed attempt up to maxRetryDelay.
+func (r *Registry) resume(ctx context.Context, interval time.Duration) error {
+	type candidate struct {
+		id       string
+		attempts int
+		updated  int64
+	}
+	var due []string
+	now := r.clock.Now()
 	err := r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id FROM workflows WHERE status = ? AND updated_at <= ? ORDER BY created_at`,
-			string(WorkflowRunning), cutoff)
+		rows, err := tx.Query(ctx, `SELECT id, attempts, updated_at FROM workflows WHERE status = ? ORDER BY created_at`,
+			string(WorkflowRunning))
 		if err != nil {
 			return fmt.Errorf("tenant: find running workflows: %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
+			var c candidate
+			if err := rows.Scan(&c.id, &c.attempts, &c.updated); err != nil {
 				return err
 			}
-			ids = append(ids, id)
+			if !time.UnixMicro(c.updated).Add(retryDelay(interval, c.attempts)).After(now) {
+				due = append(due, c.id)
+			}
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.runWorkflow(context.WithoutCancel(ctx), id, nil)
-		}()
+	for _, id := range due {
+		r.goRun(ctx, id, nil)
 	}
 	return nil
+}
+
+// maxRetryDelay caps the backoff between attempts of a failing workflow.
+const maxRetryDelay = 15 * time.Minute
+
+func retryDelay(interval time.Duration, attempts int) time.Duration {
+	d := interval
+	for i := 1; i < attempts && d < maxRetryDelay; i++ {
+		d *= 2
+	}
+	return min(d, maxRetryDelay)
+}
+
+// goRun runs a workflow in the background unless the registry is shutting
+// down (then the next start resumes it). Shutdown waits for it.
+func (r *Registry) goRun(ctx context.Context, id string, c *claim) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped() {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.runWorkflow(context.WithoutCancel(ctx), id, c)
+	}()
 }
 
 // Shutdown stops taking up workflows and waits, until ctx ends, for the
@@ -325,24 +356,27 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 			} else if !ok {
 				return errBusy
 			}
+			// Lock the tenant before reading the workflow's status, so that an
+			// offboarding that cancels this workflow is either seen or waits.
+			t, err := lockTenant(ctx, tx)
+			if err != nil {
+				return err
+			}
 			var status string
-			if err := tx.QueryRow(ctx, `SELECT status FROM workflows WHERE id = ?`, id).Scan(&status); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT status FROM workflows WHERE id = ? AND tenant_id = ?`, id, tx.TenantID()).Scan(&status); err != nil {
 				return fmt.Errorf("tenant: workflow status: %w", err)
 			}
 			if WorkflowStatus(status) != WorkflowRunning {
 				return errCancelled
 			}
 			var done int
-			err := tx.QueryRow(ctx, `SELECT 1 FROM workflow_steps WHERE workflow_id = ? AND step = ?`, id, s.Name).Scan(&done)
+			err = tx.QueryRow(ctx, `SELECT 1 FROM workflow_steps WHERE workflow_id = ? AND tenant_id = ? AND step = ?`,
+				id, tx.TenantID(), s.Name).Scan(&done)
 			switch {
 			case err == nil: // completed before
 			case !errors.Is(err, sql.ErrNoRows):
 				return fmt.Errorf("tenant: read step: %w", err)
 			default:
-				t, err := lockTenant(ctx, tx)
-				if err != nil {
-					return err
-				}
 				if err := s.Run(ctx, tx, t); err != nil {
 					return fmt.Errorf("step %s: %w", s.Name, err)
 				}
@@ -355,8 +389,8 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 			if !last {
 				return nil
 			}
-			_, err = tx.Exec(ctx, `UPDATE workflows SET status = ?, last_error = '', updated_at = ? WHERE id = ?`,
-				string(WorkflowDone), r.clock.Now().UnixMicro(), id)
+			_, err = tx.Exec(ctx, `UPDATE workflows SET status = ?, last_error = '', updated_at = ? WHERE id = ? AND tenant_id = ? AND status = ?`,
+				string(WorkflowDone), r.clock.Now().UnixMicro(), id, tx.TenantID(), string(WorkflowRunning))
 			return err
 		})
 		switch {
@@ -407,7 +441,8 @@ func (r *Registry) Workflows(ctx context.Context, id ID) ([]Workflow, error) {
 			return err
 		}
 		for i := range out {
-			steps, err := tx.Query(ctx, `SELECT step, completed_at FROM workflow_steps WHERE workflow_id = ? ORDER BY completed_at, step`, out[i].ID)
+			steps, err := tx.Query(ctx, `SELECT step, completed_at FROM workflow_steps WHERE workflow_id = ? AND tenant_id = ? ORDER BY completed_at, step`,
+				out[i].ID, tx.TenantID())
 			if err != nil {
 				return fmt.Errorf("tenant: list steps: %w", err)
 			}

@@ -1,0 +1,4 @@
+package tenant
+
+// RetryDelay exposes retryDelay to the tests.
+var RetryDelay = retryDelay
