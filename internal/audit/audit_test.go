@@ -108,7 +108,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"removed middle", `DELETE FROM audit_events WHERE chain = 'tenant-a' AND seq = 4`, 5, "removed"},
 		{"removed newest", `DELETE FROM audit_events WHERE chain = 'tenant-a' AND seq = 6`, 6, "removed"},
 		{"removed whole chain", `DELETE FROM audit_events WHERE chain = 'tenant-a'`, 6, "gone"},
-		{"removed head", `DELETE FROM audit_heads WHERE chain = 'tenant-a'`, 6, "no recorded head"},
+		{"removed head", `DELETE FROM audit_heads WHERE chain = 'tenant-a'`, 0, "missing"},
+		{"removed chain and head", `DELETE FROM audit_events WHERE chain = 'tenant-a'; DELETE FROM audit_heads WHERE chain = 'tenant-a'`, 0, "missing"},
 		{"rehashed row without relinking", `UPDATE audit_events SET prev_hash = hash WHERE chain = 'tenant-a' AND seq = 2`, 2, "link"},
 	}
 	for _, tc := range cases {
@@ -125,7 +126,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					t.Fatalf("before tampering: %+v", rep)
 				}
 				storagetest.ExecAsOwner(t, db, []string{"audit_events", "audit_heads"}, tc.tamper)
-				rep, err := l.VerifyAllTenants(context.Background())
+				rep, err := l.VerifyAllTenants(context.Background(), "tenant-a")
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -170,9 +170,11 @@ type Report struct {
 }
 
 // VerifyAllTenants walks every chain and reports the first event whose hash,
-// sequence number or link to its predecessor is wrong, or a chain whose
-// recorded head does not match its last event.
-func (l *Log) VerifyAllTenants(ctx context.Context) (Report, error) {
+// sequence number or link to its predecessor is wrong, a chain whose
+// recorded head does not match its last event, or a chain among expected
+// (the tenants that exist, each of which has events from its creation on)
+// that is missing altogether.
+func (l *Log) VerifyAllTenants(ctx context.Context, expected ...string) (Report, error) {
 	var rep Report
 	err := l.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		heads := map[string]head{}
@@ -194,6 +196,12 @@ func (l *Log) VerifyAllTenants(ctx context.Context) (Report, error) {
 			return fmt.Errorf("audit: verify: %w", err)
 		}
 		rep.Chains = len(heads)
+		for _, c := range expected {
+			if _, ok := heads[c]; !ok {
+				rep.Broken = &Break{TenantID: c, Reason: "the tenant's chain has no recorded head: its head, and perhaps its events, were removed"}
+				return nil
+			}
+		}
 
 		rows, err = tx.Query(ctx, `SELECT `+eventColumns+` FROM audit_events ORDER BY chain, seq`)
 		if err != nil {

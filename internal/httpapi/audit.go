@@ -77,7 +77,15 @@ func (s *Server) listTenantAudit(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) verifyAudit(w http.ResponseWriter, r *http.Request) error {
-	rep, err := s.Audit.VerifyAllTenants(r.Context())
+	ids, err := s.Tenants.ListAllTenantIDs(r.Context())
+	if err != nil {
+		return err
+	}
+	chains := make([]string, len(ids))
+	for i, id := range ids {
+		chains[i] = string(id)
+	}
+	rep, err := s.Audit.VerifyAllTenants(r.Context(), chains...)
 	if err != nil {
 		return err
 	}

@@ -376,6 +376,28 @@ func (r *Registry) ListAllTenants(ctx context.Context, opts ListOptions) (Page, 
 	return page, err
 }
 
+// ListAllTenantIDs returns the id of every tenant, deleted ones included.
+// It crosses tenants and is for the operator only.
+func (r *Registry) ListAllTenantIDs(ctx context.Context) ([]ID, error) {
+	var out []ID
+	err := r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id FROM tenants ORDER BY id`)
+		if err != nil {
+			return fmt.Errorf("tenant: list ids: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return fmt.Errorf("tenant: list ids: %w", err)
+			}
+			out = append(out, ID(id))
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
 func loadDomains(ctx context.Context, tx *storage.Tx, ts []Tenant) error {
 	if len(ts) == 0 {
 		return nil
