@@ -108,8 +108,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"removed middle", `DELETE FROM audit_events WHERE chain = 'tenant-a' AND seq = 4`, 5, "removed"},
 		{"removed newest", `DELETE FROM audit_events WHERE chain = 'tenant-a' AND seq = 6`, 6, "removed"},
 		{"removed whole chain", `DELETE FROM audit_events WHERE chain = 'tenant-a'`, 6, "gone"},
-		{"removed head", `DELETE FROM audit_heads WHERE chain = 'tenant-a'`, 0, "missing"},
-		{"removed chain and head", `DELETE FROM audit_events WHERE chain = 'tenant-a'; DELETE FROM audit_heads WHERE chain = 'tenant-a'`, 0, "missing"},
+		{"removed head", `DELETE FROM audit_heads WHERE chain = 'tenant-a'`, 0, "no recorded head"},
+		{"removed chain and head", `DELETE FROM audit_events WHERE chain = 'tenant-a'; DELETE FROM audit_heads WHERE chain = 'tenant-a'`, 0, "no recorded head"},
 		{"rehashed row without relinking", `UPDATE audit_events SET prev_hash = hash WHERE chain = 'tenant-a' AND seq = 2`, 2, "link"},
 	}
 	for _, tc := range cases {
