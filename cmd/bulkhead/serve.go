@@ -106,8 +106,10 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*app.App, error) {
+	rootKey := os.Getenv("BULKHEAD_ROOT_KEY")
+	os.Unsetenv("BULKHEAD_ROOT_KEY") // not inherited by children, not in /proc/self/environ
 	return app.Open(ctx, app.Config{
-		DataDir: c.dataDir, Database: c.database, RootKey: os.Getenv("BULKHEAD_ROOT_KEY"),
+		DataDir: c.dataDir, Database: c.database, RootKey: rootKey,
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 	})
 }
@@ -115,6 +117,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 // bootstrapAdmin makes sure an admin token exists and shows a new one once.
 func bootstrapAdmin(ctx context.Context, a *app.App, stderr io.Writer) error {
 	preset := os.Getenv("BULKHEAD_ADMIN_TOKEN")
+	os.Unsetenv("BULKHEAD_ADMIN_TOKEN")
 	token, err := a.Admin.Bootstrap(ctx, preset)
 	if err != nil {
 		return err

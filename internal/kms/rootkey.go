@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,12 @@ type RootKey struct {
 	key    [RootKeySize]byte
 	Source string // "file:<path>" or "env"
 }
+
+// String names the key's source, never its material.
+func (k *RootKey) String() string { return "RootKey(" + k.Source + ")" }
+
+// LogValue keeps the key out of structured logs.
+func (k *RootKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
 // Zero overwrites the key material.
 func (k *RootKey) Zero() { clear(k.key[:]) }
@@ -47,20 +54,23 @@ func LoadRootKey(dir, envValue string) (k *RootKey, created bool, err error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		var raw [RootKeySize]byte
 		rand.Read(raw[:])
-		enc := base64.StdEncoding.EncodeToString(raw[:]) + "\n"
+		enc := make([]byte, base64.StdEncoding.EncodedLen(RootKeySize)+1)
+		base64.StdEncoding.Encode(enc, raw[:])
+		enc[len(enc)-1] = '\n'
 		clear(raw[:])
+		defer clear(enc)
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return nil, false, fmt.Errorf("kms: create root key: %w", err)
 		}
-		if _, err := f.WriteString(enc); err != nil {
+		if _, err := f.Write(enc); err != nil {
 			f.Close()
 			return nil, false, fmt.Errorf("kms: write root key: %w", err)
 		}
 		if err := errors.Join(f.Sync(), f.Close()); err != nil {
 			return nil, false, fmt.Errorf("kms: write root key: %w", err)
 		}
-		b, created = []byte(enc), true
+		b, created = append([]byte(nil), enc...), true
 	} else if err != nil {
 		return nil, false, fmt.Errorf("kms: read root key: %w", err)
 	}

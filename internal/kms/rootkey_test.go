@@ -1,6 +1,7 @@
 package kms
 
 import (
+	"fmt"
 	"encoding/base64"
 	"os"
 	"path/filepath"
@@ -20,6 +21,9 @@ func TestLoadRootKey(t *testing.T) {
 	}
 	if k1.key != k2.key || k1.key == [RootKeySize]byte{} {
 		t.Fatal("the key file did not round-trip, or the key is zero")
+	}
+	if s := fmt.Sprint(k2) + fmt.Sprintf("%v %+v", k2, k2); strings.Contains(s, base64.StdEncoding.EncodeToString(k2.key[:])) {
+		t.Errorf("formatting the key shows its material: %s", s)
 	}
 	k2.Zero()
 	if k2.key != [RootKeySize]byte{} {
