@@ -22,6 +22,7 @@ const (
 	Forbidden                   // a valid credential that may not do this
 	TooLarge                    // the request body or a field is over its limit
 	Unavailable                 // a dependency is down; retry later
+	MethodNotAllowed            // the resource exists but not with this method
 )
 
 // Error is a service error with a stable code.

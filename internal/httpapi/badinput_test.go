@@ -441,22 +441,26 @@ func TestUnknownRoute(t *testing.T) {
 	t.Parallel()
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
 		env, _ := badInputNode(t, dsn)
-		for _, c := range []call{
-			{method: "GET", path: "/v1/nope", token: apitest.AdminToken},
-			{method: "GET", path: "/v2/tenants", token: apitest.AdminToken},
-			{method: "GET", path: "/v1/tenants/known-tenant/nope", token: apitest.AdminToken},
-			{method: "PUT", path: "/v1/tenants/known-tenant", token: apitest.AdminToken, body: []byte(`{"name":"x"}`)},
-			{method: "POST", path: "/v1/tenants/known-tenant", token: apitest.AdminToken, body: []byte(`{"name":"x"}`)},
-			{method: "DELETE", path: "/v1/tenants", token: apitest.AdminToken},
-			{method: "GET", path: "/v1/tenants/known-tenant/suspend", token: apitest.AdminToken},
-			{method: "GET", path: "/v1/nope", token: "wrong-token-for-a-missing-route"},
+		for _, tc := range []struct {
+			c      call
+			status int
+			allow  string
+		}{
+			{call{method: "GET", path: "/v1/nope", token: apitest.AdminToken}, 404, ""},
+			{call{method: "GET", path: "/v2/tenants", token: apitest.AdminToken}, 404, ""},
+			{call{method: "GET", path: "/v1/tenants/known-tenant/nope", token: apitest.AdminToken}, 404, ""},
+			{call{method: "PUT", path: "/v1/tenants/known-tenant", token: apitest.AdminToken, body: []byte(`{"name":"x"}`)}, 405, "GET, PATCH, DELETE"},
+			{call{method: "POST", path: "/v1/tenants/known-tenant", token: apitest.AdminToken, body: []byte(`{"name":"x"}`)}, 405, "GET, PATCH, DELETE"},
+			{call{method: "DELETE", path: "/v1/tenants", token: apitest.AdminToken}, 405, "GET, POST"},
+			{call{method: "GET", path: "/v1/tenants/known-tenant/suspend", token: apitest.AdminToken}, 405, "POST"},
+			{call{method: "GET", path: "/v1/nope", token: "wrong-token-for-a-missing-route"}, 404, ""},
 		} {
-			r := send(t, env.URL, c)
-			p := decodeProblem(t, c.String(), r)
-			if r.Status != 404 && r.Status != 405 {
-				t.Errorf("%s: status %d (%s)", c, r.Status, p.Code)
+			r := send(t, env.URL, tc.c)
+			p := decodeProblem(t, tc.c.String(), r)
+			if r.Status != tc.status || r.Header.Get("Allow") != tc.allow {
+				t.Errorf("%s: status %d (%s) Allow %q; want %d Allow %q", tc.c, r.Status, p.Code, r.Header.Get("Allow"), tc.status, tc.allow)
 			}
-			noEcho(t, c.String(), r, c.token)
+			noEcho(t, tc.c.String(), r, tc.c.token)
 		}
 		if got := getTenant(t, env, "known-tenant"); got.Name != "Known" {
 			t.Errorf("known-tenant was changed through an unknown route: %+v", got)

@@ -24,14 +24,15 @@ type Problem struct {
 }
 
 var kindStatus = map[errs.Kind]int{
-	errs.Invalid:         http.StatusBadRequest,
-	errs.NotFound:        http.StatusNotFound,
-	errs.Conflict:        http.StatusConflict,
-	errs.Unauthenticated: http.StatusUnauthorized,
-	errs.Forbidden:       http.StatusForbidden,
-	errs.TooLarge:        http.StatusBadRequest,
-	errs.Unavailable:     http.StatusServiceUnavailable,
-	errs.Internal:        http.StatusInternalServerError,
+	errs.Invalid:          http.StatusBadRequest,
+	errs.NotFound:         http.StatusNotFound,
+	errs.Conflict:         http.StatusConflict,
+	errs.Unauthenticated:  http.StatusUnauthorized,
+	errs.Forbidden:        http.StatusForbidden,
+	errs.TooLarge:         http.StatusBadRequest,
+	errs.Unavailable:      http.StatusServiceUnavailable,
+	errs.MethodNotAllowed: http.StatusMethodNotAllowed,
+	errs.Internal:         http.StatusInternalServerError,
 }
 
 // problemFor maps any error to the problem a client sees. Errors that are not

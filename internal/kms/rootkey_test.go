@@ -1,8 +1,8 @@
 package kms
 
 import (
-	"fmt"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
