@@ -39,11 +39,14 @@ type Config struct {
 // Server is the API handler.
 type Server struct {
 	Config
-	log     *slog.Logger
-	mux     *http.ServeMux
-	routes  []Route
-	reqs    *prometheus.CounterVec
-	latency *prometheus.HistogramVec
+	log      *slog.Logger
+	mux      *http.ServeMux
+	routes   []Route
+	reqs     *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	failures *failureLimiter
+	// unaudited counts authentication failures over a source IP's audit limit.
+	unaudited prometheus.Counter
 }
 
 // Access says who may call a route.
@@ -81,7 +84,12 @@ func New(cfg Config) *Server {
 		Name: "bulkhead_http_request_duration_seconds", Help: "API request latency by route.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"route"})
-	cfg.Metrics.MustRegister(s.reqs, s.latency)
+	s.unaudited = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "bulkhead_authn_failures_unaudited_total",
+		Help: "Authentication failures not written to the audit trail because their source IP was over its limit.",
+	})
+	s.failures = newFailureLimiter()
+	cfg.Metrics.MustRegister(s.reqs, s.latency, s.unaudited)
 
 	s.routes = []Route{
 		{"GET", "/healthz", "health", Public, s.healthz},
@@ -254,6 +262,7 @@ func notFoundTenant(id string) error {
 // auditFailure records a refused or failed request in the platform chain.
 // Successful state changes are audited by the services, in the transaction
 // that makes them. The request waits for the event's batch to commit.
+// Authentication failures are limited per source IP (see failureLimiter).
 func (s *Server) auditFailure(r *http.Request, rt Route, outcome audit.Outcome, err error) {
 	code := "internal"
 	if e, ok := errs.As(err); ok {
@@ -266,12 +275,21 @@ func (s *Server) auditFailure(r *http.Request, rt Route, outcome audit.Outcome, 
 		}
 	}
 	action := rt.Name
+	detail := map[string]string{"code": code}
 	if e, ok := errs.As(err); ok && e.Kind == errs.Unauthenticated {
 		action = "authn.failure"
 		target = rt.Name
+		ok, suppressed := s.failures.allow(sourceIP(r), time.Now())
+		if !ok {
+			s.unaudited.Inc()
+			return
+		}
+		if suppressed > 0 {
+			detail["unaudited_before"] = strconv.Itoa(suppressed)
+		}
 	}
 	ev := audit.Event{Principal: authn.PrincipalName(r.Context()), Action: action, Target: target, Outcome: outcome,
-		RequestID: requestID(r.Context()), SourceIP: sourceIP(r), Detail: map[string]string{"code": code}}
+		RequestID: requestID(r.Context()), SourceIP: sourceIP(r), Detail: detail}
 	if aerr := s.Audit.Append(r.Context(), ev); aerr != nil {
 		s.log.ErrorContext(r.Context(), "audit append failed", "err", aerr, "action", action)
 	}
