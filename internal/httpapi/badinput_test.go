@@ -32,7 +32,7 @@ func badInputNode(t *testing.T, dsn string) (*apitest.Env, []client.Tenant) {
 func idRoutes(t *testing.T, env *apitest.Env) []httpapi.Route {
 	var out []httpapi.Route
 	for _, rt := range env.API.Routes() {
-		if strings.Contains(rt.Path, "{id}") {
+		if strings.Contains(rt.Path, "{tenant}") {
 			out = append(out, rt)
 		}
 	}
@@ -47,7 +47,7 @@ func bodyFor(rt httpapi.Route) []byte {
 	switch rt.Method + " " + rt.Path {
 	case "POST /v1/tenants":
 		return []byte(`{"id":"probe-tenant","name":"Probe"}`)
-	case "PATCH /v1/tenants/{id}":
+	case "PATCH /v1/tenants/{tenant}":
 		return []byte(`{"name":"Changed by a bad request"}`)
 	}
 	return nil
@@ -66,7 +66,7 @@ func TestBadPathTenantID(t *testing.T) {
 		for _, rt := range idRoutes(t, env) {
 			for _, id := range badIDs {
 				for _, tok := range []string{apitest.AdminToken, tokA} {
-					c := call{method: rt.Method, path: strings.ReplaceAll(rt.Path, "{id}", id), token: tok, body: bodyFor(rt)}
+					c := call{method: rt.Method, path: strings.ReplaceAll(rt.Path, "{tenant}", id), token: tok, body: bodyFor(rt)}
 					what := fmt.Sprintf("%s (token %s)", c, tok)
 					r := send(t, env.URL, c)
 					wantProblem(t, what, r, http.StatusBadRequest, "invalid_tenant_id", "id")
@@ -402,7 +402,7 @@ func TestBadAuth(t *testing.T) {
 			}
 			n++
 			for _, v := range variants {
-				path := strings.ReplaceAll(rt.Path, "{id}", "known-tenant")
+				path := strings.ReplaceAll(rt.Path, "{tenant}", "known-tenant")
 				c := call{method: rt.Method, path: path, auth: v.auth, body: bodyFor(rt)}
 				what := fmt.Sprintf("%s with %s", c, v.name)
 				r := send(t, env.URL, c)

@@ -21,10 +21,10 @@ import (
 func crossCalls(t *testing.T, routes []httpapi.Route, id, token string) []call {
 	var out []call
 	for _, rt := range routes {
-		if !strings.Contains(rt.Path, "{id}") {
+		if !strings.Contains(rt.Path, "{tenant}") {
 			continue
 		}
-		path := strings.ReplaceAll(rt.Path, "{id}", id)
+		path := strings.ReplaceAll(rt.Path, "{tenant}", id)
 		c := call{method: rt.Method, path: path, token: token, body: bodyFor(rt)}
 		out = append(out, c)
 		switch rt.Method {
@@ -152,7 +152,7 @@ func TestCrossTenant(t *testing.T) {
 			if rt.Access != httpapi.Operator {
 				continue
 			}
-			path := strings.ReplaceAll(rt.Path, "{id}", "tenant-a")
+			path := strings.ReplaceAll(rt.Path, "{tenant}", "tenant-a")
 			found := false
 			for _, c := range opCalls {
 				found = found || (c.method == rt.Method && strings.SplitN(c.path, "?", 2)[0] == path)

@@ -71,7 +71,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 		registered := map[string]httpapi.Route{}
 		for _, rt := range env.API.Routes() {
-			key := rt.Method + " " + rt.Path // ServeMux {id} is OpenAPI's {id}
+			key := rt.Method + " " + rt.Path // ServeMux {tenant} is OpenAPI's {tenant}
 			registered[key] = rt
 			if !documented[key] {
 				t.Errorf("route %s (%s) is not in openapi.json", key, rt.Name)
@@ -117,7 +117,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			} else {
 				opIDs[op.OperationID] = key
 			}
-			if strings.Contains(path, "{id}") {
+			if strings.Contains(path, "{tenant}") {
 				params := append([]openAPIParameter{}, op.Parameters...)
 				if pp, ok := doc.Paths[path]["parameters"]; ok {
 					var shared []openAPIParameter
@@ -129,10 +129,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 					if p.Ref != "" {
 						return resolves(tree, p.Ref)
 					}
-					return p.Name == "id" && p.In == "path" && p.Required
+					return p.Name == "tenant" && p.In == "path" && p.Required
 				})
 				if !ok {
-					t.Errorf("%s: the {id} path parameter is not declared", key)
+					t.Errorf("%s: the {tenant} path parameter is not declared", key)
 				}
 			}
 		}

@@ -56,13 +56,13 @@ type Access int
 const (
 	Public   Access = iota // no credential
 	Operator               // an operator credential
-	Tenant                 // an operator, or a tenant credential for the tenant named by {id}
+	Tenant                 // an operator, or a tenant credential for the tenant named by {tenant}
 )
 
 // Route is one registered API route.
 type Route struct {
 	Method  string
-	Path    string // ServeMux pattern path, e.g. /v1/tenants/{id}
+	Path    string // ServeMux pattern path, e.g. /v1/tenants/{tenant}
 	Name    string // audit action and metrics label, e.g. "tenant.update"
 	Access  Access
 	handler func(http.ResponseWriter, *http.Request) error
@@ -98,17 +98,22 @@ func New(cfg Config) *Server {
 		{"GET", "/v1/tiers", "tier.list", Operator, s.listTiers},
 		{"POST", "/v1/tenants", "tenant.create", Operator, s.createTenant},
 		{"GET", "/v1/tenants", "tenant.list", Operator, s.listTenants},
-		{"GET", "/v1/tenants/{id}", "tenant.get", Tenant, s.getTenant},
-		{"PATCH", "/v1/tenants/{id}", "tenant.update", Operator, s.updateTenant},
-		{"DELETE", "/v1/tenants/{id}", "tenant.delete", Operator, s.deleteTenant},
-		{"POST", "/v1/tenants/{id}/suspend", "tenant.suspend", Operator, s.suspendTenant},
-		{"POST", "/v1/tenants/{id}/resume", "tenant.resume", Operator, s.resumeTenant},
-		{"GET", "/v1/tenants/{id}/workflows", "tenant.workflows", Operator, s.tenantWorkflows},
-		{"GET", "/v1/tenants/{id}/audit", "audit.list_tenant", Tenant, s.listTenantAudit},
+		{"GET", "/v1/tenants/{tenant}", "tenant.get", Tenant, s.getTenant},
+		{"PATCH", "/v1/tenants/{tenant}", "tenant.update", Operator, s.updateTenant},
+		{"DELETE", "/v1/tenants/{tenant}", "tenant.delete", Operator, s.deleteTenant},
+		{"POST", "/v1/tenants/{tenant}/suspend", "tenant.suspend", Operator, s.suspendTenant},
+		{"POST", "/v1/tenants/{tenant}/resume", "tenant.resume", Operator, s.resumeTenant},
+		{"GET", "/v1/tenants/{tenant}/workflows", "tenant.workflows", Operator, s.tenantWorkflows},
+		{"GET", "/v1/tenants/{tenant}/audit", "audit.list_tenant", Tenant, s.listTenantAudit},
 		{"GET", "/v1/audit", "audit.list", Operator, s.listAudit},
 		{"POST", "/v1/audit/verify", "audit.verify", Operator, s.verifyAudit},
 	}
 	for _, rt := range s.routes {
+		if rt.Access == Tenant && !strings.Contains(rt.Path, "{tenant}") {
+			// authorize matches a tenant credential against {tenant}; a route
+			// without it would let any tenant through.
+			panic("httpapi: tenant-access route " + rt.Path + " does not name {tenant}")
+		}
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{}))
@@ -210,7 +215,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 				return
 			}
 		}
-		if id, err := tenant.ParseID(r.PathValue("id")); err == nil {
+		if id, err := tenant.ParseID(r.PathValue("tenant")); err == nil {
 			r = r.WithContext(tenant.WithID(r.Context(), id))
 		}
 		if err := rt.handler(sw, r); err != nil {
@@ -243,7 +248,7 @@ func (s *Server) authorize(r *http.Request, rt Route) error {
 	if !ok {
 		return errs.E(errs.Unauthenticated, "invalid_token", "the bearer token is not valid")
 	}
-	if id := r.PathValue("id"); id != "" && id != string(tc.TenantID) {
+	if id := r.PathValue("tenant"); id != "" && id != string(tc.TenantID) {
 		return notFoundTenant(id)
 	}
 	if rt.Access != Tenant {
@@ -269,7 +274,7 @@ func (s *Server) auditFailure(r *http.Request, rt Route, outcome audit.Outcome, 
 		code = e.Code
 	}
 	target := ""
-	if id := r.PathValue("id"); id != "" {
+	if id := r.PathValue("tenant"); id != "" {
 		if _, perr := tenant.ParseID(id); perr == nil {
 			target = id
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 func pathTenant(r *http.Request) (tenant.ID, error) {
-	return tenant.ParseID(r.PathValue("id"))
+	return tenant.ParseID(r.PathValue("tenant"))
 }
 
 func queryLimit(r *http.Request) (int, error) {

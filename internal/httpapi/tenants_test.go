@@ -15,7 +15,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
-// workflow is a lifecycle workflow as GET /v1/tenants/{id}/workflows shows it.
+// workflow is a lifecycle workflow as GET /v1/tenants/{tenant}/workflows shows it.
 type workflow struct {
 	ID        string `json:"id"`
 	TenantID  string `json:"tenant_id"`
