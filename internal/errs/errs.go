@@ -14,15 +14,15 @@ type Kind int
 
 // The kinds of error a service reports.
 const (
-	Internal        Kind = iota // a bug or an unexpected failure; details are not shown to clients
-	Invalid                     // the request is malformed or fails validation
-	NotFound                    // the object does not exist, or the caller may not learn that it does
-	Conflict                    // the object exists or is in a state that forbids the change
-	Unauthenticated             // no valid credential
-	Forbidden                   // a valid credential that may not do this
-	TooLarge                    // the request body or a field is over its limit
-	Unavailable                 // a dependency is down; retry later
-	MethodNotAllowed            // the resource exists but not with this method
+	Internal         Kind = iota // a bug or an unexpected failure; details are not shown to clients
+	Invalid                      // the request is malformed or fails validation
+	NotFound                     // the object does not exist, or the caller may not learn that it does
+	Conflict                     // the object exists or is in a state that forbids the change
+	Unauthenticated              // no valid credential
+	Forbidden                    // a valid credential that may not do this
+	TooLarge                     // the request body or a field is over its limit
+	Unavailable                  // a dependency is down; retry later
+	MethodNotAllowed             // the resource exists but not with this method
 )
 
 // Error is a service error with a stable code.
