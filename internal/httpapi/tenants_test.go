@@ -39,16 +39,20 @@ func workflows(t testing.TB, env *apitest.Env, id string) []workflow {
 	return out.Items
 }
 
-func countKind(wfs []workflow, kind string) int {
+// count returns how many of xs satisfy keep.
+func count[T any](xs []T, keep func(T) bool) int {
 	n := 0
-	for _, w := range wfs {
-		if w.Kind == kind {
+	for _, x := range xs {
+		if keep(x) {
 			n++
 		}
 	}
 	return n
 }
 
+func countKind(wfs []workflow, kind string) int {
+	return count(wfs, func(w workflow) bool { return w.Kind == kind })
+}
 func TestCreateAndGetTenant(t *testing.T) {
 	t.Parallel()
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
@@ -494,7 +498,7 @@ func TestDeleteTenant(t *testing.T) {
 				t.Errorf("audit of del-tenant lacks %s: %v", a, actions)
 			}
 		}
-		if n := countOf(actions, "tenant.offboarding.started"); n != 1 {
+		if n := count(actions, func(a string) bool { return a == "tenant.offboarding.started" }); n != 1 {
 			t.Errorf("offboarding started %d times", n)
 		}
 
@@ -505,15 +509,6 @@ func TestDeleteTenant(t *testing.T) {
 	})
 }
 
-func countOf(xs []string, x string) int {
-	n := 0
-	for _, y := range xs {
-		if y == x {
-			n++
-		}
-	}
-	return n
-}
 
 func TestCreateIdempotency(t *testing.T) {
 	t.Parallel()
