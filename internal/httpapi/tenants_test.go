@@ -509,7 +509,6 @@ func TestDeleteTenant(t *testing.T) {
 	})
 }
 
-
 func TestCreateIdempotency(t *testing.T) {
 	t.Parallel()
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
