@@ -60,9 +60,9 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 
 		// Wait until test-mark is done and test-delay is running.
 		var before []workflow
-		waitFor(t, "the first step to complete", 20*time.Second, func() bool {
+		waitFor(t, "the steps before test-delay to complete", 20*time.Second, func() bool {
 			before = workflows(t, c, "crash-co")
-			return len(before) == 1 && len(before[0].Steps) == 1
+			return len(before) == 1 && len(before[0].Steps) == 2
 		})
 		tn, err := c.GetTenant(context.Background(), "crash-co")
 		if err != nil || tn.Status != "provisioning" {
@@ -94,12 +94,16 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 		if w.Status != "done" || w.Attempts != 2 {
 			t.Errorf("workflow status %s attempts %d; want done after 2 attempts", w.Status, w.Attempts)
 		}
-		if got := stepNames(w); !slices.Equal(got, []string{"activate", "test-delay", "test-mark"}) {
+		if got := stepNames(w); !slices.Equal(got, []string{"activate", "identity", "test-delay", "test-mark"}) {
 			t.Errorf("completed steps %v; want each of activate, test-delay, test-mark once", got)
 		}
+		firstRun := map[string]time.Time{}
+		for _, s := range before[0].Steps {
+			firstRun[s.Name] = s.CompletedAt
+		}
 		for _, s := range w.Steps {
-			if s.Name == "test-mark" && !s.CompletedAt.Equal(before[0].Steps[0].CompletedAt) {
-				t.Errorf("test-mark completed again after the restart (%v, was %v)", s.CompletedAt, before[0].Steps[0].CompletedAt)
+			if at, ok := firstRun[s.Name]; ok && !s.CompletedAt.Equal(at) {
+				t.Errorf("%s completed again after the restart (%v, was %v)", s.Name, s.CompletedAt, at)
 			}
 		}
 		// The audit trail holds one start and one activation, and verifies.
@@ -132,9 +136,9 @@ func TestGracefulShutdownCheckpoints(t *testing.T) {
 		_, err := c.CreateTenant(context.Background(), client.CreateTenant{ID: "term-co"}, "")
 		created <- err
 	}()
-	waitFor(t, "the first step to complete", 20*time.Second, func() bool {
+	waitFor(t, "the steps before test-delay to complete", 20*time.Second, func() bool {
 		w := workflows(t, c, "term-co")
-		return len(w) == 1 && len(w[0].Steps) == 1
+		return len(w) == 1 && len(w[0].Steps) == 2
 	})
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -157,7 +161,7 @@ func TestGracefulShutdownCheckpoints(t *testing.T) {
 		return err == nil && tn.Status == "active"
 	})
 	w := workflows(t, c2, "term-co")
-	if got := stepNames(w[0]); !slices.Equal(got, []string{"activate", "test-delay", "test-mark"}) {
+	if got := stepNames(w[0]); !slices.Equal(got, []string{"activate", "identity", "test-delay", "test-mark"}) {
 		t.Errorf("completed steps %v", got)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
+	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -34,6 +35,9 @@ type Config struct {
 	Clock     clock.Clock  // default: the system clock
 	Notices   io.Writer    // where first-start notices go (dev-mode root key); default os.Stderr
 
+	// Argon2 sets the password hashing cost; default identity.DefaultArgon2.
+	Argon2 identity.Argon2Params
+
 	// Verifiers are tried after the admin token store for every bearer token.
 	Verifiers []authn.Verifier
 }
@@ -42,8 +46,9 @@ type Config struct {
 type App struct {
 	DB      *storage.DB
 	Audit   *audit.Log
-	Tenants *tenant.Registry
-	Admin   *authn.AdminTokens
+	Tenants   *tenant.Registry
+	Directory *identity.Directory
+	Admin     *authn.AdminTokens
 	API     *httpapi.Server
 	Metrics *prometheus.Registry
 
@@ -52,7 +57,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations()}
+	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations()}
 }
 
 // Open prepares the data directory and root key, opens and migrates the
@@ -116,9 +121,12 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a := &App{DB: db, Metrics: metrics, rootKey: rk}
 	a.Audit = audit.New(db, audit.Options{Clock: c.Clock, Logger: c.Logger, BatchHook: func(n int) { batches.Observe(float64(n)) }})
 	a.Tenants = tenant.NewRegistry(db, a.Audit, tenant.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
+	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2})
+	a.Tenants.AddOnboardingStep(a.Directory.OnboardingStep())
+	a.Tenants.AddOffboardingStep(a.Directory.OffboardingStep())
 	a.Admin = authn.NewAdminTokens(db, c.Clock)
 	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Audit: a.Audit,
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version,
 	})

@@ -57,11 +57,8 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) listTenantAudit(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathTenant(r)
+	id, err := s.existingTenant(r)
 	if err != nil {
-		return err
-	}
-	if _, err := s.Tenants.Get(r.Context(), id); err != nil {
 		return err
 	}
 	f, err := auditFilter(r)

@@ -66,7 +66,7 @@ func TestBadPathTenantID(t *testing.T) {
 		for _, rt := range idRoutes(t, env) {
 			for _, id := range badIDs {
 				for _, tok := range []string{apitest.AdminToken, tokA} {
-					c := call{method: rt.Method, path: strings.ReplaceAll(rt.Path, "{tenant}", id), token: tok, body: bodyFor(rt)}
+					c := call{method: rt.Method, path: fillPath(rt.Path, id), token: tok, body: bodyFor(rt)}
 					what := fmt.Sprintf("%s (token %s)", c, tok)
 					r := send(t, env.URL, c)
 					wantProblem(t, what, r, http.StatusBadRequest, "invalid_tenant_id", "id")
@@ -402,7 +402,7 @@ func TestBadAuth(t *testing.T) {
 			}
 			n++
 			for _, v := range variants {
-				path := strings.ReplaceAll(rt.Path, "{tenant}", "known-tenant")
+				path := fillPath(rt.Path, "known-tenant")
 				c := call{method: rt.Method, path: path, auth: v.auth, body: bodyFor(rt)}
 				what := fmt.Sprintf("%s with %s", c, v.name)
 				r := send(t, env.URL, c)

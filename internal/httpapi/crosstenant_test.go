@@ -24,7 +24,7 @@ func crossCalls(t *testing.T, routes []httpapi.Route, id, token string) []call {
 		if !strings.Contains(rt.Path, "{tenant}") {
 			continue
 		}
-		path := strings.ReplaceAll(rt.Path, "{tenant}", id)
+		path := fillPath(rt.Path, id)
 		c := call{method: rt.Method, path: path, token: token, body: bodyFor(rt)}
 		out = append(out, c)
 		switch rt.Method {
@@ -152,7 +152,7 @@ func TestCrossTenant(t *testing.T) {
 			if rt.Access != httpapi.Operator {
 				continue
 			}
-			path := strings.ReplaceAll(rt.Path, "{tenant}", "tenant-a")
+			path := fillPath(rt.Path, "tenant-a")
 			found := false
 			for _, c := range opCalls {
 				found = found || (c.method == rt.Method && strings.SplitN(c.path, "?", 2)[0] == path)

@@ -307,3 +307,9 @@ func newTieredNode(t *testing.T, dsn string) *apitest.Env {
 	}
 	return apitest.New(t, dsn, apitest.Options{TiersFile: tiers})
 }
+
+// fillPath makes a request path of a route pattern: {tenant} becomes tenant,
+// and the other wildcards become ids that need not exist.
+func fillPath(pattern, tenant string) string {
+	return strings.NewReplacer("{tenant}", tenant, "{user}", "usr_probe", "{group}", "admins").Replace(pattern)
+}

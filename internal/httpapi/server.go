@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -29,6 +30,7 @@ import (
 type Config struct {
 	DB        *storage.DB
 	Tenants   *tenant.Registry
+	Directory *identity.Directory
 	Audit     *audit.Log
 	Verifiers []authn.Verifier // tried in order for every bearer token
 	Logger    *slog.Logger
@@ -57,6 +59,7 @@ const (
 	Public   Access = iota // no credential
 	Operator               // an operator credential
 	Tenant                 // an operator, or a tenant credential for the tenant named by {tenant}
+	TenantAdmin            // an operator, or a credential of an admin (group "admins") of the tenant named by {tenant}
 )
 
 // Route is one registered API route.
@@ -105,11 +108,20 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/tenants/{tenant}/resume", "tenant.resume", Operator, s.resumeTenant},
 		{"GET", "/v1/tenants/{tenant}/workflows", "tenant.workflows", Operator, s.tenantWorkflows},
 		{"GET", "/v1/tenants/{tenant}/audit", "audit.list_tenant", Tenant, s.listTenantAudit},
+		{"POST", "/v1/tenants/{tenant}/users", "user.create", TenantAdmin, s.createUser},
+		{"GET", "/v1/tenants/{tenant}/users", "user.list", TenantAdmin, s.listUsers},
+		{"GET", "/v1/tenants/{tenant}/users/{user}", "user.get", TenantAdmin, s.getUser},
+		{"PATCH", "/v1/tenants/{tenant}/users/{user}", "user.update", TenantAdmin, s.updateUser},
+		{"DELETE", "/v1/tenants/{tenant}/users/{user}", "user.delete", TenantAdmin, s.deleteUser},
+		{"POST", "/v1/tenants/{tenant}/groups", "group.create", TenantAdmin, s.createGroup},
+		{"GET", "/v1/tenants/{tenant}/groups", "group.list", TenantAdmin, s.listGroups},
+		{"PUT", "/v1/tenants/{tenant}/groups/{group}/members/{user}", "group.add_member", TenantAdmin, s.addMember},
+		{"DELETE", "/v1/tenants/{tenant}/groups/{group}/members/{user}", "group.remove_member", TenantAdmin, s.removeMember},
 		{"GET", "/v1/audit", "audit.list", Operator, s.listAudit},
 		{"POST", "/v1/audit/verify", "audit.verify", Operator, s.verifyAudit},
 	}
 	for _, rt := range s.routes {
-		if rt.Access == Tenant && !strings.Contains(rt.Path, "{tenant}") {
+		if (rt.Access == Tenant || rt.Access == TenantAdmin) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route
 			// without it would let any tenant through.
 			panic("httpapi: tenant-access route " + rt.Path + " does not name {tenant}")
@@ -251,10 +263,16 @@ func (s *Server) authorize(r *http.Request, rt Route) error {
 	if id := r.PathValue("tenant"); id != "" && id != string(tc.TenantID) {
 		return notFoundTenant(id)
 	}
-	if rt.Access != Tenant {
-		return errs.E(errs.Forbidden, "operator_required", "%s is for platform operators; a tenant credential cannot call it", rt.Name)
+	switch rt.Access {
+	case Tenant:
+		return nil
+	case TenantAdmin:
+		if tc.InGroup(identity.AdminsGroup) {
+			return nil
+		}
+		return errs.E(errs.Forbidden, "tenant_admin_required", "%s is for the tenant's admins (group %q)", rt.Name, identity.AdminsGroup)
 	}
-	return nil
+	return errs.E(errs.Forbidden, "operator_required", "%s is for platform operators; a tenant credential cannot call it", rt.Name)
 }
 
 func notFoundTenant(id string) error {

@@ -15,6 +15,19 @@ func pathTenant(r *http.Request) (tenant.ID, error) {
 	return tenant.ParseID(r.PathValue("tenant"))
 }
 
+// existingTenant returns the {tenant} of the path if that tenant exists
+// (tenant_not_found otherwise), for reads that would else answer an empty list.
+func (s *Server) existingTenant(r *http.Request) (tenant.ID, error) {
+	id, err := pathTenant(r)
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.Tenants.Get(r.Context(), id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
 func queryLimit(r *http.Request) (int, error) {
 	v := r.URL.Query().Get("limit")
 	if v == "" {

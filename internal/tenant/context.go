@@ -14,11 +14,15 @@ type Context struct {
 	TenantID  ID
 	Principal string
 	Tier      string
+	Groups    []string // the principal's groups in the tenant
 	Scopes    []string
 }
 
 // HasScope reports whether the context carries the scope.
 func (c Context) HasScope(s string) bool { return slices.Contains(c.Scopes, s) }
+
+// InGroup reports whether the principal is a member of the group.
+func (c Context) InGroup(g string) bool { return slices.Contains(c.Groups, g) }
 
 type ctxKey struct{}
 

@@ -303,6 +303,20 @@ func (r *Registry) Get(ctx context.Context, id ID) (Tenant, error) {
 	return t, err
 }
 
+// RequireActiveTx checks, in tx, that the tenant of tx's scope exists and is
+// active: other services call it before changing a tenant's data. On
+// PostgreSQL it locks the tenant row against a concurrent offboarding.
+func RequireActiveTx(ctx context.Context, tx *storage.Tx) error {
+	t, err := lockTenant(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if t.Status != Active {
+		return errs.E(errs.Conflict, "tenant_not_active", "tenant %q is %s; its data cannot change", t.ID, t.Status)
+	}
+	return nil
+}
+
 // ListOptions page through tenants.
 type ListOptions struct {
 	Limit  int    // 1..1000, default 100

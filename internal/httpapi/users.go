@@ -1,0 +1,136 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/bulkhead-dev/bulkhead/internal/identity"
+)
+
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	var req identity.CreateUserRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	u, err := s.Directory.CreateUser(r.Context(), tid, req, actor(r))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/tenants/"+string(tid)+"/users/"+u.ID)
+	w.Header().Set("Cache-Control", "no-store") // it may hold a temporary password
+	writeJSON(w, http.StatusCreated, u)
+	return nil
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
+	tid, err := s.existingTenant(r)
+	if err != nil {
+		return err
+	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	page, err := s.Directory.ListUsers(r.Context(), tid, identity.ListOptions{Limit: limit, Cursor: q.Get("cursor"), Email: q.Get("email")})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
+	tid, err := s.existingTenant(r)
+	if err != nil {
+		return err
+	}
+	u, err := s.Directory.GetUser(r.Context(), tid, r.PathValue("user"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	var p identity.UserPatch
+	if err := decode(w, r, &p); err != nil {
+		return err
+	}
+	u, err := s.Directory.UpdateUser(r.Context(), tid, r.PathValue("user"), p, actor(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Directory.DeleteUser(r.Context(), tid, r.PathValue("user"), actor(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	var req identity.CreateGroupRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	g, err := s.Directory.CreateGroup(r.Context(), tid, req, actor(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, g)
+	return nil
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
+	tid, err := s.existingTenant(r)
+	if err != nil {
+		return err
+	}
+	gs, err := s.Directory.ListGroups(r.Context(), tid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": gs})
+	return nil
+}
+
+func (s *Server) addMember(w http.ResponseWriter, r *http.Request) error {
+	return s.setMember(w, r, true)
+}
+
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) error {
+	return s.setMember(w, r, false)
+}
+
+func (s *Server) setMember(w http.ResponseWriter, r *http.Request, member bool) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Directory.SetMember(r.Context(), tid, r.PathValue("group"), r.PathValue("user"), member, actor(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

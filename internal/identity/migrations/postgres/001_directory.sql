@@ -1,0 +1,59 @@
+CREATE TABLE identity_configs (
+	tenant_id           TEXT PRIMARY KEY,
+	password_min_length INTEGER NOT NULL,
+	created_at          BIGINT NOT NULL,
+	updated_at          BIGINT NOT NULL
+);
+CREATE TABLE users (
+	id                       TEXT PRIMARY KEY,
+	tenant_id                TEXT NOT NULL,
+	email                    TEXT NOT NULL,
+	email_key                TEXT NOT NULL,
+	status                   TEXT NOT NULL,
+	attributes               TEXT NOT NULL DEFAULT '{}',
+	password_hash            TEXT NOT NULL DEFAULT '',
+	password_change_required INTEGER NOT NULL DEFAULT 0,
+	created_at               BIGINT NOT NULL,
+	updated_at               BIGINT NOT NULL,
+	UNIQUE (tenant_id, email_key)
+);
+CREATE INDEX users_tenant ON users(tenant_id, id);
+CREATE TABLE user_groups (
+	id          TEXT PRIMARY KEY,
+	tenant_id   TEXT NOT NULL,
+	name        TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	created_at  BIGINT NOT NULL,
+	UNIQUE (tenant_id, name)
+);
+CREATE TABLE group_members (
+	tenant_id TEXT NOT NULL,
+	group_id  TEXT NOT NULL REFERENCES user_groups(id) ON DELETE CASCADE,
+	user_id   TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+	added_at  BIGINT NOT NULL,
+	PRIMARY KEY (group_id, user_id)
+);
+CREATE INDEX group_members_user ON group_members(user_id);
+
+-- Row-level security: a tenant-scoped transaction sees only its tenant's
+-- rows, a platform-scoped one sees all, one with no scope sees none.
+
+ALTER TABLE identity_configs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE identity_configs FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON identity_configs USING (tenant_id = current_setting('bulkhead.tenant_id', true));
+CREATE POLICY platform_scope ON identity_configs USING (current_setting('bulkhead.platform', true) = 'on');
+
+ALTER TABLE users ENABLE ROW LEVEL SECURITY;
+ALTER TABLE users FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON users USING (tenant_id = current_setting('bulkhead.tenant_id', true));
+CREATE POLICY platform_scope ON users USING (current_setting('bulkhead.platform', true) = 'on');
+
+ALTER TABLE user_groups ENABLE ROW LEVEL SECURITY;
+ALTER TABLE user_groups FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON user_groups USING (tenant_id = current_setting('bulkhead.tenant_id', true));
+CREATE POLICY platform_scope ON user_groups USING (current_setting('bulkhead.platform', true) = 'on');
+
+ALTER TABLE group_members ENABLE ROW LEVEL SECURITY;
+ALTER TABLE group_members FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON group_members USING (tenant_id = current_setting('bulkhead.tenant_id', true));
+CREATE POLICY platform_scope ON group_members USING (current_setting('bulkhead.platform', true) = 'on');
