@@ -44,13 +44,13 @@ type Config struct {
 
 // App is one wired Bulkhead node.
 type App struct {
-	DB      *storage.DB
-	Audit   *audit.Log
+	DB        *storage.DB
+	Audit     *audit.Log
 	Tenants   *tenant.Registry
 	Directory *identity.Directory
 	Admin     *authn.AdminTokens
-	API     *httpapi.Server
-	Metrics *prometheus.Registry
+	API       *httpapi.Server
+	Metrics   *prometheus.Registry
 
 	rootKey *kms.RootKey
 }

@@ -56,10 +56,10 @@ type Access int
 
 // The access levels.
 const (
-	Public   Access = iota // no credential
-	Operator               // an operator credential
-	Tenant                 // an operator, or a tenant credential for the tenant named by {tenant}
-	TenantAdmin            // an operator, or a credential of an admin (group "admins") of the tenant named by {tenant}
+	Public      Access = iota // no credential
+	Operator                  // an operator credential
+	Tenant                    // an operator, or a tenant credential for the tenant named by {tenant}
+	TenantAdmin               // an operator, or a credential of an admin (group "admins") of the tenant named by {tenant}
 )
 
 // Route is one registered API route.

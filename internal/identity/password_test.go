@@ -37,7 +37,7 @@ func TestMalformedHashesNeverVerify(t *testing.T) {
 		"", "$", "plain", "$argon2i$v=19$m=64,t=1,p=1$" + parts[4] + "$" + parts[5],
 		"$argon2id$v=18$m=64,t=1,p=1$" + parts[4] + "$" + parts[5],
 		"$argon2id$v=19$m=4294967295,t=1,p=1$" + parts[4] + "$" + parts[5], // memory bomb
-		"$argon2id$v=19$m=64,t=1000000,p=1$" + parts[4] + "$" + parts[5],    // time bomb
+		"$argon2id$v=19$m=64,t=1000000,p=1$" + parts[4] + "$" + parts[5],   // time bomb
 		"$argon2id$v=19$m=64,t=1,p=0$" + parts[4] + "$" + parts[5],
 		"$argon2id$v=19$m=64,t=1,p=1,x=2$" + parts[4] + "$" + parts[5],
 		"$argon2id$v=19$m=64,t=1,p=1$$" + parts[5],
