@@ -23,6 +23,8 @@ Usage:
   bulkhead version              print the version
   bulkhead tenant <command>     create|get|list|update|suspend|resume|delete tenants
   bulkhead audit <command>      list|verify the audit trail
+  bulkhead user <command>       create|get|list|update|delete a tenant's users
+  bulkhead group <command>      create|list|add-member|remove-member a tenant's groups
 
 Client commands talk to a running server: BULKHEAD_ADDR (default
 http://127.0.0.1:8080) and BULKHEAD_TOKEN (falls back to BULKHEAD_ADMIN_TOKEN),
@@ -31,7 +33,7 @@ or --addr and --token. --output json|table chooses the output format.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -40,7 +42,7 @@ func main() {
 var errUsage = errors.New("usage")
 
 // run executes one command line and returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -57,6 +59,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = tenantCmd(ctx, args[1:], stdout, stderr)
 	case "audit":
 		err = auditCmd(ctx, args[1:], stdout, stderr)
+	case "user":
+		err = userCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "group":
+		err = groupCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -108,8 +108,15 @@ func (p *proc) client() *client.Client { return client.New(p.url, testAdminToken
 // stderr and exit status.
 func runCLI(t *testing.T, url string, args ...string) (string, string, int) {
 	t.Helper()
+	return runCLIInput(t, url, "", args...)
+}
+
+// runCLIInput is runCLI with stdin.
+func runCLIInput(t *testing.T, url, stdin string, args ...string) (string, string, int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = append(os.Environ(), "BULKHEAD_ADDR="+url, "BULKHEAD_TOKEN="+testAdminToken)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -141,19 +148,19 @@ func contextT(t *testing.T) context.Context {
 
 func TestVersionAndUsage(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"version"}, &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "bulkhead ") {
+	if code := run(context.Background(), []string{"version"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "bulkhead ") {
 		t.Fatalf("version: %d %q", code, out.String())
 	}
 	for _, args := range [][]string{{}, {"nope"}, {"tenant"}, {"tenant", "fly"}, {"tenant", "get"}, {"tenant", "get", "a", "b"}, {"audit", "list", "--since", "yesterday"}, {"serve", "--listen"}} {
 		out.Reset()
 		errb.Reset()
-		if code := run(context.Background(), args, &out, &errb); code != 2 {
+		if code := run(context.Background(), args, strings.NewReader(""), &out, &errb); code != 2 {
 			t.Errorf("bulkhead %v: exit %d; want 2 (usage)\n%s", args, code, errb.String())
 		}
 	}
 	out.Reset()
 	errb.Reset()
-	if code := run(context.Background(), []string{"serve", "--help"}, &out, &errb); code != 0 {
+	if code := run(context.Background(), []string{"serve", "--help"}, strings.NewReader(""), &out, &errb); code != 0 {
 		t.Fatalf("serve --help: exit %d", code)
 	}
 	for _, flag := range []string{"-data-dir", "-database", "-listen", "-tiers", "-log-level", "-shutdown-timeout", "BULKHEAD_ADMIN_TOKEN", "BULKHEAD_DATA_DIR", "BULKHEAD_DATABASE", "BULKHEAD_LISTEN"} {
@@ -171,7 +178,7 @@ func TestUsageNeverPrintsTheToken(t *testing.T) {
 	t.Setenv("BULKHEAD_ADMIN_TOKEN", secret)
 	for _, args := range [][]string{{"tenant", "list", "--bogus"}, {"tenant", "list", "-h"}, {"audit", "verify", "--help"}, {"tenant", "create", "-x", "y"}} {
 		var out, errb bytes.Buffer
-		run(context.Background(), args, &out, &errb)
+		run(context.Background(), args, strings.NewReader(""), &out, &errb)
 		if strings.Contains(out.String()+errb.String(), secret) {
 			t.Errorf("bulkhead %v printed the token:\n%s%s", args, out.String(), errb.String())
 		}
