@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
+	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -48,6 +49,7 @@ type App struct {
 	Audit     *audit.Log
 	Tenants   *tenant.Registry
 	Directory *identity.Directory
+	Signing   *signing.Store
 	Admin     *authn.AdminTokens
 	API       *httpapi.Server
 	Metrics   *prometheus.Registry
@@ -57,7 +59,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations()}
+	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations()}
 }
 
 // Open prepares the data directory and root key, opens and migrates the
@@ -124,6 +126,13 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2})
 	a.Tenants.AddOnboardingStep(a.Directory.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Directory.OffboardingStep())
+	if a.Signing, err = signing.NewStore(db, rk, signing.Options{Clock: c.Clock}); err != nil {
+		a.Audit.Close()
+		return fail(err, db)
+	}
+	a.Tenants.AddOffboardingStep(tenant.Step{Name: "signing-keys", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
+		return a.Signing.DeleteIssuer(ctx, tx)
+	}})
 	a.Admin = authn.NewAdminTokens(db, c.Clock)
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Audit: a.Audit,

@@ -1,0 +1,279 @@
+// Package signing keeps the keys that sign Bulkhead's tokens: one key set
+// per issuer (the platform issuer, and one for each silo tenant), each
+// private key stored only wrapped by the root key with its issuer and key id
+// as the binding, so a wrapped key moved to another issuer's row fails to
+// unwrap.
+//
+// An issuer's active key signs; Rotate makes a new active key and retires
+// the old one, which stays published in the JWKS until every token it
+// signed has expired (retirement time + the longest token lifetime). Keys
+// are ES256 (ECDSA P-256) by default, or EdDSA (Ed25519).
+package signing
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
+	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/kms"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Migrations returns the signing key store's migrations.
+func Migrations() storage.Component {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory is part of the binary
+	}
+	return storage.Component{Name: "signing", FS: sub}
+}
+
+// Issuer names a key set: the platform issuer (Tenant "") or a silo tenant's.
+type Issuer struct {
+	Tenant tenant.ID
+}
+
+// Platform is the platform issuer's key set.
+var Platform = Issuer{}
+
+func (i Issuer) scope() storage.Scope {
+	if i.Tenant == "" {
+		return storage.PlatformScope()
+	}
+	return i.Tenant.Scope()
+}
+
+func (i Issuer) binding(kid string) []byte {
+	return []byte("bulkhead-signing-key\x00issuer=" + string(i.Tenant) + "\x00kid=" + kid)
+}
+
+// Key is a signing key with its private half unwrapped.
+type Key struct {
+	ID        string
+	Algorithm jose.SignatureAlgorithm
+	Private   crypto.Signer
+	CreatedAt time.Time
+}
+
+// Store keeps every issuer's signing keys.
+type Store struct {
+	db       *storage.DB
+	root     *kms.RootKey
+	clock    clock.Clock
+	alg      jose.SignatureAlgorithm
+	lifetime time.Duration // the longest lifetime of a signed token
+
+	mu    sync.Mutex
+	cache map[string]*Key // unwrapped keys by kid; bounded by the number of active keys
+}
+
+// Options configure a Store.
+type Options struct {
+	Clock         clock.Clock
+	Algorithm     jose.SignatureAlgorithm // ES256 (default) or EdDSA
+	TokenLifetime time.Duration           // longest token lifetime; retired keys stay published this long (default 24h)
+}
+
+// NewStore returns the key store of db whose private keys root wraps.
+func NewStore(db *storage.DB, root *kms.RootKey, opts Options) (*Store, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
+	}
+	if opts.Algorithm == "" {
+		opts.Algorithm = jose.ES256
+	}
+	if opts.Algorithm != jose.ES256 && opts.Algorithm != jose.EdDSA {
+		return nil, fmt.Errorf("signing: algorithm %s is not supported; use ES256 or EdDSA", opts.Algorithm)
+	}
+	if opts.TokenLifetime <= 0 {
+		opts.TokenLifetime = 24 * time.Hour
+	}
+	return &Store{db: db, root: root, clock: opts.Clock, alg: opts.Algorithm, lifetime: opts.TokenLifetime, cache: map[string]*Key{}}, nil
+}
+
+func (s *Store) generate(issuer Issuer) (kid string, pub jose.JSONWebKey, wrapped []byte, key crypto.Signer, err error) {
+	kid = ids.New("sig")
+	switch s.alg {
+	case jose.EdDSA:
+		_, priv, gerr := ed25519.GenerateKey(rand.Reader)
+		if gerr != nil {
+			return "", pub, nil, nil, gerr
+		}
+		key = priv
+	default:
+		priv, gerr := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if gerr != nil {
+			return "", pub, nil, nil, gerr
+		}
+		key = priv
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", pub, nil, nil, fmt.Errorf("signing: encode key: %w", err)
+	}
+	defer clear(der)
+	if wrapped, err = s.root.Wrap(der, issuer.binding(kid)); err != nil {
+		return "", pub, nil, nil, err
+	}
+	pub = jose.JSONWebKey{Key: key.Public(), KeyID: kid, Algorithm: string(s.alg), Use: "sig"}
+	return kid, pub, wrapped, key, nil
+}
+
+// Active returns the issuer's active signing key, creating the issuer's
+// first key if it has none.
+func (s *Store) Active(ctx context.Context, issuer Issuer) (*Key, error) {
+	var kid string
+	var wrapped []byte
+	var alg string
+	var created int64
+	err := s.db.View(ctx, issuer.scope(), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT kid, alg, private_wrapped, created_at FROM signing_keys
+			WHERE tenant_id = ? AND retired_at = 0 ORDER BY created_at DESC LIMIT 1`, string(issuer.Tenant)).Scan(&kid, &alg, &wrapped, &created)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return s.Rotate(ctx, issuer)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signing: active key: %w", err)
+	}
+	return s.unwrap(issuer, kid, jose.SignatureAlgorithm(alg), wrapped, created)
+}
+
+func (s *Store) unwrap(issuer Issuer, kid string, alg jose.SignatureAlgorithm, wrapped []byte, created int64) (*Key, error) {
+	s.mu.Lock()
+	if k, ok := s.cache[kid]; ok {
+		s.mu.Unlock()
+		return k, nil
+	}
+	s.mu.Unlock()
+	der, err := s.root.Unwrap(wrapped, issuer.binding(kid))
+	if err != nil {
+		return nil, fmt.Errorf("signing: key %s: %w", kid, err)
+	}
+	defer clear(der)
+	priv, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("signing: key %s: %w", kid, err)
+	}
+	signer, ok := priv.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("signing: key %s is not a signing key", kid)
+	}
+	k := &Key{ID: kid, Algorithm: alg, Private: signer, CreatedAt: time.UnixMicro(created).UTC()}
+	s.mu.Lock()
+	if len(s.cache) > 4096 {
+		clear(s.cache)
+	}
+	s.cache[kid] = k
+	s.mu.Unlock()
+	return k, nil
+}
+
+// Rotate makes a new active key for the issuer and retires the previous
+// one, which stays in the JWKS for the token lifetime.
+func (s *Store) Rotate(ctx context.Context, issuer Issuer) (*Key, error) {
+	kid, pub, wrapped, priv, err := s.generate(issuer)
+	if err != nil {
+		return nil, err
+	}
+	pubJSON, err := json.Marshal(pub)
+	if err != nil {
+		return nil, fmt.Errorf("signing: encode public key: %w", err)
+	}
+	now := s.clock.Now()
+	err = s.db.Update(ctx, issuer.scope(), func(tx *storage.Tx) error {
+		// One rotation at a time per issuer, across nodes.
+		if err := tx.Lock(ctx, "signing:"+string(issuer.Tenant)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE signing_keys SET retired_at = ?, published_until = ? WHERE tenant_id = ? AND retired_at = 0`,
+			now.UnixMicro(), now.Add(s.lifetime).UnixMicro(), string(issuer.Tenant)); err != nil {
+			return fmt.Errorf("signing: retire key: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO signing_keys (kid, tenant_id, alg, public_jwk, private_wrapped, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)`, kid, string(issuer.Tenant), string(s.alg), string(pubJSON), wrapped, now.UnixMicro()); err != nil {
+			return fmt.Errorf("signing: store key: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	k := &Key{ID: kid, Algorithm: s.alg, Private: priv, CreatedAt: now.UTC()}
+	s.mu.Lock()
+	s.cache[kid] = k
+	s.mu.Unlock()
+	return k, nil
+}
+
+// RotateIfOlder rotates the issuer's key when the active one is older than maxAge.
+func (s *Store) RotateIfOlder(ctx context.Context, issuer Issuer, maxAge time.Duration) (*Key, error) {
+	k, err := s.Active(ctx, issuer)
+	if err != nil {
+		return nil, err
+	}
+	if s.clock.Now().Sub(k.CreatedAt) < maxAge {
+		return k, nil
+	}
+	return s.Rotate(ctx, issuer)
+}
+
+// JWKS returns the issuer's published public keys: the active key and the
+// retired keys whose tokens may still be valid. It never holds private keys.
+func (s *Store) JWKS(ctx context.Context, issuer Issuer) (jose.JSONWebKeySet, error) {
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{}}
+	err := s.db.View(ctx, issuer.scope(), func(tx *storage.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT public_jwk FROM signing_keys
+			WHERE tenant_id = ? AND (retired_at = 0 OR published_until > ?) ORDER BY created_at DESC`,
+			string(issuer.Tenant), s.clock.Now().UnixMicro())
+		if err != nil {
+			return fmt.Errorf("signing: jwks: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var raw string
+			if err := rows.Scan(&raw); err != nil {
+				return fmt.Errorf("signing: jwks: %w", err)
+			}
+			var k jose.JSONWebKey
+			if err := k.UnmarshalJSON([]byte(raw)); err != nil || !k.IsPublic() {
+				return fmt.Errorf("signing: stored public key is unreadable or not public")
+			}
+			set.Keys = append(set.Keys, k)
+		}
+		return rows.Err()
+	})
+	return set, err
+}
+
+// DeleteIssuer removes every key of a silo tenant's issuer (offboarding):
+// its tokens stop verifying at once.
+func (s *Store) DeleteIssuer(ctx context.Context, tx *storage.Tx) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM signing_keys WHERE tenant_id = ?`, tx.TenantID()); err != nil {
+		return fmt.Errorf("signing: delete keys: %w", err)
+	}
+	s.mu.Lock()
+	clear(s.cache)
+	s.mu.Unlock()
+	return nil
+}
