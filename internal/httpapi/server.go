@@ -117,6 +117,12 @@ func New(cfg Config) *Server {
 		{"GET", "/v1/tenants/{tenant}/groups", "group.list", TenantAdmin, s.listGroups},
 		{"PUT", "/v1/tenants/{tenant}/groups/{group}/members/{user}", "group.add_member", TenantAdmin, s.addMember},
 		{"DELETE", "/v1/tenants/{tenant}/groups/{group}/members/{user}", "group.remove_member", TenantAdmin, s.removeMember},
+		{"POST", "/v1/tenants/{tenant}/clients", "client.create", TenantAdmin, s.createTenantClient},
+		{"GET", "/v1/tenants/{tenant}/clients", "client.list", TenantAdmin, s.listTenantClients},
+		{"DELETE", "/v1/tenants/{tenant}/clients/{client}", "client.delete", TenantAdmin, s.deleteTenantClient},
+		{"POST", "/v1/clients", "client.create_platform", Operator, s.createPlatformClient},
+		{"GET", "/v1/clients", "client.list_platform", Operator, s.listPlatformClients},
+		{"DELETE", "/v1/clients/{client}", "client.delete_platform", Operator, s.deletePlatformClient},
 		{"GET", "/v1/audit", "audit.list", Operator, s.listAudit},
 		{"POST", "/v1/audit/verify", "audit.verify", Operator, s.verifyAudit},
 	}

@@ -62,11 +62,11 @@ func (d *Directory) OnboardingStep() tenant.Step {
 	}}
 }
 
-// OffboardingStep returns the step that removes a tenant's users, groups and
-// identity configuration.
+// OffboardingStep returns the step that removes a tenant's OAuth clients,
+// users, groups and identity configuration.
 func (d *Directory) OffboardingStep() tenant.Step {
 	return tenant.Step{Name: "identity", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
-		for _, table := range []string{"group_members", "users", "user_groups", "identity_configs"} {
+		for _, table := range []string{"oauth_clients", "group_members", "users", "user_groups", "identity_configs"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 				return fmt.Errorf("identity: remove %s: %w", table, err)
 			}
