@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
+	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -46,7 +47,7 @@ type Server struct {
 	routes   []Route
 	reqs     *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
-	failures *failureLimiter
+	failures *ratelimit.Limiter
 	// unaudited counts authentication failures over a source IP's audit limit.
 	unaudited prometheus.Counter
 }
@@ -91,7 +92,8 @@ func New(cfg Config) *Server {
 		Name: "bulkhead_authn_failures_unaudited_total",
 		Help: "Authentication failures not written to the audit trail because their source IP was over its limit.",
 	})
-	s.failures = newFailureLimiter()
+	// Authentication failures are audited up to 20 per source IP, then one per 6 s.
+	s.failures = ratelimit.New(1.0/6, 20, 10000)
 	cfg.Metrics.MustRegister(s.reqs, s.latency, s.unaudited)
 
 	s.routes = []Route{
@@ -291,7 +293,7 @@ func notFoundTenant(id string) error {
 // auditFailure records a refused or failed request in the platform chain.
 // Successful state changes are audited by the services, in the transaction
 // that makes them. The request waits for the event's batch to commit.
-// Authentication failures are limited per source IP (see failureLimiter).
+// Authentication failures are limited per source IP.
 func (s *Server) auditFailure(r *http.Request, rt Route, outcome audit.Outcome, err error) {
 	code := "internal"
 	if e, ok := errs.As(err); ok {
@@ -308,7 +310,7 @@ func (s *Server) auditFailure(r *http.Request, rt Route, outcome audit.Outcome, 
 	if e, ok := errs.As(err); ok && e.Kind == errs.Unauthenticated {
 		action = "authn.failure"
 		target = rt.Name
-		ok, suppressed := s.failures.allow(sourceIP(r), time.Now())
+		ok, suppressed := s.failures.Allow(sourceIP(r), time.Now())
 		if !ok {
 			s.unaudited.Inc()
 			return

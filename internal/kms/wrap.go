@@ -3,7 +3,9 @@ package kms
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 )
@@ -64,4 +66,18 @@ func (k *RootKey) Unwrap(wrapped, aad []byte) ([]byte, error) {
 		return nil, ErrUnwrap
 	}
 	return pt, nil
+}
+
+// Derive returns a 256-bit key for one purpose, derived from the root key
+// with HKDF-SHA256 and label as the info string. Different labels give
+// independent keys; the root key itself never leaves this package.
+func (k *RootKey) Derive(label string) ([32]byte, error) {
+	var out [32]byte
+	b, err := hkdf.Key(sha256.New, k.key[:], nil, "bulkhead:"+label, len(out))
+	if err != nil {
+		return out, fmt.Errorf("kms: derive %s: %w", label, err)
+	}
+	copy(out[:], b)
+	clear(b)
+	return out, nil
 }

@@ -81,3 +81,17 @@ func FuzzUnwrap(f *testing.F) {
 		}
 	})
 }
+
+func TestDerive(t *testing.T) {
+	k := testKey(1)
+	a, err := k.Derive("oidc-crypto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := k.Derive("oidc-crypto")
+	c, _ := k.Derive("other")
+	d, _ := testKey(2).Derive("oidc-crypto")
+	if a != b || a == c || a == d || a == [32]byte{} || bytes.Equal(a[:], k.key[:]) {
+		t.Fatal("Derive is not a deterministic, label- and key-separated function")
+	}
+}

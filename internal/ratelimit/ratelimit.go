@@ -1,0 +1,64 @@
+// Package ratelimit is a keyed token-bucket limiter with bounded memory,
+// for throttling by source IP, by user and the like.
+package ratelimit
+
+import (
+	"sync"
+	"time"
+)
+
+// Limiter gives each key a bucket of Burst tokens refilled at Rate per
+// second. It remembers at most Max keys; past that it starts over, so its
+// memory stays bounded whatever keys an attacker sends.
+type Limiter struct {
+	rate  float64
+	burst float64
+	max   int
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens  float64
+	last    time.Time
+	refused int
+}
+
+// New returns a limiter of burst tokens per key, refilled at rate per second,
+// tracking at most max keys.
+func New(rate float64, burst, max int) *Limiter {
+	return &Limiter{rate: rate, burst: float64(burst), max: max, buckets: map[string]*bucket{}}
+}
+
+// Allow takes a token from key's bucket at now. It reports whether one was
+// there, and, when it was, how many requests were refused since the key's
+// last allowed one.
+func (l *Limiter) Allow(key string, now time.Time) (ok bool, refusedBefore int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, found := l.buckets[key]
+	if !found {
+		if len(l.buckets) >= l.max {
+			l.buckets = map[string]*bucket{}
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens < 1 {
+		b.refused++
+		return false, 0
+	}
+	b.tokens--
+	refusedBefore, b.refused = b.refused, 0
+	return true, refusedBefore
+}
+
+// Tracked reports how many keys the limiter remembers.
+func (l *Limiter) Tracked() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}

@@ -1,0 +1,33 @@
+package ratelimit
+
+import (
+	"testing"
+	"time"
+)
+
+func TestLimiter(t *testing.T) {
+	l := New(1.0/6, 20, 3)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 20 {
+		if ok, _ := l.Allow("10.0.0.1", t0); !ok {
+			t.Fatalf("request %d within the burst was refused", i)
+		}
+	}
+	for range 5 {
+		if ok, _ := l.Allow("10.0.0.1", t0); ok {
+			t.Fatal("a request over the burst was allowed")
+		}
+	}
+	if ok, _ := l.Allow("10.0.0.2", t0); !ok {
+		t.Fatal("another key shares the first one's bucket")
+	}
+	ok, refused := l.Allow("10.0.0.1", t0.Add(6*time.Second))
+	if !ok || refused != 5 {
+		t.Fatalf("after refill: ok=%v refused=%d; want true, 5", ok, refused)
+	}
+	l.Allow("10.0.0.3", t0)
+	l.Allow("10.0.0.4", t0)
+	if l.Tracked() > 3 {
+		t.Fatalf("%d keys tracked; max 3", l.Tracked())
+	}
+}
