@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/app"
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -30,6 +31,9 @@ type Env struct {
 type Options struct {
 	// Steps are added to onboarding before the registry starts.
 	OnboardingSteps []tenant.Step
+	// Argon2, if set, replaces the password hashing cost (tests that sign
+	// many users in use a cheap one).
+	Argon2 identity.Argon2Params
 	// TiersFile, if set, replaces the built-in tiers.
 	TiersFile string
 	// TenantTokens maps bearer tokens to tenant contexts. It stands in for
@@ -43,7 +47,9 @@ type Options struct {
 func New(t testing.TB, dsn string, opts Options) *Env {
 	t.Helper()
 	ctx := context.Background()
-	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard}
+	srv := httptest.NewUnstartedServer(nil) // listening already: its URL is the issuer
+	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
+		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}
@@ -61,7 +67,8 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	if err := a.Tenants.Start(wfCtx, time.Second); err != nil {
 		t.Fatalf("start workflows: %v", err)
 	}
-	srv := httptest.NewServer(a.API)
+	srv.Config.Handler = a.Handler
+	srv.Start()
 	t.Cleanup(func() {
 		if t.Failed() {
 			// A failed test may have left handlers stuck on the database (a

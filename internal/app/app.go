@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -36,6 +38,10 @@ type Config struct {
 	Clock     clock.Clock  // default: the system clock
 	Notices   io.Writer    // where first-start notices go (dev-mode root key); default os.Stderr
 
+	// PublicURL is the platform issuer of the OpenID provider, the URL where
+	// clients reach this node (default http://127.0.0.1:8080).
+	PublicURL string
+
 	// Argon2 sets the password hashing cost; default identity.DefaultArgon2.
 	Argon2 identity.Argon2Params
 
@@ -52,14 +58,18 @@ type App struct {
 	Signing   *signing.Store
 	Admin     *authn.AdminTokens
 	API       *httpapi.Server
+	Provider  *provider.Provider
 	Metrics   *prometheus.Registry
+
+	// Handler serves the API and the OpenID provider on one listener.
+	Handler http.Handler
 
 	rootKey *kms.RootKey
 }
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations()}
+	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations()}
 }
 
 // Open prepares the data directory and root key, opens and migrates the
@@ -133,12 +143,32 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Tenants.AddOffboardingStep(tenant.Step{Name: "signing-keys", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
 		return a.Signing.DeleteIssuer(ctx, tx)
 	}})
+	if c.PublicURL == "" {
+		c.PublicURL = "http://127.0.0.1:8080"
+	}
+	cryptoKey, err := rk.Derive("oidc-provider")
+	if err != nil {
+		a.Audit.Close()
+		return fail(err, db)
+	}
+	a.Provider, err = provider.New(provider.Config{BaseURL: c.PublicURL, CryptoKey: cryptoKey, DB: db, Directory: a.Directory,
+		Tenants: a.Tenants, Signing: a.Signing, Audit: a.Audit, Clock: c.Clock, Logger: c.Logger})
+	if err != nil {
+		a.Audit.Close()
+		return fail(err, db)
+	}
 	a.Admin = authn.NewAdminTokens(db, c.Clock)
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version,
 	})
+	mux := http.NewServeMux()
+	for _, path := range a.Provider.Paths() {
+		mux.Handle(path, a.Provider)
+	}
+	mux.Handle("/", a.API)
+	a.Handler = mux
 	return a, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -25,6 +26,9 @@ type Directory struct {
 	audit  *audit.Log
 	clock  clock.Clock
 	argon2 Argon2Params
+
+	dummyOnce sync.Once
+	dummy     string // a hash to verify against when the email is unknown
 }
 
 // Options configure a Directory.
@@ -42,6 +46,50 @@ func NewDirectory(db *storage.DB, log *audit.Log, opts Options) *Directory {
 		opts.Argon2 = DefaultArgon2
 	}
 	return &Directory{db: db, audit: log, clock: opts.Clock, argon2: opts.Argon2}
+}
+
+// Authenticate checks a user's email and password in tenant tid and returns
+// the user. An unknown email, a wrong password and a disabled user give the
+// same error (invalid_credentials), and an unknown email costs a password
+// verification too, so the answer's timing does not tell which it was.
+func (d *Directory) Authenticate(ctx context.Context, tid tenant.ID, email, password string) (User, error) {
+	bad := errs.E(errs.Unauthenticated, "invalid_credentials", "the email or password is wrong")
+	var u User
+	var hash string
+	err := d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT id, password_hash FROM users WHERE tenant_id = ? AND email_key = ?`,
+			tx.TenantID(), strings.ToLower(email)).Scan(&u.ID, &hash)
+		if err != nil {
+			return err
+		}
+		u, err = getUser(ctx, tx, u.ID)
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && hash == "") {
+		d.dummyOnce.Do(func() { d.dummy = HashPassword("no such user", d.argon2) })
+		VerifyPassword(d.dummy, password)
+		return User{}, bad
+	}
+	if err != nil {
+		return User{}, err
+	}
+	if !VerifyPassword(hash, password) || u.Status != UserActive {
+		return User{}, bad
+	}
+	return u, nil
+}
+
+// UserTenantAllTenants returns the tenant of a user id. It crosses tenants:
+// a token's subject arrives before its tenant is known.
+func (d *Directory) UserTenantAllTenants(ctx context.Context, userID string) (tenant.ID, error) {
+	var tid string
+	err := d.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT tenant_id FROM users WHERE id = ?`, userID).Scan(&tid)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", userNotFound(userID)
+	}
+	return tenant.ID(tid), err
 }
 
 // OnboardingStep returns the step that gives a new tenant its identity

@@ -303,6 +303,23 @@ func (r *Registry) Get(ctx context.Context, id ID) (Tenant, error) {
 	return t, err
 }
 
+// TenantForDomainAllTenants returns the tenant that claims domain (its
+// users' email domain or a custom domain). It crosses tenants: it is how a
+// sign-in finds the tenant of an email address.
+func (r *Registry) TenantForDomainAllTenants(ctx context.Context, domain string) (ID, error) {
+	var id string
+	err := r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT tenant_id FROM tenant_domains WHERE domain = ?`, strings.ToLower(domain)).Scan(&id)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errs.E(errs.NotFound, "tenant_not_found", "no tenant claims the domain")
+	}
+	if err != nil {
+		return "", fmt.Errorf("tenant: find by domain: %w", err)
+	}
+	return ID(id), nil
+}
+
 // RequireActiveTx checks, in tx, that the tenant of tx's scope exists and is
 // active: other services call it before changing a tenant's data. On
 // PostgreSQL it locks the tenant row against a concurrent offboarding.

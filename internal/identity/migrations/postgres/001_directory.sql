@@ -12,7 +12,7 @@ CREATE TABLE users (
 	status                   TEXT NOT NULL,
 	attributes               TEXT NOT NULL DEFAULT '{}',
 	password_hash            TEXT NOT NULL DEFAULT '',
-	password_change_required INTEGER NOT NULL DEFAULT 0,
+	password_change_required BOOLEAN NOT NULL DEFAULT false,
 	created_at               BIGINT NOT NULL,
 	updated_at               BIGINT NOT NULL,
 	UNIQUE (tenant_id, email_key)

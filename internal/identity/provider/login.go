@@ -1,0 +1,174 @@
+package provider
+
+import (
+	"context"
+	"crypto/subtle"
+	"html/template"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/signing"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// The hosted login page: server-rendered, no JavaScript. The form carries
+// the authorization request id and a CSRF token that must also arrive as a
+// cookie set with the form (SameSite=Strict), so another site can neither
+// post a sign-in nor log the browser into an attacker's account.
+
+var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto">
+<h1>Sign in</h1>
+{{if .Error}}<p role="alert" style="color:#b00">{{.Error}}</p>{{end}}
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="authRequestID" value="{{.ID}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<p><label>Email<br><input type="email" name="email" value="{{.Email}}" autocomplete="username" required></label></p>
+<p><label>Password<br><input type="password" name="password" autocomplete="current-password" required></label></p>
+{{if .AskTenant}}<p><label>Organization code (optional)<br><input name="tenant" value="{{.Tenant}}"></label></p>{{end}}
+<p><button type="submit">Sign in</button></p>
+</form></body></html>`))
+
+type loginView struct {
+	Action, ID, CSRF, Email, Tenant, Error string
+	AskTenant                              bool
+}
+
+const csrfCookie = "bulkhead_login_csrf"
+
+func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.Issuer, o *op.Provider) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+	s := &issuerStorage{p: p, issuer: issuer}
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil || len(r.Form.Get("authRequestID")) > 64 {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	a, err := s.loadAuthRequest(ctx, "id", r.Form.Get("authRequestID"))
+	if err != nil || a.Done() {
+		http.Error(w, "this sign-in has expired or was already used; start again from the application", http.StatusBadRequest)
+		return
+	}
+	view := loginView{Action: p.issuerURL(issuer) + "/login", ID: a.ID, CSRF: a.csrf,
+		AskTenant: issuer.Tenant == "" && a.tenantID == "", Email: a.LoginHint}
+	render := func(status int, msg string) {
+		view.Error = msg
+		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: a.csrf, Path: "/", HttpOnly: true,
+			Secure: p.base.Scheme == "https", SameSite: http.SameSiteStrictMode, MaxAge: int(authRequestLifetime.Seconds())})
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		loginPage.Execute(w, view)
+	}
+	if r.Method == http.MethodGet {
+		render(http.StatusOK, "")
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	cookie, _ := r.Cookie(csrfCookie)
+	form := r.PostForm.Get("csrf")
+	if cookie == nil || subtle.ConstantTimeCompare([]byte(cookie.Value), []byte(a.csrf)) != 1 ||
+		subtle.ConstantTimeCompare([]byte(form), []byte(a.csrf)) != 1 {
+		render(http.StatusForbidden, "This form expired. Please try again.")
+		return
+	}
+	email := strings.TrimSpace(r.PostForm.Get("email"))
+	password := r.PostForm.Get("password")
+	view.Email, view.Tenant = email, r.PostForm.Get("tenant")
+	ip := clientIP(r)
+	now := p.clock().Now()
+	if ok, _ := p.loginByIP.Allow(ip, now); !ok {
+		render(http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again.")
+		return
+	}
+	if ok, _ := p.loginByUser.Allow(strings.ToLower(email), now); !ok {
+		render(http.StatusTooManyRequests, "Too many attempts for this account. Wait a minute and try again.")
+		return
+	}
+	tid, msg := p.routeTenant(ctx, s, a, email, view.Tenant)
+	if msg != "" {
+		render(http.StatusBadRequest, msg)
+		return
+	}
+	u, err := p.cfg.Directory.Authenticate(ctx, tid, email, password)
+	if err != nil {
+		p.auditEvent(ctx, tid, "login.failure", "", audit.Denied, map[string]string{"client_id": a.ClientID, "source_ip": ip})
+		render(http.StatusUnauthorized, "The email or password is wrong.")
+		return
+	}
+	err = p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET user_id = ?, tenant_id = ?, auth_time = ?
+			WHERE id = ? AND issuer_tenant = ? AND user_id = ''`, u.ID, string(tid), now.UnixMicro(), a.ID, string(issuer.Tenant))
+		return err
+	})
+	if err != nil {
+		render(http.StatusInternalServerError, "Sign-in failed. Please try again.")
+		return
+	}
+	p.auditEvent(ctx, tid, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "source_ip": ip})
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: "", Path: "/", MaxAge: -1})
+	ctx = op.ContextWithIssuer(ctx, p.issuerURL(issuer))
+	http.Redirect(w, r, op.AuthCallbackURL(o)(ctx, a.ID), http.StatusFound)
+}
+
+// routeTenant decides the tenant a sign-in is for: the silo issuer's own
+// tenant, the client's tenant, an explicit organization code, or the tenant
+// that claims the email's domain. A silo tenant signs in only at its own
+// issuer. It returns a message for the user when no tenant fits.
+func (p *Provider) routeTenant(ctx context.Context, s *issuerStorage, a *authRequest, email, code string) (tenant.ID, string) {
+	const noTenant = "We could not find your organization. Check the email address or the organization code."
+	var tid tenant.ID
+	switch {
+	case s.issuer.Tenant != "":
+		tid = s.issuer.Tenant
+	case a.tenantID != "":
+		tid = a.tenantID
+	case code != "":
+		id, err := tenant.ParseID(strings.ToLower(strings.TrimSpace(code)))
+		if err != nil {
+			return "", noTenant
+		}
+		tid = id
+	default:
+		_, domain, ok := strings.Cut(email, "@")
+		if !ok {
+			return "", noTenant
+		}
+		id, err := p.cfg.Tenants.TenantForDomainAllTenants(ctx, domain)
+		if err != nil {
+			return "", noTenant
+		}
+		tid = id
+	}
+	t, err := p.cfg.Tenants.Get(ctx, tid)
+	if err != nil || t.Status != tenant.Active {
+		return "", noTenant
+	}
+	if s.issuer.Tenant == "" && t.Isolation == tenant.Silo {
+		return "", "Your organization has its own sign-in address. Start again from your organization's application."
+	}
+	if a.tenantID != "" && tid != a.tenantID {
+		return "", noTenant
+	}
+	return tid, ""
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,202 @@
+// Package provider is Bulkhead's OpenID Provider, built on zitadel/oidc's
+// op package: discovery, JWKS, authorization code with PKCE, refresh tokens
+// (rotated; a reused one revokes its family), client credentials,
+// revocation, introspection, userinfo and end-session, with a hosted login
+// page.
+//
+// Issuers: pool and bridge tenants and platform clients share the platform
+// issuer {base}; a silo tenant T gets {base}/t/T with its own discovery,
+// JWKS and signing keys. An issuer serves only its own clients and users.
+// Tokens carry tenant_id, tier and groups, set from Bulkhead's records.
+package provider
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
+
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
+	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
+	"github.com/bulkhead-dev/bulkhead/internal/signing"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Migrations returns the provider's migrations.
+func Migrations() storage.Component {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory is part of the binary
+	}
+	return storage.Component{Name: "oidc", FS: sub}
+}
+
+// Config wires a Provider.
+type Config struct {
+	BaseURL   string // the platform issuer, e.g. https://id.example.com (http only on loopback)
+	CryptoKey [32]byte
+	DB        *storage.DB
+	Directory *identity.Directory
+	Tenants   *tenant.Registry
+	Signing   *signing.Store
+	Audit     *audit.Log
+	Clock     clock.Clock
+	Logger    *slog.Logger
+
+	AccessTokenLifetime  time.Duration // default 15m
+	IDTokenLifetime      time.Duration // default 15m
+	RefreshTokenLifetime time.Duration // default 30 days
+}
+
+// Provider serves the platform issuer and every silo tenant's issuer.
+type Provider struct {
+	cfg  Config
+	base *url.URL
+
+	mu      sync.Mutex
+	issuers map[tenant.ID]*op.Provider // "" is the platform issuer
+
+	loginByIP   *ratelimit.Limiter
+	loginByUser *ratelimit.Limiter
+}
+
+// New returns the provider. Issuers are built on their first request.
+func New(cfg Config) (*Provider, error) {
+	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil || !u.IsAbs() || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("provider: public URL %q must be an absolute URL", cfg.BaseURL)
+	}
+	if u.Scheme != "https" && !isLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("provider: public URL %q must use https (http only on a loopback host)", cfg.BaseURL)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.AccessTokenLifetime <= 0 {
+		cfg.AccessTokenLifetime = 15 * time.Minute
+	}
+	if cfg.IDTokenLifetime <= 0 {
+		cfg.IDTokenLifetime = 15 * time.Minute
+	}
+	if cfg.RefreshTokenLifetime <= 0 {
+		cfg.RefreshTokenLifetime = 30 * 24 * time.Hour
+	}
+	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{},
+		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginByUser: ratelimit.New(1.0/30, 10, 100000)}, nil
+}
+
+func isLoopback(host string) bool { return host == "localhost" || host == "127.0.0.1" || host == "::1" }
+
+func (p *Provider) clock() clock.Clock { return p.cfg.Clock }
+
+// issuerURL is the issuer identifier of an issuer.
+func (p *Provider) issuerURL(i signing.Issuer) string {
+	if i.Tenant == "" {
+		return p.base.String()
+	}
+	return p.base.String() + "/t/" + string(i.Tenant)
+}
+
+// Paths lists the URL path prefixes the provider serves on the API listener.
+func (p *Provider) Paths() []string {
+	prefix := strings.TrimRight(p.base.Path, "/")
+	var out []string
+	for _, s := range []string{"/.well-known/openid-configuration", "/authorize", "/authorize/", "/oauth/", "/userinfo", "/revoke",
+		"/end_session", "/keys", "/login", "/t/"} {
+		out = append(out, prefix+s)
+	}
+	return out
+}
+
+// ServeHTTP routes a request to the platform issuer or to the silo issuer
+// named by /t/{tenant}/.
+func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, strings.TrimRight(p.base.Path, "/"))
+	issuer := signing.Platform
+	if rest, ok := strings.CutPrefix(path, "/t/"); ok {
+		id, tail, _ := strings.Cut(rest, "/")
+		tid, err := tenant.ParseID(id)
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		t, err := p.cfg.Tenants.Get(r.Context(), tid)
+		if err != nil || t.Isolation != tenant.Silo || (t.Status != tenant.Active && t.Status != tenant.Suspended) {
+			http.NotFound(w, r) // only silo tenants have an issuer of their own
+			return
+		}
+		issuer, path = signing.Issuer{Tenant: tid}, "/"+tail
+	}
+	o, err := p.issuer(issuer)
+	if err != nil {
+		p.cfg.Logger.ErrorContext(r.Context(), "build issuer", "err", err)
+		http.Error(w, "issuer unavailable", http.StatusInternalServerError)
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = path
+	r2.URL.RawPath = ""
+	if path == "/login" {
+		p.login(w, r2, issuer, o)
+		return
+	}
+	o.ServeHTTP(w, r2)
+}
+
+func (p *Provider) issuer(i signing.Issuer) (*op.Provider, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if o, ok := p.issuers[i.Tenant]; ok {
+		return o, nil
+	}
+	conf := &op.Config{
+		CryptoKey:                p.cfg.CryptoKey,
+		DefaultLogoutRedirectURI: "/login?logged_out=1",
+		CodeMethodS256:           true,
+		AuthMethodPost:           true,
+		GrantTypeRefreshToken:    true,
+		SupportedUILocales:       []language.Tag{language.English},
+		SupportedClaims:          append(op.DefaultSupportedClaims, "tenant_id", "tier", "groups"),
+	}
+	opts := []op.Option{op.WithLogger(p.cfg.Logger)}
+	if p.base.Scheme == "http" {
+		opts = append(opts, op.WithAllowInsecure())
+	}
+	o, err := op.NewProvider(conf, &issuerStorage{p: p, issuer: i}, op.StaticIssuer(p.issuerURL(i)), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("provider: issuer %s: %w", p.issuerURL(i), err)
+	}
+	p.issuers[i.Tenant] = o
+	return o, nil
+}
+
+func (p *Provider) userTenant(ctx context.Context, userID string) (tenant.ID, error) {
+	return p.cfg.Directory.UserTenantAllTenants(ctx, userID)
+}
+
+// auditEvent records a sign-in or token event in the tenant's chain (or the
+// platform's when tid is "").
+func (p *Provider) auditEvent(ctx context.Context, tid tenant.ID, action, target string, outcome audit.Outcome, detail map[string]string) {
+	ev := audit.Event{TenantID: string(tid), Principal: "oidc", Action: action, Target: target, Outcome: outcome, Detail: detail}
+	if err := p.cfg.Audit.Append(context.WithoutCancel(ctx), ev); err != nil {
+		p.cfg.Logger.ErrorContext(ctx, "audit append failed", "err", err, "action", action)
+	}
+}

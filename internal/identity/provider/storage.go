@@ -1,0 +1,567 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/signing"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// issuerStorage implements op.Storage for one issuer: the platform issuer
+// (tenant "") or a silo tenant's. Every client, user and token it handles
+// must belong to that issuer: a silo issuer serves only its tenant; the
+// platform issuer serves platform clients and pool and bridge tenants.
+type issuerStorage struct {
+	p      *Provider
+	issuer signing.Issuer
+}
+
+var _ op.Storage = (*issuerStorage)(nil)
+var _ op.ClientCredentialsStorage = (*issuerStorage)(nil)
+var _ op.CanGetPrivateClaimsFromRequest = (*issuerStorage)(nil)
+var _ op.CanSetUserinfoFromRequest = (*issuerStorage)(nil)
+
+func hashToken(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+var errNotFound = errors.New("not found")
+
+// belongs reports whether a client or user of tenant tid may use this issuer.
+func (s *issuerStorage) belongs(ctx context.Context, tid tenant.ID) bool {
+	if s.issuer.Tenant != "" {
+		return tid == s.issuer.Tenant
+	}
+	if tid == "" {
+		return true // a platform client on the platform issuer
+	}
+	t, err := s.p.cfg.Tenants.Get(ctx, tid)
+	return err == nil && t.Isolation != tenant.Silo
+}
+
+// --- clients ---
+
+func (s *issuerStorage) registeredClient(ctx context.Context, id string) (identity.Client, error) {
+	c, err := s.p.cfg.Directory.ClientByIDAllTenants(ctx, id)
+	if err != nil {
+		return identity.Client{}, err
+	}
+	if !s.belongs(ctx, c.TenantID) {
+		return identity.Client{}, errs.E(errs.NotFound, "client_not_found", "client not found")
+	}
+	return c, nil
+}
+
+func (s *issuerStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := s.registeredClient(ctx, id)
+	if err != nil {
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+	}
+	return &client{Client: c, loginURL: s.p.issuerURL(s.issuer) + "/login", idTokenLifetime: s.p.cfg.IDTokenLifetime}, nil
+}
+
+func (s *issuerStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	c, err := s.p.cfg.Directory.AuthenticateClientAllTenants(ctx, id, secret)
+	if err != nil || !s.belongs(ctx, c.TenantID) {
+		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
+	}
+	return nil
+}
+
+func (s *issuerStorage) ClientCredentials(ctx context.Context, id, secret string) (op.Client, error) {
+	c, err := s.p.cfg.Directory.AuthenticateClientAllTenants(ctx, id, secret)
+	if err != nil || !s.belongs(ctx, c.TenantID) || !slices.Contains(c.GrantTypes, identity.GrantClientCredentials) {
+		s.p.auditEvent(ctx, "", "oauth.client_credentials", id, audit.Denied, map[string]string{"issuer": s.p.issuerURL(s.issuer)})
+		return nil, oidc.ErrInvalidClient().WithDescription("client authentication failed")
+	}
+	if c.TenantID != "" {
+		if t, err := s.p.cfg.Tenants.Get(ctx, c.TenantID); err != nil || t.Status != tenant.Active {
+			return nil, oidc.ErrInvalidClient().WithDescription("the client's tenant is not active")
+		}
+	}
+	return &client{Client: c, loginURL: s.p.issuerURL(s.issuer) + "/login", idTokenLifetime: s.p.cfg.IDTokenLifetime}, nil
+}
+
+func (s *issuerStorage) ClientCredentialsTokenRequest(ctx context.Context, id string, scopes []string) (op.TokenRequest, error) {
+	c, err := s.registeredClient(ctx, id)
+	if err != nil {
+		return nil, oidc.ErrInvalidClient()
+	}
+	for _, sc := range scopes {
+		if !slices.Contains(c.Scopes, sc) {
+			return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not registered for the client", sc)
+		}
+	}
+	s.p.auditEvent(ctx, c.TenantID, "oauth.token_issued", id, audit.Success, map[string]string{"grant": "client_credentials"})
+	return &clientCredentialsRequest{clientID: c.ID, tenantID: c.TenantID, scopes: scopes}, nil
+}
+
+// --- authorization requests ---
+
+func (s *issuerStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, userID string) (op.AuthRequest, error) {
+	c, err := s.registeredClient(ctx, req.ClientID)
+	if err != nil {
+		return nil, oidc.ErrInvalidClient()
+	}
+	if c.Public && (req.CodeChallenge == "" || req.CodeChallengeMethod != oidc.CodeChallengeMethodS256) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("public clients must use PKCE with S256")
+	}
+	a := &authRequest{ID: ids.New("ar"), ClientID: req.ClientID, RedirectURI: req.RedirectURI, State: req.State, Nonce: req.Nonce,
+		Scopes: req.Scopes, ResponseType: req.ResponseType, ResponseMode: req.ResponseMode, LoginHint: req.LoginHint,
+		csrf: ids.Secret("csrf")}
+	if req.CodeChallenge != "" {
+		a.CodeChallenge = &oidc.CodeChallenge{Challenge: req.CodeChallenge, Method: req.CodeChallengeMethod}
+	}
+	if c.TenantID != "" {
+		a.tenantID = c.TenantID // a tenant's client signs in that tenant's users only
+	}
+	raw, _ := json.Marshal(a)
+	now := s.p.clock().Now()
+	err = s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO oidc_auth_requests (id, issuer_tenant, client_id, tenant_id, request, csrf, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, string(s.issuer.Tenant), a.ClientID, string(a.tenantID), string(raw), a.csrf,
+			now.UnixMicro(), now.Add(authRequestLifetime).UnixMicro())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provider: store auth request: %w", err)
+	}
+	return a, nil
+}
+
+// authRequestLifetime bounds how long a sign-in may take.
+const authRequestLifetime = 15 * time.Minute
+
+func (s *issuerStorage) loadAuthRequest(ctx context.Context, where string, arg string) (*authRequest, error) {
+	a := &authRequest{}
+	var raw, tid string
+	var authTime, expires int64
+	err := s.p.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT id, request, tenant_id, user_id, csrf, auth_time, expires_at FROM oidc_auth_requests
+			WHERE issuer_tenant = ? AND `+where+` = ?`, string(s.issuer.Tenant), arg).
+			Scan(&a.ID, &raw, &tid, &a.userID, &a.csrf, &authTime, &expires)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: load auth request: %w", err)
+	}
+	if s.p.clock().Now().UnixMicro() > expires {
+		return nil, errNotFound
+	}
+	id := a.ID
+	if err := json.Unmarshal([]byte(raw), a); err != nil {
+		return nil, fmt.Errorf("provider: stored auth request unreadable: %w", err)
+	}
+	a.ID, a.tenantID = id, tenant.ID(tid)
+	if authTime != 0 {
+		a.authTime = time.UnixMicro(authTime).UTC()
+	}
+	return a, nil
+}
+
+func (s *issuerStorage) AuthRequestByID(ctx context.Context, id string) (op.AuthRequest, error) {
+	a, err := s.loadAuthRequest(ctx, "id", id)
+	if err != nil {
+		return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired authorization request")
+	}
+	return a, nil
+}
+
+func (s *issuerStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	if code == "" {
+		return nil, oidc.ErrInvalidGrant()
+	}
+	a, err := s.loadAuthRequest(ctx, "code_hash", hashToken(code))
+	if err != nil {
+		return nil, oidc.ErrInvalidGrant().WithDescription("the code is unknown, expired or already used")
+	}
+	return a, nil
+}
+
+func (s *issuerStorage) SaveAuthCode(ctx context.Context, id, code string) error {
+	return s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET code_hash = ? WHERE id = ? AND issuer_tenant = ?`,
+			hashToken(code), id, string(s.issuer.Tenant))
+		return err
+	})
+}
+
+// DeleteAuthRequest ends an authorization request once its code is redeemed,
+// so a code works once.
+func (s *issuerStorage) DeleteAuthRequest(ctx context.Context, id string) error {
+	return s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM oidc_auth_requests WHERE id = ? AND issuer_tenant = ?`, id, string(s.issuer.Tenant))
+		return err
+	})
+}
+
+// --- tokens ---
+
+func requestTenant(r any) tenant.ID {
+	if t, ok := r.(tenantOf); ok {
+		return t.tenant()
+	}
+	return ""
+}
+
+func clientOf(r any) string {
+	switch r := r.(type) {
+	case *authRequest:
+		return r.ClientID
+	case *refreshRequest:
+		return r.clientID
+	case *clientCredentialsRequest:
+		return r.clientID
+	}
+	return ""
+}
+
+func (s *issuerStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	return ids.New("at"), s.p.clock().Now().Add(s.p.cfg.AccessTokenLifetime), nil
+}
+
+func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
+	accessID := ids.New("at")
+	now := s.p.clock().Now()
+	refresh := ids.Secret("bhr")
+	var r refreshRequest
+	switch q := req.(type) {
+	case *authRequest:
+		r = refreshRequest{familyID: ids.New("fam"), clientID: q.ClientID, tenantID: q.tenantID, userID: q.userID,
+			scopes: q.Scopes, audience: q.GetAudience(), amr: q.GetAMR(), authTime: q.authTime}
+	case *refreshRequest:
+		r = *q
+	default:
+		return "", "", time.Time{}, oidc.ErrInvalidGrant()
+	}
+	scopes, _ := json.Marshal(r.scopes)
+	aud, _ := json.Marshal(r.audience)
+	amr, _ := json.Marshal(r.amr)
+	err := s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		if current != "" {
+			// Rotation: the presented token must be active; it becomes rotated.
+			res, err := tx.Exec(ctx, `UPDATE oidc_refresh_tokens SET status = 'rotated' WHERE id = ? AND status = 'active' AND issuer_tenant = ?`,
+				hashToken(current), string(s.issuer.Tenant))
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return oidc.ErrInvalidGrant().WithDescription("the refresh token was already used")
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO oidc_refresh_tokens (id, family_id, issuer_tenant, tenant_id, client_id, user_id, scopes, audience, amr,
+			auth_time, access_token_id, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)`,
+			hashToken(refresh), r.familyID, string(s.issuer.Tenant), string(r.tenantID), r.clientID, r.userID, string(scopes), string(aud),
+			string(amr), r.authTime.UnixMicro(), accessID, now.UnixMicro(), now.Add(s.p.cfg.RefreshTokenLifetime).UnixMicro())
+		return err
+	})
+	if err != nil {
+		var oe *oidc.Error
+		if errors.As(err, &oe) {
+			return "", "", time.Time{}, oe
+		}
+		return "", "", time.Time{}, fmt.Errorf("provider: store refresh token: %w", err)
+	}
+	s.p.auditEvent(ctx, r.tenantID, "oauth.token_issued", r.userID, audit.Success, map[string]string{"client_id": r.clientID, "grant": grantOf(current)})
+	return accessID, refresh, now.Add(s.p.cfg.AccessTokenLifetime), nil
+}
+
+func grantOf(current string) string {
+	if current == "" {
+		return "authorization_code"
+	}
+	return "refresh_token"
+}
+
+// TokenRequestByRefreshToken finds an active refresh token. Presenting one
+// that was already rotated means it was copied: the whole family (every
+// token descended from the same sign-in) is revoked.
+func (s *issuerStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
+	r := &refreshRequest{id: hashToken(token)}
+	var tid, status, scopes, aud, amr string
+	var authTime, expires int64
+	err := s.p.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT family_id, tenant_id, client_id, user_id, scopes, audience, amr, auth_time, status, expires_at
+			FROM oidc_refresh_tokens WHERE id = ? AND issuer_tenant = ?`, r.id, string(s.issuer.Tenant)).
+			Scan(&r.familyID, &tid, &r.clientID, &r.userID, &scopes, &aud, &amr, &authTime, &status, &expires)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provider: load refresh token: %w", err)
+	}
+	r.tenantID = tenant.ID(tid)
+	if status == "rotated" {
+		s.revokeFamily(ctx, r.familyID)
+		s.p.auditEvent(ctx, r.tenantID, "oauth.refresh_token_reused", r.userID, audit.Denied, map[string]string{"client_id": r.clientID})
+		return nil, op.ErrInvalidRefreshToken
+	}
+	if status != "active" || s.p.clock().Now().UnixMicro() > expires {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	if err := errors.Join(json.Unmarshal([]byte(scopes), &r.scopes), json.Unmarshal([]byte(aud), &r.audience), json.Unmarshal([]byte(amr), &r.amr)); err != nil {
+		return nil, fmt.Errorf("provider: stored refresh token unreadable: %w", err)
+	}
+	r.authTime = time.UnixMicro(authTime).UTC()
+	if _, err := s.activeUser(ctx, r.tenantID, r.userID); err != nil {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	return r, nil
+}
+
+func (s *issuerStorage) revokeFamily(ctx context.Context, family string) {
+	_ = s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE oidc_refresh_tokens SET status = 'revoked' WHERE family_id = ?`, family)
+		return err
+	})
+}
+
+func (s *issuerStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
+	return s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE oidc_refresh_tokens SET status = 'revoked' WHERE user_id = ? AND client_id = ? AND issuer_tenant = ?`,
+			userID, clientID, string(s.issuer.Tenant))
+		return err
+	})
+}
+
+func (s *issuerStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
+	var userID, cid string
+	err := s.p.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT user_id, client_id FROM oidc_refresh_tokens WHERE id = ? AND issuer_tenant = ?`,
+			hashToken(token), string(s.issuer.Tenant)).Scan(&userID, &cid)
+	})
+	if err != nil || cid != clientID {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return userID, hashToken(token), nil
+}
+
+// RevokeToken revokes a refresh token (its whole family) or an access token
+// (by id, until it expires).
+func (s *issuerStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
+	var family, cid, tid string
+	err := s.p.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT family_id, client_id, tenant_id FROM oidc_refresh_tokens WHERE id = ? AND issuer_tenant = ?`,
+			tokenOrID, string(s.issuer.Tenant)).Scan(&family, &cid, &tid)
+	})
+	switch {
+	case err == nil:
+		if cid != clientID {
+			return oidc.ErrInvalidClient().WithDescription("the token belongs to another client")
+		}
+		s.revokeFamily(ctx, family)
+		s.p.auditEvent(ctx, tenant.ID(tid), "oauth.token_revoked", userID, audit.Success, map[string]string{"client_id": clientID})
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		// An access token id: remember it until the token would expire.
+		err = s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO oidc_revoked_tokens (token_id, tenant_id, expires_at) VALUES (?, '', ?)
+				ON CONFLICT (token_id) DO NOTHING`, tokenOrID, s.p.clock().Now().Add(s.p.cfg.AccessTokenLifetime).UnixMicro())
+			return err
+		})
+		if err != nil {
+			return oidc.ErrServerError()
+		}
+		return nil
+	default:
+		return oidc.ErrServerError()
+	}
+}
+
+func (s *issuerStorage) revoked(ctx context.Context, tokenID string) bool {
+	var n int
+	err := s.p.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM oidc_revoked_tokens WHERE token_id = ?`, tokenID).Scan(&n)
+	})
+	return err != nil || n > 0
+}
+
+// --- keys ---
+
+func (s *issuerStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
+	k, err := s.p.cfg.Signing.Active(ctx, s.issuer)
+	if err != nil {
+		return nil, err
+	}
+	return signingKey{k}, nil
+}
+
+func (s *issuerStorage) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
+	k, err := s.p.cfg.Signing.Active(ctx, s.issuer)
+	if err != nil {
+		return nil, err
+	}
+	return []jose.SignatureAlgorithm{k.Algorithm}, nil
+}
+
+func (s *issuerStorage) KeySet(ctx context.Context) ([]op.Key, error) {
+	if _, err := s.p.cfg.Signing.Active(ctx, s.issuer); err != nil { // an issuer publishes a key from its first request
+		return nil, err
+	}
+	set, err := s.p.cfg.Signing.JWKS(ctx, s.issuer)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]op.Key, len(set.Keys))
+	for i, k := range set.Keys {
+		out[i] = publicKey{k}
+	}
+	return out, nil
+}
+
+// --- claims ---
+
+// activeUser returns a user of tenant tid who may still hold tokens.
+func (s *issuerStorage) activeUser(ctx context.Context, tid tenant.ID, userID string) (identity.User, error) {
+	if tid == "" || !s.belongs(ctx, tid) {
+		return identity.User{}, errNotFound
+	}
+	t, err := s.p.cfg.Tenants.Get(ctx, tid)
+	if err != nil || t.Status != tenant.Active {
+		return identity.User{}, errNotFound
+	}
+	u, err := s.p.cfg.Directory.GetUser(ctx, tid, userID)
+	if err != nil || u.Status != identity.UserActive {
+		return identity.User{}, errNotFound
+	}
+	return u, nil
+}
+
+// tenantClaims are set by Bulkhead from its own records, never copied from
+// user-editable attributes.
+func (s *issuerStorage) tenantClaims(ctx context.Context, tid tenant.ID, userID string) (map[string]any, error) {
+	if tid == "" {
+		return map[string]any{}, nil
+	}
+	t, err := s.p.cfg.Tenants.Get(ctx, tid)
+	if err != nil {
+		return nil, err
+	}
+	claims := map[string]any{"tenant_id": string(tid), "tier": t.Tier}
+	if userID != "" {
+		u, err := s.activeUser(ctx, tid, userID)
+		if err != nil {
+			return nil, oidc.ErrAccessDenied().WithDescription("the user cannot sign in")
+		}
+		claims["groups"] = u.Groups
+	}
+	return claims, nil
+}
+
+func (s *issuerStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, scopes []string) (map[string]any, error) {
+	tid := requestTenant(req)
+	user := ""
+	if _, ok := req.(*clientCredentialsRequest); !ok {
+		user = req.GetSubject()
+	}
+	claims, err := s.tenantClaims(ctx, tid, user)
+	if err != nil {
+		return nil, err
+	}
+	if len(scopes) > 0 {
+		claims["scope"] = joinScopes(req.GetScopes())
+	}
+	return claims, nil
+}
+
+func (s *issuerStorage) GetPrivateClaimsFromScopes(ctx context.Context, userID, clientID string, scopes []string) (map[string]any, error) {
+	return nil, errors.New("provider: claims need the token request")
+}
+
+func (s *issuerStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
+	return s.setUserinfo(ctx, info, requestTenant(req), req.GetSubject(), scopes)
+}
+
+func (s *issuerStorage) setUserinfo(ctx context.Context, info *oidc.UserInfo, tid tenant.ID, userID string, scopes []string) error {
+	u, err := s.activeUser(ctx, tid, userID)
+	if err != nil {
+		return oidc.ErrAccessDenied().WithDescription("the user cannot sign in")
+	}
+	info.Subject = u.ID
+	if slices.Contains(scopes, oidc.ScopeEmail) {
+		info.Email, info.EmailVerified = u.Email, false
+	}
+	claims, err := s.tenantClaims(ctx, tid, userID)
+	if err != nil {
+		return err
+	}
+	for k, v := range claims {
+		info.AppendClaims(k, v)
+	}
+	return nil
+}
+
+func (s *issuerStorage) SetUserinfoFromScopes(ctx context.Context, info *oidc.UserInfo, userID, clientID string, scopes []string) error {
+	return nil // SetUserinfoFromRequest does the work
+}
+
+func (s *issuerStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, origin string) error {
+	if s.revoked(ctx, tokenID) {
+		return oidc.ErrAccessDenied().WithDescription("the token was revoked")
+	}
+	tid, err := s.p.userTenant(ctx, subject)
+	if err != nil {
+		return oidc.ErrAccessDenied()
+	}
+	return s.setUserinfo(ctx, info, tid, subject, []string{oidc.ScopeOpenID, oidc.ScopeEmail})
+}
+
+func (s *issuerStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	if s.revoked(ctx, tokenID) {
+		return errors.New("revoked")
+	}
+	resp.Active = true
+	resp.Subject = subject
+	resp.ClientID = clientID
+	if tid, err := s.p.userTenant(ctx, subject); err == nil {
+		claims, err := s.tenantClaims(ctx, tid, subject)
+		if err != nil {
+			resp.Active = false
+			return nil
+		}
+		resp.Claims = claims
+	}
+	return nil
+}
+
+func (s *issuerStorage) GetKeyByIDAndClientID(ctx context.Context, keyID, clientID string) (*jose.JSONWebKey, error) {
+	return nil, errors.New("provider: private_key_jwt client authentication is not supported")
+}
+
+func (s *issuerStorage) ValidateJWTProfileScopes(ctx context.Context, userID string, scopes []string) ([]string, error) {
+	return nil, errors.New("provider: the JWT profile grant is not supported")
+}
+
+func (s *issuerStorage) Health(ctx context.Context) error { return s.p.cfg.DB.Ping(ctx) }
+
+func joinScopes(s []string) string {
+	out := ""
+	for i, sc := range s {
+		if i > 0 {
+			out += " "
+		}
+		out += sc
+	}
+	return out
+}
