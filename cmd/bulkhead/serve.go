@@ -25,6 +25,7 @@ type config struct {
 	dataDir         string
 	database        string
 	listen          string
+	publicURL       string
 	tiersFile       string
 	logLevel        string
 	shutdownTimeout time.Duration
@@ -60,7 +61,9 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("bulkhead serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	storageFlags(fs, &c)
-	fs.StringVar(&c.listen, "listen", envOr("BULKHEAD_LISTEN", "127.0.0.1:8080"), "address of the API listener (env BULKHEAD_LISTEN)")
+	fs.StringVar(&c.listen, "listen", envOr("BULKHEAD_LISTEN", "127.0.0.1:8080"), "address of the API and OpenID provider listener (env BULKHEAD_LISTEN)")
+	fs.StringVar(&c.publicURL, "public-url", envOr("BULKHEAD_PUBLIC_URL", ""),
+		"URL clients reach this node at: the OpenID provider's issuer; https, or http on loopback (default http://<listen address>) (env BULKHEAD_PUBLIC_URL)")
 	fs.StringVar(&c.tiersFile, "tiers", envOr("BULKHEAD_TIERS", ""),
 		`tiers file, JSON {"tiers":[{"name":…,"isolation":"pool|bridge|silo",…}]}; default: basic→pool, standard→bridge, premium→silo (env BULKHEAD_TIERS)`)
 	fs.StringVar(&c.logLevel, "log-level", envOr("BULKHEAD_LOG_LEVEL", "info"), "debug, info, warn or error (env BULKHEAD_LOG_LEVEL)")
@@ -109,7 +112,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 	rootKey := os.Getenv("BULKHEAD_ROOT_KEY")
 	os.Unsetenv("BULKHEAD_ROOT_KEY") // not inherited by children, not in /proc/self/environ
 	return app.Open(ctx, app.Config{
-		DataDir: c.dataDir, Database: c.database, RootKey: rootKey,
+		DataDir: c.dataDir, Database: c.database, RootKey: rootKey, PublicURL: c.publicURL,
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 	})
 }
@@ -150,6 +153,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
 	log := logging.New(stderr, level)
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if c.publicURL == "" {
+		c.publicURL = "http://" + ln.Addr().String()
+	}
 	n, err := c.open(ctx, log, stderr)
 	if err != nil {
 		return err
@@ -164,12 +174,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := n.Tenants.Start(wfCtx, c.workflowRetry); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	srv := &http.Server{
-		Handler:           n.API,
+		Handler:           n.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -56,15 +56,18 @@ func (d *Directory) Authenticate(ctx context.Context, tid tenant.ID, email, pass
 	bad := errs.E(errs.Unauthenticated, "invalid_credentials", "the email or password is wrong")
 	var u User
 	var hash string
-	err := d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		err := tx.QueryRow(ctx, `SELECT id, password_hash FROM users WHERE tenant_id = ? AND email_key = ?`,
-			tx.TenantID(), strings.ToLower(email)).Scan(&u.ID, &hash)
-		if err != nil {
+	err := sql.ErrNoRows
+	if utf8.ValidString(email) && !strings.ContainsRune(email, 0) && len(email) <= 254 {
+		err = d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+			err := tx.QueryRow(ctx, `SELECT id, password_hash FROM users WHERE tenant_id = ? AND email_key = ?`,
+				tx.TenantID(), strings.ToLower(email)).Scan(&u.ID, &hash)
+			if err != nil {
+				return err
+			}
+			u, err = getUser(ctx, tx, u.ID)
 			return err
-		}
-		u, err = getUser(ctx, tx, u.ID)
-		return err
-	})
+		})
+	}
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && hash == "") {
 		d.dummyOnce.Do(func() { d.dummy = HashPassword("no such user", d.argon2) })
 		VerifyPassword(d.dummy, password)
@@ -261,6 +264,9 @@ func userNotFound(id string) error {
 }
 
 func getUser(ctx context.Context, tx *storage.Tx, id string) (User, error) {
+	if !ids.Valid(id, "usr") {
+		return User{}, userNotFound(id)
+	}
 	u, err := scanUser(tx.TenantID(), tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE tenant_id = ? AND id = ?`, tx.TenantID(), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, userNotFound(id)
@@ -337,6 +343,9 @@ func (d *Directory) ListUsers(ctx context.Context, tid tenant.ID, opts ListOptio
 		q := `SELECT ` + userColumns + ` FROM users WHERE tenant_id = ? AND id > ?`
 		args := []any{tx.TenantID(), after}
 		if opts.Email != "" {
+			if !utf8.ValidString(opts.Email) || strings.ContainsRune(opts.Email, 0) {
+				return errs.Field("email", "invalid_email", "email must be UTF-8 text")
+			}
 			q += ` AND email_key = ?`
 			args = append(args, strings.ToLower(opts.Email))
 		}
@@ -466,6 +475,9 @@ func (d *Directory) UpdateUser(ctx context.Context, tid tenant.ID, id string, p 
 // DeleteUser removes a user of tenant tid and their group memberships.
 func (d *Directory) DeleteUser(ctx context.Context, tid tenant.ID, id string, actor tenant.Actor) error {
 	return d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := getUser(ctx, tx, id); err != nil {
 			return err
 		}
@@ -490,7 +502,7 @@ func (d *Directory) CreateGroup(ctx context.Context, tid tenant.ID, req CreateGr
 	if err := validGroupName(req.Name); err != nil {
 		return Group{}, err
 	}
-	if len(req.Description) > 500 || !utf8.ValidString(req.Description) || strings.ContainsRune(req.Description, 0) {
+	if utf8.RuneCountInString(req.Description) > 500 || !utf8.ValidString(req.Description) || strings.ContainsRune(req.Description, 0) {
 		return Group{}, errs.Field("description", "invalid_description", "description must be at most 500 characters of text")
 	}
 	var g Group
@@ -545,7 +557,10 @@ func (d *Directory) SetMember(ctx context.Context, tid tenant.ID, group, userID 
 			return err
 		}
 		var gid string
-		err := tx.QueryRow(ctx, `SELECT id FROM user_groups WHERE tenant_id = ? AND name = ?`, tx.TenantID(), group).Scan(&gid)
+		err := sql.ErrNoRows
+		if validGroupName(group) == nil {
+			err = tx.QueryRow(ctx, `SELECT id FROM user_groups WHERE tenant_id = ? AND name = ?`, tx.TenantID(), group).Scan(&gid)
+		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return errs.E(errs.NotFound, "group_not_found", "group %q not found", truncate(group, 64))
 		}

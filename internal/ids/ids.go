@@ -26,3 +26,17 @@ func Secret(prefix string) string {
 
 // HasPrefix reports whether s looks like an id made by New or Secret with prefix.
 func HasPrefix(s, prefix string) bool { return strings.HasPrefix(s, prefix+"_") }
+
+// Valid reports whether s has the form New(prefix) makes.
+func Valid(s, prefix string) bool {
+	rest, ok := strings.CutPrefix(s, prefix+"_")
+	if !ok || len(rest) != 26 {
+		return false
+	}
+	for _, c := range rest {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
