@@ -364,4 +364,3 @@ func kidOf(t *testing.T, jwt string) string {
 	json.Unmarshal(raw, &h)
 	return h.Kid
 }
-
