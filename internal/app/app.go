@@ -157,6 +157,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		a.Audit.Close()
 		return fail(err, db)
 	}
+	a.Tenants.AddOffboardingStep(a.Provider.OffboardingStep())
 	a.Admin = authn.NewAdminTokens(db, c.Clock)
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Audit: a.Audit,

@@ -188,6 +188,21 @@ func (p *Provider) issuer(i signing.Issuer) (*op.Provider, error) {
 	return o, nil
 }
 
+// OffboardingStep returns the step that revokes every refresh token of an
+// offboarded tenant and forgets its pending sign-ins. (Access tokens are
+// short-lived JWTs; the API refuses those of a tenant that is not active.)
+func (p *Provider) OffboardingStep() tenant.Step {
+	return tenant.Step{Name: "oidc-tokens", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
+		if _, err := tx.Exec(ctx, `UPDATE oidc_refresh_tokens SET status = 'revoked' WHERE tenant_id = ?`, tx.TenantID()); err != nil {
+			return fmt.Errorf("provider: revoke tokens: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM oidc_auth_requests WHERE tenant_id = ?`, tx.TenantID()); err != nil {
+			return fmt.Errorf("provider: forget sign-ins: %w", err)
+		}
+		return nil
+	}}
+}
+
 func (p *Provider) userTenant(ctx context.Context, userID string) (tenant.ID, error) {
 	return p.cfg.Directory.UserTenantAllTenants(ctx, userID)
 }

@@ -364,3 +364,47 @@ func kidOf(t *testing.T, jwt string) string {
 	json.Unmarshal(raw, &h)
 	return h.Kid
 }
+
+// TestOffboardingRevokesTokens: once a tenant is offboarded, its users'
+// refresh tokens stop working.
+func TestOffboardingRevokesTokens(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic", "acme.example")
+		f.user(t, "acme", "ann@acme.example", "ann's long password")
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+			GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{redirectURI}})
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
+		verifier := oauth2.GenerateVerifier()
+		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "ann@acme.example", "ann's long password", "")
+		if code == "" {
+			t.Fatalf("sign-in: %s", page)
+		}
+		tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.env.Tenants.Delete(f.ctx, "acme", op); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			tn, _ := f.env.Tenants.Get(f.ctx, "acme")
+			if tn.Status == tenant.Deleted {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("offboarding did not finish")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		tok.Expiry = time.Now().Add(-time.Minute)
+		if _, err := conf.TokenSource(f.ctx, tok).Token(); err == nil {
+			t.Fatal("an offboarded tenant's refresh token still works")
+		}
+	})
+}
