@@ -25,6 +25,7 @@ Usage:
   bulkhead audit <command>      list|verify the audit trail
   bulkhead user <command>       create|get|list|update|delete a tenant's users
   bulkhead group <command>      create|list|add-member|remove-member a tenant's groups
+  bulkhead client <command>     create|list|delete OAuth clients (a tenant's, or platform-wide)
 
 Client commands talk to a running server: BULKHEAD_ADDR (default
 http://127.0.0.1:8080) and BULKHEAD_TOKEN (falls back to BULKHEAD_ADMIN_TOKEN),
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = userCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "group":
 		err = groupCmd(ctx, args[1:], stdout, stderr)
+	case "client":
+		err = clientCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

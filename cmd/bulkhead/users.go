@@ -179,8 +179,8 @@ func groupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var cf clientFlags
 	cf.register(fs)
 	var description string
-	positional := map[string]int{"create": 2, "list": 1, "add-member": 3, "remove-member": 3}[sub]
-	if positional == 0 {
+	positional, ok := map[string]int{"create": 2, "list": 1, "add-member": 3, "remove-member": 3}[sub]
+	if !ok {
 		return fmt.Errorf("%w: unknown group command %q\n%s", errUsage, sub, groupUsage)
 	}
 	if sub == "create" {

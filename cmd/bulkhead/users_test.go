@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -71,4 +72,65 @@ func TestCLIUsersAndGroups(t *testing.T) {
 	if strings.Contains(out, pw) || strings.Contains(out, m[1]) || strings.Contains(out, "argon2") {
 		t.Error("the audit trail holds a password or a hash")
 	}
+}
+
+// TestCLIClientsAndTokens registers a tenant's OAuth client with the CLI and
+// gets a token for it from the provider, as the README shows with curl.
+func TestCLIClientsAndTokens(t *testing.T) {
+	p := startServe(t, filepath.Join(t.TempDir(), "data"), "")
+	cli := func(wantCode int, args ...string) string {
+		t.Helper()
+		out, errOut, code := runCLI(t, p.url, args...)
+		if code != wantCode {
+			t.Fatalf("bulkhead %s: exit %d; want %d\n%s%s", strings.Join(args, " "), code, wantCode, out, errOut)
+		}
+		return out + errOut
+	}
+	cli(0, "tenant", "create", "acme")
+	out := cli(0, "client", "create", "acme-backend", "--tenant", "acme", "--grant", "client_credentials", "--scope", "orders:read")
+	secret := regexp.MustCompile(`client secret \(shown once\): (bhs_\S+)`).FindStringSubmatch(out)
+	id := regexp.MustCompile(`(cli_[a-z2-7]{26})`).FindStringSubmatch(out)
+	if secret == nil || id == nil {
+		t.Fatalf("client create:\n%s", out)
+	}
+	if out = cli(0, "client", "list", "--tenant", "acme"); !strings.Contains(out, id[1]) || strings.Contains(out, secret[1]) {
+		t.Errorf("client list (must not show the secret):\n%s", out)
+	}
+	if out = cli(0, "client", "list"); strings.Contains(out, id[1]) {
+		t.Errorf("a tenant's client is listed among the platform's:\n%s", out)
+	}
+	resp, err := http.DefaultClient.Do(tokenRequest(t, p.url, id[1], secret[1], "grant_type=client_credentials&scope=orders:read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.Count(tok.AccessToken, ".") != 2 || !strings.EqualFold(tok.TokenType, "bearer") {
+		t.Fatalf("token: %d %+v", resp.StatusCode, tok)
+	}
+	cli(0, "client", "delete", id[1], "--tenant", "acme")
+	resp, err = http.DefaultClient.Do(tokenRequest(t, p.url, id[1], secret[1], "grant_type=client_credentials"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == 200 {
+		t.Error("a deleted client still gets tokens")
+	}
+}
+
+// tokenRequest is a token endpoint request authenticated with HTTP Basic, as curl -u sends it.
+func tokenRequest(t *testing.T, base, id, secret, form string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest("POST", base+"/oauth/token", strings.NewReader(form))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	return req
 }
