@@ -115,6 +115,13 @@ func (p *Provider) issuerURL(i signing.Issuer) string {
 	return p.base.String() + "/t/" + string(i.Tenant)
 }
 
+// APIAudience is the audience of Bulkhead's own API: the platform issuer
+// URL. Every access token carries it beside the client id, so a tenant's
+// token can call the API for that tenant (subject to its groups).
+func (p *Provider) APIAudience() string { return p.base.String() }
+
+func (p *Provider) audience(clientID string) []string { return []string{clientID, p.APIAudience()} }
+
 // Paths lists the URL path prefixes the provider serves on the API listener.
 func (p *Provider) Paths() []string {
 	prefix := strings.TrimRight(p.base.Path, "/")

@@ -111,7 +111,7 @@ func (s *issuerStorage) ClientCredentialsTokenRequest(ctx context.Context, id st
 		}
 	}
 	s.p.auditEvent(ctx, c.TenantID, "oauth.token_issued", id, audit.Success, map[string]string{"grant": "client_credentials"})
-	return &clientCredentialsRequest{clientID: c.ID, tenantID: c.TenantID, scopes: scopes}, nil
+	return &clientCredentialsRequest{clientID: c.ID, tenantID: c.TenantID, scopes: scopes, audience: s.p.audience(c.ID)}, nil
 }
 
 // --- authorization requests ---
@@ -126,7 +126,7 @@ func (s *issuerStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReq
 	}
 	a := &authRequest{ID: ids.New("ar"), ClientID: req.ClientID, RedirectURI: req.RedirectURI, State: req.State, Nonce: req.Nonce,
 		Scopes: req.Scopes, ResponseType: req.ResponseType, ResponseMode: req.ResponseMode, LoginHint: req.LoginHint,
-		csrf: ids.Secret("csrf")}
+		Audience: s.p.audience(req.ClientID), csrf: ids.Secret("csrf")}
 	if req.CodeChallenge != "" {
 		a.CodeChallenge = &oidc.CodeChallenge{Challenge: req.CodeChallenge, Method: req.CodeChallengeMethod}
 	}

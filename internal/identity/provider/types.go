@@ -25,6 +25,7 @@ type authRequest struct {
 	ResponseMode  oidc.ResponseMode   `json:"response_mode"`
 	CodeChallenge *oidc.CodeChallenge `json:"code_challenge,omitempty"`
 	LoginHint     string              `json:"login_hint,omitempty"`
+	Audience      []string            `json:"audience"`
 
 	tenantID tenant.ID
 	userID   string
@@ -34,7 +35,7 @@ type authRequest struct {
 
 func (a *authRequest) GetID() string                         { return a.ID }
 func (a *authRequest) GetACR() string                        { return "" }
-func (a *authRequest) GetAudience() []string                 { return []string{a.ClientID} }
+func (a *authRequest) GetAudience() []string                 { return a.Audience }
 func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
 func (a *authRequest) GetClientID() string                   { return a.ClientID }
 func (a *authRequest) GetCodeChallenge() *oidc.CodeChallenge { return a.CodeChallenge }
@@ -63,10 +64,11 @@ type clientCredentialsRequest struct {
 	clientID string
 	tenantID tenant.ID
 	scopes   []string
+	audience []string
 }
 
 func (c *clientCredentialsRequest) GetSubject() string    { return c.clientID }
-func (c *clientCredentialsRequest) GetAudience() []string { return []string{c.clientID} }
+func (c *clientCredentialsRequest) GetAudience() []string { return c.audience }
 func (c *clientCredentialsRequest) GetScopes() []string   { return c.scopes }
 func (c *clientCredentialsRequest) tenant() tenant.ID     { return c.tenantID }
 
