@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/sdk/auth"
 )
 
 // Config says where a node keeps its state and how it behaves.
@@ -159,9 +161,16 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	a.Tenants.AddOffboardingStep(a.Provider.OffboardingStep())
 	a.Admin = authn.NewAdminTokens(db, c.Clock)
+	validator, err := auth.NewValidator(auth.Config{Issuer: c.PublicURL, Audience: a.Provider.APIAudience(),
+		HTTPClient: &http.Client{Transport: inProcess{a}}, Logger: c.Logger})
+	if err != nil {
+		a.Audit.Close()
+		return fail(err, db)
+	}
+	tenantTokens := authn.NewTenantTokens(validator, a.Tenants.Get)
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Audit: a.Audit,
-		Verifiers: append([]authn.Verifier{a.Admin}, c.Verifiers...),
+		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version,
 	})
 	mux := http.NewServeMux()
@@ -171,6 +180,19 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	mux.Handle("/", a.API)
 	a.Handler = mux
 	return a, nil
+}
+
+// inProcess serves the API's own fetches of its issuers' discovery documents
+// and key sets from the node's handler, without a trip through the network
+// (the public URL may not route back to the node).
+type inProcess struct{ a *App }
+
+func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.a.Handler.ServeHTTP(rec, r)
+	resp := rec.Result()
+	resp.Request = r
+	return resp, nil
 }
 
 // Close stops the audit writer (after writing what is queued), closes the

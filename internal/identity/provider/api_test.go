@@ -1,0 +1,127 @@
+package provider_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+)
+
+// apiCall sends GET path with a bearer token and returns the status and problem code.
+func apiCall(t *testing.T, base, token, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p struct {
+		Code string `json:"code"`
+	}
+	json.NewDecoder(resp.Body).Decode(&p)
+	return resp.StatusCode, p.Code
+}
+
+// TestAPIAcceptsTenantTokens: Bulkhead's API takes the provider's tokens
+// (validated as the SDK validates them) as tenant credentials: a tenant's
+// token reaches that tenant only, an admin's token its directory, and a
+// suspended tenant's tokens nothing.
+func TestAPIAcceptsTenantTokens(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic", "acme.example")
+		f.tenant(t, "globex", "basic", "globex.example")
+		f.tenant(t, "bigco", "premium")
+		f.user(t, "acme", "ann@acme.example", "ann's long password", "admins")
+		f.user(t, "acme", "bob@acme.example", "bob's long password")
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+		svc := identity.CreateClientRequest{Name: "svc", GrantTypes: []string{"client_credentials"}}
+		acmeSvc, platformSvc, bigcoSvc := f.client(t, "acme", svc), f.client(t, "", svc), f.client(t, "bigco", svc)
+
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID}}
+		userToken := func(email, password string) string {
+			t.Helper()
+			v := oauth2.GenerateVerifier()
+			code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), email, password, "")
+			if code == "" {
+				t.Fatalf("sign-in of %s: %s", email, page)
+			}
+			tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok.AccessToken
+		}
+		ccToken := func(c identity.CreatedClient, tokenURL string) string {
+			t.Helper()
+			tok, err := (&clientcredentials.Config{ClientID: c.ID, ClientSecret: c.ClientSecret, TokenURL: tokenURL}).Token(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok.AccessToken
+		}
+		ann, bob := userToken("ann@acme.example", "ann's long password"), userToken("bob@acme.example", "bob's long password")
+		acmeCC, platformCC := ccToken(acmeSvc, f.env.URL+"/oauth/token"), ccToken(platformSvc, f.env.URL+"/oauth/token")
+		bigcoCC := ccToken(bigcoSvc, f.env.URL+"/t/bigco/oauth/token")
+
+		for _, tc := range []struct {
+			who, token, path string
+			status           int
+			code             string
+		}{
+			{"acme admin", ann, "/v1/tenants/acme", 200, ""},
+			{"acme admin", ann, "/v1/tenants/acme/users", 200, ""},
+			{"acme admin", ann, "/v1/tenants/globex/users", 404, "tenant_not_found"},
+			{"acme admin", ann, "/v1/tenants/globex", 404, "tenant_not_found"},
+			{"acme admin", ann, "/v1/tenants/nobody/users", 404, "tenant_not_found"},
+			{"acme admin", ann, "/v1/tenants", 403, "operator_required"},
+			{"acme user", bob, "/v1/tenants/acme/users", 403, "tenant_admin_required"},
+			{"acme user", bob, "/v1/tenants/acme", 200, ""},
+			{"acme service", acmeCC, "/v1/tenants/acme", 200, ""},
+			{"acme service", acmeCC, "/v1/tenants/globex", 404, "tenant_not_found"},
+			{"bigco service (silo issuer)", bigcoCC, "/v1/tenants/bigco", 200, ""},
+			{"bigco service (silo issuer)", bigcoCC, "/v1/tenants/acme", 404, "tenant_not_found"},
+			{"platform service", platformCC, "/v1/tenants/acme", 401, "invalid_token"},
+			{"tampered", tamper(ann), "/v1/tenants/acme", 401, "invalid_token"},
+		} {
+			if status, code := apiCall(t, f.env.URL, tc.token, tc.path); status != tc.status || code != tc.code {
+				t.Errorf("%s GET %s: %d %s; want %d %s", tc.who, tc.path, status, code, tc.status, tc.code)
+			}
+		}
+		// A suspended tenant's tokens stop working at once.
+		if _, err := f.env.Tenants.Suspend(f.ctx, "acme", op); err != nil {
+			t.Fatal(err)
+		}
+		if status, code := apiCall(t, f.env.URL, ann, "/v1/tenants/acme"); status != 401 || code != "invalid_token" {
+			t.Errorf("a suspended tenant's token: %d %s", status, code)
+		}
+	})
+}
+
+// tamper changes one character of a JWT's payload.
+func tamper(jwt string) string {
+	parts := strings.Split(jwt, ".")
+	b := []byte(parts[1])
+	if b[10] == 'A' {
+		b[10] = 'B'
+	} else {
+		b[10] = 'A'
+	}
+	parts[1] = string(b)
+	return strings.Join(parts, ".")
+}

@@ -1,0 +1,424 @@
+// Package auth validates Bulkhead's JWT access and ID tokens in a resource
+// server, locally: signatures are checked against the issuers' published
+// keys (OpenID Connect discovery and JWKS, fetched lazily and cached), and
+// the claims against the configured issuer and audience. Middleware wraps an
+// http.Handler; FromContext gives a handler the verified Claims.
+//
+// Tokens are accepted from the platform issuer (pool and bridge tenants,
+// platform clients) and, unless Config.PlatformOnly is set, from silo
+// tenants' own issuers {issuer}/t/{tenant}. A silo issuer's token must name
+// its own tenant in tenant_id and verify with a key of that issuer's own key
+// set: no other issuer's key is ever tried.
+//
+// Only ES256 and EdDSA (Ed25519) signatures are accepted. Errors and logs
+// never carry token material.
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// MaxTokenSize is the largest token Validate looks at.
+const MaxTokenSize = 8 << 10
+
+// Defaults and limits of Config.
+const (
+	DefaultCacheSize          = 10000
+	DefaultLeeway             = 30 * time.Second
+	MaxLeeway                 = 5 * time.Minute
+	DefaultKeyRefreshInterval = 10 * time.Second
+	DefaultKeyMaxAge          = 15 * time.Minute
+)
+
+// Config configures a Validator. Issuer and Audience are required.
+type Config struct {
+	// Issuer is the platform issuer, e.g. https://id.example.com. It must be
+	// https (http only for a loopback host) with no query, fragment or
+	// trailing slash.
+	Issuer string
+	// Audience must be one of each token's aud values.
+	Audience string
+	// PlatformOnly refuses silo tenants' issuers ({Issuer}/t/{tenant}),
+	// which are accepted by default.
+	PlatformOnly bool
+	// HTTPClient fetches discovery documents and key sets (default
+	// http.DefaultClient). Redirects to another origin are refused.
+	HTTPClient *http.Client
+	// CacheSize bounds the verified-token cache: 0 means
+	// DefaultCacheSize, a negative value turns the cache off.
+	CacheSize int
+	// Leeway is the clock skew allowed on exp, nbf and iat: 0 means
+	// DefaultLeeway, a negative value none; at most MaxLeeway.
+	Leeway time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// KeyRefreshInterval is the least time between two fetches of one
+	// issuer's keys, which a token with an unknown kid triggers (default
+	// DefaultKeyRefreshInterval, at least one second).
+	KeyRefreshInterval time.Duration
+	// KeyMaxAge is how long a fetched key set is used before it is fetched
+	// again in the background (default DefaultKeyMaxAge), so that keys the
+	// issuer removed stop verifying.
+	KeyMaxAge time.Duration
+	// Realm is the realm of the middleware's WWW-Authenticate challenges
+	// (default "bulkhead").
+	Realm string
+	// Logger receives key fetches and their failures (default: none). It
+	// never receives token material.
+	Logger *slog.Logger
+}
+
+// Validator validates tokens. It is safe for concurrent use.
+type Validator struct {
+	issuer          string
+	siloPrefix      string // issuer + "/t/", "" when PlatformOnly
+	issuerURL       *url.URL
+	audience        string
+	leeway          time.Duration
+	now             func() time.Time
+	client          *http.Client
+	refreshInterval time.Duration
+	maxAge          time.Duration
+	realm           string
+	log             *slog.Logger
+	cache           *tokenCache
+
+	platform   *issuerKeys
+	mu         sync.RWMutex
+	silos      map[string]*issuerKeys // by tenant id
+	fetchLimit bucket
+}
+
+// allowedAlgorithms is the one allowlist handed to go-jose.
+var allowedAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA}
+
+// NewValidator checks cfg and returns a Validator. It fetches nothing: each
+// issuer's keys are fetched when its first token arrives.
+func NewValidator(cfg Config) (*Validator, error) {
+	if cfg.Audience == "" {
+		return nil, errors.New("auth: Config.Audience is required")
+	}
+	u, err := parseIssuer(cfg.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	v := &Validator{
+		issuer:          cfg.Issuer,
+		issuerURL:       u,
+		audience:        cfg.Audience,
+		leeway:          cfg.Leeway,
+		now:             cfg.Now,
+		refreshInterval: cfg.KeyRefreshInterval,
+		maxAge:          cfg.KeyMaxAge,
+		realm:           cfg.Realm,
+		log:             cfg.Logger,
+		silos:           map[string]*issuerKeys{},
+		fetchLimit:      bucket{rate: fetchRate, burst: fetchBurst, tokens: fetchBurst},
+	}
+	if !cfg.PlatformOnly {
+		v.siloPrefix = cfg.Issuer + "/t/"
+	}
+	switch {
+	case v.leeway == 0:
+		v.leeway = DefaultLeeway
+	case v.leeway < 0:
+		v.leeway = 0
+	case v.leeway > MaxLeeway:
+		return nil, fmt.Errorf("auth: Config.Leeway %v is over the maximum of %v", cfg.Leeway, MaxLeeway)
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	switch {
+	case v.refreshInterval == 0:
+		v.refreshInterval = DefaultKeyRefreshInterval
+	case v.refreshInterval < time.Second:
+		return nil, fmt.Errorf("auth: Config.KeyRefreshInterval %v is under one second", cfg.KeyRefreshInterval)
+	}
+	switch {
+	case v.maxAge == 0:
+		v.maxAge = DefaultKeyMaxAge
+	case v.maxAge < v.refreshInterval:
+		return nil, fmt.Errorf("auth: Config.KeyMaxAge %v is under the key refresh interval", cfg.KeyMaxAge)
+	}
+	if v.realm == "" {
+		v.realm = "bulkhead"
+	}
+	if v.log == nil {
+		v.log = slog.New(slog.DiscardHandler)
+	}
+	v.client = sameOriginClient(cfg.HTTPClient)
+	if cfg.CacheSize >= 0 {
+		n := cfg.CacheSize
+		if n == 0 {
+			n = DefaultCacheSize
+		}
+		v.cache = newTokenCache(n)
+	}
+	v.platform = &issuerKeys{issuer: cfg.Issuer}
+	return v, nil
+}
+
+func parseIssuer(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || s == "" {
+		return nil, errors.New("auth: Config.Issuer must be an absolute URL")
+	}
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.RawFragment != "" ||
+		strings.HasSuffix(s, "/") || u.Opaque != "" {
+		return nil, fmt.Errorf("auth: Config.Issuer %q must be scheme://host[/path] with no trailing slash, query or fragment", s)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		host := u.Hostname()
+		ip := net.ParseIP(host)
+		if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, fmt.Errorf("auth: Config.Issuer %q: http is allowed only for a loopback host", s)
+		}
+	default:
+		return nil, fmt.Errorf("auth: Config.Issuer %q must be an https URL", s)
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return nil, fmt.Errorf("auth: Config.Issuer %q has a dot segment", s)
+		}
+	}
+	return u, nil
+}
+
+// testHookParse, when set by a test, is called before a token is parsed.
+var testHookParse func()
+
+// Validate checks token and returns its claims. A refusal is an *Error
+// (errors.Is(err, ErrTokenExpired) and so on). ctx bounds the wait for an
+// issuer's keys when they must be fetched.
+//
+// The Claims are the caller's own: changing them changes nothing else.
+func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
+	if len(token) > MaxTokenSize {
+		return nil, ErrTokenTooLarge
+	}
+	if !compactJWS(token) {
+		return nil, ErrTokenMalformed
+	}
+	now := v.now()
+	var sum [sha256.Size]byte
+	if v.cache != nil {
+		sum = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+		if e := v.cache.get(&sum, now); e != nil {
+			if ks := e.issuer.keys.Load(); now.Sub(ks.fetched) >= v.maxAge {
+				v.refresh(ctx, e.issuer, now, false)
+			}
+			return e.claims.clone(), nil
+		}
+	}
+	c, ik, key, err := v.validate(ctx, token, now)
+	if err != nil {
+		return nil, err
+	}
+	if v.cache != nil && now.Before(c.Expiry) {
+		v.cache.put(&sum, &cacheEntry{claims: c, exp: c.Expiry.UnixNano(), issuer: ik, key: key})
+		return c.clone(), nil
+	}
+	return c, nil
+}
+
+// compactJWS reports whether token is three non-empty base64url segments,
+// without decoding anything.
+func compactJWS(token string) bool {
+	dots, last := 0, -1
+	for i := 0; i < len(token); i++ {
+		switch b64urlClass[token[i]] {
+		case 1:
+		case 2:
+			if i == last+1 { // empty segment
+				return false
+			}
+			dots++
+			last = i
+		default:
+			return false
+		}
+	}
+	return dots == 2 && last < len(token)-1
+}
+
+// b64urlClass is 1 for the base64url alphabet, 2 for '.', 0 otherwise.
+var b64urlClass = func() (t [256]byte) {
+	for c := range 256 {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+			t[c] = 1
+		case c == '.':
+			t[c] = 2
+		}
+	}
+	return t
+}()
+
+// validate does the work of Validate without the cache.
+func (v *Validator) validate(ctx context.Context, token string, now time.Time) (*Claims, *issuerKeys, *verifyKey, error) {
+	if testHookParse != nil {
+		testHookParse()
+	}
+	jws, err := jose.ParseSignedCompact(token, allowedAlgorithms)
+	if err != nil {
+		// go-jose's messages quote header values: never pass them on.
+		var alg *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &alg) {
+			return nil, nil, nil, ErrAlgorithm
+		}
+		return nil, nil, nil, ErrTokenMalformed
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, nil, nil, ErrTokenMalformed
+	}
+	h := jws.Signatures[0].Header
+	alg := jose.SignatureAlgorithm(h.Algorithm)
+	if h.KeyID == "" {
+		return nil, nil, nil, refuse(ErrUnknownKey, "the token has no kid")
+	}
+	if _, ok := h.ExtraHeaders["crit"]; ok {
+		return nil, nil, nil, refuse(ErrTokenMalformed, "the token has critical header parameters")
+	}
+	if _, ok := h.ExtraHeaders["b64"]; ok {
+		return nil, nil, nil, refuse(ErrTokenMalformed, "the token has an unencoded payload")
+	}
+
+	// The claims are decoded before the signature is checked only to learn
+	// the issuer, whose keys verify the token; nothing else of them is
+	// trusted until the signature holds.
+	raw, err := decodeClaims(jws.UnsafePayloadWithoutVerification())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ik, err := v.issuerKeys(raw.Iss, now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := v.key(ctx, ik, h.KeyID, now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if key.alg != alg {
+		return nil, nil, nil, refuse(ErrAlgorithm, "the token's algorithm is not its key's")
+	}
+	// The signing input is the token up to its second dot, verbatim (the
+	// payload is base64url: b64 and crit were refused above).
+	if !key.verify(token[:strings.LastIndexByte(token, '.')], jws.Signatures[0].Signature) {
+		return nil, nil, nil, ErrSignature
+	}
+
+	c, err := v.checkClaims(raw, ik, now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, ik, key, nil
+}
+
+// checkClaims validates signed claims and converts them.
+func (v *Validator) checkClaims(raw *rawClaims, ik *issuerKeys, now time.Time) (*Claims, error) {
+	c := &Claims{
+		Issuer:   raw.Iss,
+		Subject:  raw.Sub,
+		Audience: raw.Aud,
+		ID:       raw.Jti,
+		Tier:     raw.Tier,
+		Groups:   raw.Groups,
+		Scopes:   scopes(raw.Scope),
+		ClientID: raw.ClientID,
+	}
+	// Issuer binding: a silo issuer's token acts for that tenant only.
+	switch {
+	case ik.tenant != "":
+		if !raw.HasTenant || raw.TenantID != ik.tenant {
+			return nil, ErrTenantMismatch
+		}
+		c.TenantID = ik.tenant
+	case raw.HasTenant:
+		if !ValidTenantID(raw.TenantID) {
+			return nil, refuse(ErrClaims, "the token's tenant_id is not a tenant id")
+		}
+		c.TenantID = raw.TenantID
+	}
+	if !contains(raw.Aud, v.audience) {
+		return nil, ErrAudience
+	}
+	if !raw.HasExp {
+		return nil, refuse(ErrClaims, "the token has no exp")
+	}
+	c.Expiry = raw.Exp
+	if !now.Before(c.Expiry.Add(v.leeway)) {
+		return nil, ErrTokenExpired
+	}
+	if raw.HasNbf {
+		c.NotBefore = raw.Nbf
+		if now.Add(v.leeway).Before(c.NotBefore) {
+			return nil, ErrTokenNotYetValid
+		}
+	}
+	if raw.HasIat {
+		c.IssuedAt = raw.Iat
+		if now.Add(v.leeway).Before(c.IssuedAt) {
+			return nil, refuse(ErrTokenNotYetValid, "the token was issued in the future")
+		}
+	}
+	if raw.Sub == "" {
+		return nil, refuse(ErrClaims, "the token has no sub")
+	}
+	return c, nil
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// issuerKeys returns the key source of iss, which must be the platform
+// issuer or (unless PlatformOnly) a silo issuer {issuer}/t/{tenant}.
+func (v *Validator) issuerKeys(iss string, now time.Time) (*issuerKeys, error) {
+	if iss == v.issuer {
+		return v.platform, nil
+	}
+	if v.siloPrefix == "" || !strings.HasPrefix(iss, v.siloPrefix) {
+		return nil, ErrIssuer
+	}
+	tenant := iss[len(v.siloPrefix):]
+	if !ValidTenantID(tenant) {
+		return nil, ErrIssuer
+	}
+	return v.silo(tenant, now)
+}
+
+// ValidTenantID reports whether s is a tenant id:
+// [a-z0-9][a-z0-9-]{1,61}[a-z0-9].
+func ValidTenantID(s string) bool {
+	if len(s) < 3 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
