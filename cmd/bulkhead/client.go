@@ -80,7 +80,7 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 const tenantUsage = `Usage:
-  bulkhead tenant create ID [--name N] [--tier T] [--domain D]... [--config JSON] [--idempotency-key K]
+  bulkhead tenant create ID [--name N] [--tier T] [--domain D]... [--config JSON] [--admin-email E] [--idempotency-key K]
   bulkhead tenant get ID
   bulkhead tenant list [--limit N] [--cursor C] [--all]
   bulkhead tenant update ID [--name N] [--tier T] [--domains a,b] [--config JSON]
@@ -96,10 +96,10 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var cf clientFlags
 	cf.register(fs)
 	var (
-		name, tier, cfgJSON, idemKey, domainsCSV, cursor string
-		domains                                          stringList
-		limit                                            int
-		all                                              bool
+		name, tier, cfgJSON, idemKey, domainsCSV, cursor, adminEmail string
+		domains                                                      stringList
+		limit                                                        int
+		all                                                          bool
 	)
 	positional := 1
 	switch sub {
@@ -109,6 +109,7 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Var(&domains, "domain", "a domain of the tenant (repeatable)")
 		fs.StringVar(&cfgJSON, "config", "", "tenant config, a JSON object")
 		fs.StringVar(&idemKey, "idempotency-key", "", "makes a retry return the first result")
+		fs.StringVar(&adminEmail, "admin-email", "", "onboarding creates this user as the tenant's first admin (temporary password printed once)")
 	case "update":
 		fs.StringVar(&name, "name", "", "new display name")
 		fs.StringVar(&tier, "tier", "", "new tier")
@@ -137,7 +138,7 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var t client.Tenant
 	switch sub {
 	case "create":
-		in := client.CreateTenant{ID: pos[0], Name: name, Tier: tier, Domains: domains}
+		in := client.CreateTenant{ID: pos[0], Name: name, Tier: tier, Domains: domains, AdminEmail: adminEmail}
 		if cfgJSON != "" {
 			in.Config = json.RawMessage(cfgJSON)
 			if !json.Valid(in.Config) {
@@ -207,6 +208,9 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return printJSON(stdout, t)
 	}
 	printTenants(stdout, []client.Tenant{t})
+	if a := t.InitialAdmin; a != nil {
+		fmt.Fprintf(stdout, "first admin %s, temporary password (shown once): %s\n", a.Email, a.TemporaryPassword)
+	}
 	return nil
 }
 

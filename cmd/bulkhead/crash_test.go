@@ -56,7 +56,7 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 		}
 		p := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=30s")
 		c := p.client()
-		go c.CreateTenant(context.Background(), client.CreateTenant{ID: "crash-co", Name: "Crash Co"}, "") // cut off by the kill
+		go c.CreateTenant(context.Background(), client.CreateTenant{ID: "crash-co", Name: "Crash Co", AdminEmail: "root@crash.example"}, "") // cut off by the kill
 
 		// Wait until test-mark is done and test-delay is running.
 		var before []workflow
@@ -105,6 +105,11 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 			if at, ok := firstRun[s.Name]; ok && !s.CompletedAt.Equal(at) {
 				t.Errorf("%s completed again after the restart (%v, was %v)", s.Name, s.CompletedAt, at)
 			}
+		}
+		// The first admin, an input of the workflow, was made once.
+		users, err := c2.ListUsers(context.Background(), "crash-co", 0, "", "")
+		if err != nil || len(users.Items) != 1 || users.Items[0].Email != "root@crash.example" || !slices.Equal(users.Items[0].Groups, []string{"admins"}) {
+			t.Errorf("users after the crash: %+v %v; want root@crash.example once, in admins", users.Items, err)
 		}
 		// The audit trail holds one start and one activation, and verifies.
 		page, err := c2.ListAudit(context.Background(), client.AuditQuery{Tenant: "crash-co"})

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -55,16 +56,42 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if len(key) > 255 || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
 		return errs.Field("Idempotency-Key", "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
 	}
-	var req tenant.CreateRequest
-	if err := decode(w, r, &req); err != nil {
+	// The body is the tenant's fields plus the optional first admin.
+	var body struct {
+		ID         string          `json:"id"`
+		Name       string          `json:"name"`
+		Tier       string          `json:"tier"`
+		Domains    []string        `json:"domains"`
+		Config     json.RawMessage `json:"config"`
+		AdminEmail string          `json:"admin_email"`
+	}
+	if err := decode(w, r, &body); err != nil {
 		return err
 	}
-	t, _, err := s.Tenants.Create(r.Context(), req, key, actor(r))
+	req := tenant.CreateRequest{ID: body.ID, Name: body.Name, Tier: body.Tier, Domains: body.Domains, Config: body.Config}
+	var temporary string
+	if body.AdminEmail != "" {
+		var err error
+		if req.Input, temporary, err = s.Directory.PrepareInitialAdmin(body.AdminEmail); err != nil {
+			return err
+		}
+	}
+	t, created, err := s.Tenants.Create(r.Context(), req, key, actor(r))
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/tenants/"+string(t.ID))
-	writeJSON(w, http.StatusCreated, t)
+	resp := struct {
+		tenant.Tenant
+		InitialAdmin *initialAdmin `json:"initial_admin,omitempty"`
+	}{Tenant: t}
+	if created && temporary != "" {
+		// Only the request that created the tenant knows the password; a
+		// replay with the same Idempotency-Key does not show one.
+		resp.InitialAdmin = &initialAdmin{Email: body.AdminEmail, TemporaryPassword: temporary}
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	writeJSON(w, http.StatusCreated, resp)
 	return nil
 }
 
@@ -158,4 +185,11 @@ func (s *Server) tenantWorkflows(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": wfs})
 	return nil
+}
+
+// initialAdmin is the first admin that onboarding made, with the temporary
+// password shown once.
+type initialAdmin struct {
+	Email             string `json:"email"`
+	TemporaryPassword string `json:"temporary_password"`
 }

@@ -109,8 +109,62 @@ func (d *Directory) OnboardingStep() tenant.Step {
 			ids.New("grp"), tx.TenantID(), AdminsGroup, "administrators of the tenant", now); err != nil {
 			return fmt.Errorf("identity: create admins group: %w", err)
 		}
-		return nil
+		raw, ok := tenant.StepInput(ctx, InitialAdminInput)
+		if !ok {
+			return nil
+		}
+		var admin initialAdmin
+		if err := json.Unmarshal(raw, &admin); err != nil {
+			return fmt.Errorf("identity: initial admin input: %w", err)
+		}
+		return d.createInitialAdmin(ctx, tx, admin, now)
 	}}
+}
+
+// InitialAdminInput is the onboarding input that makes the tenant's first admin.
+const InitialAdminInput = "identity.admin"
+
+type initialAdmin struct {
+	Email        string `json:"email"`
+	PasswordHash string `json:"password_hash"`
+}
+
+// PrepareInitialAdmin validates email and returns the onboarding input that
+// makes it the tenant's first admin (a member of admins) with a temporary
+// password, and that password, to be shown once. The input holds only the
+// password's hash.
+func (d *Directory) PrepareInitialAdmin(email string) (tenant.Input, string, error) {
+	email, _, err := normalizeEmail(email)
+	if err != nil {
+		err.(*errs.Error).Field = "admin_email"
+		return nil, "", err
+	}
+	password := NewTemporaryPassword()
+	raw, _ := json.Marshal(initialAdmin{Email: email, PasswordHash: HashPassword(password, d.argon2)})
+	return tenant.Input{InitialAdminInput: raw}, password, nil
+}
+
+func (d *Directory) createInitialAdmin(ctx context.Context, tx *storage.Tx, admin initialAdmin, now int64) error {
+	email, key, err := normalizeEmail(admin.Email)
+	if err != nil {
+		return err
+	}
+	id := ids.New("usr")
+	if _, err := tx.Exec(ctx, `INSERT INTO users (id, tenant_id, email, email_key, status, attributes, password_hash,
+		password_change_required, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '{}', ?, ?, ?, ?)
+		ON CONFLICT (tenant_id, email_key) DO NOTHING`, id, tx.TenantID(), email, key, string(UserActive), admin.PasswordHash, true, now, now); err != nil {
+		return fmt.Errorf("identity: create initial admin: %w", err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT id FROM users WHERE tenant_id = ? AND email_key = ?`, tx.TenantID(), key).Scan(&id); err != nil {
+		return fmt.Errorf("identity: read initial admin: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO group_members (tenant_id, group_id, user_id, added_at)
+		SELECT tenant_id, id, ?, ? FROM user_groups WHERE tenant_id = ? AND name = ? ON CONFLICT (group_id, user_id) DO NOTHING`,
+		id, now, tx.TenantID(), AdminsGroup); err != nil {
+		return fmt.Errorf("identity: make initial admin an admin: %w", err)
+	}
+	return d.audit.AppendTx(ctx, tx, audit.Event{TenantID: tx.TenantID(), Principal: "system", Action: "user.created", Target: id,
+		Detail: map[string]string{"role": "initial admin"}})
 }
 
 // OffboardingStep returns the step that removes a tenant's OAuth clients,

@@ -72,6 +72,10 @@ type CreateRequest struct {
 	Tier    string          `json:"tier,omitempty"`
 	Domains []string        `json:"domains,omitempty"`
 	Config  json.RawMessage `json:"config,omitempty"`
+
+	// Input goes to the onboarding steps (StepInput); not part of the
+	// request's identity for Idempotency-Key purposes.
+	Input Input `json:"-"`
 }
 
 // Actor says who asks for a change, for the audit trail.
@@ -170,7 +174,7 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey
 				return fmt.Errorf("tenant: record idempotency key: %w", err)
 			}
 		}
-		if err := r.insertWorkflow(ctx, tx, wfID, t.ID, KindOnboarding, now); err != nil {
+		if err := r.insertWorkflow(ctx, tx, wfID, t.ID, KindOnboarding, req.Input, now); err != nil {
 			return err
 		}
 		return r.audit.AppendTx(ctx, tx, audit.Event{TenantID: string(t.ID), Principal: actor.Principal,
@@ -190,7 +194,7 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey
 		t, err := r.Get(ctx, existing)
 		return t, false, err
 	}
-	r.runWorkflow(context.WithoutCancel(ctx), wfID, &claim{tenant: t.ID, kind: KindOnboarding})
+	r.runWorkflow(context.WithoutCancel(ctx), wfID, &claim{tenant: t.ID, kind: KindOnboarding, input: req.Input})
 	t, err = r.Get(ctx, t.ID)
 	return t, true, err
 }
@@ -599,7 +603,7 @@ func (r *Registry) Delete(ctx context.Context, id ID, actor Actor) (Tenant, erro
 			string(WorkflowCancelled), now.UnixMicro(), tx.TenantID(), string(KindOnboarding), string(WorkflowRunning)); err != nil {
 			return fmt.Errorf("tenant: cancel onboarding: %w", err)
 		}
-		if err := r.insertWorkflow(ctx, tx, wfID, t.ID, KindOffboarding, now); err != nil {
+		if err := r.insertWorkflow(ctx, tx, wfID, t.ID, KindOffboarding, nil, now); err != nil {
 			return err
 		}
 		started = true

@@ -3,6 +3,7 @@ package tenant
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -138,9 +139,16 @@ func (r *Registry) markDeleted(ctx context.Context, tx *storage.Tx, _ Tenant) er
 }
 
 // insertWorkflow records a new running workflow, claimed by its creator (attempt 1).
-func (r *Registry) insertWorkflow(ctx context.Context, tx *storage.Tx, id string, tid ID, kind Kind, now time.Time) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO workflows (id, tenant_id, kind, status, attempts, last_error, created_at, updated_at)
-		VALUES (?, ?, ?, ?, 1, '', ?, ?)`, id, string(tid), string(kind), string(WorkflowRunning), now.UnixMicro(), now.UnixMicro()); err != nil {
+func (r *Registry) insertWorkflow(ctx context.Context, tx *storage.Tx, id string, tid ID, kind Kind, input Input, now time.Time) error {
+	if input == nil {
+		input = Input{}
+	}
+	raw, err := json.Marshal(input)
+	if err != nil {
+		return fmt.Errorf("tenant: encode workflow input: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO workflows (id, tenant_id, kind, status, attempts, last_error, input, created_at, updated_at)
+		VALUES (?, ?, ?, ?, 1, '', ?, ?, ?)`, id, string(tid), string(kind), string(WorkflowRunning), string(raw), now.UnixMicro(), now.UnixMicro()); err != nil {
 		return fmt.Errorf("tenant: insert workflow: %w", err)
 	}
 	return nil
@@ -274,6 +282,23 @@ func (r *Registry) stopped() bool {
 type claim struct {
 	tenant ID
 	kind   Kind
+	input  Input
+}
+
+// Input is what a workflow's creator hands its steps, by key (a capability
+// uses its own key, such as "identity.admin"). It is stored with the
+// workflow, so a resumed workflow's steps see it too. It must hold no
+// secret in clear.
+type Input map[string]json.RawMessage
+
+type inputKey struct{}
+
+// StepInput returns the value under key of the input of the workflow whose
+// step ctx runs.
+func StepInput(ctx context.Context, key string) (json.RawMessage, bool) {
+	in, _ := ctx.Value(inputKey{}).(Input)
+	v, ok := in[key]
+	return v, ok
 }
 
 // runWorkflow runs the workflow's remaining steps. It returns when the
@@ -321,8 +346,8 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 	if c == nil {
 		c = &claim{}
 		err := r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-			var t, k, status string
-			err := tx.QueryRow(ctx, `SELECT tenant_id, kind, status FROM workflows WHERE id = ?`, id).Scan(&t, &k, &status)
+			var t, k, status, input string
+			err := tx.QueryRow(ctx, `SELECT tenant_id, kind, status, input FROM workflows WHERE id = ?`, id).Scan(&t, &k, &status, &input)
 			if err != nil {
 				return fmt.Errorf("tenant: load workflow %s: %w", id, err)
 			}
@@ -330,6 +355,9 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 				return errCancelled
 			}
 			c.tenant, c.kind = ID(t), Kind(k)
+			if err := json.Unmarshal([]byte(input), &c.input); err != nil {
+				return fmt.Errorf("tenant: workflow %s input unreadable: %w", id, err)
+			}
 			_, err = tx.Exec(ctx, `UPDATE workflows SET attempts = attempts + 1, updated_at = ? WHERE id = ?`, r.clock.Now().UnixMicro(), id)
 			return err
 		})
@@ -340,7 +368,7 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 			return err
 		}
 	}
-	ctx = WithID(ctx, c.tenant)
+	ctx = context.WithValue(WithID(ctx, c.tenant), inputKey{}, c.input)
 	log := r.log.With("workflow_id", id, "kind", string(c.kind))
 	steps := r.steps(c.kind)
 	for i, s := range steps {

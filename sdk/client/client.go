@@ -55,6 +55,16 @@ type Tenant struct {
 	Config    json.RawMessage `json:"config"`
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
+
+	// InitialAdmin is set only in the answer of the create that made the
+	// tenant with an admin_email: the temporary password, shown once.
+	InitialAdmin *InitialAdmin `json:"initial_admin,omitempty"`
+}
+
+// InitialAdmin is a new tenant's first admin and their temporary password.
+type InitialAdmin struct {
+	Email             string `json:"email"`
+	TemporaryPassword string `json:"temporary_password"`
 }
 
 // CreateTenant is the body of a tenant creation.
@@ -64,6 +74,8 @@ type CreateTenant struct {
 	Tier    string          `json:"tier,omitempty"`
 	Domains []string        `json:"domains,omitempty"`
 	Config  json.RawMessage `json:"config,omitempty"`
+	// AdminEmail, if set, makes onboarding create the tenant's first admin.
+	AdminEmail string `json:"admin_email,omitempty"`
 }
 
 // TenantPatch is a partial update; nil fields are left alone.

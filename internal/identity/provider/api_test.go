@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	apiclient "github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
 // apiCall sends GET path with a bearer token and returns the status and problem code.
@@ -124,4 +125,47 @@ func tamper(jwt string) string {
 	}
 	parts[1] = string(b)
 	return strings.Join(parts, ".")
+}
+
+// TestInitialAdmin: a tenant created with an admin_email gets its first
+// admin, whose temporary password (shown once, in the create's answer)
+// signs in, and whose token administers the tenant.
+func TestInitialAdmin(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		created, err := f.env.Admin.CreateTenant(f.ctx, apiclient.CreateTenant{ID: "initech", Domains: []string{"initech.example"},
+			AdminEmail: "peter@initech.example"}, "key-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := created.InitialAdmin
+		if created.Status != "active" || a == nil || a.Email != "peter@initech.example" || len(a.TemporaryPassword) != 24 {
+			t.Fatalf("create with admin_email: %+v %+v", created, a)
+		}
+		// A replay with the same Idempotency-Key shows no password: it would be a new, unused one.
+		replay, err := f.env.Admin.CreateTenant(f.ctx, apiclient.CreateTenant{ID: "initech", Domains: []string{"initech.example"},
+			AdminEmail: "peter@initech.example"}, "key-1")
+		if err != nil || replay.InitialAdmin != nil {
+			t.Fatalf("replay: %+v %v", replay.InitialAdmin, err)
+		}
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID}}
+		v := oauth2.GenerateVerifier()
+		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), a.Email, a.TemporaryPassword, "")
+		if code == "" {
+			t.Fatalf("the first admin cannot sign in: %s", page)
+		}
+		tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, code := apiCall(t, f.env.URL, tok.AccessToken, "/v1/tenants/initech/users"); status != 200 {
+			t.Errorf("the first admin lists the tenant's users: %d %s", status, code)
+		}
+	})
 }

@@ -26,6 +26,7 @@ CREATE TABLE workflows (
 	status     TEXT NOT NULL,
 	attempts   INTEGER NOT NULL DEFAULT 0,
 	last_error TEXT NOT NULL DEFAULT '',
+	input      TEXT NOT NULL DEFAULT '{}',
 	created_at BIGINT NOT NULL,
 	updated_at BIGINT NOT NULL
 );
