@@ -5,11 +5,12 @@ import "net/http"
 // Error is a refusal of Validate or of the middleware. Code is stable and is
 // what a program should compare (with errors.Is against the Err… values);
 // Description is a fixed, human sentence. Neither ever holds token material:
-// no token, segment, signature or claim value.
+// no token, segment, signature or claim value. The middleware sends Code and
+// Description, never Err.
 type Error struct {
 	Code        string
 	Description string
-	Err         error // cause of a key-fetch failure, or nil; holds no token material
+	Err         error // cause of a key-fetch failure, or nil: it may name the issuer's URL, never the token or a part of it
 }
 
 func (e *Error) Error() string {

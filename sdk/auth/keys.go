@@ -210,7 +210,7 @@ func (v *Validator) fetchKeySet(ctx context.Context, ik *issuerKeys) (*keySet, *
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
-	status, err := v.getJSON(ctx, ik.issuer+"/.well-known/openid-configuration", maxDiscoverySize, &doc)
+	status, err := v.getJSON(ctx, ik, ik.issuer+"/.well-known/openid-configuration", maxDiscoverySize, &doc)
 	if err != nil {
 		if ik.tenant != "" && (status == http.StatusNotFound || status == http.StatusGone) {
 			// No such silo tenant: the token names an issuer that does not exist.
@@ -228,44 +228,53 @@ func (v *Validator) fetchKeySet(ctx context.Context, ik *issuerKeys) (*keySet, *
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if _, err := v.getJSON(ctx, jwksURI, maxJWKSSize, &set); err != nil {
+	if _, err := v.getJSON(ctx, ik, jwksURI, maxJWKSSize, &set); err != nil {
 		return nil, unavailable(err)
 	}
 	return &keySet{keys: parseKeys(set.Keys)}, nil
 }
 
-// checkJWKSURI accepts a jwks_uri only on the issuer's own origin and, for
-// a silo issuer, under the issuer's own path; the platform issuer's may not
-// lie under a silo issuer's path. A discovery document cannot so lend one
-// issuer's keys to another.
+// checkJWKSURI accepts a jwks_uri that checkURL accepts.
 func (v *Validator) checkJWKSURI(ik *issuerKeys, s string) (string, error) {
 	u, err := url.Parse(s)
 	if err != nil || s == "" {
 		return "", fmt.Errorf("jwks_uri of %s is not a URL", ik.issuer)
 	}
+	if err := v.checkURL(ik, u); err != nil {
+		return "", fmt.Errorf("jwks_uri of %s: %w", ik.issuer, err)
+	}
+	return u.String(), nil
+}
+
+// checkURL accepts a URL to fetch for ik (a jwks_uri, or where a redirect
+// leads) only on the issuer's own origin and, for a silo issuer, under the
+// issuer's own path; the platform issuer's may not lie under a silo
+// issuer's path. A discovery document or a redirect cannot so lend one
+// issuer's keys to another.
+func (v *Validator) checkURL(ik *issuerKeys, u *url.URL) error {
 	if u.Scheme != v.issuerURL.Scheme || !strings.EqualFold(u.Host, v.issuerURL.Host) || u.User != nil || u.Fragment != "" || u.Opaque != "" {
-		return "", fmt.Errorf("jwks_uri of %s is not on the issuer's origin", ik.issuer)
+		return errors.New("not on the issuer's origin")
 	}
 	for _, seg := range strings.Split(u.Path, "/") {
 		if seg == "." || seg == ".." {
-			return "", fmt.Errorf("jwks_uri of %s has a dot segment", ik.issuer)
+			return errors.New("a dot segment in the path")
 		}
 	}
 	base := v.issuerURL.Path
 	if ik.tenant != "" {
 		if !strings.HasPrefix(u.Path, base+"/t/"+ik.tenant+"/") {
-			return "", fmt.Errorf("jwks_uri of %s is not under the issuer's path", ik.issuer)
+			return errors.New("not under the issuer's path")
 		}
 	} else if strings.HasPrefix(u.Path, base+"/t/") {
-		return "", fmt.Errorf("jwks_uri of %s lies under a silo issuer's path", ik.issuer)
+		return errors.New("under a silo issuer's path")
 	}
-	return u.String(), nil
+	return nil
 }
 
 // getJSON GETs u and decodes its body, of at most max bytes, into dst. It
 // returns the response status when there was one.
-func (v *Validator) getJSON(ctx context.Context, u string, max int64, dst any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+func (v *Validator) getJSON(ctx context.Context, ik *issuerKeys, u string, max int64, dst any) (int, error) {
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, fetchIssuerKey{}, ik), http.MethodGet, u, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -346,9 +355,12 @@ func usableKey(jwk *jose.JSONWebKey) *verifyKey {
 	return k
 }
 
-// sameOriginClient returns a copy of c (default http.DefaultClient) that
-// follows a redirect only to the same origin.
-func sameOriginClient(c *http.Client) *http.Client {
+// fetchIssuerKey is the context key of the issuer a fetch is for.
+type fetchIssuerKey struct{}
+
+// httpClient returns a copy of c (default http.DefaultClient) that follows
+// a redirect only to a URL that checkURL accepts for the fetch's issuer.
+func (v *Validator) httpClient(c *http.Client) *http.Client {
 	if c == nil {
 		c = http.DefaultClient
 	}
@@ -358,8 +370,12 @@ func sameOriginClient(c *http.Client) *http.Client {
 		if len(via) >= 3 {
 			return errors.New("too many redirects")
 		}
-		if req.URL.Scheme != via[0].URL.Scheme || !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
-			return errors.New("redirect to another origin refused")
+		ik, _ := req.Context().Value(fetchIssuerKey{}).(*issuerKeys)
+		if ik == nil {
+			return errors.New("redirect refused")
+		}
+		if err := v.checkURL(ik, req.URL); err != nil {
+			return fmt.Errorf("redirect refused: %w", err)
 		}
 		if next != nil {
 			return next(req, via)

@@ -168,6 +168,34 @@ func TestKeySetBinding(t *testing.T) {
 	}
 }
 
+// TestRedirectBinding: a redirect cannot lend one issuer's keys to another.
+func TestRedirectBinding(t *testing.T) {
+	for name, redirect := range map[string]func(e *env){
+		"silo B's JWKS redirects to silo A's": func(e *env) { e.op.Redirect("/t/bravo/keys", e.op.SiloIssuer("alpha")+"/keys") },
+		"silo B's discovery redirects to silo A's": func(e *env) {
+			e.op.Redirect("/t/bravo/.well-known/openid-configuration", e.op.SiloIssuer("alpha")+"/.well-known/openid-configuration")
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			a := e.silo("alpha")
+			e.op.AddKey(e.op.SiloIssuer("bravo"), authtest.ES256)
+			redirect(e)
+			if _, err := e.validate(a.es.Sign(e.claims(e.op.SiloIssuer("bravo"), "bravo"))); err == nil {
+				t.Fatal("silo A's key verified a silo B token through a redirect")
+			}
+		})
+	}
+	// A redirect within the issuer's own path is followed.
+	e := newEnv(t)
+	b := e.silo("bravo")
+	e.op.Redirect("/t/bravo/old-keys", e.op.SiloIssuer("bravo")+"/keys")
+	e.op.SetDiscovery(b.iss, map[string]any{"issuer": b.iss, "jwks_uri": b.iss + "/old-keys"})
+	if _, err := e.validate(b.es.Sign(e.claims(b.iss, "bravo"))); err != nil {
+		t.Fatalf("redirect within the issuer: %v", err)
+	}
+}
+
 func TestRedirects(t *testing.T) {
 	e := newEnv(t)
 	other := authtest.NewServer(t)

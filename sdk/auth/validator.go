@@ -10,8 +10,12 @@
 // its own tenant in tenant_id and verify with a key of that issuer's own key
 // set: no other issuer's key is ever tried.
 //
-// Only ES256 and EdDSA (Ed25519) signatures are accepted. Errors and logs
-// never carry token material.
+// Only ES256 and EdDSA (Ed25519) signatures are accepted: go-jose parses
+// the compact JWS with that allowlist, and the signature is checked with
+// crypto/ecdsa or crypto/ed25519 over the token's own signing input, with
+// the key the issuer's JWKS names by kid (an RSA, HMAC or unknown key never
+// is). Tokens over MaxTokenSize or not shaped as a compact JWS are refused
+// before any parsing. Errors and logs never carry token material.
 package auth
 
 import (
@@ -55,7 +59,9 @@ type Config struct {
 	// which are accepted by default.
 	PlatformOnly bool
 	// HTTPClient fetches discovery documents and key sets (default
-	// http.DefaultClient). Redirects to another origin are refused.
+	// http.DefaultClient). A jwks_uri, and any redirect, must stay on the
+	// issuer's origin and, for a silo issuer, under the issuer's path
+	// ({Issuer}/t/{tenant}/…); the platform's may not lie under {Issuer}/t/.
 	HTTPClient *http.Client
 	// CacheSize bounds the verified-token cache: 0 means
 	// DefaultCacheSize, a negative value turns the cache off.
@@ -160,7 +166,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
-	v.client = sameOriginClient(cfg.HTTPClient)
+	v.client = v.httpClient(cfg.HTTPClient)
 	if cfg.CacheSize >= 0 {
 		n := cfg.CacheSize
 		if n == 0 {
@@ -218,6 +224,8 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 	now := v.now()
 	var sum [sha256.Size]byte
 	if v.cache != nil {
+		// The cache key is the token's hash, never the token (hashed in
+		// place: Sum256 does not write its input).
 		sum = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 		if e := v.cache.get(&sum, now); e != nil {
 			if ks := e.issuer.keys.Load(); now.Sub(ks.fetched) >= v.maxAge {
@@ -240,31 +248,28 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 // compactJWS reports whether token is three non-empty base64url segments,
 // without decoding anything.
 func compactJWS(token string) bool {
-	dots, last := 0, -1
-	for i := 0; i < len(token); i++ {
-		switch b64urlClass[token[i]] {
-		case 1:
-		case 2:
-			if i == last+1 { // empty segment
-				return false
-			}
-			dots++
-			last = i
-		default:
-			return false
-		}
+	i := strings.IndexByte(token, '.')
+	if i <= 0 {
+		return false
 	}
-	return dots == 2 && last < len(token)-1
+	j := strings.IndexByte(token[i+1:], '.') + i + 1
+	if j <= i+1 || j == len(token)-1 {
+		return false
+	}
+	n := 0 // bytes outside the alphabet: only the two dots found above
+	for k := 0; k < len(token); k++ {
+		n += int(notB64URL[token[k]])
+	}
+	return n == 2
 }
 
-// b64urlClass is 1 for the base64url alphabet, 2 for '.', 0 otherwise.
-var b64urlClass = func() (t [256]byte) {
+// notB64URL is 0 for the base64url alphabet and 1 for every other byte.
+var notB64URL = func() (t [256]byte) {
 	for c := range 256 {
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
 			t[c] = 1
-		case c == '.':
-			t[c] = 2
 		}
 	}
 	return t

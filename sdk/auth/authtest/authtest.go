@@ -116,6 +116,7 @@ type Server struct {
 	issuers map[string]*issuer
 	n       int
 	reqs    int
+	redir   map[string]string
 }
 
 // NewServer starts a server, closed when tb's test ends.
@@ -229,6 +230,17 @@ func Claims(iss, audience, tenant string, now time.Time) map[string]any {
 	return c
 }
 
+// Redirect makes the server answer requests for path with a 302 to target
+// ("" removes it).
+func (s *Server) Redirect(path, target string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.redir == nil {
+		s.redir = map[string]string{}
+	}
+	s.redir[path] = target
+}
+
 // Requests reports how many requests the server has had, for any path.
 func (s *Server) Requests() int {
 	s.mu.Lock()
@@ -239,7 +251,12 @@ func (s *Server) Requests() int {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.reqs++
+	target := s.redir[r.URL.Path]
 	s.mu.Unlock()
+	if target != "" {
+		http.Redirect(w, r, target, http.StatusFound)
+		return
+	}
 	iss, kind := "", ""
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
