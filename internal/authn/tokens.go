@@ -34,6 +34,10 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	if err != nil {
 		return nil, &errs.Error{Kind: errs.Unauthenticated, Code: "invalid_token", Detail: "the bearer token is not valid", Err: err}
 	}
+	if c.ClientID == "" {
+		// Access tokens carry client_id; ID tokens (azp) do not, and are no API credential.
+		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the bearer token is not an access token")
+	}
 	if c.TenantID == "" {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "a platform client's token does not act for a tenant")
 	}

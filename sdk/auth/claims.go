@@ -64,6 +64,7 @@ type rawClaims struct {
 	Groups    []string
 	Scope     string
 	ClientID  string
+	TokenUse  string
 }
 
 var errClaimsSyntax = refuse(ErrClaims, "the token's payload is not a valid claim set")
@@ -139,9 +140,10 @@ const (
 	bGroups
 	bScope
 	bClient
+	bTokenUse
 )
 
-var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tenant_id", "tier", "groups", "scope", "client_id"}
+var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tenant_id", "tier", "groups", "scope", "client_id", "token_use"}
 
 // object decodes the top-level object and checks nothing follows it.
 func (d *claimsDecoder) object() (*rawClaims, bool) {
@@ -201,6 +203,9 @@ func (d *claimsDecoder) object() (*rawClaims, bool) {
 		case "client_id":
 			bit = bClient
 			c.ClientID, ok = d.nullableString()
+		case "token_use":
+			bit = bTokenUse
+			c.TokenUse, ok = d.nullableString()
 		default:
 			for _, n := range claimNames {
 				if strings.EqualFold(key, n) {

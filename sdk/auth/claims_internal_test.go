@@ -24,6 +24,7 @@ type refClaims struct {
 	Groups   []string        `json:"groups"`
 	Scope    string          `json:"scope"`
 	ClientID string          `json:"client_id"`
+	TokenUse string          `json:"token_use"`
 }
 
 func refDate(f *float64) (time.Time, bool) {
@@ -69,7 +70,7 @@ func checkAgainstReference(t *testing.T, payload []byte) {
 		got.HasIat != hasIat || !got.Iat.Equal(iat) || got.Jti != ref.Jti ||
 		got.HasTenant != (ref.TenantID != nil) || got.TenantID != tenant || got.Tier != ref.Tier ||
 		!slices.Equal(got.Groups, ref.Groups) || (got.Groups == nil) != (ref.Groups == nil) ||
-		got.Scope != ref.Scope || got.ClientID != ref.ClientID {
+		got.Scope != ref.Scope || got.ClientID != ref.ClientID || got.TokenUse != ref.TokenUse {
 		t.Fatalf("%q:\ndecodeClaims  %+v\nencoding/json %+v (aud %q)", payload, got, ref, aud)
 	}
 }

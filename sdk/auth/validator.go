@@ -347,6 +347,11 @@ func (v *Validator) checkClaims(raw *rawClaims, ik *issuerKeys, now time.Time) (
 		Scopes:   scopes(raw.Scope),
 		ClientID: raw.ClientID,
 	}
+	// Only access tokens are credentials: an ID token (token_use "id" or
+	// none) is for the client that asked for it, not for resource servers.
+	if raw.TokenUse != "access" {
+		return nil, refuse(ErrClaims, "the token is not an access token")
+	}
 	// Issuer binding: a silo issuer's token acts for that tenant only.
 	switch {
 	case ik.tenant != "":

@@ -232,6 +232,8 @@ func badTokens(t testing.TB, e *env) []badToken {
 		{"payload not JSON", esSignInput(b64json(esHdr)+"."+b64([]byte("not json")), esPriv), auth.ErrClaims},
 		{"payload an array", e.es.Sign([]any{good}), auth.ErrClaims},
 		{"exp missing", e.es.Sign(with(good, "exp", nil)), auth.ErrClaims},
+		{"an ID token (no token_use)", e.es.Sign(with(good, "token_use", nil)), auth.ErrClaims},
+		{"an ID token (token_use id)", e.es.Sign(with(good, "token_use", "id")), auth.ErrClaims},
 		{"exp a string", e.es.Sign(with(good, "exp", "4102444800")), auth.ErrClaims},
 		{"exp negative", e.es.Sign(with(good, "exp", -1)), auth.ErrClaims},
 		{"exp beyond year 9999", e.es.Sign(with(good, "exp", 1e300)), auth.ErrClaims},

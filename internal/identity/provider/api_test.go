@@ -77,6 +77,19 @@ func TestAPIAcceptsTenantTokens(t *testing.T) {
 			return tok.AccessToken
 		}
 		ann, bob := userToken("ann@acme.example", "ann's long password"), userToken("bob@acme.example", "bob's long password")
+		// An ID token is no API credential, though it is signed by the same issuer.
+		{
+			v := oauth2.GenerateVerifier()
+			code, _, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", "")
+			tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			idToken, _ := tok.Extra("id_token").(string)
+			if status, code := apiCall(t, f.env.URL, idToken, "/v1/tenants/acme"); status != 401 || code != "invalid_token" {
+				t.Errorf("an ID token at the API: %d %s; want 401 invalid_token", status, code)
+			}
+		}
 		acmeCC, platformCC := ccToken(acmeSvc, f.env.URL+"/oauth/token"), ccToken(platformSvc, f.env.URL+"/oauth/token")
 		bigcoCC := ccToken(bigcoSvc, f.env.URL+"/t/bigco/oauth/token")
 

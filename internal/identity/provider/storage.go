@@ -479,6 +479,7 @@ func (s *issuerStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.
 	if err != nil {
 		return nil, err
 	}
+	claims["token_use"] = "access" // resource servers take access tokens only, never ID tokens
 	if len(scopes) > 0 {
 		claims["scope"] = joinScopes(req.GetScopes())
 	}

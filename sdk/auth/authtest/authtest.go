@@ -223,6 +223,7 @@ func Claims(iss, audience, tenant string, now time.Time) map[string]any {
 		"groups":    []string{"admins", "billing"},
 		"scope":     "openid tenants:read tenants:write",
 		"client_id": "cli_web",
+		"token_use": "access",
 	}
 	if tenant != "" {
 		c["tenant_id"] = tenant
