@@ -135,7 +135,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a := &App{DB: db, Metrics: metrics, rootKey: rk}
 	a.Audit = audit.New(db, audit.Options{Clock: c.Clock, Logger: c.Logger, BatchHook: func(n int) { batches.Observe(float64(n)) }})
 	a.Tenants = tenant.NewRegistry(db, a.Audit, tenant.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
-	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2})
+	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2, Wrapper: rk})
 	a.Tenants.AddOnboardingStep(a.Directory.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Directory.OffboardingStep())
 	if a.Signing, err = signing.NewStore(db, rk, signing.Options{Clock: c.Clock}); err != nil {

@@ -134,3 +134,47 @@ func (s *Server) setMember(w http.ResponseWriter, r *http.Request, member bool) 
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+func (s *Server) enrollTOTP(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	e, err := s.Directory.EnrollTOTP(r.Context(), tid, r.PathValue("user"), actor(r))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store") // the secret and recovery codes, shown once
+	writeJSON(w, http.StatusCreated, e)
+	return nil
+}
+
+func (s *Server) confirmTOTP(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Code string `json:"code"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	if err := s.Directory.ConfirmTOTP(r.Context(), tid, r.PathValue("user"), body.Code, actor(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) removeTOTP(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Directory.RemoveTOTP(r.Context(), tid, r.PathValue("user"), actor(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -586,6 +586,8 @@ func userRouteBody(rt httpapi.Route) []byte {
 		return []byte(`{"status":"disabled","email":"intruder@example.com"}`)
 	case "POST /v1/tenants/{tenant}/groups":
 		return []byte(`{"name":"intruders"}`)
+	case "POST /v1/tenants/{tenant}/users/{user}/totp/confirm":
+		return []byte(`{"code":"123456"}`)
 	}
 	return nil
 }

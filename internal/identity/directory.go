@@ -28,13 +28,15 @@ type Directory struct {
 	argon2 Argon2Params
 
 	dummyOnce sync.Once
-	dummy     string // a hash to verify against when the email is unknown
+	dummy     string  // a hash to verify against when the email is unknown
+	wrapper   Wrapper // seals TOTP secrets
 }
 
 // Options configure a Directory.
 type Options struct {
-	Clock  clock.Clock
-	Argon2 Argon2Params // default DefaultArgon2
+	Clock   clock.Clock
+	Argon2  Argon2Params // default DefaultArgon2
+	Wrapper Wrapper      // seals TOTP secrets (the root key)
 }
 
 // NewDirectory returns the directory over db, auditing changes in log.
@@ -45,7 +47,7 @@ func NewDirectory(db *storage.DB, log *audit.Log, opts Options) *Directory {
 	if opts.Argon2 == (Argon2Params{}) {
 		opts.Argon2 = DefaultArgon2
 	}
-	return &Directory{db: db, audit: log, clock: opts.Clock, argon2: opts.Argon2}
+	return &Directory{db: db, audit: log, clock: opts.Clock, argon2: opts.Argon2, wrapper: opts.Wrapper}
 }
 
 // Authenticate checks a user's email and password in tenant tid and returns
@@ -171,7 +173,7 @@ func (d *Directory) createInitialAdmin(ctx context.Context, tx *storage.Tx, admi
 // users, groups and identity configuration.
 func (d *Directory) OffboardingStep() tenant.Step {
 	return tenant.Step{Name: "identity", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
-		for _, table := range []string{"oauth_clients", "group_members", "users", "user_groups", "identity_configs"} {
+		for _, table := range []string{"oauth_clients", "user_totp", "group_members", "users", "user_groups", "identity_configs"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 				return fmt.Errorf("identity: remove %s: %w", table, err)
 			}
@@ -535,8 +537,10 @@ func (d *Directory) DeleteUser(ctx context.Context, tid tenant.ID, id string, ac
 		if _, err := getUser(ctx, tx, id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM group_members WHERE tenant_id = ? AND user_id = ?`, tx.TenantID(), id); err != nil {
-			return fmt.Errorf("identity: delete memberships: %w", err)
+		for _, table := range []string{"group_members", "user_totp"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ? AND user_id = ?`, tx.TenantID(), id); err != nil {
+				return fmt.Errorf("identity: delete user's %s: %w", table, err)
+			}
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE tenant_id = ? AND id = ?`, tx.TenantID(), id); err != nil {
 			return fmt.Errorf("identity: delete user: %w", err)

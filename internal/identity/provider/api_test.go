@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/pquerna/otp/totp"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -179,6 +181,69 @@ func TestInitialAdmin(t *testing.T) {
 		}
 		if status, code := apiCall(t, f.env.URL, tok.AccessToken, "/v1/tenants/initech/users"); status != 200 {
 			t.Errorf("the first admin lists the tenant's users: %d %s", status, code)
+		}
+	})
+}
+
+// TestTOTPSignIn: a user with a confirmed TOTP factor signs in only with a
+// current code (used once) or an unused recovery code (used once).
+func TestTOTPSignIn(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic", "acme.example")
+		f.tenant(t, "globex", "basic", "globex.example")
+		ann := f.user(t, "acme", "ann@acme.example", "ann's long password")
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID}}
+		signIn := func(code string) bool {
+			t.Helper()
+			v := oauth2.GenerateVerifier()
+			got, _, _ := newBrowser(t, redirectURI).signInWithCode(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", code)
+			return got != ""
+		}
+		// Enrollment: not enforced until confirmed; another tenant's scope cannot touch it.
+		if _, err := f.env.Directory.EnrollTOTP(f.ctx, "globex", ann.ID, op); err == nil {
+			t.Fatal("globex's scope enrolled acme's user")
+		}
+		e, err := f.env.Directory.EnrollTOTP(f.ctx, "acme", ann.ID, op)
+		if err != nil || len(e.RecoveryCodes) != 10 || e.Secret == "" {
+			t.Fatalf("enroll: %+v %v", e, err)
+		}
+		if !signIn("") {
+			t.Fatal("an unconfirmed factor blocked the sign-in")
+		}
+		if err := f.env.Directory.ConfirmTOTP(f.ctx, "acme", ann.ID, "000000", op); err == nil {
+			t.Fatal("a wrong code confirmed the factor")
+		}
+		now, _ := totp.GenerateCode(e.Secret, time.Now())
+		if err := f.env.Directory.ConfirmTOTP(f.ctx, "acme", ann.ID, now, op); err != nil {
+			t.Fatalf("confirm: %v", err)
+		}
+		if signIn("") || signIn("000000") {
+			t.Fatal("signed in without the second factor")
+		}
+		// The confirming code was used; the next step's code works once.
+		next, _ := totp.GenerateCode(e.Secret, time.Now().Add(30*time.Second))
+		if signIn(now) {
+			t.Error("the confirmation code was accepted again")
+		}
+		if !signIn(next) {
+			t.Fatal("a fresh code was refused")
+		}
+		if signIn(next) {
+			t.Error("a TOTP code was accepted twice")
+		}
+		if !signIn(e.RecoveryCodes[3]) || signIn(e.RecoveryCodes[3]) {
+			t.Error("a recovery code must work exactly once")
+		}
+		// Removed: the password alone works again.
+		if err := f.env.Directory.RemoveTOTP(f.ctx, "acme", ann.ID, op); err != nil || !signIn("") {
+			t.Errorf("after removal: %v", err)
 		}
 	})
 }

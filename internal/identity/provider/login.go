@@ -32,6 +32,7 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <p><label>Email<br><input type="email" name="email" value="{{.Email}}" autocomplete="username" required></label></p>
 <p><label>Password<br><input type="password" name="password" autocomplete="current-password" required></label></p>
+<p><label>Authentication code (if you use an authenticator app)<br><input name="code" autocomplete="one-time-code" inputmode="numeric"></label></p>
 {{if .AskTenant}}<p><label>Organization code (optional)<br><input name="tenant" value="{{.Tenant}}"></label></p>{{end}}
 <p><button type="submit">Sign in</button></p>
 </form></body></html>`))
@@ -107,6 +108,20 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		p.auditEvent(ctx, tid, "login.failure", "", audit.Denied, map[string]string{"client_id": a.ClientID, "source_ip": ip})
 		render(http.StatusUnauthorized, "The email or password is wrong.")
 		return
+	}
+	// A confirmed TOTP factor is required as well (after the password, so
+	// the code field tells nothing about accounts whose password is unknown).
+	needCode, err := p.cfg.Directory.TOTPRequired(ctx, tid, u.ID)
+	if err != nil {
+		render(http.StatusInternalServerError, "Sign-in failed. Please try again.")
+		return
+	}
+	if needCode {
+		if err := p.cfg.Directory.VerifySecondFactor(ctx, tid, u.ID, r.PostForm.Get("code")); err != nil {
+			p.auditEvent(ctx, tid, "login.failure", u.ID, audit.Denied, map[string]string{"client_id": a.ClientID, "source_ip": ip, "reason": "second factor"})
+			render(http.StatusUnauthorized, "Enter the current code from your authenticator app, or a recovery code.")
+			return
+		}
 	}
 	err = p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET user_id = ?, tenant_id = ?, auth_time = ?

@@ -158,16 +158,23 @@ var hidden = regexp.MustCompile(`name="(authRequestID|csrf)" value="([^"]+)"`)
 // login page's answer when the sign-in is refused).
 func (b *browser) signIn(authURL, email, password, org string) (code string, page string, status int) {
 	b.t.Helper()
+	return b.post(authURL, url.Values{"email": {email}, "password": {password}, "tenant": {org}})
+}
+
+// signInWithCode signs in with a second-factor code too.
+func (b *browser) signInWithCode(authURL, email, password, code string) (string, string, int) {
+	b.t.Helper()
+	return b.post(authURL, url.Values{"email": {email}, "password": {password}, "code": {code}})
+}
+
+func (b *browser) post(authURL string, fields url.Values) (code string, page string, status int) {
+	b.t.Helper()
 	resp, err := b.client.Get(authURL)
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	fields := url.Values{"email": {email}, "password": {password}}
-	if org != "" {
-		fields.Set("tenant", org)
-	}
 	for _, m := range hidden.FindAllStringSubmatch(string(body), -1) {
 		fields.Set(m[1], m[2])
 	}

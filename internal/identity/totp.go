@@ -1,0 +1,202 @@
+package identity
+
+import (
+	"context"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// TOTP second factor (RFC 6238: SHA-1, 6 digits, 30-second steps, one step
+// of skew). The shared secret is stored only wrapped by the root key, bound
+// to the tenant and user; a code is accepted once (its step is remembered);
+// ten single-use recovery codes are stored as hashes.
+
+// Wrapper seals secrets at rest (the root key implements it).
+type Wrapper interface {
+	Wrap(plaintext, aad []byte) ([]byte, error)
+	Unwrap(wrapped, aad []byte) ([]byte, error)
+}
+
+// TOTPEnrollment is what an enrollment shows once: the secret for the
+// authenticator app and the recovery codes.
+type TOTPEnrollment struct {
+	Secret        string   `json:"secret"`
+	OTPAuthURL    string   `json:"otpauth_url"`
+	RecoveryCodes []string `json:"recovery_codes"`
+}
+
+func totpBinding(tid, userID string) []byte {
+	return []byte("bulkhead-totp\x00tenant=" + tid + "\x00user=" + userID)
+}
+
+// EnrollTOTP starts (or restarts) a user's TOTP enrollment. The factor is
+// enforced at sign-in once ConfirmTOTP has seen a first valid code.
+func (d *Directory) EnrollTOTP(ctx context.Context, tid tenant.ID, userID string, actor tenant.Actor) (TOTPEnrollment, error) {
+	if d.wrapper == nil {
+		return TOTPEnrollment{}, errors.New("identity: no key to seal TOTP secrets")
+	}
+	var out TOTPEnrollment
+	err := d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+			return err
+		}
+		u, err := getUser(ctx, tx, userID)
+		if err != nil {
+			return err
+		}
+		key, err := totp.Generate(totp.GenerateOpts{Issuer: "Bulkhead " + tx.TenantID(), AccountName: u.Email})
+		if err != nil {
+			return fmt.Errorf("identity: generate TOTP secret: %w", err)
+		}
+		wrapped, err := d.wrapper.Wrap([]byte(key.Secret()), totpBinding(tx.TenantID(), u.ID))
+		if err != nil {
+			return err
+		}
+		out = TOTPEnrollment{Secret: key.Secret(), OTPAuthURL: key.URL()}
+		hashes := make([]string, 10)
+		for i := range hashes {
+			code := strings.ToLower(ids.New("rc")[3:19])
+			out.RecoveryCodes = append(out.RecoveryCodes, code)
+			hashes[i] = hashSecret(code)
+		}
+		rh, _ := json.Marshal(hashes)
+		if _, err := tx.Exec(ctx, `INSERT INTO user_totp (user_id, tenant_id, secret_wrapped, confirmed, recovery_hashes, last_step, created_at)
+			VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (user_id) DO UPDATE SET secret_wrapped = excluded.secret_wrapped,
+			confirmed = excluded.confirmed, recovery_hashes = excluded.recovery_hashes, last_step = 0, created_at = excluded.created_at`,
+			u.ID, tx.TenantID(), wrapped, false, string(rh), d.clock.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("identity: store TOTP: %w", err)
+		}
+		return d.audit.AppendTx(ctx, tx, d.event(tx, actor, "user.totp_enrolled", u.ID))
+	})
+	return out, err
+}
+
+// ConfirmTOTP turns on an enrolled factor once the user shows a valid code.
+func (d *Directory) ConfirmTOTP(ctx context.Context, tid tenant.ID, userID, code string, actor tenant.Actor) error {
+	return d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+			return err
+		}
+		if err := d.checkTOTP(ctx, tx, userID, code, false); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE user_totp SET confirmed = ? WHERE tenant_id = ? AND user_id = ?`, true, tx.TenantID(), userID); err != nil {
+			return fmt.Errorf("identity: confirm TOTP: %w", err)
+		}
+		return d.audit.AppendTx(ctx, tx, d.event(tx, actor, "user.totp_confirmed", userID))
+	})
+}
+
+// RemoveTOTP turns a user's second factor off.
+func (d *Directory) RemoveTOTP(ctx context.Context, tid tenant.ID, userID string, actor tenant.Actor) error {
+	return d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := getUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM user_totp WHERE tenant_id = ? AND user_id = ?`, tx.TenantID(), userID); err != nil {
+			return fmt.Errorf("identity: remove TOTP: %w", err)
+		}
+		return d.audit.AppendTx(ctx, tx, d.event(tx, actor, "user.totp_removed", userID))
+	})
+}
+
+// errSecondFactor is the one answer to a missing or wrong second factor.
+var errSecondFactor = errs.E(errs.Unauthenticated, "second_factor_required", "enter the code from your authenticator app, or a recovery code")
+
+// TOTPRequired reports whether the user signs in with a confirmed TOTP factor.
+func (d *Directory) TOTPRequired(ctx context.Context, tid tenant.ID, userID string) (bool, error) {
+	var confirmed bool
+	err := d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT confirmed FROM user_totp WHERE tenant_id = ? AND user_id = ?`, tx.TenantID(), userID).Scan(&confirmed)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return confirmed, err
+}
+
+// VerifySecondFactor checks a sign-in's code: a current TOTP code not used
+// before, or an unused recovery code (which it uses up).
+func (d *Directory) VerifySecondFactor(ctx context.Context, tid tenant.ID, userID, code string) error {
+	return d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		return d.checkTOTP(ctx, tx, userID, code, true)
+	})
+}
+
+func (d *Directory) checkTOTP(ctx context.Context, tx *storage.Tx, userID, code string, mustBeConfirmed bool) error {
+	if !ids.Valid(userID, "usr") {
+		return userNotFound(userID)
+	}
+	var wrapped []byte
+	var confirmed bool
+	var recovery string
+	var lastStep int64
+	err := tx.QueryRow(ctx, `SELECT secret_wrapped, confirmed, recovery_hashes, last_step FROM user_totp WHERE tenant_id = ? AND user_id = ?`,
+		tx.TenantID(), userID).Scan(&wrapped, &confirmed, &recovery, &lastStep)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errs.E(errs.NotFound, "totp_not_enrolled", "the user has no TOTP factor")
+	}
+	if err != nil {
+		return fmt.Errorf("identity: read TOTP: %w", err)
+	}
+	if mustBeConfirmed && !confirmed {
+		return errSecondFactor
+	}
+	code = strings.ToLower(strings.TrimSpace(code))
+	if len(code) == 6 {
+		secret, err := d.wrapper.Unwrap(wrapped, totpBinding(tx.TenantID(), userID))
+		if err != nil {
+			return fmt.Errorf("identity: TOTP secret: %w", err)
+		}
+		defer clear(secret)
+		now := d.clock.Now()
+		for _, skew := range []int64{0, -1, 1} {
+			step := now.Unix()/30 + skew
+			want, err := totp.GenerateCodeCustom(string(secret), time.Unix(step*30, 0), totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+			if err != nil {
+				return fmt.Errorf("identity: TOTP code: %w", err)
+			}
+			if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+				if step <= lastStep {
+					return errSecondFactor // replayed
+				}
+				_, err := tx.Exec(ctx, `UPDATE user_totp SET last_step = ? WHERE tenant_id = ? AND user_id = ?`, step, tx.TenantID(), userID)
+				return err
+			}
+		}
+		return errSecondFactor
+	}
+	if !mustBeConfirmed {
+		return errSecondFactor // enrollment is confirmed with a TOTP code only
+	}
+	var hashes []string
+	if err := json.Unmarshal([]byte(recovery), &hashes); err != nil {
+		return fmt.Errorf("identity: recovery codes unreadable: %w", err)
+	}
+	h := hashSecret(code)
+	for i, stored := range hashes {
+		if subtle.ConstantTimeCompare([]byte(h), []byte(stored)) == 1 {
+			hashes = append(hashes[:i], hashes[i+1:]...)
+			raw, _ := json.Marshal(hashes)
+			_, err := tx.Exec(ctx, `UPDATE user_totp SET recovery_hashes = ? WHERE tenant_id = ? AND user_id = ?`, string(raw), tx.TenantID(), userID)
+			return err
+		}
+	}
+	return errSecondFactor
+}
