@@ -44,10 +44,16 @@ type loginView struct {
 
 const csrfCookie = "bulkhead_login_csrf"
 
+// wrongCredentials is the one answer to a wrong email, password or
+// organization: it does not say which, nor whether an organization exists.
+const wrongCredentials = "The email, password or organization code is wrong."
+
 func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.Issuer, o *op.Provider) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+	// No form-action: browsers apply it to the redirects after the post too,
+	// and the last one goes to the client's redirect URI on another origin.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	s := &issuerStorage{p: p, issuer: issuer}
 	ctx := r.Context()
 	if err := r.ParseForm(); err != nil || len(r.Form.Get("authRequestID")) > 64 {
@@ -100,13 +106,16 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	}
 	tid, msg := p.routeTenant(ctx, s, a, email, view.Tenant)
 	if msg != "" {
-		render(http.StatusBadRequest, msg)
+		// Spend what a password check spends, so the answer's timing does
+		// not tell a known organization from an unknown one.
+		p.cfg.Directory.Authenticate(ctx, "", email, password)
+		render(http.StatusUnauthorized, msg)
 		return
 	}
 	u, err := p.cfg.Directory.Authenticate(ctx, tid, email, password)
 	if err != nil {
 		p.auditEvent(ctx, tid, "login.failure", "", audit.Denied, map[string]string{"client_id": a.ClientID, "source_ip": ip})
-		render(http.StatusUnauthorized, "The email or password is wrong.")
+		render(http.StatusUnauthorized, wrongCredentials)
 		return
 	}
 	// A confirmed TOTP factor is required as well (after the password, so
@@ -143,7 +152,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 // that claims the email's domain. A silo tenant signs in only at its own
 // issuer. It returns a message for the user when no tenant fits.
 func (p *Provider) routeTenant(ctx context.Context, s *issuerStorage, a *authRequest, email, code string) (tenant.ID, string) {
-	const noTenant = "We could not find your organization. Check the email address or the organization code."
+	const noTenant = wrongCredentials
 	var tid tenant.ID
 	switch {
 	case s.issuer.Tenant != "":
@@ -172,6 +181,9 @@ func (p *Provider) routeTenant(ctx context.Context, s *issuerStorage, a *authReq
 		return "", noTenant
 	}
 	if s.issuer.Tenant == "" && t.Isolation == tenant.Silo {
+		if code != "" {
+			return "", noTenant // an organization code must not reveal which tenants exist, or their tier
+		}
 		return "", "Your organization has its own sign-in address. Start again from your organization's application."
 	}
 	if a.tenantID != "" && tid != a.tenantID {

@@ -415,3 +415,42 @@ func TestOffboardingRevokesTokens(t *testing.T) {
 		}
 	})
 }
+
+// TestCodeRedeemedOnceUnderConcurrency: of many simultaneous exchanges of
+// one authorization code, exactly one gets tokens.
+func TestCodeRedeemedOnceUnderConcurrency(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic", "acme.example")
+		f.user(t, "acme", "ann@acme.example", "ann's long password")
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID}}
+		v := oauth2.GenerateVerifier()
+		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", "")
+		if code == "" {
+			t.Fatal(page)
+		}
+		const n = 10
+		results := make(chan error, n)
+		for range n {
+			go func() {
+				_, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+				results <- err
+			}()
+		}
+		ok := 0
+		for range n {
+			if <-results == nil {
+				ok++
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d of %d concurrent exchanges of one code got tokens; want 1", ok, n)
+		}
+	})
+}

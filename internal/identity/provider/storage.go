@@ -60,6 +60,9 @@ func (s *issuerStorage) belongs(ctx context.Context, tid tenant.ID) bool {
 // --- clients ---
 
 func (s *issuerStorage) registeredClient(ctx context.Context, id string) (identity.Client, error) {
+	if !ids.Valid(id, "cli") {
+		return identity.Client{}, errs.E(errs.NotFound, "client_not_found", "client not found")
+	}
 	c, err := s.p.cfg.Directory.ClientByIDAllTenants(ctx, id)
 	if err != nil {
 		return identity.Client{}, err
@@ -79,6 +82,9 @@ func (s *issuerStorage) GetClientByClientID(ctx context.Context, id string) (op.
 }
 
 func (s *issuerStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	if !ids.Valid(id, "cli") {
+		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
+	}
 	c, err := s.p.cfg.Directory.AuthenticateClientAllTenants(ctx, id, secret)
 	if err != nil || !s.belongs(ctx, c.TenantID) {
 		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
@@ -87,6 +93,9 @@ func (s *issuerStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret 
 }
 
 func (s *issuerStorage) ClientCredentials(ctx context.Context, id, secret string) (op.Client, error) {
+	if !ids.Valid(id, "cli") {
+		return nil, oidc.ErrInvalidClient().WithDescription("client authentication failed")
+	}
 	c, err := s.p.cfg.Directory.AuthenticateClientAllTenants(ctx, id, secret)
 	if err != nil || !s.belongs(ctx, c.TenantID) || !slices.Contains(c.GrantTypes, identity.GrantClientCredentials) {
 		s.p.auditEvent(ctx, "", "oauth.client_credentials", id, audit.Denied, map[string]string{"issuer": s.p.issuerURL(s.issuer)})
@@ -120,6 +129,9 @@ func (s *issuerStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReq
 	c, err := s.registeredClient(ctx, req.ClientID)
 	if err != nil {
 		return nil, oidc.ErrInvalidClient()
+	}
+	if len(req.State) > 1024 || len(req.Nonce) > 1024 || len(req.LoginHint) > 254 || len(req.Scopes) > 50 {
+		return nil, oidc.ErrInvalidRequest().WithDescription("state, nonce, login_hint or scope is too long")
 	}
 	if c.Public && (req.CodeChallenge == "" || req.CodeChallengeMethod != oidc.CodeChallengeMethodS256) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("public clients must use PKCE with S256")
@@ -187,13 +199,30 @@ func (s *issuerStorage) AuthRequestByID(ctx context.Context, id string) (op.Auth
 	return a, nil
 }
 
+// AuthRequestByCode redeems a code: it is used up here, atomically, so that
+// concurrent exchanges of one code cannot both succeed.
 func (s *issuerStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
-	if code == "" {
-		return nil, oidc.ErrInvalidGrant()
+	bad := oidc.ErrInvalidGrant().WithDescription("the code is unknown, expired or already used")
+	if code == "" || len(code) > 512 {
+		return nil, bad
 	}
 	a, err := s.loadAuthRequest(ctx, "code_hash", hashToken(code))
 	if err != nil {
-		return nil, oidc.ErrInvalidGrant().WithDescription("the code is unknown, expired or already used")
+		return nil, bad
+	}
+	var used bool
+	err = s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET code_hash = 'redeemed' WHERE id = ? AND issuer_tenant = ? AND code_hash = ?`,
+			a.ID, string(s.issuer.Tenant), hashToken(code))
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		used = n == 1
+		return nil
+	})
+	if err != nil || !used {
+		return nil, bad
 	}
 	return a, nil
 }
