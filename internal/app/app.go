@@ -167,7 +167,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		a.Audit.Close()
 		return fail(err, db)
 	}
-	tenantTokens := authn.NewTenantTokens(validator, a.Tenants.Get)
+	tenantTokens := authn.NewTenantTokens(validator, tokenState{a})
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
@@ -180,6 +180,27 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	mux.Handle("/", a.API)
 	a.Handler = mux
 	return a, nil
+}
+
+// tokenState answers authn.TenantTokens from the node's records.
+type tokenState struct{ a *App }
+
+func (s tokenState) Tenant(ctx context.Context, id tenant.ID) (tenant.Tenant, error) {
+	return s.a.Tenants.Get(ctx, id)
+}
+func (s tokenState) IssuerOf(t tenant.Tenant) string { return s.a.Provider.IssuerOf(t) }
+func (s tokenState) Revoked(ctx context.Context, id string) bool {
+	return s.a.Provider.Revoked(ctx, id)
+}
+func (s tokenState) UserGroups(ctx context.Context, tid tenant.ID, userID string) ([]string, error) {
+	u, err := s.a.Directory.GetUser(ctx, tid, userID)
+	if err != nil {
+		return nil, err
+	}
+	if u.Status != identity.UserActive {
+		return nil, fmt.Errorf("user %s is %s", userID, u.Status)
+	}
+	return u.Groups, nil
 }
 
 // inProcess serves the API's own fetches of its issuers' discovery documents

@@ -15,14 +15,26 @@ import (
 // context of the token's tenant. A platform client's token (no tenant) and
 // a token of a tenant that is not active are refused.
 type TenantTokens struct {
-	v      *auth.Validator
-	tenant func(context.Context, tenant.ID) (tenant.Tenant, error)
+	v     *auth.Validator
+	state TokenState
 }
 
-// NewTenantTokens returns the verifier. get reads a tenant (its status and
-// tier come from Bulkhead's records, not from the token).
-func NewTenantTokens(v *auth.Validator, get func(context.Context, tenant.ID) (tenant.Tenant, error)) *TenantTokens {
-	return &TenantTokens{v: v, tenant: get}
+// TokenState is what a signature cannot tell: Bulkhead's current records.
+type TokenState interface {
+	// Tenant reads a tenant (its status and tier).
+	Tenant(ctx context.Context, id tenant.ID) (tenant.Tenant, error)
+	// IssuerOf is the issuer a tenant's tokens must carry now.
+	IssuerOf(t tenant.Tenant) string
+	// Revoked reports whether an access token was revoked.
+	Revoked(ctx context.Context, tokenID string) bool
+	// UserGroups returns an active user's current groups (an error for a
+	// user that is disabled or gone).
+	UserGroups(ctx context.Context, tid tenant.ID, userID string) ([]string, error)
+}
+
+// NewTenantTokens returns the verifier.
+func NewTenantTokens(v *auth.Validator, state TokenState) *TenantTokens {
+	return &TenantTokens{v: v, state: state}
 }
 
 // Verify implements Verifier.
@@ -45,13 +57,26 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	if err != nil {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the bearer token is not valid")
 	}
-	tn, err := t.tenant(ctx, tid)
+	tn, err := t.state.Tenant(ctx, tid)
 	if err != nil || tn.Status != tenant.Active {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token's tenant is not active")
 	}
-	principal := "user:" + c.Subject
-	if c.ClientID != "" && c.Subject == c.ClientID {
-		principal = "client:" + c.ClientID
+	if c.Issuer != t.state.IssuerOf(tn) {
+		// A tenant moved to silo accepts only its own issuer's tokens.
+		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token's issuer is not its tenant's")
 	}
-	return tenant.NewContext(ctx, tenant.Context{TenantID: tid, Principal: principal, Tier: tn.Tier, Groups: c.Groups, Scopes: c.Scopes}), nil
+	if t.state.Revoked(ctx, c.ID) {
+		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token was revoked")
+	}
+	tc := tenant.Context{TenantID: tid, Principal: "client:" + c.ClientID, Tier: tn.Tier, Scopes: c.Scopes}
+	if c.Subject != c.ClientID {
+		// A user's token: the user must still be active, and their groups
+		// are today's, not the token's.
+		groups, err := t.state.UserGroups(ctx, tid, c.Subject)
+		if err != nil {
+			return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token's user cannot sign in")
+		}
+		tc.Principal, tc.Groups = "user:"+c.Subject, groups
+	}
+	return tenant.NewContext(ctx, tc), nil
 }

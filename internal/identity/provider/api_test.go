@@ -119,6 +119,36 @@ func TestAPIAcceptsTenantTokens(t *testing.T) {
 				t.Errorf("%s GET %s: %d %s; want %d %s", tc.who, tc.path, status, code, tc.status, tc.code)
 			}
 		}
+		// Introspection and revocation answer only the client a token belongs to.
+		globexSvc := f.client(t, "globex", svc)
+		if !introspect(t, f.env.URL, acmeSvc, acmeCC) || introspect(t, f.env.URL, globexSvc, acmeCC) {
+			t.Error("introspection: active for acme's client, inactive for globex's, expected")
+		}
+		revoke(t, f.env.URL, globexSvc, acmeCC)
+		if status, _ := apiCall(t, f.env.URL, acmeCC, "/v1/tenants/acme"); status != 200 {
+			t.Error("globex's client revoked acme's token")
+		}
+		revoke(t, f.env.URL, acmeSvc, acmeCC)
+		if status, _ := apiCall(t, f.env.URL, acmeCC, "/v1/tenants/acme"); status != 401 || introspect(t, f.env.URL, acmeSvc, acmeCC) {
+			t.Error("a revoked access token still works")
+		}
+		// Today's records decide, not the token's claims: a disabled user,
+		// an admin removed from admins.
+		bobUser, _ := f.env.Directory.ListUsers(f.ctx, "acme", identity.ListOptions{Email: "bob@acme.example"})
+		disabled := identity.UserDisabled
+		if _, err := f.env.Directory.UpdateUser(f.ctx, "acme", bobUser.Items[0].ID, identity.UserPatch{Status: &disabled}, op); err != nil {
+			t.Fatal(err)
+		}
+		if status, _ := apiCall(t, f.env.URL, bob, "/v1/tenants/acme"); status != 401 {
+			t.Errorf("a disabled user's token: %d", status)
+		}
+		annUser, _ := f.env.Directory.ListUsers(f.ctx, "acme", identity.ListOptions{Email: "ann@acme.example"})
+		if err := f.env.Directory.SetMember(f.ctx, "acme", "admins", annUser.Items[0].ID, false, op); err != nil {
+			t.Fatal(err)
+		}
+		if status, code := apiCall(t, f.env.URL, ann, "/v1/tenants/acme/users"); status != 403 || code != "tenant_admin_required" {
+			t.Errorf("a former admin's token: %d %s", status, code)
+		}
 		// A suspended tenant's tokens stop working at once.
 		if _, err := f.env.Tenants.Suspend(f.ctx, "acme", op); err != nil {
 			t.Fatal(err)
@@ -246,4 +276,40 @@ func TestTOTPSignIn(t *testing.T) {
 			t.Errorf("after removal: %v", err)
 		}
 	})
+}
+
+// introspect asks the provider, as client c, whether token is active.
+func introspect(t *testing.T, base string, c identity.CreatedClient, token string) bool {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/oauth/introspect", strings.NewReader("token="+token))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(c.ID, c.ClientSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Active bool `json:"active"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("introspection answer: %d %v", resp.StatusCode, err)
+	}
+	return out.Active
+}
+
+// revoke asks the provider, as client c, to revoke token (RFC 7009: the answer is 200 either way).
+func revoke(t *testing.T, base string, c identity.CreatedClient, token string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/revoke", strings.NewReader("token="+token+"&token_type_hint=access_token"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(c.ID, c.ClientSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
 }

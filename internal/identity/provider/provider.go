@@ -210,6 +210,20 @@ func (p *Provider) OffboardingStep() tenant.Step {
 	}}
 }
 
+// Revoked reports whether an access token (by its jti) was revoked.
+func (p *Provider) Revoked(ctx context.Context, tokenID string) bool {
+	return (&issuerStorage{p: p}).revoked(ctx, tokenID)
+}
+
+// IssuerOf returns the issuer URL that a tenant's tokens must carry: its own
+// for a silo tenant, the platform's otherwise.
+func (p *Provider) IssuerOf(t tenant.Tenant) string {
+	if t.Isolation == tenant.Silo {
+		return p.issuerURL(signing.Issuer{Tenant: t.ID})
+	}
+	return p.issuerURL(signing.Platform)
+}
+
 func (p *Provider) userTenant(ctx context.Context, userID string) (tenant.ID, error) {
 	return p.cfg.Directory.UserTenantAllTenants(ctx, userID)
 }
