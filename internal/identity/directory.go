@@ -153,8 +153,8 @@ func (d *Directory) createInitialAdmin(ctx context.Context, tx *storage.Tx, admi
 	}
 	id := ids.New("usr")
 	if _, err := tx.Exec(ctx, `INSERT INTO users (id, tenant_id, email, email_key, status, attributes, password_hash,
-		password_change_required, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '{}', ?, ?, ?, ?)
-		ON CONFLICT (tenant_id, email_key) DO NOTHING`, id, tx.TenantID(), email, key, string(UserActive), admin.PasswordHash, true, now, now); err != nil {
+		password_change_required, password_changed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?)
+		ON CONFLICT (tenant_id, email_key) DO NOTHING`, id, tx.TenantID(), email, key, string(UserActive), admin.PasswordHash, true, now, now, now); err != nil {
 		return fmt.Errorf("identity: create initial admin: %w", err)
 	}
 	if err := tx.QueryRow(ctx, `SELECT id FROM users WHERE tenant_id = ? AND email_key = ?`, tx.TenantID(), key).Scan(&id); err != nil {
@@ -244,9 +244,9 @@ func (d *Directory) CreateUser(ctx context.Context, tid tenant.ID, req CreateUse
 		u := User{ID: ids.New("usr"), TenantID: tenant.ID(tx.TenantID()), Email: email, Status: UserActive, Attributes: attrs,
 			Groups: names(req.Groups), PasswordSet: true, PasswordChangeRequired: temporary, CreatedAt: now, UpdatedAt: now}
 		if _, err := tx.Exec(ctx, `INSERT INTO users (id, tenant_id, email, email_key, status, attributes, password_hash,
-			password_change_required, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			password_change_required, password_changed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			u.ID, tx.TenantID(), email, key, string(u.Status), string(attrs), HashPassword(password, d.argon2),
-			temporary, now.UnixMicro(), now.UnixMicro()); err != nil {
+			temporary, now.UnixMicro(), now.UnixMicro(), now.UnixMicro()); err != nil {
 			if storage.IsUniqueViolation(err) {
 				return &errs.Error{Kind: errs.Conflict, Code: "user_exists", Field: "email", Detail: "a user with this email already exists in the tenant"}
 			}
@@ -301,15 +301,16 @@ func addMember(ctx context.Context, tx *storage.Tx, groupID, userID string, at t
 	return nil
 }
 
-const userColumns = `id, email, status, attributes, password_hash, password_change_required, created_at, updated_at`
+const userColumns = `id, email, status, attributes, password_hash, password_change_required, password_changed_at, created_at, updated_at`
 
 func scanUser(tid string, row interface{ Scan(...any) error }) (User, error) {
 	u := User{TenantID: tenant.ID(tid), Groups: []string{}}
 	var status, attrs, hash string
-	var created, updated int64
-	if err := row.Scan(&u.ID, &u.Email, &status, &attrs, &hash, &u.PasswordChangeRequired, &created, &updated); err != nil {
+	var created, updated, changed int64
+	if err := row.Scan(&u.ID, &u.Email, &status, &attrs, &hash, &u.PasswordChangeRequired, &changed, &created, &updated); err != nil {
 		return User{}, err
 	}
+	u.PasswordChangedAt = time.UnixMicro(changed).UTC()
 	u.Status, u.Attributes, u.PasswordSet = UserStatus(status), json.RawMessage(attrs), hash != ""
 	u.CreatedAt, u.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
 	return u, nil
@@ -514,11 +515,11 @@ func (d *Directory) UpdateUser(ctx context.Context, tid tenant.ID, id string, p 
 			if err := pp.Check(*p.Password, u.Email); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = ?, password_change_required = ? WHERE tenant_id = ? AND id = ?`,
-				HashPassword(*p.Password, d.argon2), false, tx.TenantID(), u.ID); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = ?, password_change_required = ?, password_changed_at = ? WHERE tenant_id = ? AND id = ?`,
+				HashPassword(*p.Password, d.argon2), false, u.UpdatedAt.UnixMicro(), tx.TenantID(), u.ID); err != nil {
 				return fmt.Errorf("identity: set password: %w", err)
 			}
-			u.PasswordSet, u.PasswordChangeRequired = true, false
+			u.PasswordSet, u.PasswordChangeRequired, u.PasswordChangedAt = true, false, u.UpdatedAt
 			changed = append(changed, "password")
 		}
 		ev := d.event(tx, actor, "user.updated", u.ID)

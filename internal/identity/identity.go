@@ -60,6 +60,7 @@ type User struct {
 	Groups                 []string        `json:"groups"`
 	PasswordSet            bool            `json:"password_set"`
 	PasswordChangeRequired bool            `json:"password_change_required"`
+	PasswordChangedAt      time.Time       `json:"-"` // sessions (refresh tokens) from before it end
 	CreatedAt              time.Time       `json:"created_at"`
 	UpdatedAt              time.Time       `json:"updated_at"`
 }

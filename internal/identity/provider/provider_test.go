@@ -454,3 +454,38 @@ func TestCodeRedeemedOnceUnderConcurrency(t *testing.T) {
 		}
 	})
 }
+
+// TestPasswordResetEndsSessions: after an admin sets a new password (say,
+// after a compromise), refresh tokens from earlier sign-ins stop working.
+func TestPasswordResetEndsSessions(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic", "acme.example")
+		ann := f.user(t, "acme", "ann@acme.example", "ann's long password")
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+			GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{redirectURI}})
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
+		v := oauth2.GenerateVerifier()
+		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", "")
+		if code == "" {
+			t.Fatal(page)
+		}
+		tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // the reset comes strictly after the sign-in
+		pw := "a brand new password"
+		if _, err := f.env.Directory.UpdateUser(f.ctx, "acme", ann.ID, identity.UserPatch{Password: &pw}, op); err != nil {
+			t.Fatal(err)
+		}
+		tok.Expiry = time.Now().Add(-time.Minute)
+		if _, err := conf.TokenSource(f.ctx, tok).Token(); err == nil {
+			t.Fatal("a refresh token from before the password reset still works")
+		}
+	})
+}

@@ -353,7 +353,9 @@ func (s *issuerStorage) TokenRequestByRefreshToken(ctx context.Context, token st
 		return nil, fmt.Errorf("provider: stored refresh token unreadable: %w", err)
 	}
 	r.authTime = time.UnixMicro(authTime).UTC()
-	if _, err := s.activeUser(ctx, r.tenantID, r.userID); err != nil {
+	u, err := s.activeUser(ctx, r.tenantID, r.userID)
+	if err != nil || u.PasswordChangedAt.After(r.authTime) {
+		// A password change (say, after a compromise) ends the sessions before it.
 		return nil, op.ErrInvalidRefreshToken
 	}
 	return r, nil

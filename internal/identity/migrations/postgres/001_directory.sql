@@ -13,6 +13,7 @@ CREATE TABLE users (
 	attributes               TEXT NOT NULL DEFAULT '{}',
 	password_hash            TEXT NOT NULL DEFAULT '',
 	password_change_required BOOLEAN NOT NULL DEFAULT false,
+	password_changed_at      BIGINT NOT NULL DEFAULT 0,
 	created_at               BIGINT NOT NULL,
 	updated_at               BIGINT NOT NULL,
 	UNIQUE (tenant_id, email_key)
