@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	apiclient "github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -47,7 +48,7 @@ func TestAPIAcceptsTenantTokens(t *testing.T) {
 		f.tenant(t, "bigco", "premium")
 		f.user(t, "acme", "ann@acme.example", "ann's long password", "admins")
 		f.user(t, "acme", "bob@acme.example", "bob's long password")
-		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true, Scopes: []string{provider.APIScope},
 			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
 		svc := identity.CreateClientRequest{Name: "svc", GrantTypes: []string{"client_credentials"}}
 		acmeSvc, platformSvc, bigcoSvc := f.client(t, "acme", svc), f.client(t, "", svc), f.client(t, "bigco", svc)
@@ -56,7 +57,21 @@ func TestAPIAcceptsTenantTokens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID}}
+		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, provider.APIScope}}
+		// Without the API scope, a platform client's user token is no API credential.
+		{
+			plain := conf
+			plain.Scopes = []string{oidc.ScopeOpenID}
+			v := oauth2.GenerateVerifier()
+			code, _, _ := newBrowser(t, redirectURI).signIn(plain.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", "")
+			tok, err := plain.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status, _ := apiCall(t, f.env.URL, tok.AccessToken, "/v1/tenants/acme"); status != 401 {
+				t.Errorf("a token without the API scope at the API: %d; want 401", status)
+			}
+		}
 		userToken := func(email, password string) string {
 			t.Helper()
 			v := oauth2.GenerateVerifier()
@@ -193,13 +208,13 @@ func TestInitialAdmin(t *testing.T) {
 		if err != nil || replay.InitialAdmin != nil {
 			t.Fatalf("replay: %+v %v", replay.InitialAdmin, err)
 		}
-		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true, Scopes: []string{provider.APIScope},
 			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
 		p, err := oidc.NewProvider(f.ctx, f.env.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
-		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID}}
+		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, provider.APIScope}}
 		v := oauth2.GenerateVerifier()
 		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), a.Email, a.TemporaryPassword, "")
 		if code == "" {

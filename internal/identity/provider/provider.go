@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -116,11 +117,21 @@ func (p *Provider) issuerURL(i signing.Issuer) string {
 }
 
 // APIAudience is the audience of Bulkhead's own API: the platform issuer
-// URL. Every access token carries it beside the client id, so a tenant's
-// token can call the API for that tenant (subject to its groups).
+// URL. A token carries it (beside the client id) when its client belongs to
+// a tenant, or when a platform client asked for the APIScope: only then can
+// it call the API, for its tenant and subject to its user's groups.
 func (p *Provider) APIAudience() string { return p.base.String() }
 
-func (p *Provider) audience(clientID string) []string { return []string{clientID, p.APIAudience()} }
+// APIScope is the scope a platform client registers and asks for to get
+// tokens that call Bulkhead's API for the signed-in user.
+const APIScope = "bulkhead:api"
+
+func (p *Provider) audience(c identity.Client, scopes []string) []string {
+	if c.TenantID != "" || slices.Contains(scopes, APIScope) {
+		return []string{c.ID, p.APIAudience()}
+	}
+	return []string{c.ID}
+}
 
 // Paths lists the URL path prefixes the provider serves on the API listener.
 func (p *Provider) Paths() []string {

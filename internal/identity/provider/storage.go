@@ -120,7 +120,7 @@ func (s *issuerStorage) ClientCredentialsTokenRequest(ctx context.Context, id st
 		}
 	}
 	s.p.auditEvent(ctx, c.TenantID, "oauth.token_issued", id, audit.Success, map[string]string{"grant": "client_credentials"})
-	return &clientCredentialsRequest{clientID: c.ID, tenantID: c.TenantID, scopes: scopes, audience: s.p.audience(c.ID)}, nil
+	return &clientCredentialsRequest{clientID: c.ID, tenantID: c.TenantID, scopes: scopes, audience: s.p.audience(c, scopes)}, nil
 }
 
 // --- authorization requests ---
@@ -138,7 +138,7 @@ func (s *issuerStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReq
 	}
 	a := &authRequest{ID: ids.New("ar"), ClientID: req.ClientID, RedirectURI: req.RedirectURI, State: req.State, Nonce: req.Nonce,
 		Scopes: req.Scopes, ResponseType: req.ResponseType, ResponseMode: req.ResponseMode, LoginHint: req.LoginHint,
-		Audience: s.p.audience(req.ClientID), csrf: ids.Secret("csrf")}
+		Audience: s.p.audience(c, req.Scopes), csrf: ids.Secret("csrf")}
 	if req.CodeChallenge != "" {
 		a.CodeChallenge = &oidc.CodeChallenge{Challenge: req.CodeChallenge, Method: req.CodeChallengeMethod}
 	}
