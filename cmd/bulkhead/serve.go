@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ type config struct {
 	database        string
 	listen          string
 	publicURL       string
+	tokenRate       float64
 	tiersFile       string
 	logLevel        string
 	shutdownTimeout time.Duration
@@ -35,6 +37,15 @@ type config struct {
 func envOr(name, def string) string {
 	if v, ok := os.LookupEnv(name); ok {
 		return v
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, ok := os.LookupEnv(name); ok {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
 	}
 	return def
 }
@@ -64,6 +75,8 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.listen, "listen", envOr("BULKHEAD_LISTEN", "127.0.0.1:8080"), "address of the API and OpenID provider listener (env BULKHEAD_LISTEN)")
 	fs.StringVar(&c.publicURL, "public-url", envOr("BULKHEAD_PUBLIC_URL", ""),
 		"URL clients reach this node at: the OpenID provider's issuer; https, or http on loopback (default http://<listen address>) (env BULKHEAD_PUBLIC_URL)")
+	fs.Float64Var(&c.tokenRate, "token-rate-per-ip", envFloat("BULKHEAD_TOKEN_RATE_PER_IP", 1000),
+		"requests per second one address may send to the token, introspection and revocation endpoints (env BULKHEAD_TOKEN_RATE_PER_IP)")
 	fs.StringVar(&c.tiersFile, "tiers", envOr("BULKHEAD_TIERS", ""),
 		`tiers file, JSON {"tiers":[{"name":…,"isolation":"pool|bridge|silo",…}]}; default: basic→pool, standard→bridge, premium→silo (env BULKHEAD_TIERS)`)
 	fs.StringVar(&c.logLevel, "log-level", envOr("BULKHEAD_LOG_LEVEL", "info"), "debug, info, warn or error (env BULKHEAD_LOG_LEVEL)")
@@ -112,7 +125,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 	rootKey := os.Getenv("BULKHEAD_ROOT_KEY")
 	os.Unsetenv("BULKHEAD_ROOT_KEY") // not inherited by children, not in /proc/self/environ
 	return app.Open(ctx, app.Config{
-		DataDir: c.dataDir, Database: c.database, RootKey: rootKey, PublicURL: c.publicURL,
+		DataDir: c.dataDir, Database: c.database, RootKey: rootKey, PublicURL: c.publicURL, TokenRatePerIP: c.tokenRate,
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 	})
 }

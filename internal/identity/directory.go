@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,9 @@ type Directory struct {
 	dummyOnce sync.Once
 	dummy     string  // a hash to verify against when the email is unknown
 	wrapper   Wrapper // seals TOTP secrets
+	// verifying bounds concurrent password checks: each takes the argon2
+	// memory (64 MiB by default), so a flood of sign-ins cannot exhaust it.
+	verifying chan struct{}
 }
 
 // Options configure a Directory.
@@ -47,7 +51,8 @@ func NewDirectory(db *storage.DB, log *audit.Log, opts Options) *Directory {
 	if opts.Argon2 == (Argon2Params{}) {
 		opts.Argon2 = DefaultArgon2
 	}
-	return &Directory{db: db, audit: log, clock: opts.Clock, argon2: opts.Argon2, wrapper: opts.Wrapper}
+	return &Directory{db: db, audit: log, clock: opts.Clock, argon2: opts.Argon2, wrapper: opts.Wrapper,
+		verifying: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 }
 
 // Authenticate checks a user's email and password in tenant tid and returns
@@ -56,6 +61,12 @@ func NewDirectory(db *storage.DB, log *audit.Log, opts Options) *Directory {
 // verification too, so the answer's timing does not tell which it was.
 func (d *Directory) Authenticate(ctx context.Context, tid tenant.ID, email, password string) (User, error) {
 	bad := errs.E(errs.Unauthenticated, "invalid_credentials", "the email or password is wrong")
+	select {
+	case d.verifying <- struct{}{}:
+		defer func() { <-d.verifying }()
+	case <-ctx.Done():
+		return User{}, ctx.Err()
+	}
 	var u User
 	var hash string
 	err := sql.ErrNoRows

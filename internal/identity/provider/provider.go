@@ -59,6 +59,10 @@ type Config struct {
 	Clock     clock.Clock
 	Logger    *slog.Logger
 
+	// TokenRatePerIP bounds requests per second from one address to the
+	// token, introspection and revocation endpoints (default 1000; burst 2×).
+	TokenRatePerIP float64
+
 	AccessTokenLifetime  time.Duration // default 15m
 	IDTokenLifetime      time.Duration // default 15m
 	RefreshTokenLifetime time.Duration // default 30 days
@@ -74,6 +78,7 @@ type Provider struct {
 
 	loginByIP   *ratelimit.Limiter
 	loginByUser *ratelimit.Limiter
+	tokenByIP   *ratelimit.Limiter // the token, introspection and revocation endpoints
 }
 
 // New returns the provider. Issuers are built on their first request.
@@ -91,6 +96,9 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.TokenRatePerIP <= 0 {
+		cfg.TokenRatePerIP = 1000
+	}
 	if cfg.AccessTokenLifetime <= 0 {
 		cfg.AccessTokenLifetime = 15 * time.Minute
 	}
@@ -101,7 +109,8 @@ func New(cfg Config) (*Provider, error) {
 		cfg.RefreshTokenLifetime = 30 * 24 * time.Hour
 	}
 	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{},
-		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginByUser: ratelimit.New(1.0/30, 10, 100000)}, nil
+		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginByUser: ratelimit.New(1.0/30, 10, 100000),
+		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000)}, nil
 }
 
 func isLoopback(host string) bool { return host == "localhost" || host == "127.0.0.1" || host == "::1" }
@@ -168,6 +177,13 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.cfg.Logger.ErrorContext(r.Context(), "build issuer", "err", err)
 		http.Error(w, "issuer unavailable", http.StatusInternalServerError)
 		return
+	}
+	if strings.HasPrefix(path, "/oauth/") || path == "/revoke" {
+		if ok, _ := p.tokenByIP.Allow(clientIP(r), p.clock().Now()); !ok {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"error":"slow_down","error_description":"too many requests from this address"}`, http.StatusTooManyRequests)
+			return
+		}
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = path
