@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"slices"
 	"sync"
@@ -39,11 +38,7 @@ var migrations embed.FS
 
 // Migrations returns the audit trail's migrations.
 func Migrations() storage.Component {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is part of the binary
-	}
-	return storage.Component{Name: "audit", FS: sub}
+	return storage.Embedded("audit", migrations)
 }
 
 // Outcome is how an audited act ended.

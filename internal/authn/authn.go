@@ -15,7 +15,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"sync"
 
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
@@ -30,11 +29,7 @@ var migrations embed.FS
 
 // Migrations returns the migrations of the operator token store.
 func Migrations() storage.Component {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is part of the binary
-	}
-	return storage.Component{Name: "authn", FS: sub}
+	return storage.Embedded("authn", migrations)
 }
 
 // Operator is a platform operator principal.

@@ -14,7 +14,6 @@ package identity
 import (
 	"embed"
 	"encoding/json"
-	"io/fs"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -31,11 +30,7 @@ var migrations embed.FS
 
 // Migrations returns the directory's migrations.
 func Migrations() storage.Component {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is part of the binary
-	}
-	return storage.Component{Name: "identity", FS: sub}
+	return storage.Embedded("identity", migrations)
 }
 
 // AdminsGroup is the group whose members administer their tenant.

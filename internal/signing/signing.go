@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"sync"
 	"time"
 
@@ -41,11 +40,7 @@ var migrations embed.FS
 
 // Migrations returns the signing key store's migrations.
 func Migrations() storage.Component {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is part of the binary
-	}
-	return storage.Component{Name: "signing", FS: sub}
+	return storage.Embedded("signing", migrations)
 }
 
 // Issuer names a key set: the platform issuer (Tenant "") or a silo tenant's.

@@ -133,3 +133,13 @@ func (db *DB) Migrate(ctx context.Context, components ...Component) error {
 	db.migrated.Store(true)
 	return nil
 }
+
+// Embedded returns the component name whose migrations are in the
+// "migrations" directory of fsys (a service's //go:embed migrations).
+func Embedded(name string, fsys fs.FS) Component {
+	sub, err := fs.Sub(fsys, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory is part of the binary
+	}
+	return Component{Name: name, FS: sub}
+}

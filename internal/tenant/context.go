@@ -2,7 +2,6 @@ package tenant
 
 import (
 	"context"
-	"io/fs"
 	"slices"
 )
 
@@ -54,12 +53,4 @@ func IDFrom(ctx context.Context) (ID, bool) {
 	}
 	id, ok := ctx.Value(idKey{}).(ID)
 	return id, ok
-}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	s, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err) // the embedded directory is part of the binary
-	}
-	return s
 }

@@ -24,7 +24,7 @@ var migrations embed.FS
 
 // Migrations returns the tenant registry's migrations.
 func Migrations() storage.Component {
-	return storage.Component{Name: "tenant", FS: mustSub(migrations, "migrations")}
+	return storage.Embedded("tenant", migrations)
 }
 
 // ID is a validated tenant id: [a-z0-9][a-z0-9-]{1,61}[a-z0-9]. Ids are immutable

@@ -14,7 +14,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -40,11 +39,7 @@ var migrations embed.FS
 
 // Migrations returns the provider's migrations.
 func Migrations() storage.Component {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the embedded directory is part of the binary
-	}
-	return storage.Component{Name: "oidc", FS: sub}
+	return storage.Embedded("oidc", migrations)
 }
 
 // Config wires a Provider.
