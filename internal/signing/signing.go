@@ -72,11 +72,12 @@ type Key struct {
 
 // Store keeps every issuer's signing keys.
 type Store struct {
-	db       *storage.DB
-	root     *kms.RootKey
-	clock    clock.Clock
-	alg      jose.SignatureAlgorithm
-	lifetime time.Duration // the longest lifetime of a signed token
+	db          *storage.DB
+	root        *kms.RootKey
+	clock       clock.Clock
+	alg         jose.SignatureAlgorithm
+	lifetime    time.Duration // the longest lifetime of a signed token
+	rotateAfter time.Duration
 
 	mu    sync.Mutex
 	cache map[string]*Key // unwrapped keys by kid; bounded by the number of active keys
@@ -87,6 +88,7 @@ type Options struct {
 	Clock         clock.Clock
 	Algorithm     jose.SignatureAlgorithm // ES256 (default) or EdDSA
 	TokenLifetime time.Duration           // longest token lifetime; retired keys stay published this long (default 24h)
+	RotateAfter   time.Duration           // an active key older than this is rotated on next use (default 30 days)
 }
 
 // NewStore returns the key store of db whose private keys root wraps.
@@ -103,7 +105,11 @@ func NewStore(db *storage.DB, root *kms.RootKey, opts Options) (*Store, error) {
 	if opts.TokenLifetime <= 0 {
 		opts.TokenLifetime = 24 * time.Hour
 	}
-	return &Store{db: db, root: root, clock: opts.Clock, alg: opts.Algorithm, lifetime: opts.TokenLifetime, cache: map[string]*Key{}}, nil
+	if opts.RotateAfter <= 0 {
+		opts.RotateAfter = 30 * 24 * time.Hour
+	}
+	return &Store{db: db, root: root, clock: opts.Clock, alg: opts.Algorithm, lifetime: opts.TokenLifetime,
+		rotateAfter: opts.RotateAfter, cache: map[string]*Key{}}, nil
 }
 
 func (s *Store) generate(issuer Issuer) (kid string, pub jose.JSONWebKey, wrapped []byte, key crypto.Signer, err error) {
@@ -135,8 +141,13 @@ func (s *Store) generate(issuer Issuer) (kid string, pub jose.JSONWebKey, wrappe
 }
 
 // Active returns the issuer's active signing key, creating the issuer's
-// first key if it has none.
+// first key if it has none and rotating it when it is older than the
+// store's rotation period.
 func (s *Store) Active(ctx context.Context, issuer Issuer) (*Key, error) {
+	return s.RotateIfOlder(ctx, issuer, s.rotateAfter)
+}
+
+func (s *Store) active(ctx context.Context, issuer Issuer) (*Key, error) {
 	var kid string
 	var wrapped []byte
 	var alg string
@@ -187,6 +198,13 @@ func (s *Store) unwrap(issuer Issuer, kid string, alg jose.SignatureAlgorithm, w
 // Rotate makes a new active key for the issuer and retires the previous
 // one, which stays in the JWKS for the token lifetime.
 func (s *Store) Rotate(ctx context.Context, issuer Issuer) (*Key, error) {
+	return s.rotate(ctx, issuer, 0)
+}
+
+// rotate rotates the issuer's key; with maxAge > 0, only if the active key
+// is at least that old when the issuer's lock is held (so that nodes racing
+// to rotate an old key rotate it once). It returns nil when it did nothing.
+func (s *Store) rotate(ctx context.Context, issuer Issuer, maxAge time.Duration) (*Key, error) {
 	kid, pub, wrapped, priv, err := s.generate(issuer)
 	if err != nil {
 		return nil, err
@@ -201,6 +219,14 @@ func (s *Store) Rotate(ctx context.Context, issuer Issuer) (*Key, error) {
 		if err := tx.Lock(ctx, "signing:"+string(issuer.Tenant)); err != nil {
 			return err
 		}
+		if maxAge > 0 {
+			var created int64
+			err := tx.QueryRow(ctx, `SELECT created_at FROM signing_keys WHERE tenant_id = ? AND retired_at = 0
+				ORDER BY created_at DESC LIMIT 1`, string(issuer.Tenant)).Scan(&created)
+			if err == nil && now.Sub(time.UnixMicro(created)) < maxAge {
+				return errNotDue
+			}
+		}
 		if _, err := tx.Exec(ctx, `UPDATE signing_keys SET retired_at = ?, published_until = ? WHERE tenant_id = ? AND retired_at = 0`,
 			now.UnixMicro(), now.Add(s.lifetime).UnixMicro(), string(issuer.Tenant)); err != nil {
 			return fmt.Errorf("signing: retire key: %w", err)
@@ -211,6 +237,9 @@ func (s *Store) Rotate(ctx context.Context, issuer Issuer) (*Key, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, errNotDue) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -221,16 +250,19 @@ func (s *Store) Rotate(ctx context.Context, issuer Issuer) (*Key, error) {
 	return k, nil
 }
 
-// RotateIfOlder rotates the issuer's key when the active one is older than maxAge.
+var errNotDue = errors.New("signing: rotation not due")
+
+// RotateIfOlder rotates the issuer's key when the active one is older than
+// maxAge, and returns the active key.
 func (s *Store) RotateIfOlder(ctx context.Context, issuer Issuer, maxAge time.Duration) (*Key, error) {
-	k, err := s.Active(ctx, issuer)
-	if err != nil {
-		return nil, err
+	k, err := s.active(ctx, issuer)
+	if err != nil || s.clock.Now().Sub(k.CreatedAt) < maxAge {
+		return k, err
 	}
-	if s.clock.Now().Sub(k.CreatedAt) < maxAge {
-		return k, nil
+	if nk, err := s.rotate(ctx, issuer, maxAge); err != nil || nk != nil {
+		return nk, err
 	}
-	return s.Rotate(ctx, issuer)
+	return s.active(ctx, issuer) // another node rotated it first
 }
 
 // JWKS returns the issuer's published public keys: the active key and the

@@ -197,3 +197,49 @@ func TestUnsupportedAlgorithm(t *testing.T) {
 		t.Fatal("HS256 accepted")
 	}
 }
+
+// TestScheduledRotation: an active key older than the rotation period is
+// rotated on its next use, once, even when several nodes use it at once.
+func TestScheduledRotation(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		db := storagetest.Open(t, dsn, signing.Migrations())
+		clk := clock.NewFake(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+		node := func() *signing.Store {
+			s, err := signing.NewStore(db, rootKey(t, 1), signing.Options{Clock: clk, TokenLifetime: time.Hour, RotateAfter: 24 * time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		a, b := node(), node()
+		ctx := context.Background()
+		k1, err := a.Active(ctx, signing.Platform)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(23 * time.Hour)
+		if k, _ := b.Active(ctx, signing.Platform); k.ID != k1.ID {
+			t.Fatal("a key was rotated before its period")
+		}
+		clk.Advance(2 * time.Hour)
+		done := make(chan string, 2)
+		for _, s := range []*signing.Store{a, b} {
+			go func() {
+				k, err := s.Active(ctx, signing.Platform)
+				if err != nil {
+					t.Error(err)
+					done <- ""
+					return
+				}
+				done <- k.ID
+			}()
+		}
+		k2, k3 := <-done, <-done
+		if k2 == k1.ID || k2 != k3 {
+			t.Fatalf("rotation on schedule: %s then %s and %s; want one new key for both nodes", k1.ID, k2, k3)
+		}
+		if set, _ := a.JWKS(ctx, signing.Platform); len(set.Keys) != 2 {
+			t.Fatalf("JWKS has %d keys; want the new and the retired one", len(set.Keys))
+		}
+	})
+}
