@@ -28,6 +28,7 @@ type config struct {
 	listen          string
 	publicURL       string
 	tokenRate       float64
+	loginDomain     string
 	tiersFile       string
 	logLevel        string
 	shutdownTimeout time.Duration
@@ -75,6 +76,8 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.listen, "listen", envOr("BULKHEAD_LISTEN", "127.0.0.1:8080"), "address of the API and OpenID provider listener (env BULKHEAD_LISTEN)")
 	fs.StringVar(&c.publicURL, "public-url", envOr("BULKHEAD_PUBLIC_URL", ""),
 		"URL clients reach this node at: the OpenID provider's issuer; https, or http on loopback (default http://<listen address>) (env BULKHEAD_PUBLIC_URL)")
+	fs.StringVar(&c.loginDomain, "login-domain", envOr("BULKHEAD_LOGIN_DOMAIN", ""),
+		"route sign-ins by subdomain: the login page at {tenant}.{login-domain} signs in that tenant's users (env BULKHEAD_LOGIN_DOMAIN)")
 	fs.Float64Var(&c.tokenRate, "token-rate-per-ip", envFloat("BULKHEAD_TOKEN_RATE_PER_IP", 1000),
 		"requests per second one address may send to the token, introspection and revocation endpoints (env BULKHEAD_TOKEN_RATE_PER_IP)")
 	fs.StringVar(&c.tiersFile, "tiers", envOr("BULKHEAD_TIERS", ""),
@@ -126,7 +129,8 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 	os.Unsetenv("BULKHEAD_ROOT_KEY") // not inherited by children, not in /proc/self/environ
 	return app.Open(ctx, app.Config{
 		DataDir: c.dataDir, Database: c.database, RootKey: rootKey, PublicURL: c.publicURL, TokenRatePerIP: c.tokenRate,
-		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
+		LoginDomain: c.loginDomain,
+		TiersFile:   c.tiersFile, Version: version, Logger: log, Notices: stderr,
 	})
 }
 

@@ -44,6 +44,9 @@ type Config struct {
 	// clients reach this node (default http://127.0.0.1:8080).
 	PublicURL string
 
+	// LoginDomain routes sign-ins by subdomain ({tenant}.{LoginDomain}); empty turns it off.
+	LoginDomain string
+
 	// TokenRatePerIP bounds token endpoint requests per second per address (default 1000).
 	TokenRatePerIP float64
 
@@ -157,7 +160,8 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		return fail(err, db)
 	}
 	a.Provider, err = provider.New(provider.Config{BaseURL: c.PublicURL, CryptoKey: cryptoKey, DB: db, Directory: a.Directory,
-		Tenants: a.Tenants, Signing: a.Signing, Audit: a.Audit, Clock: c.Clock, Logger: c.Logger, TokenRatePerIP: c.TokenRatePerIP})
+		Tenants: a.Tenants, Signing: a.Signing, Audit: a.Audit, Clock: c.Clock, Logger: c.Logger, TokenRatePerIP: c.TokenRatePerIP,
+		LoginDomain: c.LoginDomain})
 	if err != nil {
 		a.Audit.Close()
 		return fail(err, db)

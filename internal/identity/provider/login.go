@@ -65,7 +65,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		http.Error(w, "this sign-in has expired or was already used; start again from the application", http.StatusBadRequest)
 		return
 	}
-	view := loginView{Action: p.issuerURL(issuer) + "/login", ID: a.ID, CSRF: a.csrf,
+	view := loginView{Action: p.loginPath(issuer), ID: a.ID, CSRF: a.csrf,
 		AskTenant: issuer.Tenant == "" && a.tenantID == "", Email: a.LoginHint}
 	render := func(status int, msg string) {
 		view.Error = msg
@@ -104,7 +104,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		render(http.StatusTooManyRequests, "Too many attempts for this account. Wait a minute and try again.")
 		return
 	}
-	tid, msg := p.routeTenant(ctx, s, a, email, view.Tenant)
+	tid, msg := p.routeTenant(ctx, s, a, r.Host, email, view.Tenant)
 	if msg != "" {
 		// Spend what a password check spends, so the answer's timing does
 		// not tell a known organization from an unknown one.
@@ -151,14 +151,21 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 // tenant, the client's tenant, an explicit organization code, or the tenant
 // that claims the email's domain. A silo tenant signs in only at its own
 // issuer. It returns a message for the user when no tenant fits.
-func (p *Provider) routeTenant(ctx context.Context, s *issuerStorage, a *authRequest, email, code string) (tenant.ID, string) {
+func (p *Provider) routeTenant(ctx context.Context, s *issuerStorage, a *authRequest, host, email, code string) (tenant.ID, string) {
 	const noTenant = wrongCredentials
 	var tid tenant.ID
+	sub := p.loginSubdomain(host)
 	switch {
 	case s.issuer.Tenant != "":
 		tid = s.issuer.Tenant
 	case a.tenantID != "":
 		tid = a.tenantID
+	case sub != "":
+		id, err := tenant.ParseID(sub)
+		if err != nil {
+			return "", noTenant
+		}
+		tid = id
 	case code != "":
 		id, err := tenant.ParseID(strings.ToLower(strings.TrimSpace(code)))
 		if err != nil {
@@ -189,7 +196,26 @@ func (p *Provider) routeTenant(ctx context.Context, s *issuerStorage, a *authReq
 	if a.tenantID != "" && tid != a.tenantID {
 		return "", noTenant
 	}
+	if sub != "" && tenant.ID(sub) != tid {
+		return "", noTenant // another tenant's login subdomain
+	}
 	return tid, ""
+}
+
+// loginSubdomain returns the tenant label of host when host is a
+// subdomain of the login domain (acme.login.example → "acme"), else "".
+func (p *Provider) loginSubdomain(host string) string {
+	if p.cfg.LoginDomain == "" {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	label, ok := strings.CutSuffix(strings.ToLower(host), "."+strings.ToLower(p.cfg.LoginDomain))
+	if !ok || strings.Contains(label, ".") {
+		return ""
+	}
+	return label
 }
 
 func clientIP(r *http.Request) string {

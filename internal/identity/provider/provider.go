@@ -54,6 +54,10 @@ type Config struct {
 	Clock     clock.Clock
 	Logger    *slog.Logger
 
+	// LoginDomain, if set, routes sign-ins by subdomain: a login page
+	// reached at acme.{LoginDomain} signs in tenant acme's users.
+	LoginDomain string
+
 	// TokenRatePerIP bounds requests per second from one address to the
 	// token, introspection and revocation endpoints (default 1000; burst 2×).
 	TokenRatePerIP float64
@@ -135,6 +139,17 @@ func (p *Provider) audience(c identity.Client, scopes []string) []string {
 		return []string{c.ID, p.APIAudience()}
 	}
 	return []string{c.ID}
+}
+
+// loginPath is the path of an issuer's login page. Clients are sent there
+// with a relative URL, so a sign-in started on a tenant's login subdomain
+// stays on it.
+func (p *Provider) loginPath(i signing.Issuer) string {
+	path := strings.TrimRight(p.base.Path, "/")
+	if i.Tenant != "" {
+		path += "/t/" + string(i.Tenant)
+	}
+	return path + "/login"
 }
 
 // Paths lists the URL path prefixes the provider serves on the API listener.

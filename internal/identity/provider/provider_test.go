@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -486,6 +487,47 @@ func TestPasswordResetEndsSessions(t *testing.T) {
 		tok.Expiry = time.Now().Add(-time.Minute)
 		if _, err := conf.TokenSource(f.ctx, tok).Token(); err == nil {
 			t.Fatal("a refresh token from before the password reset still works")
+		}
+	})
+}
+
+// TestSubdomainRouting: with a login domain, a sign-in started at
+// acme.{domain} signs in acme's users (and no one else's), without an
+// organization code or a claimed email domain.
+func TestSubdomainRouting(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := &fixture{env: apitest.New(t, dsn, apitest.Options{Argon2: fast, LoginDomain: "login.example"}), ctx: context.Background()}
+		f.tenant(t, "acme", "basic")
+		f.tenant(t, "globex", "basic")
+		f.user(t, "acme", "ann@gmail.example", "ann's long password")
+		f.user(t, "globex", "gus@gmail.example", "gus's long password")
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+		server, _ := url.Parse(f.env.URL)
+		conf := oauth2.Config{ClientID: app.ID, RedirectURL: redirectURI, Scopes: []string{"openid"}}
+		start := func(host string) string {
+			conf.Endpoint = oauth2.Endpoint{AuthURL: "http://" + host + ":" + server.Port() + "/authorize"}
+			return conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+		}
+		// Every host name reaches the test server, as DNS would send them.
+		b := func() *browser {
+			b := newBrowser(t, redirectURI)
+			b.client.Transport = &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, server.Host)
+			}}
+			return b
+		}
+		if code, page, _ := b().signIn(start("acme.login.example"), "ann@gmail.example", "ann's long password", ""); code == "" {
+			t.Fatalf("sign-in at acme's subdomain: %s", page)
+		}
+		if code, _, _ := b().signIn(start("globex.login.example"), "ann@gmail.example", "ann's long password", ""); code != "" {
+			t.Error("acme's user signed in at globex's subdomain")
+		}
+		if code, _, _ := b().signIn(start("acme.login.example"), "gus@gmail.example", "gus's long password", "globex"); code != "" {
+			t.Error("an organization code overrode the subdomain")
+		}
+		if code, _, _ := b().signIn(start("127.0.0.1"), "ann@gmail.example", "ann's long password", ""); code != "" {
+			t.Error("without a subdomain, code or claimed domain, a tenant was guessed")
 		}
 	})
 }

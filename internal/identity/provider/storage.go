@@ -78,7 +78,7 @@ func (s *issuerStorage) GetClientByClientID(ctx context.Context, id string) (op.
 	if err != nil {
 		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
-	return &client{Client: c, loginURL: s.p.issuerURL(s.issuer) + "/login", idTokenLifetime: s.p.cfg.IDTokenLifetime}, nil
+	return &client{Client: c, loginURL: s.p.loginPath(s.issuer), idTokenLifetime: s.p.cfg.IDTokenLifetime}, nil
 }
 
 func (s *issuerStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
@@ -106,7 +106,7 @@ func (s *issuerStorage) ClientCredentials(ctx context.Context, id, secret string
 			return nil, oidc.ErrInvalidClient().WithDescription("the client's tenant is not active")
 		}
 	}
-	return &client{Client: c, loginURL: s.p.issuerURL(s.issuer) + "/login", idTokenLifetime: s.p.cfg.IDTokenLifetime}, nil
+	return &client{Client: c, loginURL: s.p.loginPath(s.issuer), idTokenLifetime: s.p.cfg.IDTokenLifetime}, nil
 }
 
 func (s *issuerStorage) ClientCredentialsTokenRequest(ctx context.Context, id string, scopes []string) (op.TokenRequest, error) {
