@@ -118,6 +118,8 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/tenants/{tenant}/users/{user}/totp", "user.totp_enroll", TenantAdmin, s.enrollTOTP},
 		{"POST", "/v1/tenants/{tenant}/users/{user}/totp/confirm", "user.totp_confirm", TenantAdmin, s.confirmTOTP},
 		{"DELETE", "/v1/tenants/{tenant}/users/{user}/totp", "user.totp_remove", TenantAdmin, s.removeTOTP},
+		{"GET", "/v1/tenants/{tenant}/identity-config", "identity.config_get", TenantAdmin, s.getIdentityConfig},
+		{"PATCH", "/v1/tenants/{tenant}/identity-config", "identity.config_update", TenantAdmin, s.updateIdentityConfig},
 		{"POST", "/v1/tenants/{tenant}/groups", "group.create", TenantAdmin, s.createGroup},
 		{"GET", "/v1/tenants/{tenant}/groups", "group.list", TenantAdmin, s.listGroups},
 		{"PUT", "/v1/tenants/{tenant}/groups/{group}/members/{user}", "group.add_member", TenantAdmin, s.addMember},

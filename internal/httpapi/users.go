@@ -178,3 +178,33 @@ func (s *Server) removeTOTP(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+func (s *Server) getIdentityConfig(w http.ResponseWriter, r *http.Request) error {
+	tid, err := s.existingTenant(r)
+	if err != nil {
+		return err
+	}
+	c, err := s.Directory.Config(r.Context(), tid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (s *Server) updateIdentityConfig(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	var p identity.ConfigPatch
+	if err := decode(w, r, &p); err != nil {
+		return err
+	}
+	c, err := s.Directory.UpdateConfig(r.Context(), tid, p, actor(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}

@@ -588,6 +588,8 @@ func userRouteBody(rt httpapi.Route) []byte {
 		return []byte(`{"name":"intruders"}`)
 	case "POST /v1/tenants/{tenant}/users/{user}/totp/confirm":
 		return []byte(`{"code":"123456"}`)
+	case "PATCH /v1/tenants/{tenant}/identity-config":
+		return []byte(`{"password_min_length":20}`)
 	}
 	return nil
 }

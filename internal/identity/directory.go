@@ -194,12 +194,8 @@ func (d *Directory) OffboardingStep() tenant.Step {
 }
 
 func (d *Directory) policy(ctx context.Context, tx *storage.Tx) (PasswordPolicy, error) {
-	pp := DefaultPasswordPolicy
-	err := tx.QueryRow(ctx, `SELECT password_min_length FROM identity_configs WHERE tenant_id = ?`, tx.TenantID()).Scan(&pp.MinLength)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return pp, fmt.Errorf("identity: read policy: %w", err)
-	}
-	return pp, nil
+	c, err := readConfig(ctx, tx)
+	return PasswordPolicy{MinLength: c.PasswordMinLength}, err
 }
 
 // CreateUserRequest is what an admin supplies to create a user.

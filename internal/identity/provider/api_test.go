@@ -3,6 +3,7 @@ package provider_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	apiclient "github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
@@ -327,4 +329,49 @@ func revoke(t *testing.T, base string, c identity.CreatedClient, token string) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("revoke: %d", resp.StatusCode)
 	}
+}
+
+// TestPerTenantLifetimes: a tenant's configured access token lifetime
+// applies to its tokens only.
+func TestPerTenantLifetimes(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic")
+		f.tenant(t, "globex", "basic")
+		var cfg identity.Config
+		if err := f.env.Admin.Do(f.ctx, "PATCH", "/v1/tenants/acme/identity-config", nil,
+			map[string]string{"access_token_lifetime": "2m", "refresh_token_lifetime": "48h"}, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if time.Duration(cfg.AccessTokenLifetime) != 2*time.Minute || time.Duration(cfg.RefreshTokenLifetime) != 48*time.Hour {
+			t.Fatalf("config = %+v", cfg)
+		}
+		for _, bad := range []map[string]any{{"access_token_lifetime": "10s"}, {"access_token_lifetime": "48h"},
+			{"refresh_token_lifetime": "2161h"}, {"refresh_token_lifetime": "5m"}, {"access_token_lifetime": 60}, {"password_min_length": 4}} {
+			err := f.env.Admin.Do(f.ctx, "PATCH", "/v1/tenants/acme/identity-config", nil, bad, nil)
+			var ce *apiclient.Error
+			if !errors.As(err, &ce) || ce.Status != 400 {
+				t.Errorf("PATCH %v: %v; want 400", bad, err)
+			}
+		}
+		svc := identity.CreateClientRequest{Name: "svc", GrantTypes: []string{"client_credentials"}}
+		lifetime := func(tid string) time.Duration {
+			c := f.client(t, tenant.ID(tid), svc)
+			tok, err := (&clientcredentials.Config{ClientID: c.ID, ClientSecret: c.ClientSecret, TokenURL: f.env.URL + "/oauth/token"}).Token(f.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			claims, err := claimsOf(t, f.ctx, f.env.URL, "", tok.AccessToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return time.Duration(claims["exp"].(float64)-claims["iat"].(float64)) * time.Second
+		}
+		if got := lifetime("acme"); got < 119*time.Second || got > 121*time.Second {
+			t.Errorf("acme's token lives %v; want 2m", got)
+		}
+		if got := lifetime("globex"); got < 14*time.Minute {
+			t.Errorf("globex's token lives %v; want the 15m default", got)
+		}
+	})
 }

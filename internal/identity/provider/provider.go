@@ -247,6 +247,24 @@ func (p *Provider) OffboardingStep() tenant.Step {
 	}}
 }
 
+// lifetimes returns the access and refresh token lifetimes of a tenant's
+// tokens: its own configuration where set, else the provider's defaults.
+func (p *Provider) lifetimes(ctx context.Context, tid tenant.ID) (access, refresh time.Duration) {
+	access, refresh = p.cfg.AccessTokenLifetime, p.cfg.RefreshTokenLifetime
+	if tid == "" {
+		return access, refresh
+	}
+	if c, err := p.cfg.Directory.Config(ctx, tid); err == nil {
+		if c.AccessTokenLifetime > 0 {
+			access = time.Duration(c.AccessTokenLifetime)
+		}
+		if c.RefreshTokenLifetime > 0 {
+			refresh = time.Duration(c.RefreshTokenLifetime)
+		}
+	}
+	return access, refresh
+}
+
 // Revoked reports whether an access token (by its jti) was revoked.
 func (p *Provider) Revoked(ctx context.Context, tokenID string) bool {
 	return (&issuerStorage{p: p}).revoked(ctx, tokenID)

@@ -266,7 +266,8 @@ func clientOf(r any) string {
 }
 
 func (s *issuerStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
-	return ids.New("at"), s.p.clock().Now().Add(s.p.cfg.AccessTokenLifetime), nil
+	access, _ := s.p.lifetimes(ctx, requestTenant(req))
+	return ids.New("at"), s.p.clock().Now().Add(access), nil
 }
 
 func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
@@ -283,6 +284,7 @@ func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 	default:
 		return "", "", time.Time{}, oidc.ErrInvalidGrant()
 	}
+	accessTTL, refreshTTL := s.p.lifetimes(ctx, r.tenantID)
 	scopes, _ := json.Marshal(r.scopes)
 	aud, _ := json.Marshal(r.audience)
 	amr, _ := json.Marshal(r.amr)
@@ -301,7 +303,7 @@ func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 		_, err := tx.Exec(ctx, `INSERT INTO oidc_refresh_tokens (id, family_id, issuer_tenant, tenant_id, client_id, user_id, scopes, audience, amr,
 			auth_time, access_token_id, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)`,
 			hashToken(refresh), r.familyID, string(s.issuer.Tenant), string(r.tenantID), r.clientID, r.userID, string(scopes), string(aud),
-			string(amr), r.authTime.UnixMicro(), accessID, now.UnixMicro(), now.Add(s.p.cfg.RefreshTokenLifetime).UnixMicro())
+			string(amr), r.authTime.UnixMicro(), accessID, now.UnixMicro(), now.Add(refreshTTL).UnixMicro())
 		return err
 	})
 	if err != nil {
@@ -312,7 +314,7 @@ func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 		return "", "", time.Time{}, fmt.Errorf("provider: store refresh token: %w", err)
 	}
 	s.p.auditEvent(ctx, r.tenantID, "oauth.token_issued", r.userID, audit.Success, map[string]string{"client_id": r.clientID, "grant": grantOf(current)})
-	return accessID, refresh, now.Add(s.p.cfg.AccessTokenLifetime), nil
+	return accessID, refresh, now.Add(accessTTL), nil
 }
 
 func grantOf(current string) string {

@@ -1,6 +1,8 @@
 CREATE TABLE identity_configs (
 	tenant_id           TEXT PRIMARY KEY,
 	password_min_length INTEGER NOT NULL,
+	access_token_ttl    BIGINT NOT NULL DEFAULT 0,
+	refresh_token_ttl   BIGINT NOT NULL DEFAULT 0,
 	created_at          BIGINT NOT NULL,
 	updated_at          BIGINT NOT NULL
 );
