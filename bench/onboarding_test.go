@@ -23,8 +23,16 @@ const parallelism = 8
 // stops it when the benchmark round ends.
 func openNode(tb testing.TB, dsn string) *app.App {
 	tb.Helper()
+	return openNodeConfig(tb, app.Config{Database: dsn})
+}
+
+// openNodeConfig is openNode with more of the node's configuration; it
+// sets the data directory, version and notices itself.
+func openNodeConfig(tb testing.TB, c app.Config) *app.App {
+	tb.Helper()
 	ctx := context.Background()
-	a, err := app.Open(ctx, app.Config{DataDir: tb.TempDir(), Database: dsn, Version: "bench", Notices: io.Discard})
+	c.DataDir, c.Version, c.Notices = tb.TempDir(), "bench", io.Discard
+	a, err := app.Open(ctx, c)
 	if err != nil {
 		tb.Fatalf("open node: %v", err)
 	}

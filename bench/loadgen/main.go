@@ -1,14 +1,22 @@
 // Command loadgen puts HTTP load on a running bulkhead serve from a second
 // process, on loopback only. bench/run starts it.
 //
-// It runs two phases, each with -conns concurrent keep-alive connections,
-// each connection a closed loop (send, read the whole answer, send again):
+// It runs up to three phases, each with -conns concurrent keep-alive
+// connections, each connection a closed loop (send, read the whole answer,
+// send again):
 //
 //  1. create: POST /v1/tenants with new ids for -create-duration (0 skips
 //     it), which onboards each tenant to active before answering;
 //  2. get: after a short warm-up, GET /v1/tenants/{id} round-robin over the
 //     tenants it created (or -create-count of them when the create phase is
-//     skipped) for -duration.
+//     skipped) for -duration;
+//  3. token (only with -token-duration > 0): after the same warm-up, POST
+//     /oauth/token with grant_type=client_credentials and HTTP Basic client
+//     authentication for -token-duration. The client is -client-id and
+//     -client-secret, or, without -client-id, one that loadgen registers
+//     with the operator token (POST /v1/tenants/{id}/clients) under the
+//     first tenant it created. Before measuring it checks that the answer's
+//     access_token is a JWT of that client.
 //
 // Each phase prints one line that bench/run parses:
 //
@@ -24,6 +32,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -51,6 +61,9 @@ type options struct {
 	createCount    int
 	prefix         string
 	serverPID      int
+	tokenDuration  time.Duration
+	clientID       string
+	clientSecret   string
 }
 
 func main() {
@@ -64,6 +77,9 @@ func main() {
 	flag.IntVar(&o.createCount, "create-count", 1000, "tenants to create first when -create-duration is 0")
 	flag.StringVar(&o.prefix, "prefix", "lg", "tenant id prefix ([a-z0-9]{1,10})")
 	flag.IntVar(&o.serverPID, "server-pid", 0, "pid of the server, to report its CPU use (Linux /proc)")
+	flag.DurationVar(&o.tokenDuration, "token-duration", 0, "length of the client-credentials token phase (0: no token phase; at most 60s)")
+	flag.StringVar(&o.clientID, "client-id", "", "OAuth client for the token phase (default: register one under the first tenant created)")
+	flag.StringVar(&o.clientSecret, "client-secret", os.Getenv("LOADGEN_CLIENT_SECRET"), "secret of -client-id (default $LOADGEN_CLIENT_SECRET)")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -93,6 +109,10 @@ func (o options) validate() error {
 		return errors.New("-create-count must be between 1 and 100000")
 	case o.warmup < 0 || o.warmup > 10*time.Second:
 		return errors.New("-warmup must be between 0 and 10s")
+	case o.tokenDuration < 0 || o.tokenDuration > time.Minute:
+		return errors.New("-token-duration must be between 0 and 60s")
+	case o.clientID != "" && o.clientSecret == "":
+		return errors.New("-client-id needs -client-secret (or $LOADGEN_CLIENT_SECRET)")
 	}
 	for _, c := range o.prefix {
 		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
@@ -161,7 +181,128 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return fmt.Errorf("get phase: %w", err)
 	}
 	r.print(out, "get", o.conns)
+
+	if o.tokenDuration > 0 {
+		if err := l.tokenPhase(ctx, o, ids[0], out); err != nil {
+			return fmt.Errorf("token phase: %w", err)
+		}
+	}
 	return nil
+}
+
+// tokenPhase measures client-credentials token issuance.
+func (l *loader) tokenPhase(ctx context.Context, o options, tenantID string, out io.Writer) error {
+	id, secret := o.clientID, o.clientSecret
+	if id == "" {
+		var err error
+		if id, secret, err = l.registerClient(ctx, tenantID); err != nil {
+			return err
+		}
+	}
+	// RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+	form := []byte("grant_type=client_credentials")
+	issue := func(ctx context.Context) ([]byte, bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/oauth/token", bytes.NewReader(form))
+		if err != nil {
+			return nil, false, err
+		}
+		req.Header.Set("Authorization", basic)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return l.send(req, http.StatusOK)
+	}
+	b, ok, err := issue(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("the token endpoint refused the client (see above)")
+	}
+	alg, err := checkAccessToken(b, id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "loadgen: token phase: client %s, %s access tokens of %d bytes\n", id, alg, tokenLen(b))
+	r, err := l.phase(ctx, o.conns, o.warmup, o.tokenDuration, func(ctx context.Context) (bool, error) {
+		b, ok, err := issue(ctx)
+		if ok && !bytes.Contains(b, []byte(`"access_token"`)) {
+			l.errOnce.Do(func() { fmt.Fprintf(os.Stderr, "loadgen: token answer without access_token: %.300s\n", b) })
+			ok = false
+		}
+		return ok, err
+	})
+	if err != nil {
+		return err
+	}
+	r.print(out, "token", o.conns)
+	return nil
+}
+
+// registerClient registers a confidential client-credentials client of
+// tenant tid with the operator token and returns its id and secret.
+func (l *loader) registerClient(ctx context.Context, tid string) (id, secret string, err error) {
+	body := []byte(`{"name":"loadgen","grant_types":["client_credentials"]}`)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/v1/tenants/"+url.PathEscape(tid)+"/clients", bytes.NewReader(body))
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Authorization", l.auth)
+	req.Header.Set("Content-Type", "application/json")
+	b, ok, err := l.send(req, http.StatusCreated)
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		return "", "", errors.New("registering a client failed (see above)")
+	}
+	var c struct {
+		ID     string `json:"client_id"`
+		Secret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" || c.Secret == "" {
+		return "", "", fmt.Errorf("register client: unexpected answer %.300s", b)
+	}
+	return c.ID, c.Secret, nil
+}
+
+// checkAccessToken checks that a token answer holds a JWT access token
+// whose client is clientID and returns its signature algorithm.
+func checkAccessToken(body []byte, clientID string) (string, error) {
+	var t struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	if err := json.Unmarshal(body, &t); err != nil || t.AccessToken == "" {
+		return "", fmt.Errorf("token answer without access_token: %.300s", body)
+	}
+	parts := strings.Split(t.AccessToken, ".")
+	if len(parts) != 3 {
+		return "", fmt.Errorf("the access token is not a JWS (%d parts)", len(parts))
+	}
+	var hdr struct {
+		Alg string `json:"alg"`
+	}
+	var claims struct {
+		ClientID string `json:"client_id"`
+		Sub      string `json:"sub"`
+	}
+	h, err1 := base64.RawURLEncoding.DecodeString(parts[0])
+	c, err2 := base64.RawURLEncoding.DecodeString(parts[1])
+	if err := errors.Join(err1, err2, json.Unmarshal(h, &hdr), json.Unmarshal(c, &claims)); err != nil {
+		return "", fmt.Errorf("the access token is not a readable JWT: %w", err)
+	}
+	if claims.ClientID != clientID && claims.Sub != clientID {
+		return "", fmt.Errorf("the access token is for client %q/%q, want %q", claims.ClientID, claims.Sub, clientID)
+	}
+	return hdr.Alg, nil
+}
+
+func tokenLen(body []byte) int {
+	var t struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.Unmarshal(body, &t)
+	return len(t.AccessToken)
 }
 
 type loader struct {
@@ -187,22 +328,29 @@ func (l *loader) do(ctx context.Context, method, path string, body []byte, want 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	_, ok, err := l.send(req, want)
+	return ok, err
+}
+
+// send sends req and reads the whole answer, which it returns with whether
+// the status was want; err is for transport failures only.
+func (l *loader) send(req *http.Request, want int) ([]byte, bool, error) {
 	resp, err := l.client.Do(req)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	if resp.StatusCode != want {
 		l.errOnce.Do(func() {
-			fmt.Fprintf(os.Stderr, "loadgen: %s %s: status %d (want %d): %.300s\n", method, path, resp.StatusCode, want, b)
+			fmt.Fprintf(os.Stderr, "loadgen: %s %s: status %d (want %d): %.300s\n", req.Method, req.URL.Path, resp.StatusCode, want, b)
 		})
-		return false, nil
+		return b, false, nil
 	}
-	return true, nil
+	return b, true, nil
 }
 
 type result struct {

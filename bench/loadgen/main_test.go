@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
 func TestPercentile(t *testing.T) {
@@ -48,15 +50,37 @@ func TestValidate(t *testing.T) {
 	if o.validate() == nil {
 		t.Error("validate accepted a bad prefix")
 	}
+	o = ok
+	o.clientID = "cli_x"
+	if o.validate() == nil {
+		t.Error("validate accepted -client-id without -client-secret")
+	}
+	o = ok
+	o.tokenDuration = 2 * time.Minute
+	if o.validate() == nil {
+		t.Error("validate accepted a token phase over 60s")
+	}
 }
 
-// TestRun runs both phases briefly against an in-process node.
+// TestRun runs every phase briefly against an in-process node (the token
+// phase with a client it registers itself, then with one given by flags).
 func TestRun(t *testing.T) {
 	env := apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{})
+	given, err := env.Directory.CreateClient(context.Background(), "", identity.CreateClientRequest{Name: "given",
+		GrantTypes: []string{identity.GrantClientCredentials}}, tenant.Actor{Principal: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, createDur := range []time.Duration{300 * time.Millisecond, 0} {
 		var out strings.Builder
 		o := options{base: env.URL, token: apitest.AdminToken, conns: 4, duration: 300 * time.Millisecond,
-			createDuration: createDur, createCount: 20, prefix: "x" + createDur.String()[:1], serverPID: os.Getpid()}
+			createDuration: createDur, createCount: 20, prefix: "x" + createDur.String()[:1], serverPID: os.Getpid(),
+			// A short token phase: the test node keeps the provider's
+			// default limit of 1000 token requests/s per address (burst 2000).
+			warmup: 50 * time.Millisecond, tokenDuration: 150 * time.Millisecond}
+		if createDur == 0 {
+			o.clientID, o.clientSecret = given.ID, given.ClientSecret
+		}
 		if err := run(context.Background(), o, &out); err != nil {
 			t.Fatal(err)
 		}
@@ -69,8 +93,10 @@ func TestRun(t *testing.T) {
 			}
 			phases[strings.TrimPrefix(f[1], "phase=")] = sc.Text()
 		}
-		if _, ok := phases["get"]; !ok {
-			t.Fatalf("no get phase in %q", out.String())
+		for _, p := range []string{"get", "token"} {
+			if _, ok := phases[p]; !ok {
+				t.Fatalf("no %s phase in %q", p, out.String())
+			}
 		}
 		if _, ok := phases["create"]; ok != (createDur > 0) {
 			t.Fatalf("create phase printed=%v with -create-duration %v: %q", ok, createDur, out.String())
