@@ -79,9 +79,20 @@ type Store struct {
 	lifetime    time.Duration // the longest lifetime of a signed token
 	rotateAfter time.Duration
 
-	mu    sync.Mutex
-	cache map[string]*Key // unwrapped keys by kid; bounded by the number of active keys
+	mu     sync.Mutex
+	cache  map[string]*Key // unwrapped keys by kid; bounded by the number of active keys
+	actives map[tenant.ID]activeKey
 }
+
+// activeKey remembers an issuer's active key for a moment, so that a burst
+// of tokens does not read the key row for each one. A rotation on another
+// node is seen within activeTTL; the old key stays valid meanwhile.
+type activeKey struct {
+	key *Key
+	at  time.Time
+}
+
+const activeTTL = time.Second
 
 // Options configure a Store.
 type Options struct {
@@ -109,7 +120,7 @@ func NewStore(db *storage.DB, root *kms.RootKey, opts Options) (*Store, error) {
 		opts.RotateAfter = 30 * 24 * time.Hour
 	}
 	return &Store{db: db, root: root, clock: opts.Clock, alg: opts.Algorithm, lifetime: opts.TokenLifetime,
-		rotateAfter: opts.RotateAfter, cache: map[string]*Key{}}, nil
+		rotateAfter: opts.RotateAfter, cache: map[string]*Key{}, actives: map[tenant.ID]activeKey{}}, nil
 }
 
 func (s *Store) generate(issuer Issuer) (kid string, pub jose.JSONWebKey, wrapped []byte, key crypto.Signer, err error) {
@@ -148,6 +159,30 @@ func (s *Store) Active(ctx context.Context, issuer Issuer) (*Key, error) {
 }
 
 func (s *Store) active(ctx context.Context, issuer Issuer) (*Key, error) {
+	now := s.clock.Now()
+	s.mu.Lock()
+	if a, ok := s.actives[issuer.Tenant]; ok && now.Sub(a.at) < activeTTL && now.Sub(a.at) >= 0 {
+		s.mu.Unlock()
+		return a.key, nil
+	}
+	s.mu.Unlock()
+	k, err := s.readActive(ctx, issuer)
+	if err == nil {
+		s.remember(issuer, k, now)
+	}
+	return k, err
+}
+
+func (s *Store) remember(issuer Issuer, k *Key, now time.Time) {
+	s.mu.Lock()
+	if len(s.actives) > 4096 {
+		clear(s.actives)
+	}
+	s.actives[issuer.Tenant] = activeKey{key: k, at: now}
+	s.mu.Unlock()
+}
+
+func (s *Store) readActive(ctx context.Context, issuer Issuer) (*Key, error) {
 	var kid string
 	var wrapped []byte
 	var alg string
@@ -244,6 +279,7 @@ func (s *Store) rotate(ctx context.Context, issuer Issuer, maxAge time.Duration)
 		return nil, err
 	}
 	k := &Key{ID: kid, Algorithm: s.alg, Private: priv, CreatedAt: now.UTC()}
+	s.remember(issuer, k, now)
 	s.mu.Lock()
 	s.cache[kid] = k
 	s.mu.Unlock()
@@ -262,7 +298,12 @@ func (s *Store) RotateIfOlder(ctx context.Context, issuer Issuer, maxAge time.Du
 	if nk, err := s.rotate(ctx, issuer, maxAge); err != nil || nk != nil {
 		return nk, err
 	}
-	return s.active(ctx, issuer) // another node rotated it first
+	// Another node rotated it first: read the new key past the cache.
+	k, err = s.readActive(ctx, issuer)
+	if err == nil {
+		s.remember(issuer, k, s.clock.Now())
+	}
+	return k, err
 }
 
 // JWKS returns the issuer's published public keys: the active key and the
@@ -301,6 +342,7 @@ func (s *Store) DeleteIssuer(ctx context.Context, tx *storage.Tx) error {
 	}
 	s.mu.Lock()
 	clear(s.cache)
+	clear(s.actives)
 	s.mu.Unlock()
 	return nil
 }

@@ -78,6 +78,10 @@ type Provider struct {
 	loginByIP   *ratelimit.Limiter
 	loginByUser *ratelimit.Limiter
 	tokenByIP   *ratelimit.Limiter // the token, introspection and revocation endpoints
+
+	// authenticated hands a client that ClientCredentials checked to the
+	// token request that follows (by client id; entries live a second).
+	authenticated sync.Map
 }
 
 // New returns the provider. Issuers are built on their first request.

@@ -47,14 +47,23 @@ var errNotFound = errors.New("not found")
 
 // belongs reports whether a client or user of tenant tid may use this issuer.
 func (s *issuerStorage) belongs(ctx context.Context, tid tenant.ID) bool {
-	if s.issuer.Tenant != "" {
-		return tid == s.issuer.Tenant
-	}
-	if tid == "" {
-		return true // a platform client on the platform issuer
+	if s.issuer.Tenant != "" || tid == "" {
+		return s.belongsTo(tid, nil)
 	}
 	t, err := s.p.cfg.Tenants.Get(ctx, tid)
-	return err == nil && t.Isolation != tenant.Silo
+	return err == nil && s.belongsTo(tid, &t)
+}
+
+// belongsTo is belongs with the tenant already read (nil for none).
+func (s *issuerStorage) belongsTo(tid tenant.ID, t *tenant.Tenant) bool {
+	switch {
+	case s.issuer.Tenant != "":
+		return tid == s.issuer.Tenant
+	case tid == "":
+		return true // a platform client on the platform issuer
+	default:
+		return t != nil && t.ID == tid && t.Isolation != tenant.Silo
+	}
 }
 
 // --- clients ---
@@ -97,22 +106,38 @@ func (s *issuerStorage) ClientCredentials(ctx context.Context, id, secret string
 		return nil, oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
 	c, err := s.p.cfg.Directory.AuthenticateClientAllTenants(ctx, id, secret)
-	if err != nil || !s.belongs(ctx, c.TenantID) || !slices.Contains(c.GrantTypes, identity.GrantClientCredentials) {
+	var t *tenant.Tenant
+	if err == nil && c.TenantID != "" {
+		tn, terr := s.p.cfg.Tenants.Get(ctx, c.TenantID)
+		if terr != nil || tn.Status != tenant.Active {
+			return nil, oidc.ErrInvalidClient().WithDescription("the client's tenant is not active")
+		}
+		t = &tn
+	}
+	if err != nil || !s.belongsTo(c.TenantID, t) || !slices.Contains(c.GrantTypes, identity.GrantClientCredentials) {
 		s.p.auditEvent(ctx, "", "oauth.client_credentials", id, audit.Denied, map[string]string{"issuer": s.p.issuerURL(s.issuer)})
 		return nil, oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
-	if c.TenantID != "" {
-		if t, err := s.p.cfg.Tenants.Get(ctx, c.TenantID); err != nil || t.Status != tenant.Active {
-			return nil, oidc.ErrInvalidClient().WithDescription("the client's tenant is not active")
-		}
-	}
+	s.p.authenticated.Store(c.ID, authenticatedClient{c, s.p.clock().Now()})
 	return &client{Client: c, loginURL: s.p.loginPath(s.issuer), idTokenLifetime: s.p.cfg.IDTokenLifetime}, nil
 }
 
+// authenticatedClient is a client that ClientCredentials just checked, kept
+// for the token request that follows in the same exchange.
+type authenticatedClient struct {
+	c  identity.Client
+	at time.Time
+}
+
 func (s *issuerStorage) ClientCredentialsTokenRequest(ctx context.Context, id string, scopes []string) (op.TokenRequest, error) {
-	c, err := s.registeredClient(ctx, id)
-	if err != nil {
-		return nil, oidc.ErrInvalidClient()
+	var c identity.Client
+	if v, ok := s.p.authenticated.LoadAndDelete(id); ok && s.p.clock().Now().Sub(v.(authenticatedClient).at) < time.Second {
+		c = v.(authenticatedClient).c
+	} else {
+		var err error
+		if c, err = s.registeredClient(ctx, id); err != nil {
+			return nil, oidc.ErrInvalidClient()
+		}
 	}
 	for _, sc := range scopes {
 		if !slices.Contains(c.Scopes, sc) {
