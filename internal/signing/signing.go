@@ -79,8 +79,8 @@ type Store struct {
 	lifetime    time.Duration // the longest lifetime of a signed token
 	rotateAfter time.Duration
 
-	mu     sync.Mutex
-	cache  map[string]*Key // unwrapped keys by kid; bounded by the number of active keys
+	mu      sync.Mutex
+	cache   map[string]*Key // unwrapped keys by kid; bounded by the number of active keys
 	actives map[tenant.ID]activeKey
 }
 
