@@ -118,7 +118,7 @@ func (s *issuerStorage) ClientCredentials(ctx context.Context, id, secret string
 		s.p.auditEvent(ctx, "", "oauth.client_credentials", id, audit.Denied, map[string]string{"issuer": s.p.issuerURL(s.issuer)})
 		return nil, oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
-	s.p.authenticated.Store(c.ID, authenticatedClient{c, s.p.clock().Now()})
+	s.p.authenticated.Store(c.ID, authenticatedClient{c, t, s.p.clock().Now()})
 	return &client{Client: c, loginURL: s.p.loginPath(s.issuer), idTokenLifetime: s.p.cfg.IDTokenLifetime}, nil
 }
 
@@ -126,13 +126,18 @@ func (s *issuerStorage) ClientCredentials(ctx context.Context, id, secret string
 // for the token request that follows in the same exchange.
 type authenticatedClient struct {
 	c  identity.Client
+	t  *tenant.Tenant // the client's tenant as read then (nil for a platform client)
 	at time.Time
 }
 
 func (s *issuerStorage) ClientCredentialsTokenRequest(ctx context.Context, id string, scopes []string) (op.TokenRequest, error) {
 	var c identity.Client
+	tier := ""
 	if v, ok := s.p.authenticated.LoadAndDelete(id); ok && s.p.clock().Now().Sub(v.(authenticatedClient).at) < time.Second {
 		c = v.(authenticatedClient).c
+		if t := v.(authenticatedClient).t; t != nil {
+			tier = t.Tier
+		}
 	} else {
 		var err error
 		if c, err = s.registeredClient(ctx, id); err != nil {
@@ -145,7 +150,7 @@ func (s *issuerStorage) ClientCredentialsTokenRequest(ctx context.Context, id st
 		}
 	}
 	s.p.auditEvent(ctx, c.TenantID, "oauth.token_issued", id, audit.Success, map[string]string{"grant": "client_credentials"})
-	return &clientCredentialsRequest{clientID: c.ID, tenantID: c.TenantID, scopes: scopes, audience: s.p.audience(c, scopes)}, nil
+	return &clientCredentialsRequest{clientID: c.ID, tenantID: c.TenantID, tier: tier, scopes: scopes, audience: s.p.audience(c, scopes)}, nil
 }
 
 // --- authorization requests ---
@@ -564,13 +569,19 @@ func (s *issuerStorage) tenantClaims(ctx context.Context, tid tenant.ID, userID 
 
 func (s *issuerStorage) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenRequest, scopes []string) (map[string]any, error) {
 	tid := requestTenant(req)
-	user := ""
-	if _, ok := req.(*clientCredentialsRequest); !ok {
-		user = req.GetSubject()
-	}
-	claims, err := s.tenantClaims(ctx, tid, user)
-	if err != nil {
-		return nil, err
+	var claims map[string]any
+	if cc, ok := req.(*clientCredentialsRequest); ok && cc.tier != "" {
+		// The client and its active tenant were read for this very request.
+		claims = map[string]any{"tenant_id": string(tid), "tier": cc.tier}
+	} else {
+		user := ""
+		if !ok {
+			user = req.GetSubject()
+		}
+		var err error
+		if claims, err = s.tenantClaims(ctx, tid, user); err != nil {
+			return nil, err
+		}
 	}
 	claims["token_use"] = "access" // resource servers take access tokens only, never ID tokens
 	if len(scopes) > 0 {

@@ -63,6 +63,7 @@ func (a *authRequest) tenant() tenant.ID { return a.tenantID }
 type clientCredentialsRequest struct {
 	clientID string
 	tenantID tenant.ID
+	tier     string // set when the tenant was read while authenticating the client
 	scopes   []string
 	audience []string
 }
