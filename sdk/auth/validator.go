@@ -21,6 +21,7 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,6 +90,9 @@ type Config struct {
 
 // Validator validates tokens. It is safe for concurrent use.
 type Validator struct {
+	hmu     sync.RWMutex
+	headers map[string]joseHeader // parsed protected headers by their encoding
+
 	issuer          string
 	siloPrefix      string // issuer + "/t/", "" when PlatformOnly
 	issuerURL       *url.URL
@@ -132,6 +136,7 @@ func NewValidator(cfg Config) (*Validator, error) {
 		realm:           cfg.Realm,
 		log:             cfg.Logger,
 		silos:           map[string]*issuerKeys{},
+		headers:         map[string]joseHeader{},
 		fetchLimit:      bucket{rate: fetchRate, burst: fetchBurst, tokens: fetchBurst},
 	}
 	if !cfg.PlatformOnly {
@@ -280,34 +285,15 @@ func (v *Validator) validate(ctx context.Context, token string, now time.Time) (
 	if testHookParse != nil {
 		testHookParse()
 	}
-	jws, err := jose.ParseSignedCompact(token, allowedAlgorithms)
+	alg, kid, payload, sig, err := v.parseCompact(token)
 	if err != nil {
-		// go-jose's messages quote header values: never pass them on.
-		var alg *jose.ErrUnexpectedSignatureAlgorithm
-		if errors.As(err, &alg) {
-			return nil, nil, nil, ErrAlgorithm
-		}
-		return nil, nil, nil, ErrTokenMalformed
-	}
-	if len(jws.Signatures) != 1 {
-		return nil, nil, nil, ErrTokenMalformed
-	}
-	h := jws.Signatures[0].Header
-	alg := jose.SignatureAlgorithm(h.Algorithm)
-	if h.KeyID == "" {
-		return nil, nil, nil, refuse(ErrUnknownKey, "the token has no kid")
-	}
-	if _, ok := h.ExtraHeaders["crit"]; ok {
-		return nil, nil, nil, refuse(ErrTokenMalformed, "the token has critical header parameters")
-	}
-	if _, ok := h.ExtraHeaders["b64"]; ok {
-		return nil, nil, nil, refuse(ErrTokenMalformed, "the token has an unencoded payload")
+		return nil, nil, nil, err
 	}
 
 	// The claims are decoded before the signature is checked only to learn
 	// the issuer, whose keys verify the token; nothing else of them is
 	// trusted until the signature holds.
-	raw, err := decodeClaims(jws.UnsafePayloadWithoutVerification())
+	raw, err := decodeClaims(payload)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -315,7 +301,7 @@ func (v *Validator) validate(ctx context.Context, token string, now time.Time) (
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	key, err := v.key(ctx, ik, h.KeyID, now)
+	key, err := v.key(ctx, ik, kid, now)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -324,7 +310,7 @@ func (v *Validator) validate(ctx context.Context, token string, now time.Time) (
 	}
 	// The signing input is the token up to its second dot, verbatim (the
 	// payload is base64url: b64 and crit were refused above).
-	if !key.verify(token[:strings.LastIndexByte(token, '.')], jws.Signatures[0].Signature) {
+	if !key.verify(token[:strings.LastIndexByte(token, '.')], sig) {
 		return nil, nil, nil, ErrSignature
 	}
 
@@ -333,6 +319,73 @@ func (v *Validator) validate(ctx context.Context, token string, now time.Time) (
 		return nil, nil, nil, err
 	}
 	return c, ik, key, nil
+}
+
+// joseHeader is what a token's protected header says, once go-jose has
+// parsed and checked it.
+type joseHeader struct {
+	alg jose.SignatureAlgorithm
+	kid string
+}
+
+// maxHeaders bounds the cache of parsed headers (a key set has a handful;
+// past the bound the cache starts over).
+const maxHeaders = 1024
+
+// parseCompact splits a compact JWS into its checked header, payload and
+// signature. Headers repeat for every token of one key, so a header that
+// go-jose has parsed and accepted once is remembered by its exact encoded
+// bytes, and later tokens with it skip go-jose: their payload and signature
+// are decoded with strict base64url, as go-jose would.
+func (v *Validator) parseCompact(token string) (alg jose.SignatureAlgorithm, kid string, payload, sig []byte, err error) {
+	first := strings.IndexByte(token, '.')
+	last := strings.LastIndexByte(token, '.')
+	if first <= 0 || last <= first {
+		return "", "", nil, nil, ErrTokenMalformed
+	}
+	head := token[:first]
+	v.hmu.RLock()
+	h, ok := v.headers[head]
+	v.hmu.RUnlock()
+	if ok {
+		enc := base64.RawURLEncoding.Strict()
+		payload, perr := enc.DecodeString(token[first+1 : last])
+		sig, serr := enc.DecodeString(token[last+1:])
+		if perr != nil || serr != nil {
+			return "", "", nil, nil, ErrTokenMalformed
+		}
+		return h.alg, h.kid, payload, sig, nil
+	}
+	jws, err := jose.ParseSignedCompact(token, allowedAlgorithms)
+	if err != nil {
+		// go-jose's messages quote header values: never pass them on.
+		var algErr *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &algErr) {
+			return "", "", nil, nil, ErrAlgorithm
+		}
+		return "", "", nil, nil, ErrTokenMalformed
+	}
+	if len(jws.Signatures) != 1 {
+		return "", "", nil, nil, ErrTokenMalformed
+	}
+	jh := jws.Signatures[0].Header
+	if jh.KeyID == "" {
+		return "", "", nil, nil, refuse(ErrUnknownKey, "the token has no kid")
+	}
+	if _, ok := jh.ExtraHeaders["crit"]; ok {
+		return "", "", nil, nil, refuse(ErrTokenMalformed, "the token has critical header parameters")
+	}
+	if _, ok := jh.ExtraHeaders["b64"]; ok {
+		return "", "", nil, nil, refuse(ErrTokenMalformed, "the token has an unencoded payload")
+	}
+	h = joseHeader{alg: jose.SignatureAlgorithm(jh.Algorithm), kid: jh.KeyID}
+	v.hmu.Lock()
+	if len(v.headers) >= maxHeaders {
+		clear(v.headers)
+	}
+	v.headers[head] = h
+	v.hmu.Unlock()
+	return h.alg, h.kid, jws.UnsafePayloadWithoutVerification(), jws.Signatures[0].Signature, nil
 }
 
 // checkClaims validates signed claims and converts them.

@@ -430,3 +430,27 @@ func TestErrorIs(t *testing.T) {
 		t.Errorf("errors.Is: %v", err)
 	}
 }
+
+// TestValidateRefusesWithHeaderCached runs the bad tokens again after good
+// tokens have put their headers in the validator's header cache: the
+// shortcut past go-jose must refuse them the same way.
+func TestValidateRefusesWithHeaderCached(t *testing.T) {
+	e := newEnv(t)
+	good := e.claims(e.op.Issuer(), "acme")
+	for _, tok := range []string{e.es.Sign(good), e.ed.Sign(good)} {
+		if _, err := e.validate(tok); err != nil {
+			t.Fatalf("good token: %v", err)
+		}
+	}
+	for _, tc := range badTokens(t, e) {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := e.validate(tc.token)
+			if err == nil {
+				t.Fatalf("accepted: %+v", c)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want code %s", err, tc.want.Code)
+			}
+		})
+	}
+}
