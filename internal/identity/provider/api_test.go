@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -218,9 +219,27 @@ func TestInitialAdmin(t *testing.T) {
 		}
 		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, provider.APIScope}}
 		v := oauth2.GenerateVerifier()
-		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), a.Email, a.TemporaryPassword, "")
+		authURL := conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v))
+		// The temporary password alone does not complete a sign-in: a new one must be chosen.
+		if code, page, _ := newBrowser(t, redirectURI).signIn(authURL, a.Email, a.TemporaryPassword, ""); code != "" || !strings.Contains(page, "new_password") {
+			t.Fatalf("a temporary password signed in without a change (code %q)", code)
+		}
+		if code, _, _ := newBrowser(t, redirectURI).post(authURL, url.Values{"email": {a.Email}, "password": {a.TemporaryPassword},
+			"new_password": {"short"}}); code != "" {
+			t.Fatal("a weak new password was accepted")
+		}
+		const mine = "peter's own long password"
+		code, page, _ := newBrowser(t, redirectURI).post(authURL, url.Values{"email": {a.Email}, "password": {a.TemporaryPassword},
+			"new_password": {mine}})
 		if code == "" {
 			t.Fatalf("the first admin cannot sign in: %s", page)
+		}
+		// The temporary password is gone; the new one signs in without a prompt.
+		if code, _, _ := newBrowser(t, redirectURI).signIn(authURL, a.Email, a.TemporaryPassword, ""); code != "" {
+			t.Error("the temporary password still works")
+		}
+		if code, _, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s2", oauth2.S256ChallengeOption(v)), a.Email, mine, ""); code == "" {
+			t.Error("the chosen password does not sign in")
 		}
 		tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
 		if err != nil {

@@ -11,6 +11,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -32,6 +34,7 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <p><label>Email<br><input type="email" name="email" value="{{.Email}}" autocomplete="username" required></label></p>
 <p><label>Password<br><input type="password" name="password" autocomplete="current-password" required></label></p>
+{{if .ChangePassword}}<p><label>New password (your password was set for you; choose your own)<br><input type="password" name="new_password" autocomplete="new-password" required></label></p>{{end}}
 <p><label>Authentication code (if you use an authenticator app)<br><input name="code" autocomplete="one-time-code" inputmode="numeric"></label></p>
 {{if .AskTenant}}<p><label>Organization code (optional)<br><input name="tenant" value="{{.Tenant}}"></label></p>{{end}}
 <p><button type="submit">Sign in</button></p>
@@ -39,7 +42,7 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 
 type loginView struct {
 	Action, ID, CSRF, Email, Tenant, Error string
-	AskTenant                              bool
+	AskTenant, ChangePassword              bool
 }
 
 const csrfCookie = "bulkhead_login_csrf"
@@ -131,6 +134,30 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 			render(http.StatusUnauthorized, "Enter the current code from your authenticator app, or a recovery code.")
 			return
 		}
+	}
+	// A password someone else set (a temporary one) is replaced before the
+	// first sign-in completes.
+	if u.PasswordChangeRequired {
+		view.ChangePassword = true
+		newPassword := r.PostForm.Get("new_password")
+		if newPassword == "" {
+			render(http.StatusOK, "Your password was set for you. Enter it again and choose your own.")
+			return
+		}
+		if newPassword == password {
+			render(http.StatusBadRequest, "Choose a password different from the one you were given.")
+			return
+		}
+		self := tenant.Actor{Principal: "user:" + u.ID, SourceIP: ip}
+		if _, err := p.cfg.Directory.UpdateUser(ctx, tid, u.ID, identity.UserPatch{Password: &newPassword}, self); err != nil {
+			msg := "The new password was not accepted."
+			if e, ok := errs.As(err); ok && e.Code == "weak_password" {
+				msg = "The new password is too weak: " + e.Detail + "."
+			}
+			render(http.StatusBadRequest, msg)
+			return
+		}
+		now = p.clock().Now() // the sign-in completes after the change
 	}
 	err = p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET user_id = ?, tenant_id = ?, auth_time = ?
