@@ -191,6 +191,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := n.Tenants.Start(wfCtx, c.workflowRetry); err != nil {
 		return err
 	}
+	n.Provider.Start(wfCtx, 10*time.Minute)
 	srv := &http.Server{
 		Handler:           n.Handler,
 		ReadHeaderTimeout: 10 * time.Second,

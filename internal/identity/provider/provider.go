@@ -269,6 +269,46 @@ func (p *Provider) lifetimes(ctx context.Context, tid tenant.ID) (access, refres
 	return access, refresh
 }
 
+// Purge deletes what has expired by now: pending sign-ins, refresh tokens
+// (a replay of one past its expiry is refused anyway) and the revocation
+// list's entries for access tokens that expired. It returns how many rows
+// it deleted.
+func (p *Provider) Purge(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		for _, table := range []string{"oidc_auth_requests", "oidc_refresh_tokens", "oidc_revoked_tokens"} {
+			res, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at < ?`, now.UnixMicro())
+			if err != nil {
+				return fmt.Errorf("provider: purge %s: %w", table, err)
+			}
+			k, _ := res.RowsAffected()
+			n += k
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Start purges expired rows every interval until ctx ends. It returns at once.
+func (p *Provider) Start(ctx context.Context, interval time.Duration) {
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if n, err := p.Purge(ctx, p.clock().Now()); err != nil {
+					p.cfg.Logger.ErrorContext(ctx, "purge expired sign-ins and tokens", "err", err)
+				} else if n > 0 {
+					p.cfg.Logger.InfoContext(ctx, "purged expired sign-ins and tokens", "rows", n)
+				}
+			}
+		}
+	}()
+}
+
 // Revoked reports whether an access token (by its jti) was revoked.
 func (p *Provider) Revoked(ctx context.Context, tokenID string) bool {
 	return (&issuerStorage{p: p}).revoked(ctx, tokenID)

@@ -531,3 +531,41 @@ func TestSubdomainRouting(t *testing.T) {
 		}
 	})
 }
+
+// TestPurge: expired sign-ins and tokens are deleted, live ones kept.
+func TestPurge(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic", "acme.example")
+		f.user(t, "acme", "ann@acme.example", "ann's long password")
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+			GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{redirectURI}})
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
+		v := oauth2.GenerateVerifier()
+		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", "")
+		if code == "" {
+			t.Fatal(page)
+		}
+		tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A pending sign-in that is never finished.
+		newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "", "", "")
+		if n, err := f.env.Provider.Purge(f.ctx, time.Now()); err != nil || n != 0 {
+			t.Fatalf("purge now: %d %v; want nothing deleted", n, err)
+		}
+		tok.Expiry = time.Now().Add(-time.Minute)
+		if _, err := conf.TokenSource(f.ctx, tok).Token(); err != nil {
+			t.Fatalf("the live refresh token was purged: %v", err)
+		}
+		n, err := f.env.Provider.Purge(f.ctx, time.Now().Add(31*24*time.Hour))
+		if err != nil || n < 3 {
+			t.Fatalf("purge a month later: %d %v; want the sign-ins and refresh tokens", n, err)
+		}
+	})
+}
