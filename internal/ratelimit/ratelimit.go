@@ -3,23 +3,28 @@
 package ratelimit
 
 import (
+	"container/list"
 	"sync"
 	"time"
 )
 
 // Limiter gives each key a bucket of Burst tokens refilled at Rate per
-// second. It remembers at most Max keys; past that it starts over, so its
-// memory stays bounded whatever keys an attacker sends.
+// second. It remembers at most Max keys, forgetting the least recently used
+// one when a new key arrives, so its memory stays bounded whatever keys an
+// attacker sends, and a flood of new keys cannot reset an old key's bucket
+// unless it outlasts Max others.
 type Limiter struct {
 	rate  float64
 	burst float64
 	max   int
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[string]*list.Element // of *bucket
+	lru     *list.List               // most recently used first
 }
 
 type bucket struct {
+	key     string
 	tokens  float64
 	last    time.Time
 	refused int
@@ -28,7 +33,7 @@ type bucket struct {
 // New returns a limiter of burst tokens per key, refilled at rate per second,
 // tracking at most max keys.
 func New(rate float64, burst, max int) *Limiter {
-	return &Limiter{rate: rate, burst: float64(burst), max: max, buckets: map[string]*bucket{}}
+	return &Limiter{rate: rate, burst: float64(burst), max: max, buckets: map[string]*list.Element{}, lru: list.New()}
 }
 
 // Allow takes a token from key's bucket at now. It reports whether one was
@@ -37,14 +42,19 @@ func New(rate float64, burst, max int) *Limiter {
 func (l *Limiter) Allow(key string, now time.Time) (ok bool, refusedBefore int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, found := l.buckets[key]
-	if !found {
-		if len(l.buckets) >= l.max {
-			l.buckets = map[string]*bucket{}
+	e, found := l.buckets[key]
+	if found {
+		l.lru.MoveToFront(e)
+	} else {
+		if l.lru.Len() >= l.max {
+			oldest := l.lru.Back()
+			delete(l.buckets, oldest.Value.(*bucket).key)
+			l.lru.Remove(oldest)
 		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
+		e = l.lru.PushFront(&bucket{key: key, tokens: l.burst, last: now})
+		l.buckets[key] = e
 	}
+	b := e.Value.(*bucket)
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
 	if b.tokens < 1 {
@@ -60,5 +70,5 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, refusedBefore int) 
 func (l *Limiter) Tracked() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.buckets)
+	return l.lru.Len()
 }

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -29,5 +30,22 @@ func TestLimiter(t *testing.T) {
 	l.Allow("10.0.0.4", t0)
 	if l.Tracked() > 3 {
 		t.Fatalf("%d keys tracked; max 3", l.Tracked())
+	}
+}
+
+// TestLeastRecentlyUsedIsForgotten: at the bound the oldest key goes, and a
+// busy key keeps its (empty) bucket.
+func TestLeastRecentlyUsedIsForgotten(t *testing.T) {
+	l := New(0, 1, 3)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l.Allow("victim", t0) // uses its one token
+	for i := range 10 {
+		l.Allow(fmt.Sprint("flood-", i), t0)
+		if ok, _ := l.Allow("victim", t0); ok {
+			t.Fatalf("after %d flood keys the victim's bucket was reset", i+1)
+		}
+	}
+	if l.Tracked() != 3 {
+		t.Fatalf("tracked %d; want 3", l.Tracked())
 	}
 }
