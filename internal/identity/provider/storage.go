@@ -252,6 +252,9 @@ func (s *issuerStorage) AuthRequestByCode(ctx context.Context, code string) (op.
 		return nil
 	})
 	if err != nil || !used {
+		if err == nil {
+			s.p.auditEvent(ctx, a.tenantID, "oauth.code_reused", a.userID, audit.Denied, map[string]string{"client_id": a.ClientID})
+		}
 		return nil, bad
 	}
 	return a, nil
