@@ -34,6 +34,8 @@ type Options struct {
 	// Argon2, if set, replaces the password hashing cost (tests that sign
 	// many users in use a cheap one).
 	Argon2 identity.Argon2Params
+	// TenantPicker turns on the login page's tenant picker.
+	TenantPicker bool
 	// LoginDomain turns on sign-in routing by subdomain.
 	LoginDomain string
 	// TiersFile, if set, replaces the built-in tiers.
@@ -51,7 +53,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	ctx := context.Background()
 	srv := httptest.NewUnstartedServer(nil) // listening already: its URL is the issuer
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
-		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain}
+		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}

@@ -44,6 +44,9 @@ type Config struct {
 	// clients reach this node (default http://127.0.0.1:8080).
 	PublicURL string
 
+	// TenantPicker lists tenants on the login page (it reveals them; off by default).
+	TenantPicker bool
+
 	// LoginDomain routes sign-ins by subdomain ({tenant}.{LoginDomain}); empty turns it off.
 	LoginDomain string
 
@@ -161,7 +164,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	a.Provider, err = provider.New(provider.Config{BaseURL: c.PublicURL, CryptoKey: cryptoKey, DB: db, Directory: a.Directory,
 		Tenants: a.Tenants, Signing: a.Signing, Audit: a.Audit, Clock: c.Clock, Logger: c.Logger, TokenRatePerIP: c.TokenRatePerIP,
-		LoginDomain: c.LoginDomain})
+		LoginDomain: c.LoginDomain, TenantPicker: c.TenantPicker})
 	if err != nil {
 		a.Audit.Close()
 		return fail(err, db)

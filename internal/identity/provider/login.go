@@ -36,14 +36,19 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <p><label>Password<br><input type="password" name="password" autocomplete="current-password" required></label></p>
 {{if .ChangePassword}}<p><label>New password (your password was set for you; choose your own)<br><input type="password" name="new_password" autocomplete="new-password" required></label></p>{{end}}
 <p><label>Authentication code (if you use an authenticator app)<br><input name="code" autocomplete="one-time-code" inputmode="numeric"></label></p>
-{{if .AskTenant}}<p><label>Organization code (optional)<br><input name="tenant" value="{{.Tenant}}"></label></p>{{end}}
+{{if .Picker}}<p><label>Organization<br><select name="tenant"><option value="">(from my email address)</option>
+{{range .Picker}}<option value="{{.ID}}"{{if eq .ID $.Tenant}} selected{{end}}>{{.Name}}</option>{{end}}</select></label></p>
+{{else if .AskTenant}}<p><label>Organization code (optional)<br><input name="tenant" value="{{.Tenant}}"></label></p>{{end}}
 <p><button type="submit">Sign in</button></p>
 </form></body></html>`))
 
 type loginView struct {
 	Action, ID, CSRF, Email, Tenant, Error string
 	AskTenant, ChangePassword              bool
+	Picker                                 []pickerEntry // the tenant picker, when it is on
 }
+
+type pickerEntry struct{ ID, Name string }
 
 const csrfCookie = "bulkhead_login_csrf"
 
@@ -69,7 +74,10 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		return
 	}
 	view := loginView{Action: p.loginPath(issuer), ID: a.ID, CSRF: a.csrf,
-		AskTenant: issuer.Tenant == "" && a.tenantID == "", Email: a.LoginHint}
+		AskTenant: issuer.Tenant == "" && a.tenantID == "" && p.loginSubdomain(r.Host) == "", Email: a.LoginHint}
+	if view.AskTenant && p.cfg.TenantPicker {
+		view.Picker = p.pickerEntries(ctx)
+	}
 	render := func(status int, msg string) {
 		view.Error = msg
 		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: a.csrf, Path: "/", HttpOnly: true,
@@ -251,4 +259,27 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// pickerEntries lists the tenants a sign-in may pick: active pool and
+// bridge tenants (silo tenants sign in at their own issuer). The picker
+// reveals which tenants exist, so it is off unless configured.
+func (p *Provider) pickerEntries(ctx context.Context) []pickerEntry {
+	var out []pickerEntry
+	cursor := ""
+	for len(out) < 1000 {
+		page, err := p.cfg.Tenants.ListAllTenants(ctx, tenant.ListOptions{Limit: 1000, Cursor: cursor, Status: tenant.Active})
+		if err != nil {
+			break
+		}
+		for _, t := range page.Items {
+			if t.Isolation != tenant.Silo {
+				out = append(out, pickerEntry{ID: string(t.ID), Name: t.Name})
+			}
+		}
+		if cursor = page.NextCursor; cursor == "" {
+			break
+		}
+	}
+	return out
 }

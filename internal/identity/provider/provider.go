@@ -54,6 +54,10 @@ type Config struct {
 	Clock     clock.Clock
 	Logger    *slog.Logger
 
+	// TenantPicker shows a list of tenants on the platform issuer's login
+	// page. It tells anyone which tenants exist: off by default.
+	TenantPicker bool
+
 	// LoginDomain, if set, routes sign-ins by subdomain: a login page
 	// reached at acme.{LoginDomain} signs in tenant acme's users.
 	LoginDomain string

@@ -20,6 +20,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -568,4 +569,56 @@ func TestPurge(t *testing.T) {
 			t.Fatalf("purge a month later: %d %v; want the sign-ins and refresh tokens", n, err)
 		}
 	})
+}
+
+// TestTenantPicker: the picker is off by default; when on, it lists active
+// pool and bridge tenants (not silo or suspended ones), and picking one
+// routes the sign-in.
+func TestTenantPicker(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		for _, on := range []bool{false, true} {
+			f := &fixture{env: apitest.New(t, freshDSN(t, dsn, on), apitest.Options{Argon2: fast, TenantPicker: on}), ctx: context.Background()}
+			f.tenant(t, "acme", "basic")
+			f.tenant(t, "globex", "standard")
+			f.tenant(t, "bigco", "premium")
+			f.tenant(t, "sleepy", "basic")
+			if _, err := f.env.Tenants.Suspend(f.ctx, "sleepy", op); err != nil {
+				t.Fatal(err)
+			}
+			f.user(t, "globex", "gus@gmail.example", "gus's long password")
+			app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+				GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+			conf := oauth2.Config{ClientID: app.ID, RedirectURL: redirectURI, Scopes: []string{"openid"}, Endpoint: oauth2.Endpoint{AuthURL: f.env.URL + "/authorize"}}
+			authURL := conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+			resp, err := newBrowser(t, redirectURI).client.Get(authURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			page := string(body)
+			listed := strings.Contains(page, `<option value="acme"`) && strings.Contains(page, `<option value="globex"`)
+			if listed != on || strings.Contains(page, `value="bigco"`) || strings.Contains(page, `value="sleepy"`) {
+				t.Errorf("picker on=%v: page lists acme/globex=%v, or a silo or suspended tenant:\n%s", on, listed, page)
+			}
+			if on {
+				if code, page, _ := newBrowser(t, redirectURI).signIn(authURL, "gus@gmail.example", "gus's long password", "globex"); code == "" {
+					t.Errorf("sign-in with the picked tenant: %s", page)
+				}
+			}
+		}
+	})
+}
+
+// freshDSN returns dsn for a test's first node, and a new database of the
+// same kind for a second one.
+func freshDSN(t *testing.T, dsn string, second bool) string {
+	switch {
+	case !second:
+		return dsn
+	case storage.IsPostgres(dsn):
+		return storagetest.PostgresDSN(t)
+	default:
+		return dsn + ".second"
+	}
 }
