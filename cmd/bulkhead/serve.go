@@ -30,6 +30,7 @@ type config struct {
 	tokenRate       float64
 	loginDomain     string
 	tenantPicker    bool
+	trustedProxies  string
 	tiersFile       string
 	logLevel        string
 	shutdownTimeout time.Duration
@@ -79,6 +80,8 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"URL clients reach this node at: the OpenID provider's issuer; https, or http on loopback (default http://<listen address>) (env BULKHEAD_PUBLIC_URL)")
 	fs.StringVar(&c.loginDomain, "login-domain", envOr("BULKHEAD_LOGIN_DOMAIN", ""),
 		"route sign-ins by subdomain: the login page at {tenant}.{login-domain} signs in that tenant's users (env BULKHEAD_LOGIN_DOMAIN)")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", envOr("BULKHEAD_TRUSTED_PROXIES", ""),
+		"comma-separated CIDRs or addresses of reverse proxies whose X-Forwarded-For names the client (env BULKHEAD_TRUSTED_PROXIES)")
 	fs.BoolVar(&c.tenantPicker, "tenant-picker", os.Getenv("BULKHEAD_TENANT_PICKER") == "true",
 		"show a list of tenants on the login page; it reveals which tenants exist (env BULKHEAD_TENANT_PICKER=true)")
 	fs.Float64Var(&c.tokenRate, "token-rate-per-ip", envFloat("BULKHEAD_TOKEN_RATE_PER_IP", 1000),
@@ -132,7 +135,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 	os.Unsetenv("BULKHEAD_ROOT_KEY") // not inherited by children, not in /proc/self/environ
 	return app.Open(ctx, app.Config{
 		DataDir: c.dataDir, Database: c.database, RootKey: rootKey, PublicURL: c.publicURL, TokenRatePerIP: c.tokenRate,
-		LoginDomain: c.loginDomain, TenantPicker: c.tenantPicker,
+		LoginDomain: c.loginDomain, TenantPicker: c.tenantPicker, TrustedProxies: strings.Split(c.trustedProxies, ","),
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 	})
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
@@ -43,6 +44,10 @@ type Config struct {
 	// PublicURL is the platform issuer of the OpenID provider, the URL where
 	// clients reach this node (default http://127.0.0.1:8080).
 	PublicURL string
+
+	// TrustedProxies are the reverse proxies (CIDRs or addresses) whose
+	// X-Forwarded-For names the client; none by default.
+	TrustedProxies []string
 
 	// TenantPicker lists tenants on the login page (it reveals them; off by default).
 	TenantPicker bool
@@ -157,6 +162,11 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	if c.PublicURL == "" {
 		c.PublicURL = "http://127.0.0.1:8080"
 	}
+	clientIPs, err := clientip.New(c.TrustedProxies)
+	if err != nil {
+		a.Audit.Close()
+		return fail(err, db)
+	}
 	cryptoKey, err := rk.Derive("oidc-provider")
 	if err != nil {
 		a.Audit.Close()
@@ -164,7 +174,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	a.Provider, err = provider.New(provider.Config{BaseURL: c.PublicURL, CryptoKey: cryptoKey, DB: db, Directory: a.Directory,
 		Tenants: a.Tenants, Signing: a.Signing, Audit: a.Audit, Clock: c.Clock, Logger: c.Logger, TokenRatePerIP: c.TokenRatePerIP,
-		LoginDomain: c.LoginDomain, TenantPicker: c.TenantPicker})
+		LoginDomain: c.LoginDomain, TenantPicker: c.TenantPicker, ClientIP: clientIPs})
 	if err != nil {
 		a.Audit.Close()
 		return fail(err, db)
@@ -181,7 +191,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
-		Logger:    c.Logger, Metrics: metrics, Version: c.Version,
+		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs,
 	})
 	mux := http.NewServeMux()
 	for _, path := range a.Provider.Paths() {

@@ -6,7 +6,6 @@ package httpapi
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
@@ -33,7 +33,8 @@ type Config struct {
 	Tenants   *tenant.Registry
 	Directory *identity.Directory
 	Audit     *audit.Log
-	Verifiers []authn.Verifier // tried in order for every bearer token
+	Verifiers []authn.Verifier   // tried in order for every bearer token
+	ClientIP  *clientip.Resolver // finds client addresses (nil: the connection's peer)
 	Logger    *slog.Logger
 	Metrics   *prometheus.Registry // the API registers its collectors here
 	Version   string
@@ -177,6 +178,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rid = ids.New("req")
 	}
 	ctx = context.WithValue(ctx, requestIDKey{}, rid)
+	ctx = context.WithValue(ctx, clientIPKey{}, s.ClientIP.IP(r))
 	ctx = logging.With(ctx, slog.String("request_id", rid))
 	w.Header().Set("X-Request-Id", rid)
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
@@ -331,12 +333,13 @@ func (s *Server) auditFailure(r *http.Request, rt Route, outcome audit.Outcome, 
 	}
 }
 
+type clientIPKey struct{}
+
+// sourceIP is the request's client address, found once per request (behind
+// trusted proxies, from X-Forwarded-For).
 func sourceIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	ip, _ := r.Context().Value(clientIPKey{}).(string)
+	return ip
 }
 
 func actor(r *http.Request) tenant.Actor {

@@ -105,7 +105,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	email := strings.TrimSpace(r.PostForm.Get("email"))
 	password := r.PostForm.Get("password")
 	view.Email, view.Tenant = email, r.PostForm.Get("tenant")
-	ip := clientIP(r)
+	ip := p.cfg.ClientIP.IP(r)
 	now := p.clock().Now()
 	if ok, _ := p.loginByIP.Allow(ip, now); !ok {
 		render(http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again.")
@@ -251,14 +251,6 @@ func (p *Provider) loginSubdomain(host string) string {
 		return ""
 	}
 	return label
-}
-
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // pickerEntries lists the tenants a sign-in may pick: active pool and

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
@@ -53,6 +54,10 @@ type Config struct {
 	Audit     *audit.Log
 	Clock     clock.Clock
 	Logger    *slog.Logger
+
+	// ClientIP finds client addresses for throttling and audit (nil: the
+	// connection's peer).
+	ClientIP *clientip.Resolver
 
 	// TenantPicker shows a list of tenants on the platform issuer's login
 	// page. It tells anyone which tenants exist: off by default.
@@ -197,7 +202,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if strings.HasPrefix(path, "/oauth/") || path == "/revoke" {
-		if ok, _ := p.tokenByIP.Allow(clientIP(r), p.clock().Now()); !ok {
+		if ok, _ := p.tokenByIP.Allow(p.cfg.ClientIP.IP(r), p.clock().Now()); !ok {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, `{"error":"slow_down","error_description":"too many requests from this address"}`, http.StatusTooManyRequests)
 			return
