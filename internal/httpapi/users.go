@@ -3,6 +3,8 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 )
 
@@ -206,5 +208,50 @@ func (s *Server) updateIdentityConfig(w http.ResponseWriter, r *http.Request) er
 		return err
 	}
 	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (s *Server) getIdP(w http.ResponseWriter, r *http.Request) error {
+	tid, err := s.existingTenant(r)
+	if err != nil {
+		return err
+	}
+	idp, _, ok, err := s.Directory.TenantIdP(r.Context(), tid)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errs.E(errs.NotFound, "idp_not_found", "the tenant has no identity provider")
+	}
+	writeJSON(w, http.StatusOK, idp)
+	return nil
+}
+
+func (s *Server) setIdP(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	var req identity.IdPRequest
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	idp, err := s.Directory.SetIdP(r.Context(), tid, req, actor(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, idp)
+	return nil
+}
+
+func (s *Server) deleteIdP(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Directory.DeleteIdP(r.Context(), tid, actor(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -590,6 +590,8 @@ func userRouteBody(rt httpapi.Route) []byte {
 		return []byte(`{"code":"123456"}`)
 	case "PATCH /v1/tenants/{tenant}/identity-config":
 		return []byte(`{"password_min_length":20}`)
+	case "PUT /v1/tenants/{tenant}/idp":
+		return []byte(`{"issuer":"https://idp.example.com","client_id":"x","client_secret":"y"}`)
 	}
 	return nil
 }

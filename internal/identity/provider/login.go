@@ -33,7 +33,7 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <input type="hidden" name="authRequestID" value="{{.ID}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <p><label>Email<br><input type="email" name="email" value="{{.Email}}" autocomplete="username" required></label></p>
-<p><label>Password<br><input type="password" name="password" autocomplete="current-password" required></label></p>
+<p><label>Password (not needed if your organization signs you in)<br><input type="password" name="password" autocomplete="current-password"></label></p>
 {{if .ChangePassword}}<p><label>New password (your password was set for you; choose your own)<br><input type="password" name="new_password" autocomplete="new-password" required></label></p>{{end}}
 <p><label>Authentication code (if you use an authenticator app)<br><input name="code" autocomplete="one-time-code" inputmode="numeric"></label></p>
 {{if .Picker}}<p><label>Organization<br><select name="tenant"><option value="">(from my email address)</option>
@@ -121,6 +121,14 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		// not tell a known organization from an unknown one.
 		p.cfg.Directory.Authenticate(ctx, "", email, password)
 		render(http.StatusUnauthorized, msg)
+		return
+	}
+	// A tenant with its own identity provider signs its users in there.
+	if federated, err := p.federate(w, r, issuer, a, tid); federated || err != nil {
+		if err != nil {
+			p.cfg.Logger.ErrorContext(ctx, "federated sign-in", "err", err)
+			render(http.StatusBadGateway, "Your organization's sign-in is not available. Try again later.")
+		}
 		return
 	}
 	u, err := p.cfg.Directory.Authenticate(ctx, tid, email, password)

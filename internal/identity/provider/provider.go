@@ -91,6 +91,8 @@ type Provider struct {
 	// authenticated hands a client that ClientCredentials checked to the
 	// token request that follows (by client id; entries live a second).
 	authenticated sync.Map
+
+	upstreams upstreams // tenants' own providers (federation)
 }
 
 // New returns the provider. Issuers are built on their first request.
@@ -170,7 +172,7 @@ func (p *Provider) Paths() []string {
 	prefix := strings.TrimRight(p.base.Path, "/")
 	var out []string
 	for _, s := range []string{"/.well-known/openid-configuration", "/authorize", "/authorize/", "/oauth/", "/userinfo", "/revoke",
-		"/end_session", "/keys", "/login", "/t/"} {
+		"/end_session", "/keys", "/login", "/login/callback", "/t/"} {
 		out = append(out, prefix+s)
 	}
 	return out
@@ -211,8 +213,12 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = path
 	r2.URL.RawPath = ""
-	if path == "/login" {
+	switch path {
+	case "/login":
 		p.login(w, r2, issuer, o)
+		return
+	case "/login/callback":
+		p.federationCallback(w, r2, issuer, o)
 		return
 	}
 	o.ServeHTTP(w, r2)

@@ -8,3 +8,11 @@ CREATE TABLE user_totp (
 	created_at       BIGINT NOT NULL
 );
 CREATE INDEX user_totp_tenant ON user_totp(tenant_id);
+
+CREATE TABLE tenant_idps (
+	tenant_id      TEXT PRIMARY KEY,
+	issuer         TEXT NOT NULL,
+	client_id      TEXT NOT NULL,
+	secret_wrapped BLOB NOT NULL,
+	created_at     BIGINT NOT NULL
+);

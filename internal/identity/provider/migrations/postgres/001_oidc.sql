@@ -6,6 +6,7 @@ CREATE TABLE oidc_auth_requests (
 	user_id       TEXT NOT NULL DEFAULT '',
 	request       TEXT NOT NULL,
 	csrf          TEXT NOT NULL,
+	upstream_state TEXT NOT NULL DEFAULT '',
 	code_hash     TEXT NOT NULL DEFAULT '',
 	auth_time     BIGINT NOT NULL DEFAULT 0,
 	created_at    BIGINT NOT NULL,

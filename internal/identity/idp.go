@@ -1,0 +1,155 @@
+package identity
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// Federation (the bridge model): a tenant may connect its own OpenID
+// provider. Its users then sign in there; Bulkhead verifies the upstream ID
+// token and issues its own tokens, whose tenant, tier and groups come from
+// Bulkhead's records only, never from the upstream's claims.
+
+// IdP is a tenant's upstream OpenID provider. The client secret is stored
+// wrapped by the root key and never returned.
+type IdP struct {
+	Issuer   string `json:"issuer"`
+	ClientID string `json:"client_id"`
+}
+
+// IdPRequest configures a tenant's upstream provider.
+type IdPRequest struct {
+	Issuer       string `json:"issuer"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+}
+
+func idpBinding(tid string) []byte { return []byte("bulkhead-idp-secret\x00tenant=" + tid) }
+
+// SetIdP connects (or replaces) tenant tid's upstream provider.
+func (d *Directory) SetIdP(ctx context.Context, tid tenant.ID, req IdPRequest, actor tenant.Actor) (IdP, error) {
+	u, err := url.Parse(req.Issuer)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
+		(u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) || len(req.Issuer) > 500 {
+		return IdP{}, errs.Field("issuer", "invalid_issuer", "issuer must be an https URL (http only on a loopback host)")
+	}
+	if req.ClientID == "" || len(req.ClientID) > 200 || strings.ContainsFunc(req.ClientID, isControl) {
+		return IdP{}, errs.Field("client_id", "invalid_client_id", "client_id must be 1 to 200 characters")
+	}
+	if req.ClientSecret == "" || len(req.ClientSecret) > 500 {
+		return IdP{}, errs.Field("client_secret", "invalid_client_secret", "client_secret must be 1 to 500 characters")
+	}
+	if d.wrapper == nil {
+		return IdP{}, errors.New("identity: no key to seal client secrets")
+	}
+	out := IdP{Issuer: strings.TrimRight(req.Issuer, "/"), ClientID: req.ClientID}
+	err = d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+			return err
+		}
+		wrapped, err := d.wrapper.Wrap([]byte(req.ClientSecret), idpBinding(tx.TenantID()))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO tenant_idps (tenant_id, issuer, client_id, secret_wrapped, created_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (tenant_id) DO UPDATE SET issuer = excluded.issuer, client_id = excluded.client_id,
+			secret_wrapped = excluded.secret_wrapped, created_at = excluded.created_at`,
+			tx.TenantID(), out.Issuer, out.ClientID, wrapped, d.clock.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("identity: store idp: %w", err)
+		}
+		ev := d.event(tx, actor, "identity.idp_set", out.Issuer)
+		return d.audit.AppendTx(ctx, tx, ev)
+	})
+	return out, err
+}
+
+// DeleteIdP disconnects tenant tid's upstream provider.
+func (d *Directory) DeleteIdP(ctx context.Context, tid tenant.ID, actor tenant.Actor) error {
+	return d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		res, err := tx.Exec(ctx, `DELETE FROM tenant_idps WHERE tenant_id = ?`, tx.TenantID())
+		if err != nil {
+			return fmt.Errorf("identity: delete idp: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errs.E(errs.NotFound, "idp_not_found", "the tenant has no identity provider")
+		}
+		return d.audit.AppendTx(ctx, tx, d.event(tx, actor, "identity.idp_deleted", tx.TenantID()))
+	})
+}
+
+// TenantIdP returns tenant tid's upstream provider and its client secret,
+// or ok false when it has none.
+func (d *Directory) TenantIdP(ctx context.Context, tid tenant.ID) (idp IdP, secret string, ok bool, err error) {
+	var wrapped []byte
+	err = d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT issuer, client_id, secret_wrapped FROM tenant_idps WHERE tenant_id = ?`, tx.TenantID()).
+			Scan(&idp.Issuer, &idp.ClientID, &wrapped)
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return IdP{}, "", false, nil
+	}
+	if err != nil {
+		return IdP{}, "", false, fmt.Errorf("identity: read idp: %w", err)
+	}
+	plain, err := d.wrapper.Unwrap(wrapped, idpBinding(string(tid)))
+	if err != nil {
+		return IdP{}, "", false, err
+	}
+	defer clear(plain)
+	return idp, string(plain), true, nil
+}
+
+// FederatedUser returns the user of tenant tid with email, creating it
+// (active, no password) when the upstream provider signs in someone new.
+// Upstream attributes are kept under their names minus the reserved token
+// claims: they never reach tenant_id, tier or groups.
+func (d *Directory) FederatedUser(ctx context.Context, tid tenant.ID, email string, upstream map[string]any) (User, error) {
+	email, key, err := normalizeEmail(email)
+	if err != nil {
+		return User{}, err
+	}
+	attrs := map[string]any{}
+	for k, v := range upstream {
+		if k == "email" || k == "name" || k == "given_name" || k == "family_name" {
+			attrs["upstream_"+k] = v
+		}
+	}
+	raw, _ := json.Marshal(attrs)
+	var u User
+	err = d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+			return err
+		}
+		now := d.clock.Now().UnixMicro()
+		id := ids.New("usr")
+		res, err := tx.Exec(ctx, `INSERT INTO users (id, tenant_id, email, email_key, status, attributes, password_hash,
+			password_change_required, password_changed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, '', ?, 0, ?, ?)
+			ON CONFLICT (tenant_id, email_key) DO NOTHING`, id, tx.TenantID(), email, key, string(UserActive), string(raw), false, now, now)
+		if err != nil {
+			return fmt.Errorf("identity: provision federated user: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			if err := d.audit.AppendTx(ctx, tx, d.event(tx, tenant.Actor{Principal: "federation"}, "user.created", id)); err != nil {
+				return err
+			}
+		}
+		if err := tx.QueryRow(ctx, `SELECT id FROM users WHERE tenant_id = ? AND email_key = ?`, tx.TenantID(), key).Scan(&id); err != nil {
+			return err
+		}
+		u, err = getUser(ctx, tx, id)
+		return err
+	})
+	return u, err
+}
+
+func isLoopbackHost(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
