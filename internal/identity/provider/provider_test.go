@@ -622,3 +622,49 @@ func freshDSN(t *testing.T, dsn string, second bool) string {
 		return dsn + ".second"
 	}
 }
+
+// TestEndSessionAndUserinfo: userinfo answers for a live access token with
+// the tenant's claims, and end-session with an ID token hint ends the
+// session and sends the browser to the registered post-logout URI.
+func TestEndSessionAndUserinfo(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic", "acme.example")
+		ann := f.user(t, "acme", "ann@acme.example", "ann's long password", "admins")
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
+			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, "email"}}
+		v := oauth2.GenerateVerifier()
+		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", "")
+		if code == "" {
+			t.Fatal(page)
+		}
+		tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := p.UserInfo(f.ctx, oauth2.StaticTokenSource(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims map[string]any
+		info.Claims(&claims)
+		if info.Subject != ann.ID || info.Email != "ann@acme.example" || claims["tenant_id"] != "acme" {
+			t.Errorf("userinfo = %v", claims)
+		}
+		q := url.Values{"id_token_hint": {tok.Extra("id_token").(string)}, "post_logout_redirect_uri": {redirectURI}, "state": {"bye"}}
+		b := newBrowser(t, redirectURI)
+		resp, err := b.client.Get(f.env.URL + "/end_session?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, redirectURI) || !strings.Contains(loc, "state=bye") {
+			t.Errorf("end_session: %d %s", resp.StatusCode, loc)
+		}
+	})
+}

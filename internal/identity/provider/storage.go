@@ -238,6 +238,8 @@ func (s *issuerStorage) AuthRequestByCode(ctx context.Context, code string) (op.
 	}
 	a, err := s.loadAuthRequest(ctx, "code_hash", hashToken(code))
 	if err != nil {
+		// Unknown, expired or already redeemed (its request is gone).
+		s.p.auditEvent(ctx, "", "oauth.code_rejected", "", audit.Denied, map[string]string{"issuer": s.p.issuerURL(s.issuer)})
 		return nil, bad
 	}
 	var used bool
