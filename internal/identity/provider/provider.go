@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -214,6 +215,21 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.URL.Path = path
 	r2.URL.RawPath = ""
 	switch path {
+	case "/authorize":
+		// A refused authorization request (an unknown client, a redirect
+		// URI that is not registered exactly) is answered by zitadel with
+		// an error page, not a redirect: audit it.
+		sw := &statusRecorder{ResponseWriter: w}
+		o.ServeHTTP(sw, r2)
+		if sw.status >= 400 {
+			clientID := r.URL.Query().Get("client_id")
+			if len(clientID) > 64 {
+				clientID = clientID[:64]
+			}
+			p.auditEvent(r.Context(), "", "oauth.authorize_refused", clientID, audit.Denied,
+				map[string]string{"issuer": p.issuerURL(issuer), "status": strconv.Itoa(sw.status)})
+		}
+		return
 	case "/login":
 		p.login(w, r2, issuer, o)
 		return
@@ -349,4 +365,23 @@ func (p *Provider) auditEvent(ctx context.Context, tid tenant.ID, action, target
 	if err := p.cfg.Audit.Append(context.WithoutCancel(ctx), ev); err != nil {
 		p.cfg.Logger.ErrorContext(ctx, "audit append failed", "err", err, "action", action)
 	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
@@ -291,6 +292,10 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 		bad.RedirectURL = redirectURI + "/"
 		if code, _, _ := newBrowser(t, redirectURI).signIn(bad.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "ann@acme.example", "ann's long password", ""); code != "" {
 			t.Error("a redirect URI with a trailing slash was accepted")
+		}
+		refused, err := f.env.Audit.ListAllTenants(f.ctx, audit.Filter{Action: "oauth.authorize_refused"})
+		if err != nil || len(refused.Items) == 0 || refused.Items[0].Target != app.ID {
+			t.Errorf("the refused authorization is not audited: %+v %v", refused.Items, err)
 		}
 	})
 }
