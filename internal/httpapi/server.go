@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
@@ -196,39 +197,20 @@ func requestID(ctx context.Context) string {
 	return id
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
 // wrap gives a route its authentication, access check, panic recovery,
 // metrics, logging and the audit of failed state changes.
 func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &httpx.StatusWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.ErrorContext(r.Context(), "panic in handler", "route", rt.Name, "panic", p)
-				if sw.status == 0 {
+				if sw.Status == 0 {
 					s.writeError(sw, r, errs.E(errs.Internal, "internal", "panic"))
 				}
 			}
-			s.reqs.WithLabelValues(rt.Name, strconv.Itoa(sw.status)).Inc()
+			s.reqs.WithLabelValues(rt.Name, strconv.Itoa(sw.Status)).Inc()
 			s.latency.WithLabelValues(rt.Name).Observe(time.Since(start).Seconds())
 		}()
 		if rt.Access != Public {
@@ -254,7 +236,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 			s.writeError(sw, r, err)
 		}
-		s.log.DebugContext(r.Context(), "request", "route", rt.Name, "status", sw.status, "duration", time.Since(start))
+		s.log.DebugContext(r.Context(), "request", "route", rt.Name, "status", sw.Status, "duration", time.Since(start))
 	})
 }
 

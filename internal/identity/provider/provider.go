@@ -29,6 +29,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
+	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
@@ -219,15 +220,15 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// A refused authorization request (an unknown client, a redirect
 		// URI that is not registered exactly) is answered by zitadel with
 		// an error page, not a redirect: audit it.
-		sw := &statusRecorder{ResponseWriter: w}
+		sw := &httpx.StatusWriter{ResponseWriter: w}
 		o.ServeHTTP(sw, r2)
-		if sw.status >= 400 {
+		if sw.Status >= 400 {
 			clientID := r.URL.Query().Get("client_id")
 			if len(clientID) > 64 {
 				clientID = clientID[:64]
 			}
 			p.auditEvent(r.Context(), "", "oauth.authorize_refused", clientID, audit.Denied,
-				map[string]string{"issuer": p.issuerURL(issuer), "status": strconv.Itoa(sw.status)})
+				map[string]string{"issuer": p.issuerURL(issuer), "status": strconv.Itoa(sw.Status)})
 		}
 		return
 	case "/login":
@@ -365,23 +366,4 @@ func (p *Provider) auditEvent(ctx context.Context, tid tenant.ID, action, target
 	if err := p.cfg.Audit.Append(context.WithoutCancel(ctx), ev); err != nil {
 		p.cfg.Logger.ErrorContext(ctx, "audit append failed", "err", err, "action", action)
 	}
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusRecorder) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusRecorder) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
 }
