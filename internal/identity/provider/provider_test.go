@@ -65,6 +65,22 @@ func (f *fixture) client(t *testing.T, tid tenant.ID, req identity.CreateClientR
 	return c
 }
 
+// signIn signs a user in through the hosted login page with conf (PKCE)
+// and returns the tokens.
+func (f *fixture) signIn(t *testing.T, conf oauth2.Config, email, password string) *oauth2.Token {
+	t.Helper()
+	v := oauth2.GenerateVerifier()
+	code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), email, password, "")
+	if code == "" {
+		t.Fatalf("sign-in of %s: %s", email, page)
+	}
+	tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 // claimsOf verifies a JWT against the issuer's published keys (go-oidc's
 // verifier, as a relying party would) and returns its claims.
 func claimsOf(t *testing.T, ctx context.Context, issuer, clientID, token string) (map[string]any, error) {
@@ -476,15 +492,7 @@ func TestPasswordResetEndsSessions(t *testing.T) {
 			t.Fatal(err)
 		}
 		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
-		v := oauth2.GenerateVerifier()
-		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", "")
-		if code == "" {
-			t.Fatal(page)
-		}
-		tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
 		time.Sleep(2 * time.Millisecond) // the reset comes strictly after the sign-in
 		pw := "a brand new password"
 		if _, err := f.env.Directory.UpdateUser(f.ctx, "acme", ann.ID, identity.UserPatch{Password: &pw}, op); err != nil {
@@ -551,17 +559,9 @@ func TestPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
-		v := oauth2.GenerateVerifier()
-		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", "")
-		if code == "" {
-			t.Fatal(page)
-		}
-		tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
 		// A pending sign-in that is never finished.
-		newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "", "", "")
+		newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), "", "", "")
 		if n, err := f.env.Provider.Purge(f.ctx, time.Now()); err != nil || n != 0 {
 			t.Fatalf("purge now: %d %v; want nothing deleted", n, err)
 		}
@@ -643,15 +643,7 @@ func TestEndSessionAndUserinfo(t *testing.T) {
 			t.Fatal(err)
 		}
 		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, "email"}}
-		v := oauth2.GenerateVerifier()
-		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", "")
-		if code == "" {
-			t.Fatal(page)
-		}
-		tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
 		info, err := p.UserInfo(f.ctx, oauth2.StaticTokenSource(tok))
 		if err != nil {
 			t.Fatal(err)
