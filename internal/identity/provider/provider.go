@@ -95,7 +95,16 @@ type Provider struct {
 	authenticated sync.Map
 
 	upstreams upstreams // tenants' own providers (federation)
+
+	configs sync.Map // tenant.ID → cachedConfig
 }
+
+type cachedConfig struct {
+	access, refresh time.Duration
+	at              time.Time
+}
+
+const lifetimeTTL = time.Second
 
 // New returns the provider. Issuers are built on their first request.
 func New(cfg Config) (*Provider, error) {
@@ -285,11 +294,20 @@ func (p *Provider) OffboardingStep() tenant.Step {
 
 // lifetimes returns the access and refresh token lifetimes of a tenant's
 // tokens: its own configuration where set, else the provider's defaults.
+// A tenant's configuration is remembered for lifetimeTTL, so a burst of
+// tokens reads it once; a change takes effect within that time.
 func (p *Provider) lifetimes(ctx context.Context, tid tenant.ID) (access, refresh time.Duration) {
 	access, refresh = p.cfg.AccessTokenLifetime, p.cfg.RefreshTokenLifetime
 	if tid == "" {
 		return access, refresh
 	}
+	now := p.clock().Now()
+	if v, ok := p.configs.Load(tid); ok {
+		if c := v.(cachedConfig); now.Sub(c.at) < lifetimeTTL && now.Sub(c.at) >= 0 {
+			return c.access, c.refresh
+		}
+	}
+	defer func() { p.configs.Store(tid, cachedConfig{access, refresh, now}) }()
 	if c, err := p.cfg.Directory.Config(ctx, tid); err == nil {
 		if c.AccessTokenLifetime > 0 {
 			access = time.Duration(c.AccessTokenLifetime)
