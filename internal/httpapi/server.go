@@ -63,6 +63,7 @@ const (
 	Operator                  // an operator credential
 	Tenant                    // an operator, or a tenant credential for the tenant named by {tenant}
 	TenantAdmin               // an operator, or a credential of an admin (group "admins") of the tenant named by {tenant}
+	Self                      // a user's own token, acting on that user (the /v1/me routes)
 )
 
 // Route is one registered API route.
@@ -135,6 +136,9 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/clients", "client.create_platform", Operator, s.createPlatformClient},
 		{"GET", "/v1/clients", "client.list_platform", Operator, s.listPlatformClients},
 		{"DELETE", "/v1/clients/{client}", "client.delete_platform", Operator, s.deletePlatformClient},
+		{"GET", "/v1/me", "me.get", Self, s.getMe},
+		{"POST", "/v1/me/totp", "me.totp_enroll", Self, s.enrollMyTOTP},
+		{"POST", "/v1/me/totp/confirm", "me.totp_confirm", Self, s.confirmMyTOTP},
 		{"GET", "/v1/audit", "audit.list", Operator, s.listAudit},
 		{"POST", "/v1/audit/verify", "audit.verify", Operator, s.verifyAudit},
 	}
@@ -253,6 +257,12 @@ func (s *Server) authenticate(r *http.Request) (context.Context, error) {
 // authorize checks the route's access level. A tenant credential naming
 // another tenant gets 404, as if that tenant did not exist (invariant 1).
 func (s *Server) authorize(r *http.Request, rt Route) error {
+	if rt.Access == Self {
+		if tc, ok := tenant.FromContext(r.Context()); ok && strings.HasPrefix(tc.Principal, "user:") {
+			return nil
+		}
+		return errs.E(errs.Forbidden, "user_token_required", "%s acts on the signed-in user: call it with a user's token", rt.Name)
+	}
 	if _, ok := authn.OperatorFrom(r.Context()); ok {
 		return nil
 	}

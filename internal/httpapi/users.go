@@ -2,10 +2,12 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
@@ -250,6 +252,58 @@ func (s *Server) deleteIdP(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.Directory.DeleteIdP(r.Context(), tid, actor(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// me returns the tenant and user id of the user's own token.
+func me(r *http.Request) (tenant.ID, string) {
+	tc, _ := tenant.FromContext(r.Context())
+	return tc.TenantID, strings.TrimPrefix(tc.Principal, "user:")
+}
+
+func (s *Server) getMe(w http.ResponseWriter, r *http.Request) error {
+	tid, uid := me(r)
+	u, err := s.Directory.GetUser(r.Context(), tid, uid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, u)
+	return nil
+}
+
+// enrollMyTOTP lets a signed-in user enroll their own second factor. One
+// that is already confirmed is replaced only by an admin (or after
+// removal), so a stolen session cannot swap the victim's factor.
+func (s *Server) enrollMyTOTP(w http.ResponseWriter, r *http.Request) error {
+	tid, uid := me(r)
+	on, err := s.Directory.TOTPRequired(r.Context(), tid, uid)
+	if err != nil {
+		return err
+	}
+	if on {
+		return errs.E(errs.Conflict, "totp_already_enabled", "a confirmed second factor exists; an admin can reset it")
+	}
+	e, err := s.Directory.EnrollTOTP(r.Context(), tid, uid, actor(r))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, e)
+	return nil
+}
+
+func (s *Server) confirmMyTOTP(w http.ResponseWriter, r *http.Request) error {
+	tid, uid := me(r)
+	var body struct {
+		Code string `json:"code"`
+	}
+	if err := decode(w, r, &body); err != nil {
+		return err
+	}
+	if err := s.Directory.ConfirmTOTP(r.Context(), tid, uid, body.Code, actor(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -394,3 +394,47 @@ func TestPerTenantLifetimes(t *testing.T) {
 		}
 	})
 }
+
+// TestSelfServiceTOTP: a signed-in user enrolls their own second factor
+// with their token; no other credential can, and a confirmed factor is not
+// replaced that way.
+func TestSelfServiceTOTP(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic", "acme.example")
+		ann := f.user(t, "acme", "ann@acme.example", "ann's long password")
+		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true, Scopes: []string{provider.APIScope},
+			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, provider.APIScope}}
+		tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
+		c := apiclient.New(f.env.URL, tok.AccessToken)
+		var u identity.User
+		if err := c.Do(f.ctx, "GET", "/v1/me", nil, nil, &u); err != nil || u.ID != ann.ID {
+			t.Fatalf("GET /v1/me: %+v %v", u, err)
+		}
+		var e identity.TOTPEnrollment
+		if err := c.Do(f.ctx, "POST", "/v1/me/totp", nil, nil, &e); err != nil || e.Secret == "" {
+			t.Fatalf("enroll: %v", err)
+		}
+		code, _ := totp.GenerateCode(e.Secret, time.Now())
+		if err := c.Do(f.ctx, "POST", "/v1/me/totp/confirm", nil, map[string]string{"code": code}, nil); err != nil {
+			t.Fatalf("confirm: %v", err)
+		}
+		var ce *apiclient.Error
+		if err := c.Do(f.ctx, "POST", "/v1/me/totp", nil, nil, nil); !errors.As(err, &ce) || ce.Code != "totp_already_enabled" {
+			t.Errorf("re-enrollment over a confirmed factor: %v", err)
+		}
+		for name, other := range map[string]*apiclient.Client{"operator": f.env.Admin} {
+			if err := other.Do(f.ctx, "GET", "/v1/me", nil, nil, nil); !errors.As(err, &ce) || ce.Code != "user_token_required" {
+				t.Errorf("%s at /v1/me: %v", name, err)
+			}
+		}
+		if on, _ := f.env.Directory.TOTPRequired(f.ctx, "acme", ann.ID); !on {
+			t.Error("the self-enrolled factor is not on")
+		}
+	})
+}
