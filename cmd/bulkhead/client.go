@@ -49,6 +49,19 @@ func (cf *clientFlags) client() (*client.Client, error) {
 	return client.New(addr, cf.token), nil
 }
 
+// subcommand starts a client command group (tenant, user, …): it takes the
+// subcommand name from args and returns a flag set with the common client
+// flags registered.
+func subcommand(group, usage string, args []string) (string, *flag.FlagSet, *clientFlags, error) {
+	if len(args) == 0 {
+		return "", nil, nil, fmt.Errorf("%w: %s needs a command\n%s", errUsage, group, usage)
+	}
+	fs := flag.NewFlagSet(group+" "+args[0], flag.ContinueOnError)
+	cf := &clientFlags{}
+	cf.register(fs)
+	return args[0], fs, cf, nil
+}
+
 // parseArgs parses flags that may come before or after positional
 // arguments, and checks the number of positional arguments.
 func parseArgs(fs *flag.FlagSet, args []string, positional int, stderr io.Writer) ([]string, error) {
@@ -88,13 +101,10 @@ const tenantUsage = `Usage:
 Common flags: --addr, --token, --output json|table`
 
 func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: tenant needs a command\n%s", errUsage, tenantUsage)
+	sub, fs, cf, err := subcommand("tenant", tenantUsage, args)
+	if err != nil {
+		return err
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("tenant "+sub, flag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs)
 	var (
 		name, tier, cfgJSON, idemKey, domainsCSV, cursor, adminEmail string
 		domains                                                      stringList
@@ -125,9 +135,6 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%w: unknown tenant command %q\n%s", errUsage, sub, tenantUsage)
 	}
 	pos, err := parseArgs(fs, args[1:], positional, stderr)
-	if errors.Is(err, errSilentOK) {
-		return nil
-	}
 	if err != nil {
 		return err
 	}
@@ -236,13 +243,10 @@ const auditUsage = `Usage:
 Common flags: --addr, --token, --output json|table`
 
 func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: audit needs a command\n%s", errUsage, auditUsage)
+	sub, fs, cf, err := subcommand("audit", auditUsage, args)
+	if err != nil {
+		return err
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs)
 	var q client.AuditQuery
 	var since, until string
 	switch sub {
@@ -257,11 +261,7 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	default:
 		return fmt.Errorf("%w: unknown audit command %q\n%s", errUsage, sub, auditUsage)
 	}
-	_, err := parseArgs(fs, args[1:], 0, stderr)
-	if errors.Is(err, errSilentOK) {
-		return nil
-	}
-	if err != nil {
+	if _, err := parseArgs(fs, args[1:], 0, stderr); err != nil {
 		return err
 	}
 	for _, p := range []struct {

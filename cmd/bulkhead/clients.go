@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -21,13 +19,10 @@ A confidential client's secret is printed once.
 Common flags: --addr, --token, --output json|table`
 
 func clientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: client needs a command\n%s", errUsage, clientUsage)
+	sub, fs, cf, err := subcommand("client", clientUsage, args)
+	if err != nil {
+		return err
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("client "+sub, flag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs)
 	var tenantID string
 	var grants, redirects, scopes stringList
 	var public bool
@@ -43,9 +38,6 @@ func clientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.BoolVar(&public, "public", false, "a public client (no secret; PKCE required)")
 	}
 	pos, err := parseArgs(fs, args[1:], positional, stderr)
-	if errors.Is(err, errSilentOK) {
-		return nil
-	}
 	if err != nil {
 		return err
 	}

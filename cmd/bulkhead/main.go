@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errSilentOK):
 		return 0
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(stderr, "bulkhead:", err)

@@ -165,9 +165,6 @@ func bootstrapAdmin(ctx context.Context, a *app.App, stderr io.Writer) error {
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	c, err := parseServeFlags(args, stderr)
-	if errors.Is(err, errSilentOK) {
-		return nil
-	}
 	if err != nil {
 		return err
 	}

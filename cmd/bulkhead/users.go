@@ -39,13 +39,10 @@ func readPassword(stdin io.Reader) (string, error) {
 }
 
 func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: user needs a command\n%s", errUsage, userUsage)
+	sub, fs, cf, err := subcommand("user", userUsage, args)
+	if err != nil {
+		return err
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs)
 	var (
 		groups                             stringList
 		attrs, email, status, cursor, find string
@@ -73,9 +70,6 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return fmt.Errorf("%w: unknown user command %q\n%s", errUsage, sub, userUsage)
 	}
 	pos, err := parseArgs(fs, args[1:], positional, stderr)
-	if errors.Is(err, errSilentOK) {
-		return nil
-	}
 	if err != nil {
 		return err
 	}
@@ -171,13 +165,10 @@ const groupUsage = `Usage:
 Common flags: --addr, --token, --output json|table`
 
 func groupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: group needs a command\n%s", errUsage, groupUsage)
+	sub, fs, cf, err := subcommand("group", groupUsage, args)
+	if err != nil {
+		return err
 	}
-	sub := args[0]
-	fs := flag.NewFlagSet("group "+sub, flag.ContinueOnError)
-	var cf clientFlags
-	cf.register(fs)
 	var description string
 	positional, ok := map[string]int{"create": 2, "list": 1, "add-member": 3, "remove-member": 3}[sub]
 	if !ok {
@@ -187,9 +178,6 @@ func groupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.StringVar(&description, "description", "", "what the group is for")
 	}
 	pos, err := parseArgs(fs, args[1:], positional, stderr)
-	if errors.Is(err, errSilentOK) {
-		return nil
-	}
 	if err != nil {
 		return err
 	}
