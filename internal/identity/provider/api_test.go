@@ -211,13 +211,7 @@ func TestInitialAdmin(t *testing.T) {
 		if err != nil || replay.InitialAdmin != nil {
 			t.Fatalf("replay: %+v %v", replay.InitialAdmin, err)
 		}
-		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true, Scopes: []string{provider.APIScope},
-			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
-		p, err := oidc.NewProvider(f.ctx, f.env.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, provider.APIScope}}
+		_, conf := f.publicApp(t, identity.CreateClientRequest{Scopes: []string{provider.APIScope}, GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID, provider.APIScope)
 		v := oauth2.GenerateVerifier()
 		authURL := conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v))
 		// The temporary password alone does not complete a sign-in: a new one must be chosen.
@@ -259,13 +253,7 @@ func TestTOTPSignIn(t *testing.T) {
 		f.tenant(t, "acme", "basic", "acme.example")
 		f.tenant(t, "globex", "basic", "globex.example")
 		ann := f.user(t, "acme", "ann@acme.example", "ann's long password")
-		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
-			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
-		p, err := oidc.NewProvider(f.ctx, f.env.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID}}
+		_, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
 		signIn := func(code string) bool {
 			t.Helper()
 			v := oauth2.GenerateVerifier()
@@ -403,13 +391,7 @@ func TestSelfServiceTOTP(t *testing.T) {
 		f := newFixture(t, dsn)
 		f.tenant(t, "acme", "basic", "acme.example")
 		ann := f.user(t, "acme", "ann@acme.example", "ann's long password")
-		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true, Scopes: []string{provider.APIScope},
-			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
-		p, err := oidc.NewProvider(f.ctx, f.env.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, provider.APIScope}}
+		_, conf := f.publicApp(t, identity.CreateClientRequest{Scopes: []string{provider.APIScope}, GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID, provider.APIScope)
 		tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
 		c := apiclient.New(f.env.URL, tok.AccessToken)
 		var u identity.User

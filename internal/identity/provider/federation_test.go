@@ -43,13 +43,7 @@ func TestFederation(t *testing.T) {
 			ClientID: upstreamClient.ID, ClientSecret: upstreamClient.ClientSecret}, op); err != nil {
 			t.Fatal(err)
 		}
-		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
-			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
-		p, err := oidc.NewProvider(f.ctx, f.env.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID}}
+		app, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
 		v := oauth2.GenerateVerifier()
 		b := newBrowser(t, redirectURI)
 

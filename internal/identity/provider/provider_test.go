@@ -65,6 +65,19 @@ func (f *fixture) client(t *testing.T, tid tenant.ID, req identity.CreateClientR
 	return c
 }
 
+// publicApp registers a public platform client (PKCE, redirect URI
+// redirectURI) and returns it with an oauth2 configuration asking for scopes.
+func (f *fixture) publicApp(t *testing.T, req identity.CreateClientRequest, scopes ...string) (identity.CreatedClient, oauth2.Config) {
+	t.Helper()
+	req.Name, req.Public, req.RedirectURIs = "app", true, []string{redirectURI}
+	app := f.client(t, "", req)
+	p, err := oidc.NewProvider(f.ctx, f.env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app, oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: scopes}
+}
+
 // signIn signs a user in through the hosted login page with conf (PKCE)
 // and returns the tokens.
 func (f *fixture) signIn(t *testing.T, conf oauth2.Config, email, password string) *oauth2.Token {
@@ -402,13 +415,7 @@ func TestOffboardingRevokesTokens(t *testing.T) {
 		f := newFixture(t, dsn)
 		f.tenant(t, "acme", "basic", "acme.example")
 		f.user(t, "acme", "ann@acme.example", "ann's long password")
-		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
-			GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{redirectURI}})
-		p, err := oidc.NewProvider(f.ctx, f.env.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
+		_, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code", "refresh_token"}}, oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
 		verifier := oauth2.GenerateVerifier()
 		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "ann@acme.example", "ann's long password", "")
 		if code == "" {
@@ -446,13 +453,7 @@ func TestCodeRedeemedOnceUnderConcurrency(t *testing.T) {
 		f := newFixture(t, dsn)
 		f.tenant(t, "acme", "basic", "acme.example")
 		f.user(t, "acme", "ann@acme.example", "ann's long password")
-		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
-			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
-		p, err := oidc.NewProvider(f.ctx, f.env.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID}}
+		_, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
 		v := oauth2.GenerateVerifier()
 		code, page, _ := newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", "")
 		if code == "" {
@@ -485,13 +486,7 @@ func TestPasswordResetEndsSessions(t *testing.T) {
 		f := newFixture(t, dsn)
 		f.tenant(t, "acme", "basic", "acme.example")
 		ann := f.user(t, "acme", "ann@acme.example", "ann's long password")
-		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
-			GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{redirectURI}})
-		p, err := oidc.NewProvider(f.ctx, f.env.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
+		_, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code", "refresh_token"}}, oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
 		tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
 		time.Sleep(2 * time.Millisecond) // the reset comes strictly after the sign-in
 		pw := "a brand new password"
@@ -552,13 +547,7 @@ func TestPurge(t *testing.T) {
 		f := newFixture(t, dsn)
 		f.tenant(t, "acme", "basic", "acme.example")
 		f.user(t, "acme", "ann@acme.example", "ann's long password")
-		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
-			GrantTypes: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{redirectURI}})
-		p, err := oidc.NewProvider(f.ctx, f.env.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
+		_, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code", "refresh_token"}}, oidc.ScopeOpenID, oidc.ScopeOfflineAccess)
 		tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
 		// A pending sign-in that is never finished.
 		newBrowser(t, redirectURI).signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), "", "", "")
@@ -636,14 +625,12 @@ func TestEndSessionAndUserinfo(t *testing.T) {
 		f := newFixture(t, dsn)
 		f.tenant(t, "acme", "basic", "acme.example")
 		ann := f.user(t, "acme", "ann@acme.example", "ann's long password", "admins")
-		app := f.client(t, "", identity.CreateClientRequest{Name: "app", Public: true,
-			GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+		_, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID, "email")
+		tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
 		p, err := oidc.NewProvider(f.ctx, f.env.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
-		conf := oauth2.Config{ClientID: app.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, "email"}}
-		tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
 		info, err := p.UserInfo(f.ctx, oauth2.StaticTokenSource(tok))
 		if err != nil {
 			t.Fatal(err)
