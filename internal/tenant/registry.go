@@ -266,11 +266,16 @@ func getTx(ctx context.Context, tx *storage.Tx, id ID) (Tenant, error) {
 // steps of one tenant serialize and each sees the state the last one left;
 // SQLite's single writer serializes them already.
 func lockTenant(ctx context.Context, tx *storage.Tx) (Tenant, error) {
-	lock := ""
+	return readTenant(ctx, tx, ID(tx.TenantID()), forUpdate(tx))
+}
+
+// forUpdate is the row-lock clause of tx's dialect (SQLite's single writer
+// needs none).
+func forUpdate(tx *storage.Tx) string {
 	if tx.Dialect() == storage.Postgres {
-		lock = " FOR UPDATE"
+		return " FOR UPDATE"
 	}
-	return readTenant(ctx, tx, ID(tx.TenantID()), lock)
+	return ""
 }
 
 func readTenant(ctx context.Context, tx *storage.Tx, id ID, lock string) (Tenant, error) {
@@ -328,12 +333,16 @@ func (r *Registry) TenantForDomainAllTenants(ctx context.Context, domain string)
 // active: other services call it before changing a tenant's data. On
 // PostgreSQL it locks the tenant row against a concurrent offboarding.
 func RequireActiveTx(ctx context.Context, tx *storage.Tx) error {
-	t, err := lockTenant(ctx, tx)
-	if err != nil {
-		return err
+	var status string
+	err := tx.QueryRow(ctx, `SELECT status FROM tenants WHERE id = ?`+forUpdate(tx), tx.TenantID()).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound(ID(tx.TenantID()))
 	}
-	if t.Status != Active {
-		return errs.E(errs.Conflict, "tenant_not_active", "tenant %q is %s; its data cannot change", t.ID, t.Status)
+	if err != nil {
+		return fmt.Errorf("tenant: read status: %w", err)
+	}
+	if Status(status) != Active {
+		return errs.E(errs.Conflict, "tenant_not_active", "tenant %q is %s; its data cannot change", tx.TenantID(), status)
 	}
 	return nil
 }
