@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -378,31 +378,13 @@ type UserPage struct {
 	NextCursor string `json:"next_cursor"`
 }
 
-func pageBounds(opts ListOptions) (limit int, after string, err error) {
-	limit = opts.Limit
-	if limit == 0 {
-		limit = 100
-	}
-	if limit < 1 || limit > 1000 {
-		return 0, "", errs.Field("limit", "invalid_limit", "limit must be between 1 and 1000")
-	}
-	if opts.Cursor != "" {
-		b, derr := base64.RawURLEncoding.DecodeString(opts.Cursor)
-		if derr != nil || len(b) == 0 || len(b) > 64 || !utf8Printable(string(b)) {
-			return 0, "", errs.Field("cursor", "invalid_cursor", "cursor is not one this server issued")
-		}
-		after = string(b)
-	}
-	return limit, after, nil
-}
-
 // ListUsers returns a page of tenant tid's users.
 func (d *Directory) ListUsers(ctx context.Context, tid tenant.ID, opts ListOptions) (UserPage, error) {
-	limit, after, err := pageBounds(opts)
+	limit, after, err := page.Bounds(opts.Limit, opts.Cursor)
 	if err != nil {
 		return UserPage{}, err
 	}
-	page := UserPage{Items: []User{}}
+	out := UserPage{Items: []User{}}
 	err = d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
 		q := `SELECT ` + userColumns + ` FROM users WHERE tenant_id = ? AND id > ?`
 		args := []any{tx.TenantID(), after}
@@ -423,19 +405,16 @@ func (d *Directory) ListUsers(ctx context.Context, tid tenant.ID, opts ListOptio
 			if err != nil {
 				return fmt.Errorf("identity: list users: %w", err)
 			}
-			page.Items = append(page.Items, u)
+			out.Items = append(out.Items, u)
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		rows.Close()
-		if len(page.Items) > limit {
-			page.Items = page.Items[:limit]
-			page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(page.Items[limit-1].ID))
-		}
-		return d.loadGroups(ctx, tx, page.Items)
+		out.Items, out.NextCursor = page.Trim(out.Items, limit, func(u User) string { return u.ID })
+		return d.loadGroups(ctx, tx, out.Items)
 	})
-	return page, err
+	return out, err
 }
 
 func (d *Directory) loadGroups(ctx context.Context, tx *storage.Tx, us []User) error {

@@ -48,6 +48,7 @@ type DB struct {
 	dialect  Dialect
 	write    *sql.DB // SQLite: one connection, so writers queue instead of failing busy
 	read     *sql.DB // SQLite: a pool for readers; PostgreSQL: the same pool as write
+	dsn      string  // PostgreSQL: for the dedicated connections of Listen
 	migrated atomic.Bool
 }
 
@@ -122,7 +123,7 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	}
 	p.SetMaxOpenConns(32)
 	p.SetMaxIdleConns(32)
-	db := &DB{dialect: Postgres, write: p, read: p}
+	db := &DB{dialect: Postgres, write: p, read: p, dsn: dsn}
 	var super, bypass bool
 	var role string
 	err = p.QueryRowContext(ctx,

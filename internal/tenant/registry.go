@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 )
 
@@ -363,27 +363,17 @@ type Page struct {
 // ListAllTenants returns tenants of every id, ordered by id. It crosses
 // tenants and is for the operator only.
 func (r *Registry) ListAllTenants(ctx context.Context, opts ListOptions) (Page, error) {
-	if opts.Limit == 0 {
-		opts.Limit = 100
-	}
-	if opts.Limit < 1 || opts.Limit > 1000 {
-		return Page{}, errs.Field("limit", "invalid_limit", "limit must be between 1 and 1000")
-	}
-	after := ""
-	if opts.Cursor != "" {
-		b, err := base64.RawURLEncoding.DecodeString(opts.Cursor)
-		if err != nil || !idPattern.Match(b) {
-			return Page{}, errs.Field("cursor", "invalid_cursor", "cursor is not one this server issued")
-		}
-		after = string(b)
+	limit, after, err := page.Bounds(opts.Limit, opts.Cursor)
+	if err != nil {
+		return Page{}, err
 	}
 	switch opts.Status {
 	case "", Provisioning, Active, Suspended, Offboarding, Deleted:
 	default:
 		return Page{}, errs.Field("status", "invalid_status", "status must be one of provisioning, active, suspended, offboarding, deleted")
 	}
-	var page Page
-	err := r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+	var out Page
+	err = r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		q := `SELECT ` + tenantColumns + ` FROM tenants WHERE id > ?`
 		args := []any{after}
 		if opts.Status != "" {
@@ -391,7 +381,7 @@ func (r *Registry) ListAllTenants(ctx context.Context, opts ListOptions) (Page, 
 			args = append(args, string(opts.Status))
 		}
 		q += ` ORDER BY id LIMIT ?`
-		args = append(args, opts.Limit+1)
+		args = append(args, limit+1)
 		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("tenant: list: %w", err)
@@ -402,22 +392,19 @@ func (r *Registry) ListAllTenants(ctx context.Context, opts ListOptions) (Page, 
 			if err != nil {
 				return fmt.Errorf("tenant: list: %w", err)
 			}
-			page.Items = append(page.Items, t)
+			out.Items = append(out.Items, t)
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("tenant: list: %w", err)
 		}
 		rows.Close()
-		if len(page.Items) > opts.Limit {
-			page.Items = page.Items[:opts.Limit]
-			page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(page.Items[opts.Limit-1].ID))
-		}
-		return loadDomains(ctx, tx, page.Items)
+		out.Items, out.NextCursor = page.Trim(out.Items, limit, func(t Tenant) string { return string(t.ID) })
+		return loadDomains(ctx, tx, out.Items)
 	})
-	if page.Items == nil {
-		page.Items = []Tenant{}
+	if out.Items == nil {
+		out.Items = []Tenant{}
 	}
-	return page, err
+	return out, err
 }
 
 // ListAllTenantIDs returns the id of every tenant, deleted ones included.
