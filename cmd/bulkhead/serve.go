@@ -195,6 +195,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	n.Provider.Start(wfCtx, 10*time.Minute)
+	n.Authz.Start(wfCtx)
 	srv := &http.Server{
 		Handler:           n.Handler,
 		ReadHeaderTimeout: 10 * time.Second,

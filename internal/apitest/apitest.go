@@ -71,6 +71,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	if err := a.Tenants.Start(wfCtx, time.Second); err != nil {
 		t.Fatalf("start workflows: %v", err)
 	}
+	a.Authz.Start(wfCtx)
 	srv.Config.Handler = a.Handler
 	srv.Start()
 	t.Cleanup(func() {

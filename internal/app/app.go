@@ -18,6 +18,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/authz"
 	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
@@ -58,6 +59,9 @@ type Config struct {
 	// TokenRatePerIP bounds token endpoint requests per second per address (default 1000).
 	TokenRatePerIP float64
 
+	// AuthzCacheSize bounds the compiled policy sets kept in memory (default 1000).
+	AuthzCacheSize int
+
 	// Argon2 sets the password hashing cost; default identity.DefaultArgon2.
 	Argon2 identity.Argon2Params
 
@@ -71,6 +75,7 @@ type App struct {
 	Audit     *audit.Log
 	Tenants   *tenant.Registry
 	Directory *identity.Directory
+	Authz     *authz.Service
 	Signing   *signing.Store
 	Admin     *authn.AdminTokens
 	API       *httpapi.Server
@@ -85,7 +90,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations()}
+	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations()}
 }
 
 // Open prepares the data directory and root key, opens and migrates the
@@ -152,6 +157,9 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2, Wrapper: rk})
 	a.Tenants.AddOnboardingStep(a.Directory.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Directory.OffboardingStep())
+	a.Authz = authz.New(db, a.Audit, authz.Options{Clock: c.Clock, Logger: c.Logger, CacheSize: c.AuthzCacheSize})
+	a.Tenants.AddOnboardingStep(a.Authz.OnboardingStep())
+	a.Tenants.AddOffboardingStep(a.Authz.OffboardingStep())
 	if a.Signing, err = signing.NewStore(db, rk, signing.Options{Clock: c.Clock}); err != nil {
 		a.Audit.Close()
 		return fail(err, db)
@@ -189,7 +197,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a})
 	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Directory: a.Directory, Audit: a.Audit,
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs,
 	})

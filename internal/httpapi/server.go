@@ -17,6 +17,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/authz"
 	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
@@ -33,6 +34,7 @@ type Config struct {
 	DB        *storage.DB
 	Tenants   *tenant.Registry
 	Directory *identity.Directory
+	Authz     *authz.Service
 	Audit     *audit.Log
 	Verifiers []authn.Verifier   // tried in order for every bearer token
 	ClientIP  *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -142,6 +144,7 @@ func New(cfg Config) *Server {
 		{"GET", "/v1/audit", "audit.list", Operator, s.listAudit},
 		{"POST", "/v1/audit/verify", "audit.verify", Operator, s.verifyAudit},
 	}
+	s.routes = append(s.routes, s.authzRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route

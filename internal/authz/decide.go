@@ -1,0 +1,384 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
+
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// Limits on one authorization request.
+const (
+	MaxBatch          = 100   // requests in one batch
+	MaxEntities       = 10000 // entities in one request
+	maxContextNesting = 32
+)
+
+// Request asks whether principal may do action on resource.
+type Request struct {
+	// Principal may be omitted when the caller is a user of the tenant: it
+	// is then that user (type Store.PrincipalType), whose parents are the
+	// token's groups (type Store.GroupType).
+	Principal *EntityRef `json:"principal,omitempty"`
+	Action    *EntityRef `json:"action"`
+	Resource  *EntityRef `json:"resource"`
+	// Context is a JSON object (Cedar's JSON value format).
+	Context json.RawMessage `json:"context,omitempty"`
+	// Entities are in Cedar's JSON entity format.
+	Entities json.RawMessage `json:"entities,omitempty"`
+}
+
+// Caller is who asks, when it is a user of the tenant.
+type Caller struct {
+	UserID string
+	Groups []string
+}
+
+// Decision is the answer to a Request.
+type Decision struct {
+	Decision string `json:"decision"` // "allow" or "deny"
+	// DeterminingPolicies are the policies that decided: the permits that
+	// allowed, or the forbids that denied (empty for a default deny).
+	DeterminingPolicies []string        `json:"determining_policies"`
+	Errors              []DecisionError `json:"errors"`
+}
+
+// DecisionError is a policy that failed to evaluate (and so was skipped).
+type DecisionError struct {
+	Policy  string `json:"policy"`
+	Message string `json:"message"`
+}
+
+// Decisions.
+const (
+	Allow = "allow"
+	Deny  = "deny"
+)
+
+// globalPrefix marks global policies in an effective set.
+const globalPrefix = "global/"
+
+// effective is a tenant's compiled effective policy set.
+type effective struct {
+	policies  *cedar.PolicySet
+	validator *validate.Validator
+	store     Store
+}
+
+// globals is the compiled global set, shared by every tenant's.
+type globals struct {
+	policies []namedAST
+}
+
+// Authorize decides one request for tenant tid. caller, when not nil, is
+// the tenant user making the request.
+func (s *Service) Authorize(ctx context.Context, tid tenant.ID, req Request, caller *Caller, actor tenant.Actor) (Decision, error) {
+	eff, err := s.effective(ctx, tid)
+	if err != nil {
+		return Decision{}, err
+	}
+	d, err := eff.decide("", req, caller)
+	if err != nil {
+		return Decision{}, err
+	}
+	s.logDecision(ctx, tid, eff, req, caller, d, actor)
+	return d, nil
+}
+
+// AuthorizeBatch decides up to MaxBatch requests for tenant tid, in order.
+// A malformed request fails the whole batch (its index is in the error's field).
+func (s *Service) AuthorizeBatch(ctx context.Context, tid tenant.ID, reqs []Request, caller *Caller, actor tenant.Actor) ([]Decision, error) {
+	if len(reqs) == 0 || len(reqs) > MaxBatch {
+		return nil, errs.Field("requests", "invalid_batch", "a batch holds 1 to %d requests", MaxBatch)
+	}
+	eff, err := s.effective(ctx, tid)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Decision, len(reqs))
+	for i, r := range reqs {
+		if out[i], err = eff.decide(fmt.Sprintf("requests[%d].", i), r, caller); err != nil {
+			return nil, err
+		}
+	}
+	for i, r := range reqs {
+		s.logDecision(ctx, tid, eff, r, caller, out[i], actor)
+	}
+	return out, nil
+}
+
+// logDecision audits denies, and allows when the store asks for it.
+func (s *Service) logDecision(ctx context.Context, tid tenant.ID, eff *effective, req Request, caller *Caller, d Decision, actor tenant.Actor) {
+	if d.Decision == Allow && !eff.store.LogAllows {
+		return
+	}
+	outcome := audit.Success
+	if d.Decision == Deny {
+		outcome = audit.Denied
+	}
+	principal := "(caller)"
+	if req.Principal != nil {
+		principal = req.Principal.UID().String()
+	} else if caller != nil {
+		principal = types.NewEntityUID(types.EntityType(eff.store.PrincipalType), types.String(caller.UserID)).String()
+	}
+	detail := map[string]string{
+		"decision":  d.Decision,
+		"principal": truncate(principal, 300),
+		"action":    truncate(req.Action.UID().String(), 300),
+		"resource":  truncate(req.Resource.UID().String(), 300),
+	}
+	if len(d.DeterminingPolicies) > 0 {
+		detail["determining_policies"] = truncate(strings.Join(d.DeterminingPolicies, ","), 1000)
+	}
+	ev := audit.Event{TenantID: string(tid), Principal: actor.Principal, Action: "authz.decision",
+		Target: truncate(req.Resource.UID().String(), 300), Outcome: outcome, RequestID: actor.RequestID,
+		SourceIP: actor.SourceIP, Detail: detail}
+	if err := s.audit.Append(ctx, ev); err != nil {
+		s.log.ErrorContext(ctx, "authz: decision log append failed", "err", err, "tenant", tid)
+	}
+}
+
+// decide evaluates one request against the effective set. field prefixes
+// the names of offending fields.
+func (e *effective) decide(field string, req Request, caller *Caller) (Decision, error) {
+	if req.Principal == nil && caller == nil {
+		return Decision{}, errs.Field(field+"principal", "missing_entity",
+			"principal is required (it defaults to the caller only for a user's token of this tenant)")
+	}
+	for _, f := range []struct {
+		name     string
+		ref      *EntityRef
+		optional bool
+	}{{"principal", req.Principal, true}, {"action", req.Action, false}, {"resource", req.Resource, false}} {
+		if err := f.ref.check(field+f.name, f.optional); err != nil {
+			return Decision{}, err
+		}
+	}
+	entities, err := parseEntities(field+"entities", req.Entities)
+	if err != nil {
+		return Decision{}, err
+	}
+	var principal types.EntityUID
+	if req.Principal != nil {
+		principal = req.Principal.UID()
+	} else {
+		principal = types.NewEntityUID(types.EntityType(e.store.PrincipalType), types.String(caller.UserID))
+		// The token's groups are the caller's parents, whatever the request says.
+		ent := entities[principal]
+		ent.UID = principal
+		ent.Parents = types.NewEntityUIDSet()
+		var parents []types.EntityUID
+		for _, g := range caller.Groups {
+			parents = append(parents, types.NewEntityUID(types.EntityType(e.store.GroupType), types.String(g)))
+		}
+		ent.Parents = types.NewEntityUIDSet(parents...)
+		if ent.Attributes.Len() == 0 {
+			ent.Attributes = types.Record{}
+		}
+		entities[principal] = ent
+	}
+	ctxRec, err := parseContext(field+"context", req.Context)
+	if err != nil {
+		return Decision{}, err
+	}
+	creq := cedar.Request{Principal: principal, Action: req.Action.UID(), Resource: req.Resource.UID(), Context: ctxRec}
+	if e.validator != nil {
+		if err := e.validator.Entities(entities); err != nil {
+			return Decision{}, errs.Field(field+"entities", "entities_schema_violation", "%s", err.Error())
+		}
+		if err := e.validator.Request(creq); err != nil {
+			return Decision{}, errs.Field(field+"request", "request_schema_violation", "%s", err.Error())
+		}
+	}
+	dec, diag := cedar.Authorize(e.policies, entities, creq)
+	out := Decision{Decision: Deny, DeterminingPolicies: []string{}, Errors: []DecisionError{}}
+	if dec == cedar.Allow {
+		out.Decision = Allow
+	}
+	for _, r := range diag.Reasons {
+		out.DeterminingPolicies = append(out.DeterminingPolicies, string(r.PolicyID))
+	}
+	for _, de := range diag.Errors {
+		out.Errors = append(out.Errors, DecisionError{Policy: string(de.PolicyID), Message: de.Message})
+	}
+	return out, nil
+}
+
+// parseEntities reads Cedar's JSON entity format, refusing parent cycles.
+func parseEntities(field string, raw json.RawMessage) (types.EntityMap, error) {
+	em := types.EntityMap{}
+	if len(raw) == 0 || string(raw) == "null" {
+		return em, nil
+	}
+	if raw[0] != '[' {
+		return nil, errs.Field(field, "invalid_entities", "entities is an array in Cedar's JSON entity format")
+	}
+	if err := json.Unmarshal(raw, &em); err != nil {
+		return nil, errs.Field(field, "invalid_entities", "entities are not in Cedar's JSON entity format: %s", truncate(cedarMessage(err), 300))
+	}
+	if len(em) > MaxEntities {
+		return nil, errs.Field(field, "invalid_entities", "at most %d entities per request", MaxEntities)
+	}
+	for uid := range em {
+		if err := (&EntityRef{Type: string(uid.Type), ID: string(uid.ID)}).check(field, false); err != nil {
+			return nil, err
+		}
+	}
+	if uid, ok := findCycle(em); ok {
+		return nil, errs.Field(field, "entities_cycle", "entity %s is its own ancestor: the parent graph must have no cycles", truncate(uid.String(), 200))
+	}
+	return em, nil
+}
+
+// findCycle reports an entity on a cycle of the parent graph, if any
+// (iterative three-colour depth-first search).
+func findCycle(em types.EntityMap) (types.EntityUID, bool) {
+	const (
+		white = iota
+		grey
+		black
+	)
+	colour := make(map[types.EntityUID]int, len(em))
+	type frame struct {
+		uid     types.EntityUID
+		parents []types.EntityUID
+	}
+	for start := range em {
+		if colour[start] != white {
+			continue
+		}
+		stack := []frame{{start, em[start].Parents.Slice()}}
+		colour[start] = grey
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if len(top.parents) == 0 {
+				colour[top.uid] = black
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			p := top.parents[0]
+			top.parents = top.parents[1:]
+			switch colour[p] {
+			case grey:
+				return p, true
+			case white:
+				colour[p] = grey
+				var next []types.EntityUID
+				if ent, ok := em[p]; ok {
+					next = ent.Parents.Slice()
+				}
+				stack = append(stack, frame{p, next})
+			}
+		}
+	}
+	return types.EntityUID{}, false
+}
+
+// parseContext reads the request context, a JSON object.
+func parseContext(field string, raw json.RawMessage) (types.Record, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return types.Record{}, nil
+	}
+	if raw[0] != '{' {
+		return types.Record{}, errs.Field(field, "invalid_context", "context is a JSON object")
+	}
+	if depth(raw) > maxContextNesting {
+		return types.Record{}, errs.Field(field, "invalid_context", "context nests more than %d deep", maxContextNesting)
+	}
+	var rec types.Record
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return types.Record{}, errs.Field(field, "invalid_context", "context is not a Cedar record: %s", truncate(err.Error(), 300))
+	}
+	return rec, nil
+}
+
+// depth is the nesting depth of a JSON value (brackets outside strings).
+func depth(raw []byte) int {
+	d, deepest, inString := 0, 0, false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			d++
+			deepest = max(deepest, d)
+		case c == '}' || c == ']':
+			d--
+		}
+	}
+	return deepest
+}
+
+// effective returns tenant tid's compiled effective set, from the cache or
+// built from the database.
+func (s *Service) effective(ctx context.Context, tid tenant.ID) (*effective, error) {
+	if e, ok := s.cache.get(tid); ok {
+		return e, nil
+	}
+	gen := s.cache.generation()
+	g, err := s.globals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var eff *effective
+	err = s.view(ctx, tid, func(tx *storage.Tx, st storeRow) error {
+		c, err := load(ctx, tx, st)
+		if err != nil {
+			return err
+		}
+		ps := cedar.NewPolicySet()
+		for _, p := range g.policies {
+			ps.Add(cedar.PolicyID(globalPrefix+p.id), compile(p.ast))
+		}
+		for _, p := range c.statics {
+			ps.Add(cedar.PolicyID(p.id), compile(p.ast))
+		}
+		for _, l := range c.links {
+			p, err := c.linked(l)
+			if err != nil {
+				return fmt.Errorf("authz: link %s of %s: %w", l.id, tid, err)
+			}
+			ps.Add(cedar.PolicyID(l.id), compile(p))
+		}
+		eff = &effective{policies: ps, validator: c.validator, store: st.Store}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cache.put(tid, eff, gen)
+	return eff, nil
+}
+
+// globals returns the parsed global policies, cached under the key "".
+func (s *Service) globals(ctx context.Context) (*globals, error) {
+	if e, ok := s.cache.getGlobals(); ok {
+		return e, nil
+	}
+	gen := s.cache.generation()
+	var g globals
+	err := s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		c, err := load(ctx, tx, storeRow{})
+		g.policies = c.statics
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cache.putGlobals(&g, gen)
+	return &g, nil
+}
