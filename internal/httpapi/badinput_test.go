@@ -49,6 +49,18 @@ func bodyFor(rt httpapi.Route) []byte {
 		return []byte(`{"id":"probe-tenant","name":"Probe"}`)
 	case "PATCH /v1/tenants/{tenant}":
 		return []byte(`{"name":"Changed by a bad request"}`)
+	case "POST /v1/tenants/{tenant}/policies", "PUT /v1/tenants/{tenant}/policies/{policy}":
+		return []byte(`{"statement":"permit(principal, action, resource);"}`)
+	case "POST /v1/tenants/{tenant}/policy-templates", "PUT /v1/tenants/{tenant}/policy-templates/{template}":
+		return []byte(`{"statement":"permit(principal == ?principal, action, resource);"}`)
+	case "PUT /v1/tenants/{tenant}/policy-store/schema":
+		return []byte(`{"format":"cedar","schema":"entity User;"}`)
+	case "PATCH /v1/tenants/{tenant}/policy-store":
+		return []byte(`{"log_allows":true}`)
+	case "POST /v1/tenants/{tenant}/authorize":
+		return []byte(`{"principal":{"type":"User","id":"a"},"action":{"type":"Action","id":"read"},"resource":{"type":"Doc","id":"d"}}`)
+	case "POST /v1/tenants/{tenant}/authorize/batch":
+		return []byte(`{"requests":[{"principal":{"type":"User","id":"a"},"action":{"type":"Action","id":"read"},"resource":{"type":"Doc","id":"d"}}]}`)
 	}
 	return nil
 }

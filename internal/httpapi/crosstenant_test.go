@@ -144,6 +144,11 @@ func TestCrossTenant(t *testing.T) {
 			{method: "POST", path: "/v1/clients", token: tokA, body: []byte(`{"name":"x","grant_types":["client_credentials"]}`)},
 			{method: "GET", path: "/v1/clients", token: tokA},
 			{method: "DELETE", path: "/v1/clients/cli_probe", token: tokA},
+			{method: "POST", path: "/v1/global-policies", token: tokA, body: []byte(`{"statement":"permit(principal, action, resource);"}`)},
+			{method: "GET", path: "/v1/global-policies", token: tokA},
+			{method: "GET", path: fillPath("/v1/global-policies/{policy}", ""), token: tokA},
+			{method: "PUT", path: fillPath("/v1/global-policies/{policy}", ""), token: tokA, body: []byte(`{"statement":"permit(principal, action, resource);"}`)},
+			{method: "DELETE", path: fillPath("/v1/global-policies/{policy}", ""), token: tokA},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

@@ -311,5 +311,6 @@ func newTieredNode(t *testing.T, dsn string) *apitest.Env {
 // fillPath makes a request path of a route pattern: {tenant} becomes tenant,
 // and the other wildcards become ids that need not exist.
 func fillPath(pattern, tenant string) string {
-	return strings.NewReplacer("{tenant}", tenant, "{user}", "usr_probe", "{group}", "admins", "{client}", "cli_probe").Replace(pattern)
+	return strings.NewReplacer("{tenant}", tenant, "{user}", "usr_probe", "{group}", "admins", "{client}", "cli_probe",
+		"{policy}", "pol_probeprobeprobeprobeprobepr", "{template}", "tpl_probeprobeprobeprobeprobepr").Replace(pattern)
 }

@@ -5,7 +5,7 @@ package page
 
 import (
 	"encoding/base64"
-	"unicode"
+	"regexp"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 )
@@ -29,7 +29,7 @@ func Bounds(limit int, cursor string) (int, string, error) {
 		return limit, "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(b) == 0 || len(b) > 128 || !printable(string(b)) {
+	if err != nil || !idPattern.Match(b) {
 		return 0, "", errs.Field("cursor", "invalid_cursor", "cursor is not one this server issued")
 	}
 	return limit, string(b), nil
@@ -45,11 +45,5 @@ func Trim[T any](items []T, limit int, id func(T) string) ([]T, string) {
 	return items, base64.RawURLEncoding.EncodeToString([]byte(id(items[limit-1])))
 }
 
-func printable(s string) bool {
-	for _, r := range s {
-		if r == unicode.ReplacementChar || !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
+// idPattern matches every id a list is ordered by (tenant ids, usr_…, pol_…).
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{3,64}$`)

@@ -1,0 +1,388 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/sdk/client"
+)
+
+// Tokens of the authorization tests: admins and users of tenant-a and
+// tenant-b. alice exists in both tenants (same user id).
+const (
+	tokAdminA = "tok-admin-a"
+	tokAdminB = "tok-admin-b"
+	tokAlice  = "tok-alice-a"
+	tokBob    = "tok-bob-a"
+	tokCarol  = "tok-carol-a" // member of tenant-a's admins group, through Group::"admins"
+	tokAliceB = "tok-alice-b"
+	tokSvcA   = "tok-svc-a" // tenant-a's backend (a client, no user)
+)
+
+func authzTokens() map[string]tenant.Context {
+	return map[string]tenant.Context{
+		tokAdminA: {TenantID: "tenant-a", Principal: "user:root-a", Groups: []string{"admins"}},
+		tokAdminB: {TenantID: "tenant-b", Principal: "user:root-b", Groups: []string{"admins"}},
+		tokAlice:  {TenantID: "tenant-a", Principal: "user:alice"},
+		tokBob:    {TenantID: "tenant-a", Principal: "user:bob"},
+		tokCarol:  {TenantID: "tenant-a", Principal: "user:carol", Groups: []string{"admins"}},
+		tokAliceB: {TenantID: "tenant-b", Principal: "user:alice"},
+		tokSvcA:   {TenantID: "tenant-a", Principal: "client:svc"},
+	}
+}
+
+// azEnv drives the authorization API of a node with tenant-a and tenant-b.
+type azEnv struct {
+	t   *testing.T
+	env *apitest.Env
+}
+
+func newAuthzEnv(t *testing.T, dsn string) *azEnv {
+	t.Helper()
+	env := apitest.New(t, dsn, apitest.Options{TenantTokens: authzTokens()})
+	for _, id := range []string{"tenant-a", "tenant-b"} {
+		createTenant(t, env, client.CreateTenant{ID: id, Name: id})
+		waitStatus(t, env, id, "active")
+	}
+	return &azEnv{t: t, env: env}
+}
+
+// call sends body (marshalled unless it is a string or []byte) and returns the answer.
+func (a *azEnv) call(method, path, token string, body any) response {
+	a.t.Helper()
+	var b []byte
+	switch v := body.(type) {
+	case nil:
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		b = mustJSON(a.t, v)
+	}
+	return send(a.t, a.env.URL, call{method: method, path: path, token: token, body: b})
+}
+
+// ok sends and decodes a 2xx JSON answer into out.
+func (a *azEnv) ok(method, path, token string, body any, status int, out any) {
+	a.t.Helper()
+	wantJSON(a.t, method+" "+path, a.call(method, path, token, body), status, out)
+}
+
+type azPolicy struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	Statement string `json:"statement"`
+}
+
+// policy creates a static policy (or a linked one, when body is a map) in tenant tid.
+func (a *azEnv) policy(tid, token string, body any) azPolicy {
+	a.t.Helper()
+	if s, ok := body.(string); ok {
+		body = map[string]string{"statement": s}
+	}
+	var p azPolicy
+	path := "/v1/global-policies"
+	if tid != "" {
+		path = "/v1/tenants/" + tid + "/policies"
+	}
+	a.ok("POST", path, token, body, http.StatusCreated, &p)
+	return p
+}
+
+func (a *azEnv) template(tid, token, statement string) string {
+	a.t.Helper()
+	var tpl struct {
+		ID    string   `json:"id"`
+		Slots []string `json:"slots"`
+	}
+	a.ok("POST", "/v1/tenants/"+tid+"/policy-templates", token, map[string]string{"statement": statement}, http.StatusCreated, &tpl)
+	if len(tpl.Slots) == 0 {
+		a.t.Fatalf("template %q has no slots", statement)
+	}
+	return tpl.ID
+}
+
+type azDecision struct {
+	Decision            string   `json:"decision"`
+	DeterminingPolicies []string `json:"determining_policies"`
+	Errors              []struct {
+		Policy  string `json:"policy"`
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+// decide asks tenant tid and returns the decision.
+func (a *azEnv) decide(tid, token string, req map[string]any) azDecision {
+	a.t.Helper()
+	var d azDecision
+	a.ok("POST", "/v1/tenants/"+tid+"/authorize", token, req, http.StatusOK, &d)
+	return d
+}
+
+// expect checks decisions; name describes the case.
+func (a *azEnv) expect(name, tid, token string, req map[string]any, want string) azDecision {
+	a.t.Helper()
+	d := a.decide(tid, token, req)
+	if d.Decision != want {
+		a.t.Errorf("%s: %s, want %s (determining %v, errors %v)", name, d.Decision, want, d.DeterminingPolicies, d.Errors)
+	}
+	return d
+}
+
+func ref(typ, id string) map[string]string { return map[string]string{"type": typ, "id": id} }
+
+const homeSchema = `namespace Home {
+  entity User;
+  entity Company;
+  entity Device { primaryOwner: User };
+  action GetTemperature, SetTemperature, Reboot appliesTo {
+    principal: [User, Company],
+    resource: Device,
+    context: { desiredTemperature?: Long, time?: Long }
+  };
+}`
+
+// TestSmartHomeScenario is the first scenario of the authorization issue:
+// owner, guest and power-company rules, the latter two template-linked.
+func TestSmartHomeScenario(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		a := newAuthzEnv(t, dsn)
+		a.ok("PUT", "/v1/tenants/tenant-a/policy-store/schema", tokAdminA,
+			map[string]any{"format": "cedar", "schema": homeSchema}, http.StatusOK, nil)
+		a.policy("tenant-a", tokAdminA, `// The device's primary owner may do anything to it.
+permit(principal is Home::User, action, resource is Home::Device)
+when { resource.primaryOwner == principal };`)
+		guest := a.template("tenant-a", tokAdminA, `permit(
+  principal == ?principal,
+  action in [Home::Action::"GetTemperature", Home::Action::"SetTemperature"],
+  resource == ?resource
+) when {
+  action == Home::Action::"GetTemperature" ||
+  (context has desiredTemperature && context.desiredTemperature >= 72 && context.desiredTemperature <= 78)
+};`)
+		power := a.template("tenant-a", tokAdminA, `permit(
+  principal == ?principal,
+  action in [Home::Action::"GetTemperature", Home::Action::"SetTemperature"],
+  resource == ?resource
+) when { context has time && context.time >= 840 && context.time < 1020 };`)
+		a.policy("tenant-a", tokAdminA, map[string]any{"template_id": guest,
+			"principal": ref("Home::User", "gus"), "resource": ref("Home::Device", "thermostat")})
+		link := a.policy("tenant-a", tokAdminA, map[string]any{"template_id": power, "description": "utility demand response",
+			"principal": ref("Home::Company", "powerco"), "resource": ref("Home::Device", "thermostat")})
+		if link.Type != "linked" || !strings.Contains(link.Statement, `Home::Company::"powerco"`) {
+			t.Errorf("linked policy: %+v", link)
+		}
+		devices := []map[string]any{
+			{"uid": ref("Home::Device", "thermostat"), "attrs": map[string]any{"primaryOwner": map[string]any{"__entity": ref("Home::User", "olivia")}}, "parents": []any{}},
+			{"uid": ref("Home::Device", "garage"), "attrs": map[string]any{"primaryOwner": map[string]any{"__entity": ref("Home::User", "gus")}}, "parents": []any{}},
+		}
+		req := func(p map[string]string, action, device string, ctx map[string]any) map[string]any {
+			r := map[string]any{"principal": p, "action": ref("Home::Action", action), "resource": ref("Home::Device", device), "entities": devices}
+			if ctx != nil {
+				r["context"] = ctx
+			}
+			return r
+		}
+		owner, gus, powerco, stranger := ref("Home::User", "olivia"), ref("Home::User", "gus"), ref("Home::Company", "powerco"), ref("Home::User", "eve")
+		for _, c := range []struct {
+			name string
+			req  map[string]any
+			want string
+		}{
+			{"owner reboots", req(owner, "Reboot", "thermostat", nil), "allow"},
+			{"owner sets 90", req(owner, "SetTemperature", "thermostat", map[string]any{"desiredTemperature": 90}), "allow"},
+			{"guest gets", req(gus, "GetTemperature", "thermostat", nil), "allow"},
+			{"guest sets 72", req(gus, "SetTemperature", "thermostat", map[string]any{"desiredTemperature": 72}), "allow"},
+			{"guest sets 75", req(gus, "SetTemperature", "thermostat", map[string]any{"desiredTemperature": 75}), "allow"},
+			{"guest sets 78", req(gus, "SetTemperature", "thermostat", map[string]any{"desiredTemperature": 78}), "allow"},
+			{"guest sets 71", req(gus, "SetTemperature", "thermostat", map[string]any{"desiredTemperature": 71}), "deny"},
+			{"guest sets 79", req(gus, "SetTemperature", "thermostat", map[string]any{"desiredTemperature": 79}), "deny"},
+			{"guest sets without a temperature", req(gus, "SetTemperature", "thermostat", nil), "deny"},
+			{"guest reboots", req(gus, "Reboot", "thermostat", nil), "deny"},
+			{"guest is owner of the garage device", req(gus, "Reboot", "garage", nil), "allow"},
+			{"power company gets at 14:00", req(powerco, "GetTemperature", "thermostat", map[string]any{"time": 840}), "allow"},
+			{"power company sets at 16:59", req(powerco, "SetTemperature", "thermostat", map[string]any{"time": 1019, "desiredTemperature": 60}), "allow"},
+			{"power company gets at 13:59", req(powerco, "GetTemperature", "thermostat", map[string]any{"time": 839}), "deny"},
+			{"power company sets at 17:00", req(powerco, "SetTemperature", "thermostat", map[string]any{"time": 1020}), "deny"},
+			{"power company without a time", req(powerco, "GetTemperature", "thermostat", nil), "deny"},
+			{"power company reboots at 15:00", req(powerco, "Reboot", "thermostat", map[string]any{"time": 900}), "deny"},
+			{"power company on another device", req(powerco, "GetTemperature", "garage", map[string]any{"time": 900}), "deny"},
+			{"stranger gets", req(stranger, "GetTemperature", "thermostat", nil), "deny"},
+		} {
+			a.expect(c.name, "tenant-a", tokSvcA, c.req, c.want)
+		}
+		// The same request against tenant-b's (empty) store: default deny.
+		a.expect("guest in tenant-b", "tenant-b", tokAdminB, req(gus, "GetTemperature", "thermostat", nil), "deny")
+
+		// The schema refuses what it does not know, with a position.
+		r := a.call("POST", "/v1/tenants/tenant-a/policies", tokAdminA, map[string]string{"statement": "permit(principal, action == Home::Action::\"GetTemperature\", resource)\nwhen { resource.color == \"red\" };"})
+		if p := wantProblem(t, "policy against the schema", r, 400, "schema_violation", "statement"); !strings.Contains(p.Detail, "line 1, column 1") || !strings.Contains(p.Detail, "color") {
+			t.Errorf("schema violation detail: %q", p.Detail)
+		}
+		r = a.call("POST", "/v1/tenants/tenant-a/authorize", tokSvcA, map[string]any{"principal": gus, "action": ref("Home::Action", "GetTemperature"),
+			"resource": ref("Home::Device", "thermostat"), "entities": []any{map[string]any{"uid": ref("Home::Toaster", "t"), "attrs": map[string]any{}, "parents": []any{}}}})
+		wantProblem(t, "entities of unknown type", r, 400, "entities_schema_violation", "entities")
+		// A link whose slot value the schema does not allow is refused.
+		r = a.call("POST", "/v1/tenants/tenant-a/policies", tokAdminA, map[string]any{"template_id": guest, "principal": ref("Home::Cat", "tom"), "resource": ref("Home::Device", "thermostat")})
+		wantProblem(t, "link of an unknown type", r, 400, "schema_violation", "statement")
+		// A schema that a stored policy does not conform to is refused.
+		r = a.call("PUT", "/v1/tenants/tenant-a/policy-store/schema", tokAdminA, map[string]any{"format": "cedar", "schema": `namespace Home { entity User; entity Company; entity Device; action GetTemperature appliesTo { principal: User, resource: Device }; }`})
+		wantProblem(t, "narrower schema", r, 400, "schema_violation", "schema")
+	})
+}
+
+// TestDocumentScenario is the second scenario: a global rule, owners,
+// sharing by template link, an admin group, and tenant separation.
+func TestDocumentScenario(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		a := newAuthzEnv(t, dsn)
+		addDoc := a.policy("", apitest.AdminToken, `permit(principal is User, action == Action::"AddDocument", resource);`)
+		for _, tid := range []string{"tenant-a", "tenant-b"} {
+			tok := map[string]string{"tenant-a": tokAdminA, "tenant-b": tokAdminB}[tid]
+			a.policy(tid, tok, `permit(principal, action, resource is Document) when { resource.owner == principal };`)
+			a.policy(tid, tok, `permit(principal in Group::"admins", action, resource is Document);`)
+		}
+		share := a.template("tenant-a", tokAdminA, `permit(principal == ?principal, action == Action::"ReadDocument", resource == ?resource);`)
+		docs := []map[string]any{{"uid": ref("Document", "plan"), "attrs": map[string]any{"owner": map[string]any{"__entity": ref("User", "alice")}}, "parents": []any{}}}
+		on := func(action, doc string) map[string]any {
+			return map[string]any{"action": ref("Action", action), "resource": ref("Document", doc), "entities": docs}
+		}
+		// The principal defaults to the token's user, its parents to the token's groups.
+		a.expect("owner reads", "tenant-a", tokAlice, on("ReadDocument", "plan"), "allow")
+		a.expect("owner deletes", "tenant-a", tokAlice, on("DeleteDocument", "plan"), "allow")
+		a.expect("bob reads before the share", "tenant-a", tokBob, on("ReadDocument", "plan"), "deny")
+		a.expect("bob adds a document (global)", "tenant-a", tokBob, on("AddDocument", "new"), "allow")
+		a.expect("admin group member deletes", "tenant-a", tokCarol, on("DeleteDocument", "plan"), "allow")
+		// A request cannot make its caller an admin: the token's groups win.
+		forged := on("DeleteDocument", "plan")
+		forged["entities"] = append(docs, map[string]any{"uid": ref("User", "bob"), "attrs": map[string]any{}, "parents": []any{ref("Group", "admins")}})
+		a.expect("bob claims the admins group", "tenant-a", tokBob, forged, "deny")
+
+		// Sharing: a link from the share template lets bob read this one document.
+		link := a.policy("tenant-a", tokAdminA, map[string]any{"template_id": share, "description": "alice shares plan with bob",
+			"principal": ref("User", "bob"), "resource": ref("Document", "plan")})
+		if d := a.expect("bob reads after the share", "tenant-a", tokBob, on("ReadDocument", "plan"), "allow"); !contains(d.DeterminingPolicies, link.ID) {
+			t.Errorf("bob's read is not determined by the share %s: %v", link.ID, d.DeterminingPolicies)
+		}
+		a.expect("bob edits a document shared for reading", "tenant-a", tokBob, on("EditDocument", "plan"), "deny")
+		a.expect("bob reads another document", "tenant-a", tokBob, on("ReadDocument", "other"), "deny")
+
+		// The same user id in tenant-b gets nothing of tenant-a.
+		wantProblem(t, "alice of tenant-b asks tenant-a", a.call("POST", "/v1/tenants/tenant-a/authorize", tokAliceB, on("ReadDocument", "plan")), 404, "tenant_not_found", "")
+		bNoDocs := on("ReadDocument", "plan")
+		delete(bNoDocs, "entities")
+		a.expect("alice of tenant-b reads plan in tenant-b", "tenant-b", tokAliceB, bNoDocs, "deny")
+		asBob := on("ReadDocument", "plan")
+		asBob["principal"] = ref("User", "bob")
+		a.expect("bob in tenant-b (no share there)", "tenant-b", tokAdminB, asBob, "deny")
+
+		// Template edits reach their links; edits that break a link, and
+		// deleting a template with links, are refused.
+		tplPath := "/v1/tenants/tenant-a/policy-templates/" + share
+		a.ok("PUT", tplPath, tokAdminA, map[string]string{"statement": `permit(principal == ?principal, action in [Action::"ReadDocument", Action::"EditDocument"], resource == ?resource);`}, 200, nil)
+		a.expect("bob edits after the template grew", "tenant-a", tokBob, on("EditDocument", "plan"), "allow")
+		wantProblem(t, "template losing its ?resource slot", a.call("PUT", tplPath, tokAdminA, map[string]string{"statement": `permit(principal == ?principal, action, resource);`}), 409, "template_in_use", "")
+		wantProblem(t, "delete a template with links", a.call("DELETE", tplPath, tokAdminA, nil), 409, "template_in_use", "")
+		a.expect("the refused edits changed nothing", "tenant-a", tokBob, on("EditDocument", "plan"), "allow")
+		var got azPolicy
+		a.ok("GET", "/v1/tenants/tenant-a/policies/"+link.ID, tokAdminA, nil, 200, &got)
+		if !strings.Contains(got.Statement, "EditDocument") || !strings.Contains(got.Statement, `User::"bob"`) {
+			t.Errorf("linked policy statement does not follow its template: %q", got.Statement)
+		}
+
+		// Global precedence, one way: a tenant permit cannot undo a global forbid.
+		locked := []map[string]any{{"uid": ref("Document", "vault"), "attrs": map[string]any{"owner": map[string]any{"__entity": ref("User", "alice")}, "locked": true}, "parents": []any{}}}
+		onLocked := func(action string) map[string]any {
+			return map[string]any{"action": ref("Action", action), "resource": ref("Document", "vault"), "entities": locked}
+		}
+		a.expect("owner deletes vault before the global forbid", "tenant-a", tokAlice, onLocked("DeleteDocument"), "allow")
+		lock := a.policy("", apitest.AdminToken, `forbid(principal, action == Action::"DeleteDocument", resource) when { resource has locked && resource.locked };`)
+		for _, c := range []struct{ name, tid, tok string }{{"owner", "tenant-a", tokAlice}, {"admin", "tenant-a", tokCarol}, {"tenant-b admin", "tenant-b", tokAdminB}} {
+			d := a.expect(c.name+" deletes a locked document", c.tid, c.tok, onLocked("DeleteDocument"), "deny")
+			if !contains(d.DeterminingPolicies, "global/"+lock.ID) {
+				t.Errorf("%s: denied by %v, want global/%s", c.name, d.DeterminingPolicies, lock.ID)
+			}
+		}
+		a.policy("tenant-a", tokAdminA, `@id("override") permit(principal, action == Action::"DeleteDocument", resource);`)
+		a.expect("a tenant permit against the global forbid", "tenant-a", tokCarol, onLocked("DeleteDocument"), "deny")
+		a.expect("reading a locked document is not forbidden", "tenant-a", tokAlice, onLocked("ReadDocument"), "allow")
+
+		// The other way: a tenant forbid narrows a global permit.
+		a.policy("tenant-a", tokAdminA, `forbid(principal == User::"bob", action == Action::"AddDocument", resource);`)
+		a.expect("bob adds a document in tenant-a", "tenant-a", tokBob, on("AddDocument", "new"), "deny")
+		addAsBob := on("AddDocument", "new")
+		addAsBob["principal"] = ref("User", "bob")
+		a.expect("bob adds a document in tenant-b", "tenant-b", tokAdminB, addAsBob, "allow")
+
+		// A tenant can neither see nor remove a global policy.
+		wantProblem(t, "tenant reads a global policy as its own", a.call("GET", "/v1/tenants/tenant-a/policies/"+addDoc.ID, tokAdminA, nil), 404, "policy_not_found", "")
+		wantProblem(t, "tenant deletes a global policy", a.call("DELETE", "/v1/global-policies/"+addDoc.ID, tokAdminA, nil), 403, "operator_required", "")
+		wantProblem(t, "tenant deletes a global policy through its store", a.call("DELETE", "/v1/tenants/tenant-a/policies/"+addDoc.ID, tokAdminA, nil), 404, "policy_not_found", "")
+		var list struct{ Items []azPolicy }
+		a.ok("GET", "/v1/tenants/tenant-a/policies", tokAdminA, nil, 200, &list)
+		for _, p := range list.Items {
+			if p.ID == addDoc.ID || p.ID == lock.ID {
+				t.Errorf("tenant-a's policy list shows global policy %s", p.ID)
+			}
+		}
+		// Changing a global policy changes every tenant at once.
+		a.expect("alice adds in tenant-a", "tenant-a", tokAlice, on("AddDocument", "new"), "allow")
+		a.expect("alice adds in tenant-b", "tenant-b", tokAliceB, on("AddDocument", "new"), "allow")
+		a.ok("PUT", "/v1/global-policies/"+addDoc.ID, apitest.AdminToken, map[string]string{"statement": `permit(principal == User::"nobody", action == Action::"AddDocument", resource);`}, 200, nil)
+		a.expect("alice adds in tenant-a after the global change", "tenant-a", tokAlice, on("AddDocument", "new"), "deny")
+		a.expect("alice adds in tenant-b after the global change", "tenant-b", tokAliceB, on("AddDocument", "new"), "deny")
+		r := a.call("DELETE", "/v1/global-policies/"+addDoc.ID, apitest.AdminToken, nil)
+		if r.Status != 204 {
+			t.Fatalf("delete global policy: %d %s", r.Status, r.Body)
+		}
+
+		// Denies are in the tenant's audit chain; allows only when the store asks.
+		countDecisions := func(outcome string) int {
+			n := 0
+			for _, e := range auditEvents(t, a.env, client.AuditQuery{Tenant: "tenant-a", Action: "authz.decision"}) {
+				if e.Outcome == outcome {
+					n++
+				}
+			}
+			return n
+		}
+		if countDecisions("denied") == 0 || countDecisions("success") != 0 {
+			t.Errorf("decision log: %d denies, %d allows; want some denies and no allows", countDecisions("denied"), countDecisions("success"))
+		}
+		a.ok("PATCH", "/v1/tenants/tenant-a/policy-store", tokAdminA, map[string]any{"log_allows": true}, 200, nil)
+		a.expect("logged allow", "tenant-a", tokAlice, on("ReadDocument", "plan"), "allow")
+		if n := countDecisions("success"); n != 1 {
+			t.Errorf("allows logged after log_allows: %d, want 1", n)
+		}
+		// Batches decide in order.
+		var batch struct{ Results []azDecision }
+		a.ok("POST", "/v1/tenants/tenant-a/authorize/batch", tokBob, map[string]any{"requests": []any{
+			on("ReadDocument", "plan"), on("ShareDocument", "plan"), on("EditDocument", "plan")}}, 200, &batch)
+		if got := decisions(batch.Results); got != "allow,deny,allow" {
+			t.Errorf("batch: %s, want allow,deny,allow", got)
+		}
+	})
+}
+
+func decisions(ds []azDecision) string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Decision)
+	}
+	return strings.Join(out, ",")
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
