@@ -385,4 +385,3 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
-
