@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -384,4 +385,187 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// TestAuthzCrossTenant: tenant-a's admin cannot list, read, write, link
+// into or authorize against tenant-b's store, and learns nothing of it:
+// every answer is the one a tenant that does not exist gets.
+func TestAuthzCrossTenant(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		a := newAuthzEnv(t, dsn)
+		a.ok("PUT", "/v1/tenants/tenant-b/policy-store/schema", tokAdminB,
+			map[string]any{"format": "cedar", "schema": `entity User; entity Doc; action read appliesTo { principal: User, resource: Doc };`}, 200, nil)
+		bPolicy := a.policy("tenant-b", tokAdminB, `permit(principal == User::"alice", action == Action::"read", resource);`)
+		bTpl := a.template("tenant-b", tokAdminB, `permit(principal == ?principal, action == Action::"read", resource == ?resource);`)
+		bLink := a.policy("tenant-b", tokAdminB, map[string]any{"template_id": bTpl, "principal": ref("User", "bob"), "resource": ref("Doc", "d1")})
+		aTpl := a.template("tenant-a", tokAdminA, `permit(principal == ?principal, action, resource);`)
+		snapshot := func() string {
+			var ps, ts json.RawMessage
+			a.ok("GET", "/v1/tenants/tenant-b/policies", tokAdminB, nil, 200, &ps)
+			a.ok("GET", "/v1/tenants/tenant-b/policy-templates", tokAdminB, nil, 200, &ts)
+			return string(ps) + string(ts)
+		}
+		before := snapshot()
+		allow := map[string]any{"principal": ref("User", "alice"), "action": ref("Action", "read"), "resource": ref("Doc", "d1")}
+		if d := a.decide("tenant-b", tokAdminB, allow); d.Decision != "allow" {
+			t.Fatalf("tenant-b's own decision: %+v", d)
+		}
+		calls := func(tid string) []call {
+			p, tp := "/v1/tenants/"+tid+"/policies", "/v1/tenants/"+tid+"/policy-templates"
+			stmt := mustJSON(t, map[string]string{"statement": `permit(principal, action, resource);`})
+			return []call{
+				{method: "GET", path: "/v1/tenants/" + tid + "/policy-store"},
+				{method: "PATCH", path: "/v1/tenants/" + tid + "/policy-store", body: []byte(`{"log_allows":true}`)},
+				{method: "GET", path: "/v1/tenants/" + tid + "/policy-store/schema"},
+				{method: "PUT", path: "/v1/tenants/" + tid + "/policy-store/schema", body: []byte(`{"format":"cedar","schema":"entity X;"}`)},
+				{method: "GET", path: p},
+				{method: "GET", path: p + "?limit=1"},
+				{method: "POST", path: p, body: stmt},
+				{method: "POST", path: p, body: mustJSON(t, map[string]any{"template_id": bTpl, "principal": ref("User", "mallory"), "resource": ref("Doc", "d1")})},
+				{method: "GET", path: p + "/" + bPolicy.ID},
+				{method: "GET", path: p + "/" + bLink.ID},
+				{method: "PUT", path: p + "/" + bPolicy.ID, body: stmt},
+				{method: "DELETE", path: p + "/" + bPolicy.ID},
+				{method: "DELETE", path: p + "/" + bLink.ID},
+				{method: "GET", path: tp},
+				{method: "POST", path: tp, body: []byte(`{"statement":"permit(principal == ?principal, action, resource);"}`)},
+				{method: "GET", path: tp + "/" + bTpl},
+				{method: "PUT", path: tp + "/" + bTpl, body: []byte(`{"statement":"permit(principal == ?principal, action, resource);"}`)},
+				{method: "DELETE", path: tp + "/" + bTpl},
+				{method: "POST", path: "/v1/tenants/" + tid + "/authorize", body: mustJSON(t, allow)},
+				{method: "POST", path: "/v1/tenants/" + tid + "/authorize/batch", body: mustJSON(t, map[string]any{"requests": []any{allow}})},
+			}
+		}
+		for _, tok := range []string{tokAdminA, tokAlice, tokSvcA} {
+			ghost, real := calls("tenant-zz"), calls("tenant-b")
+			for i := range real {
+				real[i].token, ghost[i].token = tok, tok
+				rb, rg := send(t, a.env.URL, real[i]), send(t, a.env.URL, ghost[i])
+				what := real[i].String() + " with " + tok
+				wantProblem(t, what, rb, 404, "tenant_not_found", "")
+				if got, want := stripProblem(t, what, rb, "tenant-b"), stripProblem(t, what, rg, "tenant-zz"); got != want {
+					t.Errorf("%s answers unlike a tenant that does not exist:\n got %s\nwant %s", what, got, want)
+				}
+			}
+		}
+		// tenant-b's ids through tenant-a's own store: not found there either.
+		wantProblem(t, "B's policy in A", a.call("GET", "/v1/tenants/tenant-a/policies/"+bPolicy.ID, tokAdminA, nil), 404, "policy_not_found", "")
+		wantProblem(t, "B's link in A", a.call("PUT", "/v1/tenants/tenant-a/policies/"+bLink.ID, tokAdminA, map[string]string{"statement": "permit(principal, action, resource);"}), 404, "policy_not_found", "")
+		wantProblem(t, "B's template in A", a.call("GET", "/v1/tenants/tenant-a/policy-templates/"+bTpl, tokAdminA, nil), 404, "template_not_found", "")
+		wantProblem(t, "link into A from B's template", a.call("POST", "/v1/tenants/tenant-a/policies", tokAdminA,
+			map[string]any{"template_id": bTpl, "principal": ref("User", "mallory"), "resource": ref("Doc", "d1")}), 404, "template_not_found", "")
+		wantProblem(t, "B's template deleted through A", a.call("DELETE", "/v1/tenants/tenant-a/policy-templates/"+bTpl, tokAdminA, nil), 404, "template_not_found", "")
+		// A's own template works in A: the 404s above are about B, not links.
+		a.policy("tenant-a", tokAdminA, map[string]any{"template_id": aTpl, "principal": ref("User", "mallory")})
+		// A's users who are not admins cannot manage A's own store.
+		wantProblem(t, "non-admin lists policies", a.call("GET", "/v1/tenants/tenant-a/policies", tokAlice, nil), 403, "tenant_admin_required", "")
+		if after := snapshot(); after != before {
+			t.Errorf("tenant-b's store changed:\nbefore %s\nafter  %s", before, after)
+		}
+		if d := a.decide("tenant-b", tokAdminB, allow); d.Decision != "allow" {
+			t.Errorf("tenant-b's decision changed: %+v", d)
+		}
+	})
+}
+
+// TestAuthzBadInput: clear 400s, nothing written.
+func TestAuthzBadInput(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		a := newAuthzEnv(t, dsn)
+		tpl := a.template("tenant-a", tokAdminA, `permit(principal == ?principal, action, resource in ?resource);`)
+		count := func() int {
+			var ps, ts struct{ Items []json.RawMessage }
+			a.ok("GET", "/v1/tenants/tenant-a/policies", tokAdminA, nil, 200, &ps)
+			a.ok("GET", "/v1/tenants/tenant-a/policy-templates", tokAdminA, nil, 200, &ts)
+			return len(ps.Items) + len(ts.Items)
+		}
+		before := count()
+		deep := "permit(principal, action, resource) when { " + strings.Repeat("(", 10000) + "true" + strings.Repeat(")", 10000) + " };"
+		bangs := "permit(principal, action, resource) when { " + strings.Repeat("!", 10000) + "true };"
+		huge := `{"statement":"` + strings.Repeat("a", 10<<20) + `"}`
+		policies, templates := "/v1/tenants/tenant-a/policies", "/v1/tenants/tenant-a/policy-templates"
+		for _, c := range []struct {
+			name, path string
+			body       any
+			status     int
+			code       string
+			field      string
+			detail     string // substring of the detail
+		}{
+			{"unparsable", policies, map[string]string{"statement": "permit(principal, action, resource) when { 1 + };"}, 400, "invalid_policy", "statement", "line 1, column"},
+			{"two policies", policies, map[string]string{"statement": "permit(principal, action, resource);\nforbid(principal, action, resource);"}, 400, "invalid_policy", "statement", "exactly one"},
+			{"empty", policies, map[string]string{"statement": " "}, 400, "invalid_policy", "statement", ""},
+			{"slot in a static policy", policies, map[string]string{"statement": "permit(principal == ?principal, action, resource);"}, 400, "invalid_policy", "statement", "?principal"},
+			{"reserved identifier", policies, map[string]string{"statement": `permit(principal == __S::"p", action, resource);`}, 400, "invalid_policy", "statement", "reserved"},
+			{"10,000-deep expression", policies, map[string]string{"statement": deep}, 400, "invalid_policy", "statement", "nest"},
+			{"10,000 negations", policies, map[string]string{"statement": bangs}, 400, "invalid_policy", "statement", "unary"},
+			{"10 MB body", policies, huge, 400, "body_too_large", "", ""},
+			{"statement over the limit", policies, map[string]string{"statement": "permit(principal, action, resource) when { \"" + strings.Repeat("x", 40<<10) + "\" == \"\" };"}, 400, "policy_too_large", "statement", ""},
+			{"template without slots", templates, map[string]string{"statement": "permit(principal, action, resource);"}, 400, "invalid_template", "statement", ""},
+			{"slot in a condition", templates, map[string]string{"statement": "permit(principal == ?principal, action, resource) when { resource.owner == ?principal };"}, 400, "invalid_template", "statement", "scope"},
+			{"slot in the wrong scope", templates, map[string]string{"statement": "permit(principal, action, resource == ?principal);"}, 400, "invalid_template", "statement", ""},
+			{"unknown slot", templates, map[string]string{"statement": "permit(principal == ?owner, action, resource);"}, 400, "invalid_policy", "statement", "?owner"},
+			{"link without its slot values", policies, map[string]any{"template_id": tpl, "principal": ref("User", "x")}, 400, "missing_slot_value", "resource", ""},
+			{"link with a value for no slot", policies, map[string]any{"template_id": a.template("tenant-a", tokAdminA, "permit(principal == ?principal, action, resource);"), "principal": ref("User", "x"), "resource": ref("Doc", "d")}, 400, "unexpected_slot_value", "resource", ""},
+			{"link with a bad entity type", policies, map[string]any{"template_id": tpl, "principal": ref("User::", "x"), "resource": ref("Doc", "d")}, 400, "invalid_entity", "principal.type", ""},
+			{"link and statement", policies, map[string]any{"template_id": tpl, "statement": "permit(principal, action, resource);"}, 400, "invalid_policy", "statement", ""},
+			{"slot values without a template", policies, map[string]any{"statement": "permit(principal, action, resource);", "principal": ref("User", "x")}, 400, "missing_template", "template_id", ""},
+			{"unknown field", policies, map[string]any{"statement": "permit(principal, action, resource);", "effect": "permit"}, 400, "unknown_field", "effect", ""},
+			{"schema that does not parse", "/v1/tenants/tenant-a/policy-store/schema", map[string]any{"format": "cedar", "schema": "entity User {"}, 400, "invalid_schema", "schema", ""},
+			{"schema in an unknown format", "/v1/tenants/tenant-a/policy-store/schema", map[string]any{"format": "yaml", "schema": "x"}, 400, "invalid_schema_format", "format", ""},
+		} {
+			method := "POST"
+			if strings.HasSuffix(c.path, "/schema") {
+				method = "PUT"
+			}
+			p := wantProblem(t, c.name, a.call(method, c.path, tokAdminA, c.body), c.status, c.code, c.field)
+			if !strings.Contains(p.Detail, c.detail) {
+				t.Errorf("%s: detail %q does not mention %q", c.name, p.Detail, c.detail)
+			}
+		}
+		if after := count(); after != before+1 { // +1: the one-slot template made for a case above
+			t.Errorf("bad input wrote: %d objects, want %d", after, before+1)
+		}
+
+		authorize := "/v1/tenants/tenant-a/authorize"
+		ok := func() map[string]any {
+			return map[string]any{"principal": ref("User", "a"), "action": ref("Action", "read"), "resource": ref("Doc", "d")}
+		}
+		with := func(k string, v any) map[string]any { r := ok(); r[k] = v; return r }
+		entity := func(id string, parents ...string) map[string]any {
+			ps := []any{}
+			for _, p := range parents {
+				ps = append(ps, ref("Group", p))
+			}
+			return map[string]any{"uid": ref("Group", id), "attrs": map[string]any{}, "parents": ps}
+		}
+		deepCtx := strings.Repeat(`{"a":`, 100) + "1" + strings.Repeat("}", 100)
+		var batch []any
+		for range 101 {
+			batch = append(batch, ok())
+		}
+		for _, c := range []struct {
+			name   string
+			path   string
+			body   any
+			status int
+			code   string
+			field  string
+		}{
+			{"self-parent", authorize, with("entities", []any{entity("g", "g")}), 400, "entities_cycle", "entities"},
+			{"three-cycle", authorize, with("entities", []any{entity("x", "y"), entity("y", "z"), entity("z", "x")}), 400, "entities_cycle", "entities"},
+			{"entities not an array", authorize, with("entities", map[string]any{}), 400, "invalid_entities", "entities"},
+			{"entity without parents", authorize, with("entities", []any{map[string]any{"uid": ref("User", "a")}}), 400, "invalid_entities", "entities"},
+			{"context not an object", authorize, with("context", []int{1}), 400, "invalid_context", "context"},
+			{"context 100 deep", authorize, with("context", json.RawMessage(deepCtx)), 400, "invalid_context", "context"},
+			{"no action", authorize, with("action", nil), 400, "missing_entity", "action"},
+			{"no principal with a client token", authorize, with("principal", nil), 400, "missing_entity", "principal"},
+			{"bad resource type", authorize, with("resource", ref("9Doc", "d")), 400, "invalid_entity", "resource.type"},
+			{"empty batch", authorize + "/batch", map[string]any{"requests": []any{}}, 400, "invalid_batch", "requests"},
+			{"101 requests", authorize + "/batch", map[string]any{"requests": batch}, 400, "invalid_batch", "requests"},
+			{"bad request in a batch", authorize + "/batch", map[string]any{"requests": []any{ok(), with("context", 7)}}, 400, "invalid_context", "requests[1].context"},
+		} {
+			wantProblem(t, c.name, a.call("POST", c.path, tokSvcA, c.body), c.status, c.code, c.field)
+		}
+	})
 }
