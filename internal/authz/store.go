@@ -84,6 +84,9 @@ func (s *Service) Start(ctx context.Context) {
 	})
 }
 
+// CachedSets is the number of tenants' compiled policy sets in memory.
+func (s *Service) CachedSets() int { return s.cache.len() }
+
 // Store is a tenant's policy store settings.
 type Store struct {
 	TenantID tenant.ID `json:"tenant_id"`

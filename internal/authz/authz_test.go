@@ -1,0 +1,163 @@
+package authz_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/authz"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+var op = tenant.Actor{Principal: "operator:test"}
+
+// node is one Bulkhead node's authorization service on a shared database.
+type node struct {
+	db  *storage.DB
+	svc *authz.Service
+}
+
+func newNode(t *testing.T, dsn string, cacheSize int) node {
+	t.Helper()
+	db := storagetest.Open(t, dsn, audit.Migrations(), tenant.Migrations(), authz.Migrations())
+	l := audit.New(db, audit.Options{})
+	t.Cleanup(func() { l.Close() })
+	svc := authz.New(db, l, authz.Options{CacheSize: cacheSize})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	svc.Start(ctx)
+	return node{db, svc}
+}
+
+// onboard creates active tenants with their stores, through the registry of n.
+func onboard(t *testing.T, n node, ids ...string) {
+	t.Helper()
+	l := audit.New(n.db, audit.Options{})
+	t.Cleanup(func() { l.Close() })
+	reg := tenant.NewRegistry(n.db, l, tenant.Options{})
+	reg.AddOnboardingStep(n.svc.OnboardingStep())
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := reg.Start(ctx, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Shutdown(context.Background()); cancel() })
+	for _, id := range ids {
+		if _, _, err := reg.Create(ctx, tenant.CreateRequest{ID: id}, "", op); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			tn, err := reg.Get(ctx, tenant.ID(id))
+			if err == nil && tn.Status == tenant.Active {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("tenant %s not active: %+v %v", id, tn, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+var readReq = authz.Request{
+	Principal: &authz.EntityRef{Type: "User", ID: "alice"},
+	Action:    &authz.EntityRef{Type: "Action", ID: "read"},
+	Resource:  &authz.EntityRef{Type: "Doc", ID: "d1"},
+}
+
+func decide(t *testing.T, svc *authz.Service, tid string) string {
+	t.Helper()
+	d, err := svc.Authorize(context.Background(), tenant.ID(tid), readReq, nil, op)
+	if err != nil {
+		t.Fatalf("authorize in %s: %v", tid, err)
+	}
+	return d.Decision
+}
+
+// eventually polls until svc decides want for tid.
+func eventually(t *testing.T, svc *authz.Service, tid, want, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for decide(t, svc, tid) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: node never decided %s", what, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestWritesReachOtherNodes: two nodes share a PostgreSQL database; a
+// write on one evicts the other's cached set (LISTEN/NOTIFY), for tenant
+// policies and for global ones.
+func TestWritesReachOtherNodes(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	n1, n2 := newNode(t, dsn, 100), newNode(t, dsn, 100)
+	onboard(t, n1, "tenant-a", "tenant-b")
+	ctx := context.Background()
+	// Warm n2's caches.
+	for _, tid := range []string{"tenant-a", "tenant-b"} {
+		if got := decide(t, n2.svc, tid); got != authz.Deny {
+			t.Fatalf("empty store of %s: %s", tid, got)
+		}
+	}
+	p, err := n1.svc.CreatePolicy(ctx, "tenant-a", authz.PolicyInput{Statement: `permit(principal == User::"alice", action, resource);`}, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, n2.svc, "tenant-a", authz.Allow, "tenant policy written on n1")
+	if got := decide(t, n2.svc, "tenant-b"); got != authz.Deny {
+		t.Errorf("tenant-b after tenant-a's write: %s", got)
+	}
+	g, err := n1.svc.CreatePolicy(ctx, "", authz.PolicyInput{Statement: `forbid(principal, action == Action::"read", resource);`}, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, n2.svc, "tenant-a", authz.Deny, "global forbid written on n1")
+	if err := n1.svc.DeletePolicy(ctx, "", g.ID, op); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, n2.svc, "tenant-a", authz.Allow, "global forbid deleted on n1")
+	if err := n1.svc.DeletePolicy(ctx, "tenant-a", p.ID, op); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, n2.svc, "tenant-a", authz.Deny, "tenant policy deleted on n1")
+}
+
+// TestCacheIsBounded: many tenants, a small cache; every decision is still
+// right (an evicted set is rebuilt from the database).
+func TestCacheIsBounded(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		n := newNode(t, dsn, 2)
+		var ids []string
+		for i := range 5 {
+			ids = append(ids, fmt.Sprintf("tenant-%d", i))
+		}
+		onboard(t, n, ids...)
+		ctx := context.Background()
+		for i, id := range ids {
+			if i%2 == 0 {
+				if _, err := n.svc.CreatePolicy(ctx, tenant.ID(id), authz.PolicyInput{Statement: `permit(principal, action, resource);`}, op); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for round := range 3 {
+			for i, id := range ids {
+				want := authz.Deny
+				if i%2 == 0 {
+					want = authz.Allow
+				}
+				if got := decide(t, n.svc, id); got != want {
+					t.Errorf("round %d, %s: %s, want %s", round, id, got, want)
+				}
+			}
+		}
+		if got := n.svc.CachedSets(); got > 2 {
+			t.Errorf("%d sets cached, bound 2", got)
+		}
+	})
+}
