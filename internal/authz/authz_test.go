@@ -71,7 +71,7 @@ var readReq = authz.Request{
 
 func decide(t *testing.T, svc *authz.Service, tid string) string {
 	t.Helper()
-	d, err := svc.Authorize(context.Background(), tenant.ID(tid), readReq, nil, op)
+	d, err := svc.Authorize(context.Background(), tenant.ID(tid), readReq, authz.Asker{Actor: op})
 	if err != nil {
 		t.Fatalf("authorize in %s: %v", tid, err)
 	}

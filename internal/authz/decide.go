@@ -37,10 +37,20 @@ type Request struct {
 	Entities json.RawMessage `json:"entities,omitempty"`
 }
 
-// Caller is who asks, when it is a user of the tenant.
+// Caller is a user of the tenant making a request.
 type Caller struct {
 	UserID string
 	Groups []string
+}
+
+// Asker is who asks for a decision.
+type Asker struct {
+	Actor tenant.Actor
+	// User, when set, is the tenant's user asking: the default principal.
+	User *Caller
+	// Operator marks the platform operator querying a tenant's store; all
+	// of its decisions are audited, allows too.
+	Operator bool
 }
 
 // Decision is the answer to a Request.
@@ -79,24 +89,23 @@ type globals struct {
 	policies []namedAST
 }
 
-// Authorize decides one request for tenant tid. caller, when not nil, is
-// the tenant user making the request.
-func (s *Service) Authorize(ctx context.Context, tid tenant.ID, req Request, caller *Caller, actor tenant.Actor) (Decision, error) {
+// Authorize decides one request for tenant tid.
+func (s *Service) Authorize(ctx context.Context, tid tenant.ID, req Request, who Asker) (Decision, error) {
 	eff, err := s.effective(ctx, tid)
 	if err != nil {
 		return Decision{}, err
 	}
-	d, err := eff.decide("", req, caller)
+	d, err := eff.decide("", req, who.User)
 	if err != nil {
 		return Decision{}, err
 	}
-	s.logDecision(ctx, tid, eff, req, caller, d, actor)
+	s.logDecision(ctx, tid, eff, req, who, d)
 	return d, nil
 }
 
 // AuthorizeBatch decides up to MaxBatch requests for tenant tid, in order.
 // A malformed request fails the whole batch (its index is in the error's field).
-func (s *Service) AuthorizeBatch(ctx context.Context, tid tenant.ID, reqs []Request, caller *Caller, actor tenant.Actor) ([]Decision, error) {
+func (s *Service) AuthorizeBatch(ctx context.Context, tid tenant.ID, reqs []Request, who Asker) ([]Decision, error) {
 	if len(reqs) == 0 || len(reqs) > MaxBatch {
 		return nil, errs.Field("requests", "invalid_batch", "a batch holds 1 to %d requests", MaxBatch)
 	}
@@ -106,21 +115,23 @@ func (s *Service) AuthorizeBatch(ctx context.Context, tid tenant.ID, reqs []Requ
 	}
 	out := make([]Decision, len(reqs))
 	for i, r := range reqs {
-		if out[i], err = eff.decide(fmt.Sprintf("requests[%d].", i), r, caller); err != nil {
+		if out[i], err = eff.decide(fmt.Sprintf("requests[%d].", i), r, who.User); err != nil {
 			return nil, err
 		}
 	}
 	for i, r := range reqs {
-		s.logDecision(ctx, tid, eff, r, caller, out[i], actor)
+		s.logDecision(ctx, tid, eff, r, who, out[i])
 	}
 	return out, nil
 }
 
-// logDecision audits denies, and allows when the store asks for it.
-func (s *Service) logDecision(ctx context.Context, tid tenant.ID, eff *effective, req Request, caller *Caller, d Decision, actor tenant.Actor) {
-	if d.Decision == Allow && !eff.store.LogAllows {
+// logDecision audits denies, allows when the store asks for it, and every
+// decision the operator asks for.
+func (s *Service) logDecision(ctx context.Context, tid tenant.ID, eff *effective, req Request, who Asker, d Decision) {
+	if d.Decision == Allow && !eff.store.LogAllows && !who.Operator {
 		return
 	}
+	caller, actor := who.User, who.Actor
 	outcome := audit.Success
 	if d.Decision == Deny {
 		outcome = audit.Denied

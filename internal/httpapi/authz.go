@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/authz"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -115,7 +116,7 @@ func (s *Server) authzRoutes() []Route {
 		return none{}, a.DeleteTemplate(r.Context(), tid, r.PathValue("template"), actor(r))
 	})
 	authorize := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in authz.Request) (authz.Decision, error) {
-		return a.Authorize(r.Context(), tid, in, caller(r, tid), actor(r))
+		return a.Authorize(r.Context(), tid, in, asker(r, tid))
 	})
 	type batch struct {
 		Requests []authz.Request `json:"requests"`
@@ -124,7 +125,7 @@ func (s *Server) authzRoutes() []Route {
 		Results []authz.Decision `json:"results"`
 	}
 	authorizeBatch := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in batch) (batchResult, error) {
-		ds, err := a.AuthorizeBatch(r.Context(), tid, in.Requests, caller(r, tid), actor(r))
+		ds, err := a.AuthorizeBatch(r.Context(), tid, in.Requests, asker(r, tid))
 		return batchResult{ds}, err
 	})
 	const (
@@ -158,16 +159,18 @@ func (s *Server) authzRoutes() []Route {
 	}
 }
 
-// caller is the user making the request, when the credential is a user's
-// token of tenant tid: authorize's default principal.
-func caller(r *http.Request, tid tenant.ID) *authz.Caller {
-	tc, ok := tenant.FromContext(r.Context())
-	if !ok || tc.TenantID != tid {
-		return nil
+// asker says who asks for a decision: the operator, or a credential of
+// tenant tid (with its user, authorize's default principal, if any).
+func asker(r *http.Request, tid tenant.ID) authz.Asker {
+	a := authz.Asker{Actor: actor(r)}
+	if _, ok := authn.OperatorFrom(r.Context()); ok {
+		a.Operator = true
+		return a
 	}
-	id, ok := strings.CutPrefix(tc.Principal, "user:")
-	if !ok {
-		return nil
+	if tc, ok := tenant.FromContext(r.Context()); ok && tc.TenantID == tid {
+		if id, ok := strings.CutPrefix(tc.Principal, "user:"); ok {
+			a.User = &authz.Caller{UserID: id, Groups: tc.Groups}
+		}
 	}
-	return &authz.Caller{UserID: id, Groups: tc.Groups}
+	return a
 }

@@ -465,6 +465,19 @@ func TestAuthzCrossTenant(t *testing.T) {
 		if d := a.decide("tenant-b", tokAdminB, allow); d.Decision != "allow" {
 			t.Errorf("tenant-b's decision changed: %+v", d)
 		}
+		// The operator may query any store; its allows are audited too.
+		if d := a.decide("tenant-b", apitest.AdminToken, allow); d.Decision != "allow" {
+			t.Errorf("operator's decision in tenant-b: %+v", d)
+		}
+		var byOperator int
+		for _, e := range auditEvents(t, a.env, client.AuditQuery{Tenant: "tenant-b", Action: "authz.decision"}) {
+			if strings.HasPrefix(e.Principal, "operator:") && e.Outcome == "success" {
+				byOperator++
+			}
+		}
+		if byOperator != 1 {
+			t.Errorf("operator allows audited in tenant-b: %d, want 1", byOperator)
+		}
 	})
 }
 
