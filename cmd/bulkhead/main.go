@@ -26,6 +26,9 @@ Usage:
   bulkhead user <command>       create|get|list|update|delete a tenant's users
   bulkhead group <command>      create|list|add-member|remove-member a tenant's groups
   bulkhead client <command>     create|list|delete OAuth clients (a tenant's, or platform-wide)
+  bulkhead policy <command>     list|get|create|link|replace|delete Cedar policies (a tenant's, or --global);
+                                template|schema|store commands (see bulkhead policy --help)
+  bulkhead authorize [flags]    ask a tenant's policies for a decision (see bulkhead authorize --help)
 
 Client commands talk to a running server: BULKHEAD_ADDR (default
 http://127.0.0.1:8080) and BULKHEAD_TOKEN (falls back to BULKHEAD_ADMIN_TOKEN),
@@ -66,6 +69,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = groupCmd(ctx, args[1:], stdout, stderr)
 	case "client":
 		err = clientCmd(ctx, args[1:], stdout, stderr)
+	case "policy":
+		err = policyCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "authorize":
+		if err = authorizeCmd(ctx, args[1:], stdin, stdout, stderr); errors.Is(err, errDenied) {
+			return 3 // --exit-code and a deny
+		}
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -177,21 +177,9 @@ func (l *Log) Close() error {
 // while holding a storage transaction (the writer needs the database); use
 // AppendTx there.
 func (l *Log) Append(ctx context.Context, e Event) error {
-	r := &appendReq{ev: e, done: make(chan error, 1)}
-	// Holding the read lock while sending means Close cannot complete, and
-	// the writer cannot make its final drain, until this send has happened:
-	// a queued event is always written.
-	l.sendMu.RLock()
-	if l.isClosed {
-		l.sendMu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case l.reqs <- r:
-		l.sendMu.RUnlock()
-	case <-ctx.Done():
-		l.sendMu.RUnlock()
-		return fmt.Errorf("audit: append: %w", ctx.Err())
+	r, err := l.send(ctx, e)
+	if err != nil {
+		return err
 	}
 	select {
 	case err := <-r.done:
@@ -199,6 +187,36 @@ func (l *Log) Append(ctx context.Context, e Event) error {
 	case <-ctx.Done():
 		// The event may still be written; the caller no longer waits for it.
 		return fmt.Errorf("audit: append: %w", ctx.Err())
+	}
+}
+
+// Enqueue hands e to the writer and returns without waiting for its
+// commit: the next group commit writes it. It waits only while the
+// writer's queue is full, so events are never dropped, but an event
+// enqueued just before a crash can be lost. It is for high-rate records
+// whose caller must not wait for a disk flush (authorization decisions);
+// acts that change state use AppendTx.
+func (l *Log) Enqueue(ctx context.Context, e Event) error {
+	_, err := l.send(ctx, e)
+	return err
+}
+
+// send queues e for the writer.
+func (l *Log) send(ctx context.Context, e Event) (*appendReq, error) {
+	r := &appendReq{ev: e, done: make(chan error, 1)}
+	// Holding the read lock while sending means Close cannot complete, and
+	// the writer cannot make its final drain, until this send has happened:
+	// a queued event is always written.
+	l.sendMu.RLock()
+	defer l.sendMu.RUnlock()
+	if l.isClosed {
+		return nil, ErrClosed
+	}
+	select {
+	case l.reqs <- r:
+		return r, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("audit: append: %w", ctx.Err())
 	}
 }
 

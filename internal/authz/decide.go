@@ -154,7 +154,8 @@ func (s *Service) logDecision(ctx context.Context, tid tenant.ID, eff *effective
 	ev := audit.Event{TenantID: string(tid), Principal: actor.Principal, Action: "authz.decision",
 		Target: truncate(req.Resource.UID().String(), 300), Outcome: outcome, RequestID: actor.RequestID,
 		SourceIP: actor.SourceIP, Detail: detail}
-	if err := s.audit.Append(ctx, ev); err != nil {
+	// Enqueued, not awaited: a decision does not wait for a disk flush.
+	if err := s.audit.Enqueue(context.WithoutCancel(ctx), ev); err != nil {
 		s.log.ErrorContext(ctx, "authz: decision log append failed", "err", err, "tenant", tid)
 	}
 }
@@ -384,8 +385,11 @@ func (s *Service) globals(ctx context.Context) (*globals, error) {
 	var g globals
 	err := s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		c, err := load(ctx, tx, storeRow{})
+		if err != nil {
+			return err
+		}
 		g.policies = c.statics
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, err

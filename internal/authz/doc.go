@@ -35,5 +35,9 @@
 // drops its whole cache when it reconnects.
 //
 // Decisions are default deny. Every deny is written to the tenant's audit
-// chain; allows too when the store's log_allows setting is on.
+// chain (action authz.decision); allows too when the store's log_allows
+// setting is on, and every decision the operator asks for. The entries are
+// handed to the audit log's group commit without waiting for it
+// (audit.Log.Enqueue), so a decision never waits for a disk flush; a crash
+// can lose the entries of the last unflushed batch.
 package authz

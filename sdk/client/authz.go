@@ -1,0 +1,314 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// EntityRef names a Cedar entity: its type (e.g. User or App::User) and id.
+type EntityRef struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+}
+
+// PolicyStore is the settings of a tenant's Cedar policy store.
+type PolicyStore struct {
+	TenantID  string `json:"tenant_id"`
+	HasSchema bool   `json:"has_schema"`
+	// LogAllows makes every allow decision audited too (denies always are).
+	LogAllows bool `json:"log_allows"`
+	// PrincipalType and GroupType are the entity types of the caller and its
+	// groups when an authorization request from a user's token names no principal.
+	PrincipalType string    `json:"principal_type"`
+	GroupType     string    `json:"group_type"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// PolicyStoreUpdate is a partial update of a policy store; nil fields are left alone.
+type PolicyStoreUpdate struct {
+	LogAllows     *bool   `json:"log_allows,omitempty"`
+	PrincipalType *string `json:"principal_type,omitempty"`
+	GroupType     *string `json:"group_type,omitempty"`
+}
+
+// Schema formats.
+const (
+	SchemaFormatCedar = "cedar" // Cedar schema text
+	SchemaFormatJSON  = "json"  // Cedar's JSON schema format
+)
+
+// PolicySchema is a policy store's Cedar schema, in the format it was put in.
+type PolicySchema struct {
+	// Format is SchemaFormatCedar or SchemaFormatJSON.
+	Format string `json:"format"`
+	// Schema is the Cedar schema text as a JSON string (format cedar) or
+	// the JSON schema object (format json).
+	Schema    json.RawMessage `json:"schema"`
+	UpdatedAt time.Time       `json:"updated_at,omitzero"`
+}
+
+// CedarSchema returns a PolicySchema holding Cedar schema text.
+func CedarSchema(text string) PolicySchema {
+	b, _ := json.Marshal(text)
+	return PolicySchema{Format: SchemaFormatCedar, Schema: b}
+}
+
+// Text returns the schema as text: the Cedar schema text, or the JSON schema.
+func (s PolicySchema) Text() string {
+	var text string
+	if err := json.Unmarshal(s.Schema, &text); err == nil {
+		return text
+	}
+	return string(s.Schema)
+}
+
+// Policy types.
+const (
+	PolicyStatic = "static" // a policy with its own statement
+	PolicyLinked = "linked" // a template linked to slot values
+)
+
+// Policy is a Cedar policy of a tenant's store, or a global policy.
+type Policy struct {
+	ID   string `json:"id"`
+	Type string `json:"type"` // PolicyStatic or PolicyLinked
+	// Statement is the Cedar text; for a linked policy, the template's text
+	// with the slots filled in.
+	Statement   string     `json:"statement"`
+	Description string     `json:"description"`
+	TemplateID  string     `json:"template_id,omitempty"`
+	Principal   *EntityRef `json:"principal,omitempty"` // a linked policy's ?principal
+	Resource    *EntityRef `json:"resource,omitempty"`  // a linked policy's ?resource
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+}
+
+// PolicyInput is the body of a policy creation or replacement: a static
+// policy (Statement) or a link of a template (TemplateID, and Principal
+// and Resource for the slots the template uses).
+type PolicyInput struct {
+	Statement   string     `json:"statement,omitempty"`
+	Description string     `json:"description,omitempty"`
+	TemplateID  string     `json:"template_id,omitempty"`
+	Principal   *EntityRef `json:"principal,omitempty"`
+	Resource    *EntityRef `json:"resource,omitempty"`
+}
+
+// PolicyPage is a page of policies.
+type PolicyPage struct {
+	Items      []Policy `json:"items"`
+	NextCursor string   `json:"next_cursor"`
+}
+
+// PolicyTemplate is a Cedar policy template of a tenant's store.
+type PolicyTemplate struct {
+	ID          string    `json:"id"`
+	Statement   string    `json:"statement"`
+	Description string    `json:"description"`
+	Slots       []string  `json:"slots"` // "?principal", "?resource"
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// PolicyTemplateInput is the body of a template creation or replacement.
+type PolicyTemplateInput struct {
+	Statement   string `json:"statement"`
+	Description string `json:"description,omitempty"`
+}
+
+// PolicyTemplatePage is a page of policy templates.
+type PolicyTemplatePage struct {
+	Items      []PolicyTemplate `json:"items"`
+	NextCursor string           `json:"next_cursor"`
+}
+
+// AuthorizeRequest asks whether Principal may do Action on Resource.
+type AuthorizeRequest struct {
+	// Principal may be nil when the token is a user's of the tenant: the
+	// principal is then that user, whose parents are the user's groups.
+	Principal *EntityRef `json:"principal,omitempty"`
+	Action    *EntityRef `json:"action"`
+	Resource  *EntityRef `json:"resource"`
+	// Context is a JSON object (Cedar's JSON value format).
+	Context json.RawMessage `json:"context,omitempty"`
+	// Entities is a JSON array in Cedar's JSON entity format.
+	Entities json.RawMessage `json:"entities,omitempty"`
+}
+
+// Decisions.
+const (
+	DecisionAllow = "allow"
+	DecisionDeny  = "deny"
+)
+
+// Decision is the answer to an AuthorizeRequest.
+type Decision struct {
+	Decision string `json:"decision"` // DecisionAllow or DecisionDeny
+	// DeterminingPolicies are the permits that allowed or the forbids that
+	// denied (empty for a default deny); global policies are "global/<id>".
+	DeterminingPolicies []string        `json:"determining_policies"`
+	Errors              []DecisionError `json:"errors"`
+}
+
+// DecisionError is a policy that failed to evaluate, and so was skipped.
+type DecisionError struct {
+	Policy  string `json:"policy"`
+	Message string `json:"message"`
+}
+
+// globalPoliciesPath is the collection of the operator's global policies.
+const globalPoliciesPath = "/v1/global-policies"
+
+// authzPath is a path under a tenant: "/v1/tenants/{tenant}/" + rest.
+func authzPath(tenant, rest string) string {
+	return "/v1/tenants/" + url.PathEscape(tenant) + "/" + rest
+}
+
+// itemPath is the path of object id in a collection.
+func itemPath(collection, id string) string { return collection + "/" + url.PathEscape(id) }
+
+// pagePath is a collection path with the limit and cursor of a list.
+func pagePath(collection string, limit int, cursor string) string {
+	q := url.Values{}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if len(q) == 0 {
+		return collection
+	}
+	return collection + "?" + q.Encode()
+}
+
+// call sends a request with body in (nil for none) and decodes a T.
+func call[T any](ctx context.Context, c *Client, method, path string, in any) (T, error) {
+	var out T
+	err := c.Do(ctx, method, path, nil, in, &out)
+	return out, err
+}
+
+// GetPolicyStore returns the settings of a tenant's policy store.
+func (c *Client) GetPolicyStore(ctx context.Context, tenant string) (PolicyStore, error) {
+	return call[PolicyStore](ctx, c, http.MethodGet, authzPath(tenant, "policy-store"), nil)
+}
+
+// UpdatePolicyStore applies a partial update to a tenant's policy store.
+func (c *Client) UpdatePolicyStore(ctx context.Context, tenant string, u PolicyStoreUpdate) (PolicyStore, error) {
+	return call[PolicyStore](ctx, c, http.MethodPatch, authzPath(tenant, "policy-store"), u)
+}
+
+// GetSchema returns a tenant's schema (404 schema_not_found without one).
+func (c *Client) GetSchema(ctx context.Context, tenant string) (PolicySchema, error) {
+	return call[PolicySchema](ctx, c, http.MethodGet, authzPath(tenant, "policy-store/schema"), nil)
+}
+
+// PutSchema sets a tenant's schema. Every policy, template and link of the
+// store must conform to it, or nothing changes.
+func (c *Client) PutSchema(ctx context.Context, tenant string, s PolicySchema) (PolicySchema, error) {
+	return call[PolicySchema](ctx, c, http.MethodPut, authzPath(tenant, "policy-store/schema"), s)
+}
+
+// CreatePolicy adds a static or linked policy to a tenant's store.
+func (c *Client) CreatePolicy(ctx context.Context, tenant string, in PolicyInput) (Policy, error) {
+	return call[Policy](ctx, c, http.MethodPost, authzPath(tenant, "policies"), in)
+}
+
+// ListPolicies returns a page of a tenant's policies.
+func (c *Client) ListPolicies(ctx context.Context, tenant string, limit int, cursor string) (PolicyPage, error) {
+	return call[PolicyPage](ctx, c, http.MethodGet, pagePath(authzPath(tenant, "policies"), limit, cursor), nil)
+}
+
+// GetPolicy returns one policy of a tenant.
+func (c *Client) GetPolicy(ctx context.Context, tenant, id string) (Policy, error) {
+	return call[Policy](ctx, c, http.MethodGet, itemPath(authzPath(tenant, "policies"), id), nil)
+}
+
+// ReplacePolicy replaces a policy of a tenant (all of it: fields left empty
+// in in are cleared).
+func (c *Client) ReplacePolicy(ctx context.Context, tenant, id string, in PolicyInput) (Policy, error) {
+	return call[Policy](ctx, c, http.MethodPut, itemPath(authzPath(tenant, "policies"), id), in)
+}
+
+// DeletePolicy removes a policy of a tenant.
+func (c *Client) DeletePolicy(ctx context.Context, tenant, id string) error {
+	return c.Do(ctx, http.MethodDelete, itemPath(authzPath(tenant, "policies"), id), nil, nil, nil)
+}
+
+// CreateTemplate adds a policy template to a tenant's store.
+func (c *Client) CreateTemplate(ctx context.Context, tenant string, in PolicyTemplateInput) (PolicyTemplate, error) {
+	return call[PolicyTemplate](ctx, c, http.MethodPost, authzPath(tenant, "policy-templates"), in)
+}
+
+// ListTemplates returns a page of a tenant's policy templates.
+func (c *Client) ListTemplates(ctx context.Context, tenant string, limit int, cursor string) (PolicyTemplatePage, error) {
+	return call[PolicyTemplatePage](ctx, c, http.MethodGet, pagePath(authzPath(tenant, "policy-templates"), limit, cursor), nil)
+}
+
+// GetTemplate returns one policy template of a tenant.
+func (c *Client) GetTemplate(ctx context.Context, tenant, id string) (PolicyTemplate, error) {
+	return call[PolicyTemplate](ctx, c, http.MethodGet, itemPath(authzPath(tenant, "policy-templates"), id), nil)
+}
+
+// ReplaceTemplate replaces a policy template. The policies linked to it
+// follow the new text; the change is refused if any of them would no longer
+// link or conform to the schema.
+func (c *Client) ReplaceTemplate(ctx context.Context, tenant, id string, in PolicyTemplateInput) (PolicyTemplate, error) {
+	return call[PolicyTemplate](ctx, c, http.MethodPut, itemPath(authzPath(tenant, "policy-templates"), id), in)
+}
+
+// DeleteTemplate removes a policy template; one with linked policies is
+// refused (409 template_in_use).
+func (c *Client) DeleteTemplate(ctx context.Context, tenant, id string) error {
+	return c.Do(ctx, http.MethodDelete, itemPath(authzPath(tenant, "policy-templates"), id), nil, nil, nil)
+}
+
+// Authorize decides one request against a tenant's effective policies
+// (its own and the global ones).
+func (c *Client) Authorize(ctx context.Context, tenant string, r AuthorizeRequest) (Decision, error) {
+	return call[Decision](ctx, c, http.MethodPost, authzPath(tenant, "authorize"), r)
+}
+
+// AuthorizeBatch decides up to 100 requests of a tenant, answering in order.
+// A malformed request fails the whole batch.
+func (c *Client) AuthorizeBatch(ctx context.Context, tenant string, rs []AuthorizeRequest) ([]Decision, error) {
+	type batch struct {
+		Requests []AuthorizeRequest `json:"requests"`
+	}
+	out, err := call[struct {
+		Results []Decision `json:"results"`
+	}](ctx, c, http.MethodPost, authzPath(tenant, "authorize/batch"), batch{rs})
+	return out.Results, err
+}
+
+// CreateGlobalPolicy adds a global policy (static only), which applies to
+// every tenant. Operator only.
+func (c *Client) CreateGlobalPolicy(ctx context.Context, in PolicyInput) (Policy, error) {
+	return call[Policy](ctx, c, http.MethodPost, globalPoliciesPath, in)
+}
+
+// ListGlobalPolicies returns a page of the global policies. Operator only.
+func (c *Client) ListGlobalPolicies(ctx context.Context, limit int, cursor string) (PolicyPage, error) {
+	return call[PolicyPage](ctx, c, http.MethodGet, pagePath(globalPoliciesPath, limit, cursor), nil)
+}
+
+// GetGlobalPolicy returns one global policy. Operator only.
+func (c *Client) GetGlobalPolicy(ctx context.Context, id string) (Policy, error) {
+	return call[Policy](ctx, c, http.MethodGet, itemPath(globalPoliciesPath, id), nil)
+}
+
+// ReplaceGlobalPolicy replaces a global policy. Operator only.
+func (c *Client) ReplaceGlobalPolicy(ctx context.Context, id string, in PolicyInput) (Policy, error) {
+	return call[Policy](ctx, c, http.MethodPut, itemPath(globalPoliciesPath, id), in)
+}
+
+// DeleteGlobalPolicy removes a global policy. Operator only.
+func (c *Client) DeleteGlobalPolicy(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, itemPath(globalPoliciesPath, id), nil, nil, nil)
+}
