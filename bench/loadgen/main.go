@@ -17,6 +17,13 @@
 //     with the operator token (POST /v1/tenants/{id}/clients) under the
 //     first tenant it created. Before measuring it checks that the answer's
 //     access_token is a JWT of that client.
+//  4. authz (only with -authz-duration > 0): loadgen writes 50 policies
+//     into the first tenant's store (operator token), registers a client of
+//     that tenant and takes a client-credentials token, checks one allow
+//     and one deny, then, after the warm-up, POSTs
+//     /v1/tenants/{id}/authorize with the tenant's token for
+//     -authz-duration: allow decisions (a deny writes a decision log entry),
+//     each with three entities and a context.
 //
 // Each phase prints one line that bench/run parses:
 //
@@ -64,6 +71,7 @@ type options struct {
 	tokenDuration  time.Duration
 	clientID       string
 	clientSecret   string
+	authzDuration  time.Duration
 }
 
 func main() {
@@ -80,6 +88,7 @@ func main() {
 	flag.DurationVar(&o.tokenDuration, "token-duration", 0, "length of the client-credentials token phase (0: no token phase; at most 60s)")
 	flag.StringVar(&o.clientID, "client-id", "", "OAuth client for the token phase (default: register one under the first tenant created)")
 	flag.StringVar(&o.clientSecret, "client-secret", os.Getenv("LOADGEN_CLIENT_SECRET"), "secret of -client-id (default $LOADGEN_CLIENT_SECRET)")
+	flag.DurationVar(&o.authzDuration, "authz-duration", 0, "length of the authorization decision phase (0: none; at most 60s)")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -111,6 +120,8 @@ func (o options) validate() error {
 		return errors.New("-warmup must be between 0 and 10s")
 	case o.tokenDuration < 0 || o.tokenDuration > time.Minute:
 		return errors.New("-token-duration must be between 0 and 60s")
+	case o.authzDuration < 0 || o.authzDuration > time.Minute:
+		return errors.New("-authz-duration must be between 0 and 60s")
 	case o.clientID != "" && o.clientSecret == "":
 		return errors.New("-client-id needs -client-secret (or $LOADGEN_CLIENT_SECRET)")
 	}
@@ -187,6 +198,100 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return fmt.Errorf("token phase: %w", err)
 		}
 	}
+	if o.authzDuration > 0 {
+		if err := l.authzPhase(ctx, o, ids[0], out); err != nil {
+			return fmt.Errorf("authz phase: %w", err)
+		}
+	}
+	return nil
+}
+
+// authzPolicy is the i-th of the 50 policies the authz phase writes.
+func authzPolicy(i int) string {
+	switch i % 3 {
+	case 0:
+		return fmt.Sprintf(`permit(principal == User::"u%d", action == Action::"read", resource in Folder::"f%d");`, i, i%5)
+	case 1:
+		return fmt.Sprintf(`permit(principal in Group::"g%d", action in [Action::"read", Action::"write"], resource) when { resource.owner == principal || context.level > %d };`, i%7, i)
+	}
+	return fmt.Sprintf(`forbid(principal, action == Action::"delete", resource in Folder::"f%d") when { resource has locked && resource.locked } unless { principal in Group::"admins" };`, i%5)
+}
+
+// authzRequest asks whether user u may do action on d7 (in folder f2; u is in group g3).
+func authzRequest(user, action string) []byte {
+	return []byte(`{"principal":{"type":"User","id":"` + user + `"},"action":{"type":"Action","id":"` + action + `"},
+"resource":{"type":"Doc","id":"d7"},"context":{"level":12},"entities":[
+{"uid":{"type":"User","id":"` + user + `"},"attrs":{},"parents":[{"type":"Group","id":"g3"}]},
+{"uid":{"type":"Doc","id":"d7"},"attrs":{"owner":{"__entity":{"type":"User","id":"u2"}},"locked":false},"parents":[{"type":"Folder","id":"f2"}]},
+{"uid":{"type":"Folder","id":"f2"},"attrs":{},"parents":[]}]}`)
+}
+
+// authzPhase measures POST /v1/tenants/{id}/authorize with a tenant token.
+func (l *loader) authzPhase(ctx context.Context, o options, tenantID string, out io.Writer) error {
+	path := "/v1/tenants/" + url.PathEscape(tenantID)
+	for i := range 50 {
+		body, _ := json.Marshal(map[string]string{"statement": authzPolicy(i)})
+		ok, err := l.do(ctx, http.MethodPost, path+"/policies", body, http.StatusCreated)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("writing a policy failed (see above)")
+		}
+	}
+	id, secret, err := l.registerClient(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	b, ok, err := l.send(req, http.StatusOK)
+	if err != nil || !ok {
+		return errors.Join(err, errors.New("no token for the tenant's client (see above)"))
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(b, &tok); err != nil || tok.AccessToken == "" {
+		return fmt.Errorf("token answer without access_token: %.300s", b)
+	}
+	tl := &loader{client: l.client, base: l.base, auth: "Bearer " + tok.AccessToken, serverPID: l.serverPID}
+	decide := func(ctx context.Context, body []byte) (string, bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, tl.base+path+"/authorize", bytes.NewReader(body))
+		if err != nil {
+			return "", false, err
+		}
+		req.Header.Set("Authorization", tl.auth)
+		req.Header.Set("Content-Type", "application/json")
+		b, ok, err := tl.send(req, http.StatusOK)
+		var d struct {
+			Decision string `json:"decision"`
+		}
+		json.Unmarshal(b, &d)
+		return d.Decision, ok, err
+	}
+	allow, deny := authzRequest("u0", "read"), authzRequest("u9", "delete")
+	for _, c := range []struct {
+		body []byte
+		want string
+	}{{allow, "allow"}, {deny, "deny"}} {
+		got, ok, err := decide(ctx, c.body)
+		if err != nil || !ok || got != c.want {
+			return errors.Join(err, fmt.Errorf("check decision: %q, want %q", got, c.want))
+		}
+	}
+	r, err := tl.phase(ctx, o.conns, o.warmup, o.authzDuration, func(ctx context.Context) (bool, error) {
+		got, ok, err := decide(ctx, allow)
+		return ok && got == "allow", err
+	})
+	if err != nil {
+		return err
+	}
+	r.print(out, "authz", o.conns)
 	return nil
 }
 
