@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -195,7 +196,9 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		a.Audit.Close()
 		return fail(err, db)
 	}
-	tenantTokens := authn.NewTenantTokens(validator, tokenState{a})
+	// A token's state is re-read at most a second after it was last read
+	// (at once after any change on this node); see README, Identity.
+	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes})
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
@@ -120,7 +121,8 @@ type Log struct {
 	closed    chan struct{}
 	done      chan struct{}
 	maxBatch  int
-	batchHook func(n int) // observes batch sizes (metrics)
+	batchHook func(n int)   // observes batch sizes (metrics)
+	changes   atomic.Uint64 // see Changes
 }
 
 type appendReq struct {
@@ -172,6 +174,13 @@ func (l *Log) Close() error {
 	return nil
 }
 
+// Changes counts the acts recorded with Append and AppendTx (the latter
+// once committed) on this node. Every change of state in Bulkhead is
+// audited, so a cache of state may keep what it read while Changes has
+// not moved since it started reading. Decision records (Enqueue) are not
+// changes.
+func (l *Log) Changes() uint64 { return l.changes.Load() }
+
 // Append records e and returns once it is durably committed. The time,
 // sequence number and hashes are set by the log. Append must not be called
 // while holding a storage transaction (the writer needs the database); use
@@ -181,6 +190,7 @@ func (l *Log) Append(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
+	l.changes.Add(1)
 	select {
 	case err := <-r.done:
 		return err
@@ -288,6 +298,7 @@ func (l *Log) AppendTx(ctx context.Context, tx *storage.Tx, e Event) error {
 	if err := lockChains(ctx, tx, []*Event{&e}); err != nil {
 		return err
 	}
+	tx.AfterCommit(func() { l.changes.Add(1) })
 	heads := map[string]head{}
 	if err := l.insert(ctx, tx, &e, heads); err != nil {
 		return err

@@ -3,6 +3,8 @@ package authn
 import (
 	"context"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -17,6 +19,34 @@ import (
 type TenantTokens struct {
 	v     *auth.Validator
 	state TokenState
+	opts  StateCache
+
+	mu       sync.Mutex
+	verdicts map[string]verdict // by token id
+}
+
+// StateCache lets TenantTokens keep, for a short time, what it read of a
+// token's state (tenant status, revocation, the user's status and groups),
+// so that a token used many times a second does not read the database
+// each time.
+type StateCache struct {
+	// TTL is how long a read is kept (0: no cache). Changes made on other
+	// nodes reach this one within TTL.
+	TTL time.Duration
+	// Changes counts the state changes made on this node (audit.Log.Changes);
+	// a read made before a change is not used after it, so changes made here
+	// apply at once.
+	Changes func() uint64
+	// Size bounds the tokens remembered (default 100,000).
+	Size int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+type verdict struct {
+	tc     tenant.Context
+	at     time.Time
+	change uint64
 }
 
 // TokenState is what a signature cannot tell: Bulkhead's current records.
@@ -33,8 +63,44 @@ type TokenState interface {
 }
 
 // NewTenantTokens returns the verifier.
-func NewTenantTokens(v *auth.Validator, state TokenState) *TenantTokens {
-	return &TenantTokens{v: v, state: state}
+func NewTenantTokens(v *auth.Validator, state TokenState, cache StateCache) *TenantTokens {
+	if cache.Size <= 0 {
+		cache.Size = 100000
+	}
+	if cache.Now == nil {
+		cache.Now = time.Now
+	}
+	if cache.Changes == nil {
+		cache.TTL = 0 // without a change count, a cache could hide this node's own changes
+	}
+	return &TenantTokens{v: v, state: state, opts: cache, verdicts: map[string]verdict{}}
+}
+
+// cached returns the tenant context kept for token id, if still good.
+func (t *TenantTokens) cached(id string) (tenant.Context, bool) {
+	if t.opts.TTL <= 0 || id == "" {
+		return tenant.Context{}, false
+	}
+	t.mu.Lock()
+	v, ok := t.verdicts[id]
+	t.mu.Unlock()
+	if !ok || v.change != t.opts.Changes() || t.opts.Now().Sub(v.at) >= t.opts.TTL {
+		return tenant.Context{}, false
+	}
+	return v.tc, true
+}
+
+// keep remembers a token's tenant context, read while the change count was change.
+func (t *TenantTokens) keep(id string, tc tenant.Context, at time.Time, change uint64) {
+	if t.opts.TTL <= 0 || id == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.verdicts) >= t.opts.Size {
+		clear(t.verdicts) // simple bound: start over (reads are cheap to redo)
+	}
+	t.verdicts[id] = verdict{tc: tc, at: at, change: change}
 }
 
 // Verify implements Verifier.
@@ -57,6 +123,16 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	if err != nil {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the bearer token is not valid")
 	}
+	// The cache is keyed by token id, and the signature, expiry and
+	// audience were checked above for this very token.
+	if tc, ok := t.cached(c.ID); ok {
+		return tenant.NewContext(ctx, tc), nil
+	}
+	var change uint64
+	if t.opts.Changes != nil {
+		change = t.opts.Changes() // before reading: a change during the reads invalidates them
+	}
+	at := t.opts.Now()
 	tn, err := t.state.Tenant(ctx, tid)
 	if err != nil || tn.Status != tenant.Active {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token's tenant is not active")
@@ -78,5 +154,6 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 		}
 		tc.Principal, tc.Groups = "user:"+c.Subject, groups
 	}
+	t.keep(c.ID, tc, at, change)
 	return tenant.NewContext(ctx, tc), nil
 }

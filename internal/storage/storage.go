@@ -178,10 +178,16 @@ func (s Scope) IsPlatform() bool { return s.platform }
 
 // Tx is a transaction bound to a scope.
 type Tx struct {
-	tx      *sql.Tx
-	dialect Dialect
-	scope   Scope
+	tx          *sql.Tx
+	dialect     Dialect
+	scope       Scope
+	afterCommit []func()
 }
+
+// AfterCommit runs fn once the transaction has committed (never if it
+// rolls back), for in-memory effects of what it wrote, such as telling
+// caches that state changed.
+func (tx *Tx) AfterCommit(fn func()) { tx.afterCommit = append(tx.afterCommit, fn) }
 
 // TenantID returns the tenant of the transaction's scope ("" in the platform scope).
 // Repositories use it, never a caller's string, in their WHERE clauses.
@@ -291,6 +297,9 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, scope 
 	}
 	if err := stx.Commit(); err != nil {
 		return fmt.Errorf("storage: commit: %w", err)
+	}
+	for _, f := range tx.afterCommit {
+		f()
 	}
 	return nil
 }

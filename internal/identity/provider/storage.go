@@ -458,9 +458,16 @@ func (s *issuerStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clie
 	}
 	tenantOfToken, _ := s.subjectTenant(ctx, userID)
 	err = s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO oidc_revoked_tokens (token_id, tenant_id, expires_at) VALUES (?, ?, ?)
+		res, err := tx.Exec(ctx, `INSERT INTO oidc_revoked_tokens (token_id, tenant_id, expires_at) VALUES (?, ?, ?)
 			ON CONFLICT (token_id) DO NOTHING`, tokenOrID, string(tenantOfToken), s.p.clock().Now().Add(s.p.cfg.AccessTokenLifetime).UnixMicro())
-		return err
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // revoked before
+		}
+		return s.p.cfg.Audit.AppendTx(ctx, tx, audit.Event{TenantID: string(tenantOfToken), Principal: "oidc",
+			Action: "oauth.token_revoked", Target: userID, Detail: map[string]string{"client_id": clientID, "token_id": tokenOrID}})
 	})
 	if err != nil {
 		return oidc.ErrServerError()
