@@ -228,15 +228,15 @@ func (e *effective) decide(field string, req Request, caller *Caller) (Decision,
 
 // parseEntities reads Cedar's JSON entity format, refusing parent cycles.
 func parseEntities(field string, raw json.RawMessage) (types.EntityMap, error) {
-	em := types.EntityMap{}
 	if len(raw) == 0 || string(raw) == "null" {
-		return em, nil
+		return types.EntityMap{}, nil
 	}
 	if raw[0] != '[' {
 		return nil, errs.Field(field, "invalid_entities", "entities is an array in Cedar's JSON entity format")
 	}
-	if err := json.Unmarshal(raw, &em); err != nil {
-		return nil, errs.Field(field, "invalid_entities", "entities are not in Cedar's JSON entity format: %s", truncate(cedarMessage(err), 300))
+	em, err := decodeEntities(raw)
+	if err != nil {
+		return nil, errs.Field(field, "invalid_entities", "entities are not in Cedar's JSON entity format: %s", truncate(err.Error(), 300))
 	}
 	if len(em) > MaxEntities {
 		return nil, errs.Field(field, "invalid_entities", "at most %d entities per request", MaxEntities)
