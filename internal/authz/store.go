@@ -196,7 +196,8 @@ func (s *Service) OffboardingStep() tenant.Step {
 				return fmt.Errorf("authz: remove %s: %w", table, err)
 			}
 		}
-		s.cache.evict(tenant.ID(tx.TenantID()))
+		tid := tenant.ID(tx.TenantID())
+		tx.AfterCommit(func() { s.cache.evict(tid) })
 		return tx.Notify(ctx, notifyChannel, tx.TenantID())
 	}}
 }
