@@ -37,8 +37,10 @@ const (
 const slotType = "__S"
 
 var slotText = map[Slot]string{
-	PrincipalSlot: slotType + `::"p"  `, // 10 bytes, as "?principal"
-	ResourceSlot:  slotType + `::"r" `,  // 9 bytes, as "?resource"
+	// A space first, so that a slot glued to a keyword ("in?principal")
+	// stays apart from it; the length is the slot's.
+	PrincipalSlot: " " + slotType + `::"p" `, // 10 bytes, as "?principal"
+	ResourceSlot:  " " + slotType + `::"r"`,  // 9 bytes, as "?resource"
 }
 
 var slotUID = map[Slot]types.EntityUID{
@@ -216,10 +218,14 @@ func cedarMessage(err error) string {
 	if m := positionPrefix.FindStringSubmatch(msg); m != nil {
 		msg = "line " + m[1] + ", column " + m[2] + ": " + strings.TrimSpace(msg[len(m[0]):])
 	}
+	// Name slots as the author wrote them, not as the parser saw them.
+	for slot, text := range slotText {
+		msg = strings.ReplaceAll(msg, strings.TrimSpace(text), string(slot))
+	}
 	return msg
 }
 
-var positionPrefix = regexp.MustCompile(`^<input>:(\d+):(\d+)`)
+var positionPrefix = regexp.MustCompile(`^<input>:(\d+):(\d+):?`)
 
 // scanStatement is a small Cedar lexer: it skips strings and comments,
 // finds slots (replacing them for the parser), refuses the reserved slot
@@ -249,6 +255,17 @@ func scanStatement(text string) (string, []Slot, error) {
 			}
 			b.WriteString(text[i : i+end])
 			i += end
+			continue
+		case c == '/' && i+1 < len(text) && text[i+1] == '*':
+			// A block comment, which cedar-go's scanner accepts too.
+			end := strings.Index(text[i+2:], "*/")
+			if end < 0 {
+				return "", nil, fmt.Errorf("line %d: unterminated /* comment", line)
+			}
+			comment := text[i : i+2+end+2]
+			line += strings.Count(comment, "\n")
+			b.WriteString(comment)
+			i += len(comment)
 			continue
 		case c == '"':
 			j := i + 1
@@ -339,6 +356,13 @@ func (e EntityRef) UID() types.EntityUID {
 	return types.NewEntityUID(types.EntityType(e.Type), types.String(e.ID))
 }
 
+// validEntityType applies cedar-go's own rules (no reserved words such as
+// "if" or "in", no __cedar namespace).
+func validEntityType(t string) bool {
+	_, err := types.NewEntityType(t)
+	return err == nil
+}
+
 var entityTypePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$`)
 
 // check validates a reference named by field; nil is allowed when optional.
@@ -349,7 +373,7 @@ func (e *EntityRef) check(field string, optional bool) error {
 		}
 		return errs.Field(field, "missing_entity", "%s is required: {\"type\":\"…\",\"id\":\"…\"}", field)
 	}
-	if len(e.Type) > 256 || !entityTypePattern.MatchString(e.Type) || e.Type == slotType {
+	if len(e.Type) > 256 || !entityTypePattern.MatchString(e.Type) || e.Type == slotType || !validEntityType(e.Type) {
 		return errs.Field(field+".type", "invalid_entity", "an entity type is a Cedar name such as User or App::User")
 	}
 	if len(e.ID) > 1024 || !utf8.ValidString(e.ID) {
