@@ -64,8 +64,8 @@ func seedStores(ctx context.Context, db *storage.DB) error {
 		err := db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 			for t := lo; t < min(lo+500, decisionTenants); t++ {
 				tid := benchTenant(t)
-				if _, err := tx.Exec(ctx, `INSERT INTO authz_stores (tenant_id, schema_text, schema_format, log_allows, principal_type, group_type, created_at, updated_at)
-					VALUES (?, '', '', ?, 'User', 'Group', ?, ?)`, tid, false, now, now); err != nil {
+				if _, err := tx.Exec(ctx, `INSERT INTO authz_stores (tenant_id, schema_text, schema_format, schema_at, log_allows, principal_type, group_type, created_at, updated_at)
+					VALUES (?, '', '', 0, ?, 'User', 'Group', ?, ?)`, tid, false, now, now); err != nil {
 					return err
 				}
 				for i, text := range benchTemplates {

@@ -174,8 +174,8 @@ func (l *Log) Close() error {
 	return nil
 }
 
-// Changes counts the acts recorded with Append and AppendTx (the latter
-// once committed) on this node. Every change of state in Bulkhead is
+// Changes counts the successful acts recorded with Append and AppendTx
+// (the latter once committed) on this node. Every change of state in Bulkhead is
 // audited, so a cache of state may keep what it read while Changes has
 // not moved since it started reading. Decision records (Enqueue) are not
 // changes.
@@ -190,7 +190,9 @@ func (l *Log) Append(ctx context.Context, e Event) error {
 	if err != nil {
 		return err
 	}
-	l.changes.Add(1)
+	if e.Outcome == Success || e.Outcome == "" {
+		l.changes.Add(1) // refusals and failures changed nothing
+	}
 	select {
 	case err := <-r.done:
 		return err

@@ -45,6 +45,8 @@ type StateCache struct {
 
 type verdict struct {
 	tc     tenant.Context
+	issuer string // the token's, checked against its tenant's when read
+	client string
 	at     time.Time
 	change uint64
 }
@@ -76,23 +78,34 @@ func NewTenantTokens(v *auth.Validator, state TokenState, cache StateCache) *Ten
 	return &TenantTokens{v: v, state: state, opts: cache, verdicts: map[string]verdict{}}
 }
 
-// cached returns the tenant context kept for token id, if still good.
-func (t *TenantTokens) cached(id string) (tenant.Context, bool) {
-	if t.opts.TTL <= 0 || id == "" {
+// cached returns the tenant context kept for the token c, if still good:
+// kept for a token with c's id, tenant, issuer, client and subject.
+func (t *TenantTokens) cached(c *auth.Claims, tid tenant.ID) (tenant.Context, bool) {
+	if t.opts.TTL <= 0 || c.ID == "" {
 		return tenant.Context{}, false
 	}
 	t.mu.Lock()
-	v, ok := t.verdicts[id]
+	v, ok := t.verdicts[c.ID]
 	t.mu.Unlock()
-	if !ok || v.change != t.opts.Changes() || t.opts.Now().Sub(v.at) >= t.opts.TTL {
+	if !ok || v.change != t.opts.Changes() || t.opts.Now().Sub(v.at) >= t.opts.TTL ||
+		v.tc.TenantID != tid || v.issuer != c.Issuer || v.client != c.ClientID || v.subject() != c.Subject {
 		return tenant.Context{}, false
 	}
 	return v.tc, true
 }
 
-// keep remembers a token's tenant context, read while the change count was change.
-func (t *TenantTokens) keep(id string, tc tenant.Context, at time.Time, change uint64) {
-	if t.opts.TTL <= 0 || id == "" {
+// subject is the token subject the verdict was made for.
+func (v verdict) subject() string {
+	if id, ok := strings.CutPrefix(v.tc.Principal, "user:"); ok {
+		return id
+	}
+	return v.client
+}
+
+// keep remembers the tenant context of token c, read while the change
+// count was change.
+func (t *TenantTokens) keep(c *auth.Claims, tc tenant.Context, at time.Time, change uint64) {
+	if t.opts.TTL <= 0 || c.ID == "" {
 		return
 	}
 	t.mu.Lock()
@@ -100,7 +113,7 @@ func (t *TenantTokens) keep(id string, tc tenant.Context, at time.Time, change u
 	if len(t.verdicts) >= t.opts.Size {
 		clear(t.verdicts) // simple bound: start over (reads are cheap to redo)
 	}
-	t.verdicts[id] = verdict{tc: tc, at: at, change: change}
+	t.verdicts[c.ID] = verdict{tc: tc, issuer: c.Issuer, client: c.ClientID, at: at, change: change}
 }
 
 // Verify implements Verifier.
@@ -125,7 +138,7 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	}
 	// The cache is keyed by token id, and the signature, expiry and
 	// audience were checked above for this very token.
-	if tc, ok := t.cached(c.ID); ok {
+	if tc, ok := t.cached(c, tid); ok {
 		return tenant.NewContext(ctx, tc), nil
 	}
 	var change uint64
@@ -154,6 +167,6 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 		}
 		tc.Principal, tc.Groups = "user:"+c.Subject, groups
 	}
-	t.keep(c.ID, tc, at, change)
+	t.keep(c, tc, at, change)
 	return tenant.NewContext(ctx, tc), nil
 }

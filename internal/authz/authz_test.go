@@ -3,11 +3,13 @@ package authz_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/authz"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -158,6 +160,75 @@ func TestCacheIsBounded(t *testing.T) {
 		}
 		if got := n.svc.CachedSets(); got > 2 {
 			t.Errorf("%d sets cached, bound 2", got)
+		}
+	})
+}
+
+// TestGlobalForbidFailsClosed: a global forbid that cannot be evaluated on
+// a request (an attribute it reads is missing) denies, where Cedar alone
+// would skip it and let a tenant permit through; its error text is not shown.
+func TestGlobalForbidFailsClosed(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		n := newNode(t, dsn, 10)
+		onboard(t, n, "tenant-a")
+		ctx := context.Background()
+		g, err := n.svc.CreatePolicy(ctx, "", authz.PolicyInput{Statement: `forbid(principal, action, resource) when { principal.suspended };`}, op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.svc.CreatePolicy(ctx, "tenant-a", authz.PolicyInput{Statement: `permit(principal, action, resource);`}, op); err != nil {
+			t.Fatal(err)
+		}
+		ask := func(entities string) authz.Decision {
+			t.Helper()
+			r := readReq
+			r.Entities = []byte(entities)
+			d, err := n.svc.Authorize(ctx, "tenant-a", r, authz.Asker{Actor: op})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+		d := ask(``)
+		if d.Decision != authz.Deny || len(d.DeterminingPolicies) != 1 || d.DeterminingPolicies[0] != "global/"+g.ID {
+			t.Errorf("global forbid on a missing attribute: %+v, want deny by global/%s", d, g.ID)
+		}
+		if len(d.Errors) != 1 || strings.Contains(d.Errors[0].Message, "suspended") {
+			t.Errorf("errors %+v: want one, without the global policy's text", d.Errors)
+		}
+		if d := ask(`[{"uid":{"type":"User","id":"alice"},"attrs":{"suspended":false},"parents":[]}]`); d.Decision != authz.Allow {
+			t.Errorf("not suspended: %+v", d)
+		}
+		if d := ask(`[{"uid":{"type":"User","id":"alice"},"attrs":{"suspended":true},"parents":[]}]`); d.Decision != authz.Deny {
+			t.Errorf("suspended: %+v", d)
+		}
+	})
+}
+
+// TestStoreBounds: a store refuses statements past its character bound.
+func TestStoreBounds(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		n := newNode(t, dsn, 10)
+		onboard(t, n, "tenant-a")
+		ctx := context.Background()
+		big := `permit(principal, action, resource) when { context.s == "` + strings.Repeat("x", authz.MaxStatementBytes-200) + `" };`
+		var full error
+		var made int
+		for made = 0; made < authz.MaxStoreChars/len(big)+2; made++ {
+			if _, full = n.svc.CreatePolicy(ctx, "tenant-a", authz.PolicyInput{Statement: big}, op); full != nil {
+				break
+			}
+		}
+		if !errs.Is(full, "store_full") || made != authz.MaxStoreChars/len(big) {
+			t.Fatalf("after %d statements of %d bytes: %v; want store_full after %d", made, len(big), full, authz.MaxStoreChars/len(big))
+		}
+		// A small policy still fits; replacing one with a big one does not.
+		p, err := n.svc.CreatePolicy(ctx, "tenant-a", authz.PolicyInput{Statement: `permit(principal, action, resource);`}, op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.svc.ReplacePolicy(ctx, "tenant-a", p.ID, authz.PolicyInput{Statement: big}, op); !errs.Is(err, "store_full") {
+			t.Errorf("replace with a big statement in a full store: %v", err)
 		}
 	})
 }

@@ -221,7 +221,24 @@ func (e *effective) decide(field string, req Request, caller *Caller) (Decision,
 		out.DeterminingPolicies = append(out.DeterminingPolicies, string(r.PolicyID))
 	}
 	for _, de := range diag.Errors {
-		out.Errors = append(out.Errors, DecisionError{Policy: string(de.PolicyID), Message: de.Message})
+		id, msg := string(de.PolicyID), de.Message
+		if strings.HasPrefix(id, globalPrefix) {
+			// A tenant sees a global policy's effect, not its text.
+			msg = "a global policy could not be evaluated on this request"
+			// Global forbids are the platform's guardrails: one that cannot
+			// be evaluated (an attribute left out of the entities, say)
+			// denies rather than being skipped.
+			if p := e.policies.Get(de.PolicyID); p != nil && p.Effect() == cedar.Forbid {
+				if out.Decision == Allow {
+					out.Decision, out.DeterminingPolicies = Deny, nil
+				}
+				out.DeterminingPolicies = append(out.DeterminingPolicies, id)
+			}
+		}
+		out.Errors = append(out.Errors, DecisionError{Policy: id, Message: msg})
+	}
+	if out.DeterminingPolicies == nil {
+		out.DeterminingPolicies = []string{}
 	}
 	return out, nil
 }
@@ -341,6 +358,16 @@ func (s *Service) effective(ctx context.Context, tid tenant.ID) (*effective, err
 	if e, ok := s.cache.get(tid); ok {
 		return e, nil
 	}
+	// Concurrent misses of one tenant share one load.
+	v, err, _ := s.loads.Do(string(tid), func() (any, error) { return s.loadEffective(ctx, tid) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*effective), nil
+}
+
+// loadEffective reads and compiles tenant tid's effective set and caches it.
+func (s *Service) loadEffective(ctx context.Context, tid tenant.ID) (*effective, error) {
 	gen := s.cache.generation()
 	g, err := s.globals(ctx)
 	if err != nil {
@@ -348,7 +375,7 @@ func (s *Service) effective(ctx context.Context, tid tenant.ID) (*effective, err
 	}
 	var eff *effective
 	err = s.view(ctx, tid, func(tx *storage.Tx, st storeRow) error {
-		c, err := load(ctx, tx, st)
+		c, err := load(ctx, tx, st, true)
 		if err != nil {
 			return err
 		}
@@ -362,7 +389,7 @@ func (s *Service) effective(ctx context.Context, tid tenant.ID) (*effective, err
 		for _, l := range c.links {
 			p, err := c.linked(l)
 			if err != nil {
-				return fmt.Errorf("authz: link %s of %s: %w", l.id, tid, err)
+				return unreadable("linked policy "+l.id, err)
 			}
 			ps.Add(cedar.PolicyID(l.id), compile(p))
 		}
@@ -384,7 +411,7 @@ func (s *Service) globals(ctx context.Context) (*globals, error) {
 	gen := s.cache.generation()
 	var g globals
 	err := s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		c, err := load(ctx, tx, storeRow{})
+		c, err := load(ctx, tx, storeRow{}, true)
 		if err != nil {
 			return err
 		}

@@ -23,16 +23,23 @@
 //     and is refused if any policy, template or link would become invalid.
 //
 // Global policies live in the platform scope and are added to every tenant's
-// effective policy set under ids prefixed "global/". A tenant can neither see
-// their text (only their effect) nor remove them, and Cedar's rule that a
-// forbid overrides any permit gives the precedence: a tenant forbid narrows a
-// global permit, a tenant permit cannot undo a global forbid.
+// effective policy set under ids prefixed "global/". A tenant sees their ids
+// in decisions but neither their text (their evaluation errors are redacted)
+// nor a way to remove them, and Cedar's rule that a forbid overrides any
+// permit gives the precedence: a tenant forbid narrows a global permit, a
+// tenant permit cannot undo a global forbid. Bulkhead adds one rule: a
+// global forbid that cannot be evaluated on a request (an attribute the
+// caller's entities leave out, say) denies instead of being skipped, so a
+// tenant cannot slip past the platform's guardrails by omission.
 //
-// Effective sets are compiled once and kept in a bounded LRU cache. A write
-// evicts the tenant's set on this node after commit and, on PostgreSQL,
-// notifies the other nodes (LISTEN/NOTIFY on channel "bulkhead_authz"); a
-// global write evicts every set. A node that loses its listening connection
-// drops its whole cache when it reconnects.
+// Effective sets are compiled once (concurrent misses share one load) and
+// kept in a bounded LRU cache for at most five minutes. A write evicts the
+// tenant's set on this node after commit and, on PostgreSQL, notifies the
+// other nodes (LISTEN/NOTIFY on channel "bulkhead_authz"); a global write
+// evicts every set. On PostgreSQL a node caches nothing while it does not
+// listen (before Start, and from a lost connection until a new one
+// listens); an idle listening connection is pinged every 30 s. Writes to
+// one store are serialized by a lock on its row.
 //
 // Decisions are default deny. Every deny is written to the tenant's audit
 // chain (action authz.decision); allows too when the store's log_allows

@@ -174,7 +174,7 @@ func (s *Service) putTemplate(ctx context.Context, tid tenant.ID, id string, in 
 	}
 	out := Template{Statement: in.Statement, Description: in.Description, Slots: t.slots}
 	err = s.update(ctx, tid, actor, func(tx *storage.Tx, st storeRow) (string, string, error) {
-		c, err := load(ctx, tx, st)
+		c, err := load(ctx, tx, st, false)
 		if err != nil {
 			return "", "", err
 		}
@@ -184,7 +184,7 @@ func (s *Service) putTemplate(ctx context.Context, tid tenant.ID, id string, in 
 		now := s.now()
 		out.UpdatedAt = now
 		if id == "" {
-			if err := checkQuota(ctx, tx); err != nil {
+			if err := checkQuota(ctx, tx, 1, len(in.Statement)); err != nil {
 				return "", "", err
 			}
 			out.ID, out.CreatedAt = ids.New(templatePrefix), now
@@ -196,6 +196,9 @@ func (s *Service) putTemplate(ctx context.Context, tid tenant.ID, id string, in 
 		}
 		if _, ok := c.templates[id]; !ok {
 			return "", "", templateNotFound(id)
+		}
+		if err := checkQuota(ctx, tx, 0, len(in.Statement)); err != nil {
+			return "", "", err
 		}
 		out.ID = id
 		c.templates[id] = t

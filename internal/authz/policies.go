@@ -133,13 +133,14 @@ type storedLink struct {
 }
 
 // load reads and parses what tx's scope holds: a tenant's store, or the
-// global policies in the platform scope.
-func load(ctx context.Context, tx *storage.Tx, st storeRow) (*contents, error) {
+// global policies in the platform scope. Without full it skips the static
+// policies (a write of one policy needs the templates, links and schema).
+func load(ctx context.Context, tx *storage.Tx, st storeRow, full bool) (*contents, error) {
 	c := &contents{templates: map[string]parsed{}}
 	if st.schemaText != "" {
 		v, err := newValidator(st.schemaFormat, st.schemaText)
 		if err != nil {
-			return nil, fmt.Errorf("authz: stored schema of %s: %w", tx.TenantID(), err)
+			return nil, unreadable(fmt.Sprintf("schema of %s", tx.TenantID()), err)
 		}
 		c.validator = v
 	}
@@ -156,7 +157,7 @@ func load(ctx context.Context, tx *storage.Tx, st storeRow) (*contents, error) {
 			}
 			p, err := parseStatement("statement", text, true)
 			if err != nil {
-				return nil, fmt.Errorf("authz: stored template %s: %w", id, err)
+				return nil, unreadable("template "+id, err)
 			}
 			c.templates[id] = p
 		}
@@ -165,8 +166,12 @@ func load(ctx context.Context, tx *storage.Tx, st storeRow) (*contents, error) {
 		}
 		rows.Close()
 	}
-	rows, err := tx.Query(ctx, `SELECT id, statement, template_id, principal_type, principal_id, resource_type, resource_id
-		FROM authz_policies WHERE tenant_id = ?`, tx.TenantID())
+	q := `SELECT id, statement, template_id, principal_type, principal_id, resource_type, resource_id
+		FROM authz_policies WHERE tenant_id = ?`
+	if !full {
+		q += ` AND template_id <> ''`
+	}
+	rows, err := tx.Query(ctx, q, tx.TenantID())
 	if err != nil {
 		return nil, fmt.Errorf("authz: load policies: %w", err)
 	}
@@ -182,11 +187,17 @@ func load(ctx context.Context, tx *storage.Tx, st storeRow) (*contents, error) {
 		}
 		p, err := parseStatement("statement", text, false)
 		if err != nil {
-			return nil, fmt.Errorf("authz: stored policy %s: %w", id, err)
+			return nil, unreadable("policy "+id, err)
 		}
 		c.statics = append(c.statics, namedAST{id, p.ast})
 	}
 	return c, rows.Err()
+}
+
+// unreadable is a stored object that no longer parses: a fault of the
+// server (500), not of the request.
+func unreadable(what string, err error) error {
+	return &errs.Error{Kind: errs.Internal, Code: "stored_policy_unreadable", Detail: "a stored " + what + " cannot be read", Err: err}
 }
 
 // linked builds a link's policy from its template.
@@ -229,7 +240,7 @@ func (s *Service) GetSchema(ctx context.Context, tid tenant.ID) (Schema, error) 
 		if st.schemaText == "" {
 			return errs.E(errs.NotFound, "schema_not_found", "the policy store of %q has no schema", tid)
 		}
-		out = Schema{Format: st.schemaFormat, UpdatedAt: st.UpdatedAt}
+		out = Schema{Format: st.schemaFormat, UpdatedAt: st.schemaAt}
 		if st.schemaFormat == FormatJSON {
 			out.Schema = json.RawMessage(st.schemaText)
 		} else {
@@ -254,7 +265,7 @@ func (s *Service) PutSchema(ctx context.Context, tid tenant.ID, in Schema, actor
 	out := Schema{Format: in.Format}
 	err = s.update(ctx, tid, actor, func(tx *storage.Tx, st storeRow) (string, string, error) {
 		st.schemaText = "" // the contents are checked against the new schema below
-		c, err := load(ctx, tx, st)
+		c, err := load(ctx, tx, st, true)
 		if err != nil {
 			return "", "", err
 		}
@@ -262,8 +273,8 @@ func (s *Service) PutSchema(ctx context.Context, tid tenant.ID, in Schema, actor
 			return "", "", err
 		}
 		out.UpdatedAt = s.now()
-		if _, err := tx.Exec(ctx, `UPDATE authz_stores SET schema_text = ?, schema_format = ?, updated_at = ? WHERE tenant_id = ?`,
-			text, in.Format, out.UpdatedAt.UnixMicro(), tx.TenantID()); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE authz_stores SET schema_text = ?, schema_format = ?, schema_at = ?, updated_at = ? WHERE tenant_id = ?`,
+			text, in.Format, out.UpdatedAt.UnixMicro(), out.UpdatedAt.UnixMicro(), tx.TenantID()); err != nil {
 			return "", "", fmt.Errorf("authz: put schema: %w", err)
 		}
 		return "authz.schema_put", string(tid), nil
@@ -340,7 +351,7 @@ func (s *Service) putPolicy(ctx context.Context, tid tenant.ID, id string, in Po
 	}
 	var out Policy
 	err := s.update(ctx, tid, actor, func(tx *storage.Tx, st storeRow) (string, string, error) {
-		c, err := load(ctx, tx, st)
+		c, err := load(ctx, tx, st, false)
 		if err != nil {
 			return "", "", err
 		}
@@ -358,11 +369,14 @@ func (s *Service) putPolicy(ctx context.Context, tid tenant.ID, id string, in Po
 		now := s.now()
 		pt, pi := refColumns(in.Principal)
 		rt, ri := refColumns(in.Resource)
-		action := "authz.policy_updated"
+		action, objects := "authz.policy_updated", 0
 		if id == "" {
-			if err := checkQuota(ctx, tx); err != nil {
-				return "", "", err
-			}
+			objects = 1
+		}
+		if err := checkQuota(ctx, tx, objects, len(in.Statement)); err != nil {
+			return "", "", err
+		}
+		if id == "" {
 			id, action = ids.New(policyPrefix), "authz.policy_created"
 			_, err = tx.Exec(ctx, `INSERT INTO authz_policies (tenant_id, id, statement, description, template_id,
 				principal_type, principal_id, resource_type, resource_id, created_at, updated_at)

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
@@ -37,8 +39,12 @@ const (
 	DefaultGroupType     = "Group"
 )
 
-// MaxPoliciesPerStore bounds the policies (static and linked) plus templates of one store.
-const MaxPoliciesPerStore = 10000
+// Bounds of one store: policies (static and linked) plus templates, and
+// the characters of their statements.
+const (
+	MaxPoliciesPerStore = 10000
+	MaxStoreChars       = 4 << 20
+)
 
 // Options configure a Service.
 type Options struct {
@@ -54,10 +60,11 @@ type Service struct {
 	clock clock.Clock
 	log   *slog.Logger
 	cache *cache
+	loads singleflight.Group // cache misses, by tenant
 }
 
-// New returns the service. Call Start so that other nodes' writes reach
-// this node's cache.
+// New returns the service. On PostgreSQL, call Start: until this node
+// listens for other nodes' writes, it caches no compiled policy sets.
 func New(db *storage.DB, log *audit.Log, opts Options) *Service {
 	if opts.Clock == nil {
 		opts.Clock = clock.System{}
@@ -68,14 +75,18 @@ func New(db *storage.DB, log *audit.Log, opts Options) *Service {
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = 1000
 	}
-	return &Service{db: db, audit: log, clock: opts.Clock, log: opts.Logger, cache: newCache(opts.CacheSize)}
+	s := &Service{db: db, audit: log, clock: opts.Clock, log: opts.Logger, cache: newCache(opts.CacheSize)}
+	// On SQLite one process owns the database and invalidates its own cache;
+	// on PostgreSQL the cache waits for Start to listen to the other nodes.
+	s.cache.on = db.Dialect() != storage.Postgres
+	return s
 }
 
 // Start applies other nodes' invalidations to this node's cache, in the
-// background, until ctx ends (PostgreSQL only; on SQLite one process owns
-// the database).
+// background, until ctx ends. On PostgreSQL the cache is used only while
+// this node listens for them.
 func (s *Service) Start(ctx context.Context) {
-	go s.db.Listen(ctx, notifyChannel, s.log, s.cache.purge, func(payload string) {
+	go s.db.Listen(ctx, notifyChannel, s.log, s.cache.enable, s.cache.disable, func(payload string) {
 		if payload == globalPayload {
 			s.cache.purge()
 			return
@@ -179,8 +190,8 @@ type TemplatePage struct {
 func (s *Service) OnboardingStep() tenant.Step {
 	return tenant.Step{Name: "authz", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
 		now := s.clock.Now().UnixMicro()
-		if _, err := tx.Exec(ctx, `INSERT INTO authz_stores (tenant_id, schema_text, schema_format, log_allows, principal_type, group_type, created_at, updated_at)
-			VALUES (?, '', '', ?, ?, ?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`,
+		if _, err := tx.Exec(ctx, `INSERT INTO authz_stores (tenant_id, schema_text, schema_format, schema_at, log_allows, principal_type, group_type, created_at, updated_at)
+			VALUES (?, '', '', 0, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`,
 			tx.TenantID(), false, DefaultPrincipalType, DefaultGroupType, now, now); err != nil {
 			return fmt.Errorf("authz: create store: %w", err)
 		}
@@ -206,18 +217,26 @@ func (s *Service) OffboardingStep() tenant.Step {
 type storeRow struct {
 	Store
 	schemaText, schemaFormat string
+	schemaAt                 time.Time
 }
 
 func notFound(tid tenant.ID) error {
 	return errs.E(errs.NotFound, "tenant_not_found", "tenant %q not found", tid)
 }
 
-func readStore(ctx context.Context, tx *storage.Tx) (storeRow, error) {
+// readStore reads the store of tx's tenant; with lock (in a write), it
+// holds the store's row until the commit, so that writes to one store are
+// serial (a schema and a policy, a template's deletion and a new link).
+func readStore(ctx context.Context, tx *storage.Tx, lock bool) (storeRow, error) {
 	var st storeRow
-	var created, updated int64
-	err := tx.QueryRow(ctx, `SELECT schema_text, schema_format, log_allows, principal_type, group_type, created_at, updated_at
-		FROM authz_stores WHERE tenant_id = ?`, tx.TenantID()).
-		Scan(&st.schemaText, &st.schemaFormat, &st.LogAllows, &st.PrincipalType, &st.GroupType, &created, &updated)
+	var created, updated, schemaAt int64
+	q := `SELECT schema_text, schema_format, schema_at, log_allows, principal_type, group_type, created_at, updated_at
+		FROM authz_stores WHERE tenant_id = ?`
+	if lock && tx.Dialect() == storage.Postgres {
+		q += ` FOR UPDATE` // SQLite has one writer at a time already
+	}
+	err := tx.QueryRow(ctx, q, tx.TenantID()).
+		Scan(&st.schemaText, &st.schemaFormat, &schemaAt, &st.LogAllows, &st.PrincipalType, &st.GroupType, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, notFound(tenant.ID(tx.TenantID()))
 	}
@@ -226,6 +245,7 @@ func readStore(ctx context.Context, tx *storage.Tx) (storeRow, error) {
 	}
 	st.TenantID, st.HasSchema = tenant.ID(tx.TenantID()), st.schemaText != ""
 	st.CreatedAt, st.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+	st.schemaAt = time.UnixMicro(schemaAt).UTC()
 	return st, nil
 }
 
@@ -245,9 +265,11 @@ func (s *Service) update(ctx context.Context, tid tenant.ID, actor tenant.Actor,
 				return err
 			}
 			var err error
-			if st, err = readStore(ctx, tx); err != nil {
+			if st, err = readStore(ctx, tx, true); err != nil {
 				return err
 			}
+		} else if err := tx.Lock(ctx, "authz-global-policies"); err != nil {
+			return err
 		}
 		action, target, err := fn(tx, st)
 		if err != nil {
@@ -280,7 +302,7 @@ func (s *Service) view(ctx context.Context, tid tenant.ID, fn func(tx *storage.T
 		return s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error { return fn(tx, storeRow{}) })
 	}
 	return s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		st, err := readStore(ctx, tx)
+		st, err := readStore(ctx, tx, false)
 		if err != nil {
 			return err
 		}
@@ -362,13 +384,25 @@ func countObjects(ctx context.Context, tx *storage.Tx) (int, error) {
 	return n + m, nil
 }
 
-func checkQuota(ctx context.Context, tx *storage.Tx) error {
+// checkQuota refuses to add objects (policies or templates) holding
+// chars characters of statements to a store that would then be over its
+// bounds. A replacement adds no object and counts its new statement in full.
+func checkQuota(ctx context.Context, tx *storage.Tx, objects, chars int) error {
 	n, err := countObjects(ctx, tx)
 	if err != nil {
 		return err
 	}
-	if n >= MaxPoliciesPerStore {
+	if n+objects > MaxPoliciesPerStore {
 		return errs.E(errs.Conflict, "store_full", "a policy store holds at most %d policies and templates", MaxPoliciesPerStore)
+	}
+	var stored int64
+	if err := tx.QueryRow(ctx, `SELECT COALESCE((SELECT SUM(LENGTH(statement)) FROM authz_policies WHERE tenant_id = ?), 0)
+		+ COALESCE((SELECT SUM(LENGTH(statement)) FROM authz_templates WHERE tenant_id = ?), 0)`,
+		tx.TenantID(), tx.TenantID()).Scan(&stored); err != nil {
+		return fmt.Errorf("authz: measure store: %w", err)
+	}
+	if stored+int64(chars) > MaxStoreChars {
+		return errs.E(errs.Conflict, "store_full", "the statements of a policy store hold at most %d characters", MaxStoreChars)
 	}
 	return nil
 }

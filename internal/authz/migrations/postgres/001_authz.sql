@@ -3,6 +3,7 @@ CREATE TABLE authz_stores (
 	tenant_id      TEXT PRIMARY KEY,
 	schema_text    TEXT NOT NULL,  -- '' when the store has no schema
 	schema_format  TEXT NOT NULL,  -- 'cedar' or 'json' ('' without a schema)
+	schema_at      BIGINT NOT NULL, -- when the schema was put (0 without one)
 	log_allows     BOOLEAN NOT NULL,
 	principal_type TEXT NOT NULL,
 	group_type     TEXT NOT NULL,
