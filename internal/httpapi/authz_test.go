@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
@@ -591,5 +593,56 @@ func TestAuthzBadInput(t *testing.T) {
 		} {
 			wantProblem(t, c.name, a.call("POST", c.path, tokSvcA, c.body), c.status, c.code, c.field)
 		}
+	})
+}
+
+// TestPolicyStoreLifecycle: onboarding gives a tenant an empty store (with
+// a JSON-format schema it can put and read back), offboarding deletes it.
+func TestPolicyStoreLifecycle(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		a := newAuthzEnv(t, dsn)
+		var st struct {
+			TenantID      string `json:"tenant_id"`
+			HasSchema     bool   `json:"has_schema"`
+			LogAllows     bool   `json:"log_allows"`
+			PrincipalType string `json:"principal_type"`
+		}
+		a.ok("GET", "/v1/tenants/tenant-b/policy-store", tokAdminB, nil, 200, &st)
+		if st.TenantID != "tenant-b" || st.HasSchema || st.LogAllows || st.PrincipalType != "User" {
+			t.Errorf("new store: %+v", st)
+		}
+		wantProblem(t, "schema of a new store", a.call("GET", "/v1/tenants/tenant-b/policy-store/schema", tokAdminB, nil), 404, "schema_not_found", "")
+		jsonSchema := map[string]any{"App": map[string]any{
+			"entityTypes": map[string]any{"User": map[string]any{}, "Doc": map[string]any{}},
+			"actions": map[string]any{"read": map[string]any{"appliesTo": map[string]any{
+				"principalTypes": []string{"User"}, "resourceTypes": []string{"Doc"}}}},
+		}}
+		a.ok("PUT", "/v1/tenants/tenant-b/policy-store/schema", tokAdminB, map[string]any{"format": "json", "schema": jsonSchema}, 200, nil)
+		var got struct {
+			Format string          `json:"format"`
+			Schema json.RawMessage `json:"schema"`
+		}
+		a.ok("GET", "/v1/tenants/tenant-b/policy-store/schema", tokAdminB, nil, 200, &got)
+		if got.Format != "json" || !strings.Contains(string(got.Schema), `"principalTypes":["User"]`) {
+			t.Errorf("schema read back: %s %s", got.Format, got.Schema)
+		}
+		a.policy("tenant-b", tokAdminB, `permit(principal == App::User::"a", action == App::Action::"read", resource);`)
+		wantProblem(t, "policy against the JSON schema", a.call("POST", "/v1/tenants/tenant-b/policies", tokAdminB,
+			map[string]string{"statement": `permit(principal, action == App::Action::"write", resource);`}), 400, "schema_violation", "statement")
+
+		if _, err := a.env.Admin.DeleteTenant(context.Background(), "tenant-b"); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, a.env, "tenant-b", "deleted")
+		var left int
+		err := a.env.DB.View(context.Background(), storage.PlatformScope(), func(tx *storage.Tx) error {
+			return tx.QueryRow(context.Background(), `SELECT (SELECT COUNT(*) FROM authz_stores WHERE tenant_id = 'tenant-b')
+				+ (SELECT COUNT(*) FROM authz_policies WHERE tenant_id = 'tenant-b')`).Scan(&left)
+		})
+		if err != nil || left != 0 {
+			t.Errorf("tenant-b's store after offboarding: %d rows, %v", left, err)
+		}
+		wantProblem(t, "a deleted tenant's decisions", a.call("POST", "/v1/tenants/tenant-b/authorize", apitest.AdminToken,
+			map[string]any{"principal": ref("App::User", "a"), "action": ref("App::Action", "read"), "resource": ref("App::Doc", "d")}), 404, "tenant_not_found", "")
 	})
 }
