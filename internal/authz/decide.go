@@ -355,7 +355,7 @@ func depth(raw []byte) int {
 // effective returns tenant tid's compiled effective set, from the cache or
 // built from the database.
 func (s *Service) effective(ctx context.Context, tid tenant.ID) (*effective, error) {
-	if e, ok := s.cache.get(tid); ok {
+	if e, ok := s.cache.sets.Get(tid); ok {
 		return e, nil
 	}
 	// Concurrent misses of one tenant share one load.
@@ -368,7 +368,7 @@ func (s *Service) effective(ctx context.Context, tid tenant.ID) (*effective, err
 
 // loadEffective reads and compiles tenant tid's effective set and caches it.
 func (s *Service) loadEffective(ctx context.Context, tid tenant.ID) (*effective, error) {
-	gen := s.cache.generation()
+	gen := s.cache.sets.Generation()
 	g, err := s.globals(ctx)
 	if err != nil {
 		return nil, err
@@ -399,16 +399,16 @@ func (s *Service) loadEffective(ctx context.Context, tid tenant.ID) (*effective,
 	if err != nil {
 		return nil, err
 	}
-	s.cache.put(tid, eff, gen)
+	s.cache.sets.Put(tid, eff, gen)
 	return eff, nil
 }
 
 // globals returns the parsed global policies, cached under the key "".
 func (s *Service) globals(ctx context.Context) (*globals, error) {
-	if e, ok := s.cache.getGlobals(); ok {
+	if e, ok := s.cache.globals.Get(struct{}{}); ok {
 		return e, nil
 	}
-	gen := s.cache.generation()
+	gen := s.cache.globals.Generation()
 	var g globals
 	err := s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		c, err := load(ctx, tx, storeRow{}, true)
@@ -421,6 +421,6 @@ func (s *Service) globals(ctx context.Context) (*globals, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cache.putGlobals(&g, gen)
+	s.cache.globals.Put(struct{}{}, &g, gen)
 	return &g, nil
 }

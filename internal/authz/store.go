@@ -75,11 +75,10 @@ func New(db *storage.DB, log *audit.Log, opts Options) *Service {
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = 1000
 	}
-	s := &Service{db: db, audit: log, clock: opts.Clock, log: opts.Logger, cache: newCache(opts.CacheSize)}
 	// On SQLite one process owns the database and invalidates its own cache;
 	// on PostgreSQL the cache waits for Start to listen to the other nodes.
-	s.cache.on = db.Dialect() != storage.Postgres
-	return s
+	on := db.Dialect() != storage.Postgres
+	return &Service{db: db, audit: log, clock: opts.Clock, log: opts.Logger, cache: newCache(opts.CacheSize, on)}
 }
 
 // Start applies other nodes' invalidations to this node's cache, in the
@@ -96,7 +95,7 @@ func (s *Service) Start(ctx context.Context) {
 }
 
 // CachedSets is the number of tenants' compiled policy sets in memory.
-func (s *Service) CachedSets() int { return s.cache.len() }
+func (s *Service) CachedSets() int { return s.cache.sets.Len() }
 
 // Store is a tenant's policy store settings.
 type Store struct {
