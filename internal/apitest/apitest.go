@@ -72,6 +72,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		t.Fatalf("start workflows: %v", err)
 	}
 	a.Authz.Start(wfCtx)
+	a.KMS.Start(wfCtx)
 	srv.Config.Handler = a.Handler
 	srv.Start()
 	t.Cleanup(func() {

@@ -77,6 +77,7 @@ type App struct {
 	Tenants   *tenant.Registry
 	Directory *identity.Directory
 	Authz     *authz.Service
+	KMS       *kms.Service
 	Signing   *signing.Store
 	Admin     *authn.AdminTokens
 	API       *httpapi.Server
@@ -91,7 +92,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations()}
+	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations()}
 }
 
 // Open prepares the data directory and root key, opens and migrates the
@@ -161,6 +162,9 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Authz = authz.New(db, a.Audit, authz.Options{Clock: c.Clock, Logger: c.Logger, CacheSize: c.AuthzCacheSize})
 	a.Tenants.AddOnboardingStep(a.Authz.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Authz.OffboardingStep())
+	a.KMS = kms.New(db, a.Audit, rk, kms.Options{Clock: c.Clock, Logger: c.Logger})
+	a.Tenants.AddOnboardingStep(a.KMS.OnboardingStep())
+	a.Tenants.AddOffboardingStep(a.KMS.OffboardingStep())
 	if a.Signing, err = signing.NewStore(db, rk, signing.Options{Clock: c.Clock}); err != nil {
 		a.Audit.Close()
 		return fail(err, db)
@@ -200,7 +204,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// (at once after any change on this node); see README, Identity.
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes})
 	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, Audit: a.Audit,
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs,
 	})

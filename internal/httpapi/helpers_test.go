@@ -312,5 +312,6 @@ func newTieredNode(t *testing.T, dsn string) *apitest.Env {
 // and the other wildcards become ids that need not exist.
 func fillPath(pattern, tenant string) string {
 	return strings.NewReplacer("{tenant}", tenant, "{user}", "usr_probe", "{group}", "admins", "{client}", "cli_probe",
-		"{policy}", "pol_probeprobeprobeprobeprobepr", "{template}", "tpl_probeprobeprobeprobeprobepr").Replace(pattern)
+		"{policy}", "pol_probeprobeprobeprobeprobepr", "{template}", "tpl_probeprobeprobeprobeprobepr",
+		"{key}", "key_probeprobeprobeprobeprobepr").Replace(pattern)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -35,6 +36,7 @@ type Config struct {
 	Tenants   *tenant.Registry
 	Directory *identity.Directory
 	Authz     *authz.Service
+	KMS       *kms.Service
 	Audit     *audit.Log
 	Verifiers []authn.Verifier   // tried in order for every bearer token
 	ClientIP  *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -66,6 +68,7 @@ const (
 	Tenant                    // an operator, or a tenant credential for the tenant named by {tenant}
 	TenantAdmin               // an operator, or a credential of an admin (group "admins") of the tenant named by {tenant}
 	Self                      // a user's own token, acting on that user (the /v1/me routes)
+	TenantData                // a tenant credential acting on its own tenant's data (the /v1/kms routes); never the operator
 )
 
 // Route is one registered API route.
@@ -145,11 +148,16 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/audit/verify", "audit.verify", Operator, s.verifyAudit},
 	}
 	s.routes = append(s.routes, s.authzRoutes()...)
+	s.routes = append(s.routes, s.kmsRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route
 			// without it would let any tenant through.
 			panic("httpapi: tenant-access route " + rt.Path + " does not name {tenant}")
+		}
+		if rt.Access == TenantData && strings.Contains(rt.Path, "{tenant}") {
+			// Its tenant is the credential's, never the path's.
+			panic("httpapi: tenant-data route " + rt.Path + " names {tenant}")
 		}
 		s.mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
 	}
@@ -267,6 +275,10 @@ func (s *Server) authorize(r *http.Request, rt Route) error {
 		return errs.E(errs.Forbidden, "user_token_required", "%s acts on the signed-in user: call it with a user's token", rt.Name)
 	}
 	if _, ok := authn.OperatorFrom(r.Context()); ok {
+		if rt.Access == TenantData {
+			return errs.E(errs.Forbidden, "tenant_credential_required",
+				"%s uses a tenant's keys on its data: only that tenant's credentials may, never the operator's", rt.Name)
+		}
 		return nil
 	}
 	tc, ok := tenant.FromContext(r.Context())
@@ -277,7 +289,7 @@ func (s *Server) authorize(r *http.Request, rt Route) error {
 		return notFoundTenant(id)
 	}
 	switch rt.Access {
-	case Tenant:
+	case Tenant, TenantData:
 		return nil
 	case TenantAdmin:
 		if tc.InGroup(identity.AdminsGroup) {
