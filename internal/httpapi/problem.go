@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,7 +101,10 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
+	var b64Err base64.CorruptInputError
 	switch {
+	case errors.As(err, &b64Err):
+		return errs.E(errs.Invalid, "invalid_base64", "a binary field (plaintext, ciphertext, …) is not valid standard base64 (with padding)")
 	case errors.As(err, &maxErr):
 		return tooLarge
 	case errors.Is(err, io.EOF):
