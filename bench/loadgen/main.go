@@ -24,6 +24,11 @@
 //     /v1/tenants/{id}/authorize with the tenant's token for
 //     -authz-duration: allow decisions (a deny writes a decision log entry),
 //     each with three entities and a context.
+//  5. kms (only with -kms-duration > 0): loadgen registers a client of the
+//     first tenant with the kms scopes, takes its token, and measures
+//     POST /v1/kms/encrypt (32 bytes), /v1/kms/decrypt and
+//     /v1/kms/generate-data-key under alias/customer-<tenant>, with a
+//     context naming the tenant, each for -kms-duration after the warm-up.
 //
 // Each phase prints one line that bench/run parses:
 //
@@ -72,6 +77,7 @@ type options struct {
 	clientID       string
 	clientSecret   string
 	authzDuration  time.Duration
+	kmsDuration    time.Duration
 }
 
 func main() {
@@ -89,6 +95,7 @@ func main() {
 	flag.StringVar(&o.clientID, "client-id", "", "OAuth client for the token phase (default: register one under the first tenant created)")
 	flag.StringVar(&o.clientSecret, "client-secret", os.Getenv("LOADGEN_CLIENT_SECRET"), "secret of -client-id (default $LOADGEN_CLIENT_SECRET)")
 	flag.DurationVar(&o.authzDuration, "authz-duration", 0, "length of the authorization decision phase (0: none; at most 60s)")
+	flag.DurationVar(&o.kmsDuration, "kms-duration", 0, "length of each KMS phase: encrypt, decrypt, generate-data-key (0: none; at most 60s)")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -120,6 +127,8 @@ func (o options) validate() error {
 		return errors.New("-warmup must be between 0 and 10s")
 	case o.tokenDuration < 0 || o.tokenDuration > time.Minute:
 		return errors.New("-token-duration must be between 0 and 60s")
+	case o.kmsDuration < 0 || o.kmsDuration > time.Minute:
+		return errors.New("-kms-duration must be between 0 and 60s")
 	case o.authzDuration < 0 || o.authzDuration > time.Minute:
 		return errors.New("-authz-duration must be between 0 and 60s")
 	case o.clientID != "" && o.clientSecret == "":
@@ -203,6 +212,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return fmt.Errorf("authz phase: %w", err)
 		}
 	}
+	if o.kmsDuration > 0 {
+		if err := l.kmsPhase(ctx, o, ids[0], out); err != nil {
+			return fmt.Errorf("kms phase: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -226,6 +240,87 @@ func authzRequest(user, action string) []byte {
 {"uid":{"type":"Folder","id":"f2"},"attrs":{},"parents":[]}]}`)
 }
 
+// tenantLoader registers a client-credentials client of tenant tid with
+// scopes and returns a loader that sends its access token.
+func (l *loader) tenantLoader(ctx context.Context, tid string, scopes ...string) (*loader, error) {
+	id, secret, err := l.registerClient(ctx, tid, scopes...)
+	if err != nil {
+		return nil, err
+	}
+	form := "grant_type=client_credentials"
+	if len(scopes) > 0 {
+		form += "&scope=" + url.QueryEscape(strings.Join(scopes, " "))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/oauth/token", strings.NewReader(form))
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	b, ok, err := l.send(req, http.StatusOK)
+	if err != nil || !ok {
+		return nil, errors.Join(err, errors.New("no token for the tenant's client (see above)"))
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(b, &tok); err != nil || tok.AccessToken == "" {
+		return nil, fmt.Errorf("token answer without access_token: %.300s", b)
+	}
+	return &loader{client: l.client, base: l.base, auth: "Bearer " + tok.AccessToken, serverPID: l.serverPID}, nil
+}
+
+// kmsPhase measures encrypt, decrypt and generate-data-key over HTTP with
+// a tenant client's token (kms scopes), one measured phase each.
+func (l *loader) kmsPhase(ctx context.Context, o options, tenantID string, out io.Writer) error {
+	tl, err := l.tenantLoader(ctx, tenantID, "kms:encrypt", "kms:decrypt", "kms:generate-data-key")
+	if err != nil {
+		return err
+	}
+	ec := map[string]string{"tenant_id": tenantID, "table": "orders"}
+	key := "alias/customer-" + tenantID
+	call := func(ctx context.Context, path string, body []byte) ([]byte, bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, tl.base+path, bytes.NewReader(body))
+		if err != nil {
+			return nil, false, err
+		}
+		req.Header.Set("Authorization", tl.auth)
+		req.Header.Set("Content-Type", "application/json")
+		return tl.send(req, http.StatusOK)
+	}
+	encBody, _ := json.Marshal(map[string]any{"key_id": key, "plaintext": bytes.Repeat([]byte("p"), 32), "encryption_context": ec})
+	b, ok, err := call(ctx, "/v1/kms/encrypt", encBody)
+	if err != nil || !ok {
+		return errors.Join(err, errors.New("encrypt failed (see above)"))
+	}
+	var ct struct {
+		Ciphertext []byte `json:"ciphertext"`
+	}
+	if err := json.Unmarshal(b, &ct); err != nil || len(ct.Ciphertext) == 0 {
+		return fmt.Errorf("encrypt answer without ciphertext: %.300s", b)
+	}
+	decBody, _ := json.Marshal(map[string]any{"ciphertext": ct.Ciphertext, "encryption_context": ec})
+	gdkBody, _ := json.Marshal(map[string]any{"key_id": key, "encryption_context": ec})
+	for _, p := range []struct {
+		phase, path string
+		body        []byte
+	}{
+		{"kms_encrypt", "/v1/kms/encrypt", encBody},
+		{"kms_decrypt", "/v1/kms/decrypt", decBody},
+		{"kms_generate_data_key", "/v1/kms/generate-data-key", gdkBody},
+	} {
+		r, err := tl.phase(ctx, o.conns, o.warmup, o.kmsDuration, func(ctx context.Context) (bool, error) {
+			_, ok, err := call(ctx, p.path, p.body)
+			return ok, err
+		})
+		if err != nil {
+			return err
+		}
+		r.print(out, p.phase, o.conns)
+	}
+	return nil
+}
+
 // authzPhase measures POST /v1/tenants/{id}/authorize with a tenant token.
 func (l *loader) authzPhase(ctx context.Context, o options, tenantID string, out io.Writer) error {
 	path := "/v1/tenants/" + url.PathEscape(tenantID)
@@ -239,27 +334,10 @@ func (l *loader) authzPhase(ctx context.Context, o options, tenantID string, out
 			return errors.New("writing a policy failed (see above)")
 		}
 	}
-	id, secret, err := l.registerClient(ctx, tenantID)
+	tl, err := l.tenantLoader(ctx, tenantID)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
-	if err != nil {
-		return err
-	}
-	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	b, ok, err := l.send(req, http.StatusOK)
-	if err != nil || !ok {
-		return errors.Join(err, errors.New("no token for the tenant's client (see above)"))
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(b, &tok); err != nil || tok.AccessToken == "" {
-		return fmt.Errorf("token answer without access_token: %.300s", b)
-	}
-	tl := &loader{client: l.client, base: l.base, auth: "Bearer " + tok.AccessToken, serverPID: l.serverPID}
 	decide := func(ctx context.Context, body []byte) (string, bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, tl.base+path+"/authorize", bytes.NewReader(body))
 		if err != nil {
@@ -345,8 +423,8 @@ func (l *loader) tokenPhase(ctx context.Context, o options, tenantID string, out
 
 // registerClient registers a confidential client-credentials client of
 // tenant tid with the operator token and returns its id and secret.
-func (l *loader) registerClient(ctx context.Context, tid string) (id, secret string, err error) {
-	body := []byte(`{"name":"loadgen","grant_types":["client_credentials"]}`)
+func (l *loader) registerClient(ctx context.Context, tid string, scopes ...string) (id, secret string, err error) {
+	body, _ := json.Marshal(map[string]any{"name": "loadgen", "grant_types": []string{"client_credentials"}, "scopes": scopes})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/v1/tenants/"+url.PathEscape(tid)+"/clients", bytes.NewReader(body))
 	if err != nil {
 		return "", "", err

@@ -77,7 +77,7 @@ func TestRun(t *testing.T) {
 			createDuration: createDur, createCount: 20, prefix: "x" + createDur.String()[:1], serverPID: os.Getpid(),
 			// A short token phase: the test node keeps the provider's
 			// default limit of 1000 token requests/s per address (burst 2000).
-			warmup: 50 * time.Millisecond, tokenDuration: 150 * time.Millisecond, authzDuration: 150 * time.Millisecond}
+			warmup: 50 * time.Millisecond, tokenDuration: 150 * time.Millisecond, authzDuration: 150 * time.Millisecond, kmsDuration: 100 * time.Millisecond}
 		if createDur == 0 {
 			o.clientID, o.clientSecret = given.ID, given.ClientSecret
 		}
@@ -93,7 +93,7 @@ func TestRun(t *testing.T) {
 			}
 			phases[strings.TrimPrefix(f[1], "phase=")] = sc.Text()
 		}
-		for _, p := range []string{"get", "token", "authz"} {
+		for _, p := range []string{"get", "token", "authz", "kms_encrypt", "kms_decrypt", "kms_generate_data_key"} {
 			if _, ok := phases[p]; !ok {
 				t.Fatalf("no %s phase in %q", p, out.String())
 			}
