@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -24,11 +25,8 @@ import (
 // to the tenant and user; a code is accepted once (its step is remembered);
 // ten single-use recovery codes are stored as hashes.
 
-// Wrapper seals secrets at rest (the root key implements it).
-type Wrapper interface {
-	Wrap(plaintext, aad []byte) ([]byte, error)
-	Unwrap(wrapped, aad []byte) ([]byte, error)
-}
+// Wrapper seals secrets at rest: the key hierarchy's root (kms.Sealer).
+type Wrapper = kms.Sealer
 
 // TOTPEnrollment is what an enrollment shows once: the secret for the
 // authenticator app and the recovery codes.
