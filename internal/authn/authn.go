@@ -53,12 +53,16 @@ func OperatorFrom(ctx context.Context) (Operator, bool) {
 	return o, ok
 }
 
-// PrincipalName names whoever ctx's credential belongs to, for audit and logs.
+// PrincipalName names whoever ctx's credential belongs to, for audit and
+// logs: "user:<id> via client:<id>" for a delegated credential.
 func PrincipalName(ctx context.Context) string {
 	if o, ok := OperatorFrom(ctx); ok {
 		return o.Name()
 	}
 	if t, ok := tenant.FromContext(ctx); ok {
+		if t.Actor != "" {
+			return t.Principal + " via " + t.Actor
+		}
 		return t.Principal
 	}
 	return "anonymous"

@@ -88,10 +88,19 @@ func (t *TenantTokens) cached(c *auth.Claims, tid tenant.ID) (tenant.Context, bo
 	v, ok := t.verdicts[c.ID]
 	t.mu.Unlock()
 	if !ok || v.change != t.opts.Changes() || t.opts.Now().Sub(v.at) >= t.opts.TTL ||
-		v.tc.TenantID != tid || v.issuer != c.Issuer || v.client != c.ClientID || v.subject() != c.Subject {
+		v.tc.TenantID != tid || v.issuer != c.Issuer || v.client != c.ClientID || v.subject() != c.Subject || v.tc.Actor != actor(c) {
 		return tenant.Context{}, false
 	}
 	return v.tc, true
+}
+
+// actor names the client acting for the token's user, for a token made by
+// token exchange ("" otherwise).
+func actor(c *auth.Claims) string {
+	if c.Actor == "" {
+		return ""
+	}
+	return "client:" + c.Actor
 }
 
 // subject is the token subject the verdict was made for.
@@ -132,6 +141,11 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	if c.TenantID == "" {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "a platform client's token does not act for a tenant")
 	}
+	if c.Actor != "" && (c.Actor != c.ClientID || c.Subject == c.ClientID) {
+		// Token exchange names its client as the actor for a user; nothing
+		// else is a delegation Bulkhead made.
+		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the bearer token's actor is not its client")
+	}
 	tid, err := tenant.ParseID(c.TenantID)
 	if err != nil {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the bearer token is not valid")
@@ -157,7 +171,7 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	if t.state.Revoked(ctx, c.ID) {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token was revoked")
 	}
-	tc := tenant.Context{TenantID: tid, Principal: "client:" + c.ClientID, Tier: tn.Tier, Scopes: c.Scopes}
+	tc := tenant.Context{TenantID: tid, Principal: "client:" + c.ClientID, Tier: tn.Tier, Scopes: c.Scopes, Actor: actor(c)}
 	if c.Subject != c.ClientID {
 		// A user's token: the user must still be active, and their groups
 		// are today's, not the token's.

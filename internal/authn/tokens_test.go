@@ -111,3 +111,60 @@ func TestStateCache(t *testing.T) {
 		t.Errorf("cache without a change count: %d reads, want 9", n)
 	}
 }
+
+// TestDelegatedToken: a token made by token exchange (act names its
+// client) yields the user's tenant context with the client as its actor,
+// and audit names both; an act that is not the token's client is refused.
+func TestDelegatedToken(t *testing.T) {
+	op := authtest.NewServer(t)
+	key := op.AddKey(op.Issuer(), authtest.ES256)
+	now := time.Now()
+	v, err := auth.NewValidator(auth.Config{Issuer: op.Issuer(), Audience: "api", HTTPClient: op.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &fakeState{issuer: op.Issuer()}
+	st.status.Store(tenant.Active)
+	var changes atomic.Uint64
+	tt := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Second, Changes: changes.Load})
+	claims := authtest.Claims(op.Issuer(), "api", "acme", now)
+	claims["client_id"], claims["scope"], claims["act"] = "cli_svc", "kms:encrypt data:read", map[string]any{"sub": "cli_svc"}
+	for range 2 { // read, then cached
+		ctx, err := tt.Verify(context.Background(), key.Sign(claims))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc, _ := tenant.FromContext(ctx)
+		if tc.TenantID != "acme" || tc.Principal != "user:usr_0123456789" || tc.Actor != "client:cli_svc" ||
+			!tc.HasScope("kms:encrypt") || !tc.HasScope("data:read") || tc.HasScope("openid") {
+			t.Fatalf("tenant context: %+v", tc)
+		}
+		if got := authn.PrincipalName(ctx); got != "user:usr_0123456789 via client:cli_svc" {
+			t.Errorf("PrincipalName = %q", got)
+		}
+	}
+	// A plain user token names the user alone.
+	plain := authtest.Claims(op.Issuer(), "api", "acme", now)
+	plain["jti"] = "tok_plain"
+	ctx, err := tt.Verify(context.Background(), key.Sign(plain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc, _ := tenant.FromContext(ctx); tc.Actor != "" || authn.PrincipalName(ctx) != "user:usr_0123456789" {
+		t.Errorf("plain token: %+v %q", tc, authn.PrincipalName(ctx))
+	}
+	for name, act := range map[string]map[string]any{
+		"another client":      {"sub": "cli_other"},
+		"the subject itself":  {"sub": "usr_0123456789"},
+		"a client for itself": {"sub": "cli_svc"},
+	} {
+		c := authtest.Claims(op.Issuer(), "api", "acme", now)
+		c["jti"], c["client_id"], c["act"] = "tok_"+name, "cli_svc", act
+		if name == "a client for itself" {
+			c["sub"] = "cli_svc"
+		}
+		if _, err := tt.Verify(context.Background(), key.Sign(c)); err == nil {
+			t.Errorf("act naming %s was accepted", name)
+		}
+	}
+}

@@ -26,6 +26,10 @@ const (
 	GrantAuthorizationCode = "authorization_code"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
+	// GrantTokenExchange is OAuth 2.0 Token Exchange (RFC 8693): a
+	// confidential client exchanges a user's access token for a short-lived
+	// token that acts for that user (see internal/sts).
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // Client is an OAuth client registered with Bulkhead's OpenID provider,
@@ -66,13 +70,14 @@ func (req CreateClientRequest) validate() (Client, error) {
 		return c, errs.Field("name", "invalid_name", "name must be 1 to 200 characters of text")
 	}
 	if len(req.GrantTypes) == 0 {
-		return c, errs.Field("grant_types", "invalid_grant_types", "name at least one of authorization_code, refresh_token, client_credentials")
+		return c, errs.Field("grant_types", "invalid_grant_types", "name at least one of authorization_code, refresh_token, client_credentials, "+GrantTokenExchange)
 	}
 	for i, g := range req.GrantTypes {
 		switch g {
-		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials:
+		case GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantTokenExchange:
 		default:
-			return c, errs.Field(fmt.Sprintf("grant_types[%d]", i), "invalid_grant_types", "grant type must be authorization_code, refresh_token or client_credentials")
+			return c, errs.Field(fmt.Sprintf("grant_types[%d]", i), "invalid_grant_types",
+				"grant type must be authorization_code, refresh_token, client_credentials or "+GrantTokenExchange)
 		}
 		if !slices.Contains(c.GrantTypes, g) {
 			c.GrantTypes = append(c.GrantTypes, g)
@@ -80,6 +85,9 @@ func (req CreateClientRequest) validate() (Client, error) {
 	}
 	if req.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
 		return c, errs.Field("grant_types", "invalid_grant_types", "a public client has no secret, so it cannot use client_credentials")
+	}
+	if req.Public && slices.Contains(c.GrantTypes, GrantTokenExchange) {
+		return c, errs.Field("grant_types", "invalid_grant_types", "a public client has no secret, so it cannot use token exchange")
 	}
 	if slices.Contains(c.GrantTypes, GrantRefreshToken) && !slices.Contains(c.GrantTypes, GrantAuthorizationCode) {
 		return c, errs.Field("grant_types", "invalid_grant_types", "refresh_token needs authorization_code")

@@ -29,6 +29,8 @@ func TestClientValidation(t *testing.T) {
 		{identity.CreateClientRequest{Name: "x", GrantTypes: []string{"password"}}, "invalid_grant_types", "grant_types[0]"},
 		{identity.CreateClientRequest{Name: "x", GrantTypes: []string{"implicit"}}, "invalid_grant_types", "grant_types[0]"},
 		{identity.CreateClientRequest{Name: "x", GrantTypes: []string{"client_credentials"}, Public: true}, "invalid_grant_types", "grant_types"},
+		{identity.CreateClientRequest{Name: "x", GrantTypes: []string{identity.GrantTokenExchange}, Public: true}, "invalid_grant_types", "grant_types"},
+		{identity.CreateClientRequest{Name: "x", GrantTypes: []string{"token-exchange"}}, "invalid_grant_types", "grant_types[0]"},
 		{identity.CreateClientRequest{Name: "x", GrantTypes: []string{"refresh_token"}}, "invalid_grant_types", "grant_types"},
 		{identity.CreateClientRequest{Name: "x", GrantTypes: []string{"authorization_code"}}, "invalid_redirect_uri", "redirect_uris"},
 		{identity.CreateClientRequest{Name: "x", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"http://app.example.com/cb"}}, "invalid_redirect_uri", "redirect_uris[0]"},
@@ -43,6 +45,11 @@ func TestClientValidation(t *testing.T) {
 		if !isE || e.Code != tc.code || e.Field != tc.field {
 			t.Errorf("CreateClient(%+v) = %v; want %s on %s", tc.req, err, tc.code, tc.field)
 		}
+	}
+	// A confidential service may be registered for token exchange.
+	if c, err := env.Directory.CreateClient(ctx, "", identity.CreateClientRequest{Name: "svc",
+		GrantTypes: []string{identity.GrantTokenExchange}, Scopes: []string{"kms:encrypt"}}, clientActor); err != nil || c.ClientSecret == "" {
+		t.Fatalf("token exchange client: %+v %v", c, err)
 	}
 	// Loopback http redirect URIs are fine for native apps.
 	c, err := env.Directory.CreateClient(ctx, "", identity.CreateClientRequest{Name: "cli", Public: true,

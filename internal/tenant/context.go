@@ -15,6 +15,9 @@ type Context struct {
 	Tier      string
 	Groups    []string // the principal's groups in the tenant
 	Scopes    []string
+	// Actor, when set, is who acts for Principal with a delegated
+	// credential (a token made by token exchange): "client:<id>".
+	Actor string
 }
 
 // HasScope reports whether the context carries the scope.

@@ -27,6 +27,10 @@ type Claims struct {
 	Groups   []string // groups
 	Scopes   []string // scope, split on spaces
 	ClientID string   // client_id
+	// Actor is the sub of the act claim (RFC 8693 §4.1): on a token made by
+	// token exchange, the client acting for Subject ("" on other tokens).
+	// Earlier actors of a chain, if any, are not kept.
+	Actor string
 }
 
 // HasScope reports whether the token was granted scope.
@@ -65,6 +69,8 @@ type rawClaims struct {
 	Scope     string
 	ClientID  string
 	TokenUse  string
+	Act       string // act.sub
+	HasAct    bool
 }
 
 var errClaimsSyntax = refuse(ErrClaims, "the token's payload is not a valid claim set")
@@ -141,9 +147,10 @@ const (
 	bScope
 	bClient
 	bTokenUse
+	bAct
 )
 
-var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tenant_id", "tier", "groups", "scope", "client_id", "token_use"}
+var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tenant_id", "tier", "groups", "scope", "client_id", "token_use", "act"}
 
 // object decodes the top-level object and checks nothing follows it.
 func (d *claimsDecoder) object() (*rawClaims, bool) {
@@ -206,6 +213,9 @@ func (d *claimsDecoder) object() (*rawClaims, bool) {
 		case "token_use":
 			bit = bTokenUse
 			c.TokenUse, ok = d.nullableString()
+		case "act":
+			bit = bAct
+			c.Act, c.HasAct, ok = d.actor()
 		default:
 			for _, n := range claimNames {
 				if strings.EqualFold(key, n) {
@@ -226,6 +236,49 @@ func (d *claimsDecoder) object() (*rawClaims, bool) {
 		}
 		d.ws()
 		return c, d.i == len(d.s)
+	}
+}
+
+// actor decodes the act claim: null, or an object whose sub (a string or
+// null) names the actor; its other members (iss, a nested act of earlier
+// actors, …) are checked and skipped. As at the top level, sub may appear
+// once, and a key that differs from it only in case is refused.
+func (d *claimsDecoder) actor() (sub string, has, ok bool) {
+	if d.null() {
+		return "", false, true
+	}
+	if !d.consume('{') {
+		return "", false, false
+	}
+	if d.consume('}') {
+		return "", true, true
+	}
+	seen := false
+	for {
+		key, ok := d.str()
+		if !ok || !d.consume(':') {
+			return "", false, false
+		}
+		switch {
+		case key == "sub":
+			if seen {
+				return "", false, false
+			}
+			seen = true
+			if sub, ok = d.nullableString(); !ok {
+				return "", false, false
+			}
+		case strings.EqualFold(key, "sub"):
+			return "", false, false
+		default:
+			if !d.skip(1) {
+				return "", false, false
+			}
+		}
+		if d.consume(',') {
+			continue
+		}
+		return sub, true, d.consume('}')
 	}
 }
 

@@ -25,6 +25,9 @@ type refClaims struct {
 	Scope    string          `json:"scope"`
 	ClientID string          `json:"client_id"`
 	TokenUse string          `json:"token_use"`
+	Act      *struct {
+		Sub string `json:"sub"`
+	} `json:"act"`
 }
 
 func refDate(f *float64) (time.Time, bool) {
@@ -70,7 +73,8 @@ func checkAgainstReference(t *testing.T, payload []byte) {
 		got.HasIat != hasIat || !got.Iat.Equal(iat) || got.Jti != ref.Jti ||
 		got.HasTenant != (ref.TenantID != nil) || got.TenantID != tenant || got.Tier != ref.Tier ||
 		!slices.Equal(got.Groups, ref.Groups) || (got.Groups == nil) != (ref.Groups == nil) ||
-		got.Scope != ref.Scope || got.ClientID != ref.ClientID || got.TokenUse != ref.TokenUse {
+		got.Scope != ref.Scope || got.ClientID != ref.ClientID || got.TokenUse != ref.TokenUse ||
+		got.HasAct != (ref.Act != nil) || (ref.Act != nil && got.Act != ref.Act.Sub) {
 		t.Fatalf("%q:\ndecodeClaims  %+v\nencoding/json %+v (aud %q)", payload, got, ref, aud)
 	}
 }
@@ -84,6 +88,9 @@ var claimSeeds = []string{
 	`{"exp":-1}`, `{"exp":"1"}`, `{"exp":1,"exp":2}`, `{"ISS":"x"}`, `{"aud":[1]}`, `{"aud":["a",null]}`,
 	`{"sub":"\ud800"}`, `{"sub":"\udc00\ud800"}`, `{"x":01}`, `{"x":1.}`, `{"x":.5}`, `{"x":1e}`, `{"x":+1}`,
 	`{"a":1,}`, `{"a":1}x`, `[]`, `"s"`, `{"a":"` + "\x01" + `"}`, `{"a":"\x"}`, `{"sub":"` + "\xff" + `"}`,
+	`{"sub":"usr_1","client_id":"cli_1","act":{"sub":"cli_1"}}`, `{"act":{"sub":"c","iss":"i","act":{"sub":"earlier","act":{}}}}`,
+	`{"act":null}`, `{"act":{}}`, `{"act":{"sub":null}}`, `{"act":"cli_1"}`, `{"act":[]}`, `{"act":{"sub":1}}`, `{"act":{"Sub":"x"}}`,
+	`{"act":{"sub":"a","sub":"b"}}`, `{"act":{"sub":"a"},"act":{"sub":"b"}}`, `{"ACT":{"sub":"a"}}`, `{"act":{"s\u0075b":"e"}}`, `{"act":{"sub":"a",}}`,
 	`{"tenant_id":7}`, `{"ſub":"x"}`, `{"client_\u0069d":"c"}`, `{"exp":253402300800}`, `{"exp":253402300799}`, `{"nested":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`,
 }
 
@@ -98,8 +105,15 @@ func TestDecodeClaimsAgreesWithEncodingJSON(t *testing.T) {
 	if accepted < 5 {
 		t.Errorf("only %d seeds decoded", accepted)
 	}
+	// The act claim's sub is the actor; earlier actors are skipped.
+	for s, want := range map[string]string{`{"act":{"sub":"cli_1"}}`: "cli_1", `{"act":{"act":{"sub":"x"},"sub":"c"}}`: "c",
+		`{"act":{"s\u0075b":"e"}}`: "e", `{"act":null}`: "", `{}`: ""} {
+		if got, err := decodeClaims([]byte(s)); err != nil || got.Act != want {
+			t.Errorf("decodeClaims(%s).Act = %+v, %v; want %q", s, got, err, want)
+		}
+	}
 	// Stricter than encoding/json, on purpose.
-	for _, s := range []string{`{"exp":1,"exp":2}`, `{"ISS":"x"}`, `{"Aud":"api"}`, `{"ſub":"x"}`, `{"sub":"\ud800"}`, `{"sub":"` + "\xff" + `"}`,
+	for _, s := range []string{`{"exp":1,"exp":2}`, `{"ISS":"x"}`, `{"act":{"Sub":"x"}}`, `{"act":{"sub":"a","sub":"b"}}`, `{"Act":{}}`, `{"Aud":"api"}`, `{"ſub":"x"}`, `{"sub":"\ud800"}`, `{"sub":"` + "\xff" + `"}`,
 		`{"nested":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`, `{"exp":253402300800}`, `{"exp":-1}`} {
 		if _, err := decodeClaims([]byte(s)); err == nil {
 			t.Errorf("decodeClaims accepted %q", s)

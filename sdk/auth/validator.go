@@ -399,6 +399,7 @@ func (v *Validator) checkClaims(raw *rawClaims, ik *issuerKeys, now time.Time) (
 		Groups:   raw.Groups,
 		Scopes:   scopes(raw.Scope),
 		ClientID: raw.ClientID,
+		Actor:    raw.Act,
 	}
 	// Only access tokens are credentials: an ID token (token_use "id" or
 	// none) is for the client that asked for it, not for resource servers.

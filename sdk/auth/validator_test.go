@@ -64,13 +64,26 @@ func TestValidateValid(t *testing.T) {
 			t.Errorf("claims = %+v", c)
 		}
 	})
+	t.Run("exchanged token: act names the acting client", func(t *testing.T) {
+		c, err := e.validate(e.es.Sign(with(e.claims(e.op.Issuer(), "acme"), "client_id", "cli_svc",
+			"act", map[string]any{"sub": "cli_svc", "act": map[string]any{"sub": "cli_earlier"}})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Actor != "cli_svc" || c.Subject != "usr_0123456789" || c.ClientID != "cli_svc" {
+			t.Errorf("claims = %+v", c)
+		}
+		if c, err := e.validate(e.platform(e.es, "acme")); err != nil || c.Actor != "" {
+			t.Errorf("a token without act: %+v, %v", c, err)
+		}
+	})
 }
 
 func equalClaims(a, b *auth.Claims) bool {
 	return a.Issuer == b.Issuer && a.Subject == b.Subject && slices.Equal(a.Audience, b.Audience) &&
 		a.Expiry.Equal(b.Expiry) && a.NotBefore.Equal(b.NotBefore) && a.IssuedAt.Equal(b.IssuedAt) &&
 		a.ID == b.ID && a.TenantID == b.TenantID && a.Tier == b.Tier && slices.Equal(a.Groups, b.Groups) &&
-		slices.Equal(a.Scopes, b.Scopes) && a.ClientID == b.ClientID
+		slices.Equal(a.Scopes, b.Scopes) && a.ClientID == b.ClientID && a.Actor == b.Actor
 }
 
 // craft assembles a compact JWS from a header, a payload and signature bytes.

@@ -2,7 +2,7 @@
 // op package: discovery, JWKS, authorization code with PKCE, refresh tokens
 // (rotated; a reused one revokes its family), client credentials,
 // revocation, introspection, userinfo and end-session, with a hosted login
-// page.
+// page; and token exchange (RFC 8693, see exchange.go and internal/sts).
 //
 // Issuers: pool and bridge tenants and platform clients share the platform
 // issuer {base}; a silo tenant T gets {base}/t/T with its own discovery,
@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
@@ -34,6 +36,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/sts"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
@@ -76,6 +79,12 @@ type Config struct {
 	AccessTokenLifetime  time.Duration // default 15m
 	IDTokenLifetime      time.Duration // default 15m
 	RefreshTokenLifetime time.Duration // default 30 days
+
+	// ExchangeTokenLifetime bounds the life of tokens issued by token
+	// exchange (default and at most sts.MaxLifetime, 15 minutes). A tenant's
+	// shorter access token lifetime, and the subject token's remaining
+	// life, bound it further.
+	ExchangeTokenLifetime time.Duration
 }
 
 // Provider serves the platform issuer and every silo tenant's issuer.
@@ -132,6 +141,12 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.RefreshTokenLifetime <= 0 {
 		cfg.RefreshTokenLifetime = 30 * 24 * time.Hour
+	}
+	if err := sts.CheckLifetime(cfg.ExchangeTokenLifetime); err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
+	if cfg.ExchangeTokenLifetime == 0 {
+		cfg.ExchangeTokenLifetime = sts.MaxLifetime
 	}
 	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{},
 		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginByUser: ratelimit.New(1.0/30, 10, 100000),
@@ -246,6 +261,11 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/login/callback":
 		p.federationCallback(w, r2, issuer, o)
 		return
+	case "/oauth/token":
+		if r2.FormValue("grant_type") == string(oidc.GrantTypeTokenExchange) {
+			p.tokenExchange(w, r2, issuer, o)
+			return
+		}
 	}
 	o.ServeHTTP(w, r2)
 }
@@ -265,7 +285,10 @@ func (p *Provider) issuer(i signing.Issuer) (*op.Provider, error) {
 		SupportedUILocales:       []language.Tag{language.English},
 		SupportedClaims:          append(op.DefaultSupportedClaims, "tenant_id", "tier", "groups"),
 	}
-	opts := []op.Option{op.WithLogger(p.cfg.Logger)}
+	opts := []op.Option{op.WithLogger(p.cfg.Logger),
+		// Tokens presented back (userinfo, introspection, revocation, token
+		// exchange) are verified with the algorithms Bulkhead signs with.
+		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(string(jose.ES256), string(jose.EdDSA)))}
 	if p.base.Scheme == "http" {
 		opts = append(opts, op.WithAllowInsecure())
 	}

@@ -301,6 +301,14 @@ func clientOf(r any) string {
 }
 
 func (s *issuerStorage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	if _, ok := req.(op.TokenExchangeRequest); ok {
+		st := exchangeFrom(ctx)
+		if st == nil || st.expiry.IsZero() {
+			return "", time.Time{}, oidc.ErrServerError()
+		}
+		st.tokenID = ids.New("at")
+		return st.tokenID, st.expiry, nil
+	}
 	access, _ := s.p.lifetimes(ctx, requestTenant(req))
 	return ids.New("at"), s.p.clock().Now().Add(access), nil
 }

@@ -133,6 +133,8 @@ func (c *client) GrantTypes() []oidc.GrantType {
 			out = append(out, oidc.GrantTypeRefreshToken)
 		case identity.GrantClientCredentials:
 			out = append(out, oidc.GrantTypeClientCredentials)
+		case identity.GrantTokenExchange:
+			out = append(out, oidc.GrantTypeTokenExchange)
 		}
 	}
 	return out
