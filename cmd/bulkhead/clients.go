@@ -32,7 +32,7 @@ func clientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("%w: unknown client command %q\n%s", errUsage, sub, clientUsage)
 	}
 	if sub == "create" {
-		fs.Var(&grants, "grant", "authorization_code, refresh_token or client_credentials (repeatable)")
+		fs.Var(&grants, "grant", "authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:token-exchange (repeatable)")
 		fs.Var(&redirects, "redirect-uri", "an exact redirect URI (repeatable)")
 		fs.Var(&scopes, "scope", "a scope the client may ask for (repeatable)")
 		fs.BoolVar(&public, "public", false, "a public client (no secret; PKCE required)")

@@ -24,6 +24,9 @@ func kmsTokens() map[string]tenant.Context {
 		"tok-user-a":    {TenantID: "tenant-a", Principal: "user:u1"},
 		"tok-admin-a":   {TenantID: "tenant-a", Principal: "user:root-a", Groups: []string{"admins"}},
 		"tok-admin-b":   {TenantID: "tenant-b", Principal: "user:root-b", Groups: []string{"admins"}},
+		// An admin's token exchanged by a service for encryption only.
+		"tok-delegated-a": {TenantID: "tenant-a", Principal: "user:root-a", Groups: []string{"admins"}, Actor: "client:svc-a",
+			Scopes: []string{"kms:encrypt"}},
 	}
 }
 
@@ -72,6 +75,7 @@ func TestKMSOverHTTP(t *testing.T) {
 			{"/v1/kms/decrypt", "tok-user-a", "scope_required"},
 			{"/v1/kms/decrypt", "tok-enc-only", "scope_required"},
 			{"/v1/kms/re-encrypt", "tok-enc-only", "scope_required"},
+			{"/v1/kms/decrypt", "tok-delegated-a", "scope_required"},
 		} {
 			body := map[string]any{"ciphertext": ct.Ciphertext, "encryption_context": ecA, "key_id": "alias/customer-tenant-a", "plaintext": []byte("x"),
 				"source_encryption_context": ecA}
@@ -111,6 +115,10 @@ func TestKMSOverHTTP(t *testing.T) {
 		if len(keys.Items) != 1 || keys.Items[0].ID == ct.KeyID || len(keys.Items[0].Aliases) != 1 || keys.Items[0].Aliases[0] != "alias/customer-tenant-b" {
 			t.Errorf("b's keys: %+v", keys.Items)
 		}
+		// A delegated token has its scopes, not its admin user's rights.
+		a.ok("POST", "/v1/kms/encrypt", "tok-delegated-a", encReq("alias/customer-tenant-a", "x", ecA), 200, nil)
+		wantProblem(t, "delegated token on key management", a.call("GET", "/v1/tenants/tenant-a/keys", "tok-delegated-a", nil), 403, "delegated_token_not_allowed", "")
+		wantProblem(t, "delegated token on /v1/me", a.call("GET", "/v1/me", "tok-delegated-a", nil), 403, "delegated_token_not_allowed", "")
 		// Still fine for a after all that.
 		a.ok("POST", "/v1/kms/decrypt", "tok-svc-a", map[string]any{"ciphertext": ct.Ciphertext, "encryption_context": ecA}, 200, nil)
 

@@ -268,6 +268,12 @@ func (s *Server) authenticate(r *http.Request) (context.Context, error) {
 // authorize checks the route's access level. A tenant credential naming
 // another tenant gets 404, as if that tenant did not exist (invariant 1).
 func (s *Server) authorize(r *http.Request, rt Route) error {
+	if tc, ok := tenant.FromContext(r.Context()); ok && tc.Actor != "" && (rt.Access == Self || rt.Access == TenantAdmin) {
+		// A delegated credential (token exchange) carries a session policy
+		// of data scopes, not its user's administration rights.
+		return errs.E(errs.Forbidden, "delegated_token_not_allowed",
+			"%s needs the user's own token; a credential a service obtained for the user (token exchange) cannot call it", rt.Name)
+	}
 	if rt.Access == Self {
 		if tc, ok := tenant.FromContext(r.Context()); ok && strings.HasPrefix(tc.Principal, "user:") {
 			return nil
