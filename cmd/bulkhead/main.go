@@ -29,6 +29,9 @@ Usage:
   bulkhead policy <command>     list|get|create|link|replace|delete Cedar policies (a tenant's, or --global);
                                 template|schema|store commands (see bulkhead policy --help)
   bulkhead authorize [flags]    ask a tenant's policies for a decision (see bulkhead authorize --help)
+  bulkhead key <command>        create|list|get|rotate|schedule-deletion|cancel-deletion|import-params|import
+                                a tenant's KMS keys (see bulkhead key --help)
+  bulkhead kms <command>        encrypt|decrypt with a tenant's key, with a tenant credential (see bulkhead kms --help)
 
 Client commands talk to a running server: BULKHEAD_ADDR (default
 http://127.0.0.1:8080) and BULKHEAD_TOKEN (falls back to BULKHEAD_ADMIN_TOKEN),
@@ -75,6 +78,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err = authorizeCmd(ctx, args[1:], stdin, stdout, stderr); errors.Is(err, errDenied) {
 			return 3 // --exit-code and a deny
 		}
+	case "key":
+		err = keyCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "kms":
+		err = kmsCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
