@@ -188,6 +188,9 @@ func (s *Service) Start(ctx context.Context) {
 	}()
 }
 
+// CachedKeys is the number of keys held unwrapped in memory.
+func (s *Service) CachedKeys() int { return s.keys.Len() }
+
 // forget drops tenant tid's cached keys.
 func (s *Service) forget(tid tenant.ID) {
 	s.keys.EvictFunc(func(k keyRef) bool { return k.tenant == tid })

@@ -27,7 +27,11 @@ type env struct {
 	reg   *tenant.Registry
 	svc   *kms.Service
 	clock *clock.Fake
+	root  *kms.RootKey
 }
+
+// rootKey is the env's root key, for a second node on the same database.
+func (e *env) rootKey(t *testing.T) *kms.RootKey { return e.root }
 
 // newEnv opens a database with the registry and the key service (its
 // onboarding and offboarding steps registered) and creates active tenants.
@@ -55,7 +59,7 @@ func newEnv(t *testing.T, dsn string, tenants ...string) *env {
 		l.Close()
 		root.Zero()
 	})
-	e := &env{db: db, log: l, reg: reg, svc: svc, clock: fc}
+	e := &env{db: db, log: l, reg: reg, svc: svc, clock: fc, root: root}
 	for _, id := range tenants {
 		if _, _, err := reg.Create(ctx, tenant.CreateRequest{ID: id}, "", op); err != nil {
 			t.Fatal(err)
@@ -351,4 +355,41 @@ func storedMaterial(t *testing.T, e *env, keyID string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestKeyChangesReachOtherNodes: two nodes on one PostgreSQL database; a
+// rotation or a scheduled deletion on one is seen by the other at once
+// (LISTEN/NOTIFY drops its cached key), not after the cache's TTL.
+func TestKeyChangesReachOtherNodes(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	e := newEnv(t, dsn, "acme")
+	db2 := storagetest.Open(t, dsn, audit.Migrations(), tenant.Migrations(), kms.Migrations())
+	l2 := audit.New(db2, audit.Options{Clock: e.clock})
+	t.Cleanup(func() { l2.Close() })
+	root := e.rootKey(t)
+	n2 := kms.New(db2, l2, root, kms.Options{Clock: e.clock, CacheTTL: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	n2.Start(ctx)
+	enc := func() kms.EncryptResponse {
+		t.Helper()
+		out, err := n2.Encrypt(context.Background(), "acme", kms.EncryptRequest{KeyID: "alias/customer-acme", Plaintext: []byte("x"), EncryptionContext: ec("acme")}, op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	eventually(t, "node 2 listening and caching", func() bool { return enc().KeyVersion == 1 && n2.CachedKeys() == 1 })
+	ct := enc()
+	if _, err := e.svc.Rotate(context.Background(), "acme", ct.KeyID, op); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node 2 encrypting with the rotated version", func() bool { return enc().KeyVersion == 2 })
+	if _, err := e.svc.ScheduleDeletion(context.Background(), "acme", ct.KeyID, 7, op); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "node 2 refusing the key pending deletion", func() bool {
+		_, err := n2.Decrypt(context.Background(), "acme", kms.DecryptRequest{Ciphertext: ct.Ciphertext, EncryptionContext: ec("acme")}, op)
+		return errs.Is(err, "key_pending_deletion")
+	})
 }
