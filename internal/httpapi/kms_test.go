@@ -99,6 +99,14 @@ func TestKMSOverHTTP(t *testing.T) {
 			map[string]any{"ciphertext": ct.Ciphertext, "encryption_context": ecB}), 400, "invalid_ciphertext", "ciphertext")
 		wantProblem(t, "b encrypts with a's key id", a.call("POST", "/v1/kms/encrypt", "tok-svc-b", encReq(ct.KeyID, "x", ecB)), 404, "key_not_found", "")
 		wantProblem(t, "b encrypts with a's alias", a.call("POST", "/v1/kms/encrypt", "tok-svc-b", encReq("alias/customer-tenant-a", "x", ecB)), 404, "key_not_found", "")
+		for _, path := range []string{"/v1/kms/generate-data-key", "/v1/kms/generate-data-key-without-plaintext"} {
+			wantProblem(t, "b asks a data key of a's key", a.call("POST", path, "tok-svc-b",
+				map[string]any{"key_id": ct.KeyID, "encryption_context": ecB}), 404, "key_not_found", "")
+			wantProblem(t, "b asks a data key in a's context", a.call("POST", path, "tok-svc-b",
+				map[string]any{"key_id": "alias/customer-tenant-b", "encryption_context": ecA}), 403, "context_tenant_mismatch", "encryption_context")
+		}
+		wantProblem(t, "b re-encrypts into a's key", a.call("POST", "/v1/kms/re-encrypt", "tok-svc-b",
+			map[string]any{"ciphertext": ct.Ciphertext, "source_encryption_context": ecB, "destination_key_id": ct.KeyID}), 400, "invalid_ciphertext", "ciphertext")
 		wantProblem(t, "b re-encrypts a's ciphertext", a.call("POST", "/v1/kms/re-encrypt", "tok-svc-b",
 			map[string]any{"ciphertext": ct.Ciphertext, "source_encryption_context": ecB}), 400, "invalid_ciphertext", "ciphertext")
 		// Key management: b's admin does not find a's key in b's store either.
