@@ -45,9 +45,13 @@ type azEnv struct {
 	env *apitest.Env
 }
 
-func newAuthzEnv(t *testing.T, dsn string) *azEnv {
+func newAuthzEnv(t *testing.T, dsn string) *azEnv { return newTwoTenantEnv(t, dsn, authzTokens()) }
+
+// newTwoTenantEnv starts a node with active tenants tenant-a and tenant-b
+// and the given stand-in tenant credentials.
+func newTwoTenantEnv(t *testing.T, dsn string, tokens map[string]tenant.Context) *azEnv {
 	t.Helper()
-	env := apitest.New(t, dsn, apitest.Options{TenantTokens: authzTokens()})
+	env := apitest.New(t, dsn, apitest.Options{TenantTokens: tokens})
 	for _, id := range []string{"tenant-a", "tenant-b"} {
 		createTenant(t, env, client.CreateTenant{ID: id, Name: id})
 		waitStatus(t, env, id, "active")

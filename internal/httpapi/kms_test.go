@@ -8,7 +8,6 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
-	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
 var kmsScopes = []string{"kms:encrypt", "kms:decrypt", "kms:generate-data-key"}
@@ -30,15 +29,7 @@ func kmsTokens() map[string]tenant.Context {
 	}
 }
 
-func newKMSEnv(t *testing.T, dsn string) *azEnv {
-	t.Helper()
-	env := apitest.New(t, dsn, apitest.Options{TenantTokens: kmsTokens()})
-	for _, id := range []string{"tenant-a", "tenant-b"} {
-		createTenant(t, env, client.CreateTenant{ID: id, Name: id})
-		waitStatus(t, env, id, "active")
-	}
-	return &azEnv{t: t, env: env}
-}
+func newKMSEnv(t *testing.T, dsn string) *azEnv { return newTwoTenantEnv(t, dsn, kmsTokens()) }
 
 type kmsCT struct {
 	Ciphertext []byte `json:"ciphertext"`

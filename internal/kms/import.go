@@ -121,52 +121,38 @@ func (s *Service) Import(ctx context.Context, tid tenant.ID, name string, req Im
 			return Key{}, errs.Field("valid_to", "invalid_valid_to", "valid_to must be in the future")
 		}
 	}
-	var id string
-	err := s.update(ctx, tid, actor, func(tx *storage.Tx) (string, string, error) {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
-			return "", "", err
-		}
-		k, err := resolve(ctx, tx, name, true)
-		if err != nil {
-			return "", "", err
-		}
-		id = k.id
+	return s.changeKey(ctx, tid, name, actor, true, func(tx *storage.Tx, k keyRow) (string, error) {
 		if k.state == StatePendingDeletion || k.state == StateDestroyed {
-			return "", "", usable(k)
+			return "", usable(k)
 		}
 		var wrapped string
 		var expires int64
-		err = tx.QueryRow(ctx, `SELECT private_key, expires_at FROM kms_import_tokens WHERE tenant_id = ? AND id = ? AND key_id = ?`,
+		err := tx.QueryRow(ctx, `SELECT private_key, expires_at FROM kms_import_tokens WHERE tenant_id = ? AND id = ? AND key_id = ?`,
 			tx.TenantID(), req.ImportToken, k.id).Scan(&wrapped, &expires)
-		badToken := errs.Field("import_token", "invalid_import_token", "the import token is not one this key was given, or it expired")
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && !s.now().Before(time.UnixMicro(expires))) {
-			return "", "", badToken
+			return "", errs.Field("import_token", "invalid_import_token", "the import token is not one this key was given, or it expired")
 		}
 		if err != nil {
-			return "", "", fmt.Errorf("kms: read import token: %w", err)
+			return "", fmt.Errorf("kms: read import token: %w", err)
 		}
 		raw, err := s.openImport(tx.TenantID(), req.ImportToken, wrapped, req.EncryptedKeyMaterial)
 		if err != nil {
-			return "", "", err
+			return "", err
 		}
 		defer clear(raw)
 		v := k.primary + 1
 		if err := s.insertVersion(ctx, tx, k.id, v, raw, validTo); err != nil {
-			return "", "", err
+			return "", err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE kms_keys SET state = ?, primary_version = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
 			StateEnabled, v, s.now().UnixMicro(), tx.TenantID(), k.id); err != nil {
-			return "", "", fmt.Errorf("kms: import: %w", err)
+			return "", fmt.Errorf("kms: import: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM kms_import_tokens WHERE tenant_id = ? AND id = ?`, tx.TenantID(), req.ImportToken); err != nil {
-			return "", "", fmt.Errorf("kms: import: %w", err)
+			return "", fmt.Errorf("kms: import: %w", err)
 		}
-		return "kms.key_material_imported", k.id, nil
+		return "kms.key_material_imported", nil
 	})
-	if err != nil {
-		return Key{}, err
-	}
-	return s.GetKey(ctx, tid, id)
 }
 
 // openImport decrypts uploaded material with the import token's private key.

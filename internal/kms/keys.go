@@ -594,31 +594,45 @@ func requireTenant(ctx context.Context, tx *storage.Tx) error {
 	return nil
 }
 
-// Rotate gives a key a new primary version (new material). Older versions
-// still decrypt what they encrypted.
-func (s *Service) Rotate(ctx context.Context, tid tenant.ID, name string, actor tenant.Actor) (Key, error) {
+// changeKey runs fn on key name of tenant tid (locked) in an audited
+// update and returns the key as it then is. With active set the tenant
+// must be active (a key of an offboarding tenant can still be scheduled
+// for deletion). fn returns the audit action.
+func (s *Service) changeKey(ctx context.Context, tid tenant.ID, name string, actor tenant.Actor, active bool,
+	fn func(tx *storage.Tx, k keyRow) (string, error)) (Key, error) {
 	var id string
 	err := s.update(ctx, tid, actor, func(tx *storage.Tx) (string, string, error) {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
-			return "", "", err
+		if active {
+			if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+				return "", "", err
+			}
 		}
 		k, err := resolve(ctx, tx, name, true)
 		if err != nil {
 			return "", "", err
 		}
 		id = k.id
-		if err := usable(k); err != nil {
-			return "", "", err
-		}
-		if k.origin == OriginExternal {
-			return "", "", errs.E(errs.Conflict, "rotation_not_supported", "an imported key rotates by importing new material")
-		}
-		return "kms.key_rotated", k.id, s.rotate(ctx, tx, k)
+		action, err := fn(tx, k)
+		return action, k.id, err
 	})
 	if err != nil {
 		return Key{}, err
 	}
 	return s.GetKey(ctx, tid, id)
+}
+
+// Rotate gives a key a new primary version (new material). Older versions
+// still decrypt what they encrypted.
+func (s *Service) Rotate(ctx context.Context, tid tenant.ID, name string, actor tenant.Actor) (Key, error) {
+	return s.changeKey(ctx, tid, name, actor, true, func(tx *storage.Tx, k keyRow) (string, error) {
+		if err := usable(k); err != nil {
+			return "", err
+		}
+		if k.origin == OriginExternal {
+			return "", errs.E(errs.Conflict, "rotation_not_supported", "an imported key rotates by importing new material")
+		}
+		return "kms.key_rotated", s.rotate(ctx, tx, k)
+	})
 }
 
 func (s *Service) rotate(ctx context.Context, tx *storage.Tx, k keyRow) error {
@@ -664,43 +678,24 @@ func (s *Service) ScheduleDeletion(ctx context.Context, tid tenant.ID, name stri
 	if days < MinDeletionDays || days > MaxDeletionDays {
 		return Key{}, errs.Field("pending_window_days", "invalid_deletion_window", "the deletion window is %d to %d days", MinDeletionDays, MaxDeletionDays)
 	}
-	var id string
-	err := s.update(ctx, tid, actor, func(tx *storage.Tx) (string, string, error) {
-		k, err := resolve(ctx, tx, name, true)
-		if err != nil {
-			return "", "", err
-		}
-		id = k.id
+	return s.changeKey(ctx, tid, name, actor, false, func(tx *storage.Tx, k keyRow) (string, error) {
 		if k.state == StatePendingDeletion || k.state == StateDestroyed {
-			return "", "", usable(k)
+			return "", usable(k)
 		}
 		now := s.now()
 		if _, err := tx.Exec(ctx, `UPDATE kms_keys SET state = ?, deletion_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
 			StatePendingDeletion, now.Add(time.Duration(days)*24*time.Hour).UnixMicro(), now.UnixMicro(), tx.TenantID(), k.id); err != nil {
-			return "", "", fmt.Errorf("kms: schedule deletion: %w", err)
+			return "", fmt.Errorf("kms: schedule deletion: %w", err)
 		}
-		return "kms.key_deletion_scheduled", k.id, nil
+		return "kms.key_deletion_scheduled", nil
 	})
-	if err != nil {
-		return Key{}, err
-	}
-	return s.GetKey(ctx, tid, id)
 }
 
 // CancelDeletion takes a key out of pending_deletion.
 func (s *Service) CancelDeletion(ctx context.Context, tid tenant.ID, name string, actor tenant.Actor) (Key, error) {
-	var id string
-	err := s.update(ctx, tid, actor, func(tx *storage.Tx) (string, string, error) {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
-			return "", "", err
-		}
-		k, err := resolve(ctx, tx, name, true)
-		if err != nil {
-			return "", "", err
-		}
-		id = k.id
+	return s.changeKey(ctx, tid, name, actor, true, func(tx *storage.Tx, k keyRow) (string, error) {
 		if k.state != StatePendingDeletion {
-			return "", "", errs.E(errs.Conflict, "key_not_pending_deletion", "key %s is %s, not pending deletion", k.id, k.state)
+			return "", errs.E(errs.Conflict, "key_not_pending_deletion", "key %s is %s, not pending deletion", k.id, k.state)
 		}
 		state := StateEnabled
 		if k.primary == 0 {
@@ -708,14 +703,10 @@ func (s *Service) CancelDeletion(ctx context.Context, tid tenant.ID, name string
 		}
 		if _, err := tx.Exec(ctx, `UPDATE kms_keys SET state = ?, deletion_at = 0, updated_at = ? WHERE tenant_id = ? AND id = ?`,
 			state, s.now().UnixMicro(), tx.TenantID(), k.id); err != nil {
-			return "", "", fmt.Errorf("kms: cancel deletion: %w", err)
+			return "", fmt.Errorf("kms: cancel deletion: %w", err)
 		}
-		return "kms.key_deletion_canceled", k.id, nil
+		return "kms.key_deletion_canceled", nil
 	})
-	if err != nil {
-		return Key{}, err
-	}
-	return s.GetKey(ctx, tid, id)
 }
 
 // DestroyDue destroys the material of every key (of any tenant) whose

@@ -106,20 +106,7 @@ func (e *env) validate(token string) (*auth.Claims, error) {
 	return e.v.Validate(context.Background(), token)
 }
 
-func with(c map[string]any, kv ...any) map[string]any {
-	d := make(map[string]any, len(c))
-	for k, v := range c {
-		d[k] = v
-	}
-	for i := 0; i < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(d, kv[i].(string))
-		} else {
-			d[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return d
-}
+var with = authtest.With
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/sdk/auth/authtest"
+
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
@@ -138,20 +140,7 @@ func payload(t *testing.T, jwt string) map[string]any {
 	return c
 }
 
-func with(c map[string]any, kv ...any) map[string]any {
-	d := map[string]any{}
-	for k, v := range c {
-		d[k] = v
-	}
-	for i := 0; i < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(d, kv[i].(string))
-		} else {
-			d[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return d
-}
+var with = authtest.With
 
 func expOf(t *testing.T, claims map[string]any) time.Time {
 	t.Helper()

@@ -231,6 +231,23 @@ func Claims(iss, audience, tenant string, now time.Time) map[string]any {
 	return c
 }
 
+// With returns a copy of claims c with the key/value pairs kv set (a nil
+// value deletes the key).
+func With(c map[string]any, kv ...any) map[string]any {
+	d := make(map[string]any, len(c))
+	for k, v := range c {
+		d[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(d, kv[i].(string))
+		} else {
+			d[kv[i].(string)] = kv[i+1]
+		}
+	}
+	return d
+}
+
 // Redirect makes the server answer requests for path with a 302 to target
 // ("" removes it).
 func (s *Server) Redirect(path, target string) {
