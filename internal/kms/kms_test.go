@@ -147,6 +147,24 @@ func TestEncryptDecrypt(t *testing.T) {
 			p, err := e.log.ListAllTenants(context.Background(), audit.Filter{Action: "kms.cross_tenant_attempt", Limit: 10})
 			return err == nil && len(p.Items) == 1 && p.Items[0].Detail["caller_tenant"] == "globex" && p.Items[0].Detail["key_tenant"] == "acme"
 		})
+		// Every operation is in acme's chain: key, version, context hash, outcome.
+		eventually(t, "kms events in the audit trail", func() bool {
+			p, err := e.log.ListAllTenants(context.Background(), audit.Filter{Tenant: "acme", Limit: 100})
+			if err != nil {
+				return false
+			}
+			var enc, denied bool
+			for _, ev := range p.Items {
+				if ev.Action == "kms.encrypt" && ev.Outcome == audit.Success && ev.Target == ct.KeyID &&
+					ev.Detail["key_version"] == "1" && len(ev.Detail["context_sha256"]) == 64 && ev.Principal == op.Principal {
+					enc = true
+				}
+				if ev.Action == "kms.decrypt" && ev.Outcome == audit.Denied && ev.Detail["code"] == "context_tenant_mismatch" {
+					denied = true
+				}
+			}
+			return enc && denied
+		})
 		// Data keys: the plaintext key decrypts back from its ciphertext.
 		dk, err := e.svc.GenerateDataKey(context.Background(), "acme", kms.DataKeyRequest{KeyID: "alias/customer-acme", EncryptionContext: ec("acme", "table", "orders")}, false, op)
 		if err != nil || len(dk.Plaintext) != 32 {
