@@ -118,6 +118,9 @@ func TestKMSOverHTTP(t *testing.T) {
 		a.ok("POST", "/v1/kms/encrypt", "tok-delegated-a", encReq("alias/customer-tenant-a", "x", ecA), 200, nil)
 		wantProblem(t, "delegated token on key management", a.call("GET", "/v1/tenants/tenant-a/keys", "tok-delegated-a", nil), 403, "delegated_token_not_allowed", "")
 		wantProblem(t, "delegated token on /v1/me", a.call("GET", "/v1/me", "tok-delegated-a", nil), 403, "delegated_token_not_allowed", "")
+		wantProblem(t, "delegated token on the audit trail", a.call("GET", "/v1/tenants/tenant-a/audit", "tok-delegated-a", nil), 403, "delegated_token_not_allowed", "")
+		wantProblem(t, "delegated token on the tenant", a.call("GET", "/v1/tenants/tenant-a", "tok-delegated-a", nil), 403, "delegated_token_not_allowed", "")
+		wantProblem(t, "delegated token on another tenant", a.call("GET", "/v1/tenants/tenant-b", "tok-delegated-a", nil), 404, "tenant_not_found", "")
 		// Still fine for a after all that.
 		a.ok("POST", "/v1/kms/decrypt", "tok-svc-a", map[string]any{"ciphertext": ct.Ciphertext, "encryption_context": ecA}, 200, nil)
 

@@ -268,14 +268,12 @@ func (s *Server) authenticate(r *http.Request) (context.Context, error) {
 // authorize checks the route's access level. A tenant credential naming
 // another tenant gets 404, as if that tenant did not exist (invariant 1).
 func (s *Server) authorize(r *http.Request, rt Route) error {
-	if tc, ok := tenant.FromContext(r.Context()); ok && tc.Actor != "" && (rt.Access == Self || rt.Access == TenantAdmin) {
-		// A delegated credential (token exchange) carries a session policy
-		// of data scopes, not its user's administration rights.
-		return errs.E(errs.Forbidden, "delegated_token_not_allowed",
-			"%s needs the user's own token; a credential a service obtained for the user (token exchange) cannot call it", rt.Name)
-	}
 	if rt.Access == Self {
 		if tc, ok := tenant.FromContext(r.Context()); ok && strings.HasPrefix(tc.Principal, "user:") {
+			if tc.Actor != "" {
+				return errs.E(errs.Forbidden, "delegated_token_not_allowed",
+					"%s needs the user's own token; a credential a service obtained for the user (token exchange) cannot call it", rt.Name)
+			}
 			return nil
 		}
 		return errs.E(errs.Forbidden, "user_token_required", "%s acts on the signed-in user: call it with a user's token", rt.Name)
@@ -293,6 +291,13 @@ func (s *Server) authorize(r *http.Request, rt Route) error {
 	}
 	if id := r.PathValue("tenant"); id != "" && id != string(tc.TenantID) {
 		return notFoundTenant(id)
+	}
+	if tc.Actor != "" && rt.Access != TenantData {
+		// A delegated credential (token exchange) is a session policy of
+		// data scopes: it reaches the data routes that check them, never
+		// the tenant's records, audit trail or administration.
+		return errs.E(errs.Forbidden, "delegated_token_not_allowed",
+			"%s needs the user's own token; a credential a service obtained for the user (token exchange) cannot call it", rt.Name)
 	}
 	switch rt.Access {
 	case Tenant, TenantData:

@@ -89,7 +89,7 @@ func (s *Service) GetImportParams(ctx context.Context, tid tenant.ID, name strin
 		if k.state == StatePendingDeletion || k.state == StateDestroyed {
 			return "", "", usable(k)
 		}
-		w, err := s.sealer.Wrap(der, importAAD(tx.TenantID(), out.ImportToken))
+		w, err := s.sealer.Wrap(der, importAAD(tx.TenantID(), k.id, out.ImportToken))
 		if err != nil {
 			return "", "", fmt.Errorf("kms: wrap import key: %w", err)
 		}
@@ -102,8 +102,8 @@ func (s *Service) GetImportParams(ctx context.Context, tid tenant.ID, name strin
 	return out, err
 }
 
-func importAAD(tid, token string) []byte {
-	return fmt.Appendf(nil, "bulkhead/kms/import/v1|%s|%s", tid, token)
+func importAAD(tid, keyID, token string) []byte {
+	return fmt.Appendf(nil, "bulkhead/kms/import/v1|%s|%s|%s", tid, keyID, token)
 }
 
 // Import adds the uploaded material to key name as its new primary version.
@@ -135,7 +135,7 @@ func (s *Service) Import(ctx context.Context, tid tenant.ID, name string, req Im
 		if err != nil {
 			return "", fmt.Errorf("kms: read import token: %w", err)
 		}
-		raw, err := s.openImport(tx.TenantID(), req.ImportToken, wrapped, req.EncryptedKeyMaterial)
+		raw, err := s.openImport(tx.TenantID(), k.id, req.ImportToken, wrapped, req.EncryptedKeyMaterial)
 		if err != nil {
 			return "", err
 		}
@@ -156,12 +156,12 @@ func (s *Service) Import(ctx context.Context, tid tenant.ID, name string, req Im
 }
 
 // openImport decrypts uploaded material with the import token's private key.
-func (s *Service) openImport(tid, token, wrapped string, ct []byte) ([]byte, error) {
+func (s *Service) openImport(tid, keyID, token, wrapped string, ct []byte) ([]byte, error) {
 	w, err := base64.StdEncoding.DecodeString(wrapped)
 	if err != nil {
 		return nil, fmt.Errorf("kms: stored import key: %w", err)
 	}
-	der, err := s.sealer.Unwrap(w, importAAD(tid, token))
+	der, err := s.sealer.Unwrap(w, importAAD(tid, keyID, token))
 	if err != nil {
 		return nil, fmt.Errorf("kms: stored import key: %w", err)
 	}

@@ -129,20 +129,13 @@ type loadedKey struct {
 	versions map[int]*material
 }
 
+// material is a key version ready for use. The unwrapped bytes are
+// cleared as soon as the AES key schedule is made from them (unwrap); the
+// schedule, inside crypto/aes, cannot be cleared and goes with the entry.
 type material struct {
-	raw  []byte
 	aead cipher.AEAD
 	// validTo is imported material's expiry (zero: none).
 	validTo time.Time
-}
-
-// zero clears the unwrapped material of every version. (The AEAD's
-// expanded key schedule is in crypto/aes and cannot be cleared; it goes
-// with the garbage collector.)
-func (k *loadedKey) zero() {
-	for _, m := range k.versions {
-		clear(m.raw)
-	}
 }
 
 // New returns the service. On PostgreSQL, call Start: until this node
@@ -162,7 +155,7 @@ func New(db *storage.DB, log *audit.Log, sealer Sealer, opts Options) *Service {
 	}
 	s := &Service{db: db, audit: log, sealer: sealer, clock: opts.Clock, log: opts.Logger}
 	s.keys = lru.New[keyRef, *loadedKey](lru.Options[*loadedKey]{Size: opts.CacheSize, MaxAge: opts.CacheTTL,
-		Now: opts.Clock.Now, OnEvict: (*loadedKey).zero, Off: db.Dialect() == storage.Postgres})
+		Now: opts.Clock.Now, Off: db.Dialect() == storage.Postgres})
 	return s
 }
 
@@ -736,6 +729,7 @@ func (s *Service) DestroyDue(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	n := 0
+	var failed error
 	for _, d := range todo {
 		err := s.update(ctx, tenant.ID(d.tid), tenant.Actor{Principal: "system"}, func(tx *storage.Tx) (string, string, error) {
 			k, err := resolve(ctx, tx, d.id, true)
@@ -762,12 +756,14 @@ func (s *Service) DestroyDue(ctx context.Context) (int, error) {
 		switch {
 		case errors.Is(err, errCanceled):
 		case err != nil:
-			return n, err
+			// One key that fails must not stop the others' destruction.
+			s.log.ErrorContext(ctx, "kms: destroying a key past its deletion window", "tenant", d.tid, "key", d.id, "err", err)
+			failed = errors.Join(failed, err)
 		default:
 			n++
 		}
 	}
-	return n, nil
+	return n, failed
 }
 
 var errCanceled = errors.New("kms: deletion no longer due")

@@ -91,7 +91,30 @@ func (s *Service) load(ctx context.Context, tid tenant.ID, name string) (*loaded
 	if k, ok := s.keys.Get(ref); ok {
 		return k, nil
 	}
-	v, err, _ := s.loads.Do(string(tid)+"\x00"+name, func() (any, error) {
+	started := s.keys.Generation()
+	k, err := s.loadShared(ctx, ref)
+	if err == nil && s.keys.Generation() != started {
+		// A change committed while this request waited on a load another
+		// request had begun before it: read again, alone.
+		return s.loadFrom(ctx, ref)
+	}
+	return k, err
+}
+
+// loadShared is loadFrom with concurrent misses of one key sharing a load.
+func (s *Service) loadShared(ctx context.Context, ref keyRef) (*loadedKey, error) {
+	v, err, _ := s.loads.Do(string(ref.tenant)+"\x00"+ref.name, func() (any, error) { return s.loadFrom(ctx, ref) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*loadedKey), nil
+}
+
+// loadFrom reads a key and unwraps its versions, and caches it unless a
+// change raced the read.
+func (s *Service) loadFrom(ctx context.Context, ref keyRef) (*loadedKey, error) {
+	tid, name := ref.tenant, ref.name
+	{
 		gen := s.keys.Generation()
 		var lk *loadedKey
 		err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
@@ -115,7 +138,6 @@ func (s *Service) load(ctx context.Context, tid tenant.ID, name string) (*loaded
 				}
 				m, err := s.unwrap(tx.TenantID(), k.id, ver, wrapped)
 				if err != nil {
-					lk.zero()
 					return err
 				}
 				m.validTo = micros(validTo)
@@ -127,14 +149,11 @@ func (s *Service) load(ctx context.Context, tid tenant.ID, name string) (*loaded
 			return nil, err
 		}
 		// A key not kept (a change raced the read, or the cache is off) is
-		// used by this request and its waiters, then left to the collector.
+		// used by this request and its waiters, then left to the collector
+		// (its material is in the AEAD's key schedule only; see unwrap).
 		s.keys.Put(ref, lk, gen)
 		return lk, nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	return v.(*loadedKey), nil
 }
 
 func (s *Service) unwrap(tid, keyID string, version int, wrapped string) (*material, error) {
@@ -147,11 +166,11 @@ func (s *Service) unwrap(tid, keyID string, version int, wrapped string) (*mater
 		return nil, &errs.Error{Kind: errs.Internal, Code: "key_unwrap_failed", Detail: "a key's material does not unwrap under the root key", Err: err}
 	}
 	g, err := aeadFor(raw)
+	clear(raw) // the AEAD holds its own key schedule, which Go cannot clear
 	if err != nil {
-		clear(raw)
 		return nil, err
 	}
-	return &material{raw: raw, aead: g}, nil
+	return &material{aead: g}, nil
 }
 
 // forEncryption returns the key's primary material, rotating the key first
