@@ -23,6 +23,7 @@ const (
 	TooLarge                     // the request body or a field is over its limit
 	Unavailable                  // a dependency is down; retry later
 	MethodNotAllowed             // the resource exists but not with this method
+	Busy                         // a limit on concurrent work was reached; retry shortly
 )
 
 // Error is a service error with a stable code.

@@ -33,6 +33,7 @@ var kindStatus = map[errs.Kind]int{
 	errs.TooLarge:         http.StatusBadRequest,
 	errs.Unavailable:      http.StatusServiceUnavailable,
 	errs.MethodNotAllowed: http.StatusMethodNotAllowed,
+	errs.Busy:             http.StatusTooManyRequests,
 	errs.Internal:         http.StatusInternalServerError,
 }
 
@@ -58,6 +59,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="bulkhead"`)
+	}
+	if p.Status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
