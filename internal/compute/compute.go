@@ -1,0 +1,603 @@
+// Package compute runs tenants' functions in WebAssembly sandboxes
+// (wazero) whose execution environments are reused only for one tenant
+// when a function asks for it — Lambda's tenant isolation mode, in-process.
+//
+// # ABI
+//
+// A function is a WASI (wasip1) reactor module. It exports
+//
+//	bulkhead_alloc(size i32) i32
+//	bulkhead_handle(ctx_ptr i32, ctx_len i32, event_ptr i32, event_len i32) i64
+//
+// and imports nothing but wasi_snapshot_preview1. For each invocation the
+// host asks bulkhead_alloc for two buffers, copies into them the context
+// (JSON {"tenant_id":…,"request_id":…}) and the event, and calls
+// bulkhead_handle, which returns the response's address in the high 32
+// bits and its length in the low 32. Go functions use
+// examples/functions/guest and are built with
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared
+//
+// # Environments
+//
+// An environment is one instance of a function version: its own linear
+// memory, globals, and a private directory mounted at /tmp. It serves one
+// invocation at a time; more concurrent invocations make more
+// environments, up to the function's per-tenant limit and the node's. A
+// per_tenant function's environment is made for one tenant and only ever
+// serves that tenant; a shared one's may serve anyone. State kept in
+// globals and /tmp survives between invocations of one environment (the
+// warm start) and dies with it: environments idle past the function's TTL
+// are evicted (and the least recently used, when the node's cap is
+// reached), and a trap or timeout destroys the environment it happened in.
+// Eviction removes the /tmp directory.
+//
+// Guests get no network (WASI preview 1 has no sockets and the host offers
+// none), no filesystem but their /tmp, a memory limit in pages, a
+// wall-clock timeout per invocation (the context closes the instance), and
+// a cap on the response size. Compiled modules are cached by content
+// digest in memory and on disk, so a module is compiled once per node.
+package compute
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/ids"
+)
+
+// TenancyMode says whether a function's environments may serve several tenants.
+type TenancyMode string
+
+// Tenancy modes.
+const (
+	Shared    TenancyMode = "shared"
+	PerTenant TenancyMode = "per_tenant"
+)
+
+// Limits on functions.
+const (
+	MaxModuleBytes   = 50 << 20
+	MaxOutputBytes   = 6 << 20
+	DefaultMemory    = 128 // MiB
+	DefaultTimeout   = 10 * time.Second
+	DefaultIdleTTL   = 10 * time.Minute
+	DefaultPerTenant = 10
+)
+
+// Function is a function's configuration.
+type Function struct {
+	Name             string            `json:"name"`
+	Version          int               `json:"version"`
+	Digest           string            `json:"digest"` // SHA-256 of the module
+	TenancyMode      TenancyMode       `json:"tenancy_mode"`
+	MemoryMiB        int               `json:"memory_mib"`
+	Timeout          time.Duration     `json:"-"`
+	Env              map[string]string `json:"env,omitempty"`
+	MaxEnvsPerTenant int               `json:"max_environments_per_tenant"`
+	IdleTTL          time.Duration     `json:"-"`
+}
+
+var namePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
+
+// Options configure an Engine.
+type Options struct {
+	Dir             string // where module files, compiled code and /tmp directories live
+	CacheDir        string // compiled code, shared by engines (default Dir/compiled)
+	MaxEnvironments int    // node-wide cap on live environments (default 1000)
+	Logger          *slog.Logger
+	Now             func() time.Time
+}
+
+// Engine runs functions.
+type Engine struct {
+	opts  Options
+	cache wazero.CompilationCache
+
+	mu       sync.Mutex
+	versions map[string]*version // current version by function name
+	live     int                 // environments alive, node-wide
+	idle     []*environment      // idle environments, least recently used first
+}
+
+// version is one deployed module of a function.
+type version struct {
+	fn       Function
+	runtime  wazero.Runtime
+	compiled wazero.CompiledModule
+	pools    map[string]*pool // by tenant ("" for a shared function)
+	retired  bool
+}
+
+type pool struct {
+	idle []*environment
+	busy int
+}
+
+// environment is one instance of a version.
+type environment struct {
+	id       string
+	v        *version
+	key      string // the tenant it serves ("" when shared)
+	mod      api.Module
+	alloc    api.Function
+	handle   api.Function
+	tmp      string
+	lastUsed time.Time
+	log      *guestLog
+}
+
+// New returns an engine keeping its files under opts.Dir.
+func New(opts Options) (*Engine, error) {
+	if opts.MaxEnvironments <= 0 {
+		opts.MaxEnvironments = 1000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	for _, d := range []string{"modules", "compiled", "env"} {
+		if err := os.MkdirAll(filepath.Join(opts.Dir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("compute: %w", err)
+		}
+	}
+	if opts.CacheDir == "" {
+		opts.CacheDir = filepath.Join(opts.Dir, "compiled")
+	}
+	cache, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("compute: compilation cache: %w", err)
+	}
+	return &Engine{opts: opts, cache: cache, versions: map[string]*version{}}, nil
+}
+
+// Close destroys every environment and releases the runtimes.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, v := range e.versions {
+		e.retire(ctx, v)
+	}
+	e.versions = map[string]*version{}
+	return e.cache.Close(ctx)
+}
+
+// Deploy validates and compiles a module and makes it the function's
+// current version; environments of the previous version are destroyed once
+// idle (they never serve the new one).
+func (e *Engine) Deploy(ctx context.Context, fn Function, module []byte) (Function, error) {
+	if !namePattern.MatchString(fn.Name) {
+		return fn, errs.Field("name", "invalid_name", "a function name is 1 to 63 of a-z, 0-9 and -, starting with a letter")
+	}
+	switch fn.TenancyMode {
+	case Shared, PerTenant:
+	default:
+		return fn, errs.Field("tenancy_mode", "invalid_tenancy_mode", "tenancy_mode is shared or per_tenant")
+	}
+	if fn.MemoryMiB == 0 {
+		fn.MemoryMiB = DefaultMemory
+	}
+	if fn.MemoryMiB < 16 || fn.MemoryMiB > 4096 {
+		return fn, errs.Field("memory_mib", "invalid_memory", "memory_mib is 16 to 4096")
+	}
+	if fn.Timeout == 0 {
+		fn.Timeout = DefaultTimeout
+	}
+	if fn.Timeout < 10*time.Millisecond || fn.Timeout > 15*time.Minute {
+		return fn, errs.Field("timeout", "invalid_timeout", "the timeout is 10ms to 15m")
+	}
+	if fn.MaxEnvsPerTenant == 0 {
+		fn.MaxEnvsPerTenant = DefaultPerTenant
+	}
+	if fn.IdleTTL == 0 {
+		fn.IdleTTL = DefaultIdleTTL
+	}
+	if len(module) == 0 || len(module) > MaxModuleBytes {
+		return fn, &errs.Error{Kind: errs.TooLarge, Code: "invalid_module_size", Field: "module",
+			Detail: fmt.Sprintf("a module is 1 byte to %d MiB", MaxModuleBytes>>20)}
+	}
+	sum := sha256.Sum256(module)
+	fn.Digest = hex.EncodeToString(sum[:])
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(e.cache).
+		WithMemoryLimitPages(uint32(fn.MemoryMiB)*16). // 64 KiB pages
+		WithCloseOnContextDone(true))
+	fail := func(err error) (Function, error) {
+		rt.Close(ctx)
+		return fn, err
+	}
+	compiled, err := rt.CompileModule(ctx, module)
+	if err != nil {
+		return fail(errs.Field("module", "invalid_module", "the module is not valid WebAssembly: %s", truncate(err.Error(), 200)))
+	}
+	if err := checkABI(compiled); err != nil {
+		return fail(err)
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return fail(fmt.Errorf("compute: wasi: %w", err))
+	}
+	if err := os.WriteFile(filepath.Join(e.opts.Dir, "modules", fn.Digest+".wasm"), module, 0o600); err != nil {
+		return fail(fmt.Errorf("compute: store module: %w", err))
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if old, ok := e.versions[fn.Name]; ok {
+		if old.fn.TenancyMode != fn.TenancyMode {
+			return fail(errs.Field("tenancy_mode", "tenancy_mode_immutable", "function %s was created %s; its tenancy mode cannot change", fn.Name, old.fn.TenancyMode))
+		}
+		fn.Version = old.fn.Version + 1
+		e.retire(ctx, old)
+	} else {
+		fn.Version = 1
+	}
+	e.versions[fn.Name] = &version{fn: fn, runtime: rt, compiled: compiled, pools: map[string]*pool{}}
+	return fn, nil
+}
+
+// checkABI refuses modules that import anything but WASI or lack the exports.
+func checkABI(m wazero.CompiledModule) error {
+	for _, f := range m.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		if mod != wasi_snapshot_preview1.ModuleName {
+			return errs.Field("module", "unsupported_import", "the module imports %s.%s; functions may import only %s",
+				truncate(mod, 60), truncate(name, 60), wasi_snapshot_preview1.ModuleName)
+		}
+	}
+	exports := m.ExportedFunctions()
+	for _, name := range []string{"bulkhead_alloc", "bulkhead_handle"} {
+		if _, ok := exports[name]; !ok {
+			return errs.Field("module", "missing_export", "the module does not export %s (see the function ABI)", name)
+		}
+	}
+	return nil
+}
+
+// Delete removes a function; its environments are destroyed.
+func (e *Engine) Delete(ctx context.Context, name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.versions[name]
+	if !ok {
+		return notFound(name)
+	}
+	delete(e.versions, name)
+	e.retire(ctx, v)
+	return nil
+}
+
+func notFound(name string) error {
+	return errs.E(errs.NotFound, "function_not_found", "function %q not found", truncate(name, 64))
+}
+
+// retire marks v gone and destroys its idle environments; busy ones are
+// destroyed when their invocation ends. Called with e.mu held.
+func (e *Engine) retire(ctx context.Context, v *version) {
+	v.retired = true
+	for _, p := range v.pools {
+		for _, env := range p.idle {
+			e.removeIdle(env)
+			e.destroy(ctx, env)
+		}
+		p.idle = nil
+	}
+	if e.busyIn(v) == 0 {
+		v.runtime.Close(ctx)
+	}
+}
+
+func (e *Engine) busyIn(v *version) int {
+	n := 0
+	for _, p := range v.pools {
+		n += p.busy
+	}
+	return n
+}
+
+// Result is an invocation's outcome.
+type Result struct {
+	Body          []byte
+	Function      string
+	Version       int
+	EnvironmentID string
+	Cold          bool
+	Duration      time.Duration
+}
+
+// Invoke runs function name for tenant tid (required for per_tenant
+// functions) with event.
+func (e *Engine) Invoke(ctx context.Context, name, tid, requestID string, event []byte) (Result, error) {
+	start := e.opts.Now()
+	env, cold, err := e.acquire(ctx, name, tid)
+	if err != nil {
+		return Result{}, err
+	}
+	v := env.v
+	res := Result{Function: name, Version: v.fn.Version, EnvironmentID: env.id, Cold: cold}
+	body, err := e.run(ctx, env, tid, requestID, event)
+	res.Body, res.Duration = body, e.opts.Now().Sub(start)
+	e.release(ctx, env, err != nil)
+	e.opts.Logger.InfoContext(ctx, "function report", "function", name, "version", v.fn.Version, "tenant_id", tid,
+		"environment", env.id, "cold", cold, "duration", res.Duration, "failed", err != nil)
+	return res, err
+}
+
+// acquire takes an idle environment of the function for the tenant, or
+// makes one.
+func (e *Engine) acquire(ctx context.Context, name, tid string) (*environment, bool, error) {
+	e.mu.Lock()
+	v, ok := e.versions[name]
+	if !ok {
+		e.mu.Unlock()
+		return nil, false, notFound(name)
+	}
+	key := ""
+	if v.fn.TenancyMode == PerTenant {
+		if tid == "" {
+			e.mu.Unlock()
+			return nil, false, errs.E(errs.Invalid, "tenant_id_required", "function %s uses per-tenant isolation; add a tenant id and try again", name)
+		}
+		key = tid
+	}
+	p := v.pools[key]
+	if p == nil {
+		p = &pool{}
+		v.pools[key] = p
+	}
+	if n := len(p.idle); n > 0 {
+		env := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		e.removeIdle(env)
+		p.busy++
+		e.mu.Unlock()
+		return env, false, nil
+	}
+	if p.busy >= v.fn.MaxEnvsPerTenant {
+		e.mu.Unlock()
+		return nil, false, errs.E(errs.Busy, "too_many_environments", "function %s already runs %d environments for this tenant; retry shortly", name, p.busy)
+	}
+	if e.live >= e.opts.MaxEnvironments {
+		if len(e.idle) == 0 {
+			e.mu.Unlock()
+			return nil, false, errs.E(errs.Busy, "node_busy", "this node runs its maximum of %d environments; retry shortly", e.opts.MaxEnvironments)
+		}
+		lru := e.idle[0]
+		e.evictLocked(ctx, lru)
+	}
+	e.live++
+	p.busy++
+	e.mu.Unlock()
+	env, err := e.create(ctx, v, key)
+	if err != nil {
+		e.mu.Lock()
+		e.live--
+		p.busy--
+		e.mu.Unlock()
+		return nil, false, err
+	}
+	return env, true, nil
+}
+
+// create instantiates a new environment of v for key.
+func (e *Engine) create(ctx context.Context, v *version, key string) (*environment, error) {
+	id := ids.New("env")
+	tmp := filepath.Join(e.opts.Dir, "env", id)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("compute: environment directory: %w", err)
+	}
+	gl := &guestLog{log: e.opts.Logger, function: v.fn.Name, env: id}
+	cfg := wazero.NewModuleConfig().WithName(id).
+		WithFSConfig(wazero.NewFSConfig().WithDirMount(tmp, "/tmp")).
+		WithStartFunctions("_initialize").
+		WithStdout(gl).WithStderr(gl).
+		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
+	for k, val := range v.fn.Env {
+		cfg = cfg.WithEnv(k, val)
+	}
+	ictx, cancel := context.WithTimeout(ctx, v.fn.Timeout)
+	defer cancel()
+	mod, err := v.runtime.InstantiateModule(ictx, v.compiled, cfg)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, errs.E(errs.Invalid, "function_start_failed", "function %s did not start: %s", v.fn.Name, truncate(err.Error(), 200))
+	}
+	return &environment{id: id, v: v, key: key, mod: mod, alloc: mod.ExportedFunction("bulkhead_alloc"),
+		handle: mod.ExportedFunction("bulkhead_handle"), tmp: tmp, log: gl}, nil
+}
+
+// run performs one invocation in env.
+func (e *Engine) run(ctx context.Context, env *environment, tid, requestID string, event []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, env.v.fn.Timeout)
+	defer cancel()
+	env.log.setTenant(tid)
+	meta, _ := json.Marshal(map[string]string{"tenant_id": tid, "request_id": requestID})
+	ctxPtr, err := env.write(ctx, meta)
+	if err != nil {
+		return nil, e.guestError(ctx, env, err)
+	}
+	evPtr, err := env.write(ctx, event)
+	if err != nil {
+		return nil, e.guestError(ctx, env, err)
+	}
+	out, err := env.handle.Call(ctx, uint64(ctxPtr), uint64(len(meta)), uint64(evPtr), uint64(len(event)))
+	if err != nil {
+		return nil, e.guestError(ctx, env, err)
+	}
+	ptr, n := uint32(out[0]>>32), uint32(out[0])
+	if n > MaxOutputBytes {
+		return nil, errs.E(errs.Invalid, "function_output_too_large", "function %s answered %d bytes; the limit is %d", env.v.fn.Name, n, MaxOutputBytes)
+	}
+	b, ok := env.mod.Memory().Read(ptr, n)
+	if !ok {
+		return nil, errs.E(errs.Invalid, "function_failed", "function %s answered outside its memory", env.v.fn.Name)
+	}
+	return append([]byte(nil), b...), nil
+}
+
+// write copies b into memory the guest allocated and returns its address.
+func (env *environment) write(ctx context.Context, b []byte) (uint32, error) {
+	r, err := env.alloc.Call(ctx, uint64(len(b)))
+	if err != nil {
+		return 0, err
+	}
+	ptr := uint32(r[0])
+	if len(b) > 0 && !env.mod.Memory().Write(ptr, b) {
+		return 0, errors.New("bulkhead_alloc returned memory outside the module")
+	}
+	return ptr, nil
+}
+
+// guestError turns a trap or timeout into a service error.
+func (e *Engine) guestError(ctx context.Context, env *environment, err error) error {
+	if ctx.Err() != nil {
+		return errs.E(errs.Unavailable, "function_timeout", "function %s ran past its %s timeout; its environment was destroyed", env.v.fn.Name, env.v.fn.Timeout)
+	}
+	return errs.E(errs.Invalid, "function_failed", "function %s failed: %s; its environment was destroyed", env.v.fn.Name, truncate(err.Error(), 300))
+}
+
+// release returns env to its pool, or destroys it after a failure or when
+// its version is gone.
+func (e *Engine) release(ctx context.Context, env *environment, failed bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v := env.v
+	p := v.pools[env.key]
+	p.busy--
+	if failed || v.retired {
+		e.destroy(ctx, env)
+		if v.retired && e.busyIn(v) == 0 {
+			v.runtime.Close(ctx)
+		}
+		return
+	}
+	env.lastUsed = e.opts.Now()
+	p.idle = append(p.idle, env)
+	e.idle = append(e.idle, env)
+}
+
+// destroy closes env's instance and wipes its /tmp. Called with e.mu held.
+func (e *Engine) destroy(ctx context.Context, env *environment) {
+	env.mod.Close(ctx)
+	os.RemoveAll(env.tmp)
+	e.live--
+}
+
+func (e *Engine) removeIdle(env *environment) {
+	for i, x := range e.idle {
+		if x == env {
+			e.idle = append(e.idle[:i], e.idle[i+1:]...)
+			return
+		}
+	}
+}
+
+// evictLocked destroys an idle environment. Called with e.mu held.
+func (e *Engine) evictLocked(ctx context.Context, env *environment) {
+	e.removeIdle(env)
+	p := env.v.pools[env.key]
+	for i, x := range p.idle {
+		if x == env {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			break
+		}
+	}
+	e.destroy(ctx, env)
+}
+
+// EvictIdle destroys environments idle past their function's TTL and
+// returns how many.
+func (e *Engine) EvictIdle(ctx context.Context) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.opts.Now()
+	var due []*environment
+	for _, env := range e.idle {
+		if now.Sub(env.lastUsed) >= env.v.fn.IdleTTL {
+			due = append(due, env)
+		}
+	}
+	for _, env := range due {
+		e.evictLocked(ctx, env)
+	}
+	return len(due)
+}
+
+// EnvironmentInfo describes a live environment.
+type EnvironmentInfo struct {
+	ID       string    `json:"id"`
+	TenantID string    `json:"tenant_id,omitempty"`
+	Version  int       `json:"version"`
+	Busy     bool      `json:"busy"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// Environments lists the idle environments of function name and counts the busy ones.
+func (e *Engine) Environments(name string) ([]EnvironmentInfo, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.versions[name]
+	if !ok {
+		return nil, notFound(name)
+	}
+	out := []EnvironmentInfo{}
+	for key, p := range v.pools {
+		for _, env := range p.idle {
+			out = append(out, EnvironmentInfo{ID: env.id, TenantID: key, Version: v.fn.Version, LastUsed: env.lastUsed})
+		}
+		for range p.busy {
+			out = append(out, EnvironmentInfo{TenantID: key, Version: v.fn.Version, Busy: true})
+		}
+	}
+	return out, nil
+}
+
+// guestLog turns a guest's stdout and stderr into JSON log lines carrying
+// the tenant of the invocation being served.
+type guestLog struct {
+	log      *slog.Logger
+	function string
+	env      string
+	mu       sync.Mutex
+	tenant   string
+}
+
+func (g *guestLog) setTenant(t string) {
+	g.mu.Lock()
+	g.tenant = t
+	g.mu.Unlock()
+}
+
+func (g *guestLog) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	t := g.tenant
+	g.mu.Unlock()
+	g.log.Info("function log", "function", g.function, "environment", g.env, "tenant_id", t, "line", truncate(string(p), 4096))
+	return len(p), nil
+}
+
+var _ io.Writer = (*guestLog)(nil)
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
