@@ -32,6 +32,7 @@ Usage:
   bulkhead key <command>        create|list|get|rotate|schedule-deletion|cancel-deletion|import-params|import
                                 a tenant's KMS keys (see bulkhead key --help)
   bulkhead kms <command>        encrypt|decrypt with a tenant's key, with a tenant credential (see bulkhead kms --help)
+  bulkhead function <command>   create|list|invoke|delete WebAssembly functions (see bulkhead function --help)
 
 Client commands talk to a running server: BULKHEAD_ADDR (default
 http://127.0.0.1:8080) and BULKHEAD_TOKEN (falls back to BULKHEAD_ADMIN_TOKEN),
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = keyCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "kms":
 		err = kmsCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "function":
+		err = functionCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

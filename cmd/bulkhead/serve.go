@@ -197,6 +197,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	n.Provider.Start(wfCtx, 10*time.Minute)
 	n.Authz.Start(wfCtx)
 	n.KMS.Start(wfCtx)
+	n.Functions.Start(wfCtx)
 	srv := &http.Server{
 		Handler:           n.Handler,
 		ReadHeaderTimeout: 10 * time.Second,

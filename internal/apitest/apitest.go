@@ -73,6 +73,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	}
 	a.Authz.Start(wfCtx)
 	a.KMS.Start(wfCtx)
+	a.Functions.Start(wfCtx)
 	srv.Config.Handler = a.Handler
 	srv.Start()
 	t.Cleanup(func() {

@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/authz"
 	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
+	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
@@ -78,6 +79,7 @@ type App struct {
 	Directory *identity.Directory
 	Authz     *authz.Service
 	KMS       *kms.Service
+	Functions *compute.Registry
 	Signing   *signing.Store
 	Admin     *authn.AdminTokens
 	API       *httpapi.Server
@@ -92,7 +94,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations()}
+	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations()}
 }
 
 // Open prepares the data directory and root key, opens and migrates the
@@ -165,6 +167,12 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.KMS = kms.New(db, a.Audit, rk, kms.Options{Clock: c.Clock, Logger: c.Logger})
 	a.Tenants.AddOnboardingStep(a.KMS.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.KMS.OffboardingStep())
+	engine, err := compute.New(compute.Options{Dir: filepath.Join(c.DataDir, "functions"), Logger: c.Logger})
+	if err != nil {
+		a.Audit.Close()
+		return fail(err, db)
+	}
+	a.Functions = compute.NewRegistry(db, a.Audit, engine)
 	if a.Signing, err = signing.NewStore(db, rk, signing.Options{Clock: c.Clock}); err != nil {
 		a.Audit.Close()
 		return fail(err, db)
@@ -204,7 +212,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// (at once after any change on this node); see README, Identity.
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes})
 	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Audit: a.Audit,
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs,
 	})
@@ -254,6 +262,7 @@ func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 // Close stops the audit writer (after writing what is queued), closes the
 // database and zeroes the root key. Shut the workflows down first.
 func (a *App) Close() {
+	a.Functions.Engine().Close(context.Background())
 	a.Audit.Close()
 	a.DB.Close()
 	a.rootKey.Zero()

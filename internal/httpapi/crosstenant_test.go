@@ -149,6 +149,10 @@ func TestCrossTenant(t *testing.T) {
 			{method: "GET", path: fillPath("/v1/global-policies/{policy}", ""), token: tokA},
 			{method: "PUT", path: fillPath("/v1/global-policies/{policy}", ""), token: tokA, body: []byte(`{"statement":"permit(principal, action, resource);"}`)},
 			{method: "DELETE", path: fillPath("/v1/global-policies/{policy}", ""), token: tokA},
+			{method: "POST", path: "/v1/functions", token: tokA, body: []byte(`{}`)},
+			{method: "GET", path: "/v1/functions", token: tokA},
+			{method: "DELETE", path: "/v1/functions/counter", token: tokA},
+			{method: "GET", path: "/v1/functions/counter/environments", token: tokA},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

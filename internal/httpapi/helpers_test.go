@@ -313,5 +313,5 @@ func newTieredNode(t *testing.T, dsn string) *apitest.Env {
 func fillPath(pattern, tenant string) string {
 	return strings.NewReplacer("{tenant}", tenant, "{user}", "usr_probe", "{group}", "admins", "{client}", "cli_probe",
 		"{policy}", "pol_probeprobeprobeprobeprobepr", "{template}", "tpl_probeprobeprobeprobeprobepr",
-		"{key}", "key_probeprobeprobeprobeprobepr").Replace(pattern)
+		"{key}", "key_probeprobeprobeprobeprobepr", "{function}", "counter").Replace(pattern)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/authz"
 	"github.com/bulkhead-dev/bulkhead/internal/clientip"
+	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
@@ -37,6 +38,7 @@ type Config struct {
 	Directory *identity.Directory
 	Authz     *authz.Service
 	KMS       *kms.Service
+	Functions *compute.Registry
 	Audit     *audit.Log
 	Verifiers []authn.Verifier   // tried in order for every bearer token
 	ClientIP  *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -69,6 +71,7 @@ const (
 	TenantAdmin               // an operator, or a credential of an admin (group "admins") of the tenant named by {tenant}
 	Self                      // a user's own token, acting on that user (the /v1/me routes)
 	TenantData                // a tenant credential acting on its own tenant's data (the /v1/kms routes); never the operator
+	Invoker                   // an operator or any tenant credential; the handler finds the tenant (function invocation)
 )
 
 // Route is one registered API route.
@@ -149,6 +152,7 @@ func New(cfg Config) *Server {
 	}
 	s.routes = append(s.routes, s.authzRoutes()...)
 	s.routes = append(s.routes, s.kmsRoutes()...)
+	s.routes = append(s.routes, s.functionRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route
@@ -300,7 +304,7 @@ func (s *Server) authorize(r *http.Request, rt Route) error {
 			"%s needs the user's own token; a credential a service obtained for the user (token exchange) cannot call it", rt.Name)
 	}
 	switch rt.Access {
-	case Tenant, TenantData:
+	case Tenant, TenantData, Invoker:
 		return nil
 	case TenantAdmin:
 		if tc.InGroup(identity.AdminsGroup) {

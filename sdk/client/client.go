@@ -147,16 +147,35 @@ func (c *Client) Do(ctx context.Context, method, path string, hdr http.Header, i
 			return fmt.Errorf("client: encode request: %w", err)
 		}
 		body = bytes.NewReader(b)
+		hdr = hdr.Clone()
+		if hdr == nil {
+			hdr = http.Header{}
+		}
+		hdr.Set("Content-Type", "application/json")
 	}
+	resp, err := c.send(ctx, method, path, hdr, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("client: decode %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// send sends a request and returns a successful answer; a problem answer
+// becomes an *Error.
+func (c *Client) send(ctx context.Context, method, path string, hdr http.Header, body io.Reader) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
 	if err != nil {
-		return fmt.Errorf("client: %w", err)
+		return nil, fmt.Errorf("client: %w", err)
 	}
 	for k, vs := range hdr {
 		req.Header[k] = vs
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
@@ -167,23 +186,17 @@ func (c *Client) Do(ctx context.Context, method, path string, hdr http.Header, i
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("client: %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("client: %s %s: %w", method, path, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
 		e := &Error{Status: resp.StatusCode}
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(e); err != nil || e.Code == "" {
 			e.Code = "http_" + strconv.Itoa(resp.StatusCode)
 		}
-		return e
+		return nil, e
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("client: decode %s %s: %w", method, path, err)
-	}
-	return nil
+	return resp, nil
 }
 
 // CreateTenant creates a tenant. A non-empty idempotencyKey makes retries safe.
