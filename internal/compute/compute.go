@@ -53,6 +53,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -110,6 +111,8 @@ type Options struct {
 type Engine struct {
 	opts  Options
 	cache wazero.CompilationCache
+
+	evictions atomic.Uint64 // environments destroyed idle (TTL or node cap)
 
 	mu       sync.Mutex
 	versions map[string]*version // current version by function name
@@ -509,8 +512,12 @@ func (e *Engine) removeIdle(env *environment) {
 	}
 }
 
+// Evictions counts the idle environments destroyed (TTL or node cap).
+func (e *Engine) Evictions() uint64 { return e.evictions.Load() }
+
 // evictLocked destroys an idle environment. Called with e.mu held.
 func (e *Engine) evictLocked(ctx context.Context, env *environment) {
+	e.evictions.Add(1)
 	e.removeIdle(env)
 	p := env.v.pools[env.key]
 	for i, x := range p.idle {

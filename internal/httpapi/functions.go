@@ -138,6 +138,7 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	tier := ""
 	if tid != "" {
 		t, err := s.Tenants.Get(r.Context(), tid)
 		if err != nil {
@@ -146,6 +147,7 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 		if t.Status != tenant.Active {
 			return errs.E(errs.Conflict, "tenant_not_active", "tenant %q is %s; its functions do not run", tid, t.Status)
 		}
+		tier = t.Tier
 	}
 	event, err := io.ReadAll(http.MaxBytesReader(w, r.Body, compute.MaxOutputBytes))
 	if err != nil {
@@ -155,6 +157,11 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	start := "warm"
+	if res.Cold {
+		start = "cold"
+	}
+	s.fnStarts.WithLabelValues(res.Function, tier, start).Inc()
 	ct := "application/octet-stream"
 	if json.Valid(res.Body) {
 		ct = "application/json"

@@ -115,6 +115,16 @@ func TestFunctionsOverHTTP(t *testing.T) {
 				}
 			}
 		}
+		// Prometheus counts cold and warm starts per tier.
+		m := send(t, a.env.URL, call{method: "GET", path: "/metrics"})
+		for _, want := range []string{
+			`bulkhead_function_invocations_total{function="counter",start="cold",tier="basic"} 2`,
+			`bulkhead_function_invocations_total{function="counter",start="warm",tier="basic"} 2`,
+		} {
+			if !bytes.Contains(m.Body, []byte(want)) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
 		_, r = invoke(apitest.AdminToken, "")
 		if p := wantProblem(t, "no tenant", r, 400, "tenant_id_required", ""); p.Detail != "function counter uses per-tenant isolation; add a tenant id and try again" {
 			t.Errorf("detail %q", p.Detail)

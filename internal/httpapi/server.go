@@ -58,6 +58,8 @@ type Server struct {
 	failures *ratelimit.Limiter
 	// unaudited counts authentication failures over a source IP's audit limit.
 	unaudited prometheus.Counter
+	// fnStarts counts function invocations by function, tenant tier and start (cold, warm).
+	fnStarts *prometheus.CounterVec
 }
 
 // Access says who may call a route.
@@ -105,7 +107,16 @@ func New(cfg Config) *Server {
 	})
 	// Authentication failures are audited up to 20 per source IP, then one per 6 s.
 	s.failures = ratelimit.New(1.0/6, 20, 10000)
-	cfg.Metrics.MustRegister(s.reqs, s.latency, s.unaudited)
+	s.fnStarts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulkhead_function_invocations_total", Help: "Function invocations by function, tenant tier and start (cold or warm).",
+	}, []string{"function", "tier", "start"})
+	cfg.Metrics.MustRegister(s.reqs, s.latency, s.unaudited, s.fnStarts)
+	if cfg.Functions != nil {
+		engine := cfg.Functions.Engine()
+		cfg.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "bulkhead_function_evictions_total", Help: "Idle function environments destroyed (idle TTL or the node's cap).",
+		}, func() float64 { return float64(engine.Evictions()) }))
+	}
 
 	s.routes = []Route{
 		{"GET", "/healthz", "health", Public, s.healthz},
