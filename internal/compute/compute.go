@@ -287,6 +287,38 @@ func (e *Engine) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// current returns the deployed version of function name, if any.
+func (e *Engine) current(name string) (Function, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.versions[name]
+	if !ok {
+		return Function{}, false
+	}
+	return v.fn, true
+}
+
+// forget drops this node's deployment of a function (another node
+// published or deleted it); the next invocation loads the current version.
+func (e *Engine) forget(ctx context.Context, name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if v, ok := e.versions[name]; ok {
+		delete(e.versions, name)
+		e.retire(ctx, v)
+	}
+}
+
+// forgetAll drops every deployment (changes may have been missed).
+func (e *Engine) forgetAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for name, v := range e.versions {
+		delete(e.versions, name)
+		e.retire(context.Background(), v)
+	}
+}
+
 func notFound(name string) error {
 	return errs.E(errs.NotFound, "function_not_found", "function %q not found", truncate(name, 64))
 }

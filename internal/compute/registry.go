@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -73,6 +75,7 @@ type Registry struct {
 	db     *storage.DB
 	audit  *audit.Log
 	engine *Engine
+	loads  singleflight.Group // concurrent first invocations load a function once
 }
 
 // NewRegistry returns the registry of engine's functions.
@@ -127,8 +130,11 @@ func (r *Registry) Publish(ctx context.Context, c Config, module []byte, actor t
 			return fmt.Errorf("compute: store function: %w", err)
 		}
 		out = Info{Config: c, Version: version, Digest: fn.Digest, UpdatedAt: now}
-		return r.audit.AppendTx(ctx, tx, audit.Event{Principal: actor.Principal, Action: "function.published", Target: c.Name,
-			RequestID: actor.RequestID, SourceIP: actor.SourceIP, Detail: map[string]string{"version": fmt.Sprint(version), "digest": fn.Digest}})
+		if err := r.audit.AppendTx(ctx, tx, audit.Event{Principal: actor.Principal, Action: "function.published", Target: c.Name,
+			RequestID: actor.RequestID, SourceIP: actor.SourceIP, Detail: map[string]string{"version": fmt.Sprint(version), "digest": fn.Digest}}); err != nil {
+			return err
+		}
+		return tx.Notify(ctx, notifyChannel, c.Name)
 	})
 	if err != nil {
 		r.engine.Delete(ctx, c.Name) // not registered: not served either
@@ -203,8 +209,11 @@ func (r *Registry) Delete(ctx context.Context, name string, actor tenant.Actor) 
 		if n, _ := res.RowsAffected(); n == 0 {
 			return notFound(name)
 		}
-		return r.audit.AppendTx(ctx, tx, audit.Event{Principal: actor.Principal, Action: "function.deleted", Target: name,
-			RequestID: actor.RequestID, SourceIP: actor.SourceIP})
+		if err := r.audit.AppendTx(ctx, tx, audit.Event{Principal: actor.Principal, Action: "function.deleted", Target: name,
+			RequestID: actor.RequestID, SourceIP: actor.SourceIP}); err != nil {
+			return err
+		}
+		return tx.Notify(ctx, notifyChannel, name)
 	})
 	if err != nil {
 		return err
@@ -222,7 +231,12 @@ func (r *Registry) Invoke(ctx context.Context, name, tid, requestID string, even
 	if !errs.Is(err, "function_not_found") {
 		return res, err
 	}
-	if err := r.load(ctx, name); err != nil {
+	if _, err, _ := r.loads.Do(name, func() (any, error) {
+		if _, ok := r.engine.current(name); ok {
+			return nil, nil // another caller loaded it meanwhile
+		}
+		return nil, r.load(ctx, name)
+	}); err != nil {
 		return Result{}, err
 	}
 	return r.engine.Invoke(ctx, name, tid, requestID, event)
@@ -249,8 +263,16 @@ func (r *Registry) load(ctx context.Context, name string) error {
 	return err
 }
 
-// Start evicts idle environments every ten seconds until ctx ends.
+// notifyChannel tells other nodes a function was published or deleted
+// (payload: its name); they drop their deployment and load the current
+// version on its next invocation.
+const notifyChannel = "bulkhead_functions"
+
+// Start follows other nodes' publications and deletions (PostgreSQL) and
+// evicts idle environments every ten seconds, until ctx ends.
 func (r *Registry) Start(ctx context.Context) {
+	go r.db.Listen(ctx, notifyChannel, r.engine.opts.Logger, r.engine.forgetAll, r.engine.forgetAll,
+		func(name string) { r.engine.forget(ctx, name) })
 	go func() {
 		t := time.NewTicker(10 * time.Second)
 		defer t.Stop()

@@ -1,0 +1,72 @@
+package compute_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/compute"
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// TestPublishReachesOtherNodes: two nodes on one PostgreSQL database; a
+// function published on one runs on the other (its module comes from the
+// database), and a new version published on the first replaces the
+// second's deployment at once (LISTEN/NOTIFY), as does a deletion.
+func TestPublishReachesOtherNodes(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	op := tenant.Actor{Principal: "operator:test"}
+	node := func() *compute.Registry {
+		db := storagetest.Open(t, dsn, audit.Migrations(), compute.Migrations())
+		l := audit.New(db, audit.Options{})
+		t.Cleanup(func() { l.Close() })
+		e, err := compute.New(compute.Options{Dir: t.TempDir(), CacheDir: cacheDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close(context.Background()) })
+		r := compute.NewRegistry(db, l, e)
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		r.Start(ctx)
+		return r
+	}
+	n1, n2 := node(), node()
+	ctx := context.Background()
+	cfg := compute.Config{Name: "fn", TenancyMode: compute.PerTenant}
+	if _, err := n1.Publish(ctx, cfg, modules["counter"], op); err != nil {
+		t.Fatal(err)
+	}
+	res, err := n2.Invoke(ctx, "fn", "tenant-a", "r", nil)
+	if err != nil || !res.Cold {
+		t.Fatalf("first invocation on node 2: %v", err)
+	}
+	// Version 2 (another module) on node 1: node 2 serves it.
+	if _, err := n1.Publish(ctx, cfg, modules["limits"], op); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := n2.Invoke(ctx, "fn", "tenant-a", "r", []byte("x"))
+		if err == nil && string(res.Body) == "1" {
+			break // the limits module answers its call count
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node 2 still serves the old version: %q %v", res.Body, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := n1.Delete(ctx, "fn", op); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := n2.Invoke(ctx, "fn", "tenant-a", "r", nil); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node 2 still runs a deleted function")
+		}
+	}
+}
