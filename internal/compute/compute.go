@@ -366,12 +366,19 @@ func (e *Engine) Invoke(ctx context.Context, name, tid, requestID string, event 
 		return Result{}, err
 	}
 	v := env.v
+	e.opts.Logger.InfoContext(ctx, "function start", "function", name, "version", v.fn.Version, "tenant_id", tid,
+		"environment", env.id, "cold", cold, "request_id", requestID)
 	res := Result{Function: name, Version: v.fn.Version, EnvironmentID: env.id, Cold: cold}
 	body, err := e.run(ctx, env, tid, requestID, event)
 	res.Body, res.Duration = body, e.opts.Now().Sub(start)
+	var memBytes uint32
+	if m := env.mod.Memory(); m != nil {
+		memBytes = m.Size()
+	}
 	e.release(ctx, env, err != nil)
 	e.opts.Logger.InfoContext(ctx, "function report", "function", name, "version", v.fn.Version, "tenant_id", tid,
-		"environment", env.id, "cold", cold, "duration", res.Duration, "failed", err != nil)
+		"environment", env.id, "cold", cold, "request_id", requestID, "duration", res.Duration,
+		"memory_bytes", memBytes, "failed", err != nil)
 	return res, err
 }
 
