@@ -25,9 +25,13 @@ var wasmModules = sync.OnceValues(func() (map[string][]byte, error) {
 	}
 	defer os.RemoveAll(dir)
 	out := map[string][]byte{}
+	// The examples sit beside this file's package, wherever the binary runs.
+	_, self, _, _ := runtime.Caller(0)
+	examples := filepath.Join(filepath.Dir(self), "..", "examples", "functions")
 	for _, name := range []string{"counter", "noop"} {
 		file := filepath.Join(dir, name+".wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", file, "../examples/functions/"+name)
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", file, "./"+name)
+		cmd.Dir = examples
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("build %s: %v: %s", name, err, b)
