@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 )
@@ -50,27 +51,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// clock is a settable clock for the engine.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newEngine(t *testing.T, maxEnvs int) (*compute.Engine, *clock) {
+func newEngine(t *testing.T, maxEnvs int) (*compute.Engine, *clock.Fake) {
 	t.Helper()
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	e, err := compute.New(compute.Options{Dir: t.TempDir(), CacheDir: cacheDir, MaxEnvironments: maxEnvs, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +191,7 @@ func TestEviction(t *testing.T) {
 	deploy(t, e, compute.Function{Name: "counter-iso", TenancyMode: compute.PerTenant, IdleTTL: time.Minute}, "counter")
 	invokeCounter(t, e, "counter-iso", "tenant-a")
 	invokeCounter(t, e, "counter-iso", "tenant-a")
-	clk.advance(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	if n := e.EvictIdle(context.Background()); n != 1 {
 		t.Fatalf("evicted %d, want 1", n)
 	}
