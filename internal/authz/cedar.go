@@ -292,7 +292,7 @@ func scanStatement(text string) (string, []Slot, error) {
 			}
 			s := Slot(text[i:j])
 			if s != PrincipalSlot && s != ResourceSlot {
-				return "", nil, fmt.Errorf("line %d: unknown slot %q: templates have ?principal and ?resource", line, truncate(string(s), 40))
+				return "", nil, fmt.Errorf("line %d: unknown slot %q: templates have ?principal and ?resource", line, errs.Clip(string(s), 40))
 			}
 			slots = append(slots, s)
 			b.WriteString(slotText[s])
@@ -336,13 +336,6 @@ func scanStatement(text string) (string, []Slot, error) {
 
 func isIdentByte(c byte) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // EntityRef names an entity: {"type":"App::User","id":"alice"}.

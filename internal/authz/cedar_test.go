@@ -203,7 +203,7 @@ func TestParseStatement(t *testing.T) {
 			p, err := parseStatement("statement", tt.text, tt.template)
 			if tt.code != "" {
 				if err == nil {
-					t.Fatalf("parsed %q, want %s", truncate(tt.text, 200), tt.code)
+					t.Fatalf("parsed %q, want %s", errs.Clip(tt.text, 200), tt.code)
 				}
 				kind := tt.kind
 				if kind == 0 {
@@ -263,7 +263,7 @@ func TestParseStatementBlockComments(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseStatement("statement", tt.text, tt.template)
 			if err == nil {
-				t.Fatalf("%q was accepted: the lexer must read /* */ comments as cedar-go does", truncate(tt.text, 80))
+				t.Fatalf("%q was accepted: the lexer must read /* */ comments as cedar-go does", errs.Clip(tt.text, 80))
 			}
 			requireErr(t, err, "invalid_policy", "invalid_template")
 		})

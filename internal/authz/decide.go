@@ -144,15 +144,15 @@ func (s *Service) logDecision(ctx context.Context, tid tenant.ID, eff *effective
 	}
 	detail := map[string]string{
 		"decision":  d.Decision,
-		"principal": truncate(principal, 300),
-		"action":    truncate(req.Action.UID().String(), 300),
-		"resource":  truncate(req.Resource.UID().String(), 300),
+		"principal": errs.Clip(principal, 300),
+		"action":    errs.Clip(req.Action.UID().String(), 300),
+		"resource":  errs.Clip(req.Resource.UID().String(), 300),
 	}
 	if len(d.DeterminingPolicies) > 0 {
-		detail["determining_policies"] = truncate(strings.Join(d.DeterminingPolicies, ","), 1000)
+		detail["determining_policies"] = errs.Clip(strings.Join(d.DeterminingPolicies, ","), 1000)
 	}
 	ev := audit.Event{TenantID: string(tid), Principal: actor.Principal, Action: "authz.decision",
-		Target: truncate(req.Resource.UID().String(), 300), Outcome: outcome, RequestID: actor.RequestID,
+		Target: errs.Clip(req.Resource.UID().String(), 300), Outcome: outcome, RequestID: actor.RequestID,
 		SourceIP: actor.SourceIP, Detail: detail}
 	// Enqueued, not awaited: a decision does not wait for a disk flush.
 	if err := s.audit.Enqueue(context.WithoutCancel(ctx), ev); err != nil {
@@ -253,7 +253,7 @@ func parseEntities(field string, raw json.RawMessage) (types.EntityMap, error) {
 	}
 	em, err := decodeEntities(raw)
 	if err != nil {
-		return nil, errs.Field(field, "invalid_entities", "entities are not in Cedar's JSON entity format: %s", truncate(err.Error(), 300))
+		return nil, errs.Field(field, "invalid_entities", "entities are not in Cedar's JSON entity format: %s", errs.Clip(err.Error(), 300))
 	}
 	if len(em) > MaxEntities {
 		return nil, errs.Field(field, "invalid_entities", "at most %d entities per request", MaxEntities)
@@ -264,7 +264,7 @@ func parseEntities(field string, raw json.RawMessage) (types.EntityMap, error) {
 		}
 	}
 	if uid, ok := findCycle(em); ok {
-		return nil, errs.Field(field, "entities_cycle", "entity %s is its own ancestor: the parent graph must have no cycles", truncate(uid.String(), 200))
+		return nil, errs.Field(field, "entities_cycle", "entity %s is its own ancestor: the parent graph must have no cycles", errs.Clip(uid.String(), 200))
 	}
 	return em, nil
 }
@@ -326,7 +326,7 @@ func parseContext(field string, raw json.RawMessage) (types.Record, error) {
 	}
 	var rec types.Record
 	if err := json.Unmarshal(raw, &rec); err != nil {
-		return types.Record{}, errs.Field(field, "invalid_context", "context is not a Cedar record: %s", truncate(err.Error(), 300))
+		return types.Record{}, errs.Field(field, "invalid_context", "context is not a Cedar record: %s", errs.Clip(err.Error(), 300))
 	}
 	return rec, nil
 }

@@ -364,11 +364,11 @@ const (
 )
 
 func policyNotFound(id string) error {
-	return errs.E(errs.NotFound, "policy_not_found", "policy %q not found", truncate(id, 64))
+	return errs.E(errs.NotFound, "policy_not_found", "policy %q not found", errs.Clip(id, 64))
 }
 
 func templateNotFound(id string) error {
-	return errs.E(errs.NotFound, "template_not_found", "policy template %q not found", truncate(id, 64))
+	return errs.E(errs.NotFound, "template_not_found", "policy template %q not found", errs.Clip(id, 64))
 }
 
 // countObjects counts a store's policies and templates, for the quota.

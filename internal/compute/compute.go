@@ -230,7 +230,7 @@ func (e *Engine) Deploy(ctx context.Context, fn Function, module []byte) (Functi
 	}
 	compiled, err := rt.CompileModule(ctx, module)
 	if err != nil {
-		return fail(errs.Field("module", "invalid_module", "the module is not valid WebAssembly: %s", truncate(err.Error(), 200)))
+		return fail(errs.Field("module", "invalid_module", "the module is not valid WebAssembly: %s", errs.Clip(err.Error(), 200)))
 	}
 	if err := checkABI(compiled); err != nil {
 		return fail(err)
@@ -262,7 +262,7 @@ func checkABI(m wazero.CompiledModule) error {
 		mod, name, _ := f.Import()
 		if mod != wasi_snapshot_preview1.ModuleName {
 			return errs.Field("module", "unsupported_import", "the module imports %s.%s; functions may import only %s",
-				truncate(mod, 60), truncate(name, 60), wasi_snapshot_preview1.ModuleName)
+				errs.Clip(mod, 60), errs.Clip(name, 60), wasi_snapshot_preview1.ModuleName)
 		}
 	}
 	exports := m.ExportedFunctions()
@@ -320,7 +320,7 @@ func (e *Engine) forgetAll() {
 }
 
 func notFound(name string) error {
-	return errs.E(errs.NotFound, "function_not_found", "function %q not found", truncate(name, 64))
+	return errs.E(errs.NotFound, "function_not_found", "function %q not found", errs.Clip(name, 64))
 }
 
 // retire marks v gone and destroys its idle environments; busy ones are
@@ -459,7 +459,7 @@ func (e *Engine) create(ctx context.Context, v *version, key string) (*environme
 	mod, err := v.runtime.InstantiateModule(ictx, v.compiled, cfg)
 	if err != nil {
 		os.RemoveAll(tmp)
-		return nil, errs.E(errs.Invalid, "function_start_failed", "function %s did not start: %s", v.fn.Name, truncate(err.Error(), 200))
+		return nil, errs.E(errs.Invalid, "function_start_failed", "function %s did not start: %s", v.fn.Name, errs.Clip(err.Error(), 200))
 	}
 	return &environment{id: id, v: v, key: key, mod: mod, alloc: mod.ExportedFunction("bulkhead_alloc"),
 		handle: mod.ExportedFunction("bulkhead_handle"), tmp: tmp, log: gl}, nil
@@ -512,7 +512,7 @@ func (e *Engine) guestError(ctx context.Context, env *environment, err error) er
 	if ctx.Err() != nil {
 		return errs.E(errs.Unavailable, "function_timeout", "function %s ran past its %s timeout; its environment was destroyed", env.v.fn.Name, env.v.fn.Timeout)
 	}
-	return errs.E(errs.Invalid, "function_failed", "function %s failed: %s; its environment was destroyed", env.v.fn.Name, truncate(err.Error(), 300))
+	return errs.E(errs.Invalid, "function_failed", "function %s failed: %s; its environment was destroyed", env.v.fn.Name, errs.Clip(err.Error(), 300))
 }
 
 // release returns env to its pool, or destroys it after a failure or when
@@ -635,15 +635,8 @@ func (g *guestLog) Write(p []byte) (int, error) {
 	g.mu.Lock()
 	t := g.tenant
 	g.mu.Unlock()
-	g.log.Info("function log", "function", g.function, "environment", g.env, "tenant_id", t, "line", truncate(string(p), 4096))
+	g.log.Info("function log", "function", g.function, "environment", g.env, "tenant_id", t, "line", errs.Clip(string(p), 4096))
 	return len(p), nil
 }
 
 var _ io.Writer = (*guestLog)(nil)
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}

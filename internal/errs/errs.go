@@ -7,6 +7,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Kind classifies an error for transport mapping.
@@ -69,4 +70,17 @@ func As(err error) (*Error, bool) {
 func Is(err error, code string) bool {
 	e, ok := As(err)
 	return ok && e.Code == code
+}
+
+// Clip shortens s, a caller's input quoted in an error's detail or an
+// audit record, to at most n bytes (on a UTF-8 boundary) and marks the cut
+// with "…".
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

@@ -57,7 +57,7 @@ func (s *Server) publishFunction(w http.ResponseWriter, r *http.Request) error {
 			dec.DisallowUnknownFields()
 			cfg = &compute.Config{}
 			if err := dec.Decode(cfg); err != nil {
-				return errs.Field("config", "invalid_config", "the config part is not a function's JSON settings: %s", truncateString(err.Error(), 200))
+				return errs.Field("config", "invalid_config", "the config part is not a function's JSON settings: %s", errs.Clip(err.Error(), 200))
 			}
 		case "module":
 			module, err = io.ReadAll(io.LimitReader(part, compute.MaxModuleBytes+1))
@@ -80,13 +80,6 @@ func (s *Server) publishFunction(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusCreated, info)
 	return nil
-}
-
-func truncateString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) error {

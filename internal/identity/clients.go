@@ -246,7 +246,7 @@ func (d *Directory) ListClients(ctx context.Context, tid tenant.ID) ([]Client, e
 }
 
 func clientNotFound(id string) error {
-	return errs.E(errs.NotFound, "client_not_found", "client %q not found", truncate(id, 64))
+	return errs.E(errs.NotFound, "client_not_found", "client %q not found", errs.Clip(id, 64))
 }
 
 // DeleteClient removes a client of tenant tid (or a platform client when tid is "").

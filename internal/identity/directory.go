@@ -324,7 +324,7 @@ func scanUser(tid string, row interface{ Scan(...any) error }) (User, error) {
 }
 
 func userNotFound(id string) error {
-	return errs.E(errs.NotFound, "user_not_found", "user %q not found", truncate(id, 64))
+	return errs.E(errs.NotFound, "user_not_found", "user %q not found", errs.Clip(id, 64))
 }
 
 func getUser(ctx context.Context, tx *storage.Tx, id string) (User, error) {
@@ -607,7 +607,7 @@ func (d *Directory) SetMember(ctx context.Context, tid tenant.ID, group, userID 
 			err = tx.QueryRow(ctx, `SELECT id FROM user_groups WHERE tenant_id = ? AND name = ?`, tx.TenantID(), group).Scan(&gid)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
-			return errs.E(errs.NotFound, "group_not_found", "group %q not found", truncate(group, 64))
+			return errs.E(errs.NotFound, "group_not_found", "group %q not found", errs.Clip(group, 64))
 		}
 		if err != nil {
 			return fmt.Errorf("identity: read group: %w", err)

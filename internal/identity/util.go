@@ -18,10 +18,3 @@ func utf8Printable(s string) bool {
 	}
 	return true
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}

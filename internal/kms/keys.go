@@ -197,14 +197,7 @@ func wrapAAD(tid, keyID string, version int) []byte {
 }
 
 func notFound(name string) error {
-	return errs.E(errs.NotFound, "key_not_found", "key %q not found", truncate(name, 80))
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	return errs.E(errs.NotFound, "key_not_found", "key %q not found", errs.Clip(name, 80))
 }
 
 var aliasPattern = regexp.MustCompile(`^alias/[a-zA-Z0-9/_-]{1,250}$`)

@@ -246,7 +246,7 @@ func (s *Service) record(ctx context.Context, tid tenant.ID, actor tenant.Actor,
 		}
 		detail["code"] = code
 	}
-	ev := audit.Event{TenantID: string(tid), Principal: actor.Principal, Action: "kms." + op, Target: truncate(keyID, 100),
+	ev := audit.Event{TenantID: string(tid), Principal: actor.Principal, Action: "kms." + op, Target: errs.Clip(keyID, 100),
 		Outcome: outcome, RequestID: actor.RequestID, SourceIP: actor.SourceIP, Detail: detail}
 	if aerr := s.audit.Enqueue(context.WithoutCancel(ctx), ev); aerr != nil {
 		s.log.ErrorContext(ctx, "kms: audit enqueue failed", "err", aerr, "tenant", tid)

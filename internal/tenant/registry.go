@@ -101,7 +101,7 @@ func (r *Registry) validateCreate(req CreateRequest) (Tenant, error) {
 	}
 	tier, ok := r.tiers[req.Tier]
 	if !ok {
-		return Tenant{}, errs.Field("tier", "unknown_tier", "tier %q is not configured; known tiers: %s", truncate(req.Tier, 40), r.tierNames())
+		return Tenant{}, errs.Field("tier", "unknown_tier", "tier %q is not configured; known tiers: %s", errs.Clip(req.Tier, 40), r.tierNames())
 	}
 	domains, err := normalizeDomains(req.Domains)
 	if err != nil {
@@ -489,7 +489,7 @@ func (r *Registry) Update(ctx context.Context, id ID, p Patch, actor Actor) (Ten
 		if p.Tier != nil {
 			tier, ok := r.tiers[*p.Tier]
 			if !ok {
-				return errs.Field("tier", "unknown_tier", "tier %q is not configured; known tiers: %s", truncate(*p.Tier, 40), r.tierNames())
+				return errs.Field("tier", "unknown_tier", "tier %q is not configured; known tiers: %s", errs.Clip(*p.Tier, 40), r.tierNames())
 			}
 			if tier.Isolation != t.Isolation {
 				return &errs.Error{Kind: errs.Conflict, Code: "tier_migration_unsupported", Field: "tier",

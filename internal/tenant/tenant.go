@@ -153,7 +153,7 @@ func normalizeDomains(in []string) ([]string, error) {
 	for i, d := range in {
 		d = strings.ToLower(strings.TrimSuffix(d, "."))
 		if len(d) > 253 || !domainPattern.MatchString(d) {
-			return nil, errs.Field(fmt.Sprintf("domains[%d]", i), "invalid_domain", "%q is not a valid DNS name", truncate(d, 80))
+			return nil, errs.Field(fmt.Sprintf("domains[%d]", i), "invalid_domain", "%q is not a valid DNS name", errs.Clip(d, 80))
 		}
 		if !seen[d] {
 			seen[d] = true
@@ -188,11 +188,4 @@ func validName(name string) error {
 		return errs.Field("name", "invalid_name", "name must be 1 to 200 characters of UTF-8 text without control characters")
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

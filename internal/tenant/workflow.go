@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 )
@@ -337,7 +338,7 @@ func (r *Registry) runWorkflow(ctx context.Context, id string, c *claim) {
 	r.log.ErrorContext(ctx, "workflow step failed; will retry", "workflow_id", id, "err", err)
 	_ = r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE workflows SET last_error = ?, updated_at = ? WHERE id = ?`,
-			truncate(err.Error(), 500), r.clock.Now().UnixMicro(), id)
+			errs.Clip(err.Error(), 500), r.clock.Now().UnixMicro(), id)
 		return err
 	})
 }
