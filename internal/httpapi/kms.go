@@ -61,7 +61,7 @@ func (s *Server) kmsRoutes() []Route {
 	createKey := jsonCall(http.StatusCreated, pathTenant, func(r *http.Request, tid tenant.ID, in kms.CreateKeyRequest) (kms.Key, error) {
 		return k.CreateKey(r.Context(), tid, in, actor(r))
 	})
-	listKeys := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (kms.KeyPage, error) {
+	listKeys := jsonCall(http.StatusOK, s.existingTenant, func(r *http.Request, tid tenant.ID, _ none) (kms.KeyPage, error) {
 		limit, err := queryLimit(r)
 		if err != nil {
 			return kms.KeyPage{}, err
