@@ -280,13 +280,7 @@ func (l *loader) kmsPhase(ctx context.Context, o options, tenantID string, out i
 	ec := map[string]string{"tenant_id": tenantID, "table": "orders"}
 	key := "alias/customer-" + tenantID
 	call := func(ctx context.Context, path string, body []byte) ([]byte, bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, tl.base+path, bytes.NewReader(body))
-		if err != nil {
-			return nil, false, err
-		}
-		req.Header.Set("Authorization", tl.auth)
-		req.Header.Set("Content-Type", "application/json")
-		return tl.send(req, http.StatusOK)
+		return tl.request(ctx, http.MethodPost, path, body, http.StatusOK)
 	}
 	encBody, _ := json.Marshal(map[string]any{"key_id": key, "plaintext": bytes.Repeat([]byte("p"), 32), "encryption_context": ec})
 	b, ok, err := call(ctx, "/v1/kms/encrypt", encBody)
@@ -339,13 +333,7 @@ func (l *loader) authzPhase(ctx context.Context, o options, tenantID string, out
 		return err
 	}
 	decide := func(ctx context.Context, body []byte) (string, bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, tl.base+path+"/authorize", bytes.NewReader(body))
-		if err != nil {
-			return "", false, err
-		}
-		req.Header.Set("Authorization", tl.auth)
-		req.Header.Set("Content-Type", "application/json")
-		b, ok, err := tl.send(req, http.StatusOK)
+		b, ok, err := tl.request(ctx, http.MethodPost, path+"/authorize", body, http.StatusOK)
 		var d struct {
 			Decision string `json:"decision"`
 		}
@@ -499,20 +487,25 @@ type loader struct {
 // do sends one request and reads the whole answer. It reports whether the
 // status was the expected one; err is for transport failures only.
 func (l *loader) do(ctx context.Context, method, path string, body []byte, want int) (bool, error) {
+	_, ok, err := l.request(ctx, method, path, body, want)
+	return ok, err
+}
+
+// request is do that also returns the answer's body.
+func (l *loader) request(ctx context.Context, method, path string, body []byte, want int) ([]byte, bool, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, l.base+path, rd)
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	req.Header.Set("Authorization", l.auth)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	_, ok, err := l.send(req, want)
-	return ok, err
+	return l.send(req, want)
 }
 
 // send sends req and reads the whole answer, which it returns with whether
