@@ -324,8 +324,8 @@ func parseContext(field string, raw json.RawMessage) (types.Record, error) {
 	if depth(raw) > maxContextNesting {
 		return types.Record{}, errs.Field(field, "invalid_context", "context nests more than %d deep", maxContextNesting)
 	}
-	var rec types.Record
-	if err := json.Unmarshal(raw, &rec); err != nil {
+	rec, err := decodeRecordJSON(raw)
+	if err != nil {
 		return types.Record{}, errs.Field(field, "invalid_context", "context is not a Cedar record: %s", errs.Clip(err.Error(), 300))
 	}
 	return rec, nil

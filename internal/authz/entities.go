@@ -248,6 +248,20 @@ func optionalString(dec *jsontext.Decoder) (*string, error) {
 	return nil, fmt.Errorf("expected a string, not %v", tok.Kind())
 }
 
+// decodeRecordJSON reads one JSON record (a request's context) as
+// types.Record.UnmarshalJSON does, on the same decoder as the entities.
+func decodeRecordJSON(b []byte) (types.Record, error) {
+	dec := jsontext.NewDecoder(bytes.NewReader(b))
+	rec, err := decodeRecord(dec)
+	if err != nil {
+		return types.Record{}, err
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return types.Record{}, errors.New("unexpected data after the record")
+	}
+	return rec, nil
+}
+
 // decodeRecord reads a value that must be a record (not an escaped entity
 // or extension value).
 func decodeRecord(dec *jsontext.Decoder) (types.Record, error) {

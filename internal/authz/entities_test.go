@@ -60,3 +60,23 @@ func FuzzEntitiesMatchCedar(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRecordMatchesCedar holds decodeRecordJSON (request contexts) to
+// cedar-go's types.Record.UnmarshalJSON.
+func FuzzRecordMatchesCedar(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1}`, `{"a":{"__entity":{"type":"U","id":"x"}}}`, `{"__entity":{"type":"U","id":"x"}}`,
+		`{"d":{"__extn":{"fn":"decimal","arg":"1.5"}},"s":[1,"x",[true]]}`, `{"a":1}{}`, `[]`, `{"a":-0}`, `{"a":1,"a":2}`, `{"n":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		mine, myErr := decodeRecordJSON(b)
+		var theirs types.Record
+		theirErr := theirs.UnmarshalJSON(b)
+		if (myErr == nil) != (theirErr == nil) {
+			t.Fatalf("%q: decodeRecordJSON err %v, cedar-go err %v", b, myErr, theirErr)
+		}
+		if myErr == nil && !mine.Equal(theirs) {
+			t.Fatalf("%q: %v, cedar-go %v", b, mine, theirs)
+		}
+	})
+}
