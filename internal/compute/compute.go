@@ -100,7 +100,7 @@ var namePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
 // Options configure an Engine.
 type Options struct {
-	Dir             string // where module files, compiled code and /tmp directories live
+	Dir             string // where compiled code and /tmp directories live (modules are the registry's, in the database)
 	CacheDir        string // compiled code, shared by engines (default Dir/compiled)
 	MaxEnvironments int    // node-wide cap on live environments (default 1000)
 	Logger          *slog.Logger
@@ -158,7 +158,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	for _, d := range []string{"modules", "compiled", "env"} {
+	for _, d := range []string{"compiled", "env"} {
 		if err := os.MkdirAll(filepath.Join(opts.Dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("compute: %w", err)
 		}
@@ -237,9 +237,6 @@ func (e *Engine) Deploy(ctx context.Context, fn Function, module []byte) (Functi
 	}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		return fail(fmt.Errorf("compute: wasi: %w", err))
-	}
-	if err := os.WriteFile(filepath.Join(e.opts.Dir, "modules", fn.Digest+".wasm"), module, 0o600); err != nil {
-		return fail(fmt.Errorf("compute: store module: %w", err))
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
