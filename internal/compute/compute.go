@@ -185,7 +185,7 @@ func (e *Engine) Close(ctx context.Context) error {
 }
 
 // Deploy validates and compiles a module and makes it the function's
-// current version; environments of the previous version are destroyed once
+// current version (fn.Version, the registry's, or the next one when 0); environments of the previous version are destroyed once
 // idle (they never serve the new one).
 func (e *Engine) Deploy(ctx context.Context, fn Function, module []byte) (Function, error) {
 	if !namePattern.MatchString(fn.Name) {
@@ -244,9 +244,11 @@ func (e *Engine) Deploy(ctx context.Context, fn Function, module []byte) (Functi
 		if old.fn.TenancyMode != fn.TenancyMode {
 			return fail(errs.Field("tenancy_mode", "tenancy_mode_immutable", "function %s was created %s; its tenancy mode cannot change", fn.Name, old.fn.TenancyMode))
 		}
-		fn.Version = old.fn.Version + 1
+		if fn.Version == 0 {
+			fn.Version = old.fn.Version + 1
+		}
 		e.retire(ctx, old)
-	} else {
+	} else if fn.Version == 0 {
 		fn.Version = 1
 	}
 	e.versions[fn.Name] = &version{fn: fn, runtime: rt, compiled: compiled, pools: map[string]*pool{}}

@@ -92,15 +92,12 @@ func (r *Registry) Publish(ctx context.Context, c Config, module []byte, actor t
 	if err != nil {
 		return Info{}, err
 	}
-	var prev struct {
-		mode TenancyMode
-		ok   bool
-	}
+	fn.Version = 1
 	if old, err := r.get(ctx, c.Name); err == nil {
-		prev.mode, prev.ok = old.TenancyMode, true
-	}
-	if prev.ok && prev.mode != c.TenancyMode {
-		return Info{}, errs.Field("tenancy_mode", "tenancy_mode_immutable", "function %s was created %s; its tenancy mode cannot change", c.Name, prev.mode)
+		if old.TenancyMode != c.TenancyMode {
+			return Info{}, errs.Field("tenancy_mode", "tenancy_mode_immutable", "function %s was created %s; its tenancy mode cannot change", c.Name, old.TenancyMode)
+		}
+		fn.Version = old.Version + 1
 	}
 	fn, err = r.engine.Deploy(ctx, fn, module)
 	if err != nil {
@@ -259,6 +256,7 @@ func (r *Registry) load(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	fn.Version = i.Version
 	_, err = r.engine.Deploy(ctx, fn, module)
 	return err
 }
