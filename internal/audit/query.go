@@ -20,6 +20,7 @@ const PlatformChain = "-"
 type Filter struct {
 	Tenant string // a tenant id, PlatformChain, or "" for all chains
 	Action string
+	Target string
 	Since  time.Time // inclusive
 	Until  time.Time // exclusive
 	Limit  int       // 1..1000, default 100
@@ -87,6 +88,9 @@ func (l *Log) list(ctx context.Context, scope storage.Scope, f Filter) (Page, er
 	}
 	if f.Action != "" {
 		where, args = append(where, "action = ?"), append(args, f.Action)
+	}
+	if f.Target != "" {
+		where, args = append(where, "target = ?"), append(args, f.Target)
 	}
 	if !f.Since.IsZero() {
 		where, args = append(where, "time >= ?"), append(args, f.Since.UnixMicro())

@@ -25,6 +25,9 @@ const (
 	Unavailable                  // a dependency is down; retry later
 	MethodNotAllowed             // the resource exists but not with this method
 	Busy                         // a limit on concurrent work was reached; retry shortly
+	BadGateway                   // an upstream (a proxied API) failed or may not be reached
+	GatewayTimeout               // an upstream did not answer in time
+	HeadersTooLarge              // the request's header fields are over their limit
 )
 
 // Error is a service error with a stable code.

@@ -11,45 +11,14 @@ import (
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 )
 
 // Problem is an RFC 9457 problem detail with Bulkhead's extensions.
-type Problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Code      string `json:"code"`
-	Field     string `json:"field,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-}
+type Problem = httpx.Problem
 
-var kindStatus = map[errs.Kind]int{
-	errs.Invalid:          http.StatusBadRequest,
-	errs.NotFound:         http.StatusNotFound,
-	errs.Conflict:         http.StatusConflict,
-	errs.Unauthenticated:  http.StatusUnauthorized,
-	errs.Forbidden:        http.StatusForbidden,
-	errs.TooLarge:         http.StatusBadRequest,
-	errs.Unavailable:      http.StatusServiceUnavailable,
-	errs.MethodNotAllowed: http.StatusMethodNotAllowed,
-	errs.Busy:             http.StatusTooManyRequests,
-	errs.Internal:         http.StatusInternalServerError,
-}
-
-// problemFor maps any error to the problem a client sees. Errors that are not
-// *errs.Error are internal: their text is logged, never sent.
-func problemFor(err error) Problem {
-	e, ok := errs.As(err)
-	if !ok || e.Kind == errs.Internal {
-		return Problem{Type: problemType("internal"), Title: "Internal Server Error", Status: 500, Code: "internal",
-			Detail: "the server failed to handle the request; it has been logged with the request id"}
-	}
-	st := kindStatus[e.Kind]
-	return Problem{Type: problemType(e.Code), Title: http.StatusText(st), Status: st, Detail: e.Detail, Code: e.Code, Field: e.Field}
-}
-
-func problemType(code string) string { return "urn:bulkhead:problem:" + code }
+// problemFor maps any error to the problem a client sees.
+func problemFor(err error) Problem { return httpx.ProblemFor(err) }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemFor(err)
@@ -57,16 +26,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if p.Status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
 	}
-	if p.Status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="bulkhead"`)
-	}
-	if p.Status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(p.Status)
-	json.NewEncoder(w).Encode(p)
+	httpx.WriteProblem(w, p)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -3,10 +3,12 @@ package httpx
 
 import "net/http"
 
-// StatusWriter records the status code a handler answered with.
+// StatusWriter records the status code a handler answered with and the
+// bytes of body it wrote.
 type StatusWriter struct {
 	http.ResponseWriter
-	Status int // 0 until the handler writes
+	Status int   // 0 until the handler writes
+	Bytes  int64 // body bytes written
 }
 
 // WriteHeader records code and passes it on.
@@ -22,7 +24,9 @@ func (w *StatusWriter) Write(b []byte) (int, error) {
 	if w.Status == 0 {
 		w.Status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.Bytes += int64(n)
+	return n, err
 }
 
 // Unwrap gives http.ResponseController the underlying writer.

@@ -1,0 +1,263 @@
+package connect
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/page"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// Alert is an anomaly of a grant's traffic.
+type Alert struct {
+	ID           string            `json:"id"`
+	TenantID     tenant.ID         `json:"tenant_id"`
+	ConnectionID string            `json:"connection_id"`
+	GrantID      string            `json:"grant_id"`
+	Kind         string            `json:"kind"`
+	Detail       map[string]string `json:"detail"`
+	Suspended    bool              `json:"grant_suspended"` // the alert suspended the grant (auto_suspend)
+	CreatedAt    time.Time         `json:"created_at"`
+}
+
+// anomalyActor is the principal of acts the detector takes.
+var anomalyActor = tenant.Actor{Principal: "system:anomaly-detector"}
+
+// raise records findings as alerts and, for a grant set to auto-suspend,
+// suspends it in the same transaction. It reports whether the grant is now
+// suspended. Webhooks are sent after the commit, in the background.
+func (s *Service) raise(ctx context.Context, g *grantState, fs []finding, rec *record) (bool, error) {
+	now := s.now()
+	var alerts []Alert
+	suspended := false
+	actor := anomalyActor
+	actor.RequestID, actor.SourceIP = rec.requestID, rec.sourceIP
+	err := s.change(ctx, g.tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+		alerts, suspended = nil, false
+		cur, err := readGrant(ctx, tx, g.grant.ConnectionID, g.grant.ID)
+		if err != nil {
+			return "", "", nil, err
+		}
+		suspend := cur.AutoSuspend && cur.Status == GrantActive
+		kinds := make([]string, 0, len(fs))
+		for _, f := range fs {
+			d := f.detail()
+			if f.kind == AlertNewNetwork {
+				d = map[string]string{"network": network(rec.sourceIP), "source_ip": rec.sourceIP}
+			}
+			d["path"], d["method"] = rec.path, rec.method
+			a := Alert{ID: ids.New(alertPrefix), TenantID: g.tid, ConnectionID: g.grant.ConnectionID, GrantID: g.grant.ID, Kind: f.kind,
+				Detail: d, Suspended: suspend, CreatedAt: now}
+			dj, _ := json.Marshal(d)
+			if _, err := tx.Exec(ctx, `INSERT INTO connect_alerts (tenant_id, id, connection_id, grant_id, kind, detail, suspended, created_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tx.TenantID(), a.ID, a.ConnectionID, a.GrantID, a.Kind, string(dj), boolInt(suspend), now.UnixMicro()); err != nil {
+				return "", "", nil, fmt.Errorf("connect: insert alert: %w", err)
+			}
+			alerts = append(alerts, a)
+			kinds = append(kinds, f.kind)
+		}
+		detail := map[string]string{"connection": g.grant.ConnectionID, "kinds": strings.Join(kinds, ","), "alert": alerts[0].ID}
+		if suspend {
+			if _, err := s.setStatus(ctx, tx, g.grant.ConnectionID, g.grant.ID, true, "alert: "+strings.Join(kinds, ",")); err != nil {
+				return "", "", nil, err
+			}
+			suspended = true
+			detail["grant_suspended"] = "true"
+		}
+		return "connection.alert", g.grant.ID, detail, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	s.log.WarnContext(ctx, "connect: anomaly alert", "tenant_id", g.tid, "connection", g.grant.ConnectionID, "grant", g.grant.ID,
+		"kinds", len(alerts), "grant_suspended", suspended)
+	if g.conn.Alerts.WebhookURL != "" && g.conn.webhookSecret != "" {
+		for _, a := range alerts {
+			go s.deliver(g.tid, g.conn, a)
+		}
+	}
+	return suspended, nil
+}
+
+// learnNetwork records a source network of a grant; it reports whether the
+// network is new (another request may have recorded it meanwhile).
+func (s *Service) learnNetwork(ctx context.Context, g *grantState, n string) (bool, error) {
+	learned := false
+	err := s.db.Update(ctx, g.tid.Scope(), func(tx *storage.Tx) error {
+		res, err := tx.Exec(ctx, `INSERT INTO connect_networks (tenant_id, grant_id, network, first_seen) VALUES (?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, tx.TenantID(), g.grant.ID, n, s.now().UnixMicro())
+		if err != nil {
+			return fmt.Errorf("connect: record network: %w", err)
+		}
+		rows, _ := res.RowsAffected()
+		learned = rows == 1
+		if learned {
+			tid := g.tid
+			tx.AfterCommit(func() { s.forget(tid) })
+			return tx.Notify(ctx, notifyChannel, string(tid))
+		}
+		return nil
+	})
+	return learned, err
+}
+
+// AlertPage is a page of alerts, newest first.
+type AlertPage struct {
+	Items      []Alert `json:"items"`
+	NextCursor string  `json:"next_cursor"`
+}
+
+// ListAlerts returns tenant tid's alerts, newest first, of one connection
+// when connID is set.
+func (s *Service) ListAlerts(ctx context.Context, tid tenant.ID, connID string, limit int, cursor string) (AlertPage, error) {
+	limit, after, err := page.Bounds(limit, cursor)
+	if err != nil {
+		return AlertPage{}, err
+	}
+	// The cursor is "<created_at µs>-<id>" of the last alert of a page.
+	beforeT, beforeID := int64(1<<62), ""
+	if after != "" {
+		t, id, ok := strings.Cut(after, "-")
+		v, perr := strconv.ParseInt(t, 10, 64)
+		if !ok || perr != nil || !ids.Valid(id, alertPrefix) {
+			return AlertPage{}, errs.Field("cursor", "invalid_cursor", "cursor is not one this server issued")
+		}
+		beforeT, beforeID = v, id
+	}
+	out := AlertPage{Items: []Alert{}}
+	err = s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		q := `SELECT id, connection_id, grant_id, kind, detail, suspended, created_at FROM connect_alerts
+			WHERE tenant_id = ? AND (created_at < ? OR (created_at = ? AND id < ?))`
+		args := []any{tx.TenantID(), beforeT, beforeT, beforeID}
+		if connID != "" {
+			if _, err := readConn(ctx, tx, connID, false); err != nil {
+				return err
+			}
+			q += ` AND connection_id = ?`
+			args = append(args, connID)
+		}
+		q += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+		rows, err := tx.Query(ctx, q, append(args, limit+1)...)
+		if err != nil {
+			return fmt.Errorf("connect: list alerts: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var a Alert
+			var d string
+			var susp int
+			var created int64
+			if err := rows.Scan(&a.ID, &a.ConnectionID, &a.GrantID, &a.Kind, &d, &susp, &created); err != nil {
+				return fmt.Errorf("connect: list alerts: %w", err)
+			}
+			a.TenantID, a.Suspended, a.CreatedAt = tid, susp != 0, time.UnixMicro(created).UTC()
+			if err := json.Unmarshal([]byte(d), &a.Detail); err != nil {
+				return fmt.Errorf("connect: stored alert detail: %w", err)
+			}
+			out.Items = append(out.Items, a)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return AlertPage{}, err
+	}
+	out.Items, out.NextCursor = page.Trim(out.Items, limit, func(a Alert) string {
+		return strconv.FormatInt(a.CreatedAt.UnixMicro(), 10) + "-" + a.ID
+	})
+	return out, nil
+}
+
+// ---- webhooks ----
+
+// newWebhookSecret makes a webhook signing secret: its text (shown once)
+// and its KMS ciphertext under the tenant's key.
+func (s *Service) newWebhookSecret(ctx context.Context, tid tenant.ID, connID string) (string, string, error) {
+	secret := ids.Secret("whsec")
+	ct, err := s.kms.Seal(ctx, tid, []byte(secret), webhookContext(tid, connID))
+	if err != nil {
+		return "", "", fmt.Errorf("connect: seal webhook secret: %w", err)
+	}
+	return secret, base64.StdEncoding.EncodeToString(ct), nil
+}
+
+// SignatureHeader carries a webhook's signature: "t=<unix seconds>,v1=<hex
+// HMAC-SHA256 of "<t>.<body>" under the webhook secret>".
+const SignatureHeader = "Bulkhead-Signature"
+
+// Sign returns the SignatureHeader value of body at time t.
+func Sign(secret []byte, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts))
+	m.Write([]byte("."))
+	m.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// deliver posts an alert to the connection's webhook: JSON
+// {"type":"connection.alert","alert":{…}}, signed, up to three attempts.
+// Delivery is best effort (not durable across a restart); the alert itself
+// is stored and listed either way.
+func (s *Service) deliver(tid tenant.ID, c connRow, a Alert) {
+	ctx := s.bg
+	ct, err := base64.StdEncoding.DecodeString(c.webhookSecret)
+	if err != nil {
+		return
+	}
+	secret, err := s.kms.Open(ctx, tid, ct, webhookContext(tid, c.ID))
+	if err != nil {
+		s.log.WarnContext(ctx, "connect: webhook secret does not open", "tenant_id", tid, "connection", c.ID, "err", err)
+		return
+	}
+	defer clear(secret)
+	body, _ := json.Marshal(map[string]any{"type": "connection.alert", "id": ids.New("evt"), "alert": a})
+	client := s.webhookClient()
+	for attempt := range 3 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(attempt) * time.Second):
+			}
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Alerts.WebhookURL, bytes.NewReader(body))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", "Bulkhead-Webhook/1")
+		req.Header.Set(SignatureHeader, Sign(secret, time.Now(), body))
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 300 {
+				return
+			}
+		}
+	}
+	s.log.WarnContext(ctx, "connect: alert webhook not delivered", "tenant_id", tid, "connection", c.ID, "alert", a.ID)
+}
+
+// webhookClient reaches only public addresses unless private upstreams
+// are allowed, and follows no redirect.
+func (s *Service) webhookClient() *http.Client {
+	d := s.opts.dialer(5 * time.Second)
+	return &http.Client{
+		Timeout:       10 * time.Second,
+		Transport:     &http.Transport{DialContext: d.DialContext, Proxy: nil},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}

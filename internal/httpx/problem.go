@@ -1,0 +1,65 @@
+package httpx
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+)
+
+// Problem is an RFC 9457 problem detail with Bulkhead's extensions.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Code      string `json:"code"`
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+var kindStatus = map[errs.Kind]int{
+	errs.Invalid:          http.StatusBadRequest,
+	errs.NotFound:         http.StatusNotFound,
+	errs.Conflict:         http.StatusConflict,
+	errs.Unauthenticated:  http.StatusUnauthorized,
+	errs.Forbidden:        http.StatusForbidden,
+	errs.TooLarge:         http.StatusBadRequest,
+	errs.Unavailable:      http.StatusServiceUnavailable,
+	errs.MethodNotAllowed: http.StatusMethodNotAllowed,
+	errs.Busy:             http.StatusTooManyRequests,
+	errs.Internal:         http.StatusInternalServerError,
+	errs.BadGateway:       http.StatusBadGateway,
+	errs.GatewayTimeout:   http.StatusGatewayTimeout,
+	errs.HeadersTooLarge:  http.StatusRequestHeaderFieldsTooLarge,
+}
+
+// ProblemFor maps any error to the problem a client sees. Errors that are
+// not *errs.Error are internal: their text is for the log, never sent.
+func ProblemFor(err error) Problem {
+	e, ok := errs.As(err)
+	if !ok || e.Kind == errs.Internal {
+		return Problem{Type: ProblemType("internal"), Title: "Internal Server Error", Status: 500, Code: "internal",
+			Detail: "the server failed to handle the request; it has been logged with the request id"}
+	}
+	st := kindStatus[e.Kind]
+	return Problem{Type: ProblemType(e.Code), Title: http.StatusText(st), Status: st, Detail: e.Detail, Code: e.Code, Field: e.Field}
+}
+
+// ProblemType is the type URI of a problem code.
+func ProblemType(code string) string { return "urn:bulkhead:problem:" + code }
+
+// WriteProblem writes p as application/problem+json, with the headers its
+// status calls for (WWW-Authenticate on 401, Retry-After on 429).
+func WriteProblem(w http.ResponseWriter, p Problem) {
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="bulkhead"`)
+	}
+	if p.Status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}
