@@ -35,6 +35,9 @@ type config struct {
 	logLevel        string
 	shutdownTimeout time.Duration
 	workflowRetry   time.Duration
+	proxyListen     string
+	allowPrivate    bool
+	upstreamTimeout time.Duration
 }
 
 func envOr(name, def string) string {
@@ -88,6 +91,12 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"requests per second one address may send to the token, introspection and revocation endpoints (env BULKHEAD_TOKEN_RATE_PER_IP)")
 	fs.StringVar(&c.tiersFile, "tiers", envOr("BULKHEAD_TIERS", ""),
 		`tiers file, JSON {"tiers":[{"name":…,"isolation":"pool|bridge|silo",…}]}; default: basic→pool, standard→bridge, premium→silo (env BULKHEAD_TIERS)`)
+	fs.StringVar(&c.proxyListen, "proxy-listen", envOr("BULKHEAD_PROXY_LISTEN", "127.0.0.1:8090"),
+		`address of the connections proxy ({proxy}/c/{connection}/…); "off" turns it off (env BULKHEAD_PROXY_LISTEN)`)
+	fs.BoolVar(&c.allowPrivate, "allow-private-upstreams", os.Getenv("BULKHEAD_ALLOW_PRIVATE_UPSTREAMS") == "true",
+		"let connections and alert webhooks reach loopback, private and link-local addresses (env BULKHEAD_ALLOW_PRIVATE_UPSTREAMS=true)")
+	fs.DurationVar(&c.upstreamTimeout, "proxy-upstream-timeout", envDuration("BULKHEAD_PROXY_UPSTREAM_TIMEOUT", 30*time.Second),
+		"how long the connections proxy waits for an upstream's response headers (env BULKHEAD_PROXY_UPSTREAM_TIMEOUT)")
 	fs.StringVar(&c.logLevel, "log-level", envOr("BULKHEAD_LOG_LEVEL", "info"), "debug, info, warn or error (env BULKHEAD_LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("BULKHEAD_SHUTDOWN_TIMEOUT", 30*time.Second),
 		"how long SIGTERM/SIGINT waits for in-flight requests and workflow steps (env BULKHEAD_SHUTDOWN_TIMEOUT)")
@@ -137,6 +146,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		DataDir: c.dataDir, Database: c.database, RootKey: rootKey, PublicURL: c.publicURL, TokenRatePerIP: c.tokenRate,
 		LoginDomain: c.loginDomain, TenantPicker: c.tenantPicker, TrustedProxies: strings.Split(c.trustedProxies, ","),
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
+		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout,
 	})
 }
 
@@ -180,6 +190,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if c.publicURL == "" {
 		c.publicURL = "http://" + ln.Addr().String()
 	}
+	var proxyLn net.Listener
+	if c.proxyListen != "off" && c.proxyListen != "" {
+		if proxyLn, err = net.Listen("tcp", c.proxyListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen (proxy): %w", err)
+		}
+	}
 	n, err := c.open(ctx, log, stderr)
 	if err != nil {
 		return err
@@ -198,6 +215,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	n.Authz.Start(wfCtx)
 	n.KMS.Start(wfCtx)
 	n.Functions.Start(wfCtx)
+	n.Connect.Start(wfCtx)
 	srv := &http.Server{
 		Handler:           n.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -213,8 +231,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("bulkhead started", "version", version, "api", "http://"+ln.Addr().String(), "database", backend, "data_dir", c.dataDir)
 	fmt.Fprintf(stderr, "bulkhead: API listening on http://%s\n", ln.Addr())
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	// The proxy streams answers of any length: no write timeout; its
+	// header limit is generous, and the proxy answers 431 itself past
+	// connect.MaxRequestHeaderBytes.
+	proxy := &http.Server{
+		Handler:           n.Proxy,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if proxyLn != nil {
+		fmt.Fprintf(stderr, "bulkhead: connections proxy listening on http://%s\n", proxyLn.Addr())
+		go func() { errc <- proxy.Serve(proxyLn) }()
+	}
 
 	select {
 	case err := <-errc:
@@ -227,7 +259,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	// Workflows stop at their next step boundary (a checkpoint) while the
 	// server lets in-flight requests finish; what is left resumes at the next start.
 	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Shutdown(sctx) }()
+	go func() { srvErr <- errors.Join(srv.Shutdown(sctx), proxy.Shutdown(sctx)) }()
 	err = n.Tenants.Shutdown(sctx)
 	err = errors.Join(err, <-srvErr)
 	stopWorkflows()

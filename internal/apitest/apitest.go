@@ -11,6 +11,8 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/app"
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
+	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
@@ -23,6 +25,9 @@ const AdminToken = "test-admin-token-0123456789abcdef"
 type Env struct {
 	*app.App
 	URL    string
+	// ProxyURL is the connections proxy's listener (upstreams on
+	// loopback are allowed: the tests' upstreams are local servers).
+	ProxyURL string
 	Admin  *client.Client // authenticated as the operator
 	server *httptest.Server
 }
@@ -44,6 +49,14 @@ type Options struct {
 	// the tenant credentials that the identity capability issues, so tests
 	// can show that a tenant credential cannot reach another tenant.
 	TenantTokens map[string]tenant.Context
+	// Clock, if set, replaces the system clock.
+	Clock clock.Clock
+	// Anomaly tunes the connections' anomaly baselines.
+	Anomaly connect.AnomalyOptions
+	// TrustedProxies are addresses whose X-Forwarded-For names the client.
+	TrustedProxies []string
+	// ProxyUpstreamTimeout bounds the proxy's wait for upstream headers.
+	ProxyUpstreamTimeout time.Duration
 }
 
 // New starts a node on the database at dsn (see storagetest.DSN) and stops it
@@ -53,7 +66,9 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	ctx := context.Background()
 	srv := httptest.NewUnstartedServer(nil) // listening already: its URL is the issuer
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
-		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker}
+		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
+		Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: true,
+		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}
@@ -74,8 +89,10 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	a.Authz.Start(wfCtx)
 	a.KMS.Start(wfCtx)
 	a.Functions.Start(wfCtx)
+	a.Connect.Start(wfCtx)
 	srv.Config.Handler = a.Handler
 	srv.Start()
+	proxy := httptest.NewServer(a.Proxy)
 	t.Cleanup(func() {
 		if t.Failed() {
 			// A failed test may have left handlers stuck on the database (a
@@ -84,13 +101,14 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 			a.DB.Close()
 		}
 		srv.Close()
+		proxy.Close()
 		sctx, c := context.WithTimeout(ctx, 10*time.Second)
 		defer c()
 		a.Tenants.Shutdown(sctx)
 		cancel()
 		a.Close()
 	})
-	return &Env{App: a, URL: srv.URL, Admin: client.New(srv.URL, AdminToken), server: srv}
+	return &Env{App: a, URL: srv.URL, ProxyURL: proxy.URL, Admin: client.New(srv.URL, AdminToken), server: srv}
 }
 
 // Client returns a client of the node that sends token.

@@ -23,6 +23,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
+	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
@@ -69,6 +70,15 @@ type Config struct {
 
 	// Verifiers are tried after the admin token store for every bearer token.
 	Verifiers []authn.Verifier
+
+	// AllowPrivateUpstreams lets connections (and their alert webhooks)
+	// reach loopback, private and link-local addresses.
+	AllowPrivateUpstreams bool
+	// ProxyUpstreamTimeout bounds the connections proxy's wait for an
+	// upstream's response headers (default 30s).
+	ProxyUpstreamTimeout time.Duration
+	// Anomaly tunes the connections' anomaly baselines (defaults: see connect.AnomalyOptions).
+	Anomaly connect.AnomalyOptions
 }
 
 // App is one wired Bulkhead node.
@@ -80,6 +90,7 @@ type App struct {
 	Authz     *authz.Service
 	KMS       *kms.Service
 	Functions *compute.Registry
+	Connect   *connect.Service
 	Signing   *signing.Store
 	Admin     *authn.AdminTokens
 	API       *httpapi.Server
@@ -88,13 +99,15 @@ type App struct {
 
 	// Handler serves the API and the OpenID provider on one listener.
 	Handler http.Handler
+	// Proxy is the connections proxy, served on a listener of its own.
+	Proxy http.Handler
 
 	rootKey *kms.RootKey
 }
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations()}
+	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations()}
 }
 
 // Open prepares the data directory and root key, opens and migrates the
@@ -188,6 +201,16 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		a.Audit.Close()
 		return fail(err, db)
 	}
+	connectKey, err := rk.Derive("connect")
+	if err != nil {
+		a.Audit.Close()
+		return fail(err, db)
+	}
+	a.Connect = connect.New(db, a.Audit, a.KMS, a.Tenants, connect.Options{Clock: c.Clock, Logger: c.Logger, ClientIP: clientIPs,
+		HashKey: connectKey, AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.ProxyUpstreamTimeout, Anomaly: c.Anomaly})
+	clear(connectKey[:])
+	a.Tenants.AddOffboardingStep(a.Connect.OffboardingStep())
+	a.Proxy = a.Connect
 	cryptoKey, err := rk.Derive("oidc-provider")
 	if err != nil {
 		a.Audit.Close()
@@ -212,7 +235,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// (at once after any change on this node); see README, Identity.
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes})
 	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Audit: a.Audit,
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs,
 	})
@@ -263,6 +286,7 @@ func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 // database and zeroes the root key. Shut the workflows down first.
 func (a *App) Close() {
 	a.Functions.Engine().Close(context.Background())
+	a.Connect.Close()
 	a.Audit.Close()
 	a.DB.Close()
 	a.rootKey.Zero()

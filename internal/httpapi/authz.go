@@ -28,7 +28,11 @@ func jsonCall[In, Out any](status int, store func(*http.Request) (tenant.ID, err
 			return err
 		}
 		var in In
-		if _, empty := any(&in).(*none); !empty {
+		_, empty := any(&in).(*none)
+		if _, optional := any(in).(interface{ optionalBody() }); optional && r.ContentLength == 0 {
+			empty = true // an optional body left out
+		}
+		if !empty {
 			if err := decode(w, r, &in); err != nil {
 				return err
 			}

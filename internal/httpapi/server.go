@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/authz"
 	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
+	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
@@ -39,6 +40,7 @@ type Config struct {
 	Authz     *authz.Service
 	KMS       *kms.Service
 	Functions *compute.Registry
+	Connect   *connect.Service
 	Audit     *audit.Log
 	Verifiers []authn.Verifier   // tried in order for every bearer token
 	ClientIP  *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -164,6 +166,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.authzRoutes()...)
 	s.routes = append(s.routes, s.kmsRoutes()...)
 	s.routes = append(s.routes, s.functionRoutes()...)
+	s.routes = append(s.routes, s.connectionRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route
