@@ -5,6 +5,7 @@ package apitest
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -49,6 +50,8 @@ type Options struct {
 	// the tenant credentials that the identity capability issues, so tests
 	// can show that a tenant credential cannot reach another tenant.
 	TenantTokens map[string]tenant.Context
+	// Logger, if set, receives the node's logs.
+	Logger *slog.Logger
 	// Clock, if set, replaces the system clock.
 	Clock clock.Clock
 	// Anomaly tunes the connections' anomaly baselines.
@@ -67,7 +70,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	srv := httptest.NewUnstartedServer(nil) // listening already: its URL is the issuer
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
 		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
-		Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: true,
+		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: true,
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}

@@ -51,7 +51,13 @@ func newAuthzEnv(t *testing.T, dsn string) *azEnv { return newTwoTenantEnv(t, ds
 // and the given stand-in tenant credentials.
 func newTwoTenantEnv(t *testing.T, dsn string, tokens map[string]tenant.Context) *azEnv {
 	t.Helper()
-	env := apitest.New(t, dsn, apitest.Options{TenantTokens: tokens})
+	return newTwoTenantEnvWith(t, dsn, apitest.Options{TenantTokens: tokens})
+}
+
+// newTwoTenantEnvWith is newTwoTenantEnv with more of the node's options.
+func newTwoTenantEnvWith(t *testing.T, dsn string, opts apitest.Options) *azEnv {
+	t.Helper()
+	env := apitest.New(t, dsn, opts)
 	for _, id := range []string{"tenant-a", "tenant-b"} {
 		createTenant(t, env, client.CreateTenant{ID: id, Name: id})
 		waitStatus(t, env, id, "active")
