@@ -25,12 +25,12 @@ const AdminToken = "test-admin-token-0123456789abcdef"
 // Env is a running test node.
 type Env struct {
 	*app.App
-	URL    string
+	URL string
 	// ProxyURL is the connections proxy's listener (upstreams on
 	// loopback are allowed: the tests' upstreams are local servers).
 	ProxyURL string
-	Admin  *client.Client // authenticated as the operator
-	server *httptest.Server
+	Admin    *client.Client // authenticated as the operator
+	server   *httptest.Server
 }
 
 // Options adjust a test node.

@@ -589,7 +589,9 @@ func (s *Service) issue(ctx context.Context, tid tenant.ID, connID, grantID stri
 	return partA, s.partAHash(partA), base64.StdEncoding.EncodeToString(ct), nil
 }
 
-func (s *Service) partAHash(partA string) string { return keyedHash(s.opts.HashKey[:], "part-a", partA) }
+func (s *Service) partAHash(partA string) string {
+	return keyedHash(s.opts.HashKey[:], "part-a", partA)
+}
 
 func (s *Service) fingerprint(tid tenant.ID, connID string, token []byte) string {
 	return keyedHash(s.opts.HashKey[:], "token", string(tid), connID, string(token))

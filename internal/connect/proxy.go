@@ -125,17 +125,17 @@ func (s *Service) readGrantState(ctx context.Context, k grantKey) (*grantState, 
 
 // record is what the audit keeps of one proxied request.
 type record struct {
-	tid       tenant.ID
-	grant     string
-	conn      string
-	method    string
-	path      string
-	status    int
-	bytesIn   int64
-	bytesOut  int64
-	latency   time.Duration
-	sourceIP  string
-	userAgent string
+	tid        tenant.ID
+	grant      string
+	conn       string
+	method     string
+	path       string
+	status     int
+	bytesIn    int64
+	bytesOut   int64
+	latency    time.Duration
+	sourceIP   string
+	userAgent  string
 	requestID  string
 	newNetwork string
 	err        error
