@@ -60,6 +60,11 @@ type Options struct {
 	TrustedProxies []string
 	// ProxyUpstreamTimeout bounds the proxy's wait for upstream headers.
 	ProxyUpstreamTimeout time.Duration
+	// ConnectCacheTTL bounds how long the proxy keeps a grant it read.
+	ConnectCacheTTL time.Duration
+	// RootKey (base64), if set, is the node's root key: nodes that share a
+	// database share it.
+	RootKey string
 }
 
 // New starts a node on the database at dsn (see storagetest.DSN) and stops it
@@ -71,7 +76,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
 		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: true,
-		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout}
+		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ConnectCacheTTL: opts.ConnectCacheTTL, RootKey: opts.RootKey}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}

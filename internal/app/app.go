@@ -79,6 +79,9 @@ type Config struct {
 	ProxyUpstreamTimeout time.Duration
 	// Anomaly tunes the connections' anomaly baselines (defaults: see connect.AnomalyOptions).
 	Anomaly connect.AnomalyOptions
+	// ConnectCacheTTL bounds how long the proxy keeps a grant it read
+	// (default 1s; changes to grants reach it at once regardless).
+	ConnectCacheTTL time.Duration
 }
 
 // App is one wired Bulkhead node.
@@ -207,7 +210,8 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		return fail(err, db)
 	}
 	a.Connect = connect.New(db, a.Audit, a.KMS, a.Tenants, connect.Options{Clock: c.Clock, Logger: c.Logger, ClientIP: clientIPs,
-		HashKey: connectKey, AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.ProxyUpstreamTimeout, Anomaly: c.Anomaly})
+		HashKey: connectKey, AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.ProxyUpstreamTimeout, Anomaly: c.Anomaly,
+		CacheTTL: c.ConnectCacheTTL})
 	clear(connectKey[:])
 	a.Tenants.AddOffboardingStep(a.Connect.OffboardingStep())
 	a.Proxy = a.Connect

@@ -225,6 +225,9 @@ func (s *Service) Start(ctx context.Context) {
 	})
 }
 
+// CachedGrants is the number of grants this node holds in memory.
+func (s *Service) CachedGrants() int { return s.grants.Len() }
+
 // Close drops idle upstream connections.
 func (s *Service) Close() { s.upstream.close() }
 
