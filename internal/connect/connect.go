@@ -969,10 +969,14 @@ func (s *Service) Delete(ctx context.Context, tid tenant.ID, id string, actor te
 		}
 		for _, q := range []string{
 			`DELETE FROM connect_networks WHERE tenant_id = ? AND grant_id IN (SELECT id FROM connect_grants WHERE tenant_id = ? AND connection_id = ?)`,
-			`DELETE FROM connect_grants WHERE tenant_id = ? AND tenant_id = ? AND connection_id = ?`,
-			`DELETE FROM connect_connections WHERE tenant_id = ? AND tenant_id = ? AND id = ?`,
+			`DELETE FROM connect_grants WHERE tenant_id = ? AND connection_id = ?`,
+			`DELETE FROM connect_connections WHERE tenant_id = ? AND id = ?`,
 		} {
-			if _, err := tx.Exec(ctx, q, tx.TenantID(), tx.TenantID(), id); err != nil {
+			args := []any{tx.TenantID(), id}
+			if strings.Count(q, "?") == 3 {
+				args = []any{tx.TenantID(), tx.TenantID(), id}
+			}
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
 				return "", "", nil, fmt.Errorf("connect: delete connection: %w", err)
 			}
 		}

@@ -205,8 +205,9 @@ func (s *Service) proxy(w *httpx.StatusWriter, r *http.Request, rec *record) err
 	restEscaped = "/" + restEscaped
 	rec.conn = errs.Clip(connID, 64)
 	restPath, err := url.PathUnescape(restEscaped)
-	if err != nil || hasDotSegment(restPath) || strings.ContainsAny(restPath, "\x00") {
-		return errs.E(errs.Invalid, "invalid_path", "the path after the connection id must not hold . or .. segments or bad %%-escapes")
+	if err != nil || hasDotSegment(restPath) || strings.ContainsAny(restPath, "\x00\\") {
+		// A backslash is refused too: some servers read it as a slash.
+		return errs.E(errs.Invalid, "invalid_path", "the path after the connection id must not hold . or .. segments, backslashes or bad %%-escapes")
 	}
 	rec.path = errs.Clip(restPath, 512)
 
