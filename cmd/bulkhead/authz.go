@@ -467,9 +467,7 @@ func printAuthz(w io.Writer, output, kind string, pos []string, v any) error {
 	if statement != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimRight(statement, "\n"))
 	}
-	if next != "" {
-		fmt.Fprintf(w, "more: --cursor %s\n", next)
-	}
+	printMore(w, next)
 	return nil
 }
 

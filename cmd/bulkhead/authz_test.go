@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -297,11 +295,7 @@ func TestCLIPolicyAndAuthorize(t *testing.T) {
 // policy and authorize commands, which need no server.
 func TestPolicyAuthorizeUsage(t *testing.T) {
 	t.Setenv("BULKHEAD_TOKEN", "unused-token-0123456789")
-	run1 := func(args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
-		return code, out.String(), errb.String()
-	}
+	run1 := func(args ...string) (int, string, string) { return runHere("", args...) }
 	for _, args := range [][]string{
 		{"policy"},
 		{"policy", "fly"},

@@ -203,9 +203,7 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return printJSON(stdout, client.TenantPage{Items: items, NextCursor: next})
 		}
 		printTenants(stdout, items)
-		if next != "" {
-			fmt.Fprintf(stdout, "more: --cursor %s\n", next)
-		}
+		printMore(stdout, next)
 		return nil
 	}
 	if err != nil {
@@ -219,6 +217,13 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "first admin %s, temporary password (shown once): %s\n", a.Email, a.TemporaryPassword)
 	}
 	return nil
+}
+
+// printMore tells how to ask for the next page, if there is one.
+func printMore(w io.Writer, next string) {
+	if next != "" {
+		fmt.Fprintf(w, "more: --cursor %s\n", next)
+	}
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -319,8 +324,6 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.ID, e.Time.Format(time.RFC3339), tn, e.Seq, e.Principal, e.Action, e.Target, e.Outcome)
 	}
 	tw.Flush()
-	if page.NextCursor != "" {
-		fmt.Fprintf(stdout, "more: --cursor %s\n", page.NextCursor)
-	}
+	printMore(stdout, page.NextCursor)
 	return nil
 }

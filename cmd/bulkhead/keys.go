@@ -55,9 +55,10 @@ decrypt takes that base64 (--file: a file holding it, - for stdin) and writes
 the plaintext as it is to stdout (--output json: base64, in JSON).
 Common flags: --addr, --token, --output json|table`
 
-// tenantFlag is the --tenant every key command requires.
-func tenantFlag(fs *flag.FlagSet) *string {
-	return fs.String("tenant", "", "the tenant whose keys to manage (required)")
+// tenantFlag is the --tenant that a tenant's commands require; what says
+// what they manage.
+func tenantFlag(fs *flag.FlagSet, what string) *string {
+	return fs.String("tenant", "", "the tenant whose "+what+" to manage (required)")
 }
 
 func keyCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -74,7 +75,7 @@ func keyCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return fmt.Errorf("%w: unknown key command %q\n%s", errUsage, sub, keyUsage)
 	}
 	withUsage(fs, keyUsage)
-	tenantID := tenantFlag(fs)
+	tenantID := tenantFlag(fs, "keys")
 	var (
 		in                          client.CreateKeyRequest
 		lf                          listFlags
@@ -164,9 +165,7 @@ func keyCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 			return printJSON(stdout, page)
 		}
 		printKeys(stdout, page.Items)
-		if page.NextCursor != "" {
-			fmt.Fprintf(stdout, "more: --cursor %s\n", page.NextCursor)
-		}
+		printMore(stdout, page.NextCursor)
 		return nil
 	case "import-params":
 		ip, err := c.GetImportParams(ctx, *tenantID, pos[0])

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -338,11 +337,7 @@ func TestKeyKMSUsage(t *testing.T) {
 	const token = "unused-token-0123456789abcdef"
 	t.Setenv("BULKHEAD_TOKEN", token)
 	t.Setenv("BULKHEAD_ADDR", "http://127.0.0.1:1") // nothing listens: no call may be made
-	run1 := func(stdin string, args ...string) (int, string, string) {
-		var out, errb bytes.Buffer
-		code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
-		return code, out.String(), errb.String()
-	}
+	run1 := runHere
 	ec := []string{"--context", "tenant_id=acme"}
 	for _, c := range []struct {
 		args []string

@@ -33,6 +33,8 @@ Usage:
                                 a tenant's KMS keys (see bulkhead key --help)
   bulkhead kms <command>        encrypt|decrypt with a tenant's key, with a tenant credential (see bulkhead kms --help)
   bulkhead function <command>   create|list|invoke|delete WebAssembly functions (see bulkhead function --help)
+  bulkhead connection <command> create|list|get|update|delete|grant|activity|alerts a tenant's connections to
+                                third-party APIs, split tokens and grants (see bulkhead connection --help)
 
 Client commands talk to a running server: BULKHEAD_ADDR (default
 http://127.0.0.1:8080) and BULKHEAD_TOKEN (falls back to BULKHEAD_ADMIN_TOKEN),
@@ -85,6 +87,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = kmsCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "function":
 		err = functionCmd(ctx, args[1:], stdout, stderr)
+	case "connection":
+		err = connectionCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -65,7 +65,9 @@ func startServe(t *testing.T, dataDir, dsn string, env ...string) *proc {
 		args = append(args, "--database", dsn)
 	}
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), append([]string{"BULKHEAD_ADMIN_TOKEN=" + testAdminToken}, env...)...)
+	// The connections proxy listens on a free port, not the default 8090,
+	// which another node (or another test binary) may hold.
+	cmd.Env = append(os.Environ(), append([]string{"BULKHEAD_ADMIN_TOKEN=" + testAdminToken, "BULKHEAD_PROXY_LISTEN=127.0.0.1:0"}, env...)...)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	p := &proc{cmd: cmd, exited: make(chan error, 1)}
@@ -127,6 +129,14 @@ func runCLIInput(t *testing.T, url, stdin string, args ...string) (string, strin
 		t.Fatal(err)
 	}
 	return out.String(), errb.String(), code
+}
+
+// runHere runs a command line in this process with stdin and returns its
+// exit status, stdout and stderr.
+func runHere(stdin string, args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
 }
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {

@@ -130,9 +130,7 @@ func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			return printJSON(stdout, page)
 		}
 		printUsers(stdout, page.Items)
-		if page.NextCursor != "" {
-			fmt.Fprintf(stdout, "more: --cursor %s\n", page.NextCursor)
-		}
+		printMore(stdout, page.NextCursor)
 		return nil
 	}
 	if err != nil {

@@ -962,9 +962,15 @@ func (s *Service) Update(ctx context.Context, tid tenant.ID, id string, req Upda
 
 // Delete removes a connection and its grants: every Part A of it stops
 // working at once, and the stored Part Bs are gone.
+// Its alerts stay, as history, in the tenant's alert list.
 func (s *Service) Delete(ctx context.Context, tid tenant.ID, id string, actor tenant.Actor) error {
-	return s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+	var gone []grantRow
+	err := s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
 		if _, err := readConn(ctx, tx, id, true); err != nil {
+			return "", "", nil, err
+		}
+		var err error
+		if gone, err = listGrants(ctx, tx, id); err != nil {
 			return "", "", nil, err
 		}
 		for _, q := range []string{
@@ -982,6 +988,12 @@ func (s *Service) Delete(ctx context.Context, tid tenant.ID, id string, actor te
 		}
 		return "connection.deleted", id, nil, nil
 	})
+	if err == nil {
+		for _, g := range gone {
+			s.detector.drop(g.ID)
+		}
+	}
+	return err
 }
 
 // ---- grants ----
