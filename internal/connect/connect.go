@@ -319,12 +319,12 @@ func (s *Service) parseUpstream(field, raw string) (*url.URL, error) {
 			"%s names a loopback, private or link-local address; the operator allows those with --allow-private-upstreams", field)
 	}
 	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
-	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
-	if u.EscapedPath() != strings.TrimSuffix(escapedPath(raw), "/") {
+	if written := strings.TrimRight(escapedPath(raw), "/"); u.EscapedPath() != written {
 		// Keep the path as the caller escaped it.
-		if p, err := url.PathUnescape(strings.TrimSuffix(escapedPath(raw), "/")); err == nil && p == u.Path {
-			u.RawPath = strings.TrimSuffix(escapedPath(raw), "/")
+		if p, err := url.PathUnescape(written); err == nil && p == u.Path {
+			u.RawPath = written
 		}
 	}
 	return u, nil
@@ -365,9 +365,12 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("2001:db8::/32"),
 }
 
-// hasDotSegment reports whether an unescaped path has a "." or ".." segment.
+// hasDotSegment reports whether an unescaped path has a "." or ".."
+// segment, also with path parameters (";x"), which some servers drop
+// before resolving the segment.
 func hasDotSegment(p string) bool {
 	for seg := range strings.SplitSeq(p, "/") {
+		seg, _, _ = strings.Cut(seg, ";")
 		if seg == "." || seg == ".." {
 			return true
 		}

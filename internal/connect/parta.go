@@ -56,7 +56,9 @@ func ParsePartA(s string) (PartA, error) {
 		return PartA{}, errPartA()
 	}
 	pad, err := base64.RawURLEncoding.Strict().DecodeString(parts[3])
-	if err != nil || len(pad) == 0 || len(pad) > MaxTokenBytes {
+	if err != nil || len(pad) == 0 || len(pad) > MaxTokenBytes || base64.RawURLEncoding.EncodedLen(len(pad)) != len(parts[3]) {
+		// The decoder skips CR and LF: the length check keeps the text
+		// canonical (one text per Part A), as its keyed hash needs.
 		return PartA{}, errPartA()
 	}
 	return PartA{Tenant: tid, Grant: parts[2], Pad: pad}, nil

@@ -395,8 +395,9 @@ func target(g *grantState, restPath, restEscaped, rawQuery string, tok []byte) (
 	return out, cleanup, nil
 }
 
-// appendQueryEscaped appends b escaped for a query value (as url.QueryEscape
-// would), without making a string of it.
+// appendQueryEscaped appends b escaped for a query value, without making a
+// string of it: as url.QueryEscape would, but a space as %20 (tokens hold
+// none).
 func appendQueryEscaped(dst, b []byte) []byte {
 	const hex = "0123456789ABCDEF"
 	for _, c := range b {
