@@ -242,6 +242,11 @@ func notFound(id string) error {
 	return errs.E(errs.NotFound, "connection_not_found", "connection %q not found", errs.Clip(id, 80))
 }
 
+func connectionExists(name string) error {
+	return &errs.Error{Kind: errs.Conflict, Code: "connection_exists", Field: "name",
+		Detail: fmt.Sprintf("the tenant has a connection named %q", name)}
+}
+
 func grantNotFound(id string) error {
 	return errs.E(errs.NotFound, "grant_not_found", "grant %q not found", errs.Clip(id, 80))
 }
@@ -705,7 +710,7 @@ func (s *Service) Create(ctx context.Context, tid tenant.ID, req CreateRequest, 
 			c.Alerts.Sensitivity, c.Alerts.WebhookURL, sealedSecret, s.fingerprint(tid, c.ID, token), c.TokenVersion,
 			now.UnixMicro(), now.UnixMicro()); err != nil {
 			if storage.IsUniqueViolation(err) {
-				return "", "", nil, errs.Field("name", "connection_exists", "the tenant has a connection named %q", c.Name)
+				return "", "", nil, connectionExists(c.Name)
 			}
 			return "", "", nil, fmt.Errorf("connect: insert connection: %w", err)
 		}
@@ -947,7 +952,7 @@ func (s *Service) Update(ctx context.Context, tid tenant.ID, id string, req Upda
 			c.Name, c.UpstreamURL, c.Placement.Type, c.Placement.Name, string(msJSON), string(psJSON), c.Alerts.Sensitivity,
 			c.Alerts.WebhookURL, c.webhookSecret, c.fingerprint, c.TokenVersion, now.UnixMicro(), tx.TenantID(), id); err != nil {
 			if storage.IsUniqueViolation(err) {
-				return "", "", nil, errs.Field("name", "connection_exists", "the tenant has a connection named %q", c.Name)
+				return "", "", nil, connectionExists(c.Name)
 			}
 			return "", "", nil, fmt.Errorf("connect: update connection: %w", err)
 		}

@@ -294,6 +294,10 @@ func (s *Service) proxy(w *httpx.StatusWriter, r *http.Request, rec *record) err
 				pr.Out.Header[out.header] = []string{out.value}
 			}
 		},
+		ModifyResponse: func(resp *http.Response) error {
+			redactHeaders(resp.Header, tok)
+			return nil
+		},
 		Transport:    s.upstream.transport(g.conn.ID),
 		ErrorLog:     slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
 		ErrorHandler: func(_ http.ResponseWriter, _ *http.Request, err error) { upstreamErr = err },
@@ -308,6 +312,27 @@ func (s *Service) proxy(w *httpx.StatusWriter, r *http.Request, rec *record) err
 		}
 	}
 	return nil
+}
+
+// redactHeaders removes the token from an upstream's response headers: an
+// upstream that redirects keeping the query (query placement) would
+// otherwise hand the whole token to the holder of Part A. (A body that
+// echoes the token is the upstream's to avoid; the proxy streams bodies
+// unread.)
+func redactHeaders(h http.Header, tok []byte) {
+	escaped := appendQueryEscaped(nil, tok)
+	defer clear(escaped)
+	// Strings over the proxy's own buffers (cleared by their owners), not copies.
+	forms := []string{unsafe.String(unsafe.SliceData(tok), len(tok)), unsafe.String(unsafe.SliceData(escaped), len(escaped))}
+	for _, vs := range h {
+		for i := range vs {
+			for _, f := range forms {
+				if f != "" && strings.Contains(vs[i], f) {
+					vs[i] = strings.ReplaceAll(vs[i], f, "REDACTED")
+				}
+			}
+		}
+	}
 }
 
 // checkRequest refuses what a grant may not send.
