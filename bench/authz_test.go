@@ -211,16 +211,22 @@ func BenchmarkDecision(b *testing.B) {
 	})
 }
 
-// reportLatency reports the p50 and p99 of lat in microseconds.
-func reportLatency(b *testing.B, lat []time.Duration) {
+// reportLatency reports the p50 and p99 of lat in microseconds; it sorts lat.
+func reportLatency(b *testing.B, lat []time.Duration) { reportLatencyAs(b, "", lat) }
+
+// reportLatencyAs is reportLatency with the metrics named prefix+"p50_µs"
+// and prefix+"p99_µs".
+func reportLatencyAs(b *testing.B, prefix string, lat []time.Duration) {
 	if len(lat) == 0 {
 		return
 	}
 	slices.Sort(lat)
-	at := func(p float64) float64 {
-		k := min(len(lat)-1, max(0, int(p*float64(len(lat)))-1))
-		return float64(lat[k].Nanoseconds()) / 1e3
-	}
-	b.ReportMetric(at(0.50), "p50_µs")
-	b.ReportMetric(at(0.99), "p99_µs")
+	b.ReportMetric(quantileMicros(lat, 0.50), prefix+"p50_µs")
+	b.ReportMetric(quantileMicros(lat, 0.99), prefix+"p99_µs")
+}
+
+// quantileMicros is the p-quantile (0 < p ≤ 1) of sorted, in microseconds.
+func quantileMicros(sorted []time.Duration, p float64) float64 {
+	k := min(len(sorted)-1, max(0, int(p*float64(len(sorted)))-1))
+	return float64(sorted[k].Nanoseconds()) / 1e3
 }

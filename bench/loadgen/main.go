@@ -1,7 +1,7 @@
 // Command loadgen puts HTTP load on a running bulkhead serve from a second
 // process, on loopback only. bench/run starts it.
 //
-// It runs up to three phases, each with -conns concurrent keep-alive
+// It runs up to six phases, each with -conns concurrent keep-alive
 // connections, each connection a closed loop (send, read the whole answer,
 // send again):
 //
@@ -29,8 +29,22 @@
 //     POST /v1/kms/encrypt (32 bytes), /v1/kms/decrypt and
 //     /v1/kms/generate-data-key under alias/customer-<tenant>, with a
 //     context naming the tenant, each for -kms-duration after the warm-up.
+//  6. proxy (only with -proxy-duration > 0 and -proxy-url, the server's
+//     connections proxy): against a stand-in upstream API on 127.0.0.1
+//     (200 bytes of JSON for its token, 401 otherwise), a third process
+//     (loadgen -serve-upstream, given as -upstream-url and
+//     -upstream-token) or, without -upstream-url, served in this one,
+//     loadgen creates a connection of the first tenant (the server needs
+//     --allow-private-upstreams) and compares GET
+//     {upstream}/v1/items with the token against GET
+//     {proxy}/c/{connection}/v1/items with the grant's Part A, each
+//     measured for -proxy-duration after the warm-up: first one loop
+//     alternating the two (phases proxy_lat_direct and proxy_lat: the
+//     added latency without queueing), then -conns loops of each
+//     (proxy_direct, proxy). An upstream in this process counts in
+//     client_cpu, and its direct calls do not leave the process.
 //
-// Each phase prints one line that bench/run parses:
+// Each measurement prints one line that bench/run parses:
 //
 //	RESULT phase=get conns=16 seconds=10.00 requests=123456 errors=0 rps=12345.6 p50_us=812 p90_us=1400 p99_us=2900 max_us=15000 client_cpu=0.71 server_cpu=1.20 machine_cpu=1.98
 //
@@ -44,6 +58,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -54,6 +69,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,6 +94,10 @@ type options struct {
 	clientSecret   string
 	authzDuration  time.Duration
 	kmsDuration    time.Duration
+	proxyURL       string
+	proxyDuration  time.Duration
+	upstreamURL    string
+	upstreamToken  string
 }
 
 func main() {
@@ -96,21 +116,55 @@ func main() {
 	flag.StringVar(&o.clientSecret, "client-secret", os.Getenv("LOADGEN_CLIENT_SECRET"), "secret of -client-id (default $LOADGEN_CLIENT_SECRET)")
 	flag.DurationVar(&o.authzDuration, "authz-duration", 0, "length of the authorization decision phase (0: none; at most 60s)")
 	flag.DurationVar(&o.kmsDuration, "kms-duration", 0, "length of each KMS phase: encrypt, decrypt, generate-data-key (0: none; at most 60s)")
+	flag.StringVar(&o.proxyURL, "proxy-url", "", "base URL of the server's connections proxy, e.g. http://127.0.0.1:8090 (loopback only; the server needs --allow-private-upstreams)")
+	flag.DurationVar(&o.proxyDuration, "proxy-duration", 0, "length of each connections proxy phase (0: none; at most 60s; needs -proxy-url)")
+	flag.StringVar(&o.upstreamURL, "upstream-url", "", "the proxy phase's upstream: a loadgen -serve-upstream (loopback only; default: one in this process)")
+	flag.StringVar(&o.upstreamToken, "upstream-token", os.Getenv("LOADGEN_UPSTREAM_TOKEN"), "the token of -upstream-url or -serve-upstream (default $LOADGEN_UPSTREAM_TOKEN)")
+	serveAddr := flag.String("serve-upstream", "", "only serve the stand-in upstream on this loopback address (e.g. 127.0.0.1:0), printing UPSTREAM <url>, until SIGINT or SIGTERM")
 	flag.Parse()
+	if *serveAddr != "" {
+		if err := upstreamOnly(*serveAddr, o.upstreamToken, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
 }
 
-func (o options) validate() error {
-	u, err := url.Parse(o.base)
+// checkLoopback checks that the URL of flag name is http:// to a loopback
+// IP address.
+func checkLoopback(name, raw string) error {
+	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return fmt.Errorf("-url must be an http:// URL, got %q", o.base)
+		return fmt.Errorf("-%s must be an http:// URL, got %q", name, raw)
 	}
 	ip := net.ParseIP(u.Hostname())
 	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("-url must name a loopback IP address (127.0.0.1 or ::1), got %q", u.Hostname())
+		return fmt.Errorf("-%s must name a loopback IP address (127.0.0.1 or ::1), got %q", name, u.Hostname())
+	}
+	return nil
+}
+
+func (o options) validate() error {
+	if err := checkLoopback("url", o.base); err != nil {
+		return err
+	}
+	if o.proxyDuration != 0 {
+		if err := checkLoopback("proxy-url", o.proxyURL); err != nil {
+			return err
+		}
+	}
+	if o.upstreamURL != "" {
+		if err := checkLoopback("upstream-url", o.upstreamURL); err != nil {
+			return err
+		}
+		if o.upstreamToken == "" {
+			return errors.New("-upstream-url needs -upstream-token (or $LOADGEN_UPSTREAM_TOKEN)")
+		}
 	}
 	switch {
 	case o.token == "":
@@ -131,6 +185,8 @@ func (o options) validate() error {
 		return errors.New("-kms-duration must be between 0 and 60s")
 	case o.authzDuration < 0 || o.authzDuration > time.Minute:
 		return errors.New("-authz-duration must be between 0 and 60s")
+	case o.proxyDuration < 0 || o.proxyDuration > time.Minute:
+		return errors.New("-proxy-duration must be between 0 and 60s")
 	case o.clientID != "" && o.clientSecret == "":
 		return errors.New("-client-id needs -client-secret (or $LOADGEN_CLIENT_SECRET)")
 	}
@@ -215,6 +271,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.kmsDuration > 0 {
 		if err := l.kmsPhase(ctx, o, ids[0], out); err != nil {
 			return fmt.Errorf("kms phase: %w", err)
+		}
+	}
+	if o.proxyDuration > 0 {
+		if err := l.proxyPhase(ctx, o, ids[0], out); err != nil {
+			return fmt.Errorf("proxy phase: %w", err)
 		}
 	}
 	return nil
@@ -307,6 +368,127 @@ func (l *loader) kmsPhase(ctx context.Context, o options, tenantID string, out i
 			_, ok, err := call(ctx, p.path, p.body)
 			return ok, err
 		})
+		if err != nil {
+			return err
+		}
+		r.print(out, p.phase, o.conns)
+	}
+	return nil
+}
+
+// upstreamBody is what loadgen's upstream answers: 200 bytes of JSON, a
+// small page of a third-party API.
+var upstreamBody = []byte(`{"items":[{"id":"itm_0001","name":"First item","status":"current","updated_at":"2026-12-01T10:00:00Z"},` +
+	`{"id":"itm_0002","name":"Second item","status":"archived","updated_at":"2026-12-02T11:30:00Z"}]}` + "\n")
+
+// serveUpstream starts loadgen's stand-in for a third-party API on addr:
+// it answers upstreamBody to requests with the bearer token and 401 to any
+// other. stop closes it.
+func serveUpstream(addr, token string) (base string, stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	want := "Bearer " + token
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != want {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(upstreamBody)
+	})}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// upstreamOnly serves the stand-in upstream on addr, a loopback address,
+// until SIGINT or SIGTERM, after printing "UPSTREAM <base URL>" to out.
+// Run so, the upstream is a process of its own, as a third-party API is:
+// a direct call crosses from one process to another as a proxied one does.
+func upstreamOnly(addr, token string, out io.Writer) error {
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-serve-upstream must be a loopback IP address and port, got %q", addr)
+	}
+	if token == "" {
+		return errors.New("-serve-upstream needs -upstream-token (or $LOADGEN_UPSTREAM_TOKEN)")
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	base, stop, err := serveUpstream(addr, token)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Fprintln(out, "UPSTREAM", base)
+	<-ctx.Done()
+	return nil
+}
+
+// proxyPhase measures the connections proxy against direct calls to the
+// same upstream: -upstream-url, or one it starts in this process. It
+// creates a connection of tenant tenantID to it (bearer placement) and
+// checks that the first grant's Part A works through the proxy but not
+// sent upstream directly. Then, each for -proxy-duration after the
+// warm-up: one loop that alternates a direct GET (with the token) and a
+// proxied one (with Part A), the added latency without queueing
+// (proxy_lat_direct, proxy_lat); -conns loops of direct GETs
+// (proxy_direct); -conns loops of proxied GETs (proxy).
+func (l *loader) proxyPhase(ctx context.Context, o options, tenantID string, out io.Writer) error {
+	up, token := strings.TrimRight(o.upstreamURL, "/"), o.upstreamToken
+	if up == "" {
+		token = "sk_loadgen_" + rand.Text()
+		base, stop, err := serveUpstream("127.0.0.1:0", token)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		up = base
+	}
+	body, _ := json.Marshal(map[string]any{"name": "loadgen", "upstream_url": up, "token": token, "placement": map[string]string{"type": "bearer"}})
+	b, ok, err := l.request(ctx, http.MethodPost, "/v1/tenants/"+url.PathEscape(tenantID)+"/connections", body, http.StatusCreated)
+	if err != nil || !ok {
+		return errors.Join(err, errors.New("creating a connection failed (see above; the server needs --allow-private-upstreams)"))
+	}
+	var c struct {
+		ID    string `json:"id"`
+		Grant struct {
+			PartA string `json:"part_a"`
+		} `json:"grant"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" || c.Grant.PartA == "" {
+		return fmt.Errorf("create connection: unexpected answer %.300s", b)
+	}
+	const path = "/v1/items"
+	get := func(to *loader, p string) func(context.Context) (bool, error) {
+		return func(ctx context.Context) (bool, error) {
+			b, ok, err := to.request(ctx, http.MethodGet, p, nil, http.StatusOK)
+			return ok && bytes.Equal(b, upstreamBody), err
+		}
+	}
+	direct := get(&loader{client: l.client, base: up, auth: "Bearer " + token}, path)
+	proxied := get(&loader{client: l.client, base: strings.TrimRight(o.proxyURL, "/"), auth: "Bearer " + c.Grant.PartA}, "/c/"+c.ID+path)
+	for _, op := range []func(context.Context) (bool, error){direct, proxied} {
+		if ok, err := op(ctx); err != nil || !ok {
+			return errors.Join(err, errors.New("a check request failed (see above)"))
+		}
+	}
+	partAUpstream := &loader{client: l.client, base: up, auth: "Bearer " + c.Grant.PartA}
+	if _, ok, err := partAUpstream.request(ctx, http.MethodGet, path, nil, http.StatusUnauthorized); err != nil || !ok {
+		return errors.Join(err, errors.New("the upstream did not refuse Part A"))
+	}
+	rs, err := l.phaseEach(ctx, 1, o.warmup, o.proxyDuration, direct, proxied)
+	if err != nil {
+		return err
+	}
+	rs[0].print(out, "proxy_lat_direct", 1)
+	rs[1].print(out, "proxy_lat", 1)
+	for _, p := range []struct {
+		phase string
+		op    func(context.Context) (bool, error)
+	}{{"proxy_direct", direct}, {"proxy", proxied}} {
+		r, err := l.phase(ctx, o.conns, o.warmup, o.proxyDuration, p.op)
 		if err != nil {
 			return err
 		}
@@ -541,57 +723,65 @@ type result struct {
 // phase runs op in conns closed loops: a warm-up that is not recorded, then
 // d of recorded requests.
 func (l *loader) phase(ctx context.Context, conns int, warmup, d time.Duration, op func(context.Context) (bool, error)) (result, error) {
-	if warmup > 0 {
-		if _, err := l.loop(ctx, conns, warmup, op); err != nil {
-			return result{}, err
-		}
+	rs, err := l.phaseEach(ctx, conns, warmup, d, op)
+	if err != nil {
+		return result{}, err
 	}
-	return l.loop(ctx, conns, d, op)
+	return rs[0], nil
 }
 
-func (l *loader) loop(ctx context.Context, conns int, d time.Duration, op func(context.Context) (bool, error)) (result, error) {
+// phaseEach is phase for several operations taken in turn: each loop runs
+// ops[0], ops[1], … in a cycle, and each operation's latencies make its own
+// result (the elapsed time and the CPU figures are the whole phase's).
+func (l *loader) phaseEach(ctx context.Context, conns int, warmup, d time.Duration, ops ...func(context.Context) (bool, error)) ([]result, error) {
+	if warmup > 0 {
+		if _, err := l.loop(ctx, conns, warmup, ops); err != nil {
+			return nil, err
+		}
+	}
+	return l.loop(ctx, conns, d, ops)
+}
+
+func (l *loader) loop(ctx context.Context, conns int, d time.Duration, ops []func(context.Context) (bool, error)) ([]result, error) {
 	cpu0, srv0, all0 := selfCPU(), procCPU(l.serverPID), machineCPU()
 	start := time.Now()
 	deadline := start.Add(d)
-	lats := make([][]time.Duration, conns)
-	errs := make([]int, conns)
+	lats := make([][][]time.Duration, conns) // [conn][op]
+	errs := make([][]int, conns)
 	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
 	for w := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mine := make([]time.Duration, 0, 4096)
-			for {
-				t0 := time.Now()
-				if !t0.Before(deadline) {
-					break
-				}
-				ok, err := op(ctx)
-				if err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-					break
-				}
-				if ok {
-					mine = append(mine, time.Since(t0))
-				} else {
-					errs[w]++
+			mine, bad := make([][]time.Duration, len(ops)), make([]int, len(ops))
+			for j := range mine {
+				mine[j] = make([]time.Duration, 0, 4096)
+			}
+			defer func() { lats[w], errs[w] = mine, bad }()
+			for time.Now().Before(deadline) {
+				for j, op := range ops {
+					t0 := time.Now()
+					ok, err := op(ctx)
+					if err != nil {
+						firstErr.CompareAndSwap(nil, &err)
+						return
+					}
+					if ok {
+						mine[j] = append(mine[j], time.Since(t0))
+					} else {
+						bad[j]++
+					}
 				}
 			}
-			lats[w] = mine
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	if p := firstErr.Load(); p != nil {
-		return result{}, *p
+		return nil, *p
 	}
 	r := result{elapsed: elapsed, serverCPU: -1, machineCPU: -1}
-	for w := range conns {
-		r.lat = append(r.lat, lats[w]...)
-		r.errors += errs[w]
-	}
-	slices.Sort(r.lat)
 	r.clientCPU = (selfCPU() - cpu0).Seconds() / elapsed.Seconds()
 	if srv1 := procCPU(l.serverPID); srv0 >= 0 && srv1 >= 0 {
 		r.serverCPU = (srv1 - srv0).Seconds() / elapsed.Seconds()
@@ -599,7 +789,16 @@ func (l *loader) loop(ctx context.Context, conns int, d time.Duration, op func(c
 	if all1 := machineCPU(); all0 >= 0 && all1 >= 0 {
 		r.machineCPU = (all1 - all0).Seconds() / elapsed.Seconds()
 	}
-	return r, nil
+	rs := make([]result, len(ops))
+	for j := range ops {
+		rs[j] = r
+		for w := range conns {
+			rs[j].lat = append(rs[j].lat, lats[w][j]...)
+			rs[j].errors += errs[w][j]
+		}
+		slices.Sort(rs[j].lat)
+	}
+	return rs, nil
 }
 
 // count runs op in conns loops until n operations succeeded.

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -60,10 +61,33 @@ func TestValidate(t *testing.T) {
 	if o.validate() == nil {
 		t.Error("validate accepted a token phase over 60s")
 	}
+	o = ok
+	o.proxyDuration = time.Second
+	for _, u := range []string{"", "http://10.0.0.1:8090"} {
+		o.proxyURL = u
+		if o.validate() == nil {
+			t.Errorf("validate accepted a proxy phase with -proxy-url %q", u)
+		}
+	}
+	o.proxyURL = "http://127.0.0.1:8090"
+	if err := o.validate(); err != nil {
+		t.Errorf("validate refused a proxy phase: %v", err)
+	}
+	o.upstreamURL = "http://127.0.0.1:9"
+	if o.validate() == nil {
+		t.Error("validate accepted -upstream-url without -upstream-token")
+	}
+	for _, c := range []struct{ addr, token string }{{"10.0.0.1:0", "x"}, {"localhost:0", "x"}, {"127.0.0.1:0", ""}} {
+		if upstreamOnly(c.addr, c.token, io.Discard) == nil {
+			t.Errorf("-serve-upstream %q with token %q was accepted", c.addr, c.token)
+		}
+	}
 }
 
-// TestRun runs every phase briefly against an in-process node (the token
-// phase with a client it registers itself, then with one given by flags).
+// TestRun runs every phase briefly against an in-process node and its
+// connections proxy (the token phase with a client it registers itself,
+// then with one given by flags; the proxy phase with an upstream of its
+// own, then with one given by flags).
 func TestRun(t *testing.T) {
 	env := apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{})
 	given, err := env.Directory.CreateClient(context.Background(), "", identity.CreateClientRequest{Name: "given",
@@ -77,9 +101,17 @@ func TestRun(t *testing.T) {
 			createDuration: createDur, createCount: 20, prefix: "x" + createDur.String()[:1], serverPID: os.Getpid(),
 			// A short token phase: the test node keeps the provider's
 			// default limit of 1000 token requests/s per address (burst 2000).
-			warmup: 50 * time.Millisecond, tokenDuration: 150 * time.Millisecond, authzDuration: 150 * time.Millisecond, kmsDuration: 100 * time.Millisecond}
+			warmup: 50 * time.Millisecond, tokenDuration: 150 * time.Millisecond, authzDuration: 150 * time.Millisecond, kmsDuration: 100 * time.Millisecond,
+			proxyURL: env.ProxyURL, proxyDuration: 100 * time.Millisecond}
 		if createDur == 0 {
 			o.clientID, o.clientSecret = given.ID, given.ClientSecret
+			o.upstreamToken = "sk_given_upstream"
+			up, stop, err := serveUpstream("127.0.0.1:0", o.upstreamToken)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			o.upstreamURL = up
 		}
 		if err := run(context.Background(), o, &out); err != nil {
 			t.Fatal(err)
@@ -93,7 +125,8 @@ func TestRun(t *testing.T) {
 			}
 			phases[strings.TrimPrefix(f[1], "phase=")] = sc.Text()
 		}
-		for _, p := range []string{"get", "token", "authz", "kms_encrypt", "kms_decrypt", "kms_generate_data_key"} {
+		for _, p := range []string{"get", "token", "authz", "kms_encrypt", "kms_decrypt", "kms_generate_data_key",
+			"proxy_lat_direct", "proxy_lat", "proxy_direct", "proxy"} {
 			if _, ok := phases[p]; !ok {
 				t.Fatalf("no %s phase in %q", p, out.String())
 			}
