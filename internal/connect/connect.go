@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -183,6 +184,7 @@ type Service struct {
 	loads    singleflight.Group
 	detector *detector
 	upstream *upstreams
+	forward  *httputil.ReverseProxy
 	refusals *ratelimit.Limiter // audit of unauthenticated proxy requests, per source IP
 	bg       context.Context    // background work (webhooks), ended by Start's context
 }
@@ -213,6 +215,7 @@ func New(db *storage.DB, log *audit.Log, keys *kms.Service, tenants Tenants, opt
 	s.grants = lru.New[grantKey, *grantState](lru.Options[*grantState]{Size: opts.CacheSize, MaxAge: opts.CacheTTL,
 		Now: opts.Clock.Now, Off: db.Dialect() == storage.Postgres})
 	s.upstream = newUpstreams(opts)
+	s.forward = s.newForwarder()
 	return s
 }
 
@@ -325,26 +328,8 @@ func (s *Service) parseUpstream(field, raw string) (*url.URL, error) {
 	}
 	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
 	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	if written := strings.TrimRight(escapedPath(raw), "/"); u.EscapedPath() != written {
-		// Keep the path as the caller escaped it.
-		if p, err := url.PathUnescape(written); err == nil && p == u.Path {
-			u.RawPath = written
-		}
-	}
+	u.RawPath = strings.TrimRight(u.RawPath, "/") // url.Parse keeps the path as written when its escaping is not the default one
 	return u, nil
-}
-
-// escapedPath is the path of an absolute URL as written.
-func escapedPath(raw string) string {
-	_, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return ""
-	}
-	if i := strings.IndexAny(rest, "/"); i >= 0 {
-		return rest[i:]
-	}
-	return ""
 }
 
 // publicAddr reports whether a is an address the proxy may reach by
@@ -738,11 +723,7 @@ func insertGrant(ctx context.Context, tx *storage.Tx, g Grant, hash, sealedB str
 
 // Get returns connection id of tenant tid.
 func (s *Service) Get(ctx context.Context, tid tenant.ID, id string) (Connection, error) {
-	var c connRow
-	err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) (err error) {
-		c, err = readConn(ctx, tx, id, false)
-		return err
-	})
+	c, err := s.readConn(ctx, tid, id)
 	return c.Connection, err
 }
 
@@ -1031,10 +1012,10 @@ type TokenSource struct {
 	PartA string `json:"part_a,omitempty"`
 }
 
-// recover returns connection c's token from src, checked: a token must
+// tokenFrom returns connection c's token from src, checked: a token must
 // match the connection's fingerprint; a Part A must authenticate as an
 // active grant of c. The caller clears the result.
-func (s *Service) recover(ctx context.Context, tid tenant.ID, c connRow, src TokenSource) ([]byte, error) {
+func (s *Service) tokenFrom(ctx context.Context, tid tenant.ID, c connRow, src TokenSource) ([]byte, error) {
 	switch {
 	case src.Token != "" && src.PartA != "":
 		return nil, errs.Field("token", "invalid_token_source", "send token or part_a, not both")
@@ -1103,7 +1084,7 @@ func (s *Service) CreateGrant(ctx context.Context, tid tenant.ID, connID string,
 	if err != nil {
 		return IssuedGrant{}, err
 	}
-	token, err := s.recover(ctx, tid, c, TokenSource{Token: req.Token, PartA: req.PartA})
+	token, err := s.tokenFrom(ctx, tid, c, TokenSource{Token: req.Token, PartA: req.PartA})
 	if err != nil {
 		return IssuedGrant{}, err
 	}
@@ -1186,7 +1167,7 @@ func (s *Service) Rotate(ctx context.Context, tid tenant.ID, connID, grantID str
 	}); err != nil {
 		return IssuedGrant{}, err
 	}
-	token, err := s.recover(ctx, tid, c, src)
+	token, err := s.tokenFrom(ctx, tid, c, src)
 	if err != nil {
 		return IssuedGrant{}, err
 	}

@@ -175,7 +175,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p := recover(); p != nil {
 			rec.status, rec.bytesOut, rec.latency = sw.Status, sw.Bytes, time.Since(start)
 			rec.err = &errs.Error{Kind: errs.BadGateway, Code: "upstream_aborted", Detail: "the upstream broke off its answer"}
-			s.audit1(r.Context(), rec)
+			s.auditRequest(r.Context(), rec)
 			panic(p)
 		}
 	}()
@@ -192,7 +192,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.err = err
 	}
 	rec.status, rec.bytesOut, rec.latency = sw.Status, sw.Bytes, time.Since(start)
-	s.audit1(r.Context(), rec)
+	s.auditRequest(r.Context(), rec)
 }
 
 // proxy authenticates, checks and forwards one request.
@@ -281,30 +281,12 @@ func (s *Service) proxy(w *httpx.StatusWriter, r *http.Request, rec *record) err
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+	x := &exchange{out: out, tok: tok, connID: g.conn.ID}
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), exchangeKey{}, x), s.opts.RequestTimeout)
 	defer cancel()
-	var upstreamErr error
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL = out.url
-			pr.Out.Host = ""
-			pr.Out.Header.Del("Authorization")
-			pr.Out.Header.Del("Cookie")
-			if out.header != "" {
-				pr.Out.Header[out.header] = []string{out.value}
-			}
-		},
-		ModifyResponse: func(resp *http.Response) error {
-			redactHeaders(resp.Header, tok)
-			return nil
-		},
-		Transport:    s.upstream.transport(g.conn.ID),
-		ErrorLog:     slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
-		ErrorHandler: func(_ http.ResponseWriter, _ *http.Request, err error) { upstreamErr = err },
-	}
-	rp.ServeHTTP(w, r.WithContext(ctx))
-	if upstreamErr != nil {
-		return upstreamError(upstreamErr, ctx)
+	s.forward.ServeHTTP(w, r.WithContext(ctx))
+	if x.err != nil {
+		return upstreamError(x.err, ctx)
 	}
 	if fs := s.detector.response(g.grant.ID, w.Bytes, g.conn.Alerts.Sensitivity, s.now()); len(fs) > 0 {
 		if _, err := s.raise(context.WithoutCancel(r.Context()), g, fs, rec); err != nil {
@@ -333,6 +315,50 @@ func redactHeaders(h http.Header, tok []byte) {
 			}
 		}
 	}
+}
+
+// exchange is one proxied request's state, handed to the shared
+// ReverseProxy in the request's context.
+type exchange struct {
+	out    outbound
+	tok    []byte // cleared by the request's handler when the exchange is over
+	connID string
+	err    error // the upstream's failure, if any
+}
+
+type exchangeKey struct{}
+
+func exchangeOf(ctx context.Context) *exchange { return ctx.Value(exchangeKey{}).(*exchange) }
+
+// newForwarder is the proxy's one ReverseProxy: it places the token,
+// drops the integration's own credentials, redacts the token from the
+// answer's headers and sends each request through its connection's
+// transport.
+func (s *Service) newForwarder() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			x := exchangeOf(pr.In.Context())
+			pr.Out.URL = x.out.url
+			pr.Out.Host = ""
+			pr.Out.Header.Del("Authorization")
+			pr.Out.Header.Del("Cookie")
+			if x.out.header != "" {
+				pr.Out.Header[x.out.header] = []string{x.out.value}
+			}
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			redactHeaders(resp.Header, exchangeOf(resp.Request.Context()).tok)
+			return nil
+		},
+		Transport:    s.upstream,
+		ErrorLog:     slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
+		ErrorHandler: func(_ http.ResponseWriter, r *http.Request, err error) { exchangeOf(r.Context()).err = err },
+	}
+}
+
+// RoundTrip sends req through its connection's transport.
+func (u *upstreams) RoundTrip(req *http.Request) (*http.Response, error) {
+	return u.transport(exchangeOf(req.Context()).connID).RoundTrip(req)
 }
 
 // checkRequest refuses what a grant may not send.
@@ -509,11 +535,11 @@ func (o Options) dialer(timeout time.Duration) *net.Dialer {
 	return d
 }
 
-// audit1 writes one proxied request to the audit log without waiting for
+// auditRequest writes one proxied request to the audit log without waiting for
 // its commit: in the grant's tenant's chain once the grant is known, else
 // (a Part A that does not parse or names no grant) in the platform's
 // chain, at most 20 per source address and then one per 6 s.
-func (s *Service) audit1(ctx context.Context, rec *record) {
+func (s *Service) auditRequest(ctx context.Context, rec *record) {
 	outcome := audit.Success
 	detail := map[string]string{"method": errs.Clip(rec.method, 20), "path": rec.path, "status": strconv.Itoa(rec.status),
 		"bytes_in": strconv.FormatInt(rec.bytesIn, 10), "bytes_out": strconv.FormatInt(rec.bytesOut, 10),
