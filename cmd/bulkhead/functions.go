@@ -41,6 +41,7 @@ func functionCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.StringVar(&module, "module", "", "the WebAssembly module (wasip1 reactor exporting bulkhead_alloc and bulkhead_handle)")
 		fs.StringVar(&cfg.TenancyMode, "mode", "per_tenant", "per_tenant (environments serve one tenant) or shared")
 		fs.IntVar(&cfg.MemoryMiB, "memory-mib", 0, "memory limit in MiB (default 128)")
+		fs.IntVar(&cfg.TmpMiB, "tmp-mib", 0, "the /tmp quota per environment in MiB (default 16)")
 		fs.StringVar(&cfg.Timeout, "timeout", "", "wall-clock limit per invocation (default 10s)")
 		fs.IntVar(&cfg.MaxEnvsPerTenant, "max-environments-per-tenant", 0, "concurrent environments per tenant (default 10)")
 		fs.StringVar(&cfg.IdleTTL, "idle-ttl", "", "idle environments are destroyed after this (default 10m)")

@@ -183,7 +183,13 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.KMS = kms.New(db, a.Audit, rk, kms.Options{Clock: c.Clock, Logger: c.Logger})
 	a.Tenants.AddOnboardingStep(a.KMS.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.KMS.OffboardingStep())
-	engine, err := compute.New(compute.Options{Dir: filepath.Join(c.DataDir, "functions"), Logger: c.Logger})
+	codeKey, err := rk.Derive("compiled-code")
+	if err != nil {
+		a.Audit.Close()
+		return fail(err, db)
+	}
+	engine, err := compute.New(compute.Options{Dir: filepath.Join(c.DataDir, "functions"), Logger: c.Logger, CacheKey: codeKey})
+	clear(codeKey[:])
 	if err != nil {
 		a.Audit.Close()
 		return fail(err, db)

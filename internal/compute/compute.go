@@ -21,7 +21,10 @@
 // # Environments
 //
 // An environment is one instance of a function version: its own linear
-// memory, globals, and a private directory mounted at /tmp. It serves one
+// memory, globals, and a private in-memory file system mounted at /tmp
+// (internal/memfs: files and directories only, no links, nothing of the
+// host behind it, a byte quota per environment and one for the node; a
+// write past either answers ENOSPC). It serves one
 // invocation at a time; more concurrent invocations make more
 // environments, up to the function's per-tenant limit and the node's. A
 // per_tenant function's environment is made for one tenant and only ever
@@ -30,13 +33,15 @@
 // warm start) and dies with it: environments idle past the function's TTL
 // are evicted (and the least recently used, when the node's cap is
 // reached), and a trap or timeout destroys the environment it happened in.
-// Eviction removes the /tmp directory.
+// Destroying an environment drops its /tmp.
 //
 // Guests get no network (WASI preview 1 has no sockets and the host offers
 // none), no filesystem but their /tmp, a memory limit in pages, a
 // wall-clock timeout per invocation (the context closes the instance), and
 // a cap on the response size. Compiled modules are cached by content
-// digest in memory and on disk, so a module is compiled once per node.
+// digest in memory and on disk, so a module is compiled once per node;
+// the disk cache holds native code, so every file in it is checked against
+// an HMAC manifest before wazero may load it (see codeCache).
 package compute
 
 import (
@@ -49,7 +54,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sync"
@@ -58,10 +62,12 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/memfs"
 )
 
 // TenancyMode says whether a function's environments may serve several tenants.
@@ -81,6 +87,9 @@ const (
 	DefaultTimeout   = 10 * time.Second
 	DefaultIdleTTL   = 10 * time.Minute
 	DefaultPerTenant = 10
+	DefaultTmpMiB    = 16        // a /tmp quota per environment
+	MaxTmpMiB        = 1024      // the largest a function may ask for
+	DefaultTmpBytes  = 512 << 20 // all environments' /tmp on one node
 )
 
 // Function is a function's configuration.
@@ -94,23 +103,30 @@ type Function struct {
 	Env              map[string]string `json:"env,omitempty"`
 	MaxEnvsPerTenant int               `json:"max_environments_per_tenant"`
 	IdleTTL          time.Duration     `json:"-"`
+	TmpMiB           int               `json:"tmp_mib"`
 }
 
 var namePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
 // Options configure an Engine.
 type Options struct {
-	Dir             string // where compiled code and /tmp directories live (modules are the registry's, in the database)
+	Dir             string // where compiled code lives (modules are the registry's, in the database)
 	CacheDir        string // compiled code, shared by engines (default Dir/compiled)
 	MaxEnvironments int    // node-wide cap on live environments (default 1000)
-	Logger          *slog.Logger
-	Now             func() time.Time
+	TmpBytes        int64  // node-wide bound on every environment's /tmp (default DefaultTmpBytes)
+	// CacheKey authenticates the compiled code kept on disk (derive it from
+	// the root key). Without one, compiled code is kept in memory only.
+	CacheKey [32]byte
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Engine runs functions.
 type Engine struct {
-	opts  Options
-	cache wazero.CompilationCache
+	opts   Options
+	cache  wazero.CompilationCache
+	code   *codeCache // nil when compiled code is kept in memory only
+	budget *memfs.Budget
 
 	evictions atomic.Uint64 // environments destroyed idle (TTL or node cap)
 
@@ -142,7 +158,7 @@ type environment struct {
 	mod      api.Module
 	alloc    api.Function
 	handle   api.Function
-	tmp      string
+	fs       *memfs.FS
 	lastUsed time.Time
 	log      *guestLog
 }
@@ -158,19 +174,26 @@ func New(opts Options) (*Engine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	for _, d := range []string{"compiled", "env"} {
-		if err := os.MkdirAll(filepath.Join(opts.Dir, d), 0o700); err != nil {
-			return nil, fmt.Errorf("compute: %w", err)
-		}
+	if opts.TmpBytes <= 0 {
+		opts.TmpBytes = DefaultTmpBytes
 	}
 	if opts.CacheDir == "" {
 		opts.CacheDir = filepath.Join(opts.Dir, "compiled")
 	}
-	cache, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+	e := &Engine{opts: opts, budget: memfs.NewBudget(opts.TmpBytes), versions: map[string]*version{}}
+	if opts.CacheKey == ([32]byte{}) {
+		e.cache = wazero.NewCompilationCache()
+		return e, nil
+	}
+	code, err := newCodeCache(opts.CacheDir, opts.CacheKey)
 	if err != nil {
+		return nil, err
+	}
+	if e.cache, err = wazero.NewCompilationCacheWithDir(opts.CacheDir); err != nil {
 		return nil, fmt.Errorf("compute: compilation cache: %w", err)
 	}
-	return &Engine{opts: opts, cache: cache, versions: map[string]*version{}}, nil
+	e.code = code
+	return e, nil
 }
 
 // Close destroys every environment and releases the runtimes.
@@ -214,6 +237,12 @@ func (e *Engine) Deploy(ctx context.Context, fn Function, module []byte) (Functi
 	if fn.IdleTTL == 0 {
 		fn.IdleTTL = DefaultIdleTTL
 	}
+	if fn.TmpMiB == 0 {
+		fn.TmpMiB = DefaultTmpMiB
+	}
+	if fn.TmpMiB < 1 || fn.TmpMiB > MaxTmpMiB {
+		return fn, errs.Field("tmp_mib", "invalid_tmp_quota", "tmp_mib is 1 to %d", MaxTmpMiB)
+	}
 	if len(module) == 0 || len(module) > MaxModuleBytes {
 		return fn, &errs.Error{Kind: errs.TooLarge, Code: "invalid_module_size", Field: "module",
 			Detail: fmt.Sprintf("a module is 1 byte to %d MiB", MaxModuleBytes>>20)}
@@ -228,15 +257,25 @@ func (e *Engine) Deploy(ctx context.Context, fn Function, module []byte) (Functi
 		rt.Close(ctx)
 		return fn, err
 	}
+	if e.code != nil {
+		if err := e.code.verify(); err != nil {
+			return fail(err)
+		}
+	}
 	compiled, err := rt.CompileModule(ctx, module)
 	if err != nil {
 		return fail(errs.Field("module", "invalid_module", "the module is not valid WebAssembly: %s", errs.Clip(err.Error(), 200)))
 	}
+	if e.code != nil {
+		if err := e.code.record(); err != nil {
+			return fail(err)
+		}
+	}
 	if err := checkABI(compiled); err != nil {
 		return fail(err)
 	}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		return fail(fmt.Errorf("compute: wasi: %w", err))
+	if err := instantiateWASI(ctx, rt); err != nil {
+		return fail(err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -440,33 +479,30 @@ func (e *Engine) acquire(ctx context.Context, name, tid string) (*environment, b
 // create instantiates a new environment of v for key.
 func (e *Engine) create(ctx context.Context, v *version, key string) (*environment, error) {
 	id := ids.New("env")
-	tmp := filepath.Join(e.opts.Dir, "env", id)
-	if err := os.Mkdir(tmp, 0o700); err != nil {
-		return nil, fmt.Errorf("compute: environment directory: %w", err)
-	}
+	tmp := memfs.New(int64(v.fn.TmpMiB)<<20, e.budget, func() int64 { return e.opts.Now().UnixNano() })
 	gl := &guestLog{log: e.opts.Logger, function: v.fn.Name, env: id}
 	cfg := wazero.NewModuleConfig().WithName(id).
-		WithFSConfig(wazero.NewFSConfig().WithDirMount(tmp, "/tmp")).
+		WithFSConfig(wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(tmp, "/tmp")).
 		WithStartFunctions("_initialize").
 		WithStdout(gl).WithStderr(gl).
 		WithSysWalltime().WithSysNanotime().WithRandSource(rand.Reader)
 	for k, val := range v.fn.Env {
 		cfg = cfg.WithEnv(k, val)
 	}
-	ictx, cancel := context.WithTimeout(ctx, v.fn.Timeout)
+	ictx, cancel := context.WithTimeout(withFS(ctx, tmp), v.fn.Timeout)
 	defer cancel()
 	mod, err := v.runtime.InstantiateModule(ictx, v.compiled, cfg)
 	if err != nil {
-		os.RemoveAll(tmp)
+		tmp.Close()
 		return nil, errs.E(errs.Invalid, "function_start_failed", "function %s did not start: %s", v.fn.Name, errs.Clip(err.Error(), 200))
 	}
 	return &environment{id: id, v: v, key: key, mod: mod, alloc: mod.ExportedFunction("bulkhead_alloc"),
-		handle: mod.ExportedFunction("bulkhead_handle"), tmp: tmp, log: gl}, nil
+		handle: mod.ExportedFunction("bulkhead_handle"), fs: tmp, log: gl}, nil
 }
 
 // run performs one invocation in env.
 func (e *Engine) run(ctx context.Context, env *environment, tid, requestID string, event []byte) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, env.v.fn.Timeout)
+	ctx, cancel := context.WithTimeout(withFS(ctx, env.fs), env.v.fn.Timeout)
 	defer cancel()
 	env.log.setTenant(tid)
 	meta, _ := json.Marshal(map[string]string{"tenant_id": tid, "request_id": requestID})
@@ -534,12 +570,15 @@ func (e *Engine) release(ctx context.Context, env *environment, failed bool) {
 	e.idle = append(e.idle, env)
 }
 
-// destroy closes env's instance and wipes its /tmp. Called with e.mu held.
+// destroy closes env's instance and drops its /tmp. Called with e.mu held.
 func (e *Engine) destroy(ctx context.Context, env *environment) {
 	env.mod.Close(ctx)
-	os.RemoveAll(env.tmp)
+	env.fs.Close()
 	e.live--
 }
+
+// TmpBytes reports the bytes every environment's /tmp holds on this node.
+func (e *Engine) TmpBytes() int64 { return e.budget.Used() }
 
 func (e *Engine) removeIdle(env *environment) {
 	for i, x := range e.idle {

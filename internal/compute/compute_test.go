@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 	for name, pkg := range map[string]string{
 		"counter": "../../examples/functions/counter",
 		"limits":  "./testdata/limits",
+		"escape":  "./testdata/escape",
 	} {
 		out := filepath.Join(dir, name+".wasm")
 		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
@@ -51,10 +52,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// testCacheKey authenticates the shared compiled-code cache, as a key
+// derived from the root key does on a node.
+var testCacheKey = [32]byte{1, 2, 3}
+
 func newEngine(t *testing.T, maxEnvs int) (*compute.Engine, *clock.Fake) {
 	t.Helper()
 	clk := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	e, err := compute.New(compute.Options{Dir: t.TempDir(), CacheDir: cacheDir, MaxEnvironments: maxEnvs, Now: clk.Now})
+	e, err := compute.New(compute.Options{Dir: t.TempDir(), CacheDir: cacheDir, CacheKey: testCacheKey, MaxEnvironments: maxEnvs, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

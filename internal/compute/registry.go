@@ -33,11 +33,13 @@ type Config struct {
 	Env              map[string]string `json:"env,omitempty"`
 	MaxEnvsPerTenant int               `json:"max_environments_per_tenant,omitempty"`
 	IdleTTL          string            `json:"idle_ttl,omitempty"` // a Go duration, default 10m
+	TmpMiB           int               `json:"tmp_mib,omitempty"`  // the /tmp quota, default 16
 }
 
 // function turns the settings into a Function.
 func (c Config) function() (Function, error) {
-	fn := Function{Name: c.Name, TenancyMode: c.TenancyMode, MemoryMiB: c.MemoryMiB, Env: c.Env, MaxEnvsPerTenant: c.MaxEnvsPerTenant}
+	fn := Function{Name: c.Name, TenancyMode: c.TenancyMode, MemoryMiB: c.MemoryMiB, Env: c.Env, MaxEnvsPerTenant: c.MaxEnvsPerTenant,
+		TmpMiB: c.TmpMiB}
 	for _, d := range []struct {
 		field, v string
 		dst      *time.Duration

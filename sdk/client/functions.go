@@ -20,6 +20,7 @@ type FunctionConfig struct {
 	Timeout          string            `json:"timeout,omitempty"`
 	Env              map[string]string `json:"env,omitempty"`
 	MaxEnvsPerTenant int               `json:"max_environments_per_tenant,omitempty"`
+	TmpMiB           int               `json:"tmp_mib,omitempty"` // the /tmp quota per environment (default 16)
 	IdleTTL          string            `json:"idle_ttl,omitempty"`
 }
 
