@@ -214,6 +214,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	n.Provider.Start(wfCtx, 10*time.Minute)
 	n.Authz.Start(wfCtx)
 	n.KMS.Start(wfCtx)
+	n.Signing.Start(wfCtx)
 	n.Functions.Start(wfCtx)
 	n.Connect.Start(wfCtx)
 	srv := &http.Server{

@@ -96,6 +96,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	}
 	a.Authz.Start(wfCtx)
 	a.KMS.Start(wfCtx)
+	a.Signing.Start(wfCtx)
 	a.Functions.Start(wfCtx)
 	a.Connect.Start(wfCtx)
 	srv.Config.Handler = a.Handler

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -82,6 +83,8 @@ type Store struct {
 	mu      sync.Mutex
 	cache   map[string]*Key // unwrapped keys by kid; bounded by the number of active keys
 	actives map[tenant.ID]activeKey
+
+	pub *Published
 }
 
 // activeKey remembers an issuer's active key for a moment, so that a burst
@@ -100,6 +103,7 @@ type Options struct {
 	Algorithm     jose.SignatureAlgorithm // ES256 (default) or EdDSA
 	TokenLifetime time.Duration           // longest token lifetime; retired keys stay published this long (default 24h)
 	RotateAfter   time.Duration           // an active key older than this is rotated on next use (default 30 days)
+	Logger        *slog.Logger
 }
 
 // NewStore returns the key store of db whose private keys root wraps.
@@ -119,9 +123,25 @@ func NewStore(db *storage.DB, root *kms.RootKey, opts Options) (*Store, error) {
 	if opts.RotateAfter <= 0 {
 		opts.RotateAfter = 30 * 24 * time.Hour
 	}
-	return &Store{db: db, root: root, clock: opts.Clock, alg: opts.Algorithm, lifetime: opts.TokenLifetime,
-		rotateAfter: opts.RotateAfter, cache: map[string]*Key{}, actives: map[tenant.ID]activeKey{}}, nil
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{db: db, root: root, clock: opts.Clock, alg: opts.Algorithm, lifetime: opts.TokenLifetime,
+		rotateAfter: opts.RotateAfter, cache: map[string]*Key{}, actives: map[tenant.ID]activeKey{},
+		pub: newPublished(db, opts.Clock.Now, opts.Logger)}
+	if err := s.pub.loadAllIssuers(context.Background()); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
+
+// Start keeps the published keys current (other nodes' rotations and
+// deletions) until ctx ends.
+func (s *Store) Start(ctx context.Context) { go s.pub.run(ctx) }
+
+// Published is every issuer's published public keys, in memory: the
+// sdk/auth.KeySource of the node's own token checks.
+func (s *Store) Published() *Published { return s.pub }
 
 func (s *Store) generate(issuer Issuer) (kid string, pub jose.JSONWebKey, wrapped []byte, key crypto.Signer, err error) {
 	kid = ids.New("sig")
@@ -270,7 +290,7 @@ func (s *Store) rotate(ctx context.Context, issuer Issuer, maxAge time.Duration)
 			VALUES (?, ?, ?, ?, ?, ?)`, kid, string(issuer.Tenant), string(s.alg), string(pubJSON), wrapped, now.UnixMicro()); err != nil {
 			return fmt.Errorf("signing: store key: %w", err)
 		}
-		return nil
+		return s.pub.changed(ctx, tx, issuer.Tenant)
 	})
 	if errors.Is(err, errNotDue) {
 		return nil, nil
@@ -339,6 +359,9 @@ func (s *Store) JWKS(ctx context.Context, issuer Issuer) (jose.JSONWebKeySet, er
 func (s *Store) DeleteIssuer(ctx context.Context, tx *storage.Tx) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM signing_keys WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 		return fmt.Errorf("signing: delete keys: %w", err)
+	}
+	if err := s.pub.changed(ctx, tx, tenant.ID(tx.TenantID())); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	clear(s.cache)

@@ -31,12 +31,34 @@ const (
 	// maxSiloIssuers bounds the silo issuers remembered at once, so tokens
 	// naming made-up tenants cannot grow the table without bound.
 	maxSiloIssuers = 10000
-	// fetchBurst and fetchRate bound all fetches of one Validator (a
-	// discovery document and a key set count as one), whatever the issuers:
-	// a flood of tokens naming many issuers cannot hammer the provider.
+	// fetchBurst and fetchRate bound the fetches of issuers a Validator
+	// has never had keys from and was not told to expect (a discovery
+	// document and a key set count as one): a flood of tokens naming
+	// made-up issuers cannot hammer the provider. Known issuers (the
+	// platform's, those in Config.SiloTenants or accepted by
+	// Config.AcceptIssuer, and any that yielded keys once) never draw on it,
+	// so the flood cannot lock their tenants out; each issuer is fetched at
+	// most once per Config.KeyRefreshInterval.
 	fetchBurst = 32
 	fetchRate  = 4 // per second
+	// DefaultUnknownIssuerTTL is how long an issuer whose provider said it
+	// does not exist (404) is answered from memory.
+	DefaultUnknownIssuerTTL = time.Minute
 )
+
+// KeySource hands a Validator its issuers' keys without fetching them.
+// Bulkhead's own API reads them from its signing-key store, so a token
+// naming a made-up issuer costs a map lookup and no fetch, and a new or
+// rotated key is usable the moment the store knows it.
+type KeySource interface {
+	// Version changes whenever any issuer's keys change.
+	Version() uint64
+	// IssuerKeys returns the published keys of the platform issuer
+	// (tenant "") or of a silo tenant's issuer; ok is false when there is
+	// no such issuer. kid, when not empty, is the key the caller needs: a
+	// source that lacks it may look further (a database other nodes write).
+	IssuerKeys(tenant, kid string) (keys []jose.JSONWebKey, ok bool)
+}
 
 // verifyKey is one usable key of a key set.
 type verifyKey struct {
@@ -67,6 +89,7 @@ func (k *verifyKey) verify(input string, sig []byte) bool {
 type keySet struct {
 	keys    map[string]*verifyKey
 	fetched time.Time
+	version uint64 // the KeySource's version it was read at
 }
 
 // issuerKeys is the key source of one issuer.
@@ -74,6 +97,10 @@ type issuerKeys struct {
 	issuer string
 	tenant string // "" for the platform issuer
 	keys   atomic.Pointer[keySet]
+	// known issuers fetch without drawing on the Validator's shared budget
+	// for unknown ones: the platform's, declared silos, and any issuer
+	// that has yielded keys.
+	known atomic.Bool
 
 	mu          sync.Mutex
 	lastAttempt time.Time
@@ -101,11 +128,28 @@ func (v *Validator) silo(tenant string, now time.Time) (*issuerKeys, error) {
 	if ik := v.silos[tenant]; ik != nil {
 		return ik, nil
 	}
+	declared := false
+	switch {
+	case v.source != nil:
+		// Ask the source before remembering anything: made-up issuers
+		// take no room.
+		if _, ok := v.source.IssuerKeys(tenant, ""); !ok {
+			return nil, refuse(ErrIssuer, "the token's issuer is unknown")
+		}
+	case v.acceptIssuer != nil:
+		if !v.acceptIssuer(tenant) {
+			return nil, refuse(ErrIssuer, "the token's issuer is not one this service accepts")
+		}
+		declared = true
+	}
 	if len(v.silos) >= maxSiloIssuers {
+		if v.source != nil {
+			clear(v.silos) // reloaded from the source in a map lookup each
+		}
 		// Forget issuers that never yielded keys and are not being fetched.
 		for t, ik := range v.silos {
 			ik.mu.Lock()
-			idle := ik.keys.Load() == nil && ik.call == nil && now.Sub(ik.lastAttempt) >= v.refreshInterval
+			idle := ik.keys.Load() == nil && !ik.known.Load() && ik.call == nil && now.Sub(ik.lastAttempt) >= v.refreshInterval
 			ik.mu.Unlock()
 			if idle {
 				delete(v.silos, t)
@@ -116,13 +160,41 @@ func (v *Validator) silo(tenant string, now time.Time) (*issuerKeys, error) {
 		}
 	}
 	ik = &issuerKeys{issuer: v.siloPrefix + tenant, tenant: tenant}
+	ik.known.Store(declared)
 	v.silos[tenant] = ik
 	return ik, nil
+}
+
+// sourceKey returns ik's key kid from the KeySource, re-reading ik's keys
+// when the source's version has moved since they were read.
+func (v *Validator) sourceKey(ik *issuerKeys, kid string, now time.Time) (*verifyKey, error) {
+	ver := v.source.Version()
+	ks := ik.keys.Load()
+	if ks != nil && ks.version == ver {
+		if k := ks.keys[kid]; k != nil {
+			return k, nil
+		}
+	}
+	jwks, ok := v.source.IssuerKeys(ik.tenant, kid)
+	if !ok {
+		return nil, refuse(ErrIssuer, "the token's issuer is unknown")
+	}
+	// The version is read before the keys: a change in between makes the
+	// next token read them again, never keeps stale keys.
+	ks = &keySet{keys: usableKeys(jwks), fetched: now, version: ver}
+	ik.keys.Store(ks)
+	if k := ks.keys[kid]; k != nil {
+		return k, nil
+	}
+	return nil, ErrUnknownKey
 }
 
 // key returns ik's key kid, fetching ik's keys when it has none yet or does
 // not know kid, at most once per refresh interval.
 func (v *Validator) key(ctx context.Context, ik *issuerKeys, kid string, now time.Time) (*verifyKey, error) {
+	if v.source != nil {
+		return v.sourceKey(ik, kid, now)
+	}
 	if ks := ik.keys.Load(); ks != nil {
 		if k := ks.keys[kid]; k != nil {
 			if now.Sub(ks.fetched) >= v.maxAge {
@@ -152,12 +224,16 @@ func (v *Validator) refresh(ctx context.Context, ik *issuerKeys, now time.Time, 
 	ik.mu.Lock()
 	c := ik.call
 	if c == nil {
-		if !ik.lastAttempt.IsZero() && now.Sub(ik.lastAttempt) < v.refreshInterval && now.Sub(ik.lastAttempt) >= 0 {
+		wait := v.refreshInterval
+		if ik.lastErr != nil && ik.lastErr.Code == ErrIssuer.Code {
+			wait = max(wait, v.unknownTTL) // the provider said there is no such issuer
+		}
+		if !ik.lastAttempt.IsZero() && now.Sub(ik.lastAttempt) < wait && now.Sub(ik.lastAttempt) >= 0 {
 			ks, err := ik.keys.Load(), ik.lastErr
 			ik.mu.Unlock()
 			return ks, err
 		}
-		if !v.fetchLimit.allow(now) {
+		if !ik.known.Load() && !v.fetchLimit.allow(now) {
 			ik.mu.Unlock()
 			v.log.Warn("auth: key fetch refused by the fetch rate limit", "issuer", ik.issuer)
 			return ik.keys.Load(), refuse(ErrKeysUnavailable, "too many key fetches; retry later")
@@ -189,6 +265,7 @@ func (v *Validator) fetch(ik *issuerKeys, c *fetchCall) {
 	if err == nil {
 		ks.fetched = v.now()
 		ik.keys.Store(ks)
+		ik.known.Store(true)
 		ik.lastErr = nil
 		v.log.Info("auth: fetched issuer keys", "issuer", ik.issuer, "keys", len(ks.keys))
 	} else {
@@ -232,6 +309,33 @@ func (v *Validator) fetchKeySet(ctx context.Context, ik *issuerKeys) (*keySet, *
 		return nil, unavailable(err)
 	}
 	return &keySet{keys: parseKeys(set.Keys)}, nil
+}
+
+// Prefetch fetches the keys of the platform issuer and of every tenant in
+// Config.SiloTenants, so that the first tokens after a start verify
+// without waiting and a flood of made-up issuers cannot delay them. Call
+// it once at start; it returns the failures, and the issuers that failed
+// are fetched again on their first token. With a KeySource it does nothing.
+func (v *Validator) Prefetch(ctx context.Context) error {
+	if v.source != nil {
+		return nil
+	}
+	now := v.now()
+	iks := []*issuerKeys{v.platform}
+	v.mu.RLock()
+	for _, ik := range v.silos {
+		if ik.known.Load() {
+			iks = append(iks, ik)
+		}
+	}
+	v.mu.RUnlock()
+	var failed []error
+	for _, ik := range iks {
+		if _, err := v.refresh(ctx, ik, now, true); err != nil {
+			failed = append(failed, fmt.Errorf("%s: %w", ik.issuer, err))
+		}
+	}
+	return errors.Join(failed...)
 }
 
 // checkJWKSURI accepts a jwks_uri that checkURL accepts.
@@ -306,8 +410,7 @@ func (v *Validator) getJSON(ctx context.Context, ik *issuerKeys, u string, max i
 // symmetric, private, other curves, another use or alg) are skipped, and a
 // kid that names two keys is dropped.
 func parseKeys(raws []json.RawMessage) map[string]*verifyKey {
-	keys := make(map[string]*verifyKey, len(raws))
-	dup := map[string]bool{}
+	jwks := make([]jose.JSONWebKey, 0, min(len(raws), maxKeysPerSet))
 	for i, raw := range raws {
 		if i == maxKeysPerSet {
 			break
@@ -316,7 +419,20 @@ func parseKeys(raws []json.RawMessage) map[string]*verifyKey {
 		if err := json.Unmarshal(raw, &jwk); err != nil {
 			continue
 		}
-		k := usableKey(&jwk)
+		jwks = append(jwks, jwk)
+	}
+	return usableKeys(jwks)
+}
+
+// usableKeys keeps the usable keys of jwks, as parseKeys says.
+func usableKeys(jwks []jose.JSONWebKey) map[string]*verifyKey {
+	keys := make(map[string]*verifyKey, len(jwks))
+	dup := map[string]bool{}
+	for i := range jwks {
+		if i == maxKeysPerSet {
+			break
+		}
+		k := usableKey(&jwks[i])
 		if k == nil || dup[k.kid] {
 			continue
 		}

@@ -86,6 +86,23 @@ type Config struct {
 	// Logger receives key fetches and their failures (default: none). It
 	// never receives token material.
 	Logger *slog.Logger
+	// Keys, when set, gives the issuers' keys directly and nothing is
+	// fetched (HTTPClient, SiloTenants and AcceptIssuer are not used).
+	Keys KeySource
+	// SiloTenants are the silo tenants whose issuers this service expects:
+	// Prefetch fetches their keys, and a flood of tokens naming made-up
+	// issuers never delays theirs.
+	SiloTenants []string
+	// AcceptIssuer, when set, says whether a silo tenant's issuer is one
+	// this service accepts at all (an allow-list or a pattern): refused
+	// ones are answered at once, without a fetch; accepted ones are
+	// expected, as SiloTenants are. Without it, any well-formed silo
+	// issuer may be tried, and those never seen before share a small fetch
+	// budget.
+	AcceptIssuer func(tenant string) bool
+	// UnknownIssuerTTL is how long an issuer that the provider says does
+	// not exist is refused from memory (default DefaultUnknownIssuerTTL).
+	UnknownIssuerTTL time.Duration
 }
 
 // Validator validates tokens. It is safe for concurrent use.
@@ -106,17 +123,20 @@ type Validator struct {
 	log             *slog.Logger
 	cache           *tokenCache
 
-	platform   *issuerKeys
-	mu         sync.RWMutex
-	silos      map[string]*issuerKeys // by tenant id
-	fetchLimit bucket
+	platform     *issuerKeys
+	mu           sync.RWMutex
+	silos        map[string]*issuerKeys // by tenant id
+	fetchLimit   bucket                 // fetches of unknown issuers
+	source       KeySource
+	acceptIssuer func(string) bool
+	unknownTTL   time.Duration
 }
 
 // allowedAlgorithms is the one allowlist handed to go-jose.
 var allowedAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA}
 
 // NewValidator checks cfg and returns a Validator. It fetches nothing: each
-// issuer's keys are fetched when its first token arrives.
+// issuer's keys are fetched when its first token arrives, or by Prefetch.
 func NewValidator(cfg Config) (*Validator, error) {
 	if cfg.Audience == "" {
 		return nil, errors.New("auth: Config.Audience is required")
@@ -138,6 +158,12 @@ func NewValidator(cfg Config) (*Validator, error) {
 		silos:           map[string]*issuerKeys{},
 		headers:         map[string]joseHeader{},
 		fetchLimit:      bucket{rate: fetchRate, burst: fetchBurst, tokens: fetchBurst},
+		source:          cfg.Keys,
+		acceptIssuer:    cfg.AcceptIssuer,
+		unknownTTL:      cfg.UnknownIssuerTTL,
+	}
+	if v.unknownTTL <= 0 {
+		v.unknownTTL = DefaultUnknownIssuerTTL
 	}
 	if !cfg.PlatformOnly {
 		v.siloPrefix = cfg.Issuer + "/t/"
@@ -180,6 +206,17 @@ func NewValidator(cfg Config) (*Validator, error) {
 		v.cache = newTokenCache(n)
 	}
 	v.platform = &issuerKeys{issuer: cfg.Issuer}
+	v.platform.known.Store(true)
+	if v.source == nil && v.siloPrefix != "" {
+		for _, t := range cfg.SiloTenants {
+			if !ValidTenantID(t) {
+				return nil, fmt.Errorf("auth: Config.SiloTenants: %q is not a tenant id", t)
+			}
+			ik := &issuerKeys{issuer: v.siloPrefix + t, tenant: t}
+			ik.known.Store(true)
+			v.silos[t] = ik
+		}
+	}
 	return v, nil
 }
 
@@ -233,10 +270,19 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 		// place: Sum256 does not write its input).
 		sum = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 		if e := v.cache.get(&sum, now); e != nil {
-			if ks := e.issuer.keys.Load(); now.Sub(ks.fetched) >= v.maxAge {
+			ks := e.issuer.keys.Load()
+			switch {
+			case v.source != nil:
+				if ks.version == v.source.Version() && ks.keys[e.key.kid] != nil {
+					return e.claims.clone(), nil
+				}
+				// The keys changed since: check the token again below.
+			case now.Sub(ks.fetched) >= v.maxAge:
 				v.refresh(ctx, e.issuer, now, false)
+				return e.claims.clone(), nil
+			default:
+				return e.claims.clone(), nil
 			}
-			return e.claims.clone(), nil
 		}
 	}
 	c, ik, key, err := v.validate(ctx, token, now)
