@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -50,9 +51,19 @@ func (p *Provider) secretFor(purpose, authRequestID string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (p *Provider) callbackURL(i signing.Issuer) string { return p.issuerURL(i) + "/login/callback" }
+// callbackURL is where the tenant's provider sends the browser back: on
+// the host the sign-in is on when that is a tenant's login subdomain
+// (the browser's binding cookie is there), else on the issuer.
+func (p *Provider) callbackURL(i signing.Issuer, host string) string {
+	if i.Tenant == "" && p.loginSubdomain(host) != "" {
+		u := *p.base
+		u.Host = host
+		return strings.TrimRight(u.String(), "/") + "/login/callback"
+	}
+	return p.issuerURL(i) + "/login/callback"
+}
 
-func (p *Provider) upstreamConfig(ctx context.Context, i signing.Issuer, tid tenant.ID) (*oauth2.Config, *oidc.Provider, identity.IdP, bool, error) {
+func (p *Provider) upstreamConfig(ctx context.Context, i signing.Issuer, tid tenant.ID, host string) (*oauth2.Config, *oidc.Provider, identity.IdP, bool, error) {
 	idp, secret, ok, err := p.cfg.Directory.TenantIdP(ctx, tid)
 	if err != nil || !ok {
 		return nil, nil, idp, ok, err
@@ -62,13 +73,13 @@ func (p *Provider) upstreamConfig(ctx context.Context, i signing.Issuer, tid ten
 		return nil, nil, idp, true, err
 	}
 	return &oauth2.Config{ClientID: idp.ClientID, ClientSecret: secret, Endpoint: up.Endpoint(),
-		RedirectURL: p.callbackURL(i), Scopes: []string{oidc.ScopeOpenID, "email"}}, up, idp, true, nil
+		RedirectURL: p.callbackURL(i, host), Scopes: []string{oidc.ScopeOpenID, "email"}}, up, idp, true, nil
 }
 
 // federate sends the sign-in of auth request a, for tenant tid, to the
 // tenant's upstream provider. It reports false when the tenant has none.
 func (p *Provider) federate(w http.ResponseWriter, r *http.Request, issuer signing.Issuer, a *authRequest, tid tenant.ID) (bool, error) {
-	conf, _, _, ok, err := p.upstreamConfig(r.Context(), issuer, tid)
+	conf, _, _, ok, err := p.upstreamConfig(r.Context(), issuer, tid, r.Host)
 	if !ok || err != nil {
 		return ok, err
 	}
@@ -103,7 +114,13 @@ func (p *Provider) federationCallback(w http.ResponseWriter, r *http.Request, is
 		fail("this sign-in has expired or was already used; start again from the application")
 		return
 	}
-	conf, up, idp, ok, err := p.upstreamConfig(ctx, issuer, a.tenantID)
+	if !sameBrowser(r, a) {
+		p.auditEvent(ctx, a.tenantID, "login.other_browser", "", audit.Denied,
+			map[string]string{"client_id": a.ClientID, "source_ip": p.cfg.ClientIP.IP(r), "step": "federation_callback"})
+		otherBrowser(w)
+		return
+	}
+	conf, up, idp, ok, err := p.upstreamConfig(ctx, issuer, a.tenantID, r.Host)
 	if err != nil || !ok {
 		fail("the organization's sign-in is not available")
 		return
@@ -160,5 +177,5 @@ func (p *Provider) federationCallback(w http.ResponseWriter, r *http.Request, is
 		return
 	}
 	p.auditEvent(ctx, a.tenantID, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "via": idp.Issuer})
-	http.Redirect(w, r, op.AuthCallbackURL(o)(op.ContextWithIssuer(ctx, p.issuerURL(issuer)), a.ID), http.StatusFound)
+	p.redirectToCallback(w, r, issuer, o, a.ID)
 }

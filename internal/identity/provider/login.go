@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -50,8 +51,6 @@ type loginView struct {
 
 type pickerEntry struct{ ID, Name string }
 
-const csrfCookie = "bulkhead_login_csrf"
-
 // wrongCredentials is the one answer to a wrong email, password or
 // organization: it does not say which, nor whether an organization exists.
 const wrongCredentials = "The email, password or organization code is wrong."
@@ -73,6 +72,10 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		http.Error(w, "this sign-in has expired or was already used; start again from the application", http.StatusBadRequest)
 		return
 	}
+	if !sameBrowser(r, a) {
+		otherBrowser(w)
+		return
+	}
 	view := loginView{Action: p.loginPath(issuer), ID: a.ID, CSRF: a.csrf,
 		AskTenant: issuer.Tenant == "" && a.tenantID == "" && p.loginSubdomain(r.Host) == "", Email: a.LoginHint}
 	if view.AskTenant && p.cfg.TenantPicker {
@@ -80,8 +83,6 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	}
 	render := func(status int, msg string) {
 		view.Error = msg
-		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: a.csrf, Path: "/", HttpOnly: true,
-			Secure: p.base.Scheme == "https", SameSite: http.SameSiteStrictMode, MaxAge: int(authRequestLifetime.Seconds())})
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(status)
 		loginPage.Execute(w, view)
@@ -95,10 +96,10 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	cookie, _ := r.Cookie(csrfCookie)
-	form := r.PostForm.Get("csrf")
-	if cookie == nil || subtle.ConstantTimeCompare([]byte(cookie.Value), []byte(a.csrf)) != 1 ||
-		subtle.ConstantTimeCompare([]byte(form), []byte(a.csrf)) != 1 {
+	// The browser's binding (checked above) is the cookie half of the
+	// double submit; the form's token is this request's own, so a sign-in
+	// in another tab does not expire this one.
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(a.csrf)) != 1 {
 		render(http.StatusForbidden, "This form expired. Please try again.")
 		return
 	}
@@ -185,9 +186,19 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		return
 	}
 	p.auditEvent(ctx, tid, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "source_ip": ip})
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: "", Path: "/", MaxAge: -1})
-	ctx = op.ContextWithIssuer(ctx, p.issuerURL(issuer))
-	http.Redirect(w, r, op.AuthCallbackURL(o)(ctx, a.ID), http.StatusFound)
+	p.redirectToCallback(w, r, issuer, o, a.ID)
+}
+
+// redirectToCallback sends the browser to the authorize callback, which
+// hands out the code, on the host it is on: the browser's binding cookie
+// is there (a sign-in on a tenant's login subdomain stays on it).
+func (p *Provider) redirectToCallback(w http.ResponseWriter, r *http.Request, issuer signing.Issuer, o *op.Provider, id string) {
+	abs, err := url.Parse(op.AuthCallbackURL(o)(op.ContextWithIssuer(r.Context(), p.issuerURL(issuer)), id))
+	if err != nil {
+		http.Error(w, "sign-in failed", http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, abs.RequestURI(), http.StatusFound)
 }
 
 // routeTenant decides the tenant a sign-in is for: the silo issuer's own

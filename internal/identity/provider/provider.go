@@ -245,7 +245,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// URI that is not registered exactly) is answered by zitadel with
 		// an error page, not a redirect: audit it.
 		sw := &httpx.StatusWriter{ResponseWriter: w}
-		o.ServeHTTP(sw, r2)
+		o.ServeHTTP(sw, p.bindBrowser(sw, r2))
 		if sw.Status >= 400 {
 			clientID := r.URL.Query().Get("client_id")
 			if len(clientID) > 64 {
@@ -261,6 +261,21 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/login/callback":
 		p.federationCallback(w, r2, issuer, o)
 		return
+	case "/authorize/callback":
+		// zitadel hands the code out here once the request is done: only
+		// to the browser that started it.
+		s := &issuerStorage{p: p, issuer: issuer}
+		id := r2.URL.Query().Get("id")
+		if len(id) > 64 {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if a, err := s.loadAuthRequest(r.Context(), "id", id); err == nil && !sameBrowser(r2, a) {
+			p.auditEvent(r.Context(), a.tenantID, "login.other_browser", a.userID, audit.Denied,
+				map[string]string{"client_id": a.ClientID, "source_ip": p.cfg.ClientIP.IP(r), "step": "authorize_callback"})
+			otherBrowser(w)
+			return
+		}
 	case "/oauth/token":
 		if r2.FormValue("grant_type") == string(oidc.GrantTypeTokenExchange) {
 			p.tokenExchange(w, r2, issuer, o)

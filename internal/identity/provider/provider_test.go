@@ -167,9 +167,10 @@ func TestClientCredentials(t *testing.T) {
 // browser signs a user in through the hosted login page, as a person's
 // browser would, and returns the authorization code.
 type browser struct {
-	t      *testing.T
-	client *http.Client
-	stopAt string
+	t            *testing.T
+	client       *http.Client
+	stopAt       string
+	lastLocation string // the Location of the last answer post saw
 }
 
 func newBrowser(t *testing.T, redirectURI string) *browser {
@@ -219,6 +220,7 @@ func (b *browser) post(authURL string, fields url.Values) (code string, page str
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
+	b.lastLocation = resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound {
 		return "", string(body), resp.StatusCode
 	}

@@ -168,7 +168,10 @@ func (s *issuerStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReq
 	}
 	a := &authRequest{ID: ids.New("ar"), ClientID: req.ClientID, RedirectURI: req.RedirectURI, State: req.State, Nonce: req.Nonce,
 		Scopes: req.Scopes, ResponseType: req.ResponseType, ResponseMode: req.ResponseMode, LoginHint: req.LoginHint,
-		Audience: s.p.audience(c, req.Scopes), csrf: ids.Secret("csrf")}
+		Audience: s.p.audience(c, req.Scopes), csrf: ids.Secret("csrf"), browser: browserFrom(ctx)}
+	if a.browser == "" {
+		return nil, oidc.ErrServerError().WithDescription("the authorization request is not bound to a browser")
+	}
 	if req.CodeChallenge != "" {
 		a.CodeChallenge = &oidc.CodeChallenge{Challenge: req.CodeChallenge, Method: req.CodeChallengeMethod}
 	}
@@ -178,8 +181,8 @@ func (s *issuerStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReq
 	raw, _ := json.Marshal(a)
 	now := s.p.clock().Now()
 	err = s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO oidc_auth_requests (id, issuer_tenant, client_id, tenant_id, request, csrf, created_at, expires_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, string(s.issuer.Tenant), a.ClientID, string(a.tenantID), string(raw), a.csrf,
+		_, err := tx.Exec(ctx, `INSERT INTO oidc_auth_requests (id, issuer_tenant, client_id, tenant_id, request, csrf, browser, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, string(s.issuer.Tenant), a.ClientID, string(a.tenantID), string(raw), a.csrf, a.browser,
 			now.UnixMicro(), now.Add(authRequestLifetime).UnixMicro())
 		return err
 	})
@@ -197,9 +200,9 @@ func (s *issuerStorage) loadAuthRequest(ctx context.Context, where string, arg s
 	var raw, tid string
 	var authTime, expires int64
 	err := s.p.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		return tx.QueryRow(ctx, `SELECT id, request, tenant_id, user_id, csrf, auth_time, expires_at FROM oidc_auth_requests
+		return tx.QueryRow(ctx, `SELECT id, request, tenant_id, user_id, csrf, browser, auth_time, expires_at FROM oidc_auth_requests
 			WHERE issuer_tenant = ? AND `+where+` = ?`, string(s.issuer.Tenant), arg).
-			Scan(&a.ID, &raw, &tid, &a.userID, &a.csrf, &authTime, &expires)
+			Scan(&a.ID, &raw, &tid, &a.userID, &a.csrf, &a.browser, &authTime, &expires)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNotFound

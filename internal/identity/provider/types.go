@@ -31,6 +31,7 @@ type authRequest struct {
 	userID   string
 	authTime time.Time
 	csrf     string
+	browser  string // hash of the binding cookie of the browser that started it
 }
 
 func (a *authRequest) GetID() string                         { return a.ID }
