@@ -66,6 +66,20 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, refusedBefore int) 
 	return true, refusedBefore
 }
 
+// Ready reports whether key's bucket holds a token at now, without
+// taking it: for throttles that charge only failures, checked before the
+// attempt and charged (Allow) after a failed one.
+func (l *Limiter) Ready(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, found := l.buckets[key]
+	if !found {
+		return true
+	}
+	b := e.Value.(*bucket)
+	return min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate) >= 1
+}
+
 // Tracked reports how many keys the limiter remembers.
 func (l *Limiter) Tracked() int {
 	l.mu.Lock()

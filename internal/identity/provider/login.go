@@ -55,6 +55,10 @@ type pickerEntry struct{ ID, Name string }
 // organization: it does not say which, nor whether an organization exists.
 const wrongCredentials = "The email, password or organization code is wrong."
 
+// siloElsewhere tells a silo tenant's user who signed in at the platform's
+// page where to go; it is shown only after their password checked out.
+const siloElsewhere = "Your organization has its own sign-in address. Start again from your organization's application."
+
 func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.Issuer, o *op.Provider) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
@@ -112,12 +116,25 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		render(http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again.")
 		return
 	}
-	if ok, _ := p.loginByUser.Allow(strings.ToLower(email), now); !ok {
-		render(http.StatusTooManyRequests, "Too many attempts for this account. Wait a minute and try again.")
+	failKey := strings.ToLower(email) + "\x00" + ip
+	if !p.loginFailures.Ready(failKey, now) {
+		render(http.StatusTooManyRequests, "Too many failed attempts for this account from your address. Wait a minute and try again.")
 		return
 	}
+	failed := func() { p.loginFailures.Allow(failKey, now) }
 	tid, msg := p.routeTenant(ctx, s, a, r.Host, email, view.Tenant)
+	if msg == siloElsewhere {
+		// Say where to go only to someone who knows the password: to
+		// anyone else a silo tenant's domain looks like no tenant's.
+		if _, err := p.cfg.Directory.Authenticate(ctx, tid, email, password); err != nil {
+			failed()
+			msg = wrongCredentials
+		}
+		render(http.StatusUnauthorized, msg)
+		return
+	}
 	if msg != "" {
+		failed()
 		// Spend what a password check spends, so the answer's timing does
 		// not tell a known organization from an unknown one.
 		p.cfg.Directory.Authenticate(ctx, "", email, password)
@@ -134,6 +151,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	}
 	u, err := p.cfg.Directory.Authenticate(ctx, tid, email, password)
 	if err != nil {
+		failed()
 		p.auditEvent(ctx, tid, "login.failure", "", audit.Denied, map[string]string{"client_id": a.ClientID, "source_ip": ip})
 		render(http.StatusUnauthorized, wrongCredentials)
 		return
@@ -147,6 +165,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	}
 	if needCode {
 		if err := p.cfg.Directory.VerifySecondFactor(ctx, tid, u.ID, r.PostForm.Get("code")); err != nil {
+			failed()
 			p.auditEvent(ctx, tid, "login.failure", u.ID, audit.Denied, map[string]string{"client_id": a.ClientID, "source_ip": ip, "reason": "second factor"})
 			render(http.StatusUnauthorized, "Enter the current code from your authenticator app, or a recovery code.")
 			return
@@ -245,7 +264,7 @@ func (p *Provider) routeTenant(ctx context.Context, s *issuerStorage, a *authReq
 		if code != "" {
 			return "", noTenant // an organization code must not reveal which tenants exist, or their tier
 		}
-		return "", "Your organization has its own sign-in address. Start again from your organization's application."
+		return tid, siloElsewhere
 	}
 	if a.tenantID != "" && tid != a.tenantID {
 		return "", noTenant

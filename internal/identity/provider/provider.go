@@ -96,7 +96,10 @@ type Provider struct {
 	issuers map[tenant.ID]*op.Provider // "" is the platform issuer
 
 	loginByIP   *ratelimit.Limiter
-	loginByUser *ratelimit.Limiter
+	// loginFailures throttles failed sign-ins per (account, address): a
+	// guesser elsewhere cannot lock the account's owner out, and a
+	// successful sign-in costs nothing.
+	loginFailures *ratelimit.Limiter
 	tokenByIP   *ratelimit.Limiter // the token, introspection and revocation endpoints
 
 	// authenticated hands a client that ClientCredentials checked to the
@@ -149,7 +152,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg.ExchangeTokenLifetime = sts.MaxLifetime
 	}
 	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{},
-		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginByUser: ratelimit.New(1.0/30, 10, 100000),
+		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginFailures: ratelimit.New(1.0/30, 10, 100000),
 		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000)}, nil
 }
 
