@@ -95,12 +95,12 @@ type Provider struct {
 	mu      sync.Mutex
 	issuers map[tenant.ID]*op.Provider // "" is the platform issuer
 
-	loginByIP   *ratelimit.Limiter
+	loginByIP *ratelimit.Limiter
 	// loginFailures throttles failed sign-ins per (account, address): a
 	// guesser elsewhere cannot lock the account's owner out, and a
 	// successful sign-in costs nothing.
 	loginFailures *ratelimit.Limiter
-	tokenByIP   *ratelimit.Limiter // the token, introspection and revocation endpoints
+	tokenByIP     *ratelimit.Limiter // the token, introspection and revocation endpoints
 
 	// authenticated hands a client that ClientCredentials checked to the
 	// token request that follows (by client id; entries live a second).

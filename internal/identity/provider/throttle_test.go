@@ -92,4 +92,3 @@ func TestLoginDoesNotRevealSiloTenants(t *testing.T) {
 		}
 	})
 }
-
