@@ -7,6 +7,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 )
 
@@ -37,6 +38,9 @@ type Error struct {
 	Field  string // the offending field, when there is one
 	Detail string // human-readable; never contains secrets
 	Err    error  // the cause, if any; not shown to clients
+	// RetryAfter, on a Busy or Unavailable error, is when the caller may
+	// try again (the Retry-After header); 0 means a second.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

@@ -72,7 +72,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	var temporary string
 	if body.AdminEmail != "" {
 		var err error
-		if req.Input, temporary, err = s.Directory.PrepareInitialAdmin(body.AdminEmail); err != nil {
+		if req.Input, temporary, err = s.Directory.PrepareInitialAdmin(r.Context(), body.AdminEmail); err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,9 @@ package httpx
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 )
@@ -16,6 +18,8 @@ type Problem struct {
 	Code      string `json:"code"`
 	Field     string `json:"field,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// RetryAfter is the Retry-After header's seconds on a 429 or 503.
+	RetryAfter int `json:"-"`
 }
 
 var kindStatus = map[errs.Kind]int{
@@ -43,7 +47,12 @@ func ProblemFor(err error) Problem {
 			Detail: "the server failed to handle the request; it has been logged with the request id"}
 	}
 	st := kindStatus[e.Kind]
-	return Problem{Type: ProblemType(e.Code), Title: http.StatusText(st), Status: st, Detail: e.Detail, Code: e.Code, Field: e.Field}
+	retry := 0
+	if e.RetryAfter > 0 {
+		retry = int(math.Ceil(e.RetryAfter.Seconds()))
+	}
+	return Problem{Type: ProblemType(e.Code), Title: http.StatusText(st), Status: st, Detail: e.Detail, Code: e.Code, Field: e.Field,
+		RetryAfter: retry}
 }
 
 // ProblemType is the type URI of a problem code.
@@ -55,7 +64,10 @@ func WriteProblem(w http.ResponseWriter, p Problem) {
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="bulkhead"`)
 	}
-	if p.Status == http.StatusTooManyRequests {
+	switch {
+	case p.RetryAfter > 0 && (p.Status == http.StatusTooManyRequests || p.Status == http.StatusServiceUnavailable):
+		w.Header().Set("Retry-After", strconv.Itoa(p.RetryAfter))
+	case p.Status == http.StatusTooManyRequests:
 		w.Header().Set("Retry-After", "1")
 	}
 	w.Header().Set("Content-Type", "application/problem+json")

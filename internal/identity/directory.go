@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -31,9 +30,8 @@ type Directory struct {
 	dummyOnce sync.Once
 	dummy     string  // a hash to verify against when the email is unknown
 	wrapper   Wrapper // seals TOTP secrets
-	// verifying bounds concurrent password checks: each takes the argon2
-	// memory (64 MiB by default), so a flood of sign-ins cannot exhaust it.
-	verifying chan struct{}
+	// hasher bounds password hashing and checks node-wide (see hasher).
+	hasher *hasher
 }
 
 // Options configure a Directory.
@@ -41,6 +39,10 @@ type Options struct {
 	Clock   clock.Clock
 	Argon2  Argon2Params // default DefaultArgon2
 	Wrapper Wrapper      // seals TOTP secrets (the root key)
+	// HashWorkers and HashQueue bound password hashing: that many at a
+	// time (default max(2, GOMAXPROCS)), that many waiting (default 16 per
+	// worker), then 503 password_hashing_busy.
+	HashWorkers, HashQueue int
 }
 
 // NewDirectory returns the directory over db, auditing changes in log.
@@ -52,7 +54,7 @@ func NewDirectory(db *storage.DB, log *audit.Log, opts Options) *Directory {
 		opts.Argon2 = DefaultArgon2
 	}
 	return &Directory{db: db, audit: log, clock: opts.Clock, argon2: opts.Argon2, wrapper: opts.Wrapper,
-		verifying: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+		hasher: newHasher(opts.Argon2, opts.HashWorkers, opts.HashQueue)}
 }
 
 // Authenticate checks a user's email and password in tenant tid and returns
@@ -61,12 +63,6 @@ func NewDirectory(db *storage.DB, log *audit.Log, opts Options) *Directory {
 // verification too, so the answer's timing does not tell which it was.
 func (d *Directory) Authenticate(ctx context.Context, tid tenant.ID, email, password string) (User, error) {
 	bad := errs.E(errs.Unauthenticated, "invalid_credentials", "the email or password is wrong")
-	select {
-	case d.verifying <- struct{}{}:
-		defer func() { <-d.verifying }()
-	case <-ctx.Done():
-		return User{}, ctx.Err()
-	}
 	var u User
 	var hash string
 	err := sql.ErrNoRows
@@ -83,13 +79,19 @@ func (d *Directory) Authenticate(ctx context.Context, tid tenant.ID, email, pass
 	}
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && hash == "") {
 		d.dummyOnce.Do(func() { d.dummy = HashPassword("no such user", d.argon2) })
-		VerifyPassword(d.dummy, password)
+		if _, err := d.hasher.verify(ctx, d.dummy, password); err != nil {
+			return User{}, err
+		}
 		return User{}, bad
 	}
 	if err != nil {
 		return User{}, err
 	}
-	if !VerifyPassword(hash, password) || u.Status != UserActive {
+	ok, err := d.hasher.verify(ctx, hash, password)
+	if err != nil {
+		return User{}, err
+	}
+	if !ok || u.Status != UserActive {
 		return User{}, bad
 	}
 	return u, nil
@@ -146,15 +148,37 @@ type initialAdmin struct {
 // makes it the tenant's first admin (a member of admins) with a temporary
 // password, and that password, to be shown once. The input holds only the
 // password's hash.
-func (d *Directory) PrepareInitialAdmin(email string) (tenant.Input, string, error) {
+func (d *Directory) PrepareInitialAdmin(ctx context.Context, email string) (tenant.Input, string, error) {
 	email, _, err := normalizeEmail(email)
 	if err != nil {
 		err.(*errs.Error).Field = "admin_email"
 		return nil, "", err
 	}
 	password := NewTemporaryPassword()
-	raw, _ := json.Marshal(initialAdmin{Email: email, PasswordHash: HashPassword(password, d.argon2)})
+	hash, err := d.hasher.hash(ctx, password)
+	if err != nil {
+		return nil, "", err
+	}
+	raw, _ := json.Marshal(initialAdmin{Email: email, PasswordHash: hash})
 	return tenant.Input{InitialAdminInput: raw}, password, nil
+}
+
+// passwordHash checks password against tenant tid's policy (for the user
+// with email) and hashes it, outside any write transaction.
+func (d *Directory) passwordHash(ctx context.Context, tid tenant.ID, password, email string) (string, error) {
+	var pp PasswordPolicy
+	err := d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		var err error
+		pp, err = d.policy(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := pp.Check(password, email); err != nil {
+		return "", err
+	}
+	return d.hasher.hash(ctx, password)
 }
 
 func (d *Directory) createInitialAdmin(ctx context.Context, tx *storage.Tx, admin initialAdmin, now int64) error {
@@ -228,19 +252,19 @@ func (d *Directory) CreateUser(ctx context.Context, tid tenant.ID, req CreateUse
 	if err != nil {
 		return CreatedUser{}, err
 	}
+	password, temporary, hash := req.Password, false, ""
+	if password == "" {
+		password, temporary = NewTemporaryPassword(), true
+		hash, err = d.hasher.hash(ctx, password)
+	} else {
+		hash, err = d.passwordHash(ctx, tid, password, email)
+	}
+	if err != nil {
+		return CreatedUser{}, err
+	}
 	var out CreatedUser
 	err = d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
 		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
-			return err
-		}
-		pp, err := d.policy(ctx, tx)
-		if err != nil {
-			return err
-		}
-		password, temporary := req.Password, false
-		if password == "" {
-			password, temporary = NewTemporaryPassword(), true
-		} else if err := pp.Check(password, email); err != nil {
 			return err
 		}
 		groups, err := groupIDs(ctx, tx, req.Groups)
@@ -252,7 +276,7 @@ func (d *Directory) CreateUser(ctx context.Context, tid tenant.ID, req CreateUse
 			Groups: names(req.Groups), PasswordSet: true, PasswordChangeRequired: temporary, CreatedAt: now, UpdatedAt: now}
 		if _, err := tx.Exec(ctx, `INSERT INTO users (id, tenant_id, email, email_key, status, attributes, password_hash,
 			password_change_required, password_changed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.ID, tx.TenantID(), email, key, string(u.Status), string(attrs), HashPassword(password, d.argon2),
+			u.ID, tx.TenantID(), email, key, string(u.Status), string(attrs), hash,
 			temporary, now.UnixMicro(), now.UnixMicro(), now.UnixMicro()); err != nil {
 			if storage.IsUniqueViolation(err) {
 				return &errs.Error{Kind: errs.Conflict, Code: "user_exists", Field: "email", Detail: "a user with this email already exists in the tenant"}
@@ -455,6 +479,21 @@ type UserPatch struct {
 // must satisfy the tenant's policy.
 func (d *Directory) UpdateUser(ctx context.Context, tid tenant.ID, id string, p UserPatch, actor tenant.Actor) (User, error) {
 	var u User
+	hash := ""
+	if p.Password != nil {
+		email := ""
+		if p.Email != nil {
+			email = *p.Email
+		} else if cur, err := d.GetUser(ctx, tid, id); err == nil {
+			email = cur.Email
+		} else {
+			return u, err
+		}
+		var err error
+		if hash, err = d.passwordHash(ctx, tid, *p.Password, email); err != nil {
+			return u, err
+		}
+	}
 	err := d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
 		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
 			return err
@@ -494,15 +533,8 @@ func (d *Directory) UpdateUser(ctx context.Context, tid tenant.ID, id string, p 
 			return fmt.Errorf("identity: update user: %w", err)
 		}
 		if p.Password != nil {
-			pp, err := d.policy(ctx, tx)
-			if err != nil {
-				return err
-			}
-			if err := pp.Check(*p.Password, u.Email); err != nil {
-				return err
-			}
 			if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = ?, password_change_required = ?, password_changed_at = ? WHERE tenant_id = ? AND id = ?`,
-				HashPassword(*p.Password, d.argon2), false, u.UpdatedAt.UnixMicro(), tx.TenantID(), u.ID); err != nil {
+				hash, false, u.UpdatedAt.UnixMicro(), tx.TenantID(), u.ID); err != nil {
 				return fmt.Errorf("identity: set password: %w", err)
 			}
 			u.PasswordSet, u.PasswordChangeRequired, u.PasswordChangedAt = true, false, u.UpdatedAt
