@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
@@ -159,16 +160,18 @@ func TestCLIPolicyAndAuthorize(t *testing.T) {
 		if len(results.Results) != 2 || results.Results[0].Decision != client.DecisionAllow || results.Results[1].Decision != client.DecisionDeny {
 			t.Errorf("authorize --batch: %+v", results)
 		}
-		// Denies are audited; allows too, as log_allows is on.
-		var audit client.AuditPage
-		jsonCLI(&audit, "", 0, "audit", "list", "--tenant", "acme", "--action", "authz.decision", "--limit", "100")
+		// Denies are audited; allows too, as log_allows is on. Decision
+		// records are queued, not awaited: they land with the next commit.
 		decisions := map[string]int{}
-		for _, e := range audit.Items {
-			decisions[e.Detail["decision"]]++
-		}
-		if decisions["allow"] < 3 || decisions["deny"] < 4 {
-			t.Errorf("audited decisions: %v", decisions)
-		}
+		waitFor(t, "the audited decisions", 10*time.Second, func() bool {
+			var audit client.AuditPage
+			jsonCLI(&audit, "", 0, "audit", "list", "--tenant", "acme", "--action", "authz.decision", "--limit", "100")
+			clear(decisions)
+			for _, e := range audit.Items {
+				decisions[e.Detail["decision"]]++
+			}
+			return decisions["allow"] >= 3 && decisions["deny"] >= 4
+		})
 
 		// Lists, replacement, deletes.
 		out := cli("", 0, "policy", "list", "--tenant", "acme")

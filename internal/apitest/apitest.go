@@ -4,9 +4,12 @@ package apitest
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -44,7 +47,9 @@ type Options struct {
 	TenantPicker bool
 	// LoginDomain turns on sign-in routing by subdomain.
 	LoginDomain string
-	// TiersFile, if set, replaces the built-in tiers.
+	// TiersFile, if set, replaces the built-in tiers. Without it the node
+	// has the built-in tiers with rates no test reaches (tests that prove
+	// the tier rates name a tiers file).
 	TiersFile string
 	// TenantTokens maps bearer tokens to tenant contexts. It stands in for
 	// the tenant credentials that the identity capability issues, so tests
@@ -72,6 +77,9 @@ type Options struct {
 func New(t testing.TB, dsn string, opts Options) *Env {
 	t.Helper()
 	ctx := context.Background()
+	if opts.TiersFile == "" {
+		opts.TiersFile = unlimitedTiers(t)
+	}
 	srv := httptest.NewUnstartedServer(nil) // listening already: its URL is the issuer
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
 		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
@@ -131,4 +139,22 @@ func (s staticTenantTokens) Verify(ctx context.Context, token string) (context.C
 		return nil, authn.ErrUnknownToken
 	}
 	return tenant.NewContext(ctx, tc), nil
+}
+
+// unlimitedTiers writes the built-in tiers with rates no test reaches.
+func unlimitedTiers(t testing.TB) string {
+	t.Helper()
+	var f struct {
+		Tiers []tenant.Tier `json:"tiers"`
+	}
+	for _, tr := range tenant.DefaultTiers() {
+		tr.RateLimitRPS, tr.RateLimitBurst = 1e6, 1e6
+		f.Tiers = append(f.Tiers, tr)
+	}
+	b, _ := json.Marshal(f)
+	p := filepath.Join(t.TempDir(), "tiers.json")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -62,6 +62,7 @@ type Server struct {
 	unaudited prometheus.Counter
 	// fnStarts counts function invocations by function, tenant tier and start (cold, warm).
 	fnStarts *prometheus.CounterVec
+	rates    *tierRates // nil without a tenant registry
 }
 
 // Access says who may call a route.
@@ -113,6 +114,9 @@ func New(cfg Config) *Server {
 		Name: "bulkhead_function_invocations_total", Help: "Function invocations by function, tenant tier and start (cold or warm).",
 	}, []string{"function", "tier", "start"})
 	cfg.Metrics.MustRegister(s.reqs, s.latency, s.unaudited, s.fnStarts)
+	if cfg.Tenants != nil {
+		s.rates = newTierRates(cfg.Tenants.Tiers(), cfg.Metrics)
+	}
 	if cfg.Functions != nil {
 		engine := cfg.Functions.Engine()
 		cfg.Metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -256,6 +260,12 @@ func (s *Server) wrap(rt Route) http.Handler {
 			r = r.WithContext(ctx)
 			if err := s.authorize(r, rt); err != nil {
 				s.auditFailure(r, rt, audit.Denied, err)
+				s.writeError(sw, r, err)
+				return
+			}
+			// Over its tier's rate: refused before any work, and not
+			// audited one by one (the metric counts them).
+			if err := s.limitTenant(r); err != nil {
 				s.writeError(sw, r, err)
 				return
 			}

@@ -66,6 +66,21 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, refusedBefore int) 
 	return true, refusedBefore
 }
 
+// Take takes a token from key's bucket at now, like Allow, and when there
+// is none says how long until there is one (for Retry-After).
+func (l *Limiter) Take(key string, now time.Time) (ok bool, wait time.Duration) {
+	if ok, _ := l.Allow(key, now); ok {
+		return true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key].Value.(*bucket)
+	if l.rate <= 0 {
+		return false, time.Hour
+	}
+	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
 // Ready reports whether key's bucket holds a token at now, without
 // taking it: for throttles that charge only failures, checked before the
 // attempt and charged (Allow) after a failed one.
