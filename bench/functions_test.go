@@ -94,7 +94,7 @@ func BenchmarkFunctions(b *testing.B) {
 		b.ResetTimer()
 		for i := range b.N {
 			t0 := time.Now()
-			res, err := e.Invoke(ctx, "counter", fmt.Sprintf("cold-%07d", i), "r", nil)
+			res, err := e.Invoke(ctx, "counter", compute.Caller{Tenant: fmt.Sprintf("cold-%07d", i)}, "r", nil)
 			lat = append(lat, time.Since(t0))
 			if err != nil || !res.Cold {
 				b.Fatalf("cold invocation: %v cold=%v", err, res.Cold)
@@ -108,12 +108,12 @@ func BenchmarkFunctions(b *testing.B) {
 		if _, err := e.Deploy(ctx, compute.Function{Name: "noop", TenancyMode: compute.PerTenant}, mods["noop"]); err != nil {
 			b.Fatal(err)
 		}
-		e.Invoke(ctx, "noop", "warm-tenant", "r", nil)
+		e.Invoke(ctx, "noop", compute.Caller{Tenant: "warm-tenant"}, "r", nil)
 		lat := make([]time.Duration, 0, b.N)
 		b.ResetTimer()
 		for range b.N {
 			t0 := time.Now()
-			if _, err := e.Invoke(ctx, "noop", "warm-tenant", "r", []byte("{}")); err != nil {
+			if _, err := e.Invoke(ctx, "noop", compute.Caller{Tenant: "warm-tenant"}, "r", []byte("{}")); err != nil {
 				b.Fatal(err)
 			}
 			lat = append(lat, time.Since(t0))
@@ -128,7 +128,7 @@ func BenchmarkFunctions(b *testing.B) {
 				b.Fatal(err)
 			}
 			for i := range n {
-				if _, err := e.Invoke(ctx, "counter", fmt.Sprintf("t-%05d", i), "r", nil); err != nil {
+				if _, err := e.Invoke(ctx, "counter", compute.Caller{Tenant: fmt.Sprintf("t-%05d", i)}, "r", nil); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -138,7 +138,7 @@ func BenchmarkFunctions(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					tid := fmt.Sprintf("t-%05d", next.Add(1)%int64(n))
-					if _, err := e.Invoke(ctx, "counter", tid, "r", nil); err != nil && !strings.Contains(err.Error(), "too_many_environments") {
+					if _, err := e.Invoke(ctx, "counter", compute.Caller{Tenant: tid}, "r", nil); err != nil && !strings.Contains(err.Error(), "too_many_environments") {
 						b.Error(err)
 						return
 					}
@@ -157,10 +157,10 @@ func BenchmarkFunctions(b *testing.B) {
 			if _, err := e.Deploy(ctx, compute.Function{Name: "noop", TenancyMode: compute.PerTenant}, mods["noop"]); err != nil {
 				b.Fatal(err)
 			}
-			e.Invoke(ctx, "noop", "first", "r", nil)
+			e.Invoke(ctx, "noop", compute.Caller{Tenant: "first"}, "r", nil)
 			before := heapInUse()
 			for i := range envs {
-				if _, err := e.Invoke(ctx, "noop", fmt.Sprintf("idle-%d", i), "r", nil); err != nil {
+				if _, err := e.Invoke(ctx, "noop", compute.Caller{Tenant: fmt.Sprintf("idle-%d", i)}, "r", nil); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -114,6 +114,16 @@ type Options struct {
 	CacheDir        string // compiled code, shared by engines (default Dir/compiled)
 	MaxEnvironments int    // node-wide cap on live environments (default 1000)
 	TmpBytes        int64  // node-wide bound on every environment's /tmp (default DefaultTmpBytes)
+	// MemoryBudget bounds the memory the node's environments reserve
+	// (default a third of the machine's); TenantMemoryShare is the part
+	// of it one tenant's may (default DefaultTenantMemoryShare).
+	MemoryBudget      int64
+	TenantMemoryShare float64
+	// CPUSlots is how many guests run at once (default GOMAXPROCS),
+	// TenantCPUSlots how many of them for one tenant (default half, at
+	// least one); MaxQueueWait how long an invocation waits for a slot.
+	CPUSlots, TenantCPUSlots int
+	MaxQueueWait             time.Duration
 	// CacheKey authenticates the compiled code kept on disk (derive it from
 	// the root key). Without one, compiled code is kept in memory only.
 	CacheKey [32]byte
@@ -130,10 +140,14 @@ type Engine struct {
 
 	evictions atomic.Uint64 // environments destroyed idle (TTL or node cap)
 
+	slots *cpuSlots
+
 	mu       sync.Mutex
 	versions map[string]*version // current version by function name
 	live     int                 // environments alive, node-wide
 	idle     []*environment      // idle environments, least recently used first
+	reserved int64               // memory the live environments reserve
+	usage    map[string]*usage   // by tenant, for per-tenant functions' environments
 }
 
 // version is one deployed module of a function.
@@ -159,6 +173,7 @@ type environment struct {
 	alloc    api.Function
 	handle   api.Function
 	fs       *memfs.FS
+	reserved int64 // what it holds of the memory budget: its limit while busy, its size while idle
 	lastUsed time.Time
 	log      *guestLog
 }
@@ -177,10 +192,20 @@ func New(opts Options) (*Engine, error) {
 	if opts.TmpBytes <= 0 {
 		opts.TmpBytes = DefaultTmpBytes
 	}
+	if opts.MemoryBudget <= 0 {
+		opts.MemoryBudget = defaultMemoryBudget()
+	}
+	if opts.TenantMemoryShare <= 0 || opts.TenantMemoryShare > 1 {
+		opts.TenantMemoryShare = DefaultTenantMemoryShare
+	}
+	if opts.MaxQueueWait <= 0 {
+		opts.MaxQueueWait = DefaultMaxQueueWait
+	}
 	if opts.CacheDir == "" {
 		opts.CacheDir = filepath.Join(opts.Dir, "compiled")
 	}
-	e := &Engine{opts: opts, budget: memfs.NewBudget(opts.TmpBytes), versions: map[string]*version{}}
+	e := &Engine{opts: opts, budget: memfs.NewBudget(opts.TmpBytes), versions: map[string]*version{},
+		slots: newCPUSlots(opts.CPUSlots, opts.TenantCPUSlots), usage: map[string]*usage{}}
 	if opts.CacheKey == ([32]byte{}) {
 		e.cache = wazero.NewCompilationCache()
 		return e, nil
@@ -395,11 +420,16 @@ type Result struct {
 	Duration      time.Duration
 }
 
-// Invoke runs function name for tenant tid (required for per_tenant
-// functions) with event.
-func (e *Engine) Invoke(ctx context.Context, name, tid, requestID string, event []byte) (Result, error) {
+// Invoke runs function name for caller (its tenant is required for
+// per_tenant functions) with event.
+func (e *Engine) Invoke(ctx context.Context, name string, caller Caller, requestID string, event []byte) (Result, error) {
 	start := e.opts.Now()
-	env, cold, err := e.acquire(ctx, name, tid)
+	tid := caller.Tenant
+	if err := e.slots.acquire(ctx, tid, e.opts.MaxQueueWait); err != nil {
+		return Result{}, err
+	}
+	defer e.slots.release(tid)
+	env, cold, err := e.acquire(ctx, name, caller)
 	if err != nil {
 		return Result{}, err
 	}
@@ -421,8 +451,9 @@ func (e *Engine) Invoke(ctx context.Context, name, tid, requestID string, event 
 }
 
 // acquire takes an idle environment of the function for the tenant, or
-// makes one.
-func (e *Engine) acquire(ctx context.Context, name, tid string) (*environment, bool, error) {
+// makes one, within the memory and environment bounds.
+func (e *Engine) acquire(ctx context.Context, name string, caller Caller) (*environment, bool, error) {
+	tid := caller.Tenant
 	e.mu.Lock()
 	v, ok := e.versions[name]
 	if !ok {
@@ -442,38 +473,137 @@ func (e *Engine) acquire(ctx context.Context, name, tid string) (*environment, b
 		p = &pool{}
 		v.pools[key] = p
 	}
+	limit := int64(v.fn.MemoryMiB) << 20
 	if n := len(p.idle); n > 0 {
 		env := p.idle[n-1]
 		p.idle = p.idle[:n-1]
 		e.removeIdle(env)
+		// Busy, it may grow to its limit: reserve that, making room.
+		if err := e.makeRoom(ctx, limit-env.reserved, key, caller); err != nil {
+			p.idle = append(p.idle, env)
+			e.idle = append(e.idle, env)
+			e.mu.Unlock()
+			return nil, false, err
+		}
+		e.reserve(env, limit)
 		p.busy++
 		e.mu.Unlock()
 		return env, false, nil
 	}
 	if p.busy >= v.fn.MaxEnvsPerTenant {
 		e.mu.Unlock()
-		return nil, false, errs.E(errs.Busy, "too_many_environments", "function %s already runs %d environments for this tenant; retry shortly", name, p.busy)
+		return nil, false, &errs.Error{Kind: errs.Busy, Code: "too_many_environments", RetryAfter: time.Second,
+			Detail: fmt.Sprintf("function %s already runs %d environments for this tenant; retry shortly", name, p.busy)}
 	}
-	if e.live >= e.opts.MaxEnvironments {
-		if len(e.idle) == 0 {
-			e.mu.Unlock()
-			return nil, false, errs.E(errs.Busy, "node_busy", "this node runs its maximum of %d environments; retry shortly", e.opts.MaxEnvironments)
+	if key != "" && caller.MaxEnvironments > 0 {
+		// The tier's bound on the tenant's environments: its own idle ones
+		// go first.
+		for e.usageOf(key).envs >= caller.MaxEnvironments {
+			if !e.evictOne(ctx, func(x *environment) bool { return x.key == key }) {
+				e.mu.Unlock()
+				return nil, false, &errs.Error{Kind: errs.Busy, Code: "tenant_environment_limit", RetryAfter: time.Second,
+					Detail: fmt.Sprintf("this tenant's tier allows %d function environments on this node and all are busy; retry shortly", caller.MaxEnvironments)}
+			}
 		}
-		lru := e.idle[0]
-		e.evictLocked(ctx, lru)
+	}
+	if e.live >= e.opts.MaxEnvironments && !e.evictOne(ctx, func(*environment) bool { return true }) {
+		e.mu.Unlock()
+		return nil, false, &errs.Error{Kind: errs.Busy, Code: "node_busy", RetryAfter: time.Second,
+			Detail: fmt.Sprintf("this node runs its maximum of %d environments; retry shortly", e.opts.MaxEnvironments)}
+	}
+	if err := e.makeRoom(ctx, limit, key, caller); err != nil {
+		e.mu.Unlock()
+		return nil, false, err
 	}
 	e.live++
 	p.busy++
+	pending := &environment{v: v, key: key}
+	e.reserve(pending, limit)
+	if key != "" {
+		e.usageOf(key).envs++
+	}
 	e.mu.Unlock()
 	env, err := e.create(ctx, v, key)
 	if err != nil {
 		e.mu.Lock()
 		e.live--
 		p.busy--
+		e.reserve(pending, 0)
+		if key != "" {
+			e.dropUsage(key, func(u *usage) { u.envs-- })
+		}
 		e.mu.Unlock()
 		return nil, false, err
 	}
+	env.reserved = pending.reserved
 	return env, true, nil
+}
+
+// usageOf returns tenant key's usage. Called with e.mu held.
+func (e *Engine) usageOf(key string) *usage {
+	u := e.usage[key]
+	if u == nil {
+		u = &usage{}
+		e.usage[key] = u
+	}
+	return u
+}
+
+// dropUsage changes key's usage and forgets it when nothing is left.
+// Called with e.mu held.
+func (e *Engine) dropUsage(key string, change func(*usage)) {
+	u := e.usageOf(key)
+	change(u)
+	if u.envs == 0 && u.reserved == 0 {
+		delete(e.usage, key)
+	}
+}
+
+// reserve sets env's reservation to n bytes. Called with e.mu held.
+func (e *Engine) reserve(env *environment, n int64) {
+	delta := n - env.reserved
+	env.reserved = n
+	e.reserved += delta
+	if env.key != "" {
+		e.dropUsage(env.key, func(u *usage) { u.reserved += delta })
+	}
+}
+
+// makeRoom evicts idle environments until need more bytes fit the node's
+// budget and, for a tenant's environment, the tenant's share. Called with
+// e.mu held.
+func (e *Engine) makeRoom(ctx context.Context, need int64, key string, caller Caller) error {
+	if need <= 0 {
+		return nil
+	}
+	if key != "" {
+		share := int64(float64(e.opts.MemoryBudget) * e.opts.TenantMemoryShare)
+		for e.usageOf(key).reserved+need > share {
+			if !e.evictOne(ctx, func(x *environment) bool { return x.key == key }) {
+				return &errs.Error{Kind: errs.Busy, Code: "tenant_memory_limit", RetryAfter: time.Second,
+					Detail: fmt.Sprintf("this tenant's function environments reserve their share of this node's memory (%d MiB); retry shortly", share>>20)}
+			}
+		}
+	}
+	for e.reserved+need > e.opts.MemoryBudget {
+		if !e.evictOne(ctx, func(*environment) bool { return true }) {
+			return &errs.Error{Kind: errs.Busy, Code: "node_busy", RetryAfter: time.Second,
+				Detail: "this node's function environments reserve all of its memory budget; retry shortly"}
+		}
+	}
+	return nil
+}
+
+// evictOne destroys the least recently used idle environment that match
+// accepts, and reports whether there was one. Called with e.mu held.
+func (e *Engine) evictOne(ctx context.Context, match func(*environment) bool) bool {
+	for _, env := range e.idle {
+		if match(env) {
+			e.evictLocked(ctx, env)
+			return true
+		}
+	}
+	return false
 }
 
 // create instantiates a new environment of v for key.
@@ -566,15 +696,33 @@ func (e *Engine) release(ctx context.Context, env *environment, failed bool) {
 		return
 	}
 	env.lastUsed = e.opts.Now()
+	// Idle, it holds what it has grown to (and its /tmp is counted apart).
+	size := int64(0)
+	if m := env.mod.Memory(); m != nil {
+		size = int64(m.Size())
+	}
+	e.reserve(env, size)
 	p.idle = append(p.idle, env)
 	e.idle = append(e.idle, env)
 }
 
-// destroy closes env's instance and drops its /tmp. Called with e.mu held.
+// destroy closes env's instance, drops its /tmp and gives back what it
+// reserved. Called with e.mu held.
 func (e *Engine) destroy(ctx context.Context, env *environment) {
 	env.mod.Close(ctx)
 	env.fs.Close()
 	e.live--
+	e.reserve(env, 0)
+	if env.key != "" {
+		e.dropUsage(env.key, func(u *usage) { u.envs-- })
+	}
+}
+
+// Reserved reports the memory the node's environments reserve.
+func (e *Engine) Reserved() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reserved
 }
 
 // TmpBytes reports the bytes every environment's /tmp holds on this node.

@@ -84,7 +84,7 @@ type counterAnswer struct {
 
 func invokeCounter(t *testing.T, e *compute.Engine, name, tid string) (counterAnswer, compute.Result) {
 	t.Helper()
-	res, err := e.Invoke(context.Background(), name, tid, "req-"+tid, []byte(`{"from":"`+tid+`"}`))
+	res, err := e.Invoke(context.Background(), name, compute.Caller{Tenant: tid}, "req-"+tid, []byte(`{"from":"`+tid+`"}`))
 	if err != nil {
 		t.Fatalf("invoke %s as %s: %v", name, tid, err)
 	}
@@ -141,11 +141,11 @@ func TestTenantIsolation(t *testing.T) {
 func TestTenantRequired(t *testing.T) {
 	e, _ := newEngine(t, 10)
 	deploy(t, e, compute.Function{Name: "counter-iso", TenancyMode: compute.PerTenant}, "counter")
-	_, err := e.Invoke(context.Background(), "counter-iso", "", "req", nil)
+	_, err := e.Invoke(context.Background(), "counter-iso", compute.Caller{Tenant: ""}, "req", nil)
 	if !errs.Is(err, "tenant_id_required") || !strings.Contains(err.Error(), "function counter-iso uses per-tenant isolation; add a tenant id and try again") {
 		t.Errorf("no tenant: %v", err)
 	}
-	_, err = e.Invoke(context.Background(), "nope", "tenant-a", "req", nil)
+	_, err = e.Invoke(context.Background(), "nope", compute.Caller{Tenant: "tenant-a"}, "req", nil)
 	if !errs.Is(err, "function_not_found") {
 		t.Errorf("unknown function: %v", err)
 	}
@@ -162,7 +162,7 @@ func TestLimits(t *testing.T) {
 	deploy(t, e, compute.Function{Name: "limits-mem", TenancyMode: compute.PerTenant, Timeout: 30 * time.Second, MemoryMiB: 48}, "limits")
 	ctx := context.Background()
 	call := func(tid, event string) (compute.Result, error) {
-		return e.Invoke(ctx, "limits", tid, "r", []byte(event))
+		return e.Invoke(ctx, "limits", compute.Caller{Tenant: tid}, "r", []byte(event))
 	}
 	if res, err := call("tenant-b", "x"); err != nil || string(res.Body) != "1" {
 		t.Fatalf("tenant-b: %q %v", res.Body, err)
@@ -174,13 +174,13 @@ func TestLimits(t *testing.T) {
 	if res, err := call("tenant-a", "x"); err != nil || !res.Cold || string(res.Body) != "1" {
 		t.Errorf("after the timeout: %q cold=%v %v; want a new environment", res.Body, res.Cold, err)
 	}
-	if _, err := e.Invoke(ctx, "limits-mem", "tenant-a", "r", []byte("x")); err != nil {
+	if _, err := e.Invoke(ctx, "limits-mem", compute.Caller{Tenant: "tenant-a"}, "r", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Invoke(ctx, "limits-mem", "tenant-a", "r", []byte("hog")); !errs.Is(err, "function_failed") {
+	if _, err := e.Invoke(ctx, "limits-mem", compute.Caller{Tenant: "tenant-a"}, "r", []byte("hog")); !errs.Is(err, "function_failed") {
 		t.Errorf("memory past the limit: %v", err)
 	}
-	if res, err := e.Invoke(ctx, "limits-mem", "tenant-a", "r", []byte("x")); err != nil || !res.Cold || string(res.Body) != "1" {
+	if res, err := e.Invoke(ctx, "limits-mem", compute.Caller{Tenant: "tenant-a"}, "r", []byte("x")); err != nil || !res.Cold || string(res.Body) != "1" {
 		t.Errorf("after the trap: %q cold=%v %v; want a new environment", res.Body, res.Cold, err)
 	}
 	// tenant-b's environment is untouched: warm, its state intact.
@@ -227,7 +227,7 @@ func TestConcurrentTenants(t *testing.T) {
 		for range 3 {
 			wg.Go(func() {
 				for range 4 {
-					res, err := e.Invoke(context.Background(), "counter-iso", tid, "r", nil)
+					res, err := e.Invoke(context.Background(), "counter-iso", compute.Caller{Tenant: tid}, "r", nil)
 					if errs.Is(err, "too_many_environments") {
 						continue
 					}
@@ -292,7 +292,7 @@ func TestDeployBadInput(t *testing.T) {
 	if err := e.Delete(context.Background(), "fixed"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Invoke(context.Background(), "fixed", "tenant-a", "r", nil); !errs.Is(err, "function_not_found") {
+	if _, err := e.Invoke(context.Background(), "fixed", compute.Caller{Tenant: "tenant-a"}, "r", nil); !errs.Is(err, "function_not_found") {
 		t.Errorf("invoking a deleted function: %v", err)
 	}
 }

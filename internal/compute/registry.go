@@ -225,8 +225,8 @@ func (r *Registry) Delete(ctx context.Context, name string, actor tenant.Actor) 
 
 // Invoke runs a function, loading it from the database first when this
 // node has not deployed its current version (a restart, another node's publish).
-func (r *Registry) Invoke(ctx context.Context, name, tid, requestID string, event []byte) (Result, error) {
-	res, err := r.engine.Invoke(ctx, name, tid, requestID, event)
+func (r *Registry) Invoke(ctx context.Context, name string, caller Caller, requestID string, event []byte) (Result, error) {
+	res, err := r.engine.Invoke(ctx, name, caller, requestID, event)
 	if !errs.Is(err, "function_not_found") {
 		return res, err
 	}
@@ -238,7 +238,7 @@ func (r *Registry) Invoke(ctx context.Context, name, tid, requestID string, even
 	}); err != nil {
 		return Result{}, err
 	}
-	return r.engine.Invoke(ctx, name, tid, requestID, event)
+	return r.engine.Invoke(ctx, name, caller, requestID, event)
 }
 
 // load deploys the stored function name on this node.

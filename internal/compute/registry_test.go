@@ -39,7 +39,7 @@ func TestPublishReachesOtherNodes(t *testing.T) {
 	if _, err := n1.Publish(ctx, cfg, modules["counter"], op); err != nil {
 		t.Fatal(err)
 	}
-	res, err := n2.Invoke(ctx, "fn", "tenant-a", "r", nil)
+	res, err := n2.Invoke(ctx, "fn", compute.Caller{Tenant: "tenant-a"}, "r", nil)
 	if err != nil || !res.Cold {
 		t.Fatalf("first invocation on node 2: %v", err)
 	}
@@ -49,7 +49,7 @@ func TestPublishReachesOtherNodes(t *testing.T) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		res, err := n2.Invoke(ctx, "fn", "tenant-a", "r", []byte("x"))
+		res, err := n2.Invoke(ctx, "fn", compute.Caller{Tenant: "tenant-a"}, "r", []byte("x"))
 		if err == nil && string(res.Body) == "1" {
 			break // the limits module answers its call count
 		}
@@ -62,7 +62,7 @@ func TestPublishReachesOtherNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := n2.Invoke(ctx, "fn", "tenant-a", "r", nil); err != nil {
+		if _, err := n2.Invoke(ctx, "fn", compute.Caller{Tenant: "tenant-a"}, "r", nil); err != nil {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -58,7 +58,7 @@ func snapshot(t *testing.T, dir string) map[string][32]byte {
 func invokeJSON(t *testing.T, e *compute.Engine, name, tid string, req any, out any) {
 	t.Helper()
 	ev, _ := json.Marshal(req)
-	res, err := e.Invoke(context.Background(), name, tid, "r", ev)
+	res, err := e.Invoke(context.Background(), name, compute.Caller{Tenant: tid}, "r", ev)
 	if err != nil {
 		t.Fatalf("invoke %s %s: %v", name, ev, err)
 	}
@@ -246,7 +246,7 @@ func TestCompiledCodeTampered(t *testing.T) {
 		t.Error("a new engine kept the tampered file")
 	}
 	deploy(t, e2, compute.Function{Name: "limits", TenancyMode: compute.Shared}, "limits")
-	if res, err := e2.Invoke(context.Background(), "limits", "", "r", []byte("x")); err != nil || string(res.Body) != "1" {
+	if res, err := e2.Invoke(context.Background(), "limits", compute.Caller{Tenant: ""}, "r", []byte("x")); err != nil || string(res.Body) != "1" {
 		t.Errorf("after recompiling: %q %v", res.Body, err)
 	}
 	if got, _ := os.ReadFile(files[0]); !bytes.Equal(got, orig) {

@@ -131,7 +131,7 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	tier := ""
+	tier, caller := "", compute.Caller{Tenant: string(tid)}
 	if tid != "" {
 		t, err := s.Tenants.Get(r.Context(), tid)
 		if err != nil {
@@ -141,12 +141,13 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 			return errs.E(errs.Conflict, "tenant_not_active", "tenant %q is %s; its functions do not run", tid, t.Status)
 		}
 		tier = t.Tier
+		caller.MaxEnvironments = s.Tenants.Tiers()[tier].MaxFunctionEnvironments
 	}
 	event, err := io.ReadAll(http.MaxBytesReader(w, r.Body, compute.MaxOutputBytes))
 	if err != nil {
 		return &errs.Error{Kind: errs.TooLarge, Code: "body_too_large", Detail: "an event is at most 6 MiB"}
 	}
-	res, err := s.Functions.Invoke(r.Context(), r.PathValue("function"), string(tid), requestID(r.Context()), event)
+	res, err := s.Functions.Invoke(r.Context(), r.PathValue("function"), caller, requestID(r.Context()), event)
 	if err != nil {
 		return err
 	}
