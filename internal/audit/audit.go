@@ -124,11 +124,18 @@ type Log struct {
 	maxBatch  int
 	batchHook func(n int)   // observes batch sizes (metrics)
 	changes   atomic.Uint64 // see Changes
+
+	// shares bounds each chain's events in the queue (one batch's worth),
+	// so a tenant that floods its chain (a decision log, say) waits for
+	// its own events to be written while the other tenants' still pass.
+	sharesMu sync.Mutex
+	shares   map[string]chan struct{}
 }
 
 type appendReq struct {
-	ev   Event
-	done chan error
+	ev    Event
+	done  chan error
+	share chan struct{} // the chain's share, given back once written
 }
 
 // Options configure a Log.
@@ -157,7 +164,7 @@ func New(db *storage.DB, opts Options) *Log {
 	l := &Log{
 		db: db, clock: opts.Clock, log: opts.Logger,
 		reqs: make(chan *appendReq, 4096), closed: make(chan struct{}), done: make(chan struct{}),
-		maxBatch: opts.MaxBatch, batchHook: opts.BatchHook,
+		maxBatch: opts.MaxBatch, batchHook: opts.BatchHook, shares: map[string]chan struct{}{},
 	}
 	go l.writer()
 	return l
@@ -214,9 +221,32 @@ func (l *Log) Enqueue(ctx context.Context, e Event) error {
 	return err
 }
 
-// send queues e for the writer.
+// share returns chain's share of the queue.
+func (l *Log) share(chain string) chan struct{} {
+	l.sharesMu.Lock()
+	defer l.sharesMu.Unlock()
+	s := l.shares[chain]
+	if s == nil {
+		s = make(chan struct{}, l.maxBatch)
+		l.shares[chain] = s
+	}
+	return s
+}
+
+// send queues e for the writer, once e's chain has room in its share.
 func (l *Log) send(ctx context.Context, e Event) (*appendReq, error) {
-	r := &appendReq{ev: e, done: make(chan error, 1)}
+	r := &appendReq{ev: e, done: make(chan error, 1), share: l.share(e.TenantID)}
+	select {
+	case r.share <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("audit: append: %w", ctx.Err())
+	}
+	queued := false
+	defer func() {
+		if !queued {
+			<-r.share
+		}
+	}()
 	// Holding the read lock while sending means Close cannot complete, and
 	// the writer cannot make its final drain, until this send has happened:
 	// a queued event is always written.
@@ -227,6 +257,7 @@ func (l *Log) send(ctx context.Context, e Event) (*appendReq, error) {
 	}
 	select {
 	case l.reqs <- r:
+		queued = true
 		return r, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("audit: append: %w", ctx.Err())
@@ -285,6 +316,7 @@ func (l *Log) commit(batch []*appendReq) {
 		l.batchHook(len(batch))
 	}
 	for _, r := range batch {
+		<-r.share
 		r.done <- err
 	}
 }
