@@ -690,6 +690,9 @@ func (s *Service) Create(ctx context.Context, tid tenant.ID, req CreateRequest, 
 		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
 			return "", "", nil, err
 		}
+		if err := tx.WithinQuota(ctx, "connect_connections", MaxConnectionsPerTenant, "connections"); err != nil {
+			return "", "", nil, err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO connect_connections (tenant_id, `+connColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			tx.TenantID(), c.ID, c.Name, c.UpstreamURL, c.Placement.Type, c.Placement.Name, string(msJSON), string(psJSON),
 			c.Alerts.Sensitivity, c.Alerts.WebhookURL, sealedSecret, s.fingerprint(tid, c.ID, token), c.TokenVersion,
@@ -1127,6 +1130,9 @@ func (s *Service) CreateGrant(ctx context.Context, tid tenant.ID, connID string,
 
 // MaxGrants bounds the grants of one connection.
 const MaxGrants = 100
+
+// MaxConnectionsPerTenant bounds a tenant's connections.
+const MaxConnectionsPerTenant = 1000
 
 func (s *Service) readConn(ctx context.Context, tid tenant.ID, id string) (connRow, error) {
 	var c connRow

@@ -187,6 +187,9 @@ func (d *Directory) CreateClient(ctx context.Context, tid tenant.ID, req CreateC
 			if err := tenant.RequireActiveTx(ctx, tx); err != nil {
 				return err
 			}
+			if err := tx.WithinQuota(ctx, "oauth_clients", MaxClientsPerTenant, "OAuth clients"); err != nil {
+				return err
+			}
 		}
 		now := d.clock.Now().Truncate(time.Microsecond)
 		out.ID, out.TenantID, out.CreatedAt = ids.New("cli"), tenant.ID(tx.TenantID()), now

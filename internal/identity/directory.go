@@ -267,6 +267,9 @@ func (d *Directory) CreateUser(ctx context.Context, tid tenant.ID, req CreateUse
 		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
+		if err := tx.WithinQuota(ctx, "users", MaxUsersPerTenant, "users"); err != nil {
+			return err
+		}
 		groups, err := groupIDs(ctx, tx, req.Groups)
 		if err != nil {
 			return err
@@ -585,6 +588,9 @@ func (d *Directory) CreateGroup(ctx context.Context, tid tenant.ID, req CreateGr
 	var g Group
 	err := d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
 		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+			return err
+		}
+		if err := tx.WithinQuota(ctx, "user_groups", MaxGroupsPerTenant, "groups"); err != nil {
 			return err
 		}
 		now := d.clock.Now().Truncate(time.Microsecond)

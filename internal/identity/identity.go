@@ -36,6 +36,13 @@ func Migrations() storage.Component {
 // AdminsGroup is the group whose members administer their tenant.
 const AdminsGroup = "admins"
 
+// Bounds on a tenant's directory, so one tenant cannot fill the database.
+const (
+	MaxUsersPerTenant   = 100000
+	MaxGroupsPerTenant  = 1000
+	MaxClientsPerTenant = 1000
+)
+
 // UserStatus says whether a user may sign in.
 type UserStatus string
 

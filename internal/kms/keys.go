@@ -67,6 +67,10 @@ const (
 // DefaultRotationPeriod is the automatic rotation of a tenant's default key.
 const DefaultRotationPeriod = 365 * 24 * time.Hour
 
+// MaxKeysPerTenant bounds a tenant's keys (deleted keys count until their
+// material is destroyed).
+const MaxKeysPerTenant = 1000
+
 // notifyChannel carries key changes to other nodes (payload: tenant id).
 const notifyChannel = "bulkhead_kms"
 
@@ -370,6 +374,9 @@ func (s *Service) createKey(ctx context.Context, tx *storage.Tx, req CreateKeyRe
 	var next time.Time
 	if rotation > 0 {
 		next = now.Add(rotation)
+	}
+	if err := tx.WithinQuota(ctx, "kms_keys", MaxKeysPerTenant, "keys"); err != nil {
+		return "", err
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO kms_keys (tenant_id, id, description, state, origin, primary_version, rotation_period_s,
 		next_rotation_at, deletion_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
