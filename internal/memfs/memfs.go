@@ -371,6 +371,13 @@ func (f *FS) Rename(from, to string) experimentalsys.Errno {
 	if errno != 0 {
 		return errno
 	}
+	if strings.HasSuffix(to, "/") && !src.isDir() {
+		return experimentalsys.ENOTDIR // whether or not "to" exists
+	}
+	dst, ok := tdir.children[tname]
+	if ok && dst == src {
+		return 0 // before the check below, which would see src in "to"
+	}
 	if src.isDir() {
 		// A directory cannot move inside itself.
 		for _, d := range f.ancestors(to) {
@@ -379,10 +386,7 @@ func (f *FS) Rename(from, to string) experimentalsys.Errno {
 			}
 		}
 	}
-	if dst, ok := tdir.children[tname]; ok {
-		if dst == src {
-			return 0
-		}
+	if ok {
 		switch {
 		case src.isDir() && !dst.isDir():
 			return experimentalsys.ENOTDIR
@@ -392,8 +396,6 @@ func (f *FS) Rename(from, to string) experimentalsys.Errno {
 			return experimentalsys.ENOTEMPTY
 		}
 		f.unlink(tdir, tname, dst)
-	} else if strings.HasSuffix(to, "/") && !src.isDir() {
-		return experimentalsys.ENOTDIR
 	}
 	delete(fdir.children, fname)
 	tdir.children[tname] = src
@@ -692,7 +694,9 @@ func (h *fileOf[T]) Write(buf []byte) (int, experimentalsys.Errno) {
 		off = int64(len(h.n.data))
 	}
 	n, errno := h.pwrite(buf, off)
-	h.off = off + int64(n)
+	if n > 0 { // as write(2), a write that writes nothing moves nothing
+		h.off = off + int64(n)
+	}
 	return n, errno
 }
 
