@@ -38,6 +38,7 @@ type config struct {
 	proxyListen     string
 	allowPrivate    bool
 	upstreamTimeout time.Duration
+	bodyTimeout     time.Duration
 }
 
 func envOr(name, def string) string {
@@ -97,6 +98,8 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"let connections and alert webhooks reach loopback, private and link-local addresses (env BULKHEAD_ALLOW_PRIVATE_UPSTREAMS=true)")
 	fs.DurationVar(&c.upstreamTimeout, "proxy-upstream-timeout", envDuration("BULKHEAD_PROXY_UPSTREAM_TIMEOUT", 30*time.Second),
 		"how long the connections proxy waits for an upstream's response headers (env BULKHEAD_PROXY_UPSTREAM_TIMEOUT)")
+	fs.DurationVar(&c.bodyTimeout, "proxy-body-timeout", envDuration("BULKHEAD_PROXY_BODY_TIMEOUT", 30*time.Second),
+		"how long a client may take to send a proxied request, body included (env BULKHEAD_PROXY_BODY_TIMEOUT)")
 	fs.StringVar(&c.logLevel, "log-level", envOr("BULKHEAD_LOG_LEVEL", "info"), "debug, info, warn or error (env BULKHEAD_LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("BULKHEAD_SHUTDOWN_TIMEOUT", 30*time.Second),
 		"how long SIGTERM/SIGINT waits for in-flight requests and workflow steps (env BULKHEAD_SHUTDOWN_TIMEOUT)")
@@ -146,7 +149,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		DataDir: c.dataDir, Database: c.database, RootKey: rootKey, PublicURL: c.publicURL, TokenRatePerIP: c.tokenRate,
 		LoginDomain: c.loginDomain, TenantPicker: c.tenantPicker, TrustedProxies: strings.Split(c.trustedProxies, ","),
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
-		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout,
+		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
 	})
 }
 

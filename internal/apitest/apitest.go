@@ -65,6 +65,8 @@ type Options struct {
 	TrustedProxies []string
 	// ProxyUpstreamTimeout bounds the proxy's wait for upstream headers.
 	ProxyUpstreamTimeout time.Duration
+	// ProxyBodyTimeout bounds the time a client takes to send a request.
+	ProxyBodyTimeout time.Duration
 	// ConnectCacheTTL bounds how long the proxy keeps a grant it read.
 	ConnectCacheTTL time.Duration
 	// RootKey (base64), if set, is the node's root key: nodes that share a
@@ -84,7 +86,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
 		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: true,
-		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ConnectCacheTTL: opts.ConnectCacheTTL, RootKey: opts.RootKey}
+		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL, RootKey: opts.RootKey}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}

@@ -76,6 +76,9 @@ type Config struct {
 	// ProxyUpstreamTimeout bounds the connections proxy's wait for an
 	// upstream's response headers (default 30s).
 	ProxyUpstreamTimeout time.Duration
+	// ProxyBodyTimeout bounds the time a client takes to send a proxied
+	// request, body included (default 30s).
+	ProxyBodyTimeout time.Duration
 	// Anomaly tunes the connections' anomaly baselines (defaults: see connect.AnomalyOptions).
 	Anomaly connect.AnomalyOptions
 	// ConnectCacheTTL bounds how long the proxy keeps a grant it read
@@ -215,7 +218,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		return fail(err, db)
 	}
 	a.Connect = connect.New(db, a.Audit, a.KMS, a.Tenants, connect.Options{Clock: c.Clock, Logger: c.Logger, ClientIP: clientIPs,
-		HashKey: connectKey, AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.ProxyUpstreamTimeout, Anomaly: c.Anomaly,
+		HashKey: connectKey, AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.ProxyUpstreamTimeout, BodyTimeout: c.ProxyBodyTimeout, Anomaly: c.Anomaly,
 		CacheTTL: c.ConnectCacheTTL})
 	clear(connectKey[:])
 	a.Tenants.AddOffboardingStep(a.Connect.OffboardingStep())

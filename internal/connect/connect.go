@@ -157,6 +157,10 @@ type Options struct {
 	// (default 30s); RequestTimeout a whole proxied exchange (default 5m).
 	UpstreamTimeout time.Duration
 	RequestTimeout  time.Duration
+	// BodyTimeout bounds the time a client takes to send its request,
+	// body included (default 30s): a body trickled in a byte at a time
+	// cannot hold a connection, a goroutine and an upstream open.
+	BodyTimeout time.Duration
 	// Anomaly tunes the per-grant baselines.
 	Anomaly AnomalyOptions
 	// CacheSize bounds the grants kept in memory (default 10,000), each for
@@ -197,6 +201,9 @@ func New(db *storage.DB, log *audit.Log, keys *kms.Service, tenants Tenants, opt
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 30 * time.Second
 	}
 	if opts.UpstreamTimeout <= 0 {
 		opts.UpstreamTimeout = 30 * time.Second

@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -139,16 +140,22 @@ type record struct {
 	requestID  string
 	newNetwork string
 	err        error
+	slowBody   bool // the body did not arrive within BodyTimeout
 }
 
+// countingBody counts a request body's bytes and notes a read that ran
+// past the body deadline.
 type countingBody struct {
 	io.ReadCloser
-	n *int64
+	rec *record
 }
 
 func (b countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	*b.n += int64(n)
+	b.rec.bytesIn += int64(n)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		b.rec.slowBody = true
+	}
 	return n, err
 }
 
@@ -156,6 +163,9 @@ func (b countingBody) Read(p []byte) (int, error) {
 // the bearer token. See the package doc.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	// The request, body included, must arrive within BodyTimeout; reads
+	// past it fail, and the exchange ends as a 400 request_timeout.
+	http.NewResponseController(w).SetReadDeadline(start.Add(s.opts.BodyTimeout))
 	rec := &record{method: r.Method, sourceIP: s.opts.ClientIP.IP(r), userAgent: errs.Clip(r.UserAgent(), 200),
 		requestID: ids.New("req")}
 	sw := &httpx.StatusWriter{ResponseWriter: w}
@@ -166,7 +176,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Body != nil {
-		r.Body = countingBody{r.Body, &rec.bytesIn}
+		r.Body = countingBody{r.Body, rec}
 	}
 	defer func() {
 		// ReverseProxy aborts the response (http.ErrAbortHandler) when the
@@ -285,6 +295,10 @@ func (s *Service) proxy(w *httpx.StatusWriter, r *http.Request, rec *record) err
 	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), exchangeKey{}, x), s.opts.RequestTimeout)
 	defer cancel()
 	s.forward.ServeHTTP(w, r.WithContext(ctx))
+	if x.err != nil && rec.slowBody {
+		return &errs.Error{Kind: errs.RequestTimeout, Code: "request_timeout", Err: x.err,
+			Detail: fmt.Sprintf("the request body did not arrive within %s", s.opts.BodyTimeout)}
+	}
 	if x.err != nil {
 		return upstreamError(x.err, ctx)
 	}

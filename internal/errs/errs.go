@@ -29,6 +29,7 @@ const (
 	BadGateway                   // an upstream (a proxied API) failed or may not be reached
 	GatewayTimeout               // an upstream did not answer in time
 	HeadersTooLarge              // the request's header fields are over their limit
+	RequestTimeout               // the client took too long to send its request
 )
 
 // Error is a service error with a stable code.

@@ -36,6 +36,7 @@ var kindStatus = map[errs.Kind]int{
 	errs.BadGateway:       http.StatusBadGateway,
 	errs.GatewayTimeout:   http.StatusGatewayTimeout,
 	errs.HeadersTooLarge:  http.StatusRequestHeaderFieldsTooLarge,
+	errs.RequestTimeout:   http.StatusRequestTimeout,
 }
 
 // ProblemFor maps any error to the problem a client sees. Errors that are
