@@ -3,10 +3,10 @@ package authn
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/lru"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/auth"
 )
@@ -21,8 +21,7 @@ type TenantTokens struct {
 	state TokenState
 	opts  StateCache
 
-	mu       sync.Mutex
-	verdicts map[string]verdict // by token id
+	verdicts *lru.Cache[string, verdict] // by token id
 }
 
 // StateCache lets TenantTokens keep, for a short time, what it read of a
@@ -37,7 +36,9 @@ type StateCache struct {
 	// a read made before a change is not used after it, so changes made here
 	// apply at once.
 	Changes func() uint64
-	// Size bounds the tokens remembered (default 100,000).
+	// Size bounds the tokens remembered (default 10,000); none is kept
+	// past TTL, and expired ones are dropped as new ones arrive, so memory
+	// follows the rate of distinct tokens times TTL, at most Size.
 	Size int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -67,7 +68,7 @@ type TokenState interface {
 // NewTenantTokens returns the verifier.
 func NewTenantTokens(v *auth.Validator, state TokenState, cache StateCache) *TenantTokens {
 	if cache.Size <= 0 {
-		cache.Size = 100000
+		cache.Size = 10000
 	}
 	if cache.Now == nil {
 		cache.Now = time.Now
@@ -75,7 +76,8 @@ func NewTenantTokens(v *auth.Validator, state TokenState, cache StateCache) *Ten
 	if cache.Changes == nil {
 		cache.TTL = 0 // without a change count, a cache could hide this node's own changes
 	}
-	return &TenantTokens{v: v, state: state, opts: cache, verdicts: map[string]verdict{}}
+	return &TenantTokens{v: v, state: state, opts: cache,
+		verdicts: lru.New[string, verdict](lru.Options[verdict]{Size: cache.Size, MaxAge: max(cache.TTL, time.Nanosecond), Now: cache.Now})}
 }
 
 // cached returns the tenant context kept for the token c, if still good:
@@ -84,9 +86,7 @@ func (t *TenantTokens) cached(c *auth.Claims, tid tenant.ID) (tenant.Context, bo
 	if t.opts.TTL <= 0 || c.ID == "" {
 		return tenant.Context{}, false
 	}
-	t.mu.Lock()
-	v, ok := t.verdicts[c.ID]
-	t.mu.Unlock()
+	v, ok := t.verdicts.Get(c.ID)
 	if !ok || v.change != t.opts.Changes() || t.opts.Now().Sub(v.at) >= t.opts.TTL ||
 		v.tc.TenantID != tid || v.issuer != c.Issuer || v.client != c.ClientID || v.subject() != c.Subject || v.tc.Actor != actor(c) {
 		return tenant.Context{}, false
@@ -117,12 +117,7 @@ func (t *TenantTokens) keep(c *auth.Claims, tc tenant.Context, at time.Time, cha
 	if t.opts.TTL <= 0 || c.ID == "" {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.verdicts) >= t.opts.Size {
-		clear(t.verdicts) // simple bound: start over (reads are cheap to redo)
-	}
-	t.verdicts[c.ID] = verdict{tc: tc, issuer: c.Issuer, client: c.ClientID, at: at, change: change}
+	t.verdicts.Put(c.ID, verdict{tc: tc, issuer: c.Issuer, client: c.ClientID, at: at, change: change}, t.verdicts.Generation())
 }
 
 // Verify implements Verifier.

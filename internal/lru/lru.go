@@ -98,9 +98,19 @@ func (c *Cache[K, V]) Put(k K, v V, gen uint64) bool {
 	if el, ok := c.entries[k]; ok {
 		c.remove(el)
 	}
-	c.entries[k] = c.order.PushFront(&entry[K, V]{key: k, val: v, at: c.now()})
+	now := c.now()
+	c.entries[k] = c.order.PushFront(&entry[K, V]{key: k, val: v, at: now})
 	for c.order.Len() > c.size {
 		c.remove(c.order.Back())
+	}
+	// Entries past their age at the cold end go too, so that what the
+	// cache holds is bounded by its age limit as well as its size.
+	for c.maxAge > 0 && c.order.Len() > 0 {
+		back := c.order.Back()
+		if now.Sub(back.Value.(*entry[K, V]).at) < c.maxAge {
+			break
+		}
+		c.remove(back)
 	}
 	return true
 }

@@ -55,3 +55,18 @@ func TestCache(t *testing.T) {
 		t.Errorf("replace: got %d, evicted %v", v, evicted)
 	}
 }
+
+// TestExpiredDroppedOnPut: entries past their age leave as new ones come,
+// so a cache fed a stream of distinct keys holds about rate × age of them,
+// not its whole size (the API's checked-token cache grew for ten minutes).
+func TestExpiredDroppedOnPut(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := lru.New[int, int](lru.Options[int]{Size: 100000, MaxAge: time.Second, Now: func() time.Time { return now }})
+	for i := range 10000 {
+		c.Put(i, i, c.Generation())
+		now = now.Add(time.Millisecond) // 1,000 keys a second
+	}
+	if n := c.Len(); n > 1001 {
+		t.Errorf("%d entries kept with a one-second age at 1,000 keys a second", n)
+	}
+}
