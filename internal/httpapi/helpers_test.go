@@ -34,7 +34,9 @@ func tenantTokens() map[string]tenant.Context {
 // httpClient is shared by the tests; it never follows redirects, so a
 // redirect shows up as what it is.
 var httpClient = &http.Client{
-	Timeout:       30 * time.Second,
+	// Generous: publishing a function compiles it (seconds, and far more
+	// on a loaded machine); a test waits for the answer, not for a time.
+	Timeout:       3 * time.Minute,
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
