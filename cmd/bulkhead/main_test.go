@@ -176,7 +176,8 @@ func TestVersionAndUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"version"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "bulkhead ") {
 		t.Fatalf("version: %d %q", code, out.String())
 	}
-	for _, args := range [][]string{{}, {"nope"}, {"tenant"}, {"tenant", "fly"}, {"tenant", "get"}, {"tenant", "get", "a", "b"}, {"audit", "list", "--since", "yesterday"}, {"serve", "--listen"}} {
+	for _, args := range [][]string{{}, {"nope"}, {"tenant"}, {"tenant", "fly"}, {"tenant", "get"}, {"tenant", "get", "a", "b"}, {"audit", "list", "--since", "yesterday"}, {"serve", "--listen"},
+		{"migrate"}, {"migrate", "--database", "postgres://u@h/db"}, {"migrate", "--database", "x.db", "--grant-to", "bulkhead"}, {"migrate", "--database", "x.db", "extra"}} {
 		out.Reset()
 		errb.Reset()
 		if code := run(context.Background(), args, strings.NewReader(""), &out, &errb); code != 2 {
