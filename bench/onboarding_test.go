@@ -32,6 +32,7 @@ func openNodeConfig(tb testing.TB, c app.Config) *app.App {
 	tb.Helper()
 	ctx := context.Background()
 	c.DataDir, c.Version, c.Notices = tb.TempDir(), "bench", io.Discard
+	c.MigrationDatabase = storagetest.MigrationDSN(tb, c.Database)
 	a, err := app.Open(ctx, c)
 	if err != nil {
 		tb.Fatalf("open node: %v", err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -92,13 +90,8 @@ func TestCLI(t *testing.T) {
 			t.Errorf("verify:\n%s", out)
 		}
 
-		// Tamper with acme's third event directly in the database.
-		db, err := storage.Open(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		storagetest.ExecAsOwner(t, db, []string{"audit_events"}, `UPDATE audit_events SET principal = 'nobody' WHERE chain = 'acme' AND seq = 3`)
+		// Tamper with acme's third event directly in the database, as its owner.
+		storagetest.ExecAsOwner(t, dsn, []string{"audit_events"}, `UPDATE audit_events SET principal = 'nobody' WHERE chain = 'acme' AND seq = 3`)
 		out = cli(1, "audit", "verify")
 		if !strings.Contains(out, "audit chain broken: chain acme, event seq 3") || !strings.Contains(out, "altered") {
 			t.Errorf("verify after tampering:\n%s", out)

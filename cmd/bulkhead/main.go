@@ -1,5 +1,5 @@
 // Command bulkhead is the tenant isolation layer for multi-tenant SaaS:
-// the server (serve, init) and a client for its API (tenant, audit).
+// the server (serve, init, migrate) and a client for its API (tenant, audit).
 package main
 
 import (
@@ -20,6 +20,8 @@ const usage = `bulkhead — the tenant isolation layer for multi-tenant SaaS
 Usage:
   bulkhead serve [flags]        run the server (see bulkhead serve --help)
   bulkhead init [flags]         create the data directory, root key, database and admin token
+  bulkhead migrate [flags]      migrate the database as its owner role and grant the serving role
+                                (PostgreSQL; see bulkhead migrate --help)
   bulkhead version              print the version
   bulkhead tenant <command>     create|get|list|update|suspend|resume|delete tenants
   bulkhead audit <command>      list|verify the audit trail
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = serve(ctx, args[1:], stderr)
 	case "init":
 		err = initCmd(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = migrateCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "bulkhead", version)
 	case "tenant":

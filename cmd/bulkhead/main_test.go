@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
@@ -57,13 +58,27 @@ func (p *proc) output() string {
 var listening = regexp.MustCompile(`API listening on (http://\S+)`)
 
 // startServe runs `bulkhead serve` on dataDir (and dsn, if not empty) with
-// extra environment, and waits until it listens.
+// extra environment, and waits until it listens. On PostgreSQL the owner
+// role migrates (--migration-database) and the node serves as the
+// ordinary role.
 func startServe(t *testing.T, dataDir, dsn string, env ...string) *proc {
 	t.Helper()
-	args := []string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--workflow-retry", "200ms"}
+	args := []string{"--data-dir", dataDir}
 	if dsn != "" {
 		args = append(args, "--database", dsn)
 	}
+	if m := storagetest.MigrationDSN(t, dsn); m != "" {
+		args = append(args, "--migration-database", m)
+	}
+	return startServeArgs(t, args, env...)
+}
+
+// startServeArgs runs `bulkhead serve` with args (after a free listen
+// address and a short workflow retry) and extra environment, and waits
+// until it listens.
+func startServeArgs(t *testing.T, args []string, env ...string) *proc {
+	t.Helper()
+	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--workflow-retry", "200ms"}, args...)
 	cmd := exec.Command(binary, args...)
 	// The connections proxy listens on a free port, not the default 8090,
 	// which another node (or another test binary) may hold.
@@ -161,7 +176,8 @@ func TestVersionAndUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"version"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.HasPrefix(out.String(), "bulkhead ") {
 		t.Fatalf("version: %d %q", code, out.String())
 	}
-	for _, args := range [][]string{{}, {"nope"}, {"tenant"}, {"tenant", "fly"}, {"tenant", "get"}, {"tenant", "get", "a", "b"}, {"audit", "list", "--since", "yesterday"}, {"serve", "--listen"}} {
+	for _, args := range [][]string{{}, {"nope"}, {"tenant"}, {"tenant", "fly"}, {"tenant", "get"}, {"tenant", "get", "a", "b"}, {"audit", "list", "--since", "yesterday"}, {"serve", "--listen"},
+		{"migrate"}, {"migrate", "--database", "postgres://u@h/db"}, {"migrate", "--database", "x.db", "--grant-to", "bulkhead"}, {"migrate", "--database", "x.db", "extra"}} {
 		out.Reset()
 		errb.Reset()
 		if code := run(context.Background(), args, strings.NewReader(""), &out, &errb); code != 2 {
@@ -173,7 +189,7 @@ func TestVersionAndUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"serve", "--help"}, strings.NewReader(""), &out, &errb); code != 0 {
 		t.Fatalf("serve --help: exit %d", code)
 	}
-	for _, flag := range []string{"-data-dir", "-database", "-listen", "-tiers", "-log-level", "-shutdown-timeout", "BULKHEAD_ADMIN_TOKEN", "BULKHEAD_DATA_DIR", "BULKHEAD_DATABASE", "BULKHEAD_LISTEN"} {
+	for _, flag := range []string{"-data-dir", "-database", "-migration-database", "-listen", "-tiers", "-log-level", "-shutdown-timeout", "BULKHEAD_ADMIN_TOKEN", "BULKHEAD_DATA_DIR", "BULKHEAD_DATABASE", "BULKHEAD_LISTEN"} {
 		if !strings.Contains(errb.String(), flag) {
 			t.Errorf("serve --help does not document %s", flag)
 		}

@@ -25,6 +25,7 @@ import (
 type config struct {
 	dataDir         string
 	database        string
+	migrationDB     string
 	listen          string
 	publicURL       string
 	tokenRate       float64
@@ -72,6 +73,10 @@ func storageFlags(fs *flag.FlagSet, c *config) {
 		"directory for the root key and the embedded SQLite database, created 0700 (env BULKHEAD_DATA_DIR)")
 	fs.StringVar(&c.database, "database", envOr("BULKHEAD_DATABASE", ""),
 		"database: a postgres:// URL for PostgreSQL, or an SQLite file path; default <data-dir>/bulkhead.db (env BULKHEAD_DATABASE)")
+	fs.StringVar(&c.migrationDB, "migration-database", envOr("BULKHEAD_MIGRATION_DATABASE", ""),
+		"PostgreSQL: a postgres:// URL of the same database as the role that owns Bulkhead's tables; migrate with it and grant "+
+			"--database's role its privileges before serving (as bulkhead migrate does). Without it the database must be migrated "+
+			"already. --database's role must own nothing either way (env BULKHEAD_MIGRATION_DATABASE)")
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (config, error) {
@@ -113,6 +118,10 @@ Runs Bulkhead. With no flags it keeps an SQLite database and its root key in
 On first start it prints an admin token once; set BULKHEAD_ADMIN_TOKEN (at
 least 24 characters) before the first start to choose it instead.
 
+On PostgreSQL, --database connects as an ordinary role that owns nothing;
+the role that owns the tables migrates them first (bulkhead migrate), or
+here with --migration-database.
+
 Environment only:
   BULKHEAD_ADMIN_TOKEN  the admin token to store at first start
   BULKHEAD_ROOT_KEY     the root key (32 bytes, base64) instead of <data-dir>/root.key
@@ -146,7 +155,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 	rootKey := os.Getenv("BULKHEAD_ROOT_KEY")
 	os.Unsetenv("BULKHEAD_ROOT_KEY") // not inherited by children, not in /proc/self/environ
 	return app.Open(ctx, app.Config{
-		DataDir: c.dataDir, Database: c.database, RootKey: rootKey, PublicURL: c.publicURL, TokenRatePerIP: c.tokenRate,
+		DataDir: c.dataDir, Database: c.database, MigrationDatabase: c.migrationDB, RootKey: rootKey, PublicURL: c.publicURL, TokenRatePerIP: c.tokenRate,
 		LoginDomain: c.loginDomain, TenantPicker: c.tenantPicker, TrustedProxies: strings.Split(c.trustedProxies, ","),
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,

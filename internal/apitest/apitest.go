@@ -18,6 +18,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -83,7 +84,9 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		opts.TiersFile = unlimitedTiers(t)
 	}
 	srv := httptest.NewUnstartedServer(nil) // listening already: its URL is the issuer
-	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
+	// On PostgreSQL the owner role migrates and the node serves as the
+	// ordinary role, as in a deployment.
+	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, MigrationDatabase: storagetest.MigrationDSN(t, dsn), Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
 		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: true,
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL, RootKey: opts.RootKey}

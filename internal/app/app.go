@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,6 +44,13 @@ type Config struct {
 	Logger    *slog.Logger // default: discard
 	Clock     clock.Clock  // default: the system clock
 	Notices   io.Writer    // where first-start notices go (dev-mode root key); default os.Stderr
+
+	// MigrationDatabase (PostgreSQL only) is a postgres:// URL of the same
+	// database as the role that owns Bulkhead's tables. Open migrates with
+	// it, grants Database's role its privileges and closes it; without it
+	// the database must have been migrated (bulkhead migrate). Database's
+	// role may own nothing either way.
+	MigrationDatabase string
 
 	// PublicURL is the platform issuer of the OpenID provider, the URL where
 	// clients reach this node (default http://127.0.0.1:8080).
@@ -156,7 +164,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	if err != nil {
 		return fail(err, nil)
 	}
-	if err := db.Migrate(ctx, Components()...); err != nil {
+	if err := prepare(ctx, db, c.MigrationDatabase); err != nil {
 		return fail(err, db)
 	}
 	tiers := tenant.DefaultTiers()
@@ -261,6 +269,23 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	mux.Handle("/", a.API)
 	a.Handler = mux
 	return a, nil
+}
+
+// prepare readies db to serve (storage.DB.PrepareToServe), migrating it
+// through a connection to migrationDSN, the owner role's, if not empty.
+func prepare(ctx context.Context, db *storage.DB, migrationDSN string) error {
+	var owner *storage.DB
+	if migrationDSN != "" {
+		if !storage.IsPostgres(migrationDSN) {
+			return errors.New("the migration database must be a postgres:// URL (the owner role's connection to the served database)")
+		}
+		var err error
+		if owner, err = storage.Open(ctx, migrationDSN); err != nil {
+			return fmt.Errorf("migration database: %w", err)
+		}
+		defer owner.Close()
+	}
+	return db.PrepareToServe(ctx, owner, Components()...)
 }
 
 // tokenState answers authn.TenantTokens from the node's records.

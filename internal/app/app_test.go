@@ -54,8 +54,8 @@ func TestEveryTableHasForcedRLS(t *testing.T) {
 // on PostgreSQL: SELECTs without WHERE clauses in tenant A's scope return
 // only A's tenant row, domains, workflows and audit events.
 func TestUnfilteredTenantQueries(t *testing.T) {
-	dsn := storagetest.PostgresDSN(t)
-	a, err := app.Open(context.Background(), app.Config{DataDir: t.TempDir(), Database: dsn, Notices: os.Stderr})
+	dsn, owner := storagetest.PostgresDSNs(t)
+	a, err := app.Open(context.Background(), app.Config{DataDir: t.TempDir(), Database: dsn, MigrationDatabase: owner, Notices: os.Stderr})
 	if err != nil {
 		t.Fatal(err)
 	}

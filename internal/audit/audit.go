@@ -38,9 +38,19 @@ import (
 //go:embed migrations
 var migrations embed.FS
 
-// Migrations returns the audit trail's migrations.
+// Migrations returns the audit trail's migrations. On PostgreSQL the
+// serving role may do with its tables only what the writer does: events
+// are inserted and read, never changed or removed; a chain's head is
+// inserted, read and moved forward (its seq and hash), never removed or
+// moved to another chain. The policies say as much; the grants make the
+// database refuse the statements themselves.
 func Migrations() storage.Component {
-	return storage.Embedded("audit", migrations)
+	c := storage.Embedded("audit", migrations)
+	c.Privileges = map[string]string{
+		"audit_events": "SELECT, INSERT",
+		"audit_heads":  "SELECT, INSERT, UPDATE (seq, hash)",
+	}
+	return c
 }
 
 // Outcome is how an audited act ended.

@@ -2,11 +2,14 @@ package audit_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
@@ -115,7 +118,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			storagetest.ForEach(t, func(t *testing.T, dsn string) {
-				l, db, _ := newLog(t, dsn)
+				l, _, _ := newLog(t, dsn)
 				for i := range 6 {
 					if err := l.Append(context.Background(), audit.Event{TenantID: "tenant-a", Principal: "p", Action: "test.act",
 						Detail: map[string]string{"i": fmt.Sprint(i)}}); err != nil {
@@ -125,7 +128,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				if rep, _ := l.VerifyAllTenants(context.Background()); !rep.OK {
 					t.Fatalf("before tampering: %+v", rep)
 				}
-				storagetest.ExecAsOwner(t, db, []string{"audit_events", "audit_heads"}, tc.tamper)
+				storagetest.ExecAsOwner(t, dsn, []string{"audit_events", "audit_heads"}, tc.tamper)
 				rep, err := l.VerifyAllTenants(context.Background(), "tenant-a")
 				if err != nil {
 					t.Fatal(err)
@@ -325,23 +328,40 @@ func TestCloseRacingAppends(t *testing.T) {
 	}
 }
 
-// TestEventsAreAppendOnlyOnPostgres: the policies let no Bulkhead
-// transaction, not even a platform-scoped one, change or remove an event.
+// TestEventsAreAppendOnlyOnPostgres: no Bulkhead transaction, not even a
+// platform-scoped one, can change or remove an event, behind two locks.
+// The serving role lacks the privileges (the statements are refused); and
+// were they granted, the policies would let no row be touched, as they do
+// for the tables' owner.
 func TestEventsAreAppendOnlyOnPostgres(t *testing.T) {
-	l, db, _ := newLog(t, storagetest.PostgresDSN(t))
+	serving, owner := storagetest.PostgresDSNs(t)
+	l, db, _ := newLog(t, serving)
 	ctx := context.Background()
 	if err := l.Append(ctx, audit.Event{TenantID: "tenant-a", Action: "keep"}); err != nil {
 		t.Fatal(err)
 	}
+	ownerDB, err := storage.Open(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ownerDB.Close()
 	for _, scope := range []storage.Scope{storage.PlatformScope(), storage.TenantScope("tenant-a")} {
 		for _, q := range []string{`UPDATE audit_events SET action = 'gone'`, `DELETE FROM audit_events`, `DELETE FROM audit_heads`} {
 			err := db.Update(ctx, scope, func(tx *storage.Tx) error {
+				_, err := tx.Exec(ctx, q)
+				return err
+			})
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+				t.Errorf("%s as the serving role (platform scope %v): err = %v; want permission denied", q, scope.IsPlatform(), err)
+			}
+			err = ownerDB.Update(ctx, scope, func(tx *storage.Tx) error {
 				res, err := tx.Exec(ctx, q)
 				if err != nil {
 					return err
 				}
 				if n, _ := res.RowsAffected(); n != 0 {
-					t.Errorf("%s changed %d rows (platform scope %v)", q, n, scope.IsPlatform())
+					t.Errorf("%s as the owner changed %d rows (platform scope %v)", q, n, scope.IsPlatform())
 				}
 				return nil
 			})

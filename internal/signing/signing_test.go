@@ -153,7 +153,7 @@ func TestIssuersAreSeparate(t *testing.T) {
 		}
 
 		// Move tenant-a's wrapped key into tenant-b's active row.
-		storagetest.ExecAsOwner(t, db, []string{"signing_keys"}, `UPDATE signing_keys SET private_wrapped =
+		storagetest.ExecAsOwner(t, dsn, []string{"signing_keys"}, `UPDATE signing_keys SET private_wrapped =
 			(SELECT private_wrapped FROM signing_keys WHERE tenant_id = 'tenant-a') WHERE tenant_id = 'tenant-b'`)
 		fresh := newStore(t, db, rootKey(t, 1), clock.System{}, jose.EdDSA) // no cached keys
 		if _, err := fresh.Active(ctx, b); err == nil {

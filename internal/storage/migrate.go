@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -28,6 +29,15 @@ const migrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 type Component struct {
 	Name string // e.g. "tenant", "audit"
 	FS   fs.FS  // holds sqlite/NNN_x.sql and postgres/NNN_x.sql
+
+	// Privileges names, for those of the component's tables that the
+	// serving role must not change freely, the privileges it gets on
+	// PostgreSQL, in GRANT's syntax ("SELECT, INSERT", "UPDATE (seq, hash)").
+	// Every other table gets SELECT, INSERT, UPDATE, DELETE. The grants are
+	// a lock beside the policies that the serving role cannot switch off: a
+	// service that never changes or removes some rows says so here, and
+	// the database refuses the serving role those statements outright.
+	Privileges map[string]string
 }
 
 type migration struct {
@@ -71,6 +81,31 @@ func (c Component) migrations(d Dialect) ([]migration, error) {
 // in its own transaction. On PostgreSQL an advisory lock keeps nodes that
 // start together from migrating at once.
 func (db *DB) Migrate(ctx context.Context, components ...Component) error {
+	return db.migrate(ctx, "", components)
+}
+
+// MigrateAndGrant is Migrate on PostgreSQL, run as the role that owns
+// Bulkhead's tables, followed by setting what grantee, the role that
+// serves, may do with them (see grant). It sets the privileges every
+// time, under the same lock, so tables added by later migrations are
+// covered and privileges granted by hand beyond them are taken back.
+// components must be every component whose tables are in the schema
+// (a table whose component is missing gets the default privileges).
+//
+// It refuses a grantee that is the migrating role or could act as the
+// owner of the database, its schema or its tables: that role could
+// switch row-level security off.
+func (db *DB) MigrateAndGrant(ctx context.Context, grantee string, components ...Component) error {
+	if db.dialect != Postgres {
+		return errors.New("storage: privileges are granted on PostgreSQL only; SQLite has no roles")
+	}
+	if grantee == "" {
+		return errors.New("storage: no role to grant privileges to")
+	}
+	return db.migrate(ctx, grantee, components)
+}
+
+func (db *DB) migrate(ctx context.Context, grantee string, components []Component) error {
 	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("storage: migrate: %w", err)
@@ -81,6 +116,11 @@ func (db *DB) Migrate(ctx context.Context, components ...Component) error {
 			return fmt.Errorf("storage: migrate lock: %w", err)
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7262846553)`)
+	}
+	if grantee != "" {
+		if err := checkGrantee(ctx, conn, grantee); err != nil {
+			return err
+		}
 	}
 	if _, err := conn.ExecContext(ctx, migrationsTable); err != nil {
 		return fmt.Errorf("storage: create schema_migrations: %w", err)
@@ -128,6 +168,11 @@ func (db *DB) Migrate(ctx context.Context, components ...Component) error {
 			if err := tx.Commit(); err != nil {
 				return fmt.Errorf("storage: migrate %s/%s: %w", c.Name, m.name, err)
 			}
+		}
+	}
+	if grantee != "" {
+		if err := grant(ctx, conn, grantee, components); err != nil {
+			return err
 		}
 	}
 	db.migrated.Store(true)

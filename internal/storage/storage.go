@@ -7,7 +7,10 @@
 //     and every table has row-level security ENABLEd and FORCEd with policies
 //     that read it. A query in tenant A's scope sees only A's rows even when
 //     its SQL forgets the WHERE clause; a transaction with no scope sees
-//     nothing. Open refuses a role that bypasses row-level security.
+//     nothing. Open refuses a role that bypasses row-level security. A
+//     table's owner could switch its policies off, so the tables belong to
+//     an owner role that only migrates them (MigrateAndGrant), and
+//     PrepareToServe refuses a serving role that could act as their owner.
 //   - On SQLite there is no row-level security; the guarantee comes from the
 //     repositories, which take the tenant for every query from Tx.TenantID
 //     (the scope), never from a free string.
@@ -49,6 +52,7 @@ type DB struct {
 	write    *sql.DB // SQLite: one connection, so writers queue instead of failing busy
 	read     *sql.DB // SQLite: a pool for readers; PostgreSQL: the same pool as write
 	dsn      string  // PostgreSQL: for the dedicated connections of Listen
+	role     string  // PostgreSQL: the role the connections act as (current_user)
 	migrated atomic.Bool
 }
 
@@ -138,11 +142,15 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		return nil, fmt.Errorf("storage: postgres role %q bypasses row-level security (superuser or BYPASSRLS); "+
 			"connect as an ordinary role so the database can enforce tenant isolation", role)
 	}
+	db.role = role
 	return db, nil
 }
 
 // Dialect reports which database this is.
 func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Role returns the PostgreSQL role the database is used as ("" on SQLite).
+func (db *DB) Role() string { return db.role }
 
 // Close closes the database.
 func (db *DB) Close() error {
@@ -156,7 +164,7 @@ func (db *DB) Close() error {
 // Ping checks that the database answers.
 func (db *DB) Ping(ctx context.Context) error { return db.read.PingContext(ctx) }
 
-// Migrated reports whether Migrate has completed on this handle.
+// Migrated reports whether Migrate or PrepareToServe has completed on this handle.
 func (db *DB) Migrated() bool { return db.migrated.Load() }
 
 // Scope is the tenant, or the platform, that a transaction acts for.

@@ -93,7 +93,7 @@ func TestTenantKeyFlow(t *testing.T) {
 			t.Fatalf("tenant-a's key after offboarding: %+v %v", k, err)
 		}
 		// 30 days later (the window moved into the past, as the tables' owner could).
-		storagetest.ExecAsOwner(t, f.env.DB, []string{"kms_keys"}, `UPDATE kms_keys SET deletion_at = 1 WHERE tenant_id = 'tenant-a'`)
+		storagetest.ExecAsOwner(t, dsn, []string{"kms_keys"}, `UPDATE kms_keys SET deletion_at = 1 WHERE tenant_id = 'tenant-a'`)
 		if n, err := f.env.KMS.DestroyDue(f.ctx); err != nil || n < 1 {
 			t.Fatalf("destroy: %d %v", n, err)
 		}

@@ -3,6 +3,12 @@
 // database, a fresh schema in it. With BULKHEAD_REQUIRE_POSTGRES=1 (as CI
 // sets) a missing or unreachable PostgreSQL fails the test instead of
 // skipping it.
+//
+// On PostgreSQL the tests use two roles, as a deployment does: the owner
+// role creates each schema, migrates it and owns its tables; the serving
+// role, which BULKHEAD_TEST_POSTGRES names, owns nothing. The owner's DSN is
+// BULKHEAD_TEST_POSTGRES_OWNER, or else BULKHEAD_TEST_POSTGRES with user and
+// password bulkhead_owner (the role scripts/pg-setup creates).
 package storagetest
 
 import (
@@ -40,9 +46,19 @@ func DSN(t testing.TB, d storage.Dialect) string {
 	return PostgresDSN(t)
 }
 
-// PostgresDSN returns a DSN whose search_path is a new schema in the test
-// PostgreSQL database; the schema is dropped when the test ends.
+// PostgresDSN returns the serving role's DSN of a new schema in the test
+// PostgreSQL database (see PostgresDSNs).
 func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	serving, _ := PostgresDSNs(t)
+	return serving
+}
+
+// PostgresDSNs creates a new schema, owned by the owner role, in the test
+// PostgreSQL database and returns two DSNs whose search_path is that
+// schema: the serving role's and the owner role's. The schema is dropped
+// when the test ends.
+func PostgresDSNs(t testing.TB) (serving, owner string) {
 	t.Helper()
 	base := os.Getenv("BULKHEAD_TEST_POSTGRES")
 	if base == "" {
@@ -51,26 +67,72 @@ func PostgresDSN(t testing.TB) string {
 		}
 		t.Skip("PostgreSQL tests skipped: set BULKHEAD_TEST_POSTGRES (scripts/pg-setup prints it)")
 	}
-	admin, err := sql.Open("pgx", base)
+	ownerBase := ownerDSN(t, base)
+	admin, err := sql.Open("pgx", ownerBase)
 	if err != nil {
 		t.Fatalf("open postgres: %v", err)
 	}
 	defer admin.Close()
 	schema := "t_" + ids.New("s")[2:]
 	if _, err := admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("postgres at BULKHEAD_TEST_POSTGRES is not usable: %v", err)
+		t.Fatalf("postgres owner role at BULKHEAD_TEST_POSTGRES_OWNER (or derived from BULKHEAD_TEST_POSTGRES) is not usable "+
+			"(run scripts/pg-setup): %v", err)
 	}
 	t.Cleanup(func() {
-		db, err := sql.Open("pgx", base)
+		db, err := sql.Open("pgx", ownerBase)
 		if err != nil {
 			return
 		}
 		defer db.Close()
 		db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 	})
+	return withSearchPath(t, base, schema), withSearchPath(t, ownerBase, schema)
+}
+
+// MigrationDSN returns the owner role's DSN for the database at dsn (from
+// DSN or PostgresDSN: same schema), which migrates it; "" for SQLite,
+// which the serving node migrates itself. It goes where app.Config's
+// MigrationDatabase and serve's --migration-database go.
+func MigrationDSN(t testing.TB, dsn string) string {
+	t.Helper()
+	if !storage.IsPostgres(dsn) {
+		return ""
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("postgres DSN: %v", err)
+	}
+	owner := ownerDSN(t, os.Getenv("BULKHEAD_TEST_POSTGRES"))
+	if schema := u.Query().Get("search_path"); schema != "" {
+		owner = withSearchPath(t, owner, schema)
+	}
+	return owner
+}
+
+// defaultOwner is the owner role (user and password) that scripts/pg-setup
+// creates.
+const defaultOwner = "bulkhead_owner"
+
+// ownerDSN returns BULKHEAD_TEST_POSTGRES_OWNER, or else base as the
+// default owner role.
+func ownerDSN(t testing.TB, base string) string {
+	t.Helper()
+	if o := os.Getenv("BULKHEAD_TEST_POSTGRES_OWNER"); o != "" {
+		return o
+	}
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatalf("BULKHEAD_TEST_POSTGRES: %v", err)
+	}
+	u.User = url.UserPassword(defaultOwner, defaultOwner)
+	return u.String()
+}
+
+func withSearchPath(t testing.TB, dsn, schema string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("postgres DSN: %v", err)
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
@@ -78,28 +140,49 @@ func PostgresDSN(t testing.TB) string {
 	return u.String()
 }
 
-// Open opens and returns a database at dsn, closed when the test ends.
+// Open opens the database at dsn as Bulkhead serves it, closed when the
+// test ends: on PostgreSQL it migrates with the owner role (MigrationDSN),
+// grants the serving role its privileges and checks that role, as a node
+// started with --migration-database does.
 func Open(t testing.TB, dsn string, components ...storage.Component) *storage.DB {
 	t.Helper()
-	db, err := storage.Open(context.Background(), dsn)
+	ctx := context.Background()
+	db, err := storage.Open(ctx, dsn)
 	if err != nil {
 		t.Fatalf("open %s: %v", dsn, err)
 	}
 	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(context.Background(), components...); err != nil {
+	var owner *storage.DB
+	if m := MigrationDSN(t, dsn); m != "" {
+		if owner, err = storage.Open(ctx, m); err != nil {
+			t.Fatalf("open %s: %v", m, err)
+		}
+		defer owner.Close()
+	}
+	if err := db.PrepareToServe(ctx, owner, components...); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
 	return db
 }
 
-// ExecAsOwner runs query as the tables' owner would to tamper with them:
-// on PostgreSQL with row-level security switched off for the named tables
-// for the duration of the transaction (the policies deny Bulkhead itself
-// some writes, such as changing audit events); on SQLite as it is.
-func ExecAsOwner(t testing.TB, db *storage.DB, tables []string, query string) {
+// ExecAsOwner runs query as the tables' owner would to tamper with them, in
+// the database at dsn (from DSN or PostgresDSN). On PostgreSQL it connects
+// as the owner role, the only one allowed to, and switches row-level
+// security off for the named tables for the duration of the transaction
+// (FORCE binds the owner too, and the policies deny everyone some writes,
+// such as changing audit events); on SQLite it runs query as it is.
+func ExecAsOwner(t testing.TB, dsn string, tables []string, query string) {
 	t.Helper()
 	ctx := context.Background()
-	err := db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+	if m := MigrationDSN(t, dsn); m != "" {
+		dsn = m
+	}
+	db, err := storage.Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("open %s: %v", dsn, err)
+	}
+	defer db.Close()
+	err = db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		if tx.Dialect() == storage.Postgres {
 			for _, tb := range tables {
 				if _, err := tx.Exec(ctx, "ALTER TABLE "+tb+" NO FORCE ROW LEVEL SECURITY"); err != nil {
