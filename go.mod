@@ -2,6 +2,10 @@ module github.com/bulkhead-dev/bulkhead
 
 go 1.26.8
 
+// go1.26.10 fixes net/http, crypto/tls, crypto/x509, net/textproto and
+// html/template vulnerabilities that go1.26.8 has (govulncheck).
+toolchain go1.26.10
+
 require (
 	github.com/cedar-policy/cedar-go v1.9.0
 	github.com/coreos/go-oidc/v3 v3.21.0
