@@ -38,6 +38,9 @@ type config struct {
 	proxyListen     string
 	allowPrivate    bool
 	upstreamTimeout time.Duration
+
+	// bulkhead init only: deliberate changes to what the database records.
+	newRootKey bool
 }
 
 func envOr(name, def string) string {
@@ -147,6 +150,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		LoginDomain: c.loginDomain, TenantPicker: c.tenantPicker, TrustedProxies: strings.Split(c.trustedProxies, ","),
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout,
+		NewRootKey: c.newRootKey,
 	})
 }
 
@@ -276,11 +280,32 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("bulkhead init", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	storageFlags(fs, &c)
+	fs.BoolVar(&c.newRootKey, "new-root-key", false,
+		"make this node's root key (BULKHEAD_ROOT_KEY or <data-dir>/root.key, made if missing) the database's although it records another: "+
+			"EVERYTHING WRAPPED UNDER THE OLD KEY BECOMES UNREADABLE; only for a root key lost for good")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: bulkhead init [flags]
+
+Creates the data directory, root key, database and admin token, as the
+first serve would; on an existing deployment it checks the root key
+against what the database records. A deliberate change, with every node
+stopped:
+
+  --new-root-key        the node's root key replaces the one the database
+                        records; what the old one wrapped is lost
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	n, err := c.open(ctx, slog.New(slog.DiscardHandler), stderr)
 	if err != nil {

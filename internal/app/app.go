@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,11 @@ type Config struct {
 	// PublicURL is the platform issuer of the OpenID provider, the URL where
 	// clients reach this node (default http://127.0.0.1:8080).
 	PublicURL string
+
+	// NewRootKey makes the node's root key, or a new one, the database's
+	// although the database knows another (bulkhead init --new-root-key):
+	// everything wrapped under the old key becomes unreadable.
+	NewRootKey bool
 
 	// TrustedProxies are the reverse proxies (CIDRs or addresses) whose
 	// X-Forwarded-For names the client; none by default.
@@ -112,9 +118,9 @@ func Components() []storage.Component {
 	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations()}
 }
 
-// Open prepares the data directory and root key, opens and migrates the
-// database and wires the services. The caller adds workflow steps, then
-// calls Tenants.Start, and Close at the end.
+// Open prepares the data directory, opens and migrates the database, opens
+// the root key against it (kms.OpenRootKey), and wires the services. The caller adds workflow
+// steps, then calls Tenants.Start, and Close at the end.
 func Open(ctx context.Context, c Config) (*App, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -128,19 +134,35 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	rk, created, err := kms.LoadRootKey(c.DataDir, c.RootKey)
+	dsn := c.Database
+	if dsn == "" {
+		dsn = filepath.Join(c.DataDir, "bulkhead.db")
+	}
+	db, err := storage.Open(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
-	if created {
+	if err := db.Migrate(ctx, Components()...); err != nil {
+		db.Close()
+		return nil, err
+	}
+	// The root key is checked against the database before anything uses
+	// it: a node whose key is not the database's, or that has none, stops
+	// here; a key is made only for a database that knows none.
+	rk, opened, err := kms.OpenRootKey(ctx, db, kms.RootKeyOptions{Dir: c.DataDir, Env: c.RootKey, Replace: c.NewRootKey,
+		Samples: []kms.WrappedSample{signing.WrappedSample}, Clock: c.Clock})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if opened.Created {
 		fmt.Fprintf(c.Notices, "\n*** DEV MODE: created a root key in %s.\n"+
 			"*** Anyone who can read that file can decrypt this deployment's keys.\n"+
 			"*** In production supply BULKHEAD_ROOT_KEY (or a KMS) and keep the key out of backups.\n\n",
 			filepath.Join(c.DataDir, kms.RootKeyFile))
 	}
-	dsn := c.Database
-	if dsn == "" {
-		dsn = filepath.Join(c.DataDir, "bulkhead.db")
+	if c.NewRootKey && !opened.Replaced {
+		fmt.Fprintf(c.Notices, "bulkhead: the root key in %s already is this database's; nothing was replaced\n", rk.Origin())
 	}
 	fail := func(err error, db *storage.DB) (*App, error) {
 		if db != nil {
@@ -148,13 +170,6 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		}
 		rk.Zero()
 		return nil, err
-	}
-	db, err := storage.Open(ctx, dsn)
-	if err != nil {
-		return fail(err, nil)
-	}
-	if err := db.Migrate(ctx, Components()...); err != nil {
-		return fail(err, db)
 	}
 	tiers := tenant.DefaultTiers()
 	if c.TiersFile != "" {
@@ -233,6 +248,12 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		return fail(err, db)
 	}
 	a.Tenants.AddOffboardingStep(a.Provider.OffboardingStep())
+	if opened.Replaced {
+		if err := a.rootKeyReplaced(ctx, c.Notices, opened.Unreadable); err != nil {
+			a.Audit.Close()
+			return fail(err, db)
+		}
+	}
 	a.Admin = authn.NewAdminTokens(db, c.Clock)
 	// The API checks its own tokens against the signing-key store in
 	// memory: no fetch of its own JWKS, so no fetch budget for a flood of
@@ -258,6 +279,28 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	mux.Handle("/", a.API)
 	a.Handler = mux
 	return a, nil
+}
+
+// rootKeyReplaced finishes a root key replacement: the issuers' signing
+// keys, which no longer unwrap, are retired (each issuer makes a new one on
+// its next token), the replacement is audited, and the operator is told
+// what became unreadable.
+func (a *App) rootKeyReplaced(ctx context.Context, notices io.Writer, unreadable int) error {
+	retired, err := a.Signing.RetireAll(ctx)
+	if err != nil {
+		return err
+	}
+	if err := a.Audit.Append(ctx, audit.Event{Principal: "system:init", Action: "kms.root_key_replaced", Target: "root-key",
+		Detail: map[string]string{"unreadable_key_versions": strconv.Itoa(unreadable), "retired_signing_keys": strconv.Itoa(retired)}}); err != nil {
+		return err
+	}
+	fmt.Fprintf(notices, "\n*** ROOT KEY REPLACED: this database's root key is now the one from %s.\n"+
+		"*** %d tenant key version(s) were wrapped under the old root key and are unreadable now, and so is\n"+
+		"*** everything encrypted under them (tenant data, connections' token shares); so are TOTP secrets and\n"+
+		"*** federation client secrets. %d signing key(s) were retired: each issuer makes a new one. Sessions,\n"+
+		"*** refresh tokens and connection grants from before no longer work. Give every node this root key.\n\n",
+		a.rootKey.Origin(), unreadable, retired)
+	return nil
 }
 
 // tokenState answers authn.TenantTokens from the node's records.
