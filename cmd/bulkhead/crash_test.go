@@ -73,7 +73,7 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 		}
 		<-p.exited
 
-		p2 := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=50ms")
+		p2 := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=50ms", "BULKHEAD_PUBLIC_URL="+p.url)
 		c2 := p2.client()
 		waitFor(t, "the tenant to become active after the restart", 20*time.Second, func() bool {
 			tn, err = c2.GetTenant(context.Background(), "crash-co")
@@ -159,7 +159,7 @@ func TestGracefulShutdownCheckpoints(t *testing.T) {
 	if err := <-created; err != nil {
 		t.Errorf("the in-flight create did not finish: %v", err)
 	}
-	p2 := startServe(t, dataDir, "", "BULKHEAD_TEST_ONBOARDING_DELAY=1s")
+	p2 := startServe(t, dataDir, "", "BULKHEAD_TEST_ONBOARDING_DELAY=1s", "BULKHEAD_PUBLIC_URL="+p.url)
 	c2 := p2.client()
 	waitFor(t, "active after restart", 20*time.Second, func() bool {
 		tn, err := c2.GetTenant(context.Background(), "term-co")

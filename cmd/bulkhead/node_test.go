@@ -238,3 +238,94 @@ func TestRootKeyMustBeTheDatabases(t *testing.T) {
 		}
 	})
 }
+
+// TestThirdNodeNeedsTheSharedKeyAndURL: on one PostgreSQL database, a node
+// started without the root key the others use, with another, or with
+// another public URL is refused at start (it used to join, refuse every
+// token with 401 and answer token requests with a 500 that named the
+// unwrap failure); with both it serves the first node's tokens and issues
+// its own.
+func TestThirdNodeNeedsTheSharedKeyAndURL(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	ctx := contextT(t)
+	dir1, dir3 := filepath.Join(t.TempDir(), "node1"), filepath.Join(t.TempDir(), "node3")
+	p1 := startServe(t, dir1, dsn)
+	if _, err := p1.client().CreateTenant(ctx, client.CreateTenant{ID: "shared"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	id, secret := kmsClient(t, p1.url, "shared")
+	tok1 := clientToken(t, p1.url, id, secret, "kms:encrypt")
+	raw, err := os.ReadFile(filepath.Join(dir1, "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(string(raw))
+	sameURL := "BULKHEAD_PUBLIC_URL=" + p1.url
+
+	out := serveRefused(t, dir3, dsn, sameURL)
+	if !strings.Contains(out, "no root key") || strings.Contains(out, key) {
+		t.Errorf("a node without the key:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir3, "root.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused node made a root key (%v)", err)
+	}
+	out = serveRefused(t, dir3, dsn, sameURL, "BULKHEAD_ROOT_KEY="+newRootKeyB64())
+	if !strings.Contains(out, "root key is not the database's") {
+		t.Errorf("a node with another key:\n%s", out)
+	}
+	out = serveRefused(t, dir3, dsn, "BULKHEAD_ROOT_KEY="+key)
+	if !strings.Contains(out, "public URL") || !strings.Contains(out, "--public-url "+p1.url) || !strings.Contains(out, "no --public-url") {
+		t.Errorf("a node with the key and its own default public URL:\n%s", out)
+	}
+
+	p3 := startServe(t, dir3, dsn, sameURL, "BULKHEAD_ROOT_KEY="+key)
+	if tn, err := client.New(p3.url, tok1).GetTenant(ctx, "shared"); err != nil || tn.ID != "shared" {
+		t.Errorf("node 3 with node 1's token: %+v %v", tn, err)
+	}
+	if status, body := tokenAnswer(t, p3.url, id, secret, "kms:encrypt"); status != 200 {
+		t.Errorf("a token from node 3: %d %s", status, body)
+	}
+}
+
+// TestPublicURLIsRecorded: the first start records the public URL; a node
+// started with another (given, or the default from --listen) is refused and
+// told which to use (it used to start, and its tokens and the others' got
+// a bare 401 on each other's nodes); `bulkhead init --new-public-url`
+// changes it deliberately, audited.
+func TestPublicURLIsRecorded(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		dataDir := filepath.Join(t.TempDir(), "data")
+		if filepath.IsAbs(dsn) {
+			dsn = "" // the embedded SQLite default
+		}
+		p := startServe(t, dataDir, dsn)
+		first := p.url
+		p.stop(t)
+
+		out := serveRefused(t, dataDir, dsn, "BULKHEAD_PUBLIC_URL=http://127.0.0.1:1")
+		for _, want := range []string{"this node's is http://127.0.0.1:1", "is " + first, "--public-url " + first, "bulkhead init --new-public-url"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("another --public-url: the message does not say %q:\n%s", want, out)
+			}
+		}
+		if out = serveRefused(t, dataDir, dsn); !strings.Contains(out, "--public-url "+first) || !strings.Contains(out, "no --public-url") {
+			t.Errorf("the default public URL of another listen address:\n%s", out)
+		}
+		p = startServe(t, dataDir, dsn, "BULKHEAD_PUBLIC_URL="+first)
+		p.stop(t)
+
+		const next = "http://localhost:8443"
+		if out, code := runInit(t, dataDir, dsn, "--public-url", first, "--new-public-url", next); code != 2 {
+			t.Errorf("init with two different URLs: exit %d; want 2\n%s", code, out)
+		}
+		out, code := runInit(t, dataDir, dsn, "--new-public-url", next)
+		if code != 0 || !strings.Contains(out, "public URL is now "+next+" (was "+first+")") {
+			t.Fatalf("init --new-public-url: exit %d\n%s", code, out)
+		}
+		serveRefused(t, dataDir, dsn, "BULKHEAD_PUBLIC_URL="+first)
+		p = startServe(t, dataDir, dsn, "BULKHEAD_PUBLIC_URL="+next)
+		if !hasAuditAction(t, p.client(), "oidc.public_url_changed") {
+			t.Error("the change is not in the platform's audit chain")
+		}
+	})
+}

@@ -65,6 +65,9 @@ type Options struct {
 	// RootKey (base64), if set, is the node's root key: nodes that share a
 	// database share it.
 	RootKey string
+	// PublicURL, if set, is the node's public URL (the issuer) instead of
+	// its own address: nodes that share a database share one.
+	PublicURL string
 }
 
 // New starts a node on the database at dsn (see storagetest.DSN) and stops it
@@ -73,8 +76,11 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	t.Helper()
 	ctx := context.Background()
 	srv := httptest.NewUnstartedServer(nil) // listening already: its URL is the issuer
+	if opts.PublicURL == "" {
+		opts.PublicURL = "http://" + srv.Listener.Addr().String()
+	}
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
-		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
+		PublicURL: opts.PublicURL, Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: true,
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ConnectCacheTTL: opts.ConnectCacheTTL, RootKey: opts.RootKey}
 	if opts.TenantTokens != nil {

@@ -46,8 +46,13 @@ type Config struct {
 	Notices   io.Writer    // where first-start notices go (dev-mode root key); default os.Stderr
 
 	// PublicURL is the platform issuer of the OpenID provider, the URL where
-	// clients reach this node (default http://127.0.0.1:8080).
+	// clients reach this node (default http://127.0.0.1:8080). When set, it
+	// is recorded in the database at the first start, and a node with
+	// another refuses to start (provider.CheckPublicURL).
 	PublicURL string
+	// ChangePublicURL replaces the public URL recorded in the database with
+	// PublicURL (bulkhead init --new-public-url).
+	ChangePublicURL bool
 
 	// NewRootKey makes the node's root key, or a new one, the database's
 	// although the database knows another (bulkhead init --new-root-key):
@@ -119,7 +124,8 @@ func Components() []storage.Component {
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
-// the root key against it (kms.OpenRootKey), and wires the services. The caller adds workflow
+// the root key against it (kms.OpenRootKey), checks the public URL against
+// the one it records, and wires the services. The caller adds workflow
 // steps, then calls Tenants.Start, and Close at the end.
 func Open(ctx context.Context, c Config) (*App, error) {
 	if c.Logger == nil {
@@ -216,6 +222,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Tenants.AddOffboardingStep(tenant.Step{Name: "signing-keys", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
 		return a.Signing.DeleteIssuer(ctx, tx)
 	}})
+	checkURL := c.PublicURL != "" // bulkhead init without --public-url leaves it to the first serve
 	if c.PublicURL == "" {
 		c.PublicURL = "http://127.0.0.1:8080"
 	}
@@ -248,6 +255,16 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		return fail(err, db)
 	}
 	a.Tenants.AddOffboardingStep(a.Provider.OffboardingStep())
+	if checkURL {
+		from, err := a.Provider.CheckPublicURL(ctx, c.ChangePublicURL)
+		if err != nil {
+			a.Audit.Close()
+			return fail(err, db)
+		}
+		if from != "" {
+			fmt.Fprintf(c.Notices, "bulkhead: the public URL is now %s (was %s); tokens issued under the old URL are refused\n", c.PublicURL, from)
+		}
+	}
 	if opened.Replaced {
 		if err := a.rootKeyReplaced(ctx, c.Notices, opened.Unreadable); err != nil {
 			a.Audit.Close()
