@@ -329,3 +329,41 @@ func TestPublicURLIsRecorded(t *testing.T) {
 		}
 	})
 }
+
+// TestForeignIssuerIsLogged: a token from a node with another public URL
+// (here another deployment) gets 401, and the refusing node says why in
+// its log, at warn level, without the token; it used to log nothing.
+func TestForeignIssuerIsLogged(t *testing.T) {
+	ctx := contextT(t)
+	a := startServe(t, filepath.Join(t.TempDir(), "a"), "")
+	b := startServe(t, filepath.Join(t.TempDir(), "b"), "")
+	for _, p := range []*proc{a, b} {
+		if _, err := p.client().CreateTenant(ctx, client.CreateTenant{ID: "acme"}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, secret := kmsClient(t, a.url, "acme")
+	tok := clientToken(t, a.url, id, secret, "kms:encrypt")
+	var ce *client.Error
+	if _, err := client.New(b.url, tok).GetTenant(ctx, "acme"); !errors.As(err, &ce) || ce.Status != http.StatusUnauthorized {
+		t.Fatalf("node a's token on node b: %v; want 401", err)
+	}
+	var warning string
+	waitFor(t, "node b's warning", 10*time.Second, func() bool {
+		for _, l := range strings.Split(b.output(), "\n") {
+			if strings.Contains(l, `"level":"WARN"`) && strings.Contains(l, "issuer") {
+				warning = l
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(warning, `"expected_issuer":"`+b.url+`"`) || !strings.Contains(warning, "--public-url") || !strings.Contains(warning, `"request_id":"req_`) {
+		t.Errorf("the warning does not name the expected issuer, --public-url and the request: %s", warning)
+	}
+	for _, part := range append(strings.Split(tok, "."), tok) {
+		if strings.Contains(b.output(), part) {
+			t.Fatalf("node b's log shows the token:\n%s", b.output())
+		}
+	}
+}

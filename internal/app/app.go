@@ -283,7 +283,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	// A token's state is re-read at most a second after it was last read
 	// (at once after any change on this node); see README, Identity.
-	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes})
+	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes}, c.Logger)
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
