@@ -68,6 +68,8 @@ type Options struct {
 	// PublicURL, if set, is the node's public URL (the issuer) instead of
 	// its own address: nodes that share a database share one.
 	PublicURL string
+	// OnboardingWait bounds how long a create waits for onboarding.
+	OnboardingWait time.Duration
 }
 
 // New starts a node on the database at dsn (see storagetest.DSN) and stops it
@@ -82,7 +84,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
 		PublicURL: opts.PublicURL, Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: true,
-		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ConnectCacheTTL: opts.ConnectCacheTTL, RootKey: opts.RootKey}
+		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ConnectCacheTTL: opts.ConnectCacheTTL, RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}

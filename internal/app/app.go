@@ -92,6 +92,9 @@ type Config struct {
 	// ConnectCacheTTL bounds how long the proxy keeps a grant it read
 	// (default 1s; changes to grants reach it at once regardless).
 	ConnectCacheTTL time.Duration
+	// OnboardingWait bounds how long POST /v1/tenants waits for the
+	// tenant's onboarding before answering 202 (default 10s).
+	OnboardingWait time.Duration
 }
 
 // App is one wired Bulkhead node.
@@ -287,7 +290,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
-		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs,
+		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})
 	mux := http.NewServeMux()
 	for _, path := range a.Provider.Paths() {
