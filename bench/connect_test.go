@@ -51,6 +51,7 @@ func newConnectionRig(tb testing.TB, d storage.Dialect, cacheTTL time.Duration, 
 		client: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}, Timeout: 10 * time.Second}}
 	r.node2 = r.node1
 	if twoNodes && d == storage.Postgres {
+		opts.PublicURL = r.node1.URL // nodes of one database share their public URL
 		r.node2 = apitest.New(tb, dsn, opts)
 	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {

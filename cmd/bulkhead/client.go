@@ -209,6 +209,9 @@ func tenantCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if sub == "create" && t.Status == "provisioning" {
+		fmt.Fprintf(stderr, "bulkhead: %s is still onboarding; `bulkhead tenant get %s` shows when it is active\n", t.ID, t.ID)
+	}
 	if cf.output == "json" {
 		return printJSON(stdout, t)
 	}

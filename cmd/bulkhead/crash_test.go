@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -73,7 +75,7 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 		}
 		<-p.exited
 
-		p2 := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=50ms")
+		p2 := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=50ms", "BULKHEAD_PUBLIC_URL="+p.url)
 		c2 := p2.client()
 		waitFor(t, "the tenant to become active after the restart", 20*time.Second, func() bool {
 			tn, err = c2.GetTenant(context.Background(), "crash-co")
@@ -159,7 +161,7 @@ func TestGracefulShutdownCheckpoints(t *testing.T) {
 	if err := <-created; err != nil {
 		t.Errorf("the in-flight create did not finish: %v", err)
 	}
-	p2 := startServe(t, dataDir, "", "BULKHEAD_TEST_ONBOARDING_DELAY=1s")
+	p2 := startServe(t, dataDir, "", "BULKHEAD_TEST_ONBOARDING_DELAY=1s", "BULKHEAD_PUBLIC_URL="+p.url)
 	c2 := p2.client()
 	waitFor(t, "active after restart", 20*time.Second, func() bool {
 		tn, err := c2.GetTenant(context.Background(), "term-co")
@@ -169,4 +171,67 @@ func TestGracefulShutdownCheckpoints(t *testing.T) {
 	if got := stepNames(w[0]); !slices.Equal(got, []string{"activate", "authz", "identity", "kms", "test-delay", "test-mark"}) {
 		t.Errorf("completed steps %v", got)
 	}
+}
+
+// TestCreateReplayAfterKill9: a create whose onboarding is cut off by
+// kill -9 is retried, with the same Idempotency-Key, against the restarted
+// node, which resumes the onboarding: the retry answers 201 with the
+// tenant active, as the README promises, once the resumed onboarding is
+// done (it used to answer at once, 201 with the tenant provisioning).
+func TestCreateReplayAfterKill9(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		dataDir := filepath.Join(t.TempDir(), "data")
+		if filepath.IsAbs(dsn) {
+			dsn = "" // SQLite: the default database in the data directory
+		}
+		const key = "replay-key-1"
+		body := client.CreateTenant{ID: "replay-co", Name: "Replay Co"}
+		p := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=30s")
+		go createAnswer(p.url, body, key) // cut off by the kill
+		waitFor(t, "the steps before test-delay to complete", 20*time.Second, func() bool {
+			w := workflows(t, p.client(), "replay-co")
+			return len(w) == 1 && slices.Contains(stepNames(w[0]), "test-mark")
+		})
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		<-p.exited
+
+		p2 := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=2s", "BULKHEAD_PUBLIC_URL="+p.url)
+		status, tn, err := createAnswer(p2.url, body, key)
+		if err != nil || status != http.StatusCreated || tn.Status != "active" || tn.ID != "replay-co" {
+			t.Fatalf("the create's retry after kill -9: %d %+v %v; want 201 with the tenant active", status, tn, err)
+		}
+		var cfg map[string]float64
+		if err := json.Unmarshal(tn.Config, &cfg); err != nil || cfg["test_delay_runs"] != 1 {
+			t.Errorf("the answer is not the onboarded tenant: config %s", tn.Config)
+		}
+		if status, tn, err = createAnswer(p2.url, body, key); err != nil || status != http.StatusCreated || tn.Status != "active" {
+			t.Errorf("a later retry: %d %+v %v; want 201 active", status, tn, err)
+		}
+		if w := workflows(t, p2.client(), "replay-co"); len(w) != 1 || w[0].Status != "done" {
+			t.Errorf("workflows after the retries: %+v; want the one onboarding, done", w)
+		}
+	})
+}
+
+// createAnswer posts a create with an Idempotency-Key and returns the
+// status and the tenant; it reports failures as errors, so that goroutines
+// may call it.
+func createAnswer(base string, in client.CreateTenant, key string) (int, client.Tenant, error) {
+	var tn client.Tenant
+	b, _ := json.Marshal(in)
+	req, err := http.NewRequest("POST", base+"/v1/tenants", bytes.NewReader(b))
+	if err != nil {
+		return 0, tn, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, tn, err
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, tn, json.NewDecoder(resp.Body).Decode(&tn)
 }

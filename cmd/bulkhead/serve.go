@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/app"
+	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 )
@@ -40,6 +41,10 @@ type config struct {
 	allowPrivate    bool
 	upstreamTimeout time.Duration
 	bodyTimeout     time.Duration
+
+	// bulkhead init only: deliberate changes to what the database records.
+	newRootKey   bool
+	newPublicURL bool
 }
 
 func envOr(name, def string) string {
@@ -159,6 +164,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		LoginDomain: c.loginDomain, TenantPicker: c.tenantPicker, TrustedProxies: strings.Split(c.trustedProxies, ","),
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
+		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL,
 	})
 }
 
@@ -199,7 +205,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if c.publicURL == "" {
+	defaultURL := c.publicURL == ""
+	if defaultURL {
 		c.publicURL = "http://" + ln.Addr().String()
 	}
 	var proxyLn net.Listener
@@ -210,6 +217,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}
 	n, err := c.open(ctx, log, stderr)
+	if errors.Is(err, provider.ErrPublicURLMismatch) && defaultURL {
+		err = fmt.Errorf("%w (this node was given no --public-url: its default is http:// and its --listen address)", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -285,14 +295,50 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
+	var newURL string
 	fs := flag.NewFlagSet("bulkhead init", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	storageFlags(fs, &c)
+	fs.StringVar(&c.publicURL, "public-url", envOr("BULKHEAD_PUBLIC_URL", ""),
+		"record this public URL now rather than at the first serve (env BULKHEAD_PUBLIC_URL)")
+	fs.StringVar(&newURL, "new-public-url", "",
+		"change the public URL the database records (every node must then serve with it; tokens issued under the old one are refused)")
+	fs.BoolVar(&c.newRootKey, "new-root-key", false,
+		"make this node's root key (BULKHEAD_ROOT_KEY or <data-dir>/root.key, made if missing) the database's although it records another: "+
+			"EVERYTHING WRAPPED UNDER THE OLD KEY BECOMES UNREADABLE; only for a root key lost for good")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: bulkhead init [flags]
+
+Creates the data directory, root key, database and admin token, as the
+first serve would; on an existing deployment it checks the root key (and
+--public-url) against what the database records. Two deliberate changes,
+with every node stopped:
+
+  --new-public-url URL  the URL every node serves under (the issuer of
+                        every token) becomes URL
+  --new-root-key        the node's root key replaces the one the database
+                        records; what the old one wrapped is lost
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if newURL != "" {
+		both := false
+		fs.Visit(func(f *flag.Flag) { both = both || f.Name == "public-url" })
+		if both && c.publicURL != newURL {
+			return fmt.Errorf("%w: --public-url and --new-public-url differ; give --new-public-url alone", errUsage)
+		}
+		c.publicURL, c.newPublicURL = newURL, true
 	}
 	n, err := c.open(ctx, slog.New(slog.DiscardHandler), stderr)
 	if err != nil {

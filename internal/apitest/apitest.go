@@ -73,6 +73,11 @@ type Options struct {
 	// RootKey (base64), if set, is the node's root key: nodes that share a
 	// database share it.
 	RootKey string
+	// PublicURL, if set, is the node's public URL (the issuer) instead of
+	// its own address: nodes that share a database share one.
+	PublicURL string
+	// OnboardingWait bounds how long a create waits for onboarding.
+	OnboardingWait time.Duration
 }
 
 // New starts a node on the database at dsn (see storagetest.DSN) and stops it
@@ -84,12 +89,16 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		opts.TiersFile = unlimitedTiers(t)
 	}
 	srv := httptest.NewUnstartedServer(nil) // listening already: its URL is the issuer
+	if opts.PublicURL == "" {
+		opts.PublicURL = "http://" + srv.Listener.Addr().String()
+	}
 	// On PostgreSQL the owner role migrates and the node serves as the
 	// ordinary role, as in a deployment.
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, MigrationDatabase: storagetest.MigrationDSN(t, dsn), Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
-		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
+		PublicURL: opts.PublicURL, Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: true,
-		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL, RootKey: opts.RootKey}
+		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL,
+		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}

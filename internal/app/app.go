@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,8 +54,18 @@ type Config struct {
 	MigrationDatabase string
 
 	// PublicURL is the platform issuer of the OpenID provider, the URL where
-	// clients reach this node (default http://127.0.0.1:8080).
+	// clients reach this node (default http://127.0.0.1:8080). When set, it
+	// is recorded in the database at the first start, and a node with
+	// another refuses to start (provider.CheckPublicURL).
 	PublicURL string
+	// ChangePublicURL replaces the public URL recorded in the database with
+	// PublicURL (bulkhead init --new-public-url).
+	ChangePublicURL bool
+
+	// NewRootKey makes the node's root key, or a new one, the database's
+	// although the database knows another (bulkhead init --new-root-key):
+	// everything wrapped under the old key becomes unreadable.
+	NewRootKey bool
 
 	// TrustedProxies are the reverse proxies (CIDRs or addresses) whose
 	// X-Forwarded-For names the client; none by default.
@@ -92,6 +103,9 @@ type Config struct {
 	// ConnectCacheTTL bounds how long the proxy keeps a grant it read
 	// (default 1s; changes to grants reach it at once regardless).
 	ConnectCacheTTL time.Duration
+	// OnboardingWait bounds how long POST /v1/tenants waits for the
+	// tenant's onboarding before answering 202 (default 10s).
+	OnboardingWait time.Duration
 }
 
 // App is one wired Bulkhead node.
@@ -123,9 +137,10 @@ func Components() []storage.Component {
 	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations()}
 }
 
-// Open prepares the data directory and root key, opens and migrates the
-// database and wires the services. The caller adds workflow steps, then
-// calls Tenants.Start, and Close at the end.
+// Open prepares the data directory, opens and migrates the database, opens
+// the root key against it (kms.OpenRootKey), checks the public URL against
+// the one it records, and wires the services. The caller adds workflow
+// steps, then calls Tenants.Start, and Close at the end.
 func Open(ctx context.Context, c Config) (*App, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -139,19 +154,35 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	rk, created, err := kms.LoadRootKey(c.DataDir, c.RootKey)
+	dsn := c.Database
+	if dsn == "" {
+		dsn = filepath.Join(c.DataDir, "bulkhead.db")
+	}
+	db, err := storage.Open(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
-	if created {
+	if err := prepare(ctx, db, c.MigrationDatabase); err != nil {
+		db.Close()
+		return nil, err
+	}
+	// The root key is checked against the database before anything uses
+	// it: a node whose key is not the database's, or that has none, stops
+	// here; a key is made only for a database that knows none.
+	rk, opened, err := kms.OpenRootKey(ctx, db, kms.RootKeyOptions{Dir: c.DataDir, Env: c.RootKey, Replace: c.NewRootKey,
+		Samples: []kms.WrappedSample{signing.WrappedSample}, Clock: c.Clock})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if opened.Created {
 		fmt.Fprintf(c.Notices, "\n*** DEV MODE: created a root key in %s.\n"+
 			"*** Anyone who can read that file can decrypt this deployment's keys.\n"+
 			"*** In production supply BULKHEAD_ROOT_KEY (or a KMS) and keep the key out of backups.\n\n",
 			filepath.Join(c.DataDir, kms.RootKeyFile))
 	}
-	dsn := c.Database
-	if dsn == "" {
-		dsn = filepath.Join(c.DataDir, "bulkhead.db")
+	if c.NewRootKey && !opened.Replaced {
+		fmt.Fprintf(c.Notices, "bulkhead: the root key in %s already is this database's; nothing was replaced\n", rk.Origin())
 	}
 	fail := func(err error, db *storage.DB) (*App, error) {
 		if db != nil {
@@ -159,13 +190,6 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		}
 		rk.Zero()
 		return nil, err
-	}
-	db, err := storage.Open(ctx, dsn)
-	if err != nil {
-		return fail(err, nil)
-	}
-	if err := prepare(ctx, db, c.MigrationDatabase); err != nil {
-		return fail(err, db)
 	}
 	tiers := tenant.DefaultTiers()
 	if c.TiersFile != "" {
@@ -212,6 +236,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Tenants.AddOffboardingStep(tenant.Step{Name: "signing-keys", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
 		return a.Signing.DeleteIssuer(ctx, tx)
 	}})
+	checkURL := c.PublicURL != "" // bulkhead init without --public-url leaves it to the first serve
 	if c.PublicURL == "" {
 		c.PublicURL = "http://127.0.0.1:8080"
 	}
@@ -244,6 +269,22 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		return fail(err, db)
 	}
 	a.Tenants.AddOffboardingStep(a.Provider.OffboardingStep())
+	if checkURL {
+		from, err := a.Provider.CheckPublicURL(ctx, c.ChangePublicURL)
+		if err != nil {
+			a.Audit.Close()
+			return fail(err, db)
+		}
+		if from != "" {
+			fmt.Fprintf(c.Notices, "bulkhead: the public URL is now %s (was %s); tokens issued under the old URL are refused\n", c.PublicURL, from)
+		}
+	}
+	if opened.Replaced {
+		if err := a.rootKeyReplaced(ctx, c.Notices, opened.Unreadable); err != nil {
+			a.Audit.Close()
+			return fail(err, db)
+		}
+	}
 	a.Admin = authn.NewAdminTokens(db, c.Clock)
 	// The API checks its own tokens against the signing-key store in
 	// memory: no fetch of its own JWKS, so no fetch budget for a flood of
@@ -256,11 +297,11 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	// A token's state is re-read at most a second after it was last read
 	// (at once after any change on this node); see README, Identity.
-	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes})
+	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes}, c.Logger)
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
-		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs,
+		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})
 	mux := http.NewServeMux()
 	for _, path := range a.Provider.Paths() {
@@ -286,6 +327,28 @@ func prepare(ctx context.Context, db *storage.DB, migrationDSN string) error {
 		defer owner.Close()
 	}
 	return db.PrepareToServe(ctx, owner, Components()...)
+}
+
+// rootKeyReplaced finishes a root key replacement: the issuers' signing
+// keys, which no longer unwrap, are retired (each issuer makes a new one on
+// its next token), the replacement is audited, and the operator is told
+// what became unreadable.
+func (a *App) rootKeyReplaced(ctx context.Context, notices io.Writer, unreadable int) error {
+	retired, err := a.Signing.RetireAll(ctx)
+	if err != nil {
+		return err
+	}
+	if err := a.Audit.Append(ctx, audit.Event{Principal: "system:init", Action: "kms.root_key_replaced", Target: "root-key",
+		Detail: map[string]string{"unreadable_key_versions": strconv.Itoa(unreadable), "retired_signing_keys": strconv.Itoa(retired)}}); err != nil {
+		return err
+	}
+	fmt.Fprintf(notices, "\n*** ROOT KEY REPLACED: this database's root key is now the one from %s.\n"+
+		"*** %d tenant key version(s) were wrapped under the old root key and are unreadable now, and so is\n"+
+		"*** everything encrypted under them (tenant data, connections' token shares); so are TOTP secrets and\n"+
+		"*** federation client secrets. %d signing key(s) were retired: each issuer makes a new one. Sessions,\n"+
+		"*** refresh tokens and connection grants from before no longer work. Give every node this root key.\n\n",
+		a.rootKey.Origin(), unreadable, retired)
+	return nil
 }
 
 // tokenState answers authn.TenantTokens from the node's records.

@@ -2,11 +2,14 @@ package authn
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
+	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/auth"
 )
@@ -20,6 +23,10 @@ type TenantTokens struct {
 	v     *auth.Validator
 	state TokenState
 	opts  StateCache
+	log   *slog.Logger
+	// warnings bounds the warnings about refused issuers: anyone can send
+	// tokens naming any issuer, and the log must not be theirs to fill.
+	warnings *ratelimit.Limiter
 
 	verdicts *lru.Cache[string, verdict] // by token id
 }
@@ -65,8 +72,13 @@ type TokenState interface {
 	UserGroups(ctx context.Context, tid tenant.ID, userID string) ([]string, error)
 }
 
-// NewTenantTokens returns the verifier.
-func NewTenantTokens(v *auth.Validator, state TokenState, cache StateCache) *TenantTokens {
+// NewTenantTokens returns the verifier. It warns in log (nil: nowhere)
+// when it refuses a token for its issuer, the refusal an operator has to
+// act on (nodes with different public URLs).
+func NewTenantTokens(v *auth.Validator, state TokenState, cache StateCache, log *slog.Logger) *TenantTokens {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if cache.Size <= 0 {
 		cache.Size = 10000
 	}
@@ -76,8 +88,30 @@ func NewTenantTokens(v *auth.Validator, state TokenState, cache StateCache) *Ten
 	if cache.Changes == nil {
 		cache.TTL = 0 // without a change count, a cache could hide this node's own changes
 	}
-	return &TenantTokens{v: v, state: state, opts: cache,
+	return &TenantTokens{v: v, state: state, opts: cache, log: log, warnings: ratelimit.New(issuerWarningRate, issuerWarningBurst, 4),
 		verdicts: lru.New[string, verdict](lru.Options[verdict]{Size: cache.Size, MaxAge: max(cache.TTL, time.Nanosecond), Now: cache.Now})}
+}
+
+// Warnings about refused issuers: a burst of issuerWarningBurst, then one
+// every 10 s per reason, each saying how many were left out before it.
+const (
+	issuerWarningRate  = 0.1
+	issuerWarningBurst = 5
+)
+
+// warnIssuer logs, at warn level, why a token was refused for its issuer.
+// It names the issuer this node expected, never anything of the token
+// (whose claims are not even verified when its issuer is unknown).
+func (t *TenantTokens) warnIssuer(ctx context.Context, reason, msg string, attrs ...any) {
+	ok, left := t.warnings.Allow(reason, t.opts.Now())
+	if !ok {
+		return
+	}
+	attrs = append(attrs, "reason", reason)
+	if left > 0 {
+		attrs = append(attrs, "unlogged_before", left)
+	}
+	t.log.WarnContext(ctx, msg, attrs...)
 }
 
 // cached returns the tenant context kept for the token c, if still good:
@@ -127,6 +161,11 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	}
 	c, err := t.v.Validate(ctx, token)
 	if err != nil {
+		if errors.Is(err, auth.ErrIssuer) {
+			t.warnIssuer(ctx, "foreign_issuer", "token refused: its issuer is not this node's public URL, nor a silo issuer under it; "+
+				"every node of a deployment must run with the same --public-url, and tokens of another deployment are refused",
+				"expected_issuer", t.v.Issuer())
+		}
 		return nil, &errs.Error{Kind: errs.Unauthenticated, Code: "invalid_token", Detail: "the bearer token is not valid", Err: err}
 	}
 	if c.ClientID == "" {
@@ -159,8 +198,10 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	if err != nil || tn.Status != tenant.Active {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token's tenant is not active")
 	}
-	if c.Issuer != t.state.IssuerOf(tn) {
+	if want := t.state.IssuerOf(tn); c.Issuer != want {
 		// A tenant moved to silo accepts only its own issuer's tokens.
+		t.warnIssuer(ctx, "tenant_issuer", "token refused: it was issued by an issuer that is no longer its tenant's "+
+			"(the tenant's isolation changed since)", "tenant_id", string(tid), "expected_issuer", want)
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token's issuer is not its tenant's")
 	}
 	if t.state.Revoked(ctx, c.ID) {

@@ -1,7 +1,11 @@
 package authn_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,7 +52,7 @@ func TestStateCache(t *testing.T) {
 	st := &fakeState{issuer: op.Issuer()}
 	st.status.Store(tenant.Active)
 	var changes atomic.Uint64
-	tt := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Second, Changes: changes.Load, Now: clock})
+	tt := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Second, Changes: changes.Load, Now: clock}, nil)
 	token := key.Sign(authtest.Claims(op.Issuer(), "api", "acme", now))
 	verify := func() error {
 		t.Helper()
@@ -99,7 +103,7 @@ func TestStateCache(t *testing.T) {
 		t.Error("a suspended tenant's token works after the TTL")
 	}
 	// Without a change count the cache is off.
-	off := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Hour, Now: clock})
+	off := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Hour, Now: clock}, nil)
 	st.status.Store(tenant.Active)
 	reads()
 	for range 3 {
@@ -126,7 +130,7 @@ func TestDelegatedToken(t *testing.T) {
 	st := &fakeState{issuer: op.Issuer()}
 	st.status.Store(tenant.Active)
 	var changes atomic.Uint64
-	tt := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Second, Changes: changes.Load})
+	tt := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Second, Changes: changes.Load}, nil)
 	claims := authtest.Claims(op.Issuer(), "api", "acme", now)
 	claims["client_id"], claims["scope"], claims["act"] = "cli_svc", "kms:encrypt data:read", map[string]any{"sub": "cli_svc"}
 	for range 2 { // read, then cached
@@ -166,5 +170,102 @@ func TestDelegatedToken(t *testing.T) {
 		if _, err := tt.Verify(context.Background(), key.Sign(c)); err == nil {
 			t.Errorf("act naming %s was accepted", name)
 		}
+	}
+}
+
+// TestIssuerRefusalIsLogged: a token refused for its issuer (another
+// deployment's, or a node's with another public URL; or an issuer that is
+// no longer its tenant's) is answered as any invalid token, and the reason
+// is logged at warn level, naming the issuer this node expects and nothing
+// of the token; a flood of such tokens logs a handful of lines.
+func TestIssuerRefusalIsLogged(t *testing.T) {
+	op := authtest.NewServer(t)
+	other := authtest.NewServer(t) // another node or deployment
+	key := op.AddKey(op.Issuer(), authtest.ES256)
+	otherKey := other.AddKey(other.Issuer(), authtest.ES256)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	v, err := auth.NewValidator(auth.Config{Issuer: op.Issuer(), Audience: "api", HTTPClient: op.Client(), Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &fakeState{issuer: op.Issuer()}
+	st.status.Store(tenant.Active)
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	tt := authn.NewTenantTokens(v, st, authn.StateCache{Now: clock}, log)
+	lines := func() []map[string]any {
+		t.Helper()
+		var out []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			if l == "" {
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("log line is not JSON: %s", l)
+			}
+			out = append(out, m)
+		}
+		buf.Reset()
+		return out
+	}
+	tokenShown := func(token, logged string) bool {
+		for _, part := range append(strings.Split(token, "."), token) {
+			if strings.Contains(logged, part) {
+				return true
+			}
+		}
+		return false
+	}
+
+	foreign := otherKey.Sign(authtest.Claims(other.Issuer(), "api", "acme", now))
+	if _, err := tt.Verify(context.Background(), foreign); err == nil {
+		t.Fatal("another issuer's token was accepted")
+	}
+	logged := buf.String()
+	got := lines()
+	if len(got) != 1 || got[0]["level"] != "WARN" || got[0]["reason"] != "foreign_issuer" || got[0]["expected_issuer"] != op.Issuer() ||
+		!strings.Contains(got[0]["msg"].(string), "--public-url") {
+		t.Fatalf("log after another issuer's token: %v; want one warning naming the expected issuer and --public-url", got)
+	}
+	if tokenShown(foreign, logged) || strings.Contains(logged, other.Issuer()) {
+		t.Errorf("the warning shows the token or its claims: %s", logged)
+	}
+
+	// A flood: a handful of lines, the next one counting those left out.
+	for range 100 {
+		tt.Verify(context.Background(), foreign)
+	}
+	if n := len(lines()); n > 5 {
+		t.Errorf("100 refused tokens logged %d lines; want at most 5", n)
+	}
+	now = now.Add(time.Minute)
+	tt.Verify(context.Background(), foreign)
+	if got := lines(); len(got) != 1 || got[0]["unlogged_before"] == nil {
+		t.Errorf("the next warning after a flood: %v; want one that counts those left out", got)
+	}
+
+	// A tenant whose issuer is now another (say, moved to silo).
+	mine := key.Sign(authtest.Claims(op.Issuer(), "api", "acme", now))
+	st.issuer = op.SiloIssuer("acme")
+	if _, err := tt.Verify(context.Background(), mine); err == nil {
+		t.Fatal("a token of the tenant's former issuer was accepted")
+	}
+	logged = buf.String()
+	if got := lines(); len(got) != 1 || got[0]["reason"] != "tenant_issuer" || got[0]["tenant_id"] != "acme" || got[0]["expected_issuer"] != op.SiloIssuer("acme") {
+		t.Errorf("log after a token of the tenant's former issuer: %v", got)
+	}
+	if tokenShown(mine, logged) {
+		t.Errorf("the warning shows the token: %s", logged)
+	}
+	// Other refusals are not this warning.
+	st.issuer = op.Issuer()
+	expired := key.Sign(authtest.Claims(op.Issuer(), "api", "acme", now.Add(-2*time.Hour)))
+	if _, err := tt.Verify(context.Background(), expired); err == nil {
+		t.Fatal("an expired token was accepted")
+	}
+	if got := lines(); len(got) != 0 {
+		t.Errorf("an expired token logged %v", got)
 	}
 }

@@ -509,6 +509,7 @@ func TestConnectionRevocationAcrossNodes(t *testing.T) {
 	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
 	opts := apitest.Options{TenantTokens: connTokens(), RootKey: key, ConnectCacheTTL: time.Hour}
 	a := newTwoTenantEnvWith(t, dsn, opts)
+	opts.PublicURL = a.env.URL // nodes of one database share their public URL
 	n2 := apitest.New(t, dsn, opts)
 	const token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
 	up := newUpstream(t, token, nil)

@@ -47,7 +47,13 @@ type Config struct {
 	Logger    *slog.Logger
 	Metrics   *prometheus.Registry // the API registers its collectors here
 	Version   string
+	// OnboardingWait bounds how long POST /v1/tenants waits for the
+	// tenant's onboarding before answering 202 (default DefaultOnboardingWait).
+	OnboardingWait time.Duration
 }
+
+// DefaultOnboardingWait is how long a create waits for onboarding by default.
+const DefaultOnboardingWait = 10 * time.Second
 
 // Server is the API handler.
 type Server struct {
@@ -95,6 +101,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = prometheus.NewRegistry()
+	}
+	if cfg.OnboardingWait <= 0 {
+		cfg.OnboardingWait = DefaultOnboardingWait
 	}
 	s := &Server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{

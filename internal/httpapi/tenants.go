@@ -80,6 +80,24 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if t.Status == tenant.Provisioning {
+		// Onboarding is still running: the retry of a create that a crash
+		// cut off (resumed by a restarted node), a workflow another node
+		// runs, or a step that failed and is retried. The answer waits for
+		// it, up to a bound, so that it is the tenant active, as the first
+		// answer would have been; past the bound, 202 says to poll.
+		wait, cancel := context.WithTimeout(r.Context(), s.OnboardingWait)
+		t, err = s.Tenants.AwaitOnboarding(wait, t.ID)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	status := http.StatusCreated
+	if t.Status == tenant.Provisioning {
+		status = http.StatusAccepted
+		w.Header().Set("Retry-After", "1")
+	}
 	w.Header().Set("Location", "/v1/tenants/"+string(t.ID))
 	resp := struct {
 		tenant.Tenant
@@ -91,7 +109,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 		resp.InitialAdmin = &initialAdmin{Email: body.AdminEmail, TemporaryPassword: temporary}
 		w.Header().Set("Cache-Control", "no-store")
 	}
-	writeJSON(w, http.StatusCreated, resp)
+	writeJSON(w, status, resp)
 	return nil
 }
 

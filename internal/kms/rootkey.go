@@ -39,48 +39,67 @@ func (k *RootKey) Zero() { clear(k.key[:]) }
 
 // LoadRootKey returns the root key from envValue (base64) when it is set,
 // or from dir/root.key, creating that file with a new random key if it does
-// not exist. created reports whether a key was made now.
+// not exist. created reports whether a key was made now. It checks nothing
+// against a database: a node opens its key with OpenRootKey, which makes a
+// key only for a database that has none.
 func LoadRootKey(dir, envValue string) (k *RootKey, created bool, err error) {
+	if k, err = readRootKey(dir, envValue); err != nil || k != nil {
+		return k, false, err
+	}
+	k, err = createRootKeyFile(dir)
+	return k, err == nil, err
+}
+
+// readRootKey returns the root key from envValue (base64) when it is set,
+// or from dir/root.key; nil, without an error, when there is neither.
+func readRootKey(dir, envValue string) (*RootKey, error) {
 	if envValue != "" {
 		k, err := parseRootKey(envValue)
 		if err != nil {
-			return nil, false, fmt.Errorf("kms: BULKHEAD_ROOT_KEY: %w", err)
+			return nil, fmt.Errorf("kms: BULKHEAD_ROOT_KEY: %w", err)
 		}
 		k.Source = "env"
-		return k, false, nil
+		return k, nil
 	}
 	path := filepath.Join(dir, RootKeyFile)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		var raw [RootKeySize]byte
-		rand.Read(raw[:])
-		enc := make([]byte, base64.StdEncoding.EncodedLen(RootKeySize)+1)
-		base64.StdEncoding.Encode(enc, raw[:])
-		enc[len(enc)-1] = '\n'
-		clear(raw[:])
-		defer clear(enc)
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, false, fmt.Errorf("kms: create root key: %w", err)
-		}
-		if _, err := f.Write(enc); err != nil {
-			f.Close()
-			return nil, false, fmt.Errorf("kms: write root key: %w", err)
-		}
-		if err := errors.Join(f.Sync(), f.Close()); err != nil {
-			return nil, false, fmt.Errorf("kms: write root key: %w", err)
-		}
-		b, created = append([]byte(nil), enc...), true
-	} else if err != nil {
-		return nil, false, fmt.Errorf("kms: read root key: %w", err)
+		return nil, nil
 	}
-	k, err = parseRootKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("kms: read root key: %w", err)
+	}
+	k, err := parseRootKey(string(b))
 	clear(b)
 	if err != nil {
-		return nil, false, fmt.Errorf("kms: %s: %w", path, err)
+		return nil, fmt.Errorf("kms: %s: %w", path, err)
 	}
 	k.Source = "file:" + path
-	return k, created, nil
+	return k, nil
+}
+
+// createRootKeyFile makes a new random root key in dir/root.key (mode
+// 0600), which must not exist, and returns it once the file is synced.
+func createRootKeyFile(dir string) (*RootKey, error) {
+	path := filepath.Join(dir, RootKeyFile)
+	k := &RootKey{Source: "file:" + path}
+	rand.Read(k.key[:])
+	enc := make([]byte, base64.StdEncoding.EncodedLen(RootKeySize)+1)
+	defer clear(enc)
+	base64.StdEncoding.Encode(enc, k.key[:])
+	enc[len(enc)-1] = '\n'
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		k.Zero()
+		return nil, fmt.Errorf("kms: create root key: %w", err)
+	}
+	_, err = f.Write(enc)
+	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+		os.Remove(path) // a partial file would stop the next start
+		k.Zero()
+		return nil, fmt.Errorf("kms: write root key: %w", err)
+	}
+	return k, nil
 }
 
 func parseRootKey(s string) (*RootKey, error) {

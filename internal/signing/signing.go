@@ -369,3 +369,46 @@ func (s *Store) DeleteIssuer(ctx context.Context, tx *storage.Tx) error {
 	s.mu.Unlock()
 	return nil
 }
+
+// WrappedSample is the signing keys' kms.WrappedSample: one private key as
+// stored, wrapped under the root key, with its binding. The root key check
+// tries a node's key on it in a database from before check values.
+func WrappedSample(ctx context.Context, tx *storage.Tx) (wrapped, aad []byte, ok bool, err error) {
+	var kid, tid string
+	err = tx.QueryRow(ctx, `SELECT kid, tenant_id, private_wrapped FROM signing_keys ORDER BY created_at DESC LIMIT 1`).Scan(&kid, &tid, &wrapped)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, false, nil
+	}
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("signing: read a key: %w", err)
+	}
+	return wrapped, Issuer{Tenant: tenant.ID(tid)}.binding(kid), true, nil
+}
+
+// RetireAll retires every issuer's active key. A root key replacement
+// needs it: the private keys were wrapped under the old root key and no
+// longer unwrap, so each issuer must make a new one (on its next token).
+// The retired keys stay published for the token lifetime, as after a
+// rotation. Run it with the nodes stopped: others are not told. It returns
+// how many keys it retired.
+func (s *Store) RetireAll(ctx context.Context) (int, error) {
+	now := s.clock.Now()
+	var n int64
+	err := s.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE signing_keys SET retired_at = ?, published_until = ? WHERE retired_at = 0`,
+			now.UnixMicro(), now.Add(s.lifetime).UnixMicro())
+		if err != nil {
+			return fmt.Errorf("signing: retire keys: %w", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	clear(s.cache)
+	clear(s.actives)
+	s.mu.Unlock()
+	return int(n), s.pub.loadAllIssuers(ctx)
+}

@@ -129,8 +129,9 @@ func (r *Registry) tierNames() string {
 // step failed; failed steps are retried in the background).
 //
 // With a non-empty idempotencyKey, a retry of the same request returns the
-// same tenant with created=false; the same key with a different request is
-// refused (idempotency_key_reused).
+// same tenant with created=false, as it is now (still provisioning if its
+// onboarding has not finished: see AwaitOnboarding); the same key with a
+// different request is refused (idempotency_key_reused).
 func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey string, actor Actor) (t Tenant, created bool, err error) {
 	t, err = r.validateCreate(req)
 	if err != nil {
@@ -197,6 +198,43 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey
 	r.runWorkflow(context.WithoutCancel(ctx), wfID, &claim{tenant: t.ID, kind: KindOnboarding, input: req.Input})
 	t, err = r.Get(ctx, t.ID)
 	return t, true, err
+}
+
+// onboardingPoll is how often AwaitOnboarding reads the tenant: the
+// onboarding may run on another node, so a read is how it is seen to end.
+const onboardingPoll = 50 * time.Millisecond
+
+// AwaitOnboarding waits until tenant id is no longer provisioning (its
+// onboarding finished, on this node or another, or an offboarding
+// cancelled it) and returns the tenant then. It returns the tenant still
+// provisioning when ctx ends first, or when the registry shuts down (a
+// workflow paused for the shutdown resumes only at the next start).
+//
+// A create's answer waits with it: after a crash, the retry of a create
+// (the same Idempotency-Key) finds the tenant provisioning while a
+// restarted node resumes its onboarding, and should answer, as the first
+// answer would have, once the tenant is active.
+func (r *Registry) AwaitOnboarding(ctx context.Context, id ID) (Tenant, error) {
+	poll := time.NewTicker(onboardingPoll)
+	defer poll.Stop()
+	var last Tenant
+	for {
+		t, err := r.Get(ctx, id)
+		switch {
+		case err != nil && last.ID != "" && ctx.Err() != nil:
+			return last, nil
+		case err != nil || t.Status != Provisioning:
+			return t, err
+		}
+		last = t
+		select {
+		case <-ctx.Done():
+			return last, nil
+		case <-r.stopping:
+			return last, nil
+		case <-poll.C:
+		}
+	}
 }
 
 // lookupIdempotent returns the tenant an earlier request with key created, if

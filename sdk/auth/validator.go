@@ -248,6 +248,9 @@ func parseIssuer(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// Issuer returns the platform issuer the validator accepts (Config.Issuer).
+func (v *Validator) Issuer() string { return v.issuer }
+
 // testHookParse, when set by a test, is called before a token is parsed.
 var testHookParse func()
 

@@ -77,7 +77,7 @@ func (p *Provider) tokenExchange(w http.ResponseWriter, r *http.Request, i signi
 	resp, err := p.exchangeTokens(ctx, r, o, st)
 	if err != nil {
 		p.auditExchange(ctx, i, st, err)
-		op.RequestError(w, r, err, nil)
+		op.RequestError(w, r, serverError(err), nil)
 		return
 	}
 	if err := p.auditExchange(ctx, i, st, nil); err != nil {

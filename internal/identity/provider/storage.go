@@ -66,6 +66,19 @@ func (s *issuerStorage) belongsTo(tid tenant.ID, t *tenant.Tenant) bool {
 	}
 }
 
+// serverError is how an internal failure leaves the storage for zitadel.
+// Given a plain error, zitadel answers server_error with the error's text
+// as the error_description, which would tell any client key ids, unwrap
+// failures or SQL; wrapped here, the answer says server_error alone and
+// the cause stays in zitadel's log line. OAuth errors pass unchanged.
+func serverError(err error) error {
+	var oe *oidc.Error
+	if err == nil || errors.As(err, &oe) {
+		return err
+	}
+	return oidc.ErrServerError().WithParent(err)
+}
+
 // --- clients ---
 
 func (s *issuerStorage) registeredClient(ctx context.Context, id string) (identity.Client, error) {
@@ -187,7 +200,7 @@ func (s *issuerStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReq
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("provider: store auth request: %w", err)
+		return nil, serverError(fmt.Errorf("provider: store auth request: %w", err))
 	}
 	return a, nil
 }
@@ -266,20 +279,20 @@ func (s *issuerStorage) AuthRequestByCode(ctx context.Context, code string) (op.
 }
 
 func (s *issuerStorage) SaveAuthCode(ctx context.Context, id, code string) error {
-	return s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+	return serverError(s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET code_hash = ? WHERE id = ? AND issuer_tenant = ?`,
 			hashToken(code), id, string(s.issuer.Tenant))
 		return err
-	})
+	}))
 }
 
 // DeleteAuthRequest ends an authorization request once its code is redeemed,
 // so a code works once.
 func (s *issuerStorage) DeleteAuthRequest(ctx context.Context, id string) error {
-	return s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+	return serverError(s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		_, err := tx.Exec(ctx, `DELETE FROM oidc_auth_requests WHERE id = ? AND issuer_tenant = ?`, id, string(s.issuer.Tenant))
 		return err
-	})
+	}))
 }
 
 // --- tokens ---
@@ -357,7 +370,7 @@ func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 		if errors.As(err, &oe) {
 			return "", "", time.Time{}, oe
 		}
-		return "", "", time.Time{}, fmt.Errorf("provider: store refresh token: %w", err)
+		return "", "", time.Time{}, serverError(fmt.Errorf("provider: store refresh token: %w", err))
 	}
 	s.p.auditEvent(ctx, r.tenantID, "oauth.token_issued", r.userID, audit.Success, map[string]string{"client_id": r.clientID, "grant": grantOf(current)})
 	return accessID, refresh, now.Add(accessTTL), nil
@@ -386,7 +399,7 @@ func (s *issuerStorage) TokenRequestByRefreshToken(ctx context.Context, token st
 		return nil, op.ErrInvalidRefreshToken
 	}
 	if err != nil {
-		return nil, fmt.Errorf("provider: load refresh token: %w", err)
+		return nil, serverError(fmt.Errorf("provider: load refresh token: %w", err))
 	}
 	r.tenantID = tenant.ID(tid)
 	if status == "rotated" {
@@ -398,7 +411,7 @@ func (s *issuerStorage) TokenRequestByRefreshToken(ctx context.Context, token st
 		return nil, op.ErrInvalidRefreshToken
 	}
 	if err := errors.Join(json.Unmarshal([]byte(scopes), &r.scopes), json.Unmarshal([]byte(aud), &r.audience), json.Unmarshal([]byte(amr), &r.amr)); err != nil {
-		return nil, fmt.Errorf("provider: stored refresh token unreadable: %w", err)
+		return nil, serverError(fmt.Errorf("provider: stored refresh token unreadable: %w", err))
 	}
 	r.authTime = time.UnixMicro(authTime).UTC()
 	u, err := s.activeUser(ctx, r.tenantID, r.userID)
@@ -417,11 +430,11 @@ func (s *issuerStorage) revokeFamily(ctx context.Context, family string) {
 }
 
 func (s *issuerStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
-	return s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+	return serverError(s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE oidc_refresh_tokens SET status = 'revoked' WHERE user_id = ? AND client_id = ? AND issuer_tenant = ?`,
 			userID, clientID, string(s.issuer.Tenant))
 		return err
-	})
+	}))
 }
 
 func (s *issuerStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
@@ -523,7 +536,7 @@ func (s *issuerStorage) revoked(ctx context.Context, tokenID string) bool {
 func (s *issuerStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 	k, err := s.p.cfg.Signing.Active(ctx, s.issuer)
 	if err != nil {
-		return nil, err
+		return nil, serverError(err)
 	}
 	return signingKey{k}, nil
 }
@@ -531,18 +544,18 @@ func (s *issuerStorage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 func (s *issuerStorage) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
 	k, err := s.p.cfg.Signing.Active(ctx, s.issuer)
 	if err != nil {
-		return nil, err
+		return nil, serverError(err)
 	}
 	return []jose.SignatureAlgorithm{k.Algorithm}, nil
 }
 
 func (s *issuerStorage) KeySet(ctx context.Context) ([]op.Key, error) {
 	if _, err := s.p.cfg.Signing.Active(ctx, s.issuer); err != nil { // an issuer publishes a key from its first request
-		return nil, err
+		return nil, serverError(err)
 	}
 	set, err := s.p.cfg.Signing.JWKS(ctx, s.issuer)
 	if err != nil {
-		return nil, err
+		return nil, serverError(err)
 	}
 	out := make([]op.Key, len(set.Keys))
 	for i, k := range set.Keys {
@@ -577,7 +590,7 @@ func (s *issuerStorage) tenantClaims(ctx context.Context, tid tenant.ID, userID 
 	}
 	t, err := s.p.cfg.Tenants.Get(ctx, tid)
 	if err != nil {
-		return nil, err
+		return nil, serverError(err)
 	}
 	claims := map[string]any{"tenant_id": string(tid), "tier": t.Tier}
 	if userID != "" {
