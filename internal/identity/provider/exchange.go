@@ -222,8 +222,13 @@ func (s *issuerStorage) ValidateTokenExchangeRequest(ctx context.Context, req op
 	if use, _ := claims["token_use"].(string); use != "access" {
 		return invalid("not an access token (token_use)")
 	}
-	if cid, _ := claims["client_id"].(string); cid == "" {
+	cid, _ := claims["client_id"].(string)
+	if cid == "" {
 		return invalid("not an access token (no client_id)")
+	}
+	if _, err := s.registeredClient(ctx, cid); err != nil {
+		// A deleted client's tokens are dead everywhere, here too.
+		return invalid("the subject token's client is no longer registered")
 	}
 	if _, ok := claims["act"]; ok {
 		return invalid("already an exchanged token")
