@@ -109,6 +109,8 @@ type Provider struct {
 	upstreams upstreams // tenants' own providers (federation)
 
 	configs sync.Map // tenant.ID → cachedConfig
+
+	crypto *accessTokenCrypto // hands out the access tokens the storage signed
 }
 
 type cachedConfig struct {
@@ -153,7 +155,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{},
 		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginFailures: ratelimit.New(1.0/30, 10, 100000),
-		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000)}, nil
+		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000), crypto: newAccessTokenCrypto(cfg.CryptoKey)}, nil
 }
 
 func isLoopback(host string) bool { return host == "localhost" || host == "127.0.0.1" || host == "::1" }
@@ -303,7 +305,7 @@ func (p *Provider) issuer(i signing.Issuer) (*op.Provider, error) {
 		SupportedUILocales:       []language.Tag{language.English},
 		SupportedClaims:          append(op.DefaultSupportedClaims, "tenant_id", "tier", "groups"),
 	}
-	opts := []op.Option{op.WithLogger(p.cfg.Logger),
+	opts := []op.Option{op.WithLogger(p.cfg.Logger), op.WithCrypto(p.crypto),
 		// Tokens presented back (userinfo, introspection, revocation, token
 		// exchange) are verified with the algorithms Bulkhead signs with.
 		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(string(jose.ES256), string(jose.EdDSA)))}

@@ -310,10 +310,17 @@ func (s *issuerStorage) CreateAccessToken(ctx context.Context, req op.TokenReque
 			return "", time.Time{}, oidc.ErrServerError()
 		}
 		st.tokenID = ids.New("at")
+		if err := s.signAccessToken(ctx, req, st.tokenID, st.expiry); err != nil {
+			return "", time.Time{}, err
+		}
 		return st.tokenID, st.expiry, nil
 	}
 	access, _ := s.p.lifetimes(ctx, requestTenant(req))
-	return ids.New("at"), s.p.clock().Now().Add(access), nil
+	id, exp := ids.New("at"), s.p.clock().Now().Add(access)
+	if err := s.signAccessToken(ctx, req, id, exp); err != nil {
+		return "", time.Time{}, err
+	}
+	return id, exp, nil
 }
 
 func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
@@ -358,6 +365,9 @@ func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 			return "", "", time.Time{}, oe
 		}
 		return "", "", time.Time{}, fmt.Errorf("provider: store refresh token: %w", err)
+	}
+	if err := s.signAccessToken(ctx, req, accessID, now.Add(accessTTL)); err != nil {
+		return "", "", time.Time{}, err
 	}
 	s.p.auditEvent(ctx, r.tenantID, "oauth.token_issued", r.userID, audit.Success, map[string]string{"client_id": r.clientID, "grant": grantOf(current)})
 	return accessID, refresh, now.Add(accessTTL), nil
