@@ -77,12 +77,12 @@ func (p *Provider) tokenExchange(w http.ResponseWriter, r *http.Request, i signi
 	resp, err := p.exchangeTokens(ctx, r, o, st)
 	if err != nil {
 		p.auditExchange(ctx, i, st, err)
-		op.RequestError(w, r, err, nil)
+		oauthError(w, http.StatusBadRequest, err)
 		return
 	}
 	if err := p.auditExchange(ctx, i, st, nil); err != nil {
 		// A token that cannot be audited is not handed out.
-		op.RequestError(w, r, oidc.ErrServerError(), nil)
+		oauthError(w, http.StatusInternalServerError, oidc.ErrServerError())
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
@@ -237,7 +236,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(path, "/oauth/") || path == "/revoke" {
 		if ok, _ := p.tokenByIP.Allow(p.cfg.ClientIP.IP(r), p.clock().Now()); !ok {
 			w.Header().Set("Retry-After", "1")
-			http.Error(w, `{"error":"slow_down","error_description":"too many requests from this address"}`, http.StatusTooManyRequests)
+			writeOAuthError(w, http.StatusTooManyRequests, "slow_down", "too many requests from this address")
 			return
 		}
 	}
@@ -282,10 +281,14 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case "/oauth/token":
-		if r2.FormValue("grant_type") == string(oidc.GrantTypeTokenExchange) {
-			p.tokenExchange(w, r2, issuer, o)
-			return
-		}
+		p.token(w, r2, issuer, o)
+		return
+	case "/oauth/introspect":
+		p.introspect(w, r2, issuer, o)
+		return
+	case "/revoke":
+		p.revoke(w, r2, issuer, o)
+		return
 	}
 	o.ServeHTTP(w, r2)
 }

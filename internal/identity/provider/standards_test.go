@@ -2,11 +2,18 @@ package provider_test
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/zitadel/oidc/v3/pkg/client/rs"
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
@@ -78,6 +85,223 @@ func TestAccessTokenType(t *testing.T) {
 		}
 		if err := idt.VerifyAccessToken(code.AccessToken); err != nil {
 			t.Errorf("at_hash: %v", err)
+		}
+	})
+}
+
+// form posts fields to base+path, authenticated with HTTP Basic when
+// basic is set, and returns the answer's status, headers and JSON body.
+func form(t *testing.T, method, url string, basic *[2]string, fields url.Values) (int, http.Header, map[string]any) {
+	t.Helper()
+	var body io.Reader
+	if fields != nil {
+		body = strings.NewReader(fields.Encode())
+	}
+	req, _ := http.NewRequest(method, url, body)
+	if fields != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if basic != nil {
+		req.SetBasicAuth(basic[0], basic[1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(raw) > 0 && json.Unmarshal(raw, &out) != nil {
+		out = map[string]any{"<not json>": string(raw)}
+	}
+	return resp.StatusCode, resp.Header, out
+}
+
+// TestIntrospectionAndRevocationOwnClientOnly: a token is introspected and
+// revoked only by the client it was issued to (RFC 7662 §2.1, RFC 7009
+// §2.1). Another client of the same tenant (a client-credentials service)
+// learns {"active":false} and its revocation is a 200 that changes
+// nothing.
+func TestIntrospectionAndRevocationOwnClientOnly(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic", "acme.example")
+		f.user(t, "acme", "ann@acme.example", "ann's long password")
+		web := f.client(t, "acme", identity.CreateClientRequest{Name: "web", GrantTypes: []string{"authorization_code", "refresh_token"},
+			RedirectURIs: []string{redirectURI}})
+		svc := f.client(t, "acme", identity.CreateClientRequest{Name: "svc", GrantTypes: []string{"client_credentials"}})
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: web.ID, ClientSecret: web.ClientSecret, Endpoint: p.Endpoint(), RedirectURL: redirectURI,
+			Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
+		tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
+		active := func(c identity.CreatedClient, token string) bool {
+			t.Helper()
+			server, err := rs.NewResourceServerClientCredentials(f.ctx, f.env.URL, c.ID, c.ClientSecret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := rs.Introspect[*zoidc.IntrospectionResponse](f.ctx, server, token)
+			if err != nil {
+				t.Fatalf("introspect as %s: %v", c.Name, err)
+			}
+			return resp.Active
+		}
+		if active(svc, tok.AccessToken) {
+			t.Error("another client of the tenant introspected the web app's user token as active")
+		}
+		if !active(web, tok.AccessToken) {
+			t.Error("the web app's own token is not active for it")
+		}
+		// Revocation by the other client: 200, and nothing is revoked.
+		for _, token := range []string{tok.AccessToken, tok.RefreshToken} {
+			if status, _, body := form(t, "POST", f.env.URL+"/revoke", &[2]string{svc.ID, svc.ClientSecret}, url.Values{"token": {token}}); status != 200 {
+				t.Fatalf("revocation by another client: %d %v; want 200", status, body)
+			}
+		}
+		if status, code := apiCall(t, f.env.URL, tok.AccessToken, "/v1/tenants/acme"); status != 200 {
+			t.Errorf("after another client's revocation the token is refused: %d %s", status, code)
+		}
+		if !active(web, tok.AccessToken) {
+			t.Error("after another client's revocation the token is inactive")
+		}
+		stale := *tok
+		stale.Expiry = time.Now().Add(-time.Minute)
+		refreshed, err := conf.TokenSource(f.ctx, &stale).Token()
+		if err != nil {
+			t.Fatalf("after another client's revocation the refresh token is refused: %v", err)
+		}
+		// The web app revokes its own: the access token stops at the API.
+		if status, _, body := form(t, "POST", f.env.URL+"/revoke", &[2]string{web.ID, web.ClientSecret}, url.Values{"token": {refreshed.AccessToken}}); status != 200 {
+			t.Fatalf("revocation by the token's client: %d %v", status, body)
+		}
+		if status, _ := apiCall(t, f.env.URL, refreshed.AccessToken, "/v1/tenants/acme"); status != 401 {
+			t.Errorf("a revoked token at the API: %d; want 401", status)
+		}
+		if active(web, refreshed.AccessToken) {
+			t.Error("a revoked token is active")
+		}
+	})
+}
+
+// wantOAuthError checks an RFC 6749 §5.2 error answer: JSON with error (and
+// at most error_description), no Go error text, no-store, and a
+// WWW-Authenticate challenge on a 401.
+func wantOAuthError(t *testing.T, what string, status int, h http.Header, body map[string]any, wantStatus int, wantError string) {
+	t.Helper()
+	if status != wantStatus || body["error"] != wantError {
+		t.Errorf("%s: %d %v; want %d %s", what, status, body, wantStatus, wantError)
+	}
+	if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("%s: Content-Type %q", what, ct)
+	}
+	for k, v := range body {
+		if k != "error" && k != "error_description" {
+			t.Errorf("%s: unexpected member %q in %v", what, k, body)
+		}
+		if s, _ := v.(string); strings.Contains(s, "ErrorType=") || strings.Contains(s, "Parent=") || strings.Contains(s, "provider:") {
+			t.Errorf("%s: Go error text in the answer: %q", what, s)
+		}
+	}
+	if cc := h.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("%s: Cache-Control %q; want no-store", what, cc)
+	}
+	if wantStatus == 401 && !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("%s: 401 without a Basic challenge: %q", what, h.Get("WWW-Authenticate"))
+	}
+}
+
+// TestProtocolErrors: the token, introspection and revocation endpoints
+// answer every error as RFC 6749 §5.2 JSON (401 with a challenge, never Go
+// error text), token answers are no-store, a grant the client is not
+// registered for is unauthorized_client, and introspection takes
+// client_secret_post as the token endpoint does.
+func TestProtocolErrors(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic", "acme.example")
+		svc := f.client(t, "acme", identity.CreateClientRequest{Name: "svc", GrantTypes: []string{"client_credentials"}})
+		web := f.client(t, "acme", identity.CreateClientRequest{Name: "web", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+		pub := f.client(t, "acme", identity.CreateClientRequest{Name: "spa", Public: true, GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+		tokenURL, introURL, revokeURL := f.env.URL+"/oauth/token", f.env.URL+"/oauth/introspect", f.env.URL+"/revoke"
+		good := &[2]string{svc.ID, svc.ClientSecret}
+		wrong := &[2]string{svc.ID, svc.ClientSecret + "x"}
+		cc := url.Values{"grant_type": {"client_credentials"}}
+
+		// A token, no-store; and what x/oauth2 makes of a refusal.
+		status, h, body := form(t, "POST", tokenURL, good, cc)
+		if status != 200 || body["access_token"] == nil || h.Get("Cache-Control") != "no-store" || h.Get("Pragma") != "no-cache" {
+			t.Errorf("token: %d %v %v", status, h, body)
+		}
+		access, _ := body["access_token"].(string)
+		_, err := (&clientcredentials.Config{ClientID: web.ID, ClientSecret: web.ClientSecret, TokenURL: tokenURL}).Token(f.ctx)
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.ErrorCode != "unauthorized_client" {
+			t.Errorf("client_credentials by a client registered for authorization_code only: %v; want unauthorized_client", err)
+		}
+		_, err = (&clientcredentials.Config{ClientID: svc.ID, ClientSecret: "wrong", TokenURL: tokenURL, AuthStyle: oauth2.AuthStyleInParams}).Token(f.ctx)
+		if !errors.As(err, &re) || re.ErrorCode != "invalid_client" || re.Response.StatusCode != 401 {
+			t.Errorf("client_secret_post with a wrong secret: %v; want 401 invalid_client", err)
+		}
+
+		for _, c := range []struct {
+			what   string
+			method string
+			url    string
+			basic  *[2]string
+			fields url.Values
+			status int
+			error  string
+		}{
+			{"token: wrong secret (basic)", "POST", tokenURL, wrong, cc, 401, "invalid_client"},
+			{"token: wrong secret (post)", "POST", tokenURL, nil, url.Values{"grant_type": {"client_credentials"}, "client_id": {svc.ID}, "client_secret": {"x"}}, 401, "invalid_client"},
+			{"token: unknown client", "POST", tokenURL, &[2]string{"cli_aaaaaaaaaaaaaaaaaaaaaaaaaa", "x"}, cc, 401, "invalid_client"},
+			{"token: no client", "POST", tokenURL, nil, cc, 401, "invalid_client"},
+			{"token: not registered for the grant", "POST", tokenURL, &[2]string{web.ID, web.ClientSecret}, cc, 400, "unauthorized_client"},
+			{"token: no grant_type", "POST", tokenURL, good, url.Values{}, 400, "invalid_request"},
+			{"token: password grant", "POST", tokenURL, good, url.Values{"grant_type": {"password"}, "username": {"a"}, "password": {"b"}}, 400, "unsupported_grant_type"},
+			{"token: JWT bearer grant", "POST", tokenURL, good, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {"x.y.z"}}, 400, "unsupported_grant_type"},
+			{"token: device code grant", "POST", tokenURL, good, url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {"x"}}, 400, "unsupported_grant_type"},
+			{"token: bad code", "POST", tokenURL, &[2]string{web.ID, web.ClientSecret}, url.Values{"grant_type": {"authorization_code"}, "code": {"nope"}, "redirect_uri": {redirectURI}}, 400, "invalid_grant"},
+			{"token: bad refresh token", "POST", tokenURL, &[2]string{web.ID, web.ClientSecret}, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"nope"}}, 400, "unauthorized_client"},
+			{"token: GET", "GET", tokenURL + "?grant_type=client_credentials", good, nil, 405, "invalid_request"},
+			{"introspection: no client", "POST", introURL, nil, url.Values{"token": {access}}, 401, "invalid_client"},
+			{"introspection: wrong secret (basic)", "POST", introURL, wrong, url.Values{"token": {access}}, 401, "invalid_client"},
+			{"introspection: wrong secret (post)", "POST", introURL, nil, url.Values{"token": {access}, "client_id": {svc.ID}, "client_secret": {"x"}}, 401, "invalid_client"},
+			{"introspection: a public client", "POST", introURL, nil, url.Values{"token": {access}, "client_id": {pub.ID}}, 401, "invalid_client"},
+			{"introspection: two methods", "POST", introURL, good, url.Values{"token": {access}, "client_id": {svc.ID}, "client_secret": {svc.ClientSecret}}, 400, "invalid_request"},
+			{"introspection: no token", "POST", introURL, good, url.Values{}, 400, "invalid_request"},
+			{"introspection: GET", "GET", introURL + "?token=" + access, good, nil, 405, "invalid_request"},
+			{"revocation: wrong secret", "POST", revokeURL, wrong, url.Values{"token": {access}}, 401, "invalid_client"},
+			{"revocation: no client", "POST", revokeURL, nil, url.Values{"token": {access}}, 401, "invalid_client"},
+			{"revocation: a confidential client without its secret", "POST", revokeURL, nil, url.Values{"token": {access}, "client_id": {svc.ID}}, 401, "invalid_client"},
+			{"revocation: no token", "POST", revokeURL, good, url.Values{}, 400, "invalid_request"},
+			{"revocation: GET", "GET", revokeURL + "?token=" + access, good, nil, 405, "invalid_request"},
+		} {
+			status, h, body := form(t, c.method, c.url, c.basic, c.fields)
+			wantOAuthError(t, c.what, status, h, body, c.status, c.error)
+		}
+
+		// Introspection by client_secret_post (openid-client's default), and by Basic.
+		for name, basic := range map[string]*[2]string{"post": nil, "basic": good} {
+			fields := url.Values{"token": {access}}
+			if basic == nil {
+				fields.Set("client_id", svc.ID)
+				fields.Set("client_secret", svc.ClientSecret)
+			}
+			status, h, body := form(t, "POST", introURL, basic, fields)
+			if status != 200 || body["active"] != true || body["client_id"] != svc.ID || body["tenant_id"] != "acme" || h.Get("Cache-Control") != "no-store" {
+				t.Errorf("introspection by client_secret_%s: %d %v", name, status, body)
+			}
+		}
+		// Revocation answers 200 for a token it does not know.
+		if status, _, _ := form(t, "POST", revokeURL, good, url.Values{"token": {"garbage"}}); status != 200 {
+			t.Errorf("revocation of garbage: %d; want 200", status)
+		}
+		if status, _, body := form(t, "POST", introURL, good, url.Values{"token": {"garbage"}}); status != 200 || body["active"] != false {
+			t.Errorf("introspection of garbage: %d %v", status, body)
 		}
 	})
 }
