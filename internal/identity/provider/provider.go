@@ -289,6 +289,9 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/revoke":
 		p.revoke(w, r2, issuer, o)
 		return
+	case "/userinfo":
+		p.userinfo(w, r2, issuer, o)
+		return
 	}
 	o.ServeHTTP(w, r2)
 }

@@ -305,3 +305,60 @@ func TestProtocolErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestUserinfoErrors: userinfo refuses as RFC 6750 §3 says: no token is a
+// bare Bearer challenge; a token that is not a live access token (garbage,
+// an ID token, a revoked one, a disabled user's) is 401 invalid_token
+// with the challenge naming the error, not 403.
+func TestUserinfoErrors(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "basic", "acme.example")
+		ann := f.user(t, "acme", "ann@acme.example", "ann's long password")
+		f.user(t, "acme", "bob@acme.example", "bob's long password")
+		app, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID, "email")
+		call := func(token string) (int, string, map[string]any) {
+			t.Helper()
+			req, _ := http.NewRequest("GET", f.env.URL+"/userinfo", nil)
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body map[string]any
+			json.NewDecoder(resp.Body).Decode(&body)
+			return resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body
+		}
+		tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
+		if status, _, body := call(tok.AccessToken); status != 200 || body["sub"] != ann.ID || body["email"] != "ann@acme.example" {
+			t.Fatalf("userinfo: %d %v", status, body)
+		}
+		if status, challenge, _ := call(""); status != 401 || !strings.HasPrefix(challenge, "Bearer ") || strings.Contains(challenge, "error=") {
+			t.Errorf("no token: %d %q; want 401 and a bare Bearer challenge", status, challenge)
+		}
+		idToken, _ := tok.Extra("id_token").(string)
+		revoked := f.signIn(t, conf, "ann@acme.example", "ann's long password")
+		revoke(t, f.env.URL, app, revoked.AccessToken)
+		bob := f.signIn(t, conf, "bob@acme.example", "bob's long password")
+		bobUser, _ := f.env.Directory.ListUsers(f.ctx, "acme", identity.ListOptions{Email: "bob@acme.example"})
+		disabled := identity.UserDisabled
+		if _, err := f.env.Directory.UpdateUser(f.ctx, "acme", bobUser.Items[0].ID, identity.UserPatch{Status: &disabled}, op); err != nil {
+			t.Fatal(err)
+		}
+		for name, token := range map[string]string{"garbage": "garbage", "tampered": tamper(tok.AccessToken), "an ID token": idToken,
+			"revoked": revoked.AccessToken, "a disabled user's": bob.AccessToken} {
+			status, challenge, body := call(token)
+			if status != 401 || !strings.HasPrefix(challenge, "Bearer ") || !strings.Contains(challenge, `error="invalid_token"`) || body["error"] != "invalid_token" {
+				t.Errorf("%s token: %d %q %v; want 401 invalid_token", name, status, challenge, body)
+			}
+		}
+		// go-oidc, as a relying party, gets an error (not claims) for a revoked token.
+		p, _ := oidc.NewProvider(f.ctx, f.env.URL)
+		if _, err := p.UserInfo(f.ctx, oauth2.StaticTokenSource(revoked)); err == nil || !strings.Contains(err.Error(), "401") {
+			t.Errorf("go-oidc's userinfo with a revoked token: %v; want a 401", err)
+		}
+	})
+}
