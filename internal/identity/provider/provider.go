@@ -259,6 +259,9 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				map[string]string{"issuer": p.issuerURL(issuer), "status": strconv.Itoa(sw.Status)})
 		}
 		return
+	case "/.well-known/openid-configuration":
+		p.discovery(w, r2, issuer, o)
+		return
 	case "/login":
 		p.login(w, r2, issuer, o)
 		return
@@ -309,7 +312,8 @@ func (p *Provider) issuer(i signing.Issuer) (*op.Provider, error) {
 		AuthMethodPost:           true,
 		GrantTypeRefreshToken:    true,
 		SupportedUILocales:       []language.Tag{language.English},
-		SupportedClaims:          append(op.DefaultSupportedClaims, "tenant_id", "tier", "groups"),
+		SupportedClaims:          supportedClaims,
+		SupportedScopes:          supportedScopes,
 	}
 	opts := []op.Option{op.WithLogger(p.cfg.Logger), op.WithCrypto(p.crypto),
 		// Tokens presented back (userinfo, introspection, revocation, token

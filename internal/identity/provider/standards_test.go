@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 )
 
@@ -361,4 +363,76 @@ func TestUserinfoErrors(t *testing.T) {
 			t.Errorf("go-oidc's userinfo with a revoked token: %v; want a 401", err)
 		}
 	})
+}
+
+// TestDiscoveryAdvertisesWhatIsServed: the discovery documents of the
+// platform and a silo issuer name only endpoints that answer, the code
+// flow alone, the grants the token endpoint serves, and the client
+// authentication methods each endpoint accepts.
+func TestDiscoveryAdvertisesWhatIsServed(t *testing.T) {
+	f := newFixture(t, storagetest.DSN(t, storage.SQLite))
+	f.tenant(t, "bigco", "premium")
+	for _, issuer := range []string{f.env.URL, f.env.URL + "/t/bigco"} {
+		p, err := oidc.NewProvider(f.ctx, issuer) // go-oidc checks the issuer and reads the document
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d map[string]any
+		if err := p.Claims(&d); err != nil {
+			t.Fatal(err)
+		}
+		list := func(k string) []string {
+			var out []string
+			for _, v := range d[k].([]any) {
+				out = append(out, v.(string))
+			}
+			return out
+		}
+		if _, ok := d["device_authorization_endpoint"]; ok {
+			t.Errorf("%s advertises a device authorization endpoint", issuer)
+		}
+		if got := list("response_types_supported"); !slices.Equal(got, []string{"code"}) {
+			t.Errorf("%s response_types_supported = %v; want [code]", issuer, got)
+		}
+		if got := list("grant_types_supported"); !slices.Equal(got, []string{"authorization_code", "refresh_token", "client_credentials",
+			"urn:ietf:params:oauth:grant-type:token-exchange"}) {
+			t.Errorf("%s grant_types_supported = %v", issuer, got)
+		}
+		for k, want := range map[string][]string{
+			"token_endpoint_auth_methods_supported":         {"none", "client_secret_basic", "client_secret_post"},
+			"introspection_endpoint_auth_methods_supported": {"client_secret_basic", "client_secret_post"},
+			"revocation_endpoint_auth_methods_supported":    {"none", "client_secret_basic", "client_secret_post"},
+			"code_challenge_methods_supported":              {"S256"},
+		} {
+			if got := list(k); !slices.Equal(got, want) {
+				t.Errorf("%s %s = %v; want %v", issuer, k, got, want)
+			}
+		}
+		for _, k := range []string{"introspection_endpoint_auth_signing_alg_values_supported", "revocation_endpoint_auth_signing_alg_values_supported",
+			"token_endpoint_auth_signing_alg_values_supported", "request_object_signing_alg_values_supported", "check_session_iframe"} {
+			if _, ok := d[k]; ok {
+				t.Errorf("%s advertises %s: %v", issuer, k, d[k])
+			}
+		}
+		for _, sc := range []string{"profile", "phone", "address"} {
+			if slices.Contains(list("scopes_supported"), sc) {
+				t.Errorf("%s advertises the scope %s, which it does not serve", issuer, sc)
+			}
+		}
+		// Every advertised endpoint is routed (no 404).
+		for k, v := range d {
+			u, ok := v.(string)
+			if !ok || !strings.HasSuffix(k, "_endpoint") && k != "jwks_uri" {
+				continue
+			}
+			resp, err := http.Post(u, "application/x-www-form-urlencoded", strings.NewReader(""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNotFound {
+				t.Errorf("%s: %s %s answers 404", issuer, k, u)
+			}
+		}
+	}
 }
