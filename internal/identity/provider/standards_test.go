@@ -436,3 +436,34 @@ func TestDiscoveryAdvertisesWhatIsServed(t *testing.T) {
 		}
 	}
 }
+
+// TestPromptNone: without a browser session (Bulkhead keeps none yet),
+// prompt=none is answered with error=login_required at the client's
+// registered redirect URI, with its state, not with the login page; an
+// unregistered redirect URI still gets no redirect.
+func TestPromptNone(t *testing.T) {
+	f := newFixture(t, storagetest.DSN(t, storage.SQLite))
+	_, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
+	v := oauth2.GenerateVerifier()
+	b := newBrowser(t, redirectURI)
+	resp, err := b.client.Get(conf.AuthCodeURL("st4te", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("prompt", "none")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), redirectURI) || loc.Query().Get("error") != "login_required" ||
+		loc.Query().Get("state") != "st4te" || loc.Query().Get("code") != "" {
+		t.Errorf("prompt=none: %d %s; want a redirect to %s with error=login_required&state=st4te", resp.StatusCode, loc, redirectURI)
+	}
+	bad := conf
+	bad.RedirectURL = "http://127.0.0.1:9/elsewhere"
+	resp, err = b.client.Get(bad.AuthCodeURL("s", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("prompt", "none")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusFound {
+		t.Errorf("prompt=none with an unregistered redirect URI was redirected to %s", resp.Header.Get("Location"))
+	}
+}

@@ -173,6 +173,12 @@ func (s *issuerStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReq
 	if c.Public && (req.CodeChallenge == "" || req.CodeChallengeMethod != oidc.CodeChallengeMethodS256) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("public clients must use PKCE with S256")
 	}
+	if slices.Contains(req.Prompt, oidc.PromptNone) {
+		// Bulkhead keeps no browser sessions (no SSO), so a sign-in without
+		// the login page is never possible: OIDC Core §3.1.2.6 answers it at
+		// the client's redirect URI, which zitadel validated before this.
+		return nil, oidc.ErrLoginRequired().WithDescription("the user must sign in")
+	}
 	a := &authRequest{ID: ids.New("ar"), ClientID: req.ClientID, RedirectURI: req.RedirectURI, State: req.State, Nonce: req.Nonce,
 		Scopes: req.Scopes, ResponseType: req.ResponseType, ResponseMode: req.ResponseMode, LoginHint: req.LoginHint,
 		Audience: s.p.audience(c, req.Scopes), csrf: ids.Secret("csrf"), browser: browserFrom(ctx)}
