@@ -1,11 +1,14 @@
 package provider_test
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -465,5 +468,81 @@ func TestPromptNone(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusFound {
 		t.Errorf("prompt=none with an unregistered redirect URI was redirected to %s", resp.Header.Get("Location"))
+	}
+}
+
+// TestLoginPageCSP: the login page is styled under its own strict
+// Content-Security-Policy: every <style> element's SHA-256 is allowed by
+// style-src, nothing is 'unsafe-inline', and no element carries a style
+// attribute (which a hash does not allow), on the form and on an error.
+func TestLoginPageCSP(t *testing.T) {
+	f := newFixture(t, storagetest.DSN(t, storage.SQLite))
+	_, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
+	b := newBrowser(t, redirectURI)
+	resp, err := b.client.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	pages := map[string]struct {
+		csp  string
+		body string
+	}{"the form": {resp.Header.Get("Content-Security-Policy"), string(page)}}
+	fields := url.Values{"email": {"nobody@example.com"}, "password": {"wrong password!!"}}
+	for _, m := range hidden.FindAllStringSubmatch(string(page), -1) {
+		fields.Set(m[1], m[2])
+	}
+	resp, err = b.client.PostForm(resp.Request.URL.String(), fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), `role="alert"`) {
+		t.Fatalf("the refused sign-in shows no error: %s", page)
+	}
+	pages["an error"] = struct {
+		csp  string
+		body string
+	}{resp.Header.Get("Content-Security-Policy"), string(page)}
+
+	styleElem := regexp.MustCompile(`(?is)<style(\s[^>]*)?>(.*?)</style\s*>`)
+	styleAttr := regexp.MustCompile(`(?i)<[^>]*\sstyle\s*=`)
+	for name, p := range pages {
+		directives := map[string][]string{}
+		for _, d := range strings.Split(p.csp, ";") {
+			if fs := strings.Fields(d); len(fs) > 0 {
+				directives[strings.ToLower(fs[0])] = fs[1:]
+			}
+		}
+		if !slices.Equal(directives["default-src"], []string{"'none'"}) || !slices.Equal(directives["frame-ancestors"], []string{"'none'"}) {
+			t.Errorf("%s: CSP %q; want default-src and frame-ancestors 'none'", name, p.csp)
+		}
+		if strings.Contains(p.csp, "unsafe-") {
+			t.Errorf("%s: CSP %q allows unsafe sources", name, p.csp)
+		}
+		allowed := map[string]bool{}
+		for _, src := range directives["style-src"] {
+			if h, ok := strings.CutPrefix(src, "'sha256-"); ok {
+				allowed[strings.TrimSuffix(h, "'")] = true
+			}
+		}
+		styles := styleElem.FindAllStringSubmatch(p.body, -1)
+		if len(styles) == 0 {
+			t.Errorf("%s: the page has no <style>: it is unstyled", name)
+		}
+		for _, m := range styles {
+			sum := sha256.Sum256([]byte(m[2]))
+			if !allowed[base64.StdEncoding.EncodeToString(sum[:])] {
+				t.Errorf("%s: the CSP %q blocks the <style> %q", name, p.csp, m[2])
+			}
+		}
+		if styleAttr.MatchString(p.body) {
+			t.Errorf("%s: an element has a style attribute, which the CSP blocks", name)
+		}
+		if strings.Contains(strings.ToLower(p.body), "<link") || strings.Contains(strings.ToLower(p.body), "<script") {
+			t.Errorf("%s: the page loads a stylesheet or script", name)
+		}
 	}
 }
