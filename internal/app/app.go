@@ -361,6 +361,17 @@ func (s tokenState) IssuerOf(t tenant.Tenant) string { return s.a.Provider.Issue
 func (s tokenState) Revoked(ctx context.Context, id string) bool {
 	return s.a.Provider.Revoked(ctx, id)
 }
+func (s tokenState) ClientActive(ctx context.Context, tid tenant.ID, clientID string) error {
+	c, err := s.a.Directory.ClientByIDAllTenants(ctx, clientID)
+	if err != nil {
+		return err
+	}
+	if c.TenantID != "" && c.TenantID != tid {
+		// A tenant's client issues tokens of its own tenant only.
+		return fmt.Errorf("client %s belongs to another tenant", clientID)
+	}
+	return nil
+}
 func (s tokenState) UserGroups(ctx context.Context, tid tenant.ID, userID string) ([]string, error) {
 	u, err := s.a.Directory.GetUser(ctx, tid, userID)
 	if err != nil {

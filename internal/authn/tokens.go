@@ -32,7 +32,8 @@ type TenantTokens struct {
 }
 
 // StateCache lets TenantTokens keep, for a short time, what it read of a
-// token's state (tenant status, revocation, the user's status and groups),
+// token's state (tenant status, revocation, the client's registration, the
+// user's status and groups),
 // so that a token used many times a second does not read the database
 // each time.
 type StateCache struct {
@@ -61,6 +62,10 @@ type verdict struct {
 
 // TokenState is what a signature cannot tell: Bulkhead's current records.
 type TokenState interface {
+	// ClientActive returns nil while the OAuth client that a token was
+	// issued to is still registered, for tenant tid or platform-wide; an
+	// error once it is deleted (its tokens stop with it).
+	ClientActive(ctx context.Context, tid tenant.ID, clientID string) error
 	// Tenant reads a tenant (its status and tier).
 	Tenant(ctx context.Context, id tenant.ID) (tenant.Tenant, error)
 	// IssuerOf is the issuer a tenant's tokens must carry now.
@@ -206,6 +211,11 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	}
 	if t.state.Revoked(ctx, c.ID) {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token was revoked")
+	}
+	// A deleted client's tokens (its own, and those its users obtained
+	// through it) stop at once: nobody could revoke them any more.
+	if err := t.state.ClientActive(ctx, tid, c.ClientID); err != nil {
+		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token's client is no longer registered")
 	}
 	tc := tenant.Context{TenantID: tid, Principal: "client:" + c.ClientID, Tier: tn.Tier, Scopes: c.Scopes, Actor: actor(c)}
 	if c.Subject != c.ClientID {

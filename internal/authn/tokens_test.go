@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -21,6 +22,7 @@ type fakeState struct {
 	issuer  string
 	status  atomic.Value // tenant.Status
 	revoked atomic.Bool
+	deleted atomic.Bool // the token's client
 	reads   atomic.Int64
 }
 
@@ -32,6 +34,13 @@ func (s *fakeState) IssuerOf(tenant.Tenant) string { return s.issuer }
 func (s *fakeState) Revoked(context.Context, string) bool {
 	s.reads.Add(1)
 	return s.revoked.Load()
+}
+func (s *fakeState) ClientActive(context.Context, tenant.ID, string) error {
+	s.reads.Add(1)
+	if s.deleted.Load() {
+		return errors.New("client deleted")
+	}
+	return nil
 }
 func (s *fakeState) UserGroups(context.Context, tenant.ID, string) ([]string, error) {
 	s.reads.Add(1)
@@ -66,8 +75,8 @@ func TestStateCache(t *testing.T) {
 	}
 	reads := func() int64 { return st.reads.Swap(0) }
 
-	if err := verify(); err != nil || reads() != 3 {
-		t.Fatalf("first use: %v, want 3 reads", err)
+	if err := verify(); err != nil || reads() != 4 {
+		t.Fatalf("first use: %v, want 4 reads", err)
 	}
 	for range 5 {
 		if err := verify(); err != nil {
@@ -111,8 +120,49 @@ func TestStateCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := reads(); n != 9 {
-		t.Errorf("cache without a change count: %d reads, want 9", n)
+	if n := reads(); n != 12 {
+		t.Errorf("cache without a change count: %d reads, want 12", n)
+	}
+}
+
+// TestDeletedClient: the tokens of a deleted client stop at once when it
+// was deleted on this node, and within the TTL when on another node.
+func TestDeletedClient(t *testing.T) {
+	op := authtest.NewServer(t)
+	key := op.AddKey(op.Issuer(), authtest.ES256)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	v, err := auth.NewValidator(auth.Config{Issuer: op.Issuer(), Audience: "api", HTTPClient: op.Client(), Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &fakeState{issuer: op.Issuer()}
+	st.status.Store(tenant.Active)
+	var changes atomic.Uint64
+	tt := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Second, Changes: changes.Load, Now: clock}, nil)
+	token := key.Sign(authtest.Claims(op.Issuer(), "api", "acme", now))
+	verify := func() error {
+		_, err := tt.Verify(context.Background(), token)
+		return err
+	}
+	if err := verify(); err != nil {
+		t.Fatal(err)
+	}
+	// Deleted on this node (the deletion is audited, so the count moves).
+	st.deleted.Store(true)
+	changes.Add(1)
+	if err := verify(); err == nil {
+		t.Error("a token of a client deleted on this node still works")
+	}
+	// Deleted on another node: seen once the TTL has passed.
+	st.deleted.Store(false)
+	if err := verify(); err != nil {
+		t.Fatal(err)
+	}
+	st.deleted.Store(true)
+	now = now.Add(time.Second)
+	if err := verify(); err == nil {
+		t.Error("a token of a client deleted on another node works after the TTL")
 	}
 }
 

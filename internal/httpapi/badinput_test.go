@@ -367,7 +367,7 @@ func TestBadQueryParams(t *testing.T) {
 		// A tenant credential gets the same answers on its own audit listing.
 		createTenant(t, env, client.CreateTenant{ID: "tenant-a"})
 		for _, q := range audit {
-			c := call{method: "GET", path: "/v1/tenants/tenant-a/audit?" + q.query, token: tokA}
+			c := call{method: "GET", path: "/v1/tenants/tenant-a/audit?" + q.query, token: tokAuditA}
 			r := send(t, env.URL, c)
 			wantProblem(t, c.String()+" (tenant credential)", r, 400, q.code, q.field)
 		}

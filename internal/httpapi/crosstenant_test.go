@@ -178,7 +178,10 @@ func TestCrossTenant(t *testing.T) {
 			t.Errorf("tenant-a changed by its own refused calls: %+v", a)
 		}
 
-		// 4. A may read itself and its own trail.
+		// 4. A may read itself, and its own trail with a credential that
+		// may read it (a plain user may not).
+		wantProblem(t, "A's plain user reads A's trail", send(t, env.URL, call{method: "GET", path: "/v1/tenants/tenant-a/audit", token: tokA}),
+			http.StatusForbidden, "audit_reader_required", "")
 		ca := env.Client(tokA)
 		self, err := ca.GetTenant(ctx, "tenant-a")
 		if err != nil || self.ID != "tenant-a" || self.Name != "A" {
@@ -187,7 +190,7 @@ func TestCrossTenant(t *testing.T) {
 		for _, q := range []string{"", "?tenant=tenant-b", "?tenant=-", "?limit=1000", "?action=tenant.updated"} {
 			var page client.AuditPage
 			path := "/v1/tenants/tenant-a/audit" + q
-			r := send(t, env.URL, call{method: "GET", path: path, token: tokA})
+			r := send(t, env.URL, call{method: "GET", path: path, token: tokAuditA})
 			wantJSON(t, path, r, 200, &page)
 			if q == "" && len(page.Items) == 0 {
 				t.Errorf("%s: A's own trail is empty", path)
@@ -252,7 +255,11 @@ func TestTenantCredentialWithoutTenant(t *testing.T) {
 		env := apitest.New(t, dsn, apitest.Options{TenantTokens: tenantTokens()})
 		createTenant(t, env, client.CreateTenant{ID: "tenant-b"})
 		for _, path := range []string{"/v1/tenants/tenant-a", "/v1/tenants/tenant-a/audit", "/v1/tenants/tenant-b", "/v1/tenants/tenant-b/audit"} {
-			r := send(t, env.URL, call{method: "GET", path: path, token: tokA})
+			token := tokA
+			if strings.HasSuffix(path, "/audit") {
+				token = tokAuditA // tokA, a plain user, may not read a trail at all
+			}
+			r := send(t, env.URL, call{method: "GET", path: path, token: token})
 			wantProblem(t, "GET "+path, r, 404, "tenant_not_found", "")
 		}
 	})

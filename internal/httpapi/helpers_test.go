@@ -13,21 +13,25 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
 // Tokens of the test tenants. They stand in for tenant credentials.
 const (
-	tokA = "tok-a"
-	tokB = "tok-b"
+	tokA      = "tok-a"
+	tokB      = "tok-b"
+	tokAuditA = "tok-audit-a" // tenant-a's client granted audit:read
 )
 
-// tenantTokens gives tenant-a and tenant-b a credential each.
+// tenantTokens gives tenant-a and tenant-b a credential each, and tenant-a
+// an audit-reading client.
 func tenantTokens() map[string]tenant.Context {
 	return map[string]tenant.Context{
-		tokA: {TenantID: "tenant-a", Principal: "user:a"},
-		tokB: {TenantID: "tenant-b", Principal: "user:b"},
+		tokA:      {TenantID: "tenant-a", Principal: "user:a"},
+		tokB:      {TenantID: "tenant-b", Principal: "user:b"},
+		tokAuditA: {TenantID: "tenant-a", Principal: "client:cli_auditor", Scopes: []string{httpapi.AuditReadScope}},
 	}
 }
 

@@ -83,7 +83,17 @@ const (
 	Self                      // a user's own token, acting on that user (the /v1/me routes)
 	TenantData                // a tenant credential acting on its own tenant's data (the /v1/kms routes); never the operator
 	Invoker                   // an operator or any tenant credential; the handler finds the tenant (function invocation)
+	// AuditReader is an operator, an admin of the tenant named by {tenant},
+	// or a client credential of that tenant granted the scope AuditReadScope.
+	// A tenant's audit trail records what its admin routes hide (users,
+	// clients, keys, connections), so any credential of the tenant is not enough.
+	AuditReader
 )
+
+// AuditReadScope is the scope a tenant's client must be registered for, and
+// ask for, to read its tenant's audit trail with a client-credentials token.
+// It grants nothing to a user's token: a user reads the trail as an admin.
+const AuditReadScope = "audit:read"
 
 // Route is one registered API route.
 type Route struct {
@@ -146,7 +156,7 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/tenants/{tenant}/suspend", "tenant.suspend", Operator, s.suspendTenant},
 		{"POST", "/v1/tenants/{tenant}/resume", "tenant.resume", Operator, s.resumeTenant},
 		{"GET", "/v1/tenants/{tenant}/workflows", "tenant.workflows", Operator, s.tenantWorkflows},
-		{"GET", "/v1/tenants/{tenant}/audit", "audit.list_tenant", Tenant, s.listTenantAudit},
+		{"GET", "/v1/tenants/{tenant}/audit", "audit.list_tenant", AuditReader, s.listTenantAudit},
 		{"POST", "/v1/tenants/{tenant}/users", "user.create", TenantAdmin, s.createUser},
 		{"GET", "/v1/tenants/{tenant}/users", "user.list", TenantAdmin, s.listUsers},
 		{"GET", "/v1/tenants/{tenant}/users/{user}", "user.get", TenantAdmin, s.getUser},
@@ -181,7 +191,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.functionRoutes()...)
 	s.routes = append(s.routes, s.connectionRoutes()...)
 	for _, rt := range s.routes {
-		if (rt.Access == Tenant || rt.Access == TenantAdmin) && !strings.Contains(rt.Path, "{tenant}") {
+		if (rt.Access == Tenant || rt.Access == TenantAdmin || rt.Access == AuditReader) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route
 			// without it would let any tenant through.
 			panic("httpapi: tenant-access route " + rt.Path + " does not name {tenant}")
@@ -344,6 +354,12 @@ func (s *Server) authorize(r *http.Request, rt Route) error {
 			return nil
 		}
 		return errs.E(errs.Forbidden, "tenant_admin_required", "%s is for the tenant's admins (group %q)", rt.Name, identity.AdminsGroup)
+	case AuditReader:
+		if tc.InGroup(identity.AdminsGroup) || (!strings.HasPrefix(tc.Principal, "user:") && tc.HasScope(AuditReadScope)) {
+			return nil
+		}
+		return errs.E(errs.Forbidden, "audit_reader_required",
+			"%s is for the tenant's admins (group %q) and for its clients granted the scope %q", rt.Name, identity.AdminsGroup, AuditReadScope)
 	}
 	return errs.E(errs.Forbidden, "operator_required", "%s is for platform operators; a tenant credential cannot call it", rt.Name)
 }

@@ -45,6 +45,7 @@ var (
 	ErrTokenExpired     = &Error{Code: "token_expired", Description: "the token has expired"}
 	ErrTokenNotYetValid = &Error{Code: "token_not_yet_valid", Description: "the token is not valid yet"}
 	ErrClaims           = &Error{Code: "token_claims_invalid", Description: "the token's claims are missing or malformed"}
+	ErrTokenType        = &Error{Code: "token_type_invalid", Description: "the token is not an access token (JOSE header typ at+jwt)"}
 	ErrKeysUnavailable  = &Error{Code: "keys_unavailable", Description: "the issuer's signing keys could not be fetched; retry later"}
 )
 

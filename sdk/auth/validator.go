@@ -1,5 +1,5 @@
-// Package auth validates Bulkhead's JWT access and ID tokens in a resource
-// server, locally: signatures are checked against the issuers' published
+// Package auth validates Bulkhead's JWT access tokens in a resource server,
+// locally: signatures are checked against the issuers' published
 // keys (OpenID Connect discovery and JWKS, fetched lazily and cached), and
 // the claims against the configured issuer and audience. Middleware wraps an
 // http.Handler; FromContext gives a handler the verified Claims.
@@ -15,7 +15,10 @@
 // crypto/ecdsa or crypto/ed25519 over the token's own signing input, with
 // the key the issuer's JWKS names by kid (an RSA, HMAC or unknown key never
 // is). Tokens over MaxTokenSize or not shaped as a compact JWS are refused
-// before any parsing. Errors and logs never carry token material.
+// before any parsing. Only access tokens are accepted: the JOSE header typ
+// must be "at+jwt" (RFC 9068; "application/at+jwt" too, in any case) and
+// the claim token_use "access", so an ID token is never taken for one.
+// Errors and logs never carry token material.
 package auth
 
 import (
@@ -427,6 +430,13 @@ func (v *Validator) parseCompact(token string) (alg jose.SignatureAlgorithm, kid
 	if _, ok := jh.ExtraHeaders["b64"]; ok {
 		return "", "", nil, nil, refuse(ErrTokenMalformed, "the token has an unencoded payload")
 	}
+	// Access tokens say what they are in their header (RFC 9068 §2.1): an
+	// ID token (typ JWT) signed by the same key is refused by its type,
+	// before its claims are looked at. Only accepted headers are cached,
+	// so the check costs nothing for later tokens of the same header.
+	if typ, _ := jh.ExtraHeaders[jose.HeaderType].(string); !accessTokenType(typ) {
+		return "", "", nil, nil, ErrTokenType
+	}
 	h = joseHeader{alg: jose.SignatureAlgorithm(jh.Algorithm), kid: jh.KeyID}
 	v.hmu.Lock()
 	if len(v.headers) >= maxHeaders {
@@ -435,6 +445,14 @@ func (v *Validator) parseCompact(token string) (alg jose.SignatureAlgorithm, kid
 	v.headers[head] = h
 	v.hmu.Unlock()
 	return h.alg, h.kid, jws.UnsafePayloadWithoutVerification(), jws.Signatures[0].Signature, nil
+}
+
+// accessTokenType reports whether a JOSE typ names a JWT access token:
+// "at+jwt", or its media type "application/at+jwt" (RFC 9068 §2.1; media
+// types compare without regard to case).
+func accessTokenType(typ string) bool {
+	typ = strings.TrimPrefix(strings.ToLower(typ), "application/")
+	return typ == "at+jwt"
 }
 
 // checkClaims validates signed claims and converts them.

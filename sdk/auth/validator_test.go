@@ -53,6 +53,13 @@ func TestValidateValid(t *testing.T) {
 			}
 		})
 	}
+	t.Run("typ spelled as a media type, in any case", func(t *testing.T) {
+		for _, typ := range []string{"at+jwt", "AT+JWT", "At+Jwt", "application/at+jwt", "Application/AT+JWT"} {
+			if _, err := e.validate(e.es.SignType(typ, e.claims(e.op.Issuer(), "acme"))); err != nil {
+				t.Errorf("typ %q: %v", typ, err)
+			}
+		}
+	})
 	t.Run("platform client without tenant, aud as a string, fractional dates", func(t *testing.T) {
 		now := e.clk.Now()
 		c, err := e.validate(e.es.Sign(with(e.claims(e.op.Issuer(), ""), "aud", audience, "exp", float64(now.Unix())+60.5, "nbf", nil, "iat", nil, "scope", nil, "groups", nil)))
@@ -154,7 +161,7 @@ func badTokens(t testing.TB, e *env) []badToken {
 	now := e.clk.Now()
 	esPriv := e.es.Private.(*ecdsa.PrivateKey)
 	edPriv := e.ed.Private.(ed25519.PrivateKey)
-	esHdr := map[string]any{"alg": "ES256", "kid": e.es.ID, "typ": "JWT"}
+	esHdr := map[string]any{"alg": "ES256", "kid": e.es.ID, "typ": "at+jwt"}
 	valid := e.platform(e.es, "acme")
 	parts := strings.Split(valid, ".")
 
@@ -208,8 +215,8 @@ func badTokens(t testing.TB, e *env) []badToken {
 		{"RS256 with a published RSA key", signWith(t, jose.RS256, jose.JSONWebKey{Key: rsaKey, KeyID: "rsa-1"}, nil, good), auth.ErrAlgorithm},
 		{"PS256", signWith(t, jose.PS256, jose.JSONWebKey{Key: rsaKey, KeyID: "rsa-1"}, nil, good), auth.ErrAlgorithm},
 		{"ES384", signWith(t, jose.ES384, jose.JSONWebKey{Key: p384, KeyID: e.es.ID}, nil, good), auth.ErrAlgorithm},
-		{"ES256 header, Ed25519 key's kid", edRaw(map[string]any{"alg": "ES256", "kid": e.ed.ID}, good, edPriv), auth.ErrAlgorithm},
-		{"EdDSA header, P-256 key's kid", es256Raw(map[string]any{"alg": "EdDSA", "kid": e.es.ID}, good, esPriv), auth.ErrAlgorithm},
+		{"ES256 header, Ed25519 key's kid", edRaw(map[string]any{"alg": "ES256", "kid": e.ed.ID, "typ": "at+jwt"}, good, edPriv), auth.ErrAlgorithm},
+		{"EdDSA header, P-256 key's kid", es256Raw(map[string]any{"alg": "EdDSA", "kid": e.es.ID, "typ": "at+jwt"}, good, esPriv), auth.ErrAlgorithm},
 
 		// Keys.
 		{"no kid", signWith(t, jose.ES256, esPriv, nil, good), auth.ErrUnknownKey},
@@ -219,10 +226,21 @@ func badTokens(t testing.TB, e *env) []badToken {
 		{"tampered payload", tampered, auth.ErrSignature},
 		{"tampered signature", badSig, auth.ErrSignature},
 		{"signature of another header", parts[0] + "." + parts[1] + "." + strings.Split(e.es.Sign(with(good, "jti", "tok_other")), ".")[2], auth.ErrSignature},
-		{"embedded jwk of the attacker", es256Raw(map[string]any{"alg": "ES256", "kid": e.es.ID, "jwk": other.JWK()}, good, other.Private.(*ecdsa.PrivateKey)), auth.ErrSignature},
+		{"embedded jwk of the attacker", es256Raw(map[string]any{"alg": "ES256", "kid": e.es.ID, "typ": "at+jwt", "jwk": other.JWK()}, good, other.Private.(*ecdsa.PrivateKey)), auth.ErrSignature},
 		{"embedded jwk without kid", signWith(t, jose.ES256, jose.JSONWebKey{Key: other.Private}, &jose.SignerOptions{EmbedJWK: true}, good), auth.ErrUnknownKey},
 		{"crit header", es256Raw(map[string]any{"alg": "ES256", "kid": e.es.ID, "crit": []string{"exp"}, "exp": 1}, good, esPriv), auth.ErrTokenMalformed},
 		{"b64 false", es256Raw(map[string]any{"alg": "ES256", "kid": e.es.ID, "b64": false, "crit": []string{"b64"}}, good, esPriv), auth.ErrTokenMalformed},
+
+		// Type (RFC 9068 §2.1): an ID token signed by the same key, or a
+		// JWT that does not say it is an access token.
+		{"typ JWT (an ID token's)", e.es.SignType("JWT", good), auth.ErrTokenType},
+		{"no typ", e.es.SignType("", good), auth.ErrTokenType},
+		{"typ jwt", e.es.SignType("jwt", good), auth.ErrTokenType},
+		{"typ at+jwt with a suffix", e.es.SignType("at+jwt; x=1", good), auth.ErrTokenType},
+		{"typ application/jwt", e.es.SignType("application/jwt", good), auth.ErrTokenType},
+		{"typ a number", es256Raw(map[string]any{"alg": "ES256", "kid": e.es.ID, "typ": 1}, good, esPriv), auth.ErrTokenType},
+		{"typ a list", es256Raw(map[string]any{"alg": "ES256", "kid": e.es.ID, "typ": []string{"at+jwt"}}, good, esPriv), auth.ErrTokenType},
+		{"typ JWT, EdDSA", e.ed.SignType("JWT", good), auth.ErrTokenType},
 
 		// Shape.
 		{"empty", "", auth.ErrTokenMalformed},

@@ -111,6 +111,12 @@ func TestAPIAcceptsTenantTokens(t *testing.T) {
 			}
 		}
 		acmeCC, platformCC := ccToken(acmeSvc, f.env.URL+"/oauth/token"), ccToken(platformSvc, f.env.URL+"/oauth/token")
+		auditor := f.client(t, "acme", identity.CreateClientRequest{Name: "siem", GrantTypes: []string{"client_credentials"}, Scopes: []string{"audit:read"}})
+		auditCC, err := (&clientcredentials.Config{ClientID: auditor.ID, ClientSecret: auditor.ClientSecret, TokenURL: f.env.URL + "/oauth/token",
+			Scopes: []string{"audit:read"}}).Token(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		bigcoCC := ccToken(bigcoSvc, f.env.URL+"/t/bigco/oauth/token")
 
 		for _, tc := range []struct {
@@ -127,6 +133,11 @@ func TestAPIAcceptsTenantTokens(t *testing.T) {
 			{"acme user", bob, "/v1/tenants/acme/users", 403, "tenant_admin_required"},
 			{"acme user", bob, "/v1/tenants/acme", 200, ""},
 			{"acme service", acmeCC, "/v1/tenants/acme", 200, ""},
+			{"acme admin", ann, "/v1/tenants/acme/audit", 200, ""},
+			{"acme user", bob, "/v1/tenants/acme/audit", 403, "audit_reader_required"},
+			{"acme service", acmeCC, "/v1/tenants/acme/audit", 403, "audit_reader_required"},
+			{"acme audit reader", auditCC.AccessToken, "/v1/tenants/acme/audit", 200, ""},
+			{"acme audit reader", auditCC.AccessToken, "/v1/tenants/acme/users", 403, "tenant_admin_required"},
 			{"acme service", acmeCC, "/v1/tenants/globex", 404, "tenant_not_found"},
 			{"bigco service (silo issuer)", bigcoCC, "/v1/tenants/bigco", 200, ""},
 			{"bigco service (silo issuer)", bigcoCC, "/v1/tenants/acme", 404, "tenant_not_found"},
@@ -322,12 +333,19 @@ func introspect(t *testing.T, base string, c identity.CreatedClient, token strin
 	return out.Active
 }
 
-// revoke asks the provider, as client c, to revoke token (RFC 7009: the answer is 200 either way).
+// revoke asks the provider, as client c, to revoke token (RFC 7009: the
+// answer is 200 either way). A public client names itself in the form.
 func revoke(t *testing.T, base string, c identity.CreatedClient, token string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", base+"/revoke", strings.NewReader("token="+token+"&token_type_hint=access_token"))
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	if c.Public {
+		form.Set("client_id", c.ID)
+	}
+	req, _ := http.NewRequest("POST", base+"/revoke", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(c.ID, c.ClientSecret)
+	if !c.Public {
+		req.SetBasicAuth(c.ID, c.ClientSecret)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

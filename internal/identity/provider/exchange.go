@@ -77,12 +77,12 @@ func (p *Provider) tokenExchange(w http.ResponseWriter, r *http.Request, i signi
 	resp, err := p.exchangeTokens(ctx, r, o, st)
 	if err != nil {
 		p.auditExchange(ctx, i, st, err)
-		op.RequestError(w, r, serverError(err), nil)
+		oauthError(w, http.StatusBadRequest, err)
 		return
 	}
 	if err := p.auditExchange(ctx, i, st, nil); err != nil {
 		// A token that cannot be audited is not handed out.
-		op.RequestError(w, r, oidc.ErrServerError(), nil)
+		oauthError(w, http.StatusInternalServerError, oidc.ErrServerError())
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -222,8 +222,13 @@ func (s *issuerStorage) ValidateTokenExchangeRequest(ctx context.Context, req op
 	if use, _ := claims["token_use"].(string); use != "access" {
 		return invalid("not an access token (token_use)")
 	}
-	if cid, _ := claims["client_id"].(string); cid == "" {
+	cid, _ := claims["client_id"].(string)
+	if cid == "" {
 		return invalid("not an access token (no client_id)")
+	}
+	if _, err := s.registeredClient(ctx, cid); err != nil {
+		// A deleted client's tokens are dead everywhere, here too.
+		return invalid("the subject token's client is no longer registered")
 	}
 	if _, ok := claims["act"]; ok {
 		return invalid("already an exchanged token")

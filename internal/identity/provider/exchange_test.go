@@ -340,7 +340,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		f.user(t, "acme", "ann@acme.example", "ann's long password")
 		bob := f.user(t, "acme", "bob@acme.example", "bob's long password")
 		f.user(t, "initech", "peter@initech.example", "peter's long password")
-		_, conf := f.publicApp(t, identity.CreateClientRequest{Scopes: []string{provider.APIScope}, GrantTypes: []string{"authorization_code"}},
+		app, conf := f.publicApp(t, identity.CreateClientRequest{Scopes: []string{provider.APIScope}, GrantTypes: []string{"authorization_code"}},
 			oidc.ScopeOpenID, provider.APIScope)
 		svcReq := identity.CreateClientRequest{Name: "svc", GrantTypes: []string{identity.GrantTokenExchange}, Scopes: []string{"kms:encrypt"}}
 		svc := f.client(t, "acme", svcReq)
@@ -401,9 +401,9 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		plain := f.signIn(t, plainConf, "ann@acme.example", "ann's long password")
 		refused("a token for another app", svc, subject(plain.AccessToken), "invalid_request")
 
-		// Revoked.
+		// Revoked (by the app it was issued to).
 		revoked := f.signIn(t, conf, "ann@acme.example", "ann's long password")
-		revoke(t, f.env.URL, svc, revoked.AccessToken)
+		revoke(t, f.env.URL, app, revoked.AccessToken)
 		refused("revoked", svc, subject(revoked.AccessToken), "invalid_request")
 
 		// A disabled user.
@@ -419,8 +419,8 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		q.Set("grant_type", tokenExchangeGrant)
 		req, _ := http.NewRequest("GET", tokenURL+"?"+q.Encode(), nil)
 		req.SetBasicAuth(svc.ID, svc.ClientSecret)
-		if a := doExchange(t, req); a.status != 400 || a.body.AccessToken != "" {
-			t.Errorf("exchange by GET: %v", a)
+		if a := doExchange(t, req); a.status != 405 || a.body.Error != "invalid_request" || a.body.AccessToken != "" {
+			t.Errorf("exchange by GET: %v; want 405 invalid_request", a)
 		}
 		audited = len(exchangeEvents(t, f))
 

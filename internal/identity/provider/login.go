@@ -2,7 +2,9 @@ package provider
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"html/template"
 	"net"
 	"net/http"
@@ -24,12 +26,26 @@ import (
 // cookie set with the form (SameSite=Strict), so another site can neither
 // post a sign-in nor log the browser into an attacker's account.
 
+// loginStyle is the login page's only styling: a <style> element whose
+// SHA-256 the page's Content-Security-Policy allows (style-src with a
+// hash; inline style attributes and anything else stay blocked).
+const loginStyle = `body{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto}.error{color:#b00}`
+
+// loginCSP is the login page's Content-Security-Policy. No form-action:
+// browsers apply it to the redirects after the post too, and the last one
+// goes to the client's redirect URI on another origin.
+var loginCSP = func() string {
+	sum := sha256.Sum256([]byte(loginStyle))
+	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; frame-ancestors 'none'; base-uri 'none'"
+}()
+
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>` + loginStyle + `</style></head>
+<body>
 <h1>Sign in</h1>
-{{if .Error}}<p role="alert" style="color:#b00">{{.Error}}</p>{{end}}
+{{if .Error}}<p role="alert" class="error">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="authRequestID" value="{{.ID}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
@@ -62,9 +78,7 @@ const siloElsewhere = "Your organization has its own sign-in address. Start agai
 func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.Issuer, o *op.Provider) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
-	// No form-action: browsers apply it to the redirects after the post too,
-	// and the last one goes to the client's redirect URI on another origin.
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	w.Header().Set("Content-Security-Policy", loginCSP)
 	s := &issuerStorage{p: p, issuer: issuer}
 	ctx := r.Context()
 	if err := r.ParseForm(); err != nil || len(r.Form.Get("authRequestID")) > 64 {

@@ -24,7 +24,6 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
@@ -109,6 +108,8 @@ type Provider struct {
 	upstreams upstreams // tenants' own providers (federation)
 
 	configs sync.Map // tenant.ID → cachedConfig
+
+	crypto *accessTokenCrypto // hands out the access tokens the storage signed
 }
 
 type cachedConfig struct {
@@ -153,7 +154,7 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{},
 		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginFailures: ratelimit.New(1.0/30, 10, 100000),
-		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000)}, nil
+		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000), crypto: newAccessTokenCrypto(cfg.CryptoKey)}, nil
 }
 
 func isLoopback(host string) bool { return host == "localhost" || host == "127.0.0.1" || host == "::1" }
@@ -235,7 +236,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(path, "/oauth/") || path == "/revoke" {
 		if ok, _ := p.tokenByIP.Allow(p.cfg.ClientIP.IP(r), p.clock().Now()); !ok {
 			w.Header().Set("Retry-After", "1")
-			http.Error(w, `{"error":"slow_down","error_description":"too many requests from this address"}`, http.StatusTooManyRequests)
+			writeOAuthError(w, http.StatusTooManyRequests, "slow_down", "too many requests from this address")
 			return
 		}
 	}
@@ -257,6 +258,9 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.auditEvent(r.Context(), "", "oauth.authorize_refused", clientID, audit.Denied,
 				map[string]string{"issuer": p.issuerURL(issuer), "status": strconv.Itoa(sw.Status)})
 		}
+		return
+	case "/.well-known/openid-configuration":
+		p.discovery(w, r2, issuer, o)
 		return
 	case "/login":
 		p.login(w, r2, issuer, o)
@@ -280,10 +284,17 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case "/oauth/token":
-		if r2.FormValue("grant_type") == string(oidc.GrantTypeTokenExchange) {
-			p.tokenExchange(w, r2, issuer, o)
-			return
-		}
+		p.token(w, r2, issuer, o)
+		return
+	case "/oauth/introspect":
+		p.introspect(w, r2, issuer, o)
+		return
+	case "/revoke":
+		p.revoke(w, r2, issuer, o)
+		return
+	case "/userinfo":
+		p.userinfo(w, r2, issuer, o)
+		return
 	}
 	o.ServeHTTP(w, r2)
 }
@@ -301,9 +312,10 @@ func (p *Provider) issuer(i signing.Issuer) (*op.Provider, error) {
 		AuthMethodPost:           true,
 		GrantTypeRefreshToken:    true,
 		SupportedUILocales:       []language.Tag{language.English},
-		SupportedClaims:          append(op.DefaultSupportedClaims, "tenant_id", "tier", "groups"),
+		SupportedClaims:          supportedClaims,
+		SupportedScopes:          supportedScopes,
 	}
-	opts := []op.Option{op.WithLogger(p.cfg.Logger),
+	opts := []op.Option{op.WithLogger(p.cfg.Logger), op.WithCrypto(p.crypto),
 		// Tokens presented back (userinfo, introspection, revocation, token
 		// exchange) are verified with the algorithms Bulkhead signs with.
 		op.WithAccessTokenVerifierOpts(op.WithSupportedAccessTokenSigningAlgorithms(string(jose.ES256), string(jose.EdDSA)))}

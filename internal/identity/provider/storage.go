@@ -127,9 +127,16 @@ func (s *issuerStorage) ClientCredentials(ctx context.Context, id, secret string
 		}
 		t = &tn
 	}
-	if err != nil || !s.belongsTo(c.TenantID, t) || !slices.Contains(c.GrantTypes, identity.GrantClientCredentials) {
+	if err != nil || !s.belongsTo(c.TenantID, t) {
 		s.p.auditEvent(ctx, "", "oauth.client_credentials", id, audit.Denied, map[string]string{"issuer": s.p.issuerURL(s.issuer)})
 		return nil, oidc.ErrInvalidClient().WithDescription("client authentication failed")
+	}
+	if !slices.Contains(c.GrantTypes, identity.GrantClientCredentials) {
+		// Authenticated, but not registered for the grant: zitadel answers
+		// unauthorized_client for the client returned (RFC 6749 §5.2).
+		s.p.auditEvent(ctx, c.TenantID, "oauth.client_credentials", id, audit.Denied,
+			map[string]string{"issuer": s.p.issuerURL(s.issuer), "reason": "grant type not registered"})
+		return &client{Client: c, loginURL: s.p.loginPath(s.issuer), idTokenLifetime: s.p.cfg.IDTokenLifetime}, nil
 	}
 	s.p.authenticated.Store(c.ID, authenticatedClient{c, t, s.p.clock().Now()})
 	return &client{Client: c, loginURL: s.p.loginPath(s.issuer), idTokenLifetime: s.p.cfg.IDTokenLifetime}, nil
@@ -178,6 +185,12 @@ func (s *issuerStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReq
 	}
 	if c.Public && (req.CodeChallenge == "" || req.CodeChallengeMethod != oidc.CodeChallengeMethodS256) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("public clients must use PKCE with S256")
+	}
+	if slices.Contains(req.Prompt, oidc.PromptNone) {
+		// Bulkhead keeps no browser sessions (no SSO), so a sign-in without
+		// the login page is never possible: OIDC Core §3.1.2.6 answers it at
+		// the client's redirect URI, which zitadel validated before this.
+		return nil, oidc.ErrLoginRequired().WithDescription("the user must sign in")
 	}
 	a := &authRequest{ID: ids.New("ar"), ClientID: req.ClientID, RedirectURI: req.RedirectURI, State: req.State, Nonce: req.Nonce,
 		Scopes: req.Scopes, ResponseType: req.ResponseType, ResponseMode: req.ResponseMode, LoginHint: req.LoginHint,
@@ -323,10 +336,17 @@ func (s *issuerStorage) CreateAccessToken(ctx context.Context, req op.TokenReque
 			return "", time.Time{}, oidc.ErrServerError()
 		}
 		st.tokenID = ids.New("at")
+		if err := s.signAccessToken(ctx, req, st.tokenID, st.expiry); err != nil {
+			return "", time.Time{}, err
+		}
 		return st.tokenID, st.expiry, nil
 	}
 	access, _ := s.p.lifetimes(ctx, requestTenant(req))
-	return ids.New("at"), s.p.clock().Now().Add(access), nil
+	id, exp := ids.New("at"), s.p.clock().Now().Add(access)
+	if err := s.signAccessToken(ctx, req, id, exp); err != nil {
+		return "", time.Time{}, err
+	}
+	return id, exp, nil
 }
 
 func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
@@ -371,6 +391,9 @@ func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 			return "", "", time.Time{}, oe
 		}
 		return "", "", time.Time{}, serverError(fmt.Errorf("provider: store refresh token: %w", err))
+	}
+	if err := s.signAccessToken(ctx, req, accessID, now.Add(accessTTL)); err != nil {
+		return "", "", time.Time{}, err
 	}
 	s.p.auditEvent(ctx, r.tenantID, "oauth.token_issued", r.userID, audit.Success, map[string]string{"client_id": r.clientID, "grant": grantOf(current)})
 	return accessID, refresh, now.Add(accessTTL), nil
@@ -449,78 +472,23 @@ func (s *issuerStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token
 	return userID, hashToken(token), nil
 }
 
-// RevokeToken revokes a refresh token (its whole family) or an access token
-// (by id, until it expires), if the token belongs to the client asking
-// (RFC 7009 §2.1). Anything else is answered as success and changes nothing.
+// RevokeToken is zitadel's revocation hook, which the provider does not
+// use: /revoke is served by Provider.revoke, which knows the client an
+// access token was issued to (zitadel passes only its id and subject). It
+// revokes a refresh token of clientID (by the token or its id), never an
+// access token.
 func (s *issuerStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
 	if len(tokenOrID) > 4096 {
 		return nil
 	}
-	var family, cid, tid string
-	err := s.p.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		// zitadel passes a refresh token's id (its hash) or, with a wrong
-		// type hint, the token itself: look for both.
-		return tx.QueryRow(ctx, `SELECT family_id, client_id, tenant_id FROM oidc_refresh_tokens WHERE id IN (?, ?) AND issuer_tenant = ?`,
-			tokenOrID, hashToken(tokenOrID), string(s.issuer.Tenant)).Scan(&family, &cid, &tid)
-	})
-	switch {
-	case err == nil:
-		if cid != clientID {
+	for _, id := range []string{tokenOrID, hashToken(tokenOrID)} {
+		if found, err := s.revokeRefreshToken(ctx, id, clientID); err != nil {
+			return oidc.ErrServerError()
+		} else if found {
 			return nil
 		}
-		s.revokeFamily(ctx, family)
-		s.p.auditEvent(ctx, tenant.ID(tid), "oauth.token_revoked", userID, audit.Success, map[string]string{"client_id": clientID})
-		return nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return oidc.ErrServerError()
-	}
-	// An access token: zitadel verified it and passes its id and subject.
-	// Only the client it was issued to (its subject for client credentials,
-	// or a client of the subject's tenant) may revoke it.
-	if !ids.Valid(tokenOrID, "at") || !s.ownsSubject(ctx, clientID, userID) {
-		return nil
-	}
-	tenantOfToken, _ := s.subjectTenant(ctx, userID)
-	err = s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		res, err := tx.Exec(ctx, `INSERT INTO oidc_revoked_tokens (token_id, tenant_id, expires_at) VALUES (?, ?, ?)
-			ON CONFLICT (token_id) DO NOTHING`, tokenOrID, string(tenantOfToken), s.p.clock().Now().Add(s.p.cfg.AccessTokenLifetime).UnixMicro())
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil // revoked before
-		}
-		return s.p.cfg.Audit.AppendTx(ctx, tx, audit.Event{TenantID: string(tenantOfToken), Principal: "oidc",
-			Action: "oauth.token_revoked", Target: userID, Detail: map[string]string{"client_id": clientID, "token_id": tokenOrID}})
-	})
-	if err != nil {
-		return oidc.ErrServerError()
 	}
 	return nil
-}
-
-// subjectTenant returns the tenant of a token subject: a user's tenant, or a
-// client's ("" for a platform client).
-func (s *issuerStorage) subjectTenant(ctx context.Context, subject string) (tenant.ID, error) {
-	if ids.Valid(subject, "cli") {
-		c, err := s.p.cfg.Directory.ClientByIDAllTenants(ctx, subject)
-		return c.TenantID, err
-	}
-	return s.p.userTenant(ctx, subject)
-}
-
-// ownsSubject reports whether clientID may revoke or introspect tokens of
-// subject: the subject itself, or a client of the subject's tenant.
-func (s *issuerStorage) ownsSubject(ctx context.Context, clientID, subject string) bool {
-	if clientID == subject {
-		return true
-	}
-	c, err := s.registeredClient(ctx, clientID)
-	if err != nil || c.TenantID == "" {
-		return false
-	}
-	tid, err := s.subjectTenant(ctx, subject)
-	return err == nil && tid == c.TenantID
 }
 
 func (s *issuerStorage) revoked(ctx context.Context, tokenID string) bool {
@@ -668,36 +636,12 @@ func (s *issuerStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.Use
 	return s.setUserinfo(ctx, info, tid, subject, []string{oidc.ScopeOpenID, oidc.ScopeEmail})
 }
 
-// SetIntrospectionFromToken answers an introspection. A token is reported
-// active only to a client it belongs to (see ownsSubject), and only while
-// it is not revoked and its user, client and tenant are still active;
-// every other answer is {"active": false}.
+// SetIntrospectionFromToken is zitadel's introspection hook, which the
+// provider does not use: /oauth/introspect is served by
+// Provider.introspect, which knows the client a token was issued to. It
+// reports every token inactive.
 func (s *issuerStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
-	inactive := errors.New("provider: token not active for this client")
-	if s.revoked(ctx, tokenID) || !s.ownsSubject(ctx, clientID, subject) {
-		return inactive
-	}
-	tid, err := s.subjectTenant(ctx, subject)
-	if err != nil {
-		return inactive
-	}
-	user := subject
-	if ids.Valid(subject, "cli") {
-		user = ""
-	}
-	claims, err := s.tenantClaims(ctx, tid, user)
-	if err != nil {
-		return inactive
-	}
-	if tid != "" {
-		if t, err := s.p.cfg.Tenants.Get(ctx, tid); err != nil || t.Status != tenant.Active {
-			return inactive
-		}
-	}
-	resp.Active = true
-	resp.Subject = subject
-	resp.Claims = claims
-	return nil
+	return errors.New("provider: introspection is served by Provider.introspect")
 }
 
 func (s *issuerStorage) GetKeyByIDAndClientID(ctx context.Context, keyID, clientID string) (*jose.JSONWebKey, error) {

@@ -140,8 +140,12 @@ func (c *client) GrantTypes() []oidc.GrantType {
 	}
 	return out
 }
-func (c *client) LoginURL(id string) string            { return c.loginURL + "?authRequestID=" + id }
-func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
+func (c *client) LoginURL(id string) string { return c.loginURL + "?authRequestID=" + id }
+func (c *client) AccessTokenType() op.AccessTokenType {
+	// Bearer in zitadel's terms: the token is the at+jwt JWT the storage
+	// signed, handed out by the provider's Crypto (see accesstoken.go).
+	return op.AccessTokenTypeBearer
+}
 func (c *client) IDTokenLifetime() time.Duration       { return c.idTokenLifetime }
 func (c *client) DevMode() bool                        { return false }
 func (c *client) ClockSkew() time.Duration             { return 0 }

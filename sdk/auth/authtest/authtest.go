@@ -41,8 +41,13 @@ type Key struct {
 	signer    jose.Signer
 }
 
+// AccessTokenType is the JOSE header typ of Bulkhead's access tokens, which
+// Sign writes.
+const AccessTokenType = "at+jwt"
+
 // Sign returns a compact JWS of claims (marshalled with encoding/json) with
-// the header {"alg":…,"kid":…,"typ":"JWT"}.
+// the header {"alg":…,"kid":…,"typ":"at+jwt"}, as Bulkhead signs access
+// tokens.
 func (k *Key) Sign(claims any) string {
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -53,7 +58,29 @@ func (k *Key) Sign(claims any) string {
 
 // SignPayload is Sign of raw payload bytes.
 func (k *Key) SignPayload(payload []byte) string {
-	obj, err := k.signer.Sign(payload)
+	return k.sign(k.signer, payload)
+}
+
+// SignType is Sign with the header typ set to typ ("" for none): an ID
+// token's "JWT", say, which validators must refuse as an access token.
+func (k *Key) SignType(typ string, claims any) string {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		panic(fmt.Sprintf("authtest: marshal claims: %v", err))
+	}
+	opts := &jose.SignerOptions{}
+	if typ != "" {
+		opts = opts.WithType(jose.ContentType(typ))
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Algorithm, Key: jose.JSONWebKey{Key: k.Private, KeyID: k.ID}}, opts)
+	if err != nil {
+		panic(err)
+	}
+	return k.sign(signer, payload)
+}
+
+func (k *Key) sign(signer jose.Signer, payload []byte) string {
+	obj, err := signer.Sign(payload)
 	if err != nil {
 		panic(fmt.Sprintf("authtest: sign: %v", err))
 	}
@@ -90,7 +117,7 @@ func NewKey(alg jose.SignatureAlgorithm, kid string) *Key {
 		panic("authtest: unsupported algorithm " + string(alg))
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: k.Private, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType("JWT"))
+		(&jose.SignerOptions{}).WithType(AccessTokenType))
 	if err != nil {
 		panic(err)
 	}
