@@ -62,6 +62,12 @@ type Options struct {
 	ProxyUpstreamTimeout time.Duration
 	// ConnectCacheTTL bounds how long the proxy keeps a grant it read.
 	ConnectCacheTTL time.Duration
+	// DenyPrivateUpstreams runs the node as production does, without
+	// --allow-private-upstreams (tests' upstreams are on loopback, so the
+	// tests' nodes allow them unless this is set).
+	DenyPrivateUpstreams bool
+	// FederationTimeout bounds fetches from tenants' own OpenID providers.
+	FederationTimeout time.Duration
 	// RootKey (base64), if set, is the node's root key: nodes that share a
 	// database share it.
 	RootKey string
@@ -75,8 +81,9 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	srv := httptest.NewUnstartedServer(nil) // listening already: its URL is the issuer
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
 		PublicURL: "http://" + srv.Listener.Addr().String(), Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
-		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: true,
-		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ConnectCacheTTL: opts.ConnectCacheTTL, RootKey: opts.RootKey}
+		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: !opts.DenyPrivateUpstreams,
+		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ConnectCacheTTL: opts.ConnectCacheTTL, RootKey: opts.RootKey,
+		FederationTimeout: opts.FederationTimeout}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}

@@ -31,6 +31,9 @@ type Directory struct {
 	dummyOnce sync.Once
 	dummy     string  // a hash to verify against when the email is unknown
 	wrapper   Wrapper // seals TOTP secrets
+	// allowPrivateIssuers lets tenants connect providers on loopback,
+	// private and link-local addresses (--allow-private-upstreams).
+	allowPrivateIssuers bool
 	// verifying bounds concurrent password checks: each takes the argon2
 	// memory (64 MiB by default), so a flood of sign-ins cannot exhaust it.
 	verifying chan struct{}
@@ -41,6 +44,11 @@ type Options struct {
 	Clock   clock.Clock
 	Argon2  Argon2Params // default DefaultArgon2
 	Wrapper Wrapper      // seals TOTP secrets (the root key)
+
+	// AllowPrivateIssuers accepts tenants' OpenID providers on loopback,
+	// private and link-local addresses, and over http on loopback (the
+	// operator's --allow-private-upstreams).
+	AllowPrivateIssuers bool
 }
 
 // NewDirectory returns the directory over db, auditing changes in log.
@@ -52,7 +60,7 @@ func NewDirectory(db *storage.DB, log *audit.Log, opts Options) *Directory {
 		opts.Argon2 = DefaultArgon2
 	}
 	return &Directory{db: db, audit: log, clock: opts.Clock, argon2: opts.Argon2, wrapper: opts.Wrapper,
-		verifying: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+		allowPrivateIssuers: opts.AllowPrivateIssuers, verifying: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 }
 
 // Authenticate checks a user's email and password in tenant tid and returns

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -38,10 +39,8 @@ func idpBinding(tid string) []byte { return []byte("bulkhead-idp-secret\x00tenan
 
 // SetIdP connects (or replaces) tenant tid's upstream provider.
 func (d *Directory) SetIdP(ctx context.Context, tid tenant.ID, req IdPRequest, actor tenant.Actor) (IdP, error) {
-	u, err := url.Parse(req.Issuer)
-	if err != nil || !u.IsAbs() || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
-		(u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) || len(req.Issuer) > 500 {
-		return IdP{}, errs.Field("issuer", "invalid_issuer", "issuer must be an https URL (http only on a loopback host)")
+	if err := d.checkIssuer(req.Issuer); err != nil {
+		return IdP{}, err
 	}
 	if req.ClientID == "" || len(req.ClientID) > 200 || strings.ContainsFunc(req.ClientID, isControl) {
 		return IdP{}, errs.Field("client_id", "invalid_client_id", "client_id must be 1 to 200 characters")
@@ -53,7 +52,7 @@ func (d *Directory) SetIdP(ctx context.Context, tid tenant.ID, req IdPRequest, a
 		return IdP{}, errors.New("identity: no key to seal client secrets")
 	}
 	out := IdP{Issuer: strings.TrimRight(req.Issuer, "/"), ClientID: req.ClientID}
-	err = d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err := d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
 		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
@@ -152,4 +151,28 @@ func (d *Directory) FederatedUser(ctx context.Context, tid tenant.ID, email stri
 	return u, err
 }
 
-func isLoopbackHost(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
+// checkIssuer validates the shape of an upstream issuer URL: https with a
+// host, no userinfo, query or fragment; an IP literal (or localhost) that
+// is not public only when the operator allows private upstreams, and then
+// http too, on loopback only. The provider applies the same rule again on
+// every connection it makes (names resolving to private addresses
+// included), so this is the early, explicit answer, not the only guard.
+func (d *Directory) checkIssuer(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || len(raw) > 500 || !u.IsAbs() || u.Opaque != "" || u.Hostname() == "" || u.User != nil ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#") || strings.ContainsFunc(raw, isControl) {
+		return errs.Field("issuer", "invalid_issuer", "issuer must be an https URL with a host and no credentials, query or fragment")
+	}
+	host := u.Hostname()
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && d.allowPrivateIssuers && netguard.Loopback(host):
+	default:
+		return errs.Field("issuer", "invalid_issuer", "issuer must be an https URL (http only on loopback, when the operator allows private upstreams)")
+	}
+	if !d.allowPrivateIssuers && netguard.LiteralNotPublic(host) {
+		return errs.Field("issuer", "issuer_not_allowed",
+			"issuer names a loopback, private or link-local address; the operator allows those with --allow-private-upstreams")
+	}
+	return nil
+}

@@ -5,15 +5,17 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/oauth2"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
@@ -27,21 +29,6 @@ import (
 // {issuer}/login/callback, where the upstream ID token is verified; the
 // user is the tenant's user with that email (created on first sign-in).
 // Nothing the upstream says decides the tenant, tier or groups.
-
-// upstreams caches upstream providers' discovery by issuer URL.
-type upstreams struct{ m sync.Map } // issuer → *oidc.Provider
-
-func (u *upstreams) get(ctx context.Context, issuer string) (*oidc.Provider, error) {
-	if p, ok := u.m.Load(issuer); ok {
-		return p.(*oidc.Provider), nil
-	}
-	p, err := oidc.NewProvider(ctx, issuer)
-	if err != nil {
-		return nil, err
-	}
-	u.m.Store(issuer, p)
-	return p, nil
-}
 
 // secretFor derives a per-sign-in secret (PKCE verifier, nonce) from the
 // provider's key, so nothing of it is stored.
@@ -70,6 +57,8 @@ func (p *Provider) upstreamConfig(ctx context.Context, i signing.Issuer, tid ten
 	}
 	up, err := p.upstreams.get(ctx, idp.Issuer)
 	if err != nil {
+		p.cfg.Logger.WarnContext(ctx, "federation: the tenant's provider is unavailable", "tenant_id", string(tid), "err", clipErr(err))
+		p.auditEvent(ctx, tid, "login.failure", "", audit.Denied, map[string]string{"reason": "upstream discovery", "issuer": idp.Issuer})
 		return nil, nil, idp, true, err
 	}
 	return &oauth2.Config{ClientID: idp.ClientID, ClientSecret: secret, Endpoint: up.Endpoint(),
@@ -79,7 +68,9 @@ func (p *Provider) upstreamConfig(ctx context.Context, i signing.Issuer, tid ten
 // federate sends the sign-in of auth request a, for tenant tid, to the
 // tenant's upstream provider. It reports false when the tenant has none.
 func (p *Provider) federate(w http.ResponseWriter, r *http.Request, issuer signing.Issuer, a *authRequest, tid tenant.ID) (bool, error) {
-	conf, _, _, ok, err := p.upstreamConfig(r.Context(), issuer, tid, r.Host)
+	ctx, cancel := p.upstreamContext(r.Context())
+	defer cancel()
+	conf, _, _, ok, err := p.upstreamConfig(ctx, issuer, tid, r.Host)
 	if !ok || err != nil {
 		return ok, err
 	}
@@ -120,45 +111,14 @@ func (p *Provider) federationCallback(w http.ResponseWriter, r *http.Request, is
 		otherBrowser(w)
 		return
 	}
-	conf, up, idp, ok, err := p.upstreamConfig(ctx, issuer, a.tenantID, r.Host)
-	if err != nil || !ok {
-		fail("the organization's sign-in is not available")
-		return
-	}
-	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(p.secretFor("pkce", a.ID)))
+	idp, email, claims, reason, err := p.upstreamIdentity(ctx, issuer, a, r.Host, code)
 	if err != nil {
-		p.auditEvent(ctx, a.tenantID, "login.failure", "", audit.Denied, map[string]string{"client_id": a.ClientID, "reason": "upstream code exchange"})
-		fail("the organization's sign-in did not complete")
-		return
-	}
-	raw, _ := tok.Extra("id_token").(string)
-	idt, err := up.Verifier(&oidc.Config{ClientID: idp.ClientID}).Verify(ctx, raw)
-	if err != nil || idt.Nonce != p.secretFor("nonce", a.ID) {
-		p.auditEvent(ctx, a.tenantID, "login.failure", "", audit.Denied, map[string]string{"client_id": a.ClientID, "reason": "upstream id token"})
-		fail("the organization's sign-in did not complete")
-		return
-	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
-		fail("the organization's sign-in did not complete")
-		return
-	}
-	if _, ok := claims["email"]; !ok {
-		// Many providers put the email in userinfo rather than the ID token.
-		info, err := up.UserInfo(ctx, oauth2.StaticTokenSource(tok))
-		if err == nil && info.Subject == idt.Subject {
-			claims["email"] = info.Email
-			var extra map[string]any
-			if info.Claims(&extra) == nil {
-				if v, ok := extra["email_verified"]; ok {
-					claims["email_verified"] = v
-				}
-			}
+		if reason != "" {
+			p.cfg.Logger.WarnContext(ctx, "federation: "+reason, "tenant_id", string(a.tenantID), "err", clipErr(err))
+			p.auditEvent(ctx, a.tenantID, "login.failure", "", audit.Denied, map[string]string{"client_id": a.ClientID, "reason": reason})
 		}
-	}
-	email, _ := claims["email"].(string)
-	if verified, present := claims["email_verified"].(bool); present && !verified {
-		email = ""
+		fail("the organization's sign-in did not complete")
+		return
 	}
 	u, err := p.cfg.Directory.FederatedUser(ctx, a.tenantID, email, claims)
 	if err != nil || u.Status != identity.UserActive {
@@ -178,4 +138,68 @@ func (p *Provider) federationCallback(w http.ResponseWriter, r *http.Request, is
 	}
 	p.auditEvent(ctx, a.tenantID, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "via": idp.Issuer})
 	p.redirectToCallback(w, r, issuer, o, a.ID)
+}
+
+// upstreamIdentity redeems code at the tenant's provider and returns the
+// provider, the email it vouches for and its verified ID token's claims.
+// Everything here talks to the tenant's provider, within one time budget.
+// On failure, reason (when set) says which step failed, for the audit.
+func (p *Provider) upstreamIdentity(ctx context.Context, issuer signing.Issuer, a *authRequest, host, code string) (
+	idp identity.IdP, email string, claims map[string]any, reason string, err error) {
+	ctx, cancel := p.upstreamContext(ctx)
+	defer cancel()
+	conf, up, idp, ok, err := p.upstreamConfig(ctx, issuer, a.tenantID, host)
+	if err != nil || !ok {
+		return idp, "", nil, "", fmt.Errorf("provider: the tenant's provider is unavailable: %w", err)
+	}
+	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(p.secretFor("pkce", a.ID)))
+	if err != nil {
+		return idp, "", nil, "upstream code exchange", err
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := up.Verifier(&oidc.Config{ClientID: idp.ClientID}).Verify(ctx, raw)
+	if err == nil && idt.Nonce != p.secretFor("nonce", a.ID) {
+		err = errors.New("provider: the upstream ID token's nonce is not this sign-in's")
+	}
+	if err != nil {
+		return idp, "", nil, "upstream id token", err
+	}
+	if err := idt.Claims(&claims); err != nil {
+		return idp, "", nil, "upstream id token", err
+	}
+	if _, ok := claims["email"]; !ok {
+		// Many providers put the email in userinfo rather than the ID token.
+		info, err := up.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		if err == nil && info.Subject == idt.Subject {
+			claims["email"] = info.Email
+			var extra map[string]any
+			if info.Claims(&extra) == nil {
+				if v, ok := extra["email_verified"]; ok {
+					claims["email_verified"] = v
+				}
+			}
+		}
+	}
+	email, _ = claims["email"].(string)
+	if verified, present := claims["email_verified"].(bool); present && !verified {
+		email = ""
+	}
+	return idp, email, claims, "", nil
+}
+
+// upstreamContext bounds the upstream part of a sign-in step and carries
+// the federation client (see upstream.go).
+func (p *Provider) upstreamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.UpstreamTimeout)
+	return p.upstreams.context(ctx), cancel
+}
+
+// clipErr shortens an upstream error for the log: libraries quote the
+// upstream's answer in their errors, which is the upstream's text, of any
+// length.
+func clipErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return errs.Clip(err.Error(), 300)
 }

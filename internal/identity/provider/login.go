@@ -144,7 +144,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	// A tenant with its own identity provider signs its users in there.
 	if federated, err := p.federate(w, r, issuer, a, tid); federated || err != nil {
 		if err != nil {
-			p.cfg.Logger.ErrorContext(ctx, "federated sign-in", "err", err)
+			p.cfg.Logger.ErrorContext(ctx, "federated sign-in", "err", clipErr(err))
 			render(http.StatusBadGateway, "Your organization's sign-in is not available. Try again later.")
 		}
 		return
