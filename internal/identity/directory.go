@@ -192,7 +192,7 @@ func (d *Directory) createInitialAdmin(ctx context.Context, tx *storage.Tx, admi
 // users, groups and identity configuration.
 func (d *Directory) OffboardingStep() tenant.Step {
 	return tenant.Step{Name: "identity", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
-		for _, table := range []string{"oauth_clients", "tenant_idps", "user_totp", "group_members", "users", "user_groups", "identity_configs"} {
+		for _, table := range []string{"oauth_clients", "tenant_idps", "federated_identities", "user_totp", "group_members", "users", "user_groups", "identity_configs"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 				return fmt.Errorf("identity: remove %s: %w", table, err)
 			}
@@ -532,7 +532,7 @@ func (d *Directory) DeleteUser(ctx context.Context, tid tenant.ID, id string, ac
 		if _, err := getUser(ctx, tx, id); err != nil {
 			return err
 		}
-		for _, table := range []string{"group_members", "user_totp"} {
+		for _, table := range []string{"group_members", "user_totp", "federated_identities"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ? AND user_id = ?`, tx.TenantID(), id); err != nil {
 				return fmt.Errorf("identity: delete user's %s: %w", table, err)
 			}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -27,8 +29,11 @@ import (
 // sign in there. The sign-in leaves for the upstream's authorization
 // endpoint (code flow with PKCE and a nonce) and comes back to
 // {issuer}/login/callback, where the upstream ID token is verified; the
-// user is the tenant's user with that email (created on first sign-in).
-// Nothing the upstream says decides the tenant, tier or groups.
+// user is the one linked to the upstream's (issuer, subject), or a new
+// one (see identity.FederatedUser for when an existing account is linked
+// by email). A user with a confirmed TOTP factor gives the code on the
+// login page afterwards, unless the tenant takes its provider's sign-in as
+// enough. Nothing the upstream says decides the tenant, tier or groups.
 
 // secretFor derives a per-sign-in secret (PKCE verifier, nonce) from the
 // provider's key, so nothing of it is stored.
@@ -111,20 +116,57 @@ func (p *Provider) federationCallback(w http.ResponseWriter, r *http.Request, is
 		otherBrowser(w)
 		return
 	}
-	idp, email, claims, reason, err := p.upstreamIdentity(ctx, issuer, a, r.Host, code)
+	ip := p.cfg.ClientIP.IP(r)
+	idp, login, reason, err := p.upstreamIdentity(ctx, issuer, a, r.Host, code)
 	if err != nil {
 		if reason != "" {
 			p.cfg.Logger.WarnContext(ctx, "federation: "+reason, "tenant_id", string(a.tenantID), "err", clipErr(err))
-			p.auditEvent(ctx, a.tenantID, "login.failure", "", audit.Denied, map[string]string{"client_id": a.ClientID, "reason": reason})
+			p.auditEvent(ctx, a.tenantID, "login.failure", "", audit.Denied,
+				map[string]string{"client_id": a.ClientID, "source_ip": ip, "reason": reason, "issuer": idp.Issuer})
 		}
 		fail("the organization's sign-in did not complete")
 		return
 	}
-	u, err := p.cfg.Directory.FederatedUser(ctx, a.tenantID, email, claims)
-	if err != nil || u.Status != identity.UserActive {
-		p.auditEvent(ctx, a.tenantID, "login.failure", u.ID, audit.Denied, map[string]string{"client_id": a.ClientID, "reason": "federated user"})
-		fail("your account cannot sign in here")
+	u, outcome, err := p.cfg.Directory.FederatedUser(ctx, a.tenantID, login)
+	if err == nil && u.Status != identity.UserActive {
+		err = errs.E(errs.Forbidden, "user_disabled", "the user is disabled")
+	}
+	if err != nil {
+		reason := identity.FederationRefusal(err)
+		if e, ok := errs.As(err); ok && e.Code == "user_disabled" {
+			reason = e.Code
+		}
+		if reason == "" {
+			p.cfg.Logger.ErrorContext(ctx, "federation: find the user", "tenant_id", string(a.tenantID), "err", err)
+			reason = "federated user"
+		}
+		p.auditEvent(ctx, a.tenantID, "login.failure", u.ID, audit.Denied, map[string]string{"client_id": a.ClientID, "source_ip": ip,
+			"reason": reason, "issuer": login.Issuer, "upstream_subject": errs.Clip(login.Subject, 64)})
+		fail("your account cannot sign in here; ask your organization's administrator")
 		return
+	}
+	// The account's own second factor still applies, unless the tenant
+	// takes its provider's sign-in as enough: the login page asks for the
+	// code, in this browser, before the sign-in completes.
+	if !idp.UpstreamMFASufficient {
+		need, err := p.cfg.Directory.TOTPRequired(ctx, a.tenantID, u.ID)
+		if err != nil {
+			fail("the sign-in could not be completed")
+			return
+		}
+		if need {
+			err = p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+				_, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET pending_user_id = ?, upstream_state = ''
+					WHERE id = ? AND issuer_tenant = ? AND user_id = ''`, u.ID, a.ID, string(issuer.Tenant))
+				return err
+			})
+			if err != nil {
+				fail("the sign-in could not be completed")
+				return
+			}
+			http.Redirect(w, r, p.loginPath(issuer)+"?authRequestID="+url.QueryEscape(a.ID), http.StatusFound)
+			return
+		}
 	}
 	now := p.clock().Now()
 	err = p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
@@ -136,55 +178,73 @@ func (p *Provider) federationCallback(w http.ResponseWriter, r *http.Request, is
 		fail("the sign-in could not be completed")
 		return
 	}
-	p.auditEvent(ctx, a.tenantID, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "via": idp.Issuer})
+	p.auditEvent(ctx, a.tenantID, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "source_ip": ip,
+		"via": idp.Issuer, "federated": string(outcome)})
 	p.redirectToCallback(w, r, issuer, o, a.ID)
 }
 
 // upstreamIdentity redeems code at the tenant's provider and returns the
-// provider, the email it vouches for and its verified ID token's claims.
-// Everything here talks to the tenant's provider, within one time budget.
-// On failure, reason (when set) says which step failed, for the audit.
+// provider and what its verified ID token (and, for an email it lacks,
+// userinfo) says about the user. Everything here talks to the tenant's
+// provider, within one time budget. On failure, reason (when set) says
+// which step failed, for the audit.
 func (p *Provider) upstreamIdentity(ctx context.Context, issuer signing.Issuer, a *authRequest, host, code string) (
-	idp identity.IdP, email string, claims map[string]any, reason string, err error) {
+	idp identity.IdP, login identity.FederatedLogin, reason string, err error) {
 	ctx, cancel := p.upstreamContext(ctx)
 	defer cancel()
 	conf, up, idp, ok, err := p.upstreamConfig(ctx, issuer, a.tenantID, host)
 	if err != nil || !ok {
-		return idp, "", nil, "", fmt.Errorf("provider: the tenant's provider is unavailable: %w", err)
+		return idp, login, "", fmt.Errorf("provider: the tenant's provider is unavailable: %w", err)
 	}
 	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(p.secretFor("pkce", a.ID)))
 	if err != nil {
-		return idp, "", nil, "upstream code exchange", err
+		return idp, login, "upstream code exchange", err
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	idt, err := up.Verifier(&oidc.Config{ClientID: idp.ClientID}).Verify(ctx, raw)
-	if err == nil && idt.Nonce != p.secretFor("nonce", a.ID) {
+	if err == nil && subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(p.secretFor("nonce", a.ID))) != 1 {
 		err = errors.New("provider: the upstream ID token's nonce is not this sign-in's")
 	}
 	if err != nil {
-		return idp, "", nil, "upstream id token", err
+		return idp, login, "upstream id token", err
 	}
+	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		return idp, "", nil, "upstream id token", err
+		return idp, login, "upstream id token", err
 	}
-	if _, ok := claims["email"]; !ok {
-		// Many providers put the email in userinfo rather than the ID token.
-		info, err := up.UserInfo(ctx, oauth2.StaticTokenSource(tok))
-		if err == nil && info.Subject == idt.Subject {
-			claims["email"] = info.Email
-			var extra map[string]any
-			if info.Claims(&extra) == nil {
-				if v, ok := extra["email_verified"]; ok {
-					claims["email_verified"] = v
-				}
-			}
+	login = identity.FederatedLogin{Issuer: idt.Issuer, Subject: idt.Subject, Profile: map[string]string{}}
+	login.Email, login.EmailVerified = emailOf(claims)
+	for _, k := range []string{"name", "given_name", "family_name"} {
+		if v, ok := claims[k].(string); ok {
+			login.Profile[k] = v
 		}
 	}
-	email, _ = claims["email"].(string)
-	if verified, present := claims["email_verified"].(bool); present && !verified {
-		email = ""
+	if login.Email == "" && up.UserInfoEndpoint() != "" {
+		// Many providers put the email in userinfo rather than the ID
+		// token. Userinfo is not signed and not bound to the ID token, so
+		// its email counts only when it is about the same subject and
+		// verified there.
+		info, err := up.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		var extra map[string]any
+		if err == nil && info.Subject == idt.Subject && info.Claims(&extra) == nil {
+			if email, verified := emailOf(extra); verified {
+				login.Email, login.EmailVerified = email, true
+			}
+		} else if err != nil {
+			p.cfg.Logger.WarnContext(ctx, "federation: userinfo", "tenant_id", string(a.tenantID), "err", clipErr(err))
+		}
 	}
-	return idp, email, claims, "", nil
+	return idp, login, "", nil
+}
+
+// emailOf reads the email claims of an ID token or userinfo answer: the
+// email, and whether email_verified is the JSON boolean true — an absent
+// claim, "true" or "false" as strings, or anything else is not an
+// assertion that the provider verified it.
+func emailOf(claims map[string]any) (email string, verified bool) {
+	email, _ = claims["email"].(string)
+	v, ok := claims["email_verified"].(bool)
+	return email, ok && v
 }
 
 // upstreamContext bounds the upstream part of a sign-in step and carries

@@ -301,7 +301,7 @@ func TestFederationRefusesPrivateUpstreams(t *testing.T) {
 		if n, c := up.totalHits(), up.conns.Load(); n != 0 || c != 0 {
 			t.Errorf("the loopback upstream got %d connections and %d requests from a node without --allow-private-upstreams", c, n)
 		}
-		if len(up.forms) != 0 {
+		if len(up.tokenRequests()) != 0 {
 			t.Error("the client secret was posted to a loopback token endpoint")
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,7 @@ type upstreamIdP struct {
 	nonces   map[string]string
 	hits     map[string]int
 	forms    []url.Values // token requests received
+	backTo   []string     // redirect URIs of authorization requests
 	override map[string]http.HandlerFunc
 	conns    atomic.Int64 // TCP connections accepted
 }
@@ -107,6 +109,19 @@ func (u *upstreamIdP) hitsOf(path string) int {
 	return u.hits[path]
 }
 
+// tokenRequests and redirectURIs return what the upstream received.
+func (u *upstreamIdP) tokenRequests() []url.Values {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.forms)
+}
+
+func (u *upstreamIdP) redirectURIs() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.backTo)
+}
+
 // totalHits counts every request the upstream received.
 func (u *upstreamIdP) totalHits() int {
 	u.mu.Lock()
@@ -140,6 +155,7 @@ func (u *upstreamIdP) serve(w http.ResponseWriter, r *http.Request) {
 		code := fmt.Sprintf("code-%d", time.Now().UnixNano())
 		u.mu.Lock()
 		u.nonces[code] = q.Get("nonce")
+		u.backTo = append(u.backTo, q.Get("redirect_uri"))
 		u.mu.Unlock()
 		back, err := url.Parse(q.Get("redirect_uri"))
 		if err != nil || q.Get("client_id") != upstreamClientID {
