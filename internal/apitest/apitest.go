@@ -70,6 +70,12 @@ type Options struct {
 	ProxyBodyTimeout time.Duration
 	// ConnectCacheTTL bounds how long the proxy keeps a grant it read.
 	ConnectCacheTTL time.Duration
+	// DenyPrivateUpstreams runs the node as production does, without
+	// --allow-private-upstreams (tests' upstreams are on loopback, so the
+	// tests' nodes allow them unless this is set).
+	DenyPrivateUpstreams bool
+	// FederationTimeout bounds fetches from tenants' own OpenID providers.
+	FederationTimeout time.Duration
 	// RootKey (base64), if set, is the node's root key: nodes that share a
 	// database share it.
 	RootKey string
@@ -96,9 +102,10 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	// ordinary role, as in a deployment.
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, MigrationDatabase: storagetest.MigrationDSN(t, dsn), Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
 		PublicURL: opts.PublicURL, Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
-		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: true,
+		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: !opts.DenyPrivateUpstreams,
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL,
-		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait}
+		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait,
+		FederationTimeout: opts.FederationTimeout}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}

@@ -90,8 +90,12 @@ type Config struct {
 	Verifiers []authn.Verifier
 
 	// AllowPrivateUpstreams lets connections (and their alert webhooks)
-	// reach loopback, private and link-local addresses.
+	// and federation (tenants' own OpenID providers) reach loopback,
+	// private and link-local addresses.
 	AllowPrivateUpstreams bool
+	// FederationTimeout bounds each fetch from a tenant's own OpenID
+	// provider and the upstream part of each sign-in step (default 10s).
+	FederationTimeout time.Duration
 	// ProxyUpstreamTimeout bounds the connections proxy's wait for an
 	// upstream's response headers (default 30s).
 	ProxyUpstreamTimeout time.Duration
@@ -208,7 +212,8 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a := &App{DB: db, Metrics: metrics, rootKey: rk}
 	a.Audit = audit.New(db, audit.Options{Clock: c.Clock, Logger: c.Logger, BatchHook: func(n int) { batches.Observe(float64(n)) }})
 	a.Tenants = tenant.NewRegistry(db, a.Audit, tenant.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
-	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2, Wrapper: rk})
+	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2, Wrapper: rk,
+		AllowPrivateIssuers: c.AllowPrivateUpstreams})
 	a.Tenants.AddOnboardingStep(a.Directory.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Directory.OffboardingStep())
 	a.Authz = authz.New(db, a.Audit, authz.Options{Clock: c.Clock, Logger: c.Logger, CacheSize: c.AuthzCacheSize})
@@ -263,7 +268,8 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	a.Provider, err = provider.New(provider.Config{BaseURL: c.PublicURL, CryptoKey: cryptoKey, DB: db, Directory: a.Directory,
 		Tenants: a.Tenants, Signing: a.Signing, Audit: a.Audit, Clock: c.Clock, Logger: c.Logger, TokenRatePerIP: c.TokenRatePerIP,
-		LoginDomain: c.LoginDomain, TenantPicker: c.TenantPicker, ClientIP: clientIPs})
+		LoginDomain: c.LoginDomain, TenantPicker: c.TenantPicker, ClientIP: clientIPs,
+		AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.FederationTimeout})
 	if err != nil {
 		a.Audit.Close()
 		return fail(err, db)

@@ -54,6 +54,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
+	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -340,27 +341,8 @@ func (s *Service) parseUpstream(field, raw string) (*url.URL, error) {
 }
 
 // publicAddr reports whether a is an address the proxy may reach by
-// default: not loopback, private, link-local, unspecified, multicast,
-// shared (100.64/10) or an IPv4 address in IPv6 form of those.
-func publicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	if a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified() ||
-		a.IsMulticast() || a.IsInterfaceLocalMulticast() {
-		return false
-	}
-	for _, p := range nonPublic {
-		if p.Contains(a) {
-			return false
-		}
-	}
-	return true
-}
-
-var nonPublic = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("192.0.0.0/24"),
-	netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("240.0.0.0/4"), netip.MustParsePrefix("64:ff9b::/96"),
-	netip.MustParsePrefix("2001:db8::/32"),
-}
+// default (see netguard.Public, shared with federation's fetches).
+func publicAddr(a netip.Addr) bool { return netguard.Public(a) }
 
 // hasDotSegment reports whether an unescaped path has a "." or ".."
 // segment, also with path parameters (";x"), which some servers drop

@@ -11,13 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/netip"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
+	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -476,7 +475,8 @@ func appendQueryEscaped(dst, b []byte) []byte {
 	return dst
 }
 
-var errPrivateUpstream = errors.New("connect: the upstream resolves to a loopback, private or link-local address")
+// errPrivateUpstream is the dialer's refusal of a non-public address.
+var errPrivateUpstream = netguard.ErrNotPublic
 
 // upstreamError maps a failed exchange to a problem.
 func upstreamError(err error, ctx context.Context) error {
@@ -536,17 +536,7 @@ func (u *upstreams) close() { u.ts.Purge() }
 // that resolves to a private address is refused too) unless private
 // upstreams are allowed.
 func (o Options) dialer(timeout time.Duration) *net.Dialer {
-	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	if !o.AllowPrivateUpstreams {
-		d.Control = func(_, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil || !publicAddr(ap.Addr()) {
-				return errPrivateUpstream
-			}
-			return nil
-		}
-	}
-	return d
+	return netguard.Dialer(timeout, o.AllowPrivateUpstreams)
 }
 
 // auditRequest writes one proxied request to the audit log without waiting for

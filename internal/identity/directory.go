@@ -32,6 +32,9 @@ type Directory struct {
 	wrapper   Wrapper // seals TOTP secrets
 	// hasher bounds password hashing and checks node-wide (see hasher).
 	hasher *hasher
+	// allowPrivateIssuers lets tenants connect providers on loopback,
+	// private and link-local addresses (--allow-private-upstreams).
+	allowPrivateIssuers bool
 }
 
 // Options configure a Directory.
@@ -43,6 +46,11 @@ type Options struct {
 	// time (default max(2, GOMAXPROCS)), that many waiting (default 16 per
 	// worker), then 503 password_hashing_busy.
 	HashWorkers, HashQueue int
+
+	// AllowPrivateIssuers accepts tenants' OpenID providers on loopback,
+	// private and link-local addresses, and over http on loopback (the
+	// operator's --allow-private-upstreams).
+	AllowPrivateIssuers bool
 }
 
 // NewDirectory returns the directory over db, auditing changes in log.
@@ -54,7 +62,7 @@ func NewDirectory(db *storage.DB, log *audit.Log, opts Options) *Directory {
 		opts.Argon2 = DefaultArgon2
 	}
 	return &Directory{db: db, audit: log, clock: opts.Clock, argon2: opts.Argon2, wrapper: opts.Wrapper,
-		hasher: newHasher(opts.Argon2, opts.HashWorkers, opts.HashQueue)}
+		hasher: newHasher(opts.Argon2, opts.HashWorkers, opts.HashQueue), allowPrivateIssuers: opts.AllowPrivateIssuers}
 }
 
 // Authenticate checks a user's email and password in tenant tid and returns
@@ -208,7 +216,7 @@ func (d *Directory) createInitialAdmin(ctx context.Context, tx *storage.Tx, admi
 // users, groups and identity configuration.
 func (d *Directory) OffboardingStep() tenant.Step {
 	return tenant.Step{Name: "identity", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
-		for _, table := range []string{"oauth_clients", "tenant_idps", "user_totp", "group_members", "users", "user_groups", "identity_configs"} {
+		for _, table := range []string{"oauth_clients", "tenant_idps", "federated_identities", "user_totp", "group_members", "users", "user_groups", "identity_configs"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 				return fmt.Errorf("identity: remove %s: %w", table, err)
 			}
@@ -559,7 +567,7 @@ func (d *Directory) DeleteUser(ctx context.Context, tid tenant.ID, id string, ac
 		if _, err := getUser(ctx, tx, id); err != nil {
 			return err
 		}
-		for _, table := range []string{"group_members", "user_totp"} {
+		for _, table := range []string{"group_members", "user_totp", "federated_identities"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ? AND user_id = ?`, tx.TenantID(), id); err != nil {
 				return fmt.Errorf("identity: delete user's %s: %w", table, err)
 			}

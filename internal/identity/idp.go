@@ -3,14 +3,14 @@ package identity
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
-	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -25,23 +25,39 @@ import (
 type IdP struct {
 	Issuer   string `json:"issuer"`
 	ClientID string `json:"client_id"`
+	IdPSettings
 }
 
-// IdPRequest configures a tenant's upstream provider.
+// IdPSettings are a tenant's choices about what its provider's word is
+// worth. Both are off by default: each trades some of the account's own
+// protection for convenience, so only the tenant can decide it.
+type IdPSettings struct {
+	// LinkExistingByEmail lets the first sign-in of an upstream identity
+	// take over the existing account with the same email, when the
+	// provider asserts email_verified: true. Off, a new upstream identity
+	// whose email is taken is refused (an admin resolves it).
+	LinkExistingByEmail bool `json:"link_existing_by_email"`
+	// UpstreamMFASufficient accepts the provider's sign-in without the
+	// account's own confirmed TOTP factor. Off, the login page asks for
+	// the code after the provider returns.
+	UpstreamMFASufficient bool `json:"upstream_mfa_sufficient"`
+}
+
+// IdPRequest configures a tenant's upstream provider. It replaces the
+// whole configuration: settings left out are off.
 type IdPRequest struct {
 	Issuer       string `json:"issuer"`
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
+	IdPSettings
 }
 
 func idpBinding(tid string) []byte { return []byte("bulkhead-idp-secret\x00tenant=" + tid) }
 
 // SetIdP connects (or replaces) tenant tid's upstream provider.
 func (d *Directory) SetIdP(ctx context.Context, tid tenant.ID, req IdPRequest, actor tenant.Actor) (IdP, error) {
-	u, err := url.Parse(req.Issuer)
-	if err != nil || !u.IsAbs() || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
-		(u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) || len(req.Issuer) > 500 {
-		return IdP{}, errs.Field("issuer", "invalid_issuer", "issuer must be an https URL (http only on a loopback host)")
+	if err := d.checkIssuer(req.Issuer); err != nil {
+		return IdP{}, err
 	}
 	if req.ClientID == "" || len(req.ClientID) > 200 || strings.ContainsFunc(req.ClientID, isControl) {
 		return IdP{}, errs.Field("client_id", "invalid_client_id", "client_id must be 1 to 200 characters")
@@ -52,8 +68,8 @@ func (d *Directory) SetIdP(ctx context.Context, tid tenant.ID, req IdPRequest, a
 	if d.wrapper == nil {
 		return IdP{}, errors.New("identity: no key to seal client secrets")
 	}
-	out := IdP{Issuer: strings.TrimRight(req.Issuer, "/"), ClientID: req.ClientID}
-	err = d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	out := IdP{Issuer: strings.TrimRight(req.Issuer, "/"), ClientID: req.ClientID, IdPSettings: req.IdPSettings}
+	err := d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
 		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
@@ -61,13 +77,19 @@ func (d *Directory) SetIdP(ctx context.Context, tid tenant.ID, req IdPRequest, a
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO tenant_idps (tenant_id, issuer, client_id, secret_wrapped, created_at) VALUES (?, ?, ?, ?, ?)
+		if _, err := tx.Exec(ctx, `INSERT INTO tenant_idps (tenant_id, issuer, client_id, secret_wrapped, created_at,
+			link_existing_by_email, upstream_mfa_sufficient) VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant_id) DO UPDATE SET issuer = excluded.issuer, client_id = excluded.client_id,
-			secret_wrapped = excluded.secret_wrapped, created_at = excluded.created_at`,
-			tx.TenantID(), out.Issuer, out.ClientID, wrapped, d.clock.Now().UnixMicro()); err != nil {
+			secret_wrapped = excluded.secret_wrapped, created_at = excluded.created_at,
+			link_existing_by_email = excluded.link_existing_by_email, upstream_mfa_sufficient = excluded.upstream_mfa_sufficient`,
+			tx.TenantID(), out.Issuer, out.ClientID, wrapped, d.clock.Now().UnixMicro(),
+			out.LinkExistingByEmail, out.UpstreamMFASufficient); err != nil {
 			return fmt.Errorf("identity: store idp: %w", err)
 		}
 		ev := d.event(tx, actor, "identity.idp_set", out.Issuer)
+		ev.Detail = map[string]string{"client_id": errs.Clip(out.ClientID, 64),
+			"link_existing_by_email":  strconv.FormatBool(out.LinkExistingByEmail),
+			"upstream_mfa_sufficient": strconv.FormatBool(out.UpstreamMFASufficient)}
 		return d.audit.AppendTx(ctx, tx, ev)
 	})
 	return out, err
@@ -92,8 +114,9 @@ func (d *Directory) DeleteIdP(ctx context.Context, tid tenant.ID, actor tenant.A
 func (d *Directory) TenantIdP(ctx context.Context, tid tenant.ID) (idp IdP, secret string, ok bool, err error) {
 	var wrapped []byte
 	err = d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		return tx.QueryRow(ctx, `SELECT issuer, client_id, secret_wrapped FROM tenant_idps WHERE tenant_id = ?`, tx.TenantID()).
-			Scan(&idp.Issuer, &idp.ClientID, &wrapped)
+		return tx.QueryRow(ctx, `SELECT issuer, client_id, secret_wrapped, link_existing_by_email, upstream_mfa_sufficient
+			FROM tenant_idps WHERE tenant_id = ?`, tx.TenantID()).
+			Scan(&idp.Issuer, &idp.ClientID, &wrapped, &idp.LinkExistingByEmail, &idp.UpstreamMFASufficient)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return IdP{}, "", false, nil
@@ -109,47 +132,28 @@ func (d *Directory) TenantIdP(ctx context.Context, tid tenant.ID) (idp IdP, secr
 	return idp, string(plain), true, nil
 }
 
-// FederatedUser returns the user of tenant tid with email, creating it
-// (active, no password) when the upstream provider signs in someone new.
-// Upstream attributes are kept under their names minus the reserved token
-// claims: they never reach tenant_id, tier or groups.
-func (d *Directory) FederatedUser(ctx context.Context, tid tenant.ID, email string, upstream map[string]any) (User, error) {
-	email, key, err := normalizeEmail(email)
-	if err != nil {
-		return User{}, err
+// checkIssuer validates the shape of an upstream issuer URL: https with a
+// host, no userinfo, query or fragment; an IP literal (or localhost) that
+// is not public only when the operator allows private upstreams, and then
+// http too, on loopback only. The provider applies the same rule again on
+// every connection it makes (names resolving to private addresses
+// included), so this is the early, explicit answer, not the only guard.
+func (d *Directory) checkIssuer(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || len(raw) > 500 || !u.IsAbs() || u.Opaque != "" || u.Hostname() == "" || u.User != nil ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#") || strings.ContainsFunc(raw, isControl) {
+		return errs.Field("issuer", "invalid_issuer", "issuer must be an https URL with a host and no credentials, query or fragment")
 	}
-	attrs := map[string]any{}
-	for k, v := range upstream {
-		if k == "email" || k == "name" || k == "given_name" || k == "family_name" {
-			attrs["upstream_"+k] = v
-		}
+	host := u.Hostname()
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && d.allowPrivateIssuers && netguard.Loopback(host):
+	default:
+		return errs.Field("issuer", "invalid_issuer", "issuer must be an https URL (http only on loopback, when the operator allows private upstreams)")
 	}
-	raw, _ := json.Marshal(attrs)
-	var u User
-	err = d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
-			return err
-		}
-		now := d.clock.Now().UnixMicro()
-		id := ids.New("usr")
-		res, err := tx.Exec(ctx, `INSERT INTO users (id, tenant_id, email, email_key, status, attributes, password_hash,
-			password_change_required, password_changed_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, '', ?, 0, ?, ?)
-			ON CONFLICT (tenant_id, email_key) DO NOTHING`, id, tx.TenantID(), email, key, string(UserActive), string(raw), false, now, now)
-		if err != nil {
-			return fmt.Errorf("identity: provision federated user: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			if err := d.audit.AppendTx(ctx, tx, d.event(tx, tenant.Actor{Principal: "federation"}, "user.created", id)); err != nil {
-				return err
-			}
-		}
-		if err := tx.QueryRow(ctx, `SELECT id FROM users WHERE tenant_id = ? AND email_key = ?`, tx.TenantID(), key).Scan(&id); err != nil {
-			return err
-		}
-		u, err = getUser(ctx, tx, id)
-		return err
-	})
-	return u, err
+	if !d.allowPrivateIssuers && netguard.LiteralNotPublic(host) {
+		return errs.Field("issuer", "issuer_not_allowed",
+			"issuer names a loopback, private or link-local address; the operator allows those with --allow-private-upstreams")
+	}
+	return nil
 }
-
-func isLoopbackHost(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }

@@ -4,16 +4,20 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/oauth2"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
@@ -25,23 +29,11 @@ import (
 // sign in there. The sign-in leaves for the upstream's authorization
 // endpoint (code flow with PKCE and a nonce) and comes back to
 // {issuer}/login/callback, where the upstream ID token is verified; the
-// user is the tenant's user with that email (created on first sign-in).
-// Nothing the upstream says decides the tenant, tier or groups.
-
-// upstreams caches upstream providers' discovery by issuer URL.
-type upstreams struct{ m sync.Map } // issuer → *oidc.Provider
-
-func (u *upstreams) get(ctx context.Context, issuer string) (*oidc.Provider, error) {
-	if p, ok := u.m.Load(issuer); ok {
-		return p.(*oidc.Provider), nil
-	}
-	p, err := oidc.NewProvider(ctx, issuer)
-	if err != nil {
-		return nil, err
-	}
-	u.m.Store(issuer, p)
-	return p, nil
-}
+// user is the one linked to the upstream's (issuer, subject), or a new
+// one (see identity.FederatedUser for when an existing account is linked
+// by email). A user with a confirmed TOTP factor gives the code on the
+// login page afterwards, unless the tenant takes its provider's sign-in as
+// enough. Nothing the upstream says decides the tenant, tier or groups.
 
 // secretFor derives a per-sign-in secret (PKCE verifier, nonce) from the
 // provider's key, so nothing of it is stored.
@@ -70,6 +62,8 @@ func (p *Provider) upstreamConfig(ctx context.Context, i signing.Issuer, tid ten
 	}
 	up, err := p.upstreams.get(ctx, idp.Issuer)
 	if err != nil {
+		p.cfg.Logger.WarnContext(ctx, "federation: the tenant's provider is unavailable", "tenant_id", string(tid), "err", clipErr(err))
+		p.auditEvent(ctx, tid, "login.failure", "", audit.Denied, map[string]string{"reason": "upstream discovery", "issuer": idp.Issuer})
 		return nil, nil, idp, true, err
 	}
 	return &oauth2.Config{ClientID: idp.ClientID, ClientSecret: secret, Endpoint: up.Endpoint(),
@@ -79,7 +73,9 @@ func (p *Provider) upstreamConfig(ctx context.Context, i signing.Issuer, tid ten
 // federate sends the sign-in of auth request a, for tenant tid, to the
 // tenant's upstream provider. It reports false when the tenant has none.
 func (p *Provider) federate(w http.ResponseWriter, r *http.Request, issuer signing.Issuer, a *authRequest, tid tenant.ID) (bool, error) {
-	conf, _, _, ok, err := p.upstreamConfig(r.Context(), issuer, tid, r.Host)
+	ctx, cancel := p.upstreamContext(r.Context())
+	defer cancel()
+	conf, _, _, ok, err := p.upstreamConfig(ctx, issuer, tid, r.Host)
 	if !ok || err != nil {
 		return ok, err
 	}
@@ -120,51 +116,57 @@ func (p *Provider) federationCallback(w http.ResponseWriter, r *http.Request, is
 		otherBrowser(w)
 		return
 	}
-	conf, up, idp, ok, err := p.upstreamConfig(ctx, issuer, a.tenantID, r.Host)
-	if err != nil || !ok {
-		fail("the organization's sign-in is not available")
-		return
-	}
-	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(p.secretFor("pkce", a.ID)))
+	ip := p.cfg.ClientIP.IP(r)
+	idp, login, reason, err := p.upstreamIdentity(ctx, issuer, a, r.Host, code)
 	if err != nil {
-		p.auditEvent(ctx, a.tenantID, "login.failure", "", audit.Denied, map[string]string{"client_id": a.ClientID, "reason": "upstream code exchange"})
-		fail("the organization's sign-in did not complete")
-		return
-	}
-	raw, _ := tok.Extra("id_token").(string)
-	idt, err := up.Verifier(&oidc.Config{ClientID: idp.ClientID}).Verify(ctx, raw)
-	if err != nil || idt.Nonce != p.secretFor("nonce", a.ID) {
-		p.auditEvent(ctx, a.tenantID, "login.failure", "", audit.Denied, map[string]string{"client_id": a.ClientID, "reason": "upstream id token"})
-		fail("the organization's sign-in did not complete")
-		return
-	}
-	var claims map[string]any
-	if err := idt.Claims(&claims); err != nil {
-		fail("the organization's sign-in did not complete")
-		return
-	}
-	if _, ok := claims["email"]; !ok {
-		// Many providers put the email in userinfo rather than the ID token.
-		info, err := up.UserInfo(ctx, oauth2.StaticTokenSource(tok))
-		if err == nil && info.Subject == idt.Subject {
-			claims["email"] = info.Email
-			var extra map[string]any
-			if info.Claims(&extra) == nil {
-				if v, ok := extra["email_verified"]; ok {
-					claims["email_verified"] = v
-				}
-			}
+		if reason != "" {
+			p.cfg.Logger.WarnContext(ctx, "federation: "+reason, "tenant_id", string(a.tenantID), "err", clipErr(err))
+			p.auditEvent(ctx, a.tenantID, "login.failure", "", audit.Denied,
+				map[string]string{"client_id": a.ClientID, "source_ip": ip, "reason": reason, "issuer": idp.Issuer})
 		}
-	}
-	email, _ := claims["email"].(string)
-	if verified, present := claims["email_verified"].(bool); present && !verified {
-		email = ""
-	}
-	u, err := p.cfg.Directory.FederatedUser(ctx, a.tenantID, email, claims)
-	if err != nil || u.Status != identity.UserActive {
-		p.auditEvent(ctx, a.tenantID, "login.failure", u.ID, audit.Denied, map[string]string{"client_id": a.ClientID, "reason": "federated user"})
-		fail("your account cannot sign in here")
+		fail("the organization's sign-in did not complete")
 		return
+	}
+	u, outcome, err := p.cfg.Directory.FederatedUser(ctx, a.tenantID, login)
+	if err == nil && u.Status != identity.UserActive {
+		err = errs.E(errs.Forbidden, "user_disabled", "the user is disabled")
+	}
+	if err != nil {
+		reason := identity.FederationRefusal(err)
+		if e, ok := errs.As(err); ok && e.Code == "user_disabled" {
+			reason = e.Code
+		}
+		if reason == "" {
+			p.cfg.Logger.ErrorContext(ctx, "federation: find the user", "tenant_id", string(a.tenantID), "err", err)
+			reason = "federated user"
+		}
+		p.auditEvent(ctx, a.tenantID, "login.failure", u.ID, audit.Denied, map[string]string{"client_id": a.ClientID, "source_ip": ip,
+			"reason": reason, "issuer": login.Issuer, "upstream_subject": errs.Clip(login.Subject, 64)})
+		fail("your account cannot sign in here; ask your organization's administrator")
+		return
+	}
+	// The account's own second factor still applies, unless the tenant
+	// takes its provider's sign-in as enough: the login page asks for the
+	// code, in this browser, before the sign-in completes.
+	if !idp.UpstreamMFASufficient {
+		need, err := p.cfg.Directory.TOTPRequired(ctx, a.tenantID, u.ID)
+		if err != nil {
+			fail("the sign-in could not be completed")
+			return
+		}
+		if need {
+			err = p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+				_, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET pending_user_id = ?, upstream_state = ''
+					WHERE id = ? AND issuer_tenant = ? AND user_id = ''`, u.ID, a.ID, string(issuer.Tenant))
+				return err
+			})
+			if err != nil {
+				fail("the sign-in could not be completed")
+				return
+			}
+			http.Redirect(w, r, p.loginPath(issuer)+"?authRequestID="+url.QueryEscape(a.ID), http.StatusFound)
+			return
+		}
 	}
 	now := p.clock().Now()
 	err = p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
@@ -176,6 +178,88 @@ func (p *Provider) federationCallback(w http.ResponseWriter, r *http.Request, is
 		fail("the sign-in could not be completed")
 		return
 	}
-	p.auditEvent(ctx, a.tenantID, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "via": idp.Issuer})
+	p.auditEvent(ctx, a.tenantID, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "source_ip": ip,
+		"via": idp.Issuer, "federated": string(outcome)})
 	p.redirectToCallback(w, r, issuer, o, a.ID)
+}
+
+// upstreamIdentity redeems code at the tenant's provider and returns the
+// provider and what its verified ID token (and, for an email it lacks,
+// userinfo) says about the user. Everything here talks to the tenant's
+// provider, within one time budget. On failure, reason (when set) says
+// which step failed, for the audit.
+func (p *Provider) upstreamIdentity(ctx context.Context, issuer signing.Issuer, a *authRequest, host, code string) (
+	idp identity.IdP, login identity.FederatedLogin, reason string, err error) {
+	ctx, cancel := p.upstreamContext(ctx)
+	defer cancel()
+	conf, up, idp, ok, err := p.upstreamConfig(ctx, issuer, a.tenantID, host)
+	if err != nil || !ok {
+		return idp, login, "", fmt.Errorf("provider: the tenant's provider is unavailable: %w", err)
+	}
+	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(p.secretFor("pkce", a.ID)))
+	if err != nil {
+		return idp, login, "upstream code exchange", err
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := up.Verifier(&oidc.Config{ClientID: idp.ClientID}).Verify(ctx, raw)
+	if err == nil && subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(p.secretFor("nonce", a.ID))) != 1 {
+		err = errors.New("provider: the upstream ID token's nonce is not this sign-in's")
+	}
+	if err != nil {
+		return idp, login, "upstream id token", err
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return idp, login, "upstream id token", err
+	}
+	login = identity.FederatedLogin{Issuer: idt.Issuer, Subject: idt.Subject, Profile: map[string]string{}}
+	login.Email, login.EmailVerified = emailOf(claims)
+	for _, k := range []string{"name", "given_name", "family_name"} {
+		if v, ok := claims[k].(string); ok {
+			login.Profile[k] = v
+		}
+	}
+	if login.Email == "" && up.UserInfoEndpoint() != "" {
+		// Many providers put the email in userinfo rather than the ID
+		// token. Userinfo is not signed and not bound to the ID token, so
+		// its email counts only when it is about the same subject and
+		// verified there.
+		info, err := up.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		var extra map[string]any
+		if err == nil && info.Subject == idt.Subject && info.Claims(&extra) == nil {
+			if email, verified := emailOf(extra); verified {
+				login.Email, login.EmailVerified = email, true
+			}
+		} else if err != nil {
+			p.cfg.Logger.WarnContext(ctx, "federation: userinfo", "tenant_id", string(a.tenantID), "err", clipErr(err))
+		}
+	}
+	return idp, login, "", nil
+}
+
+// emailOf reads the email claims of an ID token or userinfo answer: the
+// email, and whether email_verified is the JSON boolean true — an absent
+// claim, "true" or "false" as strings, or anything else is not an
+// assertion that the provider verified it.
+func emailOf(claims map[string]any) (email string, verified bool) {
+	email, _ = claims["email"].(string)
+	v, ok := claims["email_verified"].(bool)
+	return email, ok && v
+}
+
+// upstreamContext bounds the upstream part of a sign-in step and carries
+// the federation client (see upstream.go).
+func (p *Provider) upstreamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.UpstreamTimeout)
+	return p.upstreams.context(ctx), cancel
+}
+
+// clipErr shortens an upstream error for the log: libraries quote the
+// upstream's answer in their errors, which is the upstream's text, of any
+// length.
+func clipErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return errs.Clip(err.Error(), 300)
 }

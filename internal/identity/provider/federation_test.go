@@ -10,6 +10,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 )
@@ -26,11 +27,15 @@ func formFields(t *testing.T, resp *http.Response) (url.Values, string) {
 	return v, string(body)
 }
 
-// TestFederation: a bridge tenant connects its own OpenID provider (here a
-// silo tenant's issuer of the same Bulkhead, standing in for the tenant's
-// IdP). Its user signs in there and gets a Bulkhead token of the bridge
-// tenant, created on first sign-in; the upstream's own tenant claims do not
-// carry over.
+// TestFederation: a bridge tenant connects its own OpenID provider. With
+// a silo tenant's issuer of the same Bulkhead as that provider (zitadel's
+// OP against go-oidc and x/oauth2), the whole round trip runs — PKCE,
+// client authentication, nonce, ID token verification — and ends in a
+// refusal, audited: Bulkhead does not verify emails, so as an upstream it
+// vouches for none, and a new federated user needs one. With a provider
+// that vouches for the email, the user signs in there and gets a Bulkhead
+// token of the bridge tenant, created on first sign-in; the upstream's
+// own tenant, tier and groups claims do not carry over.
 func TestFederation(t *testing.T) {
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
 		f := newFixture(t, dsn)
@@ -44,11 +49,10 @@ func TestFederation(t *testing.T) {
 			t.Fatal(err)
 		}
 		app, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
-		v := oauth2.GenerateVerifier()
 		b := newBrowser(t, redirectURI)
 
 		// 1. Bulkhead's login page: the email's domain routes to bridge-co, whose users sign in upstream.
-		resp, err := b.client.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)))
+		resp, err := b.client.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,14 +76,34 @@ func TestFederation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dbg, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		loc, _ := url.Parse(resp.Header.Get("Location"))
-		code := loc.Query().Get("code")
-		if resp.StatusCode != http.StatusFound || code == "" {
-			t.Fatalf("the federated sign-in did not come back with a code: %d %s at %s: %s", resp.StatusCode, loc, resp.Request.URL, dbg)
+		_, page = formFields(t, resp)
+		// 3. Back at Bulkhead: the upstream ID token verified, its email unverified.
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(resp.Request.URL.Path, "/login/callback") ||
+			!strings.Contains(page, "cannot sign in here") {
+			t.Fatalf("a new user without a verified email: %d at %s: %s", resp.StatusCode, resp.Request.URL, page)
 		}
-		// 3. Bulkhead's own token, of bridge-co.
+		events, err := f.env.Audit.ListAllTenants(f.ctx, audit.Filter{Tenant: "bridge-co", Action: "login.failure", Limit: 10})
+		if err != nil || len(events.Items) != 1 || events.Items[0].Detail["reason"] != "federated_email_missing" ||
+			events.Items[0].Detail["issuer"] != f.env.URL+"/t/idp-co" {
+			t.Fatalf("the refusal's audit: %+v %v", events.Items, err)
+		}
+
+		// 4. A provider that vouches for the email, and claims a tenant, a
+		// tier and groups of its own.
+		fake := newUpstreamIdP(t)
+		if _, err := f.env.Directory.SetIdP(f.ctx, "bridge-co", identity.IdPRequest{Issuer: fake.issuer(),
+			ClientID: upstreamClientID, ClientSecret: upstreamClientSecret}, op); err != nil {
+			t.Fatal(err)
+		}
+		fake.says(map[string]any{"sub": "bob", "email": "bob@bridge.example", "email_verified": true, "name": "Bob",
+			"tenant_id": "idp-co", "tier": "premium", "groups": []string{"admins"}})
+		v := oauth2.GenerateVerifier()
+		code, page, status, at := federatedSignIn(t, newBrowser(t, redirectURI), conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)),
+			"bob@bridge.example")
+		if code == "" {
+			t.Fatalf("the federated sign-in did not come back with a code: %d at %s: %s", status, at, page)
+		}
+		// Bulkhead's own token, of bridge-co.
 		tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
 		if err != nil {
 			t.Fatal(err)
@@ -94,6 +118,9 @@ func TestFederation(t *testing.T) {
 		}
 		if claims["tenant_id"] != "bridge-co" || claims["tier"] != "standard" || claims["sub"] != users.Items[0].ID || claims["iss"] != f.env.URL {
 			t.Errorf("federated token claims = %v; want bridge-co's user, from the platform issuer", claims)
+		}
+		if len(users.Items[0].Groups) != 0 || !strings.Contains(string(users.Items[0].Attributes), `"upstream_name":"Bob"`) {
+			t.Errorf("federated user: groups %v, attributes %s", users.Items[0].Groups, users.Items[0].Attributes)
 		}
 		if users.Items[0].PasswordSet {
 			t.Error("a federated user got a password")

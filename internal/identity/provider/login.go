@@ -49,19 +49,23 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="authRequestID" value="{{.ID}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
-<p><label>Email<br><input type="email" name="email" value="{{.Email}}" autocomplete="username" required></label></p>
+{{if .SecondFactor}}<p>Your organization signed you in. Your account also has an authenticator app.</p>
+<p><label>Authentication code (or a recovery code)<br><input name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus></label></p>
+{{else}}<p><label>Email<br><input type="email" name="email" value="{{.Email}}" autocomplete="username" required></label></p>
 <p><label>Password (not needed if your organization signs you in)<br><input type="password" name="password" autocomplete="current-password"></label></p>
 {{if .ChangePassword}}<p><label>New password (your password was set for you; choose your own)<br><input type="password" name="new_password" autocomplete="new-password" required></label></p>{{end}}
 <p><label>Authentication code (if you use an authenticator app)<br><input name="code" autocomplete="one-time-code" inputmode="numeric"></label></p>
 {{if .Picker}}<p><label>Organization<br><select name="tenant"><option value="">(from my email address)</option>
 {{range .Picker}}<option value="{{.ID}}"{{if eq .ID $.Tenant}} selected{{end}}>{{.Name}}</option>{{end}}</select></label></p>
 {{else if .AskTenant}}<p><label>Organization code (optional)<br><input name="tenant" value="{{.Tenant}}"></label></p>{{end}}
+{{end}}
 <p><button type="submit">Sign in</button></p>
 </form></body></html>`))
 
 type loginView struct {
 	Action, ID, CSRF, Email, Tenant, Error string
 	AskTenant, ChangePassword              bool
+	SecondFactor                           bool          // a federated sign-in waits for the account's TOTP code
 	Picker                                 []pickerEntry // the tenant picker, when it is on
 }
 
@@ -96,6 +100,9 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	}
 	view := loginView{Action: p.loginPath(issuer), ID: a.ID, CSRF: a.csrf,
 		AskTenant: issuer.Tenant == "" && a.tenantID == "" && p.loginSubdomain(r.Host) == "", Email: a.LoginHint}
+	if a.pendingUser != "" {
+		view.SecondFactor, view.AskTenant, view.Email = true, false, ""
+	}
 	if view.AskTenant && p.cfg.TenantPicker {
 		view.Picker = p.pickerEntries(ctx)
 	}
@@ -119,6 +126,10 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	// in another tab does not expire this one.
 	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(a.csrf)) != 1 {
 		render(http.StatusForbidden, "This form expired. Please try again.")
+		return
+	}
+	if a.pendingUser != "" {
+		p.federatedSecondFactor(w, r, issuer, o, a, render)
 		return
 	}
 	email := strings.TrimSpace(r.PostForm.Get("email"))
@@ -158,7 +169,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	// A tenant with its own identity provider signs its users in there.
 	if federated, err := p.federate(w, r, issuer, a, tid); federated || err != nil {
 		if err != nil {
-			p.cfg.Logger.ErrorContext(ctx, "federated sign-in", "err", err)
+			p.cfg.Logger.ErrorContext(ctx, "federated sign-in", "err", clipErr(err))
 			render(http.StatusBadGateway, "Your organization's sign-in is not available. Try again later.")
 		}
 		return
@@ -219,6 +230,59 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		return
 	}
 	p.auditEvent(ctx, tid, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "source_ip": ip})
+	p.redirectToCallback(w, r, issuer, o, a.ID)
+}
+
+// federatedSecondFactor finishes a federated sign-in that waits for the
+// account's TOTP code (see federationCallback): only the code is asked,
+// for the user the tenant's provider identified, in the browser that
+// started the sign-in (checked by login).
+func (p *Provider) federatedSecondFactor(w http.ResponseWriter, r *http.Request, issuer signing.Issuer, o *op.Provider, a *authRequest,
+	render func(int, string)) {
+	ctx := r.Context()
+	ip := p.cfg.ClientIP.IP(r)
+	now := p.clock().Now()
+	if ok, _ := p.loginByIP.Allow(ip, now); !ok {
+		render(http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again.")
+		return
+	}
+	failKey := a.pendingUser + "\x00" + ip
+	if !p.loginFailures.Ready(failKey, now) {
+		render(http.StatusTooManyRequests, "Too many failed attempts for this account from your address. Wait a minute and try again.")
+		return
+	}
+	detail := map[string]string{"client_id": a.ClientID, "source_ip": ip, "via": "federation"}
+	if err := p.cfg.Directory.VerifySecondFactor(ctx, a.tenantID, a.pendingUser, r.PostForm.Get("code")); err != nil {
+		p.loginFailures.Allow(failKey, now)
+		detail["reason"] = "second factor"
+		p.auditEvent(ctx, a.tenantID, "login.failure", a.pendingUser, audit.Denied, detail)
+		render(http.StatusUnauthorized, "Enter the current code from your authenticator app, or a recovery code.")
+		return
+	}
+	u, err := p.cfg.Directory.GetUser(ctx, a.tenantID, a.pendingUser)
+	if err != nil || u.Status != identity.UserActive {
+		detail["reason"] = "user_disabled"
+		p.auditEvent(ctx, a.tenantID, "login.failure", a.pendingUser, audit.Denied, detail)
+		render(http.StatusUnauthorized, "Your account cannot sign in here.")
+		return
+	}
+	var done bool
+	err = p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET user_id = pending_user_id, pending_user_id = '', auth_time = ?
+			WHERE id = ? AND issuer_tenant = ? AND user_id = '' AND pending_user_id = ?`, now.UnixMicro(), a.ID, string(issuer.Tenant), u.ID)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		done = n == 1
+		return nil
+	})
+	if err != nil || !done {
+		render(http.StatusInternalServerError, "Sign-in failed. Please try again.")
+		return
+	}
+	detail["second_factor"] = "totp"
+	p.auditEvent(ctx, a.tenantID, "login.success", u.ID, audit.Success, detail)
 	p.redirectToCallback(w, r, issuer, o, a.ID)
 }
 

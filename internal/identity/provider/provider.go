@@ -71,6 +71,15 @@ type Config struct {
 	// reached at acme.{LoginDomain} signs in tenant acme's users.
 	LoginDomain string
 
+	// AllowPrivateUpstreams lets federation reach tenants' providers on
+	// loopback, private and link-local addresses (and over http on
+	// loopback). Off, those are refused on the address dialed.
+	AllowPrivateUpstreams bool
+
+	// UpstreamTimeout bounds each fetch from a tenant's provider, and the
+	// upstream part of each sign-in step (default DefaultUpstreamTimeout).
+	UpstreamTimeout time.Duration
+
 	// TokenRatePerIP bounds requests per second from one address to the
 	// token, introspection and revocation endpoints (default 1000; burst 2×).
 	TokenRatePerIP float64
@@ -105,7 +114,7 @@ type Provider struct {
 	// token request that follows (by client id; entries live a second).
 	authenticated sync.Map
 
-	upstreams upstreams // tenants' own providers (federation)
+	upstreams *upstreams // tenants' own providers (federation)
 
 	configs sync.Map // tenant.ID → cachedConfig
 
@@ -134,6 +143,9 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.UpstreamTimeout <= 0 {
+		cfg.UpstreamTimeout = DefaultUpstreamTimeout
+	}
 	if cfg.TokenRatePerIP <= 0 {
 		cfg.TokenRatePerIP = 1000
 	}
@@ -154,7 +166,8 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{},
 		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginFailures: ratelimit.New(1.0/30, 10, 100000),
-		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000), crypto: newAccessTokenCrypto(cfg.CryptoKey)}, nil
+		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000), crypto: newAccessTokenCrypto(cfg.CryptoKey),
+		upstreams: newUpstreams(newUpstreamClient(cfg.UpstreamTimeout, cfg.AllowPrivateUpstreams), cfg.Clock.Now)}, nil
 }
 
 func isLoopback(host string) bool { return host == "localhost" || host == "127.0.0.1" || host == "::1" }

@@ -226,9 +226,9 @@ func (s *issuerStorage) loadAuthRequest(ctx context.Context, where string, arg s
 	var raw, tid string
 	var authTime, expires int64
 	err := s.p.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		return tx.QueryRow(ctx, `SELECT id, request, tenant_id, user_id, csrf, browser, auth_time, expires_at FROM oidc_auth_requests
-			WHERE issuer_tenant = ? AND `+where+` = ?`, string(s.issuer.Tenant), arg).
-			Scan(&a.ID, &raw, &tid, &a.userID, &a.csrf, &a.browser, &authTime, &expires)
+		return tx.QueryRow(ctx, `SELECT id, request, tenant_id, user_id, pending_user_id, csrf, browser, auth_time, expires_at
+			FROM oidc_auth_requests WHERE issuer_tenant = ? AND `+where+` = ?`, string(s.issuer.Tenant), arg).
+			Scan(&a.ID, &raw, &tid, &a.userID, &a.pendingUser, &a.csrf, &a.browser, &authTime, &expires)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNotFound

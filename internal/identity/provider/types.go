@@ -32,6 +32,9 @@ type authRequest struct {
 	authTime time.Time
 	csrf     string
 	browser  string // hash of the binding cookie of the browser that started it
+	// pendingUser is the user a tenant's provider identified, waiting for
+	// their second factor on the login page (the sign-in is not done).
+	pendingUser string
 }
 
 func (a *authRequest) GetID() string                         { return a.ID }
