@@ -440,6 +440,7 @@ type noisyPath struct {
 	// same names the victim's path that is this flood's own
 	// ("get", "authz"), which is held to samePathTarget.
 	same string
+	note string // more fields for the aggressor's line
 }
 
 // noisyPhases runs the noisy-neighbour phases (see the top of this file).
@@ -535,9 +536,11 @@ func (l *loader) noisyPhases(ctx context.Context, o options, out io.Writer) erro
 		cold := time.Since(t0)
 		t0 = time.Now()
 		at.do(ctx, http.MethodPost, path, []byte(event), http.StatusOK)
+		warm := time.Since(t0)
 		fmt.Fprintf(os.Stderr, "loadgen: noisy: spin function %s, %d iterations: cold %v, warm %v\n", name, o.noisySpin,
-			cold.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
-		paths = append(paths, noisyPath{name: "function", spec: spec(at.auth, http.MethodPost, path, event, http.StatusOK)})
+			cold.Round(time.Millisecond), warm.Round(time.Millisecond))
+		paths = append(paths, noisyPath{name: "function", spec: spec(at.auth, http.MethodPost, path, event, http.StatusOK),
+			note: fmt.Sprintf("iterations=%d alone_invoke_us=%d", o.noisySpin, warm.Microseconds())})
 	}
 
 	fmt.Fprintf(os.Stderr, "loadgen: noisy: setup took %v\n", time.Since(setupStart).Round(time.Millisecond))
@@ -577,6 +580,9 @@ func (l *loader) noisyPhases(ctx context.Context, o options, out io.Writer) erro
 		}
 		if _, err := parseResult(line); err != nil {
 			return fmt.Errorf("noisy %s: %w", p.name, err)
+		}
+		if p.note != "" {
+			line += " " + p.note
 		}
 		fmt.Fprintln(out, line)
 	}
