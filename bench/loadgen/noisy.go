@@ -123,10 +123,7 @@ func floodMain(in io.Reader, out io.Writer) error {
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: s.Conns, MaxConnsPerHost: s.Conns, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	fmt.Fprintln(out, "FLOODING")
-	if f, ok := out.(interface{ Sync() error }); ok {
-		f.Sync()
-	}
+	fmt.Fprintln(out, "FLOODING") // out is unbuffered (stdout)
 	r := flood(client, s, stop)
 	r.print(out, s.Phase, s.Conns)
 	return nil
