@@ -1,9 +1,9 @@
 // Command loadgen puts HTTP load on a running bulkhead serve from a second
 // process, on loopback only. bench/run starts it.
 //
-// It runs up to six phases, each with -conns concurrent keep-alive
-// connections, each connection a closed loop (send, read the whole answer,
-// send again):
+// It runs up to seven phases; the first six with -conns concurrent
+// keep-alive connections, each connection a closed loop (send, read the
+// whole answer, send again):
 //
 //  1. create: POST /v1/tenants with new ids for -create-duration (0 skips
 //     it), which onboards each tenant to active before answering;
@@ -43,6 +43,21 @@
 //     added latency without queueing), then -conns loops of each
 //     (proxy_direct, proxy). An upstream in this process counts in
 //     client_cpu, and its direct calls do not leave the process.
+//  7. noisy neighbour (only with -noisy-duration > 0; noisy.go): a victim
+//     and an aggressor tenant, each with a client-credentials client and
+//     token. The victim runs an open loop (-noisy-rate requests/s on each
+//     of GET /v1/tenants/{victim} and POST …/authorize/batch with 100
+//     allows; latency from each request's due time) alone, then while an
+//     aggressor process floods with -conns closed loops: the same GET of
+//     its own tenant; the same GET as a tenant of -noisy-limited-tier (if
+//     set); batch authorize with 100 denies; user creation with a tenant
+//     admin's token (signed in through the hosted login page); invocations
+//     of the -noisy-function module (if set; bench/loadgen/spin). Each
+//     phase is -warmup then -noisy-duration measured. Victim lines carry
+//     the rate, the p99 alone, p99_ratio and its target (2 on the path the
+//     aggressor floods, 3 on the other); aggressor lines the 429 and 503
+//     refusals (tier= for the limited one), counted apart from errors, and
+//     its process's CPU as client_cpu.
 //
 // Each measurement prints one line that bench/run parses:
 //
@@ -98,6 +113,12 @@ type options struct {
 	proxyDuration  time.Duration
 	upstreamURL    string
 	upstreamToken  string
+	// Noisy-neighbour phases (noisy.go).
+	noisyDuration    time.Duration
+	noisyRate        float64
+	noisyLimitedTier string
+	noisyFunction    string
+	noisySpin        int
 }
 
 func main() {
@@ -120,8 +141,20 @@ func main() {
 	flag.DurationVar(&o.proxyDuration, "proxy-duration", 0, "length of each connections proxy phase (0: none; at most 60s; needs -proxy-url)")
 	flag.StringVar(&o.upstreamURL, "upstream-url", "", "the proxy phase's upstream: a loadgen -serve-upstream (loopback only; default: one in this process)")
 	flag.StringVar(&o.upstreamToken, "upstream-token", os.Getenv("LOADGEN_UPSTREAM_TOKEN"), "the token of -upstream-url or -serve-upstream (default $LOADGEN_UPSTREAM_TOKEN)")
+	flag.DurationVar(&o.noisyDuration, "noisy-duration", 0, "length of each measured noisy-neighbour phase (0: none; at most 60s)")
+	flag.Float64Var(&o.noisyRate, "noisy-rate", 50, "the noisy-neighbour victim's open-loop rate on each of its two paths, requests/s")
+	flag.StringVar(&o.noisyLimitedTier, "noisy-limited-tier", "", "a tier with a request rate: adds a phase whose aggressor is a tenant of it flooding the victim's GET path (default: no such phase)")
+	flag.StringVar(&o.noisyFunction, "noisy-function", "", "a wasm module built from bench/loadgen/spin: adds a phase whose aggressor floods invocations of it (default: no such phase)")
+	flag.IntVar(&o.noisySpin, "noisy-spin", 1_000_000, "xorshift rounds per invocation of the spin function")
 	serveAddr := flag.String("serve-upstream", "", "only serve the stand-in upstream on this loopback address (e.g. 127.0.0.1:0), printing UPSTREAM <url>, until SIGINT or SIGTERM")
 	flag.Parse()
+	if os.Getenv(floodEnv) == "1" {
+		if err := floodMain(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: aggressor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *serveAddr != "" {
 		if err := upstreamOnly(*serveAddr, o.upstreamToken, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
@@ -187,6 +220,12 @@ func (o options) validate() error {
 		return errors.New("-authz-duration must be between 0 and 60s")
 	case o.proxyDuration < 0 || o.proxyDuration > time.Minute:
 		return errors.New("-proxy-duration must be between 0 and 60s")
+	case o.noisyDuration < 0 || o.noisyDuration > time.Minute:
+		return errors.New("-noisy-duration must be between 0 and 60s")
+	case o.noisyDuration > 0 && (o.noisyRate < 1 || o.noisyRate > 10000):
+		return errors.New("-noisy-rate must be between 1 and 10000 requests/s")
+	case o.noisyFunction != "" && (o.noisySpin < 1 || o.noisySpin > 1_000_000_000):
+		return errors.New("-noisy-spin must be between 1 and 1e9")
 	case o.clientID != "" && o.clientSecret == "":
 		return errors.New("-client-id needs -client-secret (or $LOADGEN_CLIENT_SECRET)")
 	}
@@ -276,6 +315,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.proxyDuration > 0 {
 		if err := l.proxyPhase(ctx, o, ids[0], out); err != nil {
 			return fmt.Errorf("proxy phase: %w", err)
+		}
+	}
+	if o.noisyDuration > 0 {
+		if err := l.noisyPhases(ctx, o, out); err != nil {
+			return fmt.Errorf("noisy-neighbour phases: %w", err)
 		}
 	}
 	return nil
@@ -500,15 +544,8 @@ func (l *loader) proxyPhase(ctx context.Context, o options, tenantID string, out
 // authzPhase measures POST /v1/tenants/{id}/authorize with a tenant token.
 func (l *loader) authzPhase(ctx context.Context, o options, tenantID string, out io.Writer) error {
 	path := "/v1/tenants/" + url.PathEscape(tenantID)
-	for i := range 50 {
-		body, _ := json.Marshal(map[string]string{"statement": authzPolicy(i)})
-		ok, err := l.do(ctx, http.MethodPost, path+"/policies", body, http.StatusCreated)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return errors.New("writing a policy failed (see above)")
-		}
+	if err := l.writePolicies(ctx, tenantID); err != nil {
+		return err
 	}
 	tl, err := l.tenantLoader(ctx, tenantID)
 	if err != nil {
@@ -718,6 +755,7 @@ type result struct {
 	clientCPU  float64 // cores
 	serverCPU  float64 // cores, -1 when unknown
 	machineCPU float64 // cores, -1 when unknown
+	extra      string  // more key=value fields for the RESULT line
 }
 
 // phase runs op in conns closed loops: a warm-up that is not recorded, then
@@ -850,10 +888,14 @@ func (r result) print(w io.Writer, phase string, conns int) {
 	if len(r.lat) > 0 {
 		mx = r.lat[len(r.lat)-1]
 	}
-	fmt.Fprintf(w, "RESULT phase=%s conns=%d seconds=%.2f requests=%d errors=%d rps=%.1f p50_us=%s p90_us=%s p99_us=%s max_us=%s client_cpu=%.2f server_cpu=%.2f machine_cpu=%.2f\n",
+	extra := ""
+	if r.extra != "" {
+		extra = " " + r.extra
+	}
+	fmt.Fprintf(w, "RESULT phase=%s conns=%d seconds=%.2f requests=%d errors=%d rps=%.1f p50_us=%s p90_us=%s p99_us=%s max_us=%s client_cpu=%.2f server_cpu=%.2f machine_cpu=%.2f%s\n",
 		phase, conns, r.elapsed.Seconds(), len(r.lat), r.errors, float64(len(r.lat))/r.elapsed.Seconds(),
 		us(percentile(r.lat, 50)), us(percentile(r.lat, 90)), us(percentile(r.lat, 99)), us(mx),
-		r.clientCPU, r.serverCPU, r.machineCPU)
+		r.clientCPU, r.serverCPU, r.machineCPU, extra)
 }
 
 // selfCPU is the user+system CPU time this process has used.
