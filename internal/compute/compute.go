@@ -66,6 +66,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/memfs"
 )
@@ -140,7 +141,7 @@ type Engine struct {
 
 	evictions atomic.Uint64 // environments destroyed idle (TTL or node cap)
 
-	slots *cpuSlots
+	slots *fairshare.Slots
 
 	mu       sync.Mutex
 	versions map[string]*version // current version by function name
@@ -425,10 +426,14 @@ type Result struct {
 func (e *Engine) Invoke(ctx context.Context, name string, caller Caller, requestID string, event []byte) (Result, error) {
 	start := e.opts.Now()
 	tid := caller.Tenant
-	if err := e.slots.acquire(ctx, tid, e.opts.MaxQueueWait); err != nil {
+	if err := e.slots.Acquire(ctx, tid, e.opts.MaxQueueWait); err != nil {
+		if errors.Is(err, fairshare.ErrBusy) {
+			err = &errs.Error{Kind: errs.Busy, Code: "functions_busy", RetryAfter: time.Second,
+				Detail: "this node's function slots are taken (a tenant may use at most half of them); retry shortly"}
+		}
 		return Result{}, err
 	}
-	defer e.slots.release(tid)
+	defer e.slots.Release(tid)
 	env, cold, err := e.acquire(ctx, name, caller)
 	if err != nil {
 		return Result{}, err

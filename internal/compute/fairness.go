@@ -1,14 +1,11 @@
 package compute
 
 import (
-	"container/list"
-	"context"
 	"runtime"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
 )
 
 // Fairness between tenants. A node measured before these bounds: a
@@ -61,100 +58,14 @@ type usage struct {
 	reserved int64 // memory reserved by those environments
 }
 
-// cpuSlots is a fair semaphore: at most max holders, at most perKey of
-// them for one key, waiters served in arrival order except that a waiter
-// whose key is at its share lets later ones pass.
-type cpuSlots struct {
-	mu      sync.Mutex
-	max     int
-	perKey  int
-	held    int
-	byKey   map[string]int
-	waiters list.List // of *slotWaiter
-}
-
-type slotWaiter struct {
-	key   string
-	ready chan struct{}
-	done  bool // granted or abandoned
-}
-
-func newCPUSlots(total, perKey int) *cpuSlots {
+// newCPUSlots is the node's guest slots: total (default GOMAXPROCS), at
+// most perKey for one tenant (default half, at least one).
+func newCPUSlots(total, perKey int) *fairshare.Slots {
 	if total <= 0 {
 		total = runtime.GOMAXPROCS(0)
 	}
 	if perKey <= 0 {
 		perKey = max(1, total/2)
 	}
-	return &cpuSlots{max: total, perKey: perKey, byKey: map[string]int{}}
-}
-
-func (s *cpuSlots) fits(key string) bool { return s.held < s.max && s.byKey[key] < s.perKey }
-
-func (s *cpuSlots) take(key string) {
-	s.held++
-	s.byKey[key]++
-}
-
-// acquire takes a slot for key, waiting at most wait.
-func (s *cpuSlots) acquire(ctx context.Context, key string, wait time.Duration) error {
-	s.mu.Lock()
-	if s.waiters.Len() == 0 && s.fits(key) {
-		s.take(key)
-		s.mu.Unlock()
-		return nil
-	}
-	w := &slotWaiter{key: key, ready: make(chan struct{})}
-	el := s.waiters.PushBack(w)
-	s.mu.Unlock()
-	s.grant() // the queue may hold only tenants at their share
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-w.ready:
-		return nil
-	case <-ctx.Done():
-	case <-t.C:
-	}
-	s.mu.Lock()
-	if w.done { // granted meanwhile: give it back
-		s.mu.Unlock()
-		s.release(key)
-	} else {
-		w.done = true
-		s.waiters.Remove(el)
-		s.mu.Unlock()
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return &errs.Error{Kind: errs.Busy, Code: "functions_busy", RetryAfter: time.Second,
-		Detail: "this node's function slots are taken (a tenant may use at most half of them); retry shortly"}
-}
-
-// release gives key's slot back and serves the waiters that fit.
-func (s *cpuSlots) release(key string) {
-	s.mu.Lock()
-	s.held--
-	if s.byKey[key]--; s.byKey[key] == 0 {
-		delete(s.byKey, key)
-	}
-	s.mu.Unlock()
-	s.grant()
-}
-
-func (s *cpuSlots) grant() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for el := s.waiters.Front(); el != nil && s.held < s.max; {
-		next := el.Next()
-		w := el.Value.(*slotWaiter)
-		if s.fits(w.key) {
-			s.take(w.key)
-			w.done = true
-			s.waiters.Remove(el)
-			close(w.ready)
-		}
-		el = next
-	}
+	return fairshare.New(total, perKey)
 }

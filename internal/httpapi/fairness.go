@@ -1,13 +1,18 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -22,13 +27,53 @@ type tierRates struct {
 	tiers    tenant.Tiers
 	limiters map[string]*ratelimit.Limiter
 	limited  *prometheus.CounterVec
+
+	heldMu sync.Mutex
+	held   map[string]int // refusals being held, by tenant
 }
+
+// slowRefusal holds a refusal over the rate until the tenant's bucket has
+// a token again (at most a second), for up to maxHeldRefusals of a tenant
+// at once: a client that ignores Retry-After and resends at once would
+// otherwise make the node refuse tens of thousands of requests a second,
+// and those refusals, cheap as each is, take the cores from other
+// tenants. Held connections cost memory, not CPU.
+func (t *tierRates) slowRefusal(ctx context.Context, key string, err error) {
+	e, _ := errs.As(err)
+	wait := time.Second
+	if e != nil && e.RetryAfter > 0 {
+		wait = min(e.RetryAfter, time.Second)
+	}
+	t.heldMu.Lock()
+	if t.held[key] >= maxHeldRefusals {
+		t.heldMu.Unlock()
+		return
+	}
+	t.held[key]++
+	t.heldMu.Unlock()
+	defer func() {
+		t.heldMu.Lock()
+		if t.held[key]--; t.held[key] == 0 {
+			delete(t.held, key)
+		}
+		t.heldMu.Unlock()
+	}()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// maxHeldRefusals bounds the refusals held at once per tenant.
+const maxHeldRefusals = 64
 
 // maxTrackedTenants bounds the tenants whose buckets a node remembers.
 const maxTrackedTenants = 100000
 
 func newTierRates(tiers tenant.Tiers, reg prometheus.Registerer) *tierRates {
-	t := &tierRates{tiers: tiers, limiters: map[string]*ratelimit.Limiter{},
+	t := &tierRates{tiers: tiers, limiters: map[string]*ratelimit.Limiter{}, held: map[string]int{},
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bulkhead_tenant_rate_limited_total", Help: "API requests refused over the tenant's tier rate, by tier.",
 		}, []string{"tier"})}
@@ -64,14 +109,37 @@ func (t *tierRates) allow(tc tenant.Context, now time.Time) error {
 }
 
 // limitTenant applies the tenant's rate to an authenticated request made
-// with a tenant credential.
-func (s *Server) limitTenant(r *http.Request) error {
-	if s.rates == nil {
-		return nil
-	}
+// with a tenant credential, then waits for one of the tenant's in-flight
+// places. It returns the function that gives the place back.
+func (s *Server) limitTenant(r *http.Request) (func(), error) {
 	tc, ok := tenant.FromContext(r.Context())
 	if !ok {
-		return nil // the operator
+		return func() {}, nil // the operator
 	}
-	return s.rates.allow(tc, time.Now())
+	if s.rates != nil {
+		if err := s.rates.allow(tc, time.Now()); err != nil {
+			s.rates.slowRefusal(r.Context(), string(tc.TenantID), err)
+			return nil, err
+		}
+	}
+	key := string(tc.TenantID)
+	if err := s.inflight.Acquire(r.Context(), key, maxInflightWait); err != nil {
+		if errors.Is(err, fairshare.ErrBusy) {
+			err = &errs.Error{Kind: errs.Busy, Code: "tenant_busy", RetryAfter: time.Second,
+				Detail: "this tenant's requests have filled its share of the node; retry shortly"}
+		}
+		return nil, err
+	}
+	return func() { s.inflight.Release(key) }, nil
+}
+
+// A tenant's requests in flight on a node are bounded (newInflight): more
+// wait, in arrival order, for up to maxInflightWait. Waiting costs no CPU,
+// so a tenant that floods the API with many connections holds a few cores'
+// worth of work at a time and another tenant's request is served beside
+// it rather than behind all of it. Operators are not bounded.
+const maxInflightWait = 10 * time.Second
+
+func newInflight() *fairshare.Slots {
+	return fairshare.New(1<<30, max(1, runtime.GOMAXPROCS(0)/2))
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
@@ -69,6 +70,7 @@ type Server struct {
 	// fnStarts counts function invocations by function, tenant tier and start (cold, warm).
 	fnStarts *prometheus.CounterVec
 	rates    *tierRates // nil without a tenant registry
+	inflight *fairshare.Slots
 }
 
 // Access says who may call a route.
@@ -115,7 +117,7 @@ func New(cfg Config) *Server {
 	if cfg.OnboardingWait <= 0 {
 		cfg.OnboardingWait = DefaultOnboardingWait
 	}
-	s := &Server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux(), inflight: newInflight()}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bulkhead_http_requests_total", Help: "API requests by route and status code.",
 	}, []string{"route", "code"})
@@ -284,10 +286,12 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 			// Over its tier's rate: refused before any work, and not
 			// audited one by one (the metric counts them).
-			if err := s.limitTenant(r); err != nil {
+			done, err := s.limitTenant(r)
+			if err != nil {
 				s.writeError(sw, r, err)
 				return
 			}
+			defer done()
 		}
 		if id, err := tenant.ParseID(r.PathValue("tenant")); err == nil {
 			r = r.WithContext(tenant.WithID(r.Context(), id))

@@ -43,7 +43,7 @@ type Options struct {
 	Argon2  Argon2Params // default DefaultArgon2
 	Wrapper Wrapper      // seals TOTP secrets (the root key)
 	// HashWorkers and HashQueue bound password hashing: that many at a
-	// time (default max(2, GOMAXPROCS)), that many waiting (default 16 per
+	// time (default half the cores, at least one; one tenant half of those), that many waiting (default 16 per
 	// worker), then 503 password_hashing_busy.
 	HashWorkers, HashQueue int
 
@@ -87,7 +87,7 @@ func (d *Directory) Authenticate(ctx context.Context, tid tenant.ID, email, pass
 	}
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && hash == "") {
 		d.dummyOnce.Do(func() { d.dummy = HashPassword("no such user", d.argon2) })
-		if _, err := d.hasher.verify(ctx, d.dummy, password); err != nil {
+		if _, err := d.hasher.verify(ctx, tid, d.dummy, password); err != nil {
 			return User{}, err
 		}
 		return User{}, bad
@@ -95,7 +95,7 @@ func (d *Directory) Authenticate(ctx context.Context, tid tenant.ID, email, pass
 	if err != nil {
 		return User{}, err
 	}
-	ok, err := d.hasher.verify(ctx, hash, password)
+	ok, err := d.hasher.verify(ctx, tid, hash, password)
 	if err != nil {
 		return User{}, err
 	}
@@ -163,7 +163,7 @@ func (d *Directory) PrepareInitialAdmin(ctx context.Context, email string) (tena
 		return nil, "", err
 	}
 	password := NewTemporaryPassword()
-	hash, err := d.hasher.hash(ctx, password)
+	hash, err := d.hasher.hash(ctx, "", password)
 	if err != nil {
 		return nil, "", err
 	}
@@ -186,7 +186,7 @@ func (d *Directory) passwordHash(ctx context.Context, tid tenant.ID, password, e
 	if err := pp.Check(password, email); err != nil {
 		return "", err
 	}
-	return d.hasher.hash(ctx, password)
+	return d.hasher.hash(ctx, tid, password)
 }
 
 func (d *Directory) createInitialAdmin(ctx context.Context, tx *storage.Tx, admin initialAdmin, now int64) error {
@@ -263,7 +263,7 @@ func (d *Directory) CreateUser(ctx context.Context, tid tenant.ID, req CreateUse
 	password, temporary, hash := req.Password, false, ""
 	if password == "" {
 		password, temporary = NewTemporaryPassword(), true
-		hash, err = d.hasher.hash(ctx, password)
+		hash, err = d.hasher.hash(ctx, tid, password)
 	} else {
 		hash, err = d.passwordHash(ctx, tid, password, email)
 	}

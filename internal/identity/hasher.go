@@ -2,24 +2,30 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync/atomic"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
 // hasher runs the node's password hashing and verification: argon2id
-// takes its memory (64 MiB by default) for every call, so unbounded
-// concurrency let 20 concurrent tenant creations take a node from 29 MB to
-// 1.35 GB. A few workers hash at a time, a short queue waits for them, and
-// past the queue a caller gets 503 with Retry-After at once. Callers hash
-// before their write transaction, never inside it (a hash held the one
-// SQLite writer for its whole duration, and every other tenant's token
+// takes its memory (64 MiB by default) and a core for every call, so
+// unbounded concurrency let 20 concurrent tenant creations take a node
+// from 29 MB to 1.35 GB, and a tenant creating users took every core from
+// the others. A few workers hash at a time (half the cores, at least one),
+// one tenant's hashes at most half of those (at least one), waiters are
+// served in arrival order skipping tenants at their share, the queue is
+// short, and past it a caller gets 503 with Retry-After at once. Callers
+// hash before their write transaction, never inside it (a hash held the
+// one SQLite writer for its whole duration, and every other tenant's token
 // waited behind it).
 type hasher struct {
 	params  Argon2Params
-	workers chan struct{}
+	slots   *fairshare.Slots
 	waiting atomic.Int64
 	queue   int64
 	maxWait time.Duration
@@ -27,12 +33,12 @@ type hasher struct {
 
 func newHasher(p Argon2Params, workers, queue int) *hasher {
 	if workers <= 0 {
-		workers = max(2, runtime.GOMAXPROCS(0))
+		workers = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if queue <= 0 {
 		queue = 16 * workers
 	}
-	return &hasher{params: p, workers: make(chan struct{}, workers), queue: int64(queue), maxWait: 10 * time.Second}
+	return &hasher{params: p, slots: fairshare.New(workers, max(1, workers/2)), queue: int64(queue), maxWait: 10 * time.Second}
 }
 
 func (h *hasher) busy() error {
@@ -40,46 +46,34 @@ func (h *hasher) busy() error {
 		Detail: "the node is busy checking passwords; retry in a moment", RetryAfter: time.Second}
 }
 
-// acquire takes a worker, waiting in the queue if there is room.
-func (h *hasher) acquire(ctx context.Context) error {
-	select {
-	case h.workers <- struct{}{}:
-		return nil
-	default:
-	}
+// acquire takes a worker for tenant tid, waiting in the queue if there is room.
+func (h *hasher) acquire(ctx context.Context, tid tenant.ID) error {
 	if h.waiting.Add(1) > h.queue {
 		h.waiting.Add(-1)
 		return h.busy()
 	}
 	defer h.waiting.Add(-1)
-	t := time.NewTimer(h.maxWait)
-	defer t.Stop()
-	select {
-	case h.workers <- struct{}{}:
-		return nil
-	case <-t.C:
+	err := h.slots.Acquire(ctx, string(tid), h.maxWait)
+	if errors.Is(err, fairshare.ErrBusy) {
 		return h.busy()
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	return err
 }
 
-func (h *hasher) release() { <-h.workers }
-
-// hash returns the PHC hash of password.
-func (h *hasher) hash(ctx context.Context, password string) (string, error) {
-	if err := h.acquire(ctx); err != nil {
+// hash returns the PHC hash of password, for tenant tid.
+func (h *hasher) hash(ctx context.Context, tid tenant.ID, password string) (string, error) {
+	if err := h.acquire(ctx, tid); err != nil {
 		return "", err
 	}
-	defer h.release()
+	defer h.slots.Release(string(tid))
 	return HashPassword(password, h.params), nil
 }
 
-// verify reports whether password matches encoded.
-func (h *hasher) verify(ctx context.Context, encoded, password string) (bool, error) {
-	if err := h.acquire(ctx); err != nil {
+// verify reports whether password matches encoded, for tenant tid.
+func (h *hasher) verify(ctx context.Context, tid tenant.ID, encoded, password string) (bool, error) {
+	if err := h.acquire(ctx, tid); err != nil {
 		return false, err
 	}
-	defer h.release()
+	defer h.slots.Release(string(tid))
 	return VerifyPassword(encoded, password), nil
 }
