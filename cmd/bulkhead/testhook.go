@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
-	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // addTestHooks registers onboarding steps that only the crash-safety tests
@@ -17,14 +17,14 @@ import (
 // (test_mark_runs), and "test-delay", which waits for the duration and then
 // counts its runs (test_delay_runs). A test kills the process during the
 // wait and checks after a restart that each count is 1.
-func addTestHooks(reg *tenant.Registry) {
+func addTestHooks(reg *tenants.Registry) {
 	d, err := time.ParseDuration(os.Getenv("BULKHEAD_TEST_ONBOARDING_DELAY"))
 	if err != nil || d <= 0 {
 		return
 	}
-	reg.AddOnboardingStep(tenant.Step{Name: "test-mark", Run: countRun("test_mark_runs")})
+	reg.AddOnboardingStep(tenants.Step{Name: "test-mark", Run: countRun("test_mark_runs")})
 	count := countRun("test_delay_runs")
-	reg.AddOnboardingStep(tenant.Step{Name: "test-delay", Run: func(ctx context.Context, tx *storage.Tx, t tenant.Tenant) error {
+	reg.AddOnboardingStep(tenants.Step{Name: "test-delay", Run: func(ctx context.Context, tx *storage.Tx, t tenants.Tenant) error {
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
@@ -34,8 +34,8 @@ func addTestHooks(reg *tenant.Registry) {
 	}})
 }
 
-func countRun(key string) func(context.Context, *storage.Tx, tenant.Tenant) error {
-	return func(ctx context.Context, tx *storage.Tx, t tenant.Tenant) error {
+func countRun(key string) func(context.Context, *storage.Tx, tenants.Tenant) error {
+	return func(ctx context.Context, tx *storage.Tx, t tenants.Tenant) error {
 		cfg := map[string]any{}
 		if err := json.Unmarshal(t.Config, &cfg); err != nil {
 			return err

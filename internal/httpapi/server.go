@@ -31,12 +31,13 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // Config holds the services the API serves.
 type Config struct {
 	DB        *storage.DB
-	Tenants   *tenant.Registry
+	Tenants   *tenants.Registry
 	Directory *identity.Directory
 	Authz     *authz.Service
 	KMS       *kms.Service

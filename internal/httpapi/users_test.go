@@ -802,7 +802,7 @@ func TestUsersCrossTenant(t *testing.T) {
 func userHash(t *testing.T, db *storage.DB, tenantID, id string) string {
 	t.Helper()
 	var h string
-	err := db.View(context.Background(), storage.TenantScope(tenantID), func(tx *storage.Tx) error {
+	err := db.View(context.Background(), storage.TenantScope(tenant.ID(tenantID)), func(tx *storage.Tx) error {
 		return tx.QueryRow(context.Background(), `SELECT password_hash FROM users WHERE tenant_id = ? AND id = ?`, tenantID, id).Scan(&h)
 	})
 	if err != nil {
