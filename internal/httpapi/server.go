@@ -370,7 +370,7 @@ func (s *Server) authorize(r *http.Request, rt Route) error {
 }
 
 func notFoundTenant(id string) error {
-	if _, err := tenant.ParseID(id); err != nil {
+	if _, err := tenants.ParseID(id); err != nil {
 		return err
 	}
 	return errs.E(errs.NotFound, "tenant_not_found", "tenant %q not found", id)

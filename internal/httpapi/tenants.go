@@ -14,7 +14,7 @@ import (
 )
 
 func pathTenant(r *http.Request) (tenant.ID, error) {
-	return tenant.ParseID(r.PathValue("tenant"))
+	return tenants.ParseID(r.PathValue("tenant"))
 }
 
 // existingTenant returns the {tenant} of the path if that tenant exists
