@@ -379,14 +379,12 @@ func TestUsersAPIBadInput(t *testing.T) {
 		huge := `"` + strings.Repeat("x", httpapi.MaxBodySize) + `"`
 		attrs17k := `{"k":"` + strings.Repeat("x", identity.MaxAttributesSize+1024) + `"}`
 		type bc struct {
-			name          string
-			body          string
-			ctype         string
-			status        int
-			code, field   string
-			secret        string // must not be echoed
-			tokens        []string
-			allowConflict bool
+			name        string
+			body        string
+			ctype       string
+			status      int
+			code, field string
+			secret      string // must not be echoed
 		}
 		generic := func(valid string) []bc {
 			return []bc{
