@@ -1,0 +1,390 @@
+package connect
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/page"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// CreateRequest creates a connection. Token is the upstream token; it is
+// split at once and never stored whole.
+type CreateRequest struct {
+	Name           string    `json:"name"`
+	UpstreamURL    string    `json:"upstream_url"`
+	Token          string    `json:"token"`
+	Placement      Placement `json:"placement"`
+	AllowedMethods []string  `json:"allowed_methods,omitempty"`
+	AllowedPaths   []string  `json:"allowed_paths,omitempty"`
+	Alerts         Alerts    `json:"alerts"`
+	// Grant names the first grant, made with the connection.
+	Grant CreateGrantRequest `json:"grant"`
+}
+
+// Created is a new connection with its first grant (whose Part A is shown
+// this once) and, when an alert webhook is set, the webhook's signing
+// secret (shown this once too).
+type Created struct {
+	Connection
+	Grant         IssuedGrant `json:"grant"`
+	WebhookSecret string      `json:"webhook_secret,omitempty"`
+}
+
+// Create makes a connection in tenant tid, with its first grant.
+func (s *Service) Create(ctx context.Context, tid tenant.ID, req CreateRequest, actor tenant.Actor) (Created, error) {
+	if err := validName("name", req.Name); err != nil {
+		return Created{}, err
+	}
+	u, err := s.parseUpstream("upstream_url", req.UpstreamURL)
+	if err != nil {
+		return Created{}, err
+	}
+	if err := checkToken(req.Token); err != nil {
+		return Created{}, err
+	}
+	if err := req.Placement.check(); err != nil {
+		return Created{}, err
+	}
+	ms, err := checkMethods(req.AllowedMethods)
+	if err != nil {
+		return Created{}, err
+	}
+	ps, err := checkPaths(req.AllowedPaths)
+	if err != nil {
+		return Created{}, err
+	}
+	if err := s.checkAlerts(&req.Alerts); err != nil {
+		return Created{}, err
+	}
+	if err := req.Grant.check(); err != nil {
+		return Created{}, err
+	}
+	now := s.now()
+	c := Connection{ID: ids.New(connectionPrefix), TenantID: tid, Name: req.Name, UpstreamURL: u.String(), Placement: req.Placement,
+		AllowedMethods: ms, AllowedPaths: ps, Alerts: req.Alerts, TokenVersion: 1, CreatedAt: now, UpdatedAt: now}
+	token := []byte(req.Token)
+	defer clear(token)
+	// Sealing reads the tenant's key in transactions of its own: done
+	// before this one, which then only writes.
+	g := Grant{ID: ids.New(grantPrefix), ConnectionID: c.ID, Name: req.Grant.Name, Status: GrantActive, AutoSuspend: req.Grant.AutoSuspend,
+		CreatedAt: now, UpdatedAt: now}
+	partA, hash, sealedB, err := s.issue(ctx, tid, c.ID, g.ID, token)
+	if err != nil {
+		return Created{}, err
+	}
+	var secret, sealedSecret string
+	if c.Alerts.WebhookURL != "" {
+		if secret, sealedSecret, err = s.newWebhookSecret(ctx, tid, c.ID); err != nil {
+			return Created{}, err
+		}
+	}
+	msJSON, _ := json.Marshal(ms)
+	psJSON, _ := json.Marshal(ps)
+	err = s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+			return "", "", nil, err
+		}
+		if err := tx.WithinQuota(ctx, "connect_connections", MaxConnectionsPerTenant, "connections"); err != nil {
+			return "", "", nil, err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO connect_connections (tenant_id, `+connColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			tx.TenantID(), c.ID, c.Name, c.UpstreamURL, c.Placement.Type, c.Placement.Name, string(msJSON), string(psJSON),
+			c.Alerts.Sensitivity, c.Alerts.WebhookURL, sealedSecret, s.fingerprint(tid, c.ID, token), c.TokenVersion,
+			now.UnixMicro(), now.UnixMicro()); err != nil {
+			if storage.IsUniqueViolation(err) {
+				return "", "", nil, connectionExists(c.Name)
+			}
+			return "", "", nil, fmt.Errorf("connect: insert connection: %w", err)
+		}
+		if err := insertGrant(ctx, tx, g, hash, sealedB); err != nil {
+			return "", "", nil, err
+		}
+		return "connection.created", c.ID, map[string]string{"name": c.Name, "upstream": u.Host, "grant": g.ID}, nil
+	})
+	if err != nil {
+		return Created{}, err
+	}
+	return Created{Connection: c, Grant: IssuedGrant{Grant: g, PartA: partA}, WebhookSecret: secret}, nil
+}
+
+// Get returns connection id of tenant tid.
+func (s *Service) Get(ctx context.Context, tid tenant.ID, id string) (Connection, error) {
+	c, err := s.readConn(ctx, tid, id)
+	return c.Connection, err
+}
+
+// Page is a page of connections.
+type Page struct {
+	Items      []Connection `json:"items"`
+	NextCursor string       `json:"next_cursor"`
+}
+
+// List returns tenant tid's connections, by id.
+func (s *Service) List(ctx context.Context, tid tenant.ID, limit int, cursor string) (Page, error) {
+	limit, after, err := page.Bounds(limit, cursor)
+	if err != nil {
+		return Page{}, err
+	}
+	out := Page{Items: []Connection{}}
+	err = s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+connColumns+` FROM connect_connections WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?`,
+			tx.TenantID(), after, limit+1)
+		if err != nil {
+			return fmt.Errorf("connect: list connections: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c, err := scanConn(tx.TenantID(), rows)
+			if err != nil {
+				return fmt.Errorf("connect: list connections: %w", err)
+			}
+			out.Items = append(out.Items, c.Connection)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	out.Items, out.NextCursor = page.Trim(out.Items, limit, func(c Connection) string { return c.ID })
+	return out, nil
+}
+
+// UpdateRequest changes a connection; absent fields stay. A new Token
+// re-splits every grant (each gets a new Part A; the old ones stop
+// working). The upstream URL can change only together with the token, so
+// that a token is never sent to a host it was not given for.
+type UpdateRequest struct {
+	Name           *string    `json:"name,omitempty"`
+	UpstreamURL    *string    `json:"upstream_url,omitempty"`
+	Token          *string    `json:"token,omitempty"`
+	Placement      *Placement `json:"placement,omitempty"`
+	AllowedMethods *[]string  `json:"allowed_methods,omitempty"`
+	AllowedPaths   *[]string  `json:"allowed_paths,omitempty"`
+	Alerts         *Alerts    `json:"alerts,omitempty"`
+}
+
+// Updated is a changed connection; after a token replacement, its grants'
+// new Part As (shown this once), and a new webhook secret when the
+// webhook changed.
+type Updated struct {
+	Connection
+	Grants        []IssuedGrant `json:"grants,omitempty"`
+	WebhookSecret string        `json:"webhook_secret,omitempty"`
+}
+
+// Update changes connection id of tenant tid.
+func (s *Service) Update(ctx context.Context, tid tenant.ID, id string, req UpdateRequest, actor tenant.Actor) (Updated, error) {
+	var out Updated
+	if req.Name != nil {
+		if err := validName("name", *req.Name); err != nil {
+			return out, err
+		}
+	}
+	var upstream string
+	if req.UpstreamURL != nil {
+		if req.Token == nil {
+			return out, errs.Field("upstream_url", "token_required",
+				"the upstream URL changes only with a new token (a token is never sent to a host it was not given for); send token too")
+		}
+		u, err := s.parseUpstream("upstream_url", *req.UpstreamURL)
+		if err != nil {
+			return out, err
+		}
+		upstream = u.String()
+	}
+	var token []byte
+	if req.Token != nil {
+		if err := checkToken(*req.Token); err != nil {
+			return out, err
+		}
+		token = []byte(*req.Token)
+		defer clear(token)
+	}
+	if req.Placement != nil {
+		if err := req.Placement.check(); err != nil {
+			return out, err
+		}
+	}
+	var ms, ps []string
+	var err error
+	if req.AllowedMethods != nil {
+		if ms, err = checkMethods(*req.AllowedMethods); err != nil {
+			return out, err
+		}
+	}
+	if req.AllowedPaths != nil {
+		if ps, err = checkPaths(*req.AllowedPaths); err != nil {
+			return out, err
+		}
+	}
+	if req.Alerts != nil {
+		if err := s.checkAlerts(req.Alerts); err != nil {
+			return out, err
+		}
+	}
+	// Grants to re-split are sealed before the writing transaction, which
+	// checks that they are still the connection's grants.
+	type resplit struct {
+		id, partA, hash, sealedB string
+	}
+	var splits []resplit
+	if token != nil {
+		var gs []grantRow
+		err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+			if _, err := readConn(ctx, tx, id, false); err != nil {
+				return err
+			}
+			gs, err = listGrants(ctx, tx, id)
+			return err
+		})
+		if err != nil {
+			return out, err
+		}
+		for _, g := range gs {
+			partA, hash, sealedB, err := s.issue(ctx, tid, id, g.ID, token)
+			if err != nil {
+				return out, err
+			}
+			splits = append(splits, resplit{g.ID, partA, hash, sealedB})
+		}
+	}
+	var secret, sealedSecret string
+	if req.Alerts != nil && req.Alerts.WebhookURL != "" {
+		if secret, sealedSecret, err = s.newWebhookSecret(ctx, tid, id); err != nil {
+			return out, err
+		}
+	}
+	err = s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+		c, err := readConn(ctx, tx, id, true)
+		if err != nil {
+			return "", "", nil, err
+		}
+		detail := map[string]string{}
+		if req.Name != nil {
+			c.Name, detail["name"] = *req.Name, *req.Name
+		}
+		if upstream != "" {
+			c.UpstreamURL, detail["upstream_url"] = upstream, "changed"
+		}
+		if req.Placement != nil {
+			c.Placement, detail["placement"] = *req.Placement, req.Placement.Type
+		}
+		if ms != nil {
+			c.AllowedMethods, detail["allowed_methods"] = ms, strings.Join(ms, ",")
+		}
+		if ps != nil {
+			c.AllowedPaths, detail["allowed_paths"] = ps, "changed"
+		}
+		if req.Alerts != nil {
+			if req.Alerts.WebhookURL == "" {
+				c.webhookSecret = ""
+			} else if req.Alerts.WebhookURL != c.Alerts.WebhookURL || c.webhookSecret == "" {
+				c.webhookSecret = sealedSecret
+			} else {
+				secret = "" // the same webhook keeps its secret
+			}
+			c.Alerts, detail["alerts"] = *req.Alerts, "changed"
+		}
+		now := s.now()
+		if token != nil {
+			gs, err := listGrants(ctx, tx, id)
+			if err != nil {
+				return "", "", nil, err
+			}
+			if len(gs) != len(splits) {
+				return "", "", nil, errs.E(errs.Conflict, "connection_changed", "the connection's grants changed meanwhile; send the request again")
+			}
+			for i, g := range gs {
+				if g.ID != splits[i].id {
+					return "", "", nil, errs.E(errs.Conflict, "connection_changed", "the connection's grants changed meanwhile; send the request again")
+				}
+				if _, err := tx.Exec(ctx, `UPDATE connect_grants SET part_a_hash = ?, part_b = ?, rotated_at = ?, updated_at = ?
+					WHERE tenant_id = ? AND id = ?`, splits[i].hash, splits[i].sealedB, now.UnixMicro(), now.UnixMicro(), tx.TenantID(), g.ID); err != nil {
+					return "", "", nil, fmt.Errorf("connect: re-split grant: %w", err)
+				}
+				g.RotatedAt, g.UpdatedAt = &now, now
+				out.Grants = append(out.Grants, IssuedGrant{Grant: g.Grant, PartA: splits[i].partA})
+			}
+			c.fingerprint = s.fingerprint(tid, id, token)
+			c.TokenVersion++
+			detail["token"] = "replaced"
+			detail["grants_resplit"] = fmt.Sprint(len(gs))
+		}
+		c.UpdatedAt = now
+		msJSON, _ := json.Marshal(c.AllowedMethods)
+		psJSON, _ := json.Marshal(c.AllowedPaths)
+		if _, err := tx.Exec(ctx, `UPDATE connect_connections SET name = ?, upstream_url = ?, placement_type = ?, placement_name = ?,
+			allowed_methods = ?, allowed_paths = ?, sensitivity = ?, webhook_url = ?, webhook_secret = ?, token_fingerprint = ?,
+			token_version = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
+			c.Name, c.UpstreamURL, c.Placement.Type, c.Placement.Name, string(msJSON), string(psJSON), c.Alerts.Sensitivity,
+			c.Alerts.WebhookURL, c.webhookSecret, c.fingerprint, c.TokenVersion, now.UnixMicro(), tx.TenantID(), id); err != nil {
+			if storage.IsUniqueViolation(err) {
+				return "", "", nil, connectionExists(c.Name)
+			}
+			return "", "", nil, fmt.Errorf("connect: update connection: %w", err)
+		}
+		out.Connection = c.Connection
+		return "connection.updated", id, detail, nil
+	})
+	if err != nil {
+		return Updated{}, err
+	}
+	if out.Connection.Alerts.WebhookURL != "" {
+		out.WebhookSecret = secret
+	}
+	return out, nil
+}
+
+// Delete removes a connection and its grants: every Part A of it stops
+// working at once, and the stored Part Bs are gone.
+// Its alerts stay, as history, in the tenant's alert list.
+func (s *Service) Delete(ctx context.Context, tid tenant.ID, id string, actor tenant.Actor) error {
+	var gone []grantRow
+	err := s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+		if _, err := readConn(ctx, tx, id, true); err != nil {
+			return "", "", nil, err
+		}
+		var err error
+		if gone, err = listGrants(ctx, tx, id); err != nil {
+			return "", "", nil, err
+		}
+		for _, q := range []string{
+			`DELETE FROM connect_networks WHERE tenant_id = ? AND grant_id IN (SELECT id FROM connect_grants WHERE tenant_id = ? AND connection_id = ?)`,
+			`DELETE FROM connect_grants WHERE tenant_id = ? AND connection_id = ?`,
+			`DELETE FROM connect_connections WHERE tenant_id = ? AND id = ?`,
+		} {
+			args := []any{tx.TenantID(), id}
+			if strings.Count(q, "?") == 3 {
+				args = []any{tx.TenantID(), tx.TenantID(), id}
+			}
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
+				return "", "", nil, fmt.Errorf("connect: delete connection: %w", err)
+			}
+		}
+		return "connection.deleted", id, nil, nil
+	})
+	if err == nil {
+		for _, g := range gone {
+			s.detector.drop(g.ID)
+		}
+	}
+	return err
+}
+
+// MaxConnectionsPerTenant bounds a tenant's connections.
+const MaxConnectionsPerTenant = 1000
+
+func (s *Service) readConn(ctx context.Context, tid tenant.ID, id string) (connRow, error) {
+	var c connRow
+	err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) (err error) {
+		c, err = readConn(ctx, tx, id, false)
+		return err
+	})
+	return c, err
+}
