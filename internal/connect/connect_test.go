@@ -651,3 +651,56 @@ func TestDetectorDefaultsAndBounds(t *testing.T) {
 		t.Fatalf("%d paths remembered, want %d", n, maxPathsPerWindow)
 	}
 }
+
+// TestConnChangeApply pins what an update writes into a connection and its
+// audit detail, and when the webhook gets the newly sealed secret.
+func TestConnChangeApply(t *testing.T) {
+	name := "renamed"
+	hook := func(url, secret string) connRow {
+		return connRow{Connection: Connection{Alerts: Alerts{Sensitivity: 4, WebhookURL: url}}, webhookSecret: secret}
+	}
+	tests := []struct {
+		name       string
+		ch         connChange
+		c          connRow
+		wantSecret string
+		wantNew    bool
+		wantDetail map[string]string
+	}{
+		{name: "nothing", c: hook("https://h.example/a", "old"), wantSecret: "old", wantDetail: map[string]string{}},
+		{name: "fields", ch: connChange{name: &name, upstream: "https://u.example", placement: &Placement{Type: PlaceQuery, Name: "k"},
+			methods: []string{"GET", "POST"}, paths: []string{"/v1"}}, c: hook("", ""),
+			wantDetail: map[string]string{"name": "renamed", "upstream_url": "changed", "placement": "query",
+				"allowed_methods": "GET,POST", "allowed_paths": "changed"}},
+		{name: "new webhook", ch: connChange{alerts: &Alerts{Sensitivity: 5, WebhookURL: "https://h.example/b"}}, c: hook("https://h.example/a", "old"),
+			wantSecret: "sealed", wantNew: true, wantDetail: map[string]string{"alerts": "changed"}},
+		{name: "first webhook", ch: connChange{alerts: &Alerts{Sensitivity: 5, WebhookURL: "https://h.example/a"}}, c: hook("", ""),
+			wantSecret: "sealed", wantNew: true, wantDetail: map[string]string{"alerts": "changed"}},
+		{name: "same webhook without a secret", ch: connChange{alerts: &Alerts{Sensitivity: 5, WebhookURL: "https://h.example/a"}}, c: hook("https://h.example/a", ""),
+			wantSecret: "sealed", wantNew: true, wantDetail: map[string]string{"alerts": "changed"}},
+		{name: "same webhook keeps its secret", ch: connChange{alerts: &Alerts{Sensitivity: 5, WebhookURL: "https://h.example/a"}}, c: hook("https://h.example/a", "old"),
+			wantSecret: "old", wantDetail: map[string]string{"alerts": "changed"}},
+		{name: "webhook removed", ch: connChange{alerts: &Alerts{Sensitivity: 5}}, c: hook("https://h.example/a", "old"),
+			wantDetail: map[string]string{"alerts": "changed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.c
+			detail, isNew := tt.ch.apply(&c, "sealed")
+			if c.webhookSecret != tt.wantSecret || isNew != tt.wantNew {
+				t.Errorf("secret = %q, new = %v; want %q, %v", c.webhookSecret, isNew, tt.wantSecret, tt.wantNew)
+			}
+			if fmt.Sprint(detail) != fmt.Sprint(tt.wantDetail) || detail == nil {
+				t.Errorf("detail = %v, want %v", detail, tt.wantDetail)
+			}
+			if tt.ch.alerts != nil && c.Alerts != *tt.ch.alerts {
+				t.Errorf("alerts = %+v, want %+v", c.Alerts, *tt.ch.alerts)
+			}
+			if tt.ch.name != nil && c.Name != *tt.ch.name || tt.ch.upstream != "" && c.UpstreamURL != tt.ch.upstream ||
+				tt.ch.methods != nil && !slices.Equal(c.AllowedMethods, tt.ch.methods) || tt.ch.paths != nil && !slices.Equal(c.AllowedPaths, tt.ch.paths) ||
+				tt.ch.placement != nil && c.Placement != *tt.ch.placement {
+				t.Errorf("connection = %+v, change not applied", c.Connection)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
@@ -180,154 +181,47 @@ type Updated struct {
 
 // Update changes connection id of tenant tid.
 func (s *Service) Update(ctx context.Context, tid tenant.ID, id string, req UpdateRequest, actor tenant.Actor) (Updated, error) {
-	var out Updated
-	if req.Name != nil {
-		if err := validName("name", *req.Name); err != nil {
-			return out, err
-		}
+	ch, err := s.checkUpdate(req)
+	if err != nil {
+		return Updated{}, err
 	}
-	var upstream string
-	if req.UpstreamURL != nil {
-		if req.Token == nil {
-			return out, errs.Field("upstream_url", "token_required",
-				"the upstream URL changes only with a new token (a token is never sent to a host it was not given for); send token too")
-		}
-		u, err := s.parseUpstream("upstream_url", *req.UpstreamURL)
-		if err != nil {
-			return out, err
-		}
-		upstream = u.String()
-	}
-	var token []byte
-	if req.Token != nil {
-		if err := checkToken(*req.Token); err != nil {
-			return out, err
-		}
-		token = []byte(*req.Token)
-		defer clear(token)
-	}
-	if req.Placement != nil {
-		if err := req.Placement.check(); err != nil {
-			return out, err
-		}
-	}
-	var ms, ps []string
-	var err error
-	if req.AllowedMethods != nil {
-		if ms, err = checkMethods(*req.AllowedMethods); err != nil {
-			return out, err
-		}
-	}
-	if req.AllowedPaths != nil {
-		if ps, err = checkPaths(*req.AllowedPaths); err != nil {
-			return out, err
-		}
-	}
-	if req.Alerts != nil {
-		if err := s.checkAlerts(req.Alerts); err != nil {
-			return out, err
-		}
-	}
-	// Grants to re-split are sealed before the writing transaction, which
-	// checks that they are still the connection's grants.
-	type resplit struct {
-		id, partA, hash, sealedB string
-	}
-	var splits []resplit
-	if token != nil {
-		var gs []grantRow
-		err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
-			if _, err := readConn(ctx, tx, id, false); err != nil {
-				return err
-			}
-			gs, err = listGrants(ctx, tx, id)
-			return err
-		})
-		if err != nil {
-			return out, err
-		}
-		for _, g := range gs {
-			partA, hash, sealedB, err := s.issue(ctx, tid, id, g.ID, token)
-			if err != nil {
-				return out, err
-			}
-			splits = append(splits, resplit{g.ID, partA, hash, sealedB})
-		}
+	defer clear(ch.token)
+	// Sealing reads the tenant's key in transactions of its own: the new
+	// Part Bs and webhook secret are sealed before the writing
+	// transaction, which checks that the grants are still the same.
+	splits, err := s.sealResplits(ctx, tid, id, ch.token)
+	if err != nil {
+		return Updated{}, err
 	}
 	var secret, sealedSecret string
-	if req.Alerts != nil && req.Alerts.WebhookURL != "" {
+	if ch.alerts != nil && ch.alerts.WebhookURL != "" {
 		if secret, sealedSecret, err = s.newWebhookSecret(ctx, tid, id); err != nil {
-			return out, err
+			return Updated{}, err
 		}
 	}
+	var out Updated
 	err = s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
 		c, err := readConn(ctx, tx, id, true)
 		if err != nil {
 			return "", "", nil, err
 		}
-		detail := map[string]string{}
-		if req.Name != nil {
-			c.Name, detail["name"] = *req.Name, *req.Name
-		}
-		if upstream != "" {
-			c.UpstreamURL, detail["upstream_url"] = upstream, "changed"
-		}
-		if req.Placement != nil {
-			c.Placement, detail["placement"] = *req.Placement, req.Placement.Type
-		}
-		if ms != nil {
-			c.AllowedMethods, detail["allowed_methods"] = ms, strings.Join(ms, ",")
-		}
-		if ps != nil {
-			c.AllowedPaths, detail["allowed_paths"] = ps, "changed"
-		}
-		if req.Alerts != nil {
-			if req.Alerts.WebhookURL == "" {
-				c.webhookSecret = ""
-			} else if req.Alerts.WebhookURL != c.Alerts.WebhookURL || c.webhookSecret == "" {
-				c.webhookSecret = sealedSecret
-			} else {
-				secret = "" // the same webhook keeps its secret
-			}
-			c.Alerts, detail["alerts"] = *req.Alerts, "changed"
-		}
+		detail, newSecret := ch.apply(&c, sealedSecret)
 		now := s.now()
-		if token != nil {
-			gs, err := listGrants(ctx, tx, id)
-			if err != nil {
+		if ch.token != nil {
+			if out.Grants, err = resplitGrants(ctx, tx, id, splits, now); err != nil {
 				return "", "", nil, err
 			}
-			if len(gs) != len(splits) {
-				return "", "", nil, errs.E(errs.Conflict, "connection_changed", "the connection's grants changed meanwhile; send the request again")
-			}
-			for i, g := range gs {
-				if g.ID != splits[i].id {
-					return "", "", nil, errs.E(errs.Conflict, "connection_changed", "the connection's grants changed meanwhile; send the request again")
-				}
-				if _, err := tx.Exec(ctx, `UPDATE connect_grants SET part_a_hash = ?, part_b = ?, rotated_at = ?, updated_at = ?
-					WHERE tenant_id = ? AND id = ?`, splits[i].hash, splits[i].sealedB, now.UnixMicro(), now.UnixMicro(), tx.TenantID(), g.ID); err != nil {
-					return "", "", nil, fmt.Errorf("connect: re-split grant: %w", err)
-				}
-				g.RotatedAt, g.UpdatedAt = &now, now
-				out.Grants = append(out.Grants, IssuedGrant{Grant: g.Grant, PartA: splits[i].partA})
-			}
-			c.fingerprint = s.fingerprint(tid, id, token)
+			c.fingerprint = s.fingerprint(tid, id, ch.token)
 			c.TokenVersion++
 			detail["token"] = "replaced"
-			detail["grants_resplit"] = fmt.Sprint(len(gs))
+			detail["grants_resplit"] = fmt.Sprint(len(splits))
 		}
 		c.UpdatedAt = now
-		msJSON, _ := json.Marshal(c.AllowedMethods)
-		psJSON, _ := json.Marshal(c.AllowedPaths)
-		if _, err := tx.Exec(ctx, `UPDATE connect_connections SET name = ?, upstream_url = ?, placement_type = ?, placement_name = ?,
-			allowed_methods = ?, allowed_paths = ?, sensitivity = ?, webhook_url = ?, webhook_secret = ?, token_fingerprint = ?,
-			token_version = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
-			c.Name, c.UpstreamURL, c.Placement.Type, c.Placement.Name, string(msJSON), string(psJSON), c.Alerts.Sensitivity,
-			c.Alerts.WebhookURL, c.webhookSecret, c.fingerprint, c.TokenVersion, now.UnixMicro(), tx.TenantID(), id); err != nil {
-			if storage.IsUniqueViolation(err) {
-				return "", "", nil, connectionExists(c.Name)
-			}
-			return "", "", nil, fmt.Errorf("connect: update connection: %w", err)
+		if err := updateConn(ctx, tx, c); err != nil {
+			return "", "", nil, err
+		}
+		if newSecret {
+			out.WebhookSecret = secret
 		}
 		out.Connection = c.Connection
 		return "connection.updated", id, detail, nil
@@ -335,8 +229,162 @@ func (s *Service) Update(ctx context.Context, tid tenant.ID, id string, req Upda
 	if err != nil {
 		return Updated{}, err
 	}
-	if out.Connection.Alerts.WebhookURL != "" {
-		out.WebhookSecret = secret
+	return out, nil
+}
+
+// connChange is an UpdateRequest checked and in canonical form; a nil
+// field (or an empty upstream) leaves the connection's value as it is.
+type connChange struct {
+	name      *string
+	upstream  string
+	token     []byte // the caller clears it
+	placement *Placement
+	methods   []string
+	paths     []string
+	alerts    *Alerts
+}
+
+// checkUpdate checks req, field by field in the order of its errors.
+func (s *Service) checkUpdate(req UpdateRequest) (connChange, error) {
+	ch := connChange{name: req.Name, placement: req.Placement, alerts: req.Alerts}
+	if req.Name != nil {
+		if err := validName("name", *req.Name); err != nil {
+			return ch, err
+		}
+	}
+	if req.UpstreamURL != nil {
+		if req.Token == nil {
+			return ch, errs.Field("upstream_url", "token_required",
+				"the upstream URL changes only with a new token (a token is never sent to a host it was not given for); send token too")
+		}
+		u, err := s.parseUpstream("upstream_url", *req.UpstreamURL)
+		if err != nil {
+			return ch, err
+		}
+		ch.upstream = u.String()
+	}
+	if req.Token != nil {
+		if err := checkToken(*req.Token); err != nil {
+			return ch, err
+		}
+	}
+	if req.Placement != nil {
+		if err := req.Placement.check(); err != nil {
+			return ch, err
+		}
+	}
+	var err error
+	if req.AllowedMethods != nil {
+		if ch.methods, err = checkMethods(*req.AllowedMethods); err != nil {
+			return ch, err
+		}
+	}
+	if req.AllowedPaths != nil {
+		if ch.paths, err = checkPaths(*req.AllowedPaths); err != nil {
+			return ch, err
+		}
+	}
+	if req.Alerts != nil {
+		if err := s.checkAlerts(req.Alerts); err != nil {
+			return ch, err
+		}
+	}
+	if req.Token != nil {
+		ch.token = []byte(*req.Token) // last: no error return leaves it uncleared
+	}
+	return ch, nil
+}
+
+// apply writes the change into c and returns the audit detail, and
+// whether c now holds sealedSecret: a webhook that is new (or had no
+// secret) gets it; the same webhook keeps its secret; no webhook drops it.
+func (ch connChange) apply(c *connRow, sealedSecret string) (detail map[string]string, newSecret bool) {
+	detail = map[string]string{}
+	if ch.name != nil {
+		c.Name, detail["name"] = *ch.name, *ch.name
+	}
+	if ch.upstream != "" {
+		c.UpstreamURL, detail["upstream_url"] = ch.upstream, "changed"
+	}
+	if ch.placement != nil {
+		c.Placement, detail["placement"] = *ch.placement, ch.placement.Type
+	}
+	if ch.methods != nil {
+		c.AllowedMethods, detail["allowed_methods"] = ch.methods, strings.Join(ch.methods, ",")
+	}
+	if ch.paths != nil {
+		c.AllowedPaths, detail["allowed_paths"] = ch.paths, "changed"
+	}
+	if ch.alerts != nil {
+		switch {
+		case ch.alerts.WebhookURL == "":
+			c.webhookSecret = ""
+		case ch.alerts.WebhookURL != c.Alerts.WebhookURL || c.webhookSecret == "":
+			c.webhookSecret, newSecret = sealedSecret, true
+		}
+		c.Alerts, detail["alerts"] = *ch.alerts, "changed"
+	}
+	return detail, newSecret
+}
+
+// resplit is one grant's new split of a replaced token: the Part A to
+// hand out and what to store.
+type resplit struct {
+	id, partA, hash, sealedB string
+}
+
+// sealResplits splits token anew for each of connection id's grants
+// (none when token is nil), before the writing transaction.
+func (s *Service) sealResplits(ctx context.Context, tid tenant.ID, id string, token []byte) ([]resplit, error) {
+	if token == nil {
+		return nil, nil
+	}
+	var gs []grantRow
+	err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		if _, err := readConn(ctx, tx, id, false); err != nil {
+			return err
+		}
+		var err error
+		gs, err = listGrants(ctx, tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var splits []resplit
+	for _, g := range gs {
+		partA, hash, sealedB, err := s.issue(ctx, tid, id, g.ID, token)
+		if err != nil {
+			return nil, err
+		}
+		splits = append(splits, resplit{g.ID, partA, hash, sealedB})
+	}
+	return splits, nil
+}
+
+// resplitGrants stores splits as connection id's grants' new Part Bs, if
+// the grants are still those they were made for, and returns the grants
+// with their new Part As.
+func resplitGrants(ctx context.Context, tx *storage.Tx, id string, splits []resplit, now time.Time) ([]IssuedGrant, error) {
+	gs, err := listGrants(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	changed := errs.E(errs.Conflict, "connection_changed", "the connection's grants changed meanwhile; send the request again")
+	if len(gs) != len(splits) {
+		return nil, changed
+	}
+	var out []IssuedGrant
+	for i, g := range gs {
+		if g.ID != splits[i].id {
+			return nil, changed
+		}
+		if _, err := tx.Exec(ctx, `UPDATE connect_grants SET part_a_hash = ?, part_b = ?, rotated_at = ?, updated_at = ?
+			WHERE tenant_id = ? AND id = ?`, splits[i].hash, splits[i].sealedB, now.UnixMicro(), now.UnixMicro(), tx.TenantID(), g.ID); err != nil {
+			return nil, fmt.Errorf("connect: re-split grant: %w", err)
+		}
+		g.RotatedAt, g.UpdatedAt = &now, now
+		out = append(out, IssuedGrant{Grant: g.Grant, PartA: splits[i].partA})
 	}
 	return out, nil
 }

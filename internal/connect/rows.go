@@ -137,3 +137,20 @@ func insertGrant(ctx context.Context, tx *storage.Tx, g Grant, hash, sealedB str
 	}
 	return nil
 }
+
+// updateConn writes c over its row.
+func updateConn(ctx context.Context, tx *storage.Tx, c connRow) error {
+	msJSON, _ := json.Marshal(c.AllowedMethods)
+	psJSON, _ := json.Marshal(c.AllowedPaths)
+	if _, err := tx.Exec(ctx, `UPDATE connect_connections SET name = ?, upstream_url = ?, placement_type = ?, placement_name = ?,
+		allowed_methods = ?, allowed_paths = ?, sensitivity = ?, webhook_url = ?, webhook_secret = ?, token_fingerprint = ?,
+		token_version = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
+		c.Name, c.UpstreamURL, c.Placement.Type, c.Placement.Name, string(msJSON), string(psJSON), c.Alerts.Sensitivity,
+		c.Alerts.WebhookURL, c.webhookSecret, c.fingerprint, c.TokenVersion, c.UpdatedAt.UnixMicro(), tx.TenantID(), c.ID); err != nil {
+		if storage.IsUniqueViolation(err) {
+			return connectionExists(c.Name)
+		}
+		return fmt.Errorf("connect: update connection: %w", err)
+	}
+	return nil
+}
