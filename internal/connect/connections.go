@@ -2,7 +2,6 @@ package connect
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -85,8 +84,7 @@ func (s *Service) Create(ctx context.Context, tid tenant.ID, req CreateRequest, 
 			return Created{}, err
 		}
 	}
-	msJSON, _ := json.Marshal(ms)
-	psJSON, _ := json.Marshal(ps)
+	row := connRow{Connection: c, fingerprint: s.fingerprint(tid, c.ID, token), webhookSecret: sealedSecret}
 	err = s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
 		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
 			return "", "", nil, err
@@ -94,14 +92,8 @@ func (s *Service) Create(ctx context.Context, tid tenant.ID, req CreateRequest, 
 		if err := tx.WithinQuota(ctx, "connect_connections", MaxConnectionsPerTenant, "connections"); err != nil {
 			return "", "", nil, err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO connect_connections (tenant_id, `+connColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			tx.TenantID(), c.ID, c.Name, c.UpstreamURL, c.Placement.Type, c.Placement.Name, string(msJSON), string(psJSON),
-			c.Alerts.Sensitivity, c.Alerts.WebhookURL, sealedSecret, s.fingerprint(tid, c.ID, token), c.TokenVersion,
-			now.UnixMicro(), now.UnixMicro()); err != nil {
-			if storage.IsUniqueViolation(err) {
-				return "", "", nil, connectionExists(c.Name)
-			}
-			return "", "", nil, fmt.Errorf("connect: insert connection: %w", err)
+		if err := insertConn(ctx, tx, row); err != nil {
+			return "", "", nil, err
 		}
 		if err := insertGrant(ctx, tx, g, hash, sealedB); err != nil {
 			return "", "", nil, err

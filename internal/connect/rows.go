@@ -138,6 +138,22 @@ func insertGrant(ctx context.Context, tx *storage.Tx, g Grant, hash, sealedB str
 	return nil
 }
 
+// insertConn writes c as a new row.
+func insertConn(ctx context.Context, tx *storage.Tx, c connRow) error {
+	msJSON, _ := json.Marshal(c.AllowedMethods)
+	psJSON, _ := json.Marshal(c.AllowedPaths)
+	if _, err := tx.Exec(ctx, `INSERT INTO connect_connections (tenant_id, `+connColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		tx.TenantID(), c.ID, c.Name, c.UpstreamURL, c.Placement.Type, c.Placement.Name, string(msJSON), string(psJSON),
+		c.Alerts.Sensitivity, c.Alerts.WebhookURL, c.webhookSecret, c.fingerprint, c.TokenVersion,
+		c.CreatedAt.UnixMicro(), c.UpdatedAt.UnixMicro()); err != nil {
+		if storage.IsUniqueViolation(err) {
+			return connectionExists(c.Name)
+		}
+		return fmt.Errorf("connect: insert connection: %w", err)
+	}
+	return nil
+}
+
 // updateConn writes c over its row.
 func updateConn(ctx context.Context, tx *storage.Tx, c connRow) error {
 	msJSON, _ := json.Marshal(c.AllowedMethods)
