@@ -429,8 +429,7 @@ func TestTarget(t *testing.T) {
 			}
 			g := &grantState{upstream: up, conn: connRow{Connection: Connection{Placement: tt.placement}}}
 			tok := []byte(token)
-			out, cleanup, err := target(g, tt.restPath, tt.restEscaped, tt.rawQuery, tok)
-			defer cleanup()
+			out, err := target(g, tt.restPath, tt.restEscaped, tt.rawQuery, tok)
 			wantCode(t, err, tt.code)
 			if err != nil {
 				return
@@ -453,21 +452,15 @@ func TestTarget(t *testing.T) {
 				t.Fatalf("URL = %s, want %s", got.String(), tt.wantURL)
 			}
 
-			// The token's text aliases a buffer that cleanup zeroes.
-			secret := out.value + out.url.RawQuery
+			// The token's text is a copy of its own: clearing the token's
+			// bytes, as the proxy does after the exchange, leaves it whole.
+			secret := strings.Clone(out.value + out.url.RawQuery)
 			if !strings.Contains(secret, "tok") {
 				t.Fatalf("the token is neither in the header nor in the query: %q", secret)
 			}
-			cleanup()
-			after := out.value + out.url.RawQuery
-			if len(after) != len(secret) {
-				t.Fatalf("cleanup changed the length of the token's text")
-			}
-			if strings.Contains(after, "tok") || strings.Contains(after, url.QueryEscape(token)) {
-				t.Fatalf("after cleanup the token's text still holds the token: %q", after)
-			}
-			if tok := strings.Trim(out.value, "\x00"); tok != "" {
-				t.Fatalf("after cleanup the header value is %q, want zero bytes", out.value)
+			clear(tok)
+			if out.value+out.url.RawQuery != secret {
+				t.Fatalf("the token's text aliases the token's bytes: %q became %q", secret, out.value+out.url.RawQuery)
 			}
 		})
 	}
