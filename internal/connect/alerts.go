@@ -17,6 +17,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -47,11 +48,11 @@ func (s *Service) raise(ctx context.Context, g *grantState, fs []finding, rec *r
 	suspended := false
 	actor := anomalyActor
 	actor.RequestID, actor.SourceIP = rec.requestID, rec.sourceIP
-	err := s.change(ctx, g.tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+	err := s.inval.Write(ctx, g.tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		alerts, suspended = nil, false
 		cur, err := readGrant(ctx, tx, g.grant.ConnectionID, g.grant.ID)
 		if err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		suspend := cur.AutoSuspend && cur.Status == GrantActive
 		kinds := make([]string, 0, len(fs))
@@ -66,7 +67,7 @@ func (s *Service) raise(ctx context.Context, g *grantState, fs []finding, rec *r
 			dj, _ := json.Marshal(d)
 			if _, err := tx.Exec(ctx, `INSERT INTO connect_alerts (tenant_id, id, connection_id, grant_id, kind, detail, suspended, created_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tx.TenantID(), a.ID, a.ConnectionID, a.GrantID, a.Kind, string(dj), boolInt(suspend), now.UnixMicro()); err != nil {
-				return "", "", nil, fmt.Errorf("connect: insert alert: %w", err)
+				return inval.Change{}, fmt.Errorf("connect: insert alert: %w", err)
 			}
 			alerts = append(alerts, a)
 			kinds = append(kinds, f.kind)
@@ -74,12 +75,12 @@ func (s *Service) raise(ctx context.Context, g *grantState, fs []finding, rec *r
 		detail := map[string]string{"connection": g.grant.ConnectionID, "kinds": strings.Join(kinds, ","), "alert": alerts[0].ID}
 		if suspend {
 			if _, err := s.setStatus(ctx, tx, g.grant.ConnectionID, g.grant.ID, true, "alert: "+strings.Join(kinds, ",")); err != nil {
-				return "", "", nil, err
+				return inval.Change{}, err
 			}
 			suspended = true
 			detail["grant_suspended"] = "true"
 		}
-		return "connection.alert", g.grant.ID, detail, nil
+		return inval.Change{Action: "connection.alert", Target: g.grant.ID, Detail: detail}, nil
 	})
 	if err != nil {
 		return false, err
@@ -107,9 +108,7 @@ func (s *Service) learnNetwork(ctx context.Context, g *grantState, n string) (bo
 		rows, _ := res.RowsAffected()
 		learned = rows == 1
 		if learned {
-			tid := g.tid
-			tx.AfterCommit(func() { s.forget(tid) })
-			return tx.Notify(ctx, notifyChannel, string(tid))
+			return s.inval.Changed(ctx, tx, string(g.tid))
 		}
 		return nil
 	})

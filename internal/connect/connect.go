@@ -41,6 +41,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
@@ -173,6 +174,7 @@ type Service struct {
 	log      *slog.Logger
 	opts     Options
 	grants   *lru.Cache[grantKey, *grantState]
+	inval    *inval.Channel // audited writes that drop grants cached here and on other nodes
 	loads    singleflight.Group
 	detector *detector
 	upstream *upstreams
@@ -209,6 +211,12 @@ func New(db *storage.DB, log *audit.Log, keys *kms.Service, tenants Tenants, opt
 		detector: newDetector(opts.Anomaly), refusals: ratelimit.New(1.0/6, 20, 10000), bg: context.Background()}
 	s.grants = lru.New[grantKey, *grantState](lru.Options[*grantState]{Size: opts.CacheSize, MaxAge: opts.CacheTTL,
 		Now: opts.Clock.Now, Off: db.Dialect() == storage.Postgres})
+	s.inval = inval.New(db, notifyChannel, log, opts.Logger, inval.Hooks{
+		Evict:   func(_ context.Context, tid string) { s.forget(tenant.ID(tid)) },
+		Purge:   func(context.Context) { s.grants.Purge() },
+		Enable:  func(context.Context) { s.grants.Enable() },
+		Disable: func(context.Context) { s.grants.Disable() },
+	})
 	s.upstream = newUpstreams(opts)
 	s.forward = s.newForwarder()
 	return s
@@ -218,9 +226,7 @@ func New(db *storage.DB, log *audit.Log, keys *kms.Service, tenants Tenants, opt
 // being delivered stop with it.
 func (s *Service) Start(ctx context.Context) {
 	s.bg = ctx
-	go s.db.Listen(ctx, notifyChannel, s.log, s.grants.Enable, s.grants.Disable, func(payload string) {
-		s.forget(tenant.ID(payload))
-	})
+	go s.inval.Run(ctx)
 }
 
 // CachedGrants is the number of grants this node holds in memory.
@@ -249,24 +255,6 @@ func grantNotFound(id string) error {
 	return errs.E(errs.NotFound, "grant_not_found", "grant %q not found", errs.Clip(id, 80))
 }
 
-// change runs a write in tenant tid's scope: fn returns the audit action,
-// target and detail, written in the same transaction; this node's cached
-// grants are dropped after the commit, other nodes' by notification.
-func (s *Service) change(ctx context.Context, tid tenant.ID, actor tenant.Actor, fn func(tx *storage.Tx) (action, target string, detail map[string]string, err error)) error {
-	return s.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		action, target, detail, err := fn(tx)
-		if err != nil {
-			return err
-		}
-		if err := s.audit.AppendTx(ctx, tx, audit.Event{TenantID: tx.TenantID(), Principal: actor.Principal, Action: action,
-			Target: target, RequestID: actor.RequestID, SourceIP: actor.SourceIP, Detail: detail}); err != nil {
-			return err
-		}
-		tx.AfterCommit(func() { s.forget(tid) })
-		return tx.Notify(ctx, notifyChannel, string(tid))
-	})
-}
-
 // Activity returns connection connID's proxied requests, newest first.
 func (s *Service) Activity(ctx context.Context, tid tenant.ID, connID string, limit int, cursor string) (audit.Page, error) {
 	if _, err := s.readConn(ctx, tid, connID); err != nil {
@@ -287,8 +275,6 @@ func (s *Service) OffboardingStep() tenant.Step {
 				return fmt.Errorf("connect: offboarding: %w", err)
 			}
 		}
-		tid := tenant.ID(tx.TenantID())
-		tx.AfterCommit(func() { s.forget(tid) })
-		return tx.Notify(ctx, notifyChannel, tx.TenantID())
+		return s.inval.Changed(ctx, tx, tx.TenantID())
 	}}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -85,20 +86,20 @@ func (s *Service) Create(ctx context.Context, tid tenant.ID, req CreateRequest, 
 		}
 	}
 	row := connRow{Connection: c, fingerprint: s.fingerprint(tid, c.ID, token), webhookSecret: sealedSecret}
-	err = s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+	err = s.inval.Write(ctx, tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		if err := tx.WithinQuota(ctx, "connect_connections", MaxConnectionsPerTenant, "connections"); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		if err := insertConn(ctx, tx, row); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		if err := insertGrant(ctx, tx, g, hash, sealedB); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
-		return "connection.created", c.ID, map[string]string{"name": c.Name, "upstream": u.Host, "grant": g.ID}, nil
+		return inval.Change{Action: "connection.created", Target: c.ID, Detail: map[string]string{"name": c.Name, "upstream": u.Host, "grant": g.ID}}, nil
 	})
 	if err != nil {
 		return Created{}, err
@@ -192,16 +193,16 @@ func (s *Service) Update(ctx context.Context, tid tenant.ID, id string, req Upda
 		}
 	}
 	var out Updated
-	err = s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+	err = s.inval.Write(ctx, tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		c, err := readConn(ctx, tx, id, true)
 		if err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		detail, newSecret := ch.apply(&c, sealedSecret)
 		now := s.now()
 		if ch.token != nil {
 			if out.Grants, err = resplitGrants(ctx, tx, id, splits, now); err != nil {
-				return "", "", nil, err
+				return inval.Change{}, err
 			}
 			c.fingerprint = s.fingerprint(tid, id, ch.token)
 			c.TokenVersion++
@@ -210,13 +211,13 @@ func (s *Service) Update(ctx context.Context, tid tenant.ID, id string, req Upda
 		}
 		c.UpdatedAt = now
 		if err := updateConn(ctx, tx, c); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		if newSecret {
 			out.WebhookSecret = secret
 		}
 		out.Connection = c.Connection
-		return "connection.updated", id, detail, nil
+		return inval.Change{Action: "connection.updated", Target: id, Detail: detail}, nil
 	})
 	if err != nil {
 		return Updated{}, err
@@ -386,13 +387,13 @@ func resplitGrants(ctx context.Context, tx *storage.Tx, id string, splits []resp
 // Its alerts stay, as history, in the tenant's alert list.
 func (s *Service) Delete(ctx context.Context, tid tenant.ID, id string, actor tenant.Actor) error {
 	var gone []grantRow
-	err := s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+	err := s.inval.Write(ctx, tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		if _, err := readConn(ctx, tx, id, true); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		var err error
 		if gone, err = listGrants(ctx, tx, id); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		for _, q := range []string{
 			`DELETE FROM connect_networks WHERE tenant_id = ? AND grant_id IN (SELECT id FROM connect_grants WHERE tenant_id = ? AND connection_id = ?)`,
@@ -404,10 +405,10 @@ func (s *Service) Delete(ctx context.Context, tid tenant.ID, id string, actor te
 				args = []any{tx.TenantID(), tx.TenantID(), id}
 			}
 			if _, err := tx.Exec(ctx, q, args...); err != nil {
-				return "", "", nil, fmt.Errorf("connect: delete connection: %w", err)
+				return inval.Change{}, fmt.Errorf("connect: delete connection: %w", err)
 			}
 		}
-		return "connection.deleted", id, nil, nil
+		return inval.Change{Action: "connection.deleted", Target: id}, nil
 	})
 	if err == nil {
 		for _, g := range gone {

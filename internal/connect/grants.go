@@ -7,6 +7,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -121,28 +122,28 @@ func (s *Service) CreateGrant(ctx context.Context, tid tenant.ID, connID string,
 	if err != nil {
 		return IssuedGrant{}, err
 	}
-	err = s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+	err = s.inval.Write(ctx, tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		c2, err := readConn(ctx, tx, connID, true)
 		if err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		if c2.TokenVersion != c.TokenVersion {
-			return "", "", nil, errs.E(errs.Conflict, "connection_changed", "the connection's token was replaced meanwhile; send the request again")
+			return inval.Change{}, errs.E(errs.Conflict, "connection_changed", "the connection's token was replaced meanwhile; send the request again")
 		}
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM connect_grants WHERE tenant_id = ? AND connection_id = ?`, tx.TenantID(), connID).Scan(&n); err != nil {
-			return "", "", nil, fmt.Errorf("connect: count grants: %w", err)
+			return inval.Change{}, fmt.Errorf("connect: count grants: %w", err)
 		}
 		if n >= MaxGrants {
-			return "", "", nil, errs.E(errs.Conflict, "too_many_grants", "a connection has at most %d grants", MaxGrants)
+			return inval.Change{}, errs.E(errs.Conflict, "too_many_grants", "a connection has at most %d grants", MaxGrants)
 		}
 		if err := insertGrant(ctx, tx, g, hash, sealedB); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
-		return "connection.grant_created", g.ID, map[string]string{"connection": connID}, nil
+		return inval.Change{Action: "connection.grant_created", Target: g.ID, Detail: map[string]string{"connection": connID}}, nil
 	})
 	if err != nil {
 		return IssuedGrant{}, err
@@ -192,24 +193,24 @@ func (s *Service) Rotate(ctx context.Context, tid tenant.ID, connID, grantID str
 	if err != nil {
 		return IssuedGrant{}, err
 	}
-	err = s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+	err = s.inval.Write(ctx, tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		c2, err := readConn(ctx, tx, connID, true)
 		if err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		if c2.TokenVersion != c.TokenVersion {
-			return "", "", nil, errs.E(errs.Conflict, "connection_changed", "the connection's token was replaced meanwhile; send the request again")
+			return inval.Change{}, errs.E(errs.Conflict, "connection_changed", "the connection's token was replaced meanwhile; send the request again")
 		}
 		if g, err = readGrant(ctx, tx, connID, grantID); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		now := s.now()
 		if _, err := tx.Exec(ctx, `UPDATE connect_grants SET part_a_hash = ?, part_b = ?, rotated_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
 			hash, sealedB, now.UnixMicro(), now.UnixMicro(), tx.TenantID(), grantID); err != nil {
-			return "", "", nil, fmt.Errorf("connect: rotate grant: %w", err)
+			return inval.Change{}, fmt.Errorf("connect: rotate grant: %w", err)
 		}
 		g.RotatedAt, g.UpdatedAt = &now, now
-		return "connection.grant_rotated", grantID, map[string]string{"connection": connID}, nil
+		return inval.Change{Action: "connection.grant_rotated", Target: grantID, Detail: map[string]string{"connection": connID}}, nil
 	})
 	if err != nil {
 		return IssuedGrant{}, err
@@ -221,15 +222,15 @@ func (s *Service) Rotate(ctx context.Context, tid tenant.ID, connID, grantID str
 // grant's Part A is refused from the next request on.
 func (s *Service) SetGrantStatus(ctx context.Context, tid tenant.ID, connID, grantID string, suspend bool, reason string, actor tenant.Actor) (Grant, error) {
 	var g grantRow
-	err := s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+	err := s.inval.Write(ctx, tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		var err error
 		if g, err = s.setStatus(ctx, tx, connID, grantID, suspend, reason); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		if suspend {
-			return "connection.grant_suspended", grantID, map[string]string{"connection": connID, "reason": g.SuspendedReason}, nil
+			return inval.Change{Action: "connection.grant_suspended", Target: grantID, Detail: map[string]string{"connection": connID, "reason": g.SuspendedReason}}, nil
 		}
-		return "connection.grant_resumed", grantID, map[string]string{"connection": connID}, nil
+		return inval.Change{Action: "connection.grant_resumed", Target: grantID, Detail: map[string]string{"connection": connID}}, nil
 	})
 	return g.Grant, err
 }
@@ -260,19 +261,19 @@ func (s *Service) setStatus(ctx context.Context, tx *storage.Tx, connID, grantID
 // DeleteGrant removes a grant: its Part A is refused from the next request
 // on, and its Part B is gone.
 func (s *Service) DeleteGrant(ctx context.Context, tid tenant.ID, connID, grantID string, actor tenant.Actor) error {
-	err := s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+	err := s.inval.Write(ctx, tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		if _, err := readConn(ctx, tx, connID, true); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		if _, err := readGrant(ctx, tx, connID, grantID); err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		for _, q := range []string{`DELETE FROM connect_grants WHERE tenant_id = ? AND id = ?`, `DELETE FROM connect_networks WHERE tenant_id = ? AND grant_id = ?`} {
 			if _, err := tx.Exec(ctx, q, tx.TenantID(), grantID); err != nil {
-				return "", "", nil, fmt.Errorf("connect: delete grant: %w", err)
+				return inval.Change{}, fmt.Errorf("connect: delete grant: %w", err)
 			}
 		}
-		return "connection.grant_deleted", grantID, map[string]string{"connection": connID}, nil
+		return inval.Change{Action: "connection.grant_deleted", Target: grantID, Detail: map[string]string{"connection": connID}}, nil
 	})
 	if err == nil {
 		s.detector.drop(grantID)
