@@ -18,7 +18,11 @@
 //
 // A service constructs one Channel with its notification channel, its
 // database, the audit log and its cache's Hooks; runs Run for as long as
-// it serves; and writes through Write.
+// it serves; and writes through Write, or reports a change made in a
+// transaction of another kind with Changed. A service whose own node must
+// catch up otherwise after a write (compute deploys a function before it
+// stores it; signing reloads an issuer's keys with a deadline) uses Run
+// only, and sends its notification with tx.Notify on the same channel.
 package inval
 
 import (
