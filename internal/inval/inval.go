@@ -13,8 +13,8 @@
 // after the commit, and every other node's by the notification that the
 // commit sends. A node that missed nothing keeps its cache; a node that
 // may have missed something has nothing cached to be stale. On SQLite one
-// process owns the database: the cache is on from Run's start and only
-// the writer's own evictions are needed.
+// process owns the database: Run enables the cache at once, and the
+// writer's own evictions are all that is needed.
 //
 // A service constructs one Channel with its notification channel, its
 // database, the audit log and its cache's Hooks; runs Run for as long as
