@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -120,15 +121,15 @@ func (s *Service) DeletePolicy(ctx context.Context, tid tenant.ID, id string, ac
 	if !ids.Valid(id, policyPrefix) {
 		return policyNotFound(id)
 	}
-	return s.update(ctx, tid, actor, func(tx *storage.Tx, _ storeRow) (string, string, error) {
+	return s.update(ctx, tid, actor, func(tx *storage.Tx, _ storeRow) (inval.Change, error) {
 		res, err := tx.Exec(ctx, `DELETE FROM authz_policies WHERE tenant_id = ? AND id = ?`, tx.TenantID(), id)
 		if err != nil {
-			return "", "", fmt.Errorf("authz: delete policy: %w", err)
+			return inval.Change{}, fmt.Errorf("authz: delete policy: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return "", "", policyNotFound(id)
+			return inval.Change{}, policyNotFound(id)
 		}
-		return "authz.policy_deleted", scopeLabel(tid) + "/" + id, nil
+		return inval.Change{Action: "authz.policy_deleted", Target: scopeLabel(tid) + "/" + id}, nil
 	})
 }
 
@@ -173,32 +174,32 @@ func (s *Service) putTemplate(ctx context.Context, tid tenant.ID, id string, in 
 		return Template{}, err
 	}
 	out := Template{Statement: in.Statement, Description: in.Description, Slots: t.slots}
-	err = s.update(ctx, tid, actor, func(tx *storage.Tx, st storeRow) (string, string, error) {
+	err = s.update(ctx, tid, actor, func(tx *storage.Tx, st storeRow) (inval.Change, error) {
 		c, err := load(ctx, tx, st, false)
 		if err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		if err := validatePolicy(c.validator, "statement", "the template", t.unslotted()); err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		now := s.now()
 		out.UpdatedAt = now
 		if id == "" {
 			if err := checkQuota(ctx, tx, 1, len(in.Statement)); err != nil {
-				return "", "", err
+				return inval.Change{}, err
 			}
 			out.ID, out.CreatedAt = ids.New(templatePrefix), now
 			if _, err := tx.Exec(ctx, `INSERT INTO authz_templates (tenant_id, id, statement, description, created_at, updated_at)
 				VALUES (?, ?, ?, ?, ?, ?)`, tx.TenantID(), out.ID, in.Statement, in.Description, now.UnixMicro(), now.UnixMicro()); err != nil {
-				return "", "", fmt.Errorf("authz: create template: %w", err)
+				return inval.Change{}, fmt.Errorf("authz: create template: %w", err)
 			}
-			return "authz.template_created", string(tid) + "/" + out.ID, nil
+			return inval.Change{Action: "authz.template_created", Target: string(tid) + "/" + out.ID}, nil
 		}
 		if _, ok := c.templates[id]; !ok {
-			return "", "", templateNotFound(id)
+			return inval.Change{}, templateNotFound(id)
 		}
 		if err := checkQuota(ctx, tx, 0, len(in.Statement)); err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		out.ID = id
 		c.templates[id] = t
@@ -209,19 +210,19 @@ func (s *Service) putTemplate(ctx context.Context, tid tenant.ID, id string, in 
 			p, err := c.linked(l)
 			if err != nil {
 				e, _ := errs.As(err)
-				return "", "", errs.E(errs.Conflict, "template_in_use", "linked policy %s would no longer link: %s", l.id, e.Detail)
+				return inval.Change{}, errs.E(errs.Conflict, "template_in_use", "linked policy %s would no longer link: %s", l.id, e.Detail)
 			}
 			if err := validatePolicy(c.validator, "statement", "linked policy "+l.id, p); err != nil {
-				return "", "", err
+				return inval.Change{}, err
 			}
 		}
 		var created int64
 		if err := tx.QueryRow(ctx, `UPDATE authz_templates SET statement = ?, description = ?, updated_at = ?
 			WHERE tenant_id = ? AND id = ? RETURNING created_at`, in.Statement, in.Description, now.UnixMicro(), tx.TenantID(), id).Scan(&created); err != nil {
-			return "", "", fmt.Errorf("authz: update template: %w", err)
+			return inval.Change{}, fmt.Errorf("authz: update template: %w", err)
 		}
 		out.CreatedAt = time.UnixMicro(created).UTC()
-		return "authz.template_updated", string(tid) + "/" + id, nil
+		return inval.Change{Action: "authz.template_updated", Target: string(tid) + "/" + id}, nil
 	})
 	return out, err
 }
@@ -276,21 +277,21 @@ func (s *Service) DeleteTemplate(ctx context.Context, tid tenant.ID, id string, 
 	if !ids.Valid(id, templatePrefix) {
 		return templateNotFound(id)
 	}
-	return s.update(ctx, tid, actor, func(tx *storage.Tx, _ storeRow) (string, string, error) {
+	return s.update(ctx, tid, actor, func(tx *storage.Tx, _ storeRow) (inval.Change, error) {
 		var links int
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM authz_policies WHERE tenant_id = ? AND template_id = ?`, tx.TenantID(), id).Scan(&links); err != nil {
-			return "", "", fmt.Errorf("authz: count links: %w", err)
+			return inval.Change{}, fmt.Errorf("authz: count links: %w", err)
 		}
 		res, err := tx.Exec(ctx, `DELETE FROM authz_templates WHERE tenant_id = ? AND id = ?`, tx.TenantID(), id)
 		if err != nil {
-			return "", "", fmt.Errorf("authz: delete template: %w", err)
+			return inval.Change{}, fmt.Errorf("authz: delete template: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return "", "", templateNotFound(id)
+			return inval.Change{}, templateNotFound(id)
 		}
 		if links > 0 {
-			return "", "", errs.E(errs.Conflict, "template_in_use", "template %s has %d linked policies; delete them first", id, links)
+			return inval.Change{}, errs.E(errs.Conflict, "template_in_use", "template %s has %d linked policies; delete them first", id, links)
 		}
-		return "authz.template_deleted", string(tid) + "/" + id, nil
+		return inval.Change{Action: "authz.template_deleted", Target: string(tid) + "/" + id}, nil
 	})
 }

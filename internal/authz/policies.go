@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -263,21 +264,21 @@ func (s *Service) PutSchema(ctx context.Context, tid tenant.ID, in Schema, actor
 		return Schema{}, err
 	}
 	out := Schema{Format: in.Format}
-	err = s.update(ctx, tid, actor, func(tx *storage.Tx, st storeRow) (string, string, error) {
+	err = s.update(ctx, tid, actor, func(tx *storage.Tx, st storeRow) (inval.Change, error) {
 		st.schemaText = "" // the contents are checked against the new schema below
 		c, err := load(ctx, tx, st, true)
 		if err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		if err := c.checkAll(v); err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		out.UpdatedAt = s.now()
 		if _, err := tx.Exec(ctx, `UPDATE authz_stores SET schema_text = ?, schema_format = ?, schema_at = ?, updated_at = ? WHERE tenant_id = ?`,
 			text, in.Format, out.UpdatedAt.UnixMicro(), out.UpdatedAt.UnixMicro(), tx.TenantID()); err != nil {
-			return "", "", fmt.Errorf("authz: put schema: %w", err)
+			return inval.Change{}, fmt.Errorf("authz: put schema: %w", err)
 		}
-		return "authz.schema_put", string(tid), nil
+		return inval.Change{Action: "authz.schema_put", Target: string(tid)}, nil
 	})
 	if err != nil {
 		return Schema{}, err
@@ -350,21 +351,21 @@ func (s *Service) putPolicy(ctx context.Context, tid tenant.ID, id string, in Po
 		return Policy{}, errs.Field("template_id", "invalid_policy", "global policies are static; templates belong to tenants' stores")
 	}
 	var out Policy
-	err := s.update(ctx, tid, actor, func(tx *storage.Tx, st storeRow) (string, string, error) {
+	err := s.update(ctx, tid, actor, func(tx *storage.Tx, st storeRow) (inval.Change, error) {
 		c, err := load(ctx, tx, st, false)
 		if err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		p, statement, err := in.resolve(c)
 		if err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		what := "the policy"
 		if in.TemplateID != "" {
 			what = "the linked policy"
 		}
 		if err := validatePolicy(c.validator, "statement", what, p); err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		now := s.now()
 		pt, pi := refColumns(in.Principal)
@@ -374,7 +375,7 @@ func (s *Service) putPolicy(ctx context.Context, tid tenant.ID, id string, in Po
 			objects = 1
 		}
 		if err := checkQuota(ctx, tx, objects, len(in.Statement)); err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		if id == "" {
 			id, action = ids.New(policyPrefix), "authz.policy_created"
@@ -392,21 +393,21 @@ func (s *Service) putPolicy(ctx context.Context, tid tenant.ID, id string, in Po
 				statement, in.Description, in.TemplateID, pt, pi, rt, ri, now.UnixMicro(), tx.TenantID(), id)
 			if err == nil {
 				if n, _ := res.RowsAffected(); n == 0 {
-					return "", "", policyNotFound(id)
+					return inval.Change{}, policyNotFound(id)
 				}
 				err = tx.QueryRow(ctx, `SELECT created_at FROM authz_policies WHERE tenant_id = ? AND id = ?`, tx.TenantID(), id).Scan(&created)
 				out.CreatedAt = time.UnixMicro(created).UTC()
 			}
 		}
 		if err != nil {
-			return "", "", fmt.Errorf("authz: write policy: %w", err)
+			return inval.Change{}, fmt.Errorf("authz: write policy: %w", err)
 		}
 		out = Policy{ID: id, Type: Static, Statement: statement, Description: in.Description, TemplateID: in.TemplateID,
 			Principal: in.Principal, Resource: in.Resource, CreatedAt: out.CreatedAt, UpdatedAt: now}
 		if in.TemplateID != "" {
 			out.Type, out.Statement = Linked, render(p)
 		}
-		return action, scopeLabel(tid) + "/" + id, nil
+		return inval.Change{Action: action, Target: scopeLabel(tid) + "/" + id}, nil
 	})
 	return out, err
 }

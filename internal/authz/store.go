@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
@@ -30,9 +31,6 @@ func Migrations() storage.Component { return storage.Embedded("authz", migration
 
 // notifyChannel is the PostgreSQL channel on which writes invalidate caches.
 const notifyChannel = "bulkhead_authz"
-
-// globalPayload is the notification payload of a global-policy write.
-const globalPayload = "*"
 
 // Default entity types of a token's user and groups (see Store).
 const (
@@ -61,6 +59,7 @@ type Service struct {
 	clock clock.Clock
 	log   *slog.Logger
 	cache *cache
+	inval *inval.Channel     // audited writes that drop policy sets cached here and on other nodes
 	loads singleflight.Group // cache misses, by tenant
 }
 
@@ -79,20 +78,21 @@ func New(db *storage.DB, log *audit.Log, opts Options) *Service {
 	// On SQLite one process owns the database and invalidates its own cache;
 	// on PostgreSQL the cache waits for Start to listen to the other nodes.
 	on := db.Dialect() != storage.Postgres
-	return &Service{db: db, audit: log, clock: opts.Clock, log: opts.Logger, cache: newCache(opts.CacheSize, on)}
+	s := &Service{db: db, audit: log, clock: opts.Clock, log: opts.Logger, cache: newCache(opts.CacheSize, on)}
+	s.inval = inval.New(db, notifyChannel, log, opts.Logger, inval.Hooks{
+		Evict:   func(_ context.Context, tid string) { s.cache.evict(tenant.ID(tid)) },
+		Purge:   func(context.Context) { s.cache.purge() }, // a global policy changed: every tenant's set
+		Enable:  func(context.Context) { s.cache.enable() },
+		Disable: func(context.Context) { s.cache.disable() },
+	})
+	return s
 }
 
 // Start applies other nodes' invalidations to this node's cache, in the
 // background, until ctx ends. On PostgreSQL the cache is used only while
 // this node listens for them.
 func (s *Service) Start(ctx context.Context) {
-	go s.db.Listen(ctx, notifyChannel, s.log, s.cache.enable, s.cache.disable, func(payload string) {
-		if payload == globalPayload {
-			s.cache.purge()
-			return
-		}
-		s.cache.evict(tenant.ID(payload))
-	})
+	go s.inval.Run(ctx)
 }
 
 // CachedSets is the number of tenants' compiled policy sets in memory.
@@ -207,9 +207,7 @@ func (s *Service) OffboardingStep() tenants.Step {
 				return fmt.Errorf("authz: remove %s: %w", table, err)
 			}
 		}
-		tid := tenant.ID(tx.TenantID())
-		tx.AfterCommit(func() { s.cache.evict(tid) })
-		return tx.Notify(ctx, notifyChannel, tx.TenantID())
+		return s.inval.Changed(ctx, tx, tx.TenantID())
 	}}
 }
 
@@ -249,51 +247,28 @@ func readStore(ctx context.Context, tx *storage.Tx, lock bool) (storeRow, error)
 	return st, nil
 }
 
-// update runs a change to tenant tid's store (tid "" for the global
-// policies): the tenant must be active and have a store; fn returns the
-// audit event, written in the same transaction; caches are invalidated
-// on this node after the commit and on the others by notification.
-func (s *Service) update(ctx context.Context, tid tenant.ID, actor tenant.Actor, fn func(tx *storage.Tx, st storeRow) (action, target string, err error)) error {
-	scope := storage.PlatformScope()
-	if tid != "" {
-		scope = storage.TenantScope(tid)
-	}
-	err := s.db.Update(ctx, scope, func(tx *storage.Tx) error {
+// update runs a change to tenant tid's store as an audited write (see
+// inval.Channel.Write), or with tid "" a change to the global policies,
+// which are part of every tenant's policy set: its write purges every
+// node's cache. The tenant must be active and have a store, whose row is
+// held until the commit; global writes take a lock instead. fn returns
+// the audit event's action and target.
+func (s *Service) update(ctx context.Context, tid tenant.ID, actor tenant.Actor, fn func(tx *storage.Tx, st storeRow) (inval.Change, error)) error {
+	return s.inval.Write(ctx, tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		var st storeRow
 		if tid != "" {
 			if err := tenants.RequireActiveTx(ctx, tx); err != nil {
-				return err
+				return inval.Change{}, err
 			}
 			var err error
 			if st, err = readStore(ctx, tx, true); err != nil {
-				return err
+				return inval.Change{}, err
 			}
 		} else if err := tx.Lock(ctx, "authz-global-policies"); err != nil {
-			return err
+			return inval.Change{}, err
 		}
-		action, target, err := fn(tx, st)
-		if err != nil {
-			return err
-		}
-		if err := s.audit.AppendTx(ctx, tx, audit.Event{TenantID: tx.TenantID(), Principal: actor.Principal,
-			Action: action, Target: target, RequestID: actor.RequestID, SourceIP: actor.SourceIP}); err != nil {
-			return err
-		}
-		payload := string(tid)
-		if tid == "" {
-			payload = globalPayload
-		}
-		return tx.Notify(ctx, notifyChannel, payload)
+		return fn(tx, st)
 	})
-	if err != nil {
-		return err
-	}
-	if tid == "" {
-		s.cache.purge()
-	} else {
-		s.cache.evict(tid)
-	}
-	return nil
 }
 
 // view reads tenant tid's store (tid "" for the global policies), 404 when it has none.
@@ -327,7 +302,7 @@ func (s *Service) UpdateStore(ctx context.Context, tid tenant.ID, u StoreUpdate,
 		}
 	}
 	var out Store
-	err := s.update(ctx, tid, actor, func(tx *storage.Tx, st storeRow) (string, string, error) {
+	err := s.update(ctx, tid, actor, func(tx *storage.Tx, st storeRow) (inval.Change, error) {
 		if u.LogAllows != nil {
 			st.LogAllows = *u.LogAllows
 		}
@@ -340,10 +315,10 @@ func (s *Service) UpdateStore(ctx context.Context, tid tenant.ID, u StoreUpdate,
 		st.UpdatedAt = s.now()
 		if _, err := tx.Exec(ctx, `UPDATE authz_stores SET log_allows = ?, principal_type = ?, group_type = ?, updated_at = ? WHERE tenant_id = ?`,
 			st.LogAllows, st.PrincipalType, st.GroupType, st.UpdatedAt.UnixMicro(), tx.TenantID()); err != nil {
-			return "", "", fmt.Errorf("authz: update store: %w", err)
+			return inval.Change{}, fmt.Errorf("authz: update store: %w", err)
 		}
 		out = st.Store
-		return "authz.store_updated", string(tid), nil
+		return inval.Change{Action: "authz.store_updated", Target: string(tid)}, nil
 	})
 	return out, err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -78,11 +79,18 @@ type Registry struct {
 	audit  *audit.Log
 	engine *Engine
 	loads  singleflight.Group // concurrent first invocations load a function once
+	inval  *inval.Channel     // other nodes' publications and deletions
 }
 
 // NewRegistry returns the registry of engine's functions.
 func NewRegistry(db *storage.DB, log *audit.Log, engine *Engine) *Registry {
-	return &Registry{db: db, audit: log, engine: engine}
+	r := &Registry{db: db, audit: log, engine: engine}
+	// A node that stopped listening, or listens again, may have missed a
+	// publication: it drops every deployment and loads each function anew.
+	forgetAll := func(context.Context) { engine.forgetAll() }
+	r.inval = inval.New(db, notifyChannel, log, engine.opts.Logger, inval.Hooks{
+		Evict: engine.forget, Purge: forgetAll, Enable: forgetAll, Disable: forgetAll})
+	return r
 }
 
 // Engine is the registry's engine.
@@ -271,8 +279,7 @@ const notifyChannel = "bulkhead_functions"
 // Start follows other nodes' publications and deletions (PostgreSQL) and
 // evicts idle environments every ten seconds, until ctx ends.
 func (r *Registry) Start(ctx context.Context) {
-	go r.db.Listen(ctx, notifyChannel, r.engine.opts.Logger, r.engine.forgetAll, r.engine.forgetAll,
-		func(name string) { r.engine.forget(ctx, name) })
+	go r.inval.Run(ctx)
 	go func() {
 		t := time.NewTicker(10 * time.Second)
 		defer t.Stop()

@@ -10,12 +10,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
+	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -45,11 +48,11 @@ func (s *Service) raise(ctx context.Context, g *grantState, fs []finding, rec *r
 	suspended := false
 	actor := anomalyActor
 	actor.RequestID, actor.SourceIP = rec.requestID, rec.sourceIP
-	err := s.change(ctx, g.tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
+	err := s.inval.Write(ctx, g.tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		alerts, suspended = nil, false
 		cur, err := readGrant(ctx, tx, g.grant.ConnectionID, g.grant.ID)
 		if err != nil {
-			return "", "", nil, err
+			return inval.Change{}, err
 		}
 		suspend := cur.AutoSuspend && cur.Status == GrantActive
 		kinds := make([]string, 0, len(fs))
@@ -64,7 +67,7 @@ func (s *Service) raise(ctx context.Context, g *grantState, fs []finding, rec *r
 			dj, _ := json.Marshal(d)
 			if _, err := tx.Exec(ctx, `INSERT INTO connect_alerts (tenant_id, id, connection_id, grant_id, kind, detail, suspended, created_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tx.TenantID(), a.ID, a.ConnectionID, a.GrantID, a.Kind, string(dj), boolInt(suspend), now.UnixMicro()); err != nil {
-				return "", "", nil, fmt.Errorf("connect: insert alert: %w", err)
+				return inval.Change{}, fmt.Errorf("connect: insert alert: %w", err)
 			}
 			alerts = append(alerts, a)
 			kinds = append(kinds, f.kind)
@@ -72,12 +75,12 @@ func (s *Service) raise(ctx context.Context, g *grantState, fs []finding, rec *r
 		detail := map[string]string{"connection": g.grant.ConnectionID, "kinds": strings.Join(kinds, ","), "alert": alerts[0].ID}
 		if suspend {
 			if _, err := s.setStatus(ctx, tx, g.grant.ConnectionID, g.grant.ID, true, "alert: "+strings.Join(kinds, ",")); err != nil {
-				return "", "", nil, err
+				return inval.Change{}, err
 			}
 			suspended = true
 			detail["grant_suspended"] = "true"
 		}
-		return "connection.alert", g.grant.ID, detail, nil
+		return inval.Change{Action: "connection.alert", Target: g.grant.ID, Detail: detail}, nil
 	})
 	if err != nil {
 		return false, err
@@ -105,9 +108,7 @@ func (s *Service) learnNetwork(ctx context.Context, g *grantState, n string) (bo
 		rows, _ := res.RowsAffected()
 		learned = rows == 1
 		if learned {
-			tid := g.tid
-			tx.AfterCommit(func() { s.forget(tid) })
-			return tx.Notify(ctx, notifyChannel, string(tid))
+			return s.inval.Changed(ctx, tx, string(g.tid))
 		}
 		return nil
 	})
@@ -260,4 +261,23 @@ func (s *Service) webhookClient() *http.Client {
 		Transport:     &http.Transport{DialContext: d.DialContext, Proxy: nil},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+func webhookContext(tid tenant.ID, connID string) kms.Context {
+	return kms.Context{"tenant_id": string(tid), "connection_id": connID, "purpose": "connect.webhook_secret"}
+}
+
+// network is the source network of an address: its /24 (IPv4) or /48 (IPv6).
+func network(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	a = a.Unmap()
+	bits := 48
+	if a.Is4() {
+		bits = 24
+	}
+	p, _ := a.Prefix(bits)
+	return p.String()
 }

@@ -286,8 +286,7 @@ func (s *Service) proxy(w *httpx.StatusWriter, r *http.Request, rec *record) err
 		return err
 	}
 	defer clear(tok)
-	out, cleanup, err := target(g, restPath, restEscaped, r.URL.RawQuery, tok)
-	defer cleanup()
+	out, err := target(g, restPath, restEscaped, r.URL.RawQuery, tok)
 	if err != nil {
 		return err
 	}
@@ -316,13 +315,21 @@ func (s *Service) proxy(w *httpx.StatusWriter, r *http.Request, rec *record) err
 // echoes the token is the upstream's to avoid; the proxy streams bodies
 // unread.)
 func redactHeaders(h http.Header, tok []byte) {
-	escaped := appendQueryEscaped(nil, tok)
-	defer clear(escaped)
-	// Strings over the proxy's own buffers (cleared by their owners), not copies.
-	forms := []string{unsafe.String(unsafe.SliceData(tok), len(tok)), unsafe.String(unsafe.SliceData(escaped), len(escaped))}
+	escaped := appendQueryEscaped(make([]byte, 0, 3*len(tok)), tok) // sized: no growth leaves a partial copy behind
+	redactForms(h, tok, escaped)
+	clear(escaped) // redactForms has returned: no string over it is left
+}
+
+// redactForms replaces each form in h's values. It reads the forms through
+// strings over their bytes, not copies (a copy of the token could not be
+// cleared): those strings live only during this call, are never stored
+// (ReplaceAll returns new strings of its own) and nothing writes the
+// bytes while they live.
+func redactForms(h http.Header, forms ...[]byte) {
 	for _, vs := range h {
 		for i := range vs {
-			for _, f := range forms {
+			for _, b := range forms {
+				f := unsafe.String(unsafe.SliceData(b), len(b))
 				if f != "" && strings.Contains(vs[i], f) {
 					vs[i] = strings.ReplaceAll(vs[i], f, "REDACTED")
 				}
@@ -418,12 +425,18 @@ type outbound struct {
 	header, value string
 }
 
-// target builds the upstream URL and places the token. The token's text
-// (the header value or the query) is a string over a buffer of this
-// request, cleared by cleanup once the exchange is over: Go strings cannot
-// be cleared, so the proxy makes one that it owns. (Copies that Go's HTTP
-// client makes while writing the request are outside its reach.)
-func target(g *grantState, restPath, restEscaped, rawQuery string, tok []byte) (outbound, func(), error) {
+// target builds the upstream URL and places the token.
+//
+// One copy of the token remains per request, and cannot be cleared:
+// net/http takes header values and the URL's query as strings, and a Go
+// string is immutable, so the header value (or the query that carries the
+// token) is a string made here from the token's bytes, a copy that never
+// aliases them, reclaimed by the garbage collector rather than zeroed. A
+// query's escaped form is built first in a buffer that target owns and
+// clears as soon as the string is made. Go's HTTP client makes copies of
+// its own while writing the request (its buffered writer, TLS records),
+// outside the proxy's reach.
+func target(g *grantState, restPath, restEscaped, rawQuery string, tok []byte) (outbound, error) {
 	u := *g.upstream
 	u.Path = g.upstream.Path + restPath
 	u.RawPath = g.upstream.EscapedPath() + restEscaped
@@ -431,33 +444,34 @@ func target(g *grantState, restPath, restEscaped, rawQuery string, tok []byte) (
 		u.RawPath = ""
 	}
 	u.RawQuery = rawQuery
-	var buf []byte
-	cleanup := func() { clear(buf) }
 	out := outbound{url: &u}
 	p := g.conn.Placement
 	switch p.Type {
 	case PlaceBearer:
-		buf = append(append(make([]byte, 0, 7+len(tok)), "Bearer "...), tok...)
-		out.header, out.value = "Authorization", unsafe.String(unsafe.SliceData(buf), len(buf))
+		out.header, out.value = "Authorization", "Bearer "+string(tok) // one allocation: the concatenation reads tok in place
 	case PlaceHeader:
-		buf = append(make([]byte, 0, len(tok)), tok...)
-		out.header, out.value = p.Name, unsafe.String(unsafe.SliceData(buf), len(buf))
+		out.header, out.value = p.Name, string(tok)
 	case PlaceQuery:
 		q, err := url.ParseQuery(rawQuery)
 		if err != nil {
-			return out, cleanup, errs.E(errs.Invalid, "invalid_query", "the query string does not parse")
+			return out, errs.E(errs.Invalid, "invalid_query", "the query string does not parse")
 		}
 		q.Del(p.Name) // the integration cannot set the token's parameter
-		buf = append(buf, q.Encode()...)
+		rest, name := q.Encode(), url.QueryEscape(p.Name)
+		// Sized for the longest escaping, so that no growth leaves a
+		// partial copy of the token behind in an abandoned array.
+		buf := make([]byte, 0, len(rest)+1+len(name)+1+3*len(tok))
+		buf = append(buf, rest...)
 		if len(buf) > 0 {
 			buf = append(buf, '&')
 		}
-		buf = append(buf, url.QueryEscape(p.Name)...)
+		buf = append(buf, name...)
 		buf = append(buf, '=')
 		buf = appendQueryEscaped(buf, tok)
-		u.RawQuery = unsafe.String(unsafe.SliceData(buf), len(buf))
+		u.RawQuery = string(buf)
+		clear(buf)
 	}
-	return out, cleanup, nil
+	return out, nil
 }
 
 // appendQueryEscaped appends b escaped for a query value, without making a

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
@@ -75,30 +76,30 @@ func (s *Service) GetImportParams(ctx context.Context, tid tenant.ID, name strin
 	out := ImportParams{ImportToken: ids.New(importPrefix), Algorithm: "RSAES_OAEP_SHA_256",
 		PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})),
 		ExpiresAt: s.now().Add(importTokenTTL)}
-	err = s.update(ctx, tid, actor, func(tx *storage.Tx) (string, string, error) {
+	err = s.inval.Write(ctx, tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		k, err := resolve(ctx, tx, name, true)
 		if err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		out.KeyID = k.id
 		if k.origin != OriginExternal {
-			return "", "", errs.E(errs.Conflict, "import_not_supported", "key %s was made by Bulkhead; create a key with origin external to import material", k.id)
+			return inval.Change{}, errs.E(errs.Conflict, "import_not_supported", "key %s was made by Bulkhead; create a key with origin external to import material", k.id)
 		}
 		if k.state == StatePendingDeletion || k.state == StateDestroyed {
-			return "", "", usable(k)
+			return inval.Change{}, usable(k)
 		}
 		w, err := s.sealer.Wrap(der, importAAD(tx.TenantID(), k.id, out.ImportToken))
 		if err != nil {
-			return "", "", fmt.Errorf("kms: wrap import key: %w", err)
+			return inval.Change{}, fmt.Errorf("kms: wrap import key: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO kms_import_tokens (tenant_id, id, key_id, private_key, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			tx.TenantID(), out.ImportToken, k.id, base64.StdEncoding.EncodeToString(w), out.ExpiresAt.UnixMicro(), s.now().UnixMicro()); err != nil {
-			return "", "", fmt.Errorf("kms: store import key: %w", err)
+			return inval.Change{}, fmt.Errorf("kms: store import key: %w", err)
 		}
-		return "kms.import_params_issued", k.id, nil
+		return inval.Change{Action: "kms.import_params_issued", Target: k.id}, nil
 	})
 	return out, err
 }

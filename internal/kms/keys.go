@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
 	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -119,6 +120,7 @@ type Service struct {
 	clock  clock.Clock
 	log    *slog.Logger
 	keys   *lru.Cache[keyRef, *loadedKey]
+	inval  *inval.Channel // audited writes that drop keys cached here and on other nodes
 	loads  singleflight.Group
 }
 
@@ -161,15 +163,19 @@ func New(db *storage.DB, log *audit.Log, sealer Sealer, opts Options) *Service {
 	s := &Service{db: db, audit: log, sealer: sealer, clock: opts.Clock, log: opts.Logger}
 	s.keys = lru.New[keyRef, *loadedKey](lru.Options[*loadedKey]{Size: opts.CacheSize, MaxAge: opts.CacheTTL,
 		Now: opts.Clock.Now, Off: db.Dialect() == storage.Postgres})
+	s.inval = inval.New(db, notifyChannel, log, opts.Logger, inval.Hooks{
+		Evict:   func(_ context.Context, tid string) { s.forget(tenant.ID(tid)) },
+		Purge:   func(context.Context) { s.keys.Purge() },
+		Enable:  func(context.Context) { s.keys.Enable() },
+		Disable: func(context.Context) { s.keys.Disable() },
+	})
 	return s
 }
 
 // Start listens for other nodes' key changes and destroys the material of
 // keys whose deletion window has passed, once a minute, until ctx ends.
 func (s *Service) Start(ctx context.Context) {
-	go s.db.Listen(ctx, notifyChannel, s.log, s.keys.Enable, s.keys.Disable, func(payload string) {
-		s.forget(tenant.ID(payload))
-	})
+	go s.inval.Run(ctx)
 	go func() {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
@@ -350,12 +356,12 @@ func (s *Service) CreateKey(ctx context.Context, tid tenant.ID, req CreateKeyReq
 		return Key{}, err
 	}
 	var id string
-	err = s.update(ctx, tid, actor, func(tx *storage.Tx) (string, string, error) {
+	err = s.inval.Write(ctx, tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		id, err = s.createKey(ctx, tx, req, rotation)
-		return "kms.key_created", id, err
+		return inval.Change{Action: "kms.key_created", Target: id}, err
 	})
 	if err != nil {
 		return Key{}, err
@@ -436,28 +442,8 @@ func (s *Service) OffboardingStep() tenants.Step {
 			now.UnixMicro(), tx.TenantID(), StateEnabled, StatePendingImport); err != nil {
 			return fmt.Errorf("kms: offboarding: %w", err)
 		}
-		tid := tenant.ID(tx.TenantID())
-		tx.AfterCommit(func() { s.forget(tid) })
-		return tx.Notify(ctx, notifyChannel, tx.TenantID())
+		return s.inval.Changed(ctx, tx, tx.TenantID())
 	}}
-}
-
-// update runs a key change in tenant tid's scope: fn returns the audit
-// action and target, written in the same transaction; caches are dropped
-// on this node after the commit and on the others by notification.
-func (s *Service) update(ctx context.Context, tid tenant.ID, actor tenant.Actor, fn func(tx *storage.Tx) (action, target string, err error)) error {
-	return s.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
-		action, target, err := fn(tx)
-		if err != nil {
-			return err
-		}
-		if err := s.audit.AppendTx(ctx, tx, audit.Event{TenantID: tx.TenantID(), Principal: actor.Principal, Action: action,
-			Target: target, RequestID: actor.RequestID, SourceIP: actor.SourceIP}); err != nil {
-			return err
-		}
-		tx.AfterCommit(func() { s.forget(tid) })
-		return tx.Notify(ctx, notifyChannel, string(tid))
-	})
 }
 
 // GetKey returns a key (by id or alias) of tenant tid.
@@ -580,19 +566,19 @@ func (s *Service) ListKeys(ctx context.Context, tid tenant.ID, limit int, cursor
 func (s *Service) changeKey(ctx context.Context, tid tenant.ID, name string, actor tenant.Actor, active bool,
 	fn func(tx *storage.Tx, k keyRow) (string, error)) (Key, error) {
 	var id string
-	err := s.update(ctx, tid, actor, func(tx *storage.Tx) (string, string, error) {
+	err := s.inval.Write(ctx, tid, actor, func(tx *storage.Tx) (inval.Change, error) {
 		if active {
 			if err := tenants.RequireActiveTx(ctx, tx); err != nil {
-				return "", "", err
+				return inval.Change{}, err
 			}
 		}
 		k, err := resolve(ctx, tx, name, true)
 		if err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		id = k.id
 		action, err := fn(tx, k)
-		return action, k.id, err
+		return inval.Change{Action: action, Target: k.id}, err
 	})
 	if err != nil {
 		return Key{}, err
@@ -717,27 +703,27 @@ func (s *Service) DestroyDue(ctx context.Context) (int, error) {
 	n := 0
 	var failed error
 	for _, d := range todo {
-		err := s.update(ctx, tenant.ID(d.tid), tenant.Actor{Principal: "system"}, func(tx *storage.Tx) (string, string, error) {
+		err := s.inval.Write(ctx, tenant.ID(d.tid), tenant.Actor{Principal: "system"}, func(tx *storage.Tx) (inval.Change, error) {
 			k, err := resolve(ctx, tx, d.id, true)
 			if err != nil {
-				return "", "", err
+				return inval.Change{}, err
 			}
 			if k.state != StatePendingDeletion || s.now().Before(k.deletionAt) {
-				return "", "", errCanceled // canceled or moved meanwhile
+				return inval.Change{}, errCanceled // canceled or moved meanwhile
 			}
 			now := s.now().UnixMicro()
 			if _, err := tx.Exec(ctx, `UPDATE kms_key_versions SET material = '', destroyed_at = ? WHERE tenant_id = ? AND key_id = ?`,
 				now, tx.TenantID(), k.id); err != nil {
-				return "", "", fmt.Errorf("kms: destroy material: %w", err)
+				return inval.Change{}, fmt.Errorf("kms: destroy material: %w", err)
 			}
 			if _, err := tx.Exec(ctx, `DELETE FROM kms_import_tokens WHERE tenant_id = ? AND key_id = ?`, tx.TenantID(), k.id); err != nil {
-				return "", "", fmt.Errorf("kms: destroy import tokens: %w", err)
+				return inval.Change{}, fmt.Errorf("kms: destroy import tokens: %w", err)
 			}
 			if _, err := tx.Exec(ctx, `UPDATE kms_keys SET state = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`,
 				StateDestroyed, now, tx.TenantID(), k.id); err != nil {
-				return "", "", fmt.Errorf("kms: destroy key: %w", err)
+				return inval.Change{}, fmt.Errorf("kms: destroy key: %w", err)
 			}
-			return "kms.key_destroyed", k.id, nil
+			return inval.Change{Action: "kms.key_destroyed", Target: k.id}, nil
 		})
 		switch {
 		case errors.Is(err, errCanceled):

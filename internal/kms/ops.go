@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -211,15 +212,15 @@ func (s *Service) checkExpiry(id string, m *material) error {
 // rotateDue rotates a key whose automatic rotation is due, once across
 // nodes (the row lock; a second caller finds it done).
 func (s *Service) rotateDue(ctx context.Context, tid tenant.ID, id string) error {
-	return s.update(ctx, tid, tenant.Actor{Principal: "system"}, func(tx *storage.Tx) (string, string, error) {
+	return s.inval.Write(ctx, tid, tenant.Actor{Principal: "system"}, func(tx *storage.Tx) (inval.Change, error) {
 		k, err := resolve(ctx, tx, id, true)
 		if err != nil {
-			return "", "", err
+			return inval.Change{}, err
 		}
 		if k.rotation == 0 || s.now().Before(k.nextRotation) || k.state != StateEnabled {
-			return "", "", errNoRotation
+			return inval.Change{}, errNoRotation
 		}
-		return "kms.key_rotated", k.id, s.rotate(ctx, tx, k)
+		return inval.Change{Action: "kms.key_rotated", Target: k.id}, s.rotate(ctx, tx, k)
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -38,6 +39,7 @@ type Published struct {
 	// lacks (another node's brand-new key, before its notification): a
 	// flood of made-up issuers gets a few reads a second, all told.
 	misses *ratelimit.Limiter
+	inval  *inval.Channel // other nodes' key changes
 
 	mu   sync.RWMutex
 	sets map[tenant.ID][]publishedKey
@@ -51,6 +53,22 @@ type publishedKey struct {
 func newPublished(db *storage.DB, now func() time.Time, log *slog.Logger) *Published {
 	p := &Published{db: db, now: now, log: log, sets: map[tenant.ID][]publishedKey{}, misses: ratelimit.New(20, 20, 1)}
 	p.stale.Store(db.Dialect() == storage.Postgres) // until a connection listens
+	p.inval = inval.New(db, notifyChannel, nil, log, inval.Hooks{
+		Evict: func(ctx context.Context, t string) {
+			if err := p.reload(ctx, tenant.ID(t)); err != nil {
+				p.stale.Store(true)
+			}
+		},
+		Purge: func(context.Context) { p.stale.Store(true) }, // the next tick reloads everything
+		Enable: func(ctx context.Context) {
+			if err := p.loadAllIssuers(ctx); err != nil {
+				p.stale.Store(true)
+				return
+			}
+			p.stale.Store(false)
+		},
+		Disable: func(context.Context) { p.stale.Store(true) },
+	})
 	return p
 }
 
@@ -185,17 +203,7 @@ func (p *Published) changed(ctx context.Context, tx *storage.Tx, t tenant.ID) er
 // run keeps the keys current until ctx ends: notifications from other
 // nodes, and a full reload every second while not listening.
 func (p *Published) run(ctx context.Context) {
-	go p.db.Listen(ctx, notifyChannel, p.log, func() {
-		if err := p.loadAllIssuers(ctx); err != nil {
-			p.stale.Store(true)
-			return
-		}
-		p.stale.Store(false)
-	}, func() { p.stale.Store(true) }, func(payload string) {
-		if err := p.reload(ctx, tenant.ID(payload)); err != nil {
-			p.stale.Store(true)
-		}
-	})
+	go p.inval.Run(ctx)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
