@@ -227,7 +227,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := bootstrapAdmin(ctx, n, stderr); err != nil {
 		return err
 	}
-	addTestHooks(n.Tenants)
+	addTestHooks(n)
 	wfCtx, stopWorkflows := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkflows()
 	if err := n.Tenants.Start(wfCtx, c.workflowRetry); err != nil {
