@@ -253,9 +253,12 @@ func TestUsageNeverPrintsTheToken(t *testing.T) {
 
 func TestRedactDSN(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgres://u:secret@h/db":  "postgres://u:***@h/db",
-		"postgres://u@h/db":         "postgres://u@h/db",
-		"/var/lib/bulkhead/data.db": "/var/lib/bulkhead/data.db",
+		"postgres://u:secret@h/db":                        "postgres://u:xxxxx@h/db",
+		"postgresql://u:s@cret@h:5432/db?sslmode=require": "postgresql://u:xxxxx@h:5432/db?sslmode=require",
+		"postgres://u@h/db":                               "postgres://u@h/db",
+		"postgres://u:se%zzcret@h/db":                     "postgres://(a URL that does not parse)",
+		"/var/lib/bulkhead/data.db":                       "/var/lib/bulkhead/data.db",
+		"/var/lib/bulk%head/data.db":                      "/var/lib/bulk%head/data.db",
 	} {
 		if got := redactDSN(in); got != want {
 			t.Errorf("redactDSN(%q) = %q; want %q", in, got, want)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -356,15 +357,18 @@ Flags:
 	return nil
 }
 
-// redactDSN hides a password in a database URL.
+// redactDSN is a database's name fit to print: a postgres:// URL without
+// its password (url.URL.Redacted); an SQLite path, which holds none, as it
+// is.
 func redactDSN(dsn string) string {
-	if i := strings.Index(dsn, "://"); i >= 0 {
-		if j := strings.Index(dsn[i+3:], "@"); j >= 0 {
-			userinfo := dsn[i+3 : i+3+j]
-			if u, _, ok := strings.Cut(userinfo, ":"); ok {
-				return dsn[:i+3] + u + ":***" + dsn[i+3+j:]
-			}
-		}
+	if !storage.IsPostgres(dsn) {
+		return dsn
 	}
-	return dsn
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// Not the error: it quotes the URL, password and all.
+		scheme, _, _ := strings.Cut(dsn, "://")
+		return scheme + "://(a URL that does not parse)"
+	}
+	return u.Redacted()
 }
