@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -88,17 +86,6 @@ Exit status: 0 when the server decided, allow or deny; with --exit-code, 3
 for a deny (in a batch: for any deny). 1 for an error, 2 for a usage error.
 Common flags: --addr, --token, --output json|table (default json)`
 
-// errDenied is authorize --exit-code's answer to a deny (exit status 3).
-var errDenied = errors.New("denied")
-
-// withUsage makes --help print usage before the flags.
-func withUsage(fs *flag.FlagSet, usage string) {
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "%s\n\nFlags of %s:\n", usage, fs.Name())
-		fs.PrintDefaults()
-	}
-}
-
 // groupHelp prints usage and reports true when args ask a command group for help.
 func groupHelp(args []string, usage string, stdout io.Writer) bool {
 	if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
@@ -162,18 +149,6 @@ func (e *entityFlags) ref(required bool, defaultType string) (*client.EntityRef,
 		return nil, fmt.Errorf("%w: --%s-id needs --%s-type", errUsage, e.name, e.name)
 	}
 	return &client.EntityRef{Type: e.typ, ID: e.id}, nil
-}
-
-// readSource reads a file, or stdin for "-".
-func readSource(path string, stdin io.Reader) ([]byte, error) {
-	if path == "-" {
-		b, err := io.ReadAll(stdin)
-		if err != nil {
-			return nil, fmt.Errorf("read stdin: %w", err)
-		}
-		return b, nil
-	}
-	return os.ReadFile(path)
 }
 
 // jsonArg is the JSON of a flag given inline or as @FILE (@- for stdin);
@@ -310,17 +285,6 @@ func (o objectOps[In, Out, Page]) run(ctx context.Context, op string, pos []stri
 
 // objectPositional is the number of arguments of each object command.
 var objectPositional = map[string]int{"list": 0, "get": 1, "create": 0, "replace": 1, "delete": 1}
-
-// listFlags are the paging flags of list.
-type listFlags struct {
-	limit  int
-	cursor string
-}
-
-func (l *listFlags) register(fs *flag.FlagSet) {
-	fs.IntVar(&l.limit, "limit", 0, "page size (1-1000)")
-	fs.StringVar(&l.cursor, "cursor", "", "cursor from a previous page")
-}
 
 func policyCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
@@ -483,13 +447,6 @@ func printTemplates(tw io.Writer, ts []client.PolicyTemplate) {
 	for _, t := range ts {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, strings.Join(t.Slots, ","), t.Description, t.UpdatedAt.Format(time.RFC3339))
 	}
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // schemaInput is the body of a schema put from the text read and --format.

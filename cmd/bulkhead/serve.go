@@ -148,9 +148,6 @@ Flags:
 	return c, nil
 }
 
-// errSilentOK ends a command successfully with nothing more to say (--help).
-var errSilentOK = errors.New("done")
-
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	err := l.UnmarshalText([]byte(s))
