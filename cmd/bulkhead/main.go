@@ -96,9 +96,24 @@ func commands() map[string]unit {
 		"audit list":   {run: auditList},
 		"audit verify": {run: auditVerify},
 
-		"user":   {run: func(ctx context.Context, s stdio, args []string) error { return userCmd(ctx, args, s.in, s.out, s.err) }},
-		"group":  {run: func(ctx context.Context, s stdio, args []string) error { return groupCmd(ctx, args, s.out, s.err) }},
-		"client": {run: func(ctx context.Context, s stdio, args []string) error { return clientCmd(ctx, args, s.out, s.err) }},
+		"user":        {usage: userUsage},
+		"user create": {run: userCreate},
+		"user get":    {run: userGet},
+		"user list":   {run: userList},
+		"user update": {run: userUpdate},
+		"user delete": {run: userDelete},
+
+		"group":               {usage: groupUsage},
+		"group create":        {run: groupCreate},
+		"group list":          {run: groupList},
+		"group add-member":    {run: groupMember(true)},
+		"group remove-member": {run: groupMember(false)},
+
+		"client":        {usage: clientUsage},
+		"client create": {run: clientCreate},
+		"client list":   {run: clientList},
+		"client delete": {run: clientDelete},
+
 		"policy": {run: func(ctx context.Context, s stdio, args []string) error {
 			return policyCmd(ctx, args, s.in, s.out, s.err)
 		}},
