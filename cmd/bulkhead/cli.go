@@ -150,3 +150,12 @@ func subcommand(group, usage string, args []string) (string, *flag.FlagSet, *cli
 	cf.register(fs)
 	return args[0], fs, cf, nil
 }
+
+// groupHelp prints usage and reports true when args ask a command group for help.
+func groupHelp(args []string, usage string, stdout io.Writer) bool {
+	if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
+		fmt.Fprintln(stdout, usage)
+		return true
+	}
+	return false
+}

@@ -72,6 +72,7 @@ type unit struct {
 // is its group's path and its name; the words of a path come before any
 // flag.
 func commands() map[string]unit {
+	policies, templates := policyVerbs(), templateVerbs()
 	return map[string]unit{
 		"serve":     {run: func(ctx context.Context, s stdio, args []string) error { return serve(ctx, args, s.err) }},
 		"init":      {run: func(ctx context.Context, s stdio, args []string) error { return initCmd(ctx, args, s.out, s.err) }},
@@ -114,12 +115,31 @@ func commands() map[string]unit {
 		"client list":   {run: clientList},
 		"client delete": {run: clientDelete},
 
-		"policy": {run: func(ctx context.Context, s stdio, args []string) error {
-			return policyCmd(ctx, args, s.in, s.out, s.err)
-		}},
-		"authorize": {run: func(ctx context.Context, s stdio, args []string) error {
-			return authorizeCmd(ctx, args, s.in, s.out, s.err)
-		}},
+		"policy":         {usage: policyUsage},
+		"policy list":    {run: policies.list},
+		"policy get":     {run: policies.get},
+		"policy create":  {run: policies.create("create")},
+		"policy link":    {run: policies.create("link")},
+		"policy replace": {run: policies.replace},
+		"policy delete":  {run: policies.delete},
+
+		"policy template":         {usage: templateUsage},
+		"policy template list":    {run: templates.list},
+		"policy template get":     {run: templates.get},
+		"policy template create":  {run: templates.create("create")},
+		"policy template replace": {run: templates.replace},
+		"policy template delete":  {run: templates.delete},
+
+		"policy schema":     {usage: schemaUsage},
+		"policy schema get": {run: schemaGet},
+		"policy schema put": {run: schemaPut},
+
+		"policy store":        {usage: storeUsage},
+		"policy store get":    {run: storeGet},
+		"policy store update": {run: storeUpdate},
+
+		"authorize": {run: authorize},
+
 		"key":      {run: func(ctx context.Context, s stdio, args []string) error { return keyCmd(ctx, args, s.in, s.out, s.err) }},
 		"kms":      {run: func(ctx context.Context, s stdio, args []string) error { return kmsCmd(ctx, args, s.in, s.out, s.err) }},
 		"function": {run: func(ctx context.Context, s stdio, args []string) error { return functionCmd(ctx, args, s.out, s.err) }},
