@@ -118,7 +118,7 @@ func authorize(ctx context.Context, s stdio, args []string) error {
 	fs.StringVar(&entitiesArg, "entities", "", "entities in Cedar's JSON entity format (an array), or @FILE")
 	fs.StringVar(&batchArg, "batch", "", "decide many requests: a JSON array of requests, or @FILE")
 	fs.BoolVar(&exitCode, "exit-code", false, "exit with status 3 when the decision is deny (any deny in a batch)")
-	if _, err := parseStore(fs, &sf, args, 0, s.err); err != nil {
+	if _, err := parseArgs(fs, args, 0, s.err, &sf); err != nil {
 		return err
 	}
 	var reqs []client.AuthorizeRequest

@@ -65,9 +65,16 @@ func withUsage(fs *flag.FlagSet, usage string) {
 	}
 }
 
+// A checker is a set of flags that checks, once parsed, that the command
+// line gave what it needs (e.g. a required --tenant).
+type checker interface {
+	check() error
+}
+
 // parseArgs parses flags that may come before or after positional
-// arguments, and checks the number of positional arguments.
-func parseArgs(fs *flag.FlagSet, args []string, positional int, stderr io.Writer) ([]string, error) {
+// arguments, and checks the number of positional arguments, then each of
+// checks.
+func parseArgs(fs *flag.FlagSet, args []string, positional int, stderr io.Writer, checks ...checker) ([]string, error) {
 	fs.SetOutput(stderr)
 	var pos []string
 	for {
@@ -86,7 +93,30 @@ func parseArgs(fs *flag.FlagSet, args []string, positional int, stderr io.Writer
 	if len(pos) != positional {
 		return nil, fmt.Errorf("%w: %s takes %d argument(s), got %d", errUsage, fs.Name(), positional, len(pos))
 	}
+	for _, c := range checks {
+		if err := c.check(); err != nil {
+			return nil, err
+		}
+	}
 	return pos, nil
+}
+
+// tenantFlag is the --tenant that a verb of a tenant's keys or connections
+// requires.
+type tenantFlag struct {
+	id string
+}
+
+// register adds --tenant; what says what the verb manages.
+func (t *tenantFlag) register(fs *flag.FlagSet, what string) {
+	fs.StringVar(&t.id, "tenant", "", "the tenant whose "+what+" to manage (required)")
+}
+
+func (t *tenantFlag) check() error {
+	if t.id == "" {
+		return fmt.Errorf("%w: --tenant T is required", errUsage)
+	}
+	return nil
 }
 
 // stringList is a repeatable string flag.

@@ -181,7 +181,7 @@ func connectionCmd(ctx context.Context, args []string, stdin io.Reader, stdout, 
 		return fmt.Errorf("%w: unknown connection command %q\n%s", errUsage, sub, connectionUsage)
 	}
 	withUsage(fs, connectionUsage)
-	tenantID := tenantFlag(fs, "connections")
+	tenantID := requiredTenant(fs, "connections")
 	var (
 		set                               connectionFlags
 		tf                                tokenFlags
@@ -368,7 +368,7 @@ func grantCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return fmt.Errorf("%w: unknown connection grant command %q\n%s", errUsage, sub, grantUsage)
 	}
 	withUsage(fs, grantUsage)
-	tenantID := tenantFlag(fs, "connections")
+	tenantID := requiredTenant(fs, "connections")
 	var (
 		tf     tokenFlags
 		opts   client.GrantOptions
@@ -532,4 +532,10 @@ func printAlerts(w io.Writer, as []client.Alert) {
 			a.GrantSuspended, strings.Join(detail, " "))
 	}
 	tw.Flush()
+}
+
+// requiredTenant is the --tenant that a tenant's commands require; what says
+// what they manage.
+func requiredTenant(fs *flag.FlagSet, what string) *string {
+	return fs.String("tenant", "", "the tenant whose "+what+" to manage (required)")
 }

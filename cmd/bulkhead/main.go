@@ -86,12 +86,12 @@ func commands() map[string]unit {
 
 		"tenant":         {usage: tenantUsage},
 		"tenant create":  {run: tenantCreate},
-		"tenant get":     {run: tenantAction("tenant get", (*client.Client).GetTenant)},
+		"tenant get":     {run: tenantAction("get", (*client.Client).GetTenant)},
 		"tenant list":    {run: tenantList},
 		"tenant update":  {run: tenantUpdate},
-		"tenant suspend": {run: tenantAction("tenant suspend", (*client.Client).SuspendTenant)},
-		"tenant resume":  {run: tenantAction("tenant resume", (*client.Client).ResumeTenant)},
-		"tenant delete":  {run: tenantAction("tenant delete", (*client.Client).DeleteTenant)},
+		"tenant suspend": {run: tenantAction("suspend", (*client.Client).SuspendTenant)},
+		"tenant resume":  {run: tenantAction("resume", (*client.Client).ResumeTenant)},
+		"tenant delete":  {run: tenantAction("delete", (*client.Client).DeleteTenant)},
 
 		"audit":        {usage: auditUsage},
 		"audit list":   {run: auditList},
@@ -140,8 +140,20 @@ func commands() map[string]unit {
 
 		"authorize": {run: authorize},
 
-		"key":      {run: func(ctx context.Context, s stdio, args []string) error { return keyCmd(ctx, args, s.in, s.out, s.err) }},
-		"kms":      {run: func(ctx context.Context, s stdio, args []string) error { return kmsCmd(ctx, args, s.in, s.out, s.err) }},
+		"key":                   {usage: keyUsage},
+		"key create":            {run: keyCreate},
+		"key list":              {run: keyList},
+		"key get":               {run: keyAction("get", (*client.Client).GetKey)},
+		"key rotate":            {run: keyAction("rotate", (*client.Client).RotateKey)},
+		"key schedule-deletion": {run: keyScheduleDeletion},
+		"key cancel-deletion":   {run: keyAction("cancel-deletion", (*client.Client).CancelKeyDeletion)},
+		"key import-params":     {run: keyImportParams},
+		"key import":            {run: keyImport},
+
+		"kms":         {usage: kmsUsage},
+		"kms encrypt": {run: kmsEncrypt},
+		"kms decrypt": {run: kmsDecrypt},
+
 		"function": {run: func(ctx context.Context, s stdio, args []string) error { return functionCmd(ctx, args, s.out, s.err) }},
 		"connection": {run: func(ctx context.Context, s stdio, args []string) error {
 			return connectionCmd(ctx, args, s.in, s.out, s.err)

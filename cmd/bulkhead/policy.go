@@ -73,16 +73,6 @@ func (sf *storeFlags) check() error {
 	return fmt.Errorf("%w: --tenant T is required", errUsage)
 }
 
-// parseStore parses a policy store verb's flags and arguments and checks
-// that they select a store.
-func parseStore(fs *flag.FlagSet, sf *storeFlags, args []string, positional int, stderr io.Writer) ([]string, error) {
-	pos, err := parseArgs(fs, args, positional, stderr)
-	if err != nil {
-		return nil, err
-	}
-	return pos, sf.check()
-}
-
 // statementFlags are a Cedar statement given inline or from a file, and a description.
 type statementFlags struct {
 	statement, file, description string
@@ -235,7 +225,7 @@ func (v objectVerbs[In, Out, Page]) list(ctx context.Context, s stdio, args []st
 	fs, cf, sf := v.start("list", v.allowGlobal)
 	var lf listFlags
 	lf.register(fs)
-	if _, err := parseStore(fs, sf, args, 0, s.err); err != nil {
+	if _, err := parseArgs(fs, args, 0, s.err, sf); err != nil {
 		return err
 	}
 	c, err := cf.client()
@@ -252,7 +242,7 @@ func (v objectVerbs[In, Out, Page]) list(ctx context.Context, s stdio, args []st
 // get is the verb get ID.
 func (v objectVerbs[In, Out, Page]) get(ctx context.Context, s stdio, args []string) error {
 	fs, cf, sf := v.start("get", v.allowGlobal)
-	pos, err := parseStore(fs, sf, args, 1, s.err)
+	pos, err := parseArgs(fs, args, 1, s.err, sf)
 	if err != nil {
 		return err
 	}
@@ -270,7 +260,7 @@ func (v objectVerbs[In, Out, Page]) get(ctx context.Context, s stdio, args []str
 // delete is the verb delete ID.
 func (v objectVerbs[In, Out, Page]) delete(ctx context.Context, s stdio, args []string) error {
 	fs, cf, sf := v.start("delete", v.allowGlobal)
-	pos, err := parseStore(fs, sf, args, 1, s.err)
+	pos, err := parseArgs(fs, args, 1, s.err, sf)
 	if err != nil {
 		return err
 	}
@@ -307,7 +297,7 @@ func (v objectVerbs[In, Out, Page]) write(ctx context.Context, s stdio, name str
 	if name == "replace" {
 		positional = 1
 	}
-	pos, err := parseStore(fs, sf, args, positional, s.err)
+	pos, err := parseArgs(fs, args, positional, s.err, sf)
 	if err != nil {
 		return err
 	}

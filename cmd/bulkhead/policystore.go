@@ -66,7 +66,7 @@ func schemaInput(text []byte, format string) (client.PolicySchema, error) {
 // schemaGet runs bulkhead policy schema get: the schema as it was put.
 func schemaGet(ctx context.Context, s stdio, args []string) error {
 	fs, cf, sf := storeVerb("policy schema get", schemaUsage)
-	if _, err := parseStore(fs, sf, args, 0, s.err); err != nil {
+	if _, err := parseArgs(fs, args, 0, s.err, sf); err != nil {
 		return err
 	}
 	c, err := cf.client()
@@ -95,7 +95,7 @@ func schemaPut(ctx context.Context, s stdio, args []string) error {
 	var file, format string
 	fs.StringVar(&file, "file", "", "read the schema from a file (- for stdin)")
 	fs.StringVar(&format, "format", "", "cedar or json (default: json when the text starts with {, else cedar)")
-	if _, err := parseStore(fs, sf, args, 0, s.err); err != nil {
+	if _, err := parseArgs(fs, args, 0, s.err, sf); err != nil {
 		return err
 	}
 	if file == "" {
@@ -126,7 +126,7 @@ func schemaPut(ctx context.Context, s stdio, args []string) error {
 // storeGet runs bulkhead policy store get: the store's settings.
 func storeGet(ctx context.Context, s stdio, args []string) error {
 	fs, cf, sf := storeVerb("policy store get", storeUsage)
-	if _, err := parseStore(fs, sf, args, 0, s.err); err != nil {
+	if _, err := parseArgs(fs, args, 0, s.err, sf); err != nil {
 		return err
 	}
 	c, err := cf.client()
@@ -148,7 +148,7 @@ func storeUpdate(ctx context.Context, s stdio, args []string) error {
 	fs.StringVar(&logAllows, "log-allows", "", "true to audit allow decisions too, false for denies only")
 	fs.StringVar(&principalType, "principal-type", "", "the entity type of a user calling authorize without a principal")
 	fs.StringVar(&groupType, "group-type", "", "the entity type of that user's groups")
-	if _, err := parseStore(fs, sf, args, 0, s.err); err != nil {
+	if _, err := parseArgs(fs, args, 0, s.err, sf); err != nil {
 		return err
 	}
 	var u client.PolicyStoreUpdate

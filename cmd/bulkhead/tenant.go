@@ -61,11 +61,11 @@ func tenantCreate(ctx context.Context, s stdio, args []string) error {
 	return printTenant(s.out, cf.output, t)
 }
 
-// tenantAction returns the verb at path that makes one call on the tenant
-// its argument names (get, suspend, resume, delete) and prints the tenant.
-func tenantAction(path string, call func(*client.Client, context.Context, string) (client.Tenant, error)) func(context.Context, stdio, []string) error {
+// tenantAction returns the verb name that makes one call on the tenant its
+// argument names (get, suspend, resume, delete) and prints the tenant.
+func tenantAction(name string, call func(*client.Client, context.Context, string) (client.Tenant, error)) func(context.Context, stdio, []string) error {
 	return func(ctx context.Context, s stdio, args []string) error {
-		fs, cf := clientFlagSet(path, tenantUsage)
+		fs, cf := clientFlagSet("tenant "+name, tenantUsage)
 		pos, err := parseArgs(fs, args, 1, s.err)
 		if err != nil {
 			return err
