@@ -167,25 +167,3 @@ func readSource(path string, stdin io.Reader) ([]byte, error) {
 	}
 	return os.ReadFile(path)
 }
-
-// subcommand starts a client command group (tenant, user, …): it takes the
-// subcommand name from args and returns a flag set with the common client
-// flags registered.
-func subcommand(group, usage string, args []string) (string, *flag.FlagSet, *clientFlags, error) {
-	if len(args) == 0 {
-		return "", nil, nil, fmt.Errorf("%w: %s needs a command\n%s", errUsage, group, usage)
-	}
-	fs := flag.NewFlagSet(group+" "+args[0], flag.ContinueOnError)
-	cf := &clientFlags{}
-	cf.register(fs)
-	return args[0], fs, cf, nil
-}
-
-// groupHelp prints usage and reports true when args ask a command group for help.
-func groupHelp(args []string, usage string, stdout io.Writer) bool {
-	if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprintln(stdout, usage)
-		return true
-	}
-	return false
-}

@@ -154,10 +154,28 @@ func commands() map[string]unit {
 		"kms encrypt": {run: kmsEncrypt},
 		"kms decrypt": {run: kmsDecrypt},
 
-		"function": {run: func(ctx context.Context, s stdio, args []string) error { return functionCmd(ctx, args, s.out, s.err) }},
-		"connection": {run: func(ctx context.Context, s stdio, args []string) error {
-			return connectionCmd(ctx, args, s.in, s.out, s.err)
-		}},
+		"function":        {usage: functionUsage},
+		"function create": {run: functionCreate},
+		"function list":   {run: functionList},
+		"function invoke": {run: functionInvoke},
+		"function delete": {run: functionDelete},
+
+		"connection":          {usage: connectionUsage},
+		"connection create":   {run: connectionCreate},
+		"connection list":     {run: connectionList},
+		"connection get":      {run: connectionGet},
+		"connection update":   {run: connectionUpdate},
+		"connection delete":   {run: connectionDelete},
+		"connection activity": {run: connectionActivity},
+		"connection alerts":   {run: connectionAlerts},
+
+		"connection grant":         {usage: grantUsage},
+		"connection grant create":  {run: grantIssue("create")},
+		"connection grant list":    {run: grantList},
+		"connection grant rotate":  {run: grantIssue("rotate")},
+		"connection grant suspend": {run: grantSuspend},
+		"connection grant resume":  {run: grantResume},
+		"connection grant delete":  {run: grantDelete},
 	}
 }
 
