@@ -75,14 +75,10 @@ type checker interface {
 // arguments, and checks the number of positional arguments, then each of
 // checks.
 func parseArgs(fs *flag.FlagSet, args []string, positional int, stderr io.Writer, checks ...checker) ([]string, error) {
-	fs.SetOutput(stderr)
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, errSilentOK
-			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		if err := parse(fs, args, stderr); err != nil {
+			return nil, err
 		}
 		if fs.NArg() == 0 {
 			break
@@ -117,6 +113,36 @@ func (t *tenantFlag) check() error {
 		return fmt.Errorf("%w: --tenant T is required", errUsage)
 	}
 	return nil
+}
+
+// parseFlags parses the flags of a verb that takes no arguments (serve,
+// init, migrate).
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	if err := parse(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+// parse parses args with fs. --help prints fs's usage on stderr and ends
+// the command with exit status 0 (errSilentOK); a flag error is returned,
+// for run to print once: the flag package would print it too, and the
+// whole usage after it, burying it.
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return errSilentOK
+	}
+	return fmt.Errorf("%w: %v (bulkhead %s --help lists the flags)", errUsage, err, fs.Name())
 }
 
 // stringList is a repeatable string flag.

@@ -74,9 +74,9 @@ type unit struct {
 func commands() map[string]unit {
 	policies, templates := policyVerbs(), templateVerbs()
 	return map[string]unit{
-		"serve":     {run: func(ctx context.Context, s stdio, args []string) error { return serve(ctx, args, s.err) }},
-		"init":      {run: func(ctx context.Context, s stdio, args []string) error { return initCmd(ctx, args, s.out, s.err) }},
-		"migrate":   {run: func(ctx context.Context, s stdio, args []string) error { return migrateCmd(ctx, args, s.out, s.err) }},
+		"serve":     {run: serve},
+		"init":      {run: initData},
+		"migrate":   {run: migrate},
 		"version":   {run: printVersion},
 		"--version": {run: printVersion},
 		"-v":        {run: printVersion},
