@@ -37,7 +37,7 @@ func (cf *clientFlags) client() (*client.Client, error) {
 		cf.token = os.Getenv("BULKHEAD_ADMIN_TOKEN")
 	}
 	if cf.token == "" {
-		return nil, fmt.Errorf("%w: no token: set BULKHEAD_TOKEN or pass --token", errUsage)
+		return nil, fmt.Errorf("%w: no token: set BULKHEAD_TOKEN (or BULKHEAD_ADMIN_TOKEN, which the CLI falls back to) or pass --token", errUsage)
 	}
 	addr := cf.addr
 	if !strings.Contains(addr, "://") {

@@ -17,9 +17,37 @@ const tenantUsage = `Usage:
   bulkhead tenant create ID [--name N] [--tier T] [--domain D]... [--config JSON] [--admin-email E] [--idempotency-key K]
   bulkhead tenant get ID
   bulkhead tenant list [--limit N] [--cursor C] [--all]
-  bulkhead tenant update ID [--name N] [--tier T] [--domains a,b] [--config JSON]
+  bulkhead tenant update ID [--name N] [--tier T] [--domain D]... [--config JSON]
   bulkhead tenant suspend|resume|delete ID
+--domain is repeatable and takes a comma-separated list too (--domain a.example,b.example).
+update replaces the tenant's domains with those given; --domain "" removes them all.
 Common flags: --addr, --token, --output json|table`
+
+// domainsFlag is a tenant's domains: --domain, repeatable, each value a
+// domain or a comma-separated list of them. --domains is the same flag:
+// create took --domain and update --domains, and each refused the other's
+// spelling. given tells --domain "" (no domains) from no flag.
+type domainsFlag struct {
+	list  []string
+	given bool
+}
+
+func (d *domainsFlag) String() string { return strings.Join(d.list, ",") }
+
+func (d *domainsFlag) Set(v string) error {
+	d.given = true
+	for _, dom := range strings.Split(v, ",") {
+		if dom = strings.TrimSpace(dom); dom != "" {
+			d.list = append(d.list, dom)
+		}
+	}
+	return nil
+}
+
+func (d *domainsFlag) register(fs *flag.FlagSet, usage string) {
+	fs.Var(d, "domain", usage)
+	fs.Var(d, "domains", "the same as --domain")
+}
 
 // tenantCreate runs bulkhead tenant create: onboarding, which answers with
 // the tenant active (or still provisioning, said on stderr).
@@ -27,12 +55,12 @@ func tenantCreate(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("tenant create", tenantUsage)
 	var (
 		in               client.CreateTenant
-		domains          stringList
+		domains          domainsFlag
 		cfgJSON, idemKey string
 	)
 	fs.StringVar(&in.Name, "name", "", "display name (default: the id)")
 	fs.StringVar(&in.Tier, "tier", "", "tier (default basic)")
-	fs.Var(&domains, "domain", "a domain of the tenant (repeatable)")
+	domains.register(fs, "a domain of the tenant (repeatable, or a comma-separated list)")
 	fs.StringVar(&cfgJSON, "config", "", "tenant config, a JSON object")
 	fs.StringVar(&idemKey, "idempotency-key", "", "makes a retry return the first result")
 	fs.StringVar(&in.AdminEmail, "admin-email", "", "onboarding creates this user as the tenant's first admin (temporary password printed once)")
@@ -44,7 +72,7 @@ func tenantCreate(ctx context.Context, s stdio, args []string) error {
 	if err != nil {
 		return err
 	}
-	in.ID, in.Domains = pos[0], domains
+	in.ID, in.Domains = pos[0], domains.list
 	if cfgJSON != "" {
 		in.Config = json.RawMessage(cfgJSON)
 		if !json.Valid(in.Config) {
@@ -85,10 +113,11 @@ func tenantAction(name string, call func(*client.Client, context.Context, string
 // tenantUpdate runs bulkhead tenant update: it sends only the fields given.
 func tenantUpdate(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("tenant update", tenantUsage)
-	var name, tier, domainsCSV, cfgJSON string
+	var name, tier, cfgJSON string
+	var domains domainsFlag
 	fs.StringVar(&name, "name", "", "new display name")
 	fs.StringVar(&tier, "tier", "", "new tier")
-	fs.StringVar(&domainsCSV, "domains", "\x00", "replace the domains: comma-separated list (\"\" for none)")
+	domains.register(fs, "replace the domains with these (repeatable, or a comma-separated list; \"\" for none)")
 	fs.StringVar(&cfgJSON, "config", "", "replace the config: a JSON object")
 	pos, err := parseArgs(fs, args, 1, s.err)
 	if err != nil {
@@ -105,18 +134,14 @@ func tenantUpdate(ctx context.Context, s stdio, args []string) error {
 			p.Name = &name
 		case "tier":
 			p.Tier = &tier
-		case "domains":
-			ds := []string{}
-			for _, d := range strings.Split(domainsCSV, ",") {
-				if d = strings.TrimSpace(d); d != "" {
-					ds = append(ds, d)
-				}
-			}
-			p.Domains = &ds
 		case "config":
 			p.Config = json.RawMessage(cfgJSON)
 		}
 	})
+	if domains.given {
+		ds := append([]string{}, domains.list...) // [] for none, not null
+		p.Domains = &ds
+	}
 	if p.Config != nil && !json.Valid(p.Config) {
 		return fmt.Errorf("%w: --config is not valid JSON", errUsage)
 	}
