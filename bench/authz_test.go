@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // The decision benchmarks' population: DecisionTenants stores of
@@ -183,7 +184,7 @@ func BenchmarkDecision(b *testing.B) {
 	b.Run("write", func(b *testing.B) {
 		svc := authz.New(a.DB, a.Audit, authz.Options{CacheSize: hotTenants})
 		tid := tenant.ID(fmt.Sprintf("dz-write-%d", b.N))
-		if _, _, err := a.Tenants.Create(ctx, tenant.CreateRequest{ID: string(tid)}, "", tenant.Actor{Principal: "bench"}); err != nil {
+		if _, _, err := a.Tenants.Create(ctx, tenants.CreateRequest{ID: string(tid)}, "", tenant.Actor{Principal: "bench"}); err != nil {
 			b.Fatal(err)
 		}
 		var ids []string

@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // Connections: the proxy's cost over a direct call, and how soon a revoked
@@ -67,7 +68,7 @@ func newConnectionRig(tb testing.TB, d storage.Dialect, cacheTTL time.Duration, 
 	tb.Cleanup(r.client.CloseIdleConnections)
 	r.upstream = up.URL
 	actor := tenant.Actor{Principal: "bench"}
-	if _, _, err := r.node1.Tenants.Create(ctx, tenant.CreateRequest{ID: string(r.tid)}, "", actor); err != nil {
+	if _, _, err := r.node1.Tenants.Create(ctx, tenants.CreateRequest{ID: string(r.tid)}, "", actor); err != nil {
 		tb.Fatal(err)
 	}
 	var err error

@@ -27,6 +27,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // Token exchange (RFC 8693): a tenant's service exchanges a signed-in
@@ -118,7 +119,7 @@ func exchanger(tb testing.TB, a *app.App, base string) (func() (string, error), 
 	ctx := context.Background()
 	actor := tenant.Actor{Principal: "bench"}
 	tid := tenant.ID(fmt.Sprintf("xchg-%06d", seq.Add(1)))
-	if _, _, err := a.Tenants.Create(ctx, tenant.CreateRequest{ID: string(tid), Name: "Exchange bench"}, "", actor); err != nil {
+	if _, _, err := a.Tenants.Create(ctx, tenants.CreateRequest{ID: string(tid), Name: "Exchange bench"}, "", actor); err != nil {
 		tb.Fatal(err)
 	}
 	u, err := a.Directory.CreateUser(ctx, tid, identity.CreateUserRequest{Email: exchangeEmail, Password: exchangePassword}, actor)

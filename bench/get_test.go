@@ -8,24 +8,25 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // BenchmarkGet measures Registry.Get, the service call behind
 // GET /v1/tenants/{id}, without HTTP: GOMAXPROCS×8 concurrent readers
 // round-robin over 1,000 active tenants.
 func BenchmarkGet(b *testing.B) {
-	const tenants = 1000
+	const n = 1000
 	for _, d := range storagetest.Dialects {
 		b.Run(string(d), func(b *testing.B) {
 			a := openNode(b, storagetest.DSN(b, d))
 			ctx := context.Background()
-			ids := make([]tenant.ID, tenants)
+			ids := make([]tenant.ID, n)
 			var g errgroup
 			for w := range 8 { // create concurrently: on PostgreSQL a serial setup takes seconds per round
 				g.Go(func() error {
-					for i := w; i < tenants; i += 8 {
+					for i := w; i < n; i += 8 {
 						ids[i] = tenant.ID(fmt.Sprintf("g-%05d", i))
-						if _, _, err := a.Tenants.Create(ctx, tenant.CreateRequest{ID: string(ids[i])}, "", tenant.Actor{Principal: "bench"}); err != nil {
+						if _, _, err := a.Tenants.Create(ctx, tenants.CreateRequest{ID: string(ids[i])}, "", tenant.Actor{Principal: "bench"}); err != nil {
 							return err
 						}
 					}
@@ -41,7 +42,7 @@ func BenchmarkGet(b *testing.B) {
 				i := 0
 				for pb.Next() {
 					i++
-					if _, err := a.Tenants.Get(ctx, ids[i%tenants]); err != nil {
+					if _, err := a.Tenants.Get(ctx, ids[i%n]); err != nil {
 						b.Error(err)
 						return
 					}

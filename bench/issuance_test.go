@@ -15,6 +15,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // BenchmarkTokenIssuance issues client-credentials tokens over loopback
@@ -74,7 +75,7 @@ func issuer(tb testing.TB, a *app.App, base string) func() error {
 	tb.Helper()
 	ctx := context.Background()
 	tid := tenant.ID(fmt.Sprintf("issue-%06d", seq.Add(1)))
-	if _, _, err := a.Tenants.Create(ctx, tenant.CreateRequest{ID: string(tid), Name: "Issuance bench"}, "", tenant.Actor{Principal: "bench"}); err != nil {
+	if _, _, err := a.Tenants.Create(ctx, tenants.CreateRequest{ID: string(tid), Name: "Issuance bench"}, "", tenant.Actor{Principal: "bench"}); err != nil {
 		tb.Fatal(err)
 	}
 	c, err := a.Directory.CreateClient(ctx, tid, identity.CreateClientRequest{Name: "svc",

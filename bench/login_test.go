@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // Password login. Over HTTP the provider rate-limits sign-ins per IP and
@@ -32,7 +33,7 @@ func loginUser(tb testing.TB, a *app.App) (tenant.ID, [3]int) {
 	tb.Helper()
 	ctx := context.Background()
 	tid := tenant.ID(fmt.Sprintf("login-%06d", seq.Add(1)))
-	if _, _, err := a.Tenants.Create(ctx, tenant.CreateRequest{ID: string(tid), Name: "Login bench"}, "", tenant.Actor{Principal: "bench"}); err != nil {
+	if _, _, err := a.Tenants.Create(ctx, tenants.CreateRequest{ID: string(tid), Name: "Login bench"}, "", tenant.Actor{Principal: "bench"}); err != nil {
 		tb.Fatalf("create tenant: %v", err)
 	}
 	if _, err := a.Directory.CreateUser(ctx, tid, identity.CreateUserRequest{Email: loginEmail, Password: loginPassword}, tenant.Actor{Principal: "bench"}); err != nil {
@@ -41,7 +42,7 @@ func loginUser(tb testing.TB, a *app.App) (tenant.ID, [3]int) {
 	// Report the parameters the stored hash really has, not the ones the
 	// benchmark expects.
 	var hash string
-	err := a.DB.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err := a.DB.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		return tx.QueryRow(ctx, `SELECT password_hash FROM users WHERE tenant_id = ?`, tx.TenantID()).Scan(&hash)
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/app"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // parallelism multiplies GOMAXPROCS to give the number of goroutines of the
@@ -62,13 +63,13 @@ var seq atomic.Int64
 // onboard creates one tenant and checks that onboarding left it active.
 func onboard(ctx context.Context, a *app.App) error {
 	id := fmt.Sprintf("t-%08d", seq.Add(1))
-	t, created, err := a.Tenants.Create(ctx, tenant.CreateRequest{ID: id, Name: "Bench " + id}, "", tenant.Actor{Principal: "bench"})
+	t, created, err := a.Tenants.Create(ctx, tenants.CreateRequest{ID: id, Name: "Bench " + id}, "", tenant.Actor{Principal: "bench"})
 	switch {
 	case err != nil:
 		return fmt.Errorf("create %s: %w", id, err)
 	case !created:
 		return fmt.Errorf("create %s: not created", id)
-	case t.Status != tenant.Active:
+	case t.Status != tenants.Active:
 		return fmt.Errorf("create %s: status %s after onboarding, want active", id, t.Status)
 	}
 	return nil

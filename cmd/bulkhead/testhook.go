@@ -11,7 +11,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/app"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
-	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // addTestHooks registers onboarding steps that only the crash-safety tests
@@ -28,9 +28,9 @@ func addTestHooks(a *app.App) {
 		return
 	}
 	reg := a.Tenants
-	reg.AddOnboardingStep(tenant.Step{Name: "test-mark", Run: countRun("test_mark_runs")})
+	reg.AddOnboardingStep(tenants.Step{Name: "test-mark", Run: countRun("test_mark_runs")})
 	count := countRun("test_delay_runs")
-	reg.AddOnboardingStep(tenant.Step{Name: "test-delay", Run: func(ctx context.Context, tx *storage.Tx, t tenant.Tenant) error {
+	reg.AddOnboardingStep(tenants.Step{Name: "test-delay", Run: func(ctx context.Context, tx *storage.Tx, t tenants.Tenant) error {
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
@@ -40,8 +40,8 @@ func addTestHooks(a *app.App) {
 	}})
 }
 
-func countRun(key string) func(context.Context, *storage.Tx, tenant.Tenant) error {
-	return func(ctx context.Context, tx *storage.Tx, t tenant.Tenant) error {
+func countRun(key string) func(context.Context, *storage.Tx, tenants.Tenant) error {
+	return func(ctx context.Context, tx *storage.Tx, t tenants.Tenant) error {
 		cfg := map[string]any{}
 		if err := json.Unmarshal(t.Config, &cfg); err != nil {
 			return err

@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
@@ -40,7 +41,7 @@ type Env struct {
 // Options adjust a test node.
 type Options struct {
 	// Steps are added to onboarding before the registry starts.
-	OnboardingSteps []tenant.Step
+	OnboardingSteps []tenants.Step
 	// Argon2, if set, replaces the password hashing cost (tests that sign
 	// many users in use a cheap one).
 	Argon2 identity.Argon2Params
@@ -166,9 +167,9 @@ func (s staticTenantTokens) Verify(ctx context.Context, token string) (context.C
 func unlimitedTiers(t testing.TB) string {
 	t.Helper()
 	var f struct {
-		Tiers []tenant.Tier `json:"tiers"`
+		Tiers []tenants.Tier `json:"tiers"`
 	}
-	for _, tr := range tenant.DefaultTiers() {
+	for _, tr := range tenants.DefaultTiers() {
 		tr.RateLimitRPS, tr.RateLimitBurst = 1e6, 1e6
 		f.Tiers = append(f.Tiers, tr)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 	"github.com/bulkhead-dev/bulkhead/sdk/auth"
 )
 
@@ -40,7 +41,7 @@ type Config struct {
 	DataDir   string       // root key and, by default, the SQLite database; created 0700
 	Database  string       // a postgres:// URL or an SQLite path; default DataDir/bulkhead.db
 	RootKey   string       // base64 root key; default DataDir/root.key
-	TiersFile string       // default tenant.DefaultTiers()
+	TiersFile string       // default tenants.DefaultTiers()
 	Version   string       // reported by /healthz
 	Logger    *slog.Logger // default: discard
 	Clock     clock.Clock  // default: the system clock
@@ -116,7 +117,7 @@ type Config struct {
 type App struct {
 	DB        *storage.DB
 	Audit     *audit.Log
-	Tenants   *tenant.Registry
+	Tenants   *tenants.Registry
 	Directory *identity.Directory
 	Authz     *authz.Service
 	KMS       *kms.Service
@@ -138,7 +139,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenant.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations()}
+	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations()}
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
@@ -195,9 +196,9 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		rk.Zero()
 		return nil, err
 	}
-	tiers := tenant.DefaultTiers()
+	tiers := tenants.DefaultTiers()
 	if c.TiersFile != "" {
-		if tiers, err = tenant.LoadTiers(c.TiersFile); err != nil {
+		if tiers, err = tenants.LoadTiers(c.TiersFile); err != nil {
 			return fail(err, db)
 		}
 	}
@@ -211,7 +212,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 
 	a := &App{DB: db, Metrics: metrics, rootKey: rk}
 	a.Audit = audit.New(db, audit.Options{Clock: c.Clock, Logger: c.Logger, BatchHook: func(n int) { batches.Observe(float64(n)) }})
-	a.Tenants = tenant.NewRegistry(db, a.Audit, tenant.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
+	a.Tenants = tenants.NewRegistry(db, a.Audit, tenants.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
 	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2, Wrapper: rk,
 		AllowPrivateIssuers: c.AllowPrivateUpstreams})
 	a.Tenants.AddOnboardingStep(a.Directory.OnboardingStep())
@@ -238,7 +239,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		a.Audit.Close()
 		return fail(err, db)
 	}
-	a.Tenants.AddOffboardingStep(tenant.Step{Name: "signing-keys", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
+	a.Tenants.AddOffboardingStep(tenants.Step{Name: "signing-keys", Run: func(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
 		return a.Signing.DeleteIssuer(ctx, tx)
 	}})
 	checkURL := c.PublicURL != "" // bulkhead init without --public-url leaves it to the first serve
@@ -360,10 +361,10 @@ func (a *App) rootKeyReplaced(ctx context.Context, notices io.Writer, unreadable
 // tokenState answers authn.TenantTokens from the node's records.
 type tokenState struct{ a *App }
 
-func (s tokenState) Tenant(ctx context.Context, id tenant.ID) (tenant.Tenant, error) {
+func (s tokenState) Tenant(ctx context.Context, id tenant.ID) (tenants.Tenant, error) {
 	return s.a.Tenants.Get(ctx, id)
 }
-func (s tokenState) IssuerOf(t tenant.Tenant) string { return s.a.Provider.IssuerOf(t) }
+func (s tokenState) IssuerOf(t tenants.Tenant) string { return s.a.Provider.IssuerOf(t) }
 func (s tokenState) Revoked(ctx context.Context, id string) bool {
 	return s.a.Provider.Revoked(ctx, id)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // TestEveryTableHasForcedRLS checks that on PostgreSQL every table the
@@ -65,14 +66,14 @@ func TestUnfilteredTenantQueries(t *testing.T) {
 	}
 	defer a.Tenants.Shutdown(context.Background())
 	for _, id := range []string{"tenant-a", "tenant-b", "tenant-c"} {
-		if _, _, err := a.Tenants.Create(context.Background(), tenant.CreateRequest{ID: id, Domains: []string{id + ".example"}}, "", tenant.Actor{Principal: "t"}); err != nil {
+		if _, _, err := a.Tenants.Create(context.Background(), tenants.CreateRequest{ID: id, Domains: []string{id + ".example"}}, "", tenant.Actor{Principal: "t"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, table := range []struct{ name, col string }{
 		{"tenants", "id"}, {"tenant_domains", "tenant_id"}, {"workflows", "tenant_id"}, {"workflow_steps", "tenant_id"}, {"audit_events", "chain"}, {"audit_heads", "chain"},
 	} {
-		err := a.DB.View(context.Background(), tenant.ID("tenant-a").Scope(), func(tx *storage.Tx) error {
+		err := a.DB.View(context.Background(), storage.TenantScope(tenant.ID("tenant-a")), func(tx *storage.Tx) error {
 			rows, err := tx.Query(context.Background(), `SELECT `+table.col+` FROM `+table.name)
 			if err != nil {
 				return err
@@ -100,7 +101,7 @@ func TestUnfilteredTenantQueries(t *testing.T) {
 	}
 	// Operator-only tables are invisible in a tenant scope.
 	for _, table := range []string{"admin_tokens", "tenant_idempotency"} {
-		_ = a.DB.View(context.Background(), tenant.ID("tenant-a").Scope(), func(tx *storage.Tx) error {
+		_ = a.DB.View(context.Background(), storage.TenantScope(tenant.ID("tenant-a")), func(tx *storage.Tx) error {
 			var n int
 			if err := tx.QueryRow(context.Background(), `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil {
 				t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 	"github.com/bulkhead-dev/bulkhead/sdk/auth"
 )
 
@@ -67,9 +68,9 @@ type TokenState interface {
 	// error once it is deleted (its tokens stop with it).
 	ClientActive(ctx context.Context, tid tenant.ID, clientID string) error
 	// Tenant reads a tenant (its status and tier).
-	Tenant(ctx context.Context, id tenant.ID) (tenant.Tenant, error)
+	Tenant(ctx context.Context, id tenant.ID) (tenants.Tenant, error)
 	// IssuerOf is the issuer a tenant's tokens must carry now.
-	IssuerOf(t tenant.Tenant) string
+	IssuerOf(t tenants.Tenant) string
 	// Revoked reports whether an access token was revoked.
 	Revoked(ctx context.Context, tokenID string) bool
 	// UserGroups returns an active user's current groups (an error for a
@@ -200,7 +201,7 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	}
 	at := t.opts.Now()
 	tn, err := t.state.Tenant(ctx, tid)
-	if err != nil || tn.Status != tenant.Active {
+	if err != nil || tn.Status != tenants.Active {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token's tenant is not active")
 	}
 	if want := t.state.IssuerOf(tn); c.Issuer != want {

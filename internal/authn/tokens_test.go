@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 	"github.com/bulkhead-dev/bulkhead/sdk/auth"
 	"github.com/bulkhead-dev/bulkhead/sdk/auth/authtest"
 )
@@ -20,17 +21,17 @@ import (
 // fakeState is Bulkhead's records, counting reads.
 type fakeState struct {
 	issuer  string
-	status  atomic.Value // tenant.Status
+	status  atomic.Value // tenants.Status
 	revoked atomic.Bool
 	deleted atomic.Bool // the token's client
 	reads   atomic.Int64
 }
 
-func (s *fakeState) Tenant(_ context.Context, id tenant.ID) (tenant.Tenant, error) {
+func (s *fakeState) Tenant(_ context.Context, id tenant.ID) (tenants.Tenant, error) {
 	s.reads.Add(1)
-	return tenant.Tenant{ID: id, Status: s.status.Load().(tenant.Status), Tier: "basic"}, nil
+	return tenants.Tenant{ID: id, Status: s.status.Load().(tenants.Status), Tier: "basic"}, nil
 }
-func (s *fakeState) IssuerOf(tenant.Tenant) string { return s.issuer }
+func (s *fakeState) IssuerOf(tenants.Tenant) string { return s.issuer }
 func (s *fakeState) Revoked(context.Context, string) bool {
 	s.reads.Add(1)
 	return s.revoked.Load()
@@ -59,7 +60,7 @@ func TestStateCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &fakeState{issuer: op.Issuer()}
-	st.status.Store(tenant.Active)
+	st.status.Store(tenants.Active)
 	var changes atomic.Uint64
 	tt := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Second, Changes: changes.Load, Now: clock}, nil)
 	token := key.Sign(authtest.Claims(op.Issuer(), "api", "acme", now))
@@ -103,7 +104,7 @@ func TestStateCache(t *testing.T) {
 	}
 	reads()
 	// A change elsewhere (no count here) is seen once the TTL has passed.
-	st.status.Store(tenant.Suspended)
+	st.status.Store(tenants.Suspended)
 	if err := verify(); err != nil {
 		t.Errorf("within the TTL of another node's change: %v (the cache should still answer)", err)
 	}
@@ -113,7 +114,7 @@ func TestStateCache(t *testing.T) {
 	}
 	// Without a change count the cache is off.
 	off := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Hour, Now: clock}, nil)
-	st.status.Store(tenant.Active)
+	st.status.Store(tenants.Active)
 	reads()
 	for range 3 {
 		if _, err := off.Verify(context.Background(), token); err != nil {
@@ -137,7 +138,7 @@ func TestDeletedClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &fakeState{issuer: op.Issuer()}
-	st.status.Store(tenant.Active)
+	st.status.Store(tenants.Active)
 	var changes atomic.Uint64
 	tt := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Second, Changes: changes.Load, Now: clock}, nil)
 	token := key.Sign(authtest.Claims(op.Issuer(), "api", "acme", now))
@@ -178,7 +179,7 @@ func TestDelegatedToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &fakeState{issuer: op.Issuer()}
-	st.status.Store(tenant.Active)
+	st.status.Store(tenants.Active)
 	var changes atomic.Uint64
 	tt := authn.NewTenantTokens(v, st, authn.StateCache{TTL: time.Second, Changes: changes.Load}, nil)
 	claims := authtest.Claims(op.Issuer(), "api", "acme", now)
@@ -240,7 +241,7 @@ func TestIssuerRefusalIsLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &fakeState{issuer: op.Issuer()}
-	st.status.Store(tenant.Active)
+	st.status.Store(tenants.Active)
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
 	tt := authn.NewTenantTokens(v, st, authn.StateCache{Now: clock}, log)

@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 var op = tenant.Actor{Principal: "operator:test"}
@@ -25,7 +26,7 @@ type node struct {
 
 func newNode(t *testing.T, dsn string, cacheSize int) node {
 	t.Helper()
-	db := storagetest.Open(t, dsn, audit.Migrations(), tenant.Migrations(), authz.Migrations())
+	db := storagetest.Open(t, dsn, audit.Migrations(), tenants.Migrations(), authz.Migrations())
 	l := audit.New(db, audit.Options{})
 	t.Cleanup(func() { l.Close() })
 	svc := authz.New(db, l, authz.Options{CacheSize: cacheSize})
@@ -40,7 +41,7 @@ func onboard(t *testing.T, n node, ids ...string) {
 	t.Helper()
 	l := audit.New(n.db, audit.Options{})
 	t.Cleanup(func() { l.Close() })
-	reg := tenant.NewRegistry(n.db, l, tenant.Options{})
+	reg := tenants.NewRegistry(n.db, l, tenants.Options{})
 	reg.AddOnboardingStep(n.svc.OnboardingStep())
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := reg.Start(ctx, 50*time.Millisecond); err != nil {
@@ -48,13 +49,13 @@ func onboard(t *testing.T, n node, ids ...string) {
 	}
 	t.Cleanup(func() { reg.Shutdown(context.Background()); cancel() })
 	for _, id := range ids {
-		if _, _, err := reg.Create(ctx, tenant.CreateRequest{ID: id}, "", op); err != nil {
+		if _, _, err := reg.Create(ctx, tenants.CreateRequest{ID: id}, "", op); err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			tn, err := reg.Get(ctx, tenant.ID(id))
-			if err == nil && tn.Status == tenant.Active {
+			if err == nil && tn.Status == tenants.Active {
 				break
 			}
 			if time.Now().After(deadline) {

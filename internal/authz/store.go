@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 //go:embed migrations
@@ -186,8 +187,8 @@ type TemplatePage struct {
 }
 
 // OnboardingStep creates the tenant's empty policy store.
-func (s *Service) OnboardingStep() tenant.Step {
-	return tenant.Step{Name: "authz", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
+func (s *Service) OnboardingStep() tenants.Step {
+	return tenants.Step{Name: "authz", Run: func(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
 		now := s.clock.Now().UnixMicro()
 		if _, err := tx.Exec(ctx, `INSERT INTO authz_stores (tenant_id, schema_text, schema_format, schema_at, log_allows, principal_type, group_type, created_at, updated_at)
 			VALUES (?, '', '', 0, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`,
@@ -199,8 +200,8 @@ func (s *Service) OnboardingStep() tenant.Step {
 }
 
 // OffboardingStep deletes the tenant's policy store.
-func (s *Service) OffboardingStep() tenant.Step {
-	return tenant.Step{Name: "authz", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
+func (s *Service) OffboardingStep() tenants.Step {
+	return tenants.Step{Name: "authz", Run: func(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
 		for _, table := range []string{"authz_policies", "authz_templates", "authz_stores"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 				return fmt.Errorf("authz: remove %s: %w", table, err)
@@ -255,12 +256,12 @@ func readStore(ctx context.Context, tx *storage.Tx, lock bool) (storeRow, error)
 func (s *Service) update(ctx context.Context, tid tenant.ID, actor tenant.Actor, fn func(tx *storage.Tx, st storeRow) (action, target string, err error)) error {
 	scope := storage.PlatformScope()
 	if tid != "" {
-		scope = tid.Scope()
+		scope = storage.TenantScope(tid)
 	}
 	err := s.db.Update(ctx, scope, func(tx *storage.Tx) error {
 		var st storeRow
 		if tid != "" {
-			if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+			if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 				return err
 			}
 			var err error
@@ -300,7 +301,7 @@ func (s *Service) view(ctx context.Context, tid tenant.ID, fn func(tx *storage.T
 	if tid == "" {
 		return s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error { return fn(tx, storeRow{}) })
 	}
-	return s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	return s.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		st, err := readStore(ctx, tx, false)
 		if err != nil {
 			return err

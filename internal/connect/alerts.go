@@ -96,7 +96,7 @@ func (s *Service) raise(ctx context.Context, g *grantState, fs []finding, rec *r
 // network is new (another request may have recorded it meanwhile).
 func (s *Service) learnNetwork(ctx context.Context, g *grantState, n string) (bool, error) {
 	learned := false
-	err := s.db.Update(ctx, g.tid.Scope(), func(tx *storage.Tx) error {
+	err := s.db.Update(ctx, storage.TenantScope(g.tid), func(tx *storage.Tx) error {
 		res, err := tx.Exec(ctx, `INSERT INTO connect_networks (tenant_id, grant_id, network, first_seen) VALUES (?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`, tx.TenantID(), g.grant.ID, n, s.now().UnixMicro())
 		if err != nil {
@@ -138,7 +138,7 @@ func (s *Service) ListAlerts(ctx context.Context, tid tenant.ID, connID string, 
 		beforeT, beforeID = v, id
 	}
 	out := AlertPage{Items: []Alert{}}
-	err = s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err = s.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		q := `SELECT id, connection_id, grant_id, kind, detail, suspended, created_at FROM connect_alerts
 			WHERE tenant_id = ? AND (created_at < ? OR (created_at = ? AND id < ?))`
 		args := []any{tx.TenantID(), beforeT, beforeT, beforeID}

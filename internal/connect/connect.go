@@ -59,6 +59,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 //go:embed migrations
@@ -173,7 +174,7 @@ type Options struct {
 
 // Tenants tells the service a tenant's state.
 type Tenants interface {
-	Get(ctx context.Context, id tenant.ID) (tenant.Tenant, error)
+	Get(ctx context.Context, id tenant.ID) (tenants.Tenant, error)
 }
 
 // Service is the connection service and its proxy.
@@ -586,7 +587,7 @@ func (s *Service) fingerprint(tid tenant.ID, connID string, token []byte) string
 // target and detail, written in the same transaction; this node's cached
 // grants are dropped after the commit, other nodes' by notification.
 func (s *Service) change(ctx context.Context, tid tenant.ID, actor tenant.Actor, fn func(tx *storage.Tx) (action, target string, detail map[string]string, err error)) error {
-	return s.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	return s.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		action, target, detail, err := fn(tx)
 		if err != nil {
 			return err
@@ -676,7 +677,7 @@ func (s *Service) Create(ctx context.Context, tid tenant.ID, req CreateRequest, 
 	msJSON, _ := json.Marshal(ms)
 	psJSON, _ := json.Marshal(ps)
 	err = s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return "", "", nil, err
 		}
 		if err := tx.WithinQuota(ctx, "connect_connections", MaxConnectionsPerTenant, "connections"); err != nil {
@@ -732,7 +733,7 @@ func (s *Service) List(ctx context.Context, tid tenant.ID, limit int, cursor str
 		return Page{}, err
 	}
 	out := Page{Items: []Connection{}}
-	err = s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err = s.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+connColumns+` FROM connect_connections WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?`,
 			tx.TenantID(), after, limit+1)
 		if err != nil {
@@ -836,7 +837,7 @@ func (s *Service) Update(ctx context.Context, tid tenant.ID, id string, req Upda
 	var splits []resplit
 	if token != nil {
 		var gs []grantRow
-		err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		err := s.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 			if _, err := readConn(ctx, tx, id, false); err != nil {
 				return err
 			}
@@ -1029,7 +1030,7 @@ func (s *Service) tokenFrom(ctx context.Context, tid tenant.ID, c connRow, src T
 		}
 		defer clear(pa.Pad)
 		var g grantRow
-		err = s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) (err error) {
+		err = s.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) (err error) {
 			g, err = readGrant(ctx, tx, c.ID, pa.Grant)
 			return err
 		})
@@ -1089,7 +1090,7 @@ func (s *Service) CreateGrant(ctx context.Context, tid tenant.ID, connID string,
 		return IssuedGrant{}, err
 	}
 	err = s.change(ctx, tid, actor, func(tx *storage.Tx) (string, string, map[string]string, error) {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return "", "", nil, err
 		}
 		c2, err := readConn(ctx, tx, connID, true)
@@ -1125,7 +1126,7 @@ const MaxConnectionsPerTenant = 1000
 
 func (s *Service) readConn(ctx context.Context, tid tenant.ID, id string) (connRow, error) {
 	var c connRow
-	err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) (err error) {
+	err := s.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) (err error) {
 		c, err = readConn(ctx, tx, id, false)
 		return err
 	})
@@ -1135,7 +1136,7 @@ func (s *Service) readConn(ctx context.Context, tid tenant.ID, id string) (connR
 // ListGrants returns connection connID's grants.
 func (s *Service) ListGrants(ctx context.Context, tid tenant.ID, connID string) ([]Grant, error) {
 	out := []Grant{}
-	err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err := s.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		if _, err := readConn(ctx, tx, connID, false); err != nil {
 			return err
 		}
@@ -1156,7 +1157,7 @@ func (s *Service) Rotate(ctx context.Context, tid tenant.ID, connID, grantID str
 		return IssuedGrant{}, err
 	}
 	var g grantRow
-	if err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) (err error) {
+	if err := s.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) (err error) {
 		g, err = readGrant(ctx, tx, connID, grantID)
 		return err
 	}); err != nil {
@@ -1266,7 +1267,7 @@ func (s *Service) Activity(ctx context.Context, tid tenant.ID, connID string, li
 	if _, err := s.readConn(ctx, tid, connID); err != nil {
 		return audit.Page{}, err
 	}
-	return s.audit.ListTenant(ctx, tid.Scope(), audit.Filter{Action: requestAction, Target: connID, Limit: limit, Cursor: cursor})
+	return s.audit.ListTenant(ctx, storage.TenantScope(tid), audit.Filter{Action: requestAction, Target: connID, Limit: limit, Cursor: cursor})
 }
 
 // requestAction is the audit action of a proxied request.
@@ -1274,8 +1275,8 @@ const requestAction = "connection.request"
 
 // OffboardingStep removes the tenant's connections, grants (so their Part
 // Bs), networks and alerts.
-func (s *Service) OffboardingStep() tenant.Step {
-	return tenant.Step{Name: "connections", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
+func (s *Service) OffboardingStep() tenants.Step {
+	return tenants.Step{Name: "connections", Run: func(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
 		for _, t := range []string{"connect_grants", "connect_networks", "connect_alerts", "connect_connections"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+t+` WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 				return fmt.Errorf("connect: offboarding: %w", err)

@@ -27,6 +27,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // MaxRequestHeaderBytes bounds the header fields of a proxied request.
@@ -78,7 +79,7 @@ func (s *Service) loadGrant(ctx context.Context, k grantKey) (*grantState, error
 func (s *Service) readGrantState(ctx context.Context, k grantKey) (*grantState, error) {
 	gen := s.grants.Generation()
 	g := &grantState{tid: k.tenant, networks: map[string]bool{}}
-	err := s.db.View(ctx, k.tenant.Scope(), func(tx *storage.Tx) error {
+	err := s.db.View(ctx, storage.TenantScope(k.tenant), func(tx *storage.Tx) error {
 		var err error
 		g.grant, err = scanGrant(tx.QueryRow(ctx, `SELECT `+grantColumns+` FROM connect_grants WHERE tenant_id = ? AND id = ?`, tx.TenantID(), k.grant))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -116,7 +117,7 @@ func (s *Service) readGrantState(ctx context.Context, k grantKey) (*grantState, 
 		return nil, errPartA()
 	case err != nil:
 		return nil, err
-	case t.Status != tenant.Active:
+	case t.Status != tenants.Active:
 		g.tenantErr = errs.E(errs.Forbidden, "tenant_not_active", "the connection's tenant is %s; its connections are closed", t.Status)
 	}
 	s.grants.Put(k, g, gen)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
@@ -65,7 +66,7 @@ func (s *Server) listTenantAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	page, err := s.Audit.ListTenant(r.Context(), id.Scope(), f)
+	page, err := s.Audit.ListTenant(r.Context(), storage.TenantScope(id), f)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
@@ -154,7 +155,7 @@ func commonBodyCases() []bodyCase {
 		{name: "config array", body: []byte(`{"config":[]}`), status: 400, code: "invalid_config", field: "config"},
 		{name: "config string", body: []byte(`{"config":"x"}`), status: 400, code: "invalid_config", field: "config"},
 		{name: "config number", body: []byte(`{"config":1}`), status: 400, code: "invalid_config", field: "config"},
-		{name: "config over 64 KiB", body: []byte(`{"config":{"k":"` + big(tenant.MaxConfigSize, 'c') + `"}}`), status: 400, code: "config_too_large", field: "config"},
+		{name: "config over 64 KiB", body: []byte(`{"config":{"k":"` + big(tenants.MaxConfigSize, 'c') + `"}}`), status: 400, code: "config_too_large", field: "config"},
 		{name: "blank name", body: []byte(`{"name":"   "}`), status: 400, code: "invalid_name", field: "name"},
 		{name: "name over 200 characters", body: []byte(`{"name":"` + big(201, 'n') + `"}`), status: 400, code: "invalid_name", field: "name"},
 		{name: "bad domain", body: []byte(`{"domains":["not a domain"]}`), status: 400, code: "invalid_domain", field: "domains[0]"},

@@ -15,6 +15,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // tierRates holds each tier's per-tenant request budget on this node: a
@@ -24,7 +25,7 @@ import (
 // Operators are not limited. The budget is per node: N nodes behind a
 // balancer give a tenant N times its rate.
 type tierRates struct {
-	tiers    tenant.Tiers
+	tiers    tenants.Tiers
 	limiters map[string]*ratelimit.Limiter
 	limited  *prometheus.CounterVec
 
@@ -72,7 +73,7 @@ const maxHeldRefusals = 64
 // maxTrackedTenants bounds the tenants whose buckets a node remembers.
 const maxTrackedTenants = 100000
 
-func newTierRates(tiers tenant.Tiers, reg prometheus.Registerer) *tierRates {
+func newTierRates(tiers tenants.Tiers, reg prometheus.Registerer) *tierRates {
 	t := &tierRates{tiers: tiers, limiters: map[string]*ratelimit.Limiter{}, held: map[string]int{},
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bulkhead_tenant_rate_limited_total", Help: "API requests refused over the tenant's tier rate, by tier.",
@@ -91,7 +92,7 @@ func newTierRates(tiers tenant.Tiers, reg prometheus.Registerer) *tierRates {
 func (t *tierRates) allow(tc tenant.Context, now time.Time) error {
 	tier := tc.Tier
 	if _, ok := t.tiers[tier]; !ok {
-		tier = tenant.DefaultTier
+		tier = tenants.DefaultTier
 	}
 	l := t.limiters[tier]
 	if l == nil {

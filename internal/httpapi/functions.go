@@ -12,6 +12,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // functionRoutes are the function registry and invocation routes.
@@ -122,7 +123,7 @@ func (s *Server) invokeTenant(r *http.Request) (tenant.ID, error) {
 	if _, ok := authn.OperatorFrom(r.Context()); !ok || header == "" {
 		return "", nil
 	}
-	return tenant.ParseID(header)
+	return tenants.ParseID(header)
 }
 
 // invokeFunction runs a function with the request body as its event.
@@ -137,7 +138,7 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		if t.Status != tenant.Active {
+		if t.Status != tenants.Active {
 			return errs.E(errs.Conflict, "tenant_not_active", "tenant %q is %s; its functions do not run", tid, t.Status)
 		}
 		tier = t.Tier

@@ -14,7 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
-	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // createAnswer is an answer of POST /v1/tenants.
@@ -67,7 +67,7 @@ func TestCreateAnswersOnceOnboarded(t *testing.T) {
 		gate := make(chan struct{})
 		var failing atomic.Bool
 		failing.Store(true)
-		step := tenant.Step{Name: "test-gate", Run: func(ctx context.Context, _ *storage.Tx, tn tenant.Tenant) error {
+		step := tenants.Step{Name: "test-gate", Run: func(ctx context.Context, _ *storage.Tx, tn tenants.Tenant) error {
 			switch tn.ID {
 			case "slow-co":
 				select {
@@ -82,7 +82,7 @@ func TestCreateAnswersOnceOnboarded(t *testing.T) {
 			}
 			return nil
 		}}
-		env := apitest.New(t, dsn, apitest.Options{OnboardingSteps: []tenant.Step{step}, OnboardingWait: time.Second})
+		env := apitest.New(t, dsn, apitest.Options{OnboardingSteps: []tenants.Step{step}, OnboardingWait: time.Second})
 
 		// A retry while the first create's onboarding runs waits for it.
 		first := make(chan createAnswer, 1)

@@ -31,12 +31,13 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // Config holds the services the API serves.
 type Config struct {
 	DB        *storage.DB
-	Tenants   *tenant.Registry
+	Tenants   *tenants.Registry
 	Directory *identity.Directory
 	Authz     *authz.Service
 	KMS       *kms.Service
@@ -369,7 +370,7 @@ func (s *Server) authorize(r *http.Request, rt Route) error {
 }
 
 func notFoundTenant(id string) error {
-	if _, err := tenant.ParseID(id); err != nil {
+	if _, err := tenants.ParseID(id); err != nil {
 		return err
 	}
 	return errs.E(errs.NotFound, "tenant_not_found", "tenant %q not found", id)

@@ -10,10 +10,11 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 func pathTenant(r *http.Request) (tenant.ID, error) {
-	return tenant.ParseID(r.PathValue("tenant"))
+	return tenants.ParseID(r.PathValue("tenant"))
 }
 
 // existingTenant returns the {tenant} of the path if that tenant exists
@@ -42,11 +43,11 @@ func queryLimit(r *http.Request) (int, error) {
 }
 
 func (s *Server) listTiers(w http.ResponseWriter, r *http.Request) error {
-	tiers := make([]tenant.Tier, 0, len(s.Tenants.Tiers()))
+	tiers := make([]tenants.Tier, 0, len(s.Tenants.Tiers()))
 	for _, t := range s.Tenants.Tiers() {
 		tiers = append(tiers, t)
 	}
-	slices.SortFunc(tiers, func(a, b tenant.Tier) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(tiers, func(a, b tenants.Tier) int { return strings.Compare(a.Name, b.Name) })
 	writeJSON(w, http.StatusOK, map[string]any{"items": tiers})
 	return nil
 }
@@ -68,7 +69,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
-	req := tenant.CreateRequest{ID: body.ID, Name: body.Name, Tier: body.Tier, Domains: body.Domains, Config: body.Config}
+	req := tenants.CreateRequest{ID: body.ID, Name: body.Name, Tier: body.Tier, Domains: body.Domains, Config: body.Config}
 	var temporary string
 	if body.AdminEmail != "" {
 		var err error
@@ -80,7 +81,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if t.Status == tenant.Provisioning {
+	if t.Status == tenants.Provisioning {
 		// Onboarding is still running: the retry of a create that a crash
 		// cut off (resumed by a restarted node), a workflow another node
 		// runs, or a step that failed and is retried. The answer waits for
@@ -94,13 +95,13 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	status := http.StatusCreated
-	if t.Status == tenant.Provisioning {
+	if t.Status == tenants.Provisioning {
 		status = http.StatusAccepted
 		w.Header().Set("Retry-After", "1")
 	}
 	w.Header().Set("Location", "/v1/tenants/"+string(t.ID))
 	resp := struct {
-		tenant.Tenant
+		tenants.Tenant
 		InitialAdmin *initialAdmin `json:"initial_admin,omitempty"`
 	}{Tenant: t}
 	if created && temporary != "" {
@@ -119,7 +120,7 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	page, err := s.Tenants.ListAllTenants(r.Context(), tenant.ListOptions{Limit: limit, Cursor: q.Get("cursor"), Status: tenant.Status(q.Get("status"))})
+	page, err := s.Tenants.ListAllTenants(r.Context(), tenants.ListOptions{Limit: limit, Cursor: q.Get("cursor"), Status: tenants.Status(q.Get("status"))})
 	if err != nil {
 		return err
 	}
@@ -145,7 +146,7 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var p tenant.Patch
+	var p tenants.Patch
 	if err := decode(w, r, &p); err != nil {
 		return err
 	}
@@ -179,7 +180,7 @@ func (s *Server) resumeTenant(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) transition(w http.ResponseWriter, r *http.Request,
-	fn func(ctx context.Context, id tenant.ID, a tenant.Actor) (tenant.Tenant, error)) error {
+	fn func(ctx context.Context, id tenant.ID, a tenant.Actor) (tenants.Tenant, error)) error {
 	id, err := pathTenant(r)
 	if err != nil {
 		return err

@@ -379,14 +379,12 @@ func TestUsersAPIBadInput(t *testing.T) {
 		huge := `"` + strings.Repeat("x", httpapi.MaxBodySize) + `"`
 		attrs17k := `{"k":"` + strings.Repeat("x", identity.MaxAttributesSize+1024) + `"}`
 		type bc struct {
-			name          string
-			body          string
-			ctype         string
-			status        int
-			code, field   string
-			secret        string // must not be echoed
-			tokens        []string
-			allowConflict bool
+			name        string
+			body        string
+			ctype       string
+			status      int
+			code, field string
+			secret      string // must not be echoed
 		}
 		generic := func(valid string) []bc {
 			return []bc{
@@ -802,7 +800,7 @@ func TestUsersCrossTenant(t *testing.T) {
 func userHash(t *testing.T, db *storage.DB, tenantID, id string) string {
 	t.Helper()
 	var h string
-	err := db.View(context.Background(), storage.TenantScope(tenantID), func(tx *storage.Tx) error {
+	err := db.View(context.Background(), storage.TenantScope(tenant.ID(tenantID)), func(tx *storage.Tx) error {
 		return tx.QueryRow(context.Background(), `SELECT password_hash FROM users WHERE tenant_id = ? AND id = ?`, tenantID, id).Scan(&h)
 	})
 	if err != nil {

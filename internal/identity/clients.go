@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // OAuth grant types a client may be registered for.
@@ -157,7 +158,7 @@ func clientScope(tid tenant.ID) storage.Scope {
 	if tid == "" {
 		return storage.PlatformScope()
 	}
-	return tid.Scope()
+	return storage.TenantScope(tid)
 }
 
 func hashSecret(secret string) string {
@@ -184,7 +185,7 @@ func (d *Directory) CreateClient(ctx context.Context, tid tenant.ID, req CreateC
 	sc, _ := json.Marshal(c.Scopes)
 	err = d.db.Update(ctx, clientScope(tid), func(tx *storage.Tx) error {
 		if tid != "" {
-			if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+			if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 				return err
 			}
 			if err := tx.WithinQuota(ctx, "oauth_clients", MaxClientsPerTenant, "OAuth clients"); err != nil {

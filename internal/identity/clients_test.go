@@ -12,6 +12,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 var clientActor = tenant.Actor{Principal: "operator:test"}
@@ -64,7 +65,7 @@ func TestClientsAreTenantScoped(t *testing.T) {
 		env := apitest.New(t, dsn, apitest.Options{})
 		ctx := context.Background()
 		for _, id := range []string{"tenant-a", "tenant-b"} {
-			if _, _, err := env.Tenants.Create(ctx, tenant.CreateRequest{ID: id}, "", clientActor); err != nil {
+			if _, _, err := env.Tenants.Create(ctx, tenants.CreateRequest{ID: id}, "", clientActor); err != nil {
 				t.Fatal(err)
 			}
 		}

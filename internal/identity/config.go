@@ -10,6 +10,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // Config is a tenant's identity configuration. Zero lifetimes mean the
@@ -71,7 +72,7 @@ func readConfig(ctx context.Context, tx *storage.Tx) (Config, error) {
 // Config returns tenant tid's identity configuration.
 func (d *Directory) Config(ctx context.Context, tid tenant.ID) (Config, error) {
 	var c Config
-	err := d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err := d.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		var err error
 		c, err = readConfig(ctx, tx)
 		return err
@@ -82,8 +83,8 @@ func (d *Directory) Config(ctx context.Context, tid tenant.ID) (Config, error) {
 // UpdateConfig changes tenant tid's identity configuration.
 func (d *Directory) UpdateConfig(ctx context.Context, tid tenant.ID, p ConfigPatch, actor tenant.Actor) (Config, error) {
 	var c Config
-	err := d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+	err := d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
 		var err error

@@ -18,6 +18,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // Directory stores the users and groups of every tenant.
@@ -75,7 +76,7 @@ func (d *Directory) Authenticate(ctx context.Context, tid tenant.ID, email, pass
 	var hash string
 	err := sql.ErrNoRows
 	if utf8.ValidString(email) && !strings.ContainsRune(email, 0) && len(email) <= 254 {
-		err = d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		err = d.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 			err := tx.QueryRow(ctx, `SELECT id, password_hash FROM users WHERE tenant_id = ? AND email_key = ?`,
 				tx.TenantID(), strings.ToLower(email)).Scan(&u.ID, &hash)
 			if err != nil {
@@ -120,8 +121,8 @@ func (d *Directory) UserTenantAllTenants(ctx context.Context, userID string) (te
 
 // OnboardingStep returns the step that gives a new tenant its identity
 // configuration (default password policy) and its admins group.
-func (d *Directory) OnboardingStep() tenant.Step {
-	return tenant.Step{Name: "identity", Run: func(ctx context.Context, tx *storage.Tx, t tenant.Tenant) error {
+func (d *Directory) OnboardingStep() tenants.Step {
+	return tenants.Step{Name: "identity", Run: func(ctx context.Context, tx *storage.Tx, t tenants.Tenant) error {
 		now := d.clock.Now().UnixMicro()
 		if _, err := tx.Exec(ctx, `INSERT INTO identity_configs (tenant_id, password_min_length, created_at, updated_at)
 			VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id) DO NOTHING`, tx.TenantID(), DefaultPasswordPolicy.MinLength, now, now); err != nil {
@@ -132,7 +133,7 @@ func (d *Directory) OnboardingStep() tenant.Step {
 			ids.New("grp"), tx.TenantID(), AdminsGroup, "administrators of the tenant", now); err != nil {
 			return fmt.Errorf("identity: create admins group: %w", err)
 		}
-		raw, ok := tenant.StepInput(ctx, InitialAdminInput)
+		raw, ok := tenants.StepInput(ctx, InitialAdminInput)
 		if !ok {
 			return nil
 		}
@@ -156,7 +157,7 @@ type initialAdmin struct {
 // makes it the tenant's first admin (a member of admins) with a temporary
 // password, and that password, to be shown once. The input holds only the
 // password's hash.
-func (d *Directory) PrepareInitialAdmin(ctx context.Context, email string) (tenant.Input, string, error) {
+func (d *Directory) PrepareInitialAdmin(ctx context.Context, email string) (tenants.Input, string, error) {
 	email, _, err := normalizeEmail(email)
 	if err != nil {
 		err.(*errs.Error).Field = "admin_email"
@@ -168,14 +169,14 @@ func (d *Directory) PrepareInitialAdmin(ctx context.Context, email string) (tena
 		return nil, "", err
 	}
 	raw, _ := json.Marshal(initialAdmin{Email: email, PasswordHash: hash})
-	return tenant.Input{InitialAdminInput: raw}, password, nil
+	return tenants.Input{InitialAdminInput: raw}, password, nil
 }
 
 // passwordHash checks password against tenant tid's policy (for the user
 // with email) and hashes it, outside any write transaction.
 func (d *Directory) passwordHash(ctx context.Context, tid tenant.ID, password, email string) (string, error) {
 	var pp PasswordPolicy
-	err := d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err := d.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		var err error
 		pp, err = d.policy(ctx, tx)
 		return err
@@ -214,8 +215,8 @@ func (d *Directory) createInitialAdmin(ctx context.Context, tx *storage.Tx, admi
 
 // OffboardingStep returns the step that removes a tenant's OAuth clients,
 // users, groups and identity configuration.
-func (d *Directory) OffboardingStep() tenant.Step {
-	return tenant.Step{Name: "identity", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
+func (d *Directory) OffboardingStep() tenants.Step {
+	return tenants.Step{Name: "identity", Run: func(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
 		for _, table := range []string{"oauth_clients", "tenant_idps", "federated_identities", "user_totp", "group_members", "users", "user_groups", "identity_configs"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 				return fmt.Errorf("identity: remove %s: %w", table, err)
@@ -271,8 +272,8 @@ func (d *Directory) CreateUser(ctx context.Context, tid tenant.ID, req CreateUse
 		return CreatedUser{}, err
 	}
 	var out CreatedUser
-	err = d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+	err = d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
 		if err := tx.WithinQuota(ctx, "users", MaxUsersPerTenant, "users"); err != nil {
@@ -392,7 +393,7 @@ func getUser(ctx context.Context, tx *storage.Tx, id string) (User, error) {
 // GetUser returns one user of tenant tid.
 func (d *Directory) GetUser(ctx context.Context, tid tenant.ID, id string) (User, error) {
 	var u User
-	err := d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err := d.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		var err error
 		u, err = getUser(ctx, tx, id)
 		return err
@@ -420,7 +421,7 @@ func (d *Directory) ListUsers(ctx context.Context, tid tenant.ID, opts ListOptio
 		return UserPage{}, err
 	}
 	out := UserPage{Items: []User{}}
-	err = d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err = d.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		q := `SELECT ` + userColumns + ` FROM users WHERE tenant_id = ? AND id > ?`
 		args := []any{tx.TenantID(), after}
 		if opts.Email != "" {
@@ -505,8 +506,8 @@ func (d *Directory) UpdateUser(ctx context.Context, tid tenant.ID, id string, p 
 			return u, err
 		}
 	}
-	err := d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+	err := d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
 		var err error
@@ -560,8 +561,8 @@ func (d *Directory) UpdateUser(ctx context.Context, tid tenant.ID, id string, p 
 
 // DeleteUser removes a user of tenant tid and their group memberships.
 func (d *Directory) DeleteUser(ctx context.Context, tid tenant.ID, id string, actor tenant.Actor) error {
-	return d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+	return d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
 		if _, err := getUser(ctx, tx, id); err != nil {
@@ -594,8 +595,8 @@ func (d *Directory) CreateGroup(ctx context.Context, tid tenant.ID, req CreateGr
 		return Group{}, errs.Field("description", "invalid_description", "description must be at most 500 characters of text")
 	}
 	var g Group
-	err := d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+	err := d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
 		if err := tx.WithinQuota(ctx, "user_groups", MaxGroupsPerTenant, "groups"); err != nil {
@@ -618,7 +619,7 @@ func (d *Directory) CreateGroup(ctx context.Context, tid tenant.ID, req CreateGr
 // ListGroups returns every group of tenant tid with its member count.
 func (d *Directory) ListGroups(ctx context.Context, tid tenant.ID) ([]Group, error) {
 	out := []Group{}
-	err := d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err := d.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT g.id, g.name, g.description, g.created_at,
 			(SELECT COUNT(*) FROM group_members m WHERE m.group_id = g.id AND m.tenant_id = g.tenant_id)
 			FROM user_groups g WHERE g.tenant_id = ? ORDER BY g.name`, tx.TenantID())
@@ -643,8 +644,8 @@ func (d *Directory) ListGroups(ctx context.Context, tid tenant.ID) ([]Group, err
 // SetMember adds (member true) or removes a user of tenant tid to or from
 // the named group. Adding a member twice or removing a non-member is a no-op.
 func (d *Directory) SetMember(ctx context.Context, tid tenant.ID, group, userID string, member bool, actor tenant.Actor) error {
-	return d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+	return d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
 		var gid string

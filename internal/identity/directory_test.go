@@ -18,6 +18,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // fastArgon keeps the tests quick; the parameters travel with each hash.
@@ -39,7 +40,7 @@ var (
 type env struct {
 	db    *storage.DB
 	log   *audit.Log
-	reg   *tenant.Registry
+	reg   *tenants.Registry
 	dir   *identity.Directory
 	clock *clock.Fake
 }
@@ -47,11 +48,11 @@ type env struct {
 // newEnv opens a database with the tenant registry and the directory (its
 // onboarding and offboarding steps registered) and creates the tenants,
 // which are active when it returns.
-func newEnv(t *testing.T, dsn string, tenants ...tenant.ID) *env {
+func newEnv(t *testing.T, dsn string, tenantIDs ...tenant.ID) *env {
 	t.Helper()
-	db := storagetest.Open(t, dsn, audit.Migrations(), tenant.Migrations(), identity.Migrations())
+	db := storagetest.Open(t, dsn, audit.Migrations(), tenants.Migrations(), identity.Migrations())
 	l := audit.New(db, audit.Options{})
-	reg := tenant.NewRegistry(db, l, tenant.Options{})
+	reg := tenants.NewRegistry(db, l, tenants.Options{})
 	fc := clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	dir := identity.NewDirectory(db, l, identity.Options{Clock: fc, Argon2: fastArgon})
 	reg.AddOnboardingStep(dir.OnboardingStep())
@@ -66,19 +67,19 @@ func newEnv(t *testing.T, dsn string, tenants ...tenant.ID) *env {
 		l.Close()
 	})
 	e := &env{db: db, log: l, reg: reg, dir: dir, clock: fc}
-	for _, id := range tenants {
-		tn, _, err := reg.Create(context.Background(), tenant.CreateRequest{ID: string(id)}, "", op)
+	for _, id := range tenantIDs {
+		tn, _, err := reg.Create(context.Background(), tenants.CreateRequest{ID: string(id)}, "", op)
 		if err != nil {
 			t.Fatalf("create tenant %s: %v", id, err)
 		}
-		if tn.Status != tenant.Active {
-			e.waitStatus(t, id, tenant.Active)
+		if tn.Status != tenants.Active {
+			e.waitStatus(t, id, tenants.Active)
 		}
 	}
 	return e
 }
 
-func (e *env) waitStatus(t *testing.T, id tenant.ID, want tenant.Status) {
+func (e *env) waitStatus(t *testing.T, id tenant.ID, want tenants.Status) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -158,7 +159,7 @@ func (e *env) groups(t *testing.T, tid tenant.ID) map[string]identity.Group {
 func (e *env) passwordHash(t *testing.T, tid tenant.ID, id string) string {
 	t.Helper()
 	var h string
-	err := e.db.View(context.Background(), tid.Scope(), func(tx *storage.Tx) error {
+	err := e.db.View(context.Background(), storage.TenantScope(tid), func(tx *storage.Tx) error {
 		return tx.QueryRow(context.Background(), `SELECT password_hash FROM users WHERE tenant_id = ? AND id = ?`, string(tid), id).Scan(&h)
 	})
 	if err != nil {
@@ -170,7 +171,7 @@ func (e *env) passwordHash(t *testing.T, tid tenant.ID, id string) string {
 // tenantEvents returns tid's audit chain, oldest first.
 func (e *env) tenantEvents(t *testing.T, tid tenant.ID) []audit.Event {
 	t.Helper()
-	p, err := e.log.ListTenant(context.Background(), tid.Scope(), audit.Filter{Limit: 1000})
+	p, err := e.log.ListTenant(context.Background(), storage.TenantScope(tid), audit.Filter{Limit: 1000})
 	if err != nil {
 		t.Fatalf("list audit of %s: %v", tid, err)
 	}
@@ -910,7 +911,7 @@ func TestOffboardingRemovesDirectory(t *testing.T) {
 		if _, err := e.reg.Delete(ctx, tenantA, op); err != nil {
 			t.Fatal(err)
 		}
-		e.waitStatus(t, tenantA, tenant.Deleted)
+		e.waitStatus(t, tenantA, tenants.Deleted)
 		for _, table := range directoryTables {
 			if n := countRows(t, e.db, table, tenantA); n != 0 {
 				t.Errorf("tenant-a keeps %d rows in %s after offboarding", n, table)
@@ -1033,7 +1034,7 @@ func TestTenantIsolation(t *testing.T) {
 		if e.db.Dialect() == storage.Postgres {
 			for _, table := range directoryTables {
 				var n int
-				err := e.db.View(ctx, tenantB.Scope(), func(tx *storage.Tx) error {
+				err := e.db.View(ctx, storage.TenantScope(tenantB), func(tx *storage.Tx) error {
 					return tx.QueryRow(ctx, `SELECT COUNT(*) FROM `+table+` WHERE tenant_id <> ?`, string(tenantB)).Scan(&n)
 				})
 				if err != nil || n != 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // Who a federated sign-in is. A tenant's provider says who signed in with
@@ -83,7 +84,7 @@ func (d *Directory) FederatedUser(ctx context.Context, tid tenant.ID, in Federat
 	// Two first sign-ins of one identity at once: the loser of the race
 	// hits a unique key and, on the second try, finds the winner's link.
 	for range 2 {
-		err = d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		err = d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 			u, outcome, err = d.federatedUserTx(ctx, tx, in)
 			return err
 		})
@@ -95,7 +96,7 @@ func (d *Directory) FederatedUser(ctx context.Context, tid tenant.ID, in Federat
 }
 
 func (d *Directory) federatedUserTx(ctx context.Context, tx *storage.Tx, in FederatedLogin) (User, FederatedOutcome, error) {
-	if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+	if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 		return User{}, "", err
 	}
 	var issuer string

@@ -14,7 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
-	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // TestPasswordHashingBounded: 200 concurrent password hashes (user
@@ -23,10 +23,10 @@ import (
 // password_hashing_busy and Retry-After, and nothing is half written.
 func TestPasswordHashingBounded(t *testing.T) {
 	dsn := storagetest.DSN(t, storage.SQLite)
-	db := storagetest.Open(t, dsn, audit.Migrations(), tenant.Migrations(), identity.Migrations())
+	db := storagetest.Open(t, dsn, audit.Migrations(), tenants.Migrations(), identity.Migrations())
 	l := audit.New(db, audit.Options{})
 	t.Cleanup(func() { l.Close() })
-	reg := tenant.NewRegistry(db, l, tenant.Options{})
+	reg := tenants.NewRegistry(db, l, tenants.Options{})
 	// 8 MiB per hash: 200 at once would need 1.6 GiB.
 	argon := identity.Argon2Params{Memory: 8 << 10, Time: 2, Threads: 1, KeyLen: 32, SaltLen: 16}
 	dir := identity.NewDirectory(db, l, identity.Options{Argon2: argon, HashWorkers: 2, HashQueue: 8})
@@ -37,11 +37,11 @@ func TestPasswordHashingBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Shutdown(context.Background()) })
-	if _, _, err := reg.Create(ctx, tenant.CreateRequest{ID: "acme"}, "", op); err != nil {
+	if _, _, err := reg.Create(ctx, tenants.CreateRequest{ID: "acme"}, "", op); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if tn, _ := reg.Get(ctx, "acme"); tn.Status == tenant.Active || time.Now().After(deadline) {
+		if tn, _ := reg.Get(ctx, "acme"); tn.Status == tenants.Active || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)

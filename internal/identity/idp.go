@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // Federation (the bridge model): a tenant may connect its own OpenID
@@ -69,8 +70,8 @@ func (d *Directory) SetIdP(ctx context.Context, tid tenant.ID, req IdPRequest, a
 		return IdP{}, errors.New("identity: no key to seal client secrets")
 	}
 	out := IdP{Issuer: strings.TrimRight(req.Issuer, "/"), ClientID: req.ClientID, IdPSettings: req.IdPSettings}
-	err := d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+	err := d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
 		wrapped, err := d.wrapper.Wrap([]byte(req.ClientSecret), idpBinding(tx.TenantID()))
@@ -97,7 +98,7 @@ func (d *Directory) SetIdP(ctx context.Context, tid tenant.ID, req IdPRequest, a
 
 // DeleteIdP disconnects tenant tid's upstream provider.
 func (d *Directory) DeleteIdP(ctx context.Context, tid tenant.ID, actor tenant.Actor) error {
-	return d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	return d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		res, err := tx.Exec(ctx, `DELETE FROM tenant_idps WHERE tenant_id = ?`, tx.TenantID())
 		if err != nil {
 			return fmt.Errorf("identity: delete idp: %w", err)
@@ -113,7 +114,7 @@ func (d *Directory) DeleteIdP(ctx context.Context, tid tenant.ID, actor tenant.A
 // or ok false when it has none.
 func (d *Directory) TenantIdP(ctx context.Context, tid tenant.ID) (idp IdP, secret string, ok bool, err error) {
 	var wrapped []byte
-	err = d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err = d.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		return tx.QueryRow(ctx, `SELECT issuer, client_id, secret_wrapped, link_existing_by_email, upstream_mfa_sufficient
 			FROM tenant_idps WHERE tenant_id = ?`, tx.TenantID()).
 			Scan(&idp.Issuer, &idp.ClientID, &wrapped, &idp.LinkExistingByEmail, &idp.UpstreamMFASufficient)

@@ -18,6 +18,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // TOTP second factor (RFC 6238: SHA-1, 6 digits, 30-second steps, one step
@@ -47,8 +48,8 @@ func (d *Directory) EnrollTOTP(ctx context.Context, tid tenant.ID, userID string
 		return TOTPEnrollment{}, errors.New("identity: no key to seal TOTP secrets")
 	}
 	var out TOTPEnrollment
-	err := d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+	err := d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
 		u, err := getUser(ctx, tx, userID)
@@ -84,8 +85,8 @@ func (d *Directory) EnrollTOTP(ctx context.Context, tid tenant.ID, userID string
 
 // ConfirmTOTP turns on an enrolled factor once the user shows a valid code.
 func (d *Directory) ConfirmTOTP(ctx context.Context, tid tenant.ID, userID, code string, actor tenant.Actor) error {
-	return d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+	return d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
 		if err := d.checkTOTP(ctx, tx, userID, code, false); err != nil {
@@ -100,8 +101,8 @@ func (d *Directory) ConfirmTOTP(ctx context.Context, tid tenant.ID, userID, code
 
 // RemoveTOTP turns a user's second factor off.
 func (d *Directory) RemoveTOTP(ctx context.Context, tid tenant.ID, userID string, actor tenant.Actor) error {
-	return d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+	return d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return err
 		}
 		if _, err := getUser(ctx, tx, userID); err != nil {
@@ -120,7 +121,7 @@ var errSecondFactor = errs.E(errs.Unauthenticated, "second_factor_required", "en
 // TOTPRequired reports whether the user signs in with a confirmed TOTP factor.
 func (d *Directory) TOTPRequired(ctx context.Context, tid tenant.ID, userID string) (bool, error) {
 	var confirmed bool
-	err := d.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err := d.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		return tx.QueryRow(ctx, `SELECT confirmed FROM user_totp WHERE tenant_id = ? AND user_id = ?`, tx.TenantID(), userID).Scan(&confirmed)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
@@ -132,7 +133,7 @@ func (d *Directory) TOTPRequired(ctx context.Context, tid tenant.ID, userID stri
 // VerifySecondFactor checks a sign-in's code: a current TOTP code not used
 // before, or an unused recovery code (which it uses up).
 func (d *Directory) VerifySecondFactor(ctx context.Context, tid tenant.ID, userID, code string) error {
-	return d.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	return d.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		return d.checkTOTP(ctx, tx, userID, code, true)
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // Importing key material (bring your own key):
@@ -75,7 +76,7 @@ func (s *Service) GetImportParams(ctx context.Context, tid tenant.ID, name strin
 		PublicKey: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})),
 		ExpiresAt: s.now().Add(importTokenTTL)}
 	err = s.update(ctx, tid, actor, func(tx *storage.Tx) (string, string, error) {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return "", "", err
 		}
 		k, err := resolve(ctx, tx, name, true)

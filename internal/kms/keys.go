@@ -26,6 +26,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 //go:embed migrations
@@ -350,7 +351,7 @@ func (s *Service) CreateKey(ctx context.Context, tid tenant.ID, req CreateKeyReq
 	}
 	var id string
 	err = s.update(ctx, tid, actor, func(tx *storage.Tx) (string, string, error) {
-		if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+		if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 			return "", "", err
 		}
 		id, err = s.createKey(ctx, tx, req, rotation)
@@ -409,8 +410,8 @@ func (s *Service) createKey(ctx context.Context, tx *storage.Tx, req CreateKeyRe
 func DefaultAlias(tid tenant.ID) string { return "alias/customer-" + string(tid) }
 
 // OnboardingStep makes the tenant's default key, alias/customer-<tenant>.
-func (s *Service) OnboardingStep() tenant.Step {
-	return tenant.Step{Name: "kms", Run: func(ctx context.Context, tx *storage.Tx, t tenant.Tenant) error {
+func (s *Service) OnboardingStep() tenants.Step {
+	return tenants.Step{Name: "kms", Run: func(ctx context.Context, tx *storage.Tx, t tenants.Tenant) error {
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM kms_aliases WHERE tenant_id = ? AND alias = ?`, tx.TenantID(), DefaultAlias(t.ID)).Scan(&n); err != nil {
 			return fmt.Errorf("kms: onboarding: %w", err)
@@ -427,8 +428,8 @@ func (s *Service) OnboardingStep() tenant.Step {
 // OffboardingStep schedules the deletion of every key of the tenant, with
 // the longest window; when it has passed, the material is destroyed and
 // everything encrypted under the keys is unreadable for good.
-func (s *Service) OffboardingStep() tenant.Step {
-	return tenant.Step{Name: "kms", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
+func (s *Service) OffboardingStep() tenants.Step {
+	return tenants.Step{Name: "kms", Run: func(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
 		now := s.now()
 		if _, err := tx.Exec(ctx, `UPDATE kms_keys SET state = ?, deletion_at = ?, updated_at = ?
 			WHERE tenant_id = ? AND state IN (?, ?)`, StatePendingDeletion, now.Add(MaxDeletionDays*24*time.Hour).UnixMicro(),
@@ -445,7 +446,7 @@ func (s *Service) OffboardingStep() tenant.Step {
 // action and target, written in the same transaction; caches are dropped
 // on this node after the commit and on the others by notification.
 func (s *Service) update(ctx context.Context, tid tenant.ID, actor tenant.Actor, fn func(tx *storage.Tx) (action, target string, err error)) error {
-	return s.db.Update(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	return s.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		action, target, err := fn(tx)
 		if err != nil {
 			return err
@@ -462,7 +463,7 @@ func (s *Service) update(ctx context.Context, tid tenant.ID, actor tenant.Actor,
 // GetKey returns a key (by id or alias) of tenant tid.
 func (s *Service) GetKey(ctx context.Context, tid tenant.ID, name string) (Key, error) {
 	var out Key
-	err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err := s.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		k, err := resolve(ctx, tx, name, false)
 		if err != nil {
 			return err
@@ -549,7 +550,7 @@ func (s *Service) ListKeys(ctx context.Context, tid tenant.ID, limit int, cursor
 		return KeyPage{}, err
 	}
 	out := KeyPage{Items: []Key{}}
-	err = s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+	err = s.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+keyColumns+` FROM kms_keys WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?`, tx.TenantID(), after, limit+1)
 		if err != nil {
 			return fmt.Errorf("kms: list keys: %w", err)
@@ -581,7 +582,7 @@ func (s *Service) changeKey(ctx context.Context, tid tenant.ID, name string, act
 	var id string
 	err := s.update(ctx, tid, actor, func(tx *storage.Tx) (string, string, error) {
 		if active {
-			if err := tenant.RequireActiveTx(ctx, tx); err != nil {
+			if err := tenants.RequireActiveTx(ctx, tx); err != nil {
 				return "", "", err
 			}
 		}

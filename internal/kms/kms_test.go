@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 var op = tenant.Actor{Principal: "operator:test"}
@@ -24,7 +25,7 @@ var op = tenant.Actor{Principal: "operator:test"}
 type env struct {
 	db    *storage.DB
 	log   *audit.Log
-	reg   *tenant.Registry
+	reg   *tenants.Registry
 	svc   *kms.Service
 	clock *clock.Fake
 	root  *kms.RootKey
@@ -35,9 +36,9 @@ func (e *env) rootKey(t *testing.T) *kms.RootKey { return e.root }
 
 // newEnv opens a database with the registry and the key service (its
 // onboarding and offboarding steps registered) and creates active tenants.
-func newEnv(t *testing.T, dsn string, tenants ...string) *env {
+func newEnv(t *testing.T, dsn string, tenantIDs ...string) *env {
 	t.Helper()
-	db := storagetest.Open(t, dsn, audit.Migrations(), tenant.Migrations(), kms.Migrations())
+	db := storagetest.Open(t, dsn, audit.Migrations(), tenants.Migrations(), kms.Migrations())
 	fc := clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	l := audit.New(db, audit.Options{Clock: fc})
 	root, _, err := kms.LoadRootKey(t.TempDir(), "")
@@ -45,7 +46,7 @@ func newEnv(t *testing.T, dsn string, tenants ...string) *env {
 		t.Fatal(err)
 	}
 	svc := kms.New(db, l, root, kms.Options{Clock: fc})
-	reg := tenant.NewRegistry(db, l, tenant.Options{Clock: fc})
+	reg := tenants.NewRegistry(db, l, tenants.Options{Clock: fc})
 	reg.AddOnboardingStep(svc.OnboardingStep())
 	reg.AddOffboardingStep(svc.OffboardingStep())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,16 +61,16 @@ func newEnv(t *testing.T, dsn string, tenants ...string) *env {
 		root.Zero()
 	})
 	e := &env{db: db, log: l, reg: reg, svc: svc, clock: fc, root: root}
-	for _, id := range tenants {
-		if _, _, err := reg.Create(ctx, tenant.CreateRequest{ID: id}, "", op); err != nil {
+	for _, id := range tenantIDs {
+		if _, _, err := reg.Create(ctx, tenants.CreateRequest{ID: id}, "", op); err != nil {
 			t.Fatal(err)
 		}
-		e.waitStatus(t, id, tenant.Active)
+		e.waitStatus(t, id, tenants.Active)
 	}
 	return e
 }
 
-func (e *env) waitStatus(t *testing.T, id string, want tenant.Status) {
+func (e *env) waitStatus(t *testing.T, id string, want tenants.Status) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		tn, err := e.reg.Get(context.Background(), tenant.ID(id))
@@ -344,7 +345,7 @@ func TestDeletionShredsData(t *testing.T) {
 		if _, err := e.reg.Delete(ctx, "globex", op); err != nil {
 			t.Fatal(err)
 		}
-		e.waitStatus(t, "globex", tenant.Deleted)
+		e.waitStatus(t, "globex", tenants.Deleted)
 		gk, err := e.svc.GetKey(ctx, "globex", gct.KeyID)
 		if err != nil || gk.State != kms.StatePendingDeletion {
 			t.Fatalf("globex's key after offboarding: %+v %v", gk, err)
@@ -381,7 +382,7 @@ func storedMaterial(t *testing.T, e *env, keyID string) int {
 func TestKeyChangesReachOtherNodes(t *testing.T) {
 	dsn := storagetest.PostgresDSN(t)
 	e := newEnv(t, dsn, "acme")
-	db2 := storagetest.Open(t, dsn, audit.Migrations(), tenant.Migrations(), kms.Migrations())
+	db2 := storagetest.Open(t, dsn, audit.Migrations(), tenants.Migrations(), kms.Migrations())
 	l2 := audit.New(db2, audit.Options{Clock: e.clock})
 	t.Cleanup(func() { l2.Close() })
 	root := e.rootKey(t)

@@ -117,7 +117,7 @@ func (s *Service) loadFrom(ctx context.Context, ref keyRef) (*loadedKey, error) 
 	{
 		gen := s.keys.Generation()
 		var lk *loadedKey
-		err := s.db.View(ctx, tid.Scope(), func(tx *storage.Tx) error {
+		err := s.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
 			k, err := resolve(ctx, tx, name, false)
 			if err != nil {
 				return err

@@ -122,7 +122,7 @@ func (p *Published) loadAllIssuers(ctx context.Context) error {
 func (p *Published) reload(ctx context.Context, t tenant.ID) error {
 	scope := storage.PlatformScope()
 	if t != "" {
-		scope = t.Scope()
+		scope = storage.TenantScope(t)
 	}
 	sets, err := p.read(ctx, scope, `SELECT tenant_id, public_jwk, published_until FROM signing_keys
 		WHERE tenant_id = ? AND (retired_at = 0 OR published_until > ?)`, string(t), p.now().UnixMicro())

@@ -73,7 +73,7 @@ func TestPublished(t *testing.T) {
 			t.Errorf("loaded at start: %v %v", kids(keys), ok)
 		}
 		// Offboarding: the issuer is gone at once.
-		err = db.Update(ctx, tenant.ID("bigco").Scope(), func(tx *storage.Tx) error { return s.DeleteIssuer(ctx, tx) })
+		err = db.Update(ctx, storage.TenantScope(tenant.ID("bigco")), func(tx *storage.Tx) error { return s.DeleteIssuer(ctx, tx) })
 		if err != nil {
 			t.Fatal(err)
 		}

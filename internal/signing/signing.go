@@ -56,7 +56,7 @@ func (i Issuer) scope() storage.Scope {
 	if i.Tenant == "" {
 		return storage.PlatformScope()
 	}
-	return i.Tenant.Scope()
+	return storage.TenantScope(i.Tenant)
 }
 
 func (i Issuer) binding(kid string) []byte {

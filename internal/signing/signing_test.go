@@ -50,7 +50,7 @@ func signAndVerify(t *testing.T, k *signing.Key, set jose.JSONWebKeySet) bool {
 		t.Fatal(err)
 	}
 	compact, _ := obj.CompactSerialize()
-	parsed, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
+	parsed, err := jose.ParseSignedCompact(compact, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
 // TestWithinQuota: a tenant's objects are counted in its own scope only,
@@ -28,7 +29,7 @@ func TestWithinQuota(t *testing.T) {
 			}
 		}
 		check := func(tid string, limit int) error {
-			return db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+			return db.View(ctx, storage.TenantScope(tenant.ID(tid)), func(tx *storage.Tx) error {
 				return tx.WithinQuota(ctx, "user_groups", limit, "groups")
 			})
 		}

@@ -31,6 +31,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	"modernc.org/sqlite"               // registers the "sqlite" driver
@@ -175,7 +176,7 @@ type Scope struct {
 
 // TenantScope returns the scope of one tenant. Callers pass a validated
 // tenant id (tenant.ID); an empty id yields a scope that sees nothing.
-func TenantScope(id string) Scope { return Scope{tenant: id} }
+func TenantScope(id tenant.ID) Scope { return Scope{tenant: string(id)} }
 
 // PlatformScope returns the scope that crosses tenants. Use it only in
 // operator and control-plane code whose name says it crosses tenants.

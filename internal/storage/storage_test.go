@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
 // notes is a tenant-owned table used only by these tests, with the same
@@ -27,14 +28,14 @@ CREATE POLICY platform_scope ON notes USING (current_setting('bulkhead.platform'
 	"postgres/002_index.sql": {Data: []byte(`CREATE INDEX notes_tenant ON notes(tenant_id);`)},
 }}
 
-func insertNote(t *testing.T, db *storage.DB, tenant, body string) {
+func insertNote(t *testing.T, db *storage.DB, tid, body string) {
 	t.Helper()
-	err := db.Update(context.Background(), storage.TenantScope(tenant), func(tx *storage.Tx) error {
+	err := db.Update(context.Background(), storage.TenantScope(tenant.ID(tid)), func(tx *storage.Tx) error {
 		_, err := tx.Exec(context.Background(), `INSERT INTO notes (tenant_id, body) VALUES (?, ?)`, tx.TenantID(), body)
 		return err
 	})
 	if err != nil {
-		t.Fatalf("insert note for %s: %v", tenant, err)
+		t.Fatalf("insert note for %s: %v", tid, err)
 	}
 }
 

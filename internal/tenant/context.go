@@ -7,8 +7,10 @@ import (
 
 // Context is the tenant context of a request: who is acting, for which
 // tenant, with which scopes. Only the authentication middleware creates it,
-// from a verified credential; service methods that touch tenant data read
-// the tenant from here, never from a request body or path.
+// from a verified credential. The HTTP layer reads it once, checks it
+// against the route, and passes the tenant id to service methods as an
+// explicit parameter; services do not read it from the context, so every
+// call site shows which tenant it acts for.
 type Context struct {
 	TenantID  ID
 	Principal string

@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 	"github.com/bulkhead-dev/bulkhead/sdk/envelope"
 )
@@ -27,7 +28,7 @@ func TestWithBulkhead(t *testing.T) {
 		ctx := context.Background()
 		token := func(tid string) *client.Client {
 			t.Helper()
-			if _, _, err := env.Tenants.Create(ctx, tenant.CreateRequest{ID: tid}, "", tenant.Actor{Principal: "test"}); err != nil {
+			if _, _, err := env.Tenants.Create(ctx, tenants.CreateRequest{ID: tid}, "", tenant.Actor{Principal: "test"}); err != nil {
 				t.Fatal(err)
 			}
 			scopes := []string{"kms:encrypt", "kms:decrypt", "kms:generate-data-key"}

@@ -18,6 +18,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/sts"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // Token exchange (RFC 8693). A confidential client registered for the
@@ -263,7 +264,7 @@ func (s *issuerStorage) ValidateTokenExchangeRequest(ctx context.Context, req op
 		return invalid("the user or tenant is not active")
 	}
 	t, err := s.p.cfg.Tenants.Get(ctx, tid)
-	if err != nil || t.Status != tenant.Active {
+	if err != nil || t.Status != tenants.Active {
 		return invalid("the tenant is not active")
 	}
 	st.tier, st.groups = t.Tier, u.Groups

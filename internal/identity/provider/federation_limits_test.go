@@ -287,7 +287,7 @@ func TestFederationRefusesPrivateUpstreams(t *testing.T) {
 		up.says(map[string]any{"sub": "bob-sub", "email": "bob@bridge.example", "email_verified": true})
 		_, port, _ := strings.Cut(strings.TrimPrefix(up.issuer(), "http://"), ":")
 		for _, issuer := range []string{up.issuer(), "https://localhost:" + port} {
-			err := f.env.DB.Update(f.ctx, tenant.ID("bridge-co").Scope(), func(tx *storage.Tx) error {
+			err := f.env.DB.Update(f.ctx, storage.TenantScope(tenant.ID("bridge-co")), func(tx *storage.Tx) error {
 				_, err := tx.Exec(f.ctx, `UPDATE tenant_idps SET issuer = ? WHERE tenant_id = ?`, issuer, tx.TenantID())
 				return err
 			})

@@ -13,7 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
-	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // TestTenantKeyFlow is the keys issue's end-to-end acceptance: a user of
@@ -77,7 +77,7 @@ func TestTenantKeyFlow(t *testing.T) {
 		}
 		for deadline := 0; ; deadline++ {
 			tn, err := f.env.Tenants.Get(f.ctx, "tenant-a")
-			if err == nil && tn.Status == tenant.Deleted {
+			if err == nil && tn.Status == tenants.Deleted {
 				break
 			}
 			if deadline > 1000 {

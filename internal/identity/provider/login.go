@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // The hosted login page: server-rendered, no JavaScript. The form carries
@@ -335,10 +336,10 @@ func (p *Provider) routeTenant(ctx context.Context, s *issuerStorage, a *authReq
 		tid = id
 	}
 	t, err := p.cfg.Tenants.Get(ctx, tid)
-	if err != nil || t.Status != tenant.Active {
+	if err != nil || t.Status != tenants.Active {
 		return "", noTenant
 	}
-	if s.issuer.Tenant == "" && t.Isolation == tenant.Silo {
+	if s.issuer.Tenant == "" && t.Isolation == tenants.Silo {
 		if code != "" {
 			return "", noTenant // an organization code must not reveal which tenants exist, or their tier
 		}
@@ -376,12 +377,12 @@ func (p *Provider) pickerEntries(ctx context.Context) []pickerEntry {
 	var out []pickerEntry
 	cursor := ""
 	for len(out) < 1000 {
-		page, err := p.cfg.Tenants.ListAllTenants(ctx, tenant.ListOptions{Limit: 1000, Cursor: cursor, Status: tenant.Active})
+		page, err := p.cfg.Tenants.ListAllTenants(ctx, tenants.ListOptions{Limit: 1000, Cursor: cursor, Status: tenants.Active})
 		if err != nil {
 			break
 		}
 		for _, t := range page.Items {
-			if t.Isolation != tenant.Silo {
+			if t.Isolation != tenants.Silo {
 				out = append(out, pickerEntry{ID: string(t.ID), Name: t.Name})
 			}
 		}

@@ -37,6 +37,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/sts"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 //go:embed migrations
@@ -53,7 +54,7 @@ type Config struct {
 	CryptoKey [32]byte
 	DB        *storage.DB
 	Directory *identity.Directory
-	Tenants   *tenant.Registry
+	Tenants   *tenants.Registry
 	Signing   *signing.Store
 	Audit     *audit.Log
 	Clock     clock.Clock
@@ -234,7 +235,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		t, err := p.cfg.Tenants.Get(r.Context(), tid)
-		if err != nil || t.Isolation != tenant.Silo || (t.Status != tenant.Active && t.Status != tenant.Suspended) {
+		if err != nil || t.Isolation != tenants.Silo || (t.Status != tenants.Active && t.Status != tenants.Suspended) {
 			http.NotFound(w, r) // only silo tenants have an issuer of their own
 			return
 		}
@@ -346,8 +347,8 @@ func (p *Provider) issuer(i signing.Issuer) (*op.Provider, error) {
 // OffboardingStep returns the step that revokes every refresh token of an
 // offboarded tenant and forgets its pending sign-ins. (Access tokens are
 // short-lived JWTs; the API refuses those of a tenant that is not active.)
-func (p *Provider) OffboardingStep() tenant.Step {
-	return tenant.Step{Name: "oidc-tokens", Run: func(ctx context.Context, tx *storage.Tx, _ tenant.Tenant) error {
+func (p *Provider) OffboardingStep() tenants.Step {
+	return tenants.Step{Name: "oidc-tokens", Run: func(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
 		if _, err := tx.Exec(ctx, `UPDATE oidc_refresh_tokens SET status = 'revoked' WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 			return fmt.Errorf("provider: revoke tokens: %w", err)
 		}
@@ -432,8 +433,8 @@ func (p *Provider) Revoked(ctx context.Context, tokenID string) bool {
 
 // IssuerOf returns the issuer URL that a tenant's tokens must carry: its own
 // for a silo tenant, the platform's otherwise.
-func (p *Provider) IssuerOf(t tenant.Tenant) string {
-	if t.Isolation == tenant.Silo {
+func (p *Provider) IssuerOf(t tenants.Tenant) string {
+	if t.Isolation == tenants.Silo {
 		return p.issuerURL(signing.Issuer{Tenant: t.ID})
 	}
 	return p.issuerURL(signing.Platform)

@@ -24,6 +24,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 var fast = identity.Argon2Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}
@@ -42,7 +43,7 @@ func newFixture(t *testing.T, dsn string) *fixture {
 
 func (f *fixture) tenant(t *testing.T, id, tier string, domains ...string) {
 	t.Helper()
-	if _, _, err := f.env.Tenants.Create(f.ctx, tenant.CreateRequest{ID: id, Tier: tier, Domains: domains}, "", op); err != nil {
+	if _, _, err := f.env.Tenants.Create(f.ctx, tenants.CreateRequest{ID: id, Tier: tier, Domains: domains}, "", op); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -433,7 +434,7 @@ func TestOffboardingRevokesTokens(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			tn, _ := f.env.Tenants.Get(f.ctx, "acme")
-			if tn.Status == tenant.Deleted {
+			if tn.Status == tenants.Deleted {
 				break
 			}
 			if time.Now().After(deadline) {

@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // issuerStorage implements op.Storage for one issuer: the platform issuer
@@ -55,14 +56,14 @@ func (s *issuerStorage) belongs(ctx context.Context, tid tenant.ID) bool {
 }
 
 // belongsTo is belongs with the tenant already read (nil for none).
-func (s *issuerStorage) belongsTo(tid tenant.ID, t *tenant.Tenant) bool {
+func (s *issuerStorage) belongsTo(tid tenant.ID, t *tenants.Tenant) bool {
 	switch {
 	case s.issuer.Tenant != "":
 		return tid == s.issuer.Tenant
 	case tid == "":
 		return true // a platform client on the platform issuer
 	default:
-		return t != nil && t.ID == tid && t.Isolation != tenant.Silo
+		return t != nil && t.ID == tid && t.Isolation != tenants.Silo
 	}
 }
 
@@ -119,10 +120,10 @@ func (s *issuerStorage) ClientCredentials(ctx context.Context, id, secret string
 		return nil, oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
 	c, err := s.p.cfg.Directory.AuthenticateClientAllTenants(ctx, id, secret)
-	var t *tenant.Tenant
+	var t *tenants.Tenant
 	if err == nil && c.TenantID != "" {
 		tn, terr := s.p.cfg.Tenants.Get(ctx, c.TenantID)
-		if terr != nil || tn.Status != tenant.Active {
+		if terr != nil || tn.Status != tenants.Active {
 			return nil, oidc.ErrInvalidClient().WithDescription("the client's tenant is not active")
 		}
 		t = &tn
@@ -146,7 +147,7 @@ func (s *issuerStorage) ClientCredentials(ctx context.Context, id, secret string
 // for the token request that follows in the same exchange.
 type authenticatedClient struct {
 	c  identity.Client
-	t  *tenant.Tenant // the client's tenant as read then (nil for a platform client)
+	t  *tenants.Tenant // the client's tenant as read then (nil for a platform client)
 	at time.Time
 }
 
@@ -540,7 +541,7 @@ func (s *issuerStorage) activeUser(ctx context.Context, tid tenant.ID, userID st
 		return identity.User{}, errNotFound
 	}
 	t, err := s.p.cfg.Tenants.Get(ctx, tid)
-	if err != nil || t.Status != tenant.Active {
+	if err != nil || t.Status != tenants.Active {
 		return identity.User{}, errNotFound
 	}
 	u, err := s.p.cfg.Directory.GetUser(ctx, tid, userID)

@@ -1,4 +1,4 @@
-package tenant
+package tenants
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
 // Lifecycle workflows.
@@ -59,7 +60,7 @@ type Step struct {
 // Workflow is a lifecycle workflow and its completed steps.
 type Workflow struct {
 	ID        string         `json:"id"`
-	TenantID  ID             `json:"tenant_id"`
+	TenantID  tenant.ID      `json:"tenant_id"`
 	Kind      Kind           `json:"kind"`
 	Status    WorkflowStatus `json:"status"`
 	Attempts  int            `json:"attempts"`
@@ -140,7 +141,7 @@ func (r *Registry) markDeleted(ctx context.Context, tx *storage.Tx, _ Tenant) er
 }
 
 // insertWorkflow records a new running workflow, claimed by its creator (attempt 1).
-func (r *Registry) insertWorkflow(ctx context.Context, tx *storage.Tx, id string, tid ID, kind Kind, input Input, now time.Time) error {
+func (r *Registry) insertWorkflow(ctx context.Context, tx *storage.Tx, id string, tid tenant.ID, kind Kind, input Input, now time.Time) error {
 	if input == nil {
 		input = Input{}
 	}
@@ -281,7 +282,7 @@ func (r *Registry) stopped() bool {
 // claim is what a run knows of a workflow its caller has just created (and
 // so claimed, counting attempt 1), which saves reading and claiming it again.
 type claim struct {
-	tenant ID
+	tenant tenant.ID
 	kind   Kind
 	input  Input
 }
@@ -355,7 +356,7 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 			if WorkflowStatus(status) != WorkflowRunning {
 				return errCancelled
 			}
-			c.tenant, c.kind = ID(t), Kind(k)
+			c.tenant, c.kind = tenant.ID(t), Kind(k)
 			if err := json.Unmarshal([]byte(input), &c.input); err != nil {
 				return fmt.Errorf("tenant: workflow %s input unreadable: %w", id, err)
 			}
@@ -369,7 +370,7 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 			return err
 		}
 	}
-	ctx = context.WithValue(WithID(ctx, c.tenant), inputKey{}, c.input)
+	ctx = context.WithValue(tenant.WithID(ctx, c.tenant), inputKey{}, c.input)
 	log := r.log.With("workflow_id", id, "kind", string(c.kind))
 	steps := r.steps(c.kind)
 	for i, s := range steps {
@@ -379,7 +380,7 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 		}
 		last := i == len(steps)-1
 		ran := false
-		err := r.db.Update(ctx, c.tenant.Scope(), func(tx *storage.Tx) error {
+		err := r.db.Update(ctx, storage.TenantScope(c.tenant), func(tx *storage.Tx) error {
 			if ok, err := tx.TryLock(ctx, "workflow:"+id); err != nil {
 				return err
 			} else if !ok {
@@ -442,10 +443,10 @@ var (
 )
 
 // Workflows returns the tenant's workflows, newest first, with their completed steps.
-func (r *Registry) Workflows(ctx context.Context, id ID) ([]Workflow, error) {
+func (r *Registry) Workflows(ctx context.Context, id tenant.ID) ([]Workflow, error) {
 	var out []Workflow
-	err := r.db.View(ctx, id.Scope(), func(tx *storage.Tx) error {
-		if _, err := getTx(ctx, tx, ID(tx.TenantID())); err != nil {
+	err := r.db.View(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
+		if _, err := getTx(ctx, tx, tenant.ID(tx.TenantID())); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `SELECT id, kind, status, attempts, last_error, created_at, updated_at
@@ -454,7 +455,7 @@ func (r *Registry) Workflows(ctx context.Context, id ID) ([]Workflow, error) {
 			return fmt.Errorf("tenant: list workflows: %w", err)
 		}
 		for rows.Next() {
-			w := Workflow{TenantID: ID(tx.TenantID()), Steps: []StepRecord{}}
+			w := Workflow{TenantID: tenant.ID(tx.TenantID()), Steps: []StepRecord{}}
 			var kind, status string
 			var created, updated int64
 			if err := rows.Scan(&w.ID, &kind, &status, &w.Attempts, &w.LastError, &created, &updated); err != nil {

@@ -1,4 +1,4 @@
-package tenant
+package tenants
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
 // Registry is the tenant registry and the engine of its lifecycle workflows.
@@ -78,11 +79,14 @@ type CreateRequest struct {
 	Input Input `json:"-"`
 }
 
-// Actor says who asks for a change, for the audit trail.
-type Actor struct {
-	Principal string
-	RequestID string
-	SourceIP  string
+// ParseID is tenant.ParseID with the API's error: invalid_tenant_id on the
+// field "id", for an id that a client sent.
+func ParseID(s string) (tenant.ID, error) {
+	id, err := tenant.ParseID(s)
+	if err != nil {
+		return "", &errs.Error{Kind: errs.Invalid, Code: "invalid_tenant_id", Field: "id", Detail: err.Error(), Err: err}
+	}
+	return id, nil
 }
 
 func (r *Registry) validateCreate(req CreateRequest) (Tenant, error) {
@@ -132,7 +136,7 @@ func (r *Registry) tierNames() string {
 // same tenant with created=false, as it is now (still provisioning if its
 // onboarding has not finished: see AwaitOnboarding); the same key with a
 // different request is refused (idempotency_key_reused).
-func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey string, actor Actor) (t Tenant, created bool, err error) {
+func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey string, actor tenant.Actor) (t Tenant, created bool, err error) {
 	t, err = r.validateCreate(req)
 	if err != nil {
 		return Tenant{}, false, err
@@ -141,7 +145,7 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey
 	now := r.clock.Now()
 	t.CreatedAt, t.UpdatedAt = now.Truncate(time.Microsecond), now.Truncate(time.Microsecond)
 	wfID := newWorkflowID()
-	var existing ID
+	var existing tenant.ID
 	err = r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		if idempotencyKey != "" {
 			var id, h string
@@ -151,7 +155,7 @@ func (r *Registry) Create(ctx context.Context, req CreateRequest, idempotencyKey
 				if h != reqHash {
 					return errs.E(errs.Conflict, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
 				}
-				existing = ID(id)
+				existing = tenant.ID(id)
 				return nil
 			case !errors.Is(err, sql.ErrNoRows):
 				return fmt.Errorf("tenant: read idempotency key: %w", err)
@@ -214,7 +218,7 @@ const onboardingPoll = 50 * time.Millisecond
 // (the same Idempotency-Key) finds the tenant provisioning while a
 // restarted node resumes its onboarding, and should answer, as the first
 // answer would have, once the tenant is active.
-func (r *Registry) AwaitOnboarding(ctx context.Context, id ID) (Tenant, error) {
+func (r *Registry) AwaitOnboarding(ctx context.Context, id tenant.ID) (Tenant, error) {
 	poll := time.NewTicker(onboardingPoll)
 	defer poll.Stop()
 	var last Tenant
@@ -239,7 +243,7 @@ func (r *Registry) AwaitOnboarding(ctx context.Context, id ID) (Tenant, error) {
 
 // lookupIdempotent returns the tenant an earlier request with key created, if
 // its request hash matches.
-func (r *Registry) lookupIdempotent(ctx context.Context, key, reqHash string) (ID, bool, error) {
+func (r *Registry) lookupIdempotent(ctx context.Context, key, reqHash string) (tenant.ID, bool, error) {
 	var id, h string
 	err := r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		return tx.QueryRow(ctx, `SELECT tenant_id, request_hash FROM tenant_idempotency WHERE key = ?`, key).Scan(&id, &h)
@@ -247,12 +251,12 @@ func (r *Registry) lookupIdempotent(ctx context.Context, key, reqHash string) (I
 	if err != nil || h != reqHash {
 		return "", false, err
 	}
-	return ID(id), true, nil
+	return tenant.ID(id), true, nil
 }
 
 func hashRequest(t Tenant) string {
 	b, _ := json.Marshal(struct {
-		ID      ID
+		ID      tenant.ID
 		Name    string
 		Tier    string
 		Domains []string
@@ -262,7 +266,7 @@ func hashRequest(t Tenant) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func insertDomains(ctx context.Context, tx *storage.Tx, id ID, domains []string) error {
+func insertDomains(ctx context.Context, tx *storage.Tx, id tenant.ID, domains []string) error {
 	for _, d := range domains {
 		if _, err := tx.Exec(ctx, `INSERT INTO tenant_domains (domain, tenant_id) VALUES (?, ?)`, d, string(id)); err != nil {
 			if storage.IsUniqueViolation(err) {
@@ -284,18 +288,18 @@ func scanTenant(row interface{ Scan(...any) error }) (Tenant, error) {
 	if err := row.Scan(&id, &t.Name, &t.Tier, &iso, &status, &cfg, &created, &updated); err != nil {
 		return Tenant{}, err
 	}
-	t.ID, t.Isolation, t.Status, t.Config = ID(id), Isolation(iso), Status(status), json.RawMessage(cfg)
+	t.ID, t.Isolation, t.Status, t.Config = tenant.ID(id), Isolation(iso), Status(status), json.RawMessage(cfg)
 	t.CreatedAt, t.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
 	t.Domains = []string{}
 	return t, nil
 }
 
-func notFound(id ID) error {
+func notFound(id tenant.ID) error {
 	return errs.E(errs.NotFound, "tenant_not_found", "tenant %q not found", id)
 }
 
 // getTx reads one tenant in tx, whose scope must be the platform or the tenant.
-func getTx(ctx context.Context, tx *storage.Tx, id ID) (Tenant, error) {
+func getTx(ctx context.Context, tx *storage.Tx, id tenant.ID) (Tenant, error) {
 	return readTenant(ctx, tx, id, "")
 }
 
@@ -304,7 +308,7 @@ func getTx(ctx context.Context, tx *storage.Tx, id ID) (Tenant, error) {
 // steps of one tenant serialize and each sees the state the last one left;
 // SQLite's single writer serializes them already.
 func lockTenant(ctx context.Context, tx *storage.Tx) (Tenant, error) {
-	return readTenant(ctx, tx, ID(tx.TenantID()), forUpdate(tx))
+	return readTenant(ctx, tx, tenant.ID(tx.TenantID()), forUpdate(tx))
 }
 
 // forUpdate is the row-lock clause of tx's dialect (SQLite's single writer
@@ -316,7 +320,7 @@ func forUpdate(tx *storage.Tx) string {
 	return ""
 }
 
-func readTenant(ctx context.Context, tx *storage.Tx, id ID, lock string) (Tenant, error) {
+func readTenant(ctx context.Context, tx *storage.Tx, id tenant.ID, lock string) (Tenant, error) {
 	t, err := scanTenant(tx.QueryRow(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE id = ?`+lock, string(id)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Tenant{}, notFound(id)
@@ -340,11 +344,11 @@ func readTenant(ctx context.Context, tx *storage.Tx, id ID, lock string) (Tenant
 }
 
 // Get returns one tenant. It reads in the tenant's own scope.
-func (r *Registry) Get(ctx context.Context, id ID) (Tenant, error) {
+func (r *Registry) Get(ctx context.Context, id tenant.ID) (Tenant, error) {
 	var t Tenant
-	err := r.db.View(ctx, id.Scope(), func(tx *storage.Tx) error {
+	err := r.db.View(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
 		var err error
-		t, err = getTx(ctx, tx, ID(tx.TenantID()))
+		t, err = getTx(ctx, tx, tenant.ID(tx.TenantID()))
 		return err
 	})
 	return t, err
@@ -353,7 +357,7 @@ func (r *Registry) Get(ctx context.Context, id ID) (Tenant, error) {
 // TenantForDomainAllTenants returns the tenant that claims domain (its
 // users' email domain or a custom domain). It crosses tenants: it is how a
 // sign-in finds the tenant of an email address.
-func (r *Registry) TenantForDomainAllTenants(ctx context.Context, domain string) (ID, error) {
+func (r *Registry) TenantForDomainAllTenants(ctx context.Context, domain string) (tenant.ID, error) {
 	var id string
 	err := r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		return tx.QueryRow(ctx, `SELECT tenant_id FROM tenant_domains WHERE domain = ?`, strings.ToLower(domain)).Scan(&id)
@@ -364,7 +368,7 @@ func (r *Registry) TenantForDomainAllTenants(ctx context.Context, domain string)
 	if err != nil {
 		return "", fmt.Errorf("tenant: find by domain: %w", err)
 	}
-	return ID(id), nil
+	return tenant.ID(id), nil
 }
 
 // RequireActiveTx checks, in tx, that the tenant of tx's scope exists and is
@@ -374,7 +378,7 @@ func RequireActiveTx(ctx context.Context, tx *storage.Tx) error {
 	var status string
 	err := tx.QueryRow(ctx, `SELECT status FROM tenants WHERE id = ?`+forUpdate(tx), tx.TenantID()).Scan(&status)
 	if errors.Is(err, sql.ErrNoRows) {
-		return notFound(ID(tx.TenantID()))
+		return notFound(tenant.ID(tx.TenantID()))
 	}
 	if err != nil {
 		return fmt.Errorf("tenant: read status: %w", err)
@@ -447,8 +451,8 @@ func (r *Registry) ListAllTenants(ctx context.Context, opts ListOptions) (Page, 
 
 // ListAllTenantIDs returns the id of every tenant, deleted ones included.
 // It crosses tenants and is for the operator only.
-func (r *Registry) ListAllTenantIDs(ctx context.Context) ([]ID, error) {
-	var out []ID
+func (r *Registry) ListAllTenantIDs(ctx context.Context) ([]tenant.ID, error) {
+	var out []tenant.ID
 	err := r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT id FROM tenants ORDER BY id`)
 		if err != nil {
@@ -460,7 +464,7 @@ func (r *Registry) ListAllTenantIDs(ctx context.Context) ([]ID, error) {
 			if err := rows.Scan(&id); err != nil {
 				return fmt.Errorf("tenant: list ids: %w", err)
 			}
-			out = append(out, ID(id))
+			out = append(out, tenant.ID(id))
 		}
 		return rows.Err()
 	})
@@ -471,7 +475,7 @@ func loadDomains(ctx context.Context, tx *storage.Tx, ts []Tenant) error {
 	if len(ts) == 0 {
 		return nil
 	}
-	idx := make(map[ID]int, len(ts))
+	idx := make(map[tenant.ID]int, len(ts))
 	args := make([]any, len(ts))
 	for i, t := range ts {
 		idx[t.ID] = i
@@ -488,7 +492,7 @@ func loadDomains(ctx context.Context, tx *storage.Tx, ts []Tenant) error {
 		if err := rows.Scan(&id, &d); err != nil {
 			return fmt.Errorf("tenant: list domains: %w", err)
 		}
-		if i, ok := idx[ID(id)]; ok {
+		if i, ok := idx[tenant.ID(id)]; ok {
 			ts[i].Domains = append(ts[i].Domains, d)
 		}
 	}
@@ -506,9 +510,9 @@ type Patch struct {
 // Update applies p to the tenant. Changing the tier within one isolation model
 // is immediate; a change of isolation model is a tier migration, which this
 // version refuses (tier_migration_unsupported).
-func (r *Registry) Update(ctx context.Context, id ID, p Patch, actor Actor) (Tenant, error) {
+func (r *Registry) Update(ctx context.Context, id tenant.ID, p Patch, actor tenant.Actor) (Tenant, error) {
 	var t Tenant
-	err := r.db.Update(ctx, id.Scope(), func(tx *storage.Tx) error {
+	err := r.db.Update(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
 		var err error
 		if t, err = lockTenant(ctx, tx); err != nil {
 			return err
@@ -571,18 +575,18 @@ func (r *Registry) Update(ctx context.Context, id ID, p Patch, actor Actor) (Ten
 }
 
 // Suspend moves an active tenant to suspended. Suspending a suspended tenant is a no-op.
-func (r *Registry) Suspend(ctx context.Context, id ID, actor Actor) (Tenant, error) {
+func (r *Registry) Suspend(ctx context.Context, id tenant.ID, actor tenant.Actor) (Tenant, error) {
 	return r.transition(ctx, id, Suspended, actor, "tenant.suspended", Active)
 }
 
 // Resume moves a suspended tenant back to active. Resuming an active tenant is a no-op.
-func (r *Registry) Resume(ctx context.Context, id ID, actor Actor) (Tenant, error) {
+func (r *Registry) Resume(ctx context.Context, id tenant.ID, actor tenant.Actor) (Tenant, error) {
 	return r.transition(ctx, id, Active, actor, "tenant.resumed", Suspended)
 }
 
-func (r *Registry) transition(ctx context.Context, id ID, to Status, actor Actor, action string, from Status) (Tenant, error) {
+func (r *Registry) transition(ctx context.Context, id tenant.ID, to Status, actor tenant.Actor, action string, from Status) (Tenant, error) {
 	var t Tenant
-	err := r.db.Update(ctx, id.Scope(), func(tx *storage.Tx) error {
+	err := r.db.Update(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
 		var err error
 		if t, err = lockTenant(ctx, tx); err != nil {
 			return err
@@ -615,11 +619,11 @@ func setStatus(ctx context.Context, tx *storage.Tx, s Status, at time.Time) erro
 // work is accepted for it), every teardown step runs, and the tenant ends
 // deleted with its id reserved. It returns the tenant as offboarding began.
 // Deleting a tenant already offboarding or deleted returns it unchanged.
-func (r *Registry) Delete(ctx context.Context, id ID, actor Actor) (Tenant, error) {
+func (r *Registry) Delete(ctx context.Context, id tenant.ID, actor tenant.Actor) (Tenant, error) {
 	var t Tenant
 	wfID := newWorkflowID()
 	started := false
-	err := r.db.Update(ctx, id.Scope(), func(tx *storage.Tx) error {
+	err := r.db.Update(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
 		var err error
 		if t, err = lockTenant(ctx, tx); err != nil {
 			return err

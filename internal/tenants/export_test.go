@@ -1,4 +1,4 @@
-package tenant
+package tenants
 
 // RetryDelay exposes retryDelay to the tests.
 var RetryDelay = retryDelay

@@ -1,0 +1,175 @@
+// Package tenants is the tenant registry: tenants and their tiers, domains
+// and lifecycle, and the durable onboarding and offboarding workflows that
+// later capabilities extend with their own steps. The tenant id, the tenant
+// context of a request and the actor of a change are in the leaf package
+// tenant.
+package tenants
+
+import (
+	"embed"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Migrations returns the tenant registry's migrations.
+func Migrations() storage.Component {
+	return storage.Embedded("tenant", migrations)
+}
+
+// Isolation is the deployment model of a tenant.
+type Isolation string
+
+// The isolation models.
+const (
+	Pool   Isolation = "pool"   // shares every resource with other pool tenants
+	Bridge Isolation = "bridge" // shares compute, has some dedicated resources
+	Silo   Isolation = "silo"   // dedicated issuer, keys and upstreams
+)
+
+func (i Isolation) valid() bool { return i == Pool || i == Bridge || i == Silo }
+
+// Status is a tenant's lifecycle state.
+type Status string
+
+// The lifecycle states.
+const (
+	Provisioning Status = "provisioning"
+	Active       Status = "active"
+	Suspended    Status = "suspended"
+	Offboarding  Status = "offboarding"
+	Deleted      Status = "deleted"
+)
+
+// Tenant is a customer of the SaaS product that Bulkhead isolates.
+type Tenant struct {
+	ID        tenant.ID       `json:"id"`
+	Name      string          `json:"name"`
+	Tier      string          `json:"tier"`
+	Isolation Isolation       `json:"isolation"`
+	Status    Status          `json:"status"`
+	Domains   []string        `json:"domains"`
+	Config    json.RawMessage `json:"config"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// Tier is a class of service. It decides the isolation model and carries the
+// limits that other capabilities read.
+type Tier struct {
+	Name                    string    `json:"name"`
+	Isolation               Isolation `json:"isolation"`
+	RateLimitRPS            float64   `json:"rate_limit_rps"`
+	RateLimitBurst          int       `json:"rate_limit_burst"`
+	MaxFunctionEnvironments int       `json:"max_function_environments"`
+}
+
+// Tiers is the set of tiers a deployment offers, by name.
+type Tiers map[string]Tier
+
+// DefaultTiers returns the built-in tiers: basic (pool), standard (bridge), premium (silo).
+func DefaultTiers() Tiers {
+	return Tiers{
+		"basic":    {Name: "basic", Isolation: Pool, RateLimitRPS: 50, RateLimitBurst: 100, MaxFunctionEnvironments: 2},
+		"standard": {Name: "standard", Isolation: Bridge, RateLimitRPS: 200, RateLimitBurst: 400, MaxFunctionEnvironments: 8},
+		"premium":  {Name: "premium", Isolation: Silo, RateLimitRPS: 1000, RateLimitBurst: 2000, MaxFunctionEnvironments: 32},
+	}
+}
+
+// DefaultTier is the tier a tenant gets when its creator names none.
+const DefaultTier = "basic"
+
+// LoadTiers reads a tiers file: {"tiers":[{"name":…,"isolation":…,…},…]}.
+// The file replaces the built-in set; it must define the default tier "basic".
+func LoadTiers(path string) (Tiers, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tenant: read tiers: %w", err)
+	}
+	var f struct {
+		Tiers []Tier `json:"tiers"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("tenant: parse tiers %s: %w", path, err)
+	}
+	ts := Tiers{}
+	for _, t := range f.Tiers {
+		if t.Name == "" || !t.Isolation.valid() {
+			return nil, fmt.Errorf("tenant: tiers %s: tier %q needs a name and an isolation of pool, bridge or silo", path, t.Name)
+		}
+		if _, dup := ts[t.Name]; dup {
+			return nil, fmt.Errorf("tenant: tiers %s: tier %q defined twice", path, t.Name)
+		}
+		ts[t.Name] = t
+	}
+	if _, ok := ts[DefaultTier]; !ok {
+		return nil, fmt.Errorf("tenant: tiers %s: the default tier %q is missing", path, DefaultTier)
+	}
+	return ts, nil
+}
+
+// MaxConfigSize is the largest tenant config, in bytes.
+const MaxConfigSize = 64 << 10
+
+var domainPattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// normalizeDomains lower-cases, validates and de-duplicates a domain list.
+func normalizeDomains(in []string) ([]string, error) {
+	out := make([]string, 0, len(in))
+	seen := map[string]bool{}
+	if len(in) > 100 {
+		return nil, errs.Field("domains", "invalid_domain", "a tenant has at most 100 domains")
+	}
+	for i, d := range in {
+		d = strings.ToLower(strings.TrimSuffix(d, "."))
+		if len(d) > 253 || !domainPattern.MatchString(d) {
+			return nil, errs.Field(fmt.Sprintf("domains[%d]", i), "invalid_domain", "%q is not a valid DNS name", errs.Clip(d, 80))
+		}
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// normalizeConfig checks that raw is a JSON object of at most MaxConfigSize bytes.
+func normalizeConfig(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return json.RawMessage(`{}`), nil
+	}
+	if len(raw) > MaxConfigSize {
+		return nil, &errs.Error{Kind: errs.TooLarge, Code: "config_too_large", Field: "config",
+			Detail: fmt.Sprintf("config is %d bytes; the limit is %d", len(raw), MaxConfigSize)}
+	}
+	var obj map[string]json.RawMessage
+	if !utf8.Valid(raw) {
+		return nil, errs.Field("config", "invalid_config", "config must be UTF-8 JSON")
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return nil, errs.Field("config", "invalid_config", "config must be a JSON object")
+	}
+	return raw, nil
+}
+
+func validName(name string) error {
+	if strings.TrimSpace(name) == "" || !utf8.ValidString(name) || utf8.RuneCountInString(name) > 200 ||
+		strings.ContainsFunc(name, unicode.IsControl) {
+		return errs.Field("name", "invalid_name", "name must be 1 to 200 characters of UTF-8 text without control characters")
+	}
+	return nil
+}
