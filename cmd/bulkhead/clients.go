@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -18,26 +19,24 @@ Without --tenant the client is platform-wide (operator only; its tokens carry no
 A confidential client's secret is printed once.
 Common flags: --addr, --token, --output json|table`
 
-func clientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, fs, cf, err := subcommand("client", clientUsage, args)
-	if err != nil {
-		return err
-	}
-	var tenantID string
+// clientTenantFlag is the --tenant of the client verbs: none for a
+// platform-wide client.
+func clientTenantFlag(fs *flag.FlagSet) *string {
+	return fs.String("tenant", "", "the tenant the client belongs to (default: platform-wide)")
+}
+
+// clientCreate runs bulkhead client create; a confidential client's secret
+// is printed once.
+func clientCreate(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("client create", clientUsage)
+	tenantID := clientTenantFlag(fs)
 	var grants, redirects, scopes stringList
 	var public bool
-	fs.StringVar(&tenantID, "tenant", "", "the tenant the client belongs to (default: platform-wide)")
-	positional, ok := map[string]int{"create": 1, "list": 0, "delete": 1}[sub]
-	if !ok {
-		return fmt.Errorf("%w: unknown client command %q\n%s", errUsage, sub, clientUsage)
-	}
-	if sub == "create" {
-		fs.Var(&grants, "grant", "authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:token-exchange (repeatable)")
-		fs.Var(&redirects, "redirect-uri", "an exact redirect URI (repeatable)")
-		fs.Var(&scopes, "scope", "a scope the client may ask for (repeatable)")
-		fs.BoolVar(&public, "public", false, "a public client (no secret; PKCE required)")
-	}
-	pos, err := parseArgs(fs, args[1:], positional, stderr)
+	fs.Var(&grants, "grant", "authorization_code, refresh_token, client_credentials or urn:ietf:params:oauth:grant-type:token-exchange (repeatable)")
+	fs.Var(&redirects, "redirect-uri", "an exact redirect URI (repeatable)")
+	fs.Var(&scopes, "scope", "a scope the client may ask for (repeatable)")
+	fs.BoolVar(&public, "public", false, "a public client (no secret; PKCE required)")
+	pos, err := parseArgs(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}
@@ -45,37 +44,57 @@ func clientCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	var cs []client.OAuthClient
-	switch sub {
-	case "create":
-		oc, err := c.CreateOAuthClient(ctx, tenantID, client.CreateOAuthClient{Name: pos[0], GrantTypes: grants,
-			RedirectURIs: redirects, Scopes: scopes, Public: public})
-		if err != nil {
-			return err
-		}
-		if cf.output == "json" {
-			return printJSON(stdout, oc)
-		}
-		printClients(stdout, []client.OAuthClient{oc})
-		if oc.ClientSecret != "" {
-			fmt.Fprintf(stdout, "client secret (shown once): %s\n", oc.ClientSecret)
-		}
-		return nil
-	case "list":
-		if cs, err = c.ListOAuthClients(ctx, tenantID); err != nil {
-			return err
-		}
-	case "delete":
-		if err := c.DeleteOAuthClient(ctx, tenantID, pos[0]); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "deleted client %s\n", pos[0])
-		return nil
+	oc, err := c.CreateOAuthClient(ctx, *tenantID, client.CreateOAuthClient{Name: pos[0], GrantTypes: grants,
+		RedirectURIs: redirects, Scopes: scopes, Public: public})
+	if err != nil {
+		return err
 	}
 	if cf.output == "json" {
-		return printJSON(stdout, map[string]any{"items": cs})
+		return printJSON(s.out, oc)
 	}
-	printClients(stdout, cs)
+	printClients(s.out, []client.OAuthClient{oc})
+	if oc.ClientSecret != "" {
+		fmt.Fprintf(s.out, "client secret (shown once): %s\n", oc.ClientSecret)
+	}
+	return nil
+}
+
+func clientList(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("client list", clientUsage)
+	tenantID := clientTenantFlag(fs)
+	if _, err := parseArgs(fs, args, 0, s.err); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	cs, err := c.ListOAuthClients(ctx, *tenantID)
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		return printJSON(s.out, map[string]any{"items": cs})
+	}
+	printClients(s.out, cs)
+	return nil
+}
+
+func clientDelete(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("client delete", clientUsage)
+	tenantID := clientTenantFlag(fs)
+	pos, err := parseArgs(fs, args, 1, s.err)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if err := c.DeleteOAuthClient(ctx, *tenantID, pos[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "deleted client %s\n", pos[0])
 	return nil
 }
 

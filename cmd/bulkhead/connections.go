@@ -91,6 +91,18 @@ func (f *connectionFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.webhookURL, "webhook-url", "", "POST each alert, signed, to this URL")
 }
 
+// parsedPlacement is --placement parsed; nil when it is not given.
+func (f *connectionFlags) parsedPlacement() (*client.Placement, error) {
+	if f.placement == "" {
+		return nil, nil
+	}
+	p, err := parsePlacement(f.placement)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
 // parsePlacement parses bearer, header:NAME or query:NAME.
 func parsePlacement(s string) (client.Placement, error) {
 	typ, name, _ := strings.Cut(s, ":")
@@ -165,296 +177,394 @@ func (t *tokenFlags) source(stdin io.Reader) (client.TokenSource, error) {
 	return src, err
 }
 
-func connectionCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "grant" {
-		return grantCmd(ctx, args[1:], stdin, stdout, stderr)
-	}
-	if groupHelp(args, connectionUsage, stdout) {
-		return nil
-	}
-	sub, fs, cf, err := subcommand("connection", connectionUsage, args)
-	if err != nil {
-		return err
-	}
-	positional, ok := map[string]int{"create": 1, "list": 0, "get": 1, "update": 1, "delete": 1, "activity": 1, "alerts": 0}[sub]
-	if !ok {
-		return fmt.Errorf("%w: unknown connection command %q\n%s", errUsage, sub, connectionUsage)
-	}
-	withUsage(fs, connectionUsage)
-	tenantID := tenantFlag(fs, "connections")
+// connectionVerb begins a verb of a tenant's connections (or of their
+// grants, when group is "connection grant"): its flag set, with the
+// --tenant it requires.
+func connectionVerb(group, usage, name string) (*flag.FlagSet, *clientFlags, *tenantFlag) {
+	fs, cf := clientFlagSet(group+" "+name, usage)
+	tf := &tenantFlag{}
+	tf.register(fs, "connections")
+	return fs, cf, tf
+}
+
+// connectionCreate runs bulkhead connection create: the upstream token
+// split, its Part A printed once.
+func connectionCreate(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := connectionVerb("connection", connectionUsage, "create")
 	var (
-		set                               connectionFlags
-		tf                                tokenFlags
-		lf                                listFlags
-		name, upstream, grantName, onlyOf string
-		autoSuspend                       bool
+		set                 connectionFlags
+		tok                 tokenFlags
+		upstream, grantName string
+		autoSuspend         bool
 	)
-	switch sub {
-	case "create", "update":
-		if sub == "update" {
-			fs.StringVar(&name, "name", "", "a new name")
-		}
-		fs.StringVar(&upstream, "upstream-url", "", "the third-party API's base URL, http(s)://host[:port][/path prefix] (update: only with a new token)")
-		tf.register(fs, false)
-		set.register(fs)
-		if sub == "create" {
-			fs.StringVar(&grantName, "grant-name", "", "a name for the first grant: the integration it is for")
-			fs.BoolVar(&autoSuspend, "auto-suspend", false, "let an anomaly alert suspend the first grant")
-		}
-	case "list", "activity":
-		lf.register(fs)
-	case "alerts":
-		fs.StringVar(&onlyOf, "connection", "", "only this connection's alerts")
-		lf.register(fs)
-	}
-	pos, err := parseArgs(fs, args[1:], positional, stderr)
+	fs.StringVar(&upstream, "upstream-url", "", "the third-party API's base URL, http(s)://host[:port][/path prefix] (update: only with a new token)")
+	tok.register(fs, false)
+	set.register(fs)
+	fs.StringVar(&grantName, "grant-name", "", "a name for the first grant: the integration it is for")
+	fs.BoolVar(&autoSuspend, "auto-suspend", false, "let an anomaly alert suspend the first grant")
+	pos, err := parseArgs(fs, args, 1, s.err, tf)
 	if err != nil {
 		return err
 	}
-	if *tenantID == "" {
-		return fmt.Errorf("%w: --tenant T is required", errUsage)
+	placement, err := set.parsedPlacement()
+	if err != nil {
+		return err
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var placement *client.Placement
-	if set.placement != "" {
-		p, err := parsePlacement(set.placement)
-		if err != nil {
-			return err
-		}
-		placement = &p
+	src, err := tok.source(s.in)
+	if err != nil {
+		return err
 	}
-	var src client.TokenSource
-	if sub == "create" || sub == "update" {
-		if src, err = tf.source(stdin); err != nil {
-			return err
-		}
-	}
-	if sub == "create" && (upstream == "" || src.Token == "") {
+	if upstream == "" || src.Token == "" {
 		return fmt.Errorf("%w: create needs --upstream-url URL and the upstream token: --token-file PATH or --token-stdin", errUsage)
 	}
 	c, err := cf.client()
 	if err != nil {
 		return err
 	}
-	switch sub {
-	case "create":
-		in := client.CreateConnection{Name: pos[0], UpstreamURL: upstream, Token: src.Token, AllowedMethods: allowList(set.methods),
-			AllowedPaths: allowList(set.paths), Alerts: client.Alerts{Sensitivity: set.sensitivity, WebhookURL: set.webhookURL},
-			Grant: client.GrantOptions{Name: grantName, AutoSuspend: autoSuspend}}
-		if placement != nil {
-			in.Placement = *placement
-		}
-		out, err := c.CreateConnection(ctx, *tenantID, in)
-		if err != nil {
-			return err
-		}
-		if cf.output == "json" {
-			return printJSON(stdout, out)
-		}
-		printConnections(stdout, []client.Connection{out.Connection})
-		printPartAs(stdout, "Part A", out.Grant)
-		printWebhookSecret(stdout, out.WebhookSecret)
-		return nil
-	case "update":
-		in := client.UpdateConnection{Placement: placement}
-		if given["name"] {
-			in.Name = &name
-		}
-		if given["upstream-url"] {
-			in.UpstreamURL = &upstream
-		}
-		if src.Token != "" {
-			in.Token = &src.Token
-		}
-		if given["allow-method"] {
-			ms := allowList(set.methods)
-			in.AllowedMethods = &ms
-		}
-		if given["allow-path"] {
-			ps := allowList(set.paths)
-			in.AllowedPaths = &ps
-		}
-		if in == (client.UpdateConnection{}) && !given["sensitivity"] && !given["webhook-url"] {
-			return fmt.Errorf("%w: update needs something to change (see bulkhead connection --help)", errUsage)
-		}
-		if given["sensitivity"] || given["webhook-url"] {
-			// The API replaces both alert settings: keep the one not given.
-			cur, err := c.GetConnection(ctx, *tenantID, pos[0])
-			if err != nil {
-				return err
-			}
-			in.Alerts = &cur.Alerts
-			if given["sensitivity"] {
-				in.Alerts.Sensitivity = set.sensitivity
-			}
-			if given["webhook-url"] {
-				in.Alerts.WebhookURL = set.webhookURL
-			}
-		}
-		out, err := c.UpdateConnection(ctx, *tenantID, pos[0], in)
-		if err != nil {
-			return err
-		}
-		if cf.output == "json" {
-			return printJSON(stdout, out)
-		}
-		printConnections(stdout, []client.Connection{out.Connection})
-		printPartAs(stdout, "new Part A", out.Grants...)
-		printWebhookSecret(stdout, out.WebhookSecret)
-		return nil
-	case "list":
-		page, err := c.ListConnections(ctx, *tenantID, lf.limit, lf.cursor)
-		if err != nil {
-			return err
-		}
-		if cf.output == "json" {
-			return printJSON(stdout, page)
-		}
-		printConnections(stdout, page.Items)
-		printMore(stdout, page.NextCursor)
-		return nil
-	case "get":
-		conn, err := c.GetConnection(ctx, *tenantID, pos[0])
-		if err != nil {
-			return err
-		}
-		if cf.output == "json" {
-			return printJSON(stdout, conn)
-		}
-		printConnections(stdout, []client.Connection{conn})
-		return nil
-	case "delete":
-		if err := c.DeleteConnection(ctx, *tenantID, pos[0]); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "deleted connection %s: its grants' Part As no longer work\n", pos[0])
-		return nil
-	case "activity":
-		page, err := c.ConnectionActivity(ctx, *tenantID, pos[0], lf.limit, lf.cursor)
-		if err != nil {
-			return err
-		}
-		if cf.output == "json" {
-			return printJSON(stdout, page)
-		}
-		printActivity(stdout, page.Items)
-		printMore(stdout, page.NextCursor)
-		return nil
+	in := client.CreateConnection{Name: pos[0], UpstreamURL: upstream, Token: src.Token, AllowedMethods: allowList(set.methods),
+		AllowedPaths: allowList(set.paths), Alerts: client.Alerts{Sensitivity: set.sensitivity, WebhookURL: set.webhookURL},
+		Grant: client.GrantOptions{Name: grantName, AutoSuspend: autoSuspend}}
+	if placement != nil {
+		in.Placement = *placement
 	}
-	// alerts
-	page, err := c.ListAlerts(ctx, *tenantID, onlyOf, lf.limit, lf.cursor)
+	out, err := c.CreateConnection(ctx, tf.id, in)
 	if err != nil {
 		return err
 	}
 	if cf.output == "json" {
-		return printJSON(stdout, page)
+		return printJSON(s.out, out)
 	}
-	printAlerts(stdout, page.Items)
-	printMore(stdout, page.NextCursor)
+	printConnections(s.out, []client.Connection{out.Connection})
+	printPartAs(s.out, "Part A", out.Grant)
+	printWebhookSecret(s.out, out.WebhookSecret)
 	return nil
 }
 
-func grantCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if groupHelp(args, grantUsage, stdout) {
-		return nil
-	}
-	sub, fs, cf, err := subcommand("connection grant", grantUsage, args)
-	if err != nil {
-		return err
-	}
-	positional, ok := map[string]int{"create": 1, "list": 1, "rotate": 2, "suspend": 2, "resume": 2, "delete": 2}[sub]
-	if !ok {
-		return fmt.Errorf("%w: unknown connection grant command %q\n%s", errUsage, sub, grantUsage)
-	}
-	withUsage(fs, grantUsage)
-	tenantID := tenantFlag(fs, "connections")
+// connectionUpdate runs bulkhead connection update: it sends only what is
+// given; a new token re-splits every grant.
+func connectionUpdate(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := connectionVerb("connection", connectionUsage, "update")
 	var (
-		tf     tokenFlags
-		opts   client.GrantOptions
-		reason string
+		set            connectionFlags
+		tok            tokenFlags
+		name, upstream string
 	)
-	switch sub {
-	case "create":
-		fs.StringVar(&opts.Name, "name", "", "a name for the grant: the integration it is for")
-		fs.BoolVar(&opts.AutoSuspend, "auto-suspend", false, "let an anomaly alert suspend the grant")
-		tf.register(fs, true)
-	case "rotate":
-		tf.register(fs, true)
-	case "suspend":
-		fs.StringVar(&reason, "reason", "", "why (kept with the grant and in the audit trail)")
-	}
-	pos, err := parseArgs(fs, args[1:], positional, stderr)
+	fs.StringVar(&name, "name", "", "a new name")
+	fs.StringVar(&upstream, "upstream-url", "", "the third-party API's base URL, http(s)://host[:port][/path prefix] (update: only with a new token)")
+	tok.register(fs, false)
+	set.register(fs)
+	pos, err := parseArgs(fs, args, 1, s.err, tf)
 	if err != nil {
 		return err
 	}
-	if *tenantID == "" {
-		return fmt.Errorf("%w: --tenant T is required", errUsage)
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	placement, err := set.parsedPlacement()
+	if err != nil {
+		return err
 	}
-	var src client.TokenSource
-	if sub == "create" || sub == "rotate" {
-		if src, err = tf.source(stdin); err != nil {
-			return err
-		}
-		if src == (client.TokenSource{}) {
-			return fmt.Errorf("%w: %s needs the upstream token (--token-file PATH or --token-stdin) or a current Part A of the connection (--part-a-file PATH): Bulkhead never keeps the whole token",
-				errUsage, sub)
-		}
+	src, err := tok.source(s.in)
+	if err != nil {
+		return err
 	}
 	c, err := cf.client()
 	if err != nil {
 		return err
 	}
-	var g client.Grant
-	switch sub {
-	case "create", "rotate":
-		var ig client.IssuedGrant
-		if sub == "create" {
-			ig, err = c.CreateGrant(ctx, *tenantID, pos[0], client.CreateGrant{GrantOptions: opts, TokenSource: src})
-		} else {
-			ig, err = c.RotateGrant(ctx, *tenantID, pos[0], pos[1], src)
-		}
-		if err != nil {
-			return err
-		}
-		if cf.output == "json" {
-			return printJSON(stdout, ig)
-		}
-		printGrants(stdout, []client.Grant{ig.Grant})
-		label := "Part A"
-		if sub == "rotate" {
-			label = "new Part A (the old one no longer works)"
-		}
-		printPartAs(stdout, label, ig)
-		return nil
-	case "list":
-		gs, err := c.ListGrants(ctx, *tenantID, pos[0])
-		if err != nil {
-			return err
-		}
-		if cf.output == "json" {
-			return printJSON(stdout, map[string]any{"items": gs})
-		}
-		printGrants(stdout, gs)
-		return nil
-	case "delete":
-		if err := c.DeleteGrant(ctx, *tenantID, pos[0], pos[1]); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "deleted grant %s: its Part A no longer works\n", pos[1])
-		return nil
-	case "suspend":
-		g, err = c.SuspendGrant(ctx, *tenantID, pos[0], pos[1], reason)
-	case "resume":
-		g, err = c.ResumeGrant(ctx, *tenantID, pos[0], pos[1])
+	in := client.UpdateConnection{Placement: placement}
+	if given["name"] {
+		in.Name = &name
 	}
+	if given["upstream-url"] {
+		in.UpstreamURL = &upstream
+	}
+	if src.Token != "" {
+		in.Token = &src.Token
+	}
+	if given["allow-method"] {
+		ms := allowList(set.methods)
+		in.AllowedMethods = &ms
+	}
+	if given["allow-path"] {
+		ps := allowList(set.paths)
+		in.AllowedPaths = &ps
+	}
+	if in == (client.UpdateConnection{}) && !given["sensitivity"] && !given["webhook-url"] {
+		return fmt.Errorf("%w: update needs something to change (see bulkhead connection --help)", errUsage)
+	}
+	if given["sensitivity"] || given["webhook-url"] {
+		// The API replaces both alert settings: keep the one not given.
+		cur, err := c.GetConnection(ctx, tf.id, pos[0])
+		if err != nil {
+			return err
+		}
+		in.Alerts = &cur.Alerts
+		if given["sensitivity"] {
+			in.Alerts.Sensitivity = set.sensitivity
+		}
+		if given["webhook-url"] {
+			in.Alerts.WebhookURL = set.webhookURL
+		}
+	}
+	out, err := c.UpdateConnection(ctx, tf.id, pos[0], in)
 	if err != nil {
 		return err
 	}
 	if cf.output == "json" {
-		return printJSON(stdout, g)
+		return printJSON(s.out, out)
 	}
-	printGrants(stdout, []client.Grant{g})
+	printConnections(s.out, []client.Connection{out.Connection})
+	printPartAs(s.out, "new Part A", out.Grants...)
+	printWebhookSecret(s.out, out.WebhookSecret)
+	return nil
+}
+
+func connectionList(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := connectionVerb("connection", connectionUsage, "list")
+	var lf listFlags
+	lf.register(fs)
+	if _, err := parseArgs(fs, args, 0, s.err, tf); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	page, err := c.ListConnections(ctx, tf.id, lf.limit, lf.cursor)
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		return printJSON(s.out, page)
+	}
+	printConnections(s.out, page.Items)
+	printMore(s.out, page.NextCursor)
+	return nil
+}
+
+func connectionGet(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := connectionVerb("connection", connectionUsage, "get")
+	pos, err := parseArgs(fs, args, 1, s.err, tf)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	conn, err := c.GetConnection(ctx, tf.id, pos[0])
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		return printJSON(s.out, conn)
+	}
+	printConnections(s.out, []client.Connection{conn})
+	return nil
+}
+
+func connectionDelete(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := connectionVerb("connection", connectionUsage, "delete")
+	pos, err := parseArgs(fs, args, 1, s.err, tf)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if err := c.DeleteConnection(ctx, tf.id, pos[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "deleted connection %s: its grants' Part As no longer work\n", pos[0])
+	return nil
+}
+
+// connectionActivity runs bulkhead connection activity: the proxied
+// requests of a connection.
+func connectionActivity(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := connectionVerb("connection", connectionUsage, "activity")
+	var lf listFlags
+	lf.register(fs)
+	pos, err := parseArgs(fs, args, 1, s.err, tf)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	page, err := c.ConnectionActivity(ctx, tf.id, pos[0], lf.limit, lf.cursor)
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		return printJSON(s.out, page)
+	}
+	printActivity(s.out, page.Items)
+	printMore(s.out, page.NextCursor)
+	return nil
+}
+
+// connectionAlerts runs bulkhead connection alerts: the anomaly alerts of
+// a tenant's connections, or of one.
+func connectionAlerts(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := connectionVerb("connection", connectionUsage, "alerts")
+	var lf listFlags
+	var only string
+	fs.StringVar(&only, "connection", "", "only this connection's alerts")
+	lf.register(fs)
+	if _, err := parseArgs(fs, args, 0, s.err, tf); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	page, err := c.ListAlerts(ctx, tf.id, only, lf.limit, lf.cursor)
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		return printJSON(s.out, page)
+	}
+	printAlerts(s.out, page.Items)
+	printMore(s.out, page.NextCursor)
+	return nil
+}
+
+// grantIssue returns the verb create or rotate of connection grant: a
+// grant's Part A made from the token (or a current Part A) and printed
+// once.
+func grantIssue(name string) func(context.Context, stdio, []string) error {
+	return func(ctx context.Context, s stdio, args []string) error {
+		fs, cf, tf := connectionVerb("connection grant", grantUsage, name)
+		var tok tokenFlags
+		var opts client.GrantOptions
+		positional := 2
+		if name == "create" {
+			positional = 1
+			fs.StringVar(&opts.Name, "name", "", "a name for the grant: the integration it is for")
+			fs.BoolVar(&opts.AutoSuspend, "auto-suspend", false, "let an anomaly alert suspend the grant")
+		}
+		tok.register(fs, true)
+		pos, err := parseArgs(fs, args, positional, s.err, tf)
+		if err != nil {
+			return err
+		}
+		src, err := tok.source(s.in)
+		if err != nil {
+			return err
+		}
+		if src == (client.TokenSource{}) {
+			return fmt.Errorf("%w: %s needs the upstream token (--token-file PATH or --token-stdin) or a current Part A of the connection (--part-a-file PATH): Bulkhead never keeps the whole token",
+				errUsage, name)
+		}
+		c, err := cf.client()
+		if err != nil {
+			return err
+		}
+		var ig client.IssuedGrant
+		label := "Part A"
+		if name == "create" {
+			ig, err = c.CreateGrant(ctx, tf.id, pos[0], client.CreateGrant{GrantOptions: opts, TokenSource: src})
+		} else {
+			ig, err = c.RotateGrant(ctx, tf.id, pos[0], pos[1], src)
+			label = "new Part A (the old one no longer works)"
+		}
+		if err != nil {
+			return err
+		}
+		if cf.output == "json" {
+			return printJSON(s.out, ig)
+		}
+		printGrants(s.out, []client.Grant{ig.Grant})
+		printPartAs(s.out, label, ig)
+		return nil
+	}
+}
+
+func grantList(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := connectionVerb("connection grant", grantUsage, "list")
+	pos, err := parseArgs(fs, args, 1, s.err, tf)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	gs, err := c.ListGrants(ctx, tf.id, pos[0])
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		return printJSON(s.out, map[string]any{"items": gs})
+	}
+	printGrants(s.out, gs)
+	return nil
+}
+
+// grantSuspend runs bulkhead connection grant suspend: its Part A refused
+// until resume.
+func grantSuspend(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := connectionVerb("connection grant", grantUsage, "suspend")
+	var reason string
+	fs.StringVar(&reason, "reason", "", "why (kept with the grant and in the audit trail)")
+	pos, err := parseArgs(fs, args, 2, s.err, tf)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	g, err := c.SuspendGrant(ctx, tf.id, pos[0], pos[1], reason)
+	if err != nil {
+		return err
+	}
+	return printGrant(s.out, cf.output, g)
+}
+
+func grantResume(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := connectionVerb("connection grant", grantUsage, "resume")
+	pos, err := parseArgs(fs, args, 2, s.err, tf)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	g, err := c.ResumeGrant(ctx, tf.id, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	return printGrant(s.out, cf.output, g)
+}
+
+func grantDelete(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := connectionVerb("connection grant", grantUsage, "delete")
+	pos, err := parseArgs(fs, args, 2, s.err, tf)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if err := c.DeleteGrant(ctx, tf.id, pos[0], pos[1]); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "deleted grant %s: its Part A no longer works\n", pos[1])
+	return nil
+}
+
+func printGrant(w io.Writer, output string, g client.Grant) error {
+	if output == "json" {
+		return printJSON(w, g)
+	}
+	printGrants(w, []client.Grant{g})
 	return nil
 }
 

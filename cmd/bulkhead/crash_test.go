@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -45,6 +46,10 @@ func stepNames(w workflow) []string {
 	return names
 }
 
+// The tests below run the command built with -tags bulkheadtest, whose
+// onboarding has the extra steps of testhook.go: BULKHEAD_TEST_ONBOARDING_DELAY
+// makes a step wait, so that a kill lands inside it.
+
 // TestOnboardingSurvivesKill9 starts bulkhead as a child process, kills it
 // with SIGKILL while an onboarding step is in progress, restarts it, and
 // shows that the tenant reaches active with every step's work done exactly
@@ -56,7 +61,7 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 		if filepath.IsAbs(dsn) {
 			dsn = "" // SQLite: the default database in the data directory
 		}
-		p := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=30s")
+		p := startServeBinary(t, hookBinaryFor(t), dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=30s")
 		c := p.client()
 		go c.CreateTenant(context.Background(), client.CreateTenant{ID: "crash-co", Name: "Crash Co", AdminEmail: "root@crash.example"}, "") // cut off by the kill
 
@@ -75,7 +80,7 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 		}
 		<-p.exited
 
-		p2 := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=50ms", "BULKHEAD_PUBLIC_URL="+p.url)
+		p2 := startServeBinary(t, hookBinaryFor(t), dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=50ms", "BULKHEAD_PUBLIC_URL="+p.url)
 		c2 := p2.client()
 		waitFor(t, "the tenant to become active after the restart", 20*time.Second, func() bool {
 			tn, err = c2.GetTenant(context.Background(), "crash-co")
@@ -136,7 +141,7 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 // workflow.
 func TestGracefulShutdownCheckpoints(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
-	p := startServe(t, dataDir, "", "BULKHEAD_TEST_ONBOARDING_DELAY=1s")
+	p := startServeBinary(t, hookBinaryFor(t), dataDir, "", "BULKHEAD_TEST_ONBOARDING_DELAY=1s")
 	c := p.client()
 	created := make(chan error, 1)
 	go func() {
@@ -161,7 +166,7 @@ func TestGracefulShutdownCheckpoints(t *testing.T) {
 	if err := <-created; err != nil {
 		t.Errorf("the in-flight create did not finish: %v", err)
 	}
-	p2 := startServe(t, dataDir, "", "BULKHEAD_TEST_ONBOARDING_DELAY=1s", "BULKHEAD_PUBLIC_URL="+p.url)
+	p2 := startServeBinary(t, hookBinaryFor(t), dataDir, "", "BULKHEAD_TEST_ONBOARDING_DELAY=1s", "BULKHEAD_PUBLIC_URL="+p.url)
 	c2 := p2.client()
 	waitFor(t, "active after restart", 20*time.Second, func() bool {
 		tn, err := c2.GetTenant(context.Background(), "term-co")
@@ -186,7 +191,7 @@ func TestCreateReplayAfterKill9(t *testing.T) {
 		}
 		const key = "replay-key-1"
 		body := client.CreateTenant{ID: "replay-co", Name: "Replay Co"}
-		p := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=30s")
+		p := startServeBinary(t, hookBinaryFor(t), dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=30s")
 		go createAnswer(p.url, body, key) // cut off by the kill
 		waitFor(t, "the steps before test-delay to complete", 20*time.Second, func() bool {
 			w := workflows(t, p.client(), "replay-co")
@@ -197,7 +202,7 @@ func TestCreateReplayAfterKill9(t *testing.T) {
 		}
 		<-p.exited
 
-		p2 := startServe(t, dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=2s", "BULKHEAD_PUBLIC_URL="+p.url)
+		p2 := startServeBinary(t, hookBinaryFor(t), dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=2s", "BULKHEAD_PUBLIC_URL="+p.url)
 		status, tn, err := createAnswer(p2.url, body, key)
 		if err != nil || status != http.StatusCreated || tn.Status != "active" || tn.ID != "replay-co" {
 			t.Fatalf("the create's retry after kill -9: %d %+v %v; want 201 with the tenant active", status, tn, err)
@@ -234,4 +239,24 @@ func createAnswer(base string, in client.CreateTenant, key string) (int, client.
 	}
 	defer resp.Body.Close()
 	return resp.StatusCode, tn, json.NewDecoder(resp.Body).Decode(&tn)
+}
+
+// TestShippedBinaryHasNoTestHooks: the command as built without tags does
+// not know BULKHEAD_TEST_ONBOARDING_DELAY, so an environment cannot add
+// steps to a production node's onboarding; the build with the tag does (the
+// search would find it).
+func TestShippedBinaryHasNoTestHooks(t *testing.T) {
+	const name = "BULKHEAD_TEST_ONBOARDING_DELAY"
+	for _, c := range []struct {
+		bin  string
+		want bool
+	}{{binary, false}, {hookBinaryFor(t), true}} {
+		b, err := os.ReadFile(c.bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Contains(b, []byte(name)); got != c.want {
+			t.Errorf("%s holds %s: %v; want %v", filepath.Base(c.bin), name, got, c.want)
+		}
+	}
 }

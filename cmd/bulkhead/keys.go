@@ -55,141 +55,185 @@ decrypt takes that base64 (--file: a file holding it, - for stdin) and writes
 the plaintext as it is to stdout (--output json: base64, in JSON).
 Common flags: --addr, --token, --output json|table`
 
-// tenantFlag is the --tenant that a tenant's commands require; what says
-// what they manage.
-func tenantFlag(fs *flag.FlagSet, what string) *string {
-	return fs.String("tenant", "", "the tenant whose "+what+" to manage (required)")
+// keyVerb begins a verb of a tenant's keys: its flag set, with the
+// --tenant it requires.
+func keyVerb(name string) (*flag.FlagSet, *clientFlags, *tenantFlag) {
+	fs, cf := clientFlagSet("key "+name, keyUsage)
+	tf := &tenantFlag{}
+	tf.register(fs, "keys")
+	return fs, cf, tf
 }
 
-func keyCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if groupHelp(args, keyUsage, stdout) {
-		return nil
-	}
-	sub, fs, cf, err := subcommand("key", keyUsage, args)
-	if err != nil {
+// keyCreate runs bulkhead key create.
+func keyCreate(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := keyVerb("create")
+	var in client.CreateKeyRequest
+	fs.StringVar(&in.Alias, "alias", "", "an alias for the key: alias/ and 1 to 250 of a-z A-Z 0-9 / _ -")
+	fs.StringVar(&in.Description, "description", "", "what the key is for")
+	fs.StringVar(&in.Origin, "origin", client.KeyOriginBulkhead, "bulkhead (Bulkhead makes the material) or external (import it)")
+	fs.StringVar(&in.RotationPeriod, "rotation-period", "", "rotate automatically after this duration (24h to 87600h; default none)")
+	if _, err := parseArgs(fs, args, 0, s.err, tf); err != nil {
 		return err
 	}
-	positional, ok := map[string]int{"create": 0, "list": 0, "get": 1, "rotate": 1, "schedule-deletion": 1,
-		"cancel-deletion": 1, "import-params": 1, "import": 1}[sub]
-	if !ok {
-		return fmt.Errorf("%w: unknown key command %q\n%s", errUsage, sub, keyUsage)
+	if in.Origin != client.KeyOriginBulkhead && in.Origin != client.KeyOriginExternal {
+		return fmt.Errorf("%w: --origin must be bulkhead or external", errUsage)
 	}
-	withUsage(fs, keyUsage)
-	tenantID := tenantFlag(fs, "keys")
-	var (
-		in                          client.CreateKeyRequest
-		lf                          listFlags
-		days                        int
-		importToken, file, validToS string
-	)
-	switch sub {
-	case "create":
-		fs.StringVar(&in.Alias, "alias", "", "an alias for the key: alias/ and 1 to 250 of a-z A-Z 0-9 / _ -")
-		fs.StringVar(&in.Description, "description", "", "what the key is for")
-		fs.StringVar(&in.Origin, "origin", client.KeyOriginBulkhead, "bulkhead (Bulkhead makes the material) or external (import it)")
-		fs.StringVar(&in.RotationPeriod, "rotation-period", "", "rotate automatically after this duration (24h to 87600h; default none)")
-	case "list":
-		lf.register(fs)
-	case "schedule-deletion":
-		fs.IntVar(&days, "days", client.DefaultKeyDeletionDays, "destroy the material after this many days (7 to 30)")
-	case "import":
-		fs.StringVar(&importToken, "import-token", "", "the import token from import-params (required)")
-		fs.StringVar(&file, "file", "", "the wrapped key material, binary (- for stdin; required)")
-		fs.StringVar(&validToS, "valid-to", "", "an RFC 3339 time after which the material stops working until imported again")
-	}
-	pos, err := parseArgs(fs, args[1:], positional, stderr)
-	if err != nil {
-		return err
-	}
-	if *tenantID == "" {
-		return fmt.Errorf("%w: --tenant T is required", errUsage)
-	}
-	var imp client.ImportRequest
-	switch sub {
-	case "create":
-		if in.Origin != client.KeyOriginBulkhead && in.Origin != client.KeyOriginExternal {
-			return fmt.Errorf("%w: --origin must be bulkhead or external", errUsage)
-		}
-		if in.RotationPeriod != "" {
-			if _, err := time.ParseDuration(in.RotationPeriod); err != nil {
-				return fmt.Errorf("%w: --rotation-period %q is not a duration (e.g. 8760h)", errUsage, in.RotationPeriod)
-			}
-		}
-	case "schedule-deletion":
-		if days < client.MinKeyDeletionDays || days > client.MaxKeyDeletionDays {
-			return fmt.Errorf("%w: --days must be %d to %d", errUsage, client.MinKeyDeletionDays, client.MaxKeyDeletionDays)
-		}
-	case "import":
-		if importToken == "" || file == "" {
-			return fmt.Errorf("%w: import needs --import-token TOKEN (from import-params) and --file WRAPPED (- for stdin)", errUsage)
-		}
-		if validToS != "" {
-			t, err := time.Parse(time.RFC3339Nano, validToS)
-			if err != nil {
-				return fmt.Errorf("%w: --valid-to %q is not an RFC 3339 time", errUsage, validToS)
-			}
-			imp.ValidTo = &t
-		}
-		imp.ImportToken = importToken
-		if imp.EncryptedKeyMaterial, err = readSource(file, stdin); err != nil {
-			return err
-		}
-		if len(imp.EncryptedKeyMaterial) == 0 {
-			return fmt.Errorf("%w: --file %s is empty", errUsage, file)
+	if in.RotationPeriod != "" {
+		if _, err := time.ParseDuration(in.RotationPeriod); err != nil {
+			return fmt.Errorf("%w: --rotation-period %q is not a duration (e.g. 8760h)", errUsage, in.RotationPeriod)
 		}
 	}
 	c, err := cf.client()
 	if err != nil {
 		return err
 	}
-	var k client.Key
-	switch sub {
-	case "create":
-		k, err = c.CreateKey(ctx, *tenantID, in)
-	case "get":
-		k, err = c.GetKey(ctx, *tenantID, pos[0])
-	case "rotate":
-		k, err = c.RotateKey(ctx, *tenantID, pos[0])
-	case "schedule-deletion":
-		k, err = c.ScheduleKeyDeletion(ctx, *tenantID, pos[0], days)
-	case "cancel-deletion":
-		k, err = c.CancelKeyDeletion(ctx, *tenantID, pos[0])
-	case "import":
-		k, err = c.ImportKeyMaterial(ctx, *tenantID, pos[0], imp)
-	case "list":
-		page, err := c.ListKeys(ctx, *tenantID, lf.limit, lf.cursor)
-		if err != nil {
-			return err
-		}
-		if cf.output == "json" {
-			return printJSON(stdout, page)
-		}
-		printKeys(stdout, page.Items)
-		printMore(stdout, page.NextCursor)
-		return nil
-	case "import-params":
-		ip, err := c.GetImportParams(ctx, *tenantID, pos[0])
-		if err != nil {
-			return err
-		}
-		if cf.output == "json" {
-			return printJSON(stdout, ip)
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KEY_ID\tIMPORT_TOKEN\tALGORITHM\tEXPIRES")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ip.KeyID, ip.ImportToken, ip.Algorithm, ip.ExpiresAt.Format(time.RFC3339))
-		tw.Flush()
-		fmt.Fprintf(stdout, "\n%s\n", strings.TrimRight(ip.PublicKey, "\n"))
-		return nil
+	k, err := c.CreateKey(ctx, tf.id, in)
+	if err != nil {
+		return err
 	}
+	return printKey(s.out, cf.output, k)
+}
+
+func keyList(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := keyVerb("list")
+	var lf listFlags
+	lf.register(fs)
+	if _, err := parseArgs(fs, args, 0, s.err, tf); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	page, err := c.ListKeys(ctx, tf.id, lf.limit, lf.cursor)
 	if err != nil {
 		return err
 	}
 	if cf.output == "json" {
-		return printJSON(stdout, k)
+		return printJSON(s.out, page)
 	}
-	printKeys(stdout, []client.Key{k})
-	printKeyVersions(stdout, k)
+	printKeys(s.out, page.Items)
+	printMore(s.out, page.NextCursor)
+	return nil
+}
+
+// keyAction returns the verb name that makes one call on the key its
+// argument names (get, rotate, cancel-deletion) and prints the key.
+func keyAction(name string, call func(*client.Client, context.Context, string, string) (client.Key, error)) func(context.Context, stdio, []string) error {
+	return func(ctx context.Context, s stdio, args []string) error {
+		fs, cf, tf := keyVerb(name)
+		pos, err := parseArgs(fs, args, 1, s.err, tf)
+		if err != nil {
+			return err
+		}
+		c, err := cf.client()
+		if err != nil {
+			return err
+		}
+		k, err := call(c, ctx, tf.id, pos[0])
+		if err != nil {
+			return err
+		}
+		return printKey(s.out, cf.output, k)
+	}
+}
+
+// keyScheduleDeletion runs bulkhead key schedule-deletion.
+func keyScheduleDeletion(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := keyVerb("schedule-deletion")
+	var days int
+	fs.IntVar(&days, "days", client.DefaultKeyDeletionDays, "destroy the material after this many days (7 to 30)")
+	pos, err := parseArgs(fs, args, 1, s.err, tf)
+	if err != nil {
+		return err
+	}
+	if days < client.MinKeyDeletionDays || days > client.MaxKeyDeletionDays {
+		return fmt.Errorf("%w: --days must be %d to %d", errUsage, client.MinKeyDeletionDays, client.MaxKeyDeletionDays)
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	k, err := c.ScheduleKeyDeletion(ctx, tf.id, pos[0], days)
+	if err != nil {
+		return err
+	}
+	return printKey(s.out, cf.output, k)
+}
+
+// keyImportParams runs bulkhead key import-params: a one-time public key
+// and import token, to wrap key material for import.
+func keyImportParams(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := keyVerb("import-params")
+	pos, err := parseArgs(fs, args, 1, s.err, tf)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ip, err := c.GetImportParams(ctx, tf.id, pos[0])
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		return printJSON(s.out, ip)
+	}
+	tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY_ID\tIMPORT_TOKEN\tALGORITHM\tEXPIRES")
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ip.KeyID, ip.ImportToken, ip.Algorithm, ip.ExpiresAt.Format(time.RFC3339))
+	tw.Flush()
+	fmt.Fprintf(s.out, "\n%s\n", strings.TrimRight(ip.PublicKey, "\n"))
+	return nil
+}
+
+// keyImport runs bulkhead key import: wrapped key material uploaded.
+func keyImport(ctx context.Context, s stdio, args []string) error {
+	fs, cf, tf := keyVerb("import")
+	var imp client.ImportRequest
+	var file, validTo string
+	fs.StringVar(&imp.ImportToken, "import-token", "", "the import token from import-params (required)")
+	fs.StringVar(&file, "file", "", "the wrapped key material, binary (- for stdin; required)")
+	fs.StringVar(&validTo, "valid-to", "", "an RFC 3339 time after which the material stops working until imported again")
+	pos, err := parseArgs(fs, args, 1, s.err, tf)
+	if err != nil {
+		return err
+	}
+	if imp.ImportToken == "" || file == "" {
+		return fmt.Errorf("%w: import needs --import-token TOKEN (from import-params) and --file WRAPPED (- for stdin)", errUsage)
+	}
+	if validTo != "" {
+		t, err := time.Parse(time.RFC3339Nano, validTo)
+		if err != nil {
+			return fmt.Errorf("%w: --valid-to %q is not an RFC 3339 time", errUsage, validTo)
+		}
+		imp.ValidTo = &t
+	}
+	if imp.EncryptedKeyMaterial, err = readSource(file, s.in); err != nil {
+		return err
+	}
+	if len(imp.EncryptedKeyMaterial) == 0 {
+		return fmt.Errorf("%w: --file %s is empty", errUsage, file)
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	k, err := c.ImportKeyMaterial(ctx, tf.id, pos[0], imp)
+	if err != nil {
+		return err
+	}
+	return printKey(s.out, cf.output, k)
+}
+
+// printKey prints one key and its versions.
+func printKey(w io.Writer, output string, k client.Key) error {
+	if output == "json" {
+		return printJSON(w, k)
+	}
+	printKeys(w, []client.Key{k})
+	printKeyVersions(w, k)
 	return nil
 }
 
@@ -278,81 +322,100 @@ func kmsHint(err error) error {
 	return err
 }
 
-func kmsCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if groupHelp(args, kmsUsage, stdout) {
-		return nil
+// kmsData are the flags of what kms encrypt and decrypt work on: the
+// encryption context, and the data, inline or from a file.
+type kmsData struct {
+	ec         contextFlag
+	text, file string
+}
+
+// register adds --context, --file and the inline flag (plaintext or
+// ciphertext).
+func (d *kmsData) register(fs *flag.FlagSet, inline, inlineUsage, fileUsage string) {
+	d.ec = contextFlag{}
+	fs.Var(d.ec, "context", "a pair k=v of the encryption context (repeatable; tenant_id=<tenant> is required)")
+	fs.StringVar(&d.text, inline, "", inlineUsage)
+	fs.StringVar(&d.file, "file", "", fileUsage)
+}
+
+// read checks the flags of verb, whose inline flag is given as what (e.g.
+// "--plaintext TEXT"), and returns the data: inline, or read from --file.
+func (d *kmsData) read(verb, what string, stdin io.Reader) ([]byte, error) {
+	switch {
+	case d.text != "" && d.file != "":
+		return nil, fmt.Errorf("%w: %s and --file exclude each other", errUsage, strings.Fields(what)[0])
+	case d.text == "" && d.file == "":
+		return nil, fmt.Errorf("%w: %s needs %s or --file PATH (- for stdin)", errUsage, verb, what)
+	case !hasKey(d.ec, "tenant_id"):
+		return nil, fmt.Errorf("%w: the encryption context must hold the caller's tenant: --context tenant_id=<tenant>", errUsage)
+	case d.file != "":
+		return readSource(d.file, stdin)
 	}
-	sub, fs, cf, err := subcommand("kms", kmsUsage, args)
+	return []byte(d.text), nil
+}
+
+// kmsEncrypt runs bulkhead kms encrypt: the ciphertext in base64.
+func kmsEncrypt(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("kms encrypt", kmsUsage)
+	var d kmsData
+	var keyID string
+	fs.StringVar(&keyID, "key", "", "the key id or alias to encrypt under, e.g. alias/customer-<tenant> (required)")
+	d.register(fs, "plaintext", "the text to encrypt", "read the bytes to encrypt from a file (- for stdin)")
+	if _, err := parseArgs(fs, args, 0, s.err); err != nil {
+		return err
+	}
+	if keyID == "" {
+		return fmt.Errorf("%w: encrypt needs --key KEY (a key id or alias, e.g. alias/customer-<tenant>)", errUsage)
+	}
+	data, err := d.read("encrypt", "--plaintext TEXT", s.in)
 	if err != nil {
 		return err
 	}
-	if sub != "encrypt" && sub != "decrypt" {
-		return fmt.Errorf("%w: unknown kms command %q\n%s", errUsage, sub, kmsUsage)
-	}
-	withUsage(fs, kmsUsage)
-	ec := contextFlag{}
-	fs.Var(ec, "context", "a pair k=v of the encryption context (repeatable; tenant_id=<tenant> is required)")
-	var keyID, text, file string
-	if sub == "encrypt" {
-		fs.StringVar(&keyID, "key", "", "the key id or alias to encrypt under, e.g. alias/customer-<tenant> (required)")
-		fs.StringVar(&text, "plaintext", "", "the text to encrypt")
-		fs.StringVar(&file, "file", "", "read the bytes to encrypt from a file (- for stdin)")
-	} else {
-		fs.StringVar(&text, "ciphertext", "", "the ciphertext, in base64, as encrypt printed it")
-		fs.StringVar(&file, "file", "", "read the base64 ciphertext from a file (- for stdin)")
-	}
-	if _, err := parseArgs(fs, args[1:], 0, stderr); err != nil {
+	defer clear(data)
+	c, err := cf.client()
+	if err != nil {
 		return err
 	}
-	what := map[string]string{"encrypt": "--plaintext TEXT", "decrypt": "--ciphertext BASE64"}[sub]
-	switch {
-	case sub == "encrypt" && keyID == "":
-		return fmt.Errorf("%w: encrypt needs --key KEY (a key id or alias, e.g. alias/customer-<tenant>)", errUsage)
-	case text != "" && file != "":
-		return fmt.Errorf("%w: %s and --file exclude each other", errUsage, strings.Fields(what)[0])
-	case text == "" && file == "":
-		return fmt.Errorf("%w: %s needs %s or --file PATH (- for stdin)", errUsage, sub, what)
-	case !hasKey(ec, "tenant_id"):
-		return fmt.Errorf("%w: the encryption context must hold the caller's tenant: --context tenant_id=<tenant>", errUsage)
+	out, err := c.Encrypt(ctx, keyID, data, d.ec)
+	if err != nil {
+		return kmsHint(err)
 	}
-	data := []byte(text)
-	if file != "" {
-		if data, err = readSource(file, stdin); err != nil {
-			return err
-		}
+	if cf.output == "json" {
+		return printJSON(s.out, out)
 	}
-	defer clear(data)
-	if sub == "decrypt" {
-		b64 := strings.Join(strings.Fields(string(data)), "")
-		ct, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil || len(ct) == 0 {
-			return fmt.Errorf("%w: the ciphertext is not base64 (as kms encrypt prints it)", errUsage)
-		}
-		data = ct
+	_, err = fmt.Fprintln(s.out, base64.StdEncoding.EncodeToString(out.Ciphertext))
+	return err
+}
+
+// kmsDecrypt runs bulkhead kms decrypt: the plaintext as it is.
+func kmsDecrypt(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("kms decrypt", kmsUsage)
+	var d kmsData
+	d.register(fs, "ciphertext", "the ciphertext, in base64, as encrypt printed it", "read the base64 ciphertext from a file (- for stdin)")
+	if _, err := parseArgs(fs, args, 0, s.err); err != nil {
+		return err
+	}
+	b64, err := d.read("decrypt", "--ciphertext BASE64", s.in)
+	if err != nil {
+		return err
+	}
+	ct, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(string(b64)), ""))
+	clear(b64)
+	if err != nil || len(ct) == 0 {
+		return fmt.Errorf("%w: the ciphertext is not base64 (as kms encrypt prints it)", errUsage)
 	}
 	c, err := cf.client()
 	if err != nil {
 		return err
 	}
-	if sub == "encrypt" {
-		out, err := c.Encrypt(ctx, keyID, data, ec)
-		if err != nil {
-			return kmsHint(err)
-		}
-		if cf.output == "json" {
-			return printJSON(stdout, out)
-		}
-		_, err = fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(out.Ciphertext))
-		return err
-	}
-	out, err := c.Decrypt(ctx, data, ec)
+	out, err := c.Decrypt(ctx, ct, d.ec)
 	if err != nil {
 		return kmsHint(err)
 	}
 	defer clear(out.Plaintext)
 	if cf.output == "json" {
-		return printJSON(stdout, out)
+		return printJSON(s.out, out)
 	}
-	_, err = stdout.Write(out.Plaintext)
+	_, err = s.out.Write(out.Plaintext)
 	return err
 }

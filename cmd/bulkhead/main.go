@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -38,6 +40,8 @@ Usage:
   bulkhead connection <command> create|list|get|update|delete|grant|activity|alerts a tenant's connections to
                                 third-party APIs, split tokens and grants (see bulkhead connection --help)
 
+bulkhead <group> --help prints a group's commands; bulkhead <group> <command>
+--help adds that command's flags.
 Client commands talk to a running server: BULKHEAD_ADDR (default
 http://127.0.0.1:8080) and BULKHEAD_TOKEN (falls back to BULKHEAD_ADMIN_TOKEN),
 or --addr and --token. --output json|table chooses the output format.
@@ -50,58 +54,160 @@ func main() {
 	os.Exit(code)
 }
 
+// stdio is where a command reads its input and writes its output.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// A unit is what a command path names in the table: a verb, which parses
+// its own flags and arguments (what follows the path) and does its work, or
+// a group of verbs, whose usage "bulkhead <group> --help" prints.
+type unit struct {
+	run   func(ctx context.Context, s stdio, args []string) error
+	usage string // a group's
+}
+
+// commands is the table from each command path to its unit. A verb's path
+// is its group's path and its name; the words of a path come before any
+// flag.
+func commands() map[string]unit {
+	policies, templates := policyVerbs(), templateVerbs()
+	return map[string]unit{
+		"serve":     {run: serve},
+		"init":      {run: initData},
+		"migrate":   {run: migrate},
+		"version":   {run: printVersion},
+		"--version": {run: printVersion},
+		"-v":        {run: printVersion},
+		"help":      {run: printUsage},
+		"-h":        {run: printUsage},
+		"--help":    {run: printUsage},
+
+		"tenant":         {usage: tenantUsage},
+		"tenant create":  {run: tenantCreate},
+		"tenant get":     {run: tenantAction("get", (*client.Client).GetTenant)},
+		"tenant list":    {run: tenantList},
+		"tenant update":  {run: tenantUpdate},
+		"tenant suspend": {run: tenantAction("suspend", (*client.Client).SuspendTenant)},
+		"tenant resume":  {run: tenantAction("resume", (*client.Client).ResumeTenant)},
+		"tenant delete":  {run: tenantAction("delete", (*client.Client).DeleteTenant)},
+
+		"audit":        {usage: auditUsage},
+		"audit list":   {run: auditList},
+		"audit verify": {run: auditVerify},
+
+		"user":        {usage: userUsage},
+		"user create": {run: userCreate},
+		"user get":    {run: userGet},
+		"user list":   {run: userList},
+		"user update": {run: userUpdate},
+		"user delete": {run: userDelete},
+
+		"group":               {usage: groupUsage},
+		"group create":        {run: groupCreate},
+		"group list":          {run: groupList},
+		"group add-member":    {run: groupMember(true)},
+		"group remove-member": {run: groupMember(false)},
+
+		"client":        {usage: clientUsage},
+		"client create": {run: clientCreate},
+		"client list":   {run: clientList},
+		"client delete": {run: clientDelete},
+
+		"policy":         {usage: policyUsage},
+		"policy list":    {run: policies.list},
+		"policy get":     {run: policies.get},
+		"policy create":  {run: policies.create("create")},
+		"policy link":    {run: policies.create("link")},
+		"policy replace": {run: policies.replace},
+		"policy delete":  {run: policies.delete},
+
+		"policy template":         {usage: templateUsage},
+		"policy template list":    {run: templates.list},
+		"policy template get":     {run: templates.get},
+		"policy template create":  {run: templates.create("create")},
+		"policy template replace": {run: templates.replace},
+		"policy template delete":  {run: templates.delete},
+
+		"policy schema":     {usage: schemaUsage},
+		"policy schema get": {run: schemaGet},
+		"policy schema put": {run: schemaPut},
+
+		"policy store":        {usage: storeUsage},
+		"policy store get":    {run: storeGet},
+		"policy store update": {run: storeUpdate},
+
+		"authorize": {run: authorize},
+
+		"key":                   {usage: keyUsage},
+		"key create":            {run: keyCreate},
+		"key list":              {run: keyList},
+		"key get":               {run: keyAction("get", (*client.Client).GetKey)},
+		"key rotate":            {run: keyAction("rotate", (*client.Client).RotateKey)},
+		"key schedule-deletion": {run: keyScheduleDeletion},
+		"key cancel-deletion":   {run: keyAction("cancel-deletion", (*client.Client).CancelKeyDeletion)},
+		"key import-params":     {run: keyImportParams},
+		"key import":            {run: keyImport},
+
+		"kms":         {usage: kmsUsage},
+		"kms encrypt": {run: kmsEncrypt},
+		"kms decrypt": {run: kmsDecrypt},
+
+		"function":        {usage: functionUsage},
+		"function create": {run: functionCreate},
+		"function list":   {run: functionList},
+		"function invoke": {run: functionInvoke},
+		"function delete": {run: functionDelete},
+
+		"connection":          {usage: connectionUsage},
+		"connection create":   {run: connectionCreate},
+		"connection list":     {run: connectionList},
+		"connection get":      {run: connectionGet},
+		"connection update":   {run: connectionUpdate},
+		"connection delete":   {run: connectionDelete},
+		"connection activity": {run: connectionActivity},
+		"connection alerts":   {run: connectionAlerts},
+
+		"connection grant":         {usage: grantUsage},
+		"connection grant create":  {run: grantIssue("create")},
+		"connection grant list":    {run: grantList},
+		"connection grant rotate":  {run: grantIssue("rotate")},
+		"connection grant suspend": {run: grantSuspend},
+		"connection grant resume":  {run: grantResume},
+		"connection grant delete":  {run: grantDelete},
+	}
+}
+
 // errUsage marks an error in how the command was called (exit status 2).
 var errUsage = errors.New("usage")
 
+// errSilent is returned when the command already explained its failure.
+var errSilent = errors.New("failed")
+
+// errSilentOK ends a command successfully with nothing more to say (--help).
+var errSilentOK = errors.New("done")
+
+// errDenied is authorize --exit-code's answer to a deny (exit status 3).
+var errDenied = errors.New("denied")
+
 // run executes one command line and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	table := commands()
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	var err error
-	switch args[0] {
-	case "serve":
-		err = serve(ctx, args[1:], stderr)
-	case "init":
-		err = initCmd(ctx, args[1:], stdout, stderr)
-	case "migrate":
-		err = migrateCmd(ctx, args[1:], stdout, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "bulkhead", version)
-	case "tenant":
-		err = tenantCmd(ctx, args[1:], stdout, stderr)
-	case "audit":
-		err = auditCmd(ctx, args[1:], stdout, stderr)
-	case "user":
-		err = userCmd(ctx, args[1:], stdin, stdout, stderr)
-	case "group":
-		err = groupCmd(ctx, args[1:], stdout, stderr)
-	case "client":
-		err = clientCmd(ctx, args[1:], stdout, stderr)
-	case "policy":
-		err = policyCmd(ctx, args[1:], stdin, stdout, stderr)
-	case "authorize":
-		if err = authorizeCmd(ctx, args[1:], stdin, stdout, stderr); errors.Is(err, errDenied) {
-			return 3 // --exit-code and a deny
-		}
-	case "key":
-		err = keyCmd(ctx, args[1:], stdin, stdout, stderr)
-	case "kms":
-		err = kmsCmd(ctx, args[1:], stdin, stdout, stderr)
-	case "function":
-		err = functionCmd(ctx, args[1:], stdout, stderr)
-	case "connection":
-		err = connectionCmd(ctx, args[1:], stdin, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
+	if _, ok := table[args[0]]; !ok {
 		fmt.Fprintf(stderr, "bulkhead: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	err := dispatch(ctx, table, stdio{stdin, stdout, stderr}, args)
 	switch {
 	case err == nil, errors.Is(err, errSilentOK):
 		return 0
+	case errors.Is(err, errDenied):
+		return 3 // authorize --exit-code and a deny
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(stderr, "bulkhead:", err)
 		return 2
@@ -113,5 +219,41 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 }
 
-// errSilent is returned when the command already explained its failure.
-var errSilent = errors.New("failed")
+// dispatch runs the verb that args name: it follows args[0] (a path of the
+// table) through groups, word by word, to a verb, and runs it with the
+// words after its path. A group's help asked for is its usage, on stdout.
+func dispatch(ctx context.Context, table map[string]unit, s stdio, args []string) error {
+	path := args[0]
+	for i := 1; ; i++ {
+		u := table[path]
+		switch {
+		case u.run != nil:
+			return u.run(ctx, s, args[i:])
+		case i == len(args):
+			return fmt.Errorf("%w: %s needs a command\n%s", errUsage, path, u.usage)
+		case isHelp(args[i]):
+			fmt.Fprintln(s.out, u.usage)
+			return nil
+		}
+		next := path + " " + args[i]
+		if _, ok := table[next]; !ok {
+			return fmt.Errorf("%w: unknown %s command %q\n%s", errUsage, path, args[i], u.usage)
+		}
+		path = next
+	}
+}
+
+// isHelp reports whether a word after a group asks for its usage.
+func isHelp(word string) bool {
+	return word == "help" || word == "-h" || word == "--help"
+}
+
+func printVersion(_ context.Context, s stdio, _ []string) error {
+	fmt.Fprintln(s.out, "bulkhead", version)
+	return nil
+}
+
+func printUsage(_ context.Context, s stdio, _ []string) error {
+	fmt.Fprint(s.out, usage)
+	return nil
+}

@@ -20,8 +20,36 @@ import (
 )
 
 // binary is the bulkhead command built once for the tests that run it as a
-// child process.
+// child process, as it ships (no build tags).
 var binary string
+
+// hookBinary is the bulkhead command built with -tags bulkheadtest, whose
+// onboarding takes the crash tests' extra steps (testhook.go); built on
+// first use, by hookBinaryFor.
+var hookBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// hookBinaryFor returns the path of the bulkhead command built with
+// -tags bulkheadtest.
+func hookBinaryFor(t *testing.T) string {
+	t.Helper()
+	hookBinary.once.Do(func() {
+		path := filepath.Join(filepath.Dir(binary), "bulkhead-hooks")
+		out, err := exec.Command("go", "build", "-tags", "bulkheadtest", "-o", path, ".").CombinedOutput()
+		if err != nil {
+			hookBinary.err = fmt.Errorf("build bulkhead -tags bulkheadtest: %v\n%s", err, out)
+			return
+		}
+		hookBinary.path = path
+	})
+	if hookBinary.err != nil {
+		t.Fatal(hookBinary.err)
+	}
+	return hookBinary.path
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "bulkhead-bin")
@@ -63,6 +91,13 @@ var listening = regexp.MustCompile(`API listening on (http://\S+)`)
 // ordinary role.
 func startServe(t *testing.T, dataDir, dsn string, env ...string) *proc {
 	t.Helper()
+	return startServeBinary(t, binary, dataDir, dsn, env...)
+}
+
+// startServeBinary is startServe with another build of the command (see
+// hookBinaryFor).
+func startServeBinary(t *testing.T, bin, dataDir, dsn string, env ...string) *proc {
+	t.Helper()
 	args := []string{"--data-dir", dataDir}
 	if dsn != "" {
 		args = append(args, "--database", dsn)
@@ -70,7 +105,7 @@ func startServe(t *testing.T, dataDir, dsn string, env ...string) *proc {
 	if m := storagetest.MigrationDSN(t, dsn); m != "" {
 		args = append(args, "--migration-database", m)
 	}
-	return startServeArgs(t, args, env...)
+	return startServeBinaryArgs(t, bin, args, env...)
 }
 
 // startServeArgs runs `bulkhead serve` with args (after a free listen
@@ -78,8 +113,13 @@ func startServe(t *testing.T, dataDir, dsn string, env ...string) *proc {
 // until it listens.
 func startServeArgs(t *testing.T, args []string, env ...string) *proc {
 	t.Helper()
+	return startServeBinaryArgs(t, binary, args, env...)
+}
+
+func startServeBinaryArgs(t *testing.T, bin string, args []string, env ...string) *proc {
+	t.Helper()
 	args = append([]string{"serve", "--listen", "127.0.0.1:0", "--workflow-retry", "200ms"}, args...)
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(bin, args...)
 	// The connections proxy listens on a free port, not the default 8090,
 	// which another node (or another test binary) may hold.
 	cmd.Env = append(os.Environ(), append([]string{"BULKHEAD_ADMIN_TOKEN=" + testAdminToken, "BULKHEAD_PROXY_LISTEN=127.0.0.1:0"}, env...)...)
@@ -213,9 +253,12 @@ func TestUsageNeverPrintsTheToken(t *testing.T) {
 
 func TestRedactDSN(t *testing.T) {
 	for in, want := range map[string]string{
-		"postgres://u:secret@h/db":  "postgres://u:***@h/db",
-		"postgres://u@h/db":         "postgres://u@h/db",
-		"/var/lib/bulkhead/data.db": "/var/lib/bulkhead/data.db",
+		"postgres://u:secret@h/db":                        "postgres://u:xxxxx@h/db",
+		"postgresql://u:s@cret@h:5432/db?sslmode=require": "postgresql://u:xxxxx@h:5432/db?sslmode=require",
+		"postgres://u@h/db":                               "postgres://u@h/db",
+		"postgres://u:se%zzcret@h/db":                     "postgres://(a URL that does not parse)",
+		"/var/lib/bulkhead/data.db":                       "/var/lib/bulkhead/data.db",
+		"/var/lib/bulk%head/data.db":                      "/var/lib/bulk%head/data.db",
 	} {
 		if got := redactDSN(in); got != want {
 			t.Errorf("redactDSN(%q) = %q; want %q", in, got, want)

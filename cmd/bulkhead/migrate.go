@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,24 +35,18 @@ Flags:
 
 func parseMigrateFlags(args []string, stderr io.Writer) (migrateConfig, error) {
 	var c migrateConfig
-	fs := flag.NewFlagSet("bulkhead migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.StringVar(&c.database, "database", envOr("BULKHEAD_MIGRATION_DATABASE", ""),
 		"the database as its owner role: a postgres:// URL, or an SQLite file path (env BULKHEAD_MIGRATION_DATABASE)")
 	fs.StringVar(&c.grantTo, "grant-to", "", "PostgreSQL: the role that serves (bulkhead serve --database), to be granted what it needs")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, migrateUsage)
+		fmt.Fprint(fs.Output(), migrateUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, errSilentOK
-		}
-		return c, fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return c, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return c, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	case c.database == "":
 		return c, fmt.Errorf("%w: migrate needs --database (the owner role's postgres:// URL, or an SQLite path)", errUsage)
 	case storage.IsPostgres(c.database) && c.grantTo == "":
@@ -64,9 +57,9 @@ func parseMigrateFlags(args []string, stderr io.Writer) (migrateConfig, error) {
 	return c, nil
 }
 
-// migrateCmd runs bulkhead migrate.
-func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, err := parseMigrateFlags(args, stderr)
+// migrate runs bulkhead migrate.
+func migrate(ctx context.Context, s stdio, args []string) error {
+	c, err := parseMigrateFlags(args, s.err)
 	if err != nil {
 		return err
 	}
@@ -79,12 +72,12 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err := db.MigrateAndGrant(ctx, c.grantTo, app.Components()...); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "migrated %s as role %s; granted role %s what it needs to serve\n", redactDSN(c.database), db.Role(), c.grantTo)
+		fmt.Fprintf(s.out, "migrated %s as role %s; granted role %s what it needs to serve\n", redactDSN(c.database), db.Role(), c.grantTo)
 		return nil
 	}
 	if err := db.Migrate(ctx, app.Components()...); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "migrated %s\n", c.database)
+	fmt.Fprintf(s.out, "migrated %s\n", c.database)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -86,8 +87,7 @@ func storageFlags(fs *flag.FlagSet, c *config) {
 
 func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
-	fs := flag.NewFlagSet("bulkhead serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	storageFlags(fs, &c)
 	fs.StringVar(&c.listen, "listen", envOr("BULKHEAD_LISTEN", "127.0.0.1:8080"), "address of the API and OpenID provider listener (env BULKHEAD_LISTEN)")
 	fs.StringVar(&c.publicURL, "public-url", envOr("BULKHEAD_PUBLIC_URL", ""),
@@ -116,7 +116,7 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.workflowRetry, "workflow-retry", envDuration("BULKHEAD_WORKFLOW_RETRY", 10*time.Second),
 		"how often stalled lifecycle workflows are retried (env BULKHEAD_WORKFLOW_RETRY)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: bulkhead serve [flags]
+		fmt.Fprint(fs.Output(), `Usage: bulkhead serve [flags]
 
 Runs Bulkhead. With no flags it keeps an SQLite database and its root key in
 ./bulkhead-data (created on first start) and serves the API on 127.0.0.1:8080.
@@ -135,20 +135,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, errSilentOK
-		}
-		return c, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	return c, nil
+	return c, parseFlags(fs, args, stderr)
 }
-
-// errSilentOK ends a command successfully with nothing more to say (--help).
-var errSilentOK = errors.New("done")
 
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
@@ -191,8 +179,9 @@ func bootstrapAdmin(ctx context.Context, a *app.App, stderr io.Writer) error {
 	return nil
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	c, err := parseServeFlags(args, stderr)
+// serve runs bulkhead serve: the server, until ctx is done.
+func serve(ctx context.Context, s stdio, args []string) error {
+	c, err := parseServeFlags(args, s.err)
 	if err != nil {
 		return err
 	}
@@ -200,7 +189,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
-	log := logging.New(stderr, level)
+	log := logging.New(s.err, level)
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -216,7 +205,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("listen (proxy): %w", err)
 		}
 	}
-	n, err := c.open(ctx, log, stderr)
+	n, err := c.open(ctx, log, s.err)
 	if errors.Is(err, provider.ErrPublicURLMismatch) && defaultURL {
 		err = fmt.Errorf("%w (this node was given no --public-url: its default is http:// and its --listen address)", err)
 	}
@@ -224,10 +213,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer n.Close()
-	if err := bootstrapAdmin(ctx, n, stderr); err != nil {
+	if err := bootstrapAdmin(ctx, n, s.err); err != nil {
 		return err
 	}
-	addTestHooks(n.Tenants)
+	addTestHooks(n)
 	wfCtx, stopWorkflows := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkflows()
 	if err := n.Tenants.Start(wfCtx, c.workflowRetry); err != nil {
@@ -253,7 +242,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		backend = "postgres"
 	}
 	log.Info("bulkhead started", "version", version, "api", "http://"+ln.Addr().String(), "database", backend, "data_dir", c.dataDir)
-	fmt.Fprintf(stderr, "bulkhead: API listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(s.err, "bulkhead: API listening on http://%s\n", ln.Addr())
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	// The proxy streams answers of any length: no write timeout; its
@@ -267,7 +256,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if proxyLn != nil {
-		fmt.Fprintf(stderr, "bulkhead: connections proxy listening on http://%s\n", proxyLn.Addr())
+		fmt.Fprintf(s.err, "bulkhead: connections proxy listening on http://%s\n", proxyLn.Addr())
 		go func() { errc <- proxy.Serve(proxyLn) }()
 	}
 
@@ -293,11 +282,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
-func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// initData runs bulkhead init: what the first serve would create, or a
+// check of an existing deployment, or one of two deliberate changes.
+func initData(ctx context.Context, s stdio, args []string) error {
 	var c config
 	var newURL string
-	fs := flag.NewFlagSet("bulkhead init", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
 	storageFlags(fs, &c)
 	fs.StringVar(&c.publicURL, "public-url", envOr("BULKHEAD_PUBLIC_URL", ""),
 		"record this public URL now rather than at the first serve (env BULKHEAD_PUBLIC_URL)")
@@ -307,7 +297,7 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"make this node's root key (BULKHEAD_ROOT_KEY or <data-dir>/root.key, made if missing) the database's although it records another: "+
 			"EVERYTHING WRAPPED UNDER THE OLD KEY BECOMES UNREADABLE; only for a root key lost for good")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: bulkhead init [flags]
+		fmt.Fprint(fs.Output(), `Usage: bulkhead init [flags]
 
 Creates the data directory, root key, database and admin token, as the
 first serve would; on an existing deployment it checks the root key (and
@@ -323,14 +313,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	if err := parseFlags(fs, args, s.err); err != nil {
+		return err
 	}
 	if newURL != "" {
 		both := false
@@ -340,31 +324,34 @@ Flags:
 		}
 		c.publicURL, c.newPublicURL = newURL, true
 	}
-	n, err := c.open(ctx, slog.New(slog.DiscardHandler), stderr)
+	n, err := c.open(ctx, slog.New(slog.DiscardHandler), s.err)
 	if err != nil {
 		return err
 	}
 	defer n.Close()
-	if err := bootstrapAdmin(ctx, n, stderr); err != nil {
+	if err := bootstrapAdmin(ctx, n, s.err); err != nil {
 		return err
 	}
 	where := filepath.Join(c.dataDir, "bulkhead.db")
 	if c.database != "" {
 		where = redactDSN(c.database)
 	}
-	fmt.Fprintf(stdout, "initialized: data directory %s, database %s\n", c.dataDir, where)
+	fmt.Fprintf(s.out, "initialized: data directory %s, database %s\n", c.dataDir, where)
 	return nil
 }
 
-// redactDSN hides a password in a database URL.
+// redactDSN is a database's name fit to print: a postgres:// URL without
+// its password (url.URL.Redacted); an SQLite path, which holds none, as it
+// is.
 func redactDSN(dsn string) string {
-	if i := strings.Index(dsn, "://"); i >= 0 {
-		if j := strings.Index(dsn[i+3:], "@"); j >= 0 {
-			userinfo := dsn[i+3 : i+3+j]
-			if u, _, ok := strings.Cut(userinfo, ":"); ok {
-				return dsn[:i+3] + u + ":***" + dsn[i+3+j:]
-			}
-		}
+	if !storage.IsPostgres(dsn) {
+		return dsn
 	}
-	return dsn
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// Not the error: it quotes the URL, password and all.
+		scheme, _, _ := strings.Cut(dsn, "://")
+		return scheme + "://(a URL that does not parse)"
+	}
+	return u.Redacted()
 }

@@ -1,3 +1,5 @@
+//go:build bulkheadtest
+
 package main
 
 import (
@@ -7,21 +9,25 @@ import (
 	"os"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/app"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // addTestHooks registers onboarding steps that only the crash-safety tests
-// use. BULKHEAD_TEST_ONBOARDING_DELAY=<duration> adds two steps before
-// "activate": "test-mark", which counts its runs in the tenant's config
-// (test_mark_runs), and "test-delay", which waits for the duration and then
-// counts its runs (test_delay_runs). A test kills the process during the
-// wait and checks after a restart that each count is 1.
-func addTestHooks(reg *tenants.Registry) {
+// use; it is built only with -tags bulkheadtest (the tests build their
+// child process so), so that a production binary never takes workflow
+// steps from its environment. BULKHEAD_TEST_ONBOARDING_DELAY=<duration>
+// adds two steps before "activate": "test-mark", which counts its runs in
+// the tenant's config (test_mark_runs), and "test-delay", which waits for
+// the duration and then counts its runs (test_delay_runs). A test kills the
+// process during the wait and checks after a restart that each count is 1.
+func addTestHooks(a *app.App) {
 	d, err := time.ParseDuration(os.Getenv("BULKHEAD_TEST_ONBOARDING_DELAY"))
 	if err != nil || d <= 0 {
 		return
 	}
+	reg := a.Tenants
 	reg.AddOnboardingStep(tenants.Step{Name: "test-mark", Run: countRun("test_mark_runs")})
 	count := countRun("test_delay_runs")
 	reg.AddOnboardingStep(tenants.Step{Name: "test-delay", Run: func(ctx context.Context, tx *storage.Tx, t tenants.Tenant) error {

@@ -38,110 +38,169 @@ func readPassword(stdin io.Reader) (string, error) {
 	return pw, nil
 }
 
-func userCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	sub, fs, cf, err := subcommand("user", userUsage, args)
-	if err != nil {
-		return err
-	}
-	var (
-		groups                             stringList
-		attrs, email, status, cursor, find string
-		passwordStdin                      bool
-		limit                              int
-	)
-	positional := 2
-	switch sub {
-	case "create":
-		fs.Var(&groups, "group", "a group the user joins (repeatable)")
-		fs.StringVar(&attrs, "attributes", "", "user attributes, a JSON object")
-		fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
-	case "update":
-		fs.StringVar(&email, "email", "", "new email")
-		fs.StringVar(&status, "status", "", "active or disabled")
-		fs.StringVar(&attrs, "attributes", "", "replace the attributes: a JSON object")
-		fs.BoolVar(&passwordStdin, "password-stdin", false, "read a new password from stdin")
-	case "list":
-		positional = 1
-		fs.IntVar(&limit, "limit", 0, "page size (1-1000)")
-		fs.StringVar(&cursor, "cursor", "", "cursor from a previous page")
-		fs.StringVar(&find, "email", "", "only the user with this email")
-	case "get", "delete":
-	default:
-		return fmt.Errorf("%w: unknown user command %q\n%s", errUsage, sub, userUsage)
-	}
-	pos, err := parseArgs(fs, args[1:], positional, stderr)
-	if err != nil {
-		return err
-	}
+// validAttributes checks --attributes before anything is sent.
+func validAttributes(attrs string) error {
 	if attrs != "" && !json.Valid([]byte(attrs)) {
 		return fmt.Errorf("%w: --attributes is not valid JSON", errUsage)
+	}
+	return nil
+}
+
+// userCreate runs bulkhead user create: with a password from stdin, or a
+// temporary one in the answer, printed once.
+func userCreate(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("user create", userUsage)
+	var (
+		groups        stringList
+		attrs         string
+		passwordStdin bool
+	)
+	fs.Var(&groups, "group", "a group the user joins (repeatable)")
+	fs.StringVar(&attrs, "attributes", "", "user attributes, a JSON object")
+	fs.BoolVar(&passwordStdin, "password-stdin", false, "read the password from stdin")
+	pos, err := parseArgs(fs, args, 2, s.err)
+	if err != nil {
+		return err
+	}
+	if err := validAttributes(attrs); err != nil {
+		return err
 	}
 	c, err := cf.client()
 	if err != nil {
 		return err
 	}
-	var u client.User
-	switch sub {
-	case "create":
-		in := client.CreateUser{Email: pos[1], Groups: groups}
-		if attrs != "" {
-			in.Attributes = json.RawMessage(attrs)
-		}
-		if passwordStdin {
-			if in.Password, err = readPassword(stdin); err != nil {
-				return err
-			}
-		}
-		u, err = c.CreateUser(ctx, pos[0], in)
-	case "get":
-		u, err = c.GetUser(ctx, pos[0], pos[1])
-	case "update":
-		var p client.UserPatch
-		fs.Visit(func(f *flag.Flag) {
-			switch f.Name {
-			case "email":
-				p.Email = &email
-			case "status":
-				p.Status = &status
-			case "attributes":
-				p.Attributes = json.RawMessage(attrs)
-			}
-		})
-		if passwordStdin {
-			pw, err := readPassword(stdin)
-			if err != nil {
-				return err
-			}
-			p.Password = &pw
-		}
-		u, err = c.UpdateUser(ctx, pos[0], pos[1], p)
-	case "delete":
-		if err := c.DeleteUser(ctx, pos[0], pos[1]); err != nil {
+	in := client.CreateUser{Email: pos[1], Groups: groups}
+	if attrs != "" {
+		in.Attributes = json.RawMessage(attrs)
+	}
+	if passwordStdin {
+		if in.Password, err = readPassword(s.in); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted user %s\n", pos[1])
-		return nil
-	case "list":
-		page, err := c.ListUsers(ctx, pos[0], limit, cursor, find)
+	}
+	u, err := c.CreateUser(ctx, pos[0], in)
+	if err != nil {
+		return err
+	}
+	return printUser(s.out, cf.output, u)
+}
+
+func userGet(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("user get", userUsage)
+	pos, err := parseArgs(fs, args, 2, s.err)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	u, err := c.GetUser(ctx, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	return printUser(s.out, cf.output, u)
+}
+
+// userUpdate runs bulkhead user update: it sends only the fields given.
+func userUpdate(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("user update", userUsage)
+	var (
+		email, status, attrs string
+		passwordStdin        bool
+	)
+	fs.StringVar(&email, "email", "", "new email")
+	fs.StringVar(&status, "status", "", "active or disabled")
+	fs.StringVar(&attrs, "attributes", "", "replace the attributes: a JSON object")
+	fs.BoolVar(&passwordStdin, "password-stdin", false, "read a new password from stdin")
+	pos, err := parseArgs(fs, args, 2, s.err)
+	if err != nil {
+		return err
+	}
+	if err := validAttributes(attrs); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var p client.UserPatch
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "email":
+			p.Email = &email
+		case "status":
+			p.Status = &status
+		case "attributes":
+			p.Attributes = json.RawMessage(attrs)
+		}
+	})
+	if passwordStdin {
+		pw, err := readPassword(s.in)
 		if err != nil {
 			return err
 		}
-		if cf.output == "json" {
-			return printJSON(stdout, page)
-		}
-		printUsers(stdout, page.Items)
-		printMore(stdout, page.NextCursor)
-		return nil
+		p.Password = &pw
 	}
+	u, err := c.UpdateUser(ctx, pos[0], pos[1], p)
+	if err != nil {
+		return err
+	}
+	return printUser(s.out, cf.output, u)
+}
+
+func userDelete(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("user delete", userUsage)
+	pos, err := parseArgs(fs, args, 2, s.err)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if err := c.DeleteUser(ctx, pos[0], pos[1]); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "deleted user %s\n", pos[1])
+	return nil
+}
+
+func userList(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("user list", userUsage)
+	var lf listFlags
+	var email string
+	lf.register(fs)
+	fs.StringVar(&email, "email", "", "only the user with this email")
+	pos, err := parseArgs(fs, args, 1, s.err)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	page, err := c.ListUsers(ctx, pos[0], lf.limit, lf.cursor, email)
 	if err != nil {
 		return err
 	}
 	if cf.output == "json" {
-		return printJSON(stdout, u)
+		return printJSON(s.out, page)
 	}
-	printUsers(stdout, []client.User{u})
+	printUsers(s.out, page.Items)
+	printMore(s.out, page.NextCursor)
+	return nil
+}
+
+// printUser prints one user, and the temporary password when the answer
+// holds it (once).
+func printUser(w io.Writer, output string, u client.User) error {
+	if output == "json" {
+		return printJSON(w, u)
+	}
+	printUsers(w, []client.User{u})
 	if u.TemporaryPassword != "" {
-		fmt.Fprintf(stdout, "temporary password (shown once; the user must change it): %s\n", u.TemporaryPassword)
+		fmt.Fprintf(w, "temporary password (shown once; the user must change it): %s\n", u.TemporaryPassword)
 	}
 	return nil
 }
@@ -162,20 +221,11 @@ const groupUsage = `Usage:
   bulkhead group remove-member TENANT GROUP USER_ID
 Common flags: --addr, --token, --output json|table`
 
-func groupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, fs, cf, err := subcommand("group", groupUsage, args)
-	if err != nil {
-		return err
-	}
+func groupCreate(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("group create", groupUsage)
 	var description string
-	positional, ok := map[string]int{"create": 2, "list": 1, "add-member": 3, "remove-member": 3}[sub]
-	if !ok {
-		return fmt.Errorf("%w: unknown group command %q\n%s", errUsage, sub, groupUsage)
-	}
-	if sub == "create" {
-		fs.StringVar(&description, "description", "", "what the group is for")
-	}
-	pos, err := parseArgs(fs, args[1:], positional, stderr)
+	fs.StringVar(&description, "description", "", "what the group is for")
+	pos, err := parseArgs(fs, args, 2, s.err)
 	if err != nil {
 		return err
 	}
@@ -183,34 +233,63 @@ func groupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	var gs []client.Group
-	switch sub {
-	case "create":
-		g, err := c.CreateGroup(ctx, pos[0], pos[1], description)
+	g, err := c.CreateGroup(ctx, pos[0], pos[1], description)
+	if err != nil {
+		return err
+	}
+	return printGroups(s.out, cf.output, []client.Group{g})
+}
+
+func groupList(ctx context.Context, s stdio, args []string) error {
+	fs, cf := clientFlagSet("group list", groupUsage)
+	pos, err := parseArgs(fs, args, 1, s.err)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	gs, err := c.ListGroups(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	return printGroups(s.out, cf.output, gs)
+}
+
+// groupMember returns the verb add-member (add) or remove-member.
+func groupMember(add bool) func(context.Context, stdio, []string) error {
+	path, verb := "group remove-member", "removed from"
+	if add {
+		path, verb = "group add-member", "added to"
+	}
+	return func(ctx context.Context, s stdio, args []string) error {
+		fs, cf := clientFlagSet(path, groupUsage)
+		pos, err := parseArgs(fs, args, 3, s.err)
 		if err != nil {
 			return err
 		}
-		gs = []client.Group{g}
-	case "list":
-		if gs, err = c.ListGroups(ctx, pos[0]); err != nil {
+		c, err := cf.client()
+		if err != nil {
 			return err
 		}
-	case "add-member", "remove-member":
-		if err := c.SetMember(ctx, pos[0], pos[1], pos[2], sub == "add-member"); err != nil {
+		if err := c.SetMember(ctx, pos[0], pos[1], pos[2], add); err != nil {
 			return err
 		}
-		verb := map[bool]string{true: "added to", false: "removed from"}[sub == "add-member"]
-		fmt.Fprintf(stdout, "user %s %s group %s\n", pos[2], verb, pos[1])
+		fmt.Fprintf(s.out, "user %s %s group %s\n", pos[2], verb, pos[1])
 		return nil
 	}
-	if cf.output == "json" {
-		return printJSON(stdout, map[string]any{"items": gs})
+}
+
+// printGroups prints groups; as JSON, {"items": [...]} (create's one too).
+func printGroups(w io.Writer, output string, gs []client.Group) error {
+	if output == "json" {
+		return printJSON(w, map[string]any{"items": gs})
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tMEMBERS\tDESCRIPTION")
 	for _, g := range gs {
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", g.Name, g.Members, g.Description)
 	}
-	tw.Flush()
-	return nil
+	return tw.Flush()
 }
