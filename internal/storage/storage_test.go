@@ -16,17 +16,11 @@ import (
 )
 
 // notes is a tenant-owned table used only by these tests, with the same
-// row-level security policies every Bulkhead table has.
+// row-level security policies every Bulkhead table of tenants' rows has.
 var notes = storage.Component{Name: "notes", FS: fstest.MapFS{
-	"sqlite/001_notes.sql": {Data: []byte(`CREATE TABLE notes (tenant_id TEXT NOT NULL, body TEXT NOT NULL);`)},
-	"postgres/001_notes.sql": {Data: []byte(`CREATE TABLE notes (tenant_id TEXT NOT NULL, body TEXT NOT NULL);
-ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
-ALTER TABLE notes FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON notes USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON notes USING (current_setting('bulkhead.platform', true) = 'on');`)},
-	"sqlite/002_index.sql":   {Data: []byte(`CREATE INDEX notes_tenant ON notes(tenant_id);`)},
-	"postgres/002_index.sql": {Data: []byte(`CREATE INDEX notes_tenant ON notes(tenant_id);`)},
-}}
+	"001_notes.sql": {Data: []byte(`CREATE TABLE notes (tenant_id TEXT NOT NULL, body TEXT NOT NULL);`)},
+	"002_index.sql": {Data: []byte(`CREATE INDEX notes_tenant ON notes(tenant_id);`)},
+}, RowSecurity: map[string]storage.Rows{"notes": storage.TenantRows("tenant_id")}}
 
 func insertNote(t *testing.T, db *storage.DB, tid, body string) {
 	t.Helper()
@@ -184,8 +178,11 @@ func TestMigrationErrorsAreReported(t *testing.T) {
 		want string
 	}{
 		{"bad name", fstest.MapFS{"sqlite/x.sql": {Data: []byte("SELECT 1")}}, "NNN_description.sql"},
+		{"bad shared name", fstest.MapFS{"x.sql": {Data: []byte("SELECT 1")}}, "NNN_description.sql"},
 		{"duplicate version", fstest.MapFS{"sqlite/001_a.sql": {Data: []byte("SELECT 1")}, "sqlite/001_b.sql": {Data: []byte("SELECT 1")}}, "appears twice"},
+		{"shared and own", fstest.MapFS{"001_a.sql": {Data: []byte("SELECT 1")}, "sqlite/001_a.sql": {Data: []byte("SELECT 1")}}, "both shared"},
 		{"bad sql", fstest.MapFS{"sqlite/001_a.sql": {Data: []byte("CREATE TABLEX")}}, "001_a.sql"},
+		{"bad shared sql", fstest.MapFS{"001_a.sql": {Data: []byte("CREATE TABLEX")}}, "001_a.sql"},
 		{"no dialect dir", fstest.MapFS{"postgres/001_a.sql": {Data: []byte("SELECT 1")}}, "migrations of bad"},
 	}
 	for _, tc := range bad {
