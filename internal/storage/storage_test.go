@@ -33,12 +33,19 @@ func insertNote(t *testing.T, db *storage.DB, tid, body string) {
 	}
 }
 
-// unfiltered runs a SELECT with no WHERE clause in scope and returns the tenant ids it saw.
+// unfiltered runs a SELECT of notes with no WHERE clause in scope and returns the tenant ids it saw.
 func unfiltered(t *testing.T, db *storage.DB, scope storage.Scope) []string {
+	t.Helper()
+	return unfilteredOf(t, db, scope, "notes", "tenant_id")
+}
+
+// unfilteredOf runs SELECT column FROM table, with no WHERE clause, in
+// scope and returns the values it saw, sorted.
+func unfilteredOf(t *testing.T, db *storage.DB, scope storage.Scope, table, column string) []string {
 	t.Helper()
 	var seen []string
 	err := db.View(context.Background(), scope, func(tx *storage.Tx) error {
-		rows, err := tx.Query(context.Background(), `SELECT tenant_id FROM notes ORDER BY tenant_id`)
+		rows, err := tx.Query(context.Background(), `SELECT `+column+` FROM `+table+` ORDER BY `+column)
 		if err != nil {
 			return err
 		}
@@ -53,7 +60,7 @@ func unfiltered(t *testing.T, db *storage.DB, scope storage.Scope) []string {
 		return rows.Err()
 	})
 	if err != nil {
-		t.Fatalf("select: %v", err)
+		t.Fatalf("select %s: %v", table, err)
 	}
 	return seen
 }
