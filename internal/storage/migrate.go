@@ -47,10 +47,10 @@ type Component struct {
 	//
 	// It is declared here, beside Privileges, rather than marked in the SQL,
 	// so that the SQL files hold only SQL that runs as written and the
-	// tables' isolation is read in one place. A table that gains row
-	// security after its migration has run everywhere needs a new
-	// migration with the statements written out, since the old one does not
-	// run again.
+	// tables' isolation is read in one place. An existing table cannot be
+	// added here later: the migration that created it does not run again
+	// on a database that has it. It gets a new postgres/ migration with
+	// the statements written out instead.
 	RowSecurity map[string]Rows
 
 	// Privileges names, for those of the component's tables that the
