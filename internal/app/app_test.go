@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,40 +16,108 @@ import (
 )
 
 // TestEveryTableHasForcedRLS checks that on PostgreSQL every table the
-// services create has row-level security enabled and forced, so a new
-// table cannot quietly skip the database's tenant isolation.
+// services create has row-level security enabled and forced, with the
+// policies its rows call for: a table with a tenant_id column the standard
+// pair (tenant_scope on tenant_id, platform_scope), any other the platform
+// scope alone, unless it is one of the few whose policies are written out
+// by hand. So a new table cannot quietly skip the database's tenant
+// isolation, whether its migration forgets to declare its row security
+// (storage.Component.RowSecurity) or declares the wrong kind.
 func TestEveryTableHasForcedRLS(t *testing.T) {
+	const (
+		platform      = "ALL (current_setting('bulkhead.platform'::text, true) = 'on'::text)"
+		tenantRows    = "ALL (tenant_id = current_setting('bulkhead.tenant_id'::text, true))"
+		tenantOrEmpty = "ALL ((tenant_id <> ''::text) AND (tenant_id = current_setting('bulkhead.tenant_id'::text, true)))"
+	)
+	// special are the tables whose policies are not those above.
+	special := map[string]map[string]string{
+		// A tenant sees its own record, keyed by id.
+		"tenants": {"tenant_scope": "ALL (id = current_setting('bulkhead.tenant_id'::text, true))", "platform_scope": platform},
+		// The operator's idempotency keys are the platform's alone, though
+		// each names the tenant it created.
+		"tenant_idempotency": {"platform_scope": platform},
+		// Append-only, per chain: internal/audit's tests and
+		// TestServingRoleCannotRewriteTheAuditTrail show what they allow.
+		"audit_events": nil,
+		"audit_heads":  nil,
+	}
 	db := storagetest.Open(t, storagetest.PostgresDSN(t), app.Components()...)
+	type table struct {
+		rls, force, tenantID bool
+		policies             map[string]string
+	}
+	tables := map[string]*table{}
 	err := db.View(context.Background(), storage.PlatformScope(), func(tx *storage.Tx) error {
-		rows, err := tx.Query(context.Background(), `SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity
+		rows, err := tx.Query(context.Background(), `SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+				EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
 			FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 			WHERE c.relkind = 'r' AND n.nspname = current_schema()`)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		tables := 0
 		for rows.Next() {
 			var name string
-			var rls, force bool
-			if err := rows.Scan(&name, &rls, &force); err != nil {
+			tb := &table{policies: map[string]string{}}
+			if err := rows.Scan(&name, &tb.rls, &tb.force, &tb.tenantID); err != nil {
 				return err
 			}
-			tables++
-			if name == "schema_migrations" {
-				continue // holds no tenant or operator data
-			}
-			if !rls || !force {
-				t.Errorf("table %s: row level security enabled=%v forced=%v; want both", name, rls, force)
-			}
+			tables[name] = tb
 		}
-		if tables < 8 {
-			t.Errorf("found %d tables; the query is not looking at the migrated schema", tables)
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(context.Background(), `SELECT tablename, policyname, cmd || ' ' || coalesce(qual, '') || coalesce(' CHECK ' || with_check, '')
+			FROM pg_policies WHERE schemaname = current_schema() AND permissive = 'PERMISSIVE' AND roles = '{public}'`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var tb, name, def string
+			if err := rows.Scan(&tb, &name, &def); err != nil {
+				return err
+			}
+			if tables[tb] == nil {
+				return fmt.Errorf("policy %s on %s, not a table", name, tb)
+			}
+			tables[tb].policies[name] = def
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(tables) < 8 {
+		t.Fatalf("found %d tables; the query is not looking at the migrated schema", len(tables))
+	}
+	for name, tb := range tables {
+		if name == "schema_migrations" {
+			continue // holds no tenant or operator data
+		}
+		if !tb.rls || !tb.force {
+			t.Errorf("table %s: row level security enabled=%v forced=%v; want both", name, tb.rls, tb.force)
+		}
+		want, ok := special[name]
+		switch {
+		case ok && want == nil:
+			continue
+		case ok:
+		case tb.tenantID && tb.policies["tenant_scope"] == tenantOrEmpty:
+			want = map[string]string{"tenant_scope": tenantOrEmpty, "platform_scope": platform}
+		case tb.tenantID:
+			want = map[string]string{"tenant_scope": tenantRows, "platform_scope": platform}
+		default:
+			want = map[string]string{"platform_scope": platform}
+		}
+		if !maps.Equal(tb.policies, want) {
+			t.Errorf("table %s: policies %v; want %v", name, tb.policies, want)
+		}
+	}
+	for name := range special {
+		if tables[name] == nil {
+			t.Errorf("table %s, whose policies are special, is gone; remove it from the list", name)
+		}
 	}
 }
 

@@ -43,7 +43,9 @@ var migrations embed.FS
 // are inserted and read, never changed or removed; a chain's head is
 // inserted, read and moved forward (its seq and hash), never removed or
 // moved to another chain. The policies say as much; the grants make the
-// database refuse the statements themselves.
+// database refuse the statements themselves. Those policies, one per
+// statement, are none of storage.Rows's kinds, so postgres/001_audit.sql
+// writes them out and RowSecurity names no table.
 func Migrations() storage.Component {
 	c := storage.Embedded("audit", migrations)
 	c.Privileges = map[string]string{

@@ -29,7 +29,9 @@ var migrations embed.FS
 
 // Migrations returns the migrations of the operator token store.
 func Migrations() storage.Component {
-	return storage.Embedded("authn", migrations)
+	c := storage.Embedded("authn", migrations)
+	c.RowSecurity = map[string]storage.Rows{"admin_tokens": storage.PlatformRows()}
+	return c
 }
 
 // Operator is a platform operator principal.

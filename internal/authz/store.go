@@ -27,7 +27,17 @@ import (
 var migrations embed.FS
 
 // Migrations is the authz service's schema.
-func Migrations() storage.Component { return storage.Embedded("authz", migrations) }
+func Migrations() storage.Component {
+	c := storage.Embedded("authz", migrations)
+	c.RowSecurity = map[string]storage.Rows{
+		"authz_stores":    storage.TenantRows("tenant_id"),
+		"authz_templates": storage.TenantRows("tenant_id"),
+		// Global policies (tenant_id empty) are written and read in the
+		// platform scope only.
+		"authz_policies": storage.TenantOrPlatformRows("tenant_id"),
+	}
+	return c
+}
 
 // notifyChannel is the PostgreSQL channel on which writes invalidate caches.
 const notifyChannel = "bulkhead_authz"

@@ -22,7 +22,14 @@ import (
 var migrations embed.FS
 
 // Migrations is the function registry's schema.
-func Migrations() storage.Component { return storage.Embedded("compute", migrations) }
+func Migrations() storage.Component {
+	c := storage.Embedded("compute", migrations)
+	c.RowSecurity = map[string]storage.Rows{ // functions are the operator's
+		"functions":        storage.PlatformRows(),
+		"function_modules": storage.PlatformRows(),
+	}
+	return c
+}
 
 // Config is a function's settings as the API takes them (the config part
 // of POST /v1/functions).

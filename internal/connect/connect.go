@@ -54,7 +54,16 @@ import (
 var migrations embed.FS
 
 // Migrations is the connection service's schema.
-func Migrations() storage.Component { return storage.Embedded("connect", migrations) }
+func Migrations() storage.Component {
+	c := storage.Embedded("connect", migrations)
+	c.RowSecurity = map[string]storage.Rows{
+		"connect_connections": storage.TenantRows("tenant_id"),
+		"connect_grants":      storage.TenantRows("tenant_id"),
+		"connect_networks":    storage.TenantRows("tenant_id"),
+		"connect_alerts":      storage.TenantRows("tenant_id"),
+	}
+	return c
+}
 
 // notifyChannel carries connection and grant changes to other nodes
 // (payload: the tenant id); they drop that tenant's cached grants.

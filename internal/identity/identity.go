@@ -30,7 +30,20 @@ var migrations embed.FS
 
 // Migrations returns the directory's migrations.
 func Migrations() storage.Component {
-	return storage.Embedded("identity", migrations)
+	c := storage.Embedded("identity", migrations)
+	c.RowSecurity = map[string]storage.Rows{
+		"identity_configs":     storage.TenantRows("tenant_id"),
+		"users":                storage.TenantRows("tenant_id"),
+		"user_groups":          storage.TenantRows("tenant_id"),
+		"group_members":        storage.TenantRows("tenant_id"),
+		"user_totp":            storage.TenantRows("tenant_id"),
+		"tenant_idps":          storage.TenantRows("tenant_id"),
+		"federated_identities": storage.TenantRows("tenant_id"),
+		// tenant_id is the tenant a client belongs to, empty for
+		// platform clients.
+		"oauth_clients": storage.TenantOrPlatformRows("tenant_id"),
+	}
+	return c
 }
 
 // AdminsGroup is the group whose members administer their tenant.

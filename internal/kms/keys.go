@@ -34,7 +34,17 @@ import (
 var migrations embed.FS
 
 // Migrations is the key service's schema.
-func Migrations() storage.Component { return storage.Embedded("kms", migrations) }
+func Migrations() storage.Component {
+	c := storage.Embedded("kms", migrations)
+	c.RowSecurity = map[string]storage.Rows{
+		"kms_keys":          storage.TenantRows("tenant_id"),
+		"kms_key_versions":  storage.TenantRows("tenant_id"),
+		"kms_aliases":       storage.TenantRows("tenant_id"),
+		"kms_import_tokens": storage.TenantRows("tenant_id"),
+		"kms_root_key":      storage.PlatformRows(), // the platform's alone
+	}
+	return c
+}
 
 // Sealer seals key material at rest: the root key, or an external KMS or
 // HSM that holds the root of the hierarchy (one implementation, RootKey,

@@ -41,7 +41,13 @@ var migrations embed.FS
 
 // Migrations returns the signing key store's migrations.
 func Migrations() storage.Component {
-	return storage.Embedded("signing", migrations)
+	c := storage.Embedded("signing", migrations)
+	c.RowSecurity = map[string]storage.Rows{
+		// tenant_id is the silo tenant whose issuer the key signs for,
+		// empty for the platform issuer.
+		"signing_keys": storage.TenantOrPlatformRows("tenant_id"),
+	}
+	return c
 }
 
 // Issuer names a key set: the platform issuer (Tenant "") or a silo tenant's.

@@ -6,16 +6,24 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// A migration file is named NNN_description.sql and lives in a directory
-// named for its dialect ("sqlite" or "postgres") inside the owning service's
-// embedded file system. Each service owns its tables and migrates them under
-// its own component name; versions are per component.
+// A migration file is named NNN_description.sql and lives in the owning
+// service's embedded file system. Each service owns its tables and migrates
+// them under its own component name; versions are per component.
+//
+// A migration is written once, at the top of that file system, and runs on
+// both dialects. Only where the dialects' SQL really differs (a column type:
+// BLOB and BYTEA, INTEGER and BOOLEAN; AUTOINCREMENT and identity columns) is
+// a version written twice instead, as sqlite/NNN_x.sql and
+// postgres/NNN_x.sql; a version is never both shared and a dialect's own.
+// The row-level security that every table has on PostgreSQL is not written
+// in the migrations but declared in Component.RowSecurity (see Rows).
 
 const migrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	component  TEXT NOT NULL,
@@ -28,7 +36,22 @@ const migrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // Component is one service's set of migrations.
 type Component struct {
 	Name string // e.g. "tenant", "audit"
-	FS   fs.FS  // holds sqlite/NNN_x.sql and postgres/NNN_x.sql
+	FS   fs.FS  // holds NNN_x.sql, and sqlite/NNN_x.sql and postgres/NNN_x.sql
+
+	// RowSecurity says, for each of the component's tables, whose its rows
+	// are; on PostgreSQL the migration that creates the table (CREATE TABLE
+	// name, at the start of a line) enables and forces row-level security
+	// on it and creates the policies that follow (Rows), in the same
+	// transaction. A table whose policies are none of those is left out and
+	// has its statements written in a postgres/ migration.
+	//
+	// It is declared here, beside Privileges, rather than marked in the SQL,
+	// so that the SQL files hold only SQL that runs as written and the
+	// tables' isolation is read in one place. An existing table cannot be
+	// added here later: the migration that created it does not run again
+	// on a database that has it. It gets a new postgres/ migration with
+	// the statements written out instead.
+	RowSecurity map[string]Rows
 
 	// Privileges names, for those of the component's tables that the
 	// serving role must not change freely, the privileges it gets on
@@ -46,9 +69,45 @@ type migration struct {
 	sql     string
 }
 
+// migrations returns the component's migrations for dialect d in order of
+// version: the shared files and d's own, each followed on PostgreSQL by the
+// row-level security of the tables it creates.
 func (c Component) migrations(d Dialect) ([]migration, error) {
-	dir := string(d)
+	shared, err := c.read(".")
+	if err != nil {
+		return nil, err
+	}
+	own, err := c.read(string(d))
+	if err != nil {
+		return nil, err
+	}
+	if len(shared) == 0 && len(own) == 0 {
+		return nil, fmt.Errorf("storage: migrations of %s: none for %s", c.Name, d)
+	}
+	ms := own
+	for _, m := range shared {
+		if i := slices.IndexFunc(own, func(o migration) bool { return o.version == m.version }); i >= 0 {
+			return nil, fmt.Errorf("storage: migration %s: version %d is both shared (%s) and %s's own (%s/%s); write it once or once per dialect",
+				c.Name, m.version, m.name, d, d, own[i].name)
+		}
+		ms = append(ms, m)
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	if d == Postgres {
+		if err := c.addRowSecurity(ms); err != nil {
+			return nil, err
+		}
+	}
+	return ms, nil
+}
+
+// read returns the migrations in directory dir of c.FS, none if it does
+// not exist.
+func (c Component) read(dir string) ([]migration, error) {
 	entries, err := fs.ReadDir(c.FS, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: migrations of %s: %w", c.Name, err)
 	}
@@ -66,13 +125,10 @@ func (c Component) migrations(d Dialect) ([]migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("storage: read migration %s/%s: %w", c.Name, e.Name(), err)
 		}
-		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("storage: migration %s: version %d appears twice", c.Name, ms[i].version)
+		if i := slices.IndexFunc(ms, func(m migration) bool { return m.version == v }); i >= 0 {
+			return nil, fmt.Errorf("storage: migration %s: version %d appears twice (%s, %s)", c.Name, v, ms[i].name, e.Name())
 		}
+		ms = append(ms, migration{version: v, name: e.Name(), sql: string(b)})
 	}
 	return ms, nil
 }

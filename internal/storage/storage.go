@@ -5,7 +5,7 @@
 //
 //   - On PostgreSQL the scope is set per transaction with set_config(…, true),
 //     and every table has row-level security ENABLEd and FORCEd with policies
-//     that read it. A query in tenant A's scope sees only A's rows even when
+//     that read it (declared per table: Component.RowSecurity). A query in tenant A's scope sees only A's rows even when
 //     its SQL forgets the WHERE clause; a transaction with no scope sees
 //     nothing. Open refuses a role that bypasses row-level security. A
 //     table's owner could switch its policies off, so the tables belong to

@@ -16,17 +16,11 @@ import (
 )
 
 // notes is a tenant-owned table used only by these tests, with the same
-// row-level security policies every Bulkhead table has.
+// row-level security policies every Bulkhead table of tenants' rows has.
 var notes = storage.Component{Name: "notes", FS: fstest.MapFS{
-	"sqlite/001_notes.sql": {Data: []byte(`CREATE TABLE notes (tenant_id TEXT NOT NULL, body TEXT NOT NULL);`)},
-	"postgres/001_notes.sql": {Data: []byte(`CREATE TABLE notes (tenant_id TEXT NOT NULL, body TEXT NOT NULL);
-ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
-ALTER TABLE notes FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON notes USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON notes USING (current_setting('bulkhead.platform', true) = 'on');`)},
-	"sqlite/002_index.sql":   {Data: []byte(`CREATE INDEX notes_tenant ON notes(tenant_id);`)},
-	"postgres/002_index.sql": {Data: []byte(`CREATE INDEX notes_tenant ON notes(tenant_id);`)},
-}}
+	"001_notes.sql": {Data: []byte(`CREATE TABLE notes (tenant_id TEXT NOT NULL, body TEXT NOT NULL);`)},
+	"002_index.sql": {Data: []byte(`CREATE INDEX notes_tenant ON notes(tenant_id);`)},
+}, RowSecurity: map[string]storage.Rows{"notes": storage.TenantRows("tenant_id")}}
 
 func insertNote(t *testing.T, db *storage.DB, tid, body string) {
 	t.Helper()
@@ -39,12 +33,19 @@ func insertNote(t *testing.T, db *storage.DB, tid, body string) {
 	}
 }
 
-// unfiltered runs a SELECT with no WHERE clause in scope and returns the tenant ids it saw.
+// unfiltered runs a SELECT of notes with no WHERE clause in scope and returns the tenant ids it saw.
 func unfiltered(t *testing.T, db *storage.DB, scope storage.Scope) []string {
+	t.Helper()
+	return unfilteredOf(t, db, scope, "notes", "tenant_id")
+}
+
+// unfilteredOf runs SELECT column FROM table, with no WHERE clause, in
+// scope and returns the values it saw, sorted.
+func unfilteredOf(t *testing.T, db *storage.DB, scope storage.Scope, table, column string) []string {
 	t.Helper()
 	var seen []string
 	err := db.View(context.Background(), scope, func(tx *storage.Tx) error {
-		rows, err := tx.Query(context.Background(), `SELECT tenant_id FROM notes ORDER BY tenant_id`)
+		rows, err := tx.Query(context.Background(), `SELECT `+column+` FROM `+table+` ORDER BY `+column)
 		if err != nil {
 			return err
 		}
@@ -59,7 +60,7 @@ func unfiltered(t *testing.T, db *storage.DB, scope storage.Scope) []string {
 		return rows.Err()
 	})
 	if err != nil {
-		t.Fatalf("select: %v", err)
+		t.Fatalf("select %s: %v", table, err)
 	}
 	return seen
 }
@@ -184,8 +185,11 @@ func TestMigrationErrorsAreReported(t *testing.T) {
 		want string
 	}{
 		{"bad name", fstest.MapFS{"sqlite/x.sql": {Data: []byte("SELECT 1")}}, "NNN_description.sql"},
+		{"bad shared name", fstest.MapFS{"x.sql": {Data: []byte("SELECT 1")}}, "NNN_description.sql"},
 		{"duplicate version", fstest.MapFS{"sqlite/001_a.sql": {Data: []byte("SELECT 1")}, "sqlite/001_b.sql": {Data: []byte("SELECT 1")}}, "appears twice"},
+		{"shared and own", fstest.MapFS{"001_a.sql": {Data: []byte("SELECT 1")}, "sqlite/001_a.sql": {Data: []byte("SELECT 1")}}, "both shared"},
 		{"bad sql", fstest.MapFS{"sqlite/001_a.sql": {Data: []byte("CREATE TABLEX")}}, "001_a.sql"},
+		{"bad shared sql", fstest.MapFS{"001_a.sql": {Data: []byte("CREATE TABLEX")}}, "001_a.sql"},
 		{"no dialect dir", fstest.MapFS{"postgres/001_a.sql": {Data: []byte("SELECT 1")}}, "migrations of bad"},
 	}
 	for _, tc := range bad {

@@ -26,7 +26,17 @@ var migrations embed.FS
 
 // Migrations returns the tenant registry's migrations.
 func Migrations() storage.Component {
-	return storage.Embedded("tenant", migrations)
+	c := storage.Embedded("tenant", migrations)
+	c.RowSecurity = map[string]storage.Rows{
+		"tenants":        storage.TenantRows("id"), // a tenant sees its own record
+		"tenant_domains": storage.TenantRows("tenant_id"),
+		"workflows":      storage.TenantRows("tenant_id"),
+		"workflow_steps": storage.TenantRows("tenant_id"),
+		// The operator's idempotency keys, though each names the tenant
+		// it created.
+		"tenant_idempotency": storage.PlatformRows(),
+	}
+	return c
 }
 
 // Isolation is the deployment model of a tenant.

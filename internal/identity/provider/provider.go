@@ -45,7 +45,18 @@ var migrations embed.FS
 
 // Migrations returns the provider's migrations.
 func Migrations() storage.Component {
-	return storage.Embedded("oidc", migrations)
+	c := storage.Embedded("oidc", migrations)
+	c.RowSecurity = map[string]storage.Rows{
+		// The provider is the cross-tenant entry point (a client id or a
+		// token arrives before any tenant is known), so it works in the
+		// platform scope; tenant_id still scopes every row for
+		// tenant-scoped readers.
+		"oidc_auth_requests":  storage.TenantOrPlatformRows("tenant_id"),
+		"oidc_refresh_tokens": storage.TenantOrPlatformRows("tenant_id"),
+		"oidc_revoked_tokens": storage.TenantOrPlatformRows("tenant_id"),
+		"oidc_public_url":     storage.PlatformRows(),
+	}
+	return c
 }
 
 // Config wires a Provider.

@@ -14,9 +14,11 @@ package storagetest
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
@@ -197,4 +199,82 @@ func ExecAsOwner(t testing.TB, dsn string, tables []string, query string) {
 	if err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
+}
+
+// Schema describes the schema db's migrations built, as sorted text: on
+// SQLite every object in sqlite_schema with the statement that made it; on
+// PostgreSQL, in the current schema, every relation with whether row-level
+// security is enabled and forced, every column (type, NOT NULL, default,
+// identity), constraint, index and policy. Both end with the migrations
+// schema_migrations records (component, version, file). Two databases with
+// the same Schema have the same tables for Bulkhead's purposes, so a test
+// can pin the schema down or compare two ways of building it.
+func Schema(t testing.TB, db *storage.DB) string {
+	t.Helper()
+	queries := []string{`SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name`}
+	if db.Dialect() == storage.Postgres {
+		queries = []string{
+			`SELECT 'relation', c.relname, c.relkind::text, c.relrowsecurity::text, c.relforcerowsecurity::text
+			FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind NOT IN ('i', 'I', 't', 'c')
+			ORDER BY 2`,
+			`SELECT 'column', c.relname, a.attnum::text, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull::text,
+				coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attidentity::text, a.attgenerated::text
+			FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+			LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+			WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+			ORDER BY 2, a.attnum`,
+			`SELECT 'constraint', c.relname, k.conname, k.contype::text, replace(pg_get_constraintdef(k.oid), current_schema() || '.', '')
+			FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+			WHERE c.relnamespace = current_schema()::regnamespace
+			ORDER BY 2, 3`,
+			`SELECT 'index', tablename, indexname, replace(indexdef, current_schema() || '.', '')
+			FROM pg_indexes WHERE schemaname = current_schema()
+			ORDER BY 2, 3`,
+			`SELECT 'policy', tablename, policyname, permissive, array_to_string(roles, ','), cmd, coalesce(qual, ''), coalesce(with_check, '')
+			FROM pg_policies WHERE schemaname = current_schema()
+			ORDER BY 2, 3`,
+		}
+	}
+	queries = append(queries, `SELECT 'migration', component, version, name FROM schema_migrations ORDER BY component, version`)
+	var b strings.Builder
+	err := db.View(context.Background(), storage.PlatformScope(), func(tx *storage.Tx) error {
+		for _, q := range queries {
+			rows, err := tx.Query(context.Background(), q)
+			if err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+			cols, err := rows.Columns()
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			vals := make([]sql.NullString, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			for rows.Next() {
+				if err := rows.Scan(ptrs...); err != nil {
+					rows.Close()
+					return err
+				}
+				for i, v := range vals {
+					if i > 0 {
+						b.WriteByte('\t')
+					}
+					b.WriteString(v.String)
+				}
+				b.WriteByte('\n')
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("describe the schema: %v", err)
+	}
+	return b.String()
 }

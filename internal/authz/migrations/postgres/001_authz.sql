@@ -38,19 +38,3 @@ CREATE TABLE authz_policies (
 	PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX authz_policies_template ON authz_policies(tenant_id, template_id);
-
-ALTER TABLE authz_stores ENABLE ROW LEVEL SECURITY;
-ALTER TABLE authz_stores FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON authz_stores USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON authz_stores USING (current_setting('bulkhead.platform', true) = 'on');
-
-ALTER TABLE authz_templates ENABLE ROW LEVEL SECURITY;
-ALTER TABLE authz_templates FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON authz_templates USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON authz_templates USING (current_setting('bulkhead.platform', true) = 'on');
-
--- Global policies (tenant_id '') are written and read in the platform scope only.
-ALTER TABLE authz_policies ENABLE ROW LEVEL SECURITY;
-ALTER TABLE authz_policies FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON authz_policies USING (tenant_id <> '' AND tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON authz_policies USING (current_setting('bulkhead.platform', true) = 'on');

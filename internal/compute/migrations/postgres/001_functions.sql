@@ -15,11 +15,3 @@ CREATE TABLE function_modules (
 	module     BYTEA NOT NULL,
 	created_at BIGINT NOT NULL
 );
-
-ALTER TABLE functions ENABLE ROW LEVEL SECURITY;
-ALTER TABLE functions FORCE ROW LEVEL SECURITY;
-CREATE POLICY platform_scope ON functions USING (current_setting('bulkhead.platform', true) = 'on');
-
-ALTER TABLE function_modules ENABLE ROW LEVEL SECURITY;
-ALTER TABLE function_modules FORCE ROW LEVEL SECURITY;
-CREATE POLICY platform_scope ON function_modules USING (current_setting('bulkhead.platform', true) = 'on');

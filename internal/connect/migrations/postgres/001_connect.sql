@@ -60,23 +60,3 @@ CREATE TABLE connect_alerts (
 	created_at    BIGINT NOT NULL,
 	PRIMARY KEY (tenant_id, id)
 );
-
-ALTER TABLE connect_connections ENABLE ROW LEVEL SECURITY;
-ALTER TABLE connect_connections FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON connect_connections USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON connect_connections USING (current_setting('bulkhead.platform', true) = 'on');
-
-ALTER TABLE connect_grants ENABLE ROW LEVEL SECURITY;
-ALTER TABLE connect_grants FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON connect_grants USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON connect_grants USING (current_setting('bulkhead.platform', true) = 'on');
-
-ALTER TABLE connect_networks ENABLE ROW LEVEL SECURITY;
-ALTER TABLE connect_networks FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON connect_networks USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON connect_networks USING (current_setting('bulkhead.platform', true) = 'on');
-
-ALTER TABLE connect_alerts ENABLE ROW LEVEL SECURITY;
-ALTER TABLE connect_alerts FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON connect_alerts USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON connect_alerts USING (current_setting('bulkhead.platform', true) = 'on');

@@ -37,26 +37,3 @@ CREATE TABLE group_members (
 	PRIMARY KEY (group_id, user_id)
 );
 CREATE INDEX group_members_user ON group_members(user_id);
-
--- Row-level security: a tenant-scoped transaction sees only its tenant's
--- rows, a platform-scoped one sees all, one with no scope sees none.
-
-ALTER TABLE identity_configs ENABLE ROW LEVEL SECURITY;
-ALTER TABLE identity_configs FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON identity_configs USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON identity_configs USING (current_setting('bulkhead.platform', true) = 'on');
-
-ALTER TABLE users ENABLE ROW LEVEL SECURITY;
-ALTER TABLE users FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON users USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON users USING (current_setting('bulkhead.platform', true) = 'on');
-
-ALTER TABLE user_groups ENABLE ROW LEVEL SECURITY;
-ALTER TABLE user_groups FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON user_groups USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON user_groups USING (current_setting('bulkhead.platform', true) = 'on');
-
-ALTER TABLE group_members ENABLE ROW LEVEL SECURITY;
-ALTER TABLE group_members FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON group_members USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON group_members USING (current_setting('bulkhead.platform', true) = 'on');

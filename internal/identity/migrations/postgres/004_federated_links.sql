@@ -15,11 +15,6 @@ CREATE TABLE federated_identities (
 );
 CREATE UNIQUE INDEX federated_identities_user ON federated_identities(tenant_id, user_id, issuer);
 
-ALTER TABLE federated_identities ENABLE ROW LEVEL SECURITY;
-ALTER TABLE federated_identities FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_scope ON federated_identities USING (tenant_id = current_setting('bulkhead.tenant_id', true));
-CREATE POLICY platform_scope ON federated_identities USING (current_setting('bulkhead.platform', true) = 'on');
-
 -- The tenant's federation settings, both off by default: link a new
 -- upstream identity to an existing account by a verified email; accept
 -- the upstream's sign-in in place of the account's own TOTP factor.
