@@ -11,9 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -56,34 +53,12 @@ func (l *routeLog) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-var counterWasm = sync.OnceValues(func() ([]byte, error) {
-	dir, err := os.MkdirTemp("", "bulkhead-fn-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "counter.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../../examples/functions/counter")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, &buildError{string(b)}
-	}
-	return os.ReadFile(out)
-})
-
-type buildError struct{ out string }
-
-func (e *buildError) Error() string { return "build counter: " + e.out }
-
 // TestClientRoundTrip calls every route of the API through the client, on
 // a real node of each database, and checks what the client decodes: the
 // bodies of package sdk/api make the round trip whole. Each route must be
 // reached with a successful answer, or be in notInClient.
 func TestClientRoundTrip(t *testing.T) {
-	module, err := counterWasm()
-	if err != nil {
-		t.Fatal(err)
-	}
+	module := apitest.CounterModule(t)
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
 		// A tenant's service credential for the data routes (never the
 		// operator's), and, once ann exists, ann's own token for /v1/me:
