@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // PlatformChain, as a Filter's Tenant, selects the platform's own events.
@@ -158,20 +159,10 @@ func decodeCursor(c string) (int64, error) {
 }
 
 // Break describes the first inconsistency Verify found.
-type Break struct {
-	TenantID string `json:"tenant_id"`
-	Seq      int64  `json:"seq"`
-	EventID  int64  `json:"event_id,omitempty"`
-	Reason   string `json:"reason"`
-}
+type Break = api.ChainBreak
 
 // Report is the result of Verify.
-type Report struct {
-	OK     bool   `json:"ok"`
-	Chains int    `json:"chains"`
-	Events int64  `json:"events"`
-	Broken *Break `json:"broken,omitempty"`
-}
+type Report = api.VerifyReport
 
 // VerifyAllTenants walks every chain and reports the first event whose hash,
 // sequence number or link to its predecessor is wrong, a chain whose

@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // Limits on one authorization request.
@@ -54,19 +55,10 @@ type Asker struct {
 }
 
 // Decision is the answer to a Request.
-type Decision struct {
-	Decision string `json:"decision"` // "allow" or "deny"
-	// DeterminingPolicies are the policies that decided: the permits that
-	// allowed, or the forbids that denied (empty for a default deny).
-	DeterminingPolicies []string        `json:"determining_policies"`
-	Errors              []DecisionError `json:"errors"`
-}
+type Decision = api.Decision
 
 // DecisionError is a policy that failed to evaluate (and so was skipped).
-type DecisionError struct {
-	Policy  string `json:"policy"`
-	Message string `json:"message"`
-}
+type DecisionError = api.DecisionError
 
 // Decisions.
 const (

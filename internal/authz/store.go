@@ -21,6 +21,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 //go:embed migrations
@@ -124,11 +125,7 @@ type Store struct {
 }
 
 // StoreUpdate changes a store's settings; nil fields are left alone.
-type StoreUpdate struct {
-	LogAllows     *bool   `json:"log_allows,omitempty"`
-	PrincipalType *string `json:"principal_type,omitempty"`
-	GroupType     *string `json:"group_type,omitempty"`
-}
+type StoreUpdate = api.PatchPolicyStore
 
 // Policy is a static or template-linked policy.
 type Policy struct {
@@ -173,10 +170,7 @@ type Template struct {
 }
 
 // TemplateInput creates or replaces a template.
-type TemplateInput struct {
-	Statement   string `json:"statement"`
-	Description string `json:"description,omitempty"`
-}
+type TemplateInput = api.PolicyTemplateInput
 
 // ListOptions page through policies or templates, ordered by id.
 type ListOptions struct {

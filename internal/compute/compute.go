@@ -69,6 +69,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/memfs"
+	sdkapi "github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // TenancyMode says whether a function's environments may serve several tenants.
@@ -778,13 +779,7 @@ func (e *Engine) EvictIdle(ctx context.Context) int {
 }
 
 // EnvironmentInfo describes a live environment.
-type EnvironmentInfo struct {
-	ID       string    `json:"id"`
-	TenantID string    `json:"tenant_id,omitempty"`
-	Version  int       `json:"version"`
-	Busy     bool      `json:"busy"`
-	LastUsed time.Time `json:"last_used,omitzero"`
-}
+type EnvironmentInfo = sdkapi.FunctionEnvironment
 
 // Environments lists the idle environments of function name and counts the busy ones.
 func (e *Engine) Environments(name string) ([]EnvironmentInfo, error) {

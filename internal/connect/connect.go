@@ -48,6 +48,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 //go:embed migrations
@@ -98,14 +99,7 @@ type Placement struct {
 }
 
 // Alerts are a connection's anomaly settings.
-type Alerts struct {
-	// Sensitivity is how far (in deviations of the baseline, at least
-	// half the baseline's mean) a window may go before it raises an
-	// alert: lower is more sensitive. 1 to 50, default 4.
-	Sensitivity float64 `json:"sensitivity,omitempty"`
-	// WebhookURL, when set, receives each alert as a signed POST.
-	WebhookURL string `json:"webhook_url,omitempty"`
-}
+type Alerts = api.ConnectionAlerts
 
 // Connection is a tenant's connection to a third-party API. It never holds
 // the token.
@@ -124,23 +118,10 @@ type Connection struct {
 }
 
 // Grant is one integration's access to a connection.
-type Grant struct {
-	ID              string     `json:"id"`
-	ConnectionID    string     `json:"connection_id"`
-	Name            string     `json:"name,omitempty"`
-	Status          string     `json:"status"`
-	AutoSuspend     bool       `json:"auto_suspend"`
-	SuspendedReason string     `json:"suspended_reason,omitempty"`
-	CreatedAt       time.Time  `json:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at"`
-	RotatedAt       *time.Time `json:"rotated_at,omitempty"`
-}
+type Grant = api.Grant
 
 // IssuedGrant is a grant with its Part A, shown once.
-type IssuedGrant struct {
-	Grant
-	PartA string `json:"part_a"`
-}
+type IssuedGrant = api.IssuedGrant
 
 // Options configure a Service.
 type Options struct {

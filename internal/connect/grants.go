@@ -12,6 +12,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // CreateGrantRequest adds a grant to a connection. Bulkhead does not hold
@@ -34,10 +35,7 @@ func (r CreateGrantRequest) check() error {
 
 // TokenSource brings the token for a rotation: Token or a current PartA of
 // the connection (the grant's own, or another active grant's).
-type TokenSource struct {
-	Token string `json:"token,omitempty"`
-	PartA string `json:"part_a,omitempty"`
-}
+type TokenSource = api.TokenSource
 
 // tokenFrom returns connection c's token from src, checked: a token must
 // match the connection's fingerprint; a Part A must authenticate as an

@@ -53,7 +53,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, wireAuditPage(page))
 	return nil
 }
 
@@ -70,7 +70,7 @@ func (s *Server) listTenantAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, wireAuditPage(page))
 	return nil
 }
 

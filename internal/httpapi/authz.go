@@ -7,6 +7,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/authz"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // Policy stores: a tenant's (under /v1/tenants/{tenant}) or the global
@@ -59,40 +60,48 @@ func listOptions(r *http.Request) (authz.ListOptions, error) {
 func (s *Server) authzRoutes() []Route {
 	a := s.Authz
 	tenantStore := pathTenant
-	getStore := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, _ none) (authz.Store, error) {
-		return a.GetStore(r.Context(), tid)
+	getStore := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, _ none) (api.PolicyStore, error) {
+		st, err := a.GetStore(r.Context(), tid)
+		return wirePolicyStore(st), err
 	})
-	updateStore := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in authz.StoreUpdate) (authz.Store, error) {
-		return a.UpdateStore(r.Context(), tid, in, actor(r))
+	updateStore := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in api.PatchPolicyStore) (api.PolicyStore, error) {
+		st, err := a.UpdateStore(r.Context(), tid, in, actor(r))
+		return wirePolicyStore(st), err
 	})
-	getSchema := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, _ none) (authz.Schema, error) {
-		return a.GetSchema(r.Context(), tid)
+	getSchema := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, _ none) (api.PolicySchema, error) {
+		sc, err := a.GetSchema(r.Context(), tid)
+		return api.PolicySchema(sc), err
 	})
-	putSchema := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in authz.Schema) (authz.Schema, error) {
-		return a.PutSchema(r.Context(), tid, in, actor(r))
+	putSchema := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in api.PolicySchema) (api.PolicySchema, error) {
+		sc, err := a.PutSchema(r.Context(), tid, authz.Schema(in), actor(r))
+		return api.PolicySchema(sc), err
 	})
 	createPolicy := func(store func(*http.Request) (tenant.ID, error)) func(http.ResponseWriter, *http.Request) error {
-		return jsonCall(http.StatusCreated, store, func(r *http.Request, tid tenant.ID, in authz.PolicyInput) (authz.Policy, error) {
-			return a.CreatePolicy(r.Context(), tid, in, actor(r))
+		return jsonCall(http.StatusCreated, store, func(r *http.Request, tid tenant.ID, in api.PolicyInput) (api.Policy, error) {
+			p, err := a.CreatePolicy(r.Context(), tid, policyInput(in), actor(r))
+			return wirePolicy(p), err
 		})
 	}
 	listPolicies := func(store func(*http.Request) (tenant.ID, error)) func(http.ResponseWriter, *http.Request) error {
-		return jsonCall(http.StatusOK, store, func(r *http.Request, tid tenant.ID, _ none) (authz.PolicyPage, error) {
+		return jsonCall(http.StatusOK, store, func(r *http.Request, tid tenant.ID, _ none) (api.PolicyPage, error) {
 			opts, err := listOptions(r)
 			if err != nil {
-				return authz.PolicyPage{}, err
+				return api.PolicyPage{}, err
 			}
-			return a.ListPolicies(r.Context(), tid, opts)
+			page, err := a.ListPolicies(r.Context(), tid, opts)
+			return wirePolicyPage(page), err
 		})
 	}
 	getPolicy := func(store func(*http.Request) (tenant.ID, error)) func(http.ResponseWriter, *http.Request) error {
-		return jsonCall(http.StatusOK, store, func(r *http.Request, tid tenant.ID, _ none) (authz.Policy, error) {
-			return a.GetPolicy(r.Context(), tid, r.PathValue("policy"))
+		return jsonCall(http.StatusOK, store, func(r *http.Request, tid tenant.ID, _ none) (api.Policy, error) {
+			p, err := a.GetPolicy(r.Context(), tid, r.PathValue("policy"))
+			return wirePolicy(p), err
 		})
 	}
 	replacePolicy := func(store func(*http.Request) (tenant.ID, error)) func(http.ResponseWriter, *http.Request) error {
-		return jsonCall(http.StatusOK, store, func(r *http.Request, tid tenant.ID, in authz.PolicyInput) (authz.Policy, error) {
-			return a.ReplacePolicy(r.Context(), tid, r.PathValue("policy"), in, actor(r))
+		return jsonCall(http.StatusOK, store, func(r *http.Request, tid tenant.ID, in api.PolicyInput) (api.Policy, error) {
+			p, err := a.ReplacePolicy(r.Context(), tid, r.PathValue("policy"), policyInput(in), actor(r))
+			return wirePolicy(p), err
 		})
 	}
 	deletePolicy := func(store func(*http.Request) (tenant.ID, error)) func(http.ResponseWriter, *http.Request) error {
@@ -100,37 +109,35 @@ func (s *Server) authzRoutes() []Route {
 			return none{}, a.DeletePolicy(r.Context(), tid, r.PathValue("policy"), actor(r))
 		})
 	}
-	createTemplate := jsonCall(http.StatusCreated, tenantStore, func(r *http.Request, tid tenant.ID, in authz.TemplateInput) (authz.Template, error) {
-		return a.CreateTemplate(r.Context(), tid, in, actor(r))
+	createTemplate := jsonCall(http.StatusCreated, tenantStore, func(r *http.Request, tid tenant.ID, in api.PolicyTemplateInput) (api.PolicyTemplate, error) {
+		t, err := a.CreateTemplate(r.Context(), tid, in, actor(r))
+		return wireTemplate(t), err
 	})
-	listTemplates := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, _ none) (authz.TemplatePage, error) {
+	listTemplates := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, _ none) (api.PolicyTemplatePage, error) {
 		opts, err := listOptions(r)
 		if err != nil {
-			return authz.TemplatePage{}, err
+			return api.PolicyTemplatePage{}, err
 		}
-		return a.ListTemplates(r.Context(), tid, opts)
+		page, err := a.ListTemplates(r.Context(), tid, opts)
+		return wireTemplatePage(page), err
 	})
-	getTemplate := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, _ none) (authz.Template, error) {
-		return a.GetTemplate(r.Context(), tid, r.PathValue("template"))
+	getTemplate := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, _ none) (api.PolicyTemplate, error) {
+		t, err := a.GetTemplate(r.Context(), tid, r.PathValue("template"))
+		return wireTemplate(t), err
 	})
-	replaceTemplate := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in authz.TemplateInput) (authz.Template, error) {
-		return a.ReplaceTemplate(r.Context(), tid, r.PathValue("template"), in, actor(r))
+	replaceTemplate := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in api.PolicyTemplateInput) (api.PolicyTemplate, error) {
+		t, err := a.ReplaceTemplate(r.Context(), tid, r.PathValue("template"), in, actor(r))
+		return wireTemplate(t), err
 	})
 	deleteTemplate := jsonCall(http.StatusNoContent, tenantStore, func(r *http.Request, tid tenant.ID, _ none) (none, error) {
 		return none{}, a.DeleteTemplate(r.Context(), tid, r.PathValue("template"), actor(r))
 	})
-	authorize := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in authz.Request) (authz.Decision, error) {
-		return a.Authorize(r.Context(), tid, in, asker(r, tid))
+	authorize := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in api.AuthorizationRequest) (api.Decision, error) {
+		return a.Authorize(r.Context(), tid, authzRequest(in), asker(r, tid))
 	})
-	type batch struct {
-		Requests []authz.Request `json:"requests"`
-	}
-	type batchResult struct {
-		Results []authz.Decision `json:"results"`
-	}
-	authorizeBatch := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in batch) (batchResult, error) {
-		ds, err := a.AuthorizeBatch(r.Context(), tid, in.Requests, asker(r, tid))
-		return batchResult{ds}, err
+	authorizeBatch := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in api.AuthorizationBatch) (api.AuthorizationBatchResult, error) {
+		ds, err := a.AuthorizeBatch(r.Context(), tid, each(in.Requests, authzRequest), asker(r, tid))
+		return api.AuthorizationBatchResult{Results: ds}, err
 	})
 	const (
 		store    = "/v1/tenants/{tenant}/policy-store"

@@ -5,22 +5,23 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // Clients registered under a tenant get tokens carrying that tenant;
 // platform clients (operator only) get tokens with no tenant.
 
 func (s *Server) createClient(w http.ResponseWriter, r *http.Request, tid tenant.ID) error {
-	var req identity.CreateClientRequest
+	var req api.CreateClient
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	c, err := s.Directory.CreateClient(r.Context(), tid, req, actor(r))
+	c, err := s.Directory.CreateClient(r.Context(), tid, identity.CreateClientRequest(req), actor(r))
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store") // it holds the client secret
-	writeJSON(w, http.StatusCreated, c)
+	writeJSON(w, http.StatusCreated, wireCreatedClient(c))
 	return nil
 }
 
@@ -29,7 +30,7 @@ func (s *Server) listClients(w http.ResponseWriter, r *http.Request, tid tenant.
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": cs})
+	writeJSON(w, http.StatusOK, api.List[api.Client]{Items: each(cs, wireClient)})
 	return nil
 }
 

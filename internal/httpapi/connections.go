@@ -3,15 +3,13 @@ package httpapi
 import (
 	"net/http"
 
-	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // suspension is the optional body of a grant's suspension.
-type suspension struct {
-	Reason string `json:"reason,omitempty"`
-}
+type suspension api.SuspendGrant
 
 func (suspension) optionalBody() {}
 
@@ -20,56 +18,67 @@ func (suspension) optionalBody() {}
 // operator may manage any tenant's connections, a tenant's admins their own.
 func (s *Server) connectionRoutes() []Route {
 	c := s.Connect
-	create := jsonCall(http.StatusCreated, pathTenant, func(r *http.Request, tid tenant.ID, in connect.CreateRequest) (connect.Created, error) {
-		return c.Create(r.Context(), tid, in, actor(r))
+	// A create decodes into connect.CreateRequest, not api.CreateConnection:
+	// its grant has always been read as a whole connect.CreateGrantRequest,
+	// token source included (which a create ignores), and a body that
+	// names those fields must go on being accepted. TestWireConversions
+	// checks that the two agree on every other field.
+	create := jsonCall(http.StatusCreated, pathTenant, func(r *http.Request, tid tenant.ID, in connect.CreateRequest) (api.ConnectionCreated, error) {
+		created, err := c.Create(r.Context(), tid, in, actor(r))
+		return wireConnectionCreated(created), err
 	})
-	list := jsonCall(http.StatusOK, s.existingTenant, func(r *http.Request, tid tenant.ID, _ none) (connect.Page, error) {
+	list := jsonCall(http.StatusOK, s.existingTenant, func(r *http.Request, tid tenant.ID, _ none) (api.ConnectionPage, error) {
 		limit, err := queryLimit(r)
 		if err != nil {
-			return connect.Page{}, err
+			return api.ConnectionPage{}, err
 		}
-		return c.List(r.Context(), tid, limit, r.URL.Query().Get("cursor"))
+		page, err := c.List(r.Context(), tid, limit, r.URL.Query().Get("cursor"))
+		return wireConnectionPage(page), err
 	})
-	get := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (connect.Connection, error) {
-		return c.Get(r.Context(), tid, r.PathValue("connection"))
+	get := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (api.Connection, error) {
+		conn, err := c.Get(r.Context(), tid, r.PathValue("connection"))
+		return wireConnection(conn), err
 	})
-	update := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in connect.UpdateRequest) (connect.Updated, error) {
-		return c.Update(r.Context(), tid, r.PathValue("connection"), in, actor(r))
+	update := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in api.UpdateConnection) (api.ConnectionUpdated, error) {
+		updated, err := c.Update(r.Context(), tid, r.PathValue("connection"), connectionUpdate(in), actor(r))
+		return wireConnectionUpdated(updated), err
 	})
 	del := jsonCall(http.StatusNoContent, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (none, error) {
 		return none{}, c.Delete(r.Context(), tid, r.PathValue("connection"), actor(r))
 	})
-	createGrant := jsonCall(http.StatusCreated, pathTenant, func(r *http.Request, tid tenant.ID, in connect.CreateGrantRequest) (connect.IssuedGrant, error) {
-		return c.CreateGrant(r.Context(), tid, r.PathValue("connection"), in, actor(r))
+	createGrant := jsonCall(http.StatusCreated, pathTenant, func(r *http.Request, tid tenant.ID, in api.CreateGrant) (api.IssuedGrant, error) {
+		return c.CreateGrant(r.Context(), tid, r.PathValue("connection"), connect.CreateGrantRequest(in), actor(r))
 	})
-	listGrants := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (map[string][]connect.Grant, error) {
+	listGrants := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (api.List[api.Grant], error) {
 		gs, err := c.ListGrants(r.Context(), tid, r.PathValue("connection"))
-		return map[string][]connect.Grant{"items": gs}, err
+		return api.List[api.Grant]{Items: gs}, err
 	})
-	rotate := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in connect.TokenSource) (connect.IssuedGrant, error) {
+	rotate := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in api.TokenSource) (api.IssuedGrant, error) {
 		return c.Rotate(r.Context(), tid, r.PathValue("connection"), r.PathValue("grant"), in, actor(r))
 	})
 	status := func(suspend bool) func(http.ResponseWriter, *http.Request) error {
-		return jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in suspension) (connect.Grant, error) {
+		return jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in suspension) (api.Grant, error) {
 			return c.SetGrantStatus(r.Context(), tid, r.PathValue("connection"), r.PathValue("grant"), suspend, in.Reason, actor(r))
 		})
 	}
 	deleteGrant := jsonCall(http.StatusNoContent, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (none, error) {
 		return none{}, c.DeleteGrant(r.Context(), tid, r.PathValue("connection"), r.PathValue("grant"), actor(r))
 	})
-	activity := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (audit.Page, error) {
+	activity := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (api.AuditPage, error) {
 		limit, err := queryLimit(r)
 		if err != nil {
-			return audit.Page{}, err
+			return api.AuditPage{}, err
 		}
-		return c.Activity(r.Context(), tid, r.PathValue("connection"), limit, r.URL.Query().Get("cursor"))
+		page, err := c.Activity(r.Context(), tid, r.PathValue("connection"), limit, r.URL.Query().Get("cursor"))
+		return wireAuditPage(page), err
 	})
-	alerts := jsonCall(http.StatusOK, s.existingTenant, func(r *http.Request, tid tenant.ID, _ none) (connect.AlertPage, error) {
+	alerts := jsonCall(http.StatusOK, s.existingTenant, func(r *http.Request, tid tenant.ID, _ none) (api.AlertPage, error) {
 		limit, err := queryLimit(r)
 		if err != nil {
-			return connect.AlertPage{}, err
+			return api.AlertPage{}, err
 		}
-		return c.ListAlerts(r.Context(), tid, r.URL.Query().Get("connection"), limit, r.URL.Query().Get("cursor"))
+		page, err := c.ListAlerts(r.Context(), tid, r.URL.Query().Get("connection"), limit, r.URL.Query().Get("cursor"))
+		return wireAlertPage(page), err
 	})
 	const conns = "/v1/tenants/{tenant}/connections"
 	const one = conns + "/{connection}"

@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // functionRoutes are the function registry and invocation routes.
@@ -56,6 +57,10 @@ func (s *Server) publishFunction(w http.ResponseWriter, r *http.Request) error {
 		case "config":
 			dec := json.NewDecoder(io.LimitReader(part, 64<<10))
 			dec.DisallowUnknownFields()
+			// compute.Config, the function's stored settings, and not
+			// api.FunctionConfig: the problem's detail quotes the decoder,
+			// which names the Go type. TestWireConversions checks that the
+			// two have the same fields.
 			cfg = &compute.Config{}
 			if err := dec.Decode(cfg); err != nil {
 				return errs.Field("config", "invalid_config", "the config part is not a function's JSON settings: %s", errs.Clip(err.Error(), 200))
@@ -79,7 +84,7 @@ func (s *Server) publishFunction(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, info)
+	writeJSON(w, http.StatusCreated, wireFunction(info))
 	return nil
 }
 
@@ -88,7 +93,7 @@ func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": fs})
+	writeJSON(w, http.StatusOK, api.List[api.Function]{Items: each(fs, wireFunction)})
 	return nil
 }
 
@@ -105,7 +110,7 @@ func (s *Server) functionEnvironments(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": envs})
+	writeJSON(w, http.StatusOK, api.List[api.FunctionEnvironment]{Items: envs})
 	return nil
 }
 

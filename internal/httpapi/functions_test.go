@@ -5,35 +5,12 @@ import (
 	"encoding/json"
 	"mime/multipart"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
-
-var counterWasm = sync.OnceValues(func() ([]byte, error) {
-	dir, err := os.MkdirTemp("", "bulkhead-fn-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "counter.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "../../examples/functions/counter")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return nil, &buildError{string(b)}
-	}
-	return os.ReadFile(out)
-})
-
-type buildError struct{ out string }
-
-func (e *buildError) Error() string { return "build counter: " + e.out }
 
 // publishBody is a multipart body with a config part and a module part.
 func publishBody(t *testing.T, config string, module []byte) ([]byte, string) {
@@ -57,10 +34,7 @@ func publishBody(t *testing.T, config string, module []byte) ([]byte, string) {
 // the operator; a missing tenant, another tenant in the header, a
 // suspended tenant and a deleted function are refused clearly.
 func TestFunctionsOverHTTP(t *testing.T) {
-	module, err := counterWasm()
-	if err != nil {
-		t.Fatal(err)
-	}
+	module := apitest.CounterModule(t)
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
 		a := newTwoTenantEnv(t, dsn, map[string]tenant.Context{
 			"tok-a": {TenantID: "tenant-a", Principal: "client:a"},

@@ -8,6 +8,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // The KMS scopes a tenant credential needs for each operation (a tenant
@@ -44,53 +45,54 @@ func kmsStore(scopes ...string) func(*http.Request) (tenant.ID, error) {
 // kmsRoutes are the key management and cryptographic operation routes.
 func (s *Server) kmsRoutes() []Route {
 	k := s.KMS
-	encrypt := jsonCall(http.StatusOK, kmsStore(ScopeEncrypt), func(r *http.Request, tid tenant.ID, in kms.EncryptRequest) (kms.EncryptResponse, error) {
-		return k.Encrypt(r.Context(), tid, in, actor(r))
+	encrypt := jsonCall(http.StatusOK, kmsStore(ScopeEncrypt), func(r *http.Request, tid tenant.ID, in api.EncryptRequest) (api.EncryptResponse, error) {
+		return k.Encrypt(r.Context(), tid, encryptRequest(in), actor(r))
 	})
-	decrypt := jsonCall(http.StatusOK, kmsStore(ScopeDecrypt), func(r *http.Request, tid tenant.ID, in kms.DecryptRequest) (kms.DecryptResponse, error) {
-		return k.Decrypt(r.Context(), tid, in, actor(r))
+	decrypt := jsonCall(http.StatusOK, kmsStore(ScopeDecrypt), func(r *http.Request, tid tenant.ID, in api.DecryptRequest) (api.DecryptResponse, error) {
+		return k.Decrypt(r.Context(), tid, decryptRequest(in), actor(r))
 	})
 	dataKey := func(without bool) func(http.ResponseWriter, *http.Request) error {
-		return jsonCall(http.StatusOK, kmsStore(ScopeGenerateDataKey), func(r *http.Request, tid tenant.ID, in kms.DataKeyRequest) (kms.DataKeyResponse, error) {
-			return k.GenerateDataKey(r.Context(), tid, in, without, actor(r))
+		return jsonCall(http.StatusOK, kmsStore(ScopeGenerateDataKey), func(r *http.Request, tid tenant.ID, in api.DataKeyRequest) (api.DataKeyResponse, error) {
+			return k.GenerateDataKey(r.Context(), tid, dataKeyRequest(in), without, actor(r))
 		})
 	}
-	reEncrypt := jsonCall(http.StatusOK, kmsStore(ScopeDecrypt, ScopeEncrypt), func(r *http.Request, tid tenant.ID, in kms.ReEncryptRequest) (kms.ReEncryptResponse, error) {
-		return k.ReEncrypt(r.Context(), tid, in, actor(r))
+	reEncrypt := jsonCall(http.StatusOK, kmsStore(ScopeDecrypt, ScopeEncrypt), func(r *http.Request, tid tenant.ID, in api.ReEncryptRequest) (api.ReEncryptResponse, error) {
+		return k.ReEncrypt(r.Context(), tid, reEncryptRequest(in), actor(r))
 	})
-	createKey := jsonCall(http.StatusCreated, pathTenant, func(r *http.Request, tid tenant.ID, in kms.CreateKeyRequest) (kms.Key, error) {
-		return k.CreateKey(r.Context(), tid, in, actor(r))
+	createKey := jsonCall(http.StatusCreated, pathTenant, func(r *http.Request, tid tenant.ID, in api.CreateKey) (api.Key, error) {
+		key, err := k.CreateKey(r.Context(), tid, kms.CreateKeyRequest(in), actor(r))
+		return wireKey(key), err
 	})
-	listKeys := jsonCall(http.StatusOK, s.existingTenant, func(r *http.Request, tid tenant.ID, _ none) (kms.KeyPage, error) {
+	listKeys := jsonCall(http.StatusOK, s.existingTenant, func(r *http.Request, tid tenant.ID, _ none) (api.KeyPage, error) {
 		limit, err := queryLimit(r)
 		if err != nil {
-			return kms.KeyPage{}, err
+			return api.KeyPage{}, err
 		}
-		return k.ListKeys(r.Context(), tid, limit, r.URL.Query().Get("cursor"))
+		page, err := k.ListKeys(r.Context(), tid, limit, r.URL.Query().Get("cursor"))
+		return wireKeyPage(page), err
 	})
-	getKey := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (kms.Key, error) {
-		return k.GetKey(r.Context(), tid, r.PathValue("key"))
+	getKey := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (api.Key, error) {
+		key, err := k.GetKey(r.Context(), tid, r.PathValue("key"))
+		return wireKey(key), err
 	})
-	rotate := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (kms.Key, error) {
-		return k.Rotate(r.Context(), tid, r.PathValue("key"), actor(r))
+	rotate := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (api.Key, error) {
+		key, err := k.Rotate(r.Context(), tid, r.PathValue("key"), actor(r))
+		return wireKey(key), err
 	})
-	type deletion struct {
-		PendingWindowDays int `json:"pending_window_days,omitempty"`
-	}
-	scheduleDeletion := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in deletion) (kms.Key, error) {
-		return k.ScheduleDeletion(r.Context(), tid, r.PathValue("key"), in.PendingWindowDays, actor(r))
+	scheduleDeletion := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in api.ScheduleKeyDeletion) (api.Key, error) {
+		key, err := k.ScheduleDeletion(r.Context(), tid, r.PathValue("key"), in.PendingWindowDays, actor(r))
+		return wireKey(key), err
 	})
-	cancelDeletion := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (kms.Key, error) {
-		return k.CancelDeletion(r.Context(), tid, r.PathValue("key"), actor(r))
+	cancelDeletion := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, _ none) (api.Key, error) {
+		key, err := k.CancelDeletion(r.Context(), tid, r.PathValue("key"), actor(r))
+		return wireKey(key), err
 	})
-	type importParams struct {
-		KeyID string `json:"key_id"`
-	}
-	getImportParams := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in importParams) (kms.ImportParams, error) {
+	getImportParams := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in api.ImportParamsRequest) (api.ImportParams, error) {
 		return k.GetImportParams(r.Context(), tid, in.KeyID, actor(r))
 	})
-	importKey := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in kms.ImportRequest) (kms.Key, error) {
-		return k.Import(r.Context(), tid, r.PathValue("key"), in, actor(r))
+	importKey := jsonCall(http.StatusOK, pathTenant, func(r *http.Request, tid tenant.ID, in api.ImportRequest) (api.Key, error) {
+		key, err := k.Import(r.Context(), tid, r.PathValue("key"), in, actor(r))
+		return wireKey(key), err
 	})
 	const keys = "/v1/tenants/{tenant}/keys"
 	return []Route{

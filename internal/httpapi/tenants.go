@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 func pathTenant(r *http.Request) (tenant.ID, error) {
@@ -43,12 +43,12 @@ func queryLimit(r *http.Request) (int, error) {
 }
 
 func (s *Server) listTiers(w http.ResponseWriter, r *http.Request) error {
-	tiers := make([]tenants.Tier, 0, len(s.Tenants.Tiers()))
+	tiers := make([]api.Tier, 0, len(s.Tenants.Tiers()))
 	for _, t := range s.Tenants.Tiers() {
-		tiers = append(tiers, t)
+		tiers = append(tiers, wireTier(t))
 	}
-	slices.SortFunc(tiers, func(a, b tenants.Tier) int { return strings.Compare(a.Name, b.Name) })
-	writeJSON(w, http.StatusOK, map[string]any{"items": tiers})
+	slices.SortFunc(tiers, func(a, b api.Tier) int { return strings.Compare(a.Name, b.Name) })
+	writeJSON(w, http.StatusOK, api.List[api.Tier]{Items: tiers})
 	return nil
 }
 
@@ -58,14 +58,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 		return errs.Field("Idempotency-Key", "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
 	}
 	// The body is the tenant's fields plus the optional first admin.
-	var body struct {
-		ID         string          `json:"id"`
-		Name       string          `json:"name"`
-		Tier       string          `json:"tier"`
-		Domains    []string        `json:"domains"`
-		Config     json.RawMessage `json:"config"`
-		AdminEmail string          `json:"admin_email"`
-	}
+	var body api.CreateTenant
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
@@ -100,14 +93,11 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Retry-After", "1")
 	}
 	w.Header().Set("Location", "/v1/tenants/"+string(t.ID))
-	resp := struct {
-		tenants.Tenant
-		InitialAdmin *initialAdmin `json:"initial_admin,omitempty"`
-	}{Tenant: t}
+	resp := wireTenant(t)
 	if created && temporary != "" {
 		// Only the request that created the tenant knows the password; a
 		// replay with the same Idempotency-Key does not show one.
-		resp.InitialAdmin = &initialAdmin{Email: body.AdminEmail, TemporaryPassword: temporary}
+		resp.InitialAdmin = &api.InitialAdmin{Email: body.AdminEmail, TemporaryPassword: temporary}
 		w.Header().Set("Cache-Control", "no-store")
 	}
 	writeJSON(w, status, resp)
@@ -124,7 +114,7 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, wireTenantPage(page))
 	return nil
 }
 
@@ -137,7 +127,7 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, t)
+	writeJSON(w, http.StatusOK, wireTenant(t))
 	return nil
 }
 
@@ -146,15 +136,15 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var p tenants.Patch
+	var p api.PatchTenant
 	if err := decode(w, r, &p); err != nil {
 		return err
 	}
-	t, err := s.Tenants.Update(r.Context(), id, p, actor(r))
+	t, err := s.Tenants.Update(r.Context(), id, tenants.Patch(p), actor(r))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, t)
+	writeJSON(w, http.StatusOK, wireTenant(t))
 	return nil
 }
 
@@ -167,7 +157,7 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, t)
+	writeJSON(w, http.StatusAccepted, wireTenant(t))
 	return nil
 }
 
@@ -189,7 +179,7 @@ func (s *Server) transition(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, t)
+	writeJSON(w, http.StatusOK, wireTenant(t))
 	return nil
 }
 
@@ -202,13 +192,6 @@ func (s *Server) tenantWorkflows(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": wfs})
+	writeJSON(w, http.StatusOK, api.List[api.Workflow]{Items: each(wfs, wireWorkflow)})
 	return nil
-}
-
-// initialAdmin is the first admin that onboarding made, with the temporary
-// password shown once.
-type initialAdmin struct {
-	Email             string `json:"email"`
-	TemporaryPassword string `json:"temporary_password"`
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
@@ -15,7 +16,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req identity.CreateUserRequest
+	var req api.CreateUser
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -25,7 +26,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/v1/tenants/"+string(tid)+"/users/"+u.ID)
 	w.Header().Set("Cache-Control", "no-store") // it may hold a temporary password
-	writeJSON(w, http.StatusCreated, u)
+	writeJSON(w, http.StatusCreated, wireCreatedUser(u))
 	return nil
 }
 
@@ -43,7 +44,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, wireUserPage(page))
 	return nil
 }
 
@@ -56,7 +57,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, u)
+	writeJSON(w, http.StatusOK, wireUser(u))
 	return nil
 }
 
@@ -65,15 +66,15 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var p identity.UserPatch
+	var p api.PatchUser
 	if err := decode(w, r, &p); err != nil {
 		return err
 	}
-	u, err := s.Directory.UpdateUser(r.Context(), tid, r.PathValue("user"), p, actor(r))
+	u, err := s.Directory.UpdateUser(r.Context(), tid, r.PathValue("user"), userPatch(p), actor(r))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, u)
+	writeJSON(w, http.StatusOK, wireUser(u))
 	return nil
 }
 
@@ -94,7 +95,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req identity.CreateGroupRequest
+	var req api.CreateGroup
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, g)
+	writeJSON(w, http.StatusCreated, wireGroup(g))
 	return nil
 }
 
@@ -115,7 +116,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": gs})
+	writeJSON(w, http.StatusOK, api.List[api.Group]{Items: each(gs, wireGroup)})
 	return nil
 }
 
@@ -158,9 +159,7 @@ func (s *Server) confirmTOTP(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Code string `json:"code"`
-	}
+	var body api.TOTPConfirmation
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
@@ -201,7 +200,7 @@ func (s *Server) updateIdentityConfig(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	var p identity.ConfigPatch
+	var p api.IdentityConfigPatch
 	if err := decode(w, r, &p); err != nil {
 		return err
 	}
@@ -234,7 +233,7 @@ func (s *Server) setIdP(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req identity.IdPRequest
+	var req api.IdPRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -270,7 +269,7 @@ func (s *Server) getMe(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, u)
+	writeJSON(w, http.StatusOK, wireUser(u))
 	return nil
 }
 
@@ -297,9 +296,7 @@ func (s *Server) enrollMyTOTP(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) confirmMyTOTP(w http.ResponseWriter, r *http.Request) error {
 	tid, uid := me(r)
-	var body struct {
-		Code string `json:"code"`
-	}
+	var body api.TOTPConfirmation
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}

@@ -7,17 +7,13 @@ import (
 	"strconv"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
-// Problem is an RFC 9457 problem detail with Bulkhead's extensions.
+// Problem is an RFC 9457 problem detail with Bulkhead's extensions: the
+// body (api.Problem, which clients decode) and what goes into headers.
 type Problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Code      string `json:"code"`
-	Field     string `json:"field,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
+	api.Problem
 	// RetryAfter is the Retry-After header's seconds on a 429 or 503.
 	RetryAfter int `json:"-"`
 }
@@ -44,16 +40,16 @@ var kindStatus = map[errs.Kind]int{
 func ProblemFor(err error) Problem {
 	e, ok := errs.As(err)
 	if !ok || e.Kind == errs.Internal {
-		return Problem{Type: ProblemType("internal"), Title: "Internal Server Error", Status: 500, Code: "internal",
-			Detail: "the server failed to handle the request; it has been logged with the request id"}
+		return Problem{Problem: api.Problem{Type: ProblemType("internal"), Title: "Internal Server Error", Status: 500, Code: "internal",
+			Detail: "the server failed to handle the request; it has been logged with the request id"}}
 	}
 	st := kindStatus[e.Kind]
 	retry := 0
 	if e.RetryAfter > 0 {
 		retry = int(math.Ceil(e.RetryAfter.Seconds()))
 	}
-	return Problem{Type: ProblemType(e.Code), Title: http.StatusText(st), Status: st, Detail: e.Detail, Code: e.Code, Field: e.Field,
-		RetryAfter: retry}
+	return Problem{Problem: api.Problem{Type: ProblemType(e.Code), Title: http.StatusText(st), Status: st, Detail: e.Detail, Code: e.Code,
+		Field: e.Field}, RetryAfter: retry}
 }
 
 // ProblemType is the type URI of a problem code.

@@ -11,43 +11,18 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // Config is a tenant's identity configuration. Zero lifetimes mean the
 // provider's defaults.
-type Config struct {
-	PasswordMinLength    int      `json:"password_min_length"`
-	AccessTokenLifetime  Duration `json:"access_token_lifetime"`
-	RefreshTokenLifetime Duration `json:"refresh_token_lifetime"`
-}
+type Config = api.IdentityConfig
 
 // Duration is a time.Duration written as a Go duration string ("15m").
-type Duration time.Duration
-
-// MarshalJSON writes d as a duration string.
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + time.Duration(d).String() + `"`), nil
-}
-
-// UnmarshalJSON reads a duration string such as "15m" or "720h".
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
-		return errors.New(`a duration is a string such as "15m"`)
-	}
-	v, err := time.ParseDuration(string(b[1 : len(b)-1]))
-	if err != nil {
-		return errors.New(`a duration is a string such as "15m"`)
-	}
-	*d = Duration(v)
-	return nil
-}
+type Duration = api.Duration
 
 // ConfigPatch changes some of a tenant's identity configuration.
-type ConfigPatch struct {
-	PasswordMinLength    *int      `json:"password_min_length,omitempty"`
-	AccessTokenLifetime  *Duration `json:"access_token_lifetime,omitempty"`
-	RefreshTokenLifetime *Duration `json:"refresh_token_lifetime,omitempty"`
-}
+type ConfigPatch = api.IdentityConfigPatch
 
 // Bounds of the configuration.
 const (

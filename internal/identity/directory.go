@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // Directory stores the users and groups of every tenant.
@@ -232,12 +233,7 @@ func (d *Directory) policy(ctx context.Context, tx *storage.Tx) (PasswordPolicy,
 }
 
 // CreateUserRequest is what an admin supplies to create a user.
-type CreateUserRequest struct {
-	Email      string          `json:"email"`
-	Password   string          `json:"password,omitempty"`
-	Attributes json.RawMessage `json:"attributes,omitempty"`
-	Groups     []string        `json:"groups,omitempty"`
-}
+type CreateUserRequest = api.CreateUser
 
 // CreatedUser is a new user and, when the request had no password, the
 // temporary password, which is not stored in clear and not shown again.
@@ -581,10 +577,7 @@ func (d *Directory) DeleteUser(ctx context.Context, tid tenant.ID, id string, ac
 }
 
 // CreateGroupRequest is what an admin supplies to create a group.
-type CreateGroupRequest struct {
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
-}
+type CreateGroupRequest = api.CreateGroup
 
 // CreateGroup adds a group to tenant tid.
 func (d *Directory) CreateGroup(ctx context.Context, tid tenant.ID, req CreateGroupRequest, actor tenant.Actor) (Group, error) {

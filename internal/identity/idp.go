@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // Federation (the bridge model): a tenant may connect its own OpenID
@@ -23,35 +24,16 @@ import (
 
 // IdP is a tenant's upstream OpenID provider. The client secret is stored
 // wrapped by the root key and never returned.
-type IdP struct {
-	Issuer   string `json:"issuer"`
-	ClientID string `json:"client_id"`
-	IdPSettings
-}
+type IdP = api.IdP
 
 // IdPSettings are a tenant's choices about what its provider's word is
 // worth. Both are off by default: each trades some of the account's own
 // protection for convenience, so only the tenant can decide it.
-type IdPSettings struct {
-	// LinkExistingByEmail lets the first sign-in of an upstream identity
-	// take over the existing account with the same email, when the
-	// provider asserts email_verified: true. Off, a new upstream identity
-	// whose email is taken is refused (an admin resolves it).
-	LinkExistingByEmail bool `json:"link_existing_by_email"`
-	// UpstreamMFASufficient accepts the provider's sign-in without the
-	// account's own confirmed TOTP factor. Off, the login page asks for
-	// the code after the provider returns.
-	UpstreamMFASufficient bool `json:"upstream_mfa_sufficient"`
-}
+type IdPSettings = api.IdPSettings
 
 // IdPRequest configures a tenant's upstream provider. It replaces the
 // whole configuration: settings left out are off.
-type IdPRequest struct {
-	Issuer       string `json:"issuer"`
-	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
-	IdPSettings
-}
+type IdPRequest = api.IdPRequest
 
 func idpBinding(tid string) []byte { return []byte("bulkhead-idp-secret\x00tenant=" + tid) }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // TOTP second factor (RFC 6238: SHA-1, 6 digits, 30-second steps, one step
@@ -31,11 +32,7 @@ type Wrapper = kms.Sealer
 
 // TOTPEnrollment is what an enrollment shows once: the secret for the
 // authenticator app and the recovery codes.
-type TOTPEnrollment struct {
-	Secret        string   `json:"secret"`
-	OTPAuthURL    string   `json:"otpauth_url"`
-	RecoveryCodes []string `json:"recovery_codes"`
-}
+type TOTPEnrollment = api.TOTPEnrollment
 
 func totpBinding(tid, userID string) []byte {
 	return []byte("bulkhead-totp\x00tenant=" + tid + "\x00user=" + userID)

@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // Importing key material (bring your own key):
@@ -42,20 +43,10 @@ const (
 )
 
 // ImportParams are what a key's owner needs to wrap material for import.
-type ImportParams struct {
-	KeyID       string    `json:"key_id"`
-	ImportToken string    `json:"import_token"`
-	PublicKey   string    `json:"public_key"` // PEM "PUBLIC KEY" (SPKI), RSA 3072
-	Algorithm   string    `json:"wrapping_algorithm"`
-	ExpiresAt   time.Time `json:"expires_at"`
-}
+type ImportParams = api.ImportParams
 
 // ImportRequest uploads wrapped material.
-type ImportRequest struct {
-	ImportToken          string     `json:"import_token"`
-	EncryptedKeyMaterial []byte     `json:"encrypted_key_material"`
-	ValidTo              *time.Time `json:"valid_to,omitempty"`
-}
+type ImportRequest = api.ImportRequest
 
 // GetImportParams makes a one-time RSA key pair for importing material
 // into key name of tenant tid (a key of origin external).

@@ -28,6 +28,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 //go:embed migrations
@@ -106,13 +107,7 @@ type Key struct {
 }
 
 // KeyVersion is one version of a key's material.
-type KeyVersion struct {
-	Version     int        `json:"version"`
-	Destroyed   bool       `json:"destroyed,omitempty"`
-	ValidTo     *time.Time `json:"valid_to,omitempty"` // imported material's expiry
-	CreatedAt   time.Time  `json:"created_at"`
-	DestroyedAt *time.Time `json:"destroyed_at,omitempty"`
-}
+type KeyVersion = api.KeyVersion
 
 // Options configure a Service.
 type Options struct {

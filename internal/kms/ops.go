@@ -16,6 +16,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // MaxPlaintext bounds what encrypt takes; larger data is encrypted with a
@@ -30,11 +31,7 @@ type EncryptRequest struct {
 }
 
 // EncryptResponse is a ciphertext.
-type EncryptResponse struct {
-	Ciphertext []byte `json:"ciphertext"`
-	KeyID      string `json:"key_id"`
-	KeyVersion int    `json:"key_version"`
-}
+type EncryptResponse = api.EncryptResponse
 
 // DecryptRequest decrypts a ciphertext of the caller's tenant.
 type DecryptRequest struct {
@@ -43,11 +40,7 @@ type DecryptRequest struct {
 }
 
 // DecryptResponse is a plaintext.
-type DecryptResponse struct {
-	Plaintext  []byte `json:"plaintext"`
-	KeyID      string `json:"key_id"`
-	KeyVersion int    `json:"key_version"`
-}
+type DecryptResponse = api.DecryptResponse
 
 // DataKeyRequest asks for a data key encrypted under a key of the caller's tenant.
 type DataKeyRequest struct {
@@ -58,12 +51,7 @@ type DataKeyRequest struct {
 
 // DataKeyResponse is a data key: its plaintext (unless asked without) and
 // its ciphertext, which decrypt turns back into the plaintext.
-type DataKeyResponse struct {
-	Plaintext  []byte `json:"plaintext,omitempty"`
-	Ciphertext []byte `json:"ciphertext"`
-	KeyID      string `json:"key_id"`
-	KeyVersion int    `json:"key_version"`
-}
+type DataKeyResponse = api.DataKeyResponse
 
 // ReEncryptRequest decrypts a ciphertext and encrypts its plaintext again,
 // under the destination key (default: the same key's primary version) and
@@ -77,13 +65,7 @@ type ReEncryptRequest struct {
 }
 
 // ReEncryptResponse is the new ciphertext.
-type ReEncryptResponse struct {
-	Ciphertext       []byte `json:"ciphertext"`
-	KeyID            string `json:"key_id"`
-	KeyVersion       int    `json:"key_version"`
-	SourceKeyID      string `json:"source_key_id"`
-	SourceKeyVersion int    `json:"source_key_version"`
-}
+type ReEncryptResponse = api.ReEncryptResponse
 
 // load returns the key a name (id or alias) names in tenant tid, with its
 // material unwrapped, from the cache or the database.

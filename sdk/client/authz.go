@@ -6,35 +6,27 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
+
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
-// EntityRef names a Cedar entity: its type (e.g. User or App::User) and id.
-type EntityRef struct {
-	Type string `json:"type"`
-	ID   string `json:"id"`
-}
-
-// PolicyStore is the settings of a tenant's Cedar policy store.
-type PolicyStore struct {
-	TenantID  string `json:"tenant_id"`
-	HasSchema bool   `json:"has_schema"`
-	// LogAllows makes every allow decision audited too (denies always are).
-	LogAllows bool `json:"log_allows"`
-	// PrincipalType and GroupType are the entity types of the caller and its
-	// groups when an authorization request from a user's token names no principal.
-	PrincipalType string    `json:"principal_type"`
-	GroupType     string    `json:"group_type"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-}
-
-// PolicyStoreUpdate is a partial update of a policy store; nil fields are left alone.
-type PolicyStoreUpdate struct {
-	LogAllows     *bool   `json:"log_allows,omitempty"`
-	PrincipalType *string `json:"principal_type,omitempty"`
-	GroupType     *string `json:"group_type,omitempty"`
-}
+// The API's bodies for policy stores and decisions (package sdk/api),
+// under this package's names.
+type (
+	EntityRef           = api.EntityRef
+	PolicyStore         = api.PolicyStore
+	PolicyStoreUpdate   = api.PatchPolicyStore
+	PolicySchema        = api.PolicySchema
+	Policy              = api.Policy
+	PolicyInput         = api.PolicyInput
+	PolicyPage          = api.PolicyPage
+	PolicyTemplate      = api.PolicyTemplate
+	PolicyTemplateInput = api.PolicyTemplateInput
+	PolicyTemplatePage  = api.PolicyTemplatePage
+	AuthorizeRequest    = api.AuthorizationRequest
+	Decision            = api.Decision
+	DecisionError       = api.DecisionError
+)
 
 // Schema formats.
 const (
@@ -42,29 +34,10 @@ const (
 	SchemaFormatJSON  = "json"  // Cedar's JSON schema format
 )
 
-// PolicySchema is a policy store's Cedar schema, in the format it was put in.
-type PolicySchema struct {
-	// Format is SchemaFormatCedar or SchemaFormatJSON.
-	Format string `json:"format"`
-	// Schema is the Cedar schema text as a JSON string (format cedar) or
-	// the JSON schema object (format json).
-	Schema    json.RawMessage `json:"schema"`
-	UpdatedAt time.Time       `json:"updated_at,omitzero"`
-}
-
 // CedarSchema returns a PolicySchema holding Cedar schema text.
 func CedarSchema(text string) PolicySchema {
 	b, _ := json.Marshal(text)
 	return PolicySchema{Format: SchemaFormatCedar, Schema: b}
-}
-
-// Text returns the schema as text: the Cedar schema text, or the JSON schema.
-func (s PolicySchema) Text() string {
-	var text string
-	if err := json.Unmarshal(s.Schema, &text); err == nil {
-		return text
-	}
-	return string(s.Schema)
 }
 
 // Policy types.
@@ -73,93 +46,11 @@ const (
 	PolicyLinked = "linked" // a template linked to slot values
 )
 
-// Policy is a Cedar policy of a tenant's store, or a global policy.
-type Policy struct {
-	ID   string `json:"id"`
-	Type string `json:"type"` // PolicyStatic or PolicyLinked
-	// Statement is the Cedar text; for a linked policy, the template's text
-	// with the slots filled in.
-	Statement   string     `json:"statement"`
-	Description string     `json:"description"`
-	TemplateID  string     `json:"template_id,omitempty"`
-	Principal   *EntityRef `json:"principal,omitempty"` // a linked policy's ?principal
-	Resource    *EntityRef `json:"resource,omitempty"`  // a linked policy's ?resource
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-}
-
-// PolicyInput is the body of a policy creation or replacement: a static
-// policy (Statement) or a link of a template (TemplateID, and Principal
-// and Resource for the slots the template uses).
-type PolicyInput struct {
-	Statement   string     `json:"statement,omitempty"`
-	Description string     `json:"description,omitempty"`
-	TemplateID  string     `json:"template_id,omitempty"`
-	Principal   *EntityRef `json:"principal,omitempty"`
-	Resource    *EntityRef `json:"resource,omitempty"`
-}
-
-// PolicyPage is a page of policies.
-type PolicyPage struct {
-	Items      []Policy `json:"items"`
-	NextCursor string   `json:"next_cursor"`
-}
-
-// PolicyTemplate is a Cedar policy template of a tenant's store.
-type PolicyTemplate struct {
-	ID          string    `json:"id"`
-	Statement   string    `json:"statement"`
-	Description string    `json:"description"`
-	Slots       []string  `json:"slots"` // "?principal", "?resource"
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-}
-
-// PolicyTemplateInput is the body of a template creation or replacement.
-type PolicyTemplateInput struct {
-	Statement   string `json:"statement"`
-	Description string `json:"description,omitempty"`
-}
-
-// PolicyTemplatePage is a page of policy templates.
-type PolicyTemplatePage struct {
-	Items      []PolicyTemplate `json:"items"`
-	NextCursor string           `json:"next_cursor"`
-}
-
-// AuthorizeRequest asks whether Principal may do Action on Resource.
-type AuthorizeRequest struct {
-	// Principal may be nil when the token is a user's of the tenant: the
-	// principal is then that user, whose parents are the user's groups.
-	Principal *EntityRef `json:"principal,omitempty"`
-	Action    *EntityRef `json:"action"`
-	Resource  *EntityRef `json:"resource"`
-	// Context is a JSON object (Cedar's JSON value format).
-	Context json.RawMessage `json:"context,omitempty"`
-	// Entities is a JSON array in Cedar's JSON entity format.
-	Entities json.RawMessage `json:"entities,omitempty"`
-}
-
 // Decisions.
 const (
 	DecisionAllow = "allow"
 	DecisionDeny  = "deny"
 )
-
-// Decision is the answer to an AuthorizeRequest.
-type Decision struct {
-	Decision string `json:"decision"` // DecisionAllow or DecisionDeny
-	// DeterminingPolicies are the permits that allowed or the forbids that
-	// denied (empty for a default deny); global policies are "global/<id>".
-	DeterminingPolicies []string        `json:"determining_policies"`
-	Errors              []DecisionError `json:"errors"`
-}
-
-// DecisionError is a policy that failed to evaluate, and so was skipped.
-type DecisionError struct {
-	Policy  string `json:"policy"`
-	Message string `json:"message"`
-}
 
 // globalPoliciesPath is the collection of the operator's global policies.
 const globalPoliciesPath = "/v1/global-policies"
@@ -278,12 +169,8 @@ func (c *Client) Authorize(ctx context.Context, tenant string, r AuthorizeReques
 // AuthorizeBatch decides up to 100 requests of a tenant, answering in order.
 // A malformed request fails the whole batch.
 func (c *Client) AuthorizeBatch(ctx context.Context, tenant string, rs []AuthorizeRequest) ([]Decision, error) {
-	type batch struct {
-		Requests []AuthorizeRequest `json:"requests"`
-	}
-	out, err := call[struct {
-		Results []Decision `json:"results"`
-	}](ctx, c, http.MethodPost, authzPath(tenant, "authorize/batch"), batch{rs})
+	out, err := call[api.AuthorizationBatchResult](ctx, c, http.MethodPost, authzPath(tenant, "authorize/batch"),
+		api.AuthorizationBatch{Requests: rs})
 	return out.Results, err
 }
 

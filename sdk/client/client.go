@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // Client calls one Bulkhead server.
@@ -26,94 +28,22 @@ func New(baseURL, token string) *Client {
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token}
 }
 
-// Error is a problem+json answer from the server.
-type Error struct {
-	Status    int    `json:"status"`
-	Code      string `json:"code"`
-	Title     string `json:"title"`
-	Detail    string `json:"detail"`
-	Field     string `json:"field"`
-	RequestID string `json:"request_id"`
-}
+// Error is a problem answer from the server (problem+json): its Status,
+// its stable Code, and the Field of a bad request.
+type Error = api.Problem
 
-func (e *Error) Error() string {
-	s := fmt.Sprintf("%d %s", e.Status, e.Code)
-	if e.Detail != "" {
-		s += ": " + e.Detail
-	}
-	return s
-}
-
-// Tenant is a tenant as the API returns it.
-type Tenant struct {
-	ID        string          `json:"id"`
-	Name      string          `json:"name"`
-	Tier      string          `json:"tier"`
-	Isolation string          `json:"isolation"`
-	Status    string          `json:"status"`
-	Domains   []string        `json:"domains"`
-	Config    json.RawMessage `json:"config"`
-	CreatedAt time.Time       `json:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at"`
-
-	// InitialAdmin is set only in the answer of the create that made the
-	// tenant with an admin_email: the temporary password, shown once.
-	InitialAdmin *InitialAdmin `json:"initial_admin,omitempty"`
-}
-
-// InitialAdmin is a new tenant's first admin and their temporary password.
-type InitialAdmin struct {
-	Email             string `json:"email"`
-	TemporaryPassword string `json:"temporary_password"`
-}
-
-// CreateTenant is the body of a tenant creation.
-type CreateTenant struct {
-	ID      string          `json:"id"`
-	Name    string          `json:"name,omitempty"`
-	Tier    string          `json:"tier,omitempty"`
-	Domains []string        `json:"domains,omitempty"`
-	Config  json.RawMessage `json:"config,omitempty"`
-	// AdminEmail, if set, makes onboarding create the tenant's first admin.
-	AdminEmail string `json:"admin_email,omitempty"`
-}
-
-// TenantPatch is a partial update; nil fields are left alone.
-type TenantPatch struct {
-	Name    *string         `json:"name,omitempty"`
-	Tier    *string         `json:"tier,omitempty"`
-	Domains *[]string       `json:"domains,omitempty"`
-	Config  json.RawMessage `json:"config,omitempty"`
-}
-
-// TenantPage is a page of tenants.
-type TenantPage struct {
-	Items      []Tenant `json:"items"`
-	NextCursor string   `json:"next_cursor"`
-}
-
-// AuditEvent is one audit event.
-type AuditEvent struct {
-	ID        int64             `json:"id"`
-	Time      time.Time         `json:"time"`
-	TenantID  string            `json:"tenant_id"`
-	Seq       int64             `json:"seq"`
-	Principal string            `json:"principal"`
-	Action    string            `json:"action"`
-	Target    string            `json:"target"`
-	Outcome   string            `json:"outcome"`
-	RequestID string            `json:"request_id"`
-	SourceIP  string            `json:"source_ip"`
-	Detail    map[string]string `json:"detail"`
-	PrevHash  string            `json:"prev_hash"`
-	Hash      string            `json:"hash"`
-}
-
-// AuditPage is a page of audit events, newest first.
-type AuditPage struct {
-	Items      []AuditEvent `json:"items"`
-	NextCursor string       `json:"next_cursor"`
-}
+// The API's bodies for tenants and the audit trail (package sdk/api),
+// under this package's names.
+type (
+	Tenant       = api.Tenant
+	InitialAdmin = api.InitialAdmin
+	CreateTenant = api.CreateTenant
+	TenantPatch  = api.PatchTenant
+	TenantPage   = api.TenantPage
+	AuditEvent   = api.AuditEvent
+	AuditPage    = api.AuditPage
+	VerifyReport = api.VerifyReport
+)
 
 // AuditQuery filters audit events.
 type AuditQuery struct {
@@ -122,19 +52,6 @@ type AuditQuery struct {
 	Since, Until time.Time
 	Limit        int
 	Cursor       string
-}
-
-// VerifyReport is the result of an audit chain verification.
-type VerifyReport struct {
-	OK     bool  `json:"ok"`
-	Chains int   `json:"chains"`
-	Events int64 `json:"events"`
-	Broken *struct {
-		TenantID string `json:"tenant_id"`
-		Seq      int64  `json:"seq"`
-		EventID  int64  `json:"event_id"`
-		Reason   string `json:"reason"`
-	} `json:"broken"`
 }
 
 // Do sends a request with a JSON body (if in is not nil) and decodes a JSON
@@ -199,6 +116,13 @@ func (c *Client) send(ctx context.Context, method, path string, hdr http.Header,
 	return resp, nil
 }
 
+// ListTiers returns the tiers the deployment offers, by name (operator).
+func (c *Client) ListTiers(ctx context.Context) ([]api.Tier, error) {
+	var out api.List[api.Tier]
+	err := c.Do(ctx, http.MethodGet, "/v1/tiers", nil, nil, &out)
+	return out.Items, err
+}
+
 // CreateTenant creates a tenant. A non-empty idempotencyKey makes retries safe.
 func (c *Client) CreateTenant(ctx context.Context, in CreateTenant, idempotencyKey string) (Tenant, error) {
 	var hdr http.Header
@@ -259,8 +183,32 @@ func (c *Client) DeleteTenant(ctx context.Context, id string) (Tenant, error) {
 	return t, err
 }
 
-// ListAudit returns audit events matching q.
+// TenantWorkflows returns a tenant's onboarding and offboarding workflows
+// (operator).
+func (c *Client) TenantWorkflows(ctx context.Context, id string) ([]api.Workflow, error) {
+	var out api.List[api.Workflow]
+	err := c.Do(ctx, http.MethodGet, "/v1/tenants/"+url.PathEscape(id)+"/workflows", nil, nil, &out)
+	return out.Items, err
+}
+
+// ListAudit returns audit events matching q, of every chain (operator).
 func (c *Client) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error) {
+	var p AuditPage
+	err := c.Do(ctx, http.MethodGet, "/v1/audit?"+q.values().Encode(), nil, nil, &p)
+	return p, err
+}
+
+// ListTenantAudit returns the audit events of one tenant's chain matching
+// q (q.Tenant is not needed). Its admins may read it, and its clients
+// registered for the scope audit:read.
+func (c *Client) ListTenantAudit(ctx context.Context, tenant string, q AuditQuery) (AuditPage, error) {
+	var p AuditPage
+	err := c.Do(ctx, http.MethodGet, "/v1/tenants/"+url.PathEscape(tenant)+"/audit?"+q.values().Encode(), nil, nil, &p)
+	return p, err
+}
+
+// values is q as a query string's parameters.
+func (q AuditQuery) values() url.Values {
 	v := url.Values{}
 	set := func(k, val string) {
 		if val != "" {
@@ -279,9 +227,7 @@ func (c *Client) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error)
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
-	var p AuditPage
-	err := c.Do(ctx, http.MethodGet, "/v1/audit?"+v.Encode(), nil, nil, &p)
-	return p, err
+	return v
 }
 
 // VerifyAudit asks the server to verify every audit chain.

@@ -4,30 +4,16 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"time"
+
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
-// OAuthClient is an OAuth client registered with Bulkhead's OpenID provider.
-type OAuthClient struct {
-	ClientID     string    `json:"client_id"`
-	ClientSecret string    `json:"client_secret,omitempty"` // only in a create's answer
-	TenantID     string    `json:"tenant_id,omitempty"`
-	Name         string    `json:"name"`
-	GrantTypes   []string  `json:"grant_types"`
-	RedirectURIs []string  `json:"redirect_uris"`
-	Scopes       []string  `json:"scopes"`
-	Public       bool      `json:"public"`
-	CreatedAt    time.Time `json:"created_at"`
-}
-
-// CreateOAuthClient is the body of a client registration.
-type CreateOAuthClient struct {
-	Name         string   `json:"name"`
-	GrantTypes   []string `json:"grant_types"`
-	RedirectURIs []string `json:"redirect_uris,omitempty"`
-	Scopes       []string `json:"scopes,omitempty"`
-	Public       bool     `json:"public,omitempty"`
-}
+// The API's bodies for OAuth clients (package sdk/api), under this
+// package's names.
+type (
+	OAuthClient       = api.Client
+	CreateOAuthClient = api.CreateClient
+)
 
 func clientsPath(tenant string) string {
 	if tenant == "" {
@@ -45,9 +31,7 @@ func (c *Client) CreateOAuthClient(ctx context.Context, tenant string, in Create
 
 // ListOAuthClients lists a tenant's clients, or the platform clients when tenant is "".
 func (c *Client) ListOAuthClients(ctx context.Context, tenant string) ([]OAuthClient, error) {
-	var out struct {
-		Items []OAuthClient `json:"items"`
-	}
+	var out api.List[OAuthClient]
 	err := c.Do(ctx, http.MethodGet, clientsPath(tenant), nil, nil, &out)
 	return out.Items, err
 }

@@ -9,29 +9,16 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"time"
+
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
-// FunctionConfig is a function's settings (the config part of a publish).
-type FunctionConfig struct {
-	Name             string            `json:"name"`
-	TenancyMode      string            `json:"tenancy_mode"` // "shared" or "per_tenant"
-	MemoryMiB        int               `json:"memory_mib,omitempty"`
-	Timeout          string            `json:"timeout,omitempty"`
-	Env              map[string]string `json:"env,omitempty"`
-	MaxEnvsPerTenant int               `json:"max_environments_per_tenant,omitempty"`
-	TmpMiB           int               `json:"tmp_mib,omitempty"` // the /tmp quota per environment (default 16)
-	IdleTTL          string            `json:"idle_ttl,omitempty"`
-}
-
-// Function is a registered function.
-type Function struct {
-	FunctionConfig
-	Version   int       `json:"version"`
-	Digest    string    `json:"digest"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
+// The API's bodies for functions (package sdk/api), under this package's
+// names.
+type (
+	FunctionConfig = api.FunctionConfig
+	Function       = api.Function
+)
 
 // Invocation is a function's answer.
 type Invocation struct {
@@ -65,9 +52,7 @@ func (c *Client) PublishFunction(ctx context.Context, cfg FunctionConfig, module
 
 // ListFunctions lists the registered functions (operator).
 func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
-	var out struct {
-		Items []Function `json:"items"`
-	}
+	var out api.List[Function]
 	err := c.Do(ctx, http.MethodGet, "/v1/functions", nil, nil, &out)
 	return out.Items, err
 }
@@ -75,6 +60,14 @@ func (c *Client) ListFunctions(ctx context.Context) ([]Function, error) {
 // DeleteFunction removes a function (operator).
 func (c *Client) DeleteFunction(ctx context.Context, name string) error {
 	return c.Do(ctx, http.MethodDelete, "/v1/functions/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// FunctionEnvironments lists a function's live execution environments
+// (operator): the idle ones, and one entry without an id per busy one.
+func (c *Client) FunctionEnvironments(ctx context.Context, name string) ([]api.FunctionEnvironment, error) {
+	var out api.List[api.FunctionEnvironment]
+	err := c.Do(ctx, http.MethodGet, "/v1/functions/"+url.PathEscape(name)+"/environments", nil, nil, &out)
+	return out.Items, err
 }
 
 // InvokeFunction runs a function with event. tenant is sent as X-Tenant-Id

@@ -4,7 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"time"
+
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // Key management: a tenant's master keys, for its admins (or the
@@ -37,84 +38,15 @@ const (
 // DefaultKeyAlias is the alias of the key onboarding makes for a tenant.
 func DefaultKeyAlias(tenant string) string { return "alias/customer-" + tenant }
 
-// Key is a tenant master key as the API returns it.
-type Key struct {
-	ID          string   `json:"key_id"`
-	TenantID    string   `json:"tenant_id"`
-	Aliases     []string `json:"aliases"`
-	Description string   `json:"description"`
-	State       string   `json:"state"`  // a KeyState… constant
-	Origin      string   `json:"origin"` // KeyOriginBulkhead or KeyOriginExternal
-	// PrimaryVersion is the version that encrypts (0 for a key waiting for
-	// imported material).
-	PrimaryVersion int `json:"primary_version"`
-	// RotationPeriod is a Go duration ("8760h0m0s"); "" without automatic
-	// rotation.
-	RotationPeriod string     `json:"rotation_period,omitempty"`
-	NextRotationAt *time.Time `json:"next_rotation_at,omitempty"`
-	// DeletionAt is when the material of a key pending deletion is (or
-	// was) destroyed.
-	DeletionAt *time.Time   `json:"deletion_at,omitempty"`
-	Versions   []KeyVersion `json:"versions"`
-	CreatedAt  time.Time    `json:"created_at"`
-	UpdatedAt  time.Time    `json:"updated_at"`
-}
-
-// KeyVersion is one version of a key's material. Every version that is not
-// destroyed still decrypts what it encrypted.
-type KeyVersion struct {
-	Version   int  `json:"version"`
-	Destroyed bool `json:"destroyed,omitempty"`
-	// ValidTo is the expiry of imported material (nil: none).
-	ValidTo     *time.Time `json:"valid_to,omitempty"`
-	CreatedAt   time.Time  `json:"created_at"`
-	DestroyedAt *time.Time `json:"destroyed_at,omitempty"`
-}
-
-// KeyPage is a page of keys.
-type KeyPage struct {
-	Items      []Key  `json:"items"`
-	NextCursor string `json:"next_cursor"`
-}
-
-// CreateKeyRequest is the body of a key creation.
-type CreateKeyRequest struct {
-	Description string `json:"description,omitempty"`
-	// Alias, optional, is alias/ and 1 to 250 of a-z A-Z 0-9 / _ -, unique
-	// in the tenant (alias/customer-… is reserved).
-	Alias string `json:"alias,omitempty"`
-	// Origin is KeyOriginBulkhead (the default) or KeyOriginExternal (the
-	// key waits, pending_import, for material: see GetImportParams).
-	Origin string `json:"origin,omitempty"`
-	// RotationPeriod is a Go duration between 24h and 87600h after which
-	// the key rotates by itself ("" for none); not for external keys.
-	RotationPeriod string `json:"rotation_period,omitempty"`
-}
-
-// ImportParams are what a key's owner needs to wrap material for import:
-// a one-time RSA-3072 public key and the import token that goes with it.
-type ImportParams struct {
-	KeyID       string `json:"key_id"`
-	ImportToken string `json:"import_token"`
-	// PublicKey is PEM ("PUBLIC KEY", SPKI). Encrypt the 32 bytes of
-	// AES-256 material under it with RSA-OAEP, SHA-256 (and MGF1 SHA-256),
-	// no label.
-	PublicKey string `json:"public_key"`
-	// Algorithm is the wrapping algorithm, RSAES_OAEP_SHA_256.
-	Algorithm string    `json:"wrapping_algorithm"`
-	ExpiresAt time.Time `json:"expires_at"` // of the token (24 hours)
-}
-
-// ImportRequest is the body of an import of key material.
-type ImportRequest struct {
-	ImportToken string `json:"import_token"`
-	// EncryptedKeyMaterial is the material wrapped under the import
-	// parameters' public key (raw bytes; base64 in JSON).
-	EncryptedKeyMaterial []byte `json:"encrypted_key_material"`
-	// ValidTo, optional, is when the material stops working, until it is
-	// imported again.
-	ValidTo *time.Time `json:"valid_to,omitempty"`
-}
+// The API's bodies for keys (package sdk/api), under this package's names.
+type (
+	Key              = api.Key
+	KeyVersion       = api.KeyVersion
+	KeyPage          = api.KeyPage
+	CreateKeyRequest = api.CreateKey
+	ImportParams     = api.ImportParams
+	ImportRequest    = api.ImportRequest
+)
 
 func keysPath(tenant string) string { return "/v1/tenants/" + url.PathEscape(tenant) + "/keys" }
 
@@ -154,9 +86,7 @@ func (c *Client) RotateKey(ctx context.Context, tenant, key string) (Key, error)
 // DefaultKeyDeletionDays) its material is destroyed, and what it encrypted
 // can no longer be decrypted.
 func (c *Client) ScheduleKeyDeletion(ctx context.Context, tenant, key string, pendingWindowDays int) (Key, error) {
-	in := struct {
-		PendingWindowDays int `json:"pending_window_days,omitempty"`
-	}{pendingWindowDays}
+	in := api.ScheduleKeyDeletion{PendingWindowDays: pendingWindowDays}
 	return call[Key](ctx, c, http.MethodPost, keyPath(tenant, key, "schedule-deletion"), in)
 }
 
@@ -168,9 +98,7 @@ func (c *Client) CancelKeyDeletion(ctx context.Context, tenant, key string) (Key
 // GetImportParams makes a one-time key pair for importing material into a
 // key of origin external.
 func (c *Client) GetImportParams(ctx context.Context, tenant, key string) (ImportParams, error) {
-	in := struct {
-		KeyID string `json:"key_id"`
-	}{key}
+	in := api.ImportParamsRequest{KeyID: key}
 	return call[ImportParams](ctx, c, http.MethodPost, keysPath(tenant)+"/import-params", in)
 }
 

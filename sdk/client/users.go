@@ -2,60 +2,22 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
+
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
-// User is a user of a tenant as the API returns it.
-type User struct {
-	ID                     string          `json:"id"`
-	TenantID               string          `json:"tenant_id"`
-	Email                  string          `json:"email"`
-	Status                 string          `json:"status"`
-	Attributes             json.RawMessage `json:"attributes"`
-	Groups                 []string        `json:"groups"`
-	PasswordSet            bool            `json:"password_set"`
-	PasswordChangeRequired bool            `json:"password_change_required"`
-	TemporaryPassword      string          `json:"temporary_password,omitempty"` // only in a create's answer
-	CreatedAt              time.Time       `json:"created_at"`
-	UpdatedAt              time.Time       `json:"updated_at"`
-}
-
-// CreateUser is the body of a user creation. Without a password the answer
-// carries a temporary one, once.
-type CreateUser struct {
-	Email      string          `json:"email"`
-	Password   string          `json:"password,omitempty"`
-	Attributes json.RawMessage `json:"attributes,omitempty"`
-	Groups     []string        `json:"groups,omitempty"`
-}
-
-// UserPatch is a partial update of a user; nil fields are left alone.
-type UserPatch struct {
-	Email      *string         `json:"email,omitempty"`
-	Status     *string         `json:"status,omitempty"`
-	Attributes json.RawMessage `json:"attributes,omitempty"`
-	Password   *string         `json:"password,omitempty"`
-}
-
-// UserPage is a page of users.
-type UserPage struct {
-	Items      []User `json:"items"`
-	NextCursor string `json:"next_cursor"`
-}
-
-// Group is a group of a tenant.
-type Group struct {
-	ID          string    `json:"id"`
-	TenantID    string    `json:"tenant_id"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	Members     int       `json:"members"`
-	CreatedAt   time.Time `json:"created_at"`
-}
+// The API's bodies for users and groups (package sdk/api), under this
+// package's names.
+type (
+	User       = api.User
+	CreateUser = api.CreateUser
+	UserPatch  = api.PatchUser
+	UserPage   = api.UserPage
+	Group      = api.Group
+)
 
 func usersPath(tenant string) string { return "/v1/tenants/" + url.PathEscape(tenant) + "/users" }
 
@@ -69,7 +31,7 @@ func (c *Client) CreateUser(ctx context.Context, tenant string, in CreateUser) (
 // GetUser returns one user.
 func (c *Client) GetUser(ctx context.Context, tenant, id string) (User, error) {
 	var u User
-	err := c.Do(ctx, http.MethodGet, usersPath(tenant)+"/"+url.PathEscape(id), nil, nil, &u)
+	err := c.Do(ctx, http.MethodGet, userPath(tenant, id), nil, nil, &u)
 	return u, err
 }
 
@@ -93,13 +55,13 @@ func (c *Client) ListUsers(ctx context.Context, tenant string, limit int, cursor
 // UpdateUser applies a partial update.
 func (c *Client) UpdateUser(ctx context.Context, tenant, id string, p UserPatch) (User, error) {
 	var u User
-	err := c.Do(ctx, http.MethodPatch, usersPath(tenant)+"/"+url.PathEscape(id), nil, p, &u)
+	err := c.Do(ctx, http.MethodPatch, userPath(tenant, id), nil, p, &u)
 	return u, err
 }
 
 // DeleteUser removes a user.
 func (c *Client) DeleteUser(ctx context.Context, tenant, id string) error {
-	return c.Do(ctx, http.MethodDelete, usersPath(tenant)+"/"+url.PathEscape(id), nil, nil, nil)
+	return c.Do(ctx, http.MethodDelete, userPath(tenant, id), nil, nil, nil)
 }
 
 func groupsPath(tenant string) string { return "/v1/tenants/" + url.PathEscape(tenant) + "/groups" }
@@ -107,15 +69,13 @@ func groupsPath(tenant string) string { return "/v1/tenants/" + url.PathEscape(t
 // CreateGroup adds a group to a tenant.
 func (c *Client) CreateGroup(ctx context.Context, tenant, name, description string) (Group, error) {
 	var g Group
-	err := c.Do(ctx, http.MethodPost, groupsPath(tenant), nil, map[string]string{"name": name, "description": description}, &g)
+	err := c.Do(ctx, http.MethodPost, groupsPath(tenant), nil, api.CreateGroup{Name: name, Description: description}, &g)
 	return g, err
 }
 
 // ListGroups returns a tenant's groups.
 func (c *Client) ListGroups(ctx context.Context, tenant string) ([]Group, error) {
-	var out struct {
-		Items []Group `json:"items"`
-	}
+	var out api.List[Group]
 	err := c.Do(ctx, http.MethodGet, groupsPath(tenant), nil, nil, &out)
 	return out.Items, err
 }
@@ -127,4 +87,72 @@ func (c *Client) SetMember(ctx context.Context, tenant, group, userID string, me
 		method = http.MethodDelete
 	}
 	return c.Do(ctx, method, groupsPath(tenant)+"/"+url.PathEscape(group)+"/members/"+url.PathEscape(userID), nil, nil, nil)
+}
+
+func userPath(tenant, id string) string { return usersPath(tenant) + "/" + url.PathEscape(id) }
+
+// EnrollTOTP starts the enrollment of a user's second factor (TOTP),
+// replacing any: the secret and recovery codes are shown this once. The
+// factor is on once ConfirmTOTP gets a code of it.
+func (c *Client) EnrollTOTP(ctx context.Context, tenant, id string) (api.TOTPEnrollment, error) {
+	return call[api.TOTPEnrollment](ctx, c, http.MethodPost, userPath(tenant, id)+"/totp", nil)
+}
+
+// ConfirmTOTP turns a user's enrolled second factor on with a current code.
+func (c *Client) ConfirmTOTP(ctx context.Context, tenant, id, code string) error {
+	return c.Do(ctx, http.MethodPost, userPath(tenant, id)+"/totp/confirm", nil, api.TOTPConfirmation{Code: code}, nil)
+}
+
+// RemoveTOTP removes a user's second factor.
+func (c *Client) RemoveTOTP(ctx context.Context, tenant, id string) error {
+	return c.Do(ctx, http.MethodDelete, userPath(tenant, id)+"/totp", nil, nil, nil)
+}
+
+// GetMe returns the user whose token the client sends (a user's own token
+// only).
+func (c *Client) GetMe(ctx context.Context) (User, error) {
+	return call[User](ctx, c, http.MethodGet, "/v1/me", nil)
+}
+
+// EnrollMyTOTP starts the enrollment of the signed-in user's own second
+// factor; one already confirmed is replaced only by an admin.
+func (c *Client) EnrollMyTOTP(ctx context.Context) (api.TOTPEnrollment, error) {
+	return call[api.TOTPEnrollment](ctx, c, http.MethodPost, "/v1/me/totp", nil)
+}
+
+// ConfirmMyTOTP turns the signed-in user's enrolled factor on.
+func (c *Client) ConfirmMyTOTP(ctx context.Context, code string) error {
+	return c.Do(ctx, http.MethodPost, "/v1/me/totp/confirm", nil, api.TOTPConfirmation{Code: code}, nil)
+}
+
+func idpPath(tenant string) string { return "/v1/tenants/" + url.PathEscape(tenant) + "/idp" }
+
+// GetIdP returns a tenant's upstream OpenID provider (404 idp_not_found
+// without one).
+func (c *Client) GetIdP(ctx context.Context, tenant string) (api.IdP, error) {
+	return call[api.IdP](ctx, c, http.MethodGet, idpPath(tenant), nil)
+}
+
+// SetIdP connects a tenant's own OpenID provider, or replaces it.
+func (c *Client) SetIdP(ctx context.Context, tenant string, in api.IdPRequest) (api.IdP, error) {
+	return call[api.IdP](ctx, c, http.MethodPut, idpPath(tenant), in)
+}
+
+// DeleteIdP disconnects a tenant's provider.
+func (c *Client) DeleteIdP(ctx context.Context, tenant string) error {
+	return c.Do(ctx, http.MethodDelete, idpPath(tenant), nil, nil, nil)
+}
+
+func identityConfigPath(tenant string) string {
+	return "/v1/tenants/" + url.PathEscape(tenant) + "/identity-config"
+}
+
+// GetIdentityConfig returns a tenant's identity configuration.
+func (c *Client) GetIdentityConfig(ctx context.Context, tenant string) (api.IdentityConfig, error) {
+	return call[api.IdentityConfig](ctx, c, http.MethodGet, identityConfigPath(tenant), nil)
+}
+
+// UpdateIdentityConfig changes some of a tenant's identity configuration.
+func (c *Client) UpdateIdentityConfig(ctx context.Context, tenant string, p api.IdentityConfigPatch) (api.IdentityConfig, error) {
+	return call[api.IdentityConfig](ctx, c, http.MethodPatch, identityConfigPath(tenant), p)
 }

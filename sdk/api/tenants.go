@@ -1,0 +1,84 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Tier is a class of service: its isolation model and the limits that come
+// with it.
+type Tier struct {
+	Name                    string  `json:"name"`
+	Isolation               string  `json:"isolation"` // pool, bridge or silo
+	RateLimitRPS            float64 `json:"rate_limit_rps"`
+	RateLimitBurst          int     `json:"rate_limit_burst"`
+	MaxFunctionEnvironments int     `json:"max_function_environments"`
+}
+
+// Tenant is a tenant as the API returns it.
+type Tenant struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Tier      string          `json:"tier"`
+	Isolation string          `json:"isolation"` // pool, bridge or silo
+	Status    string          `json:"status"`    // provisioning, active, suspended, offboarding or deleted
+	Domains   []string        `json:"domains"`
+	Config    json.RawMessage `json:"config"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+
+	// InitialAdmin is set only in the answer of the create that made the
+	// tenant with an admin_email: the temporary password, shown once.
+	InitialAdmin *InitialAdmin `json:"initial_admin,omitempty"`
+}
+
+// InitialAdmin is a new tenant's first admin and their temporary password.
+type InitialAdmin struct {
+	Email             string `json:"email"`
+	TemporaryPassword string `json:"temporary_password"`
+}
+
+// CreateTenant is the body of a tenant creation.
+type CreateTenant struct {
+	ID      string          `json:"id"`
+	Name    string          `json:"name,omitempty"`
+	Tier    string          `json:"tier,omitempty"`
+	Domains []string        `json:"domains,omitempty"`
+	Config  json.RawMessage `json:"config,omitempty"`
+	// AdminEmail, if set, makes onboarding create the tenant's first admin.
+	AdminEmail string `json:"admin_email,omitempty"`
+}
+
+// PatchTenant is a partial update of a tenant; nil fields are left alone.
+type PatchTenant struct {
+	Name    *string         `json:"name,omitempty"`
+	Tier    *string         `json:"tier,omitempty"`
+	Domains *[]string       `json:"domains,omitempty"`
+	Config  json.RawMessage `json:"config,omitempty"`
+}
+
+// TenantPage is a page of tenants.
+type TenantPage struct {
+	Items      []Tenant `json:"items"`
+	NextCursor string   `json:"next_cursor"`
+}
+
+// Workflow is a tenant's onboarding or offboarding, a durable sequence of
+// named steps.
+type Workflow struct {
+	ID        string         `json:"id"`
+	TenantID  string         `json:"tenant_id"`
+	Kind      string         `json:"kind"`   // onboarding or offboarding
+	Status    string         `json:"status"` // running, done or cancelled
+	Attempts  int            `json:"attempts"`
+	LastError string         `json:"last_error,omitempty"`
+	Steps     []WorkflowStep `json:"steps"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at"`
+}
+
+// WorkflowStep is a completed step of a workflow.
+type WorkflowStep struct {
+	Name        string    `json:"name"`
+	CompletedAt time.Time `json:"completed_at"`
+}
