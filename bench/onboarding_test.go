@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/app"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
@@ -38,22 +39,16 @@ func openNodeConfig(tb testing.TB, c app.Config) *app.App {
 	if err != nil {
 		tb.Fatalf("open node: %v", err)
 	}
-	wfCtx, cancel := context.WithCancel(ctx)
+	tb.Cleanup(a.Close) // after the workflows' Run has returned
 	// A long retry interval: the benchmark measures the synchronous
 	// onboarding path, not the background retry loop.
-	if err := a.Tenants.Start(wfCtx, time.Hour); err != nil {
-		cancel()
-		a.Close()
-		tb.Fatalf("start workflows: %v", err)
-	}
+	runtest.Go(tb, func(ctx context.Context) error { return a.Tenants.Run(ctx, time.Hour) })
 	tb.Cleanup(func() {
 		sctx, c := context.WithTimeout(ctx, 30*time.Second)
 		defer c()
 		if err := a.Tenants.Shutdown(sctx); err != nil {
 			tb.Errorf("shutdown: %v", err)
 		}
-		cancel()
-		a.Close()
 	})
 	return a
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -152,7 +151,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		LoginDomain: c.loginDomain, TenantPicker: c.tenantPicker, TrustedProxies: strings.Split(c.trustedProxies, ","),
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
-		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL,
+		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
 	})
 }
 
@@ -194,6 +193,7 @@ func serve(ctx context.Context, s stdio, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	defer ln.Close() // Run closes it; this is for the returns before Run
 	defaultURL := c.publicURL == ""
 	if defaultURL {
 		c.publicURL = "http://" + ln.Addr().String()
@@ -201,9 +201,9 @@ func serve(ctx context.Context, s stdio, args []string) error {
 	var proxyLn net.Listener
 	if c.proxyListen != "off" && c.proxyListen != "" {
 		if proxyLn, err = net.Listen("tcp", c.proxyListen); err != nil {
-			ln.Close()
 			return fmt.Errorf("listen (proxy): %w", err)
 		}
+		defer proxyLn.Close()
 	}
 	n, err := c.open(ctx, log, s.err)
 	if errors.Is(err, provider.ErrPublicURLMismatch) && defaultURL {
@@ -217,66 +217,17 @@ func serve(ctx context.Context, s stdio, args []string) error {
 		return err
 	}
 	addTestHooks(n)
-	wfCtx, stopWorkflows := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWorkflows()
-	if err := n.Tenants.Start(wfCtx, c.workflowRetry); err != nil {
-		return err
-	}
-	n.Provider.Start(wfCtx, 10*time.Minute)
-	n.Authz.Start(wfCtx)
-	n.KMS.Start(wfCtx)
-	n.Signing.Start(wfCtx)
-	n.Functions.Start(wfCtx)
-	n.Connect.Start(wfCtx)
-	srv := &http.Server{
-		Handler:           n.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	backend := "sqlite"
 	if storage.IsPostgres(c.database) {
 		backend = "postgres"
 	}
 	log.Info("bulkhead started", "version", version, "api", "http://"+ln.Addr().String(), "database", backend, "data_dir", c.dataDir)
 	fmt.Fprintf(s.err, "bulkhead: API listening on http://%s\n", ln.Addr())
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
-	// The proxy streams answers of any length: no write timeout; its
-	// header limit is generous, and the proxy answers 431 itself past
-	// connect.MaxRequestHeaderBytes.
-	proxy := &http.Server{
-		Handler:           n.Proxy,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 	if proxyLn != nil {
 		fmt.Fprintf(s.err, "bulkhead: connections proxy listening on http://%s\n", proxyLn.Addr())
-		go func() { errc <- proxy.Serve(proxyLn) }()
 	}
-
-	select {
-	case err := <-errc:
+	if err := n.Run(ctx, app.Listeners{API: ln, Proxy: proxyLn}); err != nil {
 		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down: finishing in-flight requests and workflow steps")
-	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
-	defer cancel()
-	// Workflows stop at their next step boundary (a checkpoint) while the
-	// server lets in-flight requests finish; what is left resumes at the next start.
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- errors.Join(srv.Shutdown(sctx), proxy.Shutdown(sctx)) }()
-	err = n.Tenants.Shutdown(sctx)
-	err = errors.Join(err, <-srvErr)
-	stopWorkflows()
-	if err != nil {
-		log.Warn("shutdown incomplete", "err", err)
 	}
 	log.Info("stopped")
 	return nil

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http/httptest"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,6 +18,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
@@ -35,7 +36,6 @@ type Env struct {
 	// loopback are allowed: the tests' upstreams are local servers).
 	ProxyURL string
 	Admin    *client.Client // authenticated as the operator
-	server   *httptest.Server
 }
 
 // Options adjust a test node.
@@ -95,10 +95,12 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	if opts.TiersFile == "" {
 		opts.TiersFile = unlimitedTiers(t)
 	}
-	srv := httptest.NewUnstartedServer(nil) // listening already: its URL is the issuer
+	ln := listen(t) // listening already: its URL is the issuer
+	url := "http://" + ln.Addr().String()
 	if opts.PublicURL == "" {
-		opts.PublicURL = "http://" + srv.Listener.Addr().String()
+		opts.PublicURL = url
 	}
+	proxyLn := listen(t)
 	// On PostgreSQL the owner role migrates and the node serves as the
 	// ordinary role, as in a deployment.
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, MigrationDatabase: storagetest.MigrationDSN(t, dsn), Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
@@ -106,7 +108,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: !opts.DenyPrivateUpstreams,
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL,
 		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait,
-		FederationTimeout: opts.FederationTimeout}
+		FederationTimeout: opts.FederationTimeout, WorkflowRetry: time.Second, ShutdownTimeout: 10 * time.Second}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}
@@ -120,34 +122,28 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	for _, s := range opts.OnboardingSteps {
 		a.Tenants.AddOnboardingStep(s)
 	}
-	wfCtx, cancel := context.WithCancel(ctx)
-	if err := a.Tenants.Start(wfCtx, time.Second); err != nil {
-		t.Fatalf("start workflows: %v", err)
-	}
-	a.Authz.Start(wfCtx)
-	a.KMS.Start(wfCtx)
-	a.Signing.Start(wfCtx)
-	a.Functions.Start(wfCtx)
-	a.Connect.Start(wfCtx)
-	srv.Config.Handler = a.Handler
-	srv.Start()
-	proxy := httptest.NewServer(a.Proxy)
+	t.Cleanup(a.Close) // after Run has returned
+	runtest.Go(t, func(ctx context.Context) error { return a.Run(ctx, app.Listeners{API: ln, Proxy: proxyLn}) })
 	t.Cleanup(func() {
 		if t.Failed() {
 			// A failed test may have left handlers stuck on the database (a
 			// deadlock, say); closing it first makes them return, so that
-			// srv.Close, which waits for them, cannot hang the test binary.
+			// the shutdown, which waits for them, cannot hang the test binary.
 			a.DB.Close()
 		}
-		srv.Close()
-		proxy.Close()
-		sctx, c := context.WithTimeout(ctx, 10*time.Second)
-		defer c()
-		a.Tenants.Shutdown(sctx)
-		cancel()
-		a.Close()
 	})
-	return &Env{App: a, URL: srv.URL, ProxyURL: proxy.URL, Admin: client.New(srv.URL, AdminToken), server: srv}
+	return &Env{App: a, URL: url, ProxyURL: "http://" + proxyLn.Addr().String(), Admin: client.New(url, AdminToken)}
+}
+
+// listen returns a loopback listener on a free port.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	t.Cleanup(func() { ln.Close() }) // the node's Run closes it, unless the node did not start
+	return ln
 }
 
 // Client returns a client of the node that sends token.

@@ -1,6 +1,26 @@
 // Package app wires Bulkhead's services into one node: the data directory
 // and root key, the database and its migrations, the services and the API.
 // The bulkhead command and the tests assemble a node the same way, here.
+//
+// Every goroutine of a node has an owner, and every owner answers to
+// App.Run: the HTTP servers and each service's background work (its
+// Run(ctx) error: the workflow engine, the cache listeners, purges and
+// sweeps, webhook deliveries) run in one errgroup. When Run's context ends,
+// or one of them fails, the node stops in dependency order, each part
+// after everything that uses it:
+//
+//  1. listeners: the HTTP servers stop accepting and finish their
+//     in-flight requests while the lifecycle workflows reach their next
+//     checkpoint, both within Config.ShutdownTimeout (past it, connections
+//     are closed and the steps still running are cancelled: they run again
+//     at the next start);
+//  2. workers: every service's Run returns, and with it every goroutine it
+//     started;
+//  3. audit flush: Close has the audit log write what is queued and stop
+//     its writer;
+//  4. database: Close closes it, then zeroes the root key.
+//
+// Nothing of the node runs after Close returns.
 package app
 
 import (
@@ -9,14 +29,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
@@ -111,6 +134,12 @@ type Config struct {
 	// OnboardingWait bounds how long POST /v1/tenants waits for the
 	// tenant's onboarding before answering 202 (default 10s).
 	OnboardingWait time.Duration
+	// WorkflowRetry is how often Run retries stalled lifecycle workflows
+	// (default 10s).
+	WorkflowRetry time.Duration
+	// ShutdownTimeout bounds how long Run, once stopping, waits for
+	// in-flight requests and workflow steps (default 30s).
+	ShutdownTimeout time.Duration
 }
 
 // App is one wired Bulkhead node.
@@ -135,6 +164,9 @@ type App struct {
 	Proxy http.Handler
 
 	rootKey *kms.RootKey
+	log     *slog.Logger
+	// retry and shutdownTimeout are Config.WorkflowRetry and Config.ShutdownTimeout.
+	retry, shutdownTimeout time.Duration
 }
 
 // Components lists every service's migrations, in the order they apply.
@@ -145,7 +177,7 @@ func Components() []storage.Component {
 // Open prepares the data directory, opens and migrates the database, opens
 // the root key against it (kms.OpenRootKey), checks the public URL against
 // the one it records, and wires the services. The caller adds workflow
-// steps, then calls Tenants.Start, and Close at the end.
+// steps, then calls Run to serve, and Close at the end.
 func Open(ctx context.Context, c Config) (*App, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -155,6 +187,12 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	if c.Notices == nil {
 		c.Notices = os.Stderr
+	}
+	if c.WorkflowRetry <= 0 {
+		c.WorkflowRetry = 10 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -210,7 +248,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	})
 	metrics.MustRegister(batches)
 
-	a := &App{DB: db, Metrics: metrics, rootKey: rk}
+	a := &App{DB: db, Metrics: metrics, rootKey: rk, log: c.Logger, retry: c.WorkflowRetry, shutdownTimeout: c.ShutdownTimeout}
 	a.Audit = audit.New(db, audit.Options{Clock: c.Clock, Logger: c.Logger, BatchHook: func(n int) { batches.Observe(float64(n)) }})
 	a.Tenants = tenants.NewRegistry(db, a.Audit, tenants.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
 	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2, Wrapper: rk,
@@ -390,8 +428,129 @@ func (s tokenState) UserGroups(ctx context.Context, tid tenant.ID, userID string
 	return u.Groups, nil
 }
 
-// Close stops the audit writer (after writing what is queued), closes the
-// database and zeroes the root key. Shut the workflows down first.
+// Listeners are where Run serves.
+type Listeners struct {
+	API   net.Listener // the API and the OpenID provider (Handler)
+	Proxy net.Listener // the connections proxy (Proxy); nil turns it off
+}
+
+// purgeInterval is how often the OpenID provider deletes expired sign-ins
+// and tokens.
+const purgeInterval = 10 * time.Minute
+
+// Run serves the node on l and runs its background work until ctx ends or
+// one of them fails, then stops them in order (see the package doc) and
+// returns: nil after a stop that ctx asked for (an incomplete shutdown is
+// logged), the first failure otherwise. It closes the listeners. Call
+// Close after it.
+func (a *App) Run(ctx context.Context, l Listeners) error {
+	g, failed := errgroup.WithContext(context.WithoutCancel(ctx))
+	// The workers stop after the listeners, whatever stops the node.
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	for _, run := range []func(context.Context) error{
+		func(ctx context.Context) error { return a.Tenants.Run(ctx, a.retry) },
+		func(ctx context.Context) error { return a.Provider.Run(ctx, purgeInterval) },
+		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run,
+	} {
+		g.Go(func() error { return run(work) })
+	}
+	// inflight counts the requests being handled: after a shutdown that
+	// timed out, net/http no longer waits for them, Run does.
+	var inflight sync.WaitGroup
+	servers := a.servers(l, &inflight)
+	for ln, srv := range servers {
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+		case <-failed.Done():
+		}
+		a.shutdown(servers)
+		stopWork()
+		return nil
+	})
+	err := g.Wait()
+	inflight.Wait()
+	return err
+}
+
+// servers returns the HTTP servers of l's listeners, counting their
+// requests in inflight.
+func (a *App) servers(l Listeners, inflight *sync.WaitGroup) map[net.Listener]*http.Server {
+	count := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inflight.Add(1)
+			defer inflight.Done()
+			h.ServeHTTP(w, r)
+		})
+	}
+	errorLog := slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
+	servers := map[net.Listener]*http.Server{l.API: {
+		Handler:           count(a.Handler),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errorLog,
+	}}
+	if l.Proxy != nil {
+		// The proxy streams answers of any length: no write timeout; its
+		// header limit is generous, and the proxy answers 431 itself past
+		// connect.MaxRequestHeaderBytes.
+		servers[l.Proxy] = &http.Server{
+			Handler:           count(a.Proxy),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    1 << 20,
+			ErrorLog:          errorLog,
+		}
+	}
+	return servers
+}
+
+// shutdown stops the servers, letting in-flight requests finish while the
+// workflows reach their next checkpoint, within the shutdown timeout; past
+// it, it closes the servers' connections.
+func (a *App) shutdown(servers map[net.Listener]*http.Server) {
+	a.log.Info("shutting down: finishing in-flight requests and workflow steps")
+	ctx, cancel := context.WithTimeout(context.Background(), a.shutdownTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	var err error
+	var wg sync.WaitGroup
+	stop := func(f func(context.Context) error) {
+		wg.Go(func() {
+			e := f(ctx)
+			mu.Lock()
+			err = errors.Join(err, e)
+			mu.Unlock()
+		})
+	}
+	for _, srv := range servers {
+		stop(srv.Shutdown)
+	}
+	stop(a.Tenants.Shutdown)
+	wg.Wait()
+	if err != nil {
+		a.log.Warn("shutdown incomplete", "err", err)
+		for _, srv := range servers {
+			srv.Close()
+		}
+	}
+}
+
+// Close stops the compute engine and the proxy's upstream connections, has
+// the audit log write what is queued and stop its writer, closes the
+// database and zeroes the root key. Call it after Run has returned (or
+// without Run, after Open).
 func (a *App) Close() {
 	a.Functions.Engine().Close(context.Background())
 	a.Connect.Close()

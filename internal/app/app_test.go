@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/app"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -130,11 +132,8 @@ func TestUnfilteredTenantQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
-	if err := a.Tenants.Start(context.Background(), 1e9); err != nil {
-		t.Fatal(err)
-	}
-	defer a.Tenants.Shutdown(context.Background())
+	t.Cleanup(a.Close)
+	runtest.Go(t, func(ctx context.Context) error { return a.Tenants.Run(ctx, time.Second) })
 	for _, id := range []string{"tenant-a", "tenant-b", "tenant-c"} {
 		if _, _, err := a.Tenants.Create(context.Background(), tenants.CreateRequest{ID: id, Domains: []string{id + ".example"}}, "", tenant.Actor{Principal: "t"}); err != nil {
 			t.Fatal(err)

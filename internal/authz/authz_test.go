@@ -10,6 +10,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/authz"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -30,9 +31,7 @@ func newNode(t *testing.T, dsn string, cacheSize int) node {
 	l := audit.New(db, audit.Options{})
 	t.Cleanup(func() { l.Close() })
 	svc := authz.New(db, l, authz.Options{CacheSize: cacheSize})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	svc.Start(ctx)
+	runtest.Go(t, svc.Run)
 	return node{db, svc}
 }
 
@@ -43,11 +42,8 @@ func onboard(t *testing.T, n node, ids ...string) {
 	t.Cleanup(func() { l.Close() })
 	reg := tenants.NewRegistry(n.db, l, tenants.Options{})
 	reg.AddOnboardingStep(n.svc.OnboardingStep())
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := reg.Start(ctx, 50*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Shutdown(context.Background()); cancel() })
+	ctx := context.Background()
+	runtest.Go(t, func(ctx context.Context) error { return reg.Run(ctx, 50*time.Millisecond) })
 	for _, id := range ids {
 		if _, _, err := reg.Create(ctx, tenants.CreateRequest{ID: id}, "", op); err != nil {
 			t.Fatal(err)

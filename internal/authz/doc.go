@@ -37,7 +37,7 @@
 // tenant's set on this node after commit and, on PostgreSQL, notifies the
 // other nodes (LISTEN/NOTIFY on channel "bulkhead_authz"); a global write
 // evicts every set. On PostgreSQL a node caches nothing while it does not
-// listen (before Start, and from a lost connection until a new one
+// listen (before Run, and from a lost connection until a new one
 // listens); an idle listening connection is pinged every 30 s. Writes to
 // one store are serialized by a lock on its row.
 //

@@ -74,7 +74,7 @@ type Service struct {
 	loads singleflight.Group // cache misses, by tenant
 }
 
-// New returns the service. On PostgreSQL, call Start: until this node
+// New returns the service. On PostgreSQL, call Run: until this node
 // listens for other nodes' writes, it caches no compiled policy sets.
 func New(db *storage.DB, log *audit.Log, opts Options) *Service {
 	if opts.Clock == nil {
@@ -87,7 +87,7 @@ func New(db *storage.DB, log *audit.Log, opts Options) *Service {
 		opts.CacheSize = 1000
 	}
 	// On SQLite one process owns the database and invalidates its own cache;
-	// on PostgreSQL the cache waits for Start to listen to the other nodes.
+	// on PostgreSQL the cache waits for Run to listen to the other nodes.
 	on := db.Dialect() != storage.Postgres
 	s := &Service{db: db, audit: log, clock: opts.Clock, log: opts.Logger, cache: newCache(opts.CacheSize, on)}
 	s.inval = inval.New(db, notifyChannel, log, opts.Logger, inval.Hooks{
@@ -99,11 +99,11 @@ func New(db *storage.DB, log *audit.Log, opts Options) *Service {
 	return s
 }
 
-// Start applies other nodes' invalidations to this node's cache, in the
-// background, until ctx ends. On PostgreSQL the cache is used only while
-// this node listens for them.
-func (s *Service) Start(ctx context.Context) {
-	go s.inval.Run(ctx)
+// Run applies other nodes' invalidations to this node's cache until ctx
+// ends, and returns then. On PostgreSQL the cache is used only while this
+// node listens for them.
+func (s *Service) Run(ctx context.Context) error {
+	return s.inval.Run(ctx)
 }
 
 // CachedSets is the number of tenants' compiled policy sets in memory.

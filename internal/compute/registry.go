@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -283,20 +284,21 @@ func (r *Registry) load(ctx context.Context, name string) error {
 // version on its next invocation.
 const notifyChannel = "bulkhead_functions"
 
-// Start follows other nodes' publications and deletions (PostgreSQL) and
-// evicts idle environments every ten seconds, until ctx ends.
-func (r *Registry) Start(ctx context.Context) {
-	go r.inval.Run(ctx)
-	go func() {
-		t := time.NewTicker(10 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				r.engine.EvictIdle(ctx)
-			}
+// Run follows other nodes' publications and deletions (PostgreSQL) and
+// evicts idle environments every ten seconds, until ctx ends. It returns
+// once its listener has stopped too.
+func (r *Registry) Run(ctx context.Context) error {
+	var listener sync.WaitGroup
+	defer listener.Wait()
+	listener.Go(func() { r.inval.Run(ctx) })
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			r.engine.EvictIdle(ctx)
 		}
-	}()
+	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -28,9 +29,7 @@ func TestPublishReachesOtherNodes(t *testing.T) {
 		}
 		t.Cleanup(func() { e.Close(context.Background()) })
 		r := compute.NewRegistry(db, l, e)
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		r.Start(ctx)
+		runtest.Go(t, r.Run)
 		return r
 	}
 	n1, n2 := node(), node()

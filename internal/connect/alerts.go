@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
@@ -41,7 +42,7 @@ var anomalyActor = tenant.Actor{Principal: "system:anomaly-detector"}
 
 // raise records findings as alerts and, for a grant set to auto-suspend,
 // suspends it in the same transaction. It reports whether the grant is now
-// suspended. Webhooks are sent after the commit, in the background.
+// suspended. Webhooks are sent after the commit, by Run.
 func (s *Service) raise(ctx context.Context, g *grantState, fs []finding, rec *record) (bool, error) {
 	now := s.now()
 	var alerts []Alert
@@ -89,7 +90,7 @@ func (s *Service) raise(ctx context.Context, g *grantState, fs []finding, rec *r
 		"kinds", len(alerts), "grant_suspended", suspended)
 	if g.conn.Alerts.WebhookURL != "" && g.conn.webhookSecret != "" {
 		for _, a := range alerts {
-			go s.deliver(g.tid, g.conn, a)
+			s.queueWebhook(ctx, webhook{tid: g.tid, conn: g.conn, alert: a})
 		}
 	}
 	return suspended, nil
@@ -208,12 +209,48 @@ func Sign(secret []byte, t time.Time, body []byte) string {
 	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
 }
 
+// webhook is an alert to deliver to its connection's webhook.
+type webhook struct {
+	tid   tenant.ID
+	conn  connRow
+	alert Alert
+}
+
+// webhookQueue bounds the alerts waiting for Run to deliver them.
+const webhookQueue = 1024
+
+// queueWebhook hands w to Run without waiting: the request that raised the
+// alert does not wait for its delivery. A full queue drops it (delivery is
+// best effort; the alert itself is stored and listed either way).
+func (s *Service) queueWebhook(ctx context.Context, w webhook) {
+	select {
+	case s.webhooks <- w:
+	default:
+		s.log.WarnContext(ctx, "connect: alert webhook not delivered: too many queued", "tenant_id", w.tid,
+			"connection", w.conn.ID, "alert", w.alert.ID)
+	}
+}
+
+// deliverWebhooks delivers each queued alert, concurrently, until ctx
+// ends; it returns once every delivery it started has.
+func (s *Service) deliverWebhooks(ctx context.Context) {
+	var deliveries sync.WaitGroup
+	defer deliveries.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case w := <-s.webhooks:
+			deliveries.Go(func() { s.deliver(ctx, w.tid, w.conn, w.alert) })
+		}
+	}
+}
+
 // deliver posts an alert to the connection's webhook: JSON
-// {"type":"connection.alert","alert":{…}}, signed, up to three attempts.
-// Delivery is best effort (not durable across a restart); the alert itself
-// is stored and listed either way.
-func (s *Service) deliver(tid tenant.ID, c connRow, a Alert) {
-	ctx := s.bg
+// {"type":"connection.alert","alert":{…}}, signed, up to three attempts,
+// until ctx ends. Delivery is best effort (not durable across a restart);
+// the alert itself is stored and listed either way.
+func (s *Service) deliver(ctx context.Context, tid tenant.ID, c connRow, a Alert) {
 	ct, err := base64.StdEncoding.DecodeString(c.webhookSecret)
 	if err != nil {
 		return

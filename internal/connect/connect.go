@@ -33,6 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httputil"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -171,10 +172,11 @@ type Service struct {
 	upstream *upstreams
 	forward  *httputil.ReverseProxy
 	refusals *ratelimit.Limiter // audit of unauthenticated proxy requests, per source IP
-	bg       context.Context    // background work (webhooks), ended by Start's context
+	webhooks chan webhook       // alerts raised, for Run to deliver to their connections' webhooks
 }
 
-// New returns the service. On PostgreSQL, call Start: until this node
+// New returns the service. Call Run: it delivers alerts' webhooks, and on
+// PostgreSQL, until this node
 // listens for other nodes' changes it caches no grant.
 func New(db *storage.DB, log *audit.Log, keys *kms.Service, tenants Tenants, opts Options) *Service {
 	if opts.Clock == nil {
@@ -199,7 +201,7 @@ func New(db *storage.DB, log *audit.Log, keys *kms.Service, tenants Tenants, opt
 		opts.CacheTTL = time.Second
 	}
 	s := &Service{db: db, audit: log, kms: keys, tenants: tenants, clock: opts.Clock, log: opts.Logger, opts: opts,
-		detector: newDetector(opts.Anomaly), refusals: ratelimit.New(1.0/6, 20, 10000), bg: context.Background()}
+		detector: newDetector(opts.Anomaly), refusals: ratelimit.New(1.0/6, 20, 10000), webhooks: make(chan webhook, webhookQueue)}
 	s.grants = lru.New[grantKey, *grantState](lru.Options[*grantState]{Size: opts.CacheSize, MaxAge: opts.CacheTTL,
 		Now: opts.Clock.Now, Off: db.Dialect() == storage.Postgres})
 	s.inval = inval.New(db, notifyChannel, log, opts.Logger, inval.Hooks{
@@ -213,11 +215,14 @@ func New(db *storage.DB, log *audit.Log, keys *kms.Service, tenants Tenants, opt
 	return s
 }
 
-// Start listens for other nodes' changes until ctx ends; webhooks still
-// being delivered stop with it.
-func (s *Service) Start(ctx context.Context) {
-	s.bg = ctx
-	go s.inval.Run(ctx)
+// Run listens for other nodes' changes and delivers alerts' webhooks until
+// ctx ends. It returns once the deliveries under way have stopped too:
+// they end with ctx (delivery is best effort).
+func (s *Service) Run(ctx context.Context) error {
+	var deliveries sync.WaitGroup
+	defer deliveries.Wait()
+	deliveries.Go(func() { s.deliverWebhooks(ctx) })
+	return s.inval.Run(ctx)
 }
 
 // CachedGrants is the number of grants this node holds in memory.

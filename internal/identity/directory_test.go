@@ -15,6 +15,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -52,20 +53,13 @@ func newEnv(t *testing.T, dsn string, tenantIDs ...tenant.ID) *env {
 	t.Helper()
 	db := storagetest.Open(t, dsn, audit.Migrations(), tenants.Migrations(), identity.Migrations())
 	l := audit.New(db, audit.Options{})
+	t.Cleanup(func() { l.Close() })
 	reg := tenants.NewRegistry(db, l, tenants.Options{})
 	fc := clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 	dir := identity.NewDirectory(db, l, identity.Options{Clock: fc, Argon2: fastArgon})
 	reg.AddOnboardingStep(dir.OnboardingStep())
 	reg.AddOffboardingStep(dir.OffboardingStep())
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := reg.Start(ctx, 50*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		reg.Shutdown(context.Background())
-		cancel()
-		l.Close()
-	})
+	runtest.Go(t, func(ctx context.Context) error { return reg.Run(ctx, 50*time.Millisecond) })
 	e := &env{db: db, log: l, reg: reg, dir: dir, clock: fc}
 	for _, id := range tenantIDs {
 		tn, _, err := reg.Create(context.Background(), tenants.CreateRequest{ID: string(id)}, "", op)

@@ -12,6 +12,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
@@ -31,12 +32,8 @@ func TestPasswordHashingBounded(t *testing.T) {
 	argon := identity.Argon2Params{Memory: 8 << 10, Time: 2, Threads: 1, KeyLen: 32, SaltLen: 16}
 	dir := identity.NewDirectory(db, l, identity.Options{Argon2: argon, HashWorkers: 2, HashQueue: 8})
 	reg.AddOnboardingStep(dir.OnboardingStep())
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := reg.Start(ctx, 50*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Shutdown(context.Background()) })
+	ctx := context.Background()
+	runtest.Go(t, func(ctx context.Context) error { return reg.Run(ctx, 50*time.Millisecond) })
 	if _, _, err := reg.Create(ctx, tenants.CreateRequest{ID: "acme"}, "", op); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -150,7 +151,7 @@ type material struct {
 	validTo time.Time
 }
 
-// New returns the service. On PostgreSQL, call Start: until this node
+// New returns the service. On PostgreSQL, call Run: until this node
 // listens for other nodes' key changes it keeps no key unwrapped.
 func New(db *storage.DB, log *audit.Log, sealer Sealer, opts Options) *Service {
 	if opts.Clock == nil {
@@ -177,24 +178,25 @@ func New(db *storage.DB, log *audit.Log, sealer Sealer, opts Options) *Service {
 	return s
 }
 
-// Start listens for other nodes' key changes and destroys the material of
-// keys whose deletion window has passed, once a minute, until ctx ends.
-func (s *Service) Start(ctx context.Context) {
-	go s.inval.Run(ctx)
-	go func() {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			if _, err := s.DestroyDue(ctx); err != nil && ctx.Err() == nil {
-				s.log.ErrorContext(ctx, "kms: destroying keys past their deletion window", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+// Run listens for other nodes' key changes and destroys the material of
+// keys whose deletion window has passed, once a minute, until ctx ends. It
+// returns once its listener has stopped too.
+func (s *Service) Run(ctx context.Context) error {
+	var listener sync.WaitGroup
+	defer listener.Wait()
+	listener.Go(func() { s.inval.Run(ctx) })
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if _, err := s.DestroyDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "kms: destroying keys past their deletion window", "err", err)
 		}
-	}()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 // CachedKeys is the number of keys held unwrapped in memory.

@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -45,24 +46,19 @@ func newEnv(t *testing.T, dsn string, tenantIDs ...string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		l.Close()
+		root.Zero()
+	})
 	svc := kms.New(db, l, root, kms.Options{Clock: fc})
 	reg := tenants.NewRegistry(db, l, tenants.Options{Clock: fc})
 	reg.AddOnboardingStep(svc.OnboardingStep())
 	reg.AddOffboardingStep(svc.OffboardingStep())
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := reg.Start(ctx, 50*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	svc.Start(ctx)
-	t.Cleanup(func() {
-		reg.Shutdown(context.Background())
-		cancel()
-		l.Close()
-		root.Zero()
-	})
+	runtest.Go(t, func(ctx context.Context) error { return reg.Run(ctx, 50*time.Millisecond) })
+	runtest.Go(t, svc.Run)
 	e := &env{db: db, log: l, reg: reg, svc: svc, clock: fc, root: root}
 	for _, id := range tenantIDs {
-		if _, _, err := reg.Create(ctx, tenants.CreateRequest{ID: id}, "", op); err != nil {
+		if _, _, err := reg.Create(context.Background(), tenants.CreateRequest{ID: id}, "", op); err != nil {
 			t.Fatal(err)
 		}
 		e.waitStatus(t, id, tenants.Active)
@@ -387,9 +383,7 @@ func TestKeyChangesReachOtherNodes(t *testing.T) {
 	t.Cleanup(func() { l2.Close() })
 	root := e.rootKey(t)
 	n2 := kms.New(db2, l2, root, kms.Options{Clock: e.clock, CacheTTL: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	n2.Start(ctx)
+	runtest.Go(t, n2.Run)
 	enc := func() kms.EncryptResponse {
 		t.Helper()
 		out, err := n2.Encrypt(context.Background(), "acme", kms.EncryptRequest{KeyID: "alias/customer-acme", Plaintext: []byte("x"), EncryptionContext: ec("acme")}, op)

@@ -201,15 +201,18 @@ func (p *Published) changed(ctx context.Context, tx *storage.Tx, t tenant.ID) er
 }
 
 // run keeps the keys current until ctx ends: notifications from other
-// nodes, and a full reload every second while not listening.
-func (p *Published) run(ctx context.Context) {
-	go p.inval.Run(ctx)
+// nodes, and a full reload every second while not listening. It returns
+// once its listener has stopped too.
+func (p *Published) run(ctx context.Context) error {
+	var listener sync.WaitGroup
+	defer listener.Wait()
+	listener.Go(func() { p.inval.Run(ctx) })
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 		// On PostgreSQL only a listening connection clears stale (up);

@@ -8,6 +8,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
@@ -105,9 +106,7 @@ func TestPublishedAcrossNodes(t *testing.T) {
 	}
 	// Running: another node's rotation arrives with no token asking for it
 	// (by notification, or by the reload while not yet listening).
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	s2.Start(lctx)
+	runtest.Go(t, s2.Run)
 	deadline := time.Now().Add(10 * time.Second)
 	v := s2.Published().Version()
 	k2, err := s1.Rotate(ctx, signing.Issuer{Tenant: "newco"})

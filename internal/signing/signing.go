@@ -141,9 +141,9 @@ func NewStore(db *storage.DB, root *kms.RootKey, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Start keeps the published keys current (other nodes' rotations and
-// deletions) until ctx ends.
-func (s *Store) Start(ctx context.Context) { go s.pub.run(ctx) }
+// Run keeps the published keys current (other nodes' rotations and
+// deletions) until ctx ends, and returns then.
+func (s *Store) Run(ctx context.Context) error { return s.pub.run(ctx) }
 
 // Published is every issuer's published public keys, in memory: the
 // sdk/auth.KeySource of the node's own token checks.

@@ -37,6 +37,10 @@ type Registry struct {
 	inflight map[string]chan struct{} // workflows running on this node; closed when the run ends
 	wg       sync.WaitGroup
 	stopping chan struct{}
+	// halted ends when Run returns: workflow steps still running then are
+	// cancelled (their transactions roll back; the next start runs them).
+	halted context.Context
+	halt   context.CancelFunc
 }
 
 // Options configure a Registry.
@@ -57,10 +61,12 @@ func NewRegistry(db *storage.DB, log *audit.Log, opts Options) *Registry {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{
+	r := &Registry{
 		db: db, tiers: opts.Tiers, clock: opts.Clock, log: opts.Logger, audit: log,
 		inflight: map[string]chan struct{}{}, stopping: make(chan struct{}),
 	}
+	r.halted, r.halt = context.WithCancel(context.Background())
+	return r
 }
 
 // Tiers returns the configured tiers.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -31,19 +32,12 @@ func newEnv(t *testing.T, dsn string, steps ...tenants.Step) *env {
 	t.Helper()
 	db := storagetest.Open(t, dsn, audit.Migrations(), tenants.Migrations())
 	l := audit.New(db, audit.Options{})
+	t.Cleanup(func() { l.Close() })
 	reg := tenants.NewRegistry(db, l, tenants.Options{})
 	for _, s := range steps {
 		reg.AddOnboardingStep(s)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := reg.Start(ctx, 50*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		reg.Shutdown(context.Background())
-		cancel()
-		l.Close()
-	})
+	runtest.Go(t, func(ctx context.Context) error { return reg.Run(ctx, 50*time.Millisecond) })
 	return &env{db: db, log: l, reg: reg}
 }
 
@@ -272,10 +266,7 @@ func TestOffboardingRunsTeardownsInReverse(t *testing.T) {
 				return nil
 			}})
 		}
-		if err := reg.Start(context.Background(), time.Second); err != nil {
-			t.Fatal(err)
-		}
-		defer reg.Shutdown(context.Background())
+		defer runtest.Go(t, func(ctx context.Context) error { return reg.Run(ctx, time.Second) })()
 		if _, _, err := reg.Create(context.Background(), tenants.CreateRequest{ID: "gone"}, "", op); err != nil {
 			t.Fatal(err)
 		}
@@ -397,9 +388,7 @@ func TestOneNodeRunsAWorkflow(t *testing.T) {
 		return reg
 	}
 	n1, n2 := node(), node()
-	if err := n1.Start(context.Background(), time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	stop1 := runtest.Go(t, func(ctx context.Context) error { return n1.Run(ctx, time.Hour) })
 	created := make(chan error, 1)
 	go func() {
 		_, _, err := n1.Create(context.Background(), tenants.CreateRequest{ID: "shared"}, "", op)
@@ -409,9 +398,8 @@ func TestOneNodeRunsAWorkflow(t *testing.T) {
 	for calls.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := n2.Start(context.Background(), 20*time.Millisecond); err != nil { // resumes every running workflow
-		t.Fatal(err)
-	}
+	// n2 resumes every running workflow at once, then every 20ms.
+	stop2 := runtest.Go(t, func(ctx context.Context) error { return n2.Run(ctx, 20*time.Millisecond) })
 	time.Sleep(300 * time.Millisecond)
 	close(release)
 	if err := <-created; err != nil {
@@ -421,8 +409,8 @@ func TestOneNodeRunsAWorkflow(t *testing.T) {
 	if c := calls.Load(); c != 1 {
 		t.Errorf("the step ran %d times across two nodes; want 1", c)
 	}
-	n1.Shutdown(context.Background())
-	n2.Shutdown(context.Background())
+	stop1()
+	stop2()
 }
 
 // TestManyConcurrentCreates runs more concurrent onboardings than the

@@ -22,11 +22,11 @@ import (
 // same transaction as the step's own database work, when the step completes.
 // A step therefore either completes exactly once or leaves nothing behind,
 // and a workflow interrupted by a crash resumes at its first incomplete step
-// when any node starts (Registry.Start). Steps whose effects leave the
+// when any node starts (Registry.Run). Steps whose effects leave the
 // database must be idempotent: they may run again after a crash.
 //
 // Capabilities add their steps with AddOnboardingStep and AddOffboardingStep
-// before Start. Onboarding runs the added steps in order and then "activate";
+// before Run. Onboarding runs the added steps in order and then "activate";
 // offboarding runs the added teardown steps in reverse order (last set up,
 // first torn down), then "release-domains" and "mark-deleted".
 
@@ -78,17 +78,17 @@ type StepRecord struct {
 
 func newWorkflowID() string { return ids.New("wf") }
 
-// AddOnboardingStep appends a step to every onboarding. Call it before Start.
+// AddOnboardingStep appends a step to every onboarding. Call it before Run.
 func (r *Registry) AddOnboardingStep(s Step) { r.addStep(&r.onboard, s) }
 
-// AddOffboardingStep adds a teardown step to every offboarding. Call it before Start.
+// AddOffboardingStep adds a teardown step to every offboarding. Call it before Run.
 func (r *Registry) AddOffboardingStep(s Step) { r.addStep(&r.offboard, s) }
 
 func (r *Registry) addStep(list *[]Step, s Step) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.started {
-		panic("tenant: workflow step " + s.Name + " added after Start")
+		panic("tenant: workflow step " + s.Name + " added after Run")
 	}
 	for _, have := range *list {
 		if have.Name == s.Name {
@@ -156,34 +156,39 @@ func (r *Registry) insertWorkflow(ctx context.Context, tx *storage.Tx, id string
 	return nil
 }
 
-// Start resumes every running workflow (those a crash or a stop interrupted)
-// and then retries stalled ones every interval until ctx ends. It returns at once.
-func (r *Registry) Start(ctx context.Context, interval time.Duration) error {
+// Run resumes every running workflow (those a crash or a stop interrupted)
+// and then retries stalled ones every interval, until ctx ends. Then it
+// stops taking up workflows, cancels the steps still running in the
+// background (Shutdown lets them reach their checkpoint first; a cancelled
+// step leaves nothing and runs again at the next start) and returns once
+// every workflow it, or Delete, ran in the background has returned.
+func (r *Registry) Run(ctx context.Context, interval time.Duration) error {
 	r.mu.Lock()
 	r.started = true
 	r.mu.Unlock()
+	defer func() {
+		r.stop()
+		r.halt()
+		r.wg.Wait()
+	}()
 	if err := r.resume(ctx, 0); err != nil {
 		return err
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-r.stopping:
-				return
-			case <-t.C:
-				if err := r.resume(ctx, interval); err != nil {
-					r.log.ErrorContext(ctx, "resume workflows", "err", err)
-				}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.stopping:
+			<-ctx.Done()
+			return nil
+		case <-t.C:
+			if err := r.resume(ctx, interval); err != nil {
+				r.log.ErrorContext(ctx, "resume workflows", "err", err)
 			}
 		}
-	}()
-	return nil
+	}
 }
 
 // resume runs, in the background, the running workflows that are due: at
@@ -236,30 +241,20 @@ func retryDelay(interval time.Duration, attempts int) time.Duration {
 }
 
 // goRun runs a workflow in the background unless the registry is shutting
-// down (then the next start resumes it). Shutdown waits for it.
+// down (then the next start resumes it). Shutdown and Run wait for it.
 func (r *Registry) goRun(ctx context.Context, id string, c *claim) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopped() {
 		return
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		r.runWorkflow(context.WithoutCancel(ctx), id, c)
-	}()
+	r.wg.Go(func() { r.runWorkflow(context.WithoutCancel(ctx), id, c) })
 }
 
 // Shutdown stops taking up workflows and waits, until ctx ends, for the
 // running ones to reach their next checkpoint (the end of a step).
 func (r *Registry) Shutdown(ctx context.Context) error {
-	r.mu.Lock()
-	select {
-	case <-r.stopping:
-	default:
-		close(r.stopping)
-	}
-	r.mu.Unlock()
+	r.stop()
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	select {
@@ -267,6 +262,17 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("tenant: shutdown: %w", ctx.Err())
+	}
+}
+
+// stop makes the registry take up no more workflows.
+func (r *Registry) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-r.stopping:
+	default:
+		close(r.stopping)
 	}
 }
 
@@ -304,12 +310,16 @@ func StepInput(ctx context.Context, key string) (json.RawMessage, bool) {
 }
 
 // runWorkflow runs the workflow's remaining steps. It returns when the
-// workflow is done, cancelled, a step failed (retried later by Start's loop),
-// another node is running it, or the registry is shutting down. One run of a
+// workflow is done, cancelled, a step failed (retried later by Run's loop),
+// another node is running it, or the registry is shutting down; a step
+// still running when Run returns is cancelled. One run of a
 // workflow happens at a time: an in-process set guards this node, a lock
 // taken in each step's transaction guards the others, and the step rows'
 // primary key makes a step complete once whatever happens.
 func (r *Registry) runWorkflow(ctx context.Context, id string, c *claim) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(r.halted, cancel)()
 	r.mu.Lock()
 	if running, ok := r.inflight[id]; ok {
 		r.mu.Unlock()

@@ -417,24 +417,22 @@ func (p *Provider) Purge(ctx context.Context, now time.Time) (int64, error) {
 	return n, err
 }
 
-// Start purges expired rows every interval until ctx ends. It returns at once.
-func (p *Provider) Start(ctx context.Context, interval time.Duration) {
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if n, err := p.Purge(ctx, p.clock().Now()); err != nil {
-					p.cfg.Logger.ErrorContext(ctx, "purge expired sign-ins and tokens", "err", err)
-				} else if n > 0 {
-					p.cfg.Logger.InfoContext(ctx, "purged expired sign-ins and tokens", "rows", n)
-				}
+// Run purges expired rows every interval until ctx ends, and returns then.
+func (p *Provider) Run(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if n, err := p.Purge(ctx, p.clock().Now()); err != nil {
+				p.cfg.Logger.ErrorContext(ctx, "purge expired sign-ins and tokens", "err", err)
+			} else if n > 0 {
+				p.cfg.Logger.InfoContext(ctx, "purged expired sign-ins and tokens", "rows", n)
 			}
 		}
-	}()
+	}
 }
 
 // Revoked reports whether an access token (by its jti) was revoked.
