@@ -171,7 +171,7 @@ func (r *Registry) Run(ctx context.Context, interval time.Duration) error {
 		r.halt()
 		r.wg.Wait()
 	}()
-	if err := r.resume(ctx, 0); err != nil {
+	if err := r.resume(ctx, 0); err != nil && ctx.Err() == nil {
 		return err
 	}
 	t := time.NewTicker(interval)
