@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/sdk/client"
+)
+
+// TestServeLeavesNoGoroutine runs bulkhead serve in this process, onboards
+// and offboards a tenant, and stops it as SIGTERM does (its context ends):
+// once serve has returned, no goroutine of the node is left.
+func TestServeLeavesNoGoroutine(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		t.Setenv("BULKHEAD_ADMIN_TOKEN", testAdminToken)
+		args := []string{"--listen", "127.0.0.1:0", "--proxy-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--database", dsn}
+		if m := storagetest.MigrationDSN(t, dsn); m != "" {
+			args = append(args, "--migration-database", m)
+		}
+		before := goleak.IgnoreCurrent()
+		ctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		out := &serveOutput{url: make(chan string, 1)}
+		served := make(chan error, 1)
+		go func() { served <- serve(ctx, stdio{out: io.Discard, err: out}, args) }()
+		var url string
+		select {
+		case url = <-out.url:
+		case err := <-served:
+			t.Fatalf("serve returned before listening: %v\n%s", err, out)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("serve did not listen\n%s", out)
+		}
+		c := client.New(url, testAdminToken)
+		if _, err := c.CreateTenant(ctx, client.CreateTenant{ID: "leak-co"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.DeleteTenant(ctx, "leak-co"); err != nil {
+			t.Fatal(err)
+		}
+		stop()
+		if err := <-served; err != nil {
+			t.Fatalf("serve: %v\n%s", err, out)
+		}
+		goleak.VerifyNone(t, before)
+	})
+}
+
+// serveOutput is serve's stderr: it sends the API's URL once serve says
+// it listens.
+type serveOutput struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	url  chan string
+	sent bool
+}
+
+func (o *serveOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.buf.Write(p)
+	if m := listening.FindSubmatch(o.buf.Bytes()); m != nil && !o.sent {
+		o.sent = true
+		o.url <- string(m[1])
+	}
+	return len(p), nil
+}
+
+func (o *serveOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}

@@ -1,0 +1,42 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/sdk/client"
+)
+
+// TestRunLeavesNoGoroutine serves a node (App.Run, as bulkhead serve
+// does), onboards and offboards a tenant and sends the proxy a request,
+// then stops it while the offboarding may still run: once Run and Close
+// have returned, no goroutine of the node is left.
+func TestRunLeavesNoGoroutine(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		before := goleak.IgnoreCurrent()
+		// Registered first, so it runs after the node's own cleanup
+		// (Run's stop, then Close).
+		t.Cleanup(func() {
+			http.DefaultClient.CloseIdleConnections()
+			goleak.VerifyNone(t, before)
+		})
+		env := apitest.New(t, dsn, apitest.Options{})
+		ctx := context.Background()
+		if _, err := env.Admin.CreateTenant(ctx, client.CreateTenant{ID: "leak-co"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Admin.DeleteTenant(ctx, "leak-co"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(env.ProxyURL + "/c/con_none/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	})
+}
