@@ -108,7 +108,9 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: !opts.DenyPrivateUpstreams,
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL,
 		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait,
-		FederationTimeout: opts.FederationTimeout, WorkflowRetry: time.Second, ShutdownTimeout: 10 * time.Second}
+		FederationTimeout: opts.FederationTimeout, WorkflowRetry: time.Second, ShutdownTimeout: 10 * time.Second,
+		// Publishing a function compiles it: far slower on a loaded machine.
+		WriteTimeout: -1}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}

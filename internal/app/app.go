@@ -140,6 +140,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run, once stopping, waits for
 	// in-flight requests and workflow steps (default 30s).
 	ShutdownTimeout time.Duration
+	// WriteTimeout bounds how long the API takes to answer a request once
+	// its headers are read (default 60s; negative: unbounded, for tests
+	// that publish functions, whose compilation a loaded machine slows).
+	WriteTimeout time.Duration
 }
 
 // App is one wired Bulkhead node.
@@ -165,8 +169,8 @@ type App struct {
 
 	rootKey *kms.RootKey
 	log     *slog.Logger
-	// retry and shutdownTimeout are Config.WorkflowRetry and Config.ShutdownTimeout.
-	retry, shutdownTimeout time.Duration
+	// Config.WorkflowRetry, ShutdownTimeout and WriteTimeout.
+	retry, shutdownTimeout, writeTimeout time.Duration
 }
 
 // Components lists every service's migrations, in the order they apply.
@@ -193,6 +197,12 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	switch {
+	case c.WriteTimeout == 0:
+		c.WriteTimeout = 60 * time.Second
+	case c.WriteTimeout < 0:
+		c.WriteTimeout = 0 // http.Server: none
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -248,7 +258,8 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	})
 	metrics.MustRegister(batches)
 
-	a := &App{DB: db, Metrics: metrics, rootKey: rk, log: c.Logger, retry: c.WorkflowRetry, shutdownTimeout: c.ShutdownTimeout}
+	a := &App{DB: db, Metrics: metrics, rootKey: rk, log: c.Logger, retry: c.WorkflowRetry, shutdownTimeout: c.ShutdownTimeout,
+		writeTimeout: c.WriteTimeout}
 	a.Audit = audit.New(db, audit.Options{Clock: c.Clock, Logger: c.Logger, BatchHook: func(n int) { batches.Observe(float64(n)) }})
 	a.Tenants = tenants.NewRegistry(db, a.Audit, tenants.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
 	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2, Wrapper: rk,
@@ -496,7 +507,7 @@ func (a *App) servers(l Listeners, inflight *sync.WaitGroup) map[net.Listener]*h
 		Handler:           count(a.Handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      a.writeTimeout,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          errorLog,
