@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -163,7 +163,7 @@ func TestCLIPolicyAndAuthorize(t *testing.T) {
 		// Denies are audited; allows too, as log_allows is on. Decision
 		// records are queued, not awaited: they land with the next commit.
 		decisions := map[string]int{}
-		waitFor(t, "the audited decisions", 10*time.Second, func() bool {
+		runtest.Eventually(t, "the audited decisions", func() bool {
 			var audit client.AuditPage
 			jsonCLI(&audit, "", 0, "audit", "list", "--tenant", "acme", "--action", "authz.decision", "--limit", "100")
 			clear(decisions)

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
@@ -235,7 +235,7 @@ func TestCLIConnections(t *testing.T) {
 		// The proxied requests are the connection's activity (audited in
 		// the background); there was no alert.
 		var activity client.AuditPage
-		waitFor(t, "the proxied requests in the activity", 10*time.Second, func() bool {
+		runtest.Eventually(t, "the proxied requests in the activity", func() bool {
 			activity = client.AuditPage{}
 			return json.Unmarshal([]byte(acme(0, "connection", "activity", conn, "--output", "json")), &activity) == nil &&
 				len(activity.Items) >= 7

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -67,7 +68,7 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 
 		// Wait until test-mark is done and test-delay is running.
 		var before []workflow
-		waitFor(t, "the steps before test-delay to complete", 20*time.Second, func() bool {
+		runtest.Eventually(t, "the steps before test-delay to complete", func() bool {
 			before = workflows(t, c, "crash-co")
 			return len(before) == 1 && slices.Contains(stepNames(before[0]), "test-mark")
 		})
@@ -82,7 +83,7 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 
 		p2 := startServeBinary(t, hookBinaryFor(t), dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=50ms", "BULKHEAD_PUBLIC_URL="+p.url)
 		c2 := p2.client()
-		waitFor(t, "the tenant to become active after the restart", 20*time.Second, func() bool {
+		runtest.Eventually(t, "the tenant to become active after the restart", func() bool {
 			tn, err = c2.GetTenant(context.Background(), "crash-co")
 			return err == nil && tn.Status == "active"
 		})
@@ -148,7 +149,7 @@ func TestGracefulShutdownCheckpoints(t *testing.T) {
 		_, err := c.CreateTenant(context.Background(), client.CreateTenant{ID: "term-co"}, "")
 		created <- err
 	}()
-	waitFor(t, "the steps before test-delay to complete", 20*time.Second, func() bool {
+	runtest.Eventually(t, "the steps before test-delay to complete", func() bool {
 		w := workflows(t, c, "term-co")
 		return len(w) == 1 && slices.Contains(stepNames(w[0]), "test-mark")
 	})
@@ -168,7 +169,7 @@ func TestGracefulShutdownCheckpoints(t *testing.T) {
 	}
 	p2 := startServeBinary(t, hookBinaryFor(t), dataDir, "", "BULKHEAD_TEST_ONBOARDING_DELAY=1s", "BULKHEAD_PUBLIC_URL="+p.url)
 	c2 := p2.client()
-	waitFor(t, "active after restart", 20*time.Second, func() bool {
+	runtest.Eventually(t, "active after restart", func() bool {
 		tn, err := c2.GetTenant(context.Background(), "term-co")
 		return err == nil && tn.Status == "active"
 	})
@@ -193,7 +194,7 @@ func TestCreateReplayAfterKill9(t *testing.T) {
 		body := client.CreateTenant{ID: "replay-co", Name: "Replay Co"}
 		p := startServeBinary(t, hookBinaryFor(t), dataDir, dsn, "BULKHEAD_TEST_ONBOARDING_DELAY=30s")
 		go createAnswer(p.url, body, key) // cut off by the kill
-		waitFor(t, "the steps before test-delay to complete", 20*time.Second, func() bool {
+		runtest.Eventually(t, "the steps before test-delay to complete", func() bool {
 			w := workflows(t, p.client(), "replay-co")
 			return len(w) == 1 && slices.Contains(stepNames(w[0]), "test-mark")
 		})

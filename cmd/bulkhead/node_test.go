@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -349,7 +350,7 @@ func TestForeignIssuerIsLogged(t *testing.T) {
 		t.Fatalf("node a's token on node b: %v; want 401", err)
 	}
 	var warning string
-	waitFor(t, "node b's warning", 10*time.Second, func() bool {
+	runtest.Eventually(t, "node b's warning", func() bool {
 		for _, l := range strings.Split(b.output(), "\n") {
 			if strings.Contains(l, `"level":"WARN"`) && strings.Contains(l, "issuer") {
 				warning = l

@@ -48,17 +48,10 @@ func onboard(t *testing.T, n node, ids ...string) {
 		if _, _, err := reg.Create(ctx, tenants.CreateRequest{ID: id}, "", op); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		runtest.Eventually(t, "tenant "+id+" active", func() bool {
 			tn, err := reg.Get(ctx, tenant.ID(id))
-			if err == nil && tn.Status == tenants.Active {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("tenant %s not active: %+v %v", id, tn, err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return err == nil && tn.Status == tenants.Active
+		})
 	}
 }
 
@@ -77,16 +70,10 @@ func decide(t *testing.T, svc *authz.Service, tid string) string {
 	return d.Decision
 }
 
-// eventually polls until svc decides want for tid.
-func eventually(t *testing.T, svc *authz.Service, tid, want, what string) {
+// awaitDecision waits until svc decides want for tid.
+func awaitDecision(t *testing.T, svc *authz.Service, tid, want, what string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for decide(t, svc, tid) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: node never decided %s", what, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	runtest.Eventually(t, what+": the node decides "+want, func() bool { return decide(t, svc, tid) == want })
 }
 
 // TestWritesReachOtherNodes: two nodes share a PostgreSQL database; a
@@ -107,7 +94,7 @@ func TestWritesReachOtherNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, n2.svc, "tenant-a", authz.Allow, "tenant policy written on n1")
+	awaitDecision(t, n2.svc, "tenant-a", authz.Allow, "tenant policy written on n1")
 	if got := decide(t, n2.svc, "tenant-b"); got != authz.Deny {
 		t.Errorf("tenant-b after tenant-a's write: %s", got)
 	}
@@ -115,15 +102,15 @@ func TestWritesReachOtherNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, n2.svc, "tenant-a", authz.Deny, "global forbid written on n1")
+	awaitDecision(t, n2.svc, "tenant-a", authz.Deny, "global forbid written on n1")
 	if err := n1.svc.DeletePolicy(ctx, "", g.ID, op); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, n2.svc, "tenant-a", authz.Allow, "global forbid deleted on n1")
+	awaitDecision(t, n2.svc, "tenant-a", authz.Allow, "global forbid deleted on n1")
 	if err := n1.svc.DeletePolicy(ctx, "tenant-a", p.ID, op); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, n2.svc, "tenant-a", authz.Deny, "tenant policy deleted on n1")
+	awaitDecision(t, n2.svc, "tenant-a", authz.Deny, "tenant policy deleted on n1")
 }
 
 // TestCacheIsBounded: many tenants, a small cache; every decision is still

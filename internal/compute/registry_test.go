@@ -3,7 +3,6 @@ package compute_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
@@ -46,26 +45,15 @@ func TestPublishReachesOtherNodes(t *testing.T) {
 	if _, err := n1.Publish(ctx, cfg, modules["limits"], op); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	runtest.Eventually(t, "node 2 serving the new version", func() bool {
 		res, err := n2.Invoke(ctx, "fn", compute.Caller{Tenant: "tenant-a"}, "r", []byte("x"))
-		if err == nil && string(res.Body) == "1" {
-			break // the limits module answers its call count
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node 2 still serves the old version: %q %v", res.Body, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && string(res.Body) == "1" // the limits module answers its call count
+	})
 	if err := n1.Delete(ctx, "fn", op); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := n2.Invoke(ctx, "fn", compute.Caller{Tenant: "tenant-a"}, "r", nil); err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("node 2 still runs a deleted function")
-		}
-	}
+	runtest.Eventually(t, "node 2 refusing the deleted function", func() bool {
+		_, err := n2.Invoke(ctx, "fn", compute.Caller{Tenant: "tenant-a"}, "r", nil)
+		return err != nil
+	})
 }

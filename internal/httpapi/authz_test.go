@@ -6,9 +6,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -366,13 +366,13 @@ func TestDocumentScenario(t *testing.T) {
 			return n
 		}
 		// Decision entries join the audit log's next group commit: wait for them.
-		eventually(t, "denies in the decision log", func() bool { return countDecisions("denied") > 0 })
+		runtest.Eventually(t, "denies in the decision log", func() bool { return countDecisions("denied") > 0 })
 		if n := countDecisions("success"); n != 0 {
 			t.Errorf("decision log: %d allows; want none without log_allows", n)
 		}
 		a.ok("PATCH", "/v1/tenants/tenant-a/policy-store", tokAdminA, map[string]any{"log_allows": true}, 200, nil)
 		a.expect("logged allow", "tenant-a", tokAlice, on("ReadDocument", "plan"), "allow")
-		eventually(t, "the allow in the decision log", func() bool { return countDecisions("success") == 1 })
+		runtest.Eventually(t, "the allow in the decision log", func() bool { return countDecisions("success") == 1 })
 		// Batches decide in order.
 		var batch struct{ Results []azDecision }
 		a.ok("POST", "/v1/tenants/tenant-a/authorize/batch", tokBob, map[string]any{"requests": []any{
@@ -384,15 +384,6 @@ func TestDocumentScenario(t *testing.T) {
 }
 
 // eventually polls cond for up to 10 seconds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-	}
-}
-
 func decisions(ds []azDecision) string {
 	var out []string
 	for _, d := range ds {
@@ -492,7 +483,7 @@ func TestAuthzCrossTenant(t *testing.T) {
 		if d := a.decide("tenant-b", apitest.AdminToken, allow); d.Decision != "allow" {
 			t.Errorf("operator's decision in tenant-b: %+v", d)
 		}
-		eventually(t, "the operator's allow in tenant-b's decision log", func() bool {
+		runtest.Eventually(t, "the operator's allow in tenant-b's decision log", func() bool {
 			var byOperator int
 			for _, e := range auditEvents(t, a.env, client.AuditQuery{Tenant: "tenant-b", Action: "authz.decision"}) {
 				if strings.HasPrefix(e.Principal, "operator:") && e.Outcome == "success" {

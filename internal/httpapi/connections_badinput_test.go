@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 )
 
@@ -498,7 +499,7 @@ func TestConnectionProxyBadInput(t *testing.T) {
 			{downC.ID, "failure", []string{"upstream_unreachable"}},
 		} {
 			for _, code := range w.codes {
-				waitFor(t, code+" in the activity", func() bool {
+				runtest.Eventually(t, code+" in the activity", func() bool {
 					return slices.ContainsFunc(f.activity("tenant-a", "tok-admin-a", w.conn), func(e activityEvent) bool {
 						return e.Outcome == w.outcome && e.Detail["code"] == code && e.Principal == "grant:"+e.Detail["grant"] && e.Detail["grant"] != ""
 					})

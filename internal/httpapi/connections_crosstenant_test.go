@@ -11,6 +11,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -383,7 +384,7 @@ func TestConnectionCrossTenantProxy(t *testing.T) {
 		// Activity: each connection's holds its own grant's requests only;
 		// A's refused Part A on its other connection is in that one's, and
 		// B's refused attempts are in B's chain, not A's.
-		waitFor(t, "A's refused request in the activity of A's second connection", func() bool {
+		runtest.Eventually(t, "A's refused request in the activity of A's second connection", func() bool {
 			return slices.ContainsFunc(f.activity("tenant-a", "tok-admin-a", a2.ID), func(e activityEvent) bool {
 				return e.Outcome == "denied" && e.Detail["code"] == "connection_not_found" && e.Detail["grant"] == f.a.Grant.ID
 			})
@@ -405,7 +406,7 @@ func TestConnectionCrossTenantProxy(t *testing.T) {
 				}
 			}
 		}
-		waitFor(t, "B's refused attempt on A's connection in B's chain", func() bool {
+		runtest.Eventually(t, "B's refused attempt on A's connection in B's chain", func() bool {
 			var page client.AuditPage
 			f.ok("GET", "/v1/tenants/tenant-b/audit?action=connection.request", "tok-admin-b", nil, 200, &page)
 			return slices.ContainsFunc(page.Items, func(e client.AuditEvent) bool {

@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -241,7 +242,7 @@ func TestConnectionProxyEndToEnd(t *testing.T) {
 				Detail    map[string]string `json:"detail"`
 			} `json:"items"`
 		}
-		waitFor(t, "activity", func() bool {
+		runtest.Eventually(t, "activity", func() bool {
 			a.ok("GET", "/v1/tenants/tenant-a/connections/"+c.ID+"/activity", "tok-admin-a", nil, 200, &act)
 			return len(act.Items) >= 2
 		})
@@ -284,17 +285,6 @@ func TestConnectionProxyEndToEnd(t *testing.T) {
 }
 
 // waitFor polls cond for up to five seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for i := 0; i < 100; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached in 5 s", what)
-}
-
 // webhookSink receives alert webhooks and checks their signatures.
 type webhookSink struct {
 	*httptest.Server
@@ -406,7 +396,7 @@ func TestConnectionExfiltrationBurst(t *testing.T) {
 		if len(grants.Items) != 1 || grants.Items[0].Status != "suspended" {
 			t.Fatalf("grant after the burst: %+v", grants.Items)
 		}
-		waitFor(t, "a signed webhook", func() bool { return len(hook.verified(c.WebhookSecret)) > 0 })
+		runtest.Eventually(t, "a signed webhook", func() bool { return len(hook.verified(c.WebhookSecret)) > 0 })
 		if len(hook.verified("whsec_wrong")) != 0 {
 			t.Fatal("a webhook signature verifies under another secret")
 		}
@@ -518,7 +508,7 @@ func TestConnectionRevocationAcrossNodes(t *testing.T) {
 	via2 := func(partA string) int {
 		return send(t, n2.ProxyURL, call{method: "GET", path: "/c/" + c.ID + "/repos", token: partA}).Status
 	}
-	waitFor(t, "node 2 listening and caching", func() bool {
+	runtest.Eventually(t, "node 2 listening and caching", func() bool {
 		return via2(c.Grant.PartA) == 200 && via2(g2.PartA) == 200 && n2.Connect.CachedGrants() == 2
 	})
 	measure := func(what string, act func(), want int) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -273,20 +274,15 @@ func normTenants(ts []client.Tenant) []string {
 	return out
 }
 
-// waitStatus polls the tenant until it has the status or the deadline passes.
+// waitStatus waits until the tenant has the status.
 func waitStatus(t testing.TB, env *apitest.Env, id, status string) client.Tenant {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		tn := getTenant(t, env, id)
-		if tn.Status == status {
-			return tn
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tenant %s is %s, still not %s", id, tn.Status, status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var tn client.Tenant
+	runtest.Eventually(t, "tenant "+id+" "+status, func() bool {
+		tn = getTenant(t, env, id)
+		return tn.Status == status
+	})
+	return tn
 }
 
 // auditEvents lists audit events as the operator (one page of up to 1000).

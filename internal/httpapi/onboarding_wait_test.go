@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
@@ -93,14 +94,11 @@ func TestCreateAnswersOnceOnboarded(t *testing.T) {
 			}
 			first <- a
 		}()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if r := send(t, env.URL, call{method: "GET", path: "/v1/tenants/slow-co", token: apitest.AdminToken}); r.Status == http.StatusOK {
-				break // the create committed, and its onboarding waits at the gate
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the create did not start")
-			}
-		}
+		// The create commits, and its onboarding waits at the gate.
+		runtest.Eventually(t, "the create's commit", func() bool {
+			r := send(t, env.URL, call{method: "GET", path: "/v1/tenants/slow-co", token: apitest.AdminToken})
+			return r.Status == http.StatusOK
+		})
 		retried := make(chan createAnswer, 1)
 		go func() {
 			a, err := postTenant(env.URL, "slow-co", "k-slow")

@@ -4,11 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -125,16 +125,10 @@ func TestClientsAreTenantScoped(t *testing.T) {
 		if _, err := env.Tenants.Delete(ctx, "tenant-a", clientActor); err != nil {
 			t.Fatal(err)
 		}
-		deadline := 200
-		for ; deadline > 0; deadline-- {
-			if _, err := env.Directory.ClientByIDAllTenants(ctx, ca.ID); errs.Is(err, "client_not_found") {
-				break
-			}
-			time.Sleep(25 * time.Millisecond)
-		}
-		if deadline == 0 {
-			t.Fatal("tenant-a's client survives its offboarding")
-		}
+		runtest.Eventually(t, "tenant-a's client gone with its offboarding", func() bool {
+			_, err := env.Directory.ClientByIDAllTenants(ctx, ca.ID)
+			return errs.Is(err, "client_not_found")
+		})
 		if _, err := env.Directory.AuthenticateClientAllTenants(ctx, cp.ID, cp.ClientSecret); err != nil {
 			t.Errorf("the platform client is gone too: %v", err)
 		}

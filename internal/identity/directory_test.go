@@ -75,17 +75,10 @@ func newEnv(t *testing.T, dsn string, tenantIDs ...tenant.ID) *env {
 
 func (e *env) waitStatus(t *testing.T, id tenant.ID, want tenants.Status) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	runtest.Eventually(t, fmt.Sprintf("tenant %s %s", id, want), func() bool {
 		tn, err := e.reg.Get(context.Background(), id)
-		if err == nil && tn.Status == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tenant %s: status %s (err %v); want %s", id, tn.Status, err, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && tn.Status == want
+	})
 }
 
 func (e *env) createUser(t *testing.T, tid tenant.ID, req identity.CreateUserRequest) identity.CreatedUser {

@@ -37,12 +37,10 @@ func TestPasswordHashingBounded(t *testing.T) {
 	if _, _, err := reg.Create(ctx, tenants.CreateRequest{ID: "acme"}, "", op); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if tn, _ := reg.Get(ctx, "acme"); tn.Status == tenants.Active || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	runtest.Eventually(t, "acme active", func() bool {
+		tn, _ := reg.Get(ctx, "acme")
+		return tn.Status == tenants.Active
+	})
 
 	runtime.GC()
 	var base runtime.MemStats

@@ -68,15 +68,10 @@ func newEnv(t *testing.T, dsn string, tenantIDs ...string) *env {
 
 func (e *env) waitStatus(t *testing.T, id string, want tenants.Status) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	runtest.Eventually(t, "tenant "+id+" "+string(want), func() bool {
 		tn, err := e.reg.Get(context.Background(), tenant.ID(id))
-		if err == nil && tn.Status == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tenant %s: %+v %v, want %s", id, tn, err, want)
-		}
-	}
+		return err == nil && tn.Status == want
+	})
 }
 
 func ec(tid string, kv ...string) kms.Context {
@@ -140,12 +135,12 @@ func TestEncryptDecrypt(t *testing.T) {
 		_, err = e.svc.Encrypt(context.Background(), "globex", kms.EncryptRequest{KeyID: "alias/customer-acme", Plaintext: []byte("x"), EncryptionContext: ec("globex")}, op)
 		wantCode(t, "globex uses acme's alias", err, "key_not_found")
 		// The attempt is in the platform's chain, naming both tenants.
-		eventually(t, "the cross-tenant attempt in the audit trail", func() bool {
+		runtest.Eventually(t, "the cross-tenant attempt in the audit trail", func() bool {
 			p, err := e.log.ListAllTenants(context.Background(), audit.Filter{Action: "kms.cross_tenant_attempt", Limit: 10})
 			return err == nil && len(p.Items) == 1 && p.Items[0].Detail["caller_tenant"] == "globex" && p.Items[0].Detail["key_tenant"] == "acme"
 		})
 		// Every operation is in acme's chain: key, version, context hash, outcome.
-		eventually(t, "kms events in the audit trail", func() bool {
+		runtest.Eventually(t, "kms events in the audit trail", func() bool {
 			p, err := e.log.ListAllTenants(context.Background(), audit.Filter{Tenant: "acme", Limit: 100})
 			if err != nil {
 				return false
@@ -184,15 +179,6 @@ func TestEncryptDecrypt(t *testing.T) {
 		_, err = e.svc.Encrypt(context.Background(), "acme", kms.EncryptRequest{KeyID: "alias/none", Plaintext: []byte("x"), EncryptionContext: ec("acme")}, op)
 		wantCode(t, "unknown alias", err, "key_not_found")
 	})
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s", what)
-		}
-	}
 }
 
 // TestRotation: a rotated key encrypts with its new version and still
@@ -392,16 +378,16 @@ func TestKeyChangesReachOtherNodes(t *testing.T) {
 		}
 		return out
 	}
-	eventually(t, "node 2 listening and caching", func() bool { return enc().KeyVersion == 1 && n2.CachedKeys() == 1 })
+	runtest.Eventually(t, "node 2 listening and caching", func() bool { return enc().KeyVersion == 1 && n2.CachedKeys() == 1 })
 	ct := enc()
 	if _, err := e.svc.Rotate(context.Background(), "acme", ct.KeyID, op); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "node 2 encrypting with the rotated version", func() bool { return enc().KeyVersion == 2 })
+	runtest.Eventually(t, "node 2 encrypting with the rotated version", func() bool { return enc().KeyVersion == 2 })
 	if _, err := e.svc.ScheduleDeletion(context.Background(), "acme", ct.KeyID, 7, op); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "node 2 refusing the key pending deletion", func() bool {
+	runtest.Eventually(t, "node 2 refusing the key pending deletion", func() bool {
 		_, err := n2.Decrypt(context.Background(), "acme", kms.DecryptRequest{Ciphertext: ct.Ciphertext, EncryptionContext: ec("acme")}, op)
 		return errs.Is(err, "key_pending_deletion")
 	})

@@ -1,11 +1,14 @@
-// Package runtest runs a service's background work (its Run method) for
-// the length of a test, as internal/app does for the length of a node.
+// Package runtest helps the tests of code that works in the background:
+// Go runs a service's Run for the length of a test, as internal/app does
+// for the length of a node, and Eventually waits for what such work makes
+// true, instead of a sleep that guesses how long it takes.
 package runtest
 
 import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Go calls run in a goroutine of its own with a context that ends when the
@@ -30,3 +33,21 @@ func Go(t testing.TB, run func(ctx context.Context) error) (stop func() error) {
 	})
 	return stop
 }
+
+// Eventually waits until cond holds, calling it every few milliseconds,
+// and fails the test if it does not within a generous deadline: what a
+// test waits for is an event (a commit, a notification, a step), and a
+// loaded machine only delays it.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(eventuallyWithin)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", eventuallyWithin, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// eventuallyWithin is Eventually's deadline.
+const eventuallyWithin = time.Minute

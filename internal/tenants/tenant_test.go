@@ -156,17 +156,13 @@ func TestFailedStepIsRetried(t *testing.T) {
 
 func waitStatus(t *testing.T, reg *tenants.Registry, id tenant.ID, want tenants.Status) tenants.Tenant {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		tn, err := reg.Get(context.Background(), id)
-		if err == nil && tn.Status == want {
-			return tn
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tenant %s: status %s (err %v); want %s", id, tn.Status, err, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var tn tenants.Tenant
+	runtest.Eventually(t, fmt.Sprintf("tenant %s %s", id, want), func() bool {
+		var err error
+		tn, err = reg.Get(context.Background(), id)
+		return err == nil && tn.Status == want
+	})
+	return tn
 }
 
 func TestLifecycle(t *testing.T) {
@@ -394,10 +390,7 @@ func TestOneNodeRunsAWorkflow(t *testing.T) {
 		_, _, err := n1.Create(context.Background(), tenants.CreateRequest{ID: "shared"}, "", op)
 		created <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for calls.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	runtest.Eventually(t, "n1 in the slow step", func() bool { return calls.Load() > 0 })
 	// n2 resumes every running workflow at once, then every 20ms.
 	stop2 := runtest.Go(t, func(ctx context.Context) error { return n2.Run(ctx, 20*time.Millisecond) })
 	time.Sleep(300 * time.Millisecond)

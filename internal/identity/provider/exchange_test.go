@@ -23,6 +23,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
@@ -240,15 +241,10 @@ func TestTokenExchange(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := "user:" + ann.ID + " via client:" + acmeSvc.ID
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		runtest.Eventually(t, "the service's act audited as "+want, func() bool {
 			made, _ := f.env.Audit.ListAllTenants(f.ctx, audit.Filter{Tenant: "acme", Action: "kms.encrypt"})
-			if len(made.Items) > 0 && made.Items[0].Principal == want {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the service's act is audited as %+v; want %s", made.Items, want)
-			}
-		}
+			return len(made.Items) > 0 && made.Items[0].Principal == want
+		})
 
 		// The exchange is audited in ann's tenant's chain.
 		evs := exchangeEvents(t, f)

@@ -3,7 +3,6 @@ package provider_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
@@ -75,16 +75,10 @@ func TestTenantKeyFlow(t *testing.T) {
 		if _, err := f.env.Tenants.Delete(f.ctx, "tenant-a", op); err != nil {
 			t.Fatal(err)
 		}
-		for deadline := 0; ; deadline++ {
+		runtest.Eventually(t, "tenant-a deleted", func() bool {
 			tn, err := f.env.Tenants.Get(f.ctx, "tenant-a")
-			if err == nil && tn.Status == tenants.Deleted {
-				break
-			}
-			if deadline > 1000 {
-				t.Fatalf("tenant-a not deleted: %+v %v", tn, err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return err == nil && tn.Status == tenants.Deleted
+		})
 		if st := postJSON(t, f.env.URL, credA, "/v1/kms/decrypt", map[string]any{"ciphertext": stored, "encryption_context": ecA}, nil); st != 401 {
 			t.Errorf("tenant-a's credential after offboarding: %d, want 401", st)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -431,17 +432,10 @@ func TestOffboardingRevokesTokens(t *testing.T) {
 		if _, err := f.env.Tenants.Delete(f.ctx, "acme", op); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		runtest.Eventually(t, "acme's offboarding", func() bool {
 			tn, _ := f.env.Tenants.Get(f.ctx, "acme")
-			if tn.Status == tenants.Deleted {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("offboarding did not finish")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return tn.Status == tenants.Deleted
+		})
 		tok.Expiry = time.Now().Add(-time.Minute)
 		if _, err := conf.TokenSource(f.ctx, tok).Token(); err == nil {
 			t.Fatal("an offboarded tenant's refresh token still works")
