@@ -265,10 +265,12 @@ func (s *Service) deliver(ctx context.Context, tid tenant.ID, c connRow, a Alert
 	client := s.webhookClient()
 	for attempt := range 3 {
 		if attempt > 0 {
+			t, wait := s.clock.NewTimer(time.Duration(attempt) * time.Second)
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return
-			case <-time.After(time.Duration(attempt) * time.Second):
+			case <-wait:
 			}
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Alerts.WebhookURL, bytes.NewReader(body))
@@ -277,7 +279,7 @@ func (s *Service) deliver(ctx context.Context, tid tenant.ID, c connRow, a Alert
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("User-Agent", "Bulkhead-Webhook/1")
-		req.Header.Set(SignatureHeader, Sign(secret, time.Now(), body))
+		req.Header.Set(SignatureHeader, Sign(secret, s.clock.Now(), body))
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()

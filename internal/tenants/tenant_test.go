@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -450,5 +451,37 @@ func TestRetryDelayBacksOff(t *testing.T) {
 	}
 	if got := tenants.RetryDelay(0, 9); got != 0 {
 		t.Errorf("at start every workflow is due; retryDelay(0, 9) = %v", got)
+	}
+}
+
+// TestRetryFollowsTheClock: a failed step is retried when the registry's
+// clock has moved one retry interval past the failure, not before.
+func TestRetryFollowsTheClock(t *testing.T) {
+	db := storagetest.Open(t, storagetest.DSN(t, storage.SQLite), audit.Migrations(), tenants.Migrations())
+	l := audit.New(db, audit.Options{})
+	t.Cleanup(func() { l.Close() })
+	fc := clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	reg := tenants.NewRegistry(db, l, tenants.Options{Clock: fc})
+	var calls atomic.Int32
+	reg.AddOnboardingStep(tenants.Step{Name: "flaky", Run: func(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
+		if calls.Add(1) == 1 {
+			return errors.New("upstream unavailable")
+		}
+		return nil
+	}})
+	runtest.Go(t, func(ctx context.Context) error { return reg.Run(ctx, time.Minute) })
+	// Run sets its ticker once it has resumed what was interrupted.
+	runtest.Eventually(t, "the retry ticker", func() bool { return fc.Pending() == 1 })
+	if tn, _, err := reg.Create(context.Background(), tenants.CreateRequest{ID: "clock-co"}, "", op); err != nil || tn.Status != tenants.Provisioning {
+		t.Fatalf("create with a failing step: %+v %v", tn, err)
+	}
+	fc.Advance(59 * time.Second)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the step ran %d times before a retry interval passed", n)
+	}
+	fc.Advance(time.Second)
+	waitStatus(t, reg, "clock-co", tenants.Active)
+	if n := calls.Load(); n != 2 {
+		t.Errorf("the step ran %d times; want 2", n)
 	}
 }

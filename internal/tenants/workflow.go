@@ -174,7 +174,7 @@ func (r *Registry) Run(ctx context.Context, interval time.Duration) error {
 	if err := r.resume(ctx, 0); err != nil && ctx.Err() == nil {
 		return err
 	}
-	t := time.NewTicker(interval)
+	t, tick := r.clock.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -183,7 +183,7 @@ func (r *Registry) Run(ctx context.Context, interval time.Duration) error {
 		case <-r.stopping:
 			<-ctx.Done()
 			return nil
-		case <-t.C:
+		case <-tick:
 			if err := r.resume(ctx, interval); err != nil {
 				r.log.ErrorContext(ctx, "resume workflows", "err", err)
 			}

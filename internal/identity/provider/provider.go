@@ -419,13 +419,13 @@ func (p *Provider) Purge(ctx context.Context, now time.Time) (int64, error) {
 
 // Run purges expired rows every interval until ctx ends, and returns then.
 func (p *Provider) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
+	t, tick := p.clock().NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-tick:
 			if n, err := p.Purge(ctx, p.clock().Now()); err != nil {
 				p.cfg.Logger.ErrorContext(ctx, "purge expired sign-ins and tokens", "err", err)
 			} else if n > 0 {
