@@ -1,6 +1,7 @@
 package provider_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
@@ -23,7 +26,9 @@ import (
 // unwrap failure) as the error_description.
 func TestInternalErrorsStayInternal(t *testing.T) {
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
-		f := newFixture(t, dsn)
+		// The node's clock moves only when the test moves it.
+		clk := clock.NewFake(time.Now())
+		f := &fixture{env: apitest.New(t, dsn, apitest.Options{Argon2: fast, Clock: clk}), ctx: context.Background()}
 		f.tenant(t, "acme", "basic")
 		c := f.client(t, "acme", identity.CreateClientRequest{Name: "svc", GrantTypes: []string{"client_credentials"}})
 		cfg := clientcredentials.Config{ClientID: c.ID, ClientSecret: c.ClientSecret, TokenURL: f.env.URL + "/oauth/token"}
@@ -38,7 +43,7 @@ func TestInternalErrorsStayInternal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1100 * time.Millisecond) // the store's memory of the active key
+		clk.Advance(2 * time.Second) // past the signing store's memory of the active key (a second)
 		req, _ := http.NewRequest("POST", cfg.TokenURL, strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth(c.ID, c.ClientSecret)
