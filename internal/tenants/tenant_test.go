@@ -394,7 +394,12 @@ func TestOneNodeRunsAWorkflow(t *testing.T) {
 	runtest.Eventually(t, "n1 in the slow step", func() bool { return calls.Load() > 0 })
 	// n2 resumes every running workflow at once, then every 20ms.
 	stop2 := runtest.Go(t, func(ctx context.Context) error { return n2.Run(ctx, 20*time.Millisecond) })
-	time.Sleep(300 * time.Millisecond)
+	// Each try of n2 claims the workflow (an attempt) and finds it busy:
+	// wait for two, at start and from the retry loop, while n1 is in the step.
+	runtest.Eventually(t, "node 2's tries", func() bool {
+		wfs, err := n2.Workflows(context.Background(), "shared")
+		return err == nil && len(wfs) == 1 && wfs[0].Attempts >= 3
+	})
 	close(release)
 	if err := <-created; err != nil {
 		t.Fatal(err)
