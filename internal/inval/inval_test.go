@@ -10,6 +10,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/inval"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -70,15 +71,7 @@ func (c *cache) waitFor(t *testing.T, call string) []string {
 // run runs ch until the test ends and waits for it to listen.
 func run(t *testing.T, ch *inval.Channel, c *cache) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ch.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	runtest.Go(t, ch.Run)
 	c.waitFor(t, "enable")
 }
 
@@ -190,9 +183,7 @@ func TestOtherNode(t *testing.T) {
 	t.Cleanup(func() { db2.Close() })
 	c2 := newCache()
 	node2 := inval.New(db2, channel, nil, nil, c2.hooks())
-	ctx2, stop2 := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- node2.Run(ctx2) }()
+	stop2 := runtest.Go(t, node2.Run)
 	c2.waitFor(t, "enable")
 
 	actor := tenant.Actor{Principal: "user:u1"}
@@ -227,8 +218,7 @@ func TestOtherNode(t *testing.T) {
 	}
 
 	// A node that stops listening stops caching.
-	stop2()
-	if err := <-done; err != nil {
+	if err := stop2(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	if got := c2.got(); got[len(got)-1] != "disable" {
