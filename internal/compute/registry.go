@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -288,17 +287,5 @@ const notifyChannel = "bulkhead_functions"
 // evicts idle environments every ten seconds, until ctx ends. It returns
 // once its listener has stopped too.
 func (r *Registry) Run(ctx context.Context) error {
-	var listener sync.WaitGroup
-	defer listener.Wait()
-	listener.Go(func() { r.inval.Run(ctx) })
-	t := time.NewTicker(10 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			r.engine.EvictIdle(ctx)
-		}
-	}
+	return r.inval.RunEvery(ctx, 10*time.Second, func(ctx context.Context) { r.engine.EvictIdle(ctx) })
 }

@@ -28,6 +28,8 @@ package inval
 import (
 	"context"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -138,4 +140,24 @@ func (c *Channel) Run(ctx context.Context) error {
 		func(key string) { c.apply(ctx, key) })
 	<-ctx.Done() // on SQLite Listen returns at once
 	return nil
+}
+
+// RunEvery is Run beside a periodic task: it calls tick every interval
+// while it listens, until ctx ends, and returns once both have stopped.
+// It is the Run of a service whose cache listener has a sweep to go with
+// it.
+func (c *Channel) RunEvery(ctx context.Context, interval time.Duration, tick func(context.Context)) error {
+	var listener sync.WaitGroup
+	defer listener.Wait()
+	listener.Go(func() { c.Run(ctx) })
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			tick(ctx)
+		}
+	}
 }

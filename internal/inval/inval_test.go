@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,4 +225,26 @@ func TestOtherNode(t *testing.T) {
 	if got := c2.got(); got[len(got)-1] != "disable" {
 		t.Fatalf("node 2 after Run: %q, want disable last", got)
 	}
+}
+
+// TestRunEvery: the periodic task runs beside the listener, and RunEvery
+// returns, with the listener stopped, once its context ends.
+func TestRunEvery(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		db := storagetest.Open(t, dsn, audit.Migrations())
+		c := newCache()
+		ch := inval.New(db, channel, nil, nil, c.hooks())
+		var ticks atomic.Int32
+		stop := runtest.Go(t, func(ctx context.Context) error {
+			return ch.RunEvery(ctx, time.Millisecond, func(context.Context) { ticks.Add(1) })
+		})
+		c.waitFor(t, "enable")
+		runtest.Eventually(t, "two ticks", func() bool { return ticks.Load() >= 2 })
+		if err := stop(); err != nil {
+			t.Fatalf("RunEvery: %v", err)
+		}
+		if got := c.got(); got[len(got)-1] != "disable" && storage.IsPostgres(dsn) {
+			t.Errorf("calls after RunEvery: %q, want disable last (the listener stopped)", got)
+		}
+	})
 }

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -182,20 +181,14 @@ func New(db *storage.DB, log *audit.Log, sealer Sealer, opts Options) *Service {
 // keys whose deletion window has passed, once a minute, until ctx ends. It
 // returns once its listener has stopped too.
 func (s *Service) Run(ctx context.Context) error {
-	var listener sync.WaitGroup
-	defer listener.Wait()
-	listener.Go(func() { s.inval.Run(ctx) })
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		if _, err := s.DestroyDue(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "kms: destroying keys past their deletion window", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	s.destroyDue(ctx)
+	return s.inval.RunEvery(ctx, time.Minute, s.destroyDue)
+}
+
+// destroyDue is DestroyDue for Run, which logs what fails.
+func (s *Service) destroyDue(ctx context.Context) {
+	if _, err := s.DestroyDue(ctx); err != nil && ctx.Err() == nil {
+		s.log.ErrorContext(ctx, "kms: destroying keys past their deletion window", "err", err)
 	}
 }
 

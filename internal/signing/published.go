@@ -204,17 +204,7 @@ func (p *Published) changed(ctx context.Context, tx *storage.Tx, t tenant.ID) er
 // nodes, and a full reload every second while not listening. It returns
 // once its listener has stopped too.
 func (p *Published) run(ctx context.Context) error {
-	var listener sync.WaitGroup
-	defer listener.Wait()
-	listener.Go(func() { p.inval.Run(ctx) })
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	return p.inval.RunEvery(ctx, time.Second, func(ctx context.Context) {
 		// On PostgreSQL only a listening connection clears stale (up);
 		// on SQLite a successful reload does.
 		if p.stale.Load() {
@@ -222,5 +212,5 @@ func (p *Published) run(ctx context.Context) error {
 				p.stale.Store(false)
 			}
 		}
-	}
+	})
 }
