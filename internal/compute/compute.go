@@ -374,6 +374,16 @@ func (e *Engine) forget(ctx context.Context, name string) {
 	}
 }
 
+// deployed returns the function of name's deployed version, if any.
+func (e *Engine) deployed(name string) (Function, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if v, ok := e.versions[name]; ok {
+		return v.fn, true
+	}
+	return Function{}, false
+}
+
 // forgetAll drops every deployment (changes may have been missed).
 func (e *Engine) forgetAll() {
 	e.mu.Lock()

@@ -96,8 +96,24 @@ func NewRegistry(db *storage.DB, log *audit.Log, engine *Engine) *Registry {
 	// publication: it drops every deployment and loads each function anew.
 	forgetAll := func(context.Context) { engine.forgetAll() }
 	r.inval = inval.New(db, notifyChannel, log, engine.opts.Logger, inval.Hooks{
-		Evict: engine.forget, Purge: forgetAll, Enable: forgetAll, Disable: forgetAll})
+		Evict: r.forgetStale, Purge: forgetAll, Enable: forgetAll, Disable: forgetAll})
 	return r
+}
+
+// forgetStale drops this node's deployment of function name unless it is
+// the version the registry holds now. A change notice reaches every node,
+// the publishing one too, and that one deployed the new version before it
+// stored it: dropping it would make the next invocation a cold start (or,
+// for a per-tenant function, a new environment where the caller expects its
+// own). When the registry cannot be read, the deployment is dropped: the
+// next invocation loads what is current.
+func (r *Registry) forgetStale(ctx context.Context, name string) {
+	if v, ok := r.engine.deployed(name); ok {
+		if cur, err := r.get(ctx, name); err == nil && cur.Version == v.Version && cur.Digest == v.Digest {
+			return
+		}
+	}
+	r.engine.forget(ctx, name)
 }
 
 // Engine is the registry's engine.
