@@ -71,6 +71,12 @@ func newConnectionRig(tb testing.TB, d storage.Dialect, cacheTTL time.Duration, 
 	if _, _, err := r.node1.Tenants.Create(ctx, tenants.CreateRequest{ID: string(r.tid)}, "", actor); err != nil {
 		tb.Fatal(err)
 	}
+	// With two nodes the second one's workflow engine may have claimed the
+	// onboarding, and Create returned while it runs: wait for the tenant's
+	// key and the rest of onboarding.
+	if _, err := r.node1.Tenants.AwaitOnboarding(ctx, r.tid); err != nil {
+		tb.Fatal(err)
+	}
 	var err error
 	r.conn, err = r.node1.Connect.Create(ctx, r.tid, connect.CreateRequest{Name: "bench", UpstreamURL: up.URL + "/api",
 		Token: upstreamToken, Placement: connect.Placement{Type: connect.PlaceBearer}}, actor)
