@@ -31,6 +31,11 @@ func TestGroupHelp(t *testing.T) {
 				t.Errorf("bulkhead %s: exit %d; want 0 and the usage on stdout\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
 			}
 		}
+		// bulkhead help <group> used to print the main usage.
+		args := append([]string{"help"}, strings.Fields(path)...)
+		if code, out, errOut := runHere("", args...); code != 0 || out != u.usage+"\n" || errOut != "" {
+			t.Errorf("bulkhead %s: exit %d; want 0 and the group's usage on stdout\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
+		}
 		if !strings.HasPrefix(u.usage, "Usage:\n  bulkhead "+path+" ") {
 			t.Errorf("the usage of %s does not start with Usage: bulkhead %s:\n%s", path, path, u.usage)
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
@@ -197,6 +198,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	if len(args) > 1 && isHelp(args[0]) {
+		// "bulkhead help tenant create" is "bulkhead tenant create --help".
+		args = append(slices.Clone(args[1:]), "--help")
 	}
 	if _, ok := table[args[0]]; !ok {
 		fmt.Fprintf(stderr, "bulkhead: unknown command %q\n\n%s", args[0], usage)
