@@ -49,7 +49,7 @@ func loginUser(tb testing.TB, a *app.App) (tenant.ID, [3]int) {
 		tb.Fatalf("read hash: %v", err)
 	}
 	var p [3]int
-	parts := strings.Split(hash, "$") // $argon2id$v=19$m=65536,t=3,p=2$salt$key
+	parts := strings.Split(hash, "$") // $argon2id$v=19$m=65536,t=3,p=1$salt$key
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		tb.Fatalf("stored hash is not argon2id: %.20q…", hash)
 	}

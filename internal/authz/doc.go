@@ -42,7 +42,8 @@
 // one store are serialized by a lock on its row.
 //
 // Decisions are default deny. Every deny is written to the tenant's audit
-// chain (action authz.decision); allows too when the store's log_allows
+// chain (action authz.decision; a batch as one authz.batch_decision that
+// lists its decisions); allows too when the store's log_allows
 // setting is on, and every decision the operator asks for. The entries are
 // handed to the audit log's group commit without waiting for it
 // (audit.Log.Enqueue), so a decision never waits for a disk flush; a crash

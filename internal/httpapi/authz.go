@@ -136,6 +136,10 @@ func (s *Server) authzRoutes() []Route {
 		return a.Authorize(r.Context(), tid, authzRequest(in), asker(r, tid))
 	})
 	authorizeBatch := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in api.AuthorizationBatch) (api.AuthorizationBatchResult, error) {
+		// The first decision was charged on admission.
+		if err := chargeMore(r, len(in.Requests)-1); err != nil {
+			return api.AuthorizationBatchResult{}, err
+		}
 		ds, err := a.AuthorizeBatch(r.Context(), tid, each(in.Requests, authzRequest), asker(r, tid))
 		return api.AuthorizationBatchResult{Results: ds}, err
 	})

@@ -88,8 +88,8 @@ func newTierRates(tiers tenants.Tiers, reg prometheus.Registerer) *tierRates {
 	return t
 }
 
-// allow charges one request of tenant credential tc.
-func (t *tierRates) allow(tc tenant.Context, now time.Time) error {
+// allow charges n requests of tenant credential tc.
+func (t *tierRates) allow(tc tenant.Context, n int, now time.Time) error {
 	tier := tc.Tier
 	if _, ok := t.tiers[tier]; !ok {
 		tier = tenants.DefaultTier
@@ -98,7 +98,7 @@ func (t *tierRates) allow(tc tenant.Context, now time.Time) error {
 	if l == nil {
 		return nil
 	}
-	ok, wait := l.Take(string(tc.TenantID), now)
+	ok, wait := l.TakeN(string(tc.TenantID), n, now)
 	if ok {
 		return nil
 	}
@@ -109,29 +109,56 @@ func (t *tierRates) allow(tc tenant.Context, now time.Time) error {
 			tier, tr.RateLimitRPS, max(tr.RateLimitBurst, int(tr.RateLimitRPS), 1))}
 }
 
+// charge counts n requests of tenant credential tc against its tier's
+// rate, holding a refusal as slowRefusal says.
+func (t *tierRates) charge(ctx context.Context, tc tenant.Context, n int) error {
+	if err := t.allow(tc, n, time.Now()); err != nil {
+		t.slowRefusal(ctx, string(tc.TenantID), err)
+		return err
+	}
+	return nil
+}
+
 // limitTenant applies the tenant's rate to an authenticated request made
 // with a tenant credential, then waits for one of the tenant's in-flight
-// places. It returns the function that gives the place back.
-func (s *Server) limitTenant(r *http.Request) (func(), error) {
-	tc, ok := tenant.FromContext(r.Context())
+// places. It returns the request's context, which carries what chargeMore
+// needs, and the function that gives the place back.
+func (s *Server) limitTenant(r *http.Request) (context.Context, func(), error) {
+	ctx := r.Context()
+	tc, ok := tenant.FromContext(ctx)
 	if !ok {
-		return func() {}, nil // the operator
+		return ctx, func() {}, nil // the operator
 	}
 	if s.rates != nil {
-		if err := s.rates.allow(tc, time.Now()); err != nil {
-			s.rates.slowRefusal(r.Context(), string(tc.TenantID), err)
-			return nil, err
+		if err := s.rates.charge(ctx, tc, 1); err != nil {
+			return nil, nil, err
 		}
+		ctx = context.WithValue(ctx, costKey{}, func(n int) error { return s.rates.charge(ctx, tc, n) })
 	}
 	key := string(tc.TenantID)
-	if err := s.inflight.Acquire(r.Context(), key, maxInflightWait); err != nil {
+	if err := s.inflight.Acquire(ctx, key, maxInflightWait); err != nil {
 		if errors.Is(err, fairshare.ErrBusy) {
 			err = &errs.Error{Kind: errs.Busy, Code: "tenant_busy", RetryAfter: time.Second,
 				Detail: "this tenant's requests have filled its share of the node; retry shortly"}
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return func() { s.inflight.Release(key) }, nil
+	return ctx, func() { s.inflight.Release(key) }, nil
+}
+
+type costKey struct{}
+
+// chargeMore counts n more requests of the caller against its tier's rate,
+// for a request whose cost is known only once its body is read: a batch of
+// n decisions costs what n single requests do, so batching does not
+// multiply a tier's rate a hundredfold. The operator's requests, and a
+// tier without a rate, cost nothing.
+func chargeMore(r *http.Request, n int) error {
+	f, _ := r.Context().Value(costKey{}).(func(int) error)
+	if f == nil || n <= 0 {
+		return nil
+	}
+	return f(n)
 }
 
 // A tenant's requests in flight on a node are bounded (newInflight): more

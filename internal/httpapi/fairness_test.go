@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
@@ -61,6 +63,57 @@ func TestTenantRateLimit(t *testing.T) {
 		for range 20 {
 			if r := send(t, env.URL, call{method: "GET", path: "/v1/tenants/tenant-a", token: apitest.AdminToken}); r.Status != 200 {
 				t.Fatalf("the operator while tenant-a is limited: %d", r.Status)
+			}
+		}
+	})
+}
+
+// TestBatchCostsItsDecisions: a batch of n decisions is charged n against
+// the tier's rate (a batch of 100 made a basic tenant 100 times its rate);
+// a refused batch costs one request, and it is audited as one event that lists its decisions
+// (100 audit events a batch took the node's audit writer from the others).
+func TestBatchCostsItsDecisions(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		tiers := filepath.Join(t.TempDir(), "tiers.json")
+		os.WriteFile(tiers, []byte(`{"tiers":[{"name":"basic","isolation":"pool","rate_limit_rps":0.5,"rate_limit_burst":10}]}`), 0o600)
+		toks := map[string]tenant.Context{tokA: {TenantID: "tenant-a", Principal: "user:a", Tier: "basic"}}
+		env := apitest.New(t, dsn, apitest.Options{TiersFile: tiers, TenantTokens: toks})
+		createTenant(t, env, client.CreateTenant{ID: "tenant-a"})
+		req := map[string]any{"principal": ref("User", "u"), "action": ref("Action", "read"), "resource": ref("Doc", "d")}
+		batch := func(n int) []any {
+			out := make([]any, n)
+			for i := range out {
+				out[i] = req
+			}
+			return out
+		}
+		path := "/v1/tenants/tenant-a/authorize/batch"
+		if r := send(t, env.URL, call{method: "POST", path: path, token: tokA, body: mustJSON(t, map[string]any{"requests": batch(8)})}); r.Status != 200 {
+			t.Fatalf("a batch of 8 within a burst of 10: %d %s", r.Status, r.Body)
+		}
+		r := send(t, env.URL, call{method: "POST", path: path, token: tokA, body: mustJSON(t, map[string]any{"requests": batch(8)})})
+		wantProblem(t, "a second batch of 8 with 2 left", r, 429, "tenant_rate_limited", "")
+		// The refused batch cost one request (its admission), not 8: one
+		// is left.
+		if r := send(t, env.URL, call{method: "POST", path: path, token: tokA, body: mustJSON(t, map[string]any{"requests": batch(1)})}); r.Status != 200 {
+			t.Fatalf("a batch of 1 after the refused one: %d %s", r.Status, r.Body)
+		}
+		var events []client.AuditEvent
+		runtest.Eventually(t, "the batches' audit events", func() bool {
+			events = auditEvents(t, env, client.AuditQuery{Tenant: "tenant-a", Action: "authz.batch_decision"})
+			return len(events) == 2
+		})
+		if n := len(auditEvents(t, env, client.AuditQuery{Tenant: "tenant-a", Action: "authz.decision"})); n != 0 {
+			t.Errorf("%d authz.decision events for batches; want one authz.batch_decision each", n)
+		}
+		for _, e := range events {
+			var list []map[string]any
+			if err := json.Unmarshal([]byte(e.Detail["decisions"]), &list); err != nil {
+				t.Fatalf("decisions detail %q: %v", e.Detail["decisions"], err)
+			}
+			if e.Outcome != "denied" || e.Detail["denied"] != e.Detail["requests"] ||
+				strconv.Itoa(len(list)) != e.Detail["requests"] || list[0]["resource"] != `Doc::"d"` {
+				t.Errorf("batch event %+v", e)
 			}
 		}
 	})

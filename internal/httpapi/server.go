@@ -287,12 +287,13 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 			// Over its tier's rate: refused before any work, and not
 			// audited one by one (the metric counts them).
-			done, err := s.limitTenant(r)
+			ctx, done, err := s.limitTenant(r)
 			if err != nil {
 				s.writeError(sw, r, err)
 				return
 			}
 			defer done()
+			r = r.WithContext(ctx)
 		}
 		if id, err := tenant.ParseID(r.PathValue("tenant")); err == nil {
 			r = r.WithContext(tenant.WithID(r.Context(), id))

@@ -42,6 +42,46 @@ func New(rate float64, burst, max int) *Limiter {
 func (l *Limiter) Allow(key string, now time.Time) (ok bool, refusedBefore int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	b := l.bucket(key, now)
+	if b.tokens < 1 {
+		b.refused++
+		return false, 0
+	}
+	b.tokens--
+	refusedBefore, b.refused = b.refused, 0
+	return true, refusedBefore
+}
+
+// Take takes a token from key's bucket at now, like Allow, and when there
+// is none says how long until there is one (for Retry-After).
+func (l *Limiter) Take(key string, now time.Time) (ok bool, wait time.Duration) {
+	return l.TakeN(key, 1, now)
+}
+
+// TakeN takes n tokens from key's bucket at now, all of them or none, for
+// a request that costs n (a batch of n decisions); when they are not there
+// it says how long until they are. A cost above the burst is charged as
+// the burst, the most a bucket holds.
+func (l *Limiter) TakeN(key string, n int, now time.Time) (ok bool, wait time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucket(key, now)
+	need := min(float64(max(n, 1)), l.burst)
+	if b.tokens >= need {
+		b.tokens -= need
+		b.refused = 0
+		return true, 0
+	}
+	b.refused++
+	if l.rate <= 0 {
+		return false, time.Hour
+	}
+	return false, time.Duration((need - b.tokens) / l.rate * float64(time.Second))
+}
+
+// bucket returns key's bucket refilled up to now, making it (full) if the
+// limiter did not know key. l.mu is held.
+func (l *Limiter) bucket(key string, now time.Time) *bucket {
 	e, found := l.buckets[key]
 	if found {
 		l.lru.MoveToFront(e)
@@ -57,28 +97,7 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, refusedBefore int) 
 	b := e.Value.(*bucket)
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
-	if b.tokens < 1 {
-		b.refused++
-		return false, 0
-	}
-	b.tokens--
-	refusedBefore, b.refused = b.refused, 0
-	return true, refusedBefore
-}
-
-// Take takes a token from key's bucket at now, like Allow, and when there
-// is none says how long until there is one (for Retry-After).
-func (l *Limiter) Take(key string, now time.Time) (ok bool, wait time.Duration) {
-	if ok, _ := l.Allow(key, now); ok {
-		return true, 0
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[key].Value.(*bucket)
-	if l.rate <= 0 {
-		return false, time.Hour
-	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return b
 }
 
 // Ready reports whether key's bucket holds a token at now, without

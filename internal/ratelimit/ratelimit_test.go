@@ -49,3 +49,26 @@ func TestLeastRecentlyUsedIsForgotten(t *testing.T) {
 		t.Fatalf("tracked %d; want 3", l.Tracked())
 	}
 }
+
+// TestTakeN: a request that costs n takes n tokens or none, waits for all
+// n, and a cost over the burst is charged as the burst.
+func TestTakeN(t *testing.T) {
+	l := New(10, 100, 10)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if ok, _ := l.TakeN("a", 60, t0); !ok {
+		t.Fatal("60 of a full bucket of 100 refused")
+	}
+	ok, wait := l.TakeN("a", 60, t0)
+	if ok || wait != 2*time.Second {
+		t.Fatalf("60 more: ok=%v wait=%v; want refused, 2s (20 missing at 10/s)", ok, wait)
+	}
+	if ok, _ := l.TakeN("a", 40, t0); !ok {
+		t.Fatal("the refused 60 took tokens: 40 left should pass")
+	}
+	if ok, _ := l.TakeN("b", 1000, t0); !ok {
+		t.Fatal("a cost over the burst is never satisfiable unless charged as the burst")
+	}
+	if ok, wait := l.Take("b", t0); ok || wait != 100*time.Millisecond {
+		t.Fatalf("after a burst-sized cost: ok=%v wait=%v; want refused, 100ms", ok, wait)
+	}
+}
