@@ -170,6 +170,18 @@ func TestCLIPolicyAndAuthorize(t *testing.T) {
 			for _, e := range audit.Items {
 				decisions[e.Detail["decision"]]++
 			}
+			// A batch is one event that lists its decisions.
+			var batches client.AuditPage
+			jsonCLI(&batches, "", 0, "audit", "list", "--tenant", "acme", "--action", "authz.batch_decision", "--limit", "100")
+			for _, e := range batches.Items {
+				var list []struct{ Decision string }
+				if err := json.Unmarshal([]byte(e.Detail["decisions"]), &list); err != nil {
+					t.Fatalf("batch event's decisions %q: %v", e.Detail["decisions"], err)
+				}
+				for _, d := range list {
+					decisions[d.Decision]++
+				}
+			}
 			return decisions["allow"] >= 3 && decisions["deny"] >= 4
 		})
 
