@@ -70,17 +70,32 @@ func CompositeKey(parts ...string) string {
 	return b.String()
 }
 
-// contexts returns the encryption context of the field (bound into its
-// value's key) and that of its data key (given to the provider).
-func (f FieldRef) contexts() (field, dataKey map[string]string, err error) {
+// fieldContexts are a field's encryption contexts: the field's own,
+// bound into its value's key, and its data key's, given to the provider.
+type fieldContexts struct {
+	field  []byte            // canonical encoding
+	key    map[string]string // the data key's
+	keyEnc []byte            // its canonical encoding
+	tenant string
+}
+
+// contexts validates f and returns its contexts.
+func (f FieldRef) contexts() (fieldContexts, error) {
 	switch {
 	case f.Tenant == "":
-		return nil, nil, fmt.Errorf("%w: field without a tenant", ErrInvalidContext)
+		return fieldContexts{}, fmt.Errorf("%w: field without a tenant", ErrInvalidContext)
 	case f.Table == "" || f.Column == "" || f.PrimaryKey == "":
-		return nil, nil, fmt.Errorf("%w: a field needs a table, a primary key and a column", ErrInvalidContext)
+		return fieldContexts{}, fmt.Errorf("%w: a field needs a table, a primary key and a column", ErrInvalidContext)
 	}
-	field = map[string]string{TenantKey: f.Tenant, "table": f.Table, "primary_key": f.PrimaryKey, "column": f.Column}
-	return field, map[string]string{TenantKey: f.Tenant, FieldPurposeKey: FieldPurpose}, nil
+	var fc fieldContexts
+	var err error
+	fc.field, _, err = encodeContext(map[string]string{TenantKey: f.Tenant, "table": f.Table, "primary_key": f.PrimaryKey, "column": f.Column})
+	if err != nil {
+		return fieldContexts{}, err
+	}
+	fc.key = map[string]string{TenantKey: f.Tenant, FieldPurposeKey: FieldPurpose}
+	fc.keyEnc, fc.tenant, err = encodeContext(fc.key)
+	return fc, err
 }
 
 // fieldKeys derives the AEAD, nonce and commitment of one field value
@@ -110,26 +125,18 @@ func fieldKeys(dk *[DataKeySize]byte, id, fieldContext []byte) (cipher.AEAD, []b
 // table or tenant does not decrypt. Data keys come from the Crypter's
 // Cache like messages' (one per tenant and key, not one per row).
 func (c *Crypter) EncryptField(ctx context.Context, keyID string, f FieldRef, plaintext []byte) ([]byte, error) {
-	fieldEC, keyEC, err := f.contexts()
-	if err != nil {
-		return nil, err
-	}
-	fieldCtx, _, err := encodeContext(fieldEC)
-	if err != nil {
-		return nil, err
-	}
-	keyCtx, tenant, err := encodeContext(keyEC)
+	fc, err := f.contexts()
 	if err != nil {
 		return nil, err
 	}
 	var dk [DataKeySize]byte
-	wrapped, err := c.encryptionKey(ctx, &dk, keyID, tenant, keyEC, keyCtx, uint64(len(plaintext)), true)
+	wrapped, err := c.encryptionKey(ctx, &dk, keyID, fc.tenant, fc.key, fc.keyEnc, uint64(len(plaintext)), true)
 	if err != nil {
 		return nil, err
 	}
 	var id [fieldIDSize]byte
 	rand.Read(id[:])
-	aead, nonce, commit, err := fieldKeys(&dk, id[:], fieldCtx)
+	aead, nonce, commit, err := fieldKeys(&dk, id[:], fc.field)
 	clear(dk[:])
 	if err != nil {
 		return nil, err
@@ -184,15 +191,7 @@ func parseField(b []byte) (fieldValue, error) {
 // unwrap its data key; a damaged one with ErrMalformed, ErrTruncated or
 // ErrFieldMismatch. On an error no plaintext is returned.
 func (c *Crypter) DecryptField(ctx context.Context, f FieldRef, value []byte) ([]byte, error) {
-	fieldEC, keyEC, err := f.contexts()
-	if err != nil {
-		return nil, err
-	}
-	fieldCtx, _, err := encodeContext(fieldEC)
-	if err != nil {
-		return nil, err
-	}
-	keyCtx, tenant, err := encodeContext(keyEC)
+	fc, err := f.contexts()
 	if err != nil {
 		return nil, err
 	}
@@ -201,10 +200,10 @@ func (c *Crypter) DecryptField(ctx context.Context, f FieldRef, value []byte) ([
 		return nil, err
 	}
 	var dk [DataKeySize]byte
-	if err := c.decryptionKey(ctx, &dk, tenant, fv.wrapped, keyEC, keyCtx); err != nil {
+	if err := c.decryptionKey(ctx, &dk, fc.tenant, fv.wrapped, fc.key, fc.keyEnc); err != nil {
 		return nil, fmt.Errorf("envelope: field %q.%q of tenant %q: %w", f.Table, f.Column, f.Tenant, err)
 	}
-	aead, nonce, commit, err := fieldKeys(&dk, fv.id, fieldCtx)
+	aead, nonce, commit, err := fieldKeys(&dk, fv.id, fc.field)
 	clear(dk[:])
 	if err != nil {
 		return nil, err

@@ -171,23 +171,38 @@ func conjunctionRestricts(ts []token, column, setting string) bool {
 // not a plain conjunction: OR binds looser than AND, and CASE and BETWEEN
 // hold ANDs of their own that are not the policy's.
 func conjuncts(ts []token) ([][]token, bool) {
-	depth, start := 0, 0
+	start, ok := 0, true
 	var terms [][]token
+	topLevel(ts, func(i int, t token) bool {
+		switch {
+		case t.keyword("or") || t.keyword("case") || t.keyword("between"):
+			ok = false
+		case t.keyword("and"):
+			terms = append(terms, ts[start:i])
+			start = i + 1
+		}
+		return ok
+	})
+	if !ok {
+		return nil, false
+	}
+	return append(terms, ts[start:]), true
+}
+
+// topLevel calls fn with each token of ts outside any brackets (the
+// brackets themselves excepted) and its index, until fn returns false.
+func topLevel(ts []token, fn func(i int, t token) bool) {
+	depth := 0
 	for i, t := range ts {
 		switch {
 		case t.is(tokPunct, "(") || t.is(tokPunct, "["):
 			depth++
 		case t.is(tokPunct, ")") || t.is(tokPunct, "]"):
 			depth--
-		case depth > 0:
-		case t.keyword("or") || t.keyword("case") || t.keyword("between"):
-			return nil, false
-		case t.keyword("and"):
-			terms = append(terms, ts[start:i])
-			start = i + 1
+		case depth == 0 && !fn(i, t):
+			return
 		}
 	}
-	return append(terms, ts[start:]), true
 }
 
 // balanced reports whether the brackets of ts nest properly.
@@ -245,17 +260,13 @@ func unwrap(ts []token) []token {
 // castAt returns the index of a top-level "::" after which ts holds only a
 // type name, or -1.
 func castAt(ts []token) int {
-	depth, at := 0, -1
-	for i, t := range ts {
-		switch {
-		case t.is(tokPunct, "(") || t.is(tokPunct, "["):
-			depth++
-		case t.is(tokPunct, ")") || t.is(tokPunct, "]"):
-			depth--
-		case depth == 0 && t.is(tokPunct, "::"):
+	at := -1
+	topLevel(ts, func(i int, t token) bool {
+		if t.is(tokPunct, "::") {
 			at = i
 		}
-	}
+		return true
+	})
 	if at <= 0 || !isTypeName(ts[at+1:]) {
 		return -1
 	}
@@ -285,23 +296,18 @@ func isTypeName(ts []token) bool {
 // isTenantComparison reports whether ts is exactly column =
 // current_setting('setting'…) or the other way round.
 func isTenantComparison(ts []token, column, setting string) bool {
-	eq, depth := -1, 0
-	for i, t := range ts {
+	eq, ok := -1, true
+	topLevel(ts, func(i int, t token) bool {
 		switch {
-		case t.is(tokPunct, "(") || t.is(tokPunct, "["):
-			depth++
-		case t.is(tokPunct, ")") || t.is(tokPunct, "]"):
-			depth--
-		case depth == 0 && t.kind == tokOp:
-			if t.text != "=" || eq >= 0 {
-				return false
-			}
+		case t.kind == tokOp:
+			ok = t.text == "=" && eq < 0
 			eq = i
-		case depth == 0 && t.kind == tokWord && !isIdentifierWord(t):
-			return false // NOT, IS, IN, …
+		case t.kind == tokWord && !isIdentifierWord(t):
+			ok = false // NOT, IS, IN, …
 		}
-	}
-	if eq <= 0 {
+		return ok
+	})
+	if !ok || eq <= 0 {
 		return false
 	}
 	l, r := unwrap(ts[:eq]), unwrap(ts[eq+1:])
@@ -337,20 +343,16 @@ func isSettingCall(ts []token, setting string) bool {
 		return false
 	}
 	args := ts[2 : len(ts)-1]
-	comma := -1
-	depth := 0
-	for i, t := range args {
-		switch {
-		case t.is(tokPunct, "(") || t.is(tokPunct, "["):
-			depth++
-		case t.is(tokPunct, ")") || t.is(tokPunct, "]"):
-			depth--
-		case depth == 0 && t.is(tokPunct, ","):
-			if comma >= 0 {
-				return false
-			}
+	comma, ok := -1, true
+	topLevel(args, func(i int, t token) bool {
+		if t.is(tokPunct, ",") {
+			ok = comma < 0
 			comma = i
 		}
+		return ok
+	})
+	if !ok {
+		return false
 	}
 	name := args
 	if comma >= 0 {

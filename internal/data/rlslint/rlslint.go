@@ -285,10 +285,7 @@ func checkPolicies(ctx context.Context, q Querier, opts Options, tables []tenant
 	if len(tables) == 0 {
 		return nil
 	}
-	oids := make([]uint32, len(tables))
-	for i, t := range tables {
-		oids[i] = t.oid
-	}
+	oids := oidsOf(tables)
 	rows, err := q.Query(ctx, `
 		SELECT p.polrelid, p.polname, p.polpermissive,
 		       pg_catalog.pg_get_expr(p.polqual, p.polrelid), pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)
@@ -347,6 +344,15 @@ func checkPolicies(ctx context.Context, q Querier, opts Options, tables []tenant
 	return nil
 }
 
+// oidsOf returns the tables' oids, the parameter of the queries about them.
+func oidsOf(tables []tenantTable) []uint32 {
+	oids := make([]uint32, len(tables))
+	for i, t := range tables {
+		oids[i] = t.oid
+	}
+	return oids
+}
+
 // createPolicy is the statement that makes a table's tenant policy
 // (opts.Setting is a checked setting name: safe in a literal).
 func createPolicy(t tenantTable, opts Options) string {
@@ -360,10 +366,7 @@ func checkViews(ctx context.Context, q Querier, tables []tenantTable, fs *[]Find
 	if len(tables) == 0 {
 		return nil
 	}
-	oids := make([]uint32, len(tables))
-	for i, t := range tables {
-		oids[i] = t.oid
-	}
+	oids := oidsOf(tables)
 	rows, err := q.Query(ctx, `
 		WITH RECURSIVE over(relid) AS (
 			SELECT r.ev_class FROM pg_catalog.pg_depend d
