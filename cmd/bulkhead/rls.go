@@ -20,8 +20,8 @@ nothing) and reports what lets one tenant's rows reach another in the pool
 model: tables with the tenant column but row-level security off or not
 FORCEd, or no policy; permissive policies that do not limit rows to
 tenant_column = current_setting(setting); a serving role that is a
-superuser, has BYPASSRLS or owns (or can SET ROLE to the owner of) a tenant
-table; views over tenant tables without security_invoker, materialized
+superuser, has BYPASSRLS or CREATEROLE, or owns (or can SET ROLE to the
+owner of) a tenant table; views over tenant tables without security_invoker, materialized
 views over them; SECURITY DEFINER functions; tenant columns without an
 index or that allow NULL. Each finding has a stable code, a severity, the
 object and a remedy. Connect as the serving role (--dsn, or env

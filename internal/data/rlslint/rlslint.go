@@ -19,6 +19,7 @@
 //	policy_not_tenant_scoped       error    a permissive policy that does not restrict rows to the setting
 //	role_superuser                 error    the serving role is a superuser (RLS does not bind it)
 //	role_bypassrls                 error    the serving role has BYPASSRLS
+//	role_createrole                error    the serving role has CREATEROLE (it can grant itself the owner's role)
 //	role_owns_tenant_table         error    the serving role owns a tenant table, or can SET ROLE to its owner
 //	view_not_security_invoker      error    a view over a tenant table that runs as its owner
 //	materialized_view_over_tenant  error    a materialized view over a tenant table (holds every tenant's rows, no RLS)
@@ -53,6 +54,7 @@ const (
 	CodePolicyNotTenantScoped  = "policy_not_tenant_scoped"
 	CodeRoleSuperuser          = "role_superuser"
 	CodeRoleBypassRLS          = "role_bypassrls"
+	CodeRoleCreateRole         = "role_createrole"
 	CodeRoleOwnsTable          = "role_owns_tenant_table"
 	CodeViewNotSecurityInvoker = "view_not_security_invoker"
 	CodeMaterializedView       = "materialized_view_over_tenant"
@@ -194,11 +196,11 @@ func Lint(ctx context.Context, q Querier, opts Options) ([]Finding, error) {
 // checkRole judges the serving role's attributes and returns its name.
 func checkRole(ctx context.Context, q Querier, opts Options, fs *[]Finding) (string, error) {
 	var (
-		name          string
-		super, bypass bool
+		name                      string
+		super, bypass, createRole bool
 	)
-	err := q.QueryRow(ctx, `SELECT r.rolname, r.rolsuper, r.rolbypassrls FROM pg_catalog.pg_roles r
-		WHERE r.rolname = coalesce(nullif($1, ''), current_user)`, opts.Role).Scan(&name, &super, &bypass)
+	err := q.QueryRow(ctx, `SELECT r.rolname, r.rolsuper, r.rolbypassrls, r.rolcreaterole FROM pg_catalog.pg_roles r
+		WHERE r.rolname = coalesce(nullif($1, ''), current_user)`, opts.Role).Scan(&name, &super, &bypass, &createRole)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", fmt.Errorf("rlslint: role %q does not exist", opts.Role)
 	}
@@ -215,6 +217,11 @@ func checkRole(ctx context.Context, q Querier, opts Options, fs *[]Finding) (str
 		*fs = append(*fs, Finding{CodeRoleBypassRLS, Error, obj,
 			"the serving role has BYPASSRLS: row-level security never applies to it",
 			"ALTER ROLE " + pgx.Identifier{name}.Sanitize() + " NOBYPASSRLS;"})
+	}
+	if createRole && !super {
+		*fs = append(*fs, Finding{CodeRoleCreateRole, Error, obj,
+			"the serving role has CREATEROLE: it can grant itself membership in a tenant table's owner and switch row-level security off",
+			"provision roles with another role: ALTER ROLE " + pgx.Identifier{name}.Sanitize() + " NOCREATEROLE;"})
 	}
 	return name, nil
 }
