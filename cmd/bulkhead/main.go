@@ -40,6 +40,8 @@ Usage:
   bulkhead function <command>   create|list|invoke|delete WebAssembly functions (see bulkhead function --help)
   bulkhead connection <command> create|list|get|update|delete|grant|activity|alerts a tenant's connections to
                                 third-party APIs, split tokens and grants (see bulkhead connection --help)
+  bulkhead rls lint [flags]     check an application database's row-level security for cross-tenant
+                                leaks (see bulkhead rls --help)
 
 bulkhead <group> --help prints a group's commands; bulkhead <group> <command>
 --help adds that command's flags.
@@ -177,6 +179,9 @@ func commands() map[string]unit {
 		"connection grant suspend": {run: grantSuspend},
 		"connection grant resume":  {run: grantResume},
 		"connection grant delete":  {run: grantDelete},
+
+		"rls":      {usage: rlsUsage},
+		"rls lint": {run: rlsLint},
 	}
 }
 
@@ -213,7 +218,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	case errors.Is(err, errDenied):
 		return 3 // authorize --exit-code and a deny
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), errors.Is(err, errCannotCheck):
 		fmt.Fprintln(stderr, "bulkhead:", err)
 		return 2
 	case errors.Is(err, errSilent):

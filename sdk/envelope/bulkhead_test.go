@@ -84,6 +84,24 @@ func TestWithBulkhead(t *testing.T) {
 		if _, err := cb.Decrypt(ctx, blob, ecB); err == nil {
 			t.Error("tenant-b decrypted tenant-a's envelope under its own context")
 		}
+		// A field: round trip through the server, and tenant-b's service
+		// refused the value copied into one of its own rows.
+		ref := envelope.FieldRef{Tenant: "tenant-a", Table: "notes", PrimaryKey: "42", Column: "body"}
+		val, err := ca.EncryptField(ctx, "alias/customer-tenant-a", ref, []byte("field secret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := fresh.DecryptField(ctx, ref, val); err != nil || string(got) != "field secret" {
+			t.Fatalf("field through the server: %q %v", got, err)
+		}
+		refB := ref
+		refB.Tenant = "tenant-b"
+		if got, err := cb.DecryptField(ctx, refB, val); err == nil || got != nil {
+			t.Errorf("tenant-b decrypted tenant-a's field in its own row: %q", got)
+		}
+		if _, err := cb.DecryptField(ctx, ref, val); !errors.As(err, &ce) || ce.Code != "context_tenant_mismatch" {
+			t.Errorf("tenant-b decrypts tenant-a's field as tenant-a: %v", err)
+		}
 		// The client's plain operations against the same server.
 		enc, err := a.Encrypt(ctx, "alias/customer-tenant-a", []byte("short secret"), ec)
 		if err != nil {

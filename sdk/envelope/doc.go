@@ -26,8 +26,52 @@
 // plaintext of a frame that has not authenticated.
 //
 // Errors: ErrInvalidContext (no tenant_id, …), ErrContextMismatch,
-// ErrMalformed, ErrTruncated, ErrAuthentication, and the provider's own
-// (a *client.Error for KMSProvider), wrapped.
+// ErrMalformed, ErrTruncated, ErrAuthentication, ErrFieldMismatch, and the
+// provider's own (a *client.Error for KMSProvider), wrapped.
+//
+// # Fields
+//
+// EncryptField and DecryptField encrypt one column value of one row, as
+// the DynamoDB Encryption Client does an item's attributes: the value is
+// bound to the field's context {tenant_id, table, primary_key, column}
+// (a FieldRef), so a value copied to another row, column, table or tenant
+// does not decrypt there — a leaked or misplaced value stays sealed even
+// where a query has gone wrong.
+//
+//	ref := envelope.FieldRef{Tenant: "acme", Table: "notes", PrimaryKey: "42", Column: "body"}
+//	v, err := c.EncryptField(ctx, "alias/customer-acme", ref, []byte("text"))
+//	text, err := c.DecryptField(ctx, ref, v)
+//
+// Binding each value to its row must not cost a KMS call per row, so the
+// row is not in the data key's context: the data key's context is
+// {tenant_id, bulkhead_purpose: "field v1"}, one per tenant (and key id),
+// reused from the Cache across rows, tables and columns like a message's;
+// the whole field context goes into the derivation of each value's own
+// key. A value of another tenant fails in the provider, which does not
+// unwrap another tenant's data key under this tenant's context; a value
+// of another table, row or column of the tenant fails the key
+// commitment: ErrFieldMismatch. The field context is the canonical
+// encoding below (length-prefixed: "a|b" + "c" and "a" + "b|c" are two
+// contexts); a primary key of several columns is made one string with
+// CompositeKey, also length-prefixed.
+//
+// A field value is not a message (its first byte tells them apart) and is
+// smaller (83 bytes, the plaintext and the wrapped data key; no context
+// stored: the row, table and column it belongs to are where it is):
+//
+//	version        1 byte   0xF1
+//	wrapped length 2 bytes  1 … 4096
+//	wrapped key      …      the data key as the KMS wrapped it
+//	value id      32 bytes  random per value; the HKDF salt
+//	commitment    32 bytes  key commitment
+//	ciphertext       …      AES-256-GCM of the plaintext, additional
+//	                        data = all the bytes above
+//	tag           16 bytes
+//
+// OKM = HKDF-SHA256(secret = data key, salt = value id, info = "bulkhead
+// envelope field v1 AES-256-GCM HKDF-SHA256 commit" ‖ canonical field
+// context, 76 bytes); key OKM[0:32], nonce OKM[32:44], commitment
+// OKM[44:76], compared in constant time before decrypting.
 //
 // # Message format, version 1
 //
