@@ -150,6 +150,10 @@ var schemaBodies = []schemaBody{
 	body[api.ConnectionUpdated]("ConnectionUpdated"),
 	body[api.Alert]("Alert"),
 	body[api.AlertPage]("AlertPage"),
+	body[api.DataCluster]("DataCluster"),
+	request[api.CreateDataCluster]("CreateDataCluster"),
+	body[api.DataClusterList]("DataClusterList"),
+	body[api.DataPlacement]("DataPlacement"),
 }
 
 // notBodies are the components that describe no body of their own.
