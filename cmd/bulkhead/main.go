@@ -40,6 +40,8 @@ Usage:
   bulkhead function <command>   create|list|invoke|delete WebAssembly functions (see bulkhead function --help)
   bulkhead connection <command> create|list|get|update|delete|grant|activity|alerts a tenant's connections to
                                 third-party APIs, split tokens and grants (see bulkhead connection --help)
+  bulkhead cluster <command>    add|list|remove the application's PostgreSQL clusters (see bulkhead cluster --help)
+  bulkhead placement TENANT     where a tenant's application data lives
 
 bulkhead <group> --help prints a group's commands; bulkhead <group> <command>
 --help adds that command's flags.
@@ -177,6 +179,12 @@ func commands() map[string]unit {
 		"connection grant suspend": {run: grantSuspend},
 		"connection grant resume":  {run: grantResume},
 		"connection grant delete":  {run: grantDelete},
+
+		"cluster":        {usage: clusterUsage},
+		"cluster add":    {run: clusterAdd},
+		"cluster list":   {run: clusterList},
+		"cluster remove": {run: clusterRemove},
+		"placement":      {run: placementGet},
 	}
 }
 
