@@ -156,14 +156,16 @@ func parseLevel(s string) (slog.Level, error) {
 func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*app.App, error) {
 	rootKey := os.Getenv("BULKHEAD_ROOT_KEY")
 	os.Unsetenv("BULKHEAD_ROOT_KEY") // not inherited by children, not in /proc/self/environ
-	return app.Open(ctx, app.Config{
+	cfg := app.Config{
 		DataDir: c.dataDir, Database: c.database, MigrationDatabase: c.migrationDB, RootKey: rootKey, PublicURL: c.publicURL, TokenRatePerIP: c.tokenRate,
 		LoginDomain: c.loginDomain, TenantPicker: c.tenantPicker, TrustedProxies: strings.Split(c.trustedProxies, ","),
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
 		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
 		DataRetention: c.dataRetention,
-	})
+	}
+	testConfig(&cfg)
+	return app.Open(ctx, cfg)
 }
 
 // bootstrapAdmin makes sure an admin token exists and shows a new one once.
