@@ -18,7 +18,6 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
-	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -205,5 +204,3 @@ func wantCode(t *testing.T, what string, err error, code string) {
 		t.Fatalf("%s: %v; want %s", what, err, code)
 	}
 }
-
-var _ = errs.Is

@@ -22,6 +22,47 @@ import (
 // marker is the comment on what Bulkhead makes for tenant id.
 func marker(id tenant.ID) string { return "bulkhead placement of tenant " + string(id) }
 
+// The kinds of object Bulkhead makes for a tenant.
+const (
+	kindRole     = "role"
+	kindSchema   = "schema"
+	kindDatabase = "database"
+)
+
+// lookups read, by name, an object's comment and whether it is fit to be
+// a tenant's: a schema or database owned by the admin role, a role with
+// no power.
+var lookups = map[string]string{
+	kindRole: `SELECT COALESCE(shobj_description(oid, 'pg_authid'), ''),
+		NOT (rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb OR rolreplication) FROM pg_roles WHERE rolname = $1`,
+	kindSchema: `SELECT COALESCE(obj_description(oid, 'pg_namespace'), ''),
+		nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) FROM pg_namespace WHERE nspname = $1`,
+	kindDatabase: `SELECT COALESCE(shobj_description(oid, 'pg_database'), ''),
+		datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user) FROM pg_database WHERE datname = $1`,
+}
+
+// object is what lookup found.
+type object struct {
+	exists  bool
+	comment string
+	fit     bool // owned by the admin role (schema, database), powerless (role)
+}
+
+// ours reports whether the object exists and bears tenant id's mark.
+func (o object) ours(id tenant.ID) bool { return o.exists && o.fit && o.comment == marker(id) }
+
+func lookup(ctx context.Context, conn *pgx.Conn, kind, name string) (object, error) {
+	o := object{exists: true}
+	err := conn.QueryRow(ctx, lookups[kind], name).Scan(&o.comment, &o.fit)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return object{}, nil
+	}
+	if err != nil {
+		return object{}, fmt.Errorf("data: read %s %s: %w", kind, name, err)
+	}
+	return o, nil
+}
+
 // dml is what a tenant's role may do to its tables and sequences.
 const (
 	tableDML    = "SELECT, INSERT, UPDATE, DELETE"
@@ -105,14 +146,13 @@ func ensureRole(ctx context.Context, conn *pgx.Conn, c cluster, id tenant.ID, na
 	if err != nil {
 		return err
 	}
-	var comment string
-	var powerful bool
-	err = conn.QueryRow(ctx, `SELECT COALESCE(shobj_description(oid, 'pg_authid'), ''),
-		rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb OR rolreplication
-		FROM pg_roles WHERE rolname = $1`, name).Scan(&comment, &powerful)
+	o, err := lookup(ctx, conn, kindRole, name)
+	if err != nil {
+		return err
+	}
 	role := ident(name)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	case !o.exists:
 		mark, err := literal(ctx, conn, marker(id))
 		if err != nil {
 			return err
@@ -122,9 +162,7 @@ func ensureRole(ctx context.Context, conn *pgx.Conn, c cluster, id tenant.ID, na
 			`COMMENT ON ROLE `+role+` IS `+mark); err != nil {
 			return err
 		}
-	case err != nil:
-		return fmt.Errorf("data: read role: %w", err)
-	case comment != marker(id) || powerful:
+	case !o.ours(id):
 		return nameTaken(c.Name, name)
 	default:
 		if _, err := conn.Exec(ctx, `ALTER ROLE `+role+` PASSWORD `+pw); err != nil {
@@ -140,44 +178,39 @@ func ensureRole(ctx context.Context, conn *pgx.Conn, c cluster, id tenant.ID, na
 // ensureSchema makes schema name in the shared database, or finds the one
 // an earlier run made.
 func ensureSchema(ctx context.Context, conn *pgx.Conn, c cluster, id tenant.ID, name string) error {
-	var comment string
-	var ours bool
-	err := conn.QueryRow(ctx, `SELECT COALESCE(obj_description(oid, 'pg_namespace'), ''), nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user)
-		FROM pg_namespace WHERE nspname = $1`, name).Scan(&comment, &ours)
+	o, err := lookup(ctx, conn, kindSchema, name)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		mark, err := literal(ctx, conn, marker(id))
-		if err != nil {
-			return err
-		}
-		schema := ident(name)
-		return inTx(ctx, conn, `CREATE SCHEMA `+schema, `REVOKE ALL ON SCHEMA `+schema+` FROM PUBLIC`, `COMMENT ON SCHEMA `+schema+` IS `+mark)
 	case err != nil:
-		return fmt.Errorf("data: read schema: %w", err)
-	case comment != marker(id) || !ours:
+		return err
+	case o.exists && !o.ours(id):
 		return nameTaken(c.Name, name)
+	case o.exists:
+		return nil
 	}
-	return nil
+	mark, err := literal(ctx, conn, marker(id))
+	if err != nil {
+		return err
+	}
+	schema := ident(name)
+	return inTx(ctx, conn, `CREATE SCHEMA `+schema, `REVOKE ALL ON SCHEMA `+schema+` FROM PUBLIC`, `COMMENT ON SCHEMA `+schema+` IS `+mark)
 }
 
 // ensureDatabase makes database name, or finds the one an earlier run
 // made: marked, or owned by the admin role and unmarked (cut off between
 // CREATE DATABASE and its comment).
 func ensureDatabase(ctx context.Context, conn *pgx.Conn, c cluster, id tenant.ID, name string) error {
-	var comment string
-	var ours bool
-	err := conn.QueryRow(ctx, `SELECT COALESCE(shobj_description(oid, 'pg_database'), ''), datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)
-		FROM pg_database WHERE datname = $1`, name).Scan(&comment, &ours)
+	o, err := lookup(ctx, conn, kindDatabase, name)
+	if err != nil {
+		return err
+	}
 	db := ident(name)
 	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	case !o.exists:
 		// Not in a transaction: CREATE DATABASE may not be.
 		if _, err := conn.Exec(ctx, `CREATE DATABASE `+db); err != nil {
 			return fmt.Errorf("data: create database: %w", err)
 		}
-	case err != nil:
-		return fmt.Errorf("data: read database: %w", err)
-	case !ours || (comment != "" && comment != marker(id)):
+	case !o.fit || (o.comment != "" && o.comment != marker(id)):
 		return nameTaken(c.Name, name)
 	}
 	mark, err := literal(ctx, conn, marker(id))

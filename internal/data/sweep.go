@@ -118,52 +118,28 @@ func dropOnCluster(ctx context.Context, c cluster, p placement) error {
 	case Pool:
 		return deletePoolRows(ctx, conn, id)
 	case Bridge:
-		ours, err := marked(ctx, conn, `SELECT COALESCE(obj_description(oid, 'pg_namespace'), '') FROM pg_namespace WHERE nspname = $1`, p.Schema, id)
-		if err != nil {
+		if err := dropIfOurs(ctx, conn, kindSchema, p.Schema, id, `DROP SCHEMA IF EXISTS `+ident(p.Schema)+` CASCADE`); err != nil {
 			return err
 		}
-		if ours {
-			if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+ident(p.Schema)+` CASCADE`); err != nil {
-				return fmt.Errorf("data: drop schema: %w", err)
-			}
-		}
 	case Silo:
-		var comment string
-		var owned bool
-		err := conn.QueryRow(ctx, `SELECT COALESCE(shobj_description(oid, 'pg_database'), ''), datdba = (SELECT oid FROM pg_roles WHERE rolname = current_user)
-			FROM pg_database WHERE datname = $1`, p.Database).Scan(&comment, &owned)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
-			return fmt.Errorf("data: read database: %w", err)
-		case owned && comment == marker(id):
-			if _, err := conn.Exec(ctx, `DROP DATABASE IF EXISTS `+ident(p.Database)+` WITH (FORCE)`); err != nil {
-				return fmt.Errorf("data: drop database: %w", err)
-			}
+		if err := dropIfOurs(ctx, conn, kindDatabase, p.Database, id, `DROP DATABASE IF EXISTS `+ident(p.Database)+` WITH (FORCE)`); err != nil {
+			return err
 		}
 	}
-	ours, err := marked(ctx, conn, `SELECT COALESCE(shobj_description(oid, 'pg_authid'), '') FROM pg_roles WHERE rolname = $1`, p.Role, id)
-	if err != nil || !ours {
-		return err
-	}
-	if _, err := conn.Exec(ctx, `DROP ROLE IF EXISTS `+ident(p.Role)); err != nil {
-		return fmt.Errorf("data: drop role: %w", err)
-	}
-	return nil
+	return dropIfOurs(ctx, conn, kindRole, p.Role, id, `DROP ROLE IF EXISTS `+ident(p.Role))
 }
 
-// marked reports whether the object that query finds by name exists and
-// bears tenant id's mark.
-func marked(ctx context.Context, conn *pgx.Conn, query, name string, id tenant.ID) (bool, error) {
-	var comment string
-	err := conn.QueryRow(ctx, query, name).Scan(&comment)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+// dropIfOurs runs drop if the object of kind and name bears tenant id's
+// mark: what Bulkhead did not make, it never drops.
+func dropIfOurs(ctx context.Context, conn *pgx.Conn, kind, name string, id tenant.ID, drop string) error {
+	o, err := lookup(ctx, conn, kind, name)
+	if err != nil || !o.ours(id) {
+		return err
 	}
-	if err != nil {
-		return false, fmt.Errorf("data: read %s: %w", name, err)
+	if _, err := conn.Exec(ctx, drop); err != nil {
+		return fmt.Errorf("data: drop %s %s: %w", kind, name, err)
 	}
-	return comment == marker(id), nil
+	return nil
 }
 
 // deletePoolRows deletes tenant id's rows from every table of the public
