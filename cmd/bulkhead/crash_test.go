@@ -102,7 +102,7 @@ func TestOnboardingSurvivesKill9(t *testing.T) {
 		if w.Status != "done" || w.Attempts != 2 {
 			t.Errorf("workflow status %s attempts %d; want done after 2 attempts", w.Status, w.Attempts)
 		}
-		if got := stepNames(w); !slices.Equal(got, []string{"activate", "authz", "identity", "kms", "test-delay", "test-mark"}) {
+		if got := stepNames(w); !slices.Equal(got, []string{"activate", "authz", "data-placement", "identity", "kms", "test-delay", "test-mark"}) {
 			t.Errorf("completed steps %v; want each of activate, test-delay, test-mark once", got)
 		}
 		firstRun := map[string]time.Time{}
@@ -174,7 +174,7 @@ func TestGracefulShutdownCheckpoints(t *testing.T) {
 		return err == nil && tn.Status == "active"
 	})
 	w := workflows(t, c2, "term-co")
-	if got := stepNames(w[0]); !slices.Equal(got, []string{"activate", "authz", "identity", "kms", "test-delay", "test-mark"}) {
+	if got := stepNames(w[0]); !slices.Equal(got, []string{"activate", "authz", "data-placement", "identity", "kms", "test-delay", "test-mark"}) {
 		t.Errorf("completed steps %v", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/app"
+	"github.com/bulkhead-dev/bulkhead/internal/data"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -41,6 +42,7 @@ type config struct {
 	allowPrivate    bool
 	upstreamTimeout time.Duration
 	bodyTimeout     time.Duration
+	dataRetention   time.Duration
 
 	// bulkhead init only: deliberate changes to what the database records.
 	newRootKey   bool
@@ -109,6 +111,8 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"how long the connections proxy waits for an upstream's response headers (env BULKHEAD_PROXY_UPSTREAM_TIMEOUT)")
 	fs.DurationVar(&c.bodyTimeout, "proxy-body-timeout", envDuration("BULKHEAD_PROXY_BODY_TIMEOUT", 30*time.Second),
 		"how long a client may take to send a proxied request, body included (env BULKHEAD_PROXY_BODY_TIMEOUT)")
+	fs.DurationVar(&c.dataRetention, "data-retention", envDuration("BULKHEAD_DATA_RETENTION", data.DefaultRetention),
+		"how long an offboarded tenant's application data (its schema, database or pool rows) is kept before it is dropped (env BULKHEAD_DATA_RETENTION)")
 	fs.StringVar(&c.logLevel, "log-level", envOr("BULKHEAD_LOG_LEVEL", "info"), "debug, info, warn or error (env BULKHEAD_LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("BULKHEAD_SHUTDOWN_TIMEOUT", 30*time.Second),
 		"how long SIGTERM/SIGINT waits for in-flight requests and workflow steps (env BULKHEAD_SHUTDOWN_TIMEOUT)")
@@ -134,7 +138,13 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	return c, parseFlags(fs, args, stderr)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return c, err
+	}
+	if c.dataRetention <= 0 {
+		return c, fmt.Errorf("%w: --data-retention must be a positive duration", errUsage)
+	}
+	return c, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -146,13 +156,16 @@ func parseLevel(s string) (slog.Level, error) {
 func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*app.App, error) {
 	rootKey := os.Getenv("BULKHEAD_ROOT_KEY")
 	os.Unsetenv("BULKHEAD_ROOT_KEY") // not inherited by children, not in /proc/self/environ
-	return app.Open(ctx, app.Config{
+	cfg := app.Config{
 		DataDir: c.dataDir, Database: c.database, MigrationDatabase: c.migrationDB, RootKey: rootKey, PublicURL: c.publicURL, TokenRatePerIP: c.tokenRate,
 		LoginDomain: c.loginDomain, TenantPicker: c.tenantPicker, TrustedProxies: strings.Split(c.trustedProxies, ","),
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
 		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
-	})
+		DataRetention: c.dataRetention,
+	}
+	testConfig(&cfg)
+	return app.Open(ctx, cfg)
 }
 
 // bootstrapAdmin makes sure an admin token exists and shows a new one once.

@@ -9,9 +9,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/bulkhead-dev/bulkhead/internal/app"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // addTestHooks registers onboarding steps that only the crash-safety tests
@@ -38,6 +41,26 @@ func addTestHooks(a *app.App) {
 		}
 		return count(ctx, tx, t)
 	}})
+}
+
+// testConfig adds, with BULKHEAD_TEST_PROVISION_DELAY=<duration>, a wait
+// to the data placement step after the tenant's schema or database and
+// role are made and before the placement is recorded: a test kills the
+// process during the wait and checks after a restart that the placement
+// is made once.
+func testConfig(c *app.Config) {
+	d, err := time.ParseDuration(os.Getenv("BULKHEAD_TEST_PROVISION_DELAY"))
+	if err != nil || d <= 0 {
+		return
+	}
+	c.DataProvisioned = func(ctx context.Context, _ api.DataPlacement, _ *pgx.Conn) error {
+		select {
+		case <-time.After(d):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func countRun(key string) func(context.Context, *storage.Tx, tenants.Tenant) error {

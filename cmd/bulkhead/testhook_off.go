@@ -8,3 +8,7 @@ import "github.com/bulkhead-dev/bulkhead/internal/app"
 // (testhook.go) are built only with -tags bulkheadtest, and a production
 // binary reads no BULKHEAD_TEST_* variable.
 func addTestHooks(*app.App) {}
+
+// testConfig does nothing: the crash-safety tests' provisioning delay
+// (testhook.go) is built only with -tags bulkheadtest.
+func testConfig(*app.Config) {}

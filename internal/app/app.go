@@ -48,6 +48,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
+	"github.com/bulkhead-dev/bulkhead/internal/data"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
@@ -140,6 +141,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run, once stopping, waits for
 	// in-flight requests and workflow steps (default 30s).
 	ShutdownTimeout time.Duration
+	// DataRetention is how long an offboarded tenant's application data
+	// is kept before it is dropped (default data.DefaultRetention, 720h).
+	DataRetention time.Duration
+	// DataProvisioned, if set, runs on each new bridge or silo placement
+	// before it is recorded ready (the application's migrations).
+	DataProvisioned data.Provisioned
 	// WriteTimeout bounds how long the API takes to answer a request once
 	// its headers are read (default 60s; negative: unbounded, for tests
 	// that publish functions, whose compilation a loaded machine slows).
@@ -156,6 +163,7 @@ type App struct {
 	KMS       *kms.Service
 	Functions *compute.Registry
 	Connect   *connect.Service
+	Data      *data.Service
 	Signing   *signing.Store
 	Admin     *authn.AdminTokens
 	API       *httpapi.Server
@@ -175,7 +183,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations()}
+	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations()}
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
@@ -272,6 +280,13 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.KMS = kms.New(db, a.Audit, rk, kms.Options{Clock: c.Clock, Logger: c.Logger})
 	a.Tenants.AddOnboardingStep(a.KMS.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.KMS.OffboardingStep())
+	// The tenant's application data: placed after its keys exist, and
+	// its access revoked first when it leaves (offboarding runs the steps
+	// in reverse).
+	a.Data = data.New(db, a.Audit, rk, data.Options{Clock: c.Clock, Logger: c.Logger, Retention: c.DataRetention,
+		Provisioned: c.DataProvisioned})
+	a.Tenants.AddOnboardingStep(a.Data.OnboardingStep())
+	a.Tenants.AddOffboardingStep(a.Data.OffboardingStep())
 	codeKey, err := rk.Derive("compiled-code")
 	if err != nil {
 		a.Audit.Close()
@@ -355,7 +370,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// (at once after any change on this node); see README, Identity.
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes}, c.Logger)
 	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Audit: a.Audit,
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})
@@ -401,7 +416,7 @@ func (a *App) rootKeyReplaced(ctx context.Context, notices io.Writer, unreadable
 	fmt.Fprintf(notices, "\n*** ROOT KEY REPLACED: this database's root key is now the one from %s.\n"+
 		"*** %d tenant key version(s) were wrapped under the old root key and are unreadable now, and so is\n"+
 		"*** everything encrypted under them (tenant data, connections' token shares); so are TOTP secrets and\n"+
-		"*** federation client secrets. %d signing key(s) were retired: each issuer makes a new one. Sessions,\n"+
+		"*** federation client secrets and the application clusters' DSNs (register them again). %d signing key(s) were retired: each issuer makes a new one. Sessions,\n"+
 		"*** refresh tokens and connection grants from before no longer work. Give every node this root key.\n\n",
 		a.rootKey.Origin(), unreadable, retired)
 	return nil
@@ -462,7 +477,7 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 	for _, run := range []func(context.Context) error{
 		func(ctx context.Context) error { return a.Tenants.Run(ctx, a.retry) },
 		func(ctx context.Context) error { return a.Provider.Run(ctx, purgeInterval) },
-		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run,
+		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run,
 	} {
 		g.Go(func() error { return run(work) })
 	}

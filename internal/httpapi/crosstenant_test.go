@@ -153,6 +153,10 @@ func TestCrossTenant(t *testing.T) {
 			{method: "GET", path: "/v1/functions", token: tokA},
 			{method: "DELETE", path: "/v1/functions/counter", token: tokA},
 			{method: "GET", path: "/v1/functions/counter/environments", token: tokA},
+			{method: "POST", path: "/v1/clusters", token: tokA, body: []byte(`{"name":"app","dsn":"postgres://u:p@127.0.0.1:1/db","admin_dsn":"postgres://a:p@127.0.0.1:1/db"}`)},
+			{method: "GET", path: "/v1/clusters", token: tokA},
+			{method: "GET", path: "/v1/clusters/probe-cluster", token: tokA},
+			{method: "DELETE", path: "/v1/clusters/probe-cluster", token: tokA},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

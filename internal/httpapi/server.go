@@ -21,6 +21,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
+	"github.com/bulkhead-dev/bulkhead/internal/data"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
@@ -43,6 +44,7 @@ type Config struct {
 	KMS       *kms.Service
 	Functions *compute.Registry
 	Connect   *connect.Service
+	Data      *data.Service
 	Audit     *audit.Log
 	Verifiers []authn.Verifier   // tried in order for every bearer token
 	ClientIP  *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -193,6 +195,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.kmsRoutes()...)
 	s.routes = append(s.routes, s.functionRoutes()...)
 	s.routes = append(s.routes, s.connectionRoutes()...)
+	s.routes = append(s.routes, s.dataRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin || rt.Access == AuditReader) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route

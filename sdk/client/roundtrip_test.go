@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,6 +91,10 @@ func TestClientRoundTrip(t *testing.T) {
 		r.connections(op, env.ProxyURL)
 		r.audit(op)
 		r.offboarding(op, ann)
+		// Last: without PostgreSQL for the application's cluster (and
+		// BULKHEAD_REQUIRE_POSTGRES unset) App skips the rest.
+		tokens["tok-data"] = tenant.Context{TenantID: "data-co", Principal: "client:svc"}
+		r.data(op, as("tok-data"), storagetest.App(t))
 
 		mux := http.NewServeMux()
 		for _, rt := range env.API.Routes() {
@@ -511,4 +516,32 @@ func (r roundTrip) offboarding(op *client.Client, ann string) {
 	tn, err := op.DeleteTenant(ctx, "acme")
 	r.ok("delete tenant", err)
 	r.want("offboarding", tn.Status == "offboarding" || tn.Status == "deleted", tn)
+}
+
+// data registers the application's cluster, places a tenant on it, and
+// reads the placement as the operator and as the tenant's service.
+func (r roundTrip) data(op, svc *client.Client, app storagetest.AppCluster) {
+	ctx := r.ctx
+	c, err := op.CreateCluster(ctx, client.CreateDataCluster{Name: "app", DSN: app.ServingDSN, AdminDSN: app.AdminDSN, Prefix: app.Prefix})
+	r.ok("create cluster", err)
+	r.want("created cluster", c.Name == "app" && c.Prefix == app.Prefix && strings.HasSuffix(c.Host, "/"+app.Database) && !c.CreatedAt.IsZero(), c)
+	spare, err := op.CreateCluster(ctx, client.CreateDataCluster{Name: "spare", DSN: app.ServingDSN, AdminDSN: app.AdminDSN, Prefix: app.Prefix + "s_"})
+	r.ok("create spare cluster", err)
+	list, err := op.ListClusters(ctx)
+	r.ok("list clusters", err)
+	r.want("clusters", list.Default == "app" && len(list.Clusters) == 2 && list.Clusters[1].Name == "spare", list)
+	got, err := op.GetCluster(ctx, "spare")
+	r.ok("get cluster", err)
+	r.want("got cluster", got == spare, got)
+	r.ok("remove cluster", op.RemoveCluster(ctx, "spare"))
+
+	_, err = op.CreateTenant(ctx, client.CreateTenant{ID: "data-co", Tier: "standard"}, "")
+	r.ok("create data-co", err)
+	p, err := op.GetPlacement(ctx, "data-co")
+	r.ok("get placement", err)
+	r.want("placement", p.TenantID == "data-co" && p.Model == "bridge" && p.Cluster == "app" && p.Database == app.Database &&
+		p.Schema == app.Prefix+"data_co" && p.Role == p.Schema && p.Status == "ready" && p.Version == 1, p)
+	own, err := svc.GetPlacement(ctx, "data-co")
+	r.ok("the tenant's service gets its placement", err)
+	r.want("own placement", own == p, own)
 }
