@@ -254,4 +254,3 @@ func (r *Resolver) Placement(_ context.Context, tid string) (api.DataPlacement, 
 
 // Calls is how many placements were asked for.
 func (r *Resolver) Calls() int { return int(r.calls.Load()) }
-
