@@ -14,21 +14,23 @@ import (
 // scopeSQL is the one statement that scopes a transaction to a tenant,
 // queued right behind BEGIN so that both travel in one round trip.
 //
-// Its first column looks at the settings the connection had before it:
-// a transaction leaves app.tenant_id empty and the role "none" behind it
-// (set_config(…, true) lasts for the transaction only), so anything else
-// was set for the session by a transaction that ran SET or
-// set_config(…, false). The three settings are then set for this
-// transaction whatever the session holds, so such leftovers never apply to
-// it; the connection that held them is closed after it rather than reused.
+// Its first column says whether the connection came clean: a transaction
+// leaves app.tenant_id empty and the role "none" behind it
+// (set_config(…, true) lasts for the transaction only), and no
+// temporary schema, unless it ran SET or set_config(…, false) or made a
+// temporary table that outlives it. Such a connection is closed before the
+// transaction does anything, and the transaction begins again on another
+// one: a temporary table (which the session keeps) could otherwise stand
+// in for a tenant's table that is missing, and a leftover setting would be
+// one statement away from applying.
 //
-// The role and search_path are set in every model, not only bridge and
-// silo: in pool the role is "none" (the serving role) and the path the
-// placement's schema, so that no session-level SET ROLE or search_path
-// can reach a pool transaction either. pg_temp comes last in the path: a
-// temporary table (which a session keeps across transactions) never
-// shadows the tenant's own.
-const scopeSQL = `SELECT coalesce(current_setting('app.tenant_id', true), '') = '' AND current_setting('role') = 'none', ` +
+// The three settings are set in every model, not only bridge and silo: in
+// pool the role is "none" (the serving role) and the path the placement's
+// schema, so no session-level SET ROLE or search_path can reach a pool
+// transaction either. pg_temp comes last in the path, so a temporary
+// table the transaction makes never shadows the tenant's own.
+const scopeSQL = `SELECT coalesce(current_setting('app.tenant_id', true), '') = '' AND current_setting('role') = 'none' ` +
+	`AND pg_my_temp_schema() = 0, ` +
 	`set_config('app.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true)`
 
 // Tx runs fn in a transaction scoped to the tenant of ctx (see
@@ -63,67 +65,67 @@ func (db *DB) TxWithOptions(ctx context.Context, opts pgx.TxOptions, fn func(pgx
 		return err
 	}
 	defer s.done()
-	c, err := s.pool.Acquire(ctx)
+	c, tx, err := db.begin(ctx, s, opts, tid)
 	if err != nil {
-		return fmt.Errorf("tenantdb: tenant %q: acquire a connection: %w", tid, err)
-	}
-	tx, clean, err := begin(ctx, c, opts, tid, s.role, s.searchPath)
-	if err != nil {
-		c.Release()
-		return fmt.Errorf("tenantdb: tenant %q: begin: %w", tid, err)
+		return fmt.Errorf("tenantdb: tenant %q: %w", tid, err)
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			tx.Rollback(ctx)
-			db.release(c, clean)
+			c.Release()
 			panic(p)
 		}
 	}()
 	if err := fn(tx); err != nil {
 		tx.Rollback(ctx)
-		db.release(c, clean)
+		c.Release()
 		return err
 	}
 	err = tx.Commit(ctx)
-	db.release(c, clean)
+	c.Release()
 	if err != nil {
 		return fmt.Errorf("tenantdb: tenant %q: commit: %w", tid, err)
 	}
 	return nil
 }
 
-// begin begins a transaction on c and scopes it (scopeSQL) in one round
-// trip. clean reports whether c came without session-level tenant
-// settings.
-func begin(ctx context.Context, c *pgxpool.Conn, opts pgx.TxOptions, tid, role, searchPath string) (tx pgx.Tx, clean bool, err error) {
-	var b pgx.Batch
-	b.BeginTx(opts)
-	b.Queue(scopeSQL, tid, role, searchPath)
-	br := c.SendBatch(ctx, &b)
-	tx = br.Tx()
-	if _, err = br.Exec(); err == nil {
-		err = br.QueryRow().Scan(&clean, nil, nil, nil)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+// begin acquires a connection from s's pool, begins a transaction on it
+// and scopes it (scopeSQL) in one round trip. A connection that did not
+// come clean is closed and another one tried: at most as many as the pool
+// holds, after which a new one, clean, is made.
+func (db *DB) begin(ctx context.Context, s scoped, opts pgx.TxOptions, tid string) (*pgxpool.Conn, pgx.Tx, error) {
+	for range s.maxConns + 1 {
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("acquire a connection: %w", err)
+		}
+		var b pgx.Batch
+		b.BeginTx(opts)
+		b.Queue(scopeSQL, tid, s.role, s.searchPath)
+		br := c.SendBatch(ctx, &b)
+		tx := br.Tx()
+		var clean bool
+		if _, err = br.Exec(); err == nil {
+			err = br.QueryRow().Scan(&clean, nil, nil, nil)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			tx.Rollback(ctx)
+			c.Release()
+			return nil, nil, fmt.Errorf("begin: %w", err)
+		}
+		if clean {
+			return c, tx, nil
+		}
+		db.log.WarnContext(ctx, "tenantdb: closed a connection left with session-level tenant settings or temporary tables",
+			"tenant_id", tid)
 		tx.Rollback(ctx)
-		return nil, false, err
+		c.Hijack().Close(ctx)
 	}
-	return tx, clean, nil
-}
-
-// release returns c to its pool, or closes it if it came with another
-// transaction's session-level settings (see scopeSQL).
-func (db *DB) release(c *pgxpool.Conn, clean bool) {
-	if clean {
-		c.Release()
-		return
-	}
-	db.log.Warn("tenantdb: closed a connection that a transaction left with session-level tenant settings")
-	conn := c.Hijack()
-	conn.Close(context.Background())
+	return nil, nil, errors.New("begin: every connection came with session-level tenant settings " +
+		"(does the DSN set role or app.tenant_id?)")
 }
 
 // scoped is where a transaction of one tenant runs: the pool and the
@@ -131,6 +133,7 @@ func (db *DB) release(c *pgxpool.Conn, clean bool) {
 type scoped struct {
 	placement        api.DataPlacement
 	pool             *pgxpool.Pool
+	maxConns         int32
 	role, searchPath string
 	done             func()
 }
@@ -147,7 +150,7 @@ func (db *DB) scope(ctx context.Context, tid string) (scoped, error) {
 	if schema == "" {
 		schema = "public"
 	}
-	s := scoped{placement: p, pool: c.pool, role: p.Role, searchPath: searchPath(schema), done: func() {}}
+	s := scoped{placement: p, pool: c.pool, maxConns: c.config.MaxConns, role: p.Role, searchPath: searchPath(schema), done: func() {}}
 	switch p.Model {
 	case ModelPool:
 		s.role = "none"
@@ -156,7 +159,7 @@ func (db *DB) scope(ctx context.Context, tid string) (scoped, error) {
 		if err != nil {
 			return scoped{}, err
 		}
-		s.pool, s.done = sp.pool, func() { db.silos.release(sp) }
+		s.pool, s.maxConns, s.done = sp.pool, db.cfg.SiloMaxConns, func() { db.silos.release(sp) }
 	}
 	return s, nil
 }
