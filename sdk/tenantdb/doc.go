@@ -21,7 +21,7 @@
 //	})
 //	go db.Run(ctx) // placement change notifications, idle silo pools
 //	err = db.Tx(r.Context(), func(tx pgx.Tx) error {
-//		_, err := tx.Exec(ctx, "INSERT INTO notes (tenant_id, body) VALUES (current_setting('app.tenant_id'), $1)", body)
+//		_, err := tx.Exec(r.Context(), "INSERT INTO notes (body) VALUES ($1)", body) // tenant_id: DEFAULT current_setting('app.tenant_id')
 //		return err
 //	})
 //
@@ -34,18 +34,23 @@
 // panic in the application's function (the transaction is rolled back)
 // or a lost connection. In pool the role is the serving role and the path
 // the shared schema; in bridge and silo the tenant's role and schema. The
-// path ends with pg_temp and holds nothing else, so a schema that is
-// missing is an error (relation does not exist), never a fall back to
-// public or to the session's temporary tables.
+// path holds that schema and pg_temp (last), nothing else, so a schema
+// that is missing is an error (relation does not exist), never a fall
+// back to public. The same statement checks that the connection came
+// clean (no session-level app.tenant_id or role, no temporary schema); if
+// not, the connection is closed and the transaction begins on another.
 //
 // # What is guaranteed
 //
 //   - A transaction runs for the tenant of its context only, with that
 //     tenant's settings, whatever an earlier transaction on the same
-//     connection did: its own settings are set in every transaction, in
-//     every model. A connection that an earlier transaction left with
-//     session-level tenant settings (SET, set_config(…, false)) is closed
-//     after the transaction that finds them, not reused.
+//     connection did: a connection that an earlier transaction left with
+//     session-level tenant settings (SET, set_config(…, false), SET ROLE)
+//     or a temporary table is never used again, and the three settings are
+//     set in every transaction, in every model, whatever the session
+//     holds. (A transaction that makes a temporary table, even ON COMMIT
+//     DROP, thus costs its connection: PostgreSQL keeps the session's
+//     temporary schema.)
 //   - A query that forgets its WHERE tenant_id = … clause sees the
 //     tenant's rows only: RLS in pool, the tenant's schema or database
 //     and role in bridge and silo.
@@ -68,8 +73,7 @@
 // transaction (the next transaction on the connection is scoped anew).
 // Statements the application sends on tx.Conn() after it has committed
 // the transaction itself run with no tenant settings (pool rows are
-// invisible, bridge and silo objects out of reach), and temporary tables
-// live as long as the connection (reachable only as pg_temp.name).
+// invisible, bridge and silo objects out of reach).
 //
 // # Why there are only transactions
 //
