@@ -11,27 +11,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/sdk/tenantdb"
 )
-
-// fakeNow is a clock that moves when told.
-type fakeNow struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (f *fakeNow) now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
-
-func (f *fakeNow) add(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.t = f.t.Add(d)
-}
 
 func noop(pgx.Tx) error { return nil }
 
@@ -43,8 +26,8 @@ func TestPlacementCache(t *testing.T) {
 	pool, bridge := e.cluster.Pool(t, "ten-a"), e.cluster.Bridge(t, "ten-a")
 	e.resolver.Set(pool)
 	db := e.open(t, tenantdb.Config{PlacementTTL: time.Minute}, "")
-	clock := &fakeNow{t: time.Now()}
-	tenantdb.SetNow(db, clock.now)
+	clock := clock.NewFake(time.Now())
+	tenantdb.SetNow(db, clock.Now)
 	ctx := as("ten-a")
 	for range 3 {
 		if err := db.Tx(ctx, noop); err != nil {
@@ -57,11 +40,11 @@ func TestPlacementCache(t *testing.T) {
 	// The tenant moves to its bridge schema: the cache holds the pool
 	// placement until the TTL passes.
 	e.resolver.Set(bridge)
-	clock.add(59 * time.Second)
+	clock.Advance(59 * time.Second)
 	if u, _, _ := settings(t, db, "ten-a"); u != e.servingUser(t) {
 		t.Fatalf("within the TTL the tenant runs as %q", u)
 	}
-	clock.add(time.Second)
+	clock.Advance(time.Second)
 	if u, _, _ := settings(t, db, "ten-a"); u != bridge.Role {
 		t.Fatalf("after the TTL the tenant runs as %q, want %q", u, bridge.Role)
 	}
@@ -97,8 +80,7 @@ func TestPlacementCache(t *testing.T) {
 func TestPlacementNotification(t *testing.T) {
 	e := newEnv(t)
 	pa, pb := e.cluster.Pool(t, "ten-a"), e.cluster.Pool(t, "ten-b")
-	e.resolver.Set(pa)
-	e.resolver.Set(pb)
+	e.resolver.Set(pa, pb)
 	db := e.open(t, tenantdb.Config{PlacementTTL: time.Hour}, "")
 	runtest.Go(t, db.Run)
 	runtest.Eventually(t, "Run listening", func() bool { return tenantdb.Listening(db) })
@@ -133,10 +115,8 @@ func TestPlacementNotification(t *testing.T) {
 func TestConcurrentTenants(t *testing.T) {
 	e := newEnv(t)
 	tenants := []string{"ten-a", "ten-b", "ten-c", "ten-d"}
-	e.resolver.Set(e.cluster.Pool(t, tenants[0]))
-	e.resolver.Set(e.cluster.Pool(t, tenants[1]))
-	e.resolver.Set(e.cluster.Bridge(t, tenants[2]))
-	e.resolver.Set(e.cluster.Silo(t, tenants[3]))
+	e.resolver.Set(e.cluster.Pool(t, tenants[0]), e.cluster.Pool(t, tenants[1]), e.cluster.Bridge(t, tenants[2]),
+		e.cluster.Silo(t, tenants[3]))
 	db := e.open(t, tenantdb.Config{PlacementTTL: time.Millisecond}, "pool_max_conns=2")
 	for _, tid := range tenants {
 		insert(t, db, tid, tid)

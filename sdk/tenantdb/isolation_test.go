@@ -37,6 +37,19 @@ func placements(t *testing.T, model string) (*env, *tenantdb.DB, string, string)
 
 var models = []string{tenantdb.ModelPool, tenantdb.ModelBridge, tenantdb.ModelSilo}
 
+// eachModel runs test in each model, with placements of a and b that
+// already hold a note each, "a" and "b".
+func eachModel(t *testing.T, test func(t *testing.T, e *env, db *tenantdb.DB, model, a, b string)) {
+	for _, model := range models {
+		t.Run(model, func(t *testing.T) {
+			e, db, a, b := placements(t, model)
+			insert(t, db, a, "a")
+			insert(t, db, b, "b")
+			test(t, e, db, model, a, b)
+		})
+	}
+}
+
 // TestInterleavedTenants runs a's and b's transactions alternately on one
 // connection (one per pool; pool and bridge share it): each sees its own
 // notes only, with a query that has no WHERE clause, and runs as its own
@@ -89,33 +102,28 @@ func TestInterleavedTenants(t *testing.T) {
 // TestNoWriteToAnotherTenant: a's transaction cannot write b's notes, by
 // naming b in an INSERT or by an UPDATE or DELETE without a WHERE clause.
 func TestNoWriteToAnotherTenant(t *testing.T) {
-	for _, model := range models {
-		t.Run(model, func(t *testing.T) {
-			_, db, a, b := placements(t, model)
-			insert(t, db, a, "a")
-			insert(t, db, b, "b")
-			err := db.Tx(as(a), func(tx pgx.Tx) error {
-				_, err := tx.Exec(context.Background(), "INSERT INTO notes (tenant_id, body) VALUES ($1, 'planted')", b)
-				return err
-			})
-			if model == tenantdb.ModelPool && pgCode(err) != "42501" { // new row violates row-level security policy
-				t.Fatalf("pool: a inserting b's row: %v", err)
-			}
-			err = db.Tx(as(a), func(tx pgx.Tx) error {
-				if _, err := tx.Exec(context.Background(), "UPDATE notes SET body = 'overwritten'"); err != nil {
-					return err
-				}
-				_, err := tx.Exec(context.Background(), "DELETE FROM notes WHERE body <> 'planted'")
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if nb, _ := bodies(t, db, b); !slices.Equal(nb, []string{"b"}) {
-				t.Fatalf("b's notes after a's writes: %v", nb)
-			}
+	eachModel(t, func(t *testing.T, _ *env, db *tenantdb.DB, model, a, b string) {
+		err := db.Tx(as(a), func(tx pgx.Tx) error {
+			_, err := tx.Exec(context.Background(), "INSERT INTO notes (tenant_id, body) VALUES ($1, 'planted')", b)
+			return err
 		})
-	}
+		if model == tenantdb.ModelPool && pgCode(err) != "42501" { // new row violates row-level security policy
+			t.Fatalf("pool: a inserting b's row: %v", err)
+		}
+		err = db.Tx(as(a), func(tx pgx.Tx) error {
+			if _, err := tx.Exec(context.Background(), "UPDATE notes SET body = 'overwritten'"); err != nil {
+				return err
+			}
+			_, err := tx.Exec(context.Background(), "DELETE FROM notes WHERE body <> 'planted'")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nb, _ := bodies(t, db, b); !slices.Equal(nb, []string{"b"}) {
+			t.Fatalf("b's notes after a's writes: %v", nb)
+		}
+	})
 }
 
 // TestAnotherTenantsSchemaByName: a bridge tenant's role cannot read b's
@@ -153,30 +161,25 @@ func (e *env) resolverSchema(t *testing.T, tid string) string {
 // TestPanicInTransaction: a panic in b's function rolls b's transaction
 // back, and the connection then serves a with a's settings only.
 func TestPanicInTransaction(t *testing.T) {
-	for _, model := range models {
-		t.Run(model, func(t *testing.T) {
-			_, db, a, b := placements(t, model)
-			insert(t, db, a, "a")
-			insert(t, db, b, "b")
-			func() {
-				defer func() {
-					if recover() != "boom" {
-						t.Fatal("the panic did not reach the caller")
-					}
-				}()
-				db.Tx(as(b), func(tx pgx.Tx) error {
-					tx.Exec(context.Background(), "INSERT INTO notes (body) VALUES ('rolled back')")
-					panic("boom")
-				})
+	eachModel(t, func(t *testing.T, _ *env, db *tenantdb.DB, model, a, b string) {
+		func() {
+			defer func() {
+				if recover() != "boom" {
+					t.Fatal("the panic did not reach the caller")
+				}
 			}()
-			if na, _ := bodies(t, db, a); !slices.Equal(na, []string{"a"}) {
-				t.Fatalf("a after b's panic: %v", na)
-			}
-			if nb, _ := bodies(t, db, b); !slices.Equal(nb, []string{"b"}) {
-				t.Fatalf("b after its panic: %v (the insert was not rolled back)", nb)
-			}
-		})
-	}
+			db.Tx(as(b), func(tx pgx.Tx) error {
+				tx.Exec(context.Background(), "INSERT INTO notes (body) VALUES ('rolled back')")
+				panic("boom")
+			})
+		}()
+		if na, _ := bodies(t, db, a); !slices.Equal(na, []string{"a"}) {
+			t.Fatalf("a after b's panic: %v", na)
+		}
+		if nb, _ := bodies(t, db, b); !slices.Equal(nb, []string{"b"}) {
+			t.Fatalf("b after its panic: %v (the insert was not rolled back)", nb)
+		}
+	})
 }
 
 // TestHostileSessionSettings: b's transaction sets tenant settings for
@@ -196,49 +199,44 @@ func TestHostileSessionSettings(t *testing.T) {
 		"SELECT set_config('role', '%NAME%', false)",
 		"CREATE TEMPORARY TABLE notes (body text); INSERT INTO pg_temp.notes VALUES ('temp'); GRANT ALL ON pg_temp.notes TO PUBLIC",
 	}
-	for _, model := range models {
-		t.Run(model, func(t *testing.T) {
-			e, db, a, b := placements(t, model)
-			insert(t, db, a, "a")
-			insert(t, db, b, "b")
-			pb, _ := e.resolver.Placement(context.Background(), b)
-			for _, q := range hostile {
-				if pb.Role == "" && strings.Contains(q, "%") {
-					continue // a pool tenant has no role of its own
-				}
-				q = replaceRole(q, pb.Role)
-				var before uint32
-				err := db.Tx(as(b), func(tx pgx.Tx) error {
-					before = tx.Conn().PgConn().PID()
-					_, err := tx.Exec(context.Background(), q)
-					return err
-				})
-				if model == tenantdb.ModelSilo && strings.HasPrefix(q, "CREATE TEMPORARY") && pgCode(err) == "42501" {
-					continue // a silo database grants no TEMPORARY
-				}
-				if err != nil {
-					t.Fatalf("%s: %v", q, err)
-				}
-				victim, want := a, []string{"a"}
-				if model == tenantdb.ModelSilo {
-					victim, want = b, []string{"b"}
-				}
-				nv, pid := bodies(t, db, victim)
-				if !slices.Equal(nv, want) {
-					t.Fatalf("after b's %s, %s sees %v", q, victim, nv)
-				}
-				if dirty := leftTenantSettings(q); dirty == (pid == before) {
-					t.Fatalf("after b's %s, %s ran on backend %d (b's was %d)", q, victim, pid, before)
-				}
-				if u, tid, _ := settings(t, db, victim); tid != victim || (model == tenantdb.ModelPool) != (u == e.servingUser(t)) {
-					t.Fatalf("after b's %s, %s runs as %q with app.tenant_id %q", q, victim, u, tid)
-				}
-				if nb, _ := bodies(t, db, b); !slices.Equal(nb, []string{"b"}) {
-					t.Fatalf("b after its own %s: %v", q, nb)
-				}
+	eachModel(t, func(t *testing.T, e *env, db *tenantdb.DB, model, a, b string) {
+		pb, _ := e.resolver.Placement(context.Background(), b)
+		for _, q := range hostile {
+			if pb.Role == "" && strings.Contains(q, "%") {
+				continue // a pool tenant has no role of its own
 			}
-		})
-	}
+			q = replaceRole(q, pb.Role)
+			var before uint32
+			err := db.Tx(as(b), func(tx pgx.Tx) error {
+				before = tx.Conn().PgConn().PID()
+				_, err := tx.Exec(context.Background(), q)
+				return err
+			})
+			if model == tenantdb.ModelSilo && strings.HasPrefix(q, "CREATE TEMPORARY") && pgCode(err) == "42501" {
+				continue // a silo database grants no TEMPORARY
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			victim, want := a, []string{"a"}
+			if model == tenantdb.ModelSilo {
+				victim, want = b, []string{"b"}
+			}
+			nv, pid := bodies(t, db, victim)
+			if !slices.Equal(nv, want) {
+				t.Fatalf("after b's %s, %s sees %v", q, victim, nv)
+			}
+			if dirty := leftTenantSettings(q); dirty == (pid == before) {
+				t.Fatalf("after b's %s, %s ran on backend %d (b's was %d)", q, victim, pid, before)
+			}
+			if u, tid, _ := settings(t, db, victim); tid != victim || (model == tenantdb.ModelPool) != (u == e.servingUser(t)) {
+				t.Fatalf("after b's %s, %s runs as %q with app.tenant_id %q", q, victim, u, tid)
+			}
+			if nb, _ := bodies(t, db, b); !slices.Equal(nb, []string{"b"}) {
+				t.Fatalf("b after its own %s: %v", q, nb)
+			}
+		}
+	})
 }
 
 // leftTenantSettings reports whether q leaves app.tenant_id or the role
@@ -259,25 +257,20 @@ func replaceRole(q, role string) string {
 // every tenant: pool rows are invisible, bridge and silo tables out of
 // reach.
 func TestResetInsideTransaction(t *testing.T) {
-	for _, model := range models {
-		t.Run(model, func(t *testing.T) {
-			_, db, a, b := placements(t, model)
-			insert(t, db, a, "a")
-			insert(t, db, b, "b")
-			for _, reset := range []string{"RESET ALL", "SET LOCAL ROLE NONE", "SELECT set_config('app.tenant_id', '', true)"} {
-				var n int
-				err := db.Tx(as(a), func(tx pgx.Tx) error {
-					if _, err := tx.Exec(context.Background(), reset); err != nil {
-						return err
-					}
-					return tx.QueryRow(context.Background(), "SELECT count(*) FROM notes WHERE tenant_id <> 'ten-a'").Scan(&n)
-				})
-				if err == nil && n != 0 {
-					t.Fatalf("after %s, a's transaction sees %d notes of another tenant", reset, n)
+	eachModel(t, func(t *testing.T, _ *env, db *tenantdb.DB, model, a, b string) {
+		for _, reset := range []string{"RESET ALL", "SET LOCAL ROLE NONE", "SELECT set_config('app.tenant_id', '', true)"} {
+			var n int
+			err := db.Tx(as(a), func(tx pgx.Tx) error {
+				if _, err := tx.Exec(context.Background(), reset); err != nil {
+					return err
 				}
+				return tx.QueryRow(context.Background(), "SELECT count(*) FROM notes WHERE tenant_id <> 'ten-a'").Scan(&n)
+			})
+			if err == nil && n != 0 {
+				t.Fatalf("after %s, a's transaction sees %d notes of another tenant", reset, n)
 			}
-		})
-	}
+		}
+	})
 }
 
 // TestNoTenant: without a tenant in the context nothing is asked of the

@@ -20,9 +20,8 @@ import (
 // serving role, its own rows only.
 func TestMixedPlacementsOneConnection(t *testing.T) {
 	e := newEnv(t)
-	pa, pc := e.cluster.Pool(t, "ten-a"), e.cluster.Bridge(t, "ten-c")
-	e.resolver.Set(pa)
-	e.resolver.Set(pc)
+	pc := e.cluster.Bridge(t, "ten-c")
+	e.resolver.Set(e.cluster.Pool(t, "ten-a"), pc)
 	db := e.open(t, tenantdb.Config{}, "pool_max_conns=1")
 	insert(t, db, "ten-a", "a")
 	insert(t, db, "ten-c", "c")
@@ -92,9 +91,8 @@ func TestPlacementRefused(t *testing.T) {
 // own) or to a temporary table. One whose role is gone fails to begin.
 func TestMissingSchema(t *testing.T) {
 	e := newEnv(t)
-	pa, pb := e.cluster.Pool(t, "ten-a"), e.cluster.Bridge(t, "ten-b")
-	e.resolver.Set(pa)
-	e.resolver.Set(pb)
+	pb := e.cluster.Bridge(t, "ten-b")
+	e.resolver.Set(e.cluster.Pool(t, "ten-a"), pb)
 	db := e.open(t, tenantdb.Config{}, "pool_max_conns=1")
 	insert(t, db, "ten-a", "a")
 	insert(t, db, "ten-b", "b")

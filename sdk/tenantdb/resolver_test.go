@@ -54,8 +54,7 @@ func TestClientResolver(t *testing.T) {
 // switch a request to another tenant; a platform token names none.
 func TestTenantFromToken(t *testing.T) {
 	e := newEnv(t)
-	e.resolver.Set(e.cluster.Pool(t, "ten-a"))
-	e.resolver.Set(e.cluster.Pool(t, "ten-b"))
+	e.resolver.Set(e.cluster.Pool(t, "ten-a"), e.cluster.Pool(t, "ten-b"))
 	db := e.open(t, tenantdb.Config{}, "")
 	insert(t, db, "ten-a", "a")
 	insert(t, db, "ten-b", "b")

@@ -220,17 +220,17 @@ type Resolver struct {
 // NewResolver returns a Resolver that answers ps.
 func NewResolver(ps ...api.DataPlacement) *Resolver {
 	r := &Resolver{m: map[string]api.DataPlacement{}}
-	for _, p := range ps {
-		r.Set(p)
-	}
+	r.Set(ps...)
 	return r
 }
 
-// Set makes p the answer for its tenant.
-func (r *Resolver) Set(p api.DataPlacement) {
+// Set makes each of ps the answer for its tenant.
+func (r *Resolver) Set(ps ...api.DataPlacement) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.m[p.TenantID] = p
+	for _, p := range ps {
+		r.m[p.TenantID] = p
+	}
 }
 
 // SetAs makes p the answer for tenant tid, whatever tenant p names.
