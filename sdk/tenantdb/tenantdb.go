@@ -150,7 +150,7 @@ func (db *DB) openSilo(k siloKey) (*pgxpool.Pool, error) {
 
 // Close closes every pool. It waits for the transactions in progress on
 // the shared databases' pools; a silo pool in use is closed when its last
-// transaction ends.
+// transaction ends. Stop Run (end its context) before: Close does not.
 func (db *DB) Close() {
 	db.mu.Lock()
 	db.closed = true
