@@ -73,7 +73,11 @@
 // transaction (the next transaction on the connection is scoped anew).
 // Statements the application sends on tx.Conn() after it has committed
 // the transaction itself run with no tenant settings (pool rows are
-// invisible, bridge and silo objects out of reach).
+// invisible, bridge and silo objects out of reach). A cursor DECLAREd
+// WITH HOLD keeps its rows past its transaction, on the connection, for a
+// later transaction that FETCHes it by name: do not declare one (checking
+// for them in every transaction would cost as much as a tenth of a short
+// one).
 //
 // # Why there are only transactions
 //
