@@ -3,8 +3,6 @@ package tenantdb
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -36,9 +34,7 @@ type ClientResolver struct {
 
 // Placement implements Resolver.
 func (r ClientResolver) Placement(ctx context.Context, tenantID string) (api.DataPlacement, error) {
-	var p api.DataPlacement
-	err := r.Client.Do(ctx, http.MethodGet, "/v1/tenants/"+url.PathEscape(tenantID)+"/placement", nil, nil, &p)
-	return p, err
+	return r.Client.GetPlacement(ctx, tenantID)
 }
 
 // cachedPlacement is a placement and when it was read.
