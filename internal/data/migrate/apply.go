@@ -124,7 +124,8 @@ SELECT 'sequence', s.relname, true, true, true, false
   JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid
                   AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
   JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attname = 'tenant_id' AND NOT a.attisdropped
- WHERE n.nspname = $1::text AND s.relkind = 'S' AND NOT has_sequence_privilege($2::text, s.oid, 'USAGE')
+ WHERE n.nspname = $1::text AND s.relkind = 'S'
+   AND CASE WHEN s.relkind = 'S' THEN NOT has_sequence_privilege($2::text, s.oid, 'USAGE') END -- not called on what is no sequence
  ORDER BY 1, 2`
 
 // tenantPolicy is the pool's row-level security policy (DESIGN: data

@@ -2,8 +2,8 @@ package migrate
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/binary"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"testing/fstest"

@@ -323,10 +323,16 @@ func readLedger(ctx context.Context, dbs Databases, p Place) ([]entry, error) {
 	res, err := conn.PgConn().Exec(ctx, `SELECT name, checksum FROM `+ledgerOf(p)+` ORDER BY name`).ReadAll()
 	var pgErr *pgconn.PgError
 	switch {
-	case errors.As(err, &pgErr) && pgErr.Code == "42P01": // undefined_table: no file applied yet
+	case errors.As(err, &pgErr) && pgErr.Code == "42P01": // undefined_table: no file applied yet, or no schema
+		var exists bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1::text)`,
+			pgx.QueryExecModeExec, p.Schema).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("migrate: %s: %w", p, err)
+		}
+		if !exists {
+			return nil, fmt.Errorf("migrate: %s: the schema does not exist", p)
+		}
 		return nil, nil
-	case errors.As(err, &pgErr) && pgErr.Code == "3F000": // invalid_schema_name
-		return nil, fmt.Errorf("migrate: %s: the schema does not exist", p)
 	case err != nil:
 		return nil, fmt.Errorf("migrate: %s: read the ledger: %w", p, err)
 	}
