@@ -24,12 +24,12 @@ func migratePlace(ctx context.Context, c Cluster, r *Result, todo []File, prog *
 		return
 	}
 	defer release()
-	for _, f := range todo {
+	for i, f := range todo {
 		if err := ctx.Err(); err != nil {
 			r.Err = fmt.Errorf("migrate: %s: stopped before %s: %w", r.Place, f.Name, err)
 			return
 		}
-		if err := apply(ctx, conn, r.Place, f, r.Last == ""); err != nil {
+		if err := apply(ctx, conn, r.Place, f, r.Last == "", i == 0); err != nil {
 			r.Err = err
 			return
 		}
@@ -43,14 +43,14 @@ func migratePlace(ctx context.Context, c Cluster, r *Result, todo []File, prog *
 // has many statements, which only the simple protocol takes), then the
 // ledger row and the commit. In the pool a third and maybe a fourth, to
 // protect the tables the file made, come between.
-func apply(ctx context.Context, conn *pgx.Conn, p Place, f File, first bool) (err error) {
+func apply(ctx context.Context, conn *pgx.Conn, p Place, f File, first, defaults bool) (err error) {
 	pc := conn.PgConn()
 	defer func() {
 		if err != nil {
 			rollback(ctx, conn)
 		}
 	}()
-	pre := prelude(p, first)
+	pre := prelude(p, first, defaults)
 	if _, err := pc.Exec(ctx, pre+f.SQL).ReadAll(); err != nil {
 		return fileError(p, f, pre, err)
 	}
@@ -75,16 +75,18 @@ func apply(ctx context.Context, conn *pgx.Conn, p Place, f File, first bool) (er
 }
 
 // prelude begins a file's transaction: the place's schema as search_path
-// (the file's unqualified names are the place's), and the place's role's
-// privileges on what the admin role creates in it. The first file applied
-// to a place also creates its ledger, which the role may not touch, and
-// gives the role what is already in the schema (a place adopted with
-// tables in it).
+// (the file's unqualified names are the place's) and, with defaults, the
+// place's role's privileges on what the admin role creates in it (default
+// privileges are the admin role's own: set by the first file of each Run,
+// they follow a change of the cluster's admin role). The first file
+// applied to a place also creates its ledger, which the role may not
+// touch, and gives the role what is already in the schema (a place
+// adopted with tables in it).
 //
 // In the pool, whose schema is shared by every tenant, only the tenant
 // tables are the serving role's (protectPool): a table without tenant_id
 // holds rows of no tenant, which a tenant's request must not write.
-func prelude(p Place, first bool) string {
+func prelude(p Place, first, defaults bool) string {
 	schema, role := pgx.Identifier{p.Schema}.Sanitize(), pgx.Identifier{p.Role}.Sanitize()
 	var b strings.Builder
 	b.WriteString("BEGIN;\nSET LOCAL search_path TO " + schema + ";\n")
@@ -97,7 +99,7 @@ func prelude(p Place, first bool) string {
 		}
 		b.WriteString("REVOKE ALL ON " + ledgerOf(p) + " FROM PUBLIC, " + role + ";\n")
 	}
-	if p.Model != Pool {
+	if p.Model != Pool && defaults {
 		b.WriteString("ALTER DEFAULT PRIVILEGES IN SCHEMA " + schema + " GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO " + role + ";\n")
 		b.WriteString("ALTER DEFAULT PRIVILEGES IN SCHEMA " + schema + " GRANT USAGE, SELECT ON SEQUENCES TO " + role + ";\n")
 	}
