@@ -19,7 +19,11 @@ import (
 // gives it back outside any transaction and without the advisory lock
 // (or closed, if it could not make sure of that), so that a pool may hand
 // it to anyone; it may have run the application's session-level SETs
-// other than the role's.
+// other than the role's and the search_path.
+//
+// Run holds one connection to the shared database for its whole length
+// (the lock) and up to Options.Workers more at a time, one per worker: a
+// pool for the shared database needs room for Workers+1.
 type Databases interface {
 	Conn(ctx context.Context, database string) (conn *pgx.Conn, release func(), err error)
 }

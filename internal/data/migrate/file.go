@@ -28,10 +28,12 @@ var fileName = regexp.MustCompile(`^([0-9]+)_[A-Za-z0-9_-]+\.sql$`)
 // order they are applied in). Each must be named NNN_name.sql with its
 // number higher than the previous file's (pad the numbers to one width:
 // 010 sorts after 009, 10 before 9), be UTF-8, close every string and
-// comment, and hold no statement that begins or ends a transaction or
-// sets the session's role: every file is applied in one transaction
-// together with its ledger row, on connections that go on to migrate other
-// targets. Anything else in fsys is ignored.
+// comment, and hold no top-level statement that begins or ends a
+// transaction, sets the session's role or sets the search_path: every file
+// is applied in one transaction together with its ledger row, with the
+// search_path set to the place's schema, on connections that go on to
+// migrate other places. (A function call such as set_config is not
+// looked into.) Anything else in fsys is ignored.
 func Load(fsys fs.FS) ([]File, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {

@@ -235,10 +235,21 @@ func refused(words []string) string {
 			return "a file runs in one transaction with its ledger row; it may not prepare it"
 		}
 	case "SET", "RESET":
-		// SET LOCAL ROLE ends with the transaction; SET ROLE would stay
-		// on the pooled connection for the next target.
-		if w(1) == "ROLE" || w(1) == "SESSION" || w(0) == "RESET" && w(1) == "ALL" {
-			return "a file may not change the session's role (" + strings.Join(words, " ") + "); use SET LOCAL ROLE"
+		what := w(1)
+		if what == "LOCAL" || what == "SESSION" && w(2) != "AUTHORIZATION" {
+			what = w(2)
+		}
+		switch {
+		case what == "ROLE" || what == "SESSION":
+			// SET LOCAL ROLE ends with the transaction; SET ROLE would stay
+			// on the pooled connection for the next place.
+			if w(1) != "LOCAL" {
+				return "a file may not change the session's role (" + strings.Join(words, " ") + "); use SET LOCAL ROLE"
+			}
+		case what == "SEARCH_PATH" || what == "ALL":
+			// The search_path is the place's schema: a file written once
+			// for every place that set it would apply them all to one.
+			return "a file may not change the search_path (" + strings.Join(words, " ") + "): it is the schema of the place being migrated"
 		}
 	}
 	return ""
