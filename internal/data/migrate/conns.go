@@ -19,7 +19,7 @@ import (
 // gives it back outside any transaction and without the advisory lock
 // (or closed, if it could not make sure of that), so that a pool may hand
 // it to anyone; it may have run the application's session-level SETs
-// other than the role's and the search_path.
+// other than the role's and the search_path's.
 //
 // Run holds one connection to the shared database for its whole length
 // (the lock) and up to Options.Workers more at a time, one per worker: a
