@@ -64,12 +64,8 @@ func clusterMigrate(ctx context.Context, s stdio, args []string) error {
 			return err
 		}
 	}
-	if cf.output == "json" {
-		if perr := printJSON(s.out, st); perr != nil {
-			return perr
-		}
-	} else {
-		printMigrationStatus(s.out, st)
+	if perr := printMigrations(s.out, cf.output, st); perr != nil {
+		return perr
 	}
 	return err
 }
@@ -161,17 +157,22 @@ func clusterMigrations(ctx context.Context, s stdio, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cf.output == "json" {
-		if err := printJSON(s.out, st); err != nil {
-			return err
-		}
-	} else {
-		printMigrationStatus(s.out, st)
+	if err := printMigrations(s.out, cf.output, st); err != nil {
+		return err
 	}
 	if *check && len(st.Behind) > 0 {
 		fmt.Fprintf(s.err, "%d tenant(s) behind %s on cluster %s\n", len(st.Behind), st.Newest, st.Cluster)
 		return errSilent
 	}
+	return nil
+}
+
+// printMigrations prints a status as output (--output) says.
+func printMigrations(w io.Writer, output string, st client.DataMigrationStatus) error {
+	if output == "json" {
+		return printJSON(w, st)
+	}
+	printMigrationStatus(w, st)
 	return nil
 }
 
