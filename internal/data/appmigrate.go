@@ -244,15 +244,15 @@ func (s *Service) runMigrations(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
-			s.MigrateAll(ctx)
+			s.migrateAll(ctx)
 		}
 	}
 }
 
-// MigrateAll applies each cluster's registered migrations to its ready
+// migrateAll applies each cluster's registered migrations to its ready
 // placements. Another node's run on a cluster is left to it; a failure is
 // logged and kept for the status, and the next pass tries again.
-func (s *Service) MigrateAll(ctx context.Context) {
+func (s *Service) migrateAll(ctx context.Context) {
 	var clusters []string
 	err := s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT DISTINCT cluster FROM data_app_migrations ORDER BY cluster`)

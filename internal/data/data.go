@@ -25,6 +25,11 @@
 // bulkhead_placement, payload the tenant id) for the SDKs' caches, and
 // across Bulkhead's own nodes through inval.
 //
+// The application's migrations (internal/data/migrate) are registered
+// per cluster by the operator and converged by Run on every node, one node
+// at a time; a new bridge schema or silo database gets them before its
+// placement is ready.
+//
 // A cluster's DSNs are sealed under the root key and never returned,
 // logged or audited: errors about a cluster name it and which DSN, never
 // the DSN.
