@@ -14,6 +14,8 @@ const clusterUsage = `Usage:
   bulkhead cluster add NAME --dsn URL --admin-dsn URL [--prefix P] [--default]
   bulkhead cluster list
   bulkhead cluster remove NAME
+  bulkhead cluster migrate NAME --dir DIR [--no-wait] [--timeout 10m]
+  bulkhead cluster migrations NAME [--json] [--check]
 A cluster is the application's own PostgreSQL, where Bulkhead places each
 tenant onboarded afterwards, by its tier: pool in the shared database (rows
 keyed by tenant_id under forced row-level security), bridge in a schema of
@@ -27,6 +29,9 @@ out of shell history. --prefix (default t_) begins every schema, role and
 database made for a tenant. The first cluster is the default (where new
 tenants go); --default makes this one the default.
 remove refuses a cluster that still holds placements.
+migrate registers the application's migrations (DIR/*.sql) and waits for
+every placement to have them; migrations prints how far each is (see
+bulkhead cluster migrate --help).
 Common flags: --addr, --token, --output json|table`
 
 const placementUsage = `Usage:

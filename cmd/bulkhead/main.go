@@ -40,7 +40,8 @@ Usage:
   bulkhead function <command>   create|list|invoke|delete WebAssembly functions (see bulkhead function --help)
   bulkhead connection <command> create|list|get|update|delete|grant|activity|alerts a tenant's connections to
                                 third-party APIs, split tokens and grants (see bulkhead connection --help)
-  bulkhead cluster <command>    add|list|remove the application's PostgreSQL clusters (see bulkhead cluster --help)
+  bulkhead cluster <command>    add|list|remove|migrate|migrations the application's PostgreSQL clusters
+                                and their migrations (see bulkhead cluster --help)
   bulkhead placement TENANT     where a tenant's application data lives
   bulkhead rls lint [flags]     check an application database's row-level security for cross-tenant
                                 leaks (see bulkhead rls --help)
@@ -182,13 +183,15 @@ func commands() map[string]unit {
 		"connection grant resume":  {run: grantResume},
 		"connection grant delete":  {run: grantDelete},
 
-		"cluster":        {usage: clusterUsage},
-		"cluster add":    {run: clusterAdd},
-		"cluster list":   {run: clusterList},
-		"cluster remove": {run: clusterRemove},
-		"placement":      {run: placementGet},
-		"rls":            {usage: rlsUsage},
-		"rls lint":       {run: rlsLint},
+		"cluster":            {usage: clusterUsage},
+		"cluster add":        {run: clusterAdd},
+		"cluster list":       {run: clusterList},
+		"cluster remove":     {run: clusterRemove},
+		"cluster migrate":    {run: clusterMigrate},
+		"cluster migrations": {run: clusterMigrations},
+		"placement":          {run: placementGet},
+		"rls":                {usage: rlsUsage},
+		"rls lint":           {run: rlsLint},
 	}
 }
 

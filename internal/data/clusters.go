@@ -253,6 +253,9 @@ func (s *Service) RemoveCluster(ctx context.Context, name string, actor tenant.A
 			return inval.Change{}, errs.E(errs.Conflict, "cluster_in_use",
 				"cluster %q holds %d tenant placement(s), retained ones included; it can be removed once they are dropped", name, n)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM data_app_migrations WHERE cluster = ?`, name); err != nil {
+			return inval.Change{}, fmt.Errorf("data: remove the cluster's migrations: %w", err)
+		}
 		res, err := tx.Exec(ctx, `DELETE FROM data_clusters WHERE name = ?`, name)
 		if err != nil {
 			return inval.Change{}, fmt.Errorf("data: remove cluster: %w", err)
@@ -260,6 +263,11 @@ func (s *Service) RemoveCluster(ctx context.Context, name string, actor tenant.A
 		if k, _ := res.RowsAffected(); k == 0 {
 			return inval.Change{}, clusterNotFound(name)
 		}
+		tx.AfterCommit(func() {
+			s.mu.Lock()
+			delete(s.runs, name)
+			s.mu.Unlock()
+		})
 		return inval.Change{Action: "data.cluster_removed", Target: name}, nil
 	})
 }

@@ -25,6 +25,11 @@
 // bulkhead_placement, payload the tenant id) for the SDKs' caches, and
 // across Bulkhead's own nodes through inval.
 //
+// The application's migrations (internal/data/migrate) are registered
+// per cluster by the operator and converged by Run on every node, one node
+// at a time; a new bridge schema or silo database gets them before its
+// placement is ready.
+//
 // A cluster's DSNs are sealed under the root key and never returned,
 // logged or audited: errors about a cluster name it and which DSN, never
 // the DSN.
@@ -34,6 +39,8 @@ import (
 	"context"
 	"embed"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,7 +64,12 @@ func Migrations() storage.Component {
 	c.RowSecurity = map[string]storage.Rows{
 		"data_clusters":   storage.PlatformRows(),
 		"data_placements": storage.TenantRows("tenant_id"),
+		// The application's migrations, per cluster: the operator's.
+		"data_app_migrations": storage.PlatformRows(),
 	}
+	// A registered migration is written once: never changed, deleted
+	// only with its cluster.
+	c.Privileges = map[string]string{"data_app_migrations": "SELECT, INSERT, DELETE"}
 	return c
 }
 
@@ -93,12 +105,11 @@ const DefaultRetention = 720 * time.Hour
 const DefaultSweepInterval = time.Minute
 
 // Provisioned is called once a bridge or silo placement's schema or
-// database and role exist, with a connection as the cluster's admin role
-// to the placement's database, before the placement is recorded ready:
-// the application's migrations are applied to the new schema or database
-// there (internal/data/migrate). It must be idempotent: a step that fails
-// after it runs again. It is not called for pool placements, which share
-// the migrated database.
+// database and role exist and the cluster's registered migrations are
+// applied there, with a connection as the cluster's admin role to the
+// placement's database, before the placement is recorded ready. It must
+// be idempotent: a step that fails after it runs again. It is not called
+// for pool placements, which share the migrated database.
 type Provisioned func(ctx context.Context, p api.DataPlacement, admin *pgx.Conn) error
 
 // Options configure a Service.
@@ -127,6 +138,10 @@ type Service struct {
 	opts   Options
 	cache  *lru.Cache[tenant.ID, api.DataPlacement]
 	inval  *inval.Channel
+	wake   chan struct{} // asks Run's migration runner for a pass
+
+	mu   sync.Mutex
+	runs map[string]runState // by cluster: this node's last migration run
 }
 
 // New returns the service. sealer (the root key) seals the clusters' DSNs
@@ -149,28 +164,38 @@ func New(db *storage.DB, log *audit.Log, sealer kms.Sealer, opts Options) *Servi
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = 10000
 	}
-	s := &Service{db: db, audit: log, sealer: sealer, clock: opts.Clock, log: opts.Logger, opts: opts}
+	s := &Service{db: db, audit: log, sealer: sealer, clock: opts.Clock, log: opts.Logger, opts: opts,
+		wake: make(chan struct{}, 1), runs: map[string]runState{}}
 	s.cache = lru.New[tenant.ID, api.DataPlacement](lru.Options[api.DataPlacement]{Size: opts.CacheSize,
 		Off: db.Dialect() == storage.Postgres})
 	s.inval = inval.New(db, notifyChannel, log, opts.Logger, inval.Hooks{
-		Evict:   func(_ context.Context, tid string) { s.cache.Evict(tenant.ID(tid)) },
-		Purge:   func(context.Context) { s.cache.Purge() },
-		Enable:  func(context.Context) { s.cache.Enable() },
+		Evict: func(_ context.Context, key string) {
+			if strings.HasPrefix(key, migrationsKey) {
+				s.wakeRunner()
+				return
+			}
+			s.cache.Evict(tenant.ID(key))
+		},
+		Purge: func(context.Context) { s.cache.Purge() },
+		Enable: func(context.Context) {
+			s.cache.Enable()
+			s.wakeRunner() // a registration may have been missed while not listening
+		},
 		Disable: func(context.Context) { s.cache.Disable() },
 	})
 	return s
 }
 
-// Run listens for other nodes' changes and, every SweepInterval of the
-// service's clock, drops the retained placements whose time has come,
-// until ctx ends.
+// Run listens for other nodes' changes, runs the application's
+// registered migrations on every cluster whenever it is woken (a
+// registration on any node, a placement made ready on this one, and every
+// SweepInterval of the service's clock), and every SweepInterval drops the
+// retained placements whose time has come, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	listening := make(chan struct{})
-	go func() {
-		defer close(listening)
-		s.inval.Run(ctx)
-	}()
-	defer func() { <-listening }()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { s.inval.Run(ctx) })
+	wg.Go(func() { s.runMigrations(ctx) })
 	t, tick := s.clock.NewTicker(s.opts.SweepInterval)
 	defer t.Stop()
 	for {
@@ -181,6 +206,7 @@ func (s *Service) Run(ctx context.Context) error {
 			if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
 				s.log.ErrorContext(ctx, "sweep retained placements", "err", err)
 			}
+			s.wakeRunner()
 		}
 	}
 }

@@ -3,6 +3,8 @@ package data_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
@@ -80,6 +82,9 @@ type node struct {
 	rec   *recorder
 	log   *syncBuffer
 	clock *clock.Fake
+	// rootKey (base64) is the node's root key: another node on its
+	// database is given it.
+	rootKey string
 }
 
 // start is a node on the Bulkhead database dsn, its clock a Fake, its
@@ -87,13 +92,15 @@ type node struct {
 // service credential of tenant id.
 func start(t *testing.T, dsn string, tenants ...string) *node {
 	t.Helper()
+	key := make([]byte, 32)
+	rand.Read(key)
 	n := &node{app: storagetest.App(t), rec: &recorder{}, log: &syncBuffer{},
-		clock: clock.NewFake(time.Now().UTC().Truncate(time.Microsecond))}
+		clock: clock.NewFake(time.Now().UTC().Truncate(time.Microsecond)), rootKey: base64.StdEncoding.EncodeToString(key)}
 	tokens := map[string]tenant.Context{}
 	for _, id := range tenants {
 		tokens["tok-"+id] = tenant.Context{TenantID: tenant.ID(id), Principal: "client:svc-" + id}
 	}
-	n.Env = apitest.New(t, dsn, apitest.Options{TenantTokens: tokens, Clock: n.clock,
+	n.Env = apitest.New(t, dsn, apitest.Options{TenantTokens: tokens, Clock: n.clock, RootKey: n.rootKey,
 		Logger: slog.New(slog.NewJSONHandler(n.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	n.op = n.as(apitest.AdminToken)
 	return n

@@ -150,6 +150,12 @@ func (s *Service) place(ctx context.Context, tx *storage.Tx, t tenants.Tenant) e
 			return fmt.Errorf("data: seal role password: %w", err)
 		}
 		sealed = base64.StdEncoding.EncodeToString(b)
+		if err := s.migratePlacement(ctx, c, p.DataPlacement); err != nil {
+			return err
+		}
+		// Files registered since are the runner's: wake it once the
+		// placement is ready (it migrates ready placements only).
+		tx.AfterCommit(s.wakeRunner)
 		if s.opts.Provisioned != nil {
 			if err := s.runProvisioned(ctx, c, p.DataPlacement); err != nil {
 				return err

@@ -157,6 +157,8 @@ func TestCrossTenant(t *testing.T) {
 			{method: "GET", path: "/v1/clusters", token: tokA},
 			{method: "GET", path: "/v1/clusters/probe-cluster", token: tokA},
 			{method: "DELETE", path: "/v1/clusters/probe-cluster", token: tokA},
+			{method: "PUT", path: "/v1/clusters/probe-cluster/migrations", token: tokA, body: []byte(`{"files":[{"name":"001_a.sql","sql":"CREATE TABLE a (id int)"}]}`)},
+			{method: "GET", path: "/v1/clusters/probe-cluster/migrations", token: tokA},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

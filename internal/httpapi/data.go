@@ -7,8 +7,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
-// dataRoutes register the application's PostgreSQL clusters (the
-// operator's) and answer where a tenant's application data lives (the
+// dataRoutes register the application's PostgreSQL clusters and their
+// migrations (the operator's) and answer where a tenant's application data lives (the
 // operator, and the tenant's own credentials: the application's service
 // credential reads its tenants' placements so).
 func (s *Server) dataRoutes() []Route {
@@ -25,6 +25,12 @@ func (s *Server) dataRoutes() []Route {
 	remove := jsonCall(http.StatusNoContent, globalStore, func(r *http.Request, _ tenant.ID, _ none) (none, error) {
 		return none{}, d.RemoveCluster(r.Context(), r.PathValue("name"), actor(r))
 	})
+	register := jsonCall(http.StatusAccepted, globalStore, func(r *http.Request, _ tenant.ID, in api.RegisterDataMigrations) (api.DataMigrationStatus, error) {
+		return d.RegisterMigrations(r.Context(), r.PathValue("name"), in, actor(r))
+	})
+	migrations := jsonCall(http.StatusOK, globalStore, func(r *http.Request, _ tenant.ID, _ none) (api.DataMigrationStatus, error) {
+		return d.MigrationStatus(r.Context(), r.PathValue("name"))
+	})
 	placement := jsonCall(http.StatusOK, s.existingTenant, func(r *http.Request, tid tenant.ID, _ none) (api.DataPlacement, error) {
 		return d.Placement(r.Context(), tid)
 	})
@@ -33,6 +39,8 @@ func (s *Server) dataRoutes() []Route {
 		{"GET", "/v1/clusters", "data.cluster_list", Operator, list},
 		{"GET", "/v1/clusters/{name}", "data.cluster_get", Operator, get},
 		{"DELETE", "/v1/clusters/{name}", "data.cluster_remove", Operator, remove},
+		{"PUT", "/v1/clusters/{name}/migrations", "data.migrations_register", Operator, register},
+		{"GET", "/v1/clusters/{name}/migrations", "data.migrations_get", Operator, migrations},
 		{"GET", "/v1/tenants/{tenant}/placement", "data.placement_get", Tenant, placement},
 	}
 }

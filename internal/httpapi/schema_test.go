@@ -154,6 +154,11 @@ var schemaBodies = []schemaBody{
 	request[api.CreateDataCluster]("CreateDataCluster"),
 	body[api.DataClusterList]("DataClusterList"),
 	body[api.DataPlacement]("DataPlacement"),
+	request[api.DataMigrationFile]("DataMigrationFile"),
+	request[api.RegisterDataMigrations]("RegisterDataMigrations"),
+	body[api.DataMigration]("DataMigration"),
+	body[api.DataMigrationPlace]("DataMigrationPlace"),
+	body[api.DataMigrationStatus]("DataMigrationStatus"),
 }
 
 // notBodies are the components that describe no body of their own.

@@ -57,3 +57,61 @@ type DataPlacement struct {
 	Version   int64     `json:"version"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// DataMigrationFile is one of the application's migrations, as the
+// operator sends it: a plain SQL file named NNN_name.sql.
+type DataMigrationFile struct {
+	Name string `json:"name"`
+	SQL  string `json:"sql"`
+}
+
+// RegisterDataMigrations is the body of PUT /v1/clusters/{name}/migrations:
+// every file, those registered before first and unchanged (a file is
+// written once), then the new ones.
+type RegisterDataMigrations struct {
+	Files []DataMigrationFile `json:"files"`
+}
+
+// DataMigration is a registered migration. Its SQL is not returned: the
+// checksum (SHA-256 of the SQL, hex) says which file it is.
+type DataMigration struct {
+	Name      string    `json:"name"`
+	Checksum  string    `json:"checksum"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// DataMigrationPlace is where the migrations are applied, and how far it
+// is: the pool (the shared database's public schema, with every pool
+// tenant), a bridge schema or a silo database (with its one tenant).
+type DataMigrationPlace struct {
+	Model    string   `json:"model"` // pool, bridge or silo
+	Database string   `json:"database"`
+	Schema   string   `json:"schema"`
+	Tenants  []string `json:"tenants"`
+	// Last is the newest migration applied there ("" if none).
+	Last    string `json:"last,omitempty"`
+	Pending int    `json:"pending"`
+	// Error says what keeps the place from the newest migration (a file
+	// that failed there, a database that could not be reached).
+	Error string `json:"error,omitempty"`
+}
+
+// DataMigrationStatus is how far a cluster's placements are with its
+// registered migrations.
+type DataMigrationStatus struct {
+	Cluster string               `json:"cluster"`
+	Files   []DataMigration      `json:"files"`
+	Newest  string               `json:"newest,omitempty"`
+	Places  []DataMigrationPlace `json:"places"`
+	// Behind are the tenants whose place is not at Newest.
+	Behind []string `json:"behind"`
+	// CheckedAt is when Places were read: now, or, if the places could
+	// not all be read in time, the end of this node's last run.
+	CheckedAt time.Time `json:"checked_at"`
+	// Running is true while a run holds the cluster's migration lock
+	// (on any node).
+	Running bool `json:"running"`
+	// LastRunAt and LastRunError are this node's last run on the cluster.
+	LastRunAt    *time.Time `json:"last_run_at,omitempty"`
+	LastRunError string     `json:"last_run_error,omitempty"`
+}

@@ -21,6 +21,12 @@ type (
 	CreateDataCluster = api.CreateDataCluster
 	DataClusterList   = api.DataClusterList
 	DataPlacement     = api.DataPlacement
+
+	DataMigrationFile      = api.DataMigrationFile
+	RegisterDataMigrations = api.RegisterDataMigrations
+	DataMigration          = api.DataMigration
+	DataMigrationPlace     = api.DataMigrationPlace
+	DataMigrationStatus    = api.DataMigrationStatus
 )
 
 const clustersPath = "/v1/clusters"
@@ -44,6 +50,21 @@ func (c *Client) GetCluster(ctx context.Context, name string) (DataCluster, erro
 // RemoveCluster unregisters a cluster that holds no placement.
 func (c *Client) RemoveCluster(ctx context.Context, name string) error {
 	return c.Do(ctx, http.MethodDelete, itemPath(clustersPath, name), nil, nil, nil)
+}
+
+// RegisterMigrations registers the application's migrations for a
+// cluster (operator only): every file, those registered before first and
+// unchanged, then the new ones. Bulkhead stores the new files and applies
+// them to every placement on the cluster in the background; the answer is
+// the status when they were stored.
+func (c *Client) RegisterMigrations(ctx context.Context, cluster string, in RegisterDataMigrations) (DataMigrationStatus, error) {
+	return call[DataMigrationStatus](ctx, c, http.MethodPut, itemPath(clustersPath, cluster)+"/migrations", in)
+}
+
+// MigrationStatus returns how far a cluster's placements are with its
+// registered migrations (operator only).
+func (c *Client) MigrationStatus(ctx context.Context, cluster string) (DataMigrationStatus, error) {
+	return call[DataMigrationStatus](ctx, c, http.MethodGet, itemPath(clustersPath, cluster)+"/migrations", nil)
 }
 
 // GetPlacement returns where a tenant's application data lives (the

@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
@@ -544,4 +545,18 @@ func (r roundTrip) data(op, svc *client.Client, app storagetest.AppCluster) {
 	own, err := svc.GetPlacement(ctx, "data-co")
 	r.ok("the tenant's service gets its placement", err)
 	r.want("own placement", own == p, own)
+
+	file := client.DataMigrationFile{Name: "001_notes.sql", SQL: "CREATE TABLE notes (tenant_id text NOT NULL, body text);"}
+	st, err := op.RegisterMigrations(ctx, "app", client.RegisterDataMigrations{Files: []client.DataMigrationFile{file}})
+	r.ok("register migrations", err)
+	r.want("registered", st.Cluster == "app" && st.Newest == file.Name && len(st.Files) == 1 && len(st.Files[0].Checksum) == 64 &&
+		!st.Files[0].CreatedAt.IsZero() && !st.CheckedAt.IsZero(), st)
+	runtest.Eventually(r.t, "the placements to be migrated", func() bool {
+		st, err = op.MigrationStatus(ctx, "app")
+		r.ok("migration status", err)
+		return len(st.Behind) == 0
+	})
+	r.want("migrated", len(st.Behind) == 0 && len(st.Places) == 2 && st.Places[0].Model == "pool" && st.Places[1].Model == "bridge" &&
+		slices.Equal(st.Places[1].Tenants, []string{"data-co"}) && st.Places[1].Last == file.Name && st.Places[1].Pending == 0 &&
+		st.Places[1].Schema == p.Schema && st.Places[1].Database == app.Database && st.Places[1].Error == "", st)
 }

@@ -381,6 +381,9 @@ func TestTwoRunners(t *testing.T) {
 	if _, err := Run(ctx, c.Cluster, fs, targets, Options{}); !errs.Is(err, codeRunning) {
 		t.Fatalf("second Run = %v, want %s", err, codeRunning)
 	}
+	if running, err := Running(ctx, c.Cluster); err != nil || !running {
+		t.Fatalf("Running during a Run = %v, %v", running, err)
+	}
 	if _, err := Status(ctx, c.Cluster, fs, targets, Options{}); err != nil {
 		t.Fatalf("Status during a Run: %v", err)
 	}
@@ -403,6 +406,9 @@ func TestTwoRunners(t *testing.T) {
 	}
 	if rep := <-waited; rep.Applied != 0 || len(rep.Behind()) != 0 {
 		t.Fatalf("waiting Run after the first: applied %d, behind %v", rep.Applied, rep.Behind())
+	}
+	if running, err := Running(ctx, c.Cluster); err != nil || running {
+		t.Fatalf("Running after the runs = %v, %v", running, err)
 	}
 	// A Run waiting for a lock that is never released ends with its context.
 	c.exec(t, c.Database, "SELECT 1") // the pool has room

@@ -187,6 +187,32 @@ func Status(ctx context.Context, c Cluster, files []File, targets []Target, opts
 	return rep, ctx.Err()
 }
 
+// Running reports whether a Run holds the cluster's lock, on this process
+// or any other: a status read on one node tells of a run on another.
+func Running(ctx context.Context, c Cluster) (bool, error) {
+	if c.Databases == nil || c.SharedDatabase == "" {
+		return false, errors.New("migrate: no connections to the cluster")
+	}
+	conn, release, err := c.Databases.Conn(ctx, c.SharedDatabase)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	// A bigint advisory key is in pg_locks as its high half (classid) and
+	// low half (objid), with objsubid 1.
+	k := lockKey
+	key := uint64(k) // its bits
+	var held bool
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1)`,
+		int64(key>>32), int64(key&0xffffffff)).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("migrate: read the lock: %w", err)
+	}
+	return held, nil
+}
+
 // The codes of Run's errors (errs.Error.Code).
 const (
 	codeRunning = "migrations_running" // another Run holds the cluster's lock
