@@ -226,11 +226,8 @@ func (s *server) list(ctx context.Context, c *caller, r *http.Request) (int, any
 }
 
 func (s *server) get(ctx context.Context, c *caller, r *http.Request) (int, any, error) {
-	n, err := s.load(ctx, r.PathValue("id"))
+	n, err := s.loadFor(ctx, c, "read", r.PathValue("id"))
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := s.authorize(ctx, c, "read", noteEntity(n)); err != nil {
 		return 0, nil, err
 	}
 	d, err := s.open(ctx, c, n)
@@ -241,11 +238,8 @@ func (s *server) get(ctx context.Context, c *caller, r *http.Request) (int, any,
 }
 
 func (s *server) delete(ctx context.Context, c *caller, r *http.Request) (int, any, error) {
-	n, err := s.load(ctx, r.PathValue("id"))
+	n, err := s.loadFor(ctx, c, "delete", r.PathValue("id"))
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := s.authorize(ctx, c, "delete", noteEntity(n)); err != nil {
 		return 0, nil, err
 	}
 	// The decision was about this author: delete the note only if it still
@@ -267,9 +261,10 @@ func (s *server) delete(ctx context.Context, c *caller, r *http.Request) (int, a
 	return http.StatusNoContent, nil, nil
 }
 
-// load reads note id in the caller's tenant's transaction: a note of
-// another tenant is not there to be read.
-func (s *server) load(ctx context.Context, id string) (row, error) {
+// loadFor reads note id in the caller's tenant's transaction (a note of
+// another tenant is not there to be read) and asks whether the caller
+// may do action on it.
+func (s *server) loadFor(ctx context.Context, c *caller, action, id string) (row, error) {
 	if !ids.Valid(id, notePrefix) {
 		return row{}, errNotFound
 	}
@@ -280,7 +275,10 @@ func (s *server) load(ctx context.Context, id string) (row, error) {
 	if errors.Is(err, pgx.ErrNoRows) {
 		return row{}, errNotFound
 	}
-	return n, err
+	if err != nil {
+		return row{}, err
+	}
+	return n, s.authorize(ctx, c, action, noteEntity(n))
 }
 
 // open decrypts a note's body. A body that does not decrypt for this row

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -41,31 +40,13 @@ type world struct {
 	// tokens: two clients of each tenant ("<tenant>" and
 	// "<tenant>/other"), with the scopes the service needs.
 	tokens map[string]string
-	log    *syncBuffer // the notes service's
-}
-
-// syncBuffer is a log sink written from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log    *runtest.Log // the notes service's
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := t.Context()
-	w := &world{app: storagetest.App(t), places: map[string]client.DataPlacement{}, tokens: map[string]string{}, log: &syncBuffer{}}
+	w := &world{app: storagetest.App(t), places: map[string]client.DataPlacement{}, tokens: map[string]string{}, log: &runtest.Log{}}
 	w.bulkhead = apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{})
 	op := w.bulkhead.Admin
 	if _, err := op.CreateCluster(ctx, client.CreateDataCluster{Name: "app", DSN: w.app.ServingDSN,

@@ -24,24 +24,6 @@ import (
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
-// syncBuffer is a log sink the node writes from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // recorder is a transport that keeps every answer's body, to look for
 // secrets in all of them.
 type recorder struct {
@@ -78,7 +60,7 @@ type node struct {
 	app   storagetest.AppCluster
 	op    *client.Client // the operator, recorded
 	rec   *recorder
-	log   *syncBuffer
+	log   *runtest.Log
 	clock *clock.Fake
 }
 
@@ -87,7 +69,7 @@ type node struct {
 // service credential of tenant id.
 func start(t *testing.T, dsn string, tenants ...string) *node {
 	t.Helper()
-	n := &node{app: storagetest.App(t), rec: &recorder{}, log: &syncBuffer{},
+	n := &node{app: storagetest.App(t), rec: &recorder{}, log: &runtest.Log{},
 		clock: clock.NewFake(time.Now().UTC().Truncate(time.Microsecond))}
 	tokens := map[string]tenant.Context{}
 	for _, id := range tenants {
