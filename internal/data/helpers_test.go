@@ -26,24 +26,6 @@ import (
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
-// syncBuffer is a log sink the node writes from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // recorder is a transport that keeps every answer's body, to look for
 // secrets in all of them.
 type recorder struct {
@@ -80,7 +62,7 @@ type node struct {
 	app   storagetest.AppCluster
 	op    *client.Client // the operator, recorded
 	rec   *recorder
-	log   *syncBuffer
+	log   *runtest.Log
 	clock *clock.Fake
 	// rootKey (base64) is the node's root key: another node on its
 	// database is given it.
@@ -94,7 +76,7 @@ func start(t *testing.T, dsn string, tenants ...string) *node {
 	t.Helper()
 	key := make([]byte, 32)
 	rand.Read(key)
-	n := &node{app: storagetest.App(t), rec: &recorder{}, log: &syncBuffer{},
+	n := &node{app: storagetest.App(t), rec: &recorder{}, log: &runtest.Log{},
 		clock: clock.NewFake(time.Now().UTC().Truncate(time.Microsecond)), rootKey: base64.StdEncoding.EncodeToString(key)}
 	tokens := map[string]tenant.Context{}
 	for _, id := range tenants {

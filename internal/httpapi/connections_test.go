@@ -119,24 +119,6 @@ func (a *azEnv) viaProxy(method, path, partA string, header http.Header) respons
 	return send(a.t, a.env.ProxyURL, call{method: method, path: path, token: partA, header: header})
 }
 
-// logBuffer collects a node's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // dumpTables returns every stored value of the tables, read with SQL in
 // the platform scope.
 func dumpTables(t *testing.T, db *storage.DB, tables ...string) string {
@@ -192,7 +174,7 @@ func secretForms(token string) []string {
 // audit trail holds the token.
 func TestConnectionProxyEndToEnd(t *testing.T) {
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
-		logs := &logBuffer{}
+		logs := &runtest.Log{}
 		a := newTwoTenantEnvWith(t, dsn, apitest.Options{TenantTokens: connTokens(),
 			Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		const token = "sk_live_9f8e7d6c5b4a39281706f5e4d3c2b1a0-REAL"

@@ -6,6 +6,7 @@ package runtest
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,3 +52,24 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 
 // eventuallyWithin is Eventually's deadline.
 const eventuallyWithin = time.Minute
+
+// Log is a log sink for a test: background work writes to it from many
+// goroutines (as a slog handler's io.Writer) and the test reads it all
+// back with String.
+type Log struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

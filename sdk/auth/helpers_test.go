@@ -1,7 +1,6 @@
 package auth_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/sdk/auth"
 	"github.com/bulkhead-dev/bulkhead/sdk/auth/authtest"
 )
@@ -34,24 +34,6 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a test provider with a platform ES256 and EdDSA key and a
 // validator of its tokens.
 type env struct {
@@ -61,12 +43,12 @@ type env struct {
 	v   *auth.Validator
 	es  *authtest.Key // platform ES256 key
 	ed  *authtest.Key // platform EdDSA key
-	log *syncBuffer
+	log *runtest.Log
 }
 
 func newEnv(t testing.TB, mod ...func(*auth.Config)) *env {
 	t.Helper()
-	e := &env{t: t, op: authtest.NewServer(t), clk: &clock{t: time.Now().Truncate(time.Second)}, log: &syncBuffer{}}
+	e := &env{t: t, op: authtest.NewServer(t), clk: &clock{t: time.Now().Truncate(time.Second)}, log: &runtest.Log{}}
 	e.es = e.op.AddKey(e.op.Issuer(), authtest.ES256)
 	e.ed = e.op.AddKey(e.op.Issuer(), authtest.EdDSA)
 	e.v = e.validator(mod...)
