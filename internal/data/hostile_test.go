@@ -73,6 +73,28 @@ func TestClusterRegistrationHostile(t *testing.T) {
 	wrongPassword := withUser(t, n.app.ServingDSN, n.app.Prefix+"nobody", "not-the-password")
 	otherDB, _ := url.Parse(n.app.AdminDSN)
 	otherDB.Path = "/postgres"
+	// A DSN whose URL names one role and whose query connects as another:
+	// the checks would judge the safe one, and every tenant's role would
+	// be granted to the other (an INHERIT one here, reading them all).
+	twoUsers, _ := url.Parse(n.app.ServingDSN)
+	pw, _ := twoUsers.User.Password()
+	twoUsers.User = url.UserPassword(n.app.Prefix+"inherit", pw)
+	q := twoUsers.Query()
+	q.Set("user", "bulkhead_app")
+	twoUsers.RawQuery = q.Encode()
+	twoDBs, _ := url.Parse(n.app.ServingDSN)
+	q = twoDBs.Query()
+	q.Set("dbname", "postgres")
+	twoDBs.RawQuery = q.Encode()
+	// A serving DSN that connects as one role and sets another, which it
+	// is a member of: the checks would judge the one set.
+	member := n.app.Prefix + "member"
+	if _, err := admin.Exec(ctx, `CREATE ROLE `+pgx.Identifier{member}.Sanitize()+` NOLOGIN NOINHERIT; GRANT `+
+		pgx.Identifier{member}.Sanitize()+` TO bulkhead_app`); err != nil {
+		t.Fatal(err)
+	}
+	setsRole, _ := url.Parse(n.app.ServingDSN)
+	setsRole.RawQuery += "&options=-c%20role%3D" + member
 
 	ok := client.CreateDataCluster{Name: "app", DSN: n.app.ServingDSN, AdminDSN: n.app.AdminDSN, Prefix: n.app.Prefix}
 	cases := []struct {
@@ -91,6 +113,9 @@ func TestClusterRegistrationHostile(t *testing.T) {
 		{"serving role as admin", func(c *client.CreateDataCluster) { c.AdminDSN = c.DSN }, 400, "unsafe_serving_role", "same role"},
 		{"admin without CREATEDB", func(c *client.CreateDataCluster) { c.AdminDSN = weakAdmin }, 400, "admin_role_lacks_privileges", "CREATEDB"},
 		{"admin on another database", func(c *client.CreateDataCluster) { c.AdminDSN = otherDB.String() }, 400, "admin_role_lacks_privileges", "ownership"},
+		{"URL user and query user", func(c *client.CreateDataCluster) { c.DSN = twoUsers.String() }, 400, "invalid_dsn", "user"},
+		{"path and query database", func(c *client.CreateDataCluster) { c.DSN = twoDBs.String() }, 400, "invalid_dsn", "database"},
+		{"role set in the options", func(c *client.CreateDataCluster) { c.DSN = setsRole.String() }, 400, "unsafe_serving_role", "role"},
 		{"not a URL", func(c *client.CreateDataCluster) { c.DSN = "host=127.0.0.1 user=x password=secret-kv" }, 400, "invalid_dsn", "postgres://"},
 		{"no database", func(c *client.CreateDataCluster) { c.AdminDSN = "postgres://a:secret-nodb@127.0.0.1:5432" }, 400, "invalid_dsn", "database"},
 		{"other scheme", func(c *client.CreateDataCluster) { c.DSN = "mysql://a:secret-mysql@127.0.0.1/app" }, 400, "invalid_dsn", "postgres://"},
