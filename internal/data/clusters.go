@@ -129,6 +129,7 @@ func checkCluster(ctx context.Context, in api.CreateDataCluster) error {
 		{serving.bypassRLS, "has BYPASSRLS (row-level security does not bind it)"},
 		{serving.inherit, "is INHERIT (it would use every tenant role's privileges without SET ROLE; make it NOINHERIT)"},
 		{serving.createRole, "has CREATEROLE (it could grant itself any tenant's role)"},
+		{serving.setRole, "is set by the DSN's options over the role that logs in (the role that logs in is the one granted tenants' roles; set none)"},
 	} {
 		if c.bad {
 			unsafe = append(unsafe, c.what)

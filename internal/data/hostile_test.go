@@ -12,10 +12,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
@@ -71,6 +73,28 @@ func TestClusterRegistrationHostile(t *testing.T) {
 	wrongPassword := withUser(t, n.app.ServingDSN, n.app.Prefix+"nobody", "not-the-password")
 	otherDB, _ := url.Parse(n.app.AdminDSN)
 	otherDB.Path = "/postgres"
+	// A DSN whose URL names one role and whose query connects as another:
+	// the checks would judge the safe one, and every tenant's role would
+	// be granted to the other (an INHERIT one here, reading them all).
+	twoUsers, _ := url.Parse(n.app.ServingDSN)
+	pw, _ := twoUsers.User.Password()
+	twoUsers.User = url.UserPassword(n.app.Prefix+"inherit", pw)
+	q := twoUsers.Query()
+	q.Set("user", "bulkhead_app")
+	twoUsers.RawQuery = q.Encode()
+	twoDBs, _ := url.Parse(n.app.ServingDSN)
+	q = twoDBs.Query()
+	q.Set("dbname", "postgres")
+	twoDBs.RawQuery = q.Encode()
+	// A serving DSN that connects as one role and sets another, which it
+	// is a member of: the checks would judge the one set.
+	member := n.app.Prefix + "member"
+	if _, err := admin.Exec(ctx, `CREATE ROLE `+pgx.Identifier{member}.Sanitize()+` NOLOGIN NOINHERIT; GRANT `+
+		pgx.Identifier{member}.Sanitize()+` TO bulkhead_app`); err != nil {
+		t.Fatal(err)
+	}
+	setsRole, _ := url.Parse(n.app.ServingDSN)
+	setsRole.RawQuery += "&options=-c%20role%3D" + member
 
 	ok := client.CreateDataCluster{Name: "app", DSN: n.app.ServingDSN, AdminDSN: n.app.AdminDSN, Prefix: n.app.Prefix}
 	cases := []struct {
@@ -89,6 +113,9 @@ func TestClusterRegistrationHostile(t *testing.T) {
 		{"serving role as admin", func(c *client.CreateDataCluster) { c.AdminDSN = c.DSN }, 400, "unsafe_serving_role", "same role"},
 		{"admin without CREATEDB", func(c *client.CreateDataCluster) { c.AdminDSN = weakAdmin }, 400, "admin_role_lacks_privileges", "CREATEDB"},
 		{"admin on another database", func(c *client.CreateDataCluster) { c.AdminDSN = otherDB.String() }, 400, "admin_role_lacks_privileges", "ownership"},
+		{"URL user and query user", func(c *client.CreateDataCluster) { c.DSN = twoUsers.String() }, 400, "invalid_dsn", "user"},
+		{"path and query database", func(c *client.CreateDataCluster) { c.DSN = twoDBs.String() }, 400, "invalid_dsn", "database"},
+		{"role set in the options", func(c *client.CreateDataCluster) { c.DSN = setsRole.String() }, 400, "unsafe_serving_role", "role"},
 		{"not a URL", func(c *client.CreateDataCluster) { c.DSN = "host=127.0.0.1 user=x password=secret-kv" }, 400, "invalid_dsn", "postgres://"},
 		{"no database", func(c *client.CreateDataCluster) { c.AdminDSN = "postgres://a:secret-nodb@127.0.0.1:5432" }, 400, "invalid_dsn", "database"},
 		{"other scheme", func(c *client.CreateDataCluster) { c.DSN = "mysql://a:secret-mysql@127.0.0.1/app" }, 400, "invalid_dsn", "postgres://"},
@@ -217,4 +244,75 @@ func TestPlacementCrossTenant(t *testing.T) {
 	}
 	_, err := n.op.GetPlacement(ctx, "tenant-zzz")
 	wantCode(t, "the operator asks for a tenant that does not exist", err, "tenant_not_found")
+}
+
+// TestSiloDoesNotAdoptAnotherDatabase: a database the admin role owns that
+// Bulkhead did not make (another cluster's shared database on the same
+// server, an application's other database) and whose name is what a silo
+// tenant would get is never taken for that tenant's: whoever can choose a
+// tenant id would otherwise be handed DML on it, cut everyone else's
+// CONNECT, and have the sweeper DROP it WITH (FORCE) after offboarding.
+func TestSiloDoesNotAdoptAnotherDatabase(t *testing.T) {
+	ctx := t.Context()
+	n := start(t, storagetest.DSN(t, "sqlite"))
+	n.addCluster(t)
+	admin := mustConnect(t, n.app.AdminDSN, "")
+	victim := n.app.Prefix + "main"
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{victim}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	other := mustConnect(t, n.app.AdminDSN, victim)
+	if _, err := other.Exec(ctx, `CREATE TABLE accounts (tenant_id text, secret text); INSERT INTO accounts VALUES ('x', 'x-secret')`); err != nil {
+		t.Fatal(err)
+	}
+	other.Close(ctx)
+
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	n.op.CreateTenant(wctx, client.CreateTenant{ID: "main", Tier: "premium"}, "")
+	cancel()
+	refused := false
+	runtest.Eventually(t, "the onboarding of main to end or fail", func() bool {
+		wfs, err := n.op.TenantWorkflows(ctx, "main")
+		if err != nil || len(wfs) == 0 {
+			return false
+		}
+		refused = strings.Contains(wfs[0].LastError, "placement_name_taken")
+		return refused || wfs[0].Status == "done"
+	})
+	if p, err := n.op.GetPlacement(ctx, "main"); err == nil || !refused {
+		t.Errorf("main was placed in a database Bulkhead did not make: %+v", p)
+	}
+	if queryBool(t, admin, `SELECT shobj_description(oid, 'pg_database') IS NOT NULL FROM pg_database WHERE datname = $1`, victim) {
+		t.Error("the database was marked as main's")
+	}
+	if !queryBool(t, admin, `SELECT has_database_privilege('public', $1, 'CONNECT')`, victim) {
+		t.Error("the database's CONNECT was taken from PUBLIC")
+	}
+	if queryBool(t, admin, `SELECT EXISTS (SELECT 1 FROM pg_database d, aclexplode(d.datacl) a
+		WHERE d.datname = $1 AND a.grantee IN (SELECT oid FROM pg_roles WHERE rolname IN ($1, 'bulkhead_app')))`, victim) {
+		t.Error("the database was granted to main's role or to the serving role")
+	}
+}
+
+// TestSiloResumesItsOwnDatabase: a silo database cut off between its
+// CREATE DATABASE and its mark (as Bulkhead creates it: accepting no
+// connections) is taken up by the step run again, marked and opened.
+func TestSiloResumesItsOwnDatabase(t *testing.T) {
+	ctx := t.Context()
+	n := start(t, storagetest.DSN(t, "sqlite"))
+	n.addCluster(t)
+	admin := mustConnect(t, n.app.AdminDSN, "")
+	name := n.app.Prefix + "resumed"
+	if _, err := admin.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()+` WITH ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	n.onboard(t, "resumed", "premium")
+	if p, err := n.op.GetPlacement(ctx, "resumed"); err != nil || p.Database != name || p.Status != "ready" {
+		t.Fatalf("placement: %+v %v", p, err)
+	}
+	if !queryBool(t, admin, `SELECT datallowconn AND shobj_description(oid, 'pg_database') = 'bulkhead placement of tenant resumed'
+		FROM pg_database WHERE datname = $1`, name) {
+		t.Error("the database cut off is not marked and open")
+	}
+	mustConnect(t, n.app.ServingDSN, name)
 }

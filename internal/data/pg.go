@@ -54,8 +54,19 @@ func parseDSN(field, dsn string) (*url.URL, error) {
 	if db := strings.TrimPrefix(u.Path, "/"); db == "" || strings.Contains(db, "/") {
 		return nil, bad("with a database")
 	}
-	if _, err := pgx.ParseConfig(dsn); err != nil {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
 		return nil, bad("that pgx accepts")
+	}
+	// Bulkhead reads the user and database from the URL (the serving
+	// role is granted every tenant's role by that name); pgx connects
+	// with its own reading, in which the query wins. Both must agree, or
+	// the checks would judge one role and the grants go to another.
+	if cfg.User != u.User.Username() {
+		return nil, bad("whose user is named once, before the host (not again in its query)")
+	}
+	if cfg.Database != strings.TrimPrefix(u.Path, "/") {
+		return nil, bad("whose database is named once, in its path (not again in its query)")
 	}
 	return u, nil
 }
@@ -173,12 +184,15 @@ type roleFacts struct {
 	name                                string
 	super, bypassRLS, inherit, createDB bool
 	createRole                          bool
+	// setRole: the session runs as another role than it logged in as
+	// (a role set in the DSN's options).
+	setRole bool
 }
 
 func currentRole(ctx context.Context, conn *pgx.Conn) (roleFacts, error) {
 	var r roleFacts
-	err := conn.QueryRow(ctx, `SELECT rolname, rolsuper, rolbypassrls, rolinherit, rolcreatedb, rolcreaterole
-		FROM pg_roles WHERE rolname = current_user`).Scan(&r.name, &r.super, &r.bypassRLS, &r.inherit, &r.createDB, &r.createRole)
+	err := conn.QueryRow(ctx, `SELECT rolname, rolsuper, rolbypassrls, rolinherit, rolcreatedb, rolcreaterole, current_user <> session_user
+		FROM pg_roles WHERE rolname = current_user`).Scan(&r.name, &r.super, &r.bypassRLS, &r.inherit, &r.createDB, &r.createRole, &r.setRole)
 	if err != nil {
 		return r, fmt.Errorf("data: read role: %w", err)
 	}

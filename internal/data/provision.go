@@ -196,8 +196,13 @@ func ensureSchema(ctx context.Context, conn *pgx.Conn, c cluster, id tenant.ID, 
 }
 
 // ensureDatabase makes database name, or finds the one an earlier run
-// made: marked, or owned by the admin role and unmarked (cut off between
-// CREATE DATABASE and its comment).
+// made: marked, or cut off between CREATE DATABASE and its comment. The
+// latter is told from someone else's database of the same name (another
+// cluster's shared database on the server, an application's other
+// database, owned by the same admin role) by what no database in use has:
+// Bulkhead creates it with ALLOW_CONNECTIONS false, and allows them only
+// once it is marked. An unmarked database that accepts connections is
+// never taken, granted or, later, dropped.
 func ensureDatabase(ctx context.Context, conn *pgx.Conn, c cluster, id tenant.ID, name string) error {
 	o, err := lookup(ctx, conn, kindDatabase, name)
 	if err != nil {
@@ -207,20 +212,26 @@ func ensureDatabase(ctx context.Context, conn *pgx.Conn, c cluster, id tenant.ID
 	switch {
 	case !o.exists:
 		// Not in a transaction: CREATE DATABASE may not be.
-		if _, err := conn.Exec(ctx, `CREATE DATABASE `+db); err != nil {
+		if _, err := conn.Exec(ctx, `CREATE DATABASE `+db+` WITH ALLOW_CONNECTIONS false`); err != nil {
 			return fmt.Errorf("data: create database: %w", err)
 		}
 	case !o.fit || (o.comment != "" && o.comment != marker(id)):
 		return nameTaken(c.Name, name)
+	case o.comment == "":
+		var unused bool
+		if err := conn.QueryRow(ctx, `SELECT NOT datallowconn AND NOT datistemplate FROM pg_database WHERE datname = $1`,
+			name).Scan(&unused); err != nil {
+			return fmt.Errorf("data: read database %s: %w", name, err)
+		}
+		if !unused {
+			return nameTaken(c.Name, name)
+		}
 	}
 	mark, err := literal(ctx, conn, marker(id))
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, `COMMENT ON DATABASE `+db+` IS `+mark); err != nil {
-		return fmt.Errorf("data: mark database: %w", err)
-	}
-	return nil
+	return execAll(ctx, conn, `COMMENT ON DATABASE `+db+` IS `+mark, `ALTER DATABASE `+db+` WITH ALLOW_CONNECTIONS true`)
 }
 
 // inTx runs stmts in one transaction: what they make exists marked, or

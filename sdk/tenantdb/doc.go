@@ -37,20 +37,23 @@
 // path holds that schema and pg_temp (last), nothing else, so a schema
 // that is missing is an error (relation does not exist), never a fall
 // back to public. The same statement checks that the connection came
-// clean (no session-level app.tenant_id or role, no temporary schema); if
-// not, the connection is closed and the transaction begins on another.
+// clean (no session-level app.tenant_id or role, no temporary schema, no
+// cursor held from an earlier transaction); if not, the connection is
+// closed and the transaction begins on another.
 //
 // # What is guaranteed
 //
 //   - A transaction runs for the tenant of its context only, with that
 //     tenant's settings, whatever an earlier transaction on the same
 //     connection did: a connection that an earlier transaction left with
-//     session-level tenant settings (SET, set_config(…, false), SET ROLE)
-//     or a temporary table is never used again, and the three settings are
+//     session-level tenant settings (SET, set_config(…, false), SET ROLE),
+//     a temporary table or a cursor DECLAREd WITH HOLD and left open is
+//     never used again (a held cursor keeps the rows it read, and FETCH
+//     checks neither privilege nor policy), and the three settings are
 //     set in every transaction, in every model, whatever the session
 //     holds. (A transaction that makes a temporary table, even ON COMMIT
-//     DROP, thus costs its connection: PostgreSQL keeps the session's
-//     temporary schema.)
+//     DROP, or leaves a held cursor open, thus costs its connection:
+//     PostgreSQL keeps the session's temporary schema.)
 //   - A query that forgets its WHERE tenant_id = … clause sees the
 //     tenant's rows only: RLS in pool, the tenant's schema or database
 //     and role in bridge and silo.
@@ -73,11 +76,7 @@
 // transaction (the next transaction on the connection is scoped anew).
 // Statements the application sends on tx.Conn() after it has committed
 // the transaction itself run with no tenant settings (pool rows are
-// invisible, bridge and silo objects out of reach). A cursor DECLAREd
-// WITH HOLD keeps its rows past its transaction, on the connection, for a
-// later transaction that FETCHes it by name: do not declare one (checking
-// for them in every transaction would cost as much as a tenth of a short
-// one).
+// invisible, bridge and silo objects out of reach).
 //
 // # Why there are only transactions
 //

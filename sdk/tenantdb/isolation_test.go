@@ -302,3 +302,43 @@ func TestNoTenant(t *testing.T) {
 		t.Fatalf("fn called: %v; resolver asked %d times", called, e.resolver.Calls())
 	}
 }
+
+// TestHeldCursorDoesNotCrossTenants: a cursor a's transaction DECLAREs
+// WITH HOLD keeps a's rows on the connection past the commit; b's next
+// transaction on that connection must not FETCH them by its name (an
+// export job with a fixed cursor name, cut off before its CLOSE, and the
+// next tenant's run of the same job).
+func TestHeldCursorDoesNotCrossTenants(t *testing.T) {
+	eachModel(t, func(t *testing.T, _ *env, db *tenantdb.DB, model, a, b string) {
+		ctx := context.Background()
+		err := db.Tx(as(a), func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "DECLARE export CURSOR WITH HOLD FOR SELECT body FROM notes")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		err = db.Tx(as(b), func(tx pgx.Tx) error {
+			rows, _ := tx.Query(ctx, "FETCH ALL FROM export")
+			var err error
+			got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		if slices.Contains(got, "a") {
+			t.Fatalf("b fetched a's rows from a's held cursor: %v", got)
+		}
+		if pgCode(err) != "34000" { // invalid_cursor_name
+			t.Fatalf("b fetching a cursor it did not declare: %v, %v", got, err)
+		}
+		// a's own later transactions do not find it either: a held
+		// cursor lasts no longer than its transaction's settings.
+		err = db.Tx(as(a), func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "FETCH ALL FROM export")
+			return err
+		})
+		if pgCode(err) != "34000" {
+			t.Fatalf("a fetching its cursor of an earlier transaction: %v", err)
+		}
+	})
+}

@@ -1,6 +1,9 @@
 package rlslint
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // A token of a policy expression as pg_get_expr prints it.
 type token struct {
@@ -267,10 +270,43 @@ func castAt(ts []token) int {
 		}
 		return true
 	})
-	if at <= 0 || !isTypeName(ts[at+1:]) {
+	if at <= 0 || !isTypeName(ts[at+1:]) || cutsValue(ts[at+1:]) {
 		return -1
 	}
 	return at
+}
+
+// maxTenantID is the longest tenant id, in characters.
+const maxTenantID = 63
+
+// cutsValue reports whether a cast to the type name ts can cut a tenant
+// id short, so that a comparison through it matches a prefix: "char"
+// (one byte), bare character (character(1)), and any type whose first
+// modifier is below the longest tenant id (character varying(8),
+// character(62), bit(8)). Such a cast is not stripped, and the policy is
+// refused: x::varchar(8) = 'acme-corp-2'::varchar(8) holds for x =
+// 'acme-cor'.
+func cutsValue(ts []token) bool {
+	name := ts
+	for i, t := range ts {
+		if t.is(tokPunct, "(") {
+			name = ts[:i]
+			if i+1 < len(ts) && ts[i+1].kind == tokNumber {
+				if n, err := strconv.Atoi(ts[i+1].text); err != nil || n < maxTenantID {
+					return true
+				}
+			}
+			break
+		}
+	}
+	last := name[len(name)-1]
+	switch {
+	case last.kind == tokQuoted:
+		return last.text == "char"
+	case len(name) == len(ts) && (last.keyword("character") || last.keyword("char")):
+		return true // character without a length is character(1)
+	}
+	return false
 }
 
 // isTypeName reports whether ts is a type name as pg_get_expr prints one:

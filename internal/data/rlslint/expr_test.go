@@ -17,6 +17,10 @@ var exprCases = []struct {
 	{`((body IS NOT NULL) AND (NOT deleted) AND (tenant_id = current_setting('app.tenant_id'::text, true)))`, true},
 	{`("tenant_id" = current_setting('app.tenant_id'::text, true))`, true},
 
+	{`(((tenant_id)::character varying)::text = current_setting('app.tenant_id'::text, true))`, true},
+	{`((tenant_id)::bpchar = (current_setting('app.tenant_id'::text, true))::bpchar)`, true},
+	{`((tenant_id)::character(63) = (current_setting('app.tenant_id'::text, true))::character(63))`, true},
+
 	{`true`, false},
 	{``, false},
 	{`((tenant_id = current_setting('app.tenant_id'::text, true)) OR true)`, false},
@@ -42,6 +46,15 @@ var exprCases = []struct {
 	{`x BETWEEN 1 AND tenant_id = current_setting('app.tenant_id'::text, true)`, false},
 	{`(tenant_id IN (SELECT current_setting('app.tenant_id'::text, true)))`, false},
 	{`(tenant_id = ANY (ARRAY[current_setting('app.tenant_id'::text, true), 'x'::text]))`, false},
+	{`((((tenant_id)::character varying(8))::text = ((current_setting('app.tenant_id'::text, true))::character varying(8))::text)`, false},
+	{`(tenant_id = (current_setting('app.tenant_id'::text, true))::character varying(8))`, false},
+	{`((tenant_id)::"char" = (current_setting('app.tenant_id'::text, true))::"char")`, false},
+	{`((tenant_id)::character(1) = (current_setting('app.tenant_id'::text, true))::character(1))`, false},
+	{`((tenant_id)::character(62) = (current_setting('app.tenant_id'::text, true))::bpchar)`, false},
+	{`((tenant_id)::varchar(8) = current_setting('app.tenant_id'::text, true))`, false},
+	{`((tenant_id)::pg_catalog."varchar"(8) = current_setting('app.tenant_id'::text, true))`, false},
+	{`((tenant_id)::bit(8) = current_setting('app.tenant_id'::text, true))`, false},
+	{`((tenant_id)::character varying(08) = current_setting('app.tenant_id'::text, true))`, false},
 	{`(tenant_id = current_setting('app.tenant_id'::text, true)`, false}, // unbalanced
 	{`(tenant_id = current_setting('app.tenant_id`, false},               // unterminated
 	{`((tenant_id = current_setting('app.tenant_id'::text, true)); SELECT 1)`, false},

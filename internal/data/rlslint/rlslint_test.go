@@ -117,6 +117,18 @@ func TestLintFixtures(t *testing.T) {
 			want: []string{CodePolicyNotTenantScoped}, object: `policy "open"`},
 		{name: "policy_or_true", defect: `CREATE POLICY open ON S.notes USING (tenant_id = current_setting('app.tenant_id', true) OR true);`,
 			want: []string{CodePolicyNotTenantScoped}},
+		// Casts that cut the value compare a prefix: tenant "acme-corp-2"
+		// reads the rows of tenant "acme-cor" through varchar(8), and every
+		// tenant whose id begins with its letter through "char".
+		{name: "policy_truncating_cast", defect: `CREATE POLICY cut ON S.notes FOR SELECT
+			USING (tenant_id::varchar(8) = current_setting('app.tenant_id', true)::varchar(8));`,
+			want: []string{CodePolicyNotTenantScoped}, object: `policy "cut"`},
+		{name: "policy_char_cast", defect: `CREATE POLICY cut ON S.notes FOR SELECT
+			USING (tenant_id::"char" = current_setting('app.tenant_id', true)::"char");`,
+			want: []string{CodePolicyNotTenantScoped}, object: `policy "cut"`},
+		{name: "policy_character_cast", defect: `CREATE POLICY cut ON S.notes FOR SELECT
+			USING (tenant_id::character = current_setting('app.tenant_id', true)::character);`,
+			want: []string{CodePolicyNotTenantScoped}, object: `policy "cut"`},
 		{name: "policy_mentions_setting", defect: `CREATE POLICY open ON S.notes USING (current_setting('app.tenant_id', true) IS NOT NULL);`,
 			want: []string{CodePolicyNotTenantScoped}},
 		{name: "policy_other_setting", defect: `CREATE POLICY open ON S.notes USING (tenant_id = current_setting('app.tenant_idx', true));`,
