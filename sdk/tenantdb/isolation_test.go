@@ -342,3 +342,30 @@ func TestHeldCursorDoesNotCrossTenants(t *testing.T) {
 		}
 	})
 }
+
+// TestListenDoesNotCrossTenants: a LISTEN in a's transaction stays on the
+// session past the commit; b's next transaction on that connection must
+// not be listening to a's channel (its notifications would reach b).
+func TestListenDoesNotCrossTenants(t *testing.T) {
+	eachModel(t, func(t *testing.T, _ *env, db *tenantdb.DB, model, a, b string) {
+		ctx := context.Background()
+		if err := db.Tx(as(a), func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "LISTEN tenant_a_events")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var channels []string
+		if err := db.Tx(as(b), func(tx pgx.Tx) error {
+			rows, _ := tx.Query(ctx, "SELECT pg_listening_channels()")
+			var err error
+			channels, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(channels) != 0 {
+			t.Fatalf("b's transaction listens to %v, left by a's", channels)
+		}
+	})
+}

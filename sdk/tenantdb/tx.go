@@ -17,13 +17,14 @@ import (
 // Its first column says whether the connection came clean: a transaction
 // leaves app.tenant_id empty and the role "none" behind it
 // (set_config(…, true) lasts for the transaction only), and no
-// temporary schema or held cursor, unless it ran SET or
-// set_config(…, false), made a temporary table, or DECLAREd a cursor
-// WITH HOLD and did not close it. Such a connection is closed before the
+// temporary schema, held cursor or channel listened to, unless it ran
+// SET or set_config(…, false), made a temporary table, DECLAREd a cursor
+// WITH HOLD and did not close it, or ran LISTEN. Such a connection is closed before the
 // transaction does anything, and the transaction begins again on another
 // one: a temporary table (which the session keeps) could otherwise stand
 // in for a tenant's table that is missing, a held cursor hand another
-// tenant the rows it read (FETCH checks no privilege and no policy), and
+// tenant the rows it read (FETCH checks no privilege and no policy), a
+// LISTEN deliver one tenant's notifications on another's connection, and
 // a leftover setting would be one statement away from applying. The
 // cursor check costs a few microseconds of the server's time; the
 // transaction's own cursors are not holdable, so it sees only earlier
@@ -35,7 +36,8 @@ import (
 // transaction either. pg_temp comes last in the path, so a temporary
 // table the transaction makes never shadows the tenant's own.
 const scopeSQL = `SELECT coalesce(current_setting('app.tenant_id', true), '') = '' AND current_setting('role') = 'none' ` +
-	`AND pg_my_temp_schema() = 0 AND NOT EXISTS (SELECT FROM pg_cursors WHERE is_holdable), ` +
+	`AND pg_my_temp_schema() = 0 AND NOT EXISTS (SELECT FROM pg_cursors WHERE is_holdable) ` +
+	`AND NOT EXISTS (SELECT FROM pg_listening_channels()), ` +
 	`set_config('app.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true)`
 
 // Tx runs fn in a transaction scoped to the tenant of ctx (see
