@@ -48,15 +48,17 @@
 //     token. The victim runs an open loop (-noisy-rate requests/s on each
 //     of GET /v1/tenants/{victim} and POST …/authorize/batch with 100
 //     allows; latency from each request's due time) alone, then while an
-//     aggressor process floods with -conns closed loops: the same GET of
-//     its own tenant; the same GET as a tenant of -noisy-limited-tier (if
-//     set); batch authorize with 100 denies; user creation with a tenant
+//     aggressor process (at nice 19, standing in for a client on another
+//     machine) floods with -conns closed loops, as a tenant of
+//     -noisy-limited-tier (if set): the same GET of its own tenant; the
+//     same GET as a tenant of the default tier (get_unlimited, if
+//     -noisy-limited-tier is set; target=none); batch authorize with 100 denies; user creation with a tenant
 //     admin's token (signed in through the hosted login page); invocations
 //     of the -noisy-function module (if set; bench/loadgen/spin). Each
 //     phase is -warmup then -noisy-duration measured. Victim lines carry
 //     the rate, the p99 alone, p99_ratio and its target (2 on the path the
 //     aggressor floods, 3 on the other); aggressor lines the 429 and 503
-//     refusals (tier= for the limited one), counted apart from errors, and
+//     refusals (tier= when the aggressor has one), counted apart from errors, and
 //     its process's CPU as client_cpu.
 //
 // Each measurement prints one line that bench/run parses:

@@ -329,7 +329,7 @@ func TestNoisy(t *testing.T) {
 		serverPID: os.Getpid(), warmup: 100 * time.Millisecond, noisyDuration: 1200 * time.Millisecond, noisyRate: 50,
 		noisyLimitedTier: "limited", noisySpin: 1000}
 	want := []string{"get", "noisy_alone_victim_get", "noisy_alone_victim_authz"}
-	aggressors := []string{"get", "get_limited", "authz_batch", "user_create"}
+	aggressors := []string{"get", "get_unlimited", "authz_batch", "user_create"}
 	if testing.Short() {
 		t.Log("-short: no function phase (it builds the spin module)")
 	} else {
@@ -382,14 +382,18 @@ func TestNoisy(t *testing.T) {
 		}
 	}
 	if m := lines["noisy_get_victim_get"]; m["target"] != "2" || lines["noisy_get_victim_authz"]["target"] != "3" ||
-		lines["noisy_authz_batch_victim_authz"]["target"] != "2" || lines["noisy_user_create_victim_get"]["target"] != "3" {
-		t.Errorf("targets: same path 2, other 3: %v", m)
+		lines["noisy_authz_batch_victim_authz"]["target"] != "2" || lines["noisy_user_create_victim_get"]["target"] != "3" ||
+		lines["noisy_get_unlimited_victim_get"]["target"] != "none" {
+		t.Errorf("targets: same path 2, other 3, none for a tier without a rate: %v", m)
 	}
-	// The limited tenant gets 50/s after a burst of 100: most of its flood is refused.
-	if m := lines["noisy_get_limited_aggressor"]; m["tier"] != "limited" || m["refused_429"] == "0" {
-		t.Errorf("limited aggressor: %v", m)
+	// The aggressor's tier gives it 50/s after a burst of 100: most of its
+	// flood is refused, and a batch of 100 decisions costs 100.
+	for _, a := range []string{"get", "authz_batch"} {
+		if m := lines["noisy_"+a+"_aggressor"]; m["tier"] != "limited" || m["refused_429"] == "0" {
+			t.Errorf("%s aggressor in the limited tier: %v", a, m)
+		}
 	}
-	if m := lines["noisy_get_aggressor"]; m["refused_429"] != "0" {
+	if m := lines["noisy_get_unlimited_aggressor"]; m["refused_429"] != "0" || m["tier"] != "" {
 		t.Errorf("the aggressor in a tier without a rate was refused: %v", m)
 	}
 }

@@ -447,16 +447,23 @@ type noisyPath struct {
 	// ("get", "authz"), which is held to samePathTarget.
 	same string
 	note string // more fields for the aggressor's line
+	// informational phases have no target (target=none on the victim's
+	// lines).
+	informational bool
 }
 
 // noisyPhases runs the noisy-neighbour phases (see the top of this file).
 func (l *loader) noisyPhases(ctx context.Context, o options, out io.Writer) error {
 	setupStart := time.Now()
+	// The aggressor is in -noisy-limited-tier (the built-in basic's rate),
+	// as a tenant of a serious deployment is; the victim in the default
+	// tier, without a rate, so that its own load is never refused.
 	victim, aggr := o.prefix+"-victim", o.prefix+"-aggressor"
-	for _, id := range []string{victim, aggr} {
-		if err := l.createTenant(ctx, id, ""); err != nil {
-			return err
-		}
+	if err := l.createTenant(ctx, victim, ""); err != nil {
+		return err
+	}
+	if err := l.createTenant(ctx, aggr, o.noisyLimitedTier); err != nil {
+		return err
 	}
 	for _, id := range []string{victim, aggr} {
 		if err := l.writePolicies(ctx, id); err != nil {
@@ -484,6 +491,11 @@ func (l *loader) noisyPhases(ctx context.Context, o options, out io.Writer) erro
 	if err := checkBatch(ctx, at, aPath+"/authorize/batch", denyBatch, "deny"); err != nil {
 		return fmt.Errorf("aggressor: %w", err)
 	}
+	if o.noisyLimitedTier != "" {
+		// The batch of 100 decisions spent the aggressor's burst of its
+		// tier (50/s, 100 by default): let it fill before the setup goes on.
+		time.Sleep(2500 * time.Millisecond)
+	}
 	victimOps := []func(context.Context) (bool, error){
 		func(ctx context.Context) (bool, error) { return v.do(ctx, http.MethodGet, vPath, nil, http.StatusOK) },
 		func(ctx context.Context) (bool, error) {
@@ -494,20 +506,25 @@ func (l *loader) noisyPhases(ctx context.Context, o options, out io.Writer) erro
 
 	spec := func(auth, method, path, body string, want int) floodSpec {
 		return floodSpec{Base: l.base, Conns: o.conns, Warmup: o.warmup, Limit: o.warmup + o.noisyDuration + time.Minute,
-			ServerPID: l.serverPID, Auth: auth, Method: method, Path: path, Body: body, Want: want}
+			ServerPID: l.serverPID, Auth: auth, Method: method, Path: path, Body: body, Want: want, Tier: o.noisyLimitedTier}
 	}
 	paths := []noisyPath{{name: "get", same: "get", spec: spec(at.auth, http.MethodGet, aPath, "", http.StatusOK)}}
 	if o.noisyLimitedTier != "" {
-		lim := o.prefix + "-limited"
-		if err := l.createTenant(ctx, lim, o.noisyLimitedTier); err != nil {
+		// The same flood from a tenant of the default tier, which has no
+		// rate here: what the bound on a tenant's requests in flight
+		// alone gives. Informational: a tier without a rate is the
+		// operator's choice to let its tenants use the node.
+		free := o.prefix + "-unlimited"
+		if err := l.createTenant(ctx, free, ""); err != nil {
 			return err
 		}
-		lt, err := l.tenantLoader(ctx, lim)
+		ft, err := l.tenantLoader(ctx, free)
 		if err != nil {
 			return err
 		}
-		p := noisyPath{name: "get_limited", same: "get", spec: spec(lt.auth, http.MethodGet, "/v1/tenants/"+url.PathEscape(lim), "", http.StatusOK)}
-		p.spec.Tier = o.noisyLimitedTier
+		p := noisyPath{name: "get_unlimited", same: "get", informational: true,
+			spec: spec(ft.auth, http.MethodGet, "/v1/tenants/"+url.PathEscape(free), "", http.StatusOK)}
+		p.spec.Tier = ""
 		paths = append(paths, p)
 	}
 	paths = append(paths, noisyPath{name: "authz_batch", same: "authz",
@@ -581,7 +598,11 @@ func (l *loader) noisyPhases(ctx context.Context, o options, out io.Writer) erro
 			if base > 0 {
 				ratio = float64(percentile(r.lat, 99)) / float64(base)
 			}
-			r.extra = fmt.Sprintf("rate=%g alone_p99_us=%d p99_ratio=%.2f target=%g", o.noisyRate, base.Microseconds(), ratio, target)
+			tgt := strconv.FormatFloat(target, 'g', -1, 64)
+			if p.informational {
+				tgt = "none"
+			}
+			r.extra = fmt.Sprintf("rate=%g alone_p99_us=%d p99_ratio=%.2f target=%s", o.noisyRate, base.Microseconds(), ratio, tgt)
 			r.print(out, "noisy_"+p.name+"_victim_"+victimNames[j], 1)
 		}
 		if _, err := parseResult(line); err != nil {
