@@ -27,19 +27,21 @@
 //
 // # How a transaction is scoped
 //
-// One statement, sent in the same round trip as BEGIN (pgx's
-// Batch.BeginTx), sets app.tenant_id, role and search_path with
-// set_config(…, true): settings that last for the transaction only, so
-// PostgreSQL itself drops them at COMMIT or ROLLBACK, including after a
-// panic in the application's function (the transaction is rolled back)
-// or a lost connection. In pool the role is the serving role and the path
-// the shared schema; in bridge and silo the tenant's role and schema. The
-// path holds that schema and pg_temp (last), nothing else, so a schema
-// that is missing is an error (relation does not exist), never a fall
-// back to public. The same statement checks that the connection came
-// clean (no session-level app.tenant_id or role, no temporary schema, no
-// cursor held from an earlier transaction); if not, the connection is
-// closed and the transaction begins on another.
+// The BEGIN itself, one simple-protocol query and so one round trip like
+// a plain BEGIN, sets app.tenant_id, the role (bridge and silo) and the
+// search_path with SET LOCAL: settings that last for the transaction
+// only, so PostgreSQL itself drops them at COMMIT or ROLLBACK, including
+// after a panic in the application's function (the transaction is rolled
+// back) or a lost connection. In pool the role is the serving role and
+// the path the shared schema; in bridge and silo the tenant's role and
+// schema. The path holds that schema and pg_temp (last), nothing else, so
+// a schema that is missing is an error (relation does not exist), never a
+// fall back to public. A connection given back to the pool is checked,
+// after Release has returned (pgxpool's AfterRelease), for what a
+// transaction may leave on its session: a session-level app.tenant_id or
+// role, a temporary schema, a cursor held past its transaction, a channel
+// listened to. A connection with any of them is closed, not pooled; a new
+// connection is checked the same way.
 //
 // # What is guaranteed
 //
@@ -47,11 +49,10 @@
 //     tenant's settings, whatever an earlier transaction on the same
 //     connection did: a connection that an earlier transaction left with
 //     session-level tenant settings (SET, set_config(…, false), SET ROLE),
-//     a temporary table or a cursor DECLAREd WITH HOLD and left open is
-//     never used again (a held cursor keeps the rows it read, and FETCH
-//     checks neither privilege nor policy), and the three settings are
-//     set in every transaction, in every model, whatever the session
-//     holds. (A transaction that makes a temporary table, even ON COMMIT
+//     a temporary table, a cursor DECLAREd WITH HOLD and left open or a
+//     LISTEN is never used again (a held cursor keeps the rows it read,
+//     and FETCH checks neither privilege nor policy), and the settings
+//     are set in every transaction, whatever the session holds. (A transaction that makes a temporary table, even ON COMMIT
 //     DROP, or leaves a held cursor open, thus costs its connection:
 //     PostgreSQL keeps the session's temporary schema.)
 //   - A query that forgets its WHERE tenant_id = … clause sees the

@@ -32,7 +32,7 @@ func placements(t *testing.T, model string) (*env, *tenantdb.DB, string, string)
 		}
 		e.resolver.Set(p)
 	}
-	return e, e.open(t, tenantdb.Config{}, "pool_max_conns=1"), a, b
+	return e, e.open(t, tenantdb.Config{SiloMaxConns: 1}, "pool_max_conns=1"), a, b
 }
 
 var models = []string{tenantdb.ModelPool, tenantdb.ModelBridge, tenantdb.ModelSilo}

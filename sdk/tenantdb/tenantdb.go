@@ -102,6 +102,7 @@ func Open(cfg Config) (*DB, error) {
 			return nil, fmt.Errorf("tenantdb: cluster %q: the serving DSN does not parse", name)
 		}
 		pc.AfterConnect = checkServingRole
+		pc.AfterRelease = db.afterRelease
 		pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 		if err != nil {
 			db.Close()
@@ -131,7 +132,21 @@ func checkServingRole(ctx context.Context, c *pgx.Conn) error {
 	if unsafe {
 		return fmt.Errorf("%w: %q", ErrUnsafeRole, c.Config().User)
 	}
+	if !clean(ctx, c) {
+		return errors.New("tenantdb: a new connection comes with a role or app.tenant_id set (does the DSN set them?)")
+	}
 	return nil
+}
+
+// afterRelease keeps a given-back connection in its pool only if its last
+// transaction left nothing on the session (cleanSQL); pgxpool runs it
+// after Release has returned.
+func (db *DB) afterRelease(c *pgx.Conn) bool {
+	if clean(context.Background(), c) {
+		return true
+	}
+	db.log.Warn("tenantdb: closed a connection left with session-level tenant settings, temporary tables, held cursors or LISTEN")
+	return false
 }
 
 // openSilo opens the pool of a silo database: the cluster's serving

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -11,34 +14,79 @@ import (
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
-// scopeSQL is the one statement that scopes a transaction to a tenant,
-// queued right behind BEGIN so that both travel in one round trip.
+// A transaction is scoped in its BEGIN: one simple-protocol query,
+// "BEGIN …; SET LOCAL app.tenant_id = …; SET LOCAL ROLE …; SET LOCAL
+// search_path = …", one round trip like a plain BEGIN (beginSQL). SET
+// LOCAL lasts for the transaction only, so PostgreSQL itself drops the
+// settings at COMMIT or ROLLBACK. app.tenant_id and search_path are set
+// in every model, not only bridge and silo, so no session-level
+// search_path can reach a pool transaction either (a session-level role
+// cannot: see below). pg_temp comes last in
+// the path, so a temporary table the transaction makes never shadows the
+// tenant's own. The values are never parameters here (SET takes none):
+// the tenant id is checked against the tenant id syntax and quoted as a
+// literal, the role and schema are quoted as identifiers.
 //
-// Its first column says whether the connection came clean: a transaction
-// leaves app.tenant_id empty and the role "none" behind it
-// (set_config(…, true) lasts for the transaction only), and no
-// temporary schema, held cursor or channel listened to, unless it ran
-// SET or set_config(…, false), made a temporary table, DECLAREd a cursor
-// WITH HOLD and did not close it, or ran LISTEN. Such a connection is closed before the
-// transaction does anything, and the transaction begins again on another
-// one: a temporary table (which the session keeps) could otherwise stand
-// in for a tenant's table that is missing, a held cursor hand another
-// tenant the rows it read (FETCH checks no privilege and no policy), a
-// LISTEN deliver one tenant's notifications on another's connection, and
-// a leftover setting would be one statement away from applying. The
-// cursor check costs a few microseconds of the server's time; the
-// transaction's own cursors are not holdable, so it sees only earlier
-// ones.
-//
-// The three settings are set in every model, not only bridge and silo: in
-// pool the role is "none" (the serving role) and the path the placement's
-// schema, so no session-level SET ROLE or search_path can reach a pool
-// transaction either. pg_temp comes last in the path, so a temporary
-// table the transaction makes never shadows the tenant's own.
-const scopeSQL = `SELECT coalesce(current_setting('app.tenant_id', true), '') = '' AND current_setting('role') = 'none' ` +
+// What a transaction may leave on its session is checked when its
+// connection is given back (cleanSQL, in the pool's AfterRelease, which
+// pgxpool runs after Release has returned, so the caller does not wait
+// for it) and on every new connection: a session-level app.tenant_id or
+// role (SET, set_config(…, false)), a temporary schema, a cursor held
+// past its transaction (DECLARE … WITH HOLD) or a channel listened to. A
+// connection with any of them is closed instead of going back to the
+// pool: a temporary table could otherwise stand in for a tenant's table
+// that is missing, a held cursor hand another tenant the rows it read
+// (FETCH checks no privilege and no policy), a LISTEN deliver one
+// tenant's notifications on another's connection, and a leftover setting
+// would be one statement away from applying.
+const cleanSQL = `SELECT coalesce(current_setting('app.tenant_id', true), '') = '' AND current_setting('role') = 'none' ` +
 	`AND pg_my_temp_schema() = 0 AND NOT EXISTS (SELECT FROM pg_cursors WHERE is_holdable) ` +
-	`AND NOT EXISTS (SELECT FROM pg_listening_channels()), ` +
-	`set_config('app.tenant_id', $1, true), set_config('role', $2, true), set_config('search_path', $3, true)`
+	`AND NOT EXISTS (SELECT FROM pg_listening_channels())`
+
+// beginSQL is the BEGIN that scopes a transaction of tenant tid (see
+// cleanSQL's comment): opts' modes, then the settings. role "none" is the
+// serving role itself.
+func beginSQL(opts pgx.TxOptions, tid, role, searchPath string) (string, error) {
+	var b strings.Builder
+	b.WriteString("BEGIN")
+	for _, m := range []struct {
+		prefix, got string
+		valid       []pgx.TxIsoLevel // the three modes are strings alike
+	}{
+		{" ISOLATION LEVEL ", string(opts.IsoLevel), []pgx.TxIsoLevel{pgx.Serializable, pgx.RepeatableRead, pgx.ReadCommitted, pgx.ReadUncommitted}},
+		{" ", string(opts.AccessMode), []pgx.TxIsoLevel{pgx.TxIsoLevel(pgx.ReadWrite), pgx.TxIsoLevel(pgx.ReadOnly)}},
+		{" ", string(opts.DeferrableMode), []pgx.TxIsoLevel{pgx.TxIsoLevel(pgx.Deferrable), pgx.TxIsoLevel(pgx.NotDeferrable)}},
+	} {
+		if m.got == "" {
+			continue
+		}
+		if !slices.Contains(m.valid, pgx.TxIsoLevel(m.got)) {
+			return "", fmt.Errorf("tenantdb: transaction mode %q is not one of pgx's", m.got)
+		}
+		b.WriteString(m.prefix + m.got)
+	}
+	if !validTenantID(tid) { // checked before; the literal below relies on it
+		return "", fmt.Errorf("%w: %q", ErrInvalidTenant, tid)
+	}
+	b.WriteString("; SET LOCAL app.tenant_id = '" + tid + "'")
+	// A pool transaction runs as the serving role: the connection came
+	// with no other (cleanSQL checked it when it was given back, or
+	// when it was made), so there is no role to set.
+	if role != "none" {
+		b.WriteString("; SET LOCAL ROLE " + pgx.Identifier{role}.Sanitize())
+	}
+	b.WriteString("; SET LOCAL search_path = " + searchPath)
+	return b.String(), nil
+}
+
+// clean reports whether c holds none of what a transaction may leave on
+// its session (cleanSQL). Any error counts as not clean.
+func clean(ctx context.Context, c *pgx.Conn) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var ok bool
+	return c.QueryRow(ctx, cleanSQL).Scan(&ok) == nil && ok
+}
 
 // Tx runs fn in a transaction scoped to the tenant of ctx (see
 // TenantFromContext) and commits it if fn returns nil; otherwise, or if fn
@@ -96,43 +144,25 @@ func (db *DB) TxWithOptions(ctx context.Context, opts pgx.TxOptions, fn func(pgx
 	return nil
 }
 
-// begin acquires a connection from s's pool, begins a transaction on it
-// and scopes it (scopeSQL) in one round trip. A connection that did not
-// come clean is closed and another one tried: at most as many as the pool
-// holds, after which a new one, clean, is made.
+// begin acquires a connection from s's pool and begins a transaction on
+// it, scoped to tenant tid, in one round trip (beginSQL).
 func (db *DB) begin(ctx context.Context, s scoped, opts pgx.TxOptions, tid string) (*pgxpool.Conn, pgx.Tx, error) {
-	for range s.maxConns + 1 {
-		c, err := s.pool.Acquire(ctx)
-		if err != nil {
-			return nil, nil, fmt.Errorf("acquire a connection: %w", err)
-		}
-		var b pgx.Batch
-		b.BeginTx(opts)
-		b.Queue(scopeSQL, tid, s.role, s.searchPath)
-		br := c.SendBatch(ctx, &b)
-		tx := br.Tx()
-		var clean bool
-		if _, err = br.Exec(); err == nil {
-			err = br.QueryRow().Scan(&clean, nil, nil, nil)
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			tx.Rollback(ctx)
-			c.Release()
-			return nil, nil, fmt.Errorf("begin: %w", err)
-		}
-		if clean {
-			return c, tx, nil
-		}
-		db.log.WarnContext(ctx, "tenantdb: closed a connection left with session-level tenant settings or temporary tables",
-			"tenant_id", tid)
-		tx.Rollback(ctx)
-		c.Hijack().Close(ctx)
+	q, err := beginSQL(opts, tid, s.role, s.searchPath)
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil, nil, errors.New("begin: every connection came with session-level tenant settings " +
-		"(does the DSN set role or app.tenant_id?)")
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("acquire a connection: %w", err)
+	}
+	tx, err := c.BeginTx(ctx, pgx.TxOptions{BeginQuery: q})
+	if err != nil {
+		// The connection may be inside the failed transaction: Release
+		// closes a connection that is not idle.
+		c.Release()
+		return nil, nil, fmt.Errorf("begin: %w", err)
+	}
+	return c, tx, nil
 }
 
 // scoped is where a transaction of one tenant runs: the pool and the
@@ -172,7 +202,7 @@ func (db *DB) scope(ctx context.Context, tid string) (scoped, error) {
 }
 
 // searchPath is the search_path of a transaction in schema: the schema,
-// then the session's temporary schema (see scopeSQL), nothing else.
+// then the session's temporary schema (see beginSQL), nothing else.
 func searchPath(schema string) string {
 	return pgx.Identifier{schema}.Sanitize() + ", pg_temp"
 }
