@@ -60,7 +60,7 @@ type recordKey struct {
 }
 
 // maxPendingRecords bounds the rows held between flushes: past it, Record
-// flushes in the background rather than grow.
+// asks Run to flush early.
 const maxPendingRecords = 10_000
 
 // Record counts u in its tenant's hourly row (flushed with the next
@@ -86,7 +86,10 @@ func (s *Service) Record(ctx context.Context, u Usage) {
 	full := len(s.records) >= maxPendingRecords
 	s.recMu.Unlock()
 	if full {
-		go s.flushRecords(context.WithoutCancel(ctx))
+		select {
+		case s.full <- struct{}{}:
+		default: // a flush is asked for already
+		}
 	}
 	s.metrics.count(s.tierOf(u.Tier), u)
 	path, _, _ := strings.Cut(u.Path, "?")

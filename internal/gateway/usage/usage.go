@@ -160,6 +160,7 @@ type Service struct {
 
 	recMu   sync.Mutex
 	records map[recordKey]*Record
+	full    chan struct{} // Record asks Run for an early flush
 	metrics *metrics
 }
 
@@ -180,7 +181,7 @@ func New(cfg Config) *Service {
 	}
 	s := &Service{db: cfg.DB, clock: cfg.Clock, log: cfg.Logger, tiers: cfg.Tiers, nodes: max(cfg.Nodes, 1),
 		flushEvery: cfg.FlushEvery, batch: cfg.QuotaBatch, topN: cfg.TopTenants,
-		limiters: map[Plan]*ratelimit.Limiter{}, counters: map[counterKey]*counter{}, records: map[recordKey]*Record{}}
+		limiters: map[Plan]*ratelimit.Limiter{}, counters: map[counterKey]*counter{}, records: map[recordKey]*Record{}, full: make(chan struct{}, 1)}
 	if s.flushEvery <= 0 {
 		s.flushEvery = time.Second
 	}
@@ -219,9 +220,10 @@ func (s *Service) Run(ctx context.Context) error {
 			defer cancel()
 			return s.Flush(final)
 		case <-tick:
-			if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
-				s.log.ErrorContext(ctx, "usage: flush", "err", err)
-			}
+		case <-s.full:
+		}
+		if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "usage: flush", "err", err)
 		}
 	}
 }
