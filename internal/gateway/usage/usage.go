@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -262,7 +263,8 @@ type Decision struct {
 	// RetryAfter is how long until a refused request may succeed.
 	RetryAfter time.Duration
 	// Policy and Limit are the RateLimit-Policy and RateLimit fields
-	// (draft-ietf-httpapi-ratelimit-headers-10), empty with no limit.
+	// (draft-ietf-httpapi-ratelimit-headers-11), empty with no limit. A
+	// refusal carries only the violated policy in Limit.
 	Policy, Limit string
 }
 
@@ -296,21 +298,26 @@ func (s *Service) Admit(ctx context.Context, tid tenant.ID, tier string) (Decisi
 		return Decision{}, err
 	}
 	now := s.clock.Now()
-	var d Decision
-	var policies, limits []string
-	d.Allowed = true
+	d := Decision{Allowed: true}
+	var policies []string
+	limits := map[string]string{} // policy → its RateLimit item
 	if plan.RPS > 0 {
 		l := s.limiter(plan)
-		ok, wait := l.Take(string(tid), now)
+		ok, _ := l.Take(string(tid), now)
 		burst := s.share(plan.Burst)
 		rate := plan.RPS / float64(s.nodes)
 		left := l.Tokens(string(tid), now)
-		window := int(math.Ceil(float64(burst) / rate))
-		reset := int(math.Ceil((float64(burst) - left) / rate))
-		policies = append(policies, fmt.Sprintf(`"rate";q=%d;w=%d`, burst, window))
-		limits = append(limits, fmt.Sprintf(`"rate";r=%d;t=%d`, int(left), reset))
-		if !ok {
-			d.Allowed, d.Reason, d.RetryAfter = false, "rate", wait
+		// The bucket of q=burst refills in w seconds. Until its next whole
+		// token (t) the client can use no more than the r it holds; a full
+		// bucket gets no t.
+		policies = append(policies, fmt.Sprintf(`"rate";q=%d;w=%d`, burst, ceilSeconds(float64(burst)/rate)))
+		limits["rate"] = fmt.Sprintf(`"rate";r=%d`, int(left))
+		if r := math.Floor(left); r < float64(burst) {
+			next := ceilSeconds((r + 1 - left) / rate)
+			limits["rate"] += fmt.Sprintf(";t=%d", next)
+			if !ok {
+				d.Allowed, d.Reason, d.RetryAfter = false, "rate", time.Duration(next)*time.Second
+			}
 		}
 	}
 	if plan.Quota > 0 {
@@ -318,32 +325,36 @@ func (s *Service) Admit(ctx context.Context, tid tenant.ID, tier string) (Decisi
 		if err != nil {
 			return Decision{}, err
 		}
-		secs := int(math.Ceil(until.Seconds()))
 		start := plan.QuotaPeriod.start(now)
-		window := int(plan.QuotaPeriod.end(start).Sub(start).Seconds())
-		policies = append(policies, fmt.Sprintf(`"quota";q=%d;w=%d`, plan.Quota, window))
-		limits = append(limits, fmt.Sprintf(`"quota";r=%d;t=%d`, remaining, secs))
+		window := plan.QuotaPeriod.end(start).Sub(start)
+		policies = append(policies, fmt.Sprintf(`"quota";q=%d;w=%d`, plan.Quota, ceilSeconds(window.Seconds())))
+		t := ceilSeconds(until.Seconds())
+		limits["quota"] = fmt.Sprintf(`"quota";r=%d;t=%d`, remaining, t)
 		if d.Allowed && !ok {
-			d.Allowed, d.Reason, d.RetryAfter = false, "quota", until
+			d.Allowed, d.Reason, d.RetryAfter = false, "quota", time.Duration(t)*time.Second
 		}
 	}
-	d.Policy, d.Limit = join(policies), join(limits)
-	if !d.Allowed {
+	d.Policy = strings.Join(policies, ", ")
+	if d.Allowed {
+		var items []string
+		for _, name := range []string{"rate", "quota"} {
+			if it, ok := limits[name]; ok {
+				items = append(items, it)
+			}
+		}
+		d.Limit = strings.Join(items, ", ")
+	} else {
+		// Only the violated policy: Retry-After must not end before the
+		// effective window (t) of any service limit the answer carries.
+		d.Limit = limits[d.Reason]
 		s.metrics.refused(s.tierOf(tier), d.Reason)
 	}
 	return d, nil
 }
 
-func join(items []string) string {
-	out := ""
-	for i, it := range items {
-		if i > 0 {
-			out += ", "
-		}
-		out += it
-	}
-	return out
-}
+// ceilSeconds rounds seconds up to a whole number of at least one: what
+// the RateLimit fields and Retry-After carry (delay-seconds).
+func ceilSeconds(sec float64) int { return max(int(math.Ceil(sec)), 1) }
 
 // share is this node's share of a plan's burst: at least one request.
 func (s *Service) share(burst int) int { return max(burst/s.nodes, 1) }

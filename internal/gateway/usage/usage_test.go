@@ -29,6 +29,7 @@ func tiers() tenants.Tiers {
 		"basic":   {Name: "basic", Isolation: tenants.Pool, GatewayRPS: 2, GatewayBurst: 4},
 		"premium": {Name: "premium", Isolation: tenants.Silo, GatewayRPS: 100, GatewayBurst: 100},
 		"metered": {Name: "metered", Isolation: tenants.Pool, GatewayQuota: 50, GatewayQuotaPeriod: "day"},
+		"both":    {Name: "both", Isolation: tenants.Pool, GatewayRPS: 1, GatewayBurst: 1, GatewayQuota: 10, GatewayQuotaPeriod: "day"},
 	}
 }
 
@@ -77,17 +78,27 @@ func TestBurstThenThrottleWithHeaders(t *testing.T) {
 	rec := httptest.NewRecorder()
 	d.Reject(rec)
 	if rec.Code != 429 || rec.Header().Get("Retry-After") != "1" ||
-		rec.Header().Get("RateLimit-Policy") != `"rate";q=4;w=2` || rec.Header().Get("RateLimit") != `"rate";r=0;t=2` ||
+		rec.Header().Get("RateLimit-Policy") != `"rate";q=4;w=2` || rec.Header().Get("RateLimit") != `"rate";r=0;t=1` ||
 		rec.Header().Get("Content-Type") != "application/problem+json" || !strings.Contains(rec.Body.String(), `"rate_limited"`) {
 		t.Fatalf("429 = %d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
 	// Another tenant of the tier has its own bucket.
-	if d, _ := s.Admit(ctx, "other", "basic"); !d.Allowed {
+	if d, _ := s.Admit(ctx, "other", "basic"); !d.Allowed || d.Limit != `"rate";r=3;t=1` {
 		t.Fatal("tenant other throttled by acme's requests")
 	}
 	fc.Advance(500 * time.Millisecond)
-	if d, _ := s.Admit(ctx, "acme", "basic"); !d.Allowed || d.Limit != `"rate";r=0;t=2` {
+	if d, _ := s.Admit(ctx, "acme", "basic"); !d.Allowed || d.Limit != `"rate";r=0;t=1` {
 		t.Fatalf("after a refill: %+v", d)
+	}
+	// Both policies: both items while allowed, only the violated one
+	// when refused (Retry-After never ends before a carried window).
+	d, _ = s.Admit(ctx, "acme", "both")
+	if !d.Allowed || d.Policy != `"rate";q=1;w=1, "quota";q=10;w=86400` || d.Limit != `"rate";r=0;t=1, "quota";r=9;t=43200` {
+		t.Fatalf("both policies: %+v", d)
+	}
+	d, _ = s.Admit(ctx, "acme", "both")
+	if d.Allowed || d.Reason != "rate" || d.Limit != `"rate";r=0;t=1` || d.RetryAfter != time.Second {
+		t.Fatalf("both policies, over the rate: %+v", d)
 	}
 	// No plan, no limit and no headers.
 	if d, _ := s.Admit(ctx, "acme", "nosuch"); !d.Allowed || d.Policy != "" {
