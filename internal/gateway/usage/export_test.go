@@ -32,3 +32,6 @@ func Gather(t *testing.T, s *Service) []string {
 	slices.Sort(out)
 	return out
 }
+
+// PlansCached reports whether s caches overrides (its channel listens).
+func PlansCached(s *Service) bool { return s.plans.isEnabled() }

@@ -333,3 +333,51 @@ func TestMetricsBoundedCardinality(t *testing.T) {
 		t.Errorf("metrics %s name a tenant outside the top or an unknown tier", got)
 	}
 }
+
+// TestTiersReloaded: a new tiers set applies to the next request.
+func TestTiersReloaded(t *testing.T) {
+	db := open(t, storagetest.DSN(t, storage.SQLite))
+	s := newService(t, db, clock.NewFake(start), nil)
+	ctx := context.Background()
+	if d, _ := s.Admit(ctx, "acme", "basic"); d.Policy != `"rate";q=4;w=2` {
+		t.Fatalf("before: %+v", d)
+	}
+	ts := tiers()
+	ts["basic"] = tenants.Tier{Name: "basic", Isolation: tenants.Pool, GatewayRPS: 10, GatewayBurst: 30}
+	s.SetTiers(ts)
+	if d, _ := s.Admit(ctx, "acme", "basic"); d.Policy != `"rate";q=30;w=3` || d.Limit != `"rate";r=29;t=1` {
+		t.Fatalf("after: %+v", d)
+	}
+}
+
+// TestQuotaWithoutDatabase: a node that cannot flush its quota counts
+// admits at most one batch more, then fails rather than overshoot.
+func TestQuotaWithoutDatabase(t *testing.T) {
+	dsn := storagetest.DSN(t, storage.SQLite)
+	db := open(t, dsn)
+	fc := clock.NewFake(start)
+	s := newService(t, db, fc, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	runtest.Eventually(t, "the plan cache to be on", func() bool { return usage.PlansCached(s) })
+	if d, err := s.Admit(ctx, "acme", "metered"); err != nil || !d.Allowed {
+		t.Fatalf("first request: %+v, %v", d, err)
+	}
+	db.Close()
+	admitted := 1
+	var err error
+	for range 20 {
+		var d usage.Decision
+		if d, err = s.Admit(ctx, "acme", "metered"); err != nil {
+			break
+		}
+		if d.Allowed {
+			admitted++
+		}
+	}
+	if err == nil || admitted != 5 {
+		t.Fatalf("without a database: admitted %d (want one batch, 5), then %v", admitted, err)
+	}
+}
