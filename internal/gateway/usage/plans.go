@@ -144,6 +144,6 @@ func (s *Service) DeleteOverride(ctx context.Context, tid tenant.ID, actor tenan
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return inval.Change{}, errs.E(errs.NotFound, "usage_plan_not_found", "the tenant has no usage plan of its own")
 		}
-		return inval.Change{Action: "usage_plan.delete", Target: tx.TenantID()}, nil
+		return inval.Change{Action: "usage_plan.deleted", Target: tx.TenantID()}, nil
 	})
 }

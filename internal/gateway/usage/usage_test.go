@@ -185,6 +185,28 @@ func TestTierChangeAndOverrideWithoutRestart(t *testing.T) {
 		if err := a.DeleteOverride(ctx, "acme", op); !errs.Is(err, "usage_plan_not_found") {
 			t.Fatalf("second delete = %v", err)
 		}
+		// Both changes are in the tenant's audit chain.
+		var actions []string
+		if err := db.View(ctx, storage.TenantScope("acme"), func(tx *storage.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT action FROM audit_events WHERE chain = ? ORDER BY seq`, "acme")
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var a string
+				if err := rows.Scan(&a); err != nil {
+					return err
+				}
+				actions = append(actions, a)
+			}
+			return rows.Err()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(actions, ",") != "usage_plan.set,usage_plan.deleted" {
+			t.Fatalf("audited %v", actions)
+		}
 		for _, bad := range []usage.Plan{{RPS: -1}, {RPS: 5}, {Quota: 3}, {Quota: 3, QuotaPeriod: "year"}, {QuotaPeriod: "day"}} {
 			if err := a.SetOverride(ctx, "acme", bad, op); !errs.Is(err, "invalid_plan") {
 				t.Errorf("SetOverride(%+v) = %v", bad, err)
