@@ -43,6 +43,7 @@ type config struct {
 	upstreamTimeout time.Duration
 	bodyTimeout     time.Duration
 	dataRetention   time.Duration
+	gatewayNodes    int
 
 	// bulkhead init only: deliberate changes to what the database records.
 	newRootKey   bool
@@ -60,6 +61,15 @@ func envFloat(name string, def float64) float64 {
 	if v, ok := os.LookupEnv(name); ok {
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
 			return f
+		}
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv(name); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
 		}
 	}
 	return def
@@ -113,6 +123,8 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"how long a client may take to send a proxied request, body included (env BULKHEAD_PROXY_BODY_TIMEOUT)")
 	fs.DurationVar(&c.dataRetention, "data-retention", envDuration("BULKHEAD_DATA_RETENTION", data.DefaultRetention),
 		"how long an offboarded tenant's application data (its schema, database or pool rows) is kept before it is dropped (env BULKHEAD_DATA_RETENTION)")
+	fs.IntVar(&c.gatewayNodes, "gateway-nodes", envInt("BULKHEAD_GATEWAY_NODES", 1),
+		"how many gateway nodes share each usage plan's rate: each node allows rate/N requests per second (env BULKHEAD_GATEWAY_NODES)")
 	fs.StringVar(&c.logLevel, "log-level", envOr("BULKHEAD_LOG_LEVEL", "info"), "debug, info, warn or error (env BULKHEAD_LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("BULKHEAD_SHUTDOWN_TIMEOUT", 30*time.Second),
 		"how long SIGTERM/SIGINT waits for in-flight requests and workflow steps (env BULKHEAD_SHUTDOWN_TIMEOUT)")
@@ -144,6 +156,9 @@ Flags:
 	if c.dataRetention <= 0 {
 		return c, fmt.Errorf("%w: --data-retention must be a positive duration", errUsage)
 	}
+	if c.gatewayNodes < 1 || c.gatewayNodes > 10000 {
+		return c, fmt.Errorf("%w: --gateway-nodes must be between 1 and 10000", errUsage)
+	}
 	return c, nil
 }
 
@@ -162,7 +177,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
 		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
-		DataRetention: c.dataRetention,
+		DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes,
 	}
 	testConfig(&cfg)
 	return app.Open(ctx, cfg)

@@ -49,6 +49,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/data"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/usage"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
@@ -144,6 +145,10 @@ type Config struct {
 	// DataRetention is how long an offboarded tenant's application data
 	// is kept before it is dropped (default data.DefaultRetention, 720h).
 	DataRetention time.Duration
+
+	// GatewayNodes divides each usage plan's rate between this many
+	// gateway nodes (default 1: the rate is per node).
+	GatewayNodes int
 	// DataProvisioned, if set, runs on each new bridge or silo placement
 	// before it is recorded ready (the application's migrations).
 	DataProvisioned data.Provisioned
@@ -164,6 +169,7 @@ type App struct {
 	Functions *compute.Registry
 	Connect   *connect.Service
 	Data      *data.Service
+	Usage     *usage.Service
 	Signing   *signing.Store
 	Admin     *authn.AdminTokens
 	API       *httpapi.Server
@@ -183,7 +189,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations()}
+	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations()}
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
@@ -287,6 +293,8 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		Provisioned: c.DataProvisioned})
 	a.Tenants.AddOnboardingStep(a.Data.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Data.OffboardingStep())
+	a.Usage = usage.New(usage.Config{DB: db, Audit: a.Audit, Tiers: tiers, Clock: c.Clock, Logger: c.Logger,
+		Nodes: c.GatewayNodes, Registerer: metrics})
 	codeKey, err := rk.Derive("compiled-code")
 	if err != nil {
 		a.Audit.Close()
@@ -370,7 +378,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// (at once after any change on this node); see README, Identity.
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes}, c.Logger)
 	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Audit: a.Audit,
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Usage: a.Usage, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})
@@ -477,7 +485,7 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 	for _, run := range []func(context.Context) error{
 		func(ctx context.Context) error { return a.Tenants.Run(ctx, a.retry) },
 		func(ctx context.Context) error { return a.Provider.Run(ctx, purgeInterval) },
-		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run,
+		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Usage.Run,
 	} {
 		g.Go(func() error { return run(work) })
 	}

@@ -159,6 +159,10 @@ func TestCrossTenant(t *testing.T) {
 			{method: "DELETE", path: "/v1/clusters/probe-cluster", token: tokA},
 			{method: "PUT", path: "/v1/clusters/probe-cluster/migrations", token: tokA, body: []byte(`{"files":[{"name":"001_a.sql","sql":"CREATE TABLE a (id int)"}]}`)},
 			{method: "GET", path: "/v1/clusters/probe-cluster/migrations", token: tokA},
+			// A tenant cannot raise its own usage plan.
+			{method: "GET", path: "/v1/tenants/tenant-a/usage-plan", token: tokA},
+			{method: "PUT", path: "/v1/tenants/tenant-a/usage-plan", token: tokA, body: []byte(`{"rps":1000000,"burst":1000000,"quota":0}`)},
+			{method: "DELETE", path: "/v1/tenants/tenant-a/usage-plan", token: tokA},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

@@ -159,6 +159,11 @@ var schemaBodies = []schemaBody{
 	body[api.DataMigration]("DataMigration"),
 	body[api.DataMigrationPlace]("DataMigrationPlace"),
 	body[api.DataMigrationStatus]("DataMigrationStatus"),
+	body[api.UsagePlan]("UsagePlan"),
+	request[api.UsagePlan]("UsagePlan"),
+	body[api.UsageStatus]("UsageStatus"),
+	body[api.UsageRecord]("UsageRecord"),
+	body[api.UsageList]("UsageList"),
 }
 
 // notBodies are the components that describe no body of their own.

@@ -120,3 +120,17 @@ func (l *Limiter) Tracked() int {
 	defer l.mu.Unlock()
 	return l.lru.Len()
 }
+
+// Tokens reports how many tokens key's bucket holds at now, without taking
+// any: what a RateLimit header advertises as remaining. A key the limiter
+// does not know has a full bucket.
+func (l *Limiter) Tokens(key string, now time.Time) float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, found := l.buckets[key]
+	if !found {
+		return l.burst
+	}
+	b := e.Value.(*bucket)
+	return min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+}

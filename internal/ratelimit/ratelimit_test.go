@@ -72,3 +72,23 @@ func TestTakeN(t *testing.T) {
 		t.Fatalf("after a burst-sized cost: ok=%v wait=%v; want refused, 100ms", ok, wait)
 	}
 }
+
+func TestTokensDoesNotTake(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := New(2, 4, 10)
+	if got := l.Tokens("a", now); got != 4 {
+		t.Fatalf("unknown key: %v tokens, want a full bucket of 4", got)
+	}
+	l.TakeN("a", 3, now)
+	for range 2 {
+		if got := l.Tokens("a", now); got != 1 {
+			t.Fatalf("after taking 3 of 4: %v tokens", got)
+		}
+	}
+	if got := l.Tokens("a", now.Add(500*time.Millisecond)); got != 2 {
+		t.Fatalf("half a second later at 2/s: %v tokens, want 2", got)
+	}
+	if got := l.Tokens("a", now.Add(time.Hour)); got != 4 {
+		t.Fatalf("an hour later: %v tokens, want the burst", got)
+	}
+}

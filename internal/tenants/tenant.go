@@ -84,6 +84,30 @@ type Tier struct {
 	RateLimitRPS            float64   `json:"rate_limit_rps"`
 	RateLimitBurst          int       `json:"rate_limit_burst"`
 	MaxFunctionEnvironments int       `json:"max_function_environments"`
+
+	// The gateway's usage plan for the tier (zero: no limit), which a
+	// tenant's own plan overrides (see internal/gateway/usage). The rate
+	// is per gateway node, the quota across all of them.
+	GatewayRPS         float64 `json:"gateway_rps,omitempty"`
+	GatewayBurst       int     `json:"gateway_burst,omitempty"`
+	GatewayQuota       int64   `json:"gateway_quota,omitempty"`
+	GatewayQuotaPeriod string  `json:"gateway_quota_period,omitempty"` // day or month
+}
+
+// validGateway checks the tier's usage plan: a rate needs a burst of at
+// least one request, and a quota needs its period.
+func (t Tier) validGateway() error {
+	switch {
+	case t.GatewayRPS < 0 || t.GatewayBurst < 0 || t.GatewayQuota < 0:
+		return fmt.Errorf("tier %q: gateway_rps, gateway_burst and gateway_quota cannot be negative", t.Name)
+	case t.GatewayRPS > 0 && t.GatewayBurst < 1:
+		return fmt.Errorf("tier %q: gateway_rps needs a gateway_burst of at least 1", t.Name)
+	case t.GatewayQuota > 0 && t.GatewayQuotaPeriod != "day" && t.GatewayQuotaPeriod != "month":
+		return fmt.Errorf("tier %q: gateway_quota needs a gateway_quota_period of day or month", t.Name)
+	case t.GatewayQuota == 0 && t.GatewayQuotaPeriod != "":
+		return fmt.Errorf("tier %q: gateway_quota_period without a gateway_quota", t.Name)
+	}
+	return nil
 }
 
 // Tiers is the set of tiers a deployment offers, by name.
@@ -120,6 +144,9 @@ func LoadTiers(path string) (Tiers, error) {
 	for _, t := range f.Tiers {
 		if t.Name == "" || !t.Isolation.valid() {
 			return nil, fmt.Errorf("tenant: tiers %s: tier %q needs a name and an isolation of pool, bridge or silo", path, t.Name)
+		}
+		if err := t.validGateway(); err != nil {
+			return nil, fmt.Errorf("tenant: tiers %s: %w", path, err)
 		}
 		if _, dup := ts[t.Name]; dup {
 			return nil, fmt.Errorf("tenant: tiers %s: tier %q defined twice", path, t.Name)

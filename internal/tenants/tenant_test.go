@@ -74,11 +74,24 @@ func TestLoadTiers(t *testing.T) {
 	if ts["gold"].Isolation != tenants.Silo || ts["basic"].RateLimitRPS != 5 || len(ts) != 2 {
 		t.Fatalf("tiers = %+v", ts)
 	}
+	ts, err = tenants.LoadTiers(write(`{"tiers":[{"name":"basic","isolation":"pool","gateway_rps":10,"gateway_burst":20,` +
+		`"gateway_quota":1000,"gateway_quota_period":"month"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := ts["basic"]; b.GatewayRPS != 10 || b.GatewayBurst != 20 || b.GatewayQuota != 1000 || b.GatewayQuotaPeriod != "month" {
+		t.Fatalf("gateway plan = %+v", b)
+	}
 	for _, bad := range []string{
-		`{"tiers":[{"name":"gold","isolation":"silo"}]}`,                                      // no basic
-		`{"tiers":[{"name":"basic","isolation":"moon"}]}`,                                     // bad isolation
-		`{"tiers":[{"name":"basic","isolation":"pool"},{"name":"basic","isolation":"pool"}]}`, // duplicate
-		`{"tiers":[{"name":"basic","isolation":"pool","extra":1}]}`,                           // unknown field
+		`{"tiers":[{"name":"basic","isolation":"pool","gateway_rps":-1,"gateway_burst":1}]}`,           // negative rate
+		`{"tiers":[{"name":"basic","isolation":"pool","gateway_rps":5}]}`,                              // rate without burst
+		`{"tiers":[{"name":"basic","isolation":"pool","gateway_quota":5}]}`,                            // quota without period
+		`{"tiers":[{"name":"basic","isolation":"pool","gateway_quota":5,"gateway_quota_period":"y"}]}`, // bad period
+		`{"tiers":[{"name":"basic","isolation":"pool","gateway_quota_period":"day"}]}`,                 // period without quota
+		`{"tiers":[{"name":"gold","isolation":"silo"}]}`,                                               // no basic
+		`{"tiers":[{"name":"basic","isolation":"moon"}]}`,                                              // bad isolation
+		`{"tiers":[{"name":"basic","isolation":"pool"},{"name":"basic","isolation":"pool"}]}`,          // duplicate
+		`{"tiers":[{"name":"basic","isolation":"pool","extra":1}]}`,                                    // unknown field
 		`not json`,
 	} {
 		if _, err := tenants.LoadTiers(write(bad)); err == nil {

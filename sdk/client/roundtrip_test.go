@@ -90,6 +90,7 @@ func TestClientRoundTrip(t *testing.T) {
 		r.keys(op, svc)
 		r.functions(op, svc, module)
 		r.connections(op, env.ProxyURL)
+		r.usage(op)
 		r.audit(op)
 		r.offboarding(op, ann)
 		// Last: without PostgreSQL for the application's cluster (and
@@ -508,6 +509,21 @@ func (r roundTrip) audit(op *client.Client) {
 	rep, err := op.VerifyAudit(ctx)
 	r.ok("verify audit", err)
 	r.want("verified", rep.OK && rep.Chains >= 2 && rep.Events > 0 && rep.Broken == nil, rep)
+}
+
+func (r roundTrip) usage(op *client.Client) {
+	ctx := r.ctx
+	p, err := op.SetUsagePlan(ctx, "acme", client.UsagePlan{RPS: 5, Burst: 10, Quota: 1000, QuotaPeriod: "day"})
+	r.ok("set usage plan", err)
+	r.want("usage plan", p.RPS == 5 && p.Burst == 10 && p.Quota == 1000 && p.QuotaPeriod == "day", p)
+	p, err = op.GetUsagePlan(ctx, "acme")
+	r.ok("get usage plan", err)
+	r.want("usage plan read", p.Burst == 10 && p.QuotaPeriod == "day", p)
+	r.ok("delete usage plan", op.DeleteUsagePlan(ctx, "acme"))
+	now := time.Now()
+	u, err := op.Usage(ctx, "acme", now.Add(-time.Hour), now)
+	r.ok("usage", err)
+	r.want("usage list", u.Items != nil && len(u.LatencyBoundsMS) == 10 && u.LatencyBoundsMS[0] == 5, u)
 }
 
 func (r roundTrip) offboarding(op *client.Client, ann string) {
