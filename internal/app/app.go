@@ -25,6 +25,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/data"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
@@ -151,6 +153,17 @@ type Config struct {
 	// its headers are read (default 60s; negative: unbounded, for tests
 	// that publish functions, whose compilation a loaded machine slows).
 	WriteTimeout time.Duration
+
+	// GatewayAppDomain makes {tenant}.{GatewayAppDomain} a tenant's host at
+	// the gateway; empty: no subdomains.
+	GatewayAppDomain string
+	// GatewayAudience is the aud of the gateway's tenant assertions
+	// (default gateway.DefaultAudience).
+	GatewayAudience string
+	// GatewayCerts gives the gateway's TLS listener its certificates.
+	GatewayCerts gateway.CertSource
+	// GatewayRoutes are the gateway's routes (serve --gateway-routes).
+	GatewayRoutes []gateway.Route
 }
 
 // App is one wired Bulkhead node.
@@ -174,6 +187,10 @@ type App struct {
 	Handler http.Handler
 	// Proxy is the connections proxy, served on a listener of its own.
 	Proxy http.Handler
+	// Gateway is the edge gateway, served on listeners of its own.
+	Gateway *gateway.Gateway
+	// gatewayCerts is Config.GatewayCerts.
+	gatewayCerts gateway.CertSource
 
 	rootKey *kms.RootKey
 	log     *slog.Logger
@@ -374,6 +391,18 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})
+	a.Gateway = gateway.New(gateway.Config{Tenants: a.Tenants, Domains: gateway.RegistryDomains{Registry: a.Tenants},
+		Verifiers: append([]authn.Verifier{tenantTokens}, c.Verifiers...), AppDomain: c.GatewayAppDomain,
+		Asserter:   gateway.NewAsserter(a.Signing, c.PublicURL, c.GatewayAudience, c.Clock),
+		Placements: gateway.DataPlacements{Data: a.Data}, AllowPrivateUpstreams: c.AllowPrivateUpstreams, Clock: c.Clock, Logger: c.Logger})
+	for _, r := range c.GatewayRoutes {
+		if err := a.Gateway.ValidateRoute(r); err != nil {
+			a.Audit.Close()
+			return fail(fmt.Errorf("gateway route %s: %w", r.ID, err), db)
+		}
+	}
+	a.Gateway.SetRoutes(gateway.NewTable(c.GatewayRoutes))
+	a.gatewayCerts = c.GatewayCerts
 	mux := http.NewServeMux()
 	for _, path := range a.Provider.Paths() {
 		mux.Handle(path, a.Provider)
@@ -458,6 +487,10 @@ func (s tokenState) UserGroups(ctx context.Context, tid tenant.ID, userID string
 type Listeners struct {
 	API   net.Listener // the API and the OpenID provider (Handler)
 	Proxy net.Listener // the connections proxy (Proxy); nil turns it off
+	// Gateway serves the edge gateway over HTTP, GatewayTLS over TLS
+	// (HTTP/2 and HTTP/1.1, certificates from Config.GatewayCerts); nil
+	// turns each off.
+	Gateway, GatewayTLS net.Listener
 }
 
 // purgeInterval is how often the OpenID provider deletes expired sign-ins
@@ -470,6 +503,14 @@ const purgeInterval = 10 * time.Minute
 // logged), the first failure otherwise. It closes the listeners. Call
 // Close after it.
 func (a *App) Run(ctx context.Context, l Listeners) error {
+	if l.GatewayTLS != nil && a.gatewayCerts == nil {
+		for _, ln := range []net.Listener{l.API, l.Proxy, l.Gateway, l.GatewayTLS} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		return errors.New("the gateway's TLS listener needs a certificate source")
+	}
 	g, failed := errgroup.WithContext(context.WithoutCancel(ctx))
 	// The workers stop after the listeners, whatever stops the node.
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -539,6 +580,14 @@ func (a *App) servers(l Listeners, inflight *sync.WaitGroup) map[net.Listener]*h
 			ErrorLog:          errorLog,
 		}
 	}
+	if l.Gateway != nil {
+		servers[l.Gateway] = gateway.NewServer(count(a.Gateway), errorLog)
+	}
+	if l.GatewayTLS != nil {
+		srv := gateway.NewServer(count(a.Gateway), errorLog)
+		srv.TLSConfig = a.Gateway.TLSConfig(a.gatewayCerts)
+		servers[tls.NewListener(l.GatewayTLS, srv.TLSConfig)] = srv
+	}
 	return servers
 }
 
@@ -580,6 +629,7 @@ func (a *App) shutdown(servers map[net.Listener]*http.Server) {
 func (a *App) Close() {
 	a.Functions.Engine().Close(context.Background())
 	a.Connect.Close()
+	a.Gateway.Close()
 	a.Audit.Close()
 	a.DB.Close()
 	a.rootKey.Zero()

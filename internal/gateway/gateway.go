@@ -79,6 +79,12 @@ func New(cfg Config) *Gateway {
 	return g
 }
 
+// ValidateRoute checks r against the gateway's app domain and upstream
+// rules (Route.Validate).
+func (g *Gateway) ValidateRoute(r Route) error {
+	return r.Validate(g.cfg.AppDomain, g.cfg.AllowPrivateUpstreams)
+}
+
 // SetRoutes replaces the routes the gateway serves.
 func (g *Gateway) SetRoutes(t *Table) { g.table.Store(t) }
 

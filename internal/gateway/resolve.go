@@ -10,6 +10,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // TenantSource reads a tenant's record; *tenants.Registry is one.
@@ -152,4 +153,25 @@ func tenantID(label string) tenant.ID {
 		return ""
 	}
 	return id
+}
+
+// PlacementReader reads a tenant's data placement; *data.Service is one.
+type PlacementReader interface {
+	Placement(ctx context.Context, id tenant.ID) (api.DataPlacement, error)
+}
+
+// DataPlacements is Placements over the data service: a tenant without a
+// placement has model "".
+type DataPlacements struct{ Data PlacementReader }
+
+// Model implements Placements.
+func (d DataPlacements) Model(ctx context.Context, id tenant.ID) (string, error) {
+	p, err := d.Data.Placement(ctx, id)
+	if errs.Is(err, "no_placement") {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return p.Model, nil
 }

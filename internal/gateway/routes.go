@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -166,4 +169,32 @@ func (t *Table) hasWildcard(w string) bool {
 		}
 	}
 	return false
+}
+
+// RoutesFile is the declarative routes file (serve --gateway-routes).
+type RoutesFile struct {
+	Routes []Route `json:"routes"`
+}
+
+// ParseRoutes decodes a routes file strictly: unknown fields, trailing
+// data and duplicate ids are errors. Routes are validated by the gateway
+// that takes them.
+func ParseRoutes(b []byte) ([]Route, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	var f RoutesFile
+	if err := d.Decode(&f); err != nil {
+		return nil, fmt.Errorf("routes file: %w", err)
+	}
+	if d.More() {
+		return nil, errors.New("routes file: data after the routes object")
+	}
+	seen := map[string]bool{}
+	for _, r := range f.Routes {
+		if r.ID == "" || seen[r.ID] {
+			return nil, fmt.Errorf("routes file: every route needs an id of its own (%q)", r.ID)
+		}
+		seen[r.ID] = true
+	}
+	return f.Routes, nil
 }

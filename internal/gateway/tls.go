@@ -65,3 +65,13 @@ func (g *Gateway) KnownHost(ctx context.Context, host string) bool {
 	_, ok, err := g.cfg.Domains.DomainOwner(ctx, host)
 	return err == nil && ok
 }
+
+// StaticCert is a CertSource of one certificate for every known host
+// (serve --gateway-tls-cert and --gateway-tls-key), for deployments whose
+// certificate covers the app domain's wildcard.
+type StaticCert struct{ Cert *tls.Certificate }
+
+// GetCertificate implements CertSource.
+func (s StaticCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return s.Cert, nil
+}
