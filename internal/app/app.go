@@ -189,6 +189,8 @@ type App struct {
 	Proxy http.Handler
 	// Gateway is the edge gateway, served on listeners of its own.
 	Gateway *gateway.Gateway
+	// Routes keeps the gateway's routes.
+	Routes *gateway.Store
 	// gatewayCerts is Config.GatewayCerts.
 	gatewayCerts gateway.CertSource
 
@@ -200,7 +202,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations()}
+	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), gateway.Migrations()}
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
@@ -386,11 +388,6 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// A token's state is re-read at most a second after it was last read
 	// (at once after any change on this node); see README, Identity.
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes}, c.Logger)
-	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Audit: a.Audit,
-		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
-		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
-	})
 	a.Gateway = gateway.New(gateway.Config{Tenants: a.Tenants, Domains: gateway.RegistryDomains{Registry: a.Tenants},
 		Verifiers: append([]authn.Verifier{tenantTokens}, c.Verifiers...), AppDomain: c.GatewayAppDomain,
 		Asserter:   gateway.NewAsserter(a.Signing, c.PublicURL, c.GatewayAudience, c.Clock),
@@ -401,8 +398,18 @@ func Open(ctx context.Context, c Config) (*App, error) {
 			return fail(fmt.Errorf("gateway route %s: %w", r.ID, err), db)
 		}
 	}
-	a.Gateway.SetRoutes(gateway.NewTable(c.GatewayRoutes))
+	a.Routes = gateway.NewStore(db, a.Audit, a.Gateway, c.GatewayRoutes, c.Clock, c.Logger)
+	if err := a.Routes.Load(ctx); err != nil {
+		a.Audit.Close()
+		return fail(err, db)
+	}
 	a.gatewayCerts = c.GatewayCerts
+	a.API = httpapi.New(httpapi.Config{
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Audit: a.Audit,
+		GatewayRoutes: a.Routes,
+		Verifiers:     append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
+		Logger:        c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
+	})
 	mux := http.NewServeMux()
 	for _, path := range a.Provider.Paths() {
 		mux.Handle(path, a.Provider)
@@ -518,7 +525,7 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 	for _, run := range []func(context.Context) error{
 		func(ctx context.Context) error { return a.Tenants.Run(ctx, a.retry) },
 		func(ctx context.Context) error { return a.Provider.Run(ctx, purgeInterval) },
-		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run,
+		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Routes.Run,
 	} {
 		g.Go(func() error { return run(work) })
 	}

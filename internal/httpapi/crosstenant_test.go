@@ -159,6 +159,10 @@ func TestCrossTenant(t *testing.T) {
 			{method: "DELETE", path: "/v1/clusters/probe-cluster", token: tokA},
 			{method: "PUT", path: "/v1/clusters/probe-cluster/migrations", token: tokA, body: []byte(`{"files":[{"name":"001_a.sql","sql":"CREATE TABLE a (id int)"}]}`)},
 			{method: "GET", path: "/v1/clusters/probe-cluster/migrations", token: tokA},
+			{method: "GET", path: "/v1/gateway/routes", token: tokA},
+			{method: "GET", path: "/v1/gateway/routes/rt-probe", token: tokA},
+			{method: "PUT", path: "/v1/gateway/routes/rt-probe", token: tokA, body: []byte(`{"host":"*","path_prefix":"/","upstream":"http://127.0.0.1:1"}`)},
+			{method: "DELETE", path: "/v1/gateway/routes/rt-probe", token: tokA},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)
