@@ -115,7 +115,7 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.proxyListen, "proxy-listen", envOr("BULKHEAD_PROXY_LISTEN", "127.0.0.1:8090"),
 		`address of the connections proxy ({proxy}/c/{connection}/…); "off" turns it off (env BULKHEAD_PROXY_LISTEN)`)
 	fs.BoolVar(&c.allowPrivate, "allow-private-upstreams", os.Getenv("BULKHEAD_ALLOW_PRIVATE_UPSTREAMS") == "true",
-		"let connections, alert webhooks and federation (tenants' own OpenID providers) reach loopback, private and link-local addresses (env BULKHEAD_ALLOW_PRIVATE_UPSTREAMS=true)")
+		"let connections, alert webhooks, federation (tenants' own OpenID providers) and gateway upstreams reach loopback, private and link-local addresses (env BULKHEAD_ALLOW_PRIVATE_UPSTREAMS=true)")
 	fs.DurationVar(&c.upstreamTimeout, "proxy-upstream-timeout", envDuration("BULKHEAD_PROXY_UPSTREAM_TIMEOUT", 30*time.Second),
 		"how long the connections proxy waits for an upstream's response headers (env BULKHEAD_PROXY_UPSTREAM_TIMEOUT)")
 	fs.DurationVar(&c.bodyTimeout, "proxy-body-timeout", envDuration("BULKHEAD_PROXY_BODY_TIMEOUT", 30*time.Second),

@@ -57,20 +57,7 @@ func TestNode(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		get := func(host, token string) (int, string) {
-			req, _ := http.NewRequest("GET", e.GatewayURL+"/x", nil)
-			req.Host = host
-			if token != "" {
-				req.Header.Set("Authorization", "Bearer "+token)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, string(b)
-		}
+		get := func(host, token string) (int, string) { return gatewayGet(t, e.GatewayURL, host, "/x", token) }
 		for host, want := range map[string]string{"acme." + appDomain: "acme basic anonymous", "acme.example": "acme basic anonymous",
 			"globex." + appDomain: "globex premium anonymous"} {
 			if st, body := get(host, ""); st != 200 || body != want {

@@ -18,10 +18,15 @@ import (
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
-func gatewayGet(t *testing.T, gatewayURL, host, path string) (int, string) {
+// gatewayGet sends GET path to a node's gateway as host, with token if
+// not empty.
+func gatewayGet(t *testing.T, gatewayURL, host, path, token string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", gatewayURL+path, nil)
 	req.Host = host
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +58,7 @@ func TestRoutesAcrossNodes(t *testing.T) {
 	defer one.Close()
 	defer two.Close()
 	host := "acme." + appDomain
-	if st, _ := gatewayGet(t, n2.GatewayURL, host, "/"); st != 404 {
+	if st, _ := gatewayGet(t, n2.GatewayURL, host, "/", ""); st != 404 {
 		t.Fatalf("before any route: %d", st)
 	}
 	put := func(upstream string) {
@@ -64,19 +69,19 @@ func TestRoutesAcrossNodes(t *testing.T) {
 	}
 	put(one.URL)
 	runtest.Eventually(t, "node 2 serves the new route", func() bool {
-		st, body := gatewayGet(t, n2.GatewayURL, host, "/")
+		st, body := gatewayGet(t, n2.GatewayURL, host, "/", "")
 		return st == 200 && body == "one"
 	})
 	put(two.URL)
 	runtest.Eventually(t, "node 2 serves the changed route", func() bool {
-		_, body := gatewayGet(t, n2.GatewayURL, host, "/")
+		_, body := gatewayGet(t, n2.GatewayURL, host, "/", "")
 		return body == "two"
 	})
 	if err := n1.Admin.DeleteGatewayRoute(ctx, "rt-app"); err != nil {
 		t.Fatal(err)
 	}
 	runtest.Eventually(t, "node 2 drops the removed route", func() bool {
-		st, _ := gatewayGet(t, n2.GatewayURL, host, "/")
+		st, _ := gatewayGet(t, n2.GatewayURL, host, "/", "")
 		return st == 404
 	})
 	if l, err := n2.Admin.ListGatewayRoutes(ctx); err != nil || len(l.Routes) != 0 {
