@@ -189,14 +189,21 @@ func newEnv(t *testing.T) *env {
 		Silo: map[tenant.ID]string{"globex": e.silo.URL}},
 		gateway.Route{ID: "rt_custom", Host: "*", PathPrefix: "/", Upstream: e.pool.URL, Silo: map[tenant.ID]string{"globex": e.silo.URL}},
 		gateway.Route{ID: "rt_api", Host: "api." + appDomain + ".com", PathPrefix: "/v1", Upstream: e.pool.URL})
-	srv := httptest.NewUnstartedServer(e.gw)
-	srv.Config = gateway.NewServer(e.gw, nil)
+	e.url = startGateway(t, e.gw)
+	e.addr = strings.TrimPrefix(e.url, "http://")
+	return e
+}
+
+// startGateway serves gw on a loopback listener until the test ends and
+// returns its URL.
+func startGateway(t *testing.T, gw *gateway.Gateway) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(gw)
+	srv.Config = gateway.NewServer(gw, nil)
 	srv.Config.ReadHeaderTimeout = 500 * time.Millisecond
 	srv.Start()
 	t.Cleanup(srv.Close)
-	e.url = srv.URL
-	e.addr = srv.Listener.Addr().String()
-	return e
+	return srv.URL
 }
 
 func (e *env) setRoutes(t *testing.T, routes ...gateway.Route) {

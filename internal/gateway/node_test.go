@@ -85,3 +85,44 @@ func TestNode(t *testing.T) {
 		}
 	})
 }
+
+// TestNodePlacementRouting: on a real node with the application's cluster,
+// a silo tenant (premium) goes to its own upstream and never to the pool
+// upstream; pool (basic) and bridge (standard) tenants go to the default
+// upstream, even when a route names them in its silo map.
+func TestNodePlacementRouting(t *testing.T) {
+	app := storagetest.App(t)
+	ctx := context.Background()
+	var pool, silo atomic.Int64
+	poolUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pool.Add(1); io.WriteString(w, "pool") }))
+	defer poolUp.Close()
+	siloUp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { silo.Add(1); io.WriteString(w, "silo") }))
+	defer siloUp.Close()
+	e := apitest.New(t, storagetest.DSN(t, "sqlite"), apitest.Options{GatewayAppDomain: appDomain,
+		GatewayRoutes: []gateway.Route{{ID: "rt_app", Host: "*." + appDomain, PathPrefix: "/", Upstream: poolUp.URL,
+			Silo: map[tenant.ID]string{"big-co": siloUp.URL, "mid-co": siloUp.URL, "small-co": siloUp.URL}}}})
+	if _, err := e.Admin.CreateCluster(ctx, api.CreateDataCluster{Name: "app", DSN: app.ServingDSN, AdminDSN: app.AdminDSN, Prefix: app.Prefix}); err != nil {
+		t.Fatal(err)
+	}
+	for id, tier := range map[string]string{"big-co": "premium", "mid-co": "standard", "small-co": "basic"} {
+		if tn, err := e.Admin.CreateTenant(ctx, api.CreateTenant{ID: id, Tier: tier}, ""); err != nil || tn.Status != "active" {
+			t.Fatalf("create %s: %+v %v", id, tn, err)
+		}
+	}
+	for range 10 {
+		if st, body := gatewayGet(t, e.GatewayURL, "big-co."+appDomain, "/", ""); st != 200 || body != "silo" {
+			t.Fatalf("silo tenant: %d %q", st, body)
+		}
+	}
+	if n := pool.Load(); n != 0 {
+		t.Fatalf("the pool upstream saw %d requests of the silo tenant", n)
+	}
+	for _, id := range []string{"mid-co", "small-co"} {
+		if st, body := gatewayGet(t, e.GatewayURL, id+"."+appDomain, "/", ""); st != 200 || body != "pool" {
+			t.Fatalf("%s: %d %q", id, st, body)
+		}
+	}
+	if silo.Load() != 10 || pool.Load() != 2 {
+		t.Fatalf("silo %d, pool %d", silo.Load(), pool.Load())
+	}
+}
