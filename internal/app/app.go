@@ -390,7 +390,10 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes}, c.Logger)
 	a.Gateway = gateway.New(gateway.Config{Tenants: a.Tenants, Domains: gateway.RegistryDomains{Registry: a.Tenants},
 		Verifiers: append([]authn.Verifier{tenantTokens}, c.Verifiers...), AppDomain: c.GatewayAppDomain,
-		Asserter:   gateway.NewAsserter(a.Signing, c.PublicURL, c.GatewayAudience, c.Clock),
+		Asserter: gateway.NewAsserter(a.Signing, c.PublicURL, c.GatewayAudience, c.Clock),
+		// As for tokens: a change made on another node (a suspension) is
+		// seen within a second, one made here at once.
+		Cache:      gateway.StateCache{TTL: time.Second, Changes: a.Audit.Changes},
 		Placements: gateway.DataPlacements{Data: a.Data}, AllowPrivateUpstreams: c.AllowPrivateUpstreams, Clock: c.Clock, Logger: c.Logger})
 	for _, r := range c.GatewayRoutes {
 		if err := a.Gateway.ValidateRoute(r); err != nil {

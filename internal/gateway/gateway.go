@@ -44,6 +44,8 @@ type Config struct {
 	// Placements gives a tenant's placement model; nil: every tenant is
 	// served by a route's default upstream.
 	Placements Placements
+	// Cache keeps tenant reads for a moment (default: none).
+	Cache StateCache
 	// Admitter is asked before each request is forwarded and told of each
 	// response; nil admits everything.
 	Admitter Admitter
@@ -73,6 +75,11 @@ func New(cfg Config) *Gateway {
 		cfg.Admitter = AdmitAll{}
 	}
 	cfg.AppDomain = canonicalHost(cfg.AppDomain)
+	sc := newStateCache(cfg.Cache, cfg.Clock, cfg.Tenants, cfg.Domains)
+	cfg.Tenants = sc
+	if cfg.Domains != nil {
+		cfg.Domains = sc
+	}
 	g := &Gateway{cfg: cfg}
 	g.upstreams = newUpstreams(cfg.AllowPrivateUpstreams, cfg.Logger)
 	g.table.Store(NewTable(nil))
