@@ -55,3 +55,23 @@ func TestStateCache(t *testing.T) {
 		t.Fatalf("after a change: %d", a.status)
 	}
 }
+
+// TestNoCustomDomainRouteNoLookup: without a "*" route, hosts that are no
+// route's are answered without reading anything.
+func TestNoCustomDomainRouteNoLookup(t *testing.T) {
+	e := newEnv(t)
+	dir := &countingDir{directory: e.dir}
+	gw := gateway.New(gateway.Config{Tenants: dir, Domains: gateway.RegistryDomains{Registry: dir}, Verifiers: []authn.Verifier{tokens{}},
+		AppDomain: appDomain, Asserter: gateway.NewAsserter(e.keys, issuer, "", nil), AllowPrivateUpstreams: true})
+	defer gw.Close()
+	gw.SetRoutes(gateway.NewTable([]gateway.Route{{ID: "rt_app", Host: "*." + appDomain, PathPrefix: "/", Upstream: e.pool.URL}}))
+	e.url = startGateway(t, gw)
+	for _, host := range []string{"acme.example", "random-1.example", "random-2.example", ""} {
+		if a := e.do(t, "GET", host, "/", "", nil); a.status != 404 {
+			t.Fatalf("%q: %d", host, a.status)
+		}
+	}
+	if n := dir.reads.Load(); n != 0 {
+		t.Fatalf("%d reads", n)
+	}
+}

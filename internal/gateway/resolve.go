@@ -100,7 +100,9 @@ func (g *Gateway) resolve(ctx context.Context, host, bearer string) (resolution,
 			return resolution{}, errNoTenant
 		}
 		found = append(found, resolution{tenant: tenant.ID(label), via: "subdomain"})
-	} else if g.cfg.Domains != nil && !g.routes().exactHost(host) {
+	} else if g.cfg.Domains != nil && host != "" && !g.routes().exactHost(host) && g.routes().hasWildcard("*") {
+		// Only a "*" route serves custom domains: without one, a host
+		// that is no route's costs no lookup.
 		id, ok, err := g.cfg.Domains.DomainOwner(ctx, host)
 		if err != nil {
 			return resolution{}, err
