@@ -40,6 +40,7 @@ Usage:
   bulkhead function <command>   create|list|invoke|delete WebAssembly functions (see bulkhead function --help)
   bulkhead connection <command> create|list|get|update|delete|grant|activity|alerts a tenant's connections to
                                 third-party APIs, split tokens and grants (see bulkhead connection --help)
+  bulkhead route <command>      add|list|remove the edge gateway's routes (see bulkhead route --help)
   bulkhead cluster <command>    add|list|remove|migrate|migrations the application's PostgreSQL clusters
                                 and their migrations (see bulkhead cluster --help)
   bulkhead placement TENANT     where a tenant's application data lives
@@ -183,6 +184,10 @@ func commands() map[string]unit {
 		"connection grant resume":  {run: grantResume},
 		"connection grant delete":  {run: grantDelete},
 
+		"route":              {usage: routeUsage},
+		"route add":          {run: routeAdd},
+		"route list":         {run: routeList},
+		"route remove":       {run: routeRemove},
 		"cluster":            {usage: clusterUsage},
 		"cluster add":        {run: clusterAdd},
 		"cluster list":       {run: clusterList},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/app"
 	"github.com/bulkhead-dev/bulkhead/internal/data"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -44,6 +46,13 @@ type config struct {
 	bodyTimeout     time.Duration
 	dataRetention   time.Duration
 	gatewayNodes    int
+	gatewayListen   string
+	gatewayTLS      string
+	gatewayDomain   string
+	gatewayAudience string
+	gatewayRoutes   string
+	gatewayCert     string
+	gatewayKey      string
 
 	// bulkhead init only: deliberate changes to what the database records.
 	newRootKey   bool
@@ -116,7 +125,7 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.proxyListen, "proxy-listen", envOr("BULKHEAD_PROXY_LISTEN", "127.0.0.1:8090"),
 		`address of the connections proxy ({proxy}/c/{connection}/…); "off" turns it off (env BULKHEAD_PROXY_LISTEN)`)
 	fs.BoolVar(&c.allowPrivate, "allow-private-upstreams", os.Getenv("BULKHEAD_ALLOW_PRIVATE_UPSTREAMS") == "true",
-		"let connections, alert webhooks and federation (tenants' own OpenID providers) reach loopback, private and link-local addresses (env BULKHEAD_ALLOW_PRIVATE_UPSTREAMS=true)")
+		"let connections, alert webhooks, federation (tenants' own OpenID providers) and gateway upstreams reach loopback, private and link-local addresses (env BULKHEAD_ALLOW_PRIVATE_UPSTREAMS=true)")
 	fs.DurationVar(&c.upstreamTimeout, "proxy-upstream-timeout", envDuration("BULKHEAD_PROXY_UPSTREAM_TIMEOUT", 30*time.Second),
 		"how long the connections proxy waits for an upstream's response headers (env BULKHEAD_PROXY_UPSTREAM_TIMEOUT)")
 	fs.DurationVar(&c.bodyTimeout, "proxy-body-timeout", envDuration("BULKHEAD_PROXY_BODY_TIMEOUT", 30*time.Second),
@@ -125,6 +134,20 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"how long an offboarded tenant's application data (its schema, database or pool rows) is kept before it is dropped (env BULKHEAD_DATA_RETENTION)")
 	fs.IntVar(&c.gatewayNodes, "gateway-nodes", envInt("BULKHEAD_GATEWAY_NODES", 1),
 		"how many gateway nodes share each usage plan's rate: each node allows rate/N requests per second (env BULKHEAD_GATEWAY_NODES)")
+	fs.StringVar(&c.gatewayListen, "gateway-listen", envOr("BULKHEAD_GATEWAY_LISTEN", ""),
+		"address of the edge gateway's HTTP listener; off by default (env BULKHEAD_GATEWAY_LISTEN)")
+	fs.StringVar(&c.gatewayTLS, "gateway-tls-listen", envOr("BULKHEAD_GATEWAY_TLS_LISTEN", ""),
+		"address of the edge gateway's HTTPS listener (HTTP/2 and HTTP/1.1); off by default; needs --gateway-tls-cert and --gateway-tls-key (env BULKHEAD_GATEWAY_TLS_LISTEN)")
+	fs.StringVar(&c.gatewayCert, "gateway-tls-cert", envOr("BULKHEAD_GATEWAY_TLS_CERT", ""),
+		"PEM certificate chain the gateway's HTTPS listener presents for every host it serves (env BULKHEAD_GATEWAY_TLS_CERT)")
+	fs.StringVar(&c.gatewayKey, "gateway-tls-key", envOr("BULKHEAD_GATEWAY_TLS_KEY", ""),
+		"PEM private key of --gateway-tls-cert (env BULKHEAD_GATEWAY_TLS_KEY)")
+	fs.StringVar(&c.gatewayDomain, "gateway-app-domain", envOr("BULKHEAD_GATEWAY_APP_DOMAIN", ""),
+		"the application's domain: the gateway serves tenant t at t.{domain} (env BULKHEAD_GATEWAY_APP_DOMAIN)")
+	fs.StringVar(&c.gatewayAudience, "gateway-audience", envOr("BULKHEAD_GATEWAY_AUDIENCE", gateway.DefaultAudience),
+		"aud of the tenant assertions the gateway sends the application (env BULKHEAD_GATEWAY_AUDIENCE)")
+	fs.StringVar(&c.gatewayRoutes, "gateway-routes", envOr("BULKHEAD_GATEWAY_ROUTES", ""),
+		`gateway routes file, JSON {"routes":[{"id":…,"host":…,"path_prefix":"/","upstream":…,"silo":{tenant:url},"timeout":"30s"}]} (env BULKHEAD_GATEWAY_ROUTES)`)
 	fs.StringVar(&c.logLevel, "log-level", envOr("BULKHEAD_LOG_LEVEL", "info"), "debug, info, warn or error (env BULKHEAD_LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("BULKHEAD_SHUTDOWN_TIMEOUT", 30*time.Second),
 		"how long SIGTERM/SIGINT waits for in-flight requests and workflow steps (env BULKHEAD_SHUTDOWN_TIMEOUT)")
@@ -177,7 +200,23 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
 		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
-		DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes,
+		DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes, GatewayAppDomain: c.gatewayDomain, GatewayAudience: c.gatewayAudience,
+	}
+	if c.gatewayRoutes != "" {
+		b, err := os.ReadFile(c.gatewayRoutes)
+		if err != nil {
+			return nil, fmt.Errorf("--gateway-routes: %w", err)
+		}
+		if cfg.GatewayRoutes, err = gateway.ParseRoutes(b); err != nil {
+			return nil, fmt.Errorf("--gateway-routes: %w", err)
+		}
+	}
+	if c.gatewayCert != "" || c.gatewayKey != "" {
+		cert, err := tls.LoadX509KeyPair(c.gatewayCert, c.gatewayKey)
+		if err != nil {
+			return nil, fmt.Errorf("--gateway-tls-cert, --gateway-tls-key: %w", err)
+		}
+		cfg.GatewayCerts = gateway.StaticCert{Cert: &cert}
 	}
 	testConfig(&cfg)
 	return app.Open(ctx, cfg)
@@ -233,6 +272,22 @@ func serve(ctx context.Context, s stdio, args []string) error {
 		}
 		defer proxyLn.Close()
 	}
+	if c.gatewayTLS != "" && c.gatewayCert == "" {
+		return fmt.Errorf("%w: --gateway-tls-listen needs --gateway-tls-cert and --gateway-tls-key", errUsage)
+	}
+	var gwLn, gwTLSLn net.Listener
+	for _, l := range []struct {
+		addr string
+		ln   *net.Listener
+	}{{c.gatewayListen, &gwLn}, {c.gatewayTLS, &gwTLSLn}} {
+		if l.addr == "" || l.addr == "off" {
+			continue
+		}
+		if *l.ln, err = net.Listen("tcp", l.addr); err != nil {
+			return fmt.Errorf("listen (gateway): %w", err)
+		}
+		defer (*l.ln).Close()
+	}
 	n, err := c.open(ctx, log, s.err)
 	if errors.Is(err, provider.ErrPublicURLMismatch) && defaultURL {
 		err = fmt.Errorf("%w (this node was given no --public-url: its default is http:// and its --listen address)", err)
@@ -254,7 +309,13 @@ func serve(ctx context.Context, s stdio, args []string) error {
 	if proxyLn != nil {
 		fmt.Fprintf(s.err, "bulkhead: connections proxy listening on http://%s\n", proxyLn.Addr())
 	}
-	if err := n.Run(ctx, app.Listeners{API: ln, Proxy: proxyLn}); err != nil {
+	if gwLn != nil {
+		fmt.Fprintf(s.err, "bulkhead: gateway listening on http://%s\n", gwLn.Addr())
+	}
+	if gwTLSLn != nil {
+		fmt.Fprintf(s.err, "bulkhead: gateway listening on https://%s\n", gwTLSLn.Addr())
+	}
+	if err := n.Run(ctx, app.Listeners{API: ln, Proxy: proxyLn, Gateway: gwLn, GatewayTLS: gwTLSLn}); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("stopped")

@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
@@ -36,6 +37,8 @@ type Env struct {
 	// loopback are allowed: the tests' upstreams are local servers).
 	ProxyURL string
 	Admin    *client.Client // authenticated as the operator
+	// GatewayURL is the edge gateway's HTTP listener.
+	GatewayURL string
 }
 
 // Options adjust a test node.
@@ -85,6 +88,10 @@ type Options struct {
 	PublicURL string
 	// OnboardingWait bounds how long a create waits for onboarding.
 	OnboardingWait time.Duration
+	// GatewayAppDomain serves tenant t at t.{domain} on the gateway.
+	GatewayAppDomain string
+	// GatewayRoutes are the gateway's routes.
+	GatewayRoutes []gateway.Route
 }
 
 // New starts a node on the database at dsn (see storagetest.DSN) and stops it
@@ -101,6 +108,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		opts.PublicURL = url
 	}
 	proxyLn := listen(t)
+	gatewayLn := listen(t)
 	// On PostgreSQL the owner role migrates and the node serves as the
 	// ordinary role, as in a deployment.
 	cfg := app.Config{DataDir: t.TempDir(), Database: dsn, MigrationDatabase: storagetest.MigrationDSN(t, dsn), Version: "test", TiersFile: opts.TiersFile, Notices: io.Discard,
@@ -108,7 +116,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: !opts.DenyPrivateUpstreams,
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL,
 		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait,
-		FederationTimeout: opts.FederationTimeout, WorkflowRetry: time.Second, ShutdownTimeout: 10 * time.Second,
+		FederationTimeout: opts.FederationTimeout, GatewayAppDomain: opts.GatewayAppDomain, GatewayRoutes: opts.GatewayRoutes, WorkflowRetry: time.Second, ShutdownTimeout: 10 * time.Second,
 		// Publishing a function compiles it: far slower on a loaded machine.
 		WriteTimeout: -1}
 	if opts.TenantTokens != nil {
@@ -125,7 +133,9 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		a.Tenants.AddOnboardingStep(s)
 	}
 	t.Cleanup(a.Close) // after Run has returned
-	runtest.Go(t, func(ctx context.Context) error { return a.Run(ctx, app.Listeners{API: ln, Proxy: proxyLn}) })
+	runtest.Go(t, func(ctx context.Context) error {
+		return a.Run(ctx, app.Listeners{API: ln, Proxy: proxyLn, Gateway: gatewayLn})
+	})
 	t.Cleanup(func() {
 		if t.Failed() {
 			// A failed test may have left handlers stuck on the database (a
@@ -134,7 +144,8 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 			a.DB.Close()
 		}
 	})
-	return &Env{App: a, URL: url, ProxyURL: "http://" + proxyLn.Addr().String(), Admin: client.New(url, AdminToken)}
+	return &Env{App: a, URL: url, ProxyURL: "http://" + proxyLn.Addr().String(), Admin: client.New(url, AdminToken),
+		GatewayURL: "http://" + gatewayLn.Addr().String()}
 }
 
 // listen returns a loopback listener on a free port.

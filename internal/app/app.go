@@ -25,6 +25,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/data"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/usage"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
@@ -156,6 +158,17 @@ type Config struct {
 	// its headers are read (default 60s; negative: unbounded, for tests
 	// that publish functions, whose compilation a loaded machine slows).
 	WriteTimeout time.Duration
+
+	// GatewayAppDomain makes {tenant}.{GatewayAppDomain} a tenant's host at
+	// the gateway; empty: no subdomains.
+	GatewayAppDomain string
+	// GatewayAudience is the aud of the gateway's tenant assertions
+	// (default gateway.DefaultAudience).
+	GatewayAudience string
+	// GatewayCerts gives the gateway's TLS listener its certificates.
+	GatewayCerts gateway.CertSource
+	// GatewayRoutes are the gateway's routes (serve --gateway-routes).
+	GatewayRoutes []gateway.Route
 }
 
 // App is one wired Bulkhead node.
@@ -180,6 +193,12 @@ type App struct {
 	Handler http.Handler
 	// Proxy is the connections proxy, served on a listener of its own.
 	Proxy http.Handler
+	// Gateway is the edge gateway, served on listeners of its own.
+	Gateway *gateway.Gateway
+	// Routes keeps the gateway's routes.
+	Routes *gateway.Store
+	// gatewayCerts is Config.GatewayCerts.
+	gatewayCerts gateway.CertSource
 
 	rootKey *kms.RootKey
 	log     *slog.Logger
@@ -189,7 +208,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations()}
+	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations(), gateway.Migrations()}
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
@@ -377,10 +396,30 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// A token's state is re-read at most a second after it was last read
 	// (at once after any change on this node); see README, Identity.
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes}, c.Logger)
+	a.Gateway = gateway.New(gateway.Config{Tenants: a.Tenants, Domains: gateway.RegistryDomains{Registry: a.Tenants},
+		Verifiers: append([]authn.Verifier{tenantTokens}, c.Verifiers...), AppDomain: c.GatewayAppDomain,
+		Asserter: gateway.NewAsserter(a.Signing, c.PublicURL, c.GatewayAudience, c.Clock),
+		// As for tokens: a change made on another node (a suspension) is
+		// seen within a second, one made here at once.
+		Cache:      gateway.StateCache{TTL: time.Second, Changes: a.Audit.Changes},
+		Placements: gateway.DataPlacements{Data: a.Data}, AllowPrivateUpstreams: c.AllowPrivateUpstreams, Clock: c.Clock, Logger: c.Logger})
+	for _, r := range c.GatewayRoutes {
+		if err := a.Gateway.ValidateRoute(r); err != nil {
+			a.Audit.Close()
+			return fail(fmt.Errorf("gateway route %s: %w", r.ID, err), db)
+		}
+	}
+	a.Routes = gateway.NewStore(db, a.Audit, a.Gateway, c.GatewayRoutes, c.Clock, c.Logger)
+	if err := a.Routes.Load(ctx); err != nil {
+		a.Audit.Close()
+		return fail(err, db)
+	}
+	a.gatewayCerts = c.GatewayCerts
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Usage: a.Usage, Audit: a.Audit,
-		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
-		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
+		GatewayRoutes: a.Routes,
+		Verifiers:     append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
+		Logger:        c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})
 	mux := http.NewServeMux()
 	for _, path := range a.Provider.Paths() {
@@ -466,6 +505,10 @@ func (s tokenState) UserGroups(ctx context.Context, tid tenant.ID, userID string
 type Listeners struct {
 	API   net.Listener // the API and the OpenID provider (Handler)
 	Proxy net.Listener // the connections proxy (Proxy); nil turns it off
+	// Gateway serves the edge gateway over HTTP, GatewayTLS over TLS
+	// (HTTP/2 and HTTP/1.1, certificates from Config.GatewayCerts); nil
+	// turns each off.
+	Gateway, GatewayTLS net.Listener
 }
 
 // purgeInterval is how often the OpenID provider deletes expired sign-ins
@@ -478,6 +521,14 @@ const purgeInterval = 10 * time.Minute
 // logged), the first failure otherwise. It closes the listeners. Call
 // Close after it.
 func (a *App) Run(ctx context.Context, l Listeners) error {
+	if l.GatewayTLS != nil && a.gatewayCerts == nil {
+		for _, ln := range []net.Listener{l.API, l.Proxy, l.Gateway, l.GatewayTLS} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		return errors.New("the gateway's TLS listener needs a certificate source")
+	}
 	g, failed := errgroup.WithContext(context.WithoutCancel(ctx))
 	// The workers stop after the listeners, whatever stops the node.
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -485,7 +536,7 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 	for _, run := range []func(context.Context) error{
 		func(ctx context.Context) error { return a.Tenants.Run(ctx, a.retry) },
 		func(ctx context.Context) error { return a.Provider.Run(ctx, purgeInterval) },
-		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Usage.Run,
+		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Usage.Run, a.Routes.Run,
 	} {
 		g.Go(func() error { return run(work) })
 	}
@@ -547,6 +598,14 @@ func (a *App) servers(l Listeners, inflight *sync.WaitGroup) map[net.Listener]*h
 			ErrorLog:          errorLog,
 		}
 	}
+	if l.Gateway != nil {
+		servers[l.Gateway] = gateway.NewServer(count(a.Gateway), errorLog)
+	}
+	if l.GatewayTLS != nil {
+		srv := gateway.NewServer(count(a.Gateway), errorLog)
+		srv.TLSConfig = a.Gateway.TLSConfig(a.gatewayCerts)
+		servers[tls.NewListener(l.GatewayTLS, srv.TLSConfig)] = srv
+	}
 	return servers
 }
 
@@ -588,6 +647,7 @@ func (a *App) shutdown(servers map[net.Listener]*http.Server) {
 func (a *App) Close() {
 	a.Functions.Engine().Close(context.Background())
 	a.Connect.Close()
+	a.Gateway.Close()
 	a.Audit.Close()
 	a.DB.Close()
 	a.rootKey.Zero()

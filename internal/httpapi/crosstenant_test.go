@@ -163,6 +163,10 @@ func TestCrossTenant(t *testing.T) {
 			{method: "GET", path: "/v1/tenants/tenant-a/usage-plan", token: tokA},
 			{method: "PUT", path: "/v1/tenants/tenant-a/usage-plan", token: tokA, body: []byte(`{"rps":1000000,"burst":1000000,"quota":0}`)},
 			{method: "DELETE", path: "/v1/tenants/tenant-a/usage-plan", token: tokA},
+			{method: "GET", path: "/v1/gateway/routes", token: tokA},
+			{method: "GET", path: "/v1/gateway/routes/rt-probe", token: tokA},
+			{method: "PUT", path: "/v1/gateway/routes/rt-probe", token: tokA, body: []byte(`{"host":"*","path_prefix":"/","upstream":"http://127.0.0.1:1"}`)},
+			{method: "DELETE", path: "/v1/gateway/routes/rt-probe", token: tokA},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

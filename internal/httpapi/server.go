@@ -24,6 +24,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/data"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/usage"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
@@ -38,21 +39,22 @@ import (
 
 // Config holds the services the API serves.
 type Config struct {
-	DB        *storage.DB
-	Tenants   *tenants.Registry
-	Directory *identity.Directory
-	Authz     *authz.Service
-	KMS       *kms.Service
-	Functions *compute.Registry
-	Connect   *connect.Service
-	Data      *data.Service
-	Usage     *usage.Service // the gateway's usage plans and records
-	Audit     *audit.Log
-	Verifiers []authn.Verifier   // tried in order for every bearer token
-	ClientIP  *clientip.Resolver // finds client addresses (nil: the connection's peer)
-	Logger    *slog.Logger
-	Metrics   *prometheus.Registry // the API registers its collectors here
-	Version   string
+	DB            *storage.DB
+	Tenants       *tenants.Registry
+	Directory     *identity.Directory
+	Authz         *authz.Service
+	KMS           *kms.Service
+	Functions     *compute.Registry
+	Connect       *connect.Service
+	Data          *data.Service
+	Usage         *usage.Service // the gateway's usage plans and records
+	GatewayRoutes *gateway.Store // the edge gateway's routes
+	Audit         *audit.Log
+	Verifiers     []authn.Verifier   // tried in order for every bearer token
+	ClientIP      *clientip.Resolver // finds client addresses (nil: the connection's peer)
+	Logger        *slog.Logger
+	Metrics       *prometheus.Registry // the API registers its collectors here
+	Version       string
 	// OnboardingWait bounds how long POST /v1/tenants waits for the
 	// tenant's onboarding before answering 202 (default DefaultOnboardingWait).
 	OnboardingWait time.Duration
@@ -199,6 +201,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.connectionRoutes()...)
 	s.routes = append(s.routes, s.dataRoutes()...)
 	s.routes = append(s.routes, s.usageRoutes()...)
+	s.routes = append(s.routes, s.gatewayRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin || rt.Access == AuditReader) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -92,6 +93,7 @@ func TestClientRoundTrip(t *testing.T) {
 		r.connections(op, env.ProxyURL)
 		r.usage(op)
 		r.audit(op)
+		r.gateway(op)
 		r.offboarding(op, ann)
 		// Last: without PostgreSQL for the application's cluster (and
 		// BULKHEAD_REQUIRE_POSTGRES unset) App skips the rest.
@@ -533,6 +535,24 @@ func (r roundTrip) offboarding(op *client.Client, ann string) {
 	tn, err := op.DeleteTenant(ctx, "acme")
 	r.ok("delete tenant", err)
 	r.want("offboarding", tn.Status == "offboarding" || tn.Status == "deleted", tn)
+}
+
+// gateway sets, reads and removes a route of the edge gateway.
+func (r roundTrip) gateway(op *client.Client) {
+	ctx := r.ctx
+	in := client.PutGatewayRoute{Host: "api.example.com", PathPrefix: "/v1", Upstream: "http://127.0.0.1:9",
+		Silo: map[string]string{"acme": "http://127.0.0.1:10"}, Timeout: "5s"}
+	put, err := op.PutGatewayRoute(ctx, "rt-api", in)
+	r.ok("put route", err)
+	want := client.GatewayRoute{ID: "rt-api", Host: in.Host, PathPrefix: in.PathPrefix, Upstream: in.Upstream, Silo: in.Silo, Timeout: in.Timeout, Source: "api"}
+	r.want("put route", reflect.DeepEqual(put, want), put)
+	got, err := op.GetGatewayRoute(ctx, "rt-api")
+	r.ok("get route", err)
+	r.want("got route", reflect.DeepEqual(got, want), got)
+	list, err := op.ListGatewayRoutes(ctx)
+	r.ok("list routes", err)
+	r.want("routes", len(list.Routes) == 1 && reflect.DeepEqual(list.Routes[0], want), list)
+	r.ok("delete route", op.DeleteGatewayRoute(ctx, "rt-api"))
 }
 
 // data registers the application's cluster, places a tenant on it, and

@@ -1,0 +1,68 @@
+package gateway_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+)
+
+// plan refuses one tenant and records every response.
+type plan struct {
+	refuse tenant.ID
+	mu     sync.Mutex
+	usage  []gateway.Usage
+}
+
+func (p *plan) Admit(_ context.Context, id tenant.ID, _ string) (gateway.Decision, error) {
+	if id == p.refuse {
+		return gateway.Decision{Code: "rate_limited", Detail: "slow down", RetryAfter: 2 * time.Second}, nil
+	}
+	return gateway.Decision{Allow: true}, nil
+}
+
+func (p *plan) Record(_ context.Context, u gateway.Usage) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.usage = append(p.usage, u)
+}
+
+func (p *plan) recorded() []gateway.Usage {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]gateway.Usage(nil), p.usage...)
+}
+
+// TestAdmitter: the usage hook is asked after resolution, refuses with 429
+// before anything reaches the upstream, and is told of each response.
+func TestAdmitter(t *testing.T) {
+	e := newEnv(t)
+	p := &plan{refuse: "acme"}
+	gw := gateway.New(gateway.Config{Tenants: e.dir, Verifiers: []authn.Verifier{tokens{}}, AppDomain: appDomain,
+		Asserter: gateway.NewAsserter(e.keys, issuer, "", nil), Admitter: p, AllowPrivateUpstreams: true})
+	defer gw.Close()
+	gw.SetRoutes(gateway.NewTable([]gateway.Route{{ID: "rt_app", Host: "*." + appDomain, PathPrefix: "/", Upstream: e.pool.URL}}))
+	e.gw = gw
+	srv := startGateway(t, gw)
+	e.url = srv
+	a := e.do(t, "GET", "acme."+appDomain, "/", "", nil)
+	if a.status != 429 || !strings.Contains(a.body, `"rate_limited"`) || a.header.Get("Retry-After") != "2" {
+		t.Fatalf("refused: %d %v %s", a.status, a.header, a.body)
+	}
+	if e.pool.count.Load() != 0 {
+		t.Fatal("a refused request reached the upstream")
+	}
+	if a := e.do(t, "GET", "initech."+appDomain, "/", "", nil); a.status != 200 {
+		t.Fatalf("admitted: %d %s", a.status, a.body)
+	}
+	runtest.Eventually(t, "the response recorded", func() bool {
+		u := p.recorded()
+		return len(u) == 1 && u[0].Tenant == "initech" && u[0].Route == "rt_app" && u[0].Status == 200 && u[0].Bytes > 0
+	})
+}
