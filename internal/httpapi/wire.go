@@ -43,7 +43,8 @@ func wireTenantPage(p tenants.Page) api.TenantPage {
 
 func wireTier(t tenants.Tier) api.Tier {
 	return api.Tier{Name: t.Name, Isolation: string(t.Isolation), RateLimitRPS: t.RateLimitRPS, RateLimitBurst: t.RateLimitBurst,
-		MaxFunctionEnvironments: t.MaxFunctionEnvironments}
+		MaxFunctionEnvironments: t.MaxFunctionEnvironments, GatewayRPS: t.GatewayRPS, GatewayBurst: t.GatewayBurst,
+		GatewayQuota: t.GatewayQuota, GatewayQuotaPeriod: t.GatewayQuotaPeriod}
 }
 
 func wireWorkflow(w tenants.Workflow) api.Workflow {

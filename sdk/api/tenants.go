@@ -13,6 +13,11 @@ type Tier struct {
 	RateLimitRPS            float64 `json:"rate_limit_rps"`
 	RateLimitBurst          int     `json:"rate_limit_burst"`
 	MaxFunctionEnvironments int     `json:"max_function_environments"`
+	// The gateway's usage plan for the tier's tenants (omitted: none).
+	GatewayRPS         float64 `json:"gateway_rps,omitempty"`
+	GatewayBurst       int     `json:"gateway_burst,omitempty"`
+	GatewayQuota       int64   `json:"gateway_quota,omitempty"`
+	GatewayQuotaPeriod string  `json:"gateway_quota_period,omitempty"` // day or month
 }
 
 // Tenant is a tenant as the API returns it.
