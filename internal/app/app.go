@@ -396,7 +396,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// A token's state is re-read at most a second after it was last read
 	// (at once after any change on this node); see README, Identity.
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes}, c.Logger)
-	a.Gateway = gateway.New(gateway.Config{Tenants: a.Tenants, Domains: gateway.RegistryDomains{Registry: a.Tenants},
+	a.Gateway = gateway.New(gateway.Config{Tenants: a.Tenants, Domains: gateway.RegistryDomains{Registry: a.Tenants}, Admitter: a.Usage,
 		Verifiers: append([]authn.Verifier{tenantTokens}, c.Verifiers...), AppDomain: c.GatewayAppDomain,
 		Asserter: gateway.NewAsserter(a.Signing, c.PublicURL, c.GatewayAudience, c.Clock),
 		// As for tokens: a change made on another node (a suspension) is

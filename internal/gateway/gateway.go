@@ -19,10 +19,12 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/usage"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -159,10 +161,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, err)
 		return
 	}
-	if !d.Allow {
-		httpx.WriteProblem(w, httpx.ProblemFor(d.refusal()))
+	if !d.Allowed {
+		d.Reject(w)
 		return
 	}
+	d.SetHeaders(w.Header())
 	target, err := g.upstreamFor(ctx, route, t)
 	if err != nil {
 		g.fail(w, r, err)
@@ -173,11 +176,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, err)
 		return
 	}
+	start := time.Now()
 	sw := &httpx.StatusWriter{ResponseWriter: w}
 	up := g.upstreams.get(target, route.timeout())
 	up.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, forwardKey{}, &forward{
 		tenant: t.ID, assertion: jwt, requestID: rid})))
-	g.cfg.Admitter.Record(context.WithoutCancel(ctx), Usage{Tenant: t.ID, Tier: t.Tier, Route: route.ID, Status: sw.Status, Bytes: sw.Bytes})
+	g.cfg.Admitter.Record(context.WithoutCancel(ctx), usage.Usage{Tenant: t.ID, Tier: t.Tier, Method: r.Method, Path: r.URL.Path,
+		Host: r.Host, Status: sw.Status, BytesIn: max(r.ContentLength, 0), BytesOut: sw.Bytes, Latency: time.Since(start), RequestID: rid})
 }
 
 // fail answers err: errNoTenant as the one not found, an errs.Error as

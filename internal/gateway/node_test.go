@@ -2,15 +2,18 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
@@ -125,4 +128,57 @@ func TestNodePlacementRouting(t *testing.T) {
 	if silo.Load() != 10 || pool.Load() != 2 {
 		t.Fatalf("silo %d, pool %d", silo.Load(), pool.Load())
 	}
+}
+
+// TestNodeUsagePlan: on a real node the gateway applies the tenant's usage
+// plan (its override here; a tier's works the same way): a burst, then 429
+// with Retry-After and the RateLimit fields, nothing past the plan reaches
+// the application, and the answered requests are in the tenant's usage.
+func TestNodeUsagePlan(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		var count atomic.Int64
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { count.Add(1); io.WriteString(w, "ok") }))
+		defer up.Close()
+		e := apitest.New(t, dsn, apitest.Options{GatewayAppDomain: appDomain,
+			GatewayRoutes: []gateway.Route{{ID: "rt_app", Host: "*." + appDomain, PathPrefix: "/", Upstream: up.URL}}})
+		if _, err := e.Admin.CreateTenant(ctx, api.CreateTenant{ID: "acme"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Admin.SetUsagePlan(ctx, "acme", api.UsagePlan{RPS: 0.001, Burst: 3}); err != nil {
+			t.Fatal(err)
+		}
+		statuses := []int{}
+		var last *http.Response
+		for range 5 {
+			req, _ := http.NewRequest("GET", e.GatewayURL+"/x", nil)
+			req.Host = "acme." + appDomain
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			statuses = append(statuses, resp.StatusCode)
+			last = resp
+		}
+		if fmt.Sprint(statuses) != "[200 200 200 429 429]" {
+			t.Fatalf("statuses %v, want a burst of 3 then 429", statuses)
+		}
+		if last.Header.Get("Retry-After") == "" || !strings.Contains(last.Header.Get("RateLimit"), `"rate"`) ||
+			!strings.Contains(last.Header.Get("RateLimit-Policy"), `"rate";q=3`) {
+			t.Fatalf("429 headers: %v", last.Header)
+		}
+		if n := count.Load(); n != 3 {
+			t.Fatalf("%d requests reached the application, want 3", n)
+		}
+		runtest.Eventually(t, "the answered requests in acme's usage", func() bool {
+			u, err := e.Admin.Usage(ctx, "acme", time.Now().Add(-2*time.Hour), time.Now().Add(time.Hour))
+			var n int64
+			for _, r := range u.Items {
+				n += r.Requests
+			}
+			return err == nil && n >= 3
+		})
+	})
 }
