@@ -69,6 +69,9 @@ type Options struct {
 	ProxyUpstreamTimeout time.Duration
 	// ProxyBodyTimeout bounds the time a client takes to send a request.
 	ProxyBodyTimeout time.Duration
+	// DomainsDial opens the connections that verify custom domains over
+	// HTTP (app.Config.DomainsDial).
+	DomainsDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// ConnectCacheTTL bounds how long the proxy keeps a grant it read.
 	ConnectCacheTTL time.Duration
 	// DenyPrivateUpstreams runs the node as production does, without
@@ -107,7 +110,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		PublicURL: opts.PublicURL, Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: !opts.DenyPrivateUpstreams,
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL,
-		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait,
+		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait, DomainsDial: opts.DomainsDial,
 		FederationTimeout: opts.FederationTimeout, WorkflowRetry: time.Second, ShutdownTimeout: 10 * time.Second,
 		// Publishing a function compiles it: far slower on a loaded machine.
 		WriteTimeout: -1}

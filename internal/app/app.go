@@ -49,10 +49,12 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/data"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
+	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -118,6 +120,13 @@ type Config struct {
 	// and federation (tenants' own OpenID providers) reach loopback,
 	// private and link-local addresses.
 	AllowPrivateUpstreams bool
+	// DomainsDial, if set, opens the connections that verify custom
+	// domains over HTTP (tests point it at loopback); by default they
+	// reach public addresses only, unless AllowPrivateUpstreams.
+	DomainsDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DomainsDNSResolver is the host:port of the DNS server asked for
+	// custom domains' TXT records ("" for the system's resolver).
+	DomainsDNSResolver string
 	// FederationTimeout bounds each fetch from a tenant's own OpenID
 	// provider and the upstream part of each sign-in step (default 10s).
 	FederationTimeout time.Duration
@@ -164,6 +173,7 @@ type App struct {
 	Functions *compute.Registry
 	Connect   *connect.Service
 	Data      *data.Service
+	Domains   *domains.Service
 	Signing   *signing.Store
 	Admin     *authn.AdminTokens
 	API       *httpapi.Server
@@ -183,7 +193,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations()}
+	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), domains.Migrations()}
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
@@ -326,6 +336,12 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	clear(connectKey[:])
 	a.Tenants.AddOffboardingStep(a.Connect.OffboardingStep())
 	a.Proxy = a.Connect
+	dial := c.DomainsDial
+	if dial == nil {
+		dial = netguard.Dialer(10*time.Second, c.AllowPrivateUpstreams).DialContext
+	}
+	a.Domains = domains.New(domains.Config{DB: db, Audit: a.Audit, Clock: c.Clock, Dial: dial, DNSResolver: c.DomainsDNSResolver})
+	a.Tenants.AddOffboardingStep(a.Domains.OffboardingStep())
 	cryptoKey, err := rk.Derive("oidc-provider")
 	if err != nil {
 		a.Audit.Close()
@@ -370,7 +386,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// (at once after any change on this node); see README, Identity.
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes}, c.Logger)
 	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Audit: a.Audit,
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Domains: a.Domains, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})

@@ -60,6 +60,8 @@ func bodyFor(rt httpapi.Route) []byte {
 		return []byte(`{"log_allows":true}`)
 	case "POST /v1/tenants/{tenant}/authorize":
 		return []byte(`{"principal":{"type":"User","id":"a"},"action":{"type":"Action","id":"read"},"resource":{"type":"Doc","id":"d"}}`)
+	case "POST /v1/tenants/{tenant}/domains":
+		return []byte(`{"name":"probe.example.com"}`)
 	case "POST /v1/tenants/{tenant}/authorize/batch":
 		return []byte(`{"requests":[{"principal":{"type":"User","id":"a"},"action":{"type":"Action","id":"read"},"resource":{"type":"Doc","id":"d"}}]}`)
 	}

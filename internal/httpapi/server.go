@@ -24,6 +24,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/data"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
@@ -45,6 +46,7 @@ type Config struct {
 	Functions *compute.Registry
 	Connect   *connect.Service
 	Data      *data.Service
+	Domains   *domains.Service
 	Audit     *audit.Log
 	Verifiers []authn.Verifier   // tried in order for every bearer token
 	ClientIP  *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -196,6 +198,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.functionRoutes()...)
 	s.routes = append(s.routes, s.connectionRoutes()...)
 	s.routes = append(s.routes, s.dataRoutes()...)
+	s.routes = append(s.routes, s.domainRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin || rt.Access == AuditReader) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route

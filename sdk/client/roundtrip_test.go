@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -69,8 +70,18 @@ func TestClientRoundTrip(t *testing.T) {
 			"tok-svc": {TenantID: "acme", Principal: "client:svc",
 				Scopes: []string{httpapi.ScopeEncrypt, httpapi.ScopeDecrypt, httpapi.ScopeGenerateDataKey}},
 		}
+		// Custom domains' HTTP checks reach the gateway's challenge
+		// handler, as if every domain pointed at this node.
+		var gateway string
 		env := apitest.New(t, dsn, apitest.Options{TenantTokens: tokens,
-			Argon2: identity.Argon2Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}})
+			Argon2: identity.Argon2Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16},
+			DomainsDial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, gateway)
+			}})
+		challenges := httptest.NewServer(env.App.Domains.ChallengeHandler())
+		defer challenges.Close()
+		gateway = challenges.Listener.Addr().String()
 		log := &routeLog{}
 		as := func(token string) *client.Client {
 			c := client.New(env.URL, token)
@@ -90,6 +101,7 @@ func TestClientRoundTrip(t *testing.T) {
 		r.keys(op, svc)
 		r.functions(op, svc, module)
 		r.connections(op, env.ProxyURL)
+		r.domains(op)
 		r.audit(op)
 		r.offboarding(op, ann)
 		// Last: without PostgreSQL for the application's cluster (and
@@ -508,6 +520,24 @@ func (r roundTrip) audit(op *client.Client) {
 	rep, err := op.VerifyAudit(ctx)
 	r.ok("verify audit", err)
 	r.want("verified", rep.OK && rep.Chains >= 2 && rep.Events > 0 && rep.Broken == nil, rep)
+}
+
+func (r roundTrip) domains(op *client.Client) {
+	ctx := r.ctx
+	d, err := op.CreateDomain(ctx, "acme", client.CreateDomain{Name: "Shop.Acme.Example"})
+	r.ok("create domain", err)
+	r.want("created domain", d.Name == "shop.acme.example" && d.TenantID == "acme" && d.State == "pending" &&
+		d.Token != "" && !d.CreatedAt.IsZero() && d.VerifiedAt == nil, d)
+	ds, err := op.ListDomains(ctx, "acme")
+	r.ok("list domains", err)
+	r.want("domains", len(ds) == 1 && ds[0].Name == d.Name && ds[0].Token == d.Token, ds)
+	v, err := op.VerifyDomain(ctx, "acme", d.Name)
+	r.ok("verify domain", err)
+	r.want("verified domain", v.State == "verified" && v.Method == "http" && v.VerifiedAt != nil, v)
+	got, err := op.GetDomain(ctx, "acme", "SHOP.acme.example")
+	r.ok("get domain", err)
+	r.want("got domain", got.State == "verified" && got.VerifiedAt != nil && got.VerifiedAt.Equal(*v.VerifiedAt), got)
+	r.ok("delete domain", op.DeleteDomain(ctx, "acme", d.Name))
 }
 
 func (r roundTrip) offboarding(op *client.Client, ann string) {
