@@ -43,6 +43,7 @@ type config struct {
 	upstreamTimeout time.Duration
 	bodyTimeout     time.Duration
 	dataRetention   time.Duration
+	dnsResolver     string
 
 	// bulkhead init only: deliberate changes to what the database records.
 	newRootKey   bool
@@ -113,6 +114,8 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"how long a client may take to send a proxied request, body included (env BULKHEAD_PROXY_BODY_TIMEOUT)")
 	fs.DurationVar(&c.dataRetention, "data-retention", envDuration("BULKHEAD_DATA_RETENTION", data.DefaultRetention),
 		"how long an offboarded tenant's application data (its schema, database or pool rows) is kept before it is dropped (env BULKHEAD_DATA_RETENTION)")
+	fs.StringVar(&c.dnsResolver, "domains-dns-resolver", envOr("BULKHEAD_DOMAINS_DNS_RESOLVER", ""),
+		"host:port of the DNS server asked for custom domains' _bulkhead TXT records; default the system's resolver (env BULKHEAD_DOMAINS_DNS_RESOLVER)")
 	fs.StringVar(&c.logLevel, "log-level", envOr("BULKHEAD_LOG_LEVEL", "info"), "debug, info, warn or error (env BULKHEAD_LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("BULKHEAD_SHUTDOWN_TIMEOUT", 30*time.Second),
 		"how long SIGTERM/SIGINT waits for in-flight requests and workflow steps (env BULKHEAD_SHUTDOWN_TIMEOUT)")
@@ -162,7 +165,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
 		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
-		DataRetention: c.dataRetention,
+		DataRetention: c.dataRetention, DomainsDNSResolver: c.dnsResolver,
 	}
 	testConfig(&cfg)
 	return app.Open(ctx, cfg)
