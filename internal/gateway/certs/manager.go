@@ -4,10 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
+	"path"
+	"slices"
+	"time"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
@@ -64,6 +69,9 @@ type Manager struct {
 	magic   *certmagic.Config
 	issuers []*certmagic.ACMEIssuer
 	cas     []CA
+	storage *Storage
+	email   string
+	logger  *zap.Logger
 }
 
 // NewManager returns a Manager. Run it to stop its maintenance with ctx.
@@ -74,8 +82,9 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if len(cfg.CAs) == 0 {
 		return nil, errors.New("certs: a manager needs at least one CA")
 	}
-	m := &Manager{cas: cfg.CAs}
+	m := &Manager{cas: cfg.CAs, storage: cfg.Storage, email: cfg.Email}
 	logger := zap.NewNop()
+	m.logger = logger
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
 		Logger:           logger,
@@ -98,14 +107,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	})
 	var issuers []certmagic.Issuer
 	for _, ca := range cfg.CAs {
-		iss := certmagic.NewACMEIssuer(m.magic, certmagic.ACMEIssuer{
-			CA: ca.URL, TestCA: ca.URL, Email: cfg.Email, Agreed: true, TrustedRoots: ca.Roots,
-			// The gateway answers HTTP-01 on its plain-HTTP listener
-			// (HTTPChallengeHandler); TLS-ALPN-01 would need the TLS
-			// listener on port 443 exactly.
-			DisableTLSALPNChallenge: true,
-			Logger:                  logger,
-		})
+		iss := m.newIssuer(m.magic, ca)
 		m.issuers = append(m.issuers, iss)
 		issuers = append(issuers, iss)
 	}
@@ -133,5 +135,139 @@ func (m *Manager) HTTPChallengeHandler(next http.Handler) http.Handler {
 func (m *Manager) Run(ctx context.Context) error {
 	<-ctx.Done()
 	m.cache.Stop()
+	return nil
+}
+
+func (m *Manager) newIssuer(cfg *certmagic.Config, ca CA) *certmagic.ACMEIssuer {
+	return certmagic.NewACMEIssuer(cfg, certmagic.ACMEIssuer{
+		CA: ca.URL, TestCA: ca.URL, Email: m.email, Agreed: true, TrustedRoots: ca.Roots,
+		// The gateway answers HTTP-01 on its plain-HTTP listener
+		// (HTTPChallengeHandler); TLS-ALPN-01 would need the TLS
+		// listener on port 443 exactly.
+		DisableTLSALPNChallenge: true,
+		Logger:                  m.logger,
+	})
+}
+
+// Cert is a stored certificate and the CA that issued it.
+type Cert struct {
+	Name     string    `json:"name"`
+	CA       string    `json:"ca"` // the issuing CA's directory URL
+	NotAfter time.Time `json:"not_after"`
+	Serial   string    `json:"serial"`
+}
+
+// List returns the stored certificates, by CA (in the configured order),
+// then name. Where a certificate was issued is recorded by where certmagic
+// stores it: under the issuing CA's key.
+func (m *Manager) List(ctx context.Context) ([]Cert, error) {
+	var out []Cert
+	for i, iss := range m.issuers {
+		cs, err := m.listIssuer(ctx, iss, m.cas[i].URL)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
+}
+
+func (m *Manager) listIssuer(ctx context.Context, iss *certmagic.ACMEIssuer, url string) ([]Cert, error) {
+	key := iss.IssuerKey()
+	sites, err := m.storage.List(ctx, certmagic.StorageKeys.CertsPrefix(key), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Cert
+	for _, site := range sites {
+		name := path.Base(site)
+		raw, err := m.storage.Load(ctx, certmagic.StorageKeys.SiteCert(key, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a site being written or deleted
+		}
+		if err != nil {
+			return nil, err
+		}
+		block, _ := pem.Decode(raw)
+		if block == nil {
+			return nil, fmt.Errorf("certs: %s: no PEM certificate", name)
+		}
+		leaf, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certs: %s: %w", name, err)
+		}
+		out = append(out, Cert{Name: name, CA: url, NotAfter: leaf.NotAfter.UTC(), Serial: leaf.SerialNumber.Text(16)})
+	}
+	return out, nil
+}
+
+// Progress reports one certificate of a Reissue.
+type Progress struct {
+	Name  string `json:"name"`
+	Done  int    `json:"done"`  // certificates moved so far, this one included if Err is empty
+	Total int    `json:"total"` // certificates of the CA when the reissue began
+	Err   string `json:"error,omitempty"`
+}
+
+// Reissue moves every certificate of the CA at fromURL to the next CA in
+// the list, one at a time: it orders the name from the next CA, stores the
+// new certificate, serves it, and only then deletes and stops serving the
+// old one, so no handshake finds no certificate. It goes on past a name
+// that fails (reported through progress) and returns how many it moved.
+//
+// Renewals go to the first CA in the list that answers: to leave a CA for
+// good, take it off the list (--acme-ca) once its certificates are moved.
+func (m *Manager) Reissue(ctx context.Context, fromURL string, progress func(Progress)) (int, error) {
+	i := slices.IndexFunc(m.cas, func(ca CA) bool { return ca.URL == fromURL })
+	if i < 0 {
+		return 0, fmt.Errorf("certs: %s is not a configured CA", fromURL)
+	}
+	if i == len(m.cas)-1 {
+		return 0, fmt.Errorf("certs: %s is the last CA in the list: there is no CA to move to", fromURL)
+	}
+	from := m.issuers[i]
+	certs, err := m.listIssuer(ctx, from, fromURL)
+	if err != nil {
+		return 0, err
+	}
+	// A configuration whose only issuer is the next CA: an obtain through
+	// it orders from that CA whatever the other CAs hold for the name.
+	to := certmagic.New(m.cache, certmagic.Config{Storage: m.storage, Logger: m.logger})
+	to.Issuers = []certmagic.Issuer{m.newIssuer(to, m.cas[i+1])}
+	done := 0
+	for _, c := range certs {
+		if err := ctx.Err(); err != nil {
+			return done, err
+		}
+		err := m.move(ctx, to, from.IssuerKey(), c.Name)
+		p := Progress{Name: c.Name, Total: len(certs)}
+		if err == nil {
+			done++
+		} else {
+			p.Err = err.Error()
+		}
+		p.Done = done
+		if progress != nil {
+			progress(p)
+		}
+	}
+	return done, nil
+}
+
+func (m *Manager) move(ctx context.Context, to *certmagic.Config, fromKey, name string) error {
+	if err := to.ObtainCertSync(ctx, name); err != nil {
+		return fmt.Errorf("certs: order %s: %w", name, err)
+	}
+	// The new certificate is stored: serve it, then drop the old one.
+	if err := m.storage.Delete(ctx, certmagic.StorageKeys.CertsSitePrefix(fromKey, name)); err != nil {
+		return err
+	}
+	if _, err := m.magic.CacheManagedCertificate(ctx, name); err != nil {
+		return fmt.Errorf("certs: load %s: %w", name, err)
+	}
+	m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: name, IssuerKey: fromKey}})
 	return nil
 }

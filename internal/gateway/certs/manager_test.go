@@ -1,9 +1,12 @@
 package certs_test
 
 import (
+	"crypto/x509"
+	"sync"
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 )
 
@@ -48,5 +51,95 @@ func TestOnDemand(t *testing.T) {
 	wantCert(t, "node 2", shared, err, "shop.acme.example")
 	if !shared.Equal(cert) || ca.orders.Load() != 1 {
 		t.Errorf("node 2 ordered its own certificate (%d orders)", ca.orders.Load())
+	}
+}
+
+// TestReissue moves every certificate of the first CA to the second, one
+// at a time, while handshakes go on: none fails, and afterwards the names
+// are served with the second CA's certificates.
+func TestReissue(t *testing.T) {
+	dsn := storagetest.DSN(t, storage.SQLite)
+	first, second := startPebble(t), startPebble(t)
+	v := &verified{names: map[string]bool{}}
+	db := storagetest.Open(t, dsn, certs.Migrations())
+	m := newManager(t, newStorage(t, db, nil), v, first.ca, second.ca)
+	node := tlsServer(t, m)
+	ctx := t.Context()
+
+	names := []string{"a.acme.example", "b.acme.example", "c.globex.example"}
+	old := map[string]*x509.Certificate{}
+	for _, name := range names {
+		v.set(name)
+		cert, err := handshake(t, node, name)
+		wantCert(t, name, cert, err, name)
+		old[name] = cert
+	}
+	list, err := m.List(ctx)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	for _, c := range list {
+		if c.CA != first.ca.URL || c.NotAfter.IsZero() {
+			t.Errorf("before: %+v", c)
+		}
+	}
+
+	if _, err := m.Reissue(ctx, second.ca.URL, nil); err == nil {
+		t.Error("reissued from the last CA")
+	}
+	if _, err := m.Reissue(ctx, "https://unknown.example/dir", nil); err == nil {
+		t.Error("reissued from an unknown CA")
+	}
+
+	// Handshakes all along the reissue.
+	stop := make(chan struct{})
+	failures := make(chan error, 1000)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := handshake(t, node, names[i%len(names)]); err != nil {
+				failures <- err
+			}
+		}
+	}()
+	var steps []certs.Progress
+	moved, err := m.Reissue(ctx, first.ca.URL, func(p certs.Progress) { steps = append(steps, p) })
+	close(stop)
+	wg.Wait()
+	close(failures)
+	for err := range failures {
+		t.Errorf("handshake during the reissue: %v", err)
+	}
+	if err != nil || moved != 3 || len(steps) != 3 || steps[2].Done != 3 || steps[2].Total != 3 {
+		t.Fatalf("reissue: %d %v %+v", moved, err, steps)
+	}
+	if n := second.orders.Load(); n != 3 {
+		t.Errorf("%d orders from the second CA, want 3", n)
+	}
+	list, err = m.List(ctx)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("list after: %+v %v", list, err)
+	}
+	for _, c := range list {
+		if c.CA != second.ca.URL {
+			t.Errorf("after: %+v", c)
+		}
+	}
+	for _, name := range names {
+		cert, err := handshake(t, node, name)
+		wantCert(t, name+" after", cert, err, name)
+		if cert.Equal(old[name]) || cert.Issuer.CommonName == old[name].Issuer.CommonName {
+			t.Errorf("%s still served by %q", name, cert.Issuer.CommonName)
+		}
+	}
+	if n := first.orders.Load(); n != 3 {
+		t.Errorf("%d orders from the first CA, want 3", n)
 	}
 }
