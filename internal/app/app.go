@@ -128,6 +128,11 @@ type Config struct {
 	// DomainsDNSResolver is the host:port of the DNS server asked for
 	// custom domains' TXT records ("" for the system's resolver).
 	DomainsDNSResolver string
+	// ACMECAs are the ACME CAs that certificates for verified custom
+	// domains are ordered from, in order (--acme-ca); none leaves App.Certs nil.
+	ACMECAs []certs.CA
+	// ACMEEmail is the ACME account's contact (--acme-email).
+	ACMEEmail string
 	// FederationTimeout bounds each fetch from a tenant's own OpenID
 	// provider and the upstream part of each sign-in step (default 10s).
 	FederationTimeout time.Duration
@@ -175,11 +180,14 @@ type App struct {
 	Connect   *connect.Service
 	Data      *data.Service
 	Domains   *domains.Service
-	Signing   *signing.Store
-	Admin     *authn.AdminTokens
-	API       *httpapi.Server
-	Provider  *provider.Provider
-	Metrics   *prometheus.Registry
+	// Certs gets and serves certificates for verified custom domains; its
+	// GetCertificate is the gateway's CertSource. Nil without ACMECAs.
+	Certs    *certs.Manager
+	Signing  *signing.Store
+	Admin    *authn.AdminTokens
+	API      *httpapi.Server
+	Provider *provider.Provider
+	Metrics  *prometheus.Registry
 
 	// Handler serves the API and the OpenID provider on one listener.
 	Handler http.Handler
@@ -343,6 +351,22 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	a.Domains = domains.New(domains.Config{DB: db, Audit: a.Audit, Clock: c.Clock, Dial: dial, DNSResolver: c.DomainsDNSResolver})
 	a.Tenants.AddOffboardingStep(a.Domains.OffboardingStep())
+	if len(c.ACMECAs) > 0 {
+		certsKey, err := rk.Derive("certs")
+		if err != nil {
+			a.Audit.Close()
+			return fail(err, db)
+		}
+		store, err := certs.NewStorage(certs.StorageConfig{DB: db, Key: certsKey[:], Clock: c.Clock})
+		clear(certsKey[:])
+		if err == nil {
+			a.Certs, err = certs.NewManager(certs.ManagerConfig{Storage: store, Domains: a.Domains, CAs: c.ACMECAs, Email: c.ACMEEmail})
+		}
+		if err != nil {
+			a.Audit.Close()
+			return fail(err, db)
+		}
+	}
 	cryptoKey, err := rk.Derive("oidc-provider")
 	if err != nil {
 		a.Audit.Close()
@@ -495,6 +519,12 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 		func(ctx context.Context) error { return a.Tenants.Run(ctx, a.retry) },
 		func(ctx context.Context) error { return a.Provider.Run(ctx, purgeInterval) },
 		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run,
+		func(ctx context.Context) error {
+			if a.Certs == nil {
+				return nil
+			}
+			return a.Certs.Run(ctx)
+		},
 	} {
 		g.Go(func() error { return run(work) })
 	}

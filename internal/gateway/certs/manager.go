@@ -26,15 +26,18 @@ type CA struct {
 	Roots *x509.CertPool
 }
 
-// LoadRoots reads PEM certificates from file into a pool (--acme-ca-root).
-func LoadRoots(file string) (*x509.CertPool, error) {
-	pemBytes, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("certs: read CA roots: %w", err)
-	}
+// LoadRoots reads the PEM certificates of files into one pool
+// (--acme-ca-root); each file must hold at least one.
+func LoadRoots(files ...string) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pemBytes) {
-		return nil, fmt.Errorf("certs: %s holds no PEM certificate", file)
+	for _, file := range files {
+		pemBytes, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("certs: read CA roots: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pemBytes) {
+			return nil, fmt.Errorf("certs: %s holds no PEM certificate", file)
+		}
 	}
 	return pool, nil
 }
