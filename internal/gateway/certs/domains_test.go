@@ -8,6 +8,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs/pebbletest"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -19,7 +20,7 @@ import (
 func TestOnDemandDomains(t *testing.T) {
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		ca := startPebble(t)
+		ca := pebbletest.Start(t)
 		db := storagetest.Open(t, dsn, audit.Migrations(), domains.Migrations(), certs.Migrations())
 		l := audit.New(db, audit.Options{})
 		t.Cleanup(func() { l.Close() })
@@ -31,28 +32,28 @@ func TestOnDemandDomains(t *testing.T) {
 		srv := httptest.NewServer(ds.ChallengeHandler())
 		defer srv.Close()
 		gateway = srv.Listener.Addr().String()
-		node := tlsServer(t, newManager(t, newStorage(t, db, nil), ds, ca.ca))
+		node := tlsServer(t, newManager(t, newStorage(t, db, nil), ds, ca.CA))
 		op := tenant.Actor{Principal: "operator:test"}
 
 		if _, err := ds.Create(ctx, "acme", "shop.acme.example", op); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := handshake(t, node, "shop.acme.example"); err == nil || ca.orders.Load() != 0 {
-			t.Fatalf("pending domain: %v, %d orders", err, ca.orders.Load())
+		if _, err := handshake(t, node, "shop.acme.example"); err == nil || ca.Orders() != 0 {
+			t.Fatalf("pending domain: %v, %d orders", err, ca.Orders())
 		}
 		if _, err := ds.Verify(ctx, "acme", "shop.acme.example", op); err != nil {
 			t.Fatal(err)
 		}
 		cert, err := handshake(t, node, "shop.acme.example")
 		wantCert(t, "verified domain", cert, err, "shop.acme.example")
-		if n := ca.orders.Load(); n != 1 {
+		if n := ca.Orders(); n != 1 {
 			t.Errorf("%d orders", n)
 		}
 		if err := ds.Delete(ctx, "acme", "shop.acme.example", op); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := handshake(t, node, "other.acme.example"); err == nil || ca.orders.Load() != 1 {
-			t.Errorf("unknown name: %v, %d orders", err, ca.orders.Load())
+		if _, err := handshake(t, node, "other.acme.example"); err == nil || ca.Orders() != 1 {
+			t.Errorf("unknown name: %v, %d orders", err, ca.Orders())
 		}
 	})
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
 )
 
 // CA is an ACME certificate authority the manager may ask.
@@ -207,57 +209,62 @@ func (m *Manager) listIssuer(ctx context.Context, iss *certmagic.ACMEIssuer, url
 	return out, nil
 }
 
-// Progress reports one certificate of a Reissue.
-type Progress struct {
-	Name  string `json:"name"`
-	Done  int    `json:"done"`  // certificates moved so far, this one included if Err is empty
-	Total int    `json:"total"` // certificates of the CA when the reissue began
-	Err   string `json:"error,omitempty"`
+// Moved is one certificate a Reissue moved, or failed to.
+type Moved struct {
+	Name string
+	Err  error // nil if the certificate was moved
 }
 
-// Reissue moves every certificate of the CA at fromURL to the next CA in
-// the list, one at a time: it orders the name from the next CA, stores the
-// new certificate, serves it, and only then deletes and stops serving the
-// old one, so no handshake finds no certificate. It goes on past a name
-// that fails (reported through progress) and returns how many it moved.
+// Reissued is what a Reissue did.
+type Reissued struct {
+	Items     []Moved // in order
+	Moved     int     // certificates now from the next CA
+	Remaining int     // certificates still from the CA, failed ones included
+}
+
+// Reissue moves certificates of the CA at fromURL to the next CA in the
+// list, one at a time, at most max of them (0: all): it orders the name
+// from the next CA, stores the new certificate, serves it, and only then
+// deletes and stops serving the old one, so no handshake finds no
+// certificate. It goes on past a name that fails. A caller that moves one
+// at a time (max 1) until Remaining is 0 reports progress as it goes and
+// never holds one request open for more than one order.
 //
 // Renewals go to the first CA in the list that answers: to leave a CA for
 // good, take it off the list (--acme-ca) once its certificates are moved.
-func (m *Manager) Reissue(ctx context.Context, fromURL string, progress func(Progress)) (int, error) {
+func (m *Manager) Reissue(ctx context.Context, fromURL string, max int) (Reissued, error) {
 	i := slices.IndexFunc(m.cas, func(ca CA) bool { return ca.URL == fromURL })
 	if i < 0 {
-		return 0, fmt.Errorf("certs: %s is not a configured CA", fromURL)
+		return Reissued{}, errs.Field("from_ca", "unknown_ca", "%q is not a configured ACME CA", errs.Clip(fromURL, 200))
 	}
 	if i == len(m.cas)-1 {
-		return 0, fmt.Errorf("certs: %s is the last CA in the list: there is no CA to move to", fromURL)
+		return Reissued{}, errs.Field("from_ca", "last_ca", "%q is the last CA in the list: there is no CA to move to", errs.Clip(fromURL, 200))
 	}
 	from := m.issuers[i]
 	certs, err := m.listIssuer(ctx, from, fromURL)
 	if err != nil {
-		return 0, err
+		return Reissued{}, err
 	}
 	// A configuration whose only issuer is the next CA: an obtain through
 	// it orders from that CA whatever the other CAs hold for the name.
 	to := certmagic.New(m.cache, certmagic.Config{Storage: m.storage, Logger: m.logger})
 	to.Issuers = []certmagic.Issuer{m.newIssuer(to, m.cas[i+1])}
-	done := 0
+	out := Reissued{Remaining: len(certs)}
 	for _, c := range certs {
+		if max > 0 && len(out.Items) == max {
+			break
+		}
 		if err := ctx.Err(); err != nil {
-			return done, err
+			return out, err
 		}
 		err := m.move(ctx, to, from.IssuerKey(), c.Name)
-		p := Progress{Name: c.Name, Total: len(certs)}
+		out.Items = append(out.Items, Moved{Name: c.Name, Err: err})
 		if err == nil {
-			done++
-		} else {
-			p.Err = err.Error()
-		}
-		p.Done = done
-		if progress != nil {
-			progress(p)
+			out.Moved++
+			out.Remaining--
 		}
 	}
-	return done, nil
+	return out, nil
 }
 
 func (m *Manager) move(ctx context.Context, to *certmagic.Config, fromKey, name string) error {

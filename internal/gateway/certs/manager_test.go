@@ -5,7 +5,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs/pebbletest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 )
@@ -16,11 +18,11 @@ import (
 // without ordering one.
 func TestOnDemand(t *testing.T) {
 	dsn := storagetest.PostgresDSN(t)
-	ca := startPebble(t)
+	ca := pebbletest.Start(t)
 	v := &verified{names: map[string]bool{}}
 
 	db1 := storagetest.Open(t, dsn, certs.Migrations())
-	node1 := tlsServer(t, newManager(t, newStorage(t, db1, nil), v, ca.ca))
+	node1 := tlsServer(t, newManager(t, newStorage(t, db1, nil), v, ca.CA))
 
 	// Unknown and pending names: the handshake fails, no order.
 	for _, name := range []string{"stranger.example", "pending.example", "127.0.0.1", ""} {
@@ -28,29 +30,29 @@ func TestOnDemand(t *testing.T) {
 			t.Errorf("handshake for %q succeeded", name)
 		}
 	}
-	if n := ca.orders.Load(); n != 0 {
+	if n := ca.Orders(); n != 0 {
 		t.Fatalf("%d orders for names that are no verified domain", n)
 	}
 
 	v.set("shop.acme.example")
 	cert, err := handshake(t, node1, "shop.acme.example")
 	wantCert(t, "first handshake", cert, err, "shop.acme.example")
-	if n := ca.orders.Load(); n != 1 {
+	if n := ca.Orders(); n != 1 {
 		t.Fatalf("%d orders, want 1", n)
 	}
 	again, err := handshake(t, node1, "shop.acme.example")
 	wantCert(t, "second handshake", again, err, "shop.acme.example")
-	if !again.Equal(cert) || ca.orders.Load() != 1 {
-		t.Errorf("a second handshake got another certificate (%d orders)", ca.orders.Load())
+	if !again.Equal(cert) || ca.Orders() != 1 {
+		t.Errorf("a second handshake got another certificate (%d orders)", ca.Orders())
 	}
 
 	// Node 2 shares the database: it serves the same certificate.
 	db2 := storagetest.Open(t, dsn)
-	node2 := tlsServer(t, newManager(t, newStorage(t, db2, nil), v, ca.ca))
+	node2 := tlsServer(t, newManager(t, newStorage(t, db2, nil), v, ca.CA))
 	shared, err := handshake(t, node2, "shop.acme.example")
 	wantCert(t, "node 2", shared, err, "shop.acme.example")
-	if !shared.Equal(cert) || ca.orders.Load() != 1 {
-		t.Errorf("node 2 ordered its own certificate (%d orders)", ca.orders.Load())
+	if !shared.Equal(cert) || ca.Orders() != 1 {
+		t.Errorf("node 2 ordered its own certificate (%d orders)", ca.Orders())
 	}
 }
 
@@ -59,10 +61,10 @@ func TestOnDemand(t *testing.T) {
 // are served with the second CA's certificates.
 func TestReissue(t *testing.T) {
 	dsn := storagetest.DSN(t, storage.SQLite)
-	first, second := startPebble(t), startPebble(t)
+	first, second := pebbletest.Start(t), pebbletest.Start(t)
 	v := &verified{names: map[string]bool{}}
 	db := storagetest.Open(t, dsn, certs.Migrations())
-	m := newManager(t, newStorage(t, db, nil), v, first.ca, second.ca)
+	m := newManager(t, newStorage(t, db, nil), v, first.CA, second.CA)
 	node := tlsServer(t, m)
 	ctx := t.Context()
 
@@ -79,16 +81,16 @@ func TestReissue(t *testing.T) {
 		t.Fatalf("list: %+v %v", list, err)
 	}
 	for _, c := range list {
-		if c.CA != first.ca.URL || c.NotAfter.IsZero() {
+		if c.CA != first.URL || c.NotAfter.IsZero() {
 			t.Errorf("before: %+v", c)
 		}
 	}
 
-	if _, err := m.Reissue(ctx, second.ca.URL, nil); err == nil {
-		t.Error("reissued from the last CA")
+	if _, err := m.Reissue(ctx, second.URL, 0); !errs.Is(err, "last_ca") {
+		t.Errorf("reissued from the last CA: %v", err)
 	}
-	if _, err := m.Reissue(ctx, "https://unknown.example/dir", nil); err == nil {
-		t.Error("reissued from an unknown CA")
+	if _, err := m.Reissue(ctx, "https://unknown.example/dir", 0); !errs.Is(err, "unknown_ca") {
+		t.Errorf("reissued from an unknown CA: %v", err)
 	}
 
 	// Handshakes all along the reissue.
@@ -109,18 +111,28 @@ func TestReissue(t *testing.T) {
 			}
 		}
 	}()
-	var steps []certs.Progress
-	moved, err := m.Reissue(ctx, first.ca.URL, func(p certs.Progress) { steps = append(steps, p) })
+	// One at a time, as the CLI does.
+	var steps []certs.Reissued
+	for {
+		r, err := m.Reissue(ctx, first.URL, 1)
+		if err != nil || len(r.Items) != 1 || r.Items[0].Err != nil {
+			t.Fatalf("reissue: %+v %v", r, err)
+		}
+		steps = append(steps, r)
+		if r.Remaining == 0 {
+			break
+		}
+	}
 	close(stop)
 	wg.Wait()
 	close(failures)
 	for err := range failures {
 		t.Errorf("handshake during the reissue: %v", err)
 	}
-	if err != nil || moved != 3 || len(steps) != 3 || steps[2].Done != 3 || steps[2].Total != 3 {
-		t.Fatalf("reissue: %d %v %+v", moved, err, steps)
+	if len(steps) != 3 || steps[0].Remaining != 2 || steps[1].Remaining != 1 {
+		t.Fatalf("reissue steps: %+v", steps)
 	}
-	if n := second.orders.Load(); n != 3 {
+	if n := second.Orders(); n != 3 {
 		t.Errorf("%d orders from the second CA, want 3", n)
 	}
 	list, err = m.List(ctx)
@@ -128,7 +140,7 @@ func TestReissue(t *testing.T) {
 		t.Fatalf("list after: %+v %v", list, err)
 	}
 	for _, c := range list {
-		if c.CA != second.ca.URL {
+		if c.CA != second.URL {
 			t.Errorf("after: %+v", c)
 		}
 	}
@@ -139,7 +151,7 @@ func TestReissue(t *testing.T) {
 			t.Errorf("%s still served by %q", name, cert.Issuer.CommonName)
 		}
 	}
-	if n := first.orders.Load(); n != 3 {
+	if n := first.Orders(); n != 3 {
 		t.Errorf("%d orders from the first CA, want 3", n)
 	}
 }

@@ -4,58 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"io"
-	"log"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
 
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 )
-
-// pebble is a real ACME CA (Let's Encrypt's test server) in the process,
-// over TLS on loopback. Its validation authority passes every challenge
-// (PEBBLE_VA_ALWAYS_VALID): what is tested here is which names reach a CA
-// at all, and how certificates are shared and moved, not HTTP-01 itself.
-type pebble struct {
-	ca     certs.CA
-	orders atomic.Int32 // new-order requests
-}
-
-func startPebble(t *testing.T) *pebble {
-	t.Helper()
-	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "1")
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	logger := log.New(io.Discard, "", 0)
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
-	validator := va.New(logger, 80, 443, false, "", store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
-	p := &pebble{}
-	h := front.Handler()
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/order-plz" {
-			p.orders.Add(1)
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	roots := x509.NewCertPool()
-	roots.AddCert(srv.Certificate())
-	p.ca = certs.CA{URL: srv.URL + wfe.DirectoryPath, Roots: roots}
-	return p
-}
 
 // verified is a stand-in for the custom domains' service.
 type verified struct {
