@@ -99,6 +99,10 @@ func commands() map[string]unit {
 		"tenant resume":  {run: tenantAction("resume", (*client.Client).ResumeTenant)},
 		"tenant delete":  {run: tenantAction("delete", (*client.Client).DeleteTenant)},
 
+		"certs":         {usage: certsUsage},
+		"certs list":    {run: certsList},
+		"certs reissue": {run: certsReissue},
+
 		"audit":        {usage: auditUsage},
 		"audit list":   {run: auditList},
 		"audit verify": {run: auditVerify},

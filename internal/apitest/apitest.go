@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
@@ -72,6 +73,8 @@ type Options struct {
 	// DomainsDial opens the connections that verify custom domains over
 	// HTTP (app.Config.DomainsDial).
 	DomainsDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ACMECAs are the node's ACME CAs (app.Config.ACMECAs).
+	ACMECAs []certs.CA
 	// ConnectCacheTTL bounds how long the proxy keeps a grant it read.
 	ConnectCacheTTL time.Duration
 	// DenyPrivateUpstreams runs the node as production does, without
@@ -110,7 +113,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		PublicURL: opts.PublicURL, Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: !opts.DenyPrivateUpstreams,
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL,
-		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait, DomainsDial: opts.DomainsDial,
+		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait, DomainsDial: opts.DomainsDial, ACMECAs: opts.ACMECAs,
 		FederationTimeout: opts.FederationTimeout, WorkflowRetry: time.Second, ShutdownTimeout: 10 * time.Second,
 		// Publishing a function compiles it: far slower on a loaded machine.
 		WriteTimeout: -1}

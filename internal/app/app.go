@@ -411,7 +411,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// (at once after any change on this node); see README, Identity.
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes}, c.Logger)
 	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Domains: a.Domains, Audit: a.Audit,
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Domains: a.Domains, Certs: a.Certs, Audit: a.Audit,
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:    c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})

@@ -159,6 +159,8 @@ func TestCrossTenant(t *testing.T) {
 			{method: "DELETE", path: "/v1/clusters/probe-cluster", token: tokA},
 			{method: "PUT", path: "/v1/clusters/probe-cluster/migrations", token: tokA, body: []byte(`{"files":[{"name":"001_a.sql","sql":"CREATE TABLE a (id int)"}]}`)},
 			{method: "GET", path: "/v1/clusters/probe-cluster/migrations", token: tokA},
+			{method: "GET", path: "/v1/certs", token: tokA},
+			{method: "POST", path: "/v1/certs/reissue", token: tokA, body: []byte(`{"from_ca":"https://ca.example/dir"}`)},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
@@ -94,4 +95,16 @@ func TestDomainsCrossTenant(t *testing.T) {
 			t.Error("a released domain has an owner")
 		}
 	})
+}
+
+// TestCertsNotConfigured: a node without ACME CAs says so, to the operator.
+func TestCertsNotConfigured(t *testing.T) {
+	t.Parallel()
+	env := apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{})
+	for _, c := range []call{
+		{method: "GET", path: "/v1/certs", token: apitest.AdminToken},
+		{method: "POST", path: "/v1/certs/reissue", token: apitest.AdminToken, body: []byte(`{"from_ca":"https://ca.example/dir"}`)},
+	} {
+		wantProblem(t, c.String(), send(t, env.URL, c), http.StatusConflict, "acme_not_configured", "")
+	}
 }

@@ -59,6 +59,10 @@ func inline(method, path, status string) string {
 var schemaBodies = []schemaBody{
 	body[api.Problem]("Problem"),
 	body[api.Domain]("Domain"),
+	body[api.Certificate]("Certificate"),
+	body[api.List[api.Certificate]](inline("GET", "/v1/certs", "200")),
+	request[api.ReissueCertificates]("ReissueCertificates"),
+	body[api.CertificatesReissued]("CertificatesReissued"),
 	request[api.CreateDomain]("CreateDomain"),
 	body[api.List[api.Domain]](inline("GET", "/v1/tenants/{tenant}/domains", "200")),
 	body[api.Tier]("Tier"),

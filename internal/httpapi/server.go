@@ -24,6 +24,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/data"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
@@ -47,6 +48,7 @@ type Config struct {
 	Connect   *connect.Service
 	Data      *data.Service
 	Domains   *domains.Service
+	Certs     *certs.Manager // nil without ACME CAs
 	Audit     *audit.Log
 	Verifiers []authn.Verifier   // tried in order for every bearer token
 	ClientIP  *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -199,6 +201,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.connectionRoutes()...)
 	s.routes = append(s.routes, s.dataRoutes()...)
 	s.routes = append(s.routes, s.domainRoutes()...)
+	s.routes = append(s.routes, s.certRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin || rt.Access == AuditReader) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -21,6 +22,8 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs/pebbletest"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
@@ -73,7 +76,8 @@ func TestClientRoundTrip(t *testing.T) {
 		// Custom domains' HTTP checks reach the gateway's challenge
 		// handler, as if every domain pointed at this node.
 		var gateway string
-		env := apitest.New(t, dsn, apitest.Options{TenantTokens: tokens,
+		ca1, ca2 := pebbletest.Start(t), pebbletest.Start(t)
+		env := apitest.New(t, dsn, apitest.Options{TenantTokens: tokens, ACMECAs: []certs.CA{ca1.CA, ca2.CA},
 			Argon2: identity.Argon2Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16},
 			DomainsDial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				var d net.Dialer
@@ -102,6 +106,7 @@ func TestClientRoundTrip(t *testing.T) {
 		r.functions(op, svc, module)
 		r.connections(op, env.ProxyURL)
 		r.domains(op)
+		r.certs(op, env.App.Certs, ca1.URL, ca2.URL)
 		r.audit(op)
 		r.offboarding(op, ann)
 		// Last: without PostgreSQL for the application's cluster (and
@@ -537,7 +542,40 @@ func (r roundTrip) domains(op *client.Client) {
 	got, err := op.GetDomain(ctx, "acme", "SHOP.acme.example")
 	r.ok("get domain", err)
 	r.want("got domain", got.State == "verified" && got.VerifiedAt != nil && got.VerifiedAt.Equal(*v.VerifiedAt), got)
-	r.ok("delete domain", op.DeleteDomain(ctx, "acme", d.Name))
+}
+
+// certs gets the verified domain its certificate from the first CA by a
+// handshake, moves it to the second, and releases the domain.
+func (r roundTrip) certs(op *client.Client, m *certs.Manager, ca1, ca2 string) {
+	ctx := r.ctx
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: m.GetCertificate})
+	r.ok("listen", err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "shop.acme.example", InsecureSkipVerify: true})
+	r.ok("handshake", err)
+	conn.Close()
+	list, err := op.ListCertificates(ctx)
+	r.ok("list certificates", err)
+	r.want("certificates", len(list) == 1 && list[0].Name == "shop.acme.example" && list[0].CA == ca1 &&
+		!list[0].NotAfter.IsZero() && list[0].Serial != "", list)
+	res, err := op.ReissueCertificates(ctx, client.ReissueCertificates{FromCA: ca1, Max: 1})
+	r.ok("reissue certificates", err)
+	r.want("reissued", res.Moved == 1 && res.Remaining == 0 && len(res.Items) == 1 && res.Items[0].Name == "shop.acme.example" &&
+		res.Items[0].Error == "", res)
+	list, err = op.ListCertificates(ctx)
+	r.ok("list certificates", err)
+	r.want("certificates after", len(list) == 1 && list[0].CA == ca2, list)
+	r.ok("delete domain", op.DeleteDomain(ctx, "acme", "shop.acme.example"))
 }
 
 func (r roundTrip) offboarding(op *client.Client, ann string) {

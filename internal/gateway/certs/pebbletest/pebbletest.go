@@ -23,7 +23,12 @@ import (
 type CA struct {
 	certs.CA              // its directory URL and the root of its TLS certificate
 	orders   atomic.Int32 // new-order requests
+	leaf     *x509.Certificate
 }
+
+// Leaf returns the directory's TLS certificate, which is its own root: a
+// node told to trust it (--acme-ca-root) reaches the CA.
+func (c *CA) Leaf() *x509.Certificate { return c.leaf }
 
 // Orders returns how many orders the CA was asked for.
 func (c *CA) Orders() int { return int(c.orders.Load()) }
@@ -53,6 +58,6 @@ func Start(t *testing.T) *CA {
 	t.Cleanup(srv.Close)
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
-	c.CA.URL, c.CA.Roots = srv.URL+wfe.DirectoryPath, roots
+	c.CA.URL, c.CA.Roots, c.leaf = srv.URL+wfe.DirectoryPath, roots, srv.Certificate()
 	return c
 }
