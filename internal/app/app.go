@@ -360,7 +360,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		store, err := certs.NewStorage(certs.StorageConfig{DB: db, Key: certsKey[:], Clock: c.Clock})
 		clear(certsKey[:])
 		if err == nil {
-			a.Certs, err = certs.NewManager(certs.ManagerConfig{Storage: store, Domains: a.Domains, CAs: c.ACMECAs, Email: c.ACMEEmail})
+			a.Certs, err = certs.NewManager(certs.ManagerConfig{Storage: store, Domains: a.Domains, CAs: c.ACMECAs, Email: c.ACMEEmail, Audit: a.Audit})
 		}
 		if err != nil {
 			a.Audit.Close()

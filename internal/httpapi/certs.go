@@ -36,7 +36,7 @@ func (s *Server) certRoutes() []Route {
 		if in.Max < 0 {
 			return api.CertificatesReissued{}, errs.Field("max", "invalid_max", "max is 0 (all) or more")
 		}
-		res, err := s.Certs.Reissue(r.Context(), in.FromCA, in.Max)
+		res, err := s.Certs.Reissue(r.Context(), in.FromCA, in.Max, actor(r))
 		out := api.CertificatesReissued{Items: []api.ReissuedCertificate{}, Moved: res.Moved, Remaining: res.Remaining}
 		for _, m := range res.Items {
 			item := api.ReissuedCertificate{Name: m.Name}

@@ -575,6 +575,10 @@ func (r roundTrip) certs(op *client.Client, m *certs.Manager, ca1, ca2 string) {
 	list, err = op.ListCertificates(ctx)
 	r.ok("list certificates", err)
 	r.want("certificates after", len(list) == 1 && list[0].CA == ca2, list)
+	page, err := op.ListAudit(ctx, client.AuditQuery{Tenant: "-", Action: "cert.reissue"})
+	r.ok("audit of the reissue", err)
+	r.want("reissue audited", len(page.Items) == 1 && page.Items[0].Target == "shop.acme.example" &&
+		page.Items[0].Outcome == "success" && page.Items[0].Detail["to_ca"] == ca2, page)
 	r.ok("delete domain", op.DeleteDomain(ctx, "acme", "shop.acme.example"))
 }
 

@@ -11,7 +11,6 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs/pebbletest"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
-	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
 // TestOnDemandDomains: the manager asks the custom domains themselves: a
@@ -33,7 +32,6 @@ func TestOnDemandDomains(t *testing.T) {
 		defer srv.Close()
 		gateway = srv.Listener.Addr().String()
 		node := tlsServer(t, newManager(t, newStorage(t, db, nil), ds, ca.CA))
-		op := tenant.Actor{Principal: "operator:test"}
 
 		if _, err := ds.Create(ctx, "acme", "shop.acme.example", op); err != nil {
 			t.Fatal(err)

@@ -17,7 +17,9 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
 // CA is an ACME certificate authority the manager may ask.
@@ -58,6 +60,8 @@ type ManagerConfig struct {
 	// the first, and from the next ones only if the ones before fail.
 	CAs   []CA
 	Email string // the ACME account's contact
+	// Audit records each certificate a reissue moves (nil: not recorded).
+	Audit *audit.Log
 }
 
 // ErrNotVerified is the refusal of a name that is no verified custom
@@ -77,6 +81,7 @@ type Manager struct {
 	storage *Storage
 	email   string
 	logger  *zap.Logger
+	audit   *audit.Log
 }
 
 // NewManager returns a Manager. Run it to stop its maintenance with ctx.
@@ -87,7 +92,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if len(cfg.CAs) == 0 {
 		return nil, errors.New("certs: a manager needs at least one CA")
 	}
-	m := &Manager{cas: cfg.CAs, storage: cfg.Storage, email: cfg.Email}
+	m := &Manager{cas: cfg.CAs, storage: cfg.Storage, email: cfg.Email, audit: cfg.Audit}
 	logger := zap.NewNop()
 	m.logger = logger
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
@@ -232,7 +237,7 @@ type Reissued struct {
 //
 // Renewals go to the first CA in the list that answers: to leave a CA for
 // good, take it off the list (--acme-ca) once its certificates are moved.
-func (m *Manager) Reissue(ctx context.Context, fromURL string, max int) (Reissued, error) {
+func (m *Manager) Reissue(ctx context.Context, fromURL string, max int, by tenant.Actor) (Reissued, error) {
 	i := slices.IndexFunc(m.cas, func(ca CA) bool { return ca.URL == fromURL })
 	if i < 0 {
 		return Reissued{}, errs.Field("from_ca", "unknown_ca", "%q is not a configured ACME CA", errs.Clip(fromURL, 200))
@@ -259,12 +264,29 @@ func (m *Manager) Reissue(ctx context.Context, fromURL string, max int) (Reissue
 		}
 		err := m.move(ctx, to, from.IssuerKey(), c.Name)
 		out.Items = append(out.Items, Moved{Name: c.Name, Err: err})
+		if aerr := m.record(ctx, by, c.Name, fromURL, m.cas[i+1].URL, err); aerr != nil {
+			return out, aerr
+		}
 		if err == nil {
 			out.Moved++
 			out.Remaining--
 		}
 	}
 	return out, nil
+}
+
+// record audits one certificate of a reissue, moved or not.
+func (m *Manager) record(ctx context.Context, by tenant.Actor, name, from, to string, err error) error {
+	if m.audit == nil {
+		return nil
+	}
+	e := audit.Event{Principal: by.Principal, Action: "cert.reissue", Target: name, RequestID: by.RequestID, SourceIP: by.SourceIP,
+		Detail: map[string]string{"from_ca": from, "to_ca": to}}
+	if err != nil {
+		e.Outcome = audit.Failure
+		e.Detail["error"] = errs.Clip(err.Error(), 200)
+	}
+	return m.audit.Append(ctx, e)
 }
 
 func (m *Manager) move(ctx context.Context, to *certmagic.Config, fromKey, name string) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs/pebbletest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
 // TestOnDemand: a verified domain gets its certificate from the CA at its
@@ -56,6 +57,8 @@ func TestOnDemand(t *testing.T) {
 	}
 }
 
+var op = tenant.Actor{Principal: "operator:test"}
+
 // TestReissue moves every certificate of the first CA to the second, one
 // at a time, while handshakes go on: none fails, and afterwards the names
 // are served with the second CA's certificates.
@@ -86,10 +89,10 @@ func TestReissue(t *testing.T) {
 		}
 	}
 
-	if _, err := m.Reissue(ctx, second.URL, 0); !errs.Is(err, "last_ca") {
+	if _, err := m.Reissue(ctx, second.URL, 0, op); !errs.Is(err, "last_ca") {
 		t.Errorf("reissued from the last CA: %v", err)
 	}
-	if _, err := m.Reissue(ctx, "https://unknown.example/dir", 0); !errs.Is(err, "unknown_ca") {
+	if _, err := m.Reissue(ctx, "https://unknown.example/dir", 0, op); !errs.Is(err, "unknown_ca") {
 		t.Errorf("reissued from an unknown CA: %v", err)
 	}
 
@@ -114,7 +117,7 @@ func TestReissue(t *testing.T) {
 	// One at a time, as the CLI does.
 	var steps []certs.Reissued
 	for {
-		r, err := m.Reissue(ctx, first.URL, 1)
+		r, err := m.Reissue(ctx, first.URL, 1, op)
 		if err != nil || len(r.Items) != 1 || r.Items[0].Err != nil {
 			t.Fatalf("reissue: %+v %v", r, err)
 		}
