@@ -120,7 +120,7 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.dataRetention, "data-retention", envDuration("BULKHEAD_DATA_RETENTION", data.DefaultRetention),
 		"how long an offboarded tenant's application data (its schema, database or pool rows) is kept before it is dropped (env BULKHEAD_DATA_RETENTION)")
 	fs.StringVar(&c.dnsResolver, "domains-dns-resolver", envOr("BULKHEAD_DOMAINS_DNS_RESOLVER", ""),
-		"host:port of the DNS server asked for custom domains' _bulkhead TXT records; default the system's resolver (env BULKHEAD_DOMAINS_DNS_RESOLVER)")
+		"host:port of the DNS server asked for custom domains' _bulkhead TXT records and the addresses their HTTP checks reach; default the system's resolver (env BULKHEAD_DOMAINS_DNS_RESOLVER)")
 	fs.Var(&c.acmeCAs, "acme-ca",
 		"ACME directory URL of a CA that certificates for verified custom domains are ordered from; repeat it for fallbacks, in order (none: no certificates)")
 	fs.Var(&c.acmeRoots, "acme-ca-root",

@@ -126,7 +126,8 @@ type Config struct {
 	// reach public addresses only, unless AllowPrivateUpstreams.
 	DomainsDial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// DomainsDNSResolver is the host:port of the DNS server asked for
-	// custom domains' TXT records ("" for the system's resolver).
+	// custom domains' TXT records and for the addresses their HTTP checks
+	// connect to ("" for the system's resolver).
 	DomainsDNSResolver string
 	// ACMECAs are the ACME CAs that certificates for verified custom
 	// domains are ordered from, in order (--acme-ca); none leaves App.Certs nil.
@@ -347,7 +348,11 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Proxy = a.Connect
 	dial := c.DomainsDial
 	if dial == nil {
-		dial = netguard.Dialer(10*time.Second, c.AllowPrivateUpstreams).DialContext
+		d := netguard.Dialer(10*time.Second, c.AllowPrivateUpstreams)
+		if c.DomainsDNSResolver != "" {
+			d.Resolver = domains.Resolver(c.DomainsDNSResolver)
+		}
+		dial = d.DialContext
 	}
 	a.Domains = domains.New(domains.Config{DB: db, Audit: a.Audit, Clock: c.Clock, Dial: dial, DNSResolver: c.DomainsDNSResolver})
 	a.Tenants.AddOffboardingStep(a.Domains.OffboardingStep())

@@ -136,13 +136,19 @@ func New(cfg Config) *Service {
 	}
 	s.resolver = net.DefaultResolver
 	if cfg.DNSResolver != "" {
-		addr := cfg.DNSResolver
-		s.resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		}}
+		s.resolver = Resolver(cfg.DNSResolver)
 	}
 	return s
+}
+
+// Resolver returns a resolver that asks only the DNS server at addr
+// (host:port). The node gives it to the dialer of HTTP checks too, so that
+// both checks see the same DNS.
+func Resolver(addr string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
 }
 
 const columns = `domain, tenant_id, state, token, method, created_at, verified_at`

@@ -6,15 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/miekg/dns"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains/dnstest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -217,47 +215,19 @@ func TestVerifyHostile(t *testing.T) {
 func TestVerifyDNS(t *testing.T) {
 	dsn := storagetest.DSN(t, storage.SQLite)
 	ctx := context.Background()
-	var mu sync.Mutex // the server reads records while the test writes them
-	records := map[string][]string{}
-	setTXT := func(name string, txt ...string) {
-		mu.Lock()
-		defer mu.Unlock()
-		records[name] = txt
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(q)
-		mu.Lock()
-		defer mu.Unlock()
-		for _, question := range q.Question {
-			for _, txt := range records[strings.ToLower(question.Name)] {
-				m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 1}, Txt: []string{txt}})
-			}
-		}
-		if len(m.Answer) == 0 {
-			m.Rcode = dns.RcodeNameError
-		}
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	defer srv.Shutdown()
-
-	e := newEnv(t, dsn, domains.Config{DNSResolver: pc.LocalAddr().String(),
+	dnsServer := dnstest.Start(t)
+	e := newEnv(t, dsn, domains.Config{DNSResolver: dnsServer.Addr,
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return nil, &net.OpError{Op: "dial", Err: errNoRoute}
 		}})
 	a, _ := e.svc.Create(ctx, "acme", "acme.example", op)
 	b, _ := e.svc.Create(ctx, "globex", "globex.example", op)
 	// The other domain's token under this name does not verify it.
-	setTXT("_bulkhead.globex.example.", a.Token)
+	dnsServer.SetTXT("_bulkhead.globex.example", a.Token)
 	if _, err := e.svc.Verify(ctx, "globex", "globex.example", op); !errs.Is(err, "verification_failed") {
 		t.Fatalf("another domain's token: %v", err)
 	}
-	setTXT("_bulkhead.globex.example.", "v=spf1 -all", b.Token)
+	dnsServer.SetTXT("_bulkhead.globex.example", "v=spf1 -all", b.Token)
 	d, err := e.svc.Verify(ctx, "globex", "globex.example", op)
 	if err != nil || d.State != domains.Verified || d.Method != domains.MethodDNS {
 		t.Fatalf("verify: %+v %v", d, err)
