@@ -94,6 +94,19 @@ func TestDomainsCrossTenant(t *testing.T) {
 		if _, ok, _ := a.env.App.Domains.DomainOwner(t.Context(), "shop.b.example"); ok {
 			t.Error("a released domain has an owner")
 		}
+
+		// Offboarding B releases its verified domain: it resolves to no one,
+		// and A may claim it.
+		a.ok("POST", base, tokAdminB, api.CreateDomain{Name: "shop.b.example"}, http.StatusCreated, &b)
+		a.ok("POST", base+"/shop.b.example/verify", tokAdminB, nil, http.StatusOK, &v)
+		if _, err := a.env.Admin.DeleteTenant(t.Context(), "tenant-b"); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, a.env, "tenant-b", "deleted")
+		if _, ok, _ := a.env.App.Domains.DomainOwner(t.Context(), "shop.b.example"); ok {
+			t.Error("an offboarded tenant's domain has an owner")
+		}
+		a.ok("POST", "/v1/tenants/tenant-a/domains", tokAdminA, api.CreateDomain{Name: "shop.b.example"}, http.StatusCreated, &b)
 	})
 }
 
