@@ -2,12 +2,18 @@ package certs_test
 
 import (
 	"crypto/x509"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs/pebbletest"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains/dnstest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -156,5 +162,37 @@ func TestReissue(t *testing.T) {
 	}
 	if n := first.Orders(); n != 3 {
 		t.Errorf("%d orders from the first CA, want 3", n)
+	}
+}
+
+// TestHTTP01: pebble validates the order for real, fetching the HTTP-01
+// challenge from the manager's challenge handler on loopback (the name
+// points there through a DNS server on loopback).
+func TestHTTP01(t *testing.T) {
+	dnsServer := dnstest.Start(t)
+	dnsServer.SetA("shop.acme.example", netip.MustParseAddr("127.0.0.1"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := pebbletest.StartHTTP01(t, ln.Addr().(*net.TCPAddr).Port, dnsServer.Addr)
+	db := storagetest.Open(t, storagetest.DSN(t, storage.SQLite), certs.Migrations())
+	v := &verified{names: map[string]bool{"shop.acme.example": true}}
+	m := newManager(t, newStorage(t, db, nil), v, ca.CA)
+	var fetched atomic.Int32
+	challenges := m.HTTPChallengeHandler(http.NotFoundHandler())
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+			fetched.Add(1)
+		}
+		challenges.ServeHTTP(w, r)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	cert, err := handshake(t, tlsServer(t, m), "shop.acme.example")
+	wantCert(t, "HTTP-01", cert, err, "shop.acme.example")
+	if fetched.Load() == 0 {
+		t.Error("the CA never fetched the challenge")
 	}
 }

@@ -40,12 +40,25 @@ func (c *CA) Orders() int { return int(c.orders.Load()) }
 func Start(t *testing.T) *CA {
 	t.Helper()
 	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "1")
+	return start(t, 80, "")
+}
+
+// StartHTTP01 runs a pebble that validates HTTP-01 challenges for real: it
+// looks names up at the DNS server dnsAddr (host:port, over TCP) and
+// fetches the challenge from port httpPort of the address it finds.
+func StartHTTP01(t *testing.T, httpPort int, dnsAddr string) *CA {
+	t.Helper()
+	t.Setenv("PEBBLE_VA_ALWAYS_VALID", "0")
+	return start(t, httpPort, dnsAddr)
+}
+
+func start(t *testing.T, httpPort int, dnsAddr string) *CA {
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
 	logger := log.New(io.Discard, "", 0)
 	store := db.NewMemoryStore()
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
-	validator := va.New(logger, 80, 443, false, "", store)
+	validator := va.New(logger, httpPort, 443, false, dnsAddr, store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
 	c := &CA{}
 	h := front.Handler()

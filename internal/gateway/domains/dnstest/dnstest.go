@@ -21,17 +21,31 @@ type Server struct {
 	a   map[string]netip.Addr
 }
 
-// Start runs a server until the test ends.
+// Start runs a server over UDP and TCP on the same loopback port until the
+// test ends (pebble's validation authority asks over TCP).
 func Start(t testing.TB) *Server {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var pc net.PacketConn
+	var ln net.Listener
+	for range 20 {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close() // the port is taken over TCP: another one
+		ln = nil
+	}
+	if ln == nil {
+		t.Fatal("dnstest: no port free over both UDP and TCP")
 	}
 	s := &Server{Addr: pc.LocalAddr().String(), txt: map[string][]string{}, a: map[string]netip.Addr{}}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(s.serve)}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: dns.HandlerFunc(s.serve)}, {Listener: ln, Handler: dns.HandlerFunc(s.serve)}} {
+		go srv.ActivateAndServe()
+		t.Cleanup(func() { srv.Shutdown() })
+	}
 	return s
 }
 
