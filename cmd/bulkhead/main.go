@@ -100,6 +100,17 @@ func commands() map[string]unit {
 		"tenant resume":  {run: tenantAction("resume", (*client.Client).ResumeTenant)},
 		"tenant delete":  {run: tenantAction("delete", (*client.Client).DeleteTenant)},
 
+		"domain":        {usage: domainUsage},
+		"domain add":    {run: domainVerb("add", 1, addDomain)},
+		"domain list":   {run: domainVerb("list", 0, listDomains)},
+		"domain get":    {run: domainVerb("get", 1, getDomain)},
+		"domain verify": {run: domainVerb("verify", 1, verifyDomain)},
+		"domain delete": {run: domainVerb("delete", 1, deleteDomain)},
+
+		"certs":         {usage: certsUsage},
+		"certs list":    {run: certsList},
+		"certs reissue": {run: certsReissue},
+
 		"audit":        {usage: auditUsage},
 		"audit list":   {run: auditList},
 		"audit verify": {run: auditVerify},

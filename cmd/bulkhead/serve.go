@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/app"
 	"github.com/bulkhead-dev/bulkhead/internal/data"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -53,6 +55,10 @@ type config struct {
 	gatewayRoutes   string
 	gatewayCert     string
 	gatewayKey      string
+	dnsResolver     string
+	acmeCAs         stringList
+	acmeRoots       stringList
+	acmeEmail       string
 
 	// bulkhead init only: deliberate changes to what the database records.
 	newRootKey   bool
@@ -148,6 +154,13 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"aud of the tenant assertions the gateway sends the application (env BULKHEAD_GATEWAY_AUDIENCE)")
 	fs.StringVar(&c.gatewayRoutes, "gateway-routes", envOr("BULKHEAD_GATEWAY_ROUTES", ""),
 		`gateway routes file, JSON {"routes":[{"id":…,"host":…,"path_prefix":"/","upstream":…,"silo":{tenant:url},"timeout":"30s"}]} (env BULKHEAD_GATEWAY_ROUTES)`)
+	fs.StringVar(&c.dnsResolver, "domains-dns-resolver", envOr("BULKHEAD_DOMAINS_DNS_RESOLVER", ""),
+		"host:port of the DNS server asked for custom domains' _bulkhead TXT records and the addresses their HTTP checks reach; default the system's resolver (env BULKHEAD_DOMAINS_DNS_RESOLVER)")
+	fs.Var(&c.acmeCAs, "acme-ca",
+		"ACME directory URL of a CA that certificates for verified custom domains are ordered from; repeat it for fallbacks, in order (none: no certificates)")
+	fs.Var(&c.acmeRoots, "acme-ca-root",
+		"PEM file of roots that the ACME CAs' own TLS certificates chain to, for test CAs (repeatable)")
+	fs.StringVar(&c.acmeEmail, "acme-email", envOr("BULKHEAD_ACME_EMAIL", ""), "contact of the ACME account (env BULKHEAD_ACME_EMAIL)")
 	fs.StringVar(&c.logLevel, "log-level", envOr("BULKHEAD_LOG_LEVEL", "info"), "debug, info, warn or error (env BULKHEAD_LOG_LEVEL)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", envDuration("BULKHEAD_SHUTDOWN_TIMEOUT", 30*time.Second),
 		"how long SIGTERM/SIGINT waits for in-flight requests and workflow steps (env BULKHEAD_SHUTDOWN_TIMEOUT)")
@@ -201,6 +214,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
 		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
 		DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes, GatewayAppDomain: c.gatewayDomain, GatewayAudience: c.gatewayAudience,
+		DomainsDNSResolver: c.dnsResolver,
 	}
 	if c.gatewayRoutes != "" {
 		b, err := os.ReadFile(c.gatewayRoutes)
@@ -218,6 +232,11 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		}
 		cfg.GatewayCerts = gateway.StaticCert{Cert: &cert}
 	}
+	cas, err := c.acme()
+	if err != nil {
+		return nil, err
+	}
+	cfg.ACMECAs, cfg.ACMEEmail = cas, c.acmeEmail
 	testConfig(&cfg)
 	return app.Open(ctx, cfg)
 }
@@ -394,4 +413,24 @@ func redactDSN(dsn string) string {
 		return scheme + "://(a URL that does not parse)"
 	}
 	return u.Redacted()
+}
+
+// acme returns the ACME CAs of --acme-ca, each trusting the roots of every
+// --acme-ca-root (the system's roots if none is given).
+func (c config) acme() ([]certs.CA, error) {
+	var roots *x509.CertPool
+	if len(c.acmeRoots) > 0 {
+		var err error
+		if roots, err = certs.LoadRoots(c.acmeRoots...); err != nil {
+			return nil, err
+		}
+	}
+	var cas []certs.CA
+	for _, u := range c.acmeCAs {
+		if p, err := url.Parse(u); err != nil || p.Scheme != "https" || p.Host == "" {
+			return nil, fmt.Errorf("--acme-ca %q: not an https URL", u)
+		}
+		cas = append(cas, certs.CA{URL: u, Roots: roots})
+	}
+	return cas, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
@@ -72,6 +73,11 @@ type Options struct {
 	ProxyUpstreamTimeout time.Duration
 	// ProxyBodyTimeout bounds the time a client takes to send a request.
 	ProxyBodyTimeout time.Duration
+	// DomainsDial opens the connections that verify custom domains over
+	// HTTP (app.Config.DomainsDial).
+	DomainsDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ACMECAs are the node's ACME CAs (app.Config.ACMECAs).
+	ACMECAs []certs.CA
 	// ConnectCacheTTL bounds how long the proxy keeps a grant it read.
 	ConnectCacheTTL time.Duration
 	// DenyPrivateUpstreams runs the node as production does, without
@@ -115,7 +121,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		PublicURL: opts.PublicURL, Argon2: opts.Argon2, LoginDomain: opts.LoginDomain, TenantPicker: opts.TenantPicker,
 		Logger: opts.Logger, Clock: opts.Clock, Anomaly: opts.Anomaly, TrustedProxies: opts.TrustedProxies, AllowPrivateUpstreams: !opts.DenyPrivateUpstreams,
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL,
-		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait,
+		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait, DomainsDial: opts.DomainsDial, ACMECAs: opts.ACMECAs,
 		FederationTimeout: opts.FederationTimeout, GatewayAppDomain: opts.GatewayAppDomain, GatewayRoutes: opts.GatewayRoutes, WorkflowRetry: time.Second, ShutdownTimeout: 10 * time.Second,
 		// Publishing a function compiles it: far slower on a loaded machine.
 		WriteTimeout: -1}

@@ -51,11 +51,14 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/data"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/usage"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
+	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -121,6 +124,19 @@ type Config struct {
 	// and federation (tenants' own OpenID providers) reach loopback,
 	// private and link-local addresses.
 	AllowPrivateUpstreams bool
+	// DomainsDial, if set, opens the connections that verify custom
+	// domains over HTTP (tests point it at loopback); by default they
+	// reach public addresses only, unless AllowPrivateUpstreams.
+	DomainsDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DomainsDNSResolver is the host:port of the DNS server asked for
+	// custom domains' TXT records and for the addresses their HTTP checks
+	// connect to ("" for the system's resolver).
+	DomainsDNSResolver string
+	// ACMECAs are the ACME CAs that certificates for verified custom
+	// domains are ordered from, in order (--acme-ca); none leaves App.Certs nil.
+	ACMECAs []certs.CA
+	// ACMEEmail is the ACME account's contact (--acme-email).
+	ACMEEmail string
 	// FederationTimeout bounds each fetch from a tenant's own OpenID
 	// provider and the upstream part of each sign-in step (default 10s).
 	FederationTimeout time.Duration
@@ -183,11 +199,15 @@ type App struct {
 	Connect   *connect.Service
 	Data      *data.Service
 	Usage     *usage.Service
-	Signing   *signing.Store
-	Admin     *authn.AdminTokens
-	API       *httpapi.Server
-	Provider  *provider.Provider
-	Metrics   *prometheus.Registry
+	Domains   *domains.Service
+	// Certs gets and serves certificates for verified custom domains; its
+	// GetCertificate is the gateway's CertSource. Nil without ACMECAs.
+	Certs    *certs.Manager
+	Signing  *signing.Store
+	Admin    *authn.AdminTokens
+	API      *httpapi.Server
+	Provider *provider.Provider
+	Metrics  *prometheus.Registry
 
 	// Handler serves the API and the OpenID provider on one listener.
 	Handler http.Handler
@@ -208,7 +228,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations(), gateway.Migrations()}
+	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations(), gateway.Migrations(), domains.Migrations(), certs.Migrations()}
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
@@ -353,6 +373,32 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	clear(connectKey[:])
 	a.Tenants.AddOffboardingStep(a.Connect.OffboardingStep())
 	a.Proxy = a.Connect
+	dial := c.DomainsDial
+	if dial == nil {
+		d := netguard.Dialer(10*time.Second, c.AllowPrivateUpstreams)
+		if c.DomainsDNSResolver != "" {
+			d.Resolver = domains.Resolver(c.DomainsDNSResolver)
+		}
+		dial = d.DialContext
+	}
+	a.Domains = domains.New(domains.Config{DB: db, Audit: a.Audit, Clock: c.Clock, Dial: dial, DNSResolver: c.DomainsDNSResolver})
+	a.Tenants.AddOffboardingStep(a.Domains.OffboardingStep())
+	if len(c.ACMECAs) > 0 {
+		certsKey, err := rk.Derive("certs")
+		if err != nil {
+			a.Audit.Close()
+			return fail(err, db)
+		}
+		store, err := certs.NewStorage(certs.StorageConfig{DB: db, Key: certsKey[:], Clock: c.Clock})
+		clear(certsKey[:])
+		if err == nil {
+			a.Certs, err = certs.NewManager(certs.ManagerConfig{Storage: store, Domains: a.Domains, CAs: c.ACMECAs, Email: c.ACMEEmail, Audit: a.Audit})
+		}
+		if err != nil {
+			a.Audit.Close()
+			return fail(err, db)
+		}
+	}
 	cryptoKey, err := rk.Derive("oidc-provider")
 	if err != nil {
 		a.Audit.Close()
@@ -416,7 +462,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	a.gatewayCerts = c.GatewayCerts
 	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Usage: a.Usage, Audit: a.Audit,
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Usage: a.Usage, Domains: a.Domains, Certs: a.Certs, Audit: a.Audit,
 		GatewayRoutes: a.Routes,
 		Verifiers:     append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:        c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
@@ -537,6 +583,12 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 		func(ctx context.Context) error { return a.Tenants.Run(ctx, a.retry) },
 		func(ctx context.Context) error { return a.Provider.Run(ctx, purgeInterval) },
 		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Usage.Run, a.Routes.Run,
+		func(ctx context.Context) error {
+			if a.Certs == nil {
+				return nil
+			}
+			return a.Certs.Run(ctx)
+		},
 	} {
 		g.Go(func() error { return run(work) })
 	}

@@ -62,6 +62,8 @@ func bodyFor(rt httpapi.Route) []byte {
 		return []byte(`{"principal":{"type":"User","id":"a"},"action":{"type":"Action","id":"read"},"resource":{"type":"Doc","id":"d"}}`)
 	case "PUT /v1/tenants/{tenant}/usage-plan":
 		return []byte(`{"rps":1,"burst":1,"quota":0}`)
+	case "POST /v1/tenants/{tenant}/domains":
+		return []byte(`{"name":"probe.example.com"}`)
 	case "POST /v1/tenants/{tenant}/authorize/batch":
 		return []byte(`{"requests":[{"principal":{"type":"User","id":"a"},"action":{"type":"Action","id":"read"},"resource":{"type":"Doc","id":"d"}}]}`)
 	}

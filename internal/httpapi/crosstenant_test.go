@@ -167,6 +167,8 @@ func TestCrossTenant(t *testing.T) {
 			{method: "GET", path: "/v1/gateway/routes/rt-probe", token: tokA},
 			{method: "PUT", path: "/v1/gateway/routes/rt-probe", token: tokA, body: []byte(`{"host":"*","path_prefix":"/","upstream":"http://127.0.0.1:1"}`)},
 			{method: "DELETE", path: "/v1/gateway/routes/rt-probe", token: tokA},
+			{method: "GET", path: "/v1/certs", token: tokA},
+			{method: "POST", path: "/v1/certs/reissue", token: tokA, body: []byte(`{"from_ca":"https://ca.example/dir"}`)},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

@@ -58,6 +58,13 @@ func inline(method, path, status string) string {
 // schemaBodies are the API's bodies and where openapi.json describes them.
 var schemaBodies = []schemaBody{
 	body[api.Problem]("Problem"),
+	body[api.Domain]("Domain"),
+	body[api.Certificate]("Certificate"),
+	body[api.List[api.Certificate]](inline("GET", "/v1/certs", "200")),
+	request[api.ReissueCertificates]("ReissueCertificates"),
+	body[api.CertificatesReissued]("CertificatesReissued"),
+	request[api.CreateDomain]("CreateDomain"),
+	body[api.List[api.Domain]](inline("GET", "/v1/tenants/{tenant}/domains", "200")),
 	body[api.Tier]("Tier"),
 	body[api.List[api.Tier]](inline("GET", "/v1/tiers", "200")),
 	body[api.Tenant]("Tenant").without("initial_admin", "in the create's answer"),

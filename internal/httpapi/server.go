@@ -25,6 +25,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/usage"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
@@ -49,6 +51,8 @@ type Config struct {
 	Data          *data.Service
 	Usage         *usage.Service // the gateway's usage plans and records
 	GatewayRoutes *gateway.Store // the edge gateway's routes
+	Domains       *domains.Service
+	Certs         *certs.Manager // nil without ACME CAs
 	Audit         *audit.Log
 	Verifiers     []authn.Verifier   // tried in order for every bearer token
 	ClientIP      *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -202,6 +206,8 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.dataRoutes()...)
 	s.routes = append(s.routes, s.usageRoutes()...)
 	s.routes = append(s.routes, s.gatewayRoutes()...)
+	s.routes = append(s.routes, s.domainRoutes()...)
+	s.routes = append(s.routes, s.certRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin || rt.Access == AuditReader) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route

@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -21,6 +23,8 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs/pebbletest"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
@@ -70,8 +74,19 @@ func TestClientRoundTrip(t *testing.T) {
 			"tok-svc": {TenantID: "acme", Principal: "client:svc",
 				Scopes: []string{httpapi.ScopeEncrypt, httpapi.ScopeDecrypt, httpapi.ScopeGenerateDataKey}},
 		}
-		env := apitest.New(t, dsn, apitest.Options{TenantTokens: tokens,
-			Argon2: identity.Argon2Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}})
+		// Custom domains' HTTP checks reach the gateway's challenge
+		// handler, as if every domain pointed at this node.
+		var gateway string
+		ca1, ca2 := pebbletest.Start(t), pebbletest.Start(t)
+		env := apitest.New(t, dsn, apitest.Options{TenantTokens: tokens, ACMECAs: []certs.CA{ca1.CA, ca2.CA},
+			Argon2: identity.Argon2Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16},
+			DomainsDial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, gateway)
+			}})
+		challenges := httptest.NewServer(env.App.Domains.ChallengeHandler())
+		defer challenges.Close()
+		gateway = challenges.Listener.Addr().String()
 		log := &routeLog{}
 		as := func(token string) *client.Client {
 			c := client.New(env.URL, token)
@@ -92,6 +107,8 @@ func TestClientRoundTrip(t *testing.T) {
 		r.functions(op, svc, module)
 		r.connections(op, env.ProxyURL)
 		r.usage(op)
+		r.domains(op)
+		r.certs(op, env.App.Certs, ca1.URL, ca2.URL)
 		r.audit(op)
 		r.gateway(op)
 		r.offboarding(op, ann)
@@ -526,6 +543,61 @@ func (r roundTrip) usage(op *client.Client) {
 	u, err := op.Usage(ctx, "acme", now.Add(-time.Hour), now)
 	r.ok("usage", err)
 	r.want("usage list", u.Items != nil && len(u.LatencyBoundsMS) == 10 && u.LatencyBoundsMS[0] == 5, u)
+}
+
+func (r roundTrip) domains(op *client.Client) {
+	ctx := r.ctx
+	d, err := op.CreateDomain(ctx, "acme", client.CreateDomain{Name: "Shop.Acme.Example"})
+	r.ok("create domain", err)
+	r.want("created domain", d.Name == "shop.acme.example" && d.TenantID == "acme" && d.State == "pending" &&
+		d.Token != "" && !d.CreatedAt.IsZero() && d.VerifiedAt == nil, d)
+	ds, err := op.ListDomains(ctx, "acme")
+	r.ok("list domains", err)
+	r.want("domains", len(ds) == 1 && ds[0].Name == d.Name && ds[0].Token == d.Token, ds)
+	v, err := op.VerifyDomain(ctx, "acme", d.Name)
+	r.ok("verify domain", err)
+	r.want("verified domain", v.State == "verified" && v.Method == "http" && v.VerifiedAt != nil, v)
+	got, err := op.GetDomain(ctx, "acme", "SHOP.acme.example")
+	r.ok("get domain", err)
+	r.want("got domain", got.State == "verified" && got.VerifiedAt != nil && got.VerifiedAt.Equal(*v.VerifiedAt), got)
+}
+
+// certs gets the verified domain its certificate from the first CA by a
+// handshake, moves it to the second, and releases the domain.
+func (r roundTrip) certs(op *client.Client, m *certs.Manager, ca1, ca2 string) {
+	ctx := r.ctx
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: m.GetCertificate})
+	r.ok("listen", err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "shop.acme.example", InsecureSkipVerify: true})
+	r.ok("handshake", err)
+	conn.Close()
+	list, err := op.ListCertificates(ctx)
+	r.ok("list certificates", err)
+	r.want("certificates", len(list) == 1 && list[0].Name == "shop.acme.example" && list[0].CA == ca1 &&
+		!list[0].NotAfter.IsZero() && list[0].Serial != "", list)
+	res, err := op.ReissueCertificates(ctx, client.ReissueCertificates{FromCA: ca1, Max: 1})
+	r.ok("reissue certificates", err)
+	r.want("reissued", res.Moved == 1 && res.Remaining == 0 && len(res.Items) == 1 && res.Items[0].Name == "shop.acme.example" &&
+		res.Items[0].Error == "", res)
+	list, err = op.ListCertificates(ctx)
+	r.ok("list certificates", err)
+	r.want("certificates after", len(list) == 1 && list[0].CA == ca2, list)
+	page, err := op.ListAudit(ctx, client.AuditQuery{Tenant: "-", Action: "cert.reissue"})
+	r.ok("audit of the reissue", err)
+	r.want("reissue audited", len(page.Items) == 1 && page.Items[0].Target == "shop.acme.example" &&
+		page.Items[0].Outcome == "success" && page.Items[0].Detail["to_ca"] == ca2, page)
+	r.ok("delete domain", op.DeleteDomain(ctx, "acme", "shop.acme.example"))
 }
 
 func (r roundTrip) offboarding(op *client.Client, ann string) {
