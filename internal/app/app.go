@@ -442,7 +442,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// A token's state is re-read at most a second after it was last read
 	// (at once after any change on this node); see README, Identity.
 	tenantTokens := authn.NewTenantTokens(validator, tokenState{a}, authn.StateCache{TTL: time.Second, Changes: a.Audit.Changes}, c.Logger)
-	a.Gateway = gateway.New(gateway.Config{Tenants: a.Tenants, Domains: gateway.RegistryDomains{Registry: a.Tenants}, Admitter: a.Usage,
+	a.Gateway = gateway.New(gateway.Config{Tenants: a.Tenants, Domains: a.Domains, Admitter: a.Usage,
 		Verifiers: append([]authn.Verifier{tenantTokens}, c.Verifiers...), AppDomain: c.GatewayAppDomain,
 		Asserter: gateway.NewAsserter(a.Signing, c.PublicURL, c.GatewayAudience, c.Clock),
 		// As for tokens: a change made on another node (a suspension) is
@@ -460,7 +460,13 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		a.Audit.Close()
 		return fail(err, db)
 	}
+	// The gateway's TLS certificates: the ones the ACME CAs issue for
+	// verified custom domains when CAs are configured, else the one of
+	// --gateway-tls-cert.
 	a.gatewayCerts = c.GatewayCerts
+	if a.Certs != nil {
+		a.gatewayCerts = a.Certs
+	}
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Usage: a.Usage, Domains: a.Domains, Certs: a.Certs, Audit: a.Audit,
 		GatewayRoutes: a.Routes,
@@ -651,7 +657,7 @@ func (a *App) servers(l Listeners, inflight *sync.WaitGroup) map[net.Listener]*h
 		}
 	}
 	if l.Gateway != nil {
-		servers[l.Gateway] = gateway.NewServer(count(a.Gateway), errorLog)
+		servers[l.Gateway] = gateway.NewServer(count(a.gatewayHTTP()), errorLog)
 	}
 	if l.GatewayTLS != nil {
 		srv := gateway.NewServer(count(a.Gateway), errorLog)
@@ -703,4 +709,18 @@ func (a *App) Close() {
 	a.Audit.Close()
 	a.DB.Close()
 	a.rootKey.Zero()
+}
+
+// gatewayHTTP is the gateway's plain-HTTP handler: the custom domains'
+// verification tokens (domains.WellKnownPrefix) and, with ACME CAs, their
+// HTTP-01 challenges, then the gateway itself.
+func (a *App) gatewayHTTP() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(domains.WellKnownPrefix, a.Domains.ChallengeHandler())
+	mux.Handle("/", a.Gateway)
+	var h http.Handler = mux
+	if a.Certs != nil {
+		h = a.Certs.HTTPChallengeHandler(h)
+	}
+	return h
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -50,15 +51,34 @@ func TestNode(t *testing.T) {
 		var handler atomic.Pointer[http.Handler]
 		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
 		defer front.Close()
+		// Custom domains are verified over HTTP through the gateway's own
+		// listener, which serves the verification tokens.
+		var gatewayAddr atomic.Pointer[string]
 		e := apitest.New(t, dsn, apitest.Options{GatewayAppDomain: appDomain,
 			TenantTokens:  map[string]tenant.Context{"tok-acme": {TenantID: "acme", Principal: "user:u1", Tier: "basic"}},
-			GatewayRoutes: []gateway.Route{{ID: "rt_app", Host: "*." + appDomain, PathPrefix: "/", Upstream: front.URL}, {ID: "rt_custom", Host: "*", PathPrefix: "/", Upstream: front.URL}}})
+			GatewayRoutes: []gateway.Route{{ID: "rt_app", Host: "*." + appDomain, PathPrefix: "/", Upstream: front.URL}, {ID: "rt_custom", Host: "*", PathPrefix: "/", Upstream: front.URL}},
+			DomainsDial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, *gatewayAddr.Load())
+			}})
+		addr := strings.TrimPrefix(e.GatewayURL, "http://")
+		gatewayAddr.Store(&addr)
 		h := http.Handler(appUpstream(t, e.URL, &count).Config.Handler)
 		handler.Store(&h)
+		// A tenant's own Domains (a sign-in hint) route nothing: only a
+		// verified custom domain does.
 		for _, ct := range []api.CreateTenant{{ID: "acme", Tier: "basic", Domains: []string{"acme.example"}}, {ID: "globex", Tier: "premium"}} {
 			if _, err := e.Admin.CreateTenant(ctx, ct, ""); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if st, _ := gatewayGet(t, e.GatewayURL, "acme.example", "/x", ""); st != 404 {
+			t.Fatalf("an unverified domain: %d", st)
+		}
+		if _, err := e.Admin.CreateDomain(ctx, "acme", api.CreateDomain{Name: "acme.example"}); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := e.Admin.VerifyDomain(ctx, "acme", "acme.example"); err != nil || d.State != "verified" {
+			t.Fatalf("verify acme.example through the gateway: %+v %v", d, err)
 		}
 		get := func(host, token string) (int, string) { return gatewayGet(t, e.GatewayURL, host, "/x", token) }
 		for host, want := range map[string]string{"acme." + appDomain: "acme basic anonymous", "acme.example": "acme basic anonymous",
