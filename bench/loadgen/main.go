@@ -148,11 +148,43 @@ func main() {
 	flag.StringVar(&o.noisyLimitedTier, "noisy-limited-tier", "", "a tier with a request rate: adds a phase whose aggressor is a tenant of it flooding the victim's GET path (default: no such phase)")
 	flag.StringVar(&o.noisyFunction, "noisy-function", "", "a wasm module built from bench/loadgen/spin: adds a phase whose aggressor floods invocations of it (default: no such phase)")
 	flag.IntVar(&o.noisySpin, "noisy-spin", 1_000_000, "xorshift rounds per invocation of the spin function")
+	var eo edgeOptions
+	flag.DurationVar(&eo.duration, "edge-duration", 0, "run only the edge comparison: each of its two phases (1 conn, -conns conns) lasts this long (at most 60s; needs -edge-target, -upstream-url, -upstream-token)")
+	flag.IntVar(&eo.rounds, "edge-rounds", 4, "the edge comparison's -conns phase takes the targets in turn this many times")
+	flag.StringVar(&eo.host, "edge-host", "", "Host header of the edge comparison's requests (the gateway's tenant subdomain)")
+	flag.Var(&eo.targets, "edge-target", "a proxy of the edge comparison, name=http://127.0.0.1:port[,pid…] (its processes' CPU is read; repeatable)")
+	rpAddr := flag.String("serve-reverse-proxy", "", "only serve a bare httputil.ReverseProxy to -reverse-proxy-to on this loopback address, printing REVERSEPROXY <url>, until SIGINT or SIGTERM")
+	rpTo := flag.String("reverse-proxy-to", "", "the upstream of -serve-reverse-proxy (loopback)")
+	freePort := flag.Bool("free-port", false, "only print a free TCP port on 127.0.0.1 (for a server that cannot listen on port 0)")
 	serveAddr := flag.String("serve-upstream", "", "only serve the stand-in upstream on this loopback address (e.g. 127.0.0.1:0), printing UPSTREAM <url>, until SIGINT or SIGTERM")
 	flag.Parse()
 	if os.Getenv(floodEnv) == "1" {
 		if err := floodMain(os.Stdin, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen: aggressor:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	switch {
+	case *freePort:
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+		return
+	case *rpAddr != "":
+		if err := reverseProxyOnly(*rpAddr, *rpTo, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
+	case eo.duration > 0:
+		eo.conns, eo.warmup, eo.upstreamURL, eo.upstreamToken = o.conns, o.warmup, o.upstreamURL, o.upstreamToken
+		if err := edgeRun(context.Background(), eo, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: edge:", err)
 			os.Exit(1)
 		}
 		return
