@@ -334,6 +334,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Tenants.AddOffboardingStep(a.Data.OffboardingStep())
 	a.Usage = usage.New(usage.Config{DB: db, Audit: a.Audit, Tiers: tiers, Clock: c.Clock, Logger: c.Logger,
 		Nodes: c.GatewayNodes, Registerer: metrics})
+	a.Tenants.AddOffboardingStep(a.Usage.OffboardingStep())
 	codeKey, err := rk.Derive("compiled-code")
 	if err != nil {
 		a.Audit.Close()
