@@ -167,6 +167,9 @@ type Config struct {
 	// GatewayNodes divides each usage plan's rate between this many
 	// gateway nodes (default 1: the rate is per node).
 	GatewayNodes int
+	// GatewayBodyTimeout bounds the time a client takes to send the
+	// gateway a request body (default gateway.DefaultBodyTimeout).
+	GatewayBodyTimeout time.Duration
 	// DataProvisioned, if set, runs on each new bridge or silo placement
 	// before it is recorded ready (the application's migrations).
 	DataProvisioned data.Provisioned
@@ -449,7 +452,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		// As for tokens: a change made on another node (a suspension) is
 		// seen within a second, one made here at once.
 		Cache:      gateway.StateCache{TTL: time.Second, Changes: a.Audit.Changes},
-		Placements: gateway.DataPlacements{Data: a.Data}, AllowPrivateUpstreams: c.AllowPrivateUpstreams, Clock: c.Clock, Logger: c.Logger})
+		Placements: gateway.DataPlacements{Data: a.Data}, AllowPrivateUpstreams: c.AllowPrivateUpstreams, BodyTimeout: c.GatewayBodyTimeout, Clock: c.Clock, Logger: c.Logger})
 	for _, r := range c.GatewayRoutes {
 		if err := a.Gateway.ValidateRoute(r); err != nil {
 			a.Audit.Close()

@@ -54,8 +54,11 @@ type Config struct {
 	// AllowPrivateUpstreams lets upstreams be loopback, private or
 	// link-local addresses.
 	AllowPrivateUpstreams bool
-	Clock                 clock.Clock
-	Logger                *slog.Logger
+	// BodyTimeout bounds the time a client takes to send a request body
+	// (default DefaultBodyTimeout); past it the client gets 408.
+	BodyTimeout time.Duration
+	Clock       clock.Clock
+	Logger      *slog.Logger
 }
 
 // Gateway is the edge handler. Serve it on its own listener.
@@ -72,6 +75,9 @@ func New(cfg Config) *Gateway {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	if cfg.Admitter == nil {
 		cfg.Admitter = AdmitAll{}
@@ -177,10 +183,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
+	body := g.limitBody(w, r)
+	defer body.finish()
 	sw := &httpx.StatusWriter{ResponseWriter: w}
 	up := g.upstreams.get(target, route.timeout())
 	up.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, forwardKey{}, &forward{
-		tenant: t.ID, assertion: jwt, requestID: rid})))
+		tenant: t.ID, assertion: jwt, requestID: rid, body: body, bodyTimeout: g.cfg.BodyTimeout})))
 	g.cfg.Admitter.Record(context.WithoutCancel(ctx), usage.Usage{Tenant: t.ID, Tier: t.Tier, Method: r.Method, Path: r.URL.Path,
 		Host: r.Host, Status: sw.Status, BytesIn: max(r.ContentLength, 0), BytesOut: sw.Bytes, Latency: time.Since(start), RequestID: rid})
 }
