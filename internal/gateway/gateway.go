@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +66,7 @@ type Config struct {
 type Gateway struct {
 	cfg       Config
 	table     atomic.Pointer[Table]
+	setMu     sync.Mutex // one SetRoutes at a time: the table and its upstreams agree
 	upstreams *upstreams
 }
 
@@ -100,8 +102,16 @@ func (g *Gateway) ValidateRoute(r Route) error {
 	return r.Validate(g.cfg.AppDomain, g.cfg.AllowPrivateUpstreams)
 }
 
-// SetRoutes replaces the routes the gateway serves.
-func (g *Gateway) SetRoutes(t *Table) { g.table.Store(t) }
+// SetRoutes replaces the routes the gateway serves, and drops the
+// upstreams that no route names any more (a route deleted, or its upstream
+// or timeout changed), closing their idle connections: otherwise each
+// would keep its pool until the node stops.
+func (g *Gateway) SetRoutes(t *Table) {
+	g.setMu.Lock()
+	defer g.setMu.Unlock()
+	g.table.Store(t)
+	g.upstreams.retain(t.upstreamKeys())
+}
 
 func (g *Gateway) routes() *Table { return g.table.Load() }
 

@@ -76,6 +76,22 @@ func (u *upstreams) get(target string, timeout time.Duration) *upstream {
 	return up
 }
 
+// retain drops the upstreams not in keep and closes their idle
+// connections. A request that chose its route before the change still
+// completes on the dropped transport (its connection then idles out after
+// IdleConnTimeout); one that asks get for it after the change makes it
+// anew, to be dropped by the next change.
+func (u *upstreams) retain(keep map[upstreamKey]bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for k, up := range u.m {
+		if !keep[k] {
+			up.transport.CloseIdleConnections()
+			delete(u.m, k)
+		}
+	}
+}
+
 func (u *upstreams) close() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
