@@ -661,7 +661,7 @@ func (a *App) servers(l Listeners, inflight *sync.WaitGroup) map[net.Listener]*h
 		}
 	}
 	if l.Gateway != nil {
-		servers[l.Gateway] = gateway.NewServer(count(a.gatewayHTTP()), errorLog)
+		servers[gateway.NewListener(l.Gateway, gateway.MaxHeaderBytes)] = gateway.NewServer(count(a.gatewayHTTP()), errorLog)
 	}
 	if l.GatewayTLS != nil {
 		srv := gateway.NewServer(count(a.Gateway), errorLog)

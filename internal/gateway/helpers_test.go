@@ -211,6 +211,7 @@ func startGateway(t *testing.T, gw *gateway.Gateway) string {
 	srv := httptest.NewUnstartedServer(gw)
 	srv.Config = gateway.NewServer(gw, nil)
 	srv.Config.ReadHeaderTimeout = 500 * time.Millisecond
+	srv.Listener = gateway.NewListener(srv.Listener, gateway.MaxHeaderBytes)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.URL
