@@ -106,6 +106,10 @@ func (c *checkedConn) Read(p []byte) (int, error) {
 		// wait on the connection: net/http reads ahead while it answers
 		// the requests before the refused one, and an error would cancel
 		// them.
+		// A malformed body fails its reads, so that net/http ends that
+		// request and the connection. (Were it pipelined behind a good
+		// request, net/http's read-ahead would end that one too: the
+		// client's own loss.)
 		if c.state == stBroken {
 			return 0, errFraming
 		}
