@@ -48,6 +48,7 @@ type config struct {
 	bodyTimeout     time.Duration
 	dataRetention   time.Duration
 	gatewayNodes    int
+	gatewayBody     time.Duration
 	gatewayListen   string
 	gatewayTLS      string
 	gatewayDomain   string
@@ -140,6 +141,8 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"how long an offboarded tenant's application data (its schema, database or pool rows) is kept before it is dropped (env BULKHEAD_DATA_RETENTION)")
 	fs.IntVar(&c.gatewayNodes, "gateway-nodes", envInt("BULKHEAD_GATEWAY_NODES", 1),
 		"how many gateway nodes share each usage plan's rate: each node allows rate/N requests per second (env BULKHEAD_GATEWAY_NODES)")
+	fs.DurationVar(&c.gatewayBody, "gateway-body-timeout", envDuration("BULKHEAD_GATEWAY_BODY_TIMEOUT", gateway.DefaultBodyTimeout),
+		"how long a client may take to send the gateway a request body (env BULKHEAD_GATEWAY_BODY_TIMEOUT)")
 	fs.StringVar(&c.gatewayListen, "gateway-listen", envOr("BULKHEAD_GATEWAY_LISTEN", ""),
 		"address of the edge gateway's HTTP listener; off by default (env BULKHEAD_GATEWAY_LISTEN)")
 	fs.StringVar(&c.gatewayTLS, "gateway-tls-listen", envOr("BULKHEAD_GATEWAY_TLS_LISTEN", ""),
@@ -192,6 +195,9 @@ Flags:
 	if c.dataRetention <= 0 {
 		return c, fmt.Errorf("%w: --data-retention must be a positive duration", errUsage)
 	}
+	if c.gatewayBody <= 0 {
+		return c, fmt.Errorf("%w: --gateway-body-timeout must be a positive duration", errUsage)
+	}
 	if c.gatewayNodes < 1 || c.gatewayNodes > 10000 {
 		return c, fmt.Errorf("%w: --gateway-nodes must be between 1 and 10000", errUsage)
 	}
@@ -213,7 +219,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
 		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
-		DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes, GatewayAppDomain: c.gatewayDomain, GatewayAudience: c.gatewayAudience,
+		DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes, GatewayBodyTimeout: c.gatewayBody, GatewayAppDomain: c.gatewayDomain, GatewayAudience: c.gatewayAudience,
 		DomainsDNSResolver: c.dnsResolver,
 	}
 	if c.gatewayRoutes != "" {

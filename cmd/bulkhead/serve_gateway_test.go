@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -93,6 +95,17 @@ func TestServeGateway(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(b) != "acme" {
 		t.Fatalf("through the gateway: %d %q", resp.StatusCode, b)
+	}
+	// The listener refuses ambiguous framing before net/http reads it.
+	c, err := net.Dial("tcp", strings.TrimPrefix(gw, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: acme.app.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("CL and TE through the node's gateway: %v %v", resp, err)
 	}
 	stop()
 	if err := <-served; err != nil && !errors.Is(err, context.Canceled) {

@@ -167,6 +167,9 @@ type Config struct {
 	// GatewayNodes divides each usage plan's rate between this many
 	// gateway nodes (default 1: the rate is per node).
 	GatewayNodes int
+	// GatewayBodyTimeout bounds the time a client takes to send the
+	// gateway a request body (default gateway.DefaultBodyTimeout).
+	GatewayBodyTimeout time.Duration
 	// DataProvisioned, if set, runs on each new bridge or silo placement
 	// before it is recorded ready (the application's migrations).
 	DataProvisioned data.Provisioned
@@ -334,6 +337,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Tenants.AddOffboardingStep(a.Data.OffboardingStep())
 	a.Usage = usage.New(usage.Config{DB: db, Audit: a.Audit, Tiers: tiers, Clock: c.Clock, Logger: c.Logger,
 		Nodes: c.GatewayNodes, Registerer: metrics})
+	a.Tenants.AddOffboardingStep(a.Usage.OffboardingStep())
 	codeKey, err := rk.Derive("compiled-code")
 	if err != nil {
 		a.Audit.Close()
@@ -448,7 +452,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		// As for tokens: a change made on another node (a suspension) is
 		// seen within a second, one made here at once.
 		Cache:      gateway.StateCache{TTL: time.Second, Changes: a.Audit.Changes},
-		Placements: gateway.DataPlacements{Data: a.Data}, AllowPrivateUpstreams: c.AllowPrivateUpstreams, Clock: c.Clock, Logger: c.Logger})
+		Placements: gateway.DataPlacements{Data: a.Data}, AllowPrivateUpstreams: c.AllowPrivateUpstreams, BodyTimeout: c.GatewayBodyTimeout, Clock: c.Clock, Logger: c.Logger})
 	for _, r := range c.GatewayRoutes {
 		if err := a.Gateway.ValidateRoute(r); err != nil {
 			a.Audit.Close()
@@ -657,7 +661,7 @@ func (a *App) servers(l Listeners, inflight *sync.WaitGroup) map[net.Listener]*h
 		}
 	}
 	if l.Gateway != nil {
-		servers[l.Gateway] = gateway.NewServer(count(a.gatewayHTTP()), errorLog)
+		servers[gateway.NewListener(l.Gateway, gateway.MaxHeaderBytes)] = gateway.NewServer(count(a.gatewayHTTP()), errorLog)
 	}
 	if l.GatewayTLS != nil {
 		srv := gateway.NewServer(count(a.Gateway), errorLog)

@@ -41,33 +41,103 @@ func TestSmuggling(t *testing.T) {
 	}
 }
 
-// TestAmbiguousFraming: what Go's server reads unambiguously although a
-// sender must not send it (Content-Length beside chunked: chunked wins
-// and Content-Length is dropped, RFC 9112 §6.3; obs-fold: unfolded into
-// one space, §5.2) reaches the upstream re-framed by the gateway, so the
-// two never disagree on where a request ends.
+// TestAmbiguousFraming: what Go's server would read one way although a
+// sender must not send it, and another intermediary may read another way
+// (Content-Length beside chunked, RFC 9112 §6.3; obs-fold, §5.2;
+// Transfer-Encoding in HTTP/1.0), is refused with 400 problem+json before
+// net/http parses it, and the connection is closed.
 func TestAmbiguousFraming(t *testing.T) {
 	e := newEnv(t)
 	host := "acme." + appDomain
 	smuggled := "GET /smuggled HTTP/1.1\r\nHost: globex." + appDomain + "\r\n\r\n"
 	body := "0\r\n\r\n" + smuggled
-	line := rawRequest(t, e.addr, "POST /first HTTP/1.1\r\nHost: "+host+"\r\nContent-Length: "+strconv.Itoa(len(body))+
-		"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"+body)
-	if !strings.HasPrefix(line, "HTTP/1.1 200") {
-		t.Fatalf("CL and TE: %q", line)
+	for name, raw := range map[string]string{
+		"CL and TE": "POST /first HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: " + strconv.Itoa(len(body)) +
+			"\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+		"TE and CL":        "POST /first HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n" + body,
+		"obs-fold":         "GET /folded HTTP/1.1\r\nHost: " + host + "\r\nX-A: a\r\n b\r\n\r\n",
+		"folded TE":        "POST /folded HTTP/1.1\r\nHost: " + host + "\r\nX-A: a\r\n\tTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc",
+		"TE in HTTP/1.0":   "POST /old HTTP/1.0\r\nHost: " + host + "\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+		"CL twice, equal":  "POST /cl HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+		"LF line ends":     "POST /lf HTTP/1.1\nHost: " + host + "\nContent-Length: 3\nTransfer-Encoding: chunked\n\n" + body,
+		"forged refusal":   "GET / HTTP/1.1\r\nHost: " + host + "\r\nX-Bulkhead-Framing-Refused: 1\r\n\r\n",
+		"CL and TE, upper": "POST /first HTTP/1.1\r\nHOST: " + host + "\r\nCONTENT-LENGTH: 5\r\nTRANSFER-ENCODING: CHUNKED\r\n\r\n" + body,
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, raw)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "application/problem+json" ||
+				!strings.Contains(string(b), `"ambiguous_framing"`) {
+				t.Fatalf("got %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("the connection stays open after a refusal: %v", err)
+			}
+		})
 	}
-	if s := e.pool.seen(); s.path != "/first" || s.header.Get("Content-Length") != "" {
-		t.Fatalf("the upstream saw %s with Content-Length %q", s.path, s.header.Get("Content-Length"))
+	if n := e.pool.count.Load() + e.silo.count.Load(); n != 0 {
+		t.Fatalf("%d refused requests reached an upstream", n)
 	}
-	if n := e.silo.count.Load(); n != 0 {
-		t.Fatal("the smuggled request reached another tenant's upstream")
+}
+
+// TestFramingKeepAlive: the listener follows each request's body framing
+// on a kept-alive connection, so a refused request is found wherever it
+// comes, the requests before it are answered first, and bytes inside a
+// body are never taken for a request.
+func TestFramingKeepAlive(t *testing.T) {
+	e := newEnv(t)
+	host := "acme." + appDomain
+	bad := "POST /bad HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	// Chunk data that looks like a refused request is data.
+	inChunk := "GET /x HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	chunked := "POST /chunked HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		strconv.FormatInt(int64(len(inChunk)), 16) + ";ext=1\r\n" + inChunk + "\r\n0\r\nX-Trailer: t\r\n\r\n"
+	withCL := "POST /cl HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: " + strconv.Itoa(len(bad)) + "\r\n\r\n" + bad
+	get := "GET /get HTTP/1.1\r\nHost: " + host + "\r\n\r\n"
+
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	line = rawRequest(t, e.addr, "GET /folded HTTP/1.1\r\nHost: "+host+"\r\nX-A: a\r\n b\r\nConnection: close\r\n\r\n")
-	if !strings.HasPrefix(line, "HTTP/1.1 200") && !strings.HasPrefix(line, "HTTP/1.1 400") {
-		t.Fatalf("obs-fold: %q", line)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// Pipelined, in one write: three good requests, then a bad one.
+	io.WriteString(c, chunked+withCL+get+bad+get)
+	br := bufio.NewReader(c)
+	for i, want := range []int{200, 200, 200, 400} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want == 200 && resp.Header.Get("X-Upstream") != "pool" {
+			t.Errorf("answer %d did not come from the upstream: %v %q", i, resp.Header, b)
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("answer %d: %d, want %d: %s", i, resp.StatusCode, want, b)
+		}
 	}
-	if s := e.pool.seen(); s.path == "/folded" && strings.ContainsAny(s.header.Get("X-A"), "\r\n") {
-		t.Fatalf("a folded header reached the upstream folded: %q", s.header.Get("X-A"))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("the request after the refused one was answered: %v", err)
+	}
+	if n := e.pool.count.Load(); n != 3 {
+		t.Errorf("the upstream saw %d requests, want 3", n)
+	}
+	if s := e.pool.seen(); s.path != "/get" {
+		t.Errorf("the last request the upstream saw: %s", s.path)
 	}
 }
 
@@ -204,4 +274,75 @@ func newRawUpstream(t *testing.T, handle func(c net.Conn, i int)) *rawUpstream {
 func (u *rawUpstream) close() {
 	u.ln.Close()
 	<-u.done
+}
+
+// TestFramingByteByByte: a pipeline sent one byte at a time is framed as
+// when it comes at once.
+func TestFramingByteByByte(t *testing.T) {
+	e := newEnv(t)
+	host := "acme." + appDomain
+	raw := "POST /chunked HTTP/1.1\r\nHost: " + host + "\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
+		"POST /cl HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 2\r\n\r\nhi" +
+		"POST /bad HTTP/1.1\r\nHost: " + host + "\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() {
+		for i := range len(raw) {
+			if _, err := io.WriteString(c, raw[i:i+1]); err != nil {
+				return
+			}
+		}
+	}()
+	br := bufio.NewReader(c)
+	for i, want := range []int{200, 200, 400} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("answer %d: %d, want %d", i, resp.StatusCode, want)
+		}
+	}
+	if n := e.pool.count.Load(); n != 2 {
+		t.Errorf("the upstream saw %d requests, want 2", n)
+	}
+}
+
+// TestRefusedUpgradeClosesConnection: the listener stops checking after an
+// upgrade request (a 101 turns the connection into another protocol), so
+// when the answer is not 101 the connection is closed rather than left to
+// carry unchecked requests.
+func TestRefusedUpgradeClosesConnection(t *testing.T) {
+	e := newEnv(t)
+	host := "acme." + appDomain
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: "+host+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"+
+		"POST /smuggled HTTP/1.1\r\nHost: "+host+"\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		t.Fatalf("the test upstream switched protocols")
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("the connection stays open after a refused upgrade: %v", err)
+	}
+	if s := e.pool.seen(); s.path == "/smuggled" {
+		t.Error("a request after a refused upgrade reached the upstream")
+	}
 }

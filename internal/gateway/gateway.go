@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,14 +55,18 @@ type Config struct {
 	// AllowPrivateUpstreams lets upstreams be loopback, private or
 	// link-local addresses.
 	AllowPrivateUpstreams bool
-	Clock                 clock.Clock
-	Logger                *slog.Logger
+	// BodyTimeout bounds the time a client takes to send a request body
+	// (default DefaultBodyTimeout); past it the client gets 408.
+	BodyTimeout time.Duration
+	Clock       clock.Clock
+	Logger      *slog.Logger
 }
 
 // Gateway is the edge handler. Serve it on its own listener.
 type Gateway struct {
 	cfg       Config
 	table     atomic.Pointer[Table]
+	setMu     sync.Mutex // one SetRoutes at a time: the table and its upstreams agree
 	upstreams *upstreams
 }
 
@@ -72,6 +77,9 @@ func New(cfg Config) *Gateway {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	if cfg.Admitter == nil {
 		cfg.Admitter = AdmitAll{}
@@ -94,8 +102,16 @@ func (g *Gateway) ValidateRoute(r Route) error {
 	return r.Validate(g.cfg.AppDomain, g.cfg.AllowPrivateUpstreams)
 }
 
-// SetRoutes replaces the routes the gateway serves.
-func (g *Gateway) SetRoutes(t *Table) { g.table.Store(t) }
+// SetRoutes replaces the routes the gateway serves, and drops the
+// upstreams that no route names any more (a route deleted, or its upstream
+// or timeout changed), closing their idle connections: otherwise each
+// would keep its pool until the node stops.
+func (g *Gateway) SetRoutes(t *Table) {
+	g.setMu.Lock()
+	defer g.setMu.Unlock()
+	g.table.Store(t)
+	g.upstreams.retain(t.upstreamKeys())
+}
 
 func (g *Gateway) routes() *Table { return g.table.Load() }
 
@@ -177,10 +193,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
+	body := g.limitBody(w, r)
+	defer body.finish()
 	sw := &httpx.StatusWriter{ResponseWriter: w}
 	up := g.upstreams.get(target, route.timeout())
 	up.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, forwardKey{}, &forward{
-		tenant: t.ID, assertion: jwt, requestID: rid})))
+		tenant: t.ID, assertion: jwt, requestID: rid, body: body, bodyTimeout: g.cfg.BodyTimeout})))
 	g.cfg.Admitter.Record(context.WithoutCancel(ctx), usage.Usage{Tenant: t.ID, Tier: t.Tier, Method: r.Method, Path: r.URL.Path,
 		Host: r.Host, Status: sw.Status, BytesIn: max(r.ContentLength, 0), BytesOut: sw.Bytes, Latency: time.Since(start), RequestID: rid})
 }

@@ -174,6 +174,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with mod applied to the gateway's Config.
+func newEnvWith(t *testing.T, mod func(*gateway.Config)) *env {
+	t.Helper()
 	e := &env{keys: newPlatformKey(t)}
 	e.dir = &directory{tenants: map[tenant.ID]tenants.Tenant{
 		"acme":    {ID: "acme", Tier: "basic", Status: tenants.Active, Domains: []string{"acme.example"}},
@@ -182,8 +188,12 @@ func newEnv(t *testing.T) *env {
 	}, models: map[tenant.ID]string{"acme": "pool", "globex": "silo"}}
 	e.pool = newUpstream(t, e.keys, "pool")
 	e.silo = newUpstream(t, e.keys, "silo")
-	e.gw = gateway.New(gateway.Config{Tenants: e.dir, Domains: gateway.RegistryDomains{Registry: e.dir}, Verifiers: []authn.Verifier{tokens{}},
-		AppDomain: appDomain, Asserter: gateway.NewAsserter(e.keys, issuer, "", nil), Placements: e.dir, AllowPrivateUpstreams: true})
+	cfg := gateway.Config{Tenants: e.dir, Domains: gateway.RegistryDomains{Registry: e.dir}, Verifiers: []authn.Verifier{tokens{}},
+		AppDomain: appDomain, Asserter: gateway.NewAsserter(e.keys, issuer, "", nil), Placements: e.dir, AllowPrivateUpstreams: true}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e.gw = gateway.New(cfg)
 	t.Cleanup(e.gw.Close)
 	e.setRoutes(t, gateway.Route{ID: "rt_app", Host: "*." + appDomain, PathPrefix: "/", Upstream: e.pool.URL,
 		Silo: map[tenant.ID]string{"globex": e.silo.URL}},
@@ -201,6 +211,7 @@ func startGateway(t *testing.T, gw *gateway.Gateway) string {
 	srv := httptest.NewUnstartedServer(gw)
 	srv.Config = gateway.NewServer(gw, nil)
 	srv.Config.ReadHeaderTimeout = 500 * time.Millisecond
+	srv.Listener = gateway.NewListener(srv.Listener, gateway.MaxHeaderBytes)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.URL

@@ -124,6 +124,18 @@ func NewTable(routes []Route) *Table {
 	return t
 }
 
+// upstreamKeys returns the upstreams the table's routes name.
+func (t *Table) upstreamKeys() map[upstreamKey]bool {
+	keys := map[upstreamKey]bool{}
+	for _, r := range t.routes {
+		keys[upstreamKey{r.Upstream, r.timeout()}] = true
+		for _, u := range r.Silo {
+			keys[upstreamKey{u, r.timeout()}] = true
+		}
+	}
+	return keys
+}
+
 // Routes returns the table's routes.
 func (t *Table) Routes() []Route { return slices.Clone(t.routes) }
 

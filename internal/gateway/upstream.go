@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -32,6 +33,10 @@ type forward struct {
 	tenant    tenant.ID
 	assertion string
 	requestID string
+	// body is the request body's deadline (nil without a body), for the
+	// error handler to tell a slow client from a failing upstream.
+	body        *bodyDeadline
+	bodyTimeout time.Duration
 }
 
 // upstream is one upstream URL with its own transport, so that one slow or
@@ -71,6 +76,22 @@ func (u *upstreams) get(target string, timeout time.Duration) *upstream {
 	return up
 }
 
+// retain drops the upstreams not in keep and closes their idle
+// connections. A request that chose its route before the change still
+// completes on the dropped transport (its connection then idles out after
+// IdleConnTimeout); one that asks get for it after the change makes it
+// anew, to be dropped by the next change.
+func (u *upstreams) retain(keep map[upstreamKey]bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for k, up := range u.m {
+		if !keep[k] {
+			up.transport.CloseIdleConnections()
+			delete(u.m, k)
+		}
+	}
+}
+
 func (u *upstreams) close() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -107,6 +128,12 @@ func (u *upstreams) newUpstream(target string, timeout time.Duration) *upstream 
 		// they come by ReverseProxy itself; other bodies are buffered.
 		ErrorLog: slog.NewLogLogger(u.log.Handler(), slog.LevelDebug),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if f, _ := r.Context().Value(forwardKey{}).(*forward); f != nil && f.body.timedOut() {
+				w.Header().Set("Connection", "close")
+				httpx.WriteProblem(w, httpx.ProblemFor(&errs.Error{Kind: errs.RequestTimeout, Code: "request_timeout", Err: err,
+					Detail: fmt.Sprintf("the request body did not arrive within %s", f.bodyTimeout)}))
+				return
+			}
 			if r.Context().Err() != nil {
 				return // the client went away: nobody to answer
 			}
