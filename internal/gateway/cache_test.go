@@ -34,7 +34,7 @@ func TestStateCache(t *testing.T) {
 	e := newEnv(t)
 	dir := &countingDir{directory: e.dir}
 	var changes atomic.Uint64
-	gw := gateway.New(gateway.Config{Tenants: dir, Domains: gateway.RegistryDomains{Registry: dir}, Verifiers: []authn.Verifier{tokens{}},
+	gw := gateway.New(gateway.Config{Tenants: dir, Domains: registryDomains{Registry: dir}, Verifiers: []authn.Verifier{tokens{}},
 		AppDomain: appDomain, Asserter: gateway.NewAsserter(e.keys, issuer, "", nil), AllowPrivateUpstreams: true,
 		Cache: gateway.StateCache{TTL: time.Hour, Changes: changes.Load}})
 	defer gw.Close()
@@ -61,7 +61,7 @@ func TestStateCache(t *testing.T) {
 func TestNoCustomDomainRouteNoLookup(t *testing.T) {
 	e := newEnv(t)
 	dir := &countingDir{directory: e.dir}
-	gw := gateway.New(gateway.Config{Tenants: dir, Domains: gateway.RegistryDomains{Registry: dir}, Verifiers: []authn.Verifier{tokens{}},
+	gw := gateway.New(gateway.Config{Tenants: dir, Domains: registryDomains{Registry: dir}, Verifiers: []authn.Verifier{tokens{}},
 		AppDomain: appDomain, Asserter: gateway.NewAsserter(e.keys, issuer, "", nil), AllowPrivateUpstreams: true})
 	defer gw.Close()
 	gw.SetRoutes(gateway.NewTable([]gateway.Route{{ID: "rt_app", Host: "*." + appDomain, PathPrefix: "/", Upstream: e.pool.URL}}))

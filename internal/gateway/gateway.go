@@ -16,7 +16,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,13 +126,11 @@ var notFound = httpx.Problem{Problem: api.Problem{Type: httpx.ProblemType("not_f
 var misdirected = httpx.Problem{Problem: api.Problem{Type: httpx.ProblemType("misdirected_request"), Title: "Misdirected Request",
 	Status: http.StatusMisdirectedRequest, Code: "misdirected_request", Detail: "the Host does not match the TLS server name"}}
 
-var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
-
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rid := r.Header.Get("X-Request-Id")
-	if !validRequestID.MatchString(rid) {
+	if !httpx.ValidRequestID(rid) {
 		rid = ids.New("req")
 	}
 	w.Header().Set("X-Request-Id", rid)

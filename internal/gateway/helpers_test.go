@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -188,7 +189,7 @@ func newEnvWith(t *testing.T, mod func(*gateway.Config)) *env {
 	}, models: map[tenant.ID]string{"acme": "pool", "globex": "silo"}}
 	e.pool = newUpstream(t, e.keys, "pool")
 	e.silo = newUpstream(t, e.keys, "silo")
-	cfg := gateway.Config{Tenants: e.dir, Domains: gateway.RegistryDomains{Registry: e.dir}, Verifiers: []authn.Verifier{tokens{}},
+	cfg := gateway.Config{Tenants: e.dir, Domains: registryDomains{Registry: e.dir}, Verifiers: []authn.Verifier{tokens{}},
 		AppDomain: appDomain, Asserter: gateway.NewAsserter(e.keys, issuer, "", nil), Placements: e.dir, AllowPrivateUpstreams: true}
 	if mod != nil {
 		mod(&cfg)
@@ -272,4 +273,39 @@ func rawRequest(t *testing.T, addr, raw string) string {
 	n, _ := io.ReadAtLeast(c, b, 12)
 	line, _, _ := strings.Cut(string(b[:n]), "\r\n")
 	return line
+}
+
+// domainLister is what registryDomains reads: the tenant that claims a
+// domain, across tenants.
+type domainLister interface {
+	TenantForDomainAllTenants(ctx context.Context, domain string) (tenant.ID, error)
+	gateway.TenantSource
+}
+
+// registryDomains is a test DomainOwner over a tenant directory: a host is a
+// tenant's when the registry says the tenant claims it AND the domain is
+// in that tenant's Domains (both reads, so that a stale index row alone
+// never hands a host to a tenant).
+type registryDomains struct{ Registry domainLister }
+
+// DomainOwner implements DomainOwner.
+func (d registryDomains) DomainOwner(ctx context.Context, host string) (tenant.ID, bool, error) {
+	id, err := d.Registry.TenantForDomainAllTenants(ctx, host)
+	if errs.Is(err, "tenant_not_found") {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	t, err := d.Registry.Get(ctx, id)
+	if errs.Is(err, "tenant_not_found") {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if !slices.Contains(t.Domains, host) {
+		return "", false, nil
+	}
+	return id, true, nil
 }

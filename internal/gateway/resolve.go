@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
@@ -18,47 +17,10 @@ type TenantSource interface {
 	Get(ctx context.Context, id tenant.ID) (tenants.Tenant, error)
 }
 
-// DomainOwner says which tenant a custom domain belongs to. The domains
-// part (verified ownership, certificates) implements it; until then
-// RegistryDomains answers from the tenants registry. ok is false when no
-// tenant owns host.
+// DomainOwner says which tenant a custom domain belongs to: only a
+// verified one (*domains.Service). ok is false when no tenant owns host.
 type DomainOwner interface {
 	DomainOwner(ctx context.Context, host string) (id tenant.ID, ok bool, err error)
-}
-
-// DomainLister is what RegistryDomains reads: the tenant that claims a
-// domain, across tenants.
-type DomainLister interface {
-	TenantForDomainAllTenants(ctx context.Context, domain string) (tenant.ID, error)
-	TenantSource
-}
-
-// RegistryDomains is a DomainOwner over the tenants registry: a host is a
-// tenant's when the registry says the tenant claims it AND the domain is
-// in that tenant's Domains (both reads, so that a stale index row alone
-// never hands a host to a tenant).
-type RegistryDomains struct{ Registry DomainLister }
-
-// DomainOwner implements DomainOwner.
-func (d RegistryDomains) DomainOwner(ctx context.Context, host string) (tenant.ID, bool, error) {
-	id, err := d.Registry.TenantForDomainAllTenants(ctx, host)
-	if errs.Is(err, "tenant_not_found") {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	t, err := d.Registry.Get(ctx, id)
-	if errs.Is(err, "tenant_not_found") {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
-	if !slices.Contains(t.Domains, host) {
-		return "", false, nil
-	}
-	return id, true, nil
 }
 
 // resolution is who a request is for.

@@ -7,7 +7,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -252,7 +251,7 @@ func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rid := r.Header.Get("X-Request-Id")
-	if !validRequestID.MatchString(rid) {
+	if !httpx.ValidRequestID(rid) {
 		rid = ids.New("req")
 	}
 	ctx = context.WithValue(ctx, requestIDKey{}, rid)
@@ -261,8 +260,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", rid)
 	s.mux.ServeHTTP(w, r.WithContext(ctx))
 }
-
-var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
 
 type requestIDKey struct{}
 
