@@ -88,8 +88,10 @@ func commands() map[string]unit {
 		"--version": {run: printVersion},
 		"-v":        {run: printVersion},
 		"help":      {run: printUsage},
-		"-h":        {run: printUsage},
-		"--help":    {run: printUsage},
+		// Not in the usage: the password hashing child that serve starts.
+		"hash-worker": {run: hashWorker},
+		"-h":          {run: printUsage},
+		"--help":      {run: printUsage},
 
 		"tenant":         {usage: tenantUsage},
 		"tenant create":  {run: tenantCreate},

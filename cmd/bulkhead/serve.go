@@ -21,6 +21,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/data"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
+	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -221,6 +222,8 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
 		DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes, GatewayBodyTimeout: c.gatewayBody, GatewayAppDomain: c.gatewayDomain, GatewayAudience: c.gatewayAudience,
 		DomainsDNSResolver: c.dnsResolver,
+		// The running binary, even after an upgrade replaced its file.
+		HashCommand: []string{"/proc/self/exe", "hash-worker"},
 	}
 	if c.gatewayRoutes != "" {
 		b, err := os.ReadFile(c.gatewayRoutes)
@@ -439,4 +442,13 @@ func (c config) acme() ([]certs.CA, error) {
 		cas = append(cas, certs.CA{URL: u, Roots: roots})
 	}
 	return cas, nil
+}
+
+// hashWorker is a password hashing child of serve (identity.ServeHashing):
+// it reads requests on stdin and answers on stdout until stdin ends.
+func hashWorker(_ context.Context, s stdio, args []string) error {
+	if err := parseFlags(flag.NewFlagSet("hash-worker", flag.ContinueOnError), args, s.err); err != nil {
+		return err
+	}
+	return identity.ServeHashing(s.in, s.out)
 }

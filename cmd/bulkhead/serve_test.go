@@ -3,13 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -77,4 +83,34 @@ func (o *serveOutput) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.buf.String()
+}
+
+// TestServeHashesInChildren: serve hashes passwords in a child process at
+// nice 10 (identity.ServeHashing), which dies with the server, even with
+// SIGKILL.
+func TestServeHashesInChildren(t *testing.T) {
+	p := startServe(t, t.TempDir(), "")
+	var child int
+	runtest.Eventually(t, "a hash-worker child at nice 10", func() bool {
+		child = 0
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			b, err := os.ReadFile(d + "/stat")
+			cmdline, _ := os.ReadFile(d + "/cmdline")
+			if err != nil || !bytes.Contains(cmdline, []byte("hash-worker")) {
+				continue
+			}
+			st := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+			if len(st) > 16 && st[1] == strconv.Itoa(p.cmd.Process.Pid) && st[16] == "10" {
+				child, _ = strconv.Atoi(filepath.Base(d))
+			}
+		}
+		return child != 0
+	})
+	p.cmd.Process.Kill()
+	<-p.exited
+	runtest.Eventually(t, "the child gone with its server", func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		return err != nil || bytes.Contains(b, []byte(") Z "))
+	})
 }

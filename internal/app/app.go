@@ -116,6 +116,9 @@ type Config struct {
 
 	// Argon2 sets the password hashing cost; default identity.DefaultArgon2.
 	Argon2 identity.Argon2Params
+	// HashCommand runs password hashing in low-priority child processes
+	// started with it (identity.Options.HashCommand); empty: in the server.
+	HashCommand []string
 
 	// Verifiers are tried after the admin token store for every bearer token.
 	Verifiers []authn.Verifier
@@ -319,6 +322,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Audit = audit.New(db, audit.Options{Clock: c.Clock, Logger: c.Logger, BatchHook: func(n int) { batches.Observe(float64(n)) }})
 	a.Tenants = tenants.NewRegistry(db, a.Audit, tenants.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
 	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2, Wrapper: rk,
+		HashCommand: c.HashCommand, Logger: c.Logger,
 		AllowPrivateIssuers: c.AllowPrivateUpstreams})
 	a.Tenants.AddOnboardingStep(a.Directory.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Directory.OffboardingStep())
@@ -592,7 +596,7 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 	for _, run := range []func(context.Context) error{
 		func(ctx context.Context) error { return a.Tenants.Run(ctx, a.retry) },
 		func(ctx context.Context) error { return a.Provider.Run(ctx, purgeInterval) },
-		a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Usage.Run, a.Routes.Run,
+		a.Directory.Run, a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Usage.Run, a.Routes.Run,
 		func(ctx context.Context) error {
 			if a.Certs == nil {
 				return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,12 @@ type Options struct {
 	// time (default half the cores, at least one; one tenant half of those), that many waiting (default 16 per
 	// worker), then 503 password_hashing_busy.
 	HashWorkers, HashQueue int
+	// HashCommand, if set, runs the hashing in child processes at a low
+	// CPU priority, one per worker, started with this command (path and
+	// arguments; the server's binary runs them with `hash-worker`) by Run.
+	// Empty: in the server.
+	HashCommand []string
+	Logger      *slog.Logger // default: discard
 
 	// AllowPrivateIssuers accepts tenants' OpenID providers on loopback,
 	// private and link-local addresses, and over http on loopback (the
@@ -60,11 +67,23 @@ func NewDirectory(db *storage.DB, log *audit.Log, opts Options) *Directory {
 	if opts.Clock == nil {
 		opts.Clock = clock.System{}
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	if opts.Argon2 == (Argon2Params{}) {
 		opts.Argon2 = DefaultArgon2
 	}
 	return &Directory{db: db, audit: log, clock: opts.Clock, argon2: opts.Argon2, wrapper: opts.Wrapper,
-		hasher: newHasher(opts.Argon2, opts.HashWorkers, opts.HashQueue), allowPrivateIssuers: opts.AllowPrivateIssuers}
+		hasher: newHasher(opts.Argon2, opts.HashWorkers, opts.HashQueue, opts.HashCommand, opts.Clock, opts.Logger), allowPrivateIssuers: opts.AllowPrivateIssuers}
+}
+
+// Run runs the password hashing processes (Options.HashCommand) until ctx
+// ends; without them it returns at once.
+func (d *Directory) Run(ctx context.Context) error {
+	if d.hasher.procs == nil {
+		return nil
+	}
+	return d.hasher.procs.Run(ctx)
 }
 
 // Authenticate checks a user's email and password in tenant tid and returns

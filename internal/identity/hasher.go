@@ -3,10 +3,12 @@ package identity
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"runtime"
 	"sync/atomic"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -25,20 +27,25 @@ import (
 // waited behind it).
 type hasher struct {
 	params  Argon2Params
+	procs   *hashProcs // nil: hash in the server (see hashproc.go)
 	slots   *fairshare.Slots
 	waiting atomic.Int64
 	queue   int64
 	maxWait time.Duration
 }
 
-func newHasher(p Argon2Params, workers, queue int) *hasher {
+func newHasher(p Argon2Params, workers, queue int, command []string, clk clock.Clock, log *slog.Logger) *hasher {
 	if workers <= 0 {
 		workers = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if queue <= 0 {
 		queue = 16 * workers
 	}
-	return &hasher{params: p, slots: fairshare.New(workers, max(1, workers/2)), queue: int64(queue), maxWait: 10 * time.Second}
+	h := &hasher{params: p, slots: fairshare.New(workers, max(1, workers/2)), queue: int64(queue), maxWait: 10 * time.Second}
+	if len(command) > 0 {
+		h.procs = newHashProcs(command, workers, clk, log)
+	}
+	return h
 }
 
 func (h *hasher) busy() error {
@@ -66,6 +73,9 @@ func (h *hasher) hash(ctx context.Context, tid tenant.ID, password string) (stri
 		return "", err
 	}
 	defer h.slots.Release(string(tid))
+	if resp, ok := h.inChild(hashRequest{Params: h.params}, password); ok && resp.Hash != "" {
+		return resp.Hash, nil
+	}
 	return HashPassword(password, h.params), nil
 }
 
@@ -75,5 +85,23 @@ func (h *hasher) verify(ctx context.Context, tid tenant.ID, encoded, password st
 		return false, err
 	}
 	defer h.slots.Release(string(tid))
+	if resp, ok := h.inChild(hashRequest{Encoded: encoded}, password); ok {
+		return resp.OK, nil
+	}
 	return VerifyPassword(encoded, password), nil
+}
+
+// inChild runs req with password in an idle child, if there is one; ok
+// is false when there was none or it failed (the caller then hashes in
+// the server).
+func (h *hasher) inChild(req hashRequest, password string) (resp hashResponse, ok bool) {
+	c := h.procs.take()
+	if c == nil {
+		return resp, false
+	}
+	req.Password = []byte(password)
+	defer clear(req.Password)
+	resp, err := c.do(req)
+	h.procs.put(c, err)
+	return resp, err == nil
 }
