@@ -58,6 +58,8 @@ type config struct {
 	gatewayCert     string
 	gatewayKey      string
 	dnsResolver     string
+	debugListen     string
+	debugRemote     bool
 	acmeCAs         stringList
 	acmeRoots       stringList
 	acmeEmail       string
@@ -156,6 +158,10 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"the application's domain: the gateway serves tenant t at t.{domain} (env BULKHEAD_GATEWAY_APP_DOMAIN)")
 	fs.StringVar(&c.gatewayAudience, "gateway-audience", envOr("BULKHEAD_GATEWAY_AUDIENCE", gateway.DefaultAudience),
 		"aud of the tenant assertions the gateway sends the application (env BULKHEAD_GATEWAY_AUDIENCE)")
+	fs.StringVar(&c.debugListen, "debug-listen", envOr("BULKHEAD_DEBUG_LISTEN", ""),
+		"address of the profiling listener (Go's /debug/pprof/: CPU, heap, goroutines, execution traces); off by default, loopback only unless --debug-listen-remote (env BULKHEAD_DEBUG_LISTEN)")
+	fs.BoolVar(&c.debugRemote, "debug-listen-remote", false,
+		"let --debug-listen take an address other than loopback (profiles show the node's internals: keep it off the internet)")
 	fs.StringVar(&c.gatewayRoutes, "gateway-routes", envOr("BULKHEAD_GATEWAY_ROUTES", ""),
 		`gateway routes file, JSON {"routes":[{"id":…,"host":…,"path_prefix":"/","upstream":…,"silo":{tenant:url},"timeout":"30s"}]} (env BULKHEAD_GATEWAY_ROUTES)`)
 	fs.StringVar(&c.dnsResolver, "domains-dns-resolver", envOr("BULKHEAD_DOMAINS_DNS_RESOLVER", ""),
@@ -222,6 +228,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
 		DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes, GatewayBodyTimeout: c.gatewayBody, GatewayAppDomain: c.gatewayDomain, GatewayAudience: c.gatewayAudience,
 		DomainsDNSResolver: c.dnsResolver,
+		AccessLog:          stderr,
 		// The running binary, even after an upgrade replaced its file.
 		HashCommand: []string{"/proc/self/exe", "hash-worker"},
 	}
@@ -246,6 +253,9 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		return nil, err
 	}
 	cfg.ACMECAs, cfg.ACMEEmail = cas, c.acmeEmail
+	if cfg.LogLevel, err = parseLevel(c.logLevel); err != nil {
+		return nil, fmt.Errorf("%w: --log-level: %v", errUsage, err)
+	}
 	testConfig(&cfg)
 	return app.Open(ctx, cfg)
 }
@@ -316,6 +326,13 @@ func serve(ctx context.Context, s stdio, args []string) error {
 		}
 		defer (*l.ln).Close()
 	}
+	debugLn, err := c.listenDebug()
+	if err != nil {
+		return err
+	}
+	if debugLn != nil {
+		defer debugLn.Close()
+	}
 	n, err := c.open(ctx, log, s.err)
 	if errors.Is(err, provider.ErrPublicURLMismatch) && defaultURL {
 		err = fmt.Errorf("%w (this node was given no --public-url: its default is http:// and its --listen address)", err)
@@ -343,7 +360,10 @@ func serve(ctx context.Context, s stdio, args []string) error {
 	if gwTLSLn != nil {
 		fmt.Fprintf(s.err, "bulkhead: gateway listening on https://%s\n", gwTLSLn.Addr())
 	}
-	if err := n.Run(ctx, app.Listeners{API: ln, Proxy: proxyLn, Gateway: gwLn, GatewayTLS: gwTLSLn}); err != nil {
+	if debugLn != nil {
+		fmt.Fprintf(s.err, "bulkhead: profiling listening on http://%s/debug/pprof/\n", debugLn.Addr())
+	}
+	if err := n.Run(ctx, app.Listeners{API: ln, Proxy: proxyLn, Gateway: gwLn, GatewayTLS: gwTLSLn, Debug: debugLn}); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	log.Info("stopped")
@@ -442,6 +462,26 @@ func (c config) acme() ([]certs.CA, error) {
 		cas = append(cas, certs.CA{URL: u, Roots: roots})
 	}
 	return cas, nil
+}
+
+// listenDebug opens the profiling listener of --debug-listen, if any: on
+// a loopback address unless --debug-listen-remote.
+func (c config) listenDebug() (net.Listener, error) {
+	if c.debugListen == "" || c.debugListen == "off" {
+		return nil, nil
+	}
+	host, _, err := net.SplitHostPort(c.debugListen)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --debug-listen: %v", errUsage, err)
+	}
+	if ip := net.ParseIP(host); !c.debugRemote && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%w: --debug-listen %s is not a loopback address; profiles show the node's internals (add --debug-listen-remote to mean it)", errUsage, c.debugListen)
+	}
+	ln, err := net.Listen("tcp", c.debugListen)
+	if err != nil {
+		return nil, fmt.Errorf("listen (debug): %w", err)
+	}
+	return ln, nil
 }
 
 // hashWorker is a password hashing child of serve (identity.ServeHashing):

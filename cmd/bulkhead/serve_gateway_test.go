@@ -114,6 +114,10 @@ func TestServeGateway(t *testing.T) {
 	if strings.Contains(out.String(), "panic") {
 		t.Fatal(out.String())
 	}
+	// The access log line, held in the buffer, is written by the stop.
+	if !regexp.MustCompile(`"msg":"gateway request","tenant_id":"acme".*"status":200`).MatchString(out.String()) {
+		t.Errorf("no access log line for the request:\n%s", out)
+	}
 }
 
 func writeFile(t *testing.T, dir, name, body string) string {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,4 +115,45 @@ func TestServeHashesInChildren(t *testing.T) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
 		return err != nil || bytes.Contains(b, []byte(") Z "))
 	})
+}
+
+// TestServeDebugListen: --debug-listen serves Go's profiles on loopback,
+// without the command line (a DSN may hold a password), and refuses any
+// other address unless --debug-listen-remote.
+func TestServeDebugListen(t *testing.T) {
+	err := serve(context.Background(), stdio{out: io.Discard, err: io.Discard},
+		[]string{"--listen", "127.0.0.1:0", "--proxy-listen", "off", "--data-dir", t.TempDir(), "--debug-listen", "0.0.0.0:0"})
+	if err == nil || !strings.Contains(err.Error(), "--debug-listen-remote") {
+		t.Errorf("--debug-listen on every address: %v", err)
+	}
+	p := startServeArgs(t, []string{"--data-dir", t.TempDir(), "--debug-listen", "127.0.0.1:0"})
+	var m []string
+	runtest.Eventually(t, "the profiling address", func() bool {
+		m = regexp.MustCompile(`profiling listening on (http://\S+)`).FindStringSubmatch(p.output())
+		return m != nil
+	})
+	get := func(path string) (int, string) {
+		resp, err := http.Get(m[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Errorf("goroutine profile: %d %.200s", code, body)
+	}
+	if code, body := get("cmdline"); strings.Contains(body, "--data-dir") {
+		t.Errorf("cmdline served: %d %q", code, body)
+	}
+	// Not on the API listener.
+	resp, err := http.Get(p.url + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == 200 {
+		t.Error("the API listener serves profiles")
+	}
 }

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,6 +59,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
+	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -116,6 +118,11 @@ type Config struct {
 
 	// Argon2 sets the password hashing cost; default identity.DefaultArgon2.
 	Argon2 identity.Argon2Params
+	// AccessLog, if set, takes the gateway's access log (JSON lines at
+	// LogLevel), written a few lines at a time (logging.Buffer); nil: the
+	// lines go to Logger.
+	AccessLog io.Writer
+	LogLevel  slog.Leveler
 	// HashCommand runs password hashing in low-priority child processes
 	// started with it (identity.Options.HashCommand); empty: in the server.
 	HashCommand []string
@@ -228,6 +235,9 @@ type App struct {
 
 	rootKey *kms.RootKey
 	log     *slog.Logger
+	// accessLog holds the gateway's access log lines (Config.AccessLog).
+	accessLog *logging.Buffer
+	clock     clock.Clock
 	// Config.WorkflowRetry, ShutdownTimeout and WriteTimeout.
 	retry, shutdownTimeout, writeTimeout time.Duration
 }
@@ -317,7 +327,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	})
 	metrics.MustRegister(batches)
 
-	a := &App{DB: db, Metrics: metrics, rootKey: rk, log: c.Logger, retry: c.WorkflowRetry, shutdownTimeout: c.ShutdownTimeout,
+	a := &App{DB: db, Metrics: metrics, rootKey: rk, log: c.Logger, clock: c.Clock, retry: c.WorkflowRetry, shutdownTimeout: c.ShutdownTimeout,
 		writeTimeout: c.WriteTimeout}
 	a.Audit = audit.New(db, audit.Options{Clock: c.Clock, Logger: c.Logger, BatchHook: func(n int) { batches.Observe(float64(n)) }})
 	a.Tenants = tenants.NewRegistry(db, a.Audit, tenants.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
@@ -339,8 +349,13 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		Provisioned: c.DataProvisioned})
 	a.Tenants.AddOnboardingStep(a.Data.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Data.OffboardingStep())
+	accessLog := c.Logger
+	if c.AccessLog != nil {
+		a.accessLog = logging.NewBuffer(c.AccessLog)
+		accessLog = logging.New(a.accessLog, c.LogLevel)
+	}
 	a.Usage = usage.New(usage.Config{DB: db, Audit: a.Audit, Tiers: tiers, Clock: c.Clock, Logger: c.Logger,
-		Nodes: c.GatewayNodes, Registerer: metrics})
+		AccessLog: accessLog, Nodes: c.GatewayNodes, Registerer: metrics})
 	a.Tenants.AddOffboardingStep(a.Usage.OffboardingStep())
 	codeKey, err := rk.Derive("compiled-code")
 	if err != nil {
@@ -569,6 +584,9 @@ type Listeners struct {
 	// (HTTP/2 and HTTP/1.1, certificates from Config.GatewayCerts); nil
 	// turns each off.
 	Gateway, GatewayTLS net.Listener
+	// Debug serves Go's profiles (/debug/pprof/); nil turns it off. It
+	// has no authentication: the operator keeps it on loopback.
+	Debug net.Listener
 }
 
 // purgeInterval is how often the OpenID provider deletes expired sign-ins
@@ -582,7 +600,7 @@ const purgeInterval = 10 * time.Minute
 // Close after it.
 func (a *App) Run(ctx context.Context, l Listeners) error {
 	if l.GatewayTLS != nil && a.gatewayCerts == nil {
-		for _, ln := range []net.Listener{l.API, l.Proxy, l.Gateway, l.GatewayTLS} {
+		for _, ln := range []net.Listener{l.API, l.Proxy, l.Gateway, l.GatewayTLS, l.Debug} {
 			if ln != nil {
 				ln.Close()
 			}
@@ -596,6 +614,12 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 	for _, run := range []func(context.Context) error{
 		func(ctx context.Context) error { return a.Tenants.Run(ctx, a.retry) },
 		func(ctx context.Context) error { return a.Provider.Run(ctx, purgeInterval) },
+		func(ctx context.Context) error {
+			if a.accessLog == nil {
+				return nil
+			}
+			return a.accessLog.Run(ctx, a.clock)
+		},
 		a.Directory.Run, a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Usage.Run, a.Routes.Run,
 		func(ctx context.Context) error {
 			if a.Certs == nil {
@@ -667,6 +691,16 @@ func (a *App) servers(l Listeners, inflight *sync.WaitGroup) map[net.Listener]*h
 	if l.Gateway != nil {
 		servers[gateway.NewListener(l.Gateway, gateway.MaxHeaderBytes)] = gateway.NewServer(count(a.gatewayHTTP()), errorLog)
 	}
+	if l.Debug != nil {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		// Not /debug/pprof/cmdline: a --database DSN may hold a password.
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// Profiles run for as long as asked (?seconds=): no write timeout.
+		servers[l.Debug] = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, ErrorLog: errorLog}
+	}
 	if l.GatewayTLS != nil {
 		srv := gateway.NewServer(count(a.Gateway), errorLog)
 		srv.TLSConfig = a.Gateway.TLSConfig(a.gatewayCerts)
@@ -711,6 +745,9 @@ func (a *App) shutdown(servers map[net.Listener]*http.Server) {
 // database and zeroes the root key. Call it after Run has returned (or
 // without Run, after Open).
 func (a *App) Close() {
+	if a.accessLog != nil {
+		a.accessLog.Flush() // lines of requests that outlived Run
+	}
 	a.Functions.Engine().Close(context.Background())
 	a.Connect.Close()
 	a.Gateway.Close()

@@ -119,7 +119,10 @@ type Config struct {
 	Audit  *audit.Log // audits the operator's overrides
 	Tiers  tenants.Tiers
 	Clock  clock.Clock
-	Logger *slog.Logger // the access log and flush failures
+	Logger *slog.Logger // flush failures, and the access log without AccessLog
+	// AccessLog, if set, takes the access log: one line per request
+	// (the node's logging.Buffer, so that a line is not a write each).
+	AccessLog *slog.Logger
 	// Nodes divides each plan's rate between this many gateway nodes, so
 	// that N nodes together give the plan's rate rather than N times it
 	// (default 1). Quotas are global and not divided.
@@ -141,6 +144,7 @@ type Service struct {
 	db         *storage.DB
 	clock      clock.Clock
 	log        *slog.Logger
+	access     slog.Handler // the access log
 	nodes      int
 	flushEvery time.Duration
 	batch      int
@@ -180,7 +184,10 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{db: cfg.DB, clock: cfg.Clock, log: cfg.Logger, tiers: cfg.Tiers, nodes: max(cfg.Nodes, 1),
+	if cfg.AccessLog == nil {
+		cfg.AccessLog = cfg.Logger
+	}
+	s := &Service{db: cfg.DB, clock: cfg.Clock, log: cfg.Logger, access: cfg.AccessLog.Handler(), tiers: cfg.Tiers, nodes: max(cfg.Nodes, 1),
 		flushEvery: cfg.FlushEvery, batch: cfg.QuotaBatch, topN: cfg.TopTenants,
 		limiters: map[Plan]*ratelimit.Limiter{}, counters: map[counterKey]*counter{}, records: map[recordKey]*Record{}, full: make(chan struct{}, 1)}
 	if s.flushEvery <= 0 {
