@@ -196,6 +196,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	up := g.upstreams.get(target, route.timeout())
 	up.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, forwardKey{}, &forward{
 		tenant: t.ID, assertion: jwt, requestID: rid, body: body, bodyTimeout: g.cfg.BodyTimeout})))
+	// The answer goes to the client now, not when this handler returns:
+	// what follows is bookkeeping, and its time was the client's wait.
+	if sw.Status != 0 {
+		http.NewResponseController(sw).Flush()
+	}
 	g.cfg.Admitter.Record(context.WithoutCancel(ctx), usage.Usage{Tenant: t.ID, Tier: t.Tier, Method: r.Method, Path: r.URL.Path,
 		Host: r.Host, Status: sw.Status, BytesIn: max(r.ContentLength, 0), BytesOut: sw.Bytes, Latency: time.Since(start), RequestID: rid})
 }
