@@ -27,6 +27,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/httpx"
+	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -103,7 +105,19 @@ type Service struct {
 	client   *http.Client
 	resolver *net.Resolver
 	timeout  time.Duration
+	// challenges bounds the token requests of one address: the endpoint
+	// answers anyone, on any host name, with a database read each.
+	challenges *ratelimit.Limiter
 }
+
+// Bounds of one address's requests for verification tokens. A check
+// fetches one token; a flood from one address is refused (429) before
+// the database is read.
+const (
+	challengeRate  = 10
+	challengeBurst = 20
+	challengeAddrs = 100_000
+)
 
 // maxTokenBody bounds what HTTP verification reads: a token is 29 bytes.
 const maxTokenBody = 512
@@ -120,7 +134,8 @@ func New(cfg Config) *Service {
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: cfg.CheckTimeout}).DialContext
 	}
-	s := &Service{db: cfg.DB, audit: cfg.Audit, clock: cfg.Clock, timeout: cfg.CheckTimeout}
+	s := &Service{db: cfg.DB, audit: cfg.Audit, clock: cfg.Clock, timeout: cfg.CheckTimeout,
+		challenges: ratelimit.New(challengeRate, challengeBurst, challengeAddrs)}
 	s.client = &http.Client{
 		Transport: &http.Transport{
 			Proxy:                  nil, // the check must reach the domain itself
@@ -413,6 +428,13 @@ func (s *Service) ChallengeHandler() http.Handler {
 		name, err := ParseName(stripPort(r.Host))
 		if !ok || token == "" || err != nil || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 			http.NotFound(w, r)
+			return
+		}
+		// The gateway is the edge: the peer's address, no forwarded header.
+		addr, _, _ := net.SplitHostPort(r.RemoteAddr)
+		if ok, _ := s.challenges.Take(addr, s.clock.Now()); !ok {
+			httpx.WriteProblem(w, httpx.ProblemFor(&errs.Error{Kind: errs.Busy, Code: "rate_limited",
+				Detail: "too many verification requests from this address", RetryAfter: time.Second}))
 			return
 		}
 		var want string

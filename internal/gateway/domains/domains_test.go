@@ -2,6 +2,7 @@ package domains_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains/dnstest"
@@ -239,3 +241,48 @@ type noRoute struct{}
 func (noRoute) Error() string { return "no route" }
 
 var errNoRoute = noRoute{}
+
+// TestChallengeFloodBounded: one address asking for verification tokens
+// on made-up host names is refused (429, problem+json, Retry-After)
+// past its burst, before the database is read; another address still
+// gets its domain's token, and the first one does again a second later.
+func TestChallengeFloodBounded(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC))
+	e := newEnv(t, storagetest.DSN(t, storage.SQLite), domains.Config{Clock: clk})
+	d, err := e.svc.Create(context.Background(), "acme", "shop.acme.example", op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := e.svc.ChallengeHandler()
+	get := func(addr, host, token string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "http://"+host+domains.WellKnownPrefix+token, nil)
+		r.RemoteAddr = addr + ":40000"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	refused := 0
+	for i := range 100 {
+		w := get("203.0.113.9", fmt.Sprintf("x%d.flood.example", i), "tok")
+		switch w.Code {
+		case http.StatusNotFound:
+		case http.StatusTooManyRequests:
+			refused++
+			if w.Header().Get("Retry-After") == "" || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/problem+json") {
+				t.Fatalf("429 without Retry-After or problem: %v", w.Header())
+			}
+		default:
+			t.Fatalf("flood answer %d", w.Code)
+		}
+	}
+	if refused < 70 {
+		t.Errorf("%d of 100 flood requests refused; want all past the burst", refused)
+	}
+	if w := get("198.51.100.7", "shop.acme.example", d.Token); w.Code != 200 || w.Body.String() != d.Token {
+		t.Errorf("another address: %d %q", w.Code, w.Body)
+	}
+	clk.Advance(time.Second)
+	if w := get("203.0.113.9", "shop.acme.example", d.Token); w.Code != 200 {
+		t.Errorf("the flooding address a second later: %d", w.Code)
+	}
+}
