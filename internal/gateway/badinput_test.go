@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -344,5 +345,57 @@ func TestRefusedUpgradeClosesConnection(t *testing.T) {
 	}
 	if s := e.pool.seen(); s.path == "/smuggled" {
 		t.Error("a request after a refused upgrade reached the upstream")
+	}
+}
+
+// TestMadeUpHostsFloodBounded: one address sending requests for made-up
+// subdomains (a database read each, the answer 404) is refused with 429
+// past its bound, before any read; another address still reaches its
+// tenant.
+func TestMadeUpHostsFloodBounded(t *testing.T) {
+	e := newEnv(t)
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}}
+	t.Cleanup(client.CloseIdleConnections)
+	get := func(host string) int {
+		req, _ := http.NewRequest("GET", e.url+"/", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+			t.Fatal("429 without Retry-After")
+		}
+		return resp.StatusCode
+	}
+	codes := map[int]int{}
+	for i := range 300 {
+		codes[get(fmt.Sprintf("nope%d.%s", i, appDomain))]++
+	}
+	reads := e.dir.gets.Load()
+	if codes[http.StatusTooManyRequests] < 150 || codes[http.StatusNotFound] > 150 || reads > 150 {
+		t.Fatalf("300 made-up hosts from one address: answers %v, %d tenant reads", codes, reads)
+	}
+	if code := get(fmt.Sprintf("nope-more.%s", appDomain)); code != http.StatusTooManyRequests {
+		t.Errorf("one more made-up host: %d", code)
+	}
+	if e.dir.gets.Load() != reads {
+		t.Error("a refused request read the tenant")
+	}
+	// Another address (127.0.0.2 is loopback too) reaches its tenant.
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	other := &http.Client{Transport: &http.Transport{Proxy: nil, DialContext: d.DialContext}}
+	t.Cleanup(other.CloseIdleConnections)
+	req, _ := http.NewRequest("GET", e.url+"/", nil)
+	req.Host = "acme." + appDomain
+	resp, err := other.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("another address for a real tenant: %d", resp.StatusCode)
 	}
 }

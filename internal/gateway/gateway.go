@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/usage"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
@@ -67,7 +69,19 @@ type Gateway struct {
 	table     atomic.Pointer[Table]
 	setMu     sync.Mutex // one SetRoutes at a time: the table and its upstreams agree
 	upstreams *upstreams
+	// misses bounds, per client address, the requests and handshakes for
+	// hosts or tenants that do not exist: each made-up name costs a
+	// database read (a known one is cached), so past the bound an address
+	// is refused before any read.
+	misses *ratelimit.Limiter
 }
+
+// Bounds of one address's requests for unknown hosts and tenants.
+const (
+	missRate  = 20
+	missBurst = 100
+	missAddrs = 100_000
+)
 
 // New returns a Gateway with no routes.
 func New(cfg Config) *Gateway {
@@ -89,7 +103,7 @@ func New(cfg Config) *Gateway {
 	if cfg.Domains != nil {
 		cfg.Domains = sc
 	}
-	g := &Gateway{cfg: cfg}
+	g := &Gateway{cfg: cfg, misses: ratelimit.New(missRate, missBurst, missAddrs)}
 	g.upstreams = newUpstreams(cfg.AllowPrivateUpstreams, cfg.Logger)
 	g.table.Store(NewTable(nil))
 	return g
@@ -134,6 +148,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rid = ids.New("req")
 	}
 	w.Header().Set("X-Request-Id", rid)
+	peer := peerAddr(r.RemoteAddr)
+	if !g.misses.Ready(peer, g.cfg.Clock.Now()) {
+		httpx.WriteProblem(w, tooManyMisses)
+		return
+	}
 	host := canonicalHost(r.Host)
 	if r.TLS != nil && !strings.EqualFold(strings.TrimSuffix(r.TLS.ServerName, "."), host) {
 		// A connection opened for one name carries requests for that name
@@ -209,6 +228,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // its problem, anything else as an internal error (logged).
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, errNoTenant) {
+		g.missed(peerAddr(r.RemoteAddr))
 		httpx.WriteProblem(w, notFound)
 		return
 	}
@@ -251,4 +271,22 @@ func (g *Gateway) upstreamFor(ctx context.Context, r Route, t tenants.Tenant) (s
 // "" for a tenant without a placement.
 type Placements interface {
 	Model(ctx context.Context, id tenant.ID) (string, error)
+}
+
+// tooManyMisses answers an address past its bound of requests for hosts
+// and tenants that do not exist.
+var tooManyMisses = httpx.ProblemFor(&errs.Error{Kind: errs.Busy, Code: "rate_limited",
+	Detail: "too many requests for hosts or tenants that do not exist from this address", RetryAfter: time.Second})
+
+// missed charges address peer for a host or tenant that does not exist.
+func (g *Gateway) missed(peer string) { g.misses.Take(peer, g.cfg.Clock.Now()) }
+
+// peerAddr is the IP address of a RemoteAddr: the gateway is the edge,
+// the peer is the client (no forwarded header is believed).
+func peerAddr(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return host
 }

@@ -61,9 +61,11 @@ type directory struct {
 	mu      sync.Mutex
 	tenants map[tenant.ID]tenants.Tenant
 	models  map[tenant.ID]string
+	gets    atomic.Int64 // reads of a tenant, as of the database
 }
 
 func (d *directory) Get(_ context.Context, id tenant.ID) (tenants.Tenant, error) {
+	d.gets.Add(1)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	t, ok := d.tenants[id]

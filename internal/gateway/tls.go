@@ -28,9 +28,17 @@ func (g *Gateway) TLSConfig(certs CertSource) *tls.Config {
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			peer := ""
+			if hello.Conn != nil {
+				peer = peerAddr(hello.Conn.RemoteAddr().String())
+			}
+			if !g.misses.Ready(peer, g.cfg.Clock.Now()) {
+				return nil, errUnknownHost
+			}
 			ctx, cancel := context.WithTimeout(hello.Context(), 5*time.Second)
 			defer cancel()
 			if !g.KnownHost(ctx, canonicalHost(hello.ServerName)) {
+				g.missed(peer)
 				return nil, errUnknownHost
 			}
 			return certs.GetCertificate(hello)
