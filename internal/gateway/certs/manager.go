@@ -19,6 +19,8 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/inval"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
 
@@ -82,7 +84,15 @@ type Manager struct {
 	email   string
 	logger  *zap.Logger
 	audit   *audit.Log
+	// moves tells every node of a certificate a reissue moved, so that
+	// each serves the new one from the shared storage at once instead of
+	// the old CA's until its renewal (a CA left because it can no longer
+	// be trusted).
+	moves *inval.Channel
 }
+
+// movesChannel is the notification channel of moved certificates.
+const movesChannel = "bulkhead_gateway_certs"
 
 // NewManager returns a Manager. Run it to stop its maintenance with ctx.
 func NewManager(cfg ManagerConfig) (*Manager, error) {
@@ -122,7 +132,26 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		issuers = append(issuers, iss)
 	}
 	m.magic.Issuers = issuers
+	noop := func(context.Context) {}
+	// Only Evict matters: a cached certificate is never wrong to serve,
+	// only from a CA being left, so nothing is dropped while not
+	// listening (renewals and restarts catch up).
+	m.moves = inval.New(cfg.Storage.db, movesChannel, nil, nil, inval.Hooks{Evict: m.reload, Purge: noop, Enable: noop, Disable: noop})
 	return m, nil
+}
+
+// reload serves name's certificate from the shared storage, where a
+// reissue on some node has just put it, and stops serving any other
+// issuer's for it.
+func (m *Manager) reload(ctx context.Context, name string) {
+	cert, err := m.magic.CacheManagedCertificate(ctx, name)
+	var others []string
+	for _, c := range m.cache.AllMatchingCertificates(name) {
+		if err != nil || c.Hash() != cert.Hash() {
+			others = append(others, c.Hash())
+		}
+	}
+	m.cache.Remove(others)
 }
 
 // GetCertificate serves the gateway's TLS handshakes (tls.Config.GetCertificate).
@@ -143,9 +172,9 @@ func (m *Manager) HTTPChallengeHandler(next http.Handler) http.Handler {
 // Run keeps the certificate cache's maintenance (renewals, OCSP staples)
 // going until ctx is done.
 func (m *Manager) Run(ctx context.Context) error {
-	<-ctx.Done()
+	err := m.moves.Run(ctx) // until ctx ends
 	m.cache.Stop()
-	return nil
+	return err
 }
 
 func (m *Manager) newIssuer(cfg *certmagic.Config, ca CA) *certmagic.ACMEIssuer {
@@ -301,5 +330,8 @@ func (m *Manager) move(ctx context.Context, to *certmagic.Config, fromKey, name 
 		return fmt.Errorf("certs: load %s: %w", name, err)
 	}
 	m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: name, IssuerKey: fromKey}})
-	return nil
+	// The other nodes, told at the commit, do the same.
+	return m.storage.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		return m.moves.Changed(ctx, tx, name)
+	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs/pebbletest"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains/dnstest"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -194,5 +195,41 @@ func TestHTTP01(t *testing.T) {
 	wantCert(t, "HTTP-01", cert, err, "shop.acme.example")
 	if fetched.Load() == 0 {
 		t.Error("the CA never fetched the challenge")
+	}
+}
+
+// TestReissueReachesOtherNodes: two nodes share one PostgreSQL; a
+// reissue on the first moves the certificates, and the second, which
+// had cached the old CA's, serves the new CA's at once, not at renewal.
+func TestReissueReachesOtherNodes(t *testing.T) {
+	dsn := storagetest.DSN(t, storage.Postgres)
+	first, second := pebbletest.Start(t), pebbletest.Start(t)
+	v := &verified{names: map[string]bool{}}
+	db1 := storagetest.Open(t, dsn, certs.Migrations())
+	db2 := storagetest.Open(t, dsn, certs.Migrations())
+	m1 := newManager(t, newStorage(t, db1, nil), v, first.CA, second.CA)
+	m2 := newManager(t, newStorage(t, db2, nil), v, first.CA, second.CA)
+	node2 := tlsServer(t, m2)
+	names := []string{"a.acme.example", "b.globex.example"}
+	old := map[string]*x509.Certificate{}
+	for _, name := range names {
+		v.set(name)
+		cert, err := handshake(t, node2, name)
+		wantCert(t, name, cert, err, name)
+		old[name] = cert
+	}
+	// The first node lists (and reissues) what the shared storage holds.
+	r, err := m1.Reissue(t.Context(), first.URL, 0, op)
+	if err != nil || r.Moved != len(names) {
+		t.Fatalf("reissue: %+v %v", r, err)
+	}
+	for _, name := range names {
+		runtest.Eventually(t, name+" from the second CA on the other node", func() bool {
+			cert, err := handshake(t, node2, name)
+			return err == nil && cert.Issuer.CommonName != old[name].Issuer.CommonName
+		})
+	}
+	if n := first.Orders(); n != len(names) {
+		t.Errorf("%d orders from the first CA, want %d (the other node ordered again?)", n, len(names))
 	}
 }
