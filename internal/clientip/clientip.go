@@ -74,3 +74,19 @@ func (r *Resolver) IP(req *http.Request) string {
 	}
 	return host
 }
+
+// LimitKey is the key under which a per-address limit counts ip: the
+// address itself for IPv4, its /64 for IPv6, which one subscriber is
+// usually given whole (so a client rotating through its own /64 still
+// counts as one). Anything that is not an address is its own key.
+func LimitKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/usage"
@@ -281,12 +282,13 @@ var tooManyMisses = httpx.ProblemFor(&errs.Error{Kind: errs.Busy, Code: "rate_li
 // missed charges address peer for a host or tenant that does not exist.
 func (g *Gateway) missed(peer string) { g.misses.Take(peer, g.cfg.Clock.Now()) }
 
-// peerAddr is the IP address of a RemoteAddr: the gateway is the edge,
-// the peer is the client (no forwarded header is believed).
+// peerAddr is the limit key (clientip.LimitKey) of a RemoteAddr: the
+// gateway is the edge, the peer is the client (no forwarded header is
+// believed).
 func peerAddr(remote string) string {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		return remote
+		host = remote
 	}
-	return host
+	return clientip.LimitKey(host)
 }

@@ -254,6 +254,16 @@ func (p *hashProcs) Run(ctx context.Context) error {
 			for c := range live {
 				c.stop()
 			}
+			// Nothing stopped stays to be taken: callers hash in the
+			// server from now on.
+			for drained := false; !drained; {
+				select {
+				case <-p.idle:
+				case <-p.dead:
+				default:
+					drained = true
+				}
+			}
 		case c := <-p.dead:
 			delete(live, c)
 			c.stop()

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
@@ -432,7 +433,7 @@ func (s *Service) ChallengeHandler() http.Handler {
 		}
 		// The gateway is the edge: the peer's address, no forwarded header.
 		addr, _, _ := net.SplitHostPort(r.RemoteAddr)
-		if ok, _ := s.challenges.Take(addr, s.clock.Now()); !ok {
+		if ok, _ := s.challenges.Take(clientip.LimitKey(addr), s.clock.Now()); !ok {
 			httpx.WriteProblem(w, httpx.ProblemFor(&errs.Error{Kind: errs.Busy, Code: "rate_limited",
 				Detail: "too many verification requests from this address", RetryAfter: time.Second}))
 			return

@@ -14,6 +14,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
@@ -138,11 +139,11 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	view.Email, view.Tenant = email, r.PostForm.Get("tenant")
 	ip := p.cfg.ClientIP.IP(r)
 	now := p.clock().Now()
-	if ok, _ := p.loginByIP.Allow(ip, now); !ok {
+	if ok, _ := p.loginByIP.Allow(clientip.LimitKey(ip), now); !ok {
 		render(http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again.")
 		return
 	}
-	failKey := strings.ToLower(email) + "\x00" + ip
+	failKey := strings.ToLower(email) + "\x00" + clientip.LimitKey(ip)
 	if !p.loginFailures.Ready(failKey, now) {
 		render(http.StatusTooManyRequests, "Too many failed attempts for this account from your address. Wait a minute and try again.")
 		return
@@ -243,11 +244,11 @@ func (p *Provider) federatedSecondFactor(w http.ResponseWriter, r *http.Request,
 	ctx := r.Context()
 	ip := p.cfg.ClientIP.IP(r)
 	now := p.clock().Now()
-	if ok, _ := p.loginByIP.Allow(ip, now); !ok {
+	if ok, _ := p.loginByIP.Allow(clientip.LimitKey(ip), now); !ok {
 		render(http.StatusTooManyRequests, "Too many attempts. Wait a minute and try again.")
 		return
 	}
-	failKey := a.pendingUser + "\x00" + ip
+	failKey := a.pendingUser + "\x00" + clientip.LimitKey(ip)
 	if !p.loginFailures.Ready(failKey, now) {
 		render(http.StatusTooManyRequests, "Too many failed attempts for this account from your address. Wait a minute and try again.")
 		return

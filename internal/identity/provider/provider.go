@@ -259,7 +259,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if strings.HasPrefix(path, "/oauth/") || path == "/revoke" {
-		if ok, _ := p.tokenByIP.Allow(p.cfg.ClientIP.IP(r), p.clock().Now()); !ok {
+		if ok, _ := p.tokenByIP.Allow(clientip.LimitKey(p.cfg.ClientIP.IP(r)), p.clock().Now()); !ok {
 			w.Header().Set("Retry-After", "1")
 			writeOAuthError(w, http.StatusTooManyRequests, "slow_down", "too many requests from this address")
 			return
