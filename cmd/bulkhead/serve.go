@@ -253,8 +253,10 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		return nil, err
 	}
 	cfg.ACMECAs, cfg.ACMEEmail = cas, c.acmeEmail
-	if cfg.LogLevel, err = parseLevel(c.logLevel); err != nil {
-		return nil, fmt.Errorf("%w: --log-level: %v", errUsage, err)
+	if c.logLevel != "" { // init and migrate have no --log-level
+		if cfg.LogLevel, err = parseLevel(c.logLevel); err != nil {
+			return nil, fmt.Errorf("%w: --log-level: %v", errUsage, err)
+		}
 	}
 	testConfig(&cfg)
 	return app.Open(ctx, cfg)
