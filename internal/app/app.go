@@ -25,7 +25,6 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -704,7 +703,7 @@ func (a *App) servers(l Listeners, inflight *sync.WaitGroup) map[net.Listener]*h
 	if l.GatewayTLS != nil {
 		srv := gateway.NewServer(count(a.Gateway), errorLog)
 		srv.TLSConfig = a.Gateway.TLSConfig(a.gatewayCerts)
-		servers[tls.NewListener(l.GatewayTLS, srv.TLSConfig)] = srv
+		servers[gateway.NewTLSListener(l.GatewayTLS, srv.TLSConfig, gateway.MaxHeaderBytes, gateway.ReadHeaderTimeout)] = srv
 	}
 	return servers
 }

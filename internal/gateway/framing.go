@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"net"
 	"strconv"
@@ -84,6 +85,9 @@ const (
 type checkedConn struct {
 	net.Conn
 	max int
+	// tls is the connection's TLS state when it is a TLS connection
+	// (NewTLSListener), which net/http no longer sees as one.
+	tls *tls.ConnectionState
 
 	state   int
 	length  int64 // bytes left in stBody and stChunkData

@@ -56,6 +56,12 @@ func (f framingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.h.ServeHTTP(w, r)
 		return
 	}
+	if cc.tls != nil && r.TLS == nil {
+		// HTTP/1.x over TLS (NewTLSListener): net/http saw the checked
+		// connection, not the *tls.Conn under it.
+		r = r.WithContext(r.Context())
+		r.TLS = cc.tls
+	}
 	if reason := cc.refusal(r.Header.Get(refusedHeader)); reason != "" {
 		w.Header().Set("Connection", "close")
 		httpx.WriteProblem(w, httpx.ProblemFor(errs.E(errs.Invalid, "ambiguous_framing",

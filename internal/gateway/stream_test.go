@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -119,40 +120,90 @@ func (s *selfSigned) names() []string {
 	return append([]string(nil), s.asked...)
 }
 
-// TestTLS: HTTP/2 over TLS; the Host must be the connection's server name
-// (421 otherwise); unknown names never reach the certificate source.
+// TestTLS: HTTP/2 and HTTP/1.1 over TLS (NewTLSListener, as the node
+// serves it); the Host must be the connection's server name (421
+// otherwise); unknown names never reach the certificate source; HTTP/1.1
+// over TLS gets the framing check that plain HTTP gets.
 func TestTLS(t *testing.T) {
 	e := newEnv(t)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	certs := &selfSigned{key: key}
-	srv := httptest.NewUnstartedServer(e.gw)
-	srv.Config = gateway.NewServer(e.gw, nil)
-	srv.TLS = e.gw.TLSConfig(certs)
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
-	client := func(sni string) *http.Client {
-		return &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true,
-			TLSClientConfig: &tls.Config{ServerName: sni, InsecureSkipVerify: true}}} //nolint:gosec // self-signed test certificates
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	srv := gateway.NewServer(e.gw, nil)
+	srv.TLSConfig = e.gw.TLSConfig(certs)
+	tl := gateway.NewTLSListener(ln, srv.TLSConfig, gateway.MaxHeaderBytes, 5*time.Second)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(tl) }()
+	defer func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	base := "https://" + ln.Addr().String()
+	// Clients that connect and never start a handshake hold no one up,
+	// nor the server's Close (the deferred one above).
+	for range 3 {
+		idle, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer idle.Close()
+	}
+	client := func(sni string, h2 bool) *http.Client {
+		tr := &http.Transport{ForceAttemptHTTP2: h2,
+			TLSClientConfig: &tls.Config{ServerName: sni, InsecureSkipVerify: true}} //nolint:gosec // self-signed test certificates
+		if !h2 {
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		}
+		return &http.Client{Transport: tr}
+	}
+	for _, h2 := range []bool{false, true} {
+		req, _ := http.NewRequest("GET", base+"/", nil)
+		req.Host = "acme." + appDomain
+		resp, err := client("acme."+appDomain, h2).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || (resp.ProtoMajor == 2) != h2 || string(b) != "pool acme anonymous" {
+			t.Fatalf("h2 %v: %d %s %q", h2, resp.StatusCode, resp.Proto, b)
+		}
+		req, _ = http.NewRequest("GET", base+"/", nil)
+		req.Host = "globex.example"
+		resp, err = client("acme.example", h2).Do(req)
+		if err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
+			t.Fatalf("h2 %v: host and SNI disagree: %v %v", h2, resp, err)
+		}
+		resp.Body.Close()
+	}
+	// HTTP/1.1 over TLS: ambiguous framing refused before net/http reads it.
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "acme." + appDomain, InsecureSkipVerify: true, //nolint:gosec // self-signed test certificates
+		NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: acme."+appDomain+"\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("CL and TE over TLS: %v %v", resp, err)
+	}
+	c.Close()
 	get := func(sni, host string) (*http.Response, string, error) {
-		req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+		req, _ := http.NewRequest("GET", base+"/", nil)
 		req.Host = host
-		resp, err := client(sni).Do(req)
+		resp, err := client(sni, true).Do(req)
 		if err != nil {
 			return nil, "", err
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp, string(b), nil
-	}
-	resp, body, err := get("acme."+appDomain, "acme."+appDomain)
-	if err != nil || resp.StatusCode != 200 || resp.ProtoMajor != 2 || body != "pool acme anonymous" {
-		t.Fatalf("h2: %v %v %q", resp, err, body)
-	}
-	resp, _, err = get("acme.example", "globex.example")
-	if err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
-		t.Fatalf("host and SNI disagree: %v %v", resp, err)
 	}
 	for _, sni := range []string{"nobody." + appDomain, "evil.example", "a.acme." + appDomain, "-x-." + appDomain} {
 		if _, _, err := get(sni, sni); err == nil {
@@ -164,7 +215,7 @@ func TestTLS(t *testing.T) {
 			t.Fatalf("the certificate source was asked for %q", n)
 		}
 	}
-	if e.pool.count.Load() != 1 {
+	if e.pool.count.Load() != 2 {
 		t.Fatalf("the upstream saw %d requests", e.pool.count.Load())
 	}
 }
