@@ -138,7 +138,7 @@ func BenchmarkGatewayTLSHandshake(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	go srv.Serve(tls.NewListener(ln, srv.TLSConfig))
+	go srv.Serve(gateway.NewTLSListener(ln, srv.TLSConfig, gateway.MaxHeaderBytes, gateway.ReadHeaderTimeout))
 	b.Cleanup(func() { srv.Close() })
 	addr := ln.Addr().String()
 	handshake := func(name string) error {
