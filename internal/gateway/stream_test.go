@@ -219,3 +219,26 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("the upstream saw %d requests", e.pool.count.Load())
 	}
 }
+
+// TestEncodingPassesThrough: the gateway asks the application for no
+// encoding the client did not ask for, and passes on the one it did.
+func TestEncodingPassesThrough(t *testing.T) {
+	e := newEnv(t)
+	for _, ae := range []string{"", "br"} {
+		req, _ := http.NewRequest("GET", e.url+"/", nil)
+		req.Host = "acme." + appDomain
+		if ae != "" {
+			req.Header.Set("Accept-Encoding", ae)
+		}
+		tr := &http.Transport{DisableCompression: true}
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		if got := e.pool.seen().header.Get("Accept-Encoding"); resp.StatusCode != 200 || got != ae {
+			t.Errorf("client Accept-Encoding %q: %d, the application saw %q", ae, resp.StatusCode, got)
+		}
+	}
+}

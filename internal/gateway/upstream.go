@@ -118,9 +118,14 @@ func (u *upstreams) close() {
 func (u *upstreams) newUpstream(target string, timeout time.Duration) *upstream {
 	tu, _ := url.Parse(target) // validated with the route
 	t := &http.Transport{
-		Proxy:                 nil, // the dialer checks the address it dials: never through a proxy
-		DialContext:           netguard.Dialer(10*time.Second, u.allowPrivate).DialContext,
-		ForceAttemptHTTP2:     true,
+		Proxy:             nil, // the dialer checks the address it dials: never through a proxy
+		DialContext:       netguard.Dialer(10*time.Second, u.allowPrivate).DialContext,
+		ForceAttemptHTTP2: true,
+		// The client's Accept-Encoding goes through as it came: without
+		// this the transport would ask the application for gzip and
+		// unpack it here, costing the gateway the CPU and the client the
+		// compression it did not ask to lose.
+		DisableCompression:    true,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
