@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -88,6 +89,9 @@ func (c *stateCache) Get(ctx context.Context, id tenant.ID) (tenants.Tenant, err
 	if ok {
 		return r.tenant, r.err
 	}
+	if cacheOnly(ctx) {
+		return tenants.Tenant{}, errOverBudget
+	}
 	t, err := c.tenants.Get(ctx, id)
 	if err == nil || errs.Is(err, "tenant_not_found") {
 		c.store(key, cachedRead{tenant: t, err: err}, change)
@@ -102,9 +106,22 @@ func (c *stateCache) DomainOwner(ctx context.Context, host string) (tenant.ID, b
 	if ok {
 		return r.owner, r.owned, nil
 	}
+	if cacheOnly(ctx) {
+		return "", false, errOverBudget
+	}
 	id, owned, err := c.domains.DomainOwner(ctx, host)
 	if err == nil {
 		c.store(key, cachedRead{owner: id, owned: owned}, change)
 	}
 	return id, owned, err
 }
+
+// cacheOnlyKey marks the context of a request from an address past its
+// bound of misses (Gateway.misses): what is cached answers it, and what
+// would need a database read is refused with errOverBudget.
+type cacheOnlyKey struct{}
+
+func cacheOnly(ctx context.Context) bool { return ctx.Value(cacheOnlyKey{}) != nil }
+
+// errOverBudget refuses a read for an address past its bound of misses.
+var errOverBudget = errors.New("gateway: too many requests for unknown hosts from this address")

@@ -149,10 +149,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rid = ids.New("req")
 	}
 	w.Header().Set("X-Request-Id", rid)
-	peer := peerAddr(r.RemoteAddr)
-	if !g.misses.Ready(peer, g.cfg.Clock.Now()) {
-		httpx.WriteProblem(w, tooManyMisses)
-		return
+	if !g.misses.Ready(peerAddr(r.RemoteAddr), g.cfg.Clock.Now()) {
+		// Past its bound of misses, an address is answered from what is
+		// cached (the tenants its users reach), never with a new read.
+		ctx = context.WithValue(ctx, cacheOnlyKey{}, true)
 	}
 	host := canonicalHost(r.Host)
 	if r.TLS != nil && !strings.EqualFold(strings.TrimSuffix(r.TLS.ServerName, "."), host) {
@@ -228,6 +228,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // fail answers err: errNoTenant as the one not found, an errs.Error as
 // its problem, anything else as an internal error (logged).
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errOverBudget) {
+		httpx.WriteProblem(w, tooManyMisses)
+		return
+	}
 	if errors.Is(err, errNoTenant) {
 		g.missed(peerAddr(r.RemoteAddr))
 		httpx.WriteProblem(w, notFound)

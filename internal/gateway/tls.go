@@ -32,11 +32,11 @@ func (g *Gateway) TLSConfig(certs CertSource) *tls.Config {
 			if hello.Conn != nil {
 				peer = peerAddr(hello.Conn.RemoteAddr().String())
 			}
-			if !g.misses.Ready(peer, g.cfg.Clock.Now()) {
-				return nil, errUnknownHost
-			}
 			ctx, cancel := context.WithTimeout(hello.Context(), 5*time.Second)
 			defer cancel()
+			if !g.misses.Ready(peer, g.cfg.Clock.Now()) {
+				ctx = context.WithValue(ctx, cacheOnlyKey{}, true) // see ServeHTTP
+			}
 			if !g.KnownHost(ctx, canonicalHost(hello.ServerName)) {
 				g.missed(peer)
 				return nil, errUnknownHost
