@@ -55,6 +55,14 @@ func TestLoginThrottleCannotLockOwnerOut(t *testing.T) {
 		if _, page, status := mal.signIn(authURL(), "ann@acme.example", "ann's long password", ""); status != http.StatusTooManyRequests {
 			t.Errorf("the guessing address after ten failures: %d %s", status, page)
 		}
+		// A guesser rotating through the addresses of its own IPv6 /64
+		// is one address: ten failures, then throttled.
+		for i := range 10 {
+			at(fmt.Sprintf("2001:db8:7:9::%x", i+1)).signIn(authURL(), "ann@acme.example", "wrong guess", "")
+		}
+		if _, page, status := at("2001:db8:7:9:ffff::1").signIn(authURL(), "ann@acme.example", "ann's long password", ""); status != http.StatusTooManyRequests {
+			t.Errorf("a new address of the guessing /64 after ten failures: %d %s", status, page)
+		}
 		// The owner, from a fresh address, signs in; fifteen times.
 		ann := at("192.0.2.7")
 		for i := range 15 {
