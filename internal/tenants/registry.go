@@ -35,6 +35,9 @@ type Registry struct {
 	onboard  []Step
 	offboard []Step
 	inflight map[string]chan struct{} // workflows running on this node; closed when the run ends
+	// running bounds the workflows whose steps run at once on this node
+	// (maxRunningWorkflows; see runWorkflow).
+	running  chan struct{}
 	wg       sync.WaitGroup
 	stopping chan struct{}
 	// halted ends when Run returns: workflow steps still running then are
@@ -63,7 +66,7 @@ func NewRegistry(db *storage.DB, log *audit.Log, opts Options) *Registry {
 	}
 	r := &Registry{
 		db: db, tiers: opts.Tiers, clock: opts.Clock, log: opts.Logger, audit: log,
-		inflight: map[string]chan struct{}{}, stopping: make(chan struct{}),
+		inflight: map[string]chan struct{}{}, stopping: make(chan struct{}), running: make(chan struct{}, maxRunningWorkflows),
 	}
 	r.halted, r.halt = context.WithCancel(context.Background())
 	return r

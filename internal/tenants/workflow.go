@@ -316,6 +316,16 @@ func StepInput(ctx context.Context, key string) (json.RawMessage, bool) {
 // workflow happens at a time: an in-process set guards this node, a lock
 // taken in each step's transaction guards the others, and the step rows'
 // primary key makes a step complete once whatever happens.
+// maxRunningWorkflows bounds the workflows whose steps run at once on a
+// node. A step runs in a transaction, and a step may read in a second one
+// (data placement reads its cluster in the platform scope, which the
+// tenant's transaction cannot see): with every connection of PostgreSQL's
+// pool (32) held by a step waiting for its second, the node stalled. 96
+// tenants created at once did that (TestConcurrentCreatesComplete). Eight
+// workflows hold at most sixteen connections; the others wait here, not
+// on the pool.
+const maxRunningWorkflows = 8
+
 func (r *Registry) runWorkflow(ctx context.Context, id string, c *claim) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -342,7 +352,13 @@ func (r *Registry) runWorkflow(ctx context.Context, id string, c *claim) {
 		r.mu.Unlock()
 		close(done)
 	}()
+	select {
+	case r.running <- struct{}{}:
+	case <-ctx.Done():
+		return // left for the retry loop
+	}
 	err := r.runSteps(ctx, id, c)
+	<-r.running
 	if err == nil || errors.Is(err, errBusy) {
 		return
 	}
