@@ -65,10 +65,7 @@ func auditList(ctx context.Context, s stdio, args []string) error {
 // broken event named on stderr and the exit status 1.
 func auditVerify(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("audit verify", auditUsage)
-	if _, err := parseArgs(fs, args, 0, s.err); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err)
 	if err != nil {
 		return err
 	}

@@ -18,10 +18,7 @@ Common flags: --addr, --token, --output json|table`
 // CA that issued each.
 func certsList(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("certs list", certsUsage)
-	if _, err := parseArgs(fs, args, 0, s.err); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err)
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,21 @@ func (cf *clientFlags) client() (*client.Client, error) {
 // clientFlagSet is the start of every client verb: its flag set, named by
 // the verb's path (e.g. "tenant create"), with the flags every client
 // command takes; its --help prints usage, its group's, before the flags.
+// open is the opening of a client verb: it parses the verb's flags and
+// positional arguments (parseArgs) and returns them with the client its
+// flags name.
+func (cf *clientFlags) open(fs *flag.FlagSet, args []string, positional int, stderr io.Writer, checks ...checker) ([]string, *client.Client, error) {
+	pos, err := parseArgs(fs, args, positional, stderr, checks...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, c, nil
+}
+
 func clientFlagSet(path, usage string) (*flag.FlagSet, *clientFlags) {
 	fs := flag.NewFlagSet(path, flag.ContinueOnError)
 	withUsage(fs, usage)

@@ -36,11 +36,7 @@ func clientCreate(ctx context.Context, s stdio, args []string) error {
 	fs.Var(&redirects, "redirect-uri", "an exact redirect URI (repeatable)")
 	fs.Var(&scopes, "scope", "a scope the client may ask for (repeatable)")
 	fs.BoolVar(&public, "public", false, "a public client (no secret; PKCE required)")
-	pos, err := parseArgs(fs, args, 1, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}
@@ -62,10 +58,7 @@ func clientCreate(ctx context.Context, s stdio, args []string) error {
 func clientList(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("client list", clientUsage)
 	tenantID := clientTenantFlag(fs)
-	if _, err := parseArgs(fs, args, 0, s.err); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err)
 	if err != nil {
 		return err
 	}
@@ -83,11 +76,7 @@ func clientList(ctx context.Context, s stdio, args []string) error {
 func clientDelete(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("client delete", clientUsage)
 	tenantID := clientTenantFlag(fs)
-	pos, err := parseArgs(fs, args, 1, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}

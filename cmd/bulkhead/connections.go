@@ -323,10 +323,7 @@ func connectionList(ctx context.Context, s stdio, args []string) error {
 	fs, cf, tf := connectionVerb("connection", connectionUsage, "list")
 	var lf listFlags
 	lf.register(fs)
-	if _, err := parseArgs(fs, args, 0, s.err, tf); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err, tf)
 	if err != nil {
 		return err
 	}
@@ -344,11 +341,7 @@ func connectionList(ctx context.Context, s stdio, args []string) error {
 
 func connectionGet(ctx context.Context, s stdio, args []string) error {
 	fs, cf, tf := connectionVerb("connection", connectionUsage, "get")
-	pos, err := parseArgs(fs, args, 1, s.err, tf)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err, tf)
 	if err != nil {
 		return err
 	}
@@ -365,11 +358,7 @@ func connectionGet(ctx context.Context, s stdio, args []string) error {
 
 func connectionDelete(ctx context.Context, s stdio, args []string) error {
 	fs, cf, tf := connectionVerb("connection", connectionUsage, "delete")
-	pos, err := parseArgs(fs, args, 1, s.err, tf)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err, tf)
 	if err != nil {
 		return err
 	}
@@ -386,11 +375,7 @@ func connectionActivity(ctx context.Context, s stdio, args []string) error {
 	fs, cf, tf := connectionVerb("connection", connectionUsage, "activity")
 	var lf listFlags
 	lf.register(fs)
-	pos, err := parseArgs(fs, args, 1, s.err, tf)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err, tf)
 	if err != nil {
 		return err
 	}
@@ -414,10 +399,7 @@ func connectionAlerts(ctx context.Context, s stdio, args []string) error {
 	var only string
 	fs.StringVar(&only, "connection", "", "only this connection's alerts")
 	lf.register(fs)
-	if _, err := parseArgs(fs, args, 0, s.err, tf); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err, tf)
 	if err != nil {
 		return err
 	}
@@ -486,11 +468,7 @@ func grantIssue(name string) func(context.Context, stdio, []string) error {
 
 func grantList(ctx context.Context, s stdio, args []string) error {
 	fs, cf, tf := connectionVerb("connection grant", grantUsage, "list")
-	pos, err := parseArgs(fs, args, 1, s.err, tf)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err, tf)
 	if err != nil {
 		return err
 	}
@@ -511,11 +489,7 @@ func grantSuspend(ctx context.Context, s stdio, args []string) error {
 	fs, cf, tf := connectionVerb("connection grant", grantUsage, "suspend")
 	var reason string
 	fs.StringVar(&reason, "reason", "", "why (kept with the grant and in the audit trail)")
-	pos, err := parseArgs(fs, args, 2, s.err, tf)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 2, s.err, tf)
 	if err != nil {
 		return err
 	}
@@ -528,11 +502,7 @@ func grantSuspend(ctx context.Context, s stdio, args []string) error {
 
 func grantResume(ctx context.Context, s stdio, args []string) error {
 	fs, cf, tf := connectionVerb("connection grant", grantUsage, "resume")
-	pos, err := parseArgs(fs, args, 2, s.err, tf)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 2, s.err, tf)
 	if err != nil {
 		return err
 	}
@@ -545,11 +515,7 @@ func grantResume(ctx context.Context, s stdio, args []string) error {
 
 func grantDelete(ctx context.Context, s stdio, args []string) error {
 	fs, cf, tf := connectionVerb("connection grant", grantUsage, "delete")
-	pos, err := parseArgs(fs, args, 2, s.err, tf)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 2, s.err, tf)
 	if err != nil {
 		return err
 	}

@@ -70,10 +70,7 @@ func clusterAdd(ctx context.Context, s stdio, args []string) error {
 
 func clusterList(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("cluster list", clusterUsage)
-	if _, err := parseArgs(fs, args, 0, s.err); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err)
 	if err != nil {
 		return err
 	}
@@ -90,11 +87,7 @@ func clusterList(ctx context.Context, s stdio, args []string) error {
 
 func clusterRemove(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("cluster remove", clusterUsage)
-	pos, err := parseArgs(fs, args, 1, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}
@@ -116,11 +109,7 @@ func printClusters(w io.Writer, cs []client.DataCluster, def string) {
 
 func placementGet(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("placement", placementUsage)
-	pos, err := parseArgs(fs, args, 1, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}

@@ -64,10 +64,7 @@ func functionCreate(ctx context.Context, s stdio, args []string) error {
 
 func functionList(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("function list", functionUsage)
-	if _, err := parseArgs(fs, args, 0, s.err); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err)
 	if err != nil {
 		return err
 	}
@@ -89,11 +86,7 @@ func functionInvoke(ctx context.Context, s stdio, args []string) error {
 	var tenantID, event string
 	fs.StringVar(&tenantID, "tenant", "", "the tenant to run for (the operator must name one for per_tenant functions)")
 	fs.StringVar(&event, "event", "{}", "the event: JSON, or @FILE")
-	pos, err := parseArgs(fs, args, 1, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}
@@ -114,11 +107,7 @@ func functionInvoke(ctx context.Context, s stdio, args []string) error {
 
 func functionDelete(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("function delete", functionUsage)
-	pos, err := parseArgs(fs, args, 1, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}

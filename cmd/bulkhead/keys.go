@@ -98,10 +98,7 @@ func keyList(ctx context.Context, s stdio, args []string) error {
 	fs, cf, tf := keyVerb("list")
 	var lf listFlags
 	lf.register(fs)
-	if _, err := parseArgs(fs, args, 0, s.err, tf); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err, tf)
 	if err != nil {
 		return err
 	}
@@ -122,11 +119,7 @@ func keyList(ctx context.Context, s stdio, args []string) error {
 func keyAction(name string, call func(*client.Client, context.Context, string, string) (client.Key, error)) func(context.Context, stdio, []string) error {
 	return func(ctx context.Context, s stdio, args []string) error {
 		fs, cf, tf := keyVerb(name)
-		pos, err := parseArgs(fs, args, 1, s.err, tf)
-		if err != nil {
-			return err
-		}
-		c, err := cf.client()
+		pos, c, err := cf.open(fs, args, 1, s.err, tf)
 		if err != nil {
 			return err
 		}
@@ -165,11 +158,7 @@ func keyScheduleDeletion(ctx context.Context, s stdio, args []string) error {
 // and import token, to wrap key material for import.
 func keyImportParams(ctx context.Context, s stdio, args []string) error {
 	fs, cf, tf := keyVerb("import-params")
-	pos, err := parseArgs(fs, args, 1, s.err, tf)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err, tf)
 	if err != nil {
 		return err
 	}

@@ -225,10 +225,7 @@ func (v objectVerbs[In, Out, Page]) list(ctx context.Context, s stdio, args []st
 	fs, cf, sf := v.start("list", v.allowGlobal)
 	var lf listFlags
 	lf.register(fs)
-	if _, err := parseArgs(fs, args, 0, s.err, sf); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err, sf)
 	if err != nil {
 		return err
 	}
@@ -242,11 +239,7 @@ func (v objectVerbs[In, Out, Page]) list(ctx context.Context, s stdio, args []st
 // get is the verb get ID.
 func (v objectVerbs[In, Out, Page]) get(ctx context.Context, s stdio, args []string) error {
 	fs, cf, sf := v.start("get", v.allowGlobal)
-	pos, err := parseArgs(fs, args, 1, s.err, sf)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err, sf)
 	if err != nil {
 		return err
 	}
@@ -260,11 +253,7 @@ func (v objectVerbs[In, Out, Page]) get(ctx context.Context, s stdio, args []str
 // delete is the verb delete ID.
 func (v objectVerbs[In, Out, Page]) delete(ctx context.Context, s stdio, args []string) error {
 	fs, cf, sf := v.start("delete", v.allowGlobal)
-	pos, err := parseArgs(fs, args, 1, s.err, sf)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err, sf)
 	if err != nil {
 		return err
 	}

@@ -66,10 +66,7 @@ func schemaInput(text []byte, format string) (client.PolicySchema, error) {
 // schemaGet runs bulkhead policy schema get: the schema as it was put.
 func schemaGet(ctx context.Context, s stdio, args []string) error {
 	fs, cf, sf := storeVerb("policy schema get", schemaUsage)
-	if _, err := parseArgs(fs, args, 0, s.err, sf); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err, sf)
 	if err != nil {
 		return err
 	}
@@ -126,10 +123,7 @@ func schemaPut(ctx context.Context, s stdio, args []string) error {
 // storeGet runs bulkhead policy store get: the store's settings.
 func storeGet(ctx context.Context, s stdio, args []string) error {
 	fs, cf, sf := storeVerb("policy store get", storeUsage)
-	if _, err := parseArgs(fs, args, 0, s.err, sf); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err, sf)
 	if err != nil {
 		return err
 	}

@@ -75,10 +75,7 @@ func routeAdd(ctx context.Context, s stdio, args []string) error {
 
 func routeList(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("route list", routeUsage)
-	if _, err := parseArgs(fs, args, 0, s.err); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err)
 	if err != nil {
 		return err
 	}
@@ -95,11 +92,7 @@ func routeList(ctx context.Context, s stdio, args []string) error {
 
 func routeRemove(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("route remove", routeUsage)
-	pos, err := parseArgs(fs, args, 1, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}

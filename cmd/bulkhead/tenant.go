@@ -64,11 +64,7 @@ func tenantCreate(ctx context.Context, s stdio, args []string) error {
 	fs.StringVar(&cfgJSON, "config", "", "tenant config, a JSON object")
 	fs.StringVar(&idemKey, "idempotency-key", "", "makes a retry return the first result")
 	fs.StringVar(&in.AdminEmail, "admin-email", "", "onboarding creates this user as the tenant's first admin (temporary password printed once)")
-	pos, err := parseArgs(fs, args, 1, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}
@@ -94,11 +90,7 @@ func tenantCreate(ctx context.Context, s stdio, args []string) error {
 func tenantAction(name string, call func(*client.Client, context.Context, string) (client.Tenant, error)) func(context.Context, stdio, []string) error {
 	return func(ctx context.Context, s stdio, args []string) error {
 		fs, cf := clientFlagSet("tenant "+name, tenantUsage)
-		pos, err := parseArgs(fs, args, 1, s.err)
-		if err != nil {
-			return err
-		}
-		c, err := cf.client()
+		pos, c, err := cf.open(fs, args, 1, s.err)
 		if err != nil {
 			return err
 		}
@@ -119,11 +111,7 @@ func tenantUpdate(ctx context.Context, s stdio, args []string) error {
 	fs.StringVar(&tier, "tier", "", "new tier")
 	domains.register(fs, "replace the domains with these (repeatable, or a comma-separated list; \"\" for none)")
 	fs.StringVar(&cfgJSON, "config", "", "replace the config: a JSON object")
-	pos, err := parseArgs(fs, args, 1, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}
@@ -159,10 +147,7 @@ func tenantList(ctx context.Context, s stdio, args []string) error {
 	var all bool
 	lf.register(fs)
 	fs.BoolVar(&all, "all", false, "follow cursors to list every tenant")
-	if _, err := parseArgs(fs, args, 0, s.err); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.open(fs, args, 0, s.err)
 	if err != nil {
 		return err
 	}

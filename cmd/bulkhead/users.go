@@ -87,11 +87,7 @@ func userCreate(ctx context.Context, s stdio, args []string) error {
 
 func userGet(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("user get", userUsage)
-	pos, err := parseArgs(fs, args, 2, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 2, s.err)
 	if err != nil {
 		return err
 	}
@@ -151,11 +147,7 @@ func userUpdate(ctx context.Context, s stdio, args []string) error {
 
 func userDelete(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("user delete", userUsage)
-	pos, err := parseArgs(fs, args, 2, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 2, s.err)
 	if err != nil {
 		return err
 	}
@@ -172,11 +164,7 @@ func userList(ctx context.Context, s stdio, args []string) error {
 	var email string
 	lf.register(fs)
 	fs.StringVar(&email, "email", "", "only the user with this email")
-	pos, err := parseArgs(fs, args, 1, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}
@@ -225,11 +213,7 @@ func groupCreate(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("group create", groupUsage)
 	var description string
 	fs.StringVar(&description, "description", "", "what the group is for")
-	pos, err := parseArgs(fs, args, 2, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 2, s.err)
 	if err != nil {
 		return err
 	}
@@ -242,11 +226,7 @@ func groupCreate(ctx context.Context, s stdio, args []string) error {
 
 func groupList(ctx context.Context, s stdio, args []string) error {
 	fs, cf := clientFlagSet("group list", groupUsage)
-	pos, err := parseArgs(fs, args, 1, s.err)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}
@@ -265,11 +245,7 @@ func groupMember(add bool) func(context.Context, stdio, []string) error {
 	}
 	return func(ctx context.Context, s stdio, args []string) error {
 		fs, cf := clientFlagSet(path, groupUsage)
-		pos, err := parseArgs(fs, args, 3, s.err)
-		if err != nil {
-			return err
-		}
-		c, err := cf.client()
+		pos, c, err := cf.open(fs, args, 3, s.err)
 		if err != nil {
 			return err
 		}
