@@ -357,8 +357,10 @@ func (r *Registry) runWorkflow(ctx context.Context, id string, c *claim) {
 	case <-ctx.Done():
 		return // left for the retry loop
 	}
-	err := r.runSteps(ctx, id, c)
-	<-r.running
+	err := func() error {
+		defer func() { <-r.running }() // even if a step panics
+		return r.runSteps(ctx, id, c)
+	}()
 	if err == nil || errors.Is(err, errBusy) {
 		return
 	}
