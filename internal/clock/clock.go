@@ -173,9 +173,19 @@ type fakeTimer struct {
 // the channel full) and returns what to do once f.mu is released. f.mu is
 // held.
 func (ft *fakeTimer) fire(f *Fake, until time.Time) func() {
-	now := f.t
+	now := f.t // the tick's value: its first deadline
 	if ft.period > 0 {
-		ft.when = ft.when.Add(ft.period * (until.Sub(ft.when)/ft.period + 1))
+		// One tick stands for every period up to until (a tick nobody
+		// took is dropped), so the clock is at the last of them when it
+		// is sent: a receiver that read the clock before Set had moved
+		// on saw the first period's time, and then no tick came to show
+		// it more (the data sweeper never reached a retention that had
+		// ended).
+		last := ft.when.Add(ft.period * (until.Sub(ft.when) / ft.period))
+		if last.After(f.t) {
+			f.t = last
+		}
+		ft.when = last.Add(ft.period)
 	} else {
 		f.remove(ft)
 	}

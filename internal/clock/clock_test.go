@@ -129,3 +129,17 @@ func TestFakeSkipsMissedTicks(t *testing.T) {
 		t.Fatal("no tick one period later")
 	}
 }
+
+// TestFakeTickSeesTheClockMovedOn: a receiver that reads the clock when
+// a collapsed tick arrives sees the last period it stands for, not the
+// first (it may read before Advance returns).
+func TestFakeTickSeesTheClockMovedOn(t *testing.T) {
+	f := clock.NewFake(start)
+	_, c := f.NewTicker(time.Minute)
+	seen := make(chan time.Time, 1)
+	go func() { <-c; seen <- f.Now() }()
+	f.Advance(time.Hour + 30*time.Second)
+	if got := <-seen; got.Before(start.Add(time.Hour)) {
+		t.Errorf("the receiver read %v; want the last tick's time, %v, or later", got, start.Add(time.Hour))
+	}
+}
