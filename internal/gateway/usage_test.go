@@ -53,7 +53,8 @@ func TestAdmitter(t *testing.T) {
 	srv := startGateway(t, gw)
 	e.url = srv
 	a := e.do(t, "GET", "acme."+appDomain, "/", "", nil)
-	if a.status != 429 || !strings.Contains(a.body, `"rate_limited"`) || a.header.Get("Retry-After") != "2" ||
+	if a.status != 429 || !strings.Contains(a.body, `"rate_limited"`) || !strings.Contains(a.body, `"violated-policies":["rate"]`) ||
+		a.header.Get("Retry-After") != "2" ||
 		a.header.Get("RateLimit") != `"rate";r=0;t=2` {
 		t.Fatalf("refused: %d %v %s", a.status, a.header, a.body)
 	}

@@ -22,6 +22,10 @@ type Problem struct {
 	Code      string `json:"code"`
 	Field     string `json:"field,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// ViolatedPolicies, on a 429 of the edge gateway, names the
+	// RateLimit-Policy items the request went over ("rate", "quota"):
+	// the extension member of the RateLimit fields draft's quota problem.
+	ViolatedPolicies []string `json:"violated-policies,omitempty"`
 }
 
 // Error makes a problem an error, as clients return it.

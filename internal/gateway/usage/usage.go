@@ -283,8 +283,10 @@ func (d Decision) SetHeaders(h http.Header) {
 	}
 }
 
-// Reject answers a refused request: 429 problem+json with Retry-After
-// and the RateLimit fields.
+// Reject answers a refused request: 429 problem+json with Retry-After,
+// the RateLimit fields and the violated policy's name in the problem's
+// "violated-policies" member (draft-ietf-httpapi-ratelimit-headers). The
+// problem keeps Bulkhead's own type and code, like every other answer.
 func (d Decision) Reject(w http.ResponseWriter) {
 	d.SetHeaders(w.Header())
 	code, detail := "rate_limited", "the tenant's request rate is over its plan; retry after the Retry-After seconds"
@@ -292,7 +294,9 @@ func (d Decision) Reject(w http.ResponseWriter) {
 		code, detail = "quota_exceeded", "the tenant's request quota for this period is used up"
 	}
 	e := &errs.Error{Kind: errs.Busy, Code: code, Detail: detail, RetryAfter: max(d.RetryAfter, time.Second)}
-	httpx.WriteProblem(w, httpx.ProblemFor(e))
+	p := httpx.ProblemFor(e)
+	p.ViolatedPolicies = []string{d.Reason}
+	httpx.WriteProblem(w, p)
 }
 
 // Admit decides whether tenant tid, of tier, may make one more request

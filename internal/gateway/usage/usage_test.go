@@ -79,7 +79,8 @@ func TestBurstThenThrottleWithHeaders(t *testing.T) {
 	d.Reject(rec)
 	if rec.Code != 429 || rec.Header().Get("Retry-After") != "1" ||
 		rec.Header().Get("RateLimit-Policy") != `"rate";q=4;w=2` || rec.Header().Get("RateLimit") != `"rate";r=0;t=1` ||
-		rec.Header().Get("Content-Type") != "application/problem+json" || !strings.Contains(rec.Body.String(), `"rate_limited"`) {
+		rec.Header().Get("Content-Type") != "application/problem+json" || !strings.Contains(rec.Body.String(), `"rate_limited"`) ||
+		!strings.Contains(rec.Body.String(), `"violated-policies":["rate"]`) {
 		t.Fatalf("429 = %d %v %s", rec.Code, rec.Header(), rec.Body)
 	}
 	// Another tenant of the tier has its own bucket.
@@ -259,6 +260,12 @@ func TestQuotaAcrossNodes(t *testing.T) {
 		}
 		if d.Policy != `"quota";q=50;w=86400` || d.Limit != `"quota";r=0;t=43200` {
 			t.Fatalf("quota fields: %q, %q", d.Policy, d.Limit)
+		}
+		rec := httptest.NewRecorder()
+		d.Reject(rec)
+		if rec.Code != 429 || rec.Header().Get("Retry-After") != "43200" || !strings.Contains(rec.Body.String(), `"quota_exceeded"`) ||
+			!strings.Contains(rec.Body.String(), `"violated-policies":["quota"]`) {
+			t.Fatalf("429 = %d %v %s", rec.Code, rec.Header(), rec.Body)
 		}
 		// The next day starts again.
 		fc.Advance(12 * time.Hour)
