@@ -135,17 +135,14 @@ func withChildren(pids []int) []int {
 // edgeRun measures, for the upstream directly and for each target: one
 // connection taking them in turn (phases edge_lat_<name>), then -conns
 // connections on one target at a time, the targets taken in turn for
-// -edge-rounds rounds (phases edge_<name>). The conns lines carry
-// proxy_cpu (cores of the target's processes during its own slots) and
-// cpu_us_per_req (their CPU per request).
+// -edge-rounds rounds (phases edge_<name>; see interleave).
 func edgeRun(ctx context.Context, o edgeOptions, out io.Writer) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
 	const path = "/v1/items"
 	newLoader := func(base string, conns int) *loader {
-		tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true, IdleConnTimeout: 90 * time.Second}
-		return &loader{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: base, auth: "Bearer " + o.upstreamToken}
+		return &loader{client: newClient(conns), base: base, auth: "Bearer " + o.upstreamToken}
 	}
 	get := func(l *loader) func(context.Context) (bool, error) {
 		return func(ctx context.Context) (bool, error) {
@@ -191,60 +188,12 @@ func edgeRun(ctx context.Context, o edgeOptions, out io.Writer) error {
 	}
 
 	// -conns connections, one target at a time, round-robin.
-	ls := make([]*loader, len(all))
+	cs := make([]contender, len(all))
 	for i, t := range all {
-		ls[i] = newLoader(t.base, o.conns)
-		if o.warmup > 0 {
-			if _, err := ls[i].loop(ctx, o.conns, o.warmup, []func(context.Context) (bool, error){get(ls[i])}); err != nil {
-				return err
-			}
-		}
+		l := newLoader(t.base, o.conns)
+		cs[i] = contender{name: t.name, pids: t.pids, l: l, op: get(l)}
 	}
-	sums := make([]result, len(all))
-	cpu := make([]time.Duration, len(all))
-	slot := o.duration / time.Duration(o.rounds)
-	for range o.rounds {
-		for i, t := range all {
-			c0 := procsCPU(t.pids)
-			rs, err := ls[i].loop(ctx, o.conns, slot, []func(context.Context) (bool, error){get(ls[i])})
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
-			}
-			r := rs[0]
-			if c1 := procsCPU(t.pids); c0 >= 0 && c1 >= 0 && cpu[i] >= 0 {
-				cpu[i] += c1 - c0
-			} else {
-				cpu[i] = -1
-			}
-			s := &sums[i]
-			s.clientCPU += r.clientCPU * r.elapsed.Seconds()
-			s.machineCPU += r.machineCPU * r.elapsed.Seconds()
-			s.elapsed += r.elapsed
-			s.lat = append(s.lat, r.lat...)
-			s.errors += r.errors
-		}
-	}
-	for i, t := range all {
-		s := sums[i]
-		slices.Sort(s.lat)
-		s.clientCPU /= s.elapsed.Seconds()
-		s.machineCPU /= s.elapsed.Seconds()
-		s.serverCPU = -1
-		s.extra = cpuFields(0, cpu[i], s.elapsed, len(s.lat), t.pids) + " rounds=" + strconv.Itoa(o.rounds)
-		s.print(out, "edge_"+t.name, o.conns)
-	}
-	return nil
-}
-
-// cpuFields formats a target's CPU from c0 to c1 over elapsed and n
-// requests: proxy_cpu (cores) and cpu_us_per_req, or -1 for each when the
-// target has no process or its CPU could not be read.
-func cpuFields(c0, c1, elapsed time.Duration, n int, pids []int) string {
-	if len(pids) == 0 || c0 < 0 || c1 < 0 || n == 0 {
-		return "proxy_cpu=-1 cpu_us_per_req=-1"
-	}
-	d := c1 - c0
-	return fmt.Sprintf("proxy_cpu=%.2f cpu_us_per_req=%.1f", d.Seconds()/elapsed.Seconds(), float64(d.Microseconds())/float64(n))
+	return interleave(ctx, out, "edge_", o.conns, o.rounds, o.warmup, o.duration/time.Duration(o.rounds), cs)
 }
 
 // reverseProxyOnly serves a bare httputil.ReverseProxy to target on addr

@@ -110,11 +110,15 @@ type options struct {
 	clientID       string
 	clientSecret   string
 	authzDuration  time.Duration
-	kmsDuration    time.Duration
-	proxyURL       string
-	proxyDuration  time.Duration
-	upstreamURL    string
-	upstreamToken  string
+	// The authorization peer (opa.go).
+	opaURL        string
+	opaPID        int
+	peerRounds    int
+	kmsDuration   time.Duration
+	proxyURL      string
+	proxyDuration time.Duration
+	upstreamURL   string
+	upstreamToken string
 	// Noisy-neighbour phases (noisy.go).
 	noisyDuration    time.Duration
 	noisyRate        float64
@@ -138,6 +142,10 @@ func main() {
 	flag.StringVar(&o.clientID, "client-id", "", "OAuth client for the token phase (default: register one under the first tenant created)")
 	flag.StringVar(&o.clientSecret, "client-secret", os.Getenv("LOADGEN_CLIENT_SECRET"), "secret of -client-id (default $LOADGEN_CLIENT_SECRET)")
 	flag.DurationVar(&o.authzDuration, "authz-duration", 0, "length of the authorization decision phase (0: none; at most 60s)")
+	flag.StringVar(&o.opaURL, "opa-url", "", "OPA serving -write-rego's policy (loopback): the authz phase then also checks both engines decide alike and measures them interleaved")
+	flag.IntVar(&o.opaPID, "opa-pid", 0, "pid of -opa-url's OPA, to read its CPU (Linux /proc)")
+	flag.IntVar(&o.peerRounds, "peer-rounds", 4, "rounds of the interleaved peer comparison")
+	writeRego := flag.String("write-rego", "", "only write the authz phase's 50 policies in Rego (package bench, rule allow) to this file")
 	flag.DurationVar(&o.kmsDuration, "kms-duration", 0, "length of each KMS phase: encrypt, decrypt, generate-data-key (0: none; at most 60s)")
 	flag.StringVar(&o.proxyURL, "proxy-url", "", "base URL of the server's connections proxy, e.g. http://127.0.0.1:8090 (loopback only; the server needs --allow-private-upstreams)")
 	flag.DurationVar(&o.proxyDuration, "proxy-duration", 0, "length of each connections proxy phase (0: none; at most 60s; needs -proxy-url)")
@@ -166,6 +174,12 @@ func main() {
 		return
 	}
 	switch {
+	case *writeRego != "":
+		if err := os.WriteFile(*writeRego, []byte(authzRego(50)), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		return
 	case *freePort:
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -225,6 +239,11 @@ func (o options) validate() error {
 			return err
 		}
 	}
+	if o.opaURL != "" {
+		if err := checkLoopback("opa-url", o.opaURL); err != nil {
+			return err
+		}
+	}
 	if o.upstreamURL != "" {
 		if err := checkLoopback("upstream-url", o.upstreamURL); err != nil {
 			return err
@@ -252,6 +271,10 @@ func (o options) validate() error {
 		return errors.New("-kms-duration must be between 0 and 60s")
 	case o.authzDuration < 0 || o.authzDuration > time.Minute:
 		return errors.New("-authz-duration must be between 0 and 60s")
+	case o.opaURL != "" && (o.authzDuration == 0 || o.serverPID == 0 || o.opaPID <= 0):
+		return errors.New("-opa-url needs -authz-duration, -server-pid and -opa-pid")
+	case o.opaURL != "" && (o.peerRounds < 1 || o.peerRounds > 100):
+		return errors.New("-peer-rounds must be between 1 and 100")
 	case o.proxyDuration < 0 || o.proxyDuration > time.Minute:
 		return errors.New("-proxy-duration must be between 0 and 60s")
 	case o.noisyDuration < 0 || o.noisyDuration > time.Minute:
@@ -274,20 +297,26 @@ func (o options) validate() error {
 	return nil
 }
 
+// newClient is a client of up to conns connections to one loopback server.
+func newClient(conns int) *http.Client {
+	tr := &http.Transport{
+		Proxy:               nil, // loopback: never a proxy
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		DisableCompression:  true,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
 func run(ctx context.Context, o options, out io.Writer) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
 	base := strings.TrimRight(o.base, "/")
-	tr := &http.Transport{
-		Proxy:               nil, // loopback: never a proxy
-		MaxIdleConnsPerHost: o.conns,
-		MaxConnsPerHost:     o.conns,
-		DisableCompression:  true,
-		IdleConnTimeout:     90 * time.Second,
-	}
-	defer tr.CloseIdleConnections()
-	l := &loader{client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: base, auth: "Bearer " + o.token, serverPID: o.serverPID}
+	client := newClient(o.conns)
+	defer client.CloseIdleConnections()
+	l := &loader{client: client, base: base, auth: "Bearer " + o.token, serverPID: o.serverPID}
 
 	// Create phase.
 	var next atomic.Int64
@@ -611,7 +640,10 @@ func (l *loader) authzPhase(ctx context.Context, o options, tenantID string, out
 		return err
 	}
 	r.print(out, "authz", o.conns)
-	return nil
+	if o.opaURL == "" {
+		return nil
+	}
+	return authzVersusOPA(ctx, o, tl, path+"/authorize", out)
 }
 
 // tokenPhase measures client-credentials token issuance.
