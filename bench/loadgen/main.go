@@ -110,9 +110,11 @@ type options struct {
 	clientID       string
 	clientSecret   string
 	authzDuration  time.Duration
-	// The authorization peer (opa.go).
+	// The peers (peers.go).
 	opaURL        string
 	opaPID        int
+	zitadelURL    string
+	zitadelPID    int
 	peerRounds    int
 	kmsDuration   time.Duration
 	proxyURL      string
@@ -144,6 +146,8 @@ func main() {
 	flag.DurationVar(&o.authzDuration, "authz-duration", 0, "length of the authorization decision phase (0: none; at most 60s)")
 	flag.StringVar(&o.opaURL, "opa-url", "", "OPA serving -write-rego's policy (loopback): the authz phase then also checks both engines decide alike and measures them interleaved")
 	flag.IntVar(&o.opaPID, "opa-pid", 0, "pid of -opa-url's OPA, to read its CPU (Linux /proc)")
+	flag.StringVar(&o.zitadelURL, "zitadel-url", "", "the zitadel/oidc example OP (bench/peers/zitadelop, loopback): the token phase then also measures it beside Bulkhead, interleaved")
+	flag.IntVar(&o.zitadelPID, "zitadel-pid", 0, "pid of -zitadel-url's OP, to read its CPU (Linux /proc)")
 	flag.IntVar(&o.peerRounds, "peer-rounds", 4, "rounds of the interleaved peer comparison")
 	writeRego := flag.String("write-rego", "", "only write the authz phase's 50 policies in Rego (package bench, rule allow) to this file")
 	flag.DurationVar(&o.kmsDuration, "kms-duration", 0, "length of each KMS phase: encrypt, decrypt, generate-data-key (0: none; at most 60s)")
@@ -239,8 +243,11 @@ func (o options) validate() error {
 			return err
 		}
 	}
-	if o.opaURL != "" {
-		if err := checkLoopback("opa-url", o.opaURL); err != nil {
+	for name, u := range map[string]string{"opa-url": o.opaURL, "zitadel-url": o.zitadelURL} {
+		if u == "" {
+			continue
+		}
+		if err := checkLoopback(name, u); err != nil {
 			return err
 		}
 	}
@@ -273,7 +280,9 @@ func (o options) validate() error {
 		return errors.New("-authz-duration must be between 0 and 60s")
 	case o.opaURL != "" && (o.authzDuration == 0 || o.serverPID == 0 || o.opaPID <= 0):
 		return errors.New("-opa-url needs -authz-duration, -server-pid and -opa-pid")
-	case o.opaURL != "" && (o.peerRounds < 1 || o.peerRounds > 100):
+	case o.zitadelURL != "" && (o.tokenDuration == 0 || o.serverPID == 0 || o.zitadelPID <= 0):
+		return errors.New("-zitadel-url needs -token-duration, -server-pid and -zitadel-pid")
+	case (o.opaURL != "" || o.zitadelURL != "") && (o.peerRounds < 1 || o.peerRounds > 100):
 		return errors.New("-peer-rounds must be between 1 and 100")
 	case o.proxyDuration < 0 || o.proxyDuration > time.Minute:
 		return errors.New("-proxy-duration must be between 0 and 60s")
@@ -655,18 +664,7 @@ func (l *loader) tokenPhase(ctx context.Context, o options, tenantID string, out
 			return err
 		}
 	}
-	// RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
-	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
-	form := []byte("grant_type=client_credentials")
-	issue := func(ctx context.Context) ([]byte, bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/oauth/token", bytes.NewReader(form))
-		if err != nil {
-			return nil, false, err
-		}
-		req.Header.Set("Authorization", basic)
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		return l.send(req, http.StatusOK)
-	}
+	issue := tokenIssuer(l, id, secret)
 	b, ok, err := issue(ctx)
 	if err != nil {
 		return err
@@ -691,7 +689,27 @@ func (l *loader) tokenPhase(ctx context.Context, o options, tenantID string, out
 		return err
 	}
 	r.print(out, "token", o.conns)
-	return nil
+	if o.zitadelURL == "" {
+		return nil
+	}
+	return tokensVersusZitadel(ctx, o, l, id, secret, out)
+}
+
+// tokenIssuer returns a client-credentials token request of client id to
+// l's /oauth/token, giving the answer's body and whether it was 200.
+func tokenIssuer(l *loader, id, secret string) func(context.Context) ([]byte, bool, error) {
+	// RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+	form := []byte("grant_type=client_credentials")
+	return func(ctx context.Context) ([]byte, bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base+"/oauth/token", bytes.NewReader(form))
+		if err != nil {
+			return nil, false, err
+		}
+		req.Header.Set("Authorization", basic)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return l.send(req, http.StatusOK)
+	}
 }
 
 // registerClient registers a confidential client-credentials client of

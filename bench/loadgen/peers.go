@@ -1,11 +1,17 @@
 package main
 
-// The authorization peer (-opa-url): the authz phase's 50 Cedar policies
-// written in Rego (-write-rego), served by OPA, checked to give the same
-// decisions as Bulkhead on a grid of requests, then measured beside
-// Bulkhead's authorize, interleaved, with each process's CPU.
+// The peers bench/run measures Bulkhead beside, each in its own process,
+// interleaved with Bulkhead (interleave) and with each process's CPU:
+//
+//   - authorization (-opa-url): the authz phase's 50 Cedar policies
+//     written in Rego (-write-rego), served by OPA, checked to give the
+//     same decisions as Bulkhead on a grid of requests;
+//   - token issuance (-zitadel-url): the zitadel/oidc example OP
+//     (bench/peers/zitadelop) issuing ES256 JWT access tokens to its
+//     client-credentials service user, checked like Bulkhead's.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -174,4 +180,46 @@ func authzVersusOPA(ctx context.Context, o options, bulkhead *loader, path strin
 		{name: "bulkhead", pids: []int{o.serverPID}, l: bulkhead, op: pick(bulkhead, decide)},
 		{name: "opa", pids: []int{o.opaPID}, l: opa, op: pick(opa, opaDecide)},
 	})
+}
+
+// The example OP's client-credentials service user.
+const zitadelClient, zitadelSecret = "sid1", "verysecret"
+
+// tokensVersusZitadel checks that the example OP issues an ES256 JWT
+// access token as Bulkhead does (client id, secret of Bulkhead's token
+// phase), then measures both, interleaved over rounds (phases
+// token_peer_bulkhead and token_peer_zitadel).
+func tokensVersusZitadel(ctx context.Context, o options, bulkhead *loader, id, secret string, out io.Writer) error {
+	zop := &loader{client: newClient(o.conns), base: strings.TrimRight(o.zitadelURL, "/")}
+	sides := []struct {
+		name   string
+		l      *loader
+		client string
+		issue  func(context.Context) ([]byte, bool, error)
+	}{
+		{"bulkhead", bulkhead, id, tokenIssuer(bulkhead, id, secret)},
+		{"zitadel", zop, zitadelClient, tokenIssuer(zop, zitadelClient, zitadelSecret)},
+	}
+	cs := make([]contender, len(sides))
+	for i, s := range sides {
+		b, ok, err := s.issue(ctx)
+		if err != nil || !ok {
+			return errors.Join(err, fmt.Errorf("%s refused its client (see above)", s.name))
+		}
+		alg, err := checkAccessToken(b, s.client)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		if alg != "ES256" {
+			return fmt.Errorf("%s signs its access tokens with %s, not ES256: not the same work", s.name, alg)
+		}
+		issue := s.issue
+		cs[i] = contender{name: s.name, l: s.l, op: func(ctx context.Context) (bool, error) {
+			b, ok, err := issue(ctx)
+			return ok && bytes.Contains(b, []byte(`"access_token"`)), err
+		}}
+	}
+	cs[0].pids, cs[1].pids = []int{o.serverPID}, []int{o.zitadelPID}
+	fmt.Fprintln(out, "PEERCHECK token bulkhead=ES256 zitadel=ES256")
+	return interleave(ctx, out, "token_peer_", o.conns, o.peerRounds, o.warmup, o.tokenDuration/time.Duration(o.peerRounds), cs)
 }
