@@ -49,6 +49,11 @@ func TestSlowBodyTimesOut(t *testing.T) {
 	if took := time.Since(start); took < timeout {
 		t.Errorf("answered after %s, before the timeout", took)
 	}
+	// The rest of the answer (a chunked one ends with its last chunk),
+	// then the connection's end: nothing else may follow.
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Errorf("the connection stays open after a slow body: %v", err)
 	}
