@@ -55,6 +55,9 @@ type DB struct {
 	dsn      string  // PostgreSQL: for the dedicated connections of Listen
 	role     string  // PostgreSQL: the role the connections act as (current_user)
 	migrated atomic.Bool
+	// SQLite: the prepared statements of write and read (nil on
+	// PostgreSQL, whose driver keeps its own).
+	writeStmts, readStmts *stmtCache
 }
 
 // IsPostgres reports whether the DSN names a PostgreSQL database.
@@ -113,7 +116,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8) // keep them: opening one costs pragmas and a schema read
-	db := &DB{dialect: SQLite, write: w, read: r}
+	db := &DB{dialect: SQLite, write: w, read: r, writeStmts: newStmtCache(w), readStmts: newStmtCache(r)}
 	if err := w.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("storage: open sqlite %s: %w", path, err)
@@ -155,6 +158,8 @@ func (db *DB) Role() string { return db.role }
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.writeStmts.close()
+	db.readStmts.close()
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
@@ -188,6 +193,7 @@ func (s Scope) IsPlatform() bool { return s.platform }
 // Tx is a transaction bound to a scope.
 type Tx struct {
 	tx          *sql.Tx
+	stmts       *stmtCache // nil on PostgreSQL
 	dialect     Dialect
 	scope       Scope
 	afterCommit []func()
@@ -210,16 +216,25 @@ func (tx *Tx) Dialect() Dialect { return tx.dialect }
 
 // Exec runs a statement written with '?' placeholders.
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := tx.stmts.get(query); s != nil {
+		return tx.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+	}
 	return tx.tx.ExecContext(ctx, tx.rebind(query), args...)
 }
 
 // Query runs a query written with '?' placeholders.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := tx.stmts.get(query); s != nil {
+		return tx.tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+	}
 	return tx.tx.QueryContext(ctx, tx.rebind(query), args...)
 }
 
 // QueryRow runs a query written with '?' placeholders that returns at most one row.
 func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := tx.stmts.get(query); s != nil {
+		return tx.tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+	}
 	return tx.tx.QueryRowContext(ctx, tx.rebind(query), args...)
 }
 
@@ -280,7 +295,11 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, opts *sql.TxOptions, scope 
 	if err != nil {
 		return fmt.Errorf("storage: begin: %w", err)
 	}
-	tx := &Tx{tx: stx, dialect: db.dialect, scope: scope}
+	stmts := db.readStmts
+	if pool == db.write {
+		stmts = db.writeStmts
+	}
+	tx := &Tx{tx: stx, stmts: stmts, dialect: db.dialect, scope: scope}
 	defer func() {
 		if p := recover(); p != nil {
 			_ = stx.Rollback()
