@@ -61,6 +61,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
+	"github.com/bulkhead-dev/bulkhead/internal/statecache"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
@@ -332,7 +333,8 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Tenants = tenants.NewRegistry(db, a.Audit, tenants.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
 	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2, Wrapper: rk,
 		HashCommand: c.HashCommand, Logger: c.Logger,
-		AllowPrivateIssuers: c.AllowPrivateUpstreams})
+		AllowPrivateIssuers: c.AllowPrivateUpstreams,
+		ReadCache:           statecache.Config{TTL: time.Second, Changes: a.Audit.Changes, Now: c.Clock.Now}})
 	a.Tenants.AddOnboardingStep(a.Directory.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Directory.OffboardingStep())
 	a.Authz = authz.New(db, a.Audit, authz.Options{Clock: c.Clock, Logger: c.Logger, CacheSize: c.AuthzCacheSize})
@@ -429,7 +431,8 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Provider, err = provider.New(provider.Config{BaseURL: c.PublicURL, CryptoKey: cryptoKey, DB: db, Directory: a.Directory,
 		Tenants: a.Tenants, Signing: a.Signing, Audit: a.Audit, Clock: c.Clock, Logger: c.Logger, TokenRatePerIP: c.TokenRatePerIP,
 		LoginDomain: c.LoginDomain, TenantPicker: c.TenantPicker, ClientIP: clientIPs,
-		AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.FederationTimeout})
+		AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.FederationTimeout,
+		ReadCache: statecache.Config{TTL: time.Second, Changes: a.Audit.Changes, Now: c.Clock.Now}})
 	if err != nil {
 		a.Audit.Close()
 		return fail(err, db)

@@ -206,12 +206,24 @@ func (l *Log) Changes() uint64 { return l.changes.Load() }
 // while holding a storage transaction (the writer needs the database); use
 // AppendTx there.
 func (l *Log) Append(ctx context.Context, e Event) error {
+	// Refusals and failures changed nothing.
+	return l.append(ctx, e, e.Outcome == Success || e.Outcome == "")
+}
+
+// Record is Append for a successful act that makes a record of its own
+// and changes nothing a cache keeps (an access token issued): as durable
+// as Append, but Changes does not move, so that a flood of such acts does
+// not throw away this node's reads of tenants, clients and tokens
+// (package statecache).
+func (l *Log) Record(ctx context.Context, e Event) error { return l.append(ctx, e, false) }
+
+func (l *Log) append(ctx context.Context, e Event, change bool) error {
 	r, err := l.send(ctx, e)
 	if err != nil {
 		return err
 	}
-	if e.Outcome == Success || e.Outcome == "" {
-		l.changes.Add(1) // refusals and failures changed nothing
+	if change {
+		l.changes.Add(1)
 	}
 	select {
 	case err := <-r.done:

@@ -272,42 +272,52 @@ func (d *Directory) DeleteClient(ctx context.Context, tid tenant.ID, id string, 
 // known. It crosses tenants; the client's TenantID then decides the scope
 // of everything its tokens may do.
 func (d *Directory) ClientByIDAllTenants(ctx context.Context, id string) (Client, error) {
-	var c Client
-	err := d.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		var err error
-		c, err = scanClient(tx.QueryRow(ctx, `SELECT `+clientColumns+` FROM oauth_clients WHERE id = ?`, id))
-		return err
-	})
-	if errors.Is(err, sql.ErrNoRows) {
-		return Client{}, clientNotFound(id)
-	}
-	return c, err
+	r, err := d.clientByID(ctx, id)
+	return r.c, err
+}
+
+// clientRead is a client as read by id, with its secret's hash ("" for a
+// public client).
+type clientRead struct {
+	c          Client
+	secretHash string
+}
+
+// clientByID reads client id (through the read cache): clientNotFound
+// when there is none.
+func (d *Directory) clientByID(ctx context.Context, id string) (clientRead, error) {
+	return d.clients.Get(ctx, id, func(ctx context.Context) (clientRead, error) {
+		var r clientRead
+		err := d.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+			row := tx.QueryRow(ctx, `SELECT secret_hash, `+clientColumns+` FROM oauth_clients WHERE id = ?`, id)
+			var err error
+			r.c, err = scanClient(scannerFunc(func(dest ...any) error { return row.Scan(append([]any{&r.secretHash}, dest...)...) }))
+			return err
+		})
+		if errors.Is(err, sql.ErrNoRows) {
+			return clientRead{}, clientNotFound(id)
+		}
+		return r, err
+	}, func(_ clientRead, err error) bool { return err == nil })
 }
 
 // AuthenticateClientAllTenants checks a confidential client's secret in
 // constant time and returns the client. Unknown clients, public clients and
 // wrong secrets all give the same error.
 func (d *Directory) AuthenticateClientAllTenants(ctx context.Context, id, secret string) (Client, error) {
-	var c Client
-	var stored string
-	err := d.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		row := tx.QueryRow(ctx, `SELECT secret_hash, `+clientColumns+` FROM oauth_clients WHERE id = ?`, id)
-		var err error
-		c, err = scanClient(scannerFunc(func(dest ...any) error { return row.Scan(append([]any{&stored}, dest...)...) }))
-		return err
-	})
+	r, err := d.clientByID(ctx, id)
 	bad := errs.E(errs.Unauthenticated, "invalid_client", "client authentication failed")
-	if errors.Is(err, sql.ErrNoRows) {
+	if errs.Is(err, "client_not_found") {
 		subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(hashSecret("")))
 		return Client{}, bad
 	}
 	if err != nil {
 		return Client{}, err
 	}
-	if stored == "" || subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(stored)) != 1 {
+	if r.secretHash == "" || subtle.ConstantTimeCompare([]byte(hashSecret(secret)), []byte(r.secretHash)) != 1 {
 		return Client{}, bad
 	}
-	return c, nil
+	return r.c, nil
 }
 
 type scannerFunc func(dest ...any) error

@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/page"
+	"github.com/bulkhead-dev/bulkhead/internal/statecache"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
@@ -38,6 +39,9 @@ type Directory struct {
 	// allowPrivateIssuers lets tenants connect providers on loopback,
 	// private and link-local addresses (--allow-private-upstreams).
 	allowPrivateIssuers bool
+	// clients keeps the OpenID provider's reads of clients by id
+	// (Options.ReadCache).
+	clients *statecache.Reads[string, clientRead]
 }
 
 // Options configure a Directory.
@@ -60,6 +64,12 @@ type Options struct {
 	// private and link-local addresses, and over http on loopback (the
 	// operator's --allow-private-upstreams).
 	AllowPrivateIssuers bool
+
+	// ReadCache keeps the clients the OpenID provider reads by id
+	// (ClientByIDAllTenants, AuthenticateClientAllTenants) under the rule
+	// of package statecache; zero: none. A deleted client stops at once
+	// on this node and within the TTL on others, as its tokens do.
+	ReadCache statecache.Config
 }
 
 // NewDirectory returns the directory over db, auditing changes in log.
@@ -74,7 +84,8 @@ func NewDirectory(db *storage.DB, log *audit.Log, opts Options) *Directory {
 		opts.Argon2 = DefaultArgon2
 	}
 	return &Directory{db: db, audit: log, clock: opts.Clock, argon2: opts.Argon2, wrapper: opts.Wrapper,
-		hasher: newHasher(opts.Argon2, opts.HashWorkers, opts.HashQueue, opts.HashCommand, opts.Clock, opts.Logger), allowPrivateIssuers: opts.AllowPrivateIssuers}
+		hasher: newHasher(opts.Argon2, opts.HashWorkers, opts.HashQueue, opts.HashCommand, opts.Clock, opts.Logger), allowPrivateIssuers: opts.AllowPrivateIssuers,
+		clients: statecache.New[string, clientRead](opts.ReadCache)}
 }
 
 // Run runs the password hashing processes (Options.HashCommand) until ctx

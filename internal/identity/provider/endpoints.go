@@ -259,7 +259,7 @@ func (s *issuerStorage) introspection(ctx context.Context, o *op.Provider, token
 	raw, _ := c.Claims["tenant_id"].(string)
 	tid := tenant.ID(raw)
 	if tid != "" {
-		if t, err := s.p.cfg.Tenants.Get(ctx, tid); err != nil || t.Status != tenants.Active || !s.belongsTo(tid, &t) {
+		if t, err := s.p.tenant(ctx, tid); err != nil || t.Status != tenants.Active || !s.belongsTo(tid, &t) {
 			return inactive
 		}
 	}

@@ -263,7 +263,7 @@ func (s *issuerStorage) ValidateTokenExchangeRequest(ctx context.Context, req op
 	if err != nil {
 		return invalid("the user or tenant is not active")
 	}
-	t, err := s.p.cfg.Tenants.Get(ctx, tid)
+	t, err := s.p.tenant(ctx, tid)
 	if err != nil || t.Status != tenants.Active {
 		return invalid("the tenant is not active")
 	}

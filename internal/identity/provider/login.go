@@ -336,7 +336,7 @@ func (p *Provider) routeTenant(ctx context.Context, s *issuerStorage, a *authReq
 		}
 		tid = id
 	}
-	t, err := p.cfg.Tenants.Get(ctx, tid)
+	t, err := p.tenant(ctx, tid)
 	if err != nil || t.Status != tenants.Active {
 		return "", noTenant
 	}

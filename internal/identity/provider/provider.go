@@ -34,6 +34,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
+	"github.com/bulkhead-dev/bulkhead/internal/statecache"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/sts"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -75,6 +76,12 @@ type Config struct {
 	// connection's peer).
 	ClientIP *clientip.Resolver
 
+	// ReadCache keeps the tenants the provider reads (a token request's
+	// client's tenant, a sign-in's) under the rule of package statecache;
+	// zero: none. The Directory keeps its clients the same way
+	// (identity.Options.ReadCache).
+	ReadCache statecache.Config
+
 	// TenantPicker shows a list of tenants on the platform issuer's login
 	// page. It tells anyone which tenants exist: off by default.
 	TenantPicker bool
@@ -109,8 +116,9 @@ type Config struct {
 
 // Provider serves the platform issuer and every silo tenant's issuer.
 type Provider struct {
-	cfg  Config
-	base *url.URL
+	cfg     Config
+	base    *url.URL
+	tenants *statecache.Reads[tenant.ID, tenants.Tenant] // Config.ReadCache
 
 	mu      sync.Mutex
 	issuers map[tenant.ID]*op.Provider // "" is the platform issuer
@@ -176,7 +184,10 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.ExchangeTokenLifetime == 0 {
 		cfg.ExchangeTokenLifetime = sts.MaxLifetime
 	}
-	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{},
+	if cfg.ReadCache.Now == nil {
+		cfg.ReadCache.Now = cfg.Clock.Now
+	}
+	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{}, tenants: statecache.New[tenant.ID, tenants.Tenant](cfg.ReadCache),
 		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginFailures: ratelimit.New(1.0/30, 10, 100000),
 		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000), crypto: newAccessTokenCrypto(cfg.CryptoKey),
 		upstreams: newUpstreams(newUpstreamClient(cfg.UpstreamTimeout, cfg.AllowPrivateUpstreams), cfg.Clock.Now)}, nil
@@ -245,7 +256,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
-		t, err := p.cfg.Tenants.Get(r.Context(), tid)
+		t, err := p.tenant(r.Context(), tid)
 		if err != nil || t.Isolation != tenants.Silo || (t.Status != tenants.Active && t.Status != tenants.Suspended) {
 			http.NotFound(w, r) // only silo tenants have an issuer of their own
 			return
@@ -459,5 +470,20 @@ func (p *Provider) auditEvent(ctx context.Context, tid tenant.ID, action, target
 	ev := audit.Event{TenantID: string(tid), Principal: "oidc", Action: action, Target: target, Outcome: outcome, Detail: detail}
 	if err := p.cfg.Audit.Append(context.WithoutCancel(ctx), ev); err != nil {
 		p.cfg.Logger.ErrorContext(ctx, "audit append failed", "err", err, "action", action)
+	}
+}
+
+// tenant reads tenant id through the read cache (Config.ReadCache).
+func (p *Provider) tenant(ctx context.Context, id tenant.ID) (tenants.Tenant, error) {
+	return p.tenants.Get(ctx, id, func(ctx context.Context) (tenants.Tenant, error) { return p.cfg.Tenants.Get(ctx, id) },
+		func(_ tenants.Tenant, err error) bool { return err == nil })
+}
+
+// auditIssued records an issued token: an act of its own, which changes
+// no state that the nodes' caches keep (audit.Log.Record).
+func (p *Provider) auditIssued(ctx context.Context, tid tenant.ID, target string, detail map[string]string) {
+	ev := audit.Event{TenantID: string(tid), Principal: "oidc", Action: "oauth.token_issued", Target: target, Outcome: audit.Success, Detail: detail}
+	if err := p.cfg.Audit.Record(context.WithoutCancel(ctx), ev); err != nil {
+		p.cfg.Logger.ErrorContext(ctx, "audit append failed", "err", err, "action", ev.Action)
 	}
 }

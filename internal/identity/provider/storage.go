@@ -51,7 +51,7 @@ func (s *issuerStorage) belongs(ctx context.Context, tid tenant.ID) bool {
 	if s.issuer.Tenant != "" || tid == "" {
 		return s.belongsTo(tid, nil)
 	}
-	t, err := s.p.cfg.Tenants.Get(ctx, tid)
+	t, err := s.p.tenant(ctx, tid)
 	return err == nil && s.belongsTo(tid, &t)
 }
 
@@ -122,7 +122,7 @@ func (s *issuerStorage) ClientCredentials(ctx context.Context, id, secret string
 	c, err := s.p.cfg.Directory.AuthenticateClientAllTenants(ctx, id, secret)
 	var t *tenants.Tenant
 	if err == nil && c.TenantID != "" {
-		tn, terr := s.p.cfg.Tenants.Get(ctx, c.TenantID)
+		tn, terr := s.p.tenant(ctx, c.TenantID)
 		if terr != nil || tn.Status != tenants.Active {
 			return nil, oidc.ErrInvalidClient().WithDescription("the client's tenant is not active")
 		}
@@ -170,7 +170,7 @@ func (s *issuerStorage) ClientCredentialsTokenRequest(ctx context.Context, id st
 			return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not registered for the client", sc)
 		}
 	}
-	s.p.auditEvent(ctx, c.TenantID, "oauth.token_issued", id, audit.Success, map[string]string{"grant": "client_credentials"})
+	s.p.auditIssued(ctx, c.TenantID, id, map[string]string{"grant": "client_credentials"})
 	return &clientCredentialsRequest{clientID: c.ID, tenantID: c.TenantID, tier: tier, scopes: scopes, audience: s.p.audience(c, scopes)}, nil
 }
 
@@ -396,7 +396,7 @@ func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 	if err := s.signAccessToken(ctx, req, accessID, now.Add(accessTTL)); err != nil {
 		return "", "", time.Time{}, err
 	}
-	s.p.auditEvent(ctx, r.tenantID, "oauth.token_issued", r.userID, audit.Success, map[string]string{"client_id": r.clientID, "grant": grantOf(current)})
+	s.p.auditIssued(ctx, r.tenantID, r.userID, map[string]string{"client_id": r.clientID, "grant": grantOf(current)})
 	return accessID, refresh, now.Add(accessTTL), nil
 }
 
@@ -540,7 +540,7 @@ func (s *issuerStorage) activeUser(ctx context.Context, tid tenant.ID, userID st
 	if tid == "" || !s.belongs(ctx, tid) {
 		return identity.User{}, errNotFound
 	}
-	t, err := s.p.cfg.Tenants.Get(ctx, tid)
+	t, err := s.p.tenant(ctx, tid)
 	if err != nil || t.Status != tenants.Active {
 		return identity.User{}, errNotFound
 	}
@@ -557,7 +557,7 @@ func (s *issuerStorage) tenantClaims(ctx context.Context, tid tenant.ID, userID 
 	if tid == "" {
 		return map[string]any{}, nil
 	}
-	t, err := s.p.cfg.Tenants.Get(ctx, tid)
+	t, err := s.p.tenant(ctx, tid)
 	if err != nil {
 		return nil, serverError(err)
 	}
