@@ -40,8 +40,8 @@ type es256Key struct {
 }
 
 func (k *es256Key) SignatureAlgorithm() jose.SignatureAlgorithm { return jose.ES256 }
-func (k *es256Key) Key() any                                   { return k.key }
-func (k *es256Key) ID() string                                 { return k.id }
+func (k *es256Key) Key() any                                    { return k.key }
+func (k *es256Key) ID() string                                  { return k.id }
 
 type es256Public struct{ *es256Key }
 
