@@ -704,7 +704,11 @@ func (l *loader) publishFunction(ctx context.Context, name, file string) error {
 	}
 	req.Header.Set("Authorization", l.auth)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	if _, ok, err := l.send(req, http.StatusCreated); err != nil || !ok {
+	// Publishing compiles the module before it answers: a setup step, not
+	// a measured one, that takes more than the load's 30 s request
+	// timeout on a slow machine under the race detector.
+	slow := &loader{client: &http.Client{Transport: l.client.Transport, Timeout: 5 * time.Minute}}
+	if _, ok, err := slow.send(req, http.StatusCreated); err != nil || !ok {
 		return errors.Join(err, errors.New("publishing the spin function failed (see above)"))
 	}
 	return nil
