@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -22,8 +23,9 @@ import (
 // the background, outside any transaction, and the query that asked for
 // it runs unprepared meanwhile.
 type stmtCache struct {
-	pool *sql.DB
-	wg   sync.WaitGroup
+	pool    *sql.DB
+	timeout time.Duration // for a prepare to get a connection and finish
+	wg      sync.WaitGroup
 
 	mu      sync.Mutex
 	stmts   map[string]*sql.Stmt // nil: could not be prepared; not tried again
@@ -37,7 +39,7 @@ type stmtCache struct {
 const maxCachedStatements = 1024
 
 func newStmtCache(pool *sql.DB) *stmtCache {
-	return &stmtCache{pool: pool, stmts: map[string]*sql.Stmt{}, pending: map[string]bool{}}
+	return &stmtCache{pool: pool, timeout: 10 * time.Second, stmts: map[string]*sql.Stmt{}, pending: map[string]bool{}}
 }
 
 // get returns q's prepared statement, or nil when it is not (yet) there:
@@ -68,12 +70,15 @@ func (c *stmtCache) get(q string) *sql.Stmt {
 
 func (c *stmtCache) prepare(q string) {
 	defer c.wg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	s, err := c.pool.PrepareContext(ctx, q)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.pending, q)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return // the pool was busy for long: the next use asks again
+	}
 	if err != nil {
 		// A query on a table its own transaction makes, say: it runs
 		// unprepared, as before.

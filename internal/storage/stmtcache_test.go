@@ -201,3 +201,33 @@ func TestCloseWaitsForPrepares(t *testing.T) {
 		t.Fatalf("%d statements left after Close", n)
 	}
 }
+
+// TestBusyPoolIsAskedAgain: a prepare that timed out waiting for the
+// writer (a long transaction held it) is no verdict on the statement: the
+// next use asks again, and it is prepared then.
+func TestBusyPoolIsAskedAgain(t *testing.T) {
+	db := openTestSQLite(t)
+	db.writeStmts.timeout = 50 * time.Millisecond
+	ctx := context.Background()
+	const q = `INSERT INTO kv (k, v) VALUES (?, 'x')`
+	if err := db.Update(ctx, PlatformScope(), func(tx *Tx) error {
+		if _, err := tx.Exec(ctx, q, "a"); err != nil {
+			return err
+		}
+		time.Sleep(300 * time.Millisecond) // the prepare times out meanwhile
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.writeStmts.wg.Wait()
+	if db.writeStmts.cached(q) {
+		t.Fatal("prepared while the writer was held")
+	}
+	if err := db.Update(ctx, PlatformScope(), func(tx *Tx) error {
+		_, err := tx.Exec(ctx, q, "b")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.writeStmts.await(t, q)
+}

@@ -216,26 +216,35 @@ func (tx *Tx) Dialect() Dialect { return tx.dialect }
 
 // Exec runs a statement written with '?' placeholders.
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := tx.stmts.get(query); s != nil {
-		return tx.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+	if s := tx.prepared(ctx, query); s != nil {
+		return s.ExecContext(ctx, args...)
 	}
 	return tx.tx.ExecContext(ctx, tx.rebind(query), args...)
 }
 
 // Query runs a query written with '?' placeholders.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := tx.stmts.get(query); s != nil {
-		return tx.tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+	if s := tx.prepared(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
 	}
 	return tx.tx.QueryContext(ctx, tx.rebind(query), args...)
 }
 
 // QueryRow runs a query written with '?' placeholders that returns at most one row.
 func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	if s := tx.stmts.get(query); s != nil {
-		return tx.tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+	if s := tx.prepared(ctx, query); s != nil {
+		return s.QueryRowContext(ctx, args...)
 	}
 	return tx.tx.QueryRowContext(ctx, tx.rebind(query), args...)
+}
+
+// prepared is query's prepared statement on this transaction's
+// connection, nil when it has none (yet; see stmtCache).
+func (tx *Tx) prepared(ctx context.Context, query string) *sql.Stmt {
+	if s := tx.stmts.get(query); s != nil {
+		return tx.tx.StmtContext(ctx, s)
+	}
+	return nil
 }
 
 func (tx *Tx) rebind(q string) string {
