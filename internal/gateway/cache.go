@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/statecache"
@@ -40,26 +41,31 @@ func newStateCache(cfg StateCache, clk clock.Clock, ts TenantSource, do DomainOw
 // Get implements TenantSource. A tenant that does not exist is kept like
 // one that does: a flood of made-up subdomains reads each name once.
 func (c *stateCache) Get(ctx context.Context, id tenant.ID) (tenants.Tenant, error) {
-	r, err := c.reads.Get(ctx, "t\x00"+string(id), func(ctx context.Context) (cachedRead, error) {
-		if cacheOnly(ctx) {
-			return cachedRead{}, errOverBudget
-		}
+	r, err := c.read(ctx, "t\x00"+string(id), func(ctx context.Context) (cachedRead, error) {
 		t, err := c.tenants.Get(ctx, id)
 		return cachedRead{tenant: t}, err
-	}, func(_ cachedRead, err error) bool { return err == nil || errs.Is(err, "tenant_not_found") })
+	}, func(err error) bool { return err == nil || errs.Is(err, "tenant_not_found") })
 	return r.tenant, err
 }
 
 // DomainOwner implements DomainOwner.
 func (c *stateCache) DomainOwner(ctx context.Context, host string) (tenant.ID, bool, error) {
-	r, err := c.reads.Get(ctx, "d\x00"+host, func(ctx context.Context) (cachedRead, error) {
+	r, err := c.read(ctx, "d\x00"+host, func(ctx context.Context) (cachedRead, error) {
+		id, owned, err := c.domains.DomainOwner(ctx, host)
+		return cachedRead{owner: id, owned: owned}, err
+	}, func(err error) bool { return err == nil })
+	return r.owner, r.owned, err
+}
+
+// read is key's cached read, or load's, kept when keep says so; a
+// request in cache-only mode gets errOverBudget instead of a load.
+func (c *stateCache) read(ctx context.Context, key string, load func(context.Context) (cachedRead, error), keep func(error) bool) (cachedRead, error) {
+	return c.reads.Get(ctx, key, func(ctx context.Context) (cachedRead, error) {
 		if cacheOnly(ctx) {
 			return cachedRead{}, errOverBudget
 		}
-		id, owned, err := c.domains.DomainOwner(ctx, host)
-		return cachedRead{owner: id, owned: owned}, err
-	}, func(_ cachedRead, err error) bool { return err == nil })
-	return r.owner, r.owned, err
+		return load(ctx)
+	}, func(_ cachedRead, err error) bool { return keep(err) })
 }
 
 // cacheOnlyKey marks the context of a request from an address past its

@@ -467,9 +467,14 @@ func (p *Provider) userTenant(ctx context.Context, userID string) (tenant.ID, er
 // auditEvent records a sign-in or token event in the tenant's chain (or the
 // platform's when tid is "").
 func (p *Provider) auditEvent(ctx context.Context, tid tenant.ID, action, target string, outcome audit.Outcome, detail map[string]string) {
-	ev := audit.Event{TenantID: string(tid), Principal: "oidc", Action: action, Target: target, Outcome: outcome, Detail: detail}
-	if err := p.cfg.Audit.Append(context.WithoutCancel(ctx), ev); err != nil {
-		p.cfg.Logger.ErrorContext(ctx, "audit append failed", "err", err, "action", action)
+	p.audit(ctx, p.cfg.Audit.Append, audit.Event{TenantID: string(tid), Principal: "oidc", Action: action, Target: target, Outcome: outcome, Detail: detail})
+}
+
+// audit writes ev with write (Append or Record), logging a failure: the
+// act it records has happened either way.
+func (p *Provider) audit(ctx context.Context, write func(context.Context, audit.Event) error, ev audit.Event) {
+	if err := write(context.WithoutCancel(ctx), ev); err != nil {
+		p.cfg.Logger.ErrorContext(ctx, "audit append failed", "err", err, "action", ev.Action)
 	}
 }
 
@@ -482,8 +487,6 @@ func (p *Provider) tenant(ctx context.Context, id tenant.ID) (tenants.Tenant, er
 // auditIssued records an issued token: an act of its own, which changes
 // no state that the nodes' caches keep (audit.Log.Record).
 func (p *Provider) auditIssued(ctx context.Context, tid tenant.ID, target string, detail map[string]string) {
-	ev := audit.Event{TenantID: string(tid), Principal: "oidc", Action: "oauth.token_issued", Target: target, Outcome: audit.Success, Detail: detail}
-	if err := p.cfg.Audit.Record(context.WithoutCancel(ctx), ev); err != nil {
-		p.cfg.Logger.ErrorContext(ctx, "audit append failed", "err", err, "action", ev.Action)
-	}
+	p.audit(ctx, p.cfg.Audit.Record, audit.Event{TenantID: string(tid), Principal: "oidc", Action: "oauth.token_issued",
+		Target: target, Outcome: audit.Success, Detail: detail})
 }
