@@ -350,6 +350,9 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		Provisioned: c.DataProvisioned})
 	a.Tenants.AddOnboardingStep(a.Data.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Data.OffboardingStep())
+	for _, step := range a.Data.MigrationSteps() {
+		a.Tenants.AddMigrationStep(step)
+	}
 	accessLog := c.Logger
 	if c.AccessLog != nil {
 		a.accessLog = logging.NewBuffer(c.AccessLog)

@@ -64,6 +64,7 @@ func Migrations() storage.Component {
 	c.RowSecurity = map[string]storage.Rows{
 		"data_clusters":   storage.PlatformRows(),
 		"data_placements": storage.TenantRows("tenant_id"),
+		"data_moves":      storage.TenantRows("tenant_id"),
 		// The application's migrations, per cluster: the operator's.
 		"data_app_migrations": storage.PlatformRows(),
 	}
@@ -140,8 +141,9 @@ type Service struct {
 	inval  *inval.Channel
 	wake   chan struct{} // asks Run's migration runner for a pass
 
-	mu   sync.Mutex
-	runs map[string]runState // by cluster: this node's last migration run
+	mu     sync.Mutex
+	runs   map[string]runState // by cluster: this node's last migration run
+	moving map[string]*moveRun // by workflow: the moves whose steps run on this node
 }
 
 // New returns the service. sealer (the root key) seals the clusters' DSNs

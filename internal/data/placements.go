@@ -266,6 +266,9 @@ func (s *Service) runProvisioned(ctx context.Context, c cluster, p api.DataPlace
 }
 
 func (s *Service) retain(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
+	if err := abandonMoves(ctx, tx, s.now()); err != nil {
+		return err
+	}
 	p, found, err := readPlacement(ctx, tx)
 	if err != nil || !found || p.Status == Retained || p.Status == Dropping {
 		return err

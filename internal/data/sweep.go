@@ -54,7 +54,8 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			dropped++
 		}
 	}
-	return dropped, errors.Join(errs...)
+	n, err := s.sweepMoves(ctx)
+	return dropped + n, errors.Join(append(errs, err)...)
 }
 
 // drop drops one tenant's placement if it is still due.

@@ -203,6 +203,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.functionRoutes()...)
 	s.routes = append(s.routes, s.connectionRoutes()...)
 	s.routes = append(s.routes, s.dataRoutes()...)
+	s.routes = append(s.routes, s.migrationRoutes()...)
 	s.routes = append(s.routes, s.usageRoutes()...)
 	s.routes = append(s.routes, s.gatewayRoutes()...)
 	s.routes = append(s.routes, s.domainRoutes()...)

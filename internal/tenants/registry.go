@@ -34,6 +34,7 @@ type Registry struct {
 	started  bool
 	onboard  []Step
 	offboard []Step
+	migrate  []Step
 	inflight map[string]chan struct{} // workflows running on this node; closed when the run ends
 	// running bounds the workflows whose steps run at once on this node
 	// (maxRunningWorkflows; see runWorkflow).
@@ -288,17 +289,20 @@ func insertDomains(ctx context.Context, tx *storage.Tx, id tenant.ID, domains []
 	return nil
 }
 
-const tenantColumns = `id, name, tier, isolation, status, config, created_at, updated_at`
+const tenantColumns = `id, name, tier, isolation, status, config, created_at, updated_at, prior_isolation, isolation_changed_at`
 
 func scanTenant(row interface{ Scan(...any) error }) (Tenant, error) {
 	var t Tenant
-	var id, iso, status, cfg string
-	var created, updated int64
-	if err := row.Scan(&id, &t.Name, &t.Tier, &iso, &status, &cfg, &created, &updated); err != nil {
+	var id, iso, status, cfg, prior string
+	var created, updated, changed int64
+	if err := row.Scan(&id, &t.Name, &t.Tier, &iso, &status, &cfg, &created, &updated, &prior, &changed); err != nil {
 		return Tenant{}, err
 	}
 	t.ID, t.Isolation, t.Status, t.Config = tenant.ID(id), Isolation(iso), Status(status), json.RawMessage(cfg)
 	t.CreatedAt, t.UpdatedAt = time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+	if prior != "" {
+		t.PriorIsolation, t.IsolationChangedAt = Isolation(prior), time.UnixMicro(changed).UTC()
+	}
 	t.Domains = []string{}
 	return t, nil
 }
@@ -544,7 +548,10 @@ func (r *Registry) Update(ctx context.Context, id tenant.ID, p Patch, actor tena
 			}
 			if tier.Isolation != t.Isolation {
 				return &errs.Error{Kind: errs.Conflict, Code: "tier_migration_unsupported", Field: "tier",
-					Detail: fmt.Sprintf("moving from %s to %s isolation is a tier migration, which this version does not do", t.Isolation, tier.Isolation)}
+					Detail: fmt.Sprintf("moving from %s to %s isolation moves the tenant's data and issuer: start a tier migration (POST /v1/tenants/%s/migrations)", t.Isolation, tier.Isolation, t.ID)}
+			}
+			if err := noMigrationRunning(ctx, tx); err != nil {
+				return err
 			}
 			t.Tier = tier.Name
 			changed = append(changed, "tier")
@@ -645,9 +652,10 @@ func (r *Registry) Delete(ctx context.Context, id tenant.ID, actor tenant.Actor)
 		if err := setStatus(ctx, tx, Offboarding, t.UpdatedAt); err != nil {
 			return err
 		}
-		// An onboarding still running stops before its next step.
-		if _, err := tx.Exec(ctx, `UPDATE workflows SET status = ?, updated_at = ? WHERE tenant_id = ? AND kind = ? AND status = ?`,
-			string(WorkflowCancelled), now.UnixMicro(), tx.TenantID(), string(KindOnboarding), string(WorkflowRunning)); err != nil {
+		// An onboarding or tier migration still running stops before its
+		// next step (a migration's teardown is the offboarding steps').
+		if _, err := tx.Exec(ctx, `UPDATE workflows SET status = ?, updated_at = ? WHERE tenant_id = ? AND kind IN (?, ?) AND status = ?`,
+			string(WorkflowCancelled), now.UnixMicro(), tx.TenantID(), string(KindOnboarding), string(KindMigration), string(WorkflowRunning)); err != nil {
 			return fmt.Errorf("tenant: cancel onboarding: %w", err)
 		}
 		if err := r.insertWorkflow(ctx, tx, wfID, t.ID, KindOffboarding, nil, now); err != nil {

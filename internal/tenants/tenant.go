@@ -74,6 +74,13 @@ type Tenant struct {
 	Config    json.RawMessage `json:"config"`
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
+
+	// PriorIsolation is the isolation a tier migration moved the tenant
+	// from, at IsolationChangedAt ("" and zero if it never moved): the
+	// issuer of that isolation keeps verifying what it issued until the
+	// tokens expire.
+	PriorIsolation     Isolation `json:"prior_isolation,omitempty"`
+	IsolationChangedAt time.Time `json:"isolation_changed_at,omitzero"`
 }
 
 // Tier is a class of service. It decides the isolation model and carries the

@@ -25,10 +25,16 @@ import (
 // when any node starts (Registry.Run). Steps whose effects leave the
 // database must be idempotent: they may run again after a crash.
 //
-// Capabilities add their steps with AddOnboardingStep and AddOffboardingStep
-// before Run. Onboarding runs the added steps in order and then "activate";
-// offboarding runs the added teardown steps in reverse order (last set up,
-// first torn down), then "release-domains" and "mark-deleted".
+// Capabilities add their steps with AddOnboardingStep, AddOffboardingStep
+// and AddMigrationStep before Run. Onboarding runs the added steps in order
+// and then "activate"; offboarding runs the added teardown steps in reverse
+// order (last set up, first torn down), then "release-domains" and
+// "mark-deleted"; a tier migration (migration.go) runs the added steps in
+// order and then "switch-tier".
+//
+// A step whose work is long and happens elsewhere (a data copy to another
+// database) does it in Work, outside any transaction of Bulkhead's, with
+// checkpoints of its own; its Run then records the outcome.
 
 // Kind is a workflow kind.
 type Kind string
@@ -37,6 +43,7 @@ type Kind string
 const (
 	KindOnboarding  Kind = "onboarding"
 	KindOffboarding Kind = "offboarding"
+	KindMigration   Kind = "migration"
 )
 
 // WorkflowStatus is a workflow's state.
@@ -54,7 +61,19 @@ const (
 // only if that transaction commits.
 type Step struct {
 	Name string
+	// Work, when set, runs before Run, outside any transaction of
+	// Bulkhead's (a step's transaction holds the tenant's row, and on
+	// SQLite the only writer): long work on another system that keeps
+	// its own checkpoints there, such as copying a tenant's rows. It runs
+	// again after a crash, a failed Run or a retry, and must be written
+	// for that. What it holds for Run (a write fence) it lets go in
+	// release, which is called once Run's transaction has ended:
+	// committed true if the step was recorded done. release may be nil.
+	Work func(ctx context.Context, t Tenant) (release func(committed bool), err error)
 	Run  func(ctx context.Context, tx *storage.Tx, t Tenant) error
+	// SwitchesTier, in a migration step, switches the tenant to the
+	// migration's target tier in the step's transaction, after Run.
+	SwitchesTier bool
 }
 
 // Workflow is a lifecycle workflow and its completed steps.
@@ -84,6 +103,9 @@ func (r *Registry) AddOnboardingStep(s Step) { r.addStep(&r.onboard, s) }
 // AddOffboardingStep adds a teardown step to every offboarding. Call it before Run.
 func (r *Registry) AddOffboardingStep(s Step) { r.addStep(&r.offboard, s) }
 
+// AddMigrationStep appends a step to every tier migration. Call it before Run.
+func (r *Registry) AddMigrationStep(s Step) { r.addStep(&r.migrate, s) }
+
 func (r *Registry) addStep(list *[]Step, s Step) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -112,6 +134,9 @@ func (r *Registry) steps(kind Kind) []Step {
 			out = append(out, r.offboard[i])
 		}
 		return append(out, Step{Name: "release-domains", Run: releaseDomains}, Step{Name: "mark-deleted", Run: r.markDeleted})
+	case KindMigration:
+		out := append([]Step{}, r.migrate...)
+		return append(out, Step{Name: "switch-tier", Run: r.finishMigration})
 	}
 	return nil
 }
@@ -301,6 +326,14 @@ type Input map[string]json.RawMessage
 
 type inputKey struct{}
 
+type workflowKey struct{}
+
+// WorkflowID returns the id of the workflow whose step ctx runs ("" outside one).
+func WorkflowID(ctx context.Context) string {
+	id, _ := ctx.Value(workflowKey{}).(string)
+	return id
+}
+
 // StepInput returns the value under key of the input of the workflow whose
 // step ctx runs.
 func StepInput(ctx context.Context, key string) (json.RawMessage, bool) {
@@ -364,6 +397,12 @@ func (r *Registry) runWorkflow(ctx context.Context, id string, c *claim) {
 	if err == nil || errors.Is(err, errBusy) {
 		return
 	}
+	var abort abortError
+	if errors.As(err, &abort) {
+		r.log.ErrorContext(ctx, "workflow aborted", "workflow_id", id, "err", err)
+		r.fail(ctx, id, err)
+		return
+	}
 	r.log.ErrorContext(ctx, "workflow step failed; will retry", "workflow_id", id, "err", err)
 	_ = r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE workflows SET last_error = ?, updated_at = ? WHERE id = ?`,
@@ -398,7 +437,7 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 			return err
 		}
 	}
-	ctx = context.WithValue(tenant.WithID(ctx, c.tenant), inputKey{}, c.input)
+	ctx = context.WithValue(context.WithValue(tenant.WithID(ctx, c.tenant), inputKey{}, c.input), workflowKey{}, id)
 	log := r.log.With("workflow_id", id, "kind", string(c.kind))
 	steps := r.steps(c.kind)
 	for i, s := range steps {
@@ -408,7 +447,11 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 		}
 		last := i == len(steps)-1
 		ran := false
-		err := r.db.Update(ctx, storage.TenantScope(c.tenant), func(tx *storage.Tx) error {
+		release, err := r.work(ctx, id, c.tenant, s)
+		if err != nil {
+			return fmt.Errorf("step %s: %w", s.Name, err)
+		}
+		err = r.db.Update(ctx, storage.TenantScope(c.tenant), func(tx *storage.Tx) error {
 			if ok, err := tx.TryLock(ctx, "workflow:"+id); err != nil {
 				return err
 			} else if !ok {
@@ -435,8 +478,15 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 			case !errors.Is(err, sql.ErrNoRows):
 				return fmt.Errorf("tenant: read step: %w", err)
 			default:
-				if err := s.Run(ctx, tx, t); err != nil {
-					return fmt.Errorf("step %s: %w", s.Name, err)
+				if s.Run != nil {
+					if err := s.Run(ctx, tx, t); err != nil {
+						return fmt.Errorf("step %s: %w", s.Name, err)
+					}
+				}
+				if s.SwitchesTier && c.kind == KindMigration {
+					if err := r.SwitchTier(ctx, tx, t); err != nil {
+						return fmt.Errorf("step %s: %w", s.Name, err)
+					}
 				}
 				if _, err := tx.Exec(ctx, `INSERT INTO workflow_steps (workflow_id, tenant_id, step, completed_at) VALUES (?, ?, ?, ?)`,
 					id, tx.TenantID(), s.Name, r.clock.Now().UnixMicro()); err != nil {
@@ -451,6 +501,9 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 				string(WorkflowDone), r.clock.Now().UnixMicro(), id, tx.TenantID(), string(WorkflowRunning))
 			return err
 		})
+		if release != nil {
+			release(err == nil)
+		}
 		switch {
 		case errors.Is(err, errCancelled):
 			log.InfoContext(ctx, "workflow cancelled")
@@ -463,6 +516,60 @@ func (r *Registry) runSteps(ctx context.Context, id string, c *claim) error {
 		}
 	}
 	return nil
+}
+
+// fail ends a running workflow failed (a step aborted it), in the audit
+// trail too.
+func (r *Registry) fail(ctx context.Context, id string, cause error) {
+	err := r.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		var tid, kind string
+		if err := tx.QueryRow(ctx, `SELECT tenant_id, kind FROM workflows WHERE id = ? AND status = ?`, id, string(WorkflowRunning)).Scan(&tid, &kind); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE workflows SET status = ?, last_error = ?, updated_at = ? WHERE id = ?`,
+			string(WorkflowFailed), errs.Clip(cause.Error(), 500), r.clock.Now().UnixMicro(), id); err != nil {
+			return err
+		}
+		return r.audit.AppendTx(ctx, tx, audit.Event{TenantID: tid, Principal: "system", Action: "tenant." + kind + ".failed",
+			Target: tid, Outcome: audit.Failure, Detail: map[string]string{"workflow_id": id, "error": errs.Clip(cause.Error(), 200)}})
+	})
+	if err != nil {
+		r.log.ErrorContext(ctx, "record a failed workflow", "workflow_id", id, "err", err)
+	}
+}
+
+// work runs step s's Work, unless the step has none or completed before:
+// the tenant as a read (not a lock) sees it, since Work runs outside the
+// step's transaction.
+func (r *Registry) work(ctx context.Context, id string, tid tenant.ID, s Step) (func(bool), error) {
+	if s.Work == nil {
+		return nil, nil
+	}
+	var t Tenant
+	done := false
+	err := r.db.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		var err error
+		if t, err = getTx(ctx, tx, tid); err != nil {
+			return err
+		}
+		var one int
+		err = tx.QueryRow(ctx, `SELECT 1 FROM workflow_steps WHERE workflow_id = ? AND tenant_id = ? AND step = ?`,
+			id, tx.TenantID(), s.Name).Scan(&one)
+		switch {
+		case err == nil:
+			done = true
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("tenant: read step: %w", err)
+		}
+		return nil
+	})
+	if err != nil || done {
+		return nil, err
+	}
+	return s.Work(ctx, t)
 }
 
 var (
@@ -525,4 +632,14 @@ func (r *Registry) Workflows(ctx context.Context, id tenant.ID) ([]Workflow, err
 		out = []Workflow{}
 	}
 	return out, err
+}
+
+// StepNames lists the steps of a workflow kind, in the order they run.
+func (r *Registry) StepNames(kind Kind) []string {
+	steps := r.steps(kind)
+	out := make([]string, len(steps))
+	for i, s := range steps {
+		out[i] = s.Name
+	}
+	return out
 }

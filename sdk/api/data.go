@@ -115,3 +115,35 @@ type DataMigrationStatus struct {
 	LastRunAt    *time.Time `json:"last_run_at,omitempty"`
 	LastRunError string     `json:"last_run_error,omitempty"`
 }
+
+// DataMoveProgress is how far a tier migration's move of the tenant's data
+// is: from one placement model to another on one cluster.
+type DataMoveProgress struct {
+	// Status is copying (provisioned, copying and catching up), switched
+	// (the target is the placement; the source is retained), rolled_back
+	// (a verification failed: the source stayed the placement), abandoned
+	// (an offboarding ended it) or dropped (what it retained is gone).
+	Status     string `json:"status"`
+	Cluster    string `json:"cluster"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	RowsTotal  int64  `json:"rows_total"`  // the tenant's rows when the copy began
+	RowsCopied int64  `json:"rows_copied"` // by the bulk copy
+	// Lag is the count of the tenant's changes made during the copy and
+	// not yet applied to the target.
+	Lag int64 `json:"lag"`
+	// WritePauseMS is how long the tenant's writes were fenced at the
+	// cutover, in milliseconds (a decimal string).
+	WritePauseMS string `json:"write_pause_ms,omitempty"`
+	// Verified is each moved table's row count and checksum, the same on
+	// both sides at the cutover.
+	Verified            map[string]DataTableSum `json:"verified,omitempty"`
+	SourceRetainedUntil time.Time               `json:"source_retained_until,omitzero"`
+	Error               string                  `json:"error,omitempty"`
+}
+
+// DataTableSum is a table's row count and checksum for one tenant.
+type DataTableSum struct {
+	Rows     int64  `json:"rows"`
+	Checksum string `json:"checksum"`
+}

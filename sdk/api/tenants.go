@@ -73,8 +73,8 @@ type TenantPage struct {
 type Workflow struct {
 	ID        string         `json:"id"`
 	TenantID  string         `json:"tenant_id"`
-	Kind      string         `json:"kind"`   // onboarding or offboarding
-	Status    string         `json:"status"` // running, done or cancelled
+	Kind      string         `json:"kind"`   // onboarding, offboarding or migration
+	Status    string         `json:"status"` // running, done, cancelled or failed
 	Attempts  int            `json:"attempts"`
 	LastError string         `json:"last_error,omitempty"`
 	Steps     []WorkflowStep `json:"steps"`
@@ -86,4 +86,36 @@ type Workflow struct {
 type WorkflowStep struct {
 	Name        string    `json:"name"`
 	CompletedAt time.Time `json:"completed_at"`
+}
+
+// StartTenantMigration starts moving a tenant to another tier
+// (POST /v1/tenants/{tenant}/migrations).
+type StartTenantMigration struct {
+	TargetTier string `json:"target_tier"`
+}
+
+// TenantMigration is a tier migration: a durable workflow that moves the
+// tenant's data, issuer, usage plan and routes to another tier while it
+// keeps serving.
+type TenantMigration struct {
+	ID            string `json:"id"`
+	TenantID      string `json:"tenant_id"`
+	FromTier      string `json:"from_tier"`
+	ToTier        string `json:"to_tier"`
+	FromIsolation string `json:"from_isolation"`
+	ToIsolation   string `json:"to_isolation"`
+	// Status is running, done, failed (a step found it cannot succeed and
+	// rolled it back: the tenant stays where it was) or cancelled (an
+	// offboarding ended it).
+	Status string `json:"status"`
+	// Step is the step running now (while running), the next one not done.
+	Step      string         `json:"step,omitempty"`
+	Steps     []WorkflowStep `json:"steps"`
+	Attempts  int            `json:"attempts"`
+	LastError string         `json:"last_error,omitempty"`
+	// Data is the move of the tenant's application data, when it has a
+	// placement and the migration changes its isolation.
+	Data      *DataMoveProgress `json:"data,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
 }

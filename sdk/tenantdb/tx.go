@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
@@ -107,7 +108,17 @@ func (db *DB) ReadTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // TxWithOptions is Tx with an isolation level, access mode and
 // deferrable mode. BeginQuery and CommitQuery are refused: the scope is
 // what begins the transaction.
-func (db *DB) TxWithOptions(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) (err error) {
+//
+// When Bulkhead moves the tenant's data to another placement (a tier
+// migration) while fn runs, fn's first write to the placement the tenant
+// left fails with SQLSTATE BHMOV (MovedState); the transaction is rolled
+// back, the placement read again and fn run again there, with a short
+// wait between tries while Bulkhead finishes the switch, for up to
+// MovedRetryFor. fn must therefore be safe to run again, as for a
+// serialization failure: nothing outside the transaction, or only what
+// may happen twice. It sees the error as pgx returns it (return it, or
+// wrap it with %w, for the retry to see it).
+func (db *DB) TxWithOptions(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
 	if opts.BeginQuery != "" || opts.CommitQuery != "" {
 		return errors.New("tenantdb: TxOptions.BeginQuery and CommitQuery are not supported")
 	}
@@ -115,6 +126,47 @@ func (db *DB) TxWithOptions(ctx context.Context, opts pgx.TxOptions, fn func(pgx
 	if err != nil {
 		return err
 	}
+	wait := movedFirstWait
+	deadline := db.now().Add(MovedRetryFor)
+	for {
+		err := db.txOnce(ctx, opts, tid, fn)
+		if !Moved(err) || !db.now().Before(deadline) {
+			return err
+		}
+		db.Invalidate(tid)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, movedMaxWait)
+	}
+}
+
+// MovedState is the SQLSTATE of a write to a placement the tenant has
+// left: Bulkhead's tier migration fences the source and marks it so.
+const MovedState = "BHMOV"
+
+// MovedRetryFor is how long a transaction that met MovedState is tried
+// again on the tenant's placement as read anew: the cutover's switch takes
+// milliseconds, but a Bulkhead node that crashed in it finishes it when
+// it, or another node, resumes the workflow.
+const MovedRetryFor = 10 * time.Second
+
+const (
+	movedFirstWait = 2 * time.Millisecond
+	movedMaxWait   = 250 * time.Millisecond
+)
+
+// Moved reports whether err is (or wraps) the error of a write to a
+// placement the tenant has left (MovedState).
+func Moved(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == MovedState
+}
+
+// txOnce is one try of TxWithOptions.
+func (db *DB) txOnce(ctx context.Context, opts pgx.TxOptions, tid string, fn func(pgx.Tx) error) (err error) {
 	s, err := db.scope(ctx, tid)
 	if err != nil {
 		return err
