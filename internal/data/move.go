@@ -2,12 +2,12 @@ package data
 
 import (
 	"context"
-	"strconv"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 

@@ -251,7 +251,9 @@ type moveRefusedError struct{ msg string }
 
 func (e moveRefusedError) Error() string { return "data: move: " + e.msg }
 
-func moveRefused(format string, a ...any) error { return moveRefusedError{msg: fmt.Sprintf(format, a...)} }
+func moveRefused(format string, a ...any) error {
+	return moveRefusedError{msg: fmt.Sprintf(format, a...)}
+}
 
 // triggerName is the name of tenant id's capture trigger for op on a table.
 func triggerName(id tenant.ID, op string) string {

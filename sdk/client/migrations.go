@@ -18,7 +18,9 @@ type (
 	DataMoveProgress     = api.DataMoveProgress
 )
 
-func migrationsPath(tenantID string) string { return "/v1/tenants/" + url.PathEscape(tenantID) + "/migrations" }
+func migrationsPath(tenantID string) string {
+	return "/v1/tenants/" + url.PathEscape(tenantID) + "/migrations"
+}
 
 // StartMigration starts moving tenant tenantID to tier targetTier
 // (operator only) and returns the migration as started; poll it with
