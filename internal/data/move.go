@@ -409,17 +409,15 @@ func (s *Service) copyRows(ctx context.Context, t tenants.Tenant) (func(bool), e
 		r.rowsTotal += sum
 	}
 	last := time.Now()
-	for _, tb := range ss.tables {
-		err := copyTable(ctx, ss.srcConn, ss.dstConn, ss.src.schema, ss.dst.schema, tb, t.ID, func(n int64) {
-			r.copied += n
-			if time.Since(last) > time.Second {
-				last = time.Now()
-				s.saveProgress(ctx, t.ID, ss.m.workflow, r)
-			}
-		})
-		if err != nil {
-			return nil, err
+	err = copyRows(ctx, ss.srcConn, ss.dstConn, ss.src.schema, ss.dst.schema, ss.tables, t.ID, func(n int64) {
+		r.copied += n
+		if time.Since(last) > time.Second {
+			last = time.Now()
+			s.saveProgress(ctx, t.ID, ss.m.workflow, r)
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	for range catchUpRounds {
 		if _, err := applyChanges(ctx, ss.srcConn, ss.dstConn, ss.src.schema, ss.dst.schema, ss.tables, t.ID); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -392,13 +393,33 @@ func lastKey(ctx context.Context, conn *pgx.Conn, schema string, t table, id ten
 	return key, nil
 }
 
-// copyTable copies tenant id's rows of t from src to dst, after the
-// highest key dst holds, and reports how many rows it copied.
-func copyTable(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema string, t table, id tenant.ID, progress func(int64)) error {
-	after, err := lastKey(ctx, dst, dstSchema, t, id)
-	if err != nil {
-		return err
+// copyRows copies tenant id's rows of every table from src to dst, in
+// one snapshot of the source (REPEATABLE READ): the copy holds the
+// source's foreign keys as of one moment, parents copied first. What dst
+// holds of the tenant is deleted first, so that a copy cut off by a crash
+// is simply done again (the changes recorded since the capture began are
+// applied afterwards either way).
+func copyRows(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema string, tables []table, id tenant.ID, progress func(int64)) error {
+	for i := len(tables) - 1; i >= 0; i-- {
+		if _, err := dst.Exec(ctx, `DELETE FROM `+ident(dstSchema, tables[i].name)+` WHERE tenant_id = $1`, string(id)); err != nil {
+			return fmt.Errorf("data: move: empty %s in the target: %w", tables[i].name, err)
+		}
 	}
+	if _, err := src.Exec(ctx, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`); err != nil {
+		return fmt.Errorf("data: move: begin a snapshot: %w", err)
+	}
+	defer src.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+	for _, t := range tables {
+		if err := copyTable(ctx, src, dst, srcSchema, dstSchema, t, id, progress); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyTable copies tenant id's rows of t from src to dst in batches.
+func copyTable(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema string, t table, id tenant.ID, progress func(int64)) error {
+	var after []string
 	var buf bytes.Buffer
 	for {
 		where := `tenant_id = ` + quote(string(id))
@@ -415,8 +436,10 @@ func copyTable(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema str
 		if n == 0 {
 			return nil
 		}
-		if _, err := dst.PgConn().CopyFrom(ctx, bytes.NewReader(buf.Bytes()), `COPY `+ident(dstSchema, t.name)+` (`+t.colList()+`) FROM STDIN`); err != nil {
-			return fmt.Errorf("data: move: write %s: %w", t.name, err)
+		if err := pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+			return loadRows(ctx, tx, dstSchema, t, buf.Bytes(), false)
+		}); err != nil {
+			return err
 		}
 		progress(n)
 		if n < copyBatch {
@@ -431,6 +454,9 @@ func copyTable(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema str
 // applyBatch is how many recorded changes one catch-up transaction applies.
 const applyBatch = 2000
 
+// keysPerStatement bounds the keys one statement names.
+const keysPerStatement = 1000
+
 // change is a recorded change: a key of a table.
 type change struct {
 	seq   int64
@@ -439,63 +465,114 @@ type change struct {
 }
 
 // applyChanges applies tenant id's recorded changes to dst, in batches,
-// until none is left; it returns how many it applied.
+// until a batch finds fewer than applyBatch (under the fence: none left);
+// it returns how many it applied.
+//
+// A batch reads its changes and the rows they name in one snapshot of the
+// source (REPEATABLE READ), so what it writes to the target holds the
+// source's foreign keys as of one moment; the target applies it in one
+// transaction, deletes children first and upserts parents first. A row
+// whose newer state points to a parent changed later than the batch's
+// last change would still break a foreign key: the batch is then applied
+// again with every change the snapshot holds.
 func applyChanges(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema string, tables []table, id tenant.ID) (int64, error) {
+	var applied int64
+	for {
+		n, err := applyOnce(ctx, src, dst, srcSchema, dstSchema, tables, id, applyBatch)
+		if sqlStateOf(err) == "23503" {
+			n, err = applyOnce(ctx, src, dst, srcSchema, dstSchema, tables, id, 0)
+		}
+		applied += n
+		if err != nil || n < applyBatch {
+			return applied, err // a batch not full: caught up with the moment it was read
+		}
+	}
+}
+
+// sqlStateOf is err's SQLSTATE, or "".
+func sqlStateOf(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// applyOnce applies one batch of at most limit changes (0: all there are).
+func applyOnce(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema string, tables []table, id tenant.ID, limit int) (int64, error) {
 	byName := map[string]table{}
 	for _, t := range tables {
 		byName[t.name] = t
 	}
-	var applied int64
-	for {
-		rows, err := src.Query(ctx, `SELECT seq, tbl, pk FROM `+moveSchema+`.changes WHERE tenant_id = $1 ORDER BY seq LIMIT `+fmt.Sprint(applyBatch), string(id))
-		if err != nil {
-			return applied, fmt.Errorf("data: move: read changes: %w", err)
-		}
-		changes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (change, error) {
-			var c change
-			return c, r.Scan(&c.seq, &c.table, &c.key)
-		})
-		if err != nil {
-			return applied, fmt.Errorf("data: move: read changes: %w", err)
-		}
-		if len(changes) == 0 {
-			return applied, nil
-		}
-		recorded := map[string][][]string{}
-		for _, c := range changes {
-			if _, ok := byName[c.table]; !ok {
-				return applied, moveRefused("a change names table %s, which is not moved", c.table)
-			}
-			recorded[c.table] = append(recorded[c.table], c.key)
-		}
-		keys := map[string][][]string{}
-		for name, ks := range recorded {
-			if keys[name], err = normalizeKeys(ctx, src, byName[name], ks); err != nil {
-				return applied, err
-			}
-		}
-		err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
-			// Deletes children first, upserts parents first.
-			for i := len(tables) - 1; i >= 0; i-- {
-				if err := deleteGone(ctx, src, tx, srcSchema, dstSchema, tables[i], id, keys[tables[i].name]); err != nil {
-					return err
-				}
-			}
-			for _, t := range tables {
-				if err := upsertKeys(ctx, src, tx, srcSchema, dstSchema, t, id, keys[t.name]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return applied, err
-		}
-		if _, err := src.Exec(ctx, `DELETE FROM `+moveSchema+`.changes WHERE tenant_id = $1 AND seq <= $2`, string(id), changes[len(changes)-1].seq); err != nil {
-			return applied, fmt.Errorf("data: move: forget applied changes: %w", err)
-		}
-		applied += int64(len(changes))
+	if _, err := src.Exec(ctx, `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`); err != nil {
+		return 0, fmt.Errorf("data: move: begin a snapshot: %w", err)
 	}
+	defer src.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
+	q := `SELECT seq, tbl, pk FROM ` + moveSchema + `.changes WHERE tenant_id = $1 ORDER BY seq`
+	if limit > 0 {
+		q += ` LIMIT ` + fmt.Sprint(limit)
+	}
+	rows, err := src.Query(ctx, q, string(id))
+	if err != nil {
+		return 0, fmt.Errorf("data: move: read changes: %w", err)
+	}
+	changes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (change, error) {
+		var c change
+		return c, r.Scan(&c.seq, &c.table, &c.key)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("data: move: read changes: %w", err)
+	}
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	recorded := map[string][][]string{}
+	for _, c := range changes {
+		if _, ok := byName[c.table]; !ok {
+			return 0, moveRefused("a change names table %s, which is not moved", c.table)
+		}
+		recorded[c.table] = append(recorded[c.table], c.key)
+	}
+	keys := map[string][][]string{}
+	for name, ks := range recorded {
+		if keys[name], err = normalizeKeys(ctx, src, byName[name], ks); err != nil {
+			return 0, err
+		}
+	}
+	err = pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
+		for i := len(tables) - 1; i >= 0; i-- {
+			for part := range slices.Chunk(keys[tables[i].name], keysPerStatement) {
+				if err := deleteGone(ctx, src, tx, srcSchema, dstSchema, tables[i], id, part); err != nil {
+					return err
+				}
+			}
+		}
+		for _, t := range tables {
+			for part := range slices.Chunk(keys[t.name], keysPerStatement) {
+				if err := upsertKeys(ctx, src, tx, srcSchema, dstSchema, t, id, part); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := src.Exec(ctx, `ROLLBACK`); err != nil {
+		return 0, fmt.Errorf("data: move: end a snapshot: %w", err)
+	}
+	// The very changes applied, not "seq <= the last": a sequence number
+	// is taken at the insert, not the commit, so a lower one may commit
+	// after the snapshot was read.
+	seqs := make([]int64, len(changes))
+	for i, c := range changes {
+		seqs[i] = c.seq
+	}
+	if _, err := src.Exec(ctx, `DELETE FROM `+moveSchema+`.changes WHERE tenant_id = $1 AND seq = ANY($2)`, string(id), seqs); err != nil {
+		return 0, fmt.Errorf("data: move: forget applied changes: %w", err)
+	}
+	return int64(len(changes)), nil
 }
 
 // inKeys is "(key) IN ((…), (…))" for keys of t.
@@ -581,28 +658,39 @@ func upsertKeys(ctx context.Context, src *pgx.Conn, dst pgx.Tx, srcSchema, dstSc
 	if tag.RowsAffected() == 0 {
 		return nil
 	}
-	stage := "bulkhead_move_stage"
-	if _, err := dst.Exec(ctx, `CREATE TEMP TABLE `+stage+` ON COMMIT DROP AS SELECT `+t.colList()+` FROM `+ident(dstSchema, t.name)+` WITH NO DATA`); err != nil {
+	return loadRows(ctx, dst, dstSchema, t, buf.Bytes(), true)
+}
+
+// loadRows writes rows (COPY text of t's columns) into t on the target,
+// in tx: through a temporary table, since COPY FROM refuses a table under
+// row-level security (a pool target); with upsert, a row whose key is
+// there already is updated in place (a delete and insert would fire ON
+// DELETE CASCADE).
+func loadRows(ctx context.Context, tx pgx.Tx, dstSchema string, t table, rows []byte, upsert bool) error {
+	const stage = "bulkhead_move_stage"
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE `+stage+` ON COMMIT DROP AS SELECT `+t.colList()+` FROM `+ident(dstSchema, t.name)+` WITH NO DATA`); err != nil {
 		return fmt.Errorf("data: move: stage %s: %w", t.name, err)
 	}
-	if _, err := dst.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf.Bytes()), `COPY `+stage+` FROM STDIN`); err != nil {
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), `COPY `+stage+` FROM STDIN`); err != nil {
 		return fmt.Errorf("data: move: stage %s: %w", t.name, err)
 	}
-	sets := make([]string, 0, len(t.cols))
-	for _, c := range t.cols {
-		if !slices.Contains(t.key, c) {
-			sets = append(sets, ident(c)+" = EXCLUDED."+ident(c))
+	conflict := ""
+	if upsert {
+		sets := make([]string, 0, len(t.cols))
+		for _, c := range t.cols {
+			if !slices.Contains(t.key, c) {
+				sets = append(sets, ident(c)+" = EXCLUDED."+ident(c))
+			}
+		}
+		conflict = ` ON CONFLICT (` + t.keyList() + `) DO NOTHING`
+		if len(sets) > 0 {
+			conflict = ` ON CONFLICT (` + t.keyList() + `) DO UPDATE SET ` + strings.Join(sets, ", ")
 		}
 	}
-	conflict := `DO NOTHING`
-	if len(sets) > 0 {
-		conflict = `DO UPDATE SET ` + strings.Join(sets, ", ")
+	if _, err := tx.Exec(ctx, `INSERT INTO `+ident(dstSchema, t.name)+` (`+t.colList()+`) SELECT `+t.colList()+` FROM `+stage+conflict); err != nil {
+		return fmt.Errorf("data: move: write %s: %w", t.name, err)
 	}
-	if _, err := dst.Exec(ctx, `INSERT INTO `+ident(dstSchema, t.name)+` (`+t.colList()+`) SELECT `+t.colList()+` FROM `+stage+
-		` ON CONFLICT (`+t.keyList()+`) `+conflict); err != nil {
-		return fmt.Errorf("data: move: upsert into %s: %w", t.name, err)
-	}
-	if _, err := dst.Exec(ctx, `DROP TABLE `+stage); err != nil {
+	if _, err := tx.Exec(ctx, `DROP TABLE `+stage); err != nil {
 		return fmt.Errorf("data: move: unstage %s: %w", t.name, err)
 	}
 	return nil
