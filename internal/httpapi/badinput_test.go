@@ -60,6 +60,8 @@ func bodyFor(rt httpapi.Route) []byte {
 		return []byte(`{"log_allows":true}`)
 	case "POST /v1/tenants/{tenant}/authorize":
 		return []byte(`{"principal":{"type":"User","id":"a"},"action":{"type":"Action","id":"read"},"resource":{"type":"Doc","id":"d"}}`)
+	case "POST /v1/tenants/{tenant}/migrations":
+		return []byte(`{"target_tier":"premium"}`)
 	case "PUT /v1/tenants/{tenant}/usage-plan":
 		return []byte(`{"rps":1,"burst":1,"quota":0}`)
 	case "POST /v1/tenants/{tenant}/domains":

@@ -141,6 +141,10 @@ func TestCrossTenant(t *testing.T) {
 			{method: "POST", path: "/v1/tenants/tenant-a/suspend", token: tokA},
 			{method: "POST", path: "/v1/tenants/tenant-a/resume", token: tokA},
 			{method: "GET", path: "/v1/tenants/tenant-a/workflows", token: tokA},
+			// A tenant cannot move itself to another tier.
+			{method: "POST", path: "/v1/tenants/tenant-a/migrations", token: tokA, body: []byte(`{"target_tier":"premium"}`)},
+			{method: "GET", path: "/v1/tenants/tenant-a/migrations", token: tokA},
+			{method: "GET", path: "/v1/tenants/tenant-a/migrations/wf_probe", token: tokA},
 			{method: "POST", path: "/v1/clients", token: tokA, body: []byte(`{"name":"x","grant_types":["client_credentials"]}`)},
 			{method: "GET", path: "/v1/clients", token: tokA},
 			{method: "DELETE", path: "/v1/clients/cli_probe", token: tokA},

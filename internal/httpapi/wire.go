@@ -34,7 +34,8 @@ func each[T, U any](in []T, f func(T) U) []U {
 
 func wireTenant(t tenants.Tenant) api.Tenant {
 	return api.Tenant{ID: string(t.ID), Name: t.Name, Tier: t.Tier, Isolation: string(t.Isolation), Status: string(t.Status),
-		Domains: t.Domains, Config: t.Config, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+		Domains: t.Domains, Config: t.Config, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+		PriorIsolation: string(t.PriorIsolation), IsolationChangedAt: t.IsolationChangedAt}
 }
 
 func wireTenantPage(p tenants.Page) api.TenantPage {

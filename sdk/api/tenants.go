@@ -32,6 +32,12 @@ type Tenant struct {
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
 
+	// PriorIsolation is the isolation a tier migration moved the tenant
+	// from, at IsolationChangedAt: that isolation's issuer keeps
+	// verifying the tokens it issued until they expire.
+	PriorIsolation     string    `json:"prior_isolation,omitempty"`
+	IsolationChangedAt time.Time `json:"isolation_changed_at,omitzero"`
+
 	// InitialAdmin is set only in the answer of the create that made the
 	// tenant with an admin_email: the temporary password, shown once.
 	InitialAdmin *InitialAdmin `json:"initial_admin,omitempty"`

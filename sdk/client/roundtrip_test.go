@@ -201,6 +201,27 @@ func (r roundTrip) tenants(op *client.Client) {
 	got, err = op.ResumeTenant(ctx, "acme")
 	r.ok("resume tenant", err)
 	r.want("resumed", got.Status == "active", got)
+
+	// A tier migration there and back (no data cluster: the tier and
+	// issuer switch alone).
+	for _, tier := range []string{"standard", "basic"} {
+		m, err := op.StartMigration(ctx, "acme", tier)
+		r.ok("start migration", err)
+		r.want("started migration", m.ID != "" && m.ToTier == tier && m.Status == "running", m)
+		deadline := time.Now().Add(30 * time.Second)
+		for m.Status == "running" && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			m, err = op.GetMigration(ctx, "acme", m.ID)
+			r.ok("get migration", err)
+		}
+		r.want("migration done", m.Status == "done" && m.Data == nil && len(m.Steps) > 0, m)
+	}
+	ms, err := op.ListMigrations(ctx, "acme")
+	r.ok("list migrations", err)
+	r.want("migrations", len(ms) == 2 && ms[0].ToTier == "basic" && ms[1].ToTier == "standard", ms)
+	got, err = op.GetTenant(ctx, "acme")
+	r.ok("get tenant", err)
+	r.want("moved back", got.Tier == "basic" && got.Isolation == "pool" && got.PriorIsolation == "bridge", got)
 }
 
 // users makes ann, a user of acme, and returns her id.
