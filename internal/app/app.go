@@ -555,7 +555,8 @@ type tokenState struct{ a *App }
 func (s tokenState) Tenant(ctx context.Context, id tenant.ID) (tenants.Tenant, error) {
 	return s.a.Tenants.Get(ctx, id)
 }
-func (s tokenState) IssuerOf(t tenants.Tenant) string { return s.a.Provider.IssuerOf(t) }
+func (s tokenState) IssuerOf(t tenants.Tenant) string      { return s.a.Provider.IssuerOf(t) }
+func (s tokenState) PriorIssuerOf(t tenants.Tenant) string { return s.a.Provider.PriorIssuerOf(t) }
 func (s tokenState) Revoked(ctx context.Context, id string) bool {
 	return s.a.Provider.Revoked(ctx, id)
 }

@@ -71,6 +71,10 @@ type TokenState interface {
 	Tenant(ctx context.Context, id tenant.ID) (tenants.Tenant, error)
 	// IssuerOf is the issuer a tenant's tokens must carry now.
 	IssuerOf(t tenants.Tenant) string
+	// PriorIssuerOf is the issuer a tier migration moved the tenant
+	// away from ("" if none): its tokens issued before the move stay
+	// valid until they expire.
+	PriorIssuerOf(t tenants.Tenant) string
 	// Revoked reports whether an access token was revoked.
 	Revoked(ctx context.Context, tokenID string) bool
 	// UserGroups returns an active user's current groups (an error for a
@@ -204,7 +208,7 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	if err != nil || tn.Status != tenants.Active {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token's tenant is not active")
 	}
-	if want := t.state.IssuerOf(tn); c.Issuer != want {
+	if want := t.state.IssuerOf(tn); c.Issuer != want && !issuedBeforeMove(c, tn, t.state.PriorIssuerOf(tn)) {
 		// A tenant moved to silo accepts only its own issuer's tokens.
 		t.warnIssuer(ctx, "tenant_issuer", "token refused: it was issued by an issuer that is no longer its tenant's "+
 			"(the tenant's isolation changed since)", "tenant_id", string(tid), "expected_issuer", want)
@@ -230,4 +234,12 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	}
 	t.keep(c, tc, at, change)
 	return tenant.NewContext(ctx, tc), nil
+}
+
+// issuedBeforeMove reports whether token c comes from the issuer that a
+// tier migration moved its tenant away from, and was issued before the
+// move: such a token stays valid until it expires (its expiry was
+// checked with its signature).
+func issuedBeforeMove(c *auth.Claims, tn tenants.Tenant, prior string) bool {
+	return prior != "" && c.Issuer == prior && !c.IssuedAt.IsZero() && c.IssuedAt.Before(tn.IsolationChangedAt)
 }

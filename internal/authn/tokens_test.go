@@ -31,7 +31,8 @@ func (s *fakeState) Tenant(_ context.Context, id tenant.ID) (tenants.Tenant, err
 	s.reads.Add(1)
 	return tenants.Tenant{ID: id, Status: s.status.Load().(tenants.Status), Tier: "basic"}, nil
 }
-func (s *fakeState) IssuerOf(tenants.Tenant) string { return s.issuer }
+func (s *fakeState) IssuerOf(tenants.Tenant) string      { return s.issuer }
+func (s *fakeState) PriorIssuerOf(tenants.Tenant) string { return "" }
 func (s *fakeState) Revoked(context.Context, string) bool {
 	s.reads.Add(1)
 	return s.revoked.Load()

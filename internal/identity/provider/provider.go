@@ -257,8 +257,12 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		t, err := p.tenant(r.Context(), tid)
-		if err != nil || t.Isolation != tenants.Silo || (t.Status != tenants.Active && t.Status != tenants.Suspended) {
-			http.NotFound(w, r) // only silo tenants have an issuer of their own
+		published := tail == "keys" || tail == ".well-known/openid-configuration"
+		if err != nil || (t.Isolation != tenants.Silo && !(published && p.leftSilo(t))) ||
+			(t.Status != tenants.Active && t.Status != tenants.Suspended) {
+			// Only silo tenants have an issuer of their own; one that moved
+			// out keeps publishing its keys until its tokens expire.
+			http.NotFound(w, r)
 			return
 		}
 		issuer, path = signing.Issuer{Tenant: tid}, "/"+tail
@@ -458,6 +462,24 @@ func (p *Provider) IssuerOf(t tenants.Tenant) string {
 		return p.issuerURL(signing.Issuer{Tenant: t.ID})
 	}
 	return p.issuerURL(signing.Platform)
+}
+
+// PriorIssuerOf returns the issuer a tier migration moved the tenant
+// away from ("" if it never moved, or its issuer did not change): tokens
+// it issued before the move stay valid until they expire, and a silo
+// issuer left behind keeps publishing its keys and discovery meanwhile.
+func (p *Provider) PriorIssuerOf(t tenants.Tenant) string {
+	if t.PriorIsolation == "" || (t.PriorIsolation == tenants.Silo) == (t.Isolation == tenants.Silo) {
+		return ""
+	}
+	return p.IssuerOf(tenants.Tenant{ID: t.ID, Isolation: t.PriorIsolation})
+}
+
+// leftSilo reports whether tenant t moved out of silo isolation so
+// recently that tokens of its silo issuer may still be unexpired.
+func (p *Provider) leftSilo(t tenants.Tenant) bool {
+	longest := max(p.cfg.AccessTokenLifetime, p.cfg.IDTokenLifetime, p.cfg.ExchangeTokenLifetime)
+	return t.PriorIsolation == tenants.Silo && t.Isolation != tenants.Silo && p.clock().Now().Before(t.IsolationChangedAt.Add(longest))
 }
 
 func (p *Provider) userTenant(ctx context.Context, userID string) (tenant.ID, error) {

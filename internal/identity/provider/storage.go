@@ -371,8 +371,8 @@ func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 	err := s.p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		if current != "" {
 			// Rotation: the presented token must be active; it becomes rotated.
-			res, err := tx.Exec(ctx, `UPDATE oidc_refresh_tokens SET status = 'rotated' WHERE id = ? AND status = 'active' AND issuer_tenant = ?`,
-				hashToken(current), string(s.issuer.Tenant))
+			res, err := tx.Exec(ctx, `UPDATE oidc_refresh_tokens SET status = 'rotated' WHERE id = ? AND status = 'active' AND tenant_id = ?`,
+				hashToken(current), string(r.tenantID))
 			if err != nil {
 				return err
 			}
@@ -412,12 +412,12 @@ func grantOf(current string) string {
 // token descended from the same sign-in) is revoked.
 func (s *issuerStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (op.RefreshTokenRequest, error) {
 	r := &refreshRequest{id: hashToken(token)}
-	var tid, status, scopes, aud, amr string
+	var tid, issuerTenant, status, scopes, aud, amr string
 	var authTime, expires int64
 	err := s.p.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		return tx.QueryRow(ctx, `SELECT family_id, tenant_id, client_id, user_id, scopes, audience, amr, auth_time, status, expires_at
-			FROM oidc_refresh_tokens WHERE id = ? AND issuer_tenant = ?`, r.id, string(s.issuer.Tenant)).
-			Scan(&r.familyID, &tid, &r.clientID, &r.userID, &scopes, &aud, &amr, &authTime, &status, &expires)
+		return tx.QueryRow(ctx, `SELECT family_id, issuer_tenant, tenant_id, client_id, user_id, scopes, audience, amr, auth_time, status, expires_at
+			FROM oidc_refresh_tokens WHERE id = ?`, r.id).
+			Scan(&r.familyID, &issuerTenant, &tid, &r.clientID, &r.userID, &scopes, &aud, &amr, &authTime, &status, &expires)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, op.ErrInvalidRefreshToken
@@ -426,6 +426,13 @@ func (s *issuerStorage) TokenRequestByRefreshToken(ctx context.Context, token st
 		return nil, serverError(fmt.Errorf("provider: load refresh token: %w", err))
 	}
 	r.tenantID = tenant.ID(tid)
+	// A refresh token is its issuer's, or, once a tier migration moved
+	// its tenant to another issuer, that issuer's: it moves there on its
+	// next use (the new one is issued there). Any other issuer does not
+	// know it.
+	if issuerTenant != string(s.issuer.Tenant) && !s.belongs(ctx, r.tenantID) {
+		return nil, op.ErrInvalidRefreshToken
+	}
 	if status == "rotated" {
 		s.revokeFamily(ctx, r.familyID)
 		s.p.auditEvent(ctx, r.tenantID, "oauth.refresh_token_reused", r.userID, audit.Denied, map[string]string{"client_id": r.clientID})
