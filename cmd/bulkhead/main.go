@@ -101,6 +101,7 @@ func commands() map[string]unit {
 		"tenant suspend": {run: tenantAction("suspend", (*client.Client).SuspendTenant)},
 		"tenant resume":  {run: tenantAction("resume", (*client.Client).ResumeTenant)},
 		"tenant delete":  {run: tenantAction("delete", (*client.Client).DeleteTenant)},
+		"tenant migrate": {run: tenantMigrate},
 
 		"domain":        {usage: domainUsage},
 		"domain add":    {run: domainVerb("add", 1, addDomain)},

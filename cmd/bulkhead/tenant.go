@@ -19,6 +19,9 @@ const tenantUsage = `Usage:
   bulkhead tenant list [--limit N] [--cursor C] [--all]
   bulkhead tenant update ID [--name N] [--tier T] [--domain D]... [--config JSON]
   bulkhead tenant suspend|resume|delete ID
+  bulkhead tenant migrate ID --tier T [--no-wait]
+migrate moves the tenant to another tier while it serves (its data, issuer, usage plan
+and routes) and follows the migration with a progress bar on stderr.
 --domain is repeatable and takes a comma-separated list too (--domain a.example,b.example).
 update replaces the tenant's domains with those given; --domain "" removes them all.
 Common flags: --addr, --token, --output json|table`

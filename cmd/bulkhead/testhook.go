@@ -43,12 +43,14 @@ func addTestHooks(a *app.App) {
 	}})
 }
 
-// testConfig adds, with BULKHEAD_TEST_PROVISION_DELAY=<duration>, a wait
+// testConfig adds the move pause (testMoveHook) and, with
+// BULKHEAD_TEST_PROVISION_DELAY=<duration>, a wait
 // to the data placement step after the tenant's schema or database and
 // role are made and before the placement is recorded: a test kills the
 // process during the wait and checks after a restart that the placement
 // is made once.
 func testConfig(c *app.Config) {
+	testMoveHook(c)
 	d, err := time.ParseDuration(os.Getenv("BULKHEAD_TEST_PROVISION_DELAY"))
 	if err != nil || d <= 0 {
 		return
@@ -60,6 +62,28 @@ func testConfig(c *app.Config) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// testMoveHook adds, with BULKHEAD_TEST_MOVE_PAUSE=<point>, a pause at
+// that checkpoint of every tier migration's data move (data.MoveHook:
+// provisioned, copied, fenced): the hook writes BULKHEAD_TEST_MOVE_MARK's
+// file and waits, and a test kills the process there.
+func testMoveHook(c *app.Config) {
+	point := os.Getenv("BULKHEAD_TEST_MOVE_PAUSE")
+	if point == "" {
+		return
+	}
+	mark := os.Getenv("BULKHEAD_TEST_MOVE_MARK")
+	c.DataMoveHook = func(ctx context.Context, at string) error {
+		if at != point {
+			return nil
+		}
+		if err := os.WriteFile(mark, []byte(at), 0o600); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
 	}
 }
 

@@ -183,6 +183,9 @@ type Config struct {
 	// DataProvisioned, if set, runs on each new bridge or silo placement
 	// before it is recorded ready (the application's migrations).
 	DataProvisioned data.Provisioned
+	// DataMoveHook, if set, is called at each checkpoint of a tier
+	// migration's data move (data.MoveHook): the crash tests' pause.
+	DataMoveHook data.MoveHook
 	// WriteTimeout bounds how long the API takes to answer a request once
 	// its headers are read (default 60s; negative: unbounded, for tests
 	// that publish functions, whose compilation a loaded machine slows).
@@ -347,7 +350,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	// its access revoked first when it leaves (offboarding runs the steps
 	// in reverse).
 	a.Data = data.New(db, a.Audit, rk, data.Options{Clock: c.Clock, Logger: c.Logger, Retention: c.DataRetention,
-		Provisioned: c.DataProvisioned})
+		Provisioned: c.DataProvisioned, MoveHook: c.DataMoveHook})
 	a.Tenants.AddOnboardingStep(a.Data.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Data.OffboardingStep())
 	for _, step := range a.Data.MigrationSteps() {

@@ -113,6 +113,14 @@ const DefaultSweepInterval = time.Minute
 // for pool placements, which share the migrated database.
 type Provisioned func(ctx context.Context, p api.DataPlacement, admin *pgx.Conn) error
 
+// MoveHook is called at each checkpoint of a tier migration's data move,
+// named by point: "provisioned" (the target made, not yet recorded),
+// "copied" (the rows copied, the step not yet recorded) and "fenced" (the
+// source fenced, verified and marked moved, the placement not yet
+// switched). An error fails the step there. The crash tests block in it
+// to kill the process at that point.
+type MoveHook func(ctx context.Context, point string) error
+
 // Options configure a Service.
 type Options struct {
 	Clock  clock.Clock
@@ -125,6 +133,8 @@ type Options struct {
 	SweepInterval time.Duration
 	// Provisioned, if set, runs after a placement is made (see Provisioned).
 	Provisioned Provisioned
+	// MoveHook, if set, is called at each checkpoint of a move (see MoveHook).
+	MoveHook MoveHook
 	// CacheSize bounds the placements kept in memory (default 10,000).
 	CacheSize int
 }

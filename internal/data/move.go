@@ -231,7 +231,15 @@ func (s *Service) provisionTarget(ctx context.Context, t tenants.Tenant) (func(b
 			return nil, err
 		}
 	}
-	return nil, nil
+	return nil, s.hook(ctx, "provisioned")
+}
+
+// hook calls the MoveHook at point, if one is set.
+func (s *Service) hook(ctx context.Context, point string) error {
+	if s.opts.MoveHook == nil {
+		return nil
+	}
+	return s.opts.MoveHook(ctx, point)
 }
 
 func (s *Service) recordTarget(ctx context.Context, tx *storage.Tx, t tenants.Tenant) error {
@@ -431,7 +439,7 @@ func (s *Service) copyRows(ctx context.Context, t tenants.Tenant) (func(bool), e
 			break
 		}
 	}
-	return nil, nil
+	return nil, s.hook(ctx, "copied")
 }
 
 // checksumCount counts tenant id's rows of t.
@@ -538,6 +546,9 @@ func (s *Service) cutover(ctx context.Context, t tenants.Tenant) (func(bool), er
 	}
 	r.verified = sums
 	if err := markMoved(ctx, ss.srcConn, t.ID, true); err != nil {
+		return fail(err)
+	}
+	if err := s.hook(ctx, "fenced"); err != nil {
 		return fail(err)
 	}
 	keep = true
