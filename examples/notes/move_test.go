@@ -155,7 +155,9 @@ type edgeClient struct {
 	requests int
 }
 
-func (c *edgeClient) fail(format string, a ...any) { c.failures = append(c.failures, fmt.Sprintf(format, a...)) }
+func (c *edgeClient) fail(format string, a ...any) {
+	c.failures = append(c.failures, fmt.Sprintf(format, a...))
+}
 
 func (c *edgeClient) step(ctx context.Context, w *moveWorld, k, i int) {
 	c.requests++
