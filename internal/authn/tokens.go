@@ -241,5 +241,8 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 // move: such a token stays valid until it expires (its expiry was
 // checked with its signature).
 func issuedBeforeMove(c *auth.Claims, tn tenants.Tenant, prior string) bool {
-	return prior != "" && c.Issuer == prior && !c.IssuedAt.IsZero() && c.IssuedAt.Before(tn.IsolationChangedAt)
+	// iat counts whole seconds: a token of the move's own second could
+	// come after it (a node whose tenant read was a moment stale), so it
+	// is refused.
+	return prior != "" && c.Issuer == prior && !c.IssuedAt.IsZero() && c.IssuedAt.Before(tn.IsolationChangedAt.Truncate(time.Second))
 }

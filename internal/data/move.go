@@ -123,15 +123,43 @@ func (sd side) placementOf(id, cluster string) placement {
 		Schema: sd.schema, Role: sd.role}}
 }
 
-// moveName is the name of a move's bridge or silo target: the tenant's
-// Name, or when its current placement holds that, the other one, made
-// with the prefix prefix + "_m_" (no plain Name has a '_' right after the
-// prefix, since tenant ids have none, so the two never meet; see Name).
-func moveName(prefix string, id tenant.ID, current string) string {
-	if n := Name(prefix, id); n != current {
-		return n
+// moveNames are the two names a tenant's bridge or silo placement may
+// have on a cluster: its Name, and the same made with the prefix prefix +
+// "_m_" (no plain Name has a '_' right after the prefix, since tenant ids
+// have none, so the two never meet another tenant's; see Name). A move
+// takes the one neither the current placement nor a retained copy holds.
+func moveNames(prefix string, id tenant.ID) [2]string {
+	return [2]string{Name(prefix, id), Name(prefix+"_m_", id)}
+}
+
+// targetName picks the name of a move's bridge or silo target: one of
+// moveNames that the current placement (current) and the copies earlier
+// moves retained do not hold; when both are held, the retained copies
+// are dropped first (their rollback window ends early), which fails and
+// is retried while the application still holds connections to them.
+func (s *Service) targetName(ctx context.Context, c cluster, id tenant.ID, current string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		held := map[string]bool{current: true}
+		retained, _, _, err := s.retainedMoves(ctx, id, func(move, side) bool { return true })
+		if err != nil {
+			return "", err
+		}
+		for _, m := range retained {
+			held[m.retained().role] = true
+		}
+		for _, n := range moveNames(c.Prefix, id) {
+			if !held[n] {
+				return n, nil
+			}
+		}
+		if attempt > 0 {
+			return "", fmt.Errorf("data: both names of tenant %s's placement are held", id)
+		}
+		named := func(_ move, sd side) bool { return sd.model != Pool }
+		if err := s.dropRetained(ctx, id, named, true); err != nil {
+			return "", err
+		}
 	}
-	return Name(prefix+"_m_", id)
 }
 
 // MigrationSteps are the data service's steps of a tier migration, in order.
@@ -206,17 +234,31 @@ func (s *Service) provisionTarget(ctx context.Context, t tenants.Tenant) (func(b
 	if err != nil {
 		return nil, err
 	}
-	// What earlier moves retained goes first: the target may need its
-	// names, or (pool) its rows' keys.
-	if err := s.dropRetained(ctx, t.ID, true); err != nil {
+	lock, err := lockMoves(ctx, c, t.ID)
+	if err != nil {
 		return nil, err
+	}
+	defer unlockMoves(ctx, lock, t.ID)
+	// What earlier moves retained and the target needs goes first: a
+	// pool's rows of the tenant (their keys); for a schema or database,
+	// its name, when both names are held (see targetName).
+	if m.To == tenants.Pool {
+		pool := func(_ move, sd side) bool { return sd.model == Pool }
+		if err := s.dropRetained(ctx, t.ID, pool, true); err != nil {
+			return nil, err
+		}
 	}
 	r := s.run(tenants.WorkflowID(ctx))
 	r.target = side{model: string(m.To), database: c.database, schema: "public"}
 	r.password = ""
 	if m.To != tenants.Pool {
-		current := p.Role
-		name := moveName(c.Prefix, t.ID, current)
+		name, err := s.targetName(ctx, c, t.ID, p.Role)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.objectFree(ctx, t.ID, c.Name, sql.NullString{String: name, Valid: true}); err != nil {
+			return nil, err
+		}
 		r.password = newPassword()
 		if err := s.provision(ctx, c, string(m.To), t.ID, name, r.password); err != nil {
 			return nil, err
@@ -264,9 +306,6 @@ func (s *Service) recordTarget(ctx context.Context, tx *storage.Tx, t tenants.Te
 	if err := tx.QueryRow(ctx, `SELECT role_password FROM data_placements WHERE tenant_id = ?`, tx.TenantID()).Scan(&sealedSource); err != nil {
 		return fmt.Errorf("data: read placement: %w", err)
 	}
-	if err := s.objectFree(ctx, tx, p.Cluster, r.target.object); err != nil {
-		return err
-	}
 	now := s.now().UnixMicro()
 	var srcObject any
 	if p.Role != "" {
@@ -289,7 +328,7 @@ func (s *Service) recordTarget(ctx context.Context, tx *storage.Tx, t tenants.Te
 
 // objectFree refuses a target name that another tenant's placement or
 // move holds on the cluster (40 bits of SHA-256 meeting; see Name).
-func (s *Service) objectFree(ctx context.Context, tx *storage.Tx, cluster string, object sql.NullString) error {
+func (s *Service) objectFree(ctx context.Context, id tenant.ID, cluster string, object sql.NullString) error {
 	if !object.Valid {
 		return nil
 	}
@@ -297,7 +336,7 @@ func (s *Service) objectFree(ctx context.Context, tx *storage.Tx, cluster string
 	err := s.db.View(ctx, storage.PlatformScope(), func(ptx *storage.Tx) error {
 		return ptx.QueryRow(ctx, `SELECT (SELECT count(*) FROM data_placements WHERE cluster = ? AND object_name = ? AND tenant_id <> ?) +
 			(SELECT count(*) FROM data_moves WHERE cluster = ? AND ? IN (source_object, target_object) AND tenant_id <> ? AND status <> ?)`,
-			cluster, object.String, tx.TenantID(), cluster, object.String, tx.TenantID(), moveDropped).Scan(&n)
+			cluster, object.String, string(id), cluster, object.String, string(id), moveDropped).Scan(&n)
 	})
 	if err != nil {
 		return fmt.Errorf("data: check name: %w", err)
@@ -324,14 +363,46 @@ type session struct {
 	m        move
 	c        cluster
 	src, dst end
+	lock     *pgx.Conn // holds the tenant's move lock (lockMoves)
 	srcConn  *pgx.Conn
 	dstConn  *pgx.Conn
 	tables   []table
 }
 
-// moveLockSQL is the session lock one run of a move's work holds on the
-// source: a second node that takes the same workflow up finds it held.
-const moveLockSQL = `SELECT pg_try_advisory_lock(hashtextextended('bulkhead-move-run:' || $1, 0))`
+// errMoveBusy is a move lock held elsewhere.
+var errMoveBusy = errors.New("data: move: another node is working on this tenant's move; it is tried again later")
+
+// moveLockKey is the advisory lock key of a tenant's moves ($1: the tenant id).
+const moveLockKey = `hashtextextended('bulkhead-move-run:' || $1, 0)`
+
+// unlockMoves lets the move lock go and closes its connection: unlocked
+// first, so that the next step, at once, finds it free (a closed
+// connection's locks go only when its server process has ended).
+func unlockMoves(ctx context.Context, conn *pgx.Conn, id tenant.ID) {
+	ctx = context.WithoutCancel(ctx)
+	_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock(`+moveLockKey+`)`, string(id))
+	conn.Close(ctx)
+}
+
+// lockMoves takes tenant id's move lock on cluster c: a session advisory
+// lock on the shared database, held by one run of a move step's work, or
+// one drop of what a move retained, at a time, on any node; it ends with
+// the returned connection (a kill -9 included). errMoveBusy if held.
+func lockMoves(ctx context.Context, c cluster, id tenant.ID) (*pgx.Conn, error) {
+	conn, err := dial(ctx, c.Name, adminDSN, c.adminDSN, "")
+	if err != nil {
+		return nil, err
+	}
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+moveLockKey+`)`, string(id)).Scan(&locked); err != nil || !locked {
+		conn.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("data: move: take the move lock: %w", err)
+		}
+		return nil, errMoveBusy
+	}
+	return conn, nil
+}
 
 // open connects to both sides of the tenant's move, takes the move's run
 // lock and lists the tables. The caller closes it.
@@ -354,18 +425,18 @@ func (s *Service) openMove(ctx context.Context, id tenant.ID) (*session, bool, e
 			ss.close(ctx)
 		}
 	}()
+	if ss.lock, err = lockMoves(ctx, c, id); err != nil {
+		return nil, false, err
+	}
+	// Read again under the lock: a sweep may have ended the move.
+	if m, found, err = s.loadMove(ctx, id); err != nil || !found || m.status != moveCopying {
+		return nil, false, err
+	}
 	if ss.srcConn, err = ss.src.open(ctx, id); err != nil {
 		return nil, false, err
 	}
 	if ss.dstConn, err = ss.dst.open(ctx, id); err != nil {
 		return nil, false, err
-	}
-	var locked bool
-	if err := ss.srcConn.QueryRow(ctx, moveLockSQL, string(id)).Scan(&locked); err != nil {
-		return nil, false, fmt.Errorf("data: move: take the run lock: %w", err)
-	}
-	if !locked {
-		return nil, false, errors.New("data: move: another node is running this move; it is tried again later")
 	}
 	if ss.tables, err = listTables(ctx, ss.srcConn, ss.src.schema); err != nil {
 		return nil, false, err
@@ -376,6 +447,11 @@ func (s *Service) openMove(ctx context.Context, id tenant.ID) (*session, bool, e
 	}
 	if err := sameTables(ss.tables, dstTables); err != nil {
 		return nil, false, err
+	}
+	if m.target.model == Pool {
+		if err := keyedByTenant(dstTables); err != nil {
+			return nil, false, err
+		}
 	}
 	ok = true
 	return ss, true, nil
@@ -388,6 +464,9 @@ func (ss *session) close(ctx context.Context) {
 	}
 	if ss.dstConn != nil {
 		ss.dstConn.Close(ctx)
+	}
+	if ss.lock != nil {
+		unlockMoves(ctx, ss.lock, tenant.ID(ss.m.tenant))
 	}
 }
 
@@ -427,19 +506,32 @@ func (s *Service) copyRows(ctx context.Context, t tenants.Tenant) (func(bool), e
 	if err != nil {
 		return nil, err
 	}
-	for range catchUpRounds {
-		if _, err := applyChanges(ctx, ss.srcConn, ss.dstConn, ss.src.schema, ss.dst.schema, ss.tables, t.ID); err != nil {
-			return nil, err
-		}
-		if r.lag, err = pendingChanges(ctx, ss.srcConn, t.ID); err != nil {
-			return nil, err
-		}
-		s.saveProgress(ctx, t.ID, ss.m.workflow, r)
-		if r.lag < smallLag {
-			break
-		}
+	if err := s.catchUp(ctx, ss, r); err != nil {
+		return nil, err
 	}
 	return nil, s.hook(ctx, "copied")
+}
+
+// catchUp applies the recorded changes, round after round, until fewer
+// than smallLag are left or catchUpRounds have run (writers that outpace
+// the apply: the cutover then applies the rest inside its fence, and
+// pauses the tenant's writes longer), recording the lag as it goes.
+func (s *Service) catchUp(ctx context.Context, ss *session, r *moveRun) error {
+	for range catchUpRounds {
+		if _, err := applyChanges(ctx, ss.srcConn, ss.dstConn, ss.src.schema, ss.dst.schema, ss.tables, tenant.ID(ss.m.tenant)); err != nil {
+			return err
+		}
+		lag, err := pendingChanges(ctx, ss.srcConn, tenant.ID(ss.m.tenant))
+		if err != nil {
+			return err
+		}
+		r.lag = lag
+		s.saveProgress(ctx, tenant.ID(ss.m.tenant), ss.m.workflow, r)
+		if lag < smallLag {
+			return nil
+		}
+	}
+	return nil
 }
 
 // checksumCount counts tenant id's rows of t.
@@ -502,16 +594,19 @@ func (s *Service) cutover(ctx context.Context, t tenants.Tenant) (func(bool), er
 		return nil, err
 	}
 	// Applied before the fence, so that little is left inside it.
-	if _, err := applyChanges(ctx, ss.srcConn, ss.dstConn, ss.src.schema, ss.dst.schema, ss.tables, t.ID); err != nil {
+	r := s.run(ss.m.workflow)
+	if err := s.catchUp(ctx, ss, r); err != nil {
 		return nil, err
 	}
-	r := s.run(ss.m.workflow)
 	if err := takeFence(ctx, ss.srcConn, t.ID); err != nil {
 		return nil, err
 	}
 	r.fenceAt = time.Now()
 	lift := func(moved bool) {
 		bg := context.WithoutCancel(ctx)
+		if !moved && s.switched(bg, t.ID, ss.m.workflow) {
+			moved = true // the commit happened; only its answer was lost
+		}
 		if !moved {
 			if err := markMoved(bg, ss.srcConn, t.ID, false); err != nil {
 				s.log.ErrorContext(bg, "undo a move's mark; closing its connection lifts the fence all the same", "tenant_id", t.ID, "err", err)
@@ -558,6 +653,17 @@ func (s *Service) cutover(ctx context.Context, t tenants.Tenant) (func(bool), er
 			s.recordPause(ctx, t.ID, ss.m.workflow, r.pause)
 		}
 	}, nil
+}
+
+// switched reports whether the move of workflow wf is recorded switched
+// (true also when that cannot be read: leaving the source marked moved is
+// the safe side, a retry of the cutover clears or confirms it).
+func (s *Service) switched(ctx context.Context, id tenant.ID, wf string) bool {
+	var status string
+	err := s.db.View(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT status FROM data_moves WHERE workflow_id = ? AND tenant_id = ?`, wf, tx.TenantID()).Scan(&status)
+	})
+	return err != nil || status == moveSwitched
 }
 
 // verify compares every table's rows and checksum on both sides, the two
@@ -620,7 +726,8 @@ func (s *Service) switchPlacement(ctx context.Context, tx *storage.Tx, t tenants
 		role_password = ?, version = version + 1, updated_at = ? WHERE tenant_id = ?`,
 		m.target.model, m.target.database, m.target.schema, m.target.role, m.target.object, m.target.password, now.UnixMicro(), tx.TenantID()); err != nil {
 		if storage.IsUniqueViolation(err) {
-			return tenants.Abort(nameTaken(m.cluster, m.target.object.String))
+			// Rolled back after this transaction ends (it fails), not in it.
+			return fmt.Errorf("data: switch placement: %w", nameTaken(m.cluster, m.target.object.String))
 		}
 		return fmt.Errorf("data: switch placement: %w", err)
 	}
@@ -684,49 +791,39 @@ func auditMove(tid, action string, m move, why string) audit.Event {
 // dropRetained drops what the tenant's earlier moves retained (a switched
 // move's source, a rolled back or abandoned move's target): those whose
 // time has come, or with all, every one (a new move ends the rollback
-// window of the last). What the tenant's placement is now is never
-// dropped, whatever a move row says.
-func (s *Service) dropRetained(ctx context.Context, id tenant.ID, all bool) error {
-	var due []move
-	var cur placement
-	var placed bool
-	err := s.db.View(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
-		var err error
-		if cur, placed, err = readPlacement(ctx, tx); err != nil {
+// window of the last). It holds the tenant's move lock (held: the caller
+// does; otherwise it takes it, and a lock held elsewhere, by a move at
+// work, leaves everything for a later sweep), and reads what to drop under
+// it. What the tenant's placement is now is never dropped, whatever a
+// move row says.
+func (s *Service) dropRetained(ctx context.Context, id tenant.ID, pick func(move, side) bool, held bool) error {
+	due, cur, placed, err := s.retainedMoves(ctx, id, pick)
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	if !held {
+		c, err := s.mustCluster(ctx, due[0].cluster)
+		if err != nil {
 			return err
 		}
-		q := `SELECT ` + moveColumns + ` FROM data_moves WHERE tenant_id = ? AND status IN (?, ?, ?)`
-		args := []any{tx.TenantID(), moveSwitched, moveRolledBack, moveAbandoned}
-		if !all {
-			q += ` AND drop_after <= ?`
-			args = append(args, s.now().UnixMicro())
+		lock, err := lockMoves(ctx, c, id)
+		if errors.Is(err, errMoveBusy) {
+			return nil
 		}
-		rows, err := tx.Query(ctx, q+` ORDER BY created_at`, args...)
 		if err != nil {
-			return fmt.Errorf("data: find retained moves: %w", err)
+			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			m, err := scanMove(rows)
-			if err != nil {
-				return fmt.Errorf("data: find retained moves: %w", err)
-			}
-			due = append(due, m)
+		defer unlockMoves(ctx, lock, id)
+		if due, cur, placed, err = s.retainedMoves(ctx, id, pick); err != nil {
+			return err
 		}
-		return rows.Err()
-	})
-	if err != nil {
-		return err
 	}
 	for _, m := range due {
 		c, err := s.mustCluster(ctx, m.cluster)
 		if err != nil {
 			return err
 		}
-		sd := m.target
-		if m.status == moveSwitched {
-			sd = m.source
-		}
+		sd := m.retained()
 		live := placed && cur.Cluster == m.cluster && cur.Model == sd.model && cur.Database == sd.database && cur.Schema == sd.schema
 		switch m.status {
 		case moveSwitched:
@@ -759,6 +856,46 @@ func (s *Service) dropRetained(ctx context.Context, id tenant.ID, all bool) erro
 	return nil
 }
 
+// retained is the side a move keeps until it is dropped: a switched
+// move's source, a rolled back or abandoned move's target.
+func (m move) retained() side {
+	if m.status == moveSwitched {
+		return m.source
+	}
+	return m.target
+}
+
+// dueNow picks what a move retained whose retention has ended.
+func (s *Service) dueNow(m move, _ side) bool { return !m.dropAfter.After(s.now()) }
+
+// retainedMoves reads the tenant's moves that retain a side pick picks,
+// and its placement now.
+func (s *Service) retainedMoves(ctx context.Context, id tenant.ID, pick func(move, side) bool) (due []move, cur placement, placed bool, err error) {
+	err = s.db.View(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
+		var err error
+		if cur, placed, err = readPlacement(ctx, tx); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+moveColumns+` FROM data_moves WHERE tenant_id = ? AND status IN (?, ?, ?) ORDER BY created_at`,
+			tx.TenantID(), moveSwitched, moveRolledBack, moveAbandoned)
+		if err != nil {
+			return fmt.Errorf("data: find retained moves: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			m, err := scanMove(rows)
+			if err != nil {
+				return fmt.Errorf("data: find retained moves: %w", err)
+			}
+			if pick(m, m.retained()) {
+				due = append(due, m)
+			}
+		}
+		return rows.Err()
+	})
+	return due, cur, placed, err
+}
+
 // sweepMoves drops, for every tenant, what its moves retained past its time.
 func (s *Service) sweepMoves(ctx context.Context) (int, error) {
 	var due []tenant.ID
@@ -783,7 +920,7 @@ func (s *Service) sweepMoves(ctx context.Context) (int, error) {
 	}
 	var failed []error
 	for _, id := range due {
-		if err := s.dropRetained(ctx, id, false); err != nil {
+		if err := s.dropRetained(ctx, id, s.dueNow, false); err != nil {
 			failed = append(failed, fmt.Errorf("tenant %s: %w", id, err))
 		}
 	}

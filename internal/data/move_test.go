@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 	"github.com/bulkhead-dev/bulkhead/sdk/tenantdb"
@@ -255,4 +256,72 @@ func TestMoveUnderLoad(t *testing.T) {
 			t.Errorf("silo databases of mover: %d %v; want the retained one", silos, err)
 		}
 	})
+}
+
+// TestMoveOldSnapshotWriter: a SERIALIZABLE (or REPEATABLE READ)
+// transaction whose snapshot was taken before the cutover, and whose first
+// write comes after it, would not see the source marked moved and would
+// commit to the source, lost. The fence reads the mark FOR SHARE: the write
+// fails with a serialization failure, sdk/tenantdb sees the placement has
+// changed and runs the function again on the new one, where the row lands.
+func TestMoveOldSnapshotWriter(t *testing.T) {
+	for _, iso := range []pgx.TxIsoLevel{pgx.Serializable, pgx.RepeatableRead} {
+		t.Run(string(iso), func(t *testing.T) {
+			ctx := t.Context()
+			n := start(t, storagetest.DSN(t, storage.SQLite))
+			n.addCluster(t)
+			if _, err := n.op.RegisterMigrations(ctx, "app", register(moveFiles...)); err != nil {
+				t.Fatal(err)
+			}
+			n.converged(t, moveFiles[0].Name, 1)
+			n.onboard(t, "mover", "basic")
+			db := n.moveDB(t)
+			mover := tenantdb.WithTenant(ctx, "mover")
+
+			snapshot, moved := make(chan struct{}), make(chan struct{})
+			var runs atomic.Int32
+			done := make(chan error, 1)
+			go func() {
+				done <- db.TxWithOptions(mover, pgx.TxOptions{IsoLevel: iso}, func(tx pgx.Tx) error {
+					var n int
+					if err := tx.QueryRow(mover, `SELECT count(*) FROM items`).Scan(&n); err != nil { // the snapshot
+						return err
+					}
+					if runs.Add(1) == 1 {
+						close(snapshot)
+					}
+					<-moved
+					_, err := tx.Exec(mover, `INSERT INTO items (id, body) VALUES (1, 'late')`)
+					return err
+				})
+			}()
+			<-snapshot
+			m := n.migrate(t, "mover", "premium")
+			if m.Status != "done" {
+				t.Fatalf("migration: %+v", m)
+			}
+			close(moved)
+			if err := <-done; err != nil {
+				t.Fatalf("the old snapshot's transaction: %v", err)
+			}
+			if runs.Load() < 2 {
+				t.Errorf("the function ran %d times; want a retry on the new placement", runs.Load())
+			}
+			var body string
+			err := db.Tx(mover, func(tx pgx.Tx) error {
+				return tx.QueryRow(mover, `SELECT body FROM items WHERE id = 1`).Scan(&body)
+			})
+			if err != nil || body != "late" {
+				t.Fatalf("the late write on the new placement: %q %v", body, err)
+			}
+			p, _ := n.op.GetPlacement(ctx, "mover")
+			admin := mustConnect(t, n.app.AdminDSN, "")
+			if _, err := admin.Exec(ctx, `SELECT set_config('app.tenant_id', 'mover', false)`); err != nil {
+				t.Fatal(err)
+			}
+			if c := queryInt(t, admin, `SELECT count(*) FROM public.items WHERE id = 1`); c != 0 || p.Model != "silo" {
+				t.Errorf("the late write reached the source the tenant left (%d rows; placement %s)", c, p.Model)
+			}
+		})
+	}
 }

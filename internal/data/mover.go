@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -80,11 +81,18 @@ var captureSQL = []string{
 DECLARE
 	tid text := TG_ARGV[0];
 	keys text[] := TG_ARGV[1:TG_NARGS - 1];
+	moved boolean;
 	oldpk text[];
 	newpk text[];
 BEGIN
 	PERFORM pg_advisory_xact_lock_shared(hashtextextended('bulkhead-move:' || tid, 0));
-	IF EXISTS (SELECT FROM ` + moveSchema + `.fences f WHERE f.tenant_id = tid AND f.moved) THEN
+	-- FOR SHARE reads the fence's latest state whatever the writer's
+	-- isolation: READ COMMITTED waits for and reads the newest version; a
+	-- REPEATABLE READ or SERIALIZABLE snapshot older than the mark fails
+	-- with serialization_failure. A fence row this snapshot cannot see at
+	-- all (made after it began) counts as moved: retrying is always safe.
+	SELECT f.moved INTO moved FROM ` + moveSchema + `.fences f WHERE f.tenant_id = tid FOR SHARE;
+	IF moved IS NULL OR moved THEN
 		RAISE EXCEPTION 'tenant % has moved: its data lives in another placement now', tid
 			USING ERRCODE = '` + movedState + `', HINT = 'read the placement again and retry the transaction there';
 	END IF;
@@ -101,6 +109,7 @@ BEGIN
 	RETURN NULL;
 END
 $f$`,
+	`REVOKE ALL ON FUNCTION ` + moveSchema + `.capture() FROM PUBLIC`,
 }
 
 // fenceKey is the advisory lock of tenant id's fence, as the capture
@@ -228,6 +237,18 @@ func parentsFirst(tables []table) []table {
 	return out
 }
 
+// keyedByTenant refuses a pool target table whose primary key does not
+// hold tenant_id: the tenant's rows, made in a schema or database of its
+// own, could then take keys other tenants' rows hold in the shared table.
+func keyedByTenant(tables []table) error {
+	for _, t := range tables {
+		if !slices.Contains(t.key, "tenant_id") {
+			return moveRefused("table %s's primary key does not include tenant_id: moved into the pool, the tenant's rows could meet other tenants' keys", t.name)
+		}
+	}
+	return nil
+}
+
 // sameTables refuses a move whose sides differ in their moved tables.
 func sameTables(src, dst []table) error {
 	byName := map[string]table{}
@@ -259,7 +280,7 @@ func moveRefused(format string, a ...any) error {
 // triggerName is the name of tenant id's capture trigger for op on a table.
 func triggerName(id tenant.ID, op string) string {
 	sum := sha256.Sum256([]byte(id))
-	return "bulkhead_move_" + hex.EncodeToString(sum[:6]) + "_" + op
+	return "bulkhead_move_" + hex.EncodeToString(sum[:16]) + "_" + op
 }
 
 // quote is s as an SQL string literal, for the statements that take no
@@ -272,10 +293,24 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 // the table (all tenants'); lock_timeout keeps that wait short, and a
 // step that timed out is tried again.
 func installCapture(ctx context.Context, conn *pgx.Conn, schema string, id tenant.ID, tables []table) error {
+	var owner sql.NullBool
+	if err := conn.QueryRow(ctx, `SELECT nspowner = (SELECT oid FROM pg_roles WHERE rolname = current_user) FROM pg_namespace WHERE nspname = $1`,
+		moveSchema).Scan(&owner); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("data: move: read the capture schema: %w", err)
+	}
+	if owner.Valid && !owner.Bool {
+		return moveRefused("schema %s exists and the admin role does not own it: Bulkhead does not use what it did not make", moveSchema)
+	}
 	for _, q := range captureSQL {
 		if _, err := conn.Exec(ctx, q); err != nil {
 			return fmt.Errorf("data: move: make the capture schema: %w", err)
 		}
+	}
+	// The fence row exists before any trigger: a writer's snapshot that
+	// cannot see it is older than the capture, and is sent to retry.
+	if _, err := conn.Exec(ctx, `INSERT INTO `+moveSchema+`.fences (tenant_id, moved) VALUES ($1, false) ON CONFLICT (tenant_id) DO NOTHING`,
+		string(id)); err != nil {
+		return fmt.Errorf("data: move: make the fence: %w", err)
 	}
 	tid := quote(string(id))
 	for _, t := range tables {
@@ -290,18 +325,20 @@ func installCapture(ctx context.Context, conn *pgx.Conn, schema string, id tenan
 			{"del", "DELETE", "OLD.tenant_id = " + tid},
 		} {
 			name := triggerName(id, trg.op)
-			err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+			err := retryLocked(ctx, func() error {
+				return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+					if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+						return err
+					}
+					var exists bool
+					if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2)`,
+						qt, name).Scan(&exists); err != nil || exists {
+						return err
+					}
+					_, err := tx.Exec(ctx, `CREATE TRIGGER `+ident(name)+` AFTER `+trg.event+` ON `+qt+
+						` FOR EACH ROW WHEN (`+trg.when+`) EXECUTE FUNCTION `+moveSchema+`.capture(`+args+`)`)
 					return err
-				}
-				var exists bool
-				if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = $2)`,
-					qt, name).Scan(&exists); err != nil || exists {
-					return err
-				}
-				_, err := tx.Exec(ctx, `CREATE TRIGGER `+ident(name)+` AFTER `+trg.event+` ON `+qt+
-					` FOR EACH ROW WHEN (`+trg.when+`) EXECUTE FUNCTION `+moveSchema+`.capture(`+args+`)`)
-				return err
+				})
 			})
 			if err != nil {
 				return fmt.Errorf("data: move: capture %s: %w", t.name, err)
@@ -309,6 +346,23 @@ func installCapture(ctx context.Context, conn *pgx.Conn, schema string, id tenan
 		}
 	}
 	return nil
+}
+
+// retryLocked runs fn up to three times while it fails for lock_timeout
+// (SQLSTATE 55P03), a second apart.
+func retryLocked(ctx context.Context, fn func() error) error {
+	var err error
+	for range 3 {
+		if err = fn(); sqlStateOf(err) != "55P03" {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return err
 }
 
 // removeCapture drops tenant id's triggers, recorded changes and fence
@@ -329,7 +383,19 @@ func removeCapture(ctx context.Context, conn *pgx.Conn, schema string, id tenant
 		return fmt.Errorf("data: move: find capture triggers: %w", err)
 	}
 	for _, t := range found {
-		if _, err := conn.Exec(ctx, `DROP TRIGGER IF EXISTS `+ident(t.name)+` ON `+ident(schema, t.table)); err != nil {
+		// DROP TRIGGER takes the table's strongest lock: behind a long
+		// transaction it would queue every tenant's reads of a pool
+		// table behind itself. It waits 2 s at most, and is tried again.
+		err := retryLocked(ctx, func() error {
+			return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, `DROP TRIGGER IF EXISTS `+ident(t.name)+` ON `+ident(schema, t.table))
+				return err
+			})
+		})
+		if err != nil {
 			return fmt.Errorf("data: move: drop capture trigger: %w", err)
 		}
 	}
@@ -437,7 +503,7 @@ func copyTable(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema str
 			return nil
 		}
 		if err := pgx.BeginFunc(ctx, dst, func(tx pgx.Tx) error {
-			return loadRows(ctx, tx, dstSchema, t, buf.Bytes(), false)
+			return loadRows(ctx, tx, dstSchema, t, id, buf.Bytes(), false)
 		}); err != nil {
 			return err
 		}
@@ -464,9 +530,10 @@ type change struct {
 	key   []string
 }
 
-// applyChanges applies tenant id's recorded changes to dst, in batches,
-// until a batch finds fewer than applyBatch (under the fence: none left);
-// it returns how many it applied.
+// applyChanges applies tenant id's changes recorded so far (up to the
+// highest sequence number there is when it begins: writers that outpace
+// it cannot keep it running) to dst, in batches; it returns how many it
+// applied. Under the fence nothing new comes, so it applies them all.
 //
 // A batch reads its changes and the rows they name in one snapshot of the
 // source (REPEATABLE READ), so what it writes to the target holds the
@@ -476,15 +543,19 @@ type change struct {
 // last change would still break a foreign key: the batch is then applied
 // again with every change the snapshot holds.
 func applyChanges(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema string, tables []table, id tenant.ID) (int64, error) {
+	var upTo int64
+	if err := src.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM `+moveSchema+`.changes WHERE tenant_id = $1`, string(id)).Scan(&upTo); err != nil {
+		return 0, fmt.Errorf("data: move: read changes: %w", err)
+	}
 	var applied int64
 	for {
-		n, err := applyOnce(ctx, src, dst, srcSchema, dstSchema, tables, id, applyBatch)
+		n, err := applyOnce(ctx, src, dst, srcSchema, dstSchema, tables, id, upTo, applyBatch)
 		if sqlStateOf(err) == "23503" {
-			n, err = applyOnce(ctx, src, dst, srcSchema, dstSchema, tables, id, 0)
+			n, err = applyOnce(ctx, src, dst, srcSchema, dstSchema, tables, id, upTo, 0)
 		}
 		applied += n
 		if err != nil || n < applyBatch {
-			return applied, err // a batch not full: caught up with the moment it was read
+			return applied, err
 		}
 	}
 }
@@ -499,7 +570,7 @@ func sqlStateOf(err error) string {
 }
 
 // applyOnce applies one batch of at most limit changes (0: all there are).
-func applyOnce(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema string, tables []table, id tenant.ID, limit int) (int64, error) {
+func applyOnce(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema string, tables []table, id tenant.ID, upTo int64, limit int) (int64, error) {
 	byName := map[string]table{}
 	for _, t := range tables {
 		byName[t.name] = t
@@ -508,11 +579,11 @@ func applyOnce(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema str
 		return 0, fmt.Errorf("data: move: begin a snapshot: %w", err)
 	}
 	defer src.Exec(context.WithoutCancel(ctx), `ROLLBACK`)
-	q := `SELECT seq, tbl, pk FROM ` + moveSchema + `.changes WHERE tenant_id = $1 ORDER BY seq`
+	q := `SELECT seq, tbl, pk FROM ` + moveSchema + `.changes WHERE tenant_id = $1 AND seq <= $2 ORDER BY seq`
 	if limit > 0 {
 		q += ` LIMIT ` + fmt.Sprint(limit)
 	}
-	rows, err := src.Query(ctx, q, string(id))
+	rows, err := src.Query(ctx, q, string(id), upTo)
 	if err != nil {
 		return 0, fmt.Errorf("data: move: read changes: %w", err)
 	}
@@ -576,12 +647,14 @@ func applyOnce(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema str
 }
 
 // inKeys is "(key) IN ((…), (…))" for keys of t.
+// The keys are a VALUES list the planner joins (a semi-join on the key's
+// index), not a list of row comparisons it would test row by row.
 func (t table) inKeys(keys [][]string) string {
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = t.keyLiteral(k)
 	}
-	return `(` + t.keyList() + `) IN (` + strings.Join(parts, ", ") + `)`
+	return `(` + t.keyList() + `) IN (SELECT * FROM (VALUES ` + strings.Join(parts, ", ") + `) AS bulkhead_keys)`
 }
 
 // deleteGone deletes from dst the rows of keys that src no longer has.
@@ -658,7 +731,7 @@ func upsertKeys(ctx context.Context, src *pgx.Conn, dst pgx.Tx, srcSchema, dstSc
 	if tag.RowsAffected() == 0 {
 		return nil
 	}
-	return loadRows(ctx, dst, dstSchema, t, buf.Bytes(), true)
+	return loadRows(ctx, dst, dstSchema, t, id, buf.Bytes(), true)
 }
 
 // loadRows writes rows (COPY text of t's columns) into t on the target,
@@ -666,29 +739,42 @@ func upsertKeys(ctx context.Context, src *pgx.Conn, dst pgx.Tx, srcSchema, dstSc
 // row-level security (a pool target); with upsert, a row whose key is
 // there already is updated in place (a delete and insert would fire ON
 // DELETE CASCADE).
-func loadRows(ctx context.Context, tx pgx.Tx, dstSchema string, t table, rows []byte, upsert bool) error {
+func loadRows(ctx context.Context, tx pgx.Tx, dstSchema string, t table, id tenant.ID, rows []byte, upsert bool) error {
 	const stage = "bulkhead_move_stage"
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE `+stage+` ON COMMIT DROP AS SELECT `+t.colList()+` FROM `+ident(dstSchema, t.name)+` WITH NO DATA`); err != nil {
 		return fmt.Errorf("data: move: stage %s: %w", t.name, err)
 	}
-	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), `COPY `+stage+` FROM STDIN`); err != nil {
+	staged, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(rows), `COPY `+stage+` FROM STDIN`)
+	if err != nil {
 		return fmt.Errorf("data: move: stage %s: %w", t.name, err)
 	}
 	conflict := ""
 	if upsert {
+		// Only the tenant's own row is updated in place: a key that meets
+		// another tenant's row updates nothing, and the count below
+		// refuses the move rather than take that row over (row-level
+		// security would refuse it too, but not for an admin role that
+		// bypasses it).
 		sets := make([]string, 0, len(t.cols))
 		for _, c := range t.cols {
 			if !slices.Contains(t.key, c) {
 				sets = append(sets, ident(c)+" = EXCLUDED."+ident(c))
 			}
 		}
-		conflict = ` ON CONFLICT (` + t.keyList() + `) DO NOTHING`
-		if len(sets) > 0 {
-			conflict = ` ON CONFLICT (` + t.keyList() + `) DO UPDATE SET ` + strings.Join(sets, ", ")
+		if len(sets) == 0 {
+			sets = append(sets, "tenant_id = EXCLUDED.tenant_id")
 		}
+		conflict = ` ON CONFLICT (` + t.keyList() + `) DO UPDATE SET ` + strings.Join(sets, ", ") +
+			` WHERE ` + ident(dstSchema, t.name) + `.tenant_id = ` + quote(string(id))
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+ident(dstSchema, t.name)+` (`+t.colList()+`) SELECT `+t.colList()+` FROM `+stage+conflict); err != nil {
+	tag, err := tx.Exec(ctx, `INSERT INTO `+ident(dstSchema, t.name)+` (`+t.colList()+`) SELECT `+t.colList()+` FROM `+stage+
+		` WHERE tenant_id = `+quote(string(id))+conflict)
+	if err != nil {
 		return fmt.Errorf("data: move: write %s: %w", t.name, err)
+	}
+	if tag.RowsAffected() != staged.RowsAffected() {
+		return moveRefused("%d of the tenant's rows of %s meet rows that are not the tenant's in the target: their keys are taken",
+			staged.RowsAffected()-tag.RowsAffected(), t.name)
 	}
 	if _, err := tx.Exec(ctx, `DROP TABLE `+stage); err != nil {
 		return fmt.Errorf("data: move: unstage %s: %w", t.name, err)

@@ -138,11 +138,20 @@ func validRole(s string) bool {
 // next transaction asks the resolver. Run calls it for every notification
 // on bulkhead_placement; call it yourself to act on a change you learned
 // of otherwise.
+//
+// A silo placement's pool is closed too (once its transactions end): the
+// change may be a move, after which the database the tenant left is
+// dropped, which waits for this DB's connections to it to close. If the
+// silo is still the placement, the next transaction opens the pool again.
 func (db *DB) Invalidate(tid string) {
 	db.mu.Lock()
-	defer db.mu.Unlock()
 	db.gen++
+	c, ok := db.placements.get(tid)
 	db.placements.remove(tid)
+	db.mu.Unlock()
+	if ok && c.p.Model == ModelSilo {
+		db.silos.evict(siloKey{cluster: c.p.Cluster, database: c.p.Database})
+	}
 }
 
 // purgeLocked drops every cached placement; db.mu is held.

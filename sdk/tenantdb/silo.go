@@ -86,6 +86,17 @@ func (s *silos) evictLocked(dropped []*siloPool) (closing []*siloPool) {
 	return closing
 }
 
+// evict closes key's pool, once its last user lets go.
+func (s *silos) evict(key siloKey) {
+	s.mu.Lock()
+	var closing []*siloPool
+	if sp, ok := s.pools.remove(key); ok {
+		closing = s.evictLocked([]*siloPool{sp})
+	}
+	s.mu.Unlock()
+	closeAll(closing)
+}
+
 // sweep closes the pools idle for longer than s.idle.
 func (s *silos) sweep() {
 	s.mu.Lock()

@@ -111,8 +111,11 @@ func (db *DB) ReadTx(ctx context.Context, fn func(pgx.Tx) error) error {
 //
 // When Bulkhead moves the tenant's data to another placement (a tier
 // migration) while fn runs, fn's first write to the placement the tenant
-// left fails with SQLSTATE BHMOV (MovedState); the transaction is rolled
-// back, the placement read again and fn run again there, with a short
+// left fails with SQLSTATE BHMOV (MovedState), or, in a REPEATABLE READ
+// or SERIALIZABLE transaction whose snapshot is older than the move,
+// with a serialization failure; the transaction is rolled back, the
+// placement read again and, if it is another (BHMOV: in any case), fn
+// run again there, with a short
 // wait between tries while Bulkhead finishes the switch, for up to
 // MovedRetryFor. fn must therefore be safe to run again, as for a
 // serialization failure: nothing outside the transaction, or only what
@@ -129,8 +132,8 @@ func (db *DB) TxWithOptions(ctx context.Context, opts pgx.TxOptions, fn func(pgx
 	wait := movedFirstWait
 	deadline := db.now().Add(MovedRetryFor)
 	for {
-		err := db.txOnce(ctx, opts, tid, fn)
-		if !Moved(err) || !db.now().Before(deadline) {
+		used, err := db.txOnce(ctx, opts, tid, fn)
+		if !db.now().Before(deadline) || !(Moved(err) || db.movedUnder(ctx, tid, used, err)) {
 			return err
 		}
 		db.Invalidate(tid)
@@ -165,16 +168,31 @@ func Moved(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == MovedState
 }
 
-// txOnce is one try of TxWithOptions.
-func (db *DB) txOnce(ctx context.Context, opts pgx.TxOptions, tid string, fn func(pgx.Tx) error) (err error) {
+// movedUnder reports whether a transaction that failed with a
+// serialization failure (a REPEATABLE READ or SERIALIZABLE snapshot older
+// than the cutover's mark meets the fence so) ran on a placement the
+// tenant has since left: read anew, the placement is another.
+func (db *DB) movedUnder(ctx context.Context, tid string, used api.DataPlacement, err error) bool {
+	var pgErr *pgconn.PgError
+	if used.TenantID == "" || !errors.As(err, &pgErr) || pgErr.Code != "40001" {
+		return false
+	}
+	db.Invalidate(tid)
+	now, perr := db.placement(ctx, tid)
+	return perr == nil && now.Version != used.Version
+}
+
+// txOnce is one try of TxWithOptions; it returns the placement it used.
+func (db *DB) txOnce(ctx context.Context, opts pgx.TxOptions, tid string, fn func(pgx.Tx) error) (used api.DataPlacement, err error) {
 	s, err := db.scope(ctx, tid)
 	if err != nil {
-		return err
+		return used, err
 	}
 	defer s.done()
+	used = s.placement
 	c, tx, err := db.begin(ctx, s, opts, tid)
 	if err != nil {
-		return fmt.Errorf("tenantdb: tenant %q: %w", tid, err)
+		return used, fmt.Errorf("tenantdb: tenant %q: %w", tid, err)
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -186,14 +204,14 @@ func (db *DB) txOnce(ctx context.Context, opts pgx.TxOptions, tid string, fn fun
 	if err := fn(tx); err != nil {
 		tx.Rollback(ctx)
 		c.Release()
-		return err
+		return used, err
 	}
 	err = tx.Commit(ctx)
 	c.Release()
 	if err != nil {
-		return fmt.Errorf("tenantdb: tenant %q: commit: %w", tid, err)
+		return used, fmt.Errorf("tenantdb: tenant %q: commit: %w", tid, err)
 	}
-	return nil
+	return used, nil
 }
 
 // begin acquires a connection from s's pool and begins a transaction on

@@ -258,7 +258,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		t, err := p.tenant(r.Context(), tid)
 		published := tail == "keys" || tail == ".well-known/openid-configuration"
-		if err != nil || (t.Isolation != tenants.Silo && !(published && p.leftSilo(t))) ||
+		if err != nil || (t.Isolation != tenants.Silo && !(published && p.leftSilo(r.Context(), t))) ||
 			(t.Status != tenants.Active && t.Status != tenants.Suspended) {
 			// Only silo tenants have an issuer of their own; one that moved
 			// out keeps publishing its keys until its tokens expire.
@@ -477,9 +477,13 @@ func (p *Provider) PriorIssuerOf(t tenants.Tenant) string {
 
 // leftSilo reports whether tenant t moved out of silo isolation so
 // recently that tokens of its silo issuer may still be unexpired.
-func (p *Provider) leftSilo(t tenants.Tenant) bool {
-	longest := max(p.cfg.AccessTokenLifetime, p.cfg.IDTokenLifetime, p.cfg.ExchangeTokenLifetime)
-	return t.PriorIsolation == tenants.Silo && t.Isolation != tenants.Silo && p.clock().Now().Before(t.IsolationChangedAt.Add(longest))
+func (p *Provider) leftSilo(ctx context.Context, t tenants.Tenant) bool {
+	if t.PriorIsolation != tenants.Silo || t.Isolation == tenants.Silo {
+		return false
+	}
+	access, _ := p.lifetimes(ctx, t.ID) // the tenant's own, if it set one
+	longest := max(access, p.cfg.AccessTokenLifetime, p.cfg.IDTokenLifetime, p.cfg.ExchangeTokenLifetime)
+	return p.clock().Now().Before(t.IsolationChangedAt.Add(longest))
 }
 
 func (p *Provider) userTenant(ctx context.Context, userID string) (tenant.ID, error) {
