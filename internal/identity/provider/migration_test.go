@@ -13,9 +13,12 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
-// migrate moves tenant id to tier and waits for the migration to end.
+// migrate moves tenant id to tier and waits for the migration to end. It
+// starts in the second after the tokens the test has (iat counts whole
+// seconds, and a token of the move's own second is refused).
 func (f *fixture) migrate(t *testing.T, id, tier string) {
 	t.Helper()
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 	m, err := f.env.Tenants.StartMigration(f.ctx, "movco", tier, op)
 	if err != nil {
 		t.Fatal(err)
