@@ -28,8 +28,9 @@ import (
 // One node (SQLite) with an application cluster; the moving tenant has
 // 20,000 rows in each of 5 tables. Each iteration moves it to the other
 // model (pool → silo, silo → pool, …) while 4 goroutines write to it
-// through sdk/tenantdb (upserts into one table, a row per transaction)
-// and a bystander pool tenant reads one of its rows by key in a loop.
+// through sdk/tenantdb (upserts into one table, a row per transaction,
+// 100/s each) and a bystander pool tenant reads one of its rows by key in
+// a loop.
 // lag_max is the most pending changes the migration reported during the
 // copy; bystander_% is the bystander's median latency during the moves
 // over its median in the 2 s before them, the writers running in both (an
@@ -103,9 +104,15 @@ func BenchmarkTenantMove(b *testing.B) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var writes, failed atomic.Int64
+	// Paced, so that the machine is not saturated by the writers alone and
+	// the bystander's latency shows what the move costs it.
+	const writeRate = 100 // per writer, per second
 	for k := range 4 {
 		wg.Go(func() {
+			tick := time.NewTicker(time.Second / writeRate)
+			defer tick.Stop()
 			for i := 0; !stop.Load(); i++ {
+				<-tick.C
 				id := int64(k*1_000_000 + i%5000)
 				err := db.Tx(mover, func(tx pgx.Tx) error {
 					_, err := tx.Exec(mover, `INSERT INTO t0 (id, body) VALUES ($1, 'w') ON CONFLICT (tenant_id, id) DO UPDATE SET n = t0.n + 1`, id)
