@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -323,5 +324,78 @@ func TestMoveOldSnapshotWriter(t *testing.T) {
 				t.Errorf("the late write reached the source the tenant left (%d rows; placement %s)", c, p.Model)
 			}
 		})
+	}
+}
+
+// TestMoveRefusals: moves the placements cannot take end failed, the
+// tenant where it was with every row, writes going on there. A target
+// that changes rows as they arrive (a trigger only the silo database
+// has) fails the verification: rolled back. A pool table whose key lacks
+// tenant_id is refused as a pool target (a silo's rows could take other
+// tenants' keys there).
+func TestMoveRefusals(t *testing.T) {
+	ctx := t.Context()
+	n := start(t, storagetest.DSN(t, storage.SQLite))
+	n.addCluster(t)
+	files := []client.DataMigrationFile{{Name: "001_docs.sql", SQL: `CREATE TABLE docs (
+	tenant_id text NOT NULL DEFAULT current_setting('app.tenant_id'),
+	id bigint NOT NULL,
+	body text NOT NULL,
+	PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE counters (
+	id bigserial PRIMARY KEY,
+	tenant_id text NOT NULL DEFAULT current_setting('app.tenant_id'),
+	n int NOT NULL DEFAULT 0
+);
+-- Only in a silo database of the tenant "drifty": rows change as they arrive.
+DO $$ BEGIN
+	IF current_database() LIKE '%drifty' THEN
+		CREATE FUNCTION drift() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN NEW.body := upper(NEW.body); RETURN NEW; END $f$;
+		CREATE TRIGGER drift BEFORE INSERT OR UPDATE ON docs FOR EACH ROW EXECUTE FUNCTION drift();
+	END IF;
+END $$;`}}
+	if _, err := n.op.RegisterMigrations(ctx, "app", register(files...)); err != nil {
+		t.Fatal(err)
+	}
+	n.converged(t, files[0].Name, 1)
+	n.onboard(t, "drifty", "basic")
+	n.onboard(t, "keyless", "premium")
+	db := n.moveDB(t)
+	for _, tid := range []string{"drifty", "keyless"} {
+		c := tenantdb.WithTenant(ctx, tid)
+		if err := db.Tx(c, func(tx pgx.Tx) error {
+			_, err := tx.Exec(c, `INSERT INTO docs (id, body) SELECT g, 'doc ' || g FROM generate_series(1, 500) g; INSERT INTO counters (n) VALUES (1), (2)`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, c := range []struct{ tid, tier, model, want string }{
+		{"drifty", "premium", "pool", "verification failed for table docs"},
+		{"keyless", "basic", "silo", "primary key does not include tenant_id"},
+	} {
+		m := n.migrate(t, c.tid, c.tier)
+		if m.Status != "failed" || m.Data == nil || m.Data.Status != "rolled_back" || !strings.Contains(m.Data.Error, c.want) {
+			t.Errorf("%s: %+v, data %+v; want failed, rolled back: %s", c.tid, m, m.Data, c.want)
+		}
+		tn, err := n.op.GetTenant(ctx, c.tid)
+		p, perr := n.op.GetPlacement(ctx, c.tid)
+		if err != nil || perr != nil || p.Model != c.model || tn.Isolation != c.model {
+			t.Errorf("%s after the refusal: %+v %+v %v %v", c.tid, tn, p, err, perr)
+		}
+		// Its data is whole and takes writes where it is.
+		tc := tenantdb.WithTenant(ctx, c.tid)
+		var docs int
+		err = db.Tx(tc, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(tc, `INSERT INTO docs (id, body) VALUES (1000, 'after')`); err != nil {
+				return err
+			}
+			return tx.QueryRow(tc, `SELECT count(*) FROM docs`).Scan(&docs)
+		})
+		if err != nil || docs != 501 {
+			t.Errorf("%s's docs after the refusal: %d %v", c.tid, docs, err)
+		}
 	}
 }
