@@ -149,7 +149,8 @@ func (e end) open(ctx context.Context, id tenant.ID) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, sessionSQL); err == nil {
+	_, err = conn.Exec(ctx, sessionSQL)
+	if err == nil {
 		_, err = conn.Exec(ctx, `SELECT set_config('app.tenant_id', $1, false)`, string(id))
 	}
 	if err != nil {
@@ -862,13 +863,6 @@ func syncSequences(ctx context.Context, src, dst *pgx.Conn, srcSchema, dstSchema
 		}
 	}
 	return nil
-}
-
-// fence is a held write fence on a source.
-type fence struct {
-	conn *pgx.Conn
-	id   tenant.ID
-	at   time.Time
 }
 
 // fenceTimeout bounds the wait for the tenant's writers under way: past
