@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -173,14 +174,13 @@ func (s *Service) MigrationSteps() []tenants.Step {
 
 // moveRun is what one run of a step's Work hands its Run, by workflow.
 type moveRun struct {
-	target    side
-	password  string // in clear, until Run seals it
-	rowsTotal int64
-	copied    int64
-	lag       int64
-	pause     time.Duration
-	verified  map[string]tableSum
-	fenceAt   time.Time
+	target   side
+	password string // in clear, until Run seals it
+	// The progress, read by GET migration while the step writes it.
+	rowsTotal, copied, lag atomic.Int64
+	pause                  time.Duration
+	verified               map[string]tableSum
+	fenceAt                time.Time
 }
 
 func (s *Service) run(wf string) *moveRun {
@@ -432,6 +432,14 @@ func (s *Service) openMove(ctx context.Context, id tenant.ID) (*session, bool, e
 	if m, found, err = s.loadMove(ctx, id); err != nil || !found || m.status != moveCopying {
 		return nil, false, err
 	}
+	// The files registered since the target was made reach it first (the
+	// runner migrates ready placements only; a pool target is the shared,
+	// migrated database).
+	if m.target.model != Pool {
+		if err := s.migratePlacement(ctx, c, m.target.placementOf(string(id), c.Name).DataPlacement); err != nil {
+			return nil, false, err
+		}
+	}
 	if ss.srcConn, err = ss.src.open(ctx, id); err != nil {
 		return nil, false, err
 	}
@@ -487,17 +495,18 @@ func (s *Service) copyRows(ctx context.Context, t tenants.Tenant) (func(bool), e
 		return nil, err
 	}
 	r := s.run(ss.m.workflow)
-	r.rowsTotal, r.copied = 0, 0
+	r.rowsTotal.Store(0)
+	r.copied.Store(0)
 	for _, tb := range ss.tables {
 		sum, err := checksumCount(ctx, ss.srcConn, ss.src.schema, tb, t.ID)
 		if err != nil {
 			return nil, err
 		}
-		r.rowsTotal += sum
+		r.rowsTotal.Add(sum)
 	}
 	last := time.Now()
 	err = copyRows(ctx, ss.srcConn, ss.dstConn, ss.src.schema, ss.dst.schema, ss.tables, t.ID, func(n int64) {
-		r.copied += n
+		r.copied.Add(n)
 		if time.Since(last) > time.Second {
 			last = time.Now()
 			s.saveProgress(ctx, t.ID, ss.m.workflow, r)
@@ -525,7 +534,7 @@ func (s *Service) catchUp(ctx context.Context, ss *session, r *moveRun) error {
 		if err != nil {
 			return err
 		}
-		r.lag = lag
+		r.lag.Store(lag)
 		s.saveProgress(ctx, tenant.ID(ss.m.tenant), ss.m.workflow, r)
 		if lag < smallLag {
 			return nil
@@ -547,7 +556,7 @@ func checksumCount(ctx context.Context, conn *pgx.Conn, schema string, t table, 
 func (s *Service) saveProgress(ctx context.Context, id tenant.ID, wf string, r *moveRun) {
 	err := s.db.Update(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
 		_, err := tx.Exec(ctx, `UPDATE data_moves SET rows_total = ?, rows_copied = ?, lag = ?, updated_at = ? WHERE workflow_id = ? AND tenant_id = ?`,
-			r.rowsTotal, r.copied, r.lag, s.now().UnixMicro(), wf, tx.TenantID())
+			r.rowsTotal.Load(), r.copied.Load(), r.lag.Load(), s.now().UnixMicro(), wf, tx.TenantID())
 		return err
 	})
 	if err != nil && ctx.Err() == nil {
@@ -559,7 +568,7 @@ func (s *Service) recordCopied(ctx context.Context, tx *storage.Tx, t tenants.Te
 	wf := tenants.WorkflowID(ctx)
 	r := s.run(wf)
 	_, err := tx.Exec(ctx, `UPDATE data_moves SET rows_total = ?, rows_copied = ?, lag = ?, updated_at = ? WHERE workflow_id = ? AND tenant_id = ? AND status = ?`,
-		r.rowsTotal, r.copied, r.lag, s.now().UnixMicro(), wf, tx.TenantID(), moveCopying)
+		r.rowsTotal.Load(), r.copied.Load(), r.lag.Load(), s.now().UnixMicro(), wf, tx.TenantID(), moveCopying)
 	return err
 }
 
@@ -955,7 +964,7 @@ func (s *Service) MoveProgress(ctx context.Context, id tenant.ID, wf string) (ap
 	out := api.DataMoveProgress{Status: m.status, Cluster: m.cluster, From: m.source.model, To: m.target.model,
 		RowsTotal: m.rowsTotal, RowsCopied: m.rowsCopied, Lag: m.lag, Error: m.err}
 	if r := s.peek(wf); r != nil && m.status == moveCopying {
-		out.RowsTotal, out.RowsCopied, out.Lag = r.rowsTotal, r.copied, r.lag
+		out.RowsTotal, out.RowsCopied, out.Lag = r.rowsTotal.Load(), r.copied.Load(), r.lag.Load()
 	}
 	if m.pause > 0 {
 		out.WritePauseMS = strconv.FormatFloat(float64(m.pause)/1000, 'f', 1, 64)
@@ -969,14 +978,10 @@ func (s *Service) MoveProgress(ctx context.Context, id tenant.ID, wf string) (ap
 	return out, true, nil
 }
 
-// peek returns this node's run of workflow wf, if it has one.
+// peek returns this node's run of workflow wf, if it has one: only its
+// progress (atomic) may be read outside the step.
 func (s *Service) peek(wf string) *moveRun {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.moving[wf]
-	if r == nil {
-		return nil
-	}
-	c := *r
-	return &c
+	return s.moving[wf]
 }

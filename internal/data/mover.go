@@ -258,11 +258,14 @@ func sameTables(src, dst []table) error {
 	}
 	for _, s := range src {
 		d, ok := byName[s.name]
+		// Not a refusal: a file registered during the move reaches the
+		// source with the next run of the migrations, and the step is
+		// tried again until both sides agree.
 		switch {
 		case !ok:
-			return moveRefused("table %s is missing in the target: both placements need the same registered migrations", s.name)
+			return fmt.Errorf("data: move: table %s is missing in the target: both placements need the same registered migrations (retrying)", s.name)
 		case !slices.Equal(s.cols, d.cols) || !slices.Equal(s.key, d.key) || !slices.Equal(s.keyTypes, d.keyTypes):
-			return moveRefused("table %s has other columns or another key in the target: both placements need the same registered migrations", s.name)
+			return fmt.Errorf("data: move: table %s has other columns or another key in the target: both placements need the same registered migrations (retrying)", s.name)
 		}
 	}
 	return nil
