@@ -30,39 +30,39 @@ import (
 // config is the server's configuration. Every flag also reads a BULKHEAD_*
 // environment variable; a flag given on the command line wins.
 type config struct {
-	dataDir         string
-	database        string
-	migrationDB     string
-	listen          string
-	publicURL       string
-	tokenRate       float64
-	loginDomain     string
-	tenantPicker    bool
-	trustedProxies  string
-	tiersFile       string
-	logLevel        string
-	shutdownTimeout time.Duration
-	workflowRetry   time.Duration
-	proxyListen     string
-	allowPrivate    bool
-	upstreamTimeout time.Duration
-	bodyTimeout     time.Duration
-	dataRetention   time.Duration
-	gatewayNodes    int
-	gatewayBody     time.Duration
-	gatewayListen   string
-	gatewayTLS      string
-	gatewayDomain   string
-	gatewayAudience string
-	gatewayRoutes   string
-	gatewayCert     string
-	gatewayKey      string
-	dnsResolver     string
-	debugListen     string
-	debugRemote     bool
-	acmeCAs         stringList
-	acmeRoots       stringList
-	acmeEmail       string
+	dataDir                   string
+	database                  string
+	migrationDB               string
+	listen                    string
+	publicURL                 string
+	tokenRate                 float64
+	loginDomain               string
+	tenantPicker              bool
+	trustedProxies            string
+	tiersFile                 string
+	logLevel                  string
+	shutdownTimeout           time.Duration
+	workflowRetry             time.Duration
+	proxyListen               string
+	allowPrivate              bool
+	upstreamTimeout           time.Duration
+	bodyTimeout               time.Duration
+	dataRetention             time.Duration
+	gatewayNodes              int
+	gatewayBody               time.Duration
+	natsListen, gatewayListen string
+	gatewayTLS                string
+	gatewayDomain             string
+	gatewayAudience           string
+	gatewayRoutes             string
+	gatewayCert               string
+	gatewayKey                string
+	dnsResolver               string
+	debugListen               string
+	debugRemote               bool
+	acmeCAs                   stringList
+	acmeRoots                 stringList
+	acmeEmail                 string
 
 	// bulkhead init only: deliberate changes to what the database records.
 	newRootKey   bool
@@ -146,6 +146,8 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"how many gateway nodes share each usage plan's rate: each node allows rate/N requests per second (env BULKHEAD_GATEWAY_NODES)")
 	fs.DurationVar(&c.gatewayBody, "gateway-body-timeout", envDuration("BULKHEAD_GATEWAY_BODY_TIMEOUT", gateway.DefaultBodyTimeout),
 		"how long a client may take to send the gateway a request body (env BULKHEAD_GATEWAY_BODY_TIMEOUT)")
+	fs.StringVar(&c.natsListen, "nats-listen", envOr("BULKHEAD_NATS_LISTEN", ""),
+		"address of the embedded NATS server for tenants' event streams (clients connect with a Bulkhead token); off by default (env BULKHEAD_NATS_LISTEN)")
 	fs.StringVar(&c.gatewayListen, "gateway-listen", envOr("BULKHEAD_GATEWAY_LISTEN", ""),
 		"address of the edge gateway's HTTP listener; off by default (env BULKHEAD_GATEWAY_LISTEN)")
 	fs.StringVar(&c.gatewayTLS, "gateway-tls-listen", envOr("BULKHEAD_GATEWAY_TLS_LISTEN", ""),
@@ -226,7 +228,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
 		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
-		DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes, GatewayBodyTimeout: c.gatewayBody, GatewayAppDomain: c.gatewayDomain, GatewayAudience: c.gatewayAudience,
+		NATSListen: c.natsListen, DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes, GatewayBodyTimeout: c.gatewayBody, GatewayAppDomain: c.gatewayDomain, GatewayAudience: c.gatewayAudience,
 		DomainsDNSResolver: c.dnsResolver,
 		AccessLog:          stderr,
 		// The running binary, even after an upgrade replaced its file.

@@ -98,6 +98,8 @@ type Options struct {
 	GatewayAppDomain string
 	// GatewayRoutes are the gateway's routes.
 	GatewayRoutes []gateway.Route
+	// NATS starts the embedded NATS server on a free loopback port.
+	NATS bool
 }
 
 // New starts a node on the database at dsn (see storagetest.DSN) and stops it
@@ -123,6 +125,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL,
 		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait, DomainsDial: opts.DomainsDial, ACMECAs: opts.ACMECAs,
 		FederationTimeout: opts.FederationTimeout, GatewayAppDomain: opts.GatewayAppDomain, GatewayRoutes: opts.GatewayRoutes, WorkflowRetry: time.Second, ShutdownTimeout: 10 * time.Second,
+		NATSListen: natsListen(opts.NATS),
 		// Publishing a function compiles it: far slower on a loaded machine.
 		WriteTimeout: -1}
 	if opts.TenantTokens != nil {
@@ -194,4 +197,11 @@ func unlimitedTiers(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func natsListen(on bool) string {
+	if on {
+		return "127.0.0.1:0"
+	}
+	return ""
 }

@@ -50,6 +50,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/data"
+	"github.com/bulkhead-dev/bulkhead/internal/events"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/domains"
@@ -183,6 +184,9 @@ type Config struct {
 	// DataProvisioned, if set, runs on each new bridge or silo placement
 	// before it is recorded ready (the application's migrations).
 	DataProvisioned data.Provisioned
+	// NATSListen, if set, starts the embedded NATS server for tenants'
+	// event streams on that address (internal/events); "" starts none.
+	NATSListen string
 	// DataMoveHook, if set, is called at each checkpoint of a tier
 	// migration's data move (data.MoveHook): the crash tests' pause.
 	DataMoveHook data.MoveHook
@@ -218,9 +222,12 @@ type App struct {
 	Domains   *domains.Service
 	// Certs gets and serves certificates for verified custom domains; its
 	// GetCertificate is the gateway's CertSource. Nil without ACMECAs.
-	Certs    *certs.Manager
-	Signing  *signing.Store
-	Admin    *authn.AdminTokens
+	Certs   *certs.Manager
+	Signing *signing.Store
+	Admin   *authn.AdminTokens
+	// Events is the embedded NATS server of tenants' event streams; nil
+	// without Config.NATSListen.
+	Events   *events.Server
 	API      *httpapi.Server
 	Provider *provider.Provider
 	Metrics  *prometheus.Registry
@@ -498,6 +505,16 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	if a.Certs != nil {
 		a.gatewayCerts = a.Certs
 	}
+	if c.NATSListen != "" {
+		// The callout verifies tokens exactly as the API does.
+		if a.Events, err = events.New(events.Config{Listen: c.NATSListen, Tokens: tenantTokens, Logger: c.Logger}); err == nil {
+			err = a.Events.Start(ctx)
+		}
+		if err != nil {
+			a.Audit.Close()
+			return fail(err, db)
+		}
+	}
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Usage: a.Usage, Domains: a.Domains, Certs: a.Certs, Audit: a.Audit,
 		GatewayRoutes: a.Routes,
@@ -636,6 +653,12 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 			}
 			return a.Certs.Run(ctx)
 		},
+		func(ctx context.Context) error {
+			if a.Events == nil {
+				return nil
+			}
+			return a.Events.Run(ctx)
+		},
 	} {
 		g.Go(func() error { return run(work) })
 	}
@@ -760,6 +783,9 @@ func (a *App) Close() {
 	a.Functions.Engine().Close(context.Background())
 	a.Connect.Close()
 	a.Gateway.Close()
+	if a.Events != nil {
+		a.Events.Close()
+	}
 	a.Audit.Close()
 	a.DB.Close()
 	a.rootKey.Zero()

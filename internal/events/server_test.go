@@ -1,0 +1,228 @@
+package events_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/events"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/sdk/client"
+)
+
+// world is a node with the embedded NATS server and two tenants.
+type world struct {
+	env *apitest.Env
+}
+
+// token registers a client of tenant tid with scopes and returns a token
+// from the node's token endpoint, and the client's id.
+func (w *world) token(t *testing.T, tid string, scopes ...string) (string, string) {
+	t.Helper()
+	c, err := w.env.Admin.CreateOAuthClient(t.Context(), tid, client.CreateOAuthClient{Name: "events", GrantTypes: []string{"client_credentials"}, Scopes: scopes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := (&clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret, TokenURL: w.env.URL + "/oauth/token", Scopes: scopes}).Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken, c.ClientID
+}
+
+// conn is a NATS connection with its asynchronous errors.
+type conn struct {
+	*nats.Conn
+	mu   sync.Mutex
+	errs []error
+}
+
+func (c *conn) errors() []error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]error(nil), c.errs...)
+}
+
+func connect(t *testing.T, url, token, tid string) (*conn, error) {
+	t.Helper()
+	c := &conn{}
+	opts := []nats.Option{nats.Timeout(5 * time.Second), nats.NoReconnect(), nats.CustomInboxPrefix("_INBOX_" + tid),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			c.mu.Lock()
+			c.errs = append(c.errs, err)
+			c.mu.Unlock()
+		})}
+	if token != "" {
+		opts = append(opts, nats.Token(token))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(nc.Close)
+	c.Conn = nc
+	return c, nil
+}
+
+// TestStreamsIsolation: a NATS client connects with a Bulkhead token and
+// nothing else, and reaches its own tenant's subjects only. Another
+// tenant's subjects, wildcards over them and everyone's inboxes are
+// refused; no token, a forged one, a platform admin's, one whose client
+// was deleted, one without the events scopes: the connection is refused,
+// with one reason that tells nothing.
+func TestStreamsIsolation(t *testing.T) {
+	w := &world{env: apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{NATS: true})}
+	ctx := t.Context()
+	for _, id := range []string{"tenant-a", "tenant-b"} {
+		if _, err := w.env.Admin.CreateTenant(ctx, client.CreateTenant{ID: id}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url := w.env.Events.ClientURL()
+	both := []string{events.ScopePublish, events.ScopeSubscribe}
+	tokA, _ := w.token(t, "tenant-a", both...)
+	tokB, _ := w.token(t, "tenant-b", both...)
+	subOnly, _ := w.token(t, "tenant-a", events.ScopeSubscribe)
+	noScope, _ := w.token(t, "tenant-a", "kms:decrypt")
+	gone, goneID := w.token(t, "tenant-a", both...)
+	if err := w.env.Admin.DeleteOAuthClient(ctx, "tenant-a", goneID); err != nil {
+		t.Fatal(err)
+	}
+
+	a, err := connect(t, url, tokA, "tenant-a")
+	if err != nil {
+		t.Fatalf("tenant-a connects with its token: %v", err)
+	}
+	b, err := connect(t, url, tokB, "tenant-b")
+	if err != nil {
+		t.Fatalf("tenant-b connects with its token: %v", err)
+	}
+
+	// A's own traffic flows, request and reply included.
+	got := make(chan *nats.Msg, 16)
+	if _, err := a.ChanSubscribe("t.tenant-a.orders", got); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Subscribe("t.tenant-a.rpc", func(m *nats.Msg) { m.Respond([]byte("pong")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish("t.tenant-a.orders", []byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, got); m == nil || string(m.Data) != "mine" {
+		t.Fatalf("tenant-a's own message: %v", m)
+	}
+	if r, err := a.Request("t.tenant-a.rpc", []byte("ping"), 5*time.Second); err != nil || string(r.Data) != "pong" {
+		t.Fatalf("a request within tenant-a: %v %v", r, err)
+	}
+
+	// B: into A's subjects, over them, over everything, into A's inbox.
+	for _, subj := range []string{"t.tenant-a.orders", "t.tenant-a.rpc", "_INBOX_tenant-a.x", "_INBOX.x", "$JS.API.INFO"} {
+		if err := b.Publish(subj, []byte("intrusion")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var spied []*nats.Subscription
+	for _, subj := range []string{"t.tenant-a.>", "t.*.orders", ">", "t.>", "_INBOX_tenant-a.>", "_INBOX.>"} {
+		s, err := b.SubscribeSync(subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spied = append(spied, s)
+	}
+	b.Flush()
+	if err := a.Publish("t.tenant-a.orders", []byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	a.Flush()
+	if m := receive(t, got); m == nil || string(m.Data) != "secret" {
+		t.Fatalf("tenant-a's second message: %v", m)
+	}
+	select {
+	case m := <-got:
+		t.Errorf("tenant-a received %q, which tenant-b published", m.Data)
+	case <-time.After(200 * time.Millisecond):
+	}
+	for _, s := range spied {
+		if m, err := s.NextMsg(100 * time.Millisecond); err == nil {
+			t.Errorf("tenant-b's subscription %s received %q on %s", s.Subject, m.Data, m.Subject)
+		}
+	}
+	runtest.Eventually(t, "the server to refuse each of tenant-b's attempts", func() bool {
+		return countPermissionErrors(b.errors()) >= 11
+	})
+	if n := countPermissionErrors(a.errors()); n != 0 {
+		t.Errorf("tenant-a's own traffic drew %d permission errors: %v", n, a.errors())
+	}
+
+	// A subscribe-only token cannot publish, even to its own tenant.
+	so, err := connect(t, url, subOnly, "tenant-a")
+	if err != nil {
+		t.Fatalf("a subscribe-only token connects: %v", err)
+	}
+	bOrders, err := b.SubscribeSync("t.tenant-b.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Flush()
+	so.Publish("t.tenant-a.orders", []byte("not allowed"))
+	so.Publish("t.tenant-b.orders", []byte("not allowed either")) // an empty allow list would allow this
+	so.Flush()
+	if m, err := bOrders.NextMsg(200 * time.Millisecond); err == nil {
+		t.Errorf("a subscribe-only token of tenant-a published %q into tenant-b", m.Data)
+	}
+	select {
+	case m := <-got:
+		t.Errorf("a subscribe-only token published %q", m.Data)
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	// Refused connections.
+	for name, tok := range map[string]string{
+		"no token":           "",
+		"a forged token":     "eyJhbGciOiJFUzI1NiJ9.eyJ0ZW5hbnRfaWQiOiJ0ZW5hbnQtYiJ9.AAAA",
+		"the admin's token":  apitest.AdminToken,
+		"a deleted client's": gone,
+		"no events scope":    noScope,
+	} {
+		_, err := connect(t, url, tok, "tenant-a")
+		if err == nil {
+			t.Errorf("%s: connected", name)
+			continue
+		}
+		if !errors.Is(err, nats.ErrAuthorization) && !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+			t.Errorf("%s: %v; want an authorization violation", name, err)
+		}
+		if strings.Contains(err.Error(), "scope") || strings.Contains(err.Error(), "delet") {
+			t.Errorf("%s: the refusal tells why: %v", name, err)
+		}
+	}
+}
+
+func receive(t *testing.T, ch chan *nats.Msg) *nats.Msg {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(5 * time.Second):
+		return nil
+	}
+}
+
+func countPermissionErrors(errs []error) int {
+	n := 0
+	for _, err := range errs {
+		if errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			n++
+		}
+	}
+	return n
+}
