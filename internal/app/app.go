@@ -507,7 +507,8 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	if c.NATSListen != "" {
 		// The callout verifies tokens exactly as the API does.
-		if a.Events, err = events.New(events.Config{Listen: c.NATSListen, Tokens: tenantTokens, Logger: c.Logger}); err == nil {
+		if a.Events, err = events.New(events.Config{Listen: c.NATSListen, Tokens: tenantTokens,
+			StoreDir: filepath.Join(c.DataDir, "nats"), Logger: c.Logger}); err == nil {
 			err = a.Events.Start(ctx)
 		}
 		if err != nil {

@@ -38,6 +38,7 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
@@ -56,7 +57,23 @@ const (
 	tenantsAccount = "TENANTS"
 	systemAccount  = "SYS"
 	authUser       = "bulkhead-auth"
+	streamsUser    = "bulkhead-streams" // Bulkhead's own user in TENANTS: it makes the tenants' streams
 )
+
+// Each tenant's stream, made at its first connection. Limits until the
+// tiers carry their own (issue 17): a tenant at one is refused, its
+// neighbours are not touched (each stream has its own).
+const (
+	streamMaxBytes     = 64 << 20
+	streamMaxMsgs      = 1_000_000
+	streamMaxConsumers = 32
+	streamMaxMsgSize   = 1 << 20
+	dedupWindow        = 2 * time.Minute
+)
+
+// StreamName is tenant tid's stream: a stream per tenant, even in pool
+// (see streamPermissions for why).
+func StreamName(tid string) string { return "T_" + tid }
 
 // calloutSubject is where the server asks the auth service.
 const calloutSubject = "$SYS.REQ.USER.AUTH"
@@ -67,17 +84,22 @@ type Config struct {
 	Listen string
 	// Tokens verifies a Bulkhead token (the API's tenant token verifier).
 	Tokens authn.Verifier
-	Logger *slog.Logger
+	// StoreDir holds JetStream's files (the data directory's nats/).
+	StoreDir string
+	Logger   *slog.Logger
 }
 
 // Server is the embedded NATS server and its auth callout service.
 type Server struct {
-	cfg       Config
-	ns        *server.Server
-	issuer    nkeys.KeyPair // signs the users the callout issues
-	authPW    string
-	auth      *nats.Conn // the auth service's connection
-	closeOnce sync.Once
+	cfg         Config
+	ns          *server.Server
+	issuer      nkeys.KeyPair // signs the users the callout issues
+	authPW      string
+	auth        *nats.Conn // the auth service's connection
+	streamsConn *nats.Conn // Bulkhead's own, in TENANTS
+	streams     jetstream.JetStream
+	made        sync.Map // tenant id → struct{}: its stream exists
+	closeOnce   sync.Once
 }
 
 // New configures the server; Start starts it.
@@ -117,8 +139,10 @@ func New(cfg Config) (*Server, error) {
 		ServerName: "bulkhead", Host: host, Port: port, NoSigs: true, NoLog: true,
 		Accounts:      []*server.Account{authAcc, tenantsAcc, sysAcc},
 		SystemAccount: systemAccount,
-		Users:         []*server.User{{Username: authUser, Password: s.authPW, Account: authAcc}},
-		AuthCallout:   &server.AuthCallout{Issuer: issuerPub, Account: authAccount, AuthUsers: []string{authUser}},
+		Users: []*server.User{{Username: authUser, Password: s.authPW, Account: authAcc},
+			{Username: streamsUser, Password: s.authPW, Account: tenantsAcc}},
+		AuthCallout: &server.AuthCallout{Issuer: issuerPub, Account: authAccount, AuthUsers: []string{authUser, streamsUser}},
+		JetStream:   true, StoreDir: cfg.StoreDir,
 		// A connection must authenticate within this (the callout included).
 		AuthTimeout: 5,
 		MaxPayload:  1 << 20,
@@ -142,6 +166,23 @@ func (s *Server) Start(ctx context.Context) error {
 	if !s.ns.ReadyForConnections(10 * time.Second) {
 		s.Close()
 		return errors.New("events: the NATS server did not start")
+	}
+	acc, err := s.ns.LookupAccount(tenantsAccount)
+	if err == nil {
+		err = acc.EnableJetStream(map[string]server.JetStreamAccountLimits{"": {MaxMemory: -1, MaxStore: -1, MaxStreams: -1, MaxConsumers: -1}}, nil)
+	}
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("events: JetStream for the tenants' account: %w", err)
+	}
+	sc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.UserInfo(streamsUser, s.authPW), nats.Name("bulkhead streams"))
+	if err == nil {
+		s.streamsConn = sc
+		s.streams, err = jetstream.New(sc)
+	}
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("events: connect the streams service: %w", err)
 	}
 	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.UserInfo(authUser, s.authPW), nats.Name("bulkhead auth callout"))
 	if err != nil {
@@ -175,6 +216,9 @@ func (s *Server) Close() {
 		s.ns.WaitForShutdown()
 		if s.auth != nil {
 			s.auth.Close()
+		}
+		if s.streamsConn != nil {
+			s.streamsConn.Close()
 		}
 	})
 }
@@ -229,6 +273,10 @@ func (s *Server) authorize(ctx context.Context, req *jwt.AuthorizationRequestCla
 		return "", "token without expiry"
 	}
 	tid := string(tc.TenantID)
+	if err := s.ensureStream(ctx, tid); err != nil {
+		s.cfg.Logger.ErrorContext(ctx, "events: make a tenant's stream", "tenant_id", tid, "err", err)
+		return "", "stream unavailable"
+	}
 	uc := jwt.NewUserClaims(req.UserNkey)
 	uc.Name = tc.Principal
 	uc.Audience = tenantsAccount
@@ -245,6 +293,7 @@ func (s *Server) authorize(ctx context.Context, req *jwt.AuthorizationRequestCla
 	if sub {
 		uc.Permissions.Sub.Allow.Add(own)
 	}
+	uc.Permissions.Pub.Allow.Add(streamPermissions(tid)...)
 	out, err := uc.Encode(s.issuer)
 	if err != nil {
 		return "", "cannot issue the user"
@@ -270,4 +319,47 @@ func expiry(token string) (time.Time, error) {
 		return time.Time{}, errors.New("no exp")
 	}
 	return time.Unix(c.Exp, 0), nil
+}
+
+// streamPermissions are the JetStream API subjects a tenant's user may
+// publish to: those naming its own stream, for reading its info and
+// messages and for consumers on it; not STREAM.CREATE, UPDATE, DELETE
+// or PURGE (Bulkhead makes the stream, with its limits), not the
+// account-wide ones (INFO, STREAM.LIST, STREAM.NAMES: they name other
+// tenants' streams). Why a stream per tenant even in pool: in a stream
+// shared by tenants, consumer names are single subject tokens, so no
+// permission can keep one tenant off another's consumers, the legacy
+// CONSUMER.CREATE takes any filter subject, and STREAM.INFO counts
+// every tenant's subjects.
+func streamPermissions(tid string) []string {
+	st := StreamName(tid)
+	return []string{
+		"$JS.API.STREAM.INFO." + st,
+		"$JS.API.STREAM.MSG.GET." + st,
+		"$JS.API.DIRECT.GET." + st, "$JS.API.DIRECT.GET." + st + ".>",
+		"$JS.API.CONSUMER.*." + st,          // legacy create, LIST, NAMES
+		"$JS.API.CONSUMER.*." + st + ".>",   // CREATE (with filter), INFO, DELETE
+		"$JS.API.CONSUMER.*.*." + st + ".>", // MSG.NEXT, DURABLE.CREATE
+		"$JS.ACK." + st + ".>",
+	}
+}
+
+// ensureStream makes tenant tid's stream once per process (idempotent:
+// CreateOrUpdateStream leaves a stream that exists as it is configured).
+func (s *Server) ensureStream(ctx context.Context, tid string) error {
+	if _, ok := s.made.Load(tid); ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := s.streams.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: StreamName(tid), Subjects: []string{"t." + tid + ".>"}, Storage: jetstream.FileStorage,
+		MaxBytes: streamMaxBytes, MaxMsgs: streamMaxMsgs, MaxConsumers: streamMaxConsumers, MaxMsgSize: streamMaxMsgSize,
+		Duplicates: dedupWindow, Discard: jetstream.DiscardNew,
+	})
+	if err != nil {
+		return err
+	}
+	s.made.Store(tid, struct{}{})
+	return nil
 }

@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
@@ -106,7 +108,7 @@ func TestStreamsIsolation(t *testing.T) {
 		t.Fatalf("tenant-b connects with its token: %v", err)
 	}
 
-	// A's own traffic flows, request and reply included.
+	// A's own traffic flows, requests included.
 	got := make(chan *nats.Msg, 16)
 	if _, err := a.ChanSubscribe("t.tenant-a.orders", got); err != nil {
 		t.Fatal(err)
@@ -120,7 +122,9 @@ func TestStreamsIsolation(t *testing.T) {
 	if m := receive(t, got); m == nil || string(m.Data) != "mine" {
 		t.Fatalf("tenant-a's own message: %v", m)
 	}
-	if r, err := a.Request("t.tenant-a.rpc", []byte("ping"), 5*time.Second); err != nil || string(r.Data) != "pong" {
+	// A request's reply comes back on the tenant's own inbox prefix (here
+	// from JetStream, which keeps everything under t.<tenant>.>: its ack).
+	if r, err := a.Request("t.tenant-a.rpc", []byte("ping"), 5*time.Second); err != nil || !strings.HasPrefix(r.Subject, "_INBOX_tenant-a.") {
 		t.Fatalf("a request within tenant-a: %v %v", r, err)
 	}
 
@@ -225,4 +229,118 @@ func countPermissionErrors(errs []error) int {
 		}
 	}
 	return n
+}
+
+// TestJetStreamIsolation: each tenant's messages persist in a stream of
+// its own, made by Bulkhead at its first connection, which it reads
+// through consumers; another tenant can neither read its info, make a
+// consumer on it, fetch from its consumers, nor make, change or delete
+// streams; a message id seen within the window is a duplicate.
+func TestJetStreamIsolation(t *testing.T) {
+	w := &world{env: apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{NATS: true})}
+	ctx := t.Context()
+	for _, id := range []string{"tenant-a", "tenant-b"} {
+		if _, err := w.env.Admin.CreateTenant(ctx, client.CreateTenant{ID: id}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url := w.env.Events.ClientURL()
+	both := []string{events.ScopePublish, events.ScopeSubscribe}
+	tokA, _ := w.token(t, "tenant-a", both...)
+	tokB, _ := w.token(t, "tenant-b", both...)
+	a, err := connect(t, url, tokA, "tenant-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := connect(t, url, tokB, "tenant-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsA, err := jetstream.NewWithAPIPrefix(a.Conn, "$JS.API")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsB, err := jetstream.New(b.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A publishes (twice with one message id) and reads back through a consumer.
+	for range 2 {
+		ack, err := jsA.Publish(ctx, "t.tenant-a.orders", []byte("order 1"), jetstream.WithMsgID("order-1"))
+		if err != nil {
+			t.Fatalf("tenant-a publishes: %v", err)
+		}
+		if ack.Stream != events.StreamName("tenant-a") {
+			t.Fatalf("stored in %q", ack.Stream)
+		}
+	}
+	if _, err := jsA.Publish(ctx, "t.tenant-a.orders", []byte("order 2"), jetstream.WithMsgID("order-2")); err != nil {
+		t.Fatal(err)
+	}
+	streamA, err := jsA.Stream(ctx, events.StreamName("tenant-a"))
+	if err != nil {
+		t.Fatalf("tenant-a reads its stream: %v", err)
+	}
+	if info, err := streamA.Info(ctx); err != nil || info.State.Msgs != 2 {
+		t.Fatalf("tenant-a's stream: %+v %v; want 2 messages (the duplicate dropped)", info, err)
+	}
+	cons, err := streamA.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "reader", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("tenant-a makes a consumer: %v", err)
+	}
+	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for m := range batch.Messages() {
+		if err := m.Ack(); err != nil {
+			t.Errorf("ack: %v", err)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("tenant-a fetched %d messages", n)
+	}
+
+	// B, on A's stream and on streams at all.
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := jsB.Stream(short, events.StreamName("tenant-a")); err == nil {
+		t.Error("tenant-b read tenant-a's stream")
+	}
+	if _, err := jsB.CreateOrUpdateConsumer(short, events.StreamName("tenant-a"), jetstream.ConsumerConfig{Durable: "spy"}); err == nil {
+		t.Error("tenant-b made a consumer on tenant-a's stream")
+	}
+	if _, err := jsB.Consumer(short, events.StreamName("tenant-a"), "reader"); err == nil {
+		t.Error("tenant-b opened tenant-a's consumer")
+	}
+	if _, err := jsB.CreateStream(short, jetstream.StreamConfig{Name: "GRAB", Subjects: []string{"t.tenant-a.>"}}); err == nil {
+		t.Error("tenant-b made a stream over tenant-a's subjects")
+	}
+	if err := jsB.DeleteStream(short, events.StreamName("tenant-a")); err == nil {
+		t.Error("tenant-b deleted tenant-a's stream")
+	}
+	if err := jsB.DeleteStream(short, events.StreamName("tenant-b")); err == nil {
+		t.Error("tenant-b deleted its own stream (Bulkhead manages streams and their limits)")
+	}
+	names := jsB.StreamNames(short)
+	for name := range names.Name() {
+		t.Errorf("tenant-b listed stream %s", name)
+	}
+	// B's own stream works, and holds nothing of A's.
+	if _, err := jsB.Publish(ctx, "t.tenant-b.orders", []byte("b's")); err != nil {
+		t.Fatalf("tenant-b publishes: %v", err)
+	}
+	streamB, err := jsB.Stream(ctx, events.StreamName("tenant-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := streamB.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Errorf("tenant-b's stream: %+v %v", info, err)
+	}
+	if info, err := streamA.Info(ctx); err != nil || info.State.Msgs != 2 {
+		t.Errorf("tenant-a's stream after tenant-b's attempts: %+v %v", info, err)
+	}
 }
