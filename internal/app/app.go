@@ -508,7 +508,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	if c.NATSListen != "" {
 		// The callout verifies tokens exactly as the API does.
 		if a.Events, err = events.New(events.Config{Listen: c.NATSListen, Tokens: tenantTokens,
-			StoreDir: filepath.Join(c.DataDir, "nats"), Logger: c.Logger}); err == nil {
+			StoreDir: filepath.Join(c.DataDir, "nats"), Tiers: a.Tenants.Tiers(), Logger: c.Logger}); err == nil {
 			err = a.Events.Start(ctx)
 		}
 		if err != nil {

@@ -43,6 +43,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // The token scopes that allow a connection to publish and to subscribe.
@@ -60,9 +61,9 @@ const (
 	streamsUser    = "bulkhead-streams" // Bulkhead's own user in TENANTS: it makes the tenants' streams
 )
 
-// Each tenant's stream, made at its first connection. Limits until the
-// tiers carry their own (issue 17): a tenant at one is refused, its
-// neighbours are not touched (each stream has its own).
+// Each tenant's stream, made at its first connection: the limits its
+// tier names, or these. A tenant at one is refused, its neighbours are not
+// touched (each stream has its own).
 const (
 	streamMaxBytes     = 64 << 20
 	streamMaxMsgs      = 1_000_000
@@ -86,7 +87,9 @@ type Config struct {
 	Tokens authn.Verifier
 	// StoreDir holds JetStream's files (the data directory's nats/).
 	StoreDir string
-	Logger   *slog.Logger
+	// Tiers give each tenant's stream its limits, by the tier of its token.
+	Tiers  tenants.Tiers
+	Logger *slog.Logger
 }
 
 // Server is the embedded NATS server and its auth callout service.
@@ -98,7 +101,7 @@ type Server struct {
 	auth        *nats.Conn // the auth service's connection
 	streamsConn *nats.Conn // Bulkhead's own, in TENANTS
 	streams     jetstream.JetStream
-	made        sync.Map // tenant id → struct{}: its stream exists
+	made        sync.Map // tenant id and limits → struct{}: its stream has them
 	closeOnce   sync.Once
 }
 
@@ -273,7 +276,7 @@ func (s *Server) authorize(ctx context.Context, req *jwt.AuthorizationRequestCla
 		return "", "token without expiry"
 	}
 	tid := string(tc.TenantID)
-	if err := s.ensureStream(ctx, tid); err != nil {
+	if err := s.ensureStream(ctx, tid, s.cfg.Tiers[tc.Tier]); err != nil {
 		s.cfg.Logger.ErrorContext(ctx, "events: make a tenant's stream", "tenant_id", tid, "err", err)
 		return "", "stream unavailable"
 	}
@@ -346,20 +349,31 @@ func streamPermissions(tid string) []string {
 
 // ensureStream makes tenant tid's stream once per process (idempotent:
 // CreateOrUpdateStream leaves a stream that exists as it is configured).
-func (s *Server) ensureStream(ctx context.Context, tid string) error {
-	if _, ok := s.made.Load(tid); ok {
+// The limits follow the tier: a tenant moved to another tier gets the
+// new tier's limits at its next connection.
+func (s *Server) ensureStream(ctx context.Context, tid string, tier tenants.Tier) error {
+	cfg := jetstream.StreamConfig{
+		Name: StreamName(tid), Subjects: []string{"t." + tid + ".>"}, Storage: jetstream.FileStorage,
+		MaxBytes: orDefault(tier.StreamMaxBytes, streamMaxBytes), MaxMsgs: orDefault(tier.StreamMaxMsgs, streamMaxMsgs),
+		MaxConsumers: int(orDefault(int64(tier.StreamMaxConsumers), streamMaxConsumers)), MaxMsgSize: streamMaxMsgSize,
+		Duplicates: dedupWindow, Discard: jetstream.DiscardNew,
+	}
+	key := fmt.Sprintf("%s/%d/%d/%d", tid, cfg.MaxBytes, cfg.MaxMsgs, cfg.MaxConsumers)
+	if _, ok := s.made.Load(key); ok {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err := s.streams.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: StreamName(tid), Subjects: []string{"t." + tid + ".>"}, Storage: jetstream.FileStorage,
-		MaxBytes: streamMaxBytes, MaxMsgs: streamMaxMsgs, MaxConsumers: streamMaxConsumers, MaxMsgSize: streamMaxMsgSize,
-		Duplicates: dedupWindow, Discard: jetstream.DiscardNew,
-	})
-	if err != nil {
+	if _, err := s.streams.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return err
 	}
-	s.made.Store(tid, struct{}{})
+	s.made.Store(key, struct{}{})
 	return nil
+}
+
+func orDefault(v, def int64) int64 {
+	if v > 0 {
+		return v
+	}
+	return def
 }

@@ -3,6 +3,9 @@ package events_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -342,5 +345,55 @@ func TestJetStreamIsolation(t *testing.T) {
 	}
 	if info, err := streamA.Info(ctx); err != nil || info.State.Msgs != 2 {
 		t.Errorf("tenant-a's stream after tenant-b's attempts: %+v %v", info, err)
+	}
+}
+
+// TestStreamLimits: a tenant's stream has its tier's limits, and a
+// tenant at them is refused while its neighbour's publishes go on.
+func TestStreamLimits(t *testing.T) {
+	tiers := filepath.Join(t.TempDir(), "tiers.json")
+	if err := os.WriteFile(tiers, []byte(`{"tiers":[{"name":"basic","isolation":"pool","rate_limit_rps":1000,"rate_limit_burst":1000,`+
+		`"stream_max_msgs":3,"stream_max_consumers":1},{"name":"premium","isolation":"silo","rate_limit_rps":1000,"rate_limit_burst":1000}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := &world{env: apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{NATS: true, TiersFile: tiers})}
+	ctx := t.Context()
+	for _, id := range []string{"small-a", "small-b"} {
+		if _, err := w.env.Admin.CreateTenant(ctx, client.CreateTenant{ID: id}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	both := []string{events.ScopePublish, events.ScopeSubscribe}
+	js := map[string]jetstream.JetStream{}
+	for _, id := range []string{"small-a", "small-b"} {
+		tok, _ := w.token(t, id, both...)
+		c, err := connect(t, w.env.Events.ClientURL(), tok, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if js[id], err = jetstream.New(c.Conn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		if _, err := js["small-a"].Publish(ctx, "t.small-a.x", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatalf("message %d within the limit: %v", i, err)
+		}
+	}
+	if _, err := js["small-a"].Publish(ctx, "t.small-a.x", []byte("one too many")); err == nil {
+		t.Error("a fourth message went into a stream limited to three")
+	}
+	if _, err := js["small-b"].Publish(ctx, "t.small-b.x", []byte("the neighbour's")); err != nil {
+		t.Errorf("the neighbour's publish, while small-a is full: %v", err)
+	}
+	st, err := js["small-a"].Stream(ctx, events.StreamName("small-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "one"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "two"}); err == nil {
+		t.Error("a second consumer on a stream limited to one")
 	}
 }

@@ -45,7 +45,8 @@ func wireTenantPage(p tenants.Page) api.TenantPage {
 func wireTier(t tenants.Tier) api.Tier {
 	return api.Tier{Name: t.Name, Isolation: string(t.Isolation), RateLimitRPS: t.RateLimitRPS, RateLimitBurst: t.RateLimitBurst,
 		MaxFunctionEnvironments: t.MaxFunctionEnvironments, GatewayRPS: t.GatewayRPS, GatewayBurst: t.GatewayBurst,
-		GatewayQuota: t.GatewayQuota, GatewayQuotaPeriod: t.GatewayQuotaPeriod}
+		GatewayQuota: t.GatewayQuota, GatewayQuotaPeriod: t.GatewayQuotaPeriod,
+		StreamMaxBytes: t.StreamMaxBytes, StreamMaxMsgs: t.StreamMaxMsgs, StreamMaxConsumers: t.StreamMaxConsumers}
 }
 
 func wireWorkflow(w tenants.Workflow) api.Workflow {

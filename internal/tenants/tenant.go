@@ -99,6 +99,12 @@ type Tier struct {
 	GatewayBurst       int     `json:"gateway_burst,omitempty"`
 	GatewayQuota       int64   `json:"gateway_quota,omitempty"`
 	GatewayQuotaPeriod string  `json:"gateway_quota_period,omitempty"` // day or month
+
+	// Each tenant's event stream (internal/events; zero: the built-in
+	// limit): bytes, messages and consumers.
+	StreamMaxBytes     int64 `json:"stream_max_bytes,omitempty"`
+	StreamMaxMsgs      int64 `json:"stream_max_msgs,omitempty"`
+	StreamMaxConsumers int   `json:"stream_max_consumers,omitempty"`
 }
 
 // validGateway checks the tier's usage plan: a rate needs a burst of at
@@ -154,6 +160,9 @@ func LoadTiers(path string) (Tiers, error) {
 		}
 		if err := t.validGateway(); err != nil {
 			return nil, fmt.Errorf("tenant: tiers %s: %w", path, err)
+		}
+		if t.StreamMaxBytes < 0 || t.StreamMaxMsgs < 0 || t.StreamMaxConsumers < 0 {
+			return nil, fmt.Errorf("tenant: tiers %s: tier %q: stream_max_bytes, stream_max_msgs and stream_max_consumers cannot be negative", path, t.Name)
 		}
 		if _, dup := ts[t.Name]; dup {
 			return nil, fmt.Errorf("tenant: tiers %s: tier %q defined twice", path, t.Name)

@@ -18,6 +18,10 @@ type Tier struct {
 	GatewayBurst       int     `json:"gateway_burst,omitempty"`
 	GatewayQuota       int64   `json:"gateway_quota,omitempty"`
 	GatewayQuotaPeriod string  `json:"gateway_quota_period,omitempty"` // day or month
+	// Each tenant's event stream limits (omitted: the built-in ones).
+	StreamMaxBytes     int64 `json:"stream_max_bytes,omitempty"`
+	StreamMaxMsgs      int64 `json:"stream_max_msgs,omitempty"`
+	StreamMaxConsumers int   `json:"stream_max_consumers,omitempty"`
 }
 
 // Tenant is a tenant as the API returns it.
