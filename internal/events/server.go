@@ -72,6 +72,20 @@ const (
 	dedupWindow        = 2 * time.Minute
 )
 
+// FIFO per message group (SQS FIFO's semantics): a message published to
+// t.<tenant>.fifo.<group> is kept as t.<tenant>.p.<n>.<group>, n the
+// group's partition (a hash of the group, FIFOPartitions of them; an
+// account-wide subject mapping, whose first wildcard is the tenant the
+// publisher's permission already pinned). A consumer per partition,
+// filtered on t.<tenant>.p.<n>.* with MaxAckPending 1, gets each group's
+// messages in order, one in flight, while other partitions' groups go
+// on in parallel. De-duplication: a Nats-Msg-Id seen within the stream's
+// window is dropped.
+const FIFOPartitions = 8
+
+// fifoMapping is the account's subject mapping for FIFO groups.
+var fifoMapping = [2]string{"t.*.fifo.*", "t.{{wildcard(1)}}.p.{{partition(" + strconv.Itoa(FIFOPartitions) + ",2)}}.{{wildcard(2)}}"}
+
 // StreamName is tenant tid's stream: a stream per tenant, even in pool
 // (see streamPermissions for why).
 func StreamName(tid string) string { return "T_" + tid }
@@ -173,6 +187,9 @@ func (s *Server) Start(ctx context.Context) error {
 	acc, err := s.ns.LookupAccount(tenantsAccount)
 	if err == nil {
 		err = acc.EnableJetStream(map[string]server.JetStreamAccountLimits{"": {MaxMemory: -1, MaxStore: -1, MaxStreams: -1, MaxConsumers: -1}}, nil)
+	}
+	if err == nil {
+		err = acc.AddMapping(fifoMapping[0], fifoMapping[1])
 	}
 	if err != nil {
 		s.Close()

@@ -397,3 +397,101 @@ func TestStreamLimits(t *testing.T) {
 		t.Error("a second consumer on a stream limited to one")
 	}
 }
+
+// TestFIFOGroups: 16 message groups published interleaved, consumed by 4
+// workers over the FIFO partitions' consumers: every group's messages
+// arrive in the order sent, never two of one group at once, and a
+// message id sent twice is kept once.
+func TestFIFOGroups(t *testing.T) {
+	w := &world{env: apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{NATS: true})}
+	ctx := t.Context()
+	if _, err := w.env.Admin.CreateTenant(ctx, client.CreateTenant{ID: "fifo-co"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := w.token(t, "fifo-co", events.ScopePublish, events.ScopeSubscribe)
+	c, err := connect(t, w.env.Events.ClientURL(), tok, "fifo-co")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(c.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const groups, perGroup = 16, 10
+	for i := range perGroup {
+		for g := range groups {
+			id := fmt.Sprintf("g%d-%d", g, i)
+			if _, err := js.Publish(ctx, fmt.Sprintf("t.fifo-co.fifo.user%d", g), []byte(fmt.Sprint(i)), jetstream.WithMsgID(id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if ack, err := js.Publish(ctx, "t.fifo-co.fifo.user0", []byte("0"), jetstream.WithMsgID("g0-0")); err != nil || !ack.Duplicate {
+		t.Fatalf("a repeated message id: %+v %v; want a duplicate", ack, err)
+	}
+	st, err := js.Stream(ctx, events.StreamName("fifo-co"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cons []jetstream.Consumer
+	for n := range events.FIFOPartitions {
+		c, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: fmt.Sprintf("p%d", n),
+			FilterSubject: fmt.Sprintf("t.fifo-co.p.%d.*", n), AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cons = append(cons, c)
+	}
+	var mu sync.Mutex
+	got := map[string][]string{}
+	inFlight := map[string]int{}
+	var overlap []string
+	var wg sync.WaitGroup
+	for k := range 4 { // 4 workers, each over 2 partitions' consumers
+		wg.Go(func() {
+			for idle := 0; idle < 3; {
+				fetched := 0
+				for _, c := range cons[k*2 : k*2+2] {
+					b, err := c.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
+					if err != nil {
+						continue
+					}
+					for m := range b.Messages() {
+						fetched++
+						group := m.Subject()[strings.LastIndex(m.Subject(), ".")+1:]
+						mu.Lock()
+						if inFlight[group]++; inFlight[group] > 1 {
+							overlap = append(overlap, group)
+						}
+						mu.Unlock()
+						time.Sleep(time.Millisecond)
+						mu.Lock()
+						inFlight[group]--
+						got[group] = append(got[group], string(m.Data()))
+						mu.Unlock()
+						m.Ack()
+					}
+				}
+				if fetched == 0 {
+					idle++
+				} else {
+					idle = 0
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(overlap) > 0 {
+		t.Errorf("groups with two messages in flight at once: %v", overlap)
+	}
+	for g := range groups {
+		group := fmt.Sprintf("user%d", g)
+		want := make([]string, perGroup)
+		for i := range want {
+			want[i] = fmt.Sprint(i)
+		}
+		if strings.Join(got[group], ",") != strings.Join(want, ",") {
+			t.Errorf("group %s got %v; want %v in order", group, got[group], want)
+		}
+	}
+}
