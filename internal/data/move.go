@@ -157,7 +157,7 @@ func (s *Service) targetName(ctx context.Context, c cluster, id tenant.ID, curre
 			return "", fmt.Errorf("data: both names of tenant %s's placement are held", id)
 		}
 		named := func(_ move, sd side) bool { return sd.model != Pool }
-		if err := s.dropRetained(ctx, id, named, true); err != nil {
+		if _, err := s.dropRetained(ctx, id, named, true); err != nil {
 			return "", err
 		}
 	}
@@ -244,7 +244,7 @@ func (s *Service) provisionTarget(ctx context.Context, t tenants.Tenant) (func(b
 	// its name, when both names are held (see targetName).
 	if m.To == tenants.Pool {
 		pool := func(_ move, sd side) bool { return sd.model == Pool }
-		if err := s.dropRetained(ctx, t.ID, pool, true); err != nil {
+		if _, err := s.dropRetained(ctx, t.ID, pool, true); err != nil {
 			return nil, err
 		}
 	}
@@ -498,7 +498,7 @@ func (s *Service) copyRows(ctx context.Context, t tenants.Tenant) (func(bool), e
 	r.rowsTotal.Store(0)
 	r.copied.Store(0)
 	for _, tb := range ss.tables {
-		sum, err := checksumCount(ctx, ss.srcConn, ss.src.schema, tb, t.ID)
+		sum, err := countRows(ctx, ss.srcConn, ss.src.schema, tb, t.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -543,8 +543,8 @@ func (s *Service) catchUp(ctx context.Context, ss *session, r *moveRun) error {
 	return nil
 }
 
-// checksumCount counts tenant id's rows of t.
-func checksumCount(ctx context.Context, conn *pgx.Conn, schema string, t table, id tenant.ID) (int64, error) {
+// countRows counts tenant id's rows of t.
+func countRows(ctx context.Context, conn *pgx.Conn, schema string, t table, id tenant.ID) (int64, error) {
 	var n int64
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+ident(schema, t.name)+` WHERE tenant_id = $1`, string(id)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("data: move: count %s: %w", t.name, err)
@@ -599,9 +599,8 @@ func (s *Service) cutover(ctx context.Context, t tenants.Tenant) (func(bool), er
 			ss.close(ctx)
 		}
 	}()
-	if err := installCapture(ctx, ss.srcConn, ss.src.schema, t.ID, ss.tables); err != nil {
-		return nil, err
-	}
+	// The capture is there: data-copy made it before it was recorded done,
+	// and only a rollback or a drop, which end the move, removes it.
 	// Applied before the fence, so that little is left inside it.
 	r := s.run(ss.m.workflow)
 	if err := s.catchUp(ctx, ss, r); err != nil {
@@ -767,6 +766,7 @@ func (s *Service) rollBack(ctx context.Context, id tenant.ID, why string) error 
 	if err := s.removeCaptureOn(ctx, c, m.source, id); err != nil {
 		return err
 	}
+	s.forget(m.workflow)
 	return s.db.Update(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE data_moves SET status = ?, error = ?, drop_after = ?, updated_at = ? WHERE workflow_id = ? AND tenant_id = ? AND status = ?`,
 			moveRolledBack, errs.Clip(why, 500), s.now().UnixMicro(), s.now().UnixMicro(), m.workflow, tx.TenantID(), moveCopying); err != nil {
@@ -805,39 +805,39 @@ func auditMove(tid, action string, m move, why string) audit.Event {
 // work, leaves everything for a later sweep), and reads what to drop under
 // it. What the tenant's placement is now is never dropped, whatever a
 // move row says.
-func (s *Service) dropRetained(ctx context.Context, id tenant.ID, pick func(move, side) bool, held bool) error {
+func (s *Service) dropRetained(ctx context.Context, id tenant.ID, pick func(move, side) bool, held bool) (dropped int, err error) {
 	due, cur, placed, err := s.retainedMoves(ctx, id, pick)
 	if err != nil || len(due) == 0 {
-		return err
+		return 0, err
 	}
 	if !held {
 		c, err := s.mustCluster(ctx, due[0].cluster)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		lock, err := lockMoves(ctx, c, id)
 		if errors.Is(err, errMoveBusy) {
-			return nil
+			return 0, nil
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 		defer unlockMoves(ctx, lock, id)
 		if due, cur, placed, err = s.retainedMoves(ctx, id, pick); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	for _, m := range due {
 		c, err := s.mustCluster(ctx, m.cluster)
 		if err != nil {
-			return err
+			return dropped, err
 		}
 		sd := m.retained()
 		live := placed && cur.Cluster == m.cluster && cur.Model == sd.model && cur.Database == sd.database && cur.Schema == sd.schema
 		switch m.status {
 		case moveSwitched:
 			if err := s.removeCaptureOn(ctx, c, m.source, id); err != nil && !live {
-				return err
+				return dropped, err
 			}
 		case moveAbandoned:
 			// The source is the offboarded placement, which its own
@@ -848,7 +848,7 @@ func (s *Service) dropRetained(ctx context.Context, id tenant.ID, pick func(move
 		}
 		if !live {
 			if err := dropOnCluster(ctx, c, sd.placementOf(string(id), m.cluster)); err != nil {
-				return err
+				return dropped, err
 			}
 		}
 		err = s.db.Update(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
@@ -859,10 +859,11 @@ func (s *Service) dropRetained(ctx context.Context, id tenant.ID, pick func(move
 			return s.audit.AppendTx(ctx, tx, auditMove(tx.TenantID(), "data.move_retained_dropped", m, ""))
 		})
 		if err != nil {
-			return err
+			return dropped, err
 		}
+		dropped++
 	}
-	return nil
+	return dropped, nil
 }
 
 // retained is the side a move keeps until it is dropped: a switched
@@ -907,33 +908,21 @@ func (s *Service) retainedMoves(ctx context.Context, id tenant.ID, pick func(mov
 
 // sweepMoves drops, for every tenant, what its moves retained past its time.
 func (s *Service) sweepMoves(ctx context.Context) (int, error) {
-	var due []tenant.ID
-	err := s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT DISTINCT tenant_id FROM data_moves WHERE status IN (?, ?, ?) AND drop_after <= ?`,
-			moveSwitched, moveRolledBack, moveAbandoned, s.now().UnixMicro())
-		if err != nil {
-			return fmt.Errorf("data: find retained moves: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			due = append(due, tenant.ID(id))
-		}
-		return rows.Err()
-	})
+	due, err := s.dueTenants(ctx, "retained moves", `SELECT DISTINCT tenant_id FROM data_moves WHERE status IN (?, ?, ?) AND drop_after <= ?`,
+		moveSwitched, moveRolledBack, moveAbandoned, s.now().UnixMicro())
 	if err != nil {
 		return 0, err
 	}
 	var failed []error
+	dropped := 0
 	for _, id := range due {
-		if err := s.dropRetained(ctx, id, s.dueNow, false); err != nil {
+		n, err := s.dropRetained(ctx, id, s.dueNow, false)
+		if err != nil {
 			failed = append(failed, fmt.Errorf("tenant %s: %w", id, err))
 		}
+		dropped += n
 	}
-	return len(due) - len(failed), errors.Join(failed...)
+	return dropped, errors.Join(failed...)
 }
 
 // abandonMoves ends, in an offboarding's transaction, the tenant's move in

@@ -20,23 +20,8 @@ import (
 // rows are deleted from every table of the shared database's public
 // schema that has a tenant_id column.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	var due []tenant.ID
-	err := s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT tenant_id FROM data_placements WHERE (status = ? AND drop_after <= ?) OR status = ?
-			ORDER BY drop_after`, Retained, s.now().UnixMicro(), Dropping)
-		if err != nil {
-			return fmt.Errorf("data: find retained placements: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			due = append(due, tenant.ID(id))
-		}
-		return rows.Err()
-	})
+	due, err := s.dueTenants(ctx, "retained placements", `SELECT tenant_id FROM data_placements WHERE (status = ? AND drop_after <= ?) OR status = ?
+		ORDER BY drop_after`, Retained, s.now().UnixMicro(), Dropping)
 	if err != nil {
 		return 0, err
 	}
@@ -181,4 +166,26 @@ func deletePoolRows(ctx context.Context, conn *pgx.Conn, id tenant.ID) error {
 		tables = failed
 	}
 	return nil
+}
+
+// dueTenants runs query, in the platform scope, for the ids of the
+// tenants that have something to sweep (what names it in errors).
+func (s *Service) dueTenants(ctx context.Context, what, query string, args ...any) ([]tenant.ID, error) {
+	var due []tenant.ID
+	err := s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return fmt.Errorf("data: find %s: %w", what, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			due = append(due, tenant.ID(id))
+		}
+		return rows.Err()
+	})
+	return due, err
 }

@@ -28,6 +28,20 @@ type world struct {
 	env *apitest.Env
 }
 
+// newWorld is a node with the embedded NATS server (and opts) and the
+// tenants ids, created.
+func newWorld(t *testing.T, opts apitest.Options, ids ...string) *world {
+	t.Helper()
+	opts.NATS = true
+	w := &world{env: apitest.New(t, storagetest.DSN(t, storage.SQLite), opts)}
+	for _, id := range ids {
+		if _, err := w.env.Admin.CreateTenant(t.Context(), client.CreateTenant{ID: id}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
+}
+
 // token registers a client of tenant tid with scopes and returns a token
 // from the node's token endpoint, and the client's id.
 func (w *world) token(t *testing.T, tid string, scopes ...string) (string, string) {
@@ -84,13 +98,8 @@ func connect(t *testing.T, url, token, tid string) (*conn, error) {
 // was deleted, one without the events scopes: the connection is refused,
 // with one reason that tells nothing.
 func TestStreamsIsolation(t *testing.T) {
-	w := &world{env: apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{NATS: true})}
+	w := newWorld(t, apitest.Options{}, "tenant-a", "tenant-b")
 	ctx := t.Context()
-	for _, id := range []string{"tenant-a", "tenant-b"} {
-		if _, err := w.env.Admin.CreateTenant(ctx, client.CreateTenant{ID: id}, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
 	url := w.env.Events.ClientURL()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
 	tokA, _ := w.token(t, "tenant-a", both...)
@@ -240,13 +249,8 @@ func countPermissionErrors(errs []error) int {
 // consumer on it, fetch from its consumers, nor make, change or delete
 // streams; a message id seen within the window is a duplicate.
 func TestJetStreamIsolation(t *testing.T) {
-	w := &world{env: apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{NATS: true})}
+	w := newWorld(t, apitest.Options{}, "tenant-a", "tenant-b")
 	ctx := t.Context()
-	for _, id := range []string{"tenant-a", "tenant-b"} {
-		if _, err := w.env.Admin.CreateTenant(ctx, client.CreateTenant{ID: id}, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
 	url := w.env.Events.ClientURL()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
 	tokA, _ := w.token(t, "tenant-a", both...)
@@ -356,13 +360,8 @@ func TestStreamLimits(t *testing.T) {
 		`"stream_max_msgs":3,"stream_max_consumers":1},{"name":"premium","isolation":"silo","rate_limit_rps":1000,"rate_limit_burst":1000}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := &world{env: apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{NATS: true, TiersFile: tiers})}
+	w := newWorld(t, apitest.Options{TiersFile: tiers}, "small-a", "small-b")
 	ctx := t.Context()
-	for _, id := range []string{"small-a", "small-b"} {
-		if _, err := w.env.Admin.CreateTenant(ctx, client.CreateTenant{ID: id}, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
 	js := map[string]jetstream.JetStream{}
 	for _, id := range []string{"small-a", "small-b"} {
@@ -403,11 +402,8 @@ func TestStreamLimits(t *testing.T) {
 // arrive in the order sent, never two of one group at once, and a
 // message id sent twice is kept once.
 func TestFIFOGroups(t *testing.T) {
-	w := &world{env: apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{NATS: true})}
+	w := newWorld(t, apitest.Options{}, "fifo-co")
 	ctx := t.Context()
-	if _, err := w.env.Admin.CreateTenant(ctx, client.CreateTenant{ID: "fifo-co"}, ""); err != nil {
-		t.Fatal(err)
-	}
 	tok, _ := w.token(t, "fifo-co", events.ScopePublish, events.ScopeSubscribe)
 	c, err := connect(t, w.env.Events.ClientURL(), tok, "fifo-co")
 	if err != nil {

@@ -83,6 +83,7 @@ func (r *Registry) StartMigration(ctx context.Context, id tenant.ID, toTier stri
 	}
 	wfID := newWorkflowID()
 	var m MigrationInfo
+	var input Input
 	err := r.db.Update(ctx, storage.TenantScope(id), func(tx *storage.Tx) error {
 		t, err := lockTenant(ctx, tx)
 		if err != nil {
@@ -103,7 +104,8 @@ func (r *Registry) StartMigration(ctx context.Context, id tenant.ID, toTier stri
 			return err
 		}
 		now := r.clock.Now()
-		if err := r.insertWorkflow(ctx, tx, wfID, t.ID, KindMigration, Input{migrationKey: raw}, now); err != nil {
+		input = Input{migrationKey: raw}
+		if err := r.insertWorkflow(ctx, tx, wfID, t.ID, KindMigration, input, now); err != nil {
 			return err
 		}
 		at := now.UTC().Truncate(time.Microsecond)
@@ -116,13 +118,8 @@ func (r *Registry) StartMigration(ctx context.Context, id tenant.ID, toTier stri
 	if err != nil {
 		return MigrationInfo{}, err
 	}
-	r.goRun(ctx, wfID, &claim{tenant: id, kind: KindMigration, input: Input{migrationKey: mustJSON(m.Migration)}})
+	r.goRun(ctx, wfID, &claim{tenant: id, kind: KindMigration, input: input})
 	return m, nil
-}
-
-func mustJSON(v any) json.RawMessage {
-	b, _ := json.Marshal(v)
-	return b
 }
 
 // noMigrationRunning refuses a change while a tier migration of tx's
