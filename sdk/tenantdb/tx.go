@@ -133,10 +133,14 @@ func (db *DB) TxWithOptions(ctx context.Context, opts pgx.TxOptions, fn func(pgx
 	deadline := db.now().Add(MovedRetryFor)
 	for {
 		used, err := db.txOnce(ctx, opts, tid, fn)
-		if !db.now().Before(deadline) || !(Moved(err) || db.movedUnder(ctx, tid, used, err)) {
+		if !db.now().Before(deadline) {
 			return err
 		}
-		db.Invalidate(tid)
+		if Moved(err) {
+			db.Invalidate(tid)
+		} else if !db.movedUnder(ctx, tid, used, err) { // it read the placement anew itself
+			return err
+		}
 		select {
 		case <-ctx.Done():
 			return err
