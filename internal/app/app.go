@@ -517,7 +517,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		}
 	}
 	a.API = httpapi.New(httpapi.Config{
-		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Usage: a.Usage, Domains: a.Domains, Certs: a.Certs, Audit: a.Audit,
+		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Usage: a.Usage, Domains: a.Domains, Certs: a.Certs, Audit: a.Audit, Events: a.Events,
 		GatewayRoutes: a.Routes,
 		Verifiers:     append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:        c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,

@@ -143,10 +143,24 @@ func (s *Server) limitTenant(r *http.Request) (context.Context, func(), error) {
 		}
 		return nil, nil, err
 	}
-	return ctx, func() { s.inflight.Release(key) }, nil
+	release := sync.OnceFunc(func() { s.inflight.Release(key) })
+	return context.WithValue(ctx, inflightKey{}, release), release, nil
 }
 
 type costKey struct{}
+
+type inflightKey struct{}
+
+// leaveInflight gives the request's in-flight place back before the
+// request waits without working (a long-poll pull): waiting costs no CPU,
+// and held it would keep the tenant's other requests out (a tenant may
+// have one place per two cores). What bounds such waits is the caller's
+// own limit on them.
+func leaveInflight(r *http.Request) {
+	if f, ok := r.Context().Value(inflightKey{}).(func()); ok {
+		f()
+	}
+}
 
 // chargeMore counts n more requests of the caller against its tier's rate,
 // for a request whose cost is known only once its body is read: a batch of

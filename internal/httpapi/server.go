@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/data"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/events"
 	"github.com/bulkhead-dev/bulkhead/internal/fairshare"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
@@ -52,6 +53,7 @@ type Config struct {
 	GatewayRoutes *gateway.Store // the edge gateway's routes
 	Domains       *domains.Service
 	Certs         *certs.Manager // nil without ACME CAs
+	Events        *events.Server // tenants' event streams; nil when off
 	Audit         *audit.Log
 	Verifiers     []authn.Verifier   // tried in order for every bearer token
 	ClientIP      *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -81,6 +83,8 @@ type Server struct {
 	fnStarts *prometheus.CounterVec
 	rates    *tierRates // nil without a tenant registry
 	inflight *fairshare.Slots
+	// waitingPulls bounds each tenant's long-poll stream pulls.
+	waitingPulls *fairshare.Slots
 }
 
 // Access says who may call a route.
@@ -127,7 +131,8 @@ func New(cfg Config) *Server {
 	if cfg.OnboardingWait <= 0 {
 		cfg.OnboardingWait = DefaultOnboardingWait
 	}
-	s := &Server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux(), inflight: newInflight()}
+	s := &Server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux(), inflight: newInflight(),
+		waitingPulls: fairshare.New(1<<30, maxWaitingPulls)}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bulkhead_http_requests_total", Help: "API requests by route and status code.",
 	}, []string{"route", "code"})
@@ -208,6 +213,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.gatewayRoutes()...)
 	s.routes = append(s.routes, s.domainRoutes()...)
 	s.routes = append(s.routes, s.certRoutes()...)
+	s.routes = append(s.routes, s.streamRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin || rt.Access == AuditReader) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route

@@ -23,6 +23,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/events"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs/pebbletest"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
@@ -73,12 +74,13 @@ func TestClientRoundTrip(t *testing.T) {
 		tokens := map[string]tenant.Context{
 			"tok-svc": {TenantID: "acme", Principal: "client:svc",
 				Scopes: []string{httpapi.ScopeEncrypt, httpapi.ScopeDecrypt, httpapi.ScopeGenerateDataKey}},
+			"tok-events": {TenantID: "acme", Principal: "client:events", Scopes: []string{events.ScopePublish, events.ScopeSubscribe}},
 		}
 		// Custom domains' HTTP checks reach the gateway's challenge
 		// handler, as if every domain pointed at this node.
 		var gateway string
 		ca1, ca2 := pebbletest.Start(t), pebbletest.Start(t)
-		env := apitest.New(t, dsn, apitest.Options{TenantTokens: tokens, ACMECAs: []certs.CA{ca1.CA, ca2.CA},
+		env := apitest.New(t, dsn, apitest.Options{TenantTokens: tokens, NATS: true, ACMECAs: []certs.CA{ca1.CA, ca2.CA},
 			Argon2: identity.Argon2Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16},
 			DomainsDial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				var d net.Dialer
@@ -111,6 +113,7 @@ func TestClientRoundTrip(t *testing.T) {
 		r.certs(op, env.App.Certs, ca1.URL, ca2.URL)
 		r.audit(op)
 		r.gateway(op)
+		r.streams(as("tok-events"))
 		r.offboarding(op, ann)
 		// Last: without PostgreSQL for the application's cluster (and
 		// BULKHEAD_REQUIRE_POSTGRES unset) App skips the rest.
@@ -166,6 +169,34 @@ func (r roundTrip) want(what string, ok bool, got any) {
 	if !ok {
 		r.t.Fatalf("%s: got %+v", what, got)
 	}
+}
+
+// streams publishes, pulls, acknowledges and asks again over HTTP.
+func (r roundTrip) streams(c *client.Client) {
+	ctx := r.ctx
+	pub, err := c.Publish(ctx, "orders", client.Publication{Data: []byte(`{"n":1}`), ContentType: "application/json", ID: "o-1"})
+	r.ok("publish", err)
+	r.want("publish", pub.Stream == "orders" && pub.Seq == 1 && !pub.Duplicate, pub)
+	dup, err := c.Publish(ctx, "orders", client.Publication{Data: []byte(`{"n":1}`), ID: "o-1"})
+	r.ok("publish again", err)
+	r.want("the same id again", dup.Duplicate && dup.Seq == 1, dup)
+	_, err = c.Publish(ctx, "orders", client.Publication{Data: []byte("two")})
+	r.ok("publish a second", err)
+	ms, err := c.Pull(ctx, "orders", client.StreamPull{Consumer: "billing", MaxMessages: 10})
+	r.ok("pull", err)
+	r.want("pull", len(ms) == 2 && string(ms[0].Data) == `{"n":1}` && ms[0].ContentType == "application/json" && ms[0].ID == "o-1" &&
+		ms[0].Stream == "orders" && ms[0].Seq == 1 && ms[0].Deliveries == 1 && !ms[0].Time.IsZero() && string(ms[1].Data) == "two", ms)
+	nak, err := c.Nak(ctx, "orders", ms[1].AckID)
+	r.ok("nak", err)
+	r.want("nak", nak.Acked == 1, nak)
+	res, err := c.Ack(ctx, "orders", ms[0].AckID)
+	r.ok("ack", err)
+	r.want("ack", res.Acked == 1 && len(res.Expired) == 0, res)
+	again, err := c.Pull(ctx, "orders", client.StreamPull{Consumer: "billing", MaxMessages: 10, WaitMS: 2000})
+	r.ok("pull again", err)
+	r.want("the nak'ed message, again", len(again) == 1 && string(again[0].Data) == "two" && again[0].Deliveries == 2, again)
+	_, err = c.Ack(ctx, "orders", again[0].AckID)
+	r.ok("ack the second", err)
 }
 
 func (r roundTrip) tenants(op *client.Client) {
