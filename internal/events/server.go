@@ -44,12 +44,13 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	sdkevents "github.com/bulkhead-dev/bulkhead/sdk/events"
 )
 
 // The token scopes that allow a connection to publish and to subscribe.
 const (
-	ScopePublish   = "events:publish"
-	ScopeSubscribe = "events:subscribe"
+	ScopePublish   = sdkevents.ScopePublish
+	ScopeSubscribe = sdkevents.ScopeSubscribe
 )
 
 // The server's accounts: the auth service's, the tenants', the system's.
@@ -81,14 +82,14 @@ const (
 // messages in order, one in flight, while other partitions' groups go
 // on in parallel. De-duplication: a Nats-Msg-Id seen within the stream's
 // window is dropped.
-const FIFOPartitions = 8
+const FIFOPartitions = sdkevents.FIFOPartitions
 
 // fifoMapping is the account's subject mapping for FIFO groups.
 var fifoMapping = [2]string{"t.*.fifo.*", "t.{{wildcard(1)}}.p.{{partition(" + strconv.Itoa(FIFOPartitions) + ",2)}}.{{wildcard(2)}}"}
 
 // StreamName is tenant tid's stream: a stream per tenant, even in pool
 // (see streamPermissions for why).
-func StreamName(tid string) string { return "T_" + tid }
+func StreamName(tid string) string { return sdkevents.StreamName(tid) }
 
 // calloutSubject is where the server asks the auth service.
 const calloutSubject = "$SYS.REQ.USER.AUTH"

@@ -21,6 +21,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
+	sdkevents "github.com/bulkhead-dev/bulkhead/sdk/events"
 )
 
 // world is a node with the embedded NATS server and two tenants.
@@ -405,11 +406,12 @@ func TestFIFOGroups(t *testing.T) {
 	w := newWorld(t, apitest.Options{}, "fifo-co")
 	ctx := t.Context()
 	tok, _ := w.token(t, "fifo-co", events.ScopePublish, events.ScopeSubscribe)
-	c, err := connect(t, w.env.Events.ClientURL(), tok, "fifo-co")
+	nc, err := sdkevents.Connect(w.env.Events.ClientURL(), "fifo-co", tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, err := jetstream.New(c.Conn)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +419,7 @@ func TestFIFOGroups(t *testing.T) {
 	for i := range perGroup {
 		for g := range groups {
 			id := fmt.Sprintf("g%d-%d", g, i)
-			if _, err := js.Publish(ctx, fmt.Sprintf("t.fifo-co.fifo.user%d", g), []byte(fmt.Sprint(i)), jetstream.WithMsgID(id)); err != nil {
+			if _, err := js.Publish(ctx, sdkevents.FIFOSubject("fifo-co", fmt.Sprintf("user%d", g)), []byte(fmt.Sprint(i)), jetstream.WithMsgID(id)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -425,18 +427,9 @@ func TestFIFOGroups(t *testing.T) {
 	if ack, err := js.Publish(ctx, "t.fifo-co.fifo.user0", []byte("0"), jetstream.WithMsgID("g0-0")); err != nil || !ack.Duplicate {
 		t.Fatalf("a repeated message id: %+v %v; want a duplicate", ack, err)
 	}
-	st, err := js.Stream(ctx, events.StreamName("fifo-co"))
+	cons, err := sdkevents.FIFOConsumers(ctx, js, "fifo-co", "workers", jetstream.ConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
-	}
-	var cons []jetstream.Consumer
-	for n := range events.FIFOPartitions {
-		c, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: fmt.Sprintf("p%d", n),
-			FilterSubject: fmt.Sprintf("t.fifo-co.p.%d.*", n), AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cons = append(cons, c)
 	}
 	var mu sync.Mutex
 	got := map[string][]string{}
