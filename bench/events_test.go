@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -63,8 +64,14 @@ func BenchmarkEventsPublish(b *testing.B) {
 	}
 	defer tenantConn.Close()
 
+	// The plain server's users: one with no permissions at all, and one
+	// with the permissions Bulkhead gives the tenant's token (what an
+	// operator would configure by hand to keep tenants apart).
+	pubAllow, subAllow := events.Permissions("bench-events", true, true)
 	raw, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
-		JetStream: true, StoreDir: b.TempDir(), Username: "static", Password: "static-password"})
+		JetStream: true, StoreDir: b.TempDir(), Users: []*server.User{{Username: "static", Password: "static-password"},
+			{Username: "static-isolated", Password: "static-password", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Allow: pubAllow}, Subscribe: &server.SubjectPermission{Allow: subAllow}}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,20 +94,34 @@ func BenchmarkEventsPublish(b *testing.B) {
 		Duplicates: 2 * time.Minute, Discard: jetstream.DiscardNew}); err != nil {
 		b.Fatal(err)
 	}
+	isoConn, err := nats.Connect(raw.ClientURL(), nats.UserInfo("static-isolated", "static-password"), nats.CustomInboxPrefix("_INBOX_bench-events"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer isoConn.Close()
+	isoJS, err := jetstream.New(isoConn)
+	if err != nil {
+		b.Fatal(err)
+	}
 	tenantJS, err := jetstream.New(tenantConn)
 	if err != nil {
 		b.Fatal(err)
 	}
+	// The sides: Bulkhead's token, the plain server's unrestricted user,
+	// its user with the tenant's permissions. Each round, each side in
+	// turn, who goes first rotating.
+	sides := []jetstream.JetStream{tenantJS, rawJS, isoJS}
 	body := make([]byte, 256)
 	const perRound = 500
-	var spent [2]time.Duration
-	var sent [2]int
+	var spent [3]time.Duration
+	var sent [3]int
 	b.ResetTimer()
-	for i := 0; i < b.N; i += perRound {
-		for side, js := range []jetstream.JetStream{tenantJS, rawJS} {
+	for round := 0; round*perRound < b.N; round++ {
+		for k := range sides {
+			side := (k + round) % len(sides)
 			start := time.Now()
 			for range perRound {
-				if _, err := js.Publish(ctx, "t.bench-events.orders", body); err != nil {
+				if _, err := sides[side].Publish(ctx, "t.bench-events.orders", body); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -109,11 +130,60 @@ func BenchmarkEventsPublish(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	bulkhead := float64(sent[0]) / spent[0].Seconds()
-	plain := float64(sent[1]) / spent[1].Seconds()
+	// Consume as many as each side sent, in rounds of perRound messages a
+	// side in turn: batches of 100 with an ack each (the ack's reply not
+	// awaited, as consumers usually do), through a durable pull consumer.
+	var got [3]int
+	var took [3]time.Duration
+	cons := make([]jetstream.Consumer, len(sides))
+	for side, js := range sides {
+		if cons[side], err = js.CreateOrUpdateConsumer(ctx, events.StreamName("bench-events"),
+			jetstream.ConsumerConfig{Durable: fmt.Sprintf("bench%d", side), AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10_000}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for round := 0; got[0] < sent[0] || got[1] < sent[1] || got[2] < sent[2]; round++ {
+		for k := range cons {
+			side := (k + round) % len(cons)
+			start := time.Now()
+			for n := 0; n < perRound && got[side] < sent[side]; {
+				batch, err := cons[side].Fetch(min(100, sent[side]-got[side]), jetstream.FetchMaxWait(5*time.Second))
+				if err != nil {
+					b.Fatal(err)
+				}
+				for m := range batch.Messages() {
+					m.Ack()
+					n++
+					got[side]++
+				}
+				if err := batch.Error(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			took[side] += time.Since(start)
+		}
+	}
+	// HTTP publish through the API, one connection, for those without a
+	// NATS client: the token's check, the tenant's limits, JetStream's ack.
+	api := client.New(env.URL, tok.AccessToken)
+	const httpN = 2000
+	start := time.Now()
+	for range httpN {
+		if _, err := api.Publish(ctx, "orders", client.Publication{Data: body}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	httpRate := httpN / time.Since(start).Seconds()
+	rate := func(n [3]int, d [3]time.Duration, side int) float64 { return float64(n[side]) / d[side].Seconds() }
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(bulkhead, "msgs/s")
-	b.ReportMetric(plain, "raw_msgs/s")
-	b.ReportMetric(100*bulkhead/plain, "raw_%")
+	b.ReportMetric(rate(sent, spent, 0), "msgs/s")
+	b.ReportMetric(rate(sent, spent, 1), "raw_msgs/s")
+	b.ReportMetric(100*rate(sent, spent, 0)/rate(sent, spent, 1), "raw_%")
+	b.ReportMetric(100*rate(sent, spent, 0)/rate(sent, spent, 2), "iso_%")
+	b.ReportMetric(rate(got, took, 0), "consume_msgs/s")
+	b.ReportMetric(rate(got, took, 1), "raw_consume_msgs/s")
+	b.ReportMetric(100*rate(got, took, 0)/rate(got, took, 1), "consume_raw_%")
+	b.ReportMetric(100*rate(got, took, 0)/rate(got, took, 2), "consume_iso_%")
+	b.ReportMetric(httpRate, "http_msgs/s")
 	b.ReportMetric(float64(setup.Microseconds())/50/1000, "connect_ms")
 }

@@ -75,17 +75,20 @@ const (
 
 // FIFO per message group (SQS FIFO's semantics): a message published to
 // t.<tenant>.fifo.<group> is kept as t.<tenant>.p.<n>.<group>, n the
-// group's partition (a hash of the group, FIFOPartitions of them; an
-// account-wide subject mapping, whose first wildcard is the tenant the
-// publisher's permission already pinned). A consumer per partition,
-// filtered on t.<tenant>.p.<n>.* with MaxAckPending 1, gets each group's
-// messages in order, one in flight, while other partitions' groups go
-// on in parallel. De-duplication: a Nats-Msg-Id seen within the stream's
-// window is dropped.
+// group's partition (a hash of the group, FIFOPartitions of them; the
+// tenant's stream's own subject transform, so an external server needs
+// no account mapping and other publishes pay for none). A consumer per
+// partition, filtered on t.<tenant>.p.<n>.* with MaxAckPending 1, gets
+// each group's messages in order, one in flight, while other partitions'
+// groups go on in parallel. De-duplication: a Nats-Msg-Id seen within
+// the stream's window is dropped.
 const FIFOPartitions = sdkevents.FIFOPartitions
 
-// fifoMapping is the account's subject mapping for FIFO groups.
-var fifoMapping = [2]string{"t.*.fifo.*", "t.{{wildcard(1)}}.p.{{partition(" + strconv.Itoa(FIFOPartitions) + ",2)}}.{{wildcard(2)}}"}
+// fifoTransform is tenant tid's stream's subject transform for FIFO groups.
+func fifoTransform(tid string) *jetstream.SubjectTransformConfig {
+	return &jetstream.SubjectTransformConfig{Source: "t." + tid + ".fifo.*",
+		Destination: "t." + tid + ".p.{{partition(" + strconv.Itoa(FIFOPartitions) + ",1)}}.{{wildcard(1)}}"}
+}
 
 // StreamName is tenant tid's stream: a stream per tenant, even in pool
 // (see streamPermissions for why).
@@ -188,9 +191,6 @@ func (s *Server) Start(ctx context.Context) error {
 	acc, err := s.ns.LookupAccount(tenantsAccount)
 	if err == nil {
 		err = acc.EnableJetStream(map[string]server.JetStreamAccountLimits{"": {MaxMemory: -1, MaxStore: -1, MaxStreams: -1, MaxConsumers: -1}}, nil)
-	}
-	if err == nil {
-		err = acc.AddMapping(fifoMapping[0], fifoMapping[1])
 	}
 	if err != nil {
 		s.Close()
@@ -302,24 +302,30 @@ func (s *Server) authorize(ctx context.Context, req *jwt.AuthorizationRequestCla
 	uc.Name = tc.Principal
 	uc.Audience = tenantsAccount
 	uc.Expires = exp.Unix()
-	// An empty allow list allows everything: each list always names at
-	// least the tenant's inbox (requests and their replies stay inside
-	// the tenant).
-	own, inbox := "t."+tid+".>", "_INBOX_"+tid+".>"
-	uc.Permissions.Pub.Allow.Add(inbox)
-	uc.Permissions.Sub.Allow.Add(inbox)
-	if pub {
-		uc.Permissions.Pub.Allow.Add(own)
-	}
-	if sub {
-		uc.Permissions.Sub.Allow.Add(own)
-	}
-	uc.Permissions.Pub.Allow.Add(streamPermissions(tid)...)
+	pubAllow, subAllow := Permissions(tid, pub, sub)
+	uc.Permissions.Pub.Allow.Add(pubAllow...)
+	uc.Permissions.Sub.Allow.Add(subAllow...)
 	out, err := uc.Encode(s.issuer)
 	if err != nil {
 		return "", "cannot issue the user"
 	}
 	return out, ""
+}
+
+// Permissions are the subjects a connection of tenant tid may publish to
+// and subscribe to: its inbox always (an empty allow list would allow
+// everything; requests and their replies stay inside the tenant), its
+// own subjects as the token's scopes allow, its stream's JetStream API.
+func Permissions(tid string, pub, sub bool) (pubAllow, subAllow []string) {
+	own, inbox := "t."+tid+".>", sdkevents.InboxPrefix(tid)+".>"
+	pubAllow, subAllow = []string{inbox}, []string{inbox}
+	if pub {
+		pubAllow = append(pubAllow, own)
+	}
+	if sub {
+		subAllow = append(subAllow, own)
+	}
+	return append(pubAllow, streamPermissions(tid)...), subAllow
 }
 
 // expiry reads a verified JWT's exp (the signature and expiry were
@@ -374,7 +380,7 @@ func (s *Server) ensureStream(ctx context.Context, tid string, tier tenants.Tier
 		Name: StreamName(tid), Subjects: []string{"t." + tid + ".>"}, Storage: jetstream.FileStorage,
 		MaxBytes: orDefault(tier.StreamMaxBytes, streamMaxBytes), MaxMsgs: orDefault(tier.StreamMaxMsgs, streamMaxMsgs),
 		MaxConsumers: int(orDefault(int64(tier.StreamMaxConsumers), streamMaxConsumers)), MaxMsgSize: streamMaxMsgSize,
-		Duplicates: dedupWindow, Discard: jetstream.DiscardNew,
+		Duplicates: dedupWindow, Discard: jetstream.DiscardNew, SubjectTransform: fifoTransform(tid),
 	}
 	key := fmt.Sprintf("%s/%d/%d/%d", tid, cfg.MaxBytes, cfg.MaxMsgs, cfg.MaxConsumers)
 	if _, ok := s.made.Load(key); ok {
