@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/nats-io/nkeys"
@@ -229,4 +230,40 @@ authorization {
 }
 `, systemAccount, authAccount, c.AuthUser, authHash, tenantsAccount, c.StreamsUser, streamsHash,
 		fifoMapping[0], fifoMapping[1], issuerPub, xkeyPub), nil
+}
+
+// The files WriteConfig writes (bulkhead nats-config).
+const (
+	ServerConfigFile = "bulkhead-nats.conf"
+	CredentialsFile  = "bulkhead-nats-credentials.json"
+)
+
+// WriteConfig makes fresh credentials and writes them and the server's
+// configuration that goes with them into dir (made 0700 if need be), as
+// ServerConfigFile and CredentialsFile, both 0600; it replaces neither.
+func WriteConfig(dir string) (conf, creds string, err error) {
+	conf, creds = filepath.Join(dir, ServerConfigFile), filepath.Join(dir, CredentialsFile)
+	for _, p := range []string{conf, creds} {
+		if _, err := os.Lstat(p); err == nil {
+			return "", "", fmt.Errorf("events: %s exists: not replaced", p)
+		}
+	}
+	c, err := NewCredentials()
+	if err != nil {
+		return "", "", err
+	}
+	text, err := c.ServerConfig()
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", fmt.Errorf("events: %w", err)
+	}
+	if err := c.WriteFile(creds); err != nil {
+		return "", "", fmt.Errorf("events: %w", err)
+	}
+	if err := writeNew(conf, []byte(text)); err != nil {
+		return "", "", fmt.Errorf("events: %w", err)
+	}
+	return conf, creds, nil
 }
