@@ -1,6 +1,8 @@
 // Package events gives tenants event streams on NATS: an embedded NATS
-// server (github.com/nats-io/nats-server, not a home-made broker) whose
-// clients connect with a Bulkhead token and nothing else.
+// server (github.com/nats-io/nats-server, not a home-made broker), or an
+// external server or cluster that the nodes join (--nats-url, configured
+// by Credentials.ServerConfig), whose clients connect with a Bulkhead
+// token and nothing else.
 //
 // Bulkhead is the server's auth callout service (NATS ≥ 2.10): a client's
 // CONNECT carries its Bulkhead token (the NATS "auth token" field); the
@@ -17,8 +19,7 @@
 //
 // What this slice does not do yet (see issue 17): JetStream streams per
 // isolation model with per-tier limits, FIFO groups and de-duplication,
-// the HTTP endpoints, sdk/events, the outbox of Bulkhead's own events,
-// and an external cluster (--nats-url).
+// the HTTP endpoints, sdk/events, the outbox of Bulkhead's own events.
 package events
 
 import (
