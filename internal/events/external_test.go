@@ -90,7 +90,7 @@ func TestExternalNodesShareCallout(t *testing.T) {
 // reconnects by itself, authenticates new connections again and makes
 // new tenants' streams.
 func TestExternalServerKilled(t *testing.T) {
-	w := newWorld(t, external, apitest.Options{}, "tenant-a")
+	w := newWorldIn(t, external, apitest.Options{}, "tenant-a")
 	ctx := t.Context()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
 	tok, _ := w.token(t, "tenant-a", both...)
@@ -183,7 +183,7 @@ func TestExternalServerKilled(t *testing.T) {
 // be taken without their passwords, and Bulkhead will not start with a
 // credentials file that others may read, or a URL that carries a password.
 func TestExternalHostile(t *testing.T) {
-	w := newWorld(t, external, apitest.Options{}, "tenant-a")
+	w := newWorldIn(t, external, apitest.Options{}, "tenant-a")
 	creds := w.nats.Credentials
 	tok, _ := w.token(t, "tenant-a", events.ScopePublish, events.ScopeSubscribe)
 	for name, opt := range map[string]nats.Option{

@@ -47,17 +47,28 @@ func eachMode(t *testing.T, test func(t *testing.T, m mode)) {
 	}
 }
 
-// newWorld is a node with a NATS server in mode m (and opts) and the
+// newWorld is a node with the embedded NATS server (and opts) and the
 // tenants ids, created.
-func newWorld(t *testing.T, m mode, opts apitest.Options, ids ...string) *world {
+func newWorld(t *testing.T, opts apitest.Options, ids ...string) *world {
 	t.Helper()
-	w := &world{}
-	if m == external {
-		w.nats = natstest.Start(t)
-		opts.NATSURL, opts.NATSCredentials = w.nats.URL(), w.nats.CredentialsFile
-	} else {
-		opts.NATS = true
+	opts.NATS = true
+	return (&world{}).start(t, opts, ids...)
+}
+
+// newWorldIn is newWorld with a NATS server in mode m.
+func newWorldIn(t *testing.T, m mode, opts apitest.Options, ids ...string) *world {
+	t.Helper()
+	if m == embedded {
+		return newWorld(t, opts, ids...)
 	}
+	w := &world{nats: natstest.Start(t)}
+	opts.NATSURL, opts.NATSCredentials = w.nats.URL(), w.nats.CredentialsFile
+	return w.start(t, opts, ids...)
+}
+
+// start starts w's node with opts and creates the tenants ids.
+func (w *world) start(t *testing.T, opts apitest.Options, ids ...string) *world {
+	t.Helper()
 	w.env = apitest.New(t, storagetest.DSN(t, storage.SQLite), opts)
 	w.createTenants(t, ids...)
 	return w
@@ -130,7 +141,7 @@ func connect(t *testing.T, url, token, tid string) (*conn, error) {
 func TestStreamsIsolation(t *testing.T) { eachMode(t, testStreamsIsolation) }
 
 func testStreamsIsolation(t *testing.T, m mode) {
-	w := newWorld(t, m, apitest.Options{}, "tenant-a", "tenant-b")
+	w := newWorldIn(t, m, apitest.Options{}, "tenant-a", "tenant-b")
 	ctx := t.Context()
 	url := w.env.Events.ClientURL()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
@@ -283,7 +294,7 @@ func countPermissionErrors(errs []error) int {
 func TestJetStreamIsolation(t *testing.T) { eachMode(t, testJetStreamIsolation) }
 
 func testJetStreamIsolation(t *testing.T, m mode) {
-	w := newWorld(t, m, apitest.Options{}, "tenant-a", "tenant-b")
+	w := newWorldIn(t, m, apitest.Options{}, "tenant-a", "tenant-b")
 	ctx := t.Context()
 	url := w.env.Events.ClientURL()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
@@ -396,7 +407,7 @@ func testStreamLimits(t *testing.T, m mode) {
 		`"stream_max_msgs":3,"stream_max_consumers":1},{"name":"premium","isolation":"silo","rate_limit_rps":1000,"rate_limit_burst":1000}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := newWorld(t, m, apitest.Options{TiersFile: tiers}, "small-a", "small-b")
+	w := newWorldIn(t, m, apitest.Options{TiersFile: tiers}, "small-a", "small-b")
 	ctx := t.Context()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
 	js := map[string]jetstream.JetStream{}
@@ -440,7 +451,7 @@ func testStreamLimits(t *testing.T, m mode) {
 func TestFIFOGroups(t *testing.T) { eachMode(t, testFIFOGroups) }
 
 func testFIFOGroups(t *testing.T, m mode) {
-	w := newWorld(t, m, apitest.Options{}, "fifo-co")
+	w := newWorldIn(t, m, apitest.Options{}, "fifo-co")
 	ctx := t.Context()
 	tok, _ := w.token(t, "fifo-co", events.ScopePublish, events.ScopeSubscribe)
 	c, err := connect(t, w.env.Events.ClientURL(), tok, "fifo-co")
