@@ -25,6 +25,8 @@ Usage:
   bulkhead init [flags]         create the data directory, root key, database and admin token
   bulkhead migrate [flags]      migrate the database as its owner role and grant the serving role
                                 (PostgreSQL; see bulkhead migrate --help)
+  bulkhead nats-config [flags]  write an external NATS server's configuration and Bulkhead's
+                                credentials there (see bulkhead nats-config --help)
   bulkhead version              print the version
   bulkhead tenant <command>     create|get|list|update|suspend|resume|delete tenants
   bulkhead audit <command>      list|verify the audit trail
@@ -81,13 +83,14 @@ type unit struct {
 func commands() map[string]unit {
 	policies, templates := policyVerbs(), templateVerbs()
 	return map[string]unit{
-		"serve":     {run: serve},
-		"init":      {run: initData},
-		"migrate":   {run: migrate},
-		"version":   {run: printVersion},
-		"--version": {run: printVersion},
-		"-v":        {run: printVersion},
-		"help":      {run: printUsage},
+		"serve":       {run: serve},
+		"init":        {run: initData},
+		"migrate":     {run: migrate},
+		"nats-config": {run: natsConfig},
+		"version":     {run: printVersion},
+		"--version":   {run: printVersion},
+		"-v":          {run: printVersion},
+		"help":        {run: printUsage},
 		// Not in the usage: the password hashing child that serve starts.
 		"hash-worker": {run: hashWorker},
 		"-h":          {run: printUsage},

@@ -51,6 +51,7 @@ type config struct {
 	gatewayNodes              int
 	gatewayBody               time.Duration
 	natsListen, gatewayListen string
+	natsURL, natsCredentials  string
 	gatewayTLS                string
 	gatewayDomain             string
 	gatewayAudience           string
@@ -148,6 +149,10 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"how long a client may take to send the gateway a request body (env BULKHEAD_GATEWAY_BODY_TIMEOUT)")
 	fs.StringVar(&c.natsListen, "nats-listen", envOr("BULKHEAD_NATS_LISTEN", ""),
 		"address of the embedded NATS server for tenants' event streams (clients connect with a Bulkhead token); off by default (env BULKHEAD_NATS_LISTEN)")
+	fs.StringVar(&c.natsURL, "nats-url", envOr("BULKHEAD_NATS_URL", ""),
+		"instead of --nats-listen: an external NATS server or cluster (nats-server ≥ 2.10, configured by bulkhead nats-config) for tenants' event streams, nats://host:port[,…] without credentials; needs --nats-credentials (env BULKHEAD_NATS_URL)")
+	fs.StringVar(&c.natsCredentials, "nats-credentials", envOr("BULKHEAD_NATS_CREDENTIALS", ""),
+		"with --nats-url: the file of Bulkhead's credentials on the NATS server (written by bulkhead nats-config; mode 0600) (env BULKHEAD_NATS_CREDENTIALS)")
 	fs.StringVar(&c.gatewayListen, "gateway-listen", envOr("BULKHEAD_GATEWAY_LISTEN", ""),
 		"address of the edge gateway's HTTP listener; off by default (env BULKHEAD_GATEWAY_LISTEN)")
 	fs.StringVar(&c.gatewayTLS, "gateway-tls-listen", envOr("BULKHEAD_GATEWAY_TLS_LISTEN", ""),
@@ -210,6 +215,15 @@ Flags:
 	if c.gatewayNodes < 1 || c.gatewayNodes > 10000 {
 		return c, fmt.Errorf("%w: --gateway-nodes must be between 1 and 10000", errUsage)
 	}
+	// The URL is not quoted: a password in it would be.
+	switch {
+	case c.natsListen != "" && c.natsURL != "":
+		return c, fmt.Errorf("%w: --nats-listen runs an embedded NATS server and --nats-url joins an external one: give one, not both", errUsage)
+	case c.natsURL != "" && c.natsCredentials == "":
+		return c, fmt.Errorf("%w: --nats-url needs --nats-credentials, the file bulkhead nats-config wrote for Bulkhead", errUsage)
+	case c.natsURL == "" && c.natsCredentials != "":
+		return c, fmt.Errorf("%w: --nats-credentials is for --nats-url (an external NATS server)", errUsage)
+	}
 	return c, nil
 }
 
@@ -228,7 +242,7 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		TiersFile: c.tiersFile, Version: version, Logger: log, Notices: stderr,
 		AllowPrivateUpstreams: c.allowPrivate, ProxyUpstreamTimeout: c.upstreamTimeout, ProxyBodyTimeout: c.bodyTimeout,
 		NewRootKey: c.newRootKey, ChangePublicURL: c.newPublicURL, WorkflowRetry: c.workflowRetry, ShutdownTimeout: c.shutdownTimeout,
-		NATSListen: c.natsListen, DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes, GatewayBodyTimeout: c.gatewayBody, GatewayAppDomain: c.gatewayDomain, GatewayAudience: c.gatewayAudience,
+		NATSListen: c.natsListen, NATSURL: c.natsURL, NATSCredentials: c.natsCredentials, DataRetention: c.dataRetention, GatewayNodes: c.gatewayNodes, GatewayBodyTimeout: c.gatewayBody, GatewayAppDomain: c.gatewayDomain, GatewayAudience: c.gatewayAudience,
 		DomainsDNSResolver: c.dnsResolver,
 		AccessLog:          stderr,
 		// The running binary, even after an upgrade replaced its file.

@@ -100,6 +100,9 @@ type Options struct {
 	GatewayRoutes []gateway.Route
 	// NATS starts the embedded NATS server on a free loopback port.
 	NATS bool
+	// NATSURL, instead, joins an external NATS server with the
+	// credentials file NATSCredentials (see events/natstest).
+	NATSURL, NATSCredentials string
 }
 
 // New starts a node on the database at dsn (see storagetest.DSN) and stops it
@@ -125,7 +128,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL,
 		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait, DomainsDial: opts.DomainsDial, ACMECAs: opts.ACMECAs,
 		FederationTimeout: opts.FederationTimeout, GatewayAppDomain: opts.GatewayAppDomain, GatewayRoutes: opts.GatewayRoutes, WorkflowRetry: time.Second, ShutdownTimeout: 10 * time.Second,
-		NATSListen: natsListen(opts.NATS),
+		NATSListen: natsListen(opts.NATS), NATSURL: opts.NATSURL, NATSCredentials: opts.NATSCredentials,
 		// Publishing a function compiles it: far slower on a loaded machine.
 		WriteTimeout: -1}
 	if opts.TenantTokens != nil {

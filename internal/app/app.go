@@ -187,6 +187,10 @@ type Config struct {
 	// NATSListen, if set, starts the embedded NATS server for tenants'
 	// event streams on that address (internal/events); "" starts none.
 	NATSListen string
+	// NATSURL, instead of NATSListen, joins an external NATS server or
+	// cluster with the credentials in the file NATSCredentials
+	// (events.ReadCredentials: mode 0600).
+	NATSURL, NATSCredentials string
 	// DataMoveHook, if set, is called at each checkpoint of a tier
 	// migration's data move (data.MoveHook): the crash tests' pause.
 	DataMoveHook data.MoveHook
@@ -225,8 +229,8 @@ type App struct {
 	Certs   *certs.Manager
 	Signing *signing.Store
 	Admin   *authn.AdminTokens
-	// Events is the embedded NATS server of tenants' event streams; nil
-	// without Config.NATSListen.
+	// Events is the NATS server of tenants' event streams (embedded or
+	// external); nil without Config.NATSListen or NATSURL.
 	Events   *events.Server
 	API      *httpapi.Server
 	Provider *provider.Provider
@@ -505,13 +509,10 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	if a.Certs != nil {
 		a.gatewayCerts = a.Certs
 	}
-	if c.NATSListen != "" {
+	if c.NATSListen != "" || c.NATSURL != "" {
 		// The callout verifies tokens exactly as the API does.
-		if a.Events, err = events.New(events.Config{Listen: c.NATSListen, Tokens: tenantTokens,
-			StoreDir: filepath.Join(c.DataDir, "nats"), Tiers: a.Tenants.Tiers(), Logger: c.Logger}); err == nil {
-			err = a.Events.Start(ctx)
-		}
-		if err != nil {
+		if a.Events, err = startEvents(ctx, c, events.Config{Listen: c.NATSListen, URL: c.NATSURL, Tokens: tenantTokens,
+			StoreDir: filepath.Join(c.DataDir, "nats"), Tiers: a.Tenants.Tiers(), Logger: c.Logger}); err != nil {
 			a.Audit.Close()
 			return fail(err, db)
 		}
@@ -529,6 +530,26 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	mux.Handle("/", a.API)
 	a.Handler = mux
 	return a, nil
+}
+
+// startEvents starts the events service of ec, with the credentials of
+// c.NATSCredentials when it joins an external NATS server.
+func startEvents(ctx context.Context, c Config, ec events.Config) (*events.Server, error) {
+	if c.NATSURL != "" {
+		creds, err := events.ReadCredentials(c.NATSCredentials)
+		if err != nil {
+			return nil, err
+		}
+		ec.Credentials = creds
+	}
+	s, err := events.New(ec)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // prepare readies db to serve (storage.DB.PrepareToServe), migrating it

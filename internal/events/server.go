@@ -1,6 +1,8 @@
 // Package events gives tenants event streams on NATS: an embedded NATS
-// server (github.com/nats-io/nats-server, not a home-made broker) whose
-// clients connect with a Bulkhead token and nothing else.
+// server (github.com/nats-io/nats-server, not a home-made broker), or an
+// external server or cluster that the nodes join (--nats-url, configured
+// by Credentials.ServerConfig), whose clients connect with a Bulkhead
+// token and nothing else.
 //
 // Bulkhead is the server's auth callout service (NATS ≥ 2.10): a client's
 // CONNECT carries its Bulkhead token (the NATS "auth token" field); the
@@ -17,19 +19,18 @@
 //
 // What this slice does not do yet (see issue 17): JetStream streams per
 // isolation model with per-tier limits, FIFO groups and de-duplication,
-// the HTTP endpoints, sdk/events, the outbox of Bulkhead's own events,
-// and an external cluster (--nats-url).
+// the HTTP endpoints, sdk/events, the outbox of Bulkhead's own events.
 package events
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,8 +100,14 @@ const calloutSubject = "$SYS.REQ.USER.AUTH"
 
 // Config configures a Server.
 type Config struct {
-	// Listen is the client listener, host:port (":0" picks a port).
+	// Listen is the embedded server's client listener, host:port (":0"
+	// picks a port).
 	Listen string
+	// URL, instead of Listen, is an external NATS server or cluster
+	// (comma-separated URLs, without credentials), configured with
+	// Credentials.ServerConfig; Bulkhead joins it with Credentials.
+	URL         string
+	Credentials *Credentials
 	// Tokens verifies a Bulkhead token (the API's tenant token verifier).
 	Tokens authn.Verifier
 	// StoreDir holds JetStream's files (the data directory's nats/).
@@ -110,13 +117,17 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Server is the embedded NATS server and its auth callout service.
+// Server is the auth callout service of a NATS server, embedded (the
+// server runs in this process) or external (Bulkhead joins it as two
+// users), and the maker of the tenants' streams there.
 type Server struct {
 	cfg         Config
-	ns          *server.Server
+	ns          *server.Server // nil with an external server
+	creds       *Credentials
 	issuer      nkeys.KeyPair // signs the users the callout issues
-	authPW      string
-	auth        *nats.Conn // the auth service's connection
+	xkey        nkeys.KeyPair // the server encrypts callout requests to it
+	auth        *nats.Conn    // the auth service's connection
+	authClosed  chan struct{}
 	streamsConn *nats.Conn // Bulkhead's own, in TENANTS
 	streams     jetstream.JetStream
 	made        sync.Map // tenant id and limits → struct{}: its stream has them
@@ -131,39 +142,75 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Tokens == nil {
 		return nil, errors.New("events: no token verifier")
 	}
-	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	s := &Server{cfg: cfg, authClosed: make(chan struct{})}
+	var err error
+	switch {
+	case cfg.URL != "" && cfg.Listen != "":
+		return nil, errors.New("events: an embedded NATS server (--nats-listen) or an external one (--nats-url), not both")
+	case cfg.URL != "":
+		if cfg.Credentials == nil {
+			return nil, errors.New("events: an external NATS server needs Bulkhead's credentials there (--nats-credentials)")
+		}
+		if err := checkURLs(cfg.URL); err != nil {
+			return nil, err
+		}
+		if err := cfg.Credentials.check(); err != nil {
+			return nil, fmt.Errorf("events: NATS credentials: %w", err)
+		}
+		s.creds = cfg.Credentials
+	default:
+		// The embedded server's users and keys live in this process
+		// only: fresh ones at each start.
+		if s.creds, err = NewCredentials(); err != nil {
+			return nil, err
+		}
+	}
+	if s.issuer, err = s.creds.issuer(); err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	if s.xkey, err = s.creds.xkey(); err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	if cfg.URL == "" {
+		if s.ns, err = s.newEmbedded(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// newEmbedded configures the embedded server as Credentials.ServerConfig
+// configures an external one.
+func (s *Server) newEmbedded() (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(s.cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("events: --nats-listen %q: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("events: --nats-listen %q: %w", s.cfg.Listen, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, fmt.Errorf("events: --nats-listen %q: bad port", cfg.Listen)
+		return nil, fmt.Errorf("events: --nats-listen %q: bad port", s.cfg.Listen)
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	issuer, err := nkeys.CreateAccount()
-	if err != nil {
-		return nil, fmt.Errorf("events: callout key: %w", err)
-	}
-	issuerPub, err := issuer.PublicKey()
+	issuerPub, err := s.issuer.PublicKey()
 	if err != nil {
 		return nil, err
 	}
-	// The auth service's password lives in this process only: it
-	// connects in-process, and a new one is made at each start.
-	pw := make([]byte, 32)
-	rand.Read(pw)
-	s := &Server{cfg: cfg, issuer: issuer, authPW: base64.RawURLEncoding.EncodeToString(pw)}
+	xkeyPub, err := s.xkey.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	c := s.creds
 	authAcc, tenantsAcc, sysAcc := server.NewAccount(authAccount), server.NewAccount(tenantsAccount), server.NewAccount(systemAccount)
 	opts := &server.Options{
 		ServerName: "bulkhead", Host: host, Port: port, NoSigs: true, NoLog: true,
 		Accounts:      []*server.Account{authAcc, tenantsAcc, sysAcc},
 		SystemAccount: systemAccount,
-		Users: []*server.User{{Username: authUser, Password: s.authPW, Account: authAcc},
-			{Username: streamsUser, Password: s.authPW, Account: tenantsAcc}},
-		AuthCallout: &server.AuthCallout{Issuer: issuerPub, Account: authAccount, AuthUsers: []string{authUser, streamsUser}},
-		JetStream:   true, StoreDir: cfg.StoreDir,
+		Users: []*server.User{{Username: c.AuthUser, Password: c.AuthPassword, Account: authAcc},
+			{Username: c.StreamsUser, Password: c.StreamsPassword, Account: tenantsAcc}},
+		AuthCallout: &server.AuthCallout{Issuer: issuerPub, XKey: xkeyPub, Account: authAccount, AuthUsers: []string{c.AuthUser, c.StreamsUser}},
+		JetStream:   true, StoreDir: s.cfg.StoreDir,
 		// A connection must authenticate within this (the callout included).
 		AuthTimeout: 5,
 		MaxPayload:  1 << 20,
@@ -172,31 +219,48 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("events: nats server: %w", err)
 	}
-	s.ns = ns
-	return s, nil
+	return ns, nil
+}
+
+// checkURLs refuses a URL that carries a user or password (they belong
+// in the credentials file: a flag's value shows in ps). The error does not
+// quote the URL, which would quote the password.
+func checkURLs(urls string) error {
+	for _, u := range strings.Split(urls, ",") {
+		u = strings.TrimSpace(u)
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u
+		}
+		p, err := url.Parse(u)
+		if err != nil {
+			return errors.New("events: --nats-url: not a URL (nats://host:port, comma-separated)")
+		}
+		if p.User != nil {
+			return errors.New("events: --nats-url carries a user or password: put Bulkhead's credentials in --nats-credentials")
+		}
+	}
+	return nil
 }
 
 // ClientURL is the URL clients connect to.
-func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+func (s *Server) ClientURL() string {
+	if s.ns == nil {
+		return s.cfg.URL
+	}
+	return s.ns.ClientURL()
+}
 
-// Start starts the server and, before any client can be answered, its
-// auth service: a client that connected first would wait for a callout
-// nobody hears. Run, or Close, stops them.
+// Start starts the embedded server if there is one and, before any
+// client can be answered, the auth service: a client that connected
+// first would wait for a callout nobody hears. Run, or Close, stops them.
 func (s *Server) Start(ctx context.Context) error {
-	go s.ns.Start()
-	if !s.ns.ReadyForConnections(10 * time.Second) {
-		s.Close()
-		return errors.New("events: the NATS server did not start")
+	if s.ns != nil {
+		if err := s.startEmbedded(); err != nil {
+			s.Close()
+			return err
+		}
 	}
-	acc, err := s.ns.LookupAccount(tenantsAccount)
-	if err == nil {
-		err = acc.EnableJetStream(map[string]server.JetStreamAccountLimits{"": {MaxMemory: -1, MaxStore: -1, MaxStreams: -1, MaxConsumers: -1}}, nil)
-	}
-	if err != nil {
-		s.Close()
-		return fmt.Errorf("events: JetStream for the tenants' account: %w", err)
-	}
-	sc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.UserInfo(streamsUser, s.authPW), nats.Name("bulkhead streams"))
+	sc, err := s.connect(ctx, "bulkhead streams", s.creds.StreamsUser, s.creds.StreamsPassword)
 	if err == nil {
 		s.streamsConn = sc
 		s.streams, err = jetstream.New(sc)
@@ -205,13 +269,15 @@ func (s *Server) Start(ctx context.Context) error {
 		s.Close()
 		return fmt.Errorf("events: connect the streams service: %w", err)
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.UserInfo(authUser, s.authPW), nats.Name("bulkhead auth callout"))
+	nc, err := s.connect(ctx, "bulkhead auth callout", s.creds.AuthUser, s.creds.AuthPassword, nats.ClosedHandler(func(*nats.Conn) { close(s.authClosed) }))
 	if err != nil {
 		s.Close()
 		return fmt.Errorf("events: connect the auth service: %w", err)
 	}
 	s.auth = nc
-	if _, err := nc.Subscribe(calloutSubject, func(m *nats.Msg) { s.answer(context.WithoutCancel(ctx), m) }); err != nil {
+	// A queue group: of several nodes on one server or cluster, one
+	// answers each request.
+	if _, err := nc.QueueSubscribe(calloutSubject, calloutQueue, func(m *nats.Msg) { s.answer(context.WithoutCancel(ctx), m) }); err != nil {
 		s.Close()
 		return fmt.Errorf("events: auth service: %w", err)
 	}
@@ -219,8 +285,60 @@ func (s *Server) Start(ctx context.Context) error {
 		s.Close()
 		return fmt.Errorf("events: auth service: %w", err)
 	}
-	s.cfg.Logger.InfoContext(ctx, "events: NATS listening", "url", s.ClientURL())
+	if s.ns != nil {
+		s.cfg.Logger.InfoContext(ctx, "events: NATS listening", "url", s.ClientURL())
+	} else {
+		s.cfg.Logger.InfoContext(ctx, "events: joined the NATS server", "url", nc.ConnectedUrlRedacted())
+	}
 	return nil
+}
+
+// calloutQueue is the auth services' queue group.
+const calloutQueue = "bulkhead-auth"
+
+// startEmbedded starts the embedded server and gives the tenants' account
+// what an external server's configuration gives it.
+func (s *Server) startEmbedded() error {
+	go s.ns.Start()
+	if !s.ns.ReadyForConnections(10 * time.Second) {
+		return errors.New("events: the NATS server did not start")
+	}
+	acc, err := s.ns.LookupAccount(tenantsAccount)
+	if err == nil {
+		err = acc.EnableJetStream(map[string]server.JetStreamAccountLimits{"": {MaxMemory: -1, MaxStore: -1, MaxStreams: -1, MaxConsumers: -1}}, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("events: JetStream for the tenants' account: %w", err)
+	}
+	return nil
+}
+
+// connect connects one of Bulkhead's users: in-process to the embedded
+// server, or to the external one, reconnecting for as long as it takes
+// (what was lost is logged, never a password).
+func (s *Server) connect(ctx context.Context, name, user, password string, more ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{nats.UserInfo(user, password), nats.Name(name)}, more...)
+	if s.ns != nil {
+		return nats.Connect("", append(opts, nats.InProcessServer(s.ns))...)
+	}
+	ctx = context.WithoutCancel(ctx)
+	log := s.cfg.Logger.With("conn", name)
+	opts = append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if !nc.IsClosed() {
+				log.WarnContext(ctx, "events: NATS connection lost; reconnecting", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			// The server may have lost streams (a new cluster): make them
+			// again at each tenant's next connection.
+			s.made.Clear()
+			log.InfoContext(ctx, "events: NATS connection back", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.WarnContext(ctx, "events: NATS error", "err", err)
+		}))
+	return nats.Connect(s.cfg.URL, opts...)
 }
 
 // Run serves until ctx ends, then stops the server (Close).
@@ -230,13 +348,24 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// Close stops taking connections and shuts the server down, once.
+// Close stops answering and, if it is embedded, shuts the server down,
+// once. On an external server the auth service drains first: the
+// requests it holds are answered, new ones go to the other nodes.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		s.ns.Shutdown()
-		s.ns.WaitForShutdown()
+		if s.ns != nil {
+			s.ns.Shutdown()
+			s.ns.WaitForShutdown()
+		}
 		if s.auth != nil {
-			s.auth.Close()
+			if s.ns != nil || s.auth.Drain() != nil {
+				s.auth.Close()
+			}
+			select {
+			case <-s.authClosed:
+			case <-time.After(10 * time.Second):
+				s.auth.Close()
+			}
 		}
 		if s.streamsConn != nil {
 			s.streamsConn.Close()
@@ -248,7 +377,18 @@ func (s *Server) Close() {
 // or an error that refuses it. The reason a refusal gives the client is
 // always the same; the log keeps the real one, without the token.
 func (s *Server) answer(ctx context.Context, m *nats.Msg) {
-	req, err := jwt.DecodeAuthorizationRequestClaims(string(m.Data))
+	// The server encrypts the request (it holds the client's token) to
+	// our curve key, and we encrypt the answer to the server's.
+	serverXKey := m.Header.Get(server.AuthRequestXKeyHeader)
+	data := m.Data
+	if serverXKey != "" {
+		var err error
+		if data, err = s.xkey.Open(m.Data, serverXKey); err != nil {
+			s.cfg.Logger.WarnContext(ctx, "events: undecryptable authorization request", "err", err)
+			return // the server times the connection out
+		}
+	}
+	req, err := jwt.DecodeAuthorizationRequestClaims(string(data))
 	if err != nil {
 		s.cfg.Logger.WarnContext(ctx, "events: unreadable authorization request", "err", err)
 		return // the server times the connection out
@@ -260,6 +400,7 @@ func (s *Server) answer(ctx context.Context, m *nats.Msg) {
 		s.cfg.Logger.InfoContext(ctx, "events: connection refused", "reason", why, "client_ip", req.ClientInformation.Host)
 		res.Error = "not authorized"
 	} else {
+		s.cfg.Logger.DebugContext(ctx, "events: connection authorized", "client_ip", req.ClientInformation.Host)
 		res.Jwt = userJWT
 	}
 	out, err := res.Encode(s.issuer)
@@ -267,7 +408,14 @@ func (s *Server) answer(ctx context.Context, m *nats.Msg) {
 		s.cfg.Logger.ErrorContext(ctx, "events: encode an authorization response", "err", err)
 		return
 	}
-	_ = m.Respond([]byte(out))
+	answer := []byte(out)
+	if serverXKey != "" {
+		if answer, err = s.xkey.Seal(answer, serverXKey); err != nil {
+			s.cfg.Logger.ErrorContext(ctx, "events: encrypt an authorization response", "err", err)
+			return
+		}
+	}
+	_ = m.Respond(answer)
 }
 
 // authorize checks the connection's Bulkhead token and makes its user,

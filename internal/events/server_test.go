@@ -17,6 +17,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/events"
+	"github.com/bulkhead-dev/bulkhead/internal/events/natstest"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
@@ -24,9 +25,27 @@ import (
 	sdkevents "github.com/bulkhead-dev/bulkhead/sdk/events"
 )
 
-// world is a node with the embedded NATS server and two tenants.
+// world is a node with a NATS server and tenants.
 type world struct {
-	env *apitest.Env
+	env  *apitest.Env
+	nats *natstest.Server // the external server, in mode external
+}
+
+// A mode is how a test's node reaches NATS: its embedded server, or an
+// external nats-server process that it joins (--nats-url).
+type mode string
+
+const (
+	embedded mode = "embedded"
+	external mode = "external"
+)
+
+// eachMode runs test as a subtest in each mode: the same assertions hold
+// against the embedded server and against an external one.
+func eachMode(t *testing.T, test func(t *testing.T, m mode)) {
+	for _, m := range []mode{embedded, external} {
+		t.Run(string(m), func(t *testing.T) { test(t, m) })
+	}
 }
 
 // newWorld is a node with the embedded NATS server (and opts) and the
@@ -34,13 +53,35 @@ type world struct {
 func newWorld(t *testing.T, opts apitest.Options, ids ...string) *world {
 	t.Helper()
 	opts.NATS = true
-	w := &world{env: apitest.New(t, storagetest.DSN(t, storage.SQLite), opts)}
+	return (&world{}).start(t, opts, ids...)
+}
+
+// newWorldIn is newWorld with a NATS server in mode m.
+func newWorldIn(t *testing.T, m mode, opts apitest.Options, ids ...string) *world {
+	t.Helper()
+	if m == embedded {
+		return newWorld(t, opts, ids...)
+	}
+	w := &world{nats: natstest.Start(t)}
+	opts.NATSURL, opts.NATSCredentials = w.nats.URL(), w.nats.CredentialsFile
+	return w.start(t, opts, ids...)
+}
+
+// start starts w's node with opts and creates the tenants ids.
+func (w *world) start(t *testing.T, opts apitest.Options, ids ...string) *world {
+	t.Helper()
+	w.env = apitest.New(t, storagetest.DSN(t, storage.SQLite), opts)
+	w.createTenants(t, ids...)
+	return w
+}
+
+func (w *world) createTenants(t *testing.T, ids ...string) {
+	t.Helper()
 	for _, id := range ids {
 		if _, err := w.env.Admin.CreateTenant(t.Context(), client.CreateTenant{ID: id}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return w
 }
 
 // token registers a client of tenant tid with scopes and returns a token
@@ -98,8 +139,10 @@ func connect(t *testing.T, url, token, tid string) (*conn, error) {
 // refused; no token, a forged one, a platform admin's, one whose client
 // was deleted, one without the events scopes: the connection is refused,
 // with one reason that tells nothing.
-func TestStreamsIsolation(t *testing.T) {
-	w := newWorld(t, apitest.Options{}, "tenant-a", "tenant-b")
+func TestStreamsIsolation(t *testing.T) { eachMode(t, testStreamsIsolation) }
+
+func testStreamsIsolation(t *testing.T, m mode) {
+	w := newWorldIn(t, m, apitest.Options{}, "tenant-a", "tenant-b")
 	ctx := t.Context()
 	url := w.env.Events.ClientURL()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
@@ -249,8 +292,10 @@ func countPermissionErrors(errs []error) int {
 // through consumers; another tenant can neither read its info, make a
 // consumer on it, fetch from its consumers, nor make, change or delete
 // streams; a message id seen within the window is a duplicate.
-func TestJetStreamIsolation(t *testing.T) {
-	w := newWorld(t, apitest.Options{}, "tenant-a", "tenant-b")
+func TestJetStreamIsolation(t *testing.T) { eachMode(t, testJetStreamIsolation) }
+
+func testJetStreamIsolation(t *testing.T, m mode) {
+	w := newWorldIn(t, m, apitest.Options{}, "tenant-a", "tenant-b")
 	ctx := t.Context()
 	url := w.env.Events.ClientURL()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
@@ -355,13 +400,15 @@ func TestJetStreamIsolation(t *testing.T) {
 
 // TestStreamLimits: a tenant's stream has its tier's limits, and a
 // tenant at them is refused while its neighbour's publishes go on.
-func TestStreamLimits(t *testing.T) {
+func TestStreamLimits(t *testing.T) { eachMode(t, testStreamLimits) }
+
+func testStreamLimits(t *testing.T, m mode) {
 	tiers := filepath.Join(t.TempDir(), "tiers.json")
 	if err := os.WriteFile(tiers, []byte(`{"tiers":[{"name":"basic","isolation":"pool","rate_limit_rps":1000,"rate_limit_burst":1000,`+
 		`"stream_max_msgs":3,"stream_max_consumers":1},{"name":"premium","isolation":"silo","rate_limit_rps":1000,"rate_limit_burst":1000}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := newWorld(t, apitest.Options{TiersFile: tiers}, "small-a", "small-b")
+	w := newWorldIn(t, m, apitest.Options{TiersFile: tiers}, "small-a", "small-b")
 	ctx := t.Context()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
 	js := map[string]jetstream.JetStream{}
@@ -402,8 +449,10 @@ func TestStreamLimits(t *testing.T) {
 // workers over the FIFO partitions' consumers: every group's messages
 // arrive in the order sent, never two of one group at once, and a
 // message id sent twice is kept once.
-func TestFIFOGroups(t *testing.T) {
-	w := newWorld(t, apitest.Options{}, "fifo-co")
+func TestFIFOGroups(t *testing.T) { eachMode(t, testFIFOGroups) }
+
+func testFIFOGroups(t *testing.T, m mode) {
+	w := newWorldIn(t, m, apitest.Options{}, "fifo-co")
 	ctx := t.Context()
 	tok, _ := w.token(t, "fifo-co", events.ScopePublish, events.ScopeSubscribe)
 	nc, err := sdkevents.Connect(w.env.Events.ClientURL(), "fifo-co", tok)
