@@ -22,7 +22,7 @@ and Bulkhead's nodes need to serve tenants' event streams there
 (serve --nats-url), with fresh random passwords and keys, both files 0600:
 
   DIR/` + events.ServerConfigFile + `              the NATS server's part: the accounts AUTH,
-                                     TENANTS (JetStream, the FIFO mapping) and
+                                     TENANTS (JetStream) and
                                      SYS, and the auth callout to Bulkhead; its
                                      passwords as bcrypt hashes, its keys public
   DIR/` + events.CredentialsFile + `  Bulkhead's part: its users' passwords and

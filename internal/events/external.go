@@ -171,8 +171,8 @@ func writeNew(path string, b []byte) error {
 // ServerConfig is the part of an external nats-server's configuration
 // (≥ 2.10; include it from the server's file, on every server of a
 // cluster) that goes with c: the accounts AUTH (the callout service),
-// TENANTS (the tenants' users, with JetStream and the FIFO groups'
-// mapping) and SYS, and the auth callout that hands every other
+// TENANTS (the tenants' users, with JetStream; FIFO groups are each
+// tenant stream's own subject transform, no mapping) and SYS, and the auth callout that hands every other
 // connection to Bulkhead. The passwords are there as bcrypt hashes only;
 // the keys as public keys only.
 func (c *Credentials) ServerConfig() (string, error) {
@@ -212,8 +212,6 @@ accounts {
   %[5]s {
     jetstream: enabled
     users: [ { user: %[6]q, password: %[7]q } ]
-    # FIFO per message group: t.<tenant>.fifo.<group> is kept as t.<tenant>.p.<n>.<group>.
-    mappings: { %[8]q: %[9]q }
   }
   %[1]s {}
 }
@@ -222,14 +220,14 @@ authorization {
   # a connection must be authenticated (the callout included) within this many seconds
   timeout: 5
   auth_callout {
-    issuer: %[10]s
-    xkey: %[11]s
+    issuer: %[8]s
+    xkey: %[9]s
     account: %[2]s
     auth_users: [ %[3]q, %[6]q ]
   }
 }
 `, systemAccount, authAccount, c.AuthUser, authHash, tenantsAccount, c.StreamsUser, streamsHash,
-		fifoMapping[0], fifoMapping[1], issuerPub, xkeyPub), nil
+		issuerPub, xkeyPub), nil
 }
 
 // The files WriteConfig writes (bulkhead nats-config).
