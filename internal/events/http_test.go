@@ -60,8 +60,10 @@ func problemCode(t *testing.T, body string) string {
 // as a made-up one is; the operator, a token without the scope and a
 // publish-only token are refused; names that would reach past the
 // tenant's prefix are refused before NATS sees them.
-func TestHTTPStreamsIsolation(t *testing.T) {
-	w := newWorld(t, apitest.Options{}, "http-a", "http-b")
+func TestHTTPStreamsIsolation(t *testing.T) { eachMode(t, testHTTPStreamsIsolation) }
+
+func testHTTPStreamsIsolation(t *testing.T, m mode) {
+	w := newWorldIn(t, m, apitest.Options{}, "http-a", "http-b")
 	ctx := t.Context()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
 	tokA, _ := w.token(t, "http-a", both...)
@@ -226,8 +228,10 @@ func TestHTTPStreamsBadInput(t *testing.T) {
 // TestHTTPFIFO: 16 groups published over HTTP, pulled from "fifo" by 4
 // workers over HTTP: each group's messages arrive in order, never two of a
 // group in flight at once; a repeated id is dropped.
-func TestHTTPFIFO(t *testing.T) {
-	w := newWorld(t, apitest.Options{}, "hfifo")
+func TestHTTPFIFO(t *testing.T) { eachMode(t, testHTTPFIFO) }
+
+func testHTTPFIFO(t *testing.T, m mode) {
+	w := newWorldIn(t, m, apitest.Options{}, "hfifo")
 	ctx := t.Context()
 	tok, _ := w.token(t, "hfifo", events.ScopePublish, events.ScopeSubscribe)
 	c := client.New(w.env.URL, tok)
