@@ -104,6 +104,9 @@ type Config struct {
 	// Tiers give each tenant's stream its limits, by the tier of its token.
 	Tiers  tenants.Tiers
 	Logger *slog.Logger
+	// Operators, if set, verifies operator tokens (the admin token store):
+	// a connection with one reads the operator's stream (operator.go).
+	Operators authn.Verifier
 }
 
 // Server is the embedded NATS server and its auth callout service.
@@ -200,6 +203,9 @@ func (s *Server) Start(ctx context.Context) error {
 		s.streamsConn = sc
 		s.streams, err = jetstream.New(sc)
 	}
+	if err == nil {
+		err = s.ensureOperatorStream(ctx)
+	}
 	if err != nil {
 		s.Close()
 		return fmt.Errorf("events: connect the streams service: %w", err)
@@ -275,6 +281,9 @@ func (s *Server) authorize(ctx context.Context, req *jwt.AuthorizationRequestCla
 	token := req.ConnectOptions.Token
 	if token == "" {
 		return "", "no token"
+	}
+	if user, ok := s.operatorUser(ctx, req, token); ok {
+		return user, ""
 	}
 	vctx, err := s.cfg.Tokens.Verify(ctx, token)
 	if err != nil {
