@@ -60,8 +60,9 @@ func (s *Service) deliverLoop(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		for _, d := range due {
 			wg.Go(func() {
-				defer s.release(d.webhookID)
 				s.attempt(ctx, client, d)
+				s.release(d.webhookID)
+				s.pokeDeliveries() // its slot is free for the next due one
 			})
 		}
 		select {
