@@ -2,10 +2,14 @@ package httpapi_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
@@ -89,4 +93,69 @@ func TestWebhookSecretShownOnce(t *testing.T) {
 		}
 		noEcho(t, c.String(), r, created.Secret)
 	}
+}
+
+// TestLifecycleEventsReachWebhooks: the services' own changes (a tenant
+// onboarded and suspended, a key rotated and scheduled for deletion) reach
+// a webhook subscribed to every type, each once; a change that failed
+// (rotating a key scheduled for deletion), one that changed nothing
+// (suspending a suspended tenant) and acts that are not lifecycle events
+// (a key made) send nothing.
+func TestLifecycleEventsReachWebhooks(t *testing.T) {
+	t.Parallel()
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		env := apitest.New(t, dsn, apitest.Options{})
+		ctx := t.Context()
+		var mu sync.Mutex
+		var types []string
+		recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var e api.Event
+			if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			mu.Lock()
+			types = append(types, e.TenantID+" "+e.Type)
+			mu.Unlock()
+		}))
+		defer recv.Close()
+		if _, err := env.Admin.CreateWebhook(ctx, client.CreateWebhook{URL: recv.URL, Events: []string{"*"}}); err != nil {
+			t.Fatal(err)
+		}
+		createTenant(t, env, client.CreateTenant{ID: "evt-co"})
+		k, err := env.Admin.CreateKey(ctx, "evt-co", client.CreateKeyRequest{Description: "events"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Admin.RotateKey(ctx, "evt-co", k.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Admin.ScheduleKeyDeletion(ctx, "evt-co", k.ID, 7); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Admin.RotateKey(ctx, "evt-co", k.ID); err == nil {
+			t.Fatal("rotated a key scheduled for deletion")
+		}
+		for range 2 { // the second changes nothing
+			if _, err := env.Admin.SuspendTenant(ctx, "evt-co"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := []string{"evt-co kms.key_deletion_scheduled", "evt-co kms.key_rotated", "evt-co tenant.activated",
+			"evt-co tenant.onboarding.started", "evt-co tenant.suspended"}
+		var got []string
+		runtest.Eventually(t, "the lifecycle events at the webhook", func() bool {
+			mu.Lock()
+			got = slices.Sorted(slices.Values(types))
+			mu.Unlock()
+			return len(got) >= len(want)
+		})
+		time.Sleep(200 * time.Millisecond) // anything more would come now
+		mu.Lock()
+		got = slices.Sorted(slices.Values(types))
+		mu.Unlock()
+		if !slices.Equal(got, want) {
+			t.Errorf("events delivered:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
 }
