@@ -46,13 +46,19 @@ func (s *Service) pokeDeliveries() {
 	}
 }
 
-// deliverLoop starts due deliveries whenever it is woken (a fan-out on
-// this node) or every pollInterval, within the concurrency bounds; each
-// runs in wg.
-func (s *Service) deliverLoop(ctx context.Context, wg *sync.WaitGroup) {
+// deliverLoop starts due deliveries whenever it is woken (a fan-out or
+// a finished attempt on this node) or every pollInterval, within the
+// concurrency bounds; it returns once ctx has ended and every attempt it
+// started has.
+func (s *Service) deliverLoop(ctx context.Context) {
 	tick, tc := s.cfg.Clock.NewTicker(pollInterval)
 	defer tick.Stop()
 	client := s.client()
+	var wg sync.WaitGroup
+	defer func() {
+		wg.Wait()
+		client.CloseIdleConnections()
+	}()
 	for {
 		due, err := s.claimDue(ctx)
 		if err != nil && ctx.Err() == nil {

@@ -103,7 +103,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { s.relayLoop(ctx) })
-	wg.Go(func() { s.deliverLoop(ctx, &wg) })
+	wg.Go(func() { s.deliverLoop(ctx) })
 	wg.Wait()
 	return nil
 }
