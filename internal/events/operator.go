@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -51,12 +52,23 @@ func (s *Server) ensureOperatorStream(ctx context.Context) error {
 
 // PublishEvent puts one of Bulkhead's own events on the operator's stream
 // as bulkhead.events.<typ>, with id as its Nats-Msg-Id: published again
-// within the window, it is dropped as a duplicate.
+// within the window, it is dropped as a duplicate. A server that lost the
+// stream (a new cluster) gets it made again, and the event published.
 func (s *Server) PublishEvent(ctx context.Context, typ, id string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := s.streams.Publish(ctx, OperatorSubject+"."+typ, body, jetstream.WithMsgID(id),
-		jetstream.WithExpectStream(OperatorStream)); err != nil {
+	publish := func() error {
+		_, err := s.streams.Publish(ctx, OperatorSubject+"."+typ, body, jetstream.WithMsgID(id),
+			jetstream.WithExpectStream(OperatorStream))
+		return err
+	}
+	err := publish()
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		if err = s.ensureOperatorStream(ctx); err == nil {
+			err = publish()
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("events: publish %s: %w", typ, err)
 	}
 	return nil

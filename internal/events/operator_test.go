@@ -157,3 +157,33 @@ func TestOperatorStreamIsTheOperatorsAlone(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// TestOperatorStreamMadeAgain: a server that lost the operator's stream
+// (a new cluster) gets it made again at the next event.
+func TestOperatorStreamMadeAgain(t *testing.T) {
+	w := newWorld(t, apitest.Options{})
+	ctx := t.Context()
+	srv := w.env.Events
+	nc, err := nats.Connect(srv.ClientURL(), nats.Token(apitest.AdminToken), nats.CustomInboxPrefix(events.OperatorInbox))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := events.DeleteOperatorStream(ctx, srv); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.PublishEvent(ctx, "tenant.suspended", "evt_again", []byte(`{}`)); err != nil {
+		t.Fatalf("publish after the stream was lost: %v", err)
+	}
+	st, err := js.Stream(ctx, events.OperatorStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("the stream made again: %+v %v", info, err)
+	}
+}
