@@ -61,6 +61,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/netguard"
+	"github.com/bulkhead-dev/bulkhead/internal/outbox"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/statecache"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -236,6 +237,11 @@ type App struct {
 	Provider *provider.Provider
 	Metrics  *prometheus.Registry
 
+	// Outbox relays Bulkhead's own lifecycle events, which the audit log
+	// writes to it in each change's transaction, to the operator's stream
+	// (Events) and webhooks.
+	Outbox *outbox.Service
+
 	// Handler serves the API and the OpenID provider on one listener.
 	Handler http.Handler
 	// Proxy is the connections proxy, served on a listener of its own.
@@ -258,7 +264,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations(), gateway.Migrations(), domains.Migrations(), certs.Migrations()}
+	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations(), gateway.Migrations(), domains.Migrations(), certs.Migrations(), outbox.Migrations()}
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
@@ -343,7 +349,11 @@ func Open(ctx context.Context, c Config) (*App, error) {
 
 	a := &App{DB: db, Metrics: metrics, rootKey: rk, log: c.Logger, clock: c.Clock, retry: c.WorkflowRetry, shutdownTimeout: c.ShutdownTimeout,
 		writeTimeout: c.WriteTimeout}
-	a.Audit = audit.New(db, audit.Options{Clock: c.Clock, Logger: c.Logger, BatchHook: func(n int) { batches.Observe(float64(n)) }})
+	// The outbox sees every audit event in its change's transaction and
+	// keeps the lifecycle events among them (package outbox).
+	outboxWriter := outbox.NewWriter()
+	a.Audit = audit.New(db, audit.Options{Clock: c.Clock, Logger: c.Logger, BatchHook: func(n int) { batches.Observe(float64(n)) },
+		Outbox: outboxWriter.Record})
 	a.Tenants = tenants.NewRegistry(db, a.Audit, tenants.Options{Tiers: tiers, Clock: c.Clock, Logger: c.Logger})
 	a.Directory = identity.NewDirectory(db, a.Audit, identity.Options{Clock: c.Clock, Argon2: c.Argon2, Wrapper: rk,
 		HashCommand: c.HashCommand, Logger: c.Logger,
@@ -512,14 +522,21 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	if c.NATSListen != "" || c.NATSURL != "" {
 		// The callout verifies tokens exactly as the API does.
 		if a.Events, err = startEvents(ctx, c, events.Config{Listen: c.NATSListen, URL: c.NATSURL, Tokens: tenantTokens,
-			StoreDir: filepath.Join(c.DataDir, "nats"), Tiers: a.Tenants.Tiers(), Logger: c.Logger}); err != nil {
+			StoreDir: filepath.Join(c.DataDir, "nats"), Tiers: a.Tenants.Tiers(), Logger: c.Logger, Operators: a.Admin}); err != nil {
 			a.Audit.Close()
 			return fail(err, db)
 		}
 	}
+	oc := outbox.Config{DB: db, Writer: outboxWriter, Audit: a.Audit, Sealer: rk, Clock: c.Clock, Logger: c.Logger,
+		AllowPrivate: c.AllowPrivateUpstreams}
+	if a.Events != nil {
+		oc.Stream = a.Events
+	}
+	a.Outbox = outbox.New(oc)
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Usage: a.Usage, Domains: a.Domains, Certs: a.Certs, Audit: a.Audit, Events: a.Events,
 		GatewayRoutes: a.Routes,
+		Outbox:        a.Outbox,
 		Verifiers:     append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:        c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})
@@ -669,6 +686,7 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 			return a.accessLog.Run(ctx, a.clock)
 		},
 		a.Directory.Run, a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Usage.Run, a.Routes.Run,
+		a.Outbox.Run,
 		func(ctx context.Context) error {
 			if a.Certs == nil {
 				return nil

@@ -134,7 +134,8 @@ type Log struct {
 	closed    chan struct{}
 	done      chan struct{}
 	maxBatch  int
-	batchHook func(n int)   // observes batch sizes (metrics)
+	batchHook func(n int) // observes batch sizes (metrics)
+	outbox    func(ctx context.Context, tx *storage.Tx, e Event) error
 	changes   atomic.Uint64 // see Changes
 
 	// shares bounds each chain's events in the queue (one batch's worth),
@@ -156,6 +157,14 @@ type Options struct {
 	Logger    *slog.Logger
 	MaxBatch  int         // events per commit; default 512
 	BatchHook func(n int) // called with each committed batch's size
+	// Outbox, if set, sees every event in the transaction that inserts
+	// it, once the log has set its time and sequence: an error rolls the
+	// transaction back, event and act together. It is how Bulkhead's own
+	// lifecycle events reach the transactional outbox (package outbox)
+	// in the same commit as the change they report, on every path an
+	// event takes (AppendTx and the group commit alike), with no second
+	// list of call sites to keep in step with the audited ones.
+	Outbox func(ctx context.Context, tx *storage.Tx, e Event) error
 }
 
 // ErrClosed is returned by Append after Close.
@@ -176,7 +185,7 @@ func New(db *storage.DB, opts Options) *Log {
 	l := &Log{
 		db: db, clock: opts.Clock, log: opts.Logger,
 		reqs: make(chan *appendReq, 4096), closed: make(chan struct{}), done: make(chan struct{}),
-		maxBatch: opts.MaxBatch, batchHook: opts.BatchHook, shares: map[string]chan struct{}{},
+		maxBatch: opts.MaxBatch, batchHook: opts.BatchHook, outbox: opts.Outbox, shares: map[string]chan struct{}{},
 	}
 	go l.writer()
 	return l
@@ -397,6 +406,17 @@ func (l *Log) insert(ctx context.Context, tx *storage.Tx, e *Event, heads map[st
 	if err != nil {
 		return fmt.Errorf("audit: insert event: %w", err)
 	}
+	return l.toOutbox(ctx, tx, e)
+}
+
+// toOutbox hands e to the outbox hook, if any, in e's transaction.
+func (l *Log) toOutbox(ctx context.Context, tx *storage.Tx, e *Event) error {
+	if l.outbox == nil {
+		return nil
+	}
+	if err := l.outbox(ctx, tx, *e); err != nil {
+		return fmt.Errorf("audit: outbox: %w", err)
+	}
 	return nil
 }
 
@@ -460,6 +480,11 @@ func (l *Log) insertBatch(ctx context.Context, tx *storage.Tx, events []*Event, 
 		}
 		if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
 			return fmt.Errorf("audit: insert events: %w", err)
+		}
+		for _, e := range part {
+			if err := l.toOutbox(ctx, tx, e); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

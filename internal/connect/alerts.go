@@ -3,10 +3,7 @@ package connect
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/hooksig"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/inval"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
@@ -195,20 +193,6 @@ func (s *Service) newWebhookSecret(ctx context.Context, tid tenant.ID, connID st
 	return secret, base64.StdEncoding.EncodeToString(ct), nil
 }
 
-// SignatureHeader carries a webhook's signature: "t=<unix seconds>,v1=<hex
-// HMAC-SHA256 of "<t>.<body>" under the webhook secret>".
-const SignatureHeader = "Bulkhead-Signature"
-
-// Sign returns the SignatureHeader value of body at time t.
-func Sign(secret []byte, t time.Time, body []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(ts))
-	m.Write([]byte("."))
-	m.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(m.Sum(nil))
-}
-
 // webhook is an alert to deliver to its connection's webhook.
 type webhook struct {
 	tid   tenant.ID
@@ -279,7 +263,7 @@ func (s *Service) deliver(ctx context.Context, tid tenant.ID, c connRow, a Alert
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("User-Agent", "Bulkhead-Webhook/1")
-		req.Header.Set(SignatureHeader, Sign(secret, s.clock.Now(), body))
+		req.Header.Set(hooksig.Header, hooksig.Sign(secret, s.clock.Now(), body))
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()

@@ -17,9 +17,11 @@
 // per-tenant inbox prefix (nats.CustomInboxPrefix("_INBOX_<tenant>")):
 // the default _INBOX. is shared by everyone in the account.
 //
-// What this slice does not do yet (see issue 17): JetStream streams per
-// isolation model with per-tier limits, FIFO groups and de-duplication,
-// the HTTP endpoints, sdk/events, the outbox of Bulkhead's own events.
+// Each tenant has a JetStream stream of its own with its tier's limits
+// (ensureStream), FIFO groups by the stream's subject transform, and an
+// HTTP side (streams.go); the operator reads Bulkhead's own events
+// (operator.go, fed by package outbox). Not yet (issue 17): an account
+// of its own for each silo tenant.
 package events
 
 import (
@@ -115,6 +117,9 @@ type Config struct {
 	// Tiers give each tenant's stream its limits, by the tier of its token.
 	Tiers  tenants.Tiers
 	Logger *slog.Logger
+	// Operators, if set, verifies operator tokens (the admin token store):
+	// a connection with one reads the operator's stream (operator.go).
+	Operators authn.Verifier
 }
 
 // Server is the auth callout service of a NATS server, embedded (the
@@ -264,6 +269,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if err == nil {
 		s.streamsConn = sc
 		s.streams, err = jetstream.New(sc)
+	}
+	if err == nil {
+		err = s.ensureOperatorStream(ctx)
 	}
 	if err != nil {
 		s.Close()
@@ -424,6 +432,9 @@ func (s *Server) authorize(ctx context.Context, req *jwt.AuthorizationRequestCla
 	token := req.ConnectOptions.Token
 	if token == "" {
 		return "", "no token"
+	}
+	if user, ok := s.operatorUser(ctx, req, token); ok {
+		return user, ""
 	}
 	vctx, err := s.cfg.Tokens.Verify(ctx, token)
 	if err != nil {

@@ -136,9 +136,10 @@ func connect(t *testing.T, url, token, tid string) (*conn, error) {
 // TestStreamsIsolation: a NATS client connects with a Bulkhead token and
 // nothing else, and reaches its own tenant's subjects only. Another
 // tenant's subjects, wildcards over them and everyone's inboxes are
-// refused; no token, a forged one, a platform admin's, one whose client
+// refused; no token, a forged one, one whose client
 // was deleted, one without the events scopes: the connection is refused,
-// with one reason that tells nothing.
+// with one reason that tells nothing. (An operator's token connects to
+// read the operator's stream alone: TestOperatorStreamIsTheOperatorsAlone.)
 func TestStreamsIsolation(t *testing.T) { eachMode(t, testStreamsIsolation) }
 
 func testStreamsIsolation(t *testing.T, m mode) {
@@ -249,7 +250,6 @@ func testStreamsIsolation(t *testing.T, m mode) {
 	for name, tok := range map[string]string{
 		"no token":           "",
 		"a forged token":     "eyJhbGciOiJFUzI1NiJ9.eyJ0ZW5hbnRfaWQiOiJ0ZW5hbnQtYiJ9.AAAA",
-		"the admin's token":  apitest.AdminToken,
 		"a deleted client's": gone,
 		"no events scope":    noScope,
 	} {

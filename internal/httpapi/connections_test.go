@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
+	"github.com/bulkhead-dev/bulkhead/internal/hooksig"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
@@ -280,7 +281,7 @@ func newWebhookSink(t *testing.T) *webhookSink {
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
-		s.bodies, s.sigs = append(s.bodies, b), append(s.sigs, r.Header.Get(connect.SignatureHeader))
+		s.bodies, s.sigs = append(s.bodies, b), append(s.sigs, r.Header.Get(hooksig.Header))
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -296,7 +297,7 @@ func (s *webhookSink) verified(secret string) [][]byte {
 	for i, b := range s.bodies {
 		ts, _, _ := strings.Cut(strings.TrimPrefix(s.sigs[i], "t="), ",")
 		sec, err := strconv.ParseInt(ts, 10, 64)
-		if err == nil && s.sigs[i] == connect.Sign([]byte(secret), time.Unix(sec, 0), b) {
+		if err == nil && s.sigs[i] == hooksig.Sign([]byte(secret), time.Unix(sec, 0), b) {
 			out = append(out, b)
 		}
 	}

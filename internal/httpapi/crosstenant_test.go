@@ -173,6 +173,13 @@ func TestCrossTenant(t *testing.T) {
 			{method: "DELETE", path: "/v1/gateway/routes/rt-probe", token: tokA},
 			{method: "GET", path: "/v1/certs", token: tokA},
 			{method: "POST", path: "/v1/certs/reissue", token: tokA, body: []byte(`{"from_ca":"https://ca.example/dir"}`)},
+			// Bulkhead's own events are the operator's: a tenant neither
+			// subscribes a webhook nor reads one or its delivery log.
+			{method: "POST", path: "/v1/webhooks", token: tokA, body: []byte(`{"url":"https://hooks.example.com/x","events":["*"]}`)},
+			{method: "GET", path: "/v1/webhooks", token: tokA},
+			{method: "GET", path: "/v1/webhooks/whk_probeprobeprobeprobeprobepr", token: tokA},
+			{method: "DELETE", path: "/v1/webhooks/whk_probeprobeprobeprobeprobepr", token: tokA},
+			{method: "GET", path: "/v1/webhooks/whk_probeprobeprobeprobeprobepr/deliveries", token: tokA},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

@@ -33,6 +33,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
+	"github.com/bulkhead-dev/bulkhead/internal/outbox"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -52,8 +53,9 @@ type Config struct {
 	Usage         *usage.Service // the gateway's usage plans and records
 	GatewayRoutes *gateway.Store // the edge gateway's routes
 	Domains       *domains.Service
-	Certs         *certs.Manager // nil without ACME CAs
-	Events        *events.Server // tenants' event streams; nil when off
+	Certs         *certs.Manager  // nil without ACME CAs
+	Events        *events.Server  // tenants' event streams; nil when off
+	Outbox        *outbox.Service // Bulkhead's own events: the operator's webhooks
 	Audit         *audit.Log
 	Verifiers     []authn.Verifier   // tried in order for every bearer token
 	ClientIP      *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -214,6 +216,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.domainRoutes()...)
 	s.routes = append(s.routes, s.certRoutes()...)
 	s.routes = append(s.routes, s.streamRoutes()...)
+	s.routes = append(s.routes, s.webhookRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin || rt.Access == AuditReader) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route

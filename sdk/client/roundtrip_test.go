@@ -26,6 +26,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/events"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs/pebbletest"
+	"github.com/bulkhead-dev/bulkhead/internal/hooksig"
 	"github.com/bulkhead-dev/bulkhead/internal/httpapi"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
@@ -114,6 +115,7 @@ func TestClientRoundTrip(t *testing.T) {
 		r.audit(op)
 		r.gateway(op)
 		r.streams(as("tok-events"))
+		r.webhooks(op)
 		r.offboarding(op, ann)
 		// Last: without PostgreSQL for the application's cluster (and
 		// BULKHEAD_REQUIRE_POSTGRES unset) App skips the rest.
@@ -677,6 +679,56 @@ func (r roundTrip) gateway(op *client.Client) {
 	r.ok("list routes", err)
 	r.want("routes", len(list.Routes) == 1 && reflect.DeepEqual(list.Routes[0], want), list)
 	r.ok("delete route", op.DeleteGatewayRoute(ctx, "rt-api"))
+}
+
+// webhooks subscribes a loopback receiver to tenant events, suspends and
+// resumes acme, and reads both deliveries from the log, each verified
+// against the secret shown once.
+func (r roundTrip) webhooks(op *client.Client) {
+	ctx := r.ctx
+	var mu sync.Mutex
+	var secret string
+	var got []client.Event
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		var e client.Event
+		if hooksig.Verify([]byte(secret), req.Header.Get(hooksig.Header), body, time.Now(), 5*time.Minute) != nil || json.Unmarshal(body, &e) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		got = append(got, e)
+	}))
+	defer recv.Close()
+	mu.Lock()
+	created, err := op.CreateWebhook(ctx, client.CreateWebhook{URL: recv.URL, Events: []string{"tenant.suspended", "tenant.resumed"}})
+	secret = created.Secret
+	mu.Unlock()
+	r.ok("create webhook", err)
+	r.want("created webhook", strings.HasPrefix(created.Secret, "whsec_") && created.URL == recv.URL && len(created.Events) == 2, created)
+	_, err = op.SuspendTenant(ctx, "acme")
+	r.ok("suspend tenant", err)
+	_, err = op.ResumeTenant(ctx, "acme")
+	r.ok("resume tenant", err)
+	var log client.WebhookDeliveryPage
+	runtest.Eventually(r.t, "two deliveries", func() bool {
+		log, err = op.WebhookDeliveries(ctx, created.ID, 10, "")
+		return err == nil && len(log.Items) == 2 && log.Items[0].Status == "delivered" && log.Items[1].Status == "delivered"
+	})
+	r.want("delivery log", log.Items[0].Type == "tenant.resumed" && log.Items[1].Type == "tenant.suspended" && log.Items[0].LastStatusCode == 200, log)
+	mu.Lock()
+	// Deliveries run concurrently: in any order.
+	r.want("received events", len(got) == 2 && got[0].TenantID == "acme" && got[0].ID != got[1].ID &&
+		slices.ContainsFunc(got, func(e client.Event) bool { return e.ID == log.Items[1].EventID && e.Type == "tenant.suspended" }), got)
+	mu.Unlock()
+	one, err := op.GetWebhook(ctx, created.ID)
+	r.ok("get webhook", err)
+	r.want("got webhook", reflect.DeepEqual(one, created.Webhook), one)
+	list, err := op.ListWebhooks(ctx, 0, "")
+	r.ok("list webhooks", err)
+	r.want("webhooks", len(list.Items) == 1 && reflect.DeepEqual(list.Items[0], created.Webhook), list)
+	r.ok("delete webhook", op.DeleteWebhook(ctx, created.ID))
 }
 
 // data registers the application's cluster, places a tenant on it, and
