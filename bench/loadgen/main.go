@@ -127,6 +127,12 @@ type options struct {
 	noisyLimitedTier string
 	noisyFunction    string
 	noisySpin        int
+	// The event-stream comparison (events.go).
+	eventsDuration time.Duration
+	natsURL        string
+	natsRawURL     string
+	natsRawPID     int
+	natsRawUser    string
 }
 
 func main() {
@@ -144,6 +150,11 @@ func main() {
 	flag.StringVar(&o.clientID, "client-id", "", "OAuth client for the token phase (default: register one under the first tenant created)")
 	flag.StringVar(&o.clientSecret, "client-secret", os.Getenv("LOADGEN_CLIENT_SECRET"), "secret of -client-id (default $LOADGEN_CLIENT_SECRET)")
 	flag.DurationVar(&o.authzDuration, "authz-duration", 0, "length of the authorization decision phase (0: none; at most 60s)")
+	flag.DurationVar(&o.eventsDuration, "events-duration", 0, "event streams: publish, then consume, through Bulkhead's NATS with a tenant token and through a plain nats-server (-nats-raw-url), interleaved over -peer-rounds, each this long in all (0 skips)")
+	flag.StringVar(&o.natsURL, "nats-url", "", "Bulkhead's NATS (serve --nats-listen), for -events-duration")
+	flag.StringVar(&o.natsRawURL, "nats-raw-url", "", "a plain nats-server of the same version with JetStream, for -events-duration")
+	flag.IntVar(&o.natsRawPID, "nats-raw-pid", 0, "the plain nats-server's process id (its CPU per message)")
+	flag.StringVar(&o.natsRawUser, "nats-raw-user", "", "the plain nats-server's static user, user:password")
 	flag.StringVar(&o.opaURL, "opa-url", "", "OPA serving -write-rego's policy (loopback): the authz phase then also checks both engines decide alike and measures them interleaved")
 	flag.IntVar(&o.opaPID, "opa-pid", 0, "pid of -opa-url's OPA, to read its CPU (Linux /proc)")
 	flag.StringVar(&o.zitadelURL, "zitadel-url", "", "the zitadel/oidc example OP (bench/peers/zitadelop, loopback): the token phase then also measures it beside Bulkhead, interleaved")
@@ -236,6 +247,9 @@ func checkLoopback(name, raw string) error {
 
 func (o options) validate() error {
 	if err := checkLoopback("url", o.base); err != nil {
+		return err
+	}
+	if err := o.validateEvents(); err != nil {
 		return err
 	}
 	if o.proxyDuration != 0 {
@@ -387,6 +401,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.proxyDuration > 0 {
 		if err := l.proxyPhase(ctx, o, ids[0], out); err != nil {
 			return fmt.Errorf("proxy phase: %w", err)
+		}
+	}
+	if o.eventsDuration > 0 {
+		if err := l.eventsPhase(ctx, o, ids[0], out); err != nil {
+			return fmt.Errorf("events phase: %w", err)
 		}
 	}
 	if o.noisyDuration > 0 {
