@@ -103,6 +103,9 @@ type Options struct {
 	// NATSURL, instead, joins an external NATS server with the
 	// credentials file NATSCredentials (see events/natstest).
 	NATSURL, NATSCredentials string
+	// NATSRecheck is how often live NATS connections' tokens are checked
+	// again (default: the app's).
+	NATSRecheck time.Duration
 }
 
 // New starts a node on the database at dsn (see storagetest.DSN) and stops it
@@ -128,7 +131,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		ProxyUpstreamTimeout: opts.ProxyUpstreamTimeout, ProxyBodyTimeout: opts.ProxyBodyTimeout, ConnectCacheTTL: opts.ConnectCacheTTL,
 		RootKey: opts.RootKey, OnboardingWait: opts.OnboardingWait, DomainsDial: opts.DomainsDial, ACMECAs: opts.ACMECAs,
 		FederationTimeout: opts.FederationTimeout, GatewayAppDomain: opts.GatewayAppDomain, GatewayRoutes: opts.GatewayRoutes, WorkflowRetry: time.Second, ShutdownTimeout: 10 * time.Second,
-		NATSListen: natsListen(opts.NATS), NATSURL: opts.NATSURL, NATSCredentials: opts.NATSCredentials,
+		NATSListen: natsListen(opts.NATS), NATSURL: opts.NATSURL, NATSCredentials: opts.NATSCredentials, NATSRecheck: opts.NATSRecheck,
 		// Publishing a function compiles it: far slower on a loaded machine.
 		WriteTimeout: -1}
 	if opts.TenantTokens != nil {

@@ -192,6 +192,9 @@ type Config struct {
 	// cluster with the credentials in the file NATSCredentials
 	// (events.ReadCredentials: mode 0600).
 	NATSURL, NATSCredentials string
+	// NATSRecheck is how often the embedded server's tenant connections
+	// have their token checked again (default events.DefaultRecheckInterval).
+	NATSRecheck time.Duration
 	// DataMoveHook, if set, is called at each checkpoint of a tier
 	// migration's data move (data.MoveHook): the crash tests' pause.
 	DataMoveHook data.MoveHook
@@ -522,10 +525,12 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	if c.NATSListen != "" || c.NATSURL != "" {
 		// The callout verifies tokens exactly as the API does.
 		if a.Events, err = startEvents(ctx, c, events.Config{Listen: c.NATSListen, URL: c.NATSURL, Tokens: tenantTokens,
-			StoreDir: filepath.Join(c.DataDir, "nats"), Tiers: a.Tenants.Tiers(), Logger: c.Logger, Operators: a.Admin}); err != nil {
+			StoreDir: filepath.Join(c.DataDir, "nats"), Tiers: a.Tenants.Tiers(), Logger: c.Logger, Operators: a.Admin,
+			RecheckInterval: c.NATSRecheck}); err != nil {
 			a.Audit.Close()
 			return fail(err, db)
 		}
+		a.Tenants.AddOffboardingStep(a.Events.OffboardingStep())
 	}
 	oc := outbox.Config{DB: db, Writer: outboxWriter, Audit: a.Audit, Sealer: rk, Clock: c.Clock, Logger: c.Logger,
 		AllowPrivate: c.AllowPrivateUpstreams}

@@ -1,9 +1,23 @@
 package events
 
-import "context"
+import (
+	"context"
+	"errors"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 // DeleteOperatorStream deletes the operator's stream, as a new cluster
 // would not have it.
 func DeleteOperatorStream(ctx context.Context, s *Server) error {
 	return s.streams.DeleteStream(ctx, OperatorStream)
+}
+
+// StreamExists reports whether tenant tid's stream exists.
+func StreamExists(ctx context.Context, s *Server, tid string) (bool, error) {
+	_, err := s.streams.Stream(ctx, StreamName(tid))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -120,6 +120,10 @@ type Config struct {
 	// Operators, if set, verifies operator tokens (the admin token store):
 	// a connection with one reads the operator's stream (operator.go).
 	Operators authn.Verifier
+	// RecheckInterval is how often the embedded server's tenant
+	// connections have their token verified again (live.go); default
+	// DefaultRecheckInterval.
+	RecheckInterval time.Duration
 }
 
 // Server is the auth callout service of a NATS server, embedded (the
@@ -136,6 +140,7 @@ type Server struct {
 	streamsConn *nats.Conn // Bulkhead's own, in TENANTS
 	streams     jetstream.JetStream
 	made        sync.Map // tenant id and limits → struct{}: its stream has them
+	live        liveConns
 	closeOnce   sync.Once
 }
 
@@ -351,9 +356,21 @@ func (s *Server) connect(ctx context.Context, name, user, password string, more 
 
 // Run serves until ctx ends, then stops the server (Close).
 func (s *Server) Run(ctx context.Context) error {
-	<-ctx.Done()
-	s.Close()
-	return nil
+	defer s.Close()
+	every := s.cfg.RecheckInterval
+	if every <= 0 {
+		every = DefaultRecheckInterval
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.recheck(ctx)
+		}
+	}
 }
 
 // Close stops answering and, if it is embedded, shuts the server down,
@@ -456,6 +473,9 @@ func (s *Server) authorize(ctx context.Context, req *jwt.AuthorizationRequestCla
 	if err := s.ensureStream(ctx, tid, s.cfg.Tiers[tc.Tier]); err != nil {
 		s.cfg.Logger.ErrorContext(ctx, "events: make a tenant's stream", "tenant_id", tid, "err", err)
 		return "", "stream unavailable"
+	}
+	if s.ns != nil {
+		s.live.add(req.ClientInformation.ID, liveConn{tid: tid, token: token})
 	}
 	uc := jwt.NewUserClaims(req.UserNkey)
 	uc.Name = tc.Principal

@@ -1,0 +1,151 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+)
+
+// A NATS user lasts as long as its token, but a token can stop being good
+// before it expires: revoked, its client deleted, its tenant suspended or
+// leaving. The embedded server's connections are checked again every
+// RecheckInterval with the token they connected with, exactly as the API
+// checks a request's, and a connection whose token is no longer good is
+// closed. (An external server's connections last until their token
+// expires: closing one there needs the system account, which Bulkhead
+// does not hold.)
+
+// DefaultRecheckInterval is how often live connections' tokens are checked.
+const DefaultRecheckInterval = 5 * time.Second
+
+// liveConn is a tenant connection the callout let in: its token, kept in
+// this process's memory only (never logged), to be verified again.
+type liveConn struct {
+	tid   string
+	token string
+}
+
+// liveConns are the embedded server's tenant connections, by client id.
+type liveConns struct {
+	mu sync.Mutex
+	m  map[uint64]liveConn
+}
+
+func (l *liveConns) add(cid uint64, c liveConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[uint64]liveConn{}
+	}
+	l.m[cid] = c
+}
+
+func (l *liveConns) snapshot() map[uint64]liveConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[uint64]liveConn, len(l.m))
+	for k, v := range l.m {
+		out[k] = v
+	}
+	return out
+}
+
+func (l *liveConns) drop(cid uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.m, cid)
+}
+
+// recheck verifies every live tenant connection's token again and closes
+// the connections whose token no longer is good; it forgets connections
+// that are gone.
+func (s *Server) recheck(ctx context.Context) {
+	if s.ns == nil {
+		return
+	}
+	conns := s.live.snapshot()
+	if len(conns) == 0 {
+		return
+	}
+	cz, err := s.ns.Connz(&server.ConnzOptions{Account: tenantsAccount, Limit: len(conns) + 1024, State: server.ConnOpen})
+	if err != nil {
+		s.cfg.Logger.WarnContext(ctx, "events: list connections", "err", err)
+		return
+	}
+	open := make(map[uint64]bool, len(cz.Conns))
+	for _, ci := range cz.Conns {
+		open[ci.Cid] = true
+	}
+	for cid, c := range conns {
+		if !open[cid] {
+			s.live.drop(cid)
+			continue
+		}
+		vctx, err := s.cfg.Tokens.Verify(ctx, c.token)
+		if err == nil {
+			if tc, ok := tenant.FromContext(vctx); ok && string(tc.TenantID) == c.tid {
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.live.drop(cid)
+		if err := s.ns.DisconnectClientByID(cid); err != nil {
+			continue // gone meanwhile
+		}
+		s.cfg.Logger.InfoContext(ctx, "events: connection closed: its token is no longer good", "tenant_id", c.tid)
+	}
+}
+
+// kick closes tenant tid's connections to the embedded server now.
+func (s *Server) kick(tid string) {
+	if s.ns == nil {
+		return
+	}
+	for cid, c := range s.live.snapshot() {
+		if c.tid == tid {
+			s.live.drop(cid)
+			_ = s.ns.DisconnectClientByID(cid)
+		}
+	}
+}
+
+// OffboardingStep removes a leaving tenant's stream, with its messages
+// and consumers, and closes its connections. (Offboarding runs its steps
+// in reverse: registered after the others, this one runs first.)
+func (s *Server) OffboardingStep() tenants.Step {
+	return tenants.Step{
+		Name: "events-delete",
+		Work: func(ctx context.Context, t tenants.Tenant) (func(bool), error) {
+			tid := string(t.ID)
+			s.kick(tid)
+			if err := s.streams.DeleteStream(ctx, StreamName(tid)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return nil, err
+			}
+			s.made.Range(func(k, _ any) bool {
+				if key := k.(string); hasTenantKey(key, tid) {
+					s.made.Delete(key)
+				}
+				return true
+			})
+			return nil, nil
+		},
+		Run: func(context.Context, *storage.Tx, tenants.Tenant) error { return nil },
+	}
+}
+
+// hasTenantKey reports whether a key of s.made is tenant tid's: its
+// stream's ("<tid>/…") or a consumer's ("c/<tid>/…").
+func hasTenantKey(key, tid string) bool {
+	return strings.HasPrefix(key, tid+"/") || strings.HasPrefix(key, "c/"+tid+"/")
+}
