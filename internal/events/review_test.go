@@ -2,9 +2,12 @@ package events_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
@@ -60,6 +63,75 @@ func testCrossTenantConsumerByName(t *testing.T, m mode) {
 	if info, err := jsB.Stream(ctx, events.StreamName("tenant-b")); err == nil {
 		if st, err := info.Info(ctx); err == nil && st.State.Consumers != 0 {
 			t.Errorf("tenant-b's stream has %d consumers it did not make", st.State.Consumers)
+		}
+	}
+}
+
+// TestPushConsumerDeliversIntoAnotherTenant: a push consumer's deliver
+// subject is any literal subject of the account TENANTS, and JetStream
+// publishes to it with no regard to the creating user's permissions. A
+// tenant's consumer on its own stream must not deliver into another
+// tenant's subjects or inbox: that would let tenant-a put messages of its
+// choosing where tenant-b's subscribers (or its stream) take them as
+// tenant-b's own.
+func TestPushConsumerDeliversIntoAnotherTenant(t *testing.T) {
+	eachMode(t, testPushConsumerDeliversIntoAnotherTenant)
+}
+
+func testPushConsumerDeliversIntoAnotherTenant(t *testing.T, m mode) {
+	w := newWorldIn(t, m, apitest.Options{}, "tenant-a", "tenant-b")
+	ctx := t.Context()
+	url := w.env.Events.ClientURL()
+	both := []string{events.ScopePublish, events.ScopeSubscribe}
+	tokA, _ := w.token(t, "tenant-a", both...)
+	tokB, _ := w.token(t, "tenant-b", both...)
+	a, err := connect(t, url, tokA, "tenant-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := connect(t, url, tokB, "tenant-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsA, err := jetstream.New(a.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// tenant-b listens on its own subjects and inbox.
+	orders, err := b.SubscribeSync("t.tenant-b.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox, err := b.SubscribeSync("_INBOX_tenant-b.replies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Flush()
+	if _, err := jsA.Publish(ctx, "t.tenant-a.forged", []byte(`{"order":"forged by tenant-a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for i, deliver := range []string{"t.tenant-b.orders", "_INBOX_tenant-b.replies", "t.tenant-b.stored"} {
+		name := fmt.Sprintf("push%d", i)
+		req, _ := json.Marshal(map[string]any{"stream_name": "T_tenant-a", "config": map[string]any{
+			"durable_name": name, "name": name, "filter_subject": "t.tenant-a.forged",
+			"deliver_subject": deliver, "ack_policy": "none"}})
+		r, err := a.Request("$JS.API.CONSUMER.CREATE.T_tenant-a."+name+".t.tenant-a.forged", req, 2*time.Second)
+		if err == nil && !strings.Contains(string(r.Data), `"error"`) {
+			t.Errorf("tenant-a made a push consumer delivering to %s", deliver)
+		}
+	}
+	for _, s := range []*nats.Subscription{orders, inbox} {
+		if m, err := s.NextMsg(time.Second); err == nil {
+			t.Errorf("tenant-b's subscription %s received %q, published by tenant-a's consumer", s.Subject, m.Data)
+		}
+	}
+	st, err := jetstream.New(b.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := st.Stream(ctx, events.StreamName("tenant-b")); err == nil {
+		if info, err := s.Info(ctx); err == nil && info.State.Msgs != 0 {
+			t.Errorf("tenant-b's stream holds %d messages it did not publish", info.State.Msgs)
 		}
 	}
 }
