@@ -1,8 +1,10 @@
 package events_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/events"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
+	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
 // TestCrossTenantConsumerByName: tenant-a may not make a consumer on
@@ -133,5 +137,34 @@ func testPushConsumerDeliversIntoAnotherTenant(t *testing.T, m mode) {
 		if info, err := s.Info(ctx); err == nil && info.State.Msgs != 0 {
 			t.Errorf("tenant-b's stream holds %d messages it did not publish", info.State.Msgs)
 		}
+	}
+}
+
+// TestHTTPPullBytesBounded: one pull's answer is bounded in bytes, not
+// only in messages. max_messages 256 of messages up to 1 MiB each, base64
+// in one JSON document that the node builds in memory: a tenant that
+// fills its stream (64 MiB by default) and pulls it through many
+// consumers at once (64 waiting pulls per node, 32 consumers) has the
+// node hold gigabytes. JetStream bounds a pull's bytes itself
+// (jetstream.FetchMaxBytes); this test wants at most 16 MiB per answer.
+func TestHTTPPullBytesBounded(t *testing.T) {
+	w := newWorld(t, apitest.Options{}, "big-pull")
+	ctx := t.Context()
+	tok, _ := w.token(t, "big-pull", events.ScopePublish, events.ScopeSubscribe)
+	c := client.New(w.env.URL, tok)
+	msg := bytes.Repeat([]byte("x"), events.MaxMessageSize-1024)
+	const n = 40
+	for i := range n {
+		if _, err := c.Publish(ctx, "bulk", client.Publication{Data: msg}); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	body, _ := json.Marshal(api.StreamPull{Consumer: "greedy", MaxMessages: events.MaxPull})
+	st, answer := post(t, w.env.URL, tok, "/v1/streams/bulk/pull", "application/json", body)
+	if st != http.StatusOK {
+		t.Fatalf("pull: %d %.300s", st, answer)
+	}
+	if len(answer) > 16<<20 {
+		t.Errorf("one pull answered %d MiB (%d messages of ~1 MiB, base64); want at most 16 MiB", len(answer)>>20, n)
 	}
 }
