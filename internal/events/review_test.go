@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -166,5 +167,45 @@ func TestHTTPPullBytesBounded(t *testing.T) {
 	}
 	if len(answer) > 16<<20 {
 		t.Errorf("one pull answered %d MiB (%d messages of ~1 MiB, base64); want at most 16 MiB", len(answer)>>20, n)
+	}
+}
+
+// TestHTTPAckStaleIDsQuick: an ack id whose message is no longer pending
+// (acknowledged already, or a forged sequence of the tenant's own
+// consumer) draws no answer from JetStream; Ack waited 2 s for each, one
+// after the other, so a call with 256 of them (a retried batch of acks)
+// held its handler, its connection and the tenant's in-flight place for
+// 8.5 minutes. The ids are acknowledged together, 2 s for the whole call.
+func TestHTTPAckStaleIDsQuick(t *testing.T) {
+	w := newWorld(t, apitest.Options{}, "ack-co")
+	ctx := t.Context()
+	tok, _ := w.token(t, "ack-co", events.ScopePublish, events.ScopeSubscribe)
+	c := client.New(w.env.URL, tok)
+	if _, err := c.Publish(ctx, "orders", client.Publication{Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := c.Pull(ctx, "orders", client.StreamPull{Consumer: "c1", MaxMessages: 1})
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("pull: %+v %v", ms, err)
+	}
+	real, err := base64.RawURLEncoding.DecodeString(ms[0].AckID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>
+	tokens := strings.Split(string(real), ".")
+	ids := []string{ms[0].AckID}
+	for i := range 20 {
+		stale := strings.Join(append(tokens[:4:4], "1", fmt.Sprint(1000+i), fmt.Sprint(1000+i), "0", "0"), ".")
+		ids = append(ids, base64.RawURLEncoding.EncodeToString([]byte(stale)))
+	}
+	start := time.Now()
+	res, err := c.Ack(ctx, "orders", ids...)
+	took := time.Since(start)
+	if err != nil || res.Acked != 1 || len(res.Expired) != 20 {
+		t.Errorf("ack of 1 pending and 20 stale ids: %+v %v; want 1 acked, 20 expired", res, err)
+	}
+	if took > 5*time.Second {
+		t.Errorf("ack of 20 stale ids took %v; want one wait of about 2 s, not one per id", took)
 	}
 }

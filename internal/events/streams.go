@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -381,13 +382,20 @@ func (s *Server) Ack(ctx context.Context, tid tenant.ID, ackIDs []string, nak bo
 	if nak {
 		body = []byte("-NAK")
 	}
-	res := AckResult{Expired: []string{}}
+	// Requests, not publishes: JetStream answers an ack that has a reply
+	// subject once it has applied it (AckSync). One that is no longer
+	// pending gets no answer at all: the ids go together, under one
+	// deadline, not 2 s each in turn.
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	answers := make([]error, len(subjects))
+	var wg sync.WaitGroup
 	for i, subj := range subjects {
-		// A request, not a publish: JetStream answers an ack that has a
-		// reply subject once it has applied it (AckSync).
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := s.streamsConn.RequestWithContext(rctx, subj, body)
-		cancel()
+		wg.Go(func() { _, answers[i] = s.streamsConn.RequestWithContext(rctx, subj, body) })
+	}
+	wg.Wait()
+	res := AckResult{Expired: []string{}}
+	for i, err := range answers {
 		switch {
 		case err == nil:
 			res.Acked++
