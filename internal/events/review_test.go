@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -207,5 +208,30 @@ func TestHTTPAckStaleIDsQuick(t *testing.T) {
 	}
 	if took > 5*time.Second {
 		t.Errorf("ack of 20 stale ids took %v; want one wait of about 2 s, not one per id", took)
+	}
+}
+
+// TestHTTPPullClientGone: a long poll whose client goes away stops
+// waiting. The fetch waited on (FetchMaxWait, not the request's context):
+// a message published meanwhile went to the abandoned pull, in flight to
+// nobody until its ack wait (30 s) passed, and the pull kept one of the
+// tenant's 64 waiting places for up to 20 s.
+func TestHTTPPullClientGone(t *testing.T) {
+	w := newWorld(t, apitest.Options{}, "gone-co")
+	ctx := t.Context()
+	tok, _ := w.token(t, "gone-co", events.ScopePublish, events.ScopeSubscribe)
+	c := client.New(w.env.URL, tok)
+	pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.Pull(pctx, "orders", client.StreamPull{Consumer: "worker", MaxMessages: 1, WaitMS: 20000}); err == nil {
+		t.Fatal("a pull that waits 20 s on an empty stream answered within 300 ms")
+	}
+	time.Sleep(200 * time.Millisecond) // the node sees the client gone
+	if _, err := c.Publish(ctx, "orders", client.Publication{Data: []byte("for the next pull")}); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := c.Pull(ctx, "orders", client.StreamPull{Consumer: "worker", MaxMessages: 1, WaitMS: 2000})
+	if err != nil || len(ms) != 1 {
+		t.Errorf("the next pull: %+v %v; want the message, not left in flight to the abandoned pull", ms, err)
 	}
 }

@@ -327,7 +327,12 @@ func fetch(ctx context.Context, tid tenant.ID, c jetstream.Consumer, max int, wa
 	if wait <= 0 {
 		batch, err = c.FetchNoWait(max)
 	} else {
-		batch, err = c.Fetch(max, jetstream.FetchMaxWait(wait))
+		// Under the request's context: a client that goes away ends the
+		// fetch, and JetStream drops a pull request nobody listens to
+		// (rather than deliver to it, in flight to nobody).
+		fctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		batch, err = c.Fetch(max, jetstream.FetchContext(fctx))
 	}
 	if err != nil {
 		return nil, unavailable(err)
@@ -348,7 +353,7 @@ func fetch(ctx context.Context, tid tenant.ID, c jetstream.Consumer, max int, wa
 		}
 		out = append(out, d)
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return out, unavailable(err)
 	}
 	return out, nil
