@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +235,29 @@ func TestHTTPPullClientGone(t *testing.T) {
 	ms, err := c.Pull(ctx, "orders", client.StreamPull{Consumer: "worker", MaxMessages: 1, WaitMS: 2000})
 	if err != nil || len(ms) != 1 {
 		t.Errorf("the next pull: %+v %v; want the message, not left in flight to the abandoned pull", ms, err)
+	}
+}
+
+// TestHTTPFIFOPullConsumerLimit: a FIFO pull makes FIFOPartitions (8)
+// consumers, one per partition, each counted against the tier's
+// stream_max_consumers. Under a limit below 8 the pull is refused, and
+// the partitions' consumers made before the refusal are left behind for
+// a day (their inactivity threshold), taking the tenant's every consumer
+// place: a plain pull is then refused too.
+func TestHTTPFIFOPullConsumerLimit(t *testing.T) {
+	tiers := filepath.Join(t.TempDir(), "tiers.json")
+	if err := os.WriteFile(tiers, []byte(`{"tiers":[{"name":"basic","isolation":"pool","rate_limit_rps":1000,"rate_limit_burst":1000,`+
+		`"stream_max_consumers":4},{"name":"premium","isolation":"silo","rate_limit_rps":1000,"rate_limit_burst":1000}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t, apitest.Options{TiersFile: tiers}, "few-cons")
+	ctx := t.Context()
+	tok, _ := w.token(t, "few-cons", events.ScopePublish, events.ScopeSubscribe)
+	c := client.New(w.env.URL, tok)
+	if _, err := c.Pull(ctx, "fifo", client.StreamPull{Consumer: "workers"}); err == nil {
+		t.Fatal("a FIFO pull (8 consumers) under a limit of 4 consumers")
+	}
+	if _, err := c.Pull(ctx, "orders", client.StreamPull{Consumer: "plain"}); err != nil {
+		t.Errorf("a plain pull after a refused FIFO pull: %v; want a consumer place left", err)
 	}
 }

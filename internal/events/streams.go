@@ -247,6 +247,14 @@ func (s *Server) pullFIFO(ctx context.Context, tid tenant.ID, p Pull) ([]Deliver
 	for n := range FIFOPartitions {
 		c, err := s.consumer(ctx, tid, consumerName("fifo", p.Consumer, n), "t."+string(tid)+".p."+strconv.Itoa(n)+".*", 1)
 		if err != nil {
+			// Not half a set: partitions' consumers made before a refusal
+			// (the tier's consumer limit) would hold the tenant's consumer
+			// places for a day, unused.
+			for m := range n {
+				name := consumerName("fifo", p.Consumer, m)
+				s.made.Delete("c/" + string(tid) + "/" + name)
+				_ = s.streams.DeleteConsumer(ctx, StreamName(string(tid)), name)
+			}
 			return nil, err
 		}
 		cs[n] = c
