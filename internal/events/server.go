@@ -543,9 +543,13 @@ func streamPermissions(tid string) []string {
 		"$JS.API.STREAM.INFO." + st,
 		"$JS.API.STREAM.MSG.GET." + st,
 		"$JS.API.DIRECT.GET." + st, "$JS.API.DIRECT.GET." + st + ".>",
-		"$JS.API.CONSUMER.*." + st,          // legacy create, LIST, NAMES
-		"$JS.API.CONSUMER.*." + st + ".>",   // CREATE (with filter), INFO, DELETE
-		"$JS.API.CONSUMER.*.*." + st + ".>", // MSG.NEXT, DURABLE.CREATE
+		"$JS.API.CONSUMER.*." + st,        // legacy create, LIST, NAMES
+		"$JS.API.CONSUMER.*." + st + ".>", // CREATE (with filter), INFO, DELETE
+		// Not $JS.API.CONSUMER.*.*.<stream>.>: that also matches
+		// CONSUMER.CREATE.<another stream>.<stream>.<filter>, a consumer
+		// named after this stream on another tenant's.
+		"$JS.API.CONSUMER.MSG.NEXT." + st + ".*",
+		"$JS.API.CONSUMER.DURABLE.CREATE." + st + ".*",
 		"$JS.ACK." + st + ".>",
 	}
 }

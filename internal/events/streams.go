@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -246,6 +247,14 @@ func (s *Server) pullFIFO(ctx context.Context, tid tenant.ID, p Pull) ([]Deliver
 	for n := range FIFOPartitions {
 		c, err := s.consumer(ctx, tid, consumerName("fifo", p.Consumer, n), "t."+string(tid)+".p."+strconv.Itoa(n)+".*", 1)
 		if err != nil {
+			// Not half a set: partitions' consumers made before a refusal
+			// (the tier's consumer limit) would hold the tenant's consumer
+			// places for a day, unused.
+			for m := range n {
+				name := consumerName("fifo", p.Consumer, m)
+				s.made.Delete("c/" + string(tid) + "/" + name)
+				_ = s.streams.DeleteConsumer(ctx, StreamName(string(tid)), name)
+			}
 			return nil, err
 		}
 		cs[n] = c
@@ -326,7 +335,12 @@ func fetch(ctx context.Context, tid tenant.ID, c jetstream.Consumer, max int, wa
 	if wait <= 0 {
 		batch, err = c.FetchNoWait(max)
 	} else {
-		batch, err = c.Fetch(max, jetstream.FetchMaxWait(wait))
+		// Under the request's context: a client that goes away ends the
+		// fetch, and JetStream drops a pull request nobody listens to
+		// (rather than deliver to it, in flight to nobody).
+		fctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		batch, err = c.Fetch(max, jetstream.FetchContext(fctx))
 	}
 	if err != nil {
 		return nil, unavailable(err)
@@ -347,7 +361,7 @@ func fetch(ctx context.Context, tid tenant.ID, c jetstream.Consumer, max int, wa
 		}
 		out = append(out, d)
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return out, unavailable(err)
 	}
 	return out, nil
@@ -381,13 +395,20 @@ func (s *Server) Ack(ctx context.Context, tid tenant.ID, ackIDs []string, nak bo
 	if nak {
 		body = []byte("-NAK")
 	}
-	res := AckResult{Expired: []string{}}
+	// Requests, not publishes: JetStream answers an ack that has a reply
+	// subject once it has applied it (AckSync). One that is no longer
+	// pending gets no answer at all: the ids go together, under one
+	// deadline, not 2 s each in turn.
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	answers := make([]error, len(subjects))
+	var wg sync.WaitGroup
 	for i, subj := range subjects {
-		// A request, not a publish: JetStream answers an ack that has a
-		// reply subject once it has applied it (AckSync).
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := s.streamsConn.RequestWithContext(rctx, subj, body)
-		cancel()
+		wg.Go(func() { _, answers[i] = s.streamsConn.RequestWithContext(rctx, subj, body) })
+	}
+	wg.Wait()
+	res := AckResult{Expired: []string{}}
+	for i, err := range answers {
 		switch {
 		case err == nil:
 			res.Acked++
