@@ -15,7 +15,11 @@ func DeleteOperatorStream(ctx context.Context, s *Server) error {
 
 // StreamExists reports whether tenant tid's stream exists.
 func StreamExists(ctx context.Context, s *Server, tid string) (bool, error) {
-	_, err := s.streams.Stream(ctx, StreamName(tid))
+	p, err := s.placeFor(ctx, tid)
+	if err != nil {
+		return false, err
+	}
+	_, err = p.js.Stream(ctx, StreamName(tid))
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return false, nil
 	}

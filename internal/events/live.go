@@ -76,7 +76,8 @@ func (s *Server) recheck(ctx context.Context) {
 	if len(conns) == 0 {
 		return
 	}
-	cz, err := s.ns.Connz(&server.ConnzOptions{Account: tenantsAccount, Limit: len(conns) + 1024, State: server.ConnOpen})
+	// Every account's (silo tenants have their own).
+	cz, err := s.ns.Connz(&server.ConnzOptions{Limit: s.ns.NumClients() + len(conns) + 1024, State: server.ConnOpen})
 	if err != nil {
 		s.cfg.Logger.WarnContext(ctx, "events: list connections", "err", err)
 		return
@@ -129,9 +130,14 @@ func (s *Server) OffboardingStep() tenants.Step {
 		Work: func(ctx context.Context, t tenants.Tenant) (func(bool), error) {
 			tid := string(t.ID)
 			s.kick(tid)
-			if err := s.streams.DeleteStream(ctx, StreamName(tid)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			p, err := s.placeFor(ctx, tid)
+			if err != nil {
 				return nil, err
 			}
+			if err := p.js.DeleteStream(ctx, StreamName(tid)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return nil, err
+			}
+			s.forgetAccount(tid)
 			s.made.Range(func(k, _ any) bool {
 				if key := k.(string); hasTenantKey(key, tid) {
 					s.made.Delete(key)

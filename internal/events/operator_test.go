@@ -40,7 +40,9 @@ func operatorConn(t *testing.T, url string) *conn {
 // tenant's token can neither subscribe to bulkhead.>, nor read the
 // stream's info, nor make a consumer on it.
 func TestOperatorStreamIsTheOperatorsAlone(t *testing.T) {
-	w := newWorld(t, apitest.Options{}, "tenant-a")
+	// The suspended tenant's connection is kept for the test (it would be
+	// closed at the next recheck: TestConnectionsEndWithTheirToken).
+	w := newWorld(t, apitest.Options{NATSRecheck: time.Hour}, "tenant-a")
 	ctx := t.Context()
 	url := w.env.Events.ClientURL()
 	tokA, _ := w.token(t, "tenant-a", events.ScopePublish, events.ScopeSubscribe)

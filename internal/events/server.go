@@ -45,6 +45,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
+	"github.com/bulkhead-dev/bulkhead/internal/lru"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 	sdkevents "github.com/bulkhead-dev/bulkhead/sdk/events"
@@ -141,6 +142,9 @@ type Server struct {
 	streams     jetstream.JetStream
 	made        sync.Map // tenant id and limits → struct{}: its stream has them
 	live        liveConns
+	accounts    *lru.Cache[string, *place] // tenant id → Bulkhead's connection to its account (embedded)
+	callout     calloutLimits
+	accountMu   sync.Mutex // one registration of an account at a time
 	closeOnce   sync.Once
 }
 
@@ -152,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Tokens == nil {
 		return nil, errors.New("events: no token verifier")
 	}
-	s := &Server{cfg: cfg, authClosed: make(chan struct{})}
+	s := &Server{cfg: cfg, authClosed: make(chan struct{}), accounts: newAccountConns(), callout: newCalloutLimits()}
 	var err error
 	switch {
 	case cfg.URL != "" && cfg.Listen != "":
@@ -290,7 +294,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.auth = nc
 	// A queue group: of several nodes on one server or cluster, one
 	// answers each request.
-	if _, err := nc.QueueSubscribe(calloutSubject, calloutQueue, func(m *nats.Msg) { s.answer(context.WithoutCancel(ctx), m) }); err != nil {
+	if _, err := nc.QueueSubscribe(calloutSubject, calloutQueue, func(m *nats.Msg) { s.dispatch(context.WithoutCancel(ctx), m) }); err != nil {
 		s.Close()
 		return fmt.Errorf("events: auth service: %w", err)
 	}
@@ -446,6 +450,27 @@ func (s *Server) answer(ctx context.Context, m *nats.Msg) {
 // authorize checks the connection's Bulkhead token and makes its user,
 // or says why not.
 func (s *Server) authorize(ctx context.Context, req *jwt.AuthorizationRequestClaims) (string, string) {
+	if user, why, ok := s.tenantUser(req); ok {
+		return user, why // Bulkhead's own: not throttled, nor waiting for a worker
+	}
+	host := req.ClientInformation.Host
+	if !s.callout.refusals.Ready(host, time.Now()) {
+		return "", "too many refused connections from this address"
+	}
+	release, ok := s.callout.work(ctx)
+	if !ok {
+		return "", "the auth service is busy"
+	}
+	defer release()
+	user, why := s.authorizeToken(ctx, req)
+	if why != "" {
+		s.callout.refusals.Take(host, time.Now())
+	}
+	return user, why
+}
+
+// authorizeToken checks the connection's token and makes its user.
+func (s *Server) authorizeToken(ctx context.Context, req *jwt.AuthorizationRequestClaims) (string, string) {
 	token := req.ConnectOptions.Token
 	if token == "" {
 		return "", "no token"
@@ -470,18 +495,23 @@ func (s *Server) authorize(ctx context.Context, req *jwt.AuthorizationRequestCla
 		return "", "token without expiry"
 	}
 	tid := string(tc.TenantID)
-	if err := s.ensureStream(ctx, tid, s.cfg.Tiers[tc.Tier]); err != nil {
+	// The user goes to the account the tenant's stream is in.
+	account := ""
+	if err := s.using(ctx, tid, s.cfg.Tiers[tc.Tier], func(p *place) error {
+		account = p.account
+		if s.ns != nil {
+			s.live.add(req.ClientInformation.ID, liveConn{tid: tid, token: token})
+		}
+		return nil
+	}); err != nil {
 		s.cfg.Logger.ErrorContext(ctx, "events: make a tenant's stream", "tenant_id", tid, "err", err)
 		return "", "stream unavailable"
 	}
-	if s.ns != nil {
-		s.live.add(req.ClientInformation.ID, liveConn{tid: tid, token: token})
-	}
 	uc := jwt.NewUserClaims(req.UserNkey)
 	uc.Name = tc.Principal
-	uc.Audience = tenantsAccount
+	uc.Audience = account
 	uc.Expires = exp.Unix()
-	pubAllow, subAllow := Permissions(tid, pub, sub)
+	pubAllow, subAllow := Permissions(tid, pub, sub, account != tenantsAccount)
 	uc.Permissions.Pub.Allow.Add(pubAllow...)
 	uc.Permissions.Sub.Allow.Add(subAllow...)
 	out, err := uc.Encode(s.issuer)
@@ -494,8 +524,9 @@ func (s *Server) authorize(ctx context.Context, req *jwt.AuthorizationRequestCla
 // Permissions are the subjects a connection of tenant tid may publish to
 // and subscribe to: its inbox always (an empty allow list would allow
 // everything; requests and their replies stay inside the tenant), its
-// own subjects as the token's scopes allow, its stream's JetStream API.
-func Permissions(tid string, pub, sub bool) (pubAllow, subAllow []string) {
+// own subjects as the token's scopes allow, its stream's JetStream API
+// (making consumers only if makeConsumers: see streamPermissions).
+func Permissions(tid string, pub, sub, makeConsumers bool) (pubAllow, subAllow []string) {
 	own, inbox := "t."+tid+".>", sdkevents.InboxPrefix(tid)+".>"
 	pubAllow, subAllow = []string{inbox}, []string{inbox}
 	if pub {
@@ -504,7 +535,7 @@ func Permissions(tid string, pub, sub bool) (pubAllow, subAllow []string) {
 	if sub {
 		subAllow = append(subAllow, own)
 	}
-	return append(pubAllow, streamPermissions(tid)...), subAllow
+	return append(pubAllow, streamPermissions(tid, makeConsumers)...), subAllow
 }
 
 // expiry reads a verified JWT's exp (the signature and expiry were
@@ -531,47 +562,62 @@ func expiry(token string) (time.Time, error) {
 // publish to: those naming its own stream, for reading its info and
 // messages and for consumers on it; not STREAM.CREATE, UPDATE, DELETE
 // or PURGE (Bulkhead makes the stream, with its limits), not the
-// account-wide ones (INFO, STREAM.LIST, STREAM.NAMES: they name other
-// tenants' streams). Why a stream per tenant even in pool: in a stream
-// shared by tenants, consumer names are single subject tokens, so no
-// permission can keep one tenant off another's consumers, the legacy
-// CONSUMER.CREATE takes any filter subject, and STREAM.INFO counts
-// every tenant's subjects.
-func streamPermissions(tid string) []string {
+// account-wide ones (INFO, STREAM.LIST, STREAM.NAMES: on a shared
+// account they name other tenants' streams). Why a stream per tenant
+// even in a shared account: in a stream shared by tenants, consumer
+// names are single subject tokens, so no permission can keep one tenant
+// off another's consumers, the legacy CONSUMER.CREATE takes any filter
+// subject, and STREAM.INFO counts every tenant's subjects.
+//
+// makeConsumers lets the user make consumers itself: only in an account
+// of the tenant's own (the embedded server). In a shared account it may
+// not, because nats-server does not check a push consumer's deliver
+// subject against its maker's permissions: a consumer on the tenant's
+// own stream could deliver into another tenant's subjects, inbox or
+// stream. There Bulkhead makes the consumers (PUT
+// /v1/streams/{stream}/consumers/{consumer}: pull consumers only), and
+// the user reads, fetches from and deletes them.
+func streamPermissions(tid string, makeConsumers bool) []string {
 	st := StreamName(tid)
-	return []string{
+	out := []string{
 		"$JS.API.STREAM.INFO." + st,
 		"$JS.API.STREAM.MSG.GET." + st,
 		"$JS.API.DIRECT.GET." + st, "$JS.API.DIRECT.GET." + st + ".>",
-		"$JS.API.CONSUMER.*." + st,        // legacy create, LIST, NAMES
-		"$JS.API.CONSUMER.*." + st + ".>", // CREATE (with filter), INFO, DELETE
 		// Not $JS.API.CONSUMER.*.*.<stream>.>: that also matches
 		// CONSUMER.CREATE.<another stream>.<stream>.<filter>, a consumer
 		// named after this stream on another tenant's.
 		"$JS.API.CONSUMER.MSG.NEXT." + st + ".*",
-		"$JS.API.CONSUMER.DURABLE.CREATE." + st + ".*",
 		"$JS.ACK." + st + ".>",
 	}
+	if makeConsumers {
+		return append(out,
+			"$JS.API.CONSUMER.*."+st,      // legacy create, LIST, NAMES
+			"$JS.API.CONSUMER.*."+st+".>", // CREATE (with filter), INFO, DELETE
+			"$JS.API.CONSUMER.DURABLE.CREATE."+st+".*")
+	}
+	return append(out,
+		"$JS.API.CONSUMER.LIST."+st, "$JS.API.CONSUMER.NAMES."+st,
+		"$JS.API.CONSUMER.INFO."+st+".*", "$JS.API.CONSUMER.DELETE."+st+".*")
 }
 
 // ensureStream makes tenant tid's stream once per process (idempotent:
 // CreateOrUpdateStream leaves a stream that exists as it is configured).
 // The limits follow the tier: a tenant moved to another tier gets the
 // new tier's limits at its next connection.
-func (s *Server) ensureStream(ctx context.Context, tid string, tier tenants.Tier) error {
+func (s *Server) ensureStream(ctx context.Context, p *place, tid string, tier tenants.Tier) error {
 	cfg := jetstream.StreamConfig{
 		Name: StreamName(tid), Subjects: []string{"t." + tid + ".>"}, Storage: jetstream.FileStorage,
 		MaxBytes: orDefault(tier.StreamMaxBytes, streamMaxBytes), MaxMsgs: orDefault(tier.StreamMaxMsgs, streamMaxMsgs),
 		MaxConsumers: int(orDefault(int64(tier.StreamMaxConsumers), streamMaxConsumers)), MaxMsgSize: streamMaxMsgSize,
 		Duplicates: dedupWindow, Discard: jetstream.DiscardNew, SubjectTransform: fifoTransform(tid),
 	}
-	key := fmt.Sprintf("%s/%d/%d/%d", tid, cfg.MaxBytes, cfg.MaxMsgs, cfg.MaxConsumers)
+	key := fmt.Sprintf("%s/%s/%d/%d/%d", tid, p.account, cfg.MaxBytes, cfg.MaxMsgs, cfg.MaxConsumers)
 	if _, ok := s.made.Load(key); ok {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := s.streams.CreateOrUpdateStream(ctx, cfg); err != nil {
+	if _, err := p.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return err
 	}
 	s.made.Store(key, struct{}{})

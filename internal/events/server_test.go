@@ -133,6 +133,44 @@ func connect(t *testing.T, url, token, tid string) (*conn, error) {
 	return c, nil
 }
 
+// consumers are a tenant's consumers of stream named name on the server of
+// mode m: made over NATS with cfg on the embedded server (the tenant's own
+// account), through Bulkhead's API on an external one, where the tenant
+// may not make consumers over NATS (a push consumer could deliver into
+// another tenant's subjects): that is checked first. An error is the
+// refusal to make them.
+func consumers(t *testing.T, w *world, m mode, js jetstream.JetStream, tid, token, stream, name string, cfg jetstream.ConsumerConfig) ([]jetstream.Consumer, error) {
+	t.Helper()
+	ctx := t.Context()
+	if m == embedded {
+		if stream == "fifo" {
+			return sdkevents.FIFOConsumers(ctx, js, tid, name, cfg)
+		}
+		cfg.Durable = name
+		c, err := js.CreateOrUpdateConsumer(ctx, events.StreamName(tid), cfg)
+		return []jetstream.Consumer{c}, err
+	}
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	cfg.Durable = name + "-over-nats"
+	if _, err := js.CreateOrUpdateConsumer(short, events.StreamName(tid), cfg); err == nil {
+		t.Errorf("%s made a consumer over NATS on a shared account", tid)
+	}
+	mc, err := client.New(w.env.URL, token).MakeConsumer(ctx, stream, name)
+	if err != nil {
+		return nil, err
+	}
+	var out []jetstream.Consumer
+	for _, n := range mc.Names {
+		c, err := js.Consumer(ctx, events.StreamName(tid), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 // TestStreamsIsolation: a NATS client connects with a Bulkhead token and
 // nothing else, and reaches its own tenant's subjects only. Another
 // tenant's subjects, wildcards over them and everyone's inboxes are
@@ -338,10 +376,11 @@ func testJetStreamIsolation(t *testing.T, m mode) {
 	if info, err := streamA.Info(ctx); err != nil || info.State.Msgs != 2 {
 		t.Fatalf("tenant-a's stream: %+v %v; want 2 messages (the duplicate dropped)", info, err)
 	}
-	cons, err := streamA.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "reader", AckPolicy: jetstream.AckExplicitPolicy})
+	made, err := consumers(t, w, m, jsA, "tenant-a", tokA, "orders", "reader", jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
 		t.Fatalf("tenant-a makes a consumer: %v", err)
 	}
+	cons := made[0]
 	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -411,9 +450,10 @@ func testStreamLimits(t *testing.T, m mode) {
 	w := newWorldIn(t, m, apitest.Options{TiersFile: tiers}, "small-a", "small-b")
 	ctx := t.Context()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
-	js := map[string]jetstream.JetStream{}
+	js, toks := map[string]jetstream.JetStream{}, map[string]string{}
 	for _, id := range []string{"small-a", "small-b"} {
 		tok, _ := w.token(t, id, both...)
+		toks[id] = tok
 		c, err := connect(t, w.env.Events.ClientURL(), tok, id)
 		if err != nil {
 			t.Fatal(err)
@@ -433,14 +473,13 @@ func testStreamLimits(t *testing.T, m mode) {
 	if _, err := js["small-b"].Publish(ctx, "t.small-b.x", []byte("the neighbour's")); err != nil {
 		t.Errorf("the neighbour's publish, while small-a is full: %v", err)
 	}
-	st, err := js["small-a"].Stream(ctx, events.StreamName("small-a"))
-	if err != nil {
+	if _, err := js["small-a"].Stream(ctx, events.StreamName("small-a")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "one"}); err != nil {
+	if _, err := consumers(t, w, m, js["small-a"], "small-a", toks["small-a"], "x", "one", jetstream.ConsumerConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "two"}); err == nil {
+	if _, err := consumers(t, w, m, js["small-a"], "small-a", toks["small-a"], "x", "two", jetstream.ConsumerConfig{}); err == nil {
 		t.Error("a second consumer on a stream limited to one")
 	}
 }
@@ -476,7 +515,7 @@ func testFIFOGroups(t *testing.T, m mode) {
 	if ack, err := js.Publish(ctx, "t.fifo-co.fifo.user0", []byte("0"), jetstream.WithMsgID("g0-0")); err != nil || !ack.Duplicate {
 		t.Fatalf("a repeated message id: %+v %v; want a duplicate", ack, err)
 	}
-	cons, err := sdkevents.FIFOConsumers(ctx, js, "fifo-co", "workers", jetstream.ConsumerConfig{})
+	cons, err := consumers(t, w, m, js, "fifo-co", tok, "fifo", "workers", jetstream.ConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

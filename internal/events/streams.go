@@ -35,6 +35,10 @@ const (
 	MaxAcks      = 256              // ack ids one call takes at most
 	httpAckWait  = 30 * time.Second // a pulled message not acked by then is delivered again
 	fifoPollStep = 50 * time.Millisecond
+	// maxPullBytes bounds the messages of one pull (their JSON, base64, is
+	// a third larger): a tenant's pulls hold the node's memory in step.
+	maxPullBytes = 8 << 20
+	noWaitExpiry = 100 * time.Millisecond // a pull with wait_ms 0 and more than one message
 	// MaxMessageSize is the largest message a tenant may publish.
 	MaxMessageSize = streamMaxMsgSize
 )
@@ -139,9 +143,6 @@ func (s *Server) Publish(ctx context.Context, tid tenant.ID, tier tenants.Tier, 
 	if len(p.Data) > streamMaxMsgSize {
 		return PubAck{}, &errs.Error{Kind: errs.TooLarge, Code: "message_too_large", Detail: fmt.Sprintf("a message is at most %d bytes", streamMaxMsgSize)}
 	}
-	if err := s.ensureStream(ctx, string(tid), tier); err != nil {
-		return PubAck{}, unavailable(err)
-	}
 	m := nats.NewMsg("t." + string(tid) + "." + stream)
 	m.Data = p.Data
 	if p.ContentType != "" {
@@ -152,9 +153,16 @@ func (s *Server) Publish(ctx context.Context, tid tenant.ID, tier tenants.Tier, 
 		opts = append(opts, jetstream.WithMsgID(p.ID))
 	}
 	opts = append(opts, jetstream.WithExpectStream(StreamName(string(tid))))
-	ack, err := s.streams.PublishMsg(ctx, m, opts...)
+	var ack *jetstream.PubAck
+	err := s.using(ctx, string(tid), tier, func(pl *place) error {
+		var err error
+		if ack, err = pl.js.PublishMsg(ctx, m, opts...); err != nil {
+			return publishError(err)
+		}
+		return nil
+	})
 	if err != nil {
-		return PubAck{}, publishError(err)
+		return PubAck{}, err
 	}
 	return PubAck{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
@@ -219,46 +227,84 @@ func (s *Server) PullMessages(ctx context.Context, tid tenant.ID, tier tenants.T
 	if p.Wait < 0 || p.Wait > MaxPullWait {
 		return nil, errs.Field("wait_ms", "invalid_wait", "wait_ms is 0 to %d", MaxPullWait.Milliseconds())
 	}
-	if err := s.ensureStream(ctx, string(tid), tier); err != nil {
-		return nil, unavailable(err)
-	}
-	if stream == "fifo" {
-		return s.pullFIFO(ctx, tid, p)
-	}
-	filter := "t." + string(tid) + "." + stream
-	pending := 1000
-	if strings.HasPrefix(stream, "fifo.") {
-		// One group: its messages sit in one partition, under their group.
-		filter, pending = "t."+string(tid)+".p.*."+strings.TrimPrefix(stream, "fifo."), 1
-	}
-	c, err := s.consumer(ctx, tid, consumerName(stream, p.Consumer, -1), filter, pending)
+	// The consumers are found (or made) first; then the wait.
+	cs, err := s.consumers(ctx, tid, tier, stream, p.Consumer)
 	if err != nil {
 		return nil, err
 	}
-	return fetch(ctx, tid, c, p.Max, p.Wait)
+	if stream == "fifo" {
+		return pullFIFO(ctx, tid, cs, p)
+	}
+	return fetch(ctx, tid, cs[0], p.Max, p.Wait)
+}
+
+// MakeConsumer makes (or finds) tenant tid's durable pull consumer of
+// stream, as a pull would, and returns its JetStream name(s): one, or for
+// "fifo" one per partition. A NATS client then fetches from them by name
+// (on a shared account it may not make consumers itself:
+// streamPermissions).
+func (s *Server) MakeConsumer(ctx context.Context, tid tenant.ID, tier tenants.Tier, stream, consumer string) ([]string, error) {
+	if err := ParseStream(stream, true); err != nil {
+		return nil, err
+	}
+	if err := ParseConsumer(consumer); err != nil {
+		return nil, err
+	}
+	cs, err := s.consumers(ctx, tid, tier, stream, consumer)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.CachedInfo().Name
+	}
+	return names, nil
+}
+
+// consumers makes (or finds) tenant tid's consumer of stream: one, or for
+// "fifo" one per partition.
+func (s *Server) consumers(ctx context.Context, tid tenant.ID, tier tenants.Tier, stream, consumer string) ([]jetstream.Consumer, error) {
+	var cs []jetstream.Consumer
+	err := s.using(ctx, string(tid), tier, func(pl *place) error {
+		if stream == "fifo" {
+			for n := range FIFOPartitions {
+				c, err := s.consumer(ctx, pl, tid, consumerName("fifo", consumer, n), "t."+string(tid)+".p."+strconv.Itoa(n)+".*", 1)
+				if err != nil {
+					// Not half a set: partitions' consumers made before a
+					// refusal (the tier's consumer limit) would hold the
+					// tenant's consumer places for a day, unused.
+					for m := range n {
+						name := consumerName("fifo", consumer, m)
+						s.made.Delete("c/" + string(tid) + "/" + pl.account + "/" + name)
+						_ = pl.js.DeleteConsumer(ctx, StreamName(string(tid)), name)
+					}
+					return err
+				}
+				cs = append(cs, c)
+			}
+			return nil
+		}
+		filter := "t." + string(tid) + "." + stream
+		pending := 1000
+		if strings.HasPrefix(stream, "fifo.") {
+			// One group: its messages sit in one partition, under their group.
+			filter, pending = "t."+string(tid)+".p.*."+strings.TrimPrefix(stream, "fifo."), 1
+		}
+		c, err := s.consumer(ctx, pl, tid, consumerName(stream, consumer, -1), filter, pending)
+		cs = append(cs, c)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cs, nil
 }
 
 // pullFIFO takes one message from each FIFO partition that has one free,
 // polling until the wait ends or some arrive. (Waiting pull requests on
 // eight consumers at once would leave messages delivered to a request the
 // HTTP answer no longer waits for, in flight until their ack wait.)
-func (s *Server) pullFIFO(ctx context.Context, tid tenant.ID, p Pull) ([]Delivery, error) {
-	cs := make([]jetstream.Consumer, FIFOPartitions)
-	for n := range FIFOPartitions {
-		c, err := s.consumer(ctx, tid, consumerName("fifo", p.Consumer, n), "t."+string(tid)+".p."+strconv.Itoa(n)+".*", 1)
-		if err != nil {
-			// Not half a set: partitions' consumers made before a refusal
-			// (the tier's consumer limit) would hold the tenant's consumer
-			// places for a day, unused.
-			for m := range n {
-				name := consumerName("fifo", p.Consumer, m)
-				s.made.Delete("c/" + string(tid) + "/" + name)
-				_ = s.streams.DeleteConsumer(ctx, StreamName(string(tid)), name)
-			}
-			return nil, err
-		}
-		cs[n] = c
-	}
+func pullFIFO(ctx context.Context, tid tenant.ID, cs []jetstream.Consumer, p Pull) ([]Delivery, error) {
 	deadline := time.Now().Add(p.Wait)
 	for {
 		var out []Delivery
@@ -299,13 +345,13 @@ func consumerName(stream, consumer string, partition int) string {
 
 // consumer makes (or finds) a durable pull consumer on tenant tid's
 // stream. Consumers idle for a day are removed by JetStream.
-func (s *Server) consumer(ctx context.Context, tid tenant.ID, name, filter string, maxPending int) (jetstream.Consumer, error) {
-	key := "c/" + string(tid) + "/" + name
+func (s *Server) consumer(ctx context.Context, pl *place, tid tenant.ID, name, filter string, maxPending int) (jetstream.Consumer, error) {
+	key := "c/" + string(tid) + "/" + pl.account + "/" + name
 	if v, ok := s.made.Load(key); ok && time.Since(v.(madeConsumer).at) < time.Hour {
 		// Fresh: JetStream removes a consumer only after a day idle.
 		return v.(madeConsumer).c, nil
 	}
-	c, err := s.streams.CreateOrUpdateConsumer(ctx, StreamName(string(tid)), jetstream.ConsumerConfig{
+	c, err := pl.js.CreateOrUpdateConsumer(ctx, StreamName(string(tid)), jetstream.ConsumerConfig{
 		Durable: name, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy, AckWait: httpAckWait,
 		MaxAckPending: maxPending, InactiveThreshold: 24 * time.Hour, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -329,18 +375,22 @@ type madeConsumer struct {
 
 // fetch takes up to max messages from c, waiting up to wait for the first
 // (not at all for 0).
-func fetch(ctx context.Context, tid tenant.ID, c jetstream.Consumer, max int, wait time.Duration) ([]Delivery, error) {
+func fetch(ctx context.Context, tid tenant.ID, c jetstream.Consumer, batchSize int, wait time.Duration) ([]Delivery, error) {
 	var batch jetstream.MessageBatch
 	var err error
-	if wait <= 0 {
-		batch, err = c.FetchNoWait(max)
-	} else {
-		// Under the request's context: a client that goes away ends the
-		// fetch, and JetStream drops a pull request nobody listens to
-		// (rather than deliver to it, in flight to nobody).
-		fctx, cancel := context.WithTimeout(ctx, wait)
+	switch {
+	case wait <= 0 && batchSize == 1: // one message is at most MaxMessageSize
+		batch, err = c.FetchNoWait(1)
+	default:
+		// At most maxPullBytes (JetStream stops at the byte budget; a
+		// message that does not fit waits for the next pull). nats.go
+		// takes a byte budget only with an expiry, so "no wait" is a
+		// short one. Under the request's context: a client that goes
+		// away ends the fetch, and JetStream drops a pull request nobody
+		// listens to (rather than deliver to it, in flight to nobody).
+		fctx, cancel := context.WithTimeout(ctx, max(wait, noWaitExpiry))
 		defer cancel()
-		batch, err = c.Fetch(max, jetstream.FetchContext(fctx))
+		batch, err = c.Fetch(batchSize, jetstream.FetchContext(fctx), jetstream.FetchMaxBytes(maxPullBytes))
 	}
 	if err != nil {
 		return nil, unavailable(err)
@@ -379,7 +429,7 @@ type AckResult struct {
 // for their redelivery now). Every id must be one of the tenant's: one
 // that is not, or is not an ack id at all, refuses the whole call with the
 // same answer (an id of another tenant's message says nothing of it).
-func (s *Server) Ack(ctx context.Context, tid tenant.ID, ackIDs []string, nak bool) (AckResult, error) {
+func (s *Server) Ack(ctx context.Context, tid tenant.ID, tier tenants.Tier, ackIDs []string, nak bool) (AckResult, error) {
 	if len(ackIDs) == 0 || len(ackIDs) > MaxAcks {
 		return AckResult{}, errs.Field("ack_ids", "invalid_ack_ids", "send 1 to %d ack ids", MaxAcks)
 	}
@@ -395,19 +445,26 @@ func (s *Server) Ack(ctx context.Context, tid tenant.ID, ackIDs []string, nak bo
 	if nak {
 		body = []byte("-NAK")
 	}
-	// Requests, not publishes: JetStream answers an ack that has a reply
-	// subject once it has applied it (AckSync). One that is no longer
-	// pending gets no answer at all: the ids go together, under one
-	// deadline, not 2 s each in turn.
+	res := AckResult{Expired: []string{}}
+	err := s.using(ctx, string(tid), tier, func(pl *place) error {
+		return ackAll(ctx, pl.nc, subjects, ackIDs, body, &res)
+	})
+	return res, err
+}
+
+// ackAll sends the acks on nc and counts which took. Requests, not
+// publishes: JetStream answers an ack that has a reply subject once it
+// has applied it (AckSync). One that is no longer pending gets no answer
+// at all: the ids go together, under one deadline, not 2 s each in turn.
+func ackAll(ctx context.Context, nc *nats.Conn, subjects, ackIDs []string, body []byte, res *AckResult) error {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	answers := make([]error, len(subjects))
 	var wg sync.WaitGroup
 	for i, subj := range subjects {
-		wg.Go(func() { _, answers[i] = s.streamsConn.RequestWithContext(rctx, subj, body) })
+		wg.Go(func() { _, answers[i] = nc.RequestWithContext(rctx, subj, body) })
 	}
 	wg.Wait()
-	res := AckResult{Expired: []string{}}
 	for i, err := range answers {
 		switch {
 		case err == nil:
@@ -415,10 +472,10 @@ func (s *Server) Ack(ctx context.Context, tid tenant.ID, ackIDs []string, nak bo
 		case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 			res.Expired = append(res.Expired, ackIDs[i])
 		default:
-			return res, unavailable(err)
+			return unavailable(err)
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // ackSubject decodes an ack id and checks that it acknowledges a message

@@ -85,6 +85,7 @@ var schemaBodies = []schemaBody{
 	body[api.List[api.StreamMessage]](inline("POST", "/v1/streams/{stream}/pull", "200")),
 	request[api.StreamAck]("StreamAck"),
 	body[api.StreamAckResult]("StreamAckResult"),
+	body[api.StreamConsumer]("StreamConsumer"),
 	body[api.List[api.TenantMigration]](inline("GET", "/v1/tenants/{tenant}/migrations", "200")),
 	body[api.AuditEvent]("AuditEvent"),
 	request[api.CreateWebhook]("CreateWebhook"),

@@ -48,11 +48,17 @@ func (s *Server) streamRoutes() []Route {
 		if err := events.ParseStream(r.PathValue("stream"), true); err != nil {
 			return api.StreamAckResult{}, err
 		}
-		res, err := s.Events.Ack(r.Context(), tid, in.AckIDs, in.Nak)
+		res, err := s.Events.Ack(r.Context(), tid, s.callerTier(r), in.AckIDs, in.Nak)
 		return api.StreamAckResult{Acked: res.Acked, Expired: res.Expired}, err
+	})
+	makeConsumer := jsonCall(http.StatusOK, s.streamCaller(events.ScopeSubscribe), func(r *http.Request, tid tenant.ID, _ none) (api.StreamConsumer, error) {
+		stream, consumer := r.PathValue("stream"), r.PathValue("consumer")
+		names, err := s.Events.MakeConsumer(r.Context(), tid, s.callerTier(r), stream, consumer)
+		return api.StreamConsumer{Stream: stream, Consumer: consumer, Names: names}, err
 	})
 	return []Route{
 		{"POST", "/v1/streams/{stream}/messages", "stream.publish", TenantData, s.publishMessage},
+		{"PUT", "/v1/streams/{stream}/consumers/{consumer}", "stream.consumer_make", TenantData, makeConsumer},
 		{"POST", "/v1/streams/{stream}/pull", "stream.pull", TenantData, pull},
 		{"POST", "/v1/streams/{stream}/acks", "stream.ack", TenantData, ack},
 	}

@@ -99,6 +99,9 @@ const (
 // once every delivery it started has ended.
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.resetClaims(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it began: nothing to report
+		}
 		return err
 	}
 	var wg sync.WaitGroup

@@ -44,3 +44,13 @@ type StreamAckResult struct {
 	Acked   int      `json:"acked"`
 	Expired []string `json:"expired"`
 }
+
+// StreamConsumer is a durable pull consumer Bulkhead made for the
+// caller's tenant: Names are its JetStream consumers on the tenant's
+// stream (one, or one per FIFO partition for "fifo"), which a NATS client
+// fetches from by name.
+type StreamConsumer struct {
+	Stream   string   `json:"stream"`
+	Consumer string   `json:"consumer"`
+	Names    []string `json:"names"`
+}

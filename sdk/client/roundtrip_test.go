@@ -199,6 +199,9 @@ func (r roundTrip) streams(c *client.Client) {
 	r.want("the nak'ed message, again", len(again) == 1 && string(again[0].Data) == "two" && again[0].Deliveries == 2, again)
 	_, err = c.Ack(ctx, "orders", again[0].AckID)
 	r.ok("ack the second", err)
+	mc, err := c.MakeConsumer(ctx, "fifo", "workers")
+	r.ok("make a consumer", err)
+	r.want("a FIFO consumer's names", mc.Stream == "fifo" && mc.Consumer == "workers" && len(mc.Names) == 8, mc)
 }
 
 func (r roundTrip) tenants(op *client.Client) {

@@ -16,6 +16,7 @@ type (
 	StreamPull      = api.StreamPull
 	StreamMessage   = api.StreamMessage
 	StreamAckResult = api.StreamAckResult
+	StreamConsumer  = api.StreamConsumer
 )
 
 // Publication is a message to publish over HTTP.
@@ -67,4 +68,12 @@ func (c *Client) Ack(ctx context.Context, stream string, ackIDs ...string) (Stre
 // Nak asks for the redelivery of pulled messages now.
 func (c *Client) Nak(ctx context.Context, stream string, ackIDs ...string) (StreamAckResult, error) {
 	return call[StreamAckResult](ctx, c, http.MethodPost, streamPath(stream, "acks"), api.StreamAck{AckIDs: ackIDs, Nak: true})
+}
+
+// MakeConsumer makes (or finds) the caller's tenant's durable pull
+// consumer of stream and returns its JetStream names, for a NATS client
+// to fetch from (on an external NATS server, tenants may not make
+// consumers over NATS).
+func (c *Client) MakeConsumer(ctx context.Context, stream, consumer string) (StreamConsumer, error) {
+	return call[StreamConsumer](ctx, c, http.MethodPut, streamPath(stream, "consumers/"+url.PathEscape(consumer)), nil)
 }
