@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // DeleteOperatorStream deletes the operator's stream, as a new cluster
@@ -25,3 +27,13 @@ func StreamExists(ctx context.Context, s *Server, tid string) (bool, error) {
 	}
 	return err == nil, err
 }
+
+// SharedStream makes tenant tid's stream in the shared account TENANTS, as
+// an earlier version did, and returns Bulkhead's JetStream there.
+func SharedStream(ctx context.Context, s *Server, tid string) (jetstream.JetStream, error) {
+	p := &place{account: tenantsAccount, nc: s.streamsConn, js: s.streams}
+	return s.streams, s.ensureStream(ctx, p, tid, tenants.Tier{})
+}
+
+// AdoptSharedStreams is what Start does.
+func AdoptSharedStreams(ctx context.Context, s *Server) error { return s.adoptSharedStreams(ctx) }

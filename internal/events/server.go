@@ -282,6 +282,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if err == nil {
 		err = s.ensureOperatorStream(ctx)
 	}
+	if err == nil {
+		err = s.adoptSharedStreams(ctx)
+	}
 	if err != nil {
 		s.Close()
 		return fmt.Errorf("events: connect the streams service: %w", err)
