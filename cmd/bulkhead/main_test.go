@@ -57,6 +57,10 @@ func TestMain(m *testing.M) {
 	if len(os.Args) == 2 && os.Args[1] == "hash-worker" {
 		main()
 	}
+	// The embedded NATS server is off in every serve these tests run, in
+	// this process or a child, unless a test asks for it (--nats-listen):
+	// its default address is one for every node.
+	os.Setenv("BULKHEAD_NATS_LISTEN", "off")
 	dir, err := os.MkdirTemp("", "bulkhead-bin")
 	if err != nil {
 		panic(err)

@@ -116,3 +116,28 @@ func TestServeExternalNATS(t *testing.T) {
 	}
 	goleak.VerifyNone(t, before)
 }
+
+// TestNATSListenDefault: the embedded NATS server is on by default, on
+// loopback; "off" turns it off, and --nats-url alone replaces it.
+func TestNATSListenDefault(t *testing.T) {
+	t.Setenv("BULKHEAD_NATS_LISTEN", "") // TestMain turns it off for the other tests
+	os.Unsetenv("BULKHEAD_NATS_LISTEN")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "127.0.0.1:4223"},
+		{[]string{"--nats-listen", "off"}, ""},
+		{[]string{"--nats-listen", "127.0.0.1:0"}, "127.0.0.1:0"},
+		{[]string{"--nats-url", "nats://127.0.0.1:4222", "--nats-credentials", "x"}, ""},
+	} {
+		cfg, err := parseServeFlags(c.args, io.Discard)
+		if err != nil {
+			t.Errorf("%v: %v", c.args, err)
+			continue
+		}
+		if cfg.natsListen != c.want {
+			t.Errorf("%v: the embedded NATS server listens on %q; want %q", c.args, cfg.natsListen, c.want)
+		}
+	}
+}

@@ -116,6 +116,11 @@ func storageFlags(fs *flag.FlagSet, c *config) {
 			"already. --database's role must own nothing either way (env BULKHEAD_MIGRATION_DATABASE)")
 }
 
+// defaultNATSListen is the embedded NATS server's address by default:
+// loopback, and not NATS's own 4222, which a NATS server of the machine's
+// often holds.
+const defaultNATSListen = "127.0.0.1:4223"
+
 func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -147,8 +152,8 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 		"how many gateway nodes share each usage plan's rate: each node allows rate/N requests per second (env BULKHEAD_GATEWAY_NODES)")
 	fs.DurationVar(&c.gatewayBody, "gateway-body-timeout", envDuration("BULKHEAD_GATEWAY_BODY_TIMEOUT", gateway.DefaultBodyTimeout),
 		"how long a client may take to send the gateway a request body (env BULKHEAD_GATEWAY_BODY_TIMEOUT)")
-	fs.StringVar(&c.natsListen, "nats-listen", envOr("BULKHEAD_NATS_LISTEN", ""),
-		"address of the embedded NATS server for tenants' event streams (clients connect with a Bulkhead token); off by default (env BULKHEAD_NATS_LISTEN)")
+	fs.StringVar(&c.natsListen, "nats-listen", envOr("BULKHEAD_NATS_LISTEN", defaultNATSListen),
+		`address of the embedded NATS server for tenants' event streams (clients connect with a Bulkhead token); "off" turns it off; not with --nats-url (env BULKHEAD_NATS_LISTEN)`)
 	fs.StringVar(&c.natsURL, "nats-url", envOr("BULKHEAD_NATS_URL", ""),
 		"instead of --nats-listen: an external NATS server or cluster (nats-server ≥ 2.10, configured by bulkhead nats-config) for tenants' event streams, nats://host:port[,…] without credentials; needs --nats-credentials (env BULKHEAD_NATS_URL)")
 	fs.StringVar(&c.natsCredentials, "nats-credentials", envOr("BULKHEAD_NATS_CREDENTIALS", ""),
@@ -214,6 +219,12 @@ Flags:
 	}
 	if c.gatewayNodes < 1 || c.gatewayNodes > 10000 {
 		return c, fmt.Errorf("%w: --gateway-nodes must be between 1 and 10000", errUsage)
+	}
+	// The embedded server is on by default; --nats-url alone replaces it.
+	listenGiven := os.Getenv("BULKHEAD_NATS_LISTEN") != ""
+	fs.Visit(func(f *flag.Flag) { listenGiven = listenGiven || f.Name == "nats-listen" })
+	if c.natsListen == "off" || (c.natsURL != "" && !listenGiven) {
+		c.natsListen = ""
 	}
 	// The URL is not quoted: a password in it would be.
 	switch {
