@@ -46,3 +46,16 @@ func EvictAccount(s *Server, tid string) { s.accounts.Evict(tid) }
 
 // AccountConnGrace is how long an evicted account connection stays open.
 const AccountConnGrace = 30 * time.Second
+
+// OperatorStreamMsgs is how many messages the operator's stream holds.
+func OperatorStreamMsgs(ctx context.Context, s *Server) (uint64, error) {
+	st, err := s.streams.Stream(ctx, OperatorStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}

@@ -62,7 +62,11 @@ func testReplySubjects(t *testing.T, m mode) {
 		t.Fatal(err)
 	}
 	relay := cs[0].CachedInfo().Name
-	for _, reply := range []string{"t.tenant-b.orders", "_INBOX_tenant-b.x", "$JS.API.STREAM.DELETE." + stB, "$JS.API.STREAM.PURGE." + stB} {
+	opBefore, err := events.OperatorStreamMsgs(ctx, w.env.Events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reply := range []string{events.OperatorSubject + ".tenant.deleted", "t.tenant-b.orders", "_INBOX_tenant-b.x", "$JS.API.STREAM.DELETE." + stB, "$JS.API.STREAM.PURGE." + stB} {
 		// JetStream acks the publish to the reply subject.
 		a.PublishRequest("t.tenant-a.orders", reply, []byte("x"))
 		// A direct get answers with A's message.
@@ -73,6 +77,7 @@ func testReplySubjects(t *testing.T, m mode) {
 	// A pull request is answered with A's message itself, its payload and
 	// headers as A wrote them.
 	a.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+stA+"."+relay, "t.tenant-b.orders", []byte(`{"batch":1}`))
+	a.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+stA+"."+relay, events.OperatorSubject+".tenant.deleted", []byte(`{"batch":1}`))
 	a.Flush()
 	time.Sleep(500 * time.Millisecond)
 	for _, s := range []*nats.Subscription{spy, inboxB} {
@@ -91,6 +96,10 @@ func testReplySubjects(t *testing.T, m mode) {
 	info, err := st.Info(ctx)
 	if err != nil || info.State.Msgs != 1 {
 		t.Errorf("tenant-b's stream after tenant-a's replies: %d messages (%v); want its 1", info.State.Msgs, err)
+	}
+	// Nor into the operator's stream, Bulkhead's own events.
+	if n, err := events.OperatorStreamMsgs(ctx, w.env.Events); err != nil || n != opBefore {
+		t.Errorf("the operator's stream after tenant-a's replies: %d messages (%v); want %d", n, err, opBefore)
 	}
 	// A message id A chose is not one B has used.
 	if ack, err := jsB.Publish(ctx, "t.tenant-b.orders", []byte("b's next"), jetstream.WithMsgID("b-future-id")); err != nil || ack.Duplicate {
