@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -37,3 +38,24 @@ func SharedStream(ctx context.Context, s *Server, tid string) (jetstream.JetStre
 
 // AdoptSharedStreams is what Start does.
 func AdoptSharedStreams(ctx context.Context, s *Server) error { return s.adoptSharedStreams(ctx) }
+
+// EvictAccount drops Bulkhead's connection to tenant tid's account from
+// its cache, as the least recently used of more than maxAccountConns
+// would be (it is closed AccountConnGrace later).
+func EvictAccount(s *Server, tid string) { s.accounts.Evict(tid) }
+
+// AccountConnGrace is how long an evicted account connection stays open.
+const AccountConnGrace = 30 * time.Second
+
+// OperatorStreamMsgs is how many messages the operator's stream holds.
+func OperatorStreamMsgs(ctx context.Context, s *Server) (uint64, error) {
+	st, err := s.streams.Stream(ctx, OperatorStream)
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}

@@ -34,19 +34,43 @@ type liveConn struct {
 	token string
 }
 
+// MaxTenantConns bounds one tenant's connections to the embedded server:
+// each holds a socket and the server's memory, and one token would
+// otherwise open them until the node runs out, for every tenant. (A
+// connection closed by its client counts until the next recheck forgets
+// it.)
+const MaxTenantConns = 1024
+
 // liveConns are the embedded server's tenant connections, by client id.
 type liveConns struct {
 	mu sync.Mutex
 	m  map[uint64]liveConn
+	n  map[string]int // tenant id → its entries in m
 }
 
-func (l *liveConns) add(cid uint64, c liveConn) {
+// add notes connection cid, unless its tenant has MaxTenantConns already.
+func (l *liveConns) add(cid uint64, c liveConn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
-		l.m = map[uint64]liveConn{}
+		l.m, l.n = map[uint64]liveConn{}, map[string]int{}
+	}
+	if old, ok := l.m[cid]; ok {
+		l.dropLocked(cid, old)
+	}
+	if l.n[c.tid] >= MaxTenantConns {
+		return false
 	}
 	l.m[cid] = c
+	l.n[c.tid]++
+	return true
+}
+
+func (l *liveConns) dropLocked(cid uint64, c liveConn) {
+	delete(l.m, cid)
+	if l.n[c.tid]--; l.n[c.tid] <= 0 {
+		delete(l.n, c.tid)
+	}
 }
 
 func (l *liveConns) snapshot() map[uint64]liveConn {
@@ -62,7 +86,9 @@ func (l *liveConns) snapshot() map[uint64]liveConn {
 func (l *liveConns) drop(cid uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.m, cid)
+	if c, ok := l.m[cid]; ok {
+		l.dropLocked(cid, c)
+	}
 }
 
 // recheck verifies every live tenant connection's token again and closes

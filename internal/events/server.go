@@ -499,16 +499,19 @@ func (s *Server) authorizeToken(ctx context.Context, req *jwt.AuthorizationReque
 	}
 	tid := string(tc.TenantID)
 	// The user goes to the account the tenant's stream is in.
-	account := ""
+	account, tooMany := "", false
 	if err := s.using(ctx, tid, s.cfg.Tiers[tc.Tier], func(p *place) error {
 		account = p.account
 		if s.ns != nil {
-			s.live.add(req.ClientInformation.ID, liveConn{tid: tid, token: token})
+			tooMany = !s.live.add(req.ClientInformation.ID, liveConn{tid: tid, token: token})
 		}
 		return nil
 	}); err != nil {
 		s.cfg.Logger.ErrorContext(ctx, "events: make a tenant's stream", "tenant_id", tid, "err", err)
 		return "", "stream unavailable"
+	}
+	if tooMany {
+		return "", "the tenant has too many connections"
 	}
 	uc := jwt.NewUserClaims(req.UserNkey)
 	uc.Name = tc.Principal

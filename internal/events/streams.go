@@ -347,8 +347,10 @@ func consumerName(stream, consumer string, partition int) string {
 // stream. Consumers idle for a day are removed by JetStream.
 func (s *Server) consumer(ctx context.Context, pl *place, tid tenant.ID, name, filter string, maxPending int) (jetstream.Consumer, error) {
 	key := "c/" + string(tid) + "/" + pl.account + "/" + name
-	if v, ok := s.made.Load(key); ok && time.Since(v.(madeConsumer).at) < time.Hour {
-		// Fresh: JetStream removes a consumer only after a day idle.
+	if v, ok := s.made.Load(key); ok && v.(madeConsumer).nc == pl.nc && time.Since(v.(madeConsumer).at) < time.Hour {
+		// Fresh, and on the connection this request uses (one dropped
+		// from s.accounts is closed soon after): JetStream removes a
+		// consumer only after a day idle.
 		return v.(madeConsumer).c, nil
 	}
 	c, err := pl.js.CreateOrUpdateConsumer(ctx, StreamName(string(tid)), jetstream.ConsumerConfig{
@@ -363,13 +365,15 @@ func (s *Server) consumer(ctx context.Context, pl *place, tid tenant.ID, name, f
 		}
 		return nil, unavailable(err)
 	}
-	s.made.Store(key, madeConsumer{c: c, at: time.Now()})
+	s.made.Store(key, madeConsumer{c: c, nc: pl.nc, at: time.Now()})
 	return c, nil
 }
 
-// madeConsumer is a consumer this node made or found, and when.
+// madeConsumer is a consumer this node made or found, on which
+// connection, and when.
 type madeConsumer struct {
 	c  jetstream.Consumer
+	nc *nats.Conn
 	at time.Time
 }
 
