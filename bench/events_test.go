@@ -67,7 +67,7 @@ func BenchmarkEventsPublish(b *testing.B) {
 	// The plain server's users: one with no permissions at all, and one
 	// with the permissions Bulkhead gives the tenant's token (what an
 	// operator would configure by hand to keep tenants apart).
-	pubAllow, subAllow := events.Permissions("bench-events", true, true, true)
+	pubAllow, subAllow := events.Permissions("bench-events", true, true)
 	raw, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
 		JetStream: true, StoreDir: b.TempDir(), Users: []*server.User{{Username: "static", Password: "static-password"},
 			{Username: "static-isolated", Password: "static-password", Permissions: &server.Permissions{

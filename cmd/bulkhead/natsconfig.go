@@ -12,10 +12,11 @@ import (
 // natsConfigCmd is bulkhead nats-config: the files that let Bulkhead's
 // nodes serve tenants' event streams on an external NATS server.
 type natsConfigCmd struct {
-	out string // the directory the files go to
+	out            string // the directory the files go to
+	tenantAccounts int    // tenant accounts the server's part declares
 }
 
-const natsConfigUsage = `Usage: bulkhead nats-config --out DIR
+const natsConfigUsage = `Usage: bulkhead nats-config --out DIR [--tenant-accounts N]
 
 Writes what an external NATS server or cluster (nats-server 2.10 or later)
 and Bulkhead's nodes need to serve tenants' event streams there
@@ -50,6 +51,8 @@ func parseNATSConfigFlags(args []string, stderr io.Writer) (natsConfigCmd, error
 	var c natsConfigCmd
 	fs := flag.NewFlagSet("nats-config", flag.ContinueOnError)
 	fs.StringVar(&c.out, "out", "", "the directory to write the two files into (made 0700 if missing)")
+	fs.IntVar(&c.tenantAccounts, "tenant-accounts", events.DefaultTenantAccounts,
+		"how many tenant accounts the server's part declares: each tenant that connects gets one of its own, for good (a leaving tenant's is free again a day later)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), natsConfigUsage)
 		fs.PrintDefaults()
@@ -60,6 +63,9 @@ func parseNATSConfigFlags(args []string, stderr io.Writer) (natsConfigCmd, error
 	if c.out == "" {
 		return c, fmt.Errorf("%w: nats-config needs --out DIR", errUsage)
 	}
+	if c.tenantAccounts < 1 || c.tenantAccounts > events.MaxTenantAccounts {
+		return c, fmt.Errorf("%w: --tenant-accounts must be 1 to %d", errUsage, events.MaxTenantAccounts)
+	}
 	return c, nil
 }
 
@@ -69,7 +75,7 @@ func natsConfig(_ context.Context, s stdio, args []string) error {
 	if err != nil {
 		return err
 	}
-	conf, creds, err := events.WriteConfig(c.out)
+	conf, creds, err := events.WriteConfig(c.out, c.tenantAccounts)
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func TestServeNATSFlags(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	_, credsFile, err := events.WriteConfig(dir)
+	_, credsFile, err := events.WriteConfig(dir, events.DefaultTenantAccounts)
 	if err != nil {
 		t.Fatal(err)
 	}

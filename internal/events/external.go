@@ -35,7 +35,19 @@ type Credentials struct {
 	IssuerSeed string `json:"issuer_seed"`
 	// XKeySeed is a curve nkey seed (SX…).
 	XKeySeed string `json:"xkey_seed"`
+	// TenantAccounts is how many tenant accounts (S_0000 …) the server's
+	// configuration declares: each tenant that connects gets one of its
+	// own (slots.go). 0 (a file of an earlier version): none, and tenants
+	// may not connect over NATS there.
+	TenantAccounts int `json:"tenant_accounts"`
 }
+
+// DefaultTenantAccounts is how many tenant accounts nats-config declares
+// unless told.
+const DefaultTenantAccounts = 256
+
+// MaxTenantAccounts bounds --tenant-accounts (a line of configuration each).
+const MaxTenantAccounts = 100_000
 
 // NewCredentials makes fresh credentials: random passwords and new keys.
 func NewCredentials() (*Credentials, error) {
@@ -57,7 +69,7 @@ func NewCredentials() (*Credentials, error) {
 	}
 	return &Credentials{AuthUser: authUser, AuthPassword: rand.Text(),
 		StreamsUser: streamsUser, StreamsPassword: rand.Text(),
-		IssuerSeed: string(iseed), XKeySeed: string(xseed)}, nil
+		IssuerSeed: string(iseed), XKeySeed: string(xseed), TenantAccounts: DefaultTenantAccounts}, nil
 }
 
 // ReadCredentials reads the credentials file at path. A file that others
@@ -110,6 +122,8 @@ func (c *Credentials) check() error {
 		return errors.New("streams_user and streams_password are required")
 	case c.AuthUser == c.StreamsUser:
 		return errors.New("auth_user and streams_user must differ")
+	case c.TenantAccounts < 0 || c.TenantAccounts > MaxTenantAccounts:
+		return fmt.Errorf("tenant_accounts must be 0 to %d", MaxTenantAccounts)
 	}
 	if _, err := c.issuer(); err != nil {
 		return err
@@ -214,7 +228,9 @@ accounts {
     users: [ { user: %[6]q, password: %[7]q } ]
   }
   %[1]s {}
-}
+  # One account per tenant that connects (Bulkhead assigns them): a tenant's
+  # subjects, stream and replies stay in an account no other tenant is in.
+%[10]s}
 
 authorization {
   # a connection must be authenticated (the callout included) within this many seconds
@@ -227,7 +243,7 @@ authorization {
   }
 }
 `, systemAccount, authAccount, c.AuthUser, authHash, tenantsAccount, c.StreamsUser, streamsHash,
-		issuerPub, xkeyPub), nil
+		issuerPub, xkeyPub, slotAccounts(c.TenantAccounts)), nil
 }
 
 // The files WriteConfig writes (bulkhead nats-config).
@@ -239,7 +255,7 @@ const (
 // WriteConfig makes fresh credentials and writes them and the server's
 // configuration that goes with them into dir (made 0700 if need be), as
 // ServerConfigFile and CredentialsFile, both 0600; it replaces neither.
-func WriteConfig(dir string) (conf, creds string, err error) {
+func WriteConfig(dir string, tenantAccounts int) (conf, creds string, err error) {
 	conf, creds = filepath.Join(dir, ServerConfigFile), filepath.Join(dir, CredentialsFile)
 	for _, p := range []string{conf, creds} {
 		if _, err := os.Lstat(p); err == nil {
@@ -250,6 +266,7 @@ func WriteConfig(dir string) (conf, creds string, err error) {
 	if err != nil {
 		return "", "", err
 	}
+	c.TenantAccounts = tenantAccounts
 	text, err := c.ServerConfig()
 	if err != nil {
 		return "", "", err

@@ -164,6 +164,9 @@ func (s *Server) OffboardingStep() tenants.Step {
 				return nil, err
 			}
 			s.forgetAccount(tid)
+			if err := s.releaseSlot(ctx, tid); err != nil {
+				return nil, err
+			}
 			s.made.Range(func(k, _ any) bool {
 				if key := k.(string); hasTenantKey(key, tid) {
 					s.made.Delete(key)

@@ -20,8 +20,8 @@
 // Each tenant has a JetStream stream of its own with its tier's limits
 // (ensureStream), FIFO groups by the stream's subject transform, and an
 // HTTP side (streams.go); the operator reads Bulkhead's own events
-// (operator.go, fed by package outbox). Not yet (issue 17): an account
-// of its own for each silo tenant.
+// (operator.go, fed by package outbox). Every tenant is in a NATS
+// account of its own (place.go, slots.go).
 package events
 
 import (
@@ -144,7 +144,9 @@ type Server struct {
 	live        liveConns
 	accounts    *lru.Cache[string, *place] // tenant id → Bulkhead's connection to its account (embedded)
 	callout     calloutLimits
-	accountMu   sync.Mutex // one registration of an account at a time
+	slots       jetstream.KeyValue // an external server's tenant accounts (slots.go)
+	slotCache   sync.Map           // tenant id → its account there
+	accountMu   sync.Mutex         // one registration of an account at a time
 	closeOnce   sync.Once
 }
 
@@ -284,6 +286,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if err == nil {
 		err = s.adoptSharedStreams(ctx)
+	}
+	if err == nil && s.ns == nil {
+		err = s.openSlots(ctx)
 	}
 	if err != nil {
 		s.Close()
@@ -432,7 +437,11 @@ func (s *Server) answer(ctx context.Context, m *nats.Msg) {
 		s.cfg.Logger.InfoContext(ctx, "events: connection refused", "reason", why, "client_ip", req.ClientInformation.Host)
 		res.Error = "not authorized"
 	} else {
-		s.cfg.Logger.DebugContext(ctx, "events: connection authorized", "client_ip", req.ClientInformation.Host)
+		msg := "events: connection authorized"
+		if strings.HasPrefix(req.ConnectOptions.Username, tenantUserPrefix) {
+			msg = "events: Bulkhead's own connection to a tenant's account authorized"
+		}
+		s.cfg.Logger.DebugContext(ctx, msg, "client_ip", req.ClientInformation.Host)
 		res.Jwt = userJWT
 	}
 	out, err := res.Encode(s.issuer)
@@ -453,7 +462,7 @@ func (s *Server) answer(ctx context.Context, m *nats.Msg) {
 // authorize checks the connection's Bulkhead token and makes its user,
 // or says why not.
 func (s *Server) authorize(ctx context.Context, req *jwt.AuthorizationRequestClaims) (string, string) {
-	if user, why, ok := s.tenantUser(req); ok {
+	if user, why, ok := s.tenantUser(ctx, req); ok {
 		return user, why // Bulkhead's own: not throttled, nor waiting for a worker
 	}
 	host := req.ClientInformation.Host
@@ -517,7 +526,7 @@ func (s *Server) authorizeToken(ctx context.Context, req *jwt.AuthorizationReque
 	uc.Name = tc.Principal
 	uc.Audience = account
 	uc.Expires = exp.Unix()
-	pubAllow, subAllow := Permissions(tid, pub, sub, account != tenantsAccount)
+	pubAllow, subAllow := Permissions(tid, pub, sub)
 	uc.Permissions.Pub.Allow.Add(pubAllow...)
 	uc.Permissions.Sub.Allow.Add(subAllow...)
 	out, err := uc.Encode(s.issuer)
@@ -530,9 +539,8 @@ func (s *Server) authorizeToken(ctx context.Context, req *jwt.AuthorizationReque
 // Permissions are the subjects a connection of tenant tid may publish to
 // and subscribe to: its inbox always (an empty allow list would allow
 // everything; requests and their replies stay inside the tenant), its
-// own subjects as the token's scopes allow, its stream's JetStream API
-// (making consumers only if makeConsumers: see streamPermissions).
-func Permissions(tid string, pub, sub, makeConsumers bool) (pubAllow, subAllow []string) {
+// own subjects as the token's scopes allow, its stream's JetStream API.
+func Permissions(tid string, pub, sub bool) (pubAllow, subAllow []string) {
 	own, inbox := "t."+tid+".>", sdkevents.InboxPrefix(tid)+".>"
 	pubAllow, subAllow = []string{inbox}, []string{inbox}
 	if pub {
@@ -541,7 +549,7 @@ func Permissions(tid string, pub, sub, makeConsumers bool) (pubAllow, subAllow [
 	if sub {
 		subAllow = append(subAllow, own)
 	}
-	return append(pubAllow, streamPermissions(tid, makeConsumers)...), subAllow
+	return append(pubAllow, streamPermissions(tid)...), subAllow
 }
 
 // expiry reads a verified JWT's exp (the signature and expiry were
@@ -565,45 +573,25 @@ func expiry(token string) (time.Time, error) {
 }
 
 // streamPermissions are the JetStream API subjects a tenant's user may
-// publish to: those naming its own stream, for reading its info and
-// messages and for consumers on it; not STREAM.CREATE, UPDATE, DELETE
-// or PURGE (Bulkhead makes the stream, with its limits), not the
-// account-wide ones (INFO, STREAM.LIST, STREAM.NAMES: on a shared
-// account they name other tenants' streams). Why a stream per tenant
-// even in a shared account: in a stream shared by tenants, consumer
-// names are single subject tokens, so no permission can keep one tenant
-// off another's consumers, the legacy CONSUMER.CREATE takes any filter
-// subject, and STREAM.INFO counts every tenant's subjects.
-//
-// makeConsumers lets the user make consumers itself: only in an account
-// of the tenant's own (the embedded server). In a shared account it may
-// not, because nats-server does not check a push consumer's deliver
-// subject against its maker's permissions: a consumer on the tenant's
-// own stream could deliver into another tenant's subjects, inbox or
-// stream. There Bulkhead makes the consumers (PUT
-// /v1/streams/{stream}/consumers/{consumer}: pull consumers only), and
-// the user reads, fetches from and deletes them.
-func streamPermissions(tid string, makeConsumers bool) []string {
+// publish to, in its own account: those naming its stream, for reading
+// its info and messages and for consumers on it; not STREAM.CREATE,
+// UPDATE, DELETE or PURGE (Bulkhead makes the stream, with its tier's
+// limits), nor the account-wide ones.
+func streamPermissions(tid string) []string {
 	st := StreamName(tid)
-	out := []string{
+	return []string{
 		"$JS.API.STREAM.INFO." + st,
 		"$JS.API.STREAM.MSG.GET." + st,
 		"$JS.API.DIRECT.GET." + st, "$JS.API.DIRECT.GET." + st + ".>",
+		"$JS.API.CONSUMER.*." + st,        // legacy create, LIST, NAMES
+		"$JS.API.CONSUMER.*." + st + ".>", // CREATE (with filter), INFO, DELETE
 		// Not $JS.API.CONSUMER.*.*.<stream>.>: that also matches
 		// CONSUMER.CREATE.<another stream>.<stream>.<filter>, a consumer
 		// named after this stream on another tenant's.
 		"$JS.API.CONSUMER.MSG.NEXT." + st + ".*",
+		"$JS.API.CONSUMER.DURABLE.CREATE." + st + ".*",
 		"$JS.ACK." + st + ".>",
 	}
-	if makeConsumers {
-		return append(out,
-			"$JS.API.CONSUMER.*."+st,      // legacy create, LIST, NAMES
-			"$JS.API.CONSUMER.*."+st+".>", // CREATE (with filter), INFO, DELETE
-			"$JS.API.CONSUMER.DURABLE.CREATE."+st+".*")
-	}
-	return append(out,
-		"$JS.API.CONSUMER.LIST."+st, "$JS.API.CONSUMER.NAMES."+st,
-		"$JS.API.CONSUMER.INFO."+st+".*", "$JS.API.CONSUMER.DELETE."+st+".*")
 }
 
 // ensureStream makes tenant tid's stream once per process (idempotent:

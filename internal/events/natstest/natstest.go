@@ -93,14 +93,17 @@ type Server struct {
 // Start starts a nats-server on a free loopback port with JetStream in a
 // temporary directory and Bulkhead's configuration, and waits until it
 // serves JetStream; the test's end kills it.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return StartWith(t, events.DefaultTenantAccounts) }
+
+// StartWith is Start with a configuration of tenantAccounts tenant accounts.
+func StartWith(t testing.TB, tenantAccounts int) *Server {
 	t.Helper()
 	bin, err := binary()
 	if err != nil {
 		t.Fatalf("nats-server: %v", err)
 	}
 	dir := t.TempDir()
-	frag, creds, err := events.WriteConfig(filepath.Join(dir, "bulkhead"))
+	frag, creds, err := events.WriteConfig(filepath.Join(dir, "bulkhead"), tenantAccounts)
 	if err != nil {
 		t.Fatal(err)
 	}
