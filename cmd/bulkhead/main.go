@@ -48,6 +48,8 @@ Usage:
   bulkhead placement TENANT     where a tenant's application data lives
   bulkhead rls lint [flags]     check an application database's row-level security for cross-tenant
                                 leaks (see bulkhead rls --help)
+  bulkhead webhook <command>    create|list|get|delete|deliveries the operator's webhooks of Bulkhead's
+                                own events (see bulkhead webhook --help)
 
 bulkhead <group> --help prints a group's commands; bulkhead <group> <command>
 --help adds that command's flags.
@@ -214,6 +216,13 @@ func commands() map[string]unit {
 		"placement":          {run: placementGet},
 		"rls":                {usage: rlsUsage},
 		"rls lint":           {run: rlsLint},
+
+		"webhook":            {usage: webhookUsage},
+		"webhook create":     {run: webhookCreate},
+		"webhook list":       {run: webhookList},
+		"webhook get":        {run: webhookGet},
+		"webhook delete":     {run: webhookDelete},
+		"webhook deliveries": {run: webhookDeliveries},
 	}
 }
 
