@@ -47,16 +47,11 @@ func (s *Server) openSlots(ctx context.Context) error {
 // slotOf is tenant tid's account on an external server, given to it now
 // if it has none.
 func (s *Server) slotOf(ctx context.Context, tid string) (string, error) {
-	if acc, ok := s.slotCache.Load(tid); ok {
-		return acc.(string), nil
+	if acc, err := s.heldSlot(ctx, tid); acc != "" || err != nil {
+		return acc, err
 	}
 	if s.slots == nil || s.creds.TenantAccounts == 0 {
 		return "", errors.New("events: the NATS server's configuration declares no tenant accounts (a nats-config of an earlier version): run bulkhead nats-config again and roll it out")
-	}
-	if e, err := s.slots.Get(ctx, "tenant."+tid); err == nil {
-		return s.cacheSlot(tid, e.Value())
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return "", fmt.Errorf("events: read %s's account: %w", tid, err)
 	}
 	now := time.Now()
 	for n := range s.creds.TenantAccounts {
@@ -95,6 +90,25 @@ func (s *Server) slotOf(ctx context.Context, tid string) (string, error) {
 		return s.cacheSlot(tid, val)
 	}
 	return "", errNoSlot
+}
+
+// heldSlot is tenant tid's account on an external server if it was
+// given one, "" if not: it gives none.
+func (s *Server) heldSlot(ctx context.Context, tid string) (string, error) {
+	if acc, ok := s.slotCache.Load(tid); ok {
+		return acc.(string), nil
+	}
+	if s.slots == nil {
+		return "", nil
+	}
+	e, err := s.slots.Get(ctx, "tenant."+tid)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("events: read %s's account: %w", tid, err)
+	}
+	return s.cacheSlot(tid, e.Value())
 }
 
 func (s *Server) cacheSlot(tid string, v []byte) (string, error) {
