@@ -1,12 +1,21 @@
 package events_test
 
 import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/events"
 	"github.com/bulkhead-dev/bulkhead/internal/events/natstest"
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
@@ -55,5 +64,89 @@ func TestOffboardingTakesNoTenantAccount(t *testing.T) {
 	}
 	if !deleted("quiet-c") {
 		t.Error("quiet-c, which never used events, cannot be offboarded while every tenant account is taken")
+	}
+}
+
+// TestTwoNodesGiveATenantOneAccount: two nodes on one database and one
+// external server give tenants accounts at once, as their first
+// connections arrive at both. Half the accounts were freed by tenants
+// that left more than a day ago. Every tenant must end up with one
+// account, the same on both nodes, held by no one else.
+func TestTwoNodesGiveATenantOneAccount(t *testing.T) {
+	const tenantsN = 40
+	ns := natstest.StartWith(t, 2*tenantsN)
+	dsn := storagetest.PostgresDSN(t)
+	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+	n1 := apitest.New(t, dsn, apitest.Options{RootKey: key, NATSURL: ns.URL(), NATSCredentials: ns.CredentialsFile})
+	n2 := apitest.New(t, dsn, apitest.Options{RootKey: key, PublicURL: n1.URL, NATSURL: ns.URL(), NATSCredentials: ns.CredentialsFile})
+	ctx := t.Context()
+
+	// Bulkhead's bucket, as Bulkhead's streams user sees it: the first
+	// tenantsN accounts were released long ago.
+	nc, err := nats.Connect(ns.URL(), nats.UserInfo(ns.Credentials.StreamsUser, ns.Credentials.StreamsPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, "bulkhead_tenant_accounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range tenantsN {
+		if _, err := kv.Put(ctx, fmt.Sprintf("slot.%d", i), []byte("released:0")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	got := make([][2]string, tenantsN)
+	for i := range tenantsN {
+		tid := fmt.Sprintf("race-%02d", i)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for j, s := range []*events.Server{n1.Events, n2.Events} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				acc, err := events.SlotOf(ctx, s, tid)
+				if err != nil {
+					t.Errorf("%s on node %d: %v", tid, j+1, err)
+				}
+				got[i][j] = acc
+			}()
+		}
+		close(start)
+		wg.Wait()
+	}
+
+	holders := map[string][]string{} // tenant → the slots whose value it is
+	keys, err := kv.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "slot.") {
+			continue
+		}
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		holders[string(e.Value())] = append(holders[string(e.Value())], k)
+	}
+	split := 0
+	for i := range tenantsN {
+		tid := fmt.Sprintf("race-%02d", i)
+		if got[i][0] != got[i][1] || len(holders[tid]) != 1 {
+			split++
+			t.Errorf("%s: node 1 put it in %s, node 2 in %s; the bucket gives it %v", tid, got[i][0], got[i][1], holders[tid])
+		}
+	}
+	if split > 0 {
+		t.Errorf("%d of %d tenants were given two accounts at once", split, tenantsN)
 	}
 }

@@ -56,7 +56,7 @@ func (s *Server) slotOf(ctx context.Context, tid string) (string, error) {
 	now := time.Now()
 	for n := range s.creds.TenantAccounts {
 		key := "slot." + strconv.Itoa(n)
-		_, err := s.slots.Create(ctx, key, []byte(tid))
+		rev, err := s.slots.Create(ctx, key, []byte(tid))
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			e, gerr := s.slots.Get(ctx, key)
 			if gerr != nil {
@@ -65,13 +65,13 @@ func (s *Server) slotOf(ctx context.Context, tid string) (string, error) {
 			held := string(e.Value())
 			switch {
 			case held == tid:
-				err = nil // ours already: a crash came before "tenant.<id>"
+				rev, err = e.Revision(), nil // ours already: a crash came before "tenant.<id>"
 			case strings.HasPrefix(held, releasedPrefix):
 				at, perr := strconv.ParseInt(strings.TrimPrefix(held, releasedPrefix), 10, 64)
 				if perr != nil || now.Sub(time.Unix(at, 0)) < slotQuarantine {
 					continue
 				}
-				_, err = s.slots.Update(ctx, key, []byte(tid), e.Revision())
+				rev, err = s.slots.Update(ctx, key, []byte(tid), e.Revision())
 			default:
 				continue
 			}
@@ -83,7 +83,24 @@ func (s *Server) slotOf(ctx context.Context, tid string) (string, error) {
 			return "", fmt.Errorf("events: take a tenant account: %w", err)
 		}
 		val := []byte(strconv.Itoa(n))
-		if _, err := s.slots.Put(ctx, "tenant."+tid, val); err != nil {
+		// The tenant's record is made atomically too: two nodes that
+		// gave one tenant two accounts at once (one lost a released
+		// account to the other and went on to the next) agree on the
+		// first record, and the other account, which nobody has used,
+		// is free again at once.
+		_, err = s.slots.Create(ctx, "tenant."+tid, val)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			e, gerr := s.slots.Get(ctx, "tenant."+tid)
+			if gerr != nil {
+				return "", fmt.Errorf("events: read %s's account: %w", tid, gerr)
+			}
+			if string(e.Value()) != string(val) {
+				_, _ = s.slots.Update(ctx, key, []byte(releasedPrefix+"0"), rev)
+				return s.cacheSlot(tid, e.Value())
+			}
+			err = nil
+		}
+		if err != nil {
 			return "", fmt.Errorf("events: record %s's account: %w", tid, err)
 		}
 		s.cfg.Logger.InfoContext(ctx, "events: a tenant account given", "tenant_id", tid, "account", slotAccount(n))
