@@ -150,3 +150,37 @@ func TestTwoNodesGiveATenantOneAccount(t *testing.T) {
 		t.Errorf("%d of %d tenants were given two accounts at once", split, tenantsN)
 	}
 }
+
+// TestOperatorCannotWriteTheAccountsBucket: the operator's NATS user is
+// in TENANTS, with Bulkhead's bucket of tenant accounts, and may only
+// read the operator's stream. A reply subject (which nats-server does
+// not check against permissions, and JetStream answers to) must not
+// let it write into the bucket: a record "tenant.<id>" is which account
+// a tenant's connections are put in.
+func TestOperatorCannotWriteTheAccountsBucket(t *testing.T) {
+	w := newWorldIn(t, external, apitest.Options{}, "tenant-a")
+	ctx := t.Context()
+	op, err := nats.Connect(w.nats.URL(), nats.Token(apitest.AdminToken), nats.CustomInboxPrefix(events.OperatorInbox))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	if err := op.PublishRequest("$JS.API.STREAM.INFO."+events.OperatorStream, "$KV.bulkhead_tenant_accounts.tenant.tenant-a", nil); err != nil {
+		t.Fatal(err)
+	}
+	op.Flush()
+	time.Sleep(300 * time.Millisecond)
+	nc, err := nats.Connect(w.nats.URL(), nats.UserInfo(w.nats.Credentials.StreamsUser, w.nats.Credentials.StreamsPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(ctx, "bulkhead_tenant_accounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := kv.Get(ctx, "tenant.tenant-a"); err == nil {
+		t.Errorf("the operator's user wrote tenant-a's account record through a reply subject: %.80q", e.Value())
+	}
+}
