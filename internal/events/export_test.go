@@ -59,3 +59,7 @@ func OperatorStreamMsgs(ctx context.Context, s *Server) (uint64, error) {
 	}
 	return info.State.Msgs, nil
 }
+
+// SlotOf is tenant tid's account on an external server, given to it now
+// if it has none (what a first connection does).
+func SlotOf(ctx context.Context, s *Server, tid string) (string, error) { return s.slotOf(ctx, tid) }

@@ -156,12 +156,26 @@ func (s *Server) OffboardingStep() tenants.Step {
 		Work: func(ctx context.Context, t tenants.Tenant) (func(bool), error) {
 			tid := string(t.ID)
 			s.kick(tid)
-			p, err := s.placeFor(ctx, tid)
-			if err != nil {
-				return nil, err
+			// On an external server a tenant that was never given an
+			// account has no stream to delete: giving it one now would
+			// hold that account in quarantine for a day, and fail when
+			// every account is taken.
+			held := true
+			if s.ns == nil {
+				acc, err := s.heldSlot(ctx, tid)
+				if err != nil {
+					return nil, err
+				}
+				held = acc != ""
 			}
-			if err := p.js.DeleteStream(ctx, StreamName(tid)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-				return nil, err
+			if held {
+				p, err := s.placeFor(ctx, tid)
+				if err != nil {
+					return nil, err
+				}
+				if err := p.js.DeleteStream(ctx, StreamName(tid)); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+					return nil, err
+				}
 			}
 			s.forgetAccount(tid)
 			if err := s.releaseSlot(ctx, tid); err != nil {

@@ -47,21 +47,16 @@ func (s *Server) openSlots(ctx context.Context) error {
 // slotOf is tenant tid's account on an external server, given to it now
 // if it has none.
 func (s *Server) slotOf(ctx context.Context, tid string) (string, error) {
-	if acc, ok := s.slotCache.Load(tid); ok {
-		return acc.(string), nil
+	if acc, err := s.heldSlot(ctx, tid); acc != "" || err != nil {
+		return acc, err
 	}
 	if s.slots == nil || s.creds.TenantAccounts == 0 {
 		return "", errors.New("events: the NATS server's configuration declares no tenant accounts (a nats-config of an earlier version): run bulkhead nats-config again and roll it out")
 	}
-	if e, err := s.slots.Get(ctx, "tenant."+tid); err == nil {
-		return s.cacheSlot(tid, e.Value())
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return "", fmt.Errorf("events: read %s's account: %w", tid, err)
-	}
 	now := time.Now()
 	for n := range s.creds.TenantAccounts {
 		key := "slot." + strconv.Itoa(n)
-		_, err := s.slots.Create(ctx, key, []byte(tid))
+		rev, err := s.slots.Create(ctx, key, []byte(tid))
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			e, gerr := s.slots.Get(ctx, key)
 			if gerr != nil {
@@ -70,13 +65,13 @@ func (s *Server) slotOf(ctx context.Context, tid string) (string, error) {
 			held := string(e.Value())
 			switch {
 			case held == tid:
-				err = nil // ours already: a crash came before "tenant.<id>"
+				rev, err = e.Revision(), nil // ours already: a crash came before "tenant.<id>"
 			case strings.HasPrefix(held, releasedPrefix):
 				at, perr := strconv.ParseInt(strings.TrimPrefix(held, releasedPrefix), 10, 64)
 				if perr != nil || now.Sub(time.Unix(at, 0)) < slotQuarantine {
 					continue
 				}
-				_, err = s.slots.Update(ctx, key, []byte(tid), e.Revision())
+				rev, err = s.slots.Update(ctx, key, []byte(tid), e.Revision())
 			default:
 				continue
 			}
@@ -88,13 +83,49 @@ func (s *Server) slotOf(ctx context.Context, tid string) (string, error) {
 			return "", fmt.Errorf("events: take a tenant account: %w", err)
 		}
 		val := []byte(strconv.Itoa(n))
-		if _, err := s.slots.Put(ctx, "tenant."+tid, val); err != nil {
+		// The tenant's record is made atomically too: two nodes that
+		// gave one tenant two accounts at once (one lost a released
+		// account to the other and went on to the next) agree on the
+		// first record, and the other account, which nobody has used,
+		// is free again at once.
+		_, err = s.slots.Create(ctx, "tenant."+tid, val)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			e, gerr := s.slots.Get(ctx, "tenant."+tid)
+			if gerr != nil {
+				return "", fmt.Errorf("events: read %s's account: %w", tid, gerr)
+			}
+			if string(e.Value()) != string(val) {
+				_, _ = s.slots.Update(ctx, key, []byte(releasedPrefix+"0"), rev)
+				return s.cacheSlot(tid, e.Value())
+			}
+			err = nil
+		}
+		if err != nil {
 			return "", fmt.Errorf("events: record %s's account: %w", tid, err)
 		}
 		s.cfg.Logger.InfoContext(ctx, "events: a tenant account given", "tenant_id", tid, "account", slotAccount(n))
 		return s.cacheSlot(tid, val)
 	}
 	return "", errNoSlot
+}
+
+// heldSlot is tenant tid's account on an external server if it was
+// given one, "" if not: it gives none.
+func (s *Server) heldSlot(ctx context.Context, tid string) (string, error) {
+	if acc, ok := s.slotCache.Load(tid); ok {
+		return acc.(string), nil
+	}
+	if s.slots == nil {
+		return "", nil
+	}
+	e, err := s.slots.Get(ctx, "tenant."+tid)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("events: read %s's account: %w", tid, err)
+	}
+	return s.cacheSlot(tid, e.Value())
 }
 
 func (s *Server) cacheSlot(tid string, v []byte) (string, error) {
