@@ -221,6 +221,8 @@ system_account: %[1]s
 
 accounts {
   %[2]s {
+    # JetStream for Bulkhead's record of which tenant holds which account
+    jetstream: enabled
     users: [ { user: %[3]q, password: %[4]q } ]
   }
   %[5]s {

@@ -83,7 +83,7 @@ func TestTwoNodesGiveATenantOneAccount(t *testing.T) {
 
 	// Bulkhead's bucket, as Bulkhead's streams user sees it: the first
 	// tenantsN accounts were released long ago.
-	nc, err := nats.Connect(ns.URL(), nats.UserInfo(ns.Credentials.StreamsUser, ns.Credentials.StreamsPassword))
+	nc, err := nats.Connect(ns.URL(), nats.UserInfo(ns.Credentials.AuthUser, ns.Credentials.AuthPassword)) // the bucket is in AUTH
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestOperatorCannotWriteTheAccountsBucket(t *testing.T) {
 	}
 	op.Flush()
 	time.Sleep(300 * time.Millisecond)
-	nc, err := nats.Connect(w.nats.URL(), nats.UserInfo(w.nats.Credentials.StreamsUser, w.nats.Credentials.StreamsPassword))
+	nc, err := nats.Connect(w.nats.URL(), nats.UserInfo(w.nats.Credentials.AuthUser, w.nats.Credentials.AuthPassword)) // the bucket is in AUTH
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -287,9 +287,6 @@ func (s *Server) Start(ctx context.Context) error {
 	if err == nil {
 		err = s.adoptSharedStreams(ctx)
 	}
-	if err == nil && s.ns == nil {
-		err = s.openSlots(ctx)
-	}
 	if err != nil {
 		s.Close()
 		return fmt.Errorf("events: connect the streams service: %w", err)
@@ -300,6 +297,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("events: connect the auth service: %w", err)
 	}
 	s.auth = nc
+	if s.ns == nil {
+		if err := s.openSlots(ctx); err != nil {
+			s.Close()
+			return err
+		}
+	}
 	// A queue group: of several nodes on one server or cluster, one
 	// answers each request.
 	if _, err := nc.QueueSubscribe(calloutSubject, calloutQueue, func(m *nats.Msg) { s.dispatch(context.WithoutCancel(ctx), m) }); err != nil {

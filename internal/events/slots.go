@@ -15,7 +15,10 @@ import (
 // declares: nats-config declares Credentials.TenantAccounts of them,
 // S_0000 …, and each tenant that connects is given one of its own, for
 // good. Which tenant holds which is kept in the NATS server itself, a
-// key-value bucket of Bulkhead's account, so that every node agrees:
+// key-value bucket in the callout's account AUTH, where only Bulkhead's
+// auth service ever is (not TENANTS: the operator's user is there, and a
+// reply subject, which nats-server does not check against permissions,
+// would let it write the bucket), so that every node agrees:
 // "slot.<n>" holds its tenant (taken with an atomic create, so two nodes
 // cannot give one slot twice) and "tenant.<id>" its slot. A tenant that
 // left frees its slot only after slotQuarantine: its connections, whose
@@ -24,7 +27,7 @@ import (
 
 const (
 	slotBucket     = "bulkhead_tenant_accounts"
-	slotQuarantine = 24 * time.Hour
+	slotQuarantine = 25 * time.Hour // longer than a token lives (24 h at most)
 	releasedPrefix = "released:"
 )
 
@@ -36,7 +39,11 @@ func slotAccount(n int) string { return fmt.Sprintf("S_%04d", n) }
 
 // slots opens (or makes) the bucket of tenant accounts.
 func (s *Server) openSlots(ctx context.Context) error {
-	kv, err := s.streams.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: slotBucket, History: 1, Storage: jetstream.FileStorage})
+	js, err := jetstream.New(s.auth)
+	if err != nil {
+		return err
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: slotBucket, History: 1, Storage: jetstream.FileStorage})
 	if err != nil {
 		return fmt.Errorf("events: the tenant accounts' bucket: %w", err)
 	}
