@@ -195,6 +195,7 @@ func unlimitedTiers(t testing.TB) string {
 	}
 	for _, tr := range tenants.DefaultTiers() {
 		tr.RateLimitRPS, tr.RateLimitBurst = 1e6, 1e6
+		tr.StreamPublishRPS, tr.StreamPublishBurst = 1e7, 1e8
 		f.Tiers = append(f.Tiers, tr)
 	}
 	b, _ := json.Marshal(f)

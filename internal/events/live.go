@@ -31,6 +31,7 @@ const DefaultRecheckInterval = 5 * time.Second
 // this process's memory only (never logged), to be verified again.
 type liveConn struct {
 	tid   string
+	tier  string
 	token string
 }
 

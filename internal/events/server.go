@@ -144,6 +144,7 @@ type Server struct {
 	live        liveConns
 	accounts    *lru.Cache[string, *place] // tenant id → Bulkhead's connection to its account (embedded)
 	callout     calloutLimits
+	rates       rates
 	slots       jetstream.KeyValue // an external server's tenant accounts (slots.go)
 	slotCache   sync.Map           // tenant id → its account there
 	accountMu   sync.Mutex         // one registration of an account at a time
@@ -378,12 +379,16 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	r := time.NewTicker(rateEvery)
+	defer r.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 			s.recheck(ctx)
+		case <-r.C:
+			s.chargeRates(ctx)
 		}
 	}
 }
@@ -509,13 +514,16 @@ func (s *Server) authorizeToken(ctx context.Context, req *jwt.AuthorizationReque
 	if err != nil {
 		return "", "token without expiry"
 	}
+	if s.rates.throttled(string(tc.TenantID), time.Now()) {
+		return "", "the tenant is over its tier's message rate"
+	}
 	tid := string(tc.TenantID)
 	// The user goes to the account the tenant's stream is in.
 	account, tooMany := "", false
 	if err := s.using(ctx, tid, s.cfg.Tiers[tc.Tier], func(p *place) error {
 		account = p.account
 		if s.ns != nil {
-			tooMany = !s.live.add(req.ClientInformation.ID, liveConn{tid: tid, token: token})
+			tooMany = !s.live.add(req.ClientInformation.ID, liveConn{tid: tid, tier: tc.Tier, token: token})
 		}
 		return nil
 	}); err != nil {

@@ -76,7 +76,7 @@ func (s *Server) streamCaller(scope string) func(*http.Request) (tenant.ID, erro
 			return "", err
 		}
 		if s.Events == nil {
-			return "", errs.E(errs.NotFound, "streams_not_enabled", "event streams are off on this server (serve --nats-listen turns them on)")
+			return "", errs.E(errs.NotFound, "streams_not_enabled", "event streams are off on this server (it was started with --nats-listen off)")
 		}
 		return tid, nil
 	}

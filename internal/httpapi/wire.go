@@ -46,7 +46,8 @@ func wireTier(t tenants.Tier) api.Tier {
 	return api.Tier{Name: t.Name, Isolation: string(t.Isolation), RateLimitRPS: t.RateLimitRPS, RateLimitBurst: t.RateLimitBurst,
 		MaxFunctionEnvironments: t.MaxFunctionEnvironments, GatewayRPS: t.GatewayRPS, GatewayBurst: t.GatewayBurst,
 		GatewayQuota: t.GatewayQuota, GatewayQuotaPeriod: t.GatewayQuotaPeriod,
-		StreamMaxBytes: t.StreamMaxBytes, StreamMaxMsgs: t.StreamMaxMsgs, StreamMaxConsumers: t.StreamMaxConsumers}
+		StreamMaxBytes: t.StreamMaxBytes, StreamMaxMsgs: t.StreamMaxMsgs, StreamMaxConsumers: t.StreamMaxConsumers,
+		StreamPublishRPS: t.StreamPublishRPS, StreamPublishBurst: t.StreamPublishBurst}
 }
 
 func wireWorkflow(w tenants.Workflow) api.Workflow {

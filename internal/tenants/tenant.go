@@ -101,10 +101,14 @@ type Tier struct {
 	GatewayQuotaPeriod string  `json:"gateway_quota_period,omitempty"` // day or month
 
 	// Each tenant's event stream (internal/events; zero: the built-in
-	// limit): bytes, messages and consumers.
-	StreamMaxBytes     int64 `json:"stream_max_bytes,omitempty"`
-	StreamMaxMsgs      int64 `json:"stream_max_msgs,omitempty"`
-	StreamMaxConsumers int   `json:"stream_max_consumers,omitempty"`
+	// limit): bytes, messages and consumers; and the messages a second
+	// (with bursts) its NATS connections may send, publishes, acks and
+	// API requests alike.
+	StreamMaxBytes     int64   `json:"stream_max_bytes,omitempty"`
+	StreamMaxMsgs      int64   `json:"stream_max_msgs,omitempty"`
+	StreamMaxConsumers int     `json:"stream_max_consumers,omitempty"`
+	StreamPublishRPS   float64 `json:"stream_publish_rps,omitempty"`
+	StreamPublishBurst int     `json:"stream_publish_burst,omitempty"`
 }
 
 // validGateway checks the tier's usage plan: a rate needs a burst of at
@@ -161,8 +165,8 @@ func LoadTiers(path string) (Tiers, error) {
 		if err := t.validGateway(); err != nil {
 			return nil, fmt.Errorf("tenant: tiers %s: %w", path, err)
 		}
-		if t.StreamMaxBytes < 0 || t.StreamMaxMsgs < 0 || t.StreamMaxConsumers < 0 {
-			return nil, fmt.Errorf("tenant: tiers %s: tier %q: stream_max_bytes, stream_max_msgs and stream_max_consumers cannot be negative", path, t.Name)
+		if t.StreamMaxBytes < 0 || t.StreamMaxMsgs < 0 || t.StreamMaxConsumers < 0 || t.StreamPublishRPS < 0 || t.StreamPublishBurst < 0 {
+			return nil, fmt.Errorf("tenant: tiers %s: tier %q: stream_max_bytes, stream_max_msgs, stream_max_consumers, stream_publish_rps and stream_publish_burst cannot be negative", path, t.Name)
 		}
 		if _, dup := ts[t.Name]; dup {
 			return nil, fmt.Errorf("tenant: tiers %s: tier %q defined twice", path, t.Name)

@@ -19,9 +19,11 @@ type Tier struct {
 	GatewayQuota       int64   `json:"gateway_quota,omitempty"`
 	GatewayQuotaPeriod string  `json:"gateway_quota_period,omitempty"` // day or month
 	// Each tenant's event stream limits (omitted: the built-in ones).
-	StreamMaxBytes     int64 `json:"stream_max_bytes,omitempty"`
-	StreamMaxMsgs      int64 `json:"stream_max_msgs,omitempty"`
-	StreamMaxConsumers int   `json:"stream_max_consumers,omitempty"`
+	StreamMaxBytes     int64   `json:"stream_max_bytes,omitempty"`
+	StreamMaxMsgs      int64   `json:"stream_max_msgs,omitempty"`
+	StreamMaxConsumers int     `json:"stream_max_consumers,omitempty"`
+	StreamPublishRPS   float64 `json:"stream_publish_rps,omitempty"`
+	StreamPublishBurst int     `json:"stream_publish_burst,omitempty"`
 }
 
 // Tenant is a tenant as the API returns it.
