@@ -35,6 +35,12 @@ type Credentials struct {
 	IssuerSeed string `json:"issuer_seed"`
 	// XKeySeed is a curve nkey seed (SX…).
 	XKeySeed string `json:"xkey_seed"`
+	// SysUser and SysPassword are Bulkhead's user in the system account:
+	// it reads the servers' connections and message counts and closes
+	// connections (rechecked tokens, message rates: sysops.go). Empty (a
+	// file of an earlier version): neither is done there.
+	SysUser     string `json:"sys_user,omitempty"`
+	SysPassword string `json:"sys_password,omitempty"`
 	// TenantAccounts is how many tenant accounts (S_0000 …) the server's
 	// configuration declares: each tenant that connects gets one of its
 	// own (slots.go). 0 (a file of an earlier version): none, and tenants
@@ -69,7 +75,8 @@ func NewCredentials() (*Credentials, error) {
 	}
 	return &Credentials{AuthUser: authUser, AuthPassword: rand.Text(),
 		StreamsUser: streamsUser, StreamsPassword: rand.Text(),
-		IssuerSeed: string(iseed), XKeySeed: string(xseed), TenantAccounts: DefaultTenantAccounts}, nil
+		IssuerSeed: string(iseed), XKeySeed: string(xseed), TenantAccounts: DefaultTenantAccounts,
+		SysUser: sysUser, SysPassword: rand.Text()}, nil
 }
 
 // ReadCredentials reads the credentials file at path. A file that others
@@ -122,6 +129,8 @@ func (c *Credentials) check() error {
 		return errors.New("streams_user and streams_password are required")
 	case c.AuthUser == c.StreamsUser:
 		return errors.New("auth_user and streams_user must differ")
+	case c.SysUser != "" && (c.SysPassword == "" || c.SysUser == c.AuthUser || c.SysUser == c.StreamsUser):
+		return errors.New("sys_user needs a sys_password and a name of its own")
 	case c.TenantAccounts < 0 || c.TenantAccounts > MaxTenantAccounts:
 		return fmt.Errorf("tenant_accounts must be 0 to %d", MaxTenantAccounts)
 	}
@@ -211,6 +220,16 @@ func (c *Credentials) ServerConfig() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Bulkhead's system user, if any: in SYS, and past the callout.
+	sysAccount, authUsers := "{}", fmt.Sprintf("%q, %q", c.AuthUser, c.StreamsUser)
+	if c.SysUser != "" {
+		sysHash, err := bcrypt.GenerateFromPassword([]byte(c.SysPassword), bcrypt.DefaultCost)
+		if err != nil {
+			return "", err
+		}
+		sysAccount = fmt.Sprintf("{ users: [ { user: %q, password: %q } ] }", c.SysUser, sysHash)
+		authUsers += fmt.Sprintf(", %q", c.SysUser)
+	}
 	return fmt.Sprintf(`# Bulkhead's part of the NATS server's configuration (bulkhead nats-config).
 # Include it from the server's configuration, on every server of the cluster,
 # beside the server's own jetstream { store_dir: … } block: nats-server ≥ 2.10.
@@ -229,7 +248,7 @@ accounts {
     jetstream: enabled
     users: [ { user: %[6]q, password: %[7]q } ]
   }
-  %[1]s {}
+  %[1]s %[11]s
   # One account per tenant that connects (Bulkhead assigns them): a tenant's
   # subjects, stream and replies stay in an account no other tenant is in.
 %[10]s}
@@ -241,11 +260,11 @@ authorization {
     issuer: %[8]s
     xkey: %[9]s
     account: %[2]s
-    auth_users: [ %[3]q, %[6]q ]
+    auth_users: [ %[12]s ]
   }
 }
 `, systemAccount, authAccount, c.AuthUser, authHash, tenantsAccount, c.StreamsUser, streamsHash,
-		issuerPub, xkeyPub, slotAccounts(c.TenantAccounts)), nil
+		issuerPub, xkeyPub, slotAccounts(c.TenantAccounts), sysAccount, authUsers), nil
 }
 
 // The files WriteConfig writes (bulkhead nats-config).

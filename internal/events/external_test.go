@@ -187,12 +187,14 @@ func TestExternalHostile(t *testing.T) {
 	creds := w.nats.Credentials
 	tok, _ := w.token(t, "tenant-a", events.ScopePublish, events.ScopeSubscribe)
 	for name, opt := range map[string]nats.Option{
-		"the auth user, no password":         nats.UserInfo(creds.AuthUser, ""),
-		"the auth user, a wrong password":    nats.UserInfo(creds.AuthUser, "guess"),
-		"the auth user, a tenant's token":    nats.UserInfo(creds.AuthUser, tok),
-		"the streams user, no password":      nats.UserInfo(creds.StreamsUser, ""),
-		"the streams user, the auth user's":  nats.UserInfo(creds.StreamsUser, creds.AuthPassword),
-		"the streams user, a wrong password": nats.UserInfo(creds.StreamsUser, "guess"),
+		"the auth user, no password":          nats.UserInfo(creds.AuthUser, ""),
+		"the auth user, a wrong password":     nats.UserInfo(creds.AuthUser, "guess"),
+		"the auth user, a tenant's token":     nats.UserInfo(creds.AuthUser, tok),
+		"the streams user, no password":       nats.UserInfo(creds.StreamsUser, ""),
+		"the streams user, the auth user's":   nats.UserInfo(creds.StreamsUser, creds.AuthPassword),
+		"the streams user, a wrong password":  nats.UserInfo(creds.StreamsUser, "guess"),
+		"the system user, no password":        nats.UserInfo(creds.SysUser, ""),
+		"the system user, the streams user's": nats.UserInfo(creds.SysUser, creds.StreamsPassword),
 	} {
 		nc, err := nats.Connect(w.nats.URL(), opt, nats.NoReconnect(), nats.Timeout(5*time.Second))
 		if err == nil {

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -17,12 +16,13 @@ import (
 
 // A NATS user lasts as long as its token, but a token can stop being good
 // before it expires: revoked, its client deleted, its tenant suspended or
-// leaving. The embedded server's connections are checked again every
-// RecheckInterval with the token they connected with, exactly as the API
-// checks a request's, and a connection whose token is no longer good is
-// closed. (An external server's connections last until their token
-// expires: closing one there needs the system account, which Bulkhead
-// does not hold.)
+// leaving. Tenant connections are checked again every RecheckInterval
+// with the token they connected with, exactly as the API checks a
+// request's, and a connection whose token is no longer good is closed:
+// on the embedded server through the server itself, on an external one
+// through Bulkhead's user in the system account (sysops.go). (Without
+// that user, in a credentials file of an earlier version, an external
+// server's connections last until their token expires.)
 
 // DefaultRecheckInterval is how often live connections' tokens are checked.
 const DefaultRecheckInterval = 5 * time.Second
@@ -42,19 +42,25 @@ type liveConn struct {
 // it.)
 const MaxTenantConns = 1024
 
-// liveConns are the embedded server's tenant connections, by client id.
+// connKey names a connection: its server and its client id there.
+type connKey struct {
+	server string
+	cid    uint64
+}
+
+// liveConns are the tenant connections Bulkhead watches, by connection.
 type liveConns struct {
 	mu sync.Mutex
-	m  map[uint64]liveConn
+	m  map[connKey]liveConn
 	n  map[string]int // tenant id → its entries in m
 }
 
 // add notes connection cid, unless its tenant has MaxTenantConns already.
-func (l *liveConns) add(cid uint64, c liveConn) bool {
+func (l *liveConns) add(cid connKey, c liveConn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
-		l.m, l.n = map[uint64]liveConn{}, map[string]int{}
+		l.m, l.n = map[connKey]liveConn{}, map[string]int{}
 	}
 	if old, ok := l.m[cid]; ok {
 		l.dropLocked(cid, old)
@@ -67,24 +73,24 @@ func (l *liveConns) add(cid uint64, c liveConn) bool {
 	return true
 }
 
-func (l *liveConns) dropLocked(cid uint64, c liveConn) {
+func (l *liveConns) dropLocked(cid connKey, c liveConn) {
 	delete(l.m, cid)
 	if l.n[c.tid]--; l.n[c.tid] <= 0 {
 		delete(l.n, c.tid)
 	}
 }
 
-func (l *liveConns) snapshot() map[uint64]liveConn {
+func (l *liveConns) snapshot() map[connKey]liveConn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[uint64]liveConn, len(l.m))
+	out := make(map[connKey]liveConn, len(l.m))
 	for k, v := range l.m {
 		out[k] = v
 	}
 	return out
 }
 
-func (l *liveConns) drop(cid uint64) {
+func (l *liveConns) drop(cid connKey) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if c, ok := l.m[cid]; ok {
@@ -96,26 +102,21 @@ func (l *liveConns) drop(cid uint64) {
 // the connections whose token no longer is good; it forgets connections
 // that are gone.
 func (s *Server) recheck(ctx context.Context) {
-	if s.ns == nil {
+	if !s.watches() {
 		return
 	}
 	conns := s.live.snapshot()
 	if len(conns) == 0 {
 		return
 	}
-	// Every account's (silo tenants have their own).
-	cz, err := s.ns.Connz(&server.ConnzOptions{Limit: s.ns.NumClients() + len(conns) + 1024, State: server.ConnOpen})
+	open, err := s.openConns(ctx, len(conns))
 	if err != nil {
 		s.cfg.Logger.WarnContext(ctx, "events: list connections", "err", err)
 		return
 	}
-	open := make(map[uint64]bool, len(cz.Conns))
-	for _, ci := range cz.Conns {
-		open[ci.Cid] = true
-	}
-	for cid, c := range conns {
-		if !open[cid] {
-			s.live.drop(cid)
+	for key, c := range conns {
+		if !open[key] {
+			s.live.drop(key)
 			continue
 		}
 		vctx, err := s.cfg.Tokens.Verify(ctx, c.token)
@@ -127,23 +128,20 @@ func (s *Server) recheck(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.live.drop(cid)
-		if err := s.ns.DisconnectClientByID(cid); err != nil {
+		s.live.drop(key)
+		if err := s.closeConn(ctx, key); err != nil {
 			continue // gone meanwhile
 		}
 		s.cfg.Logger.InfoContext(ctx, "events: connection closed: its token is no longer good", "tenant_id", c.tid)
 	}
 }
 
-// kick closes tenant tid's connections to the embedded server now.
-func (s *Server) kick(tid string) {
-	if s.ns == nil {
-		return
-	}
-	for cid, c := range s.live.snapshot() {
+// kick closes tenant tid's connections now.
+func (s *Server) kick(ctx context.Context, tid string) {
+	for key, c := range s.live.snapshot() {
 		if c.tid == tid {
-			s.live.drop(cid)
-			_ = s.ns.DisconnectClientByID(cid)
+			s.live.drop(key)
+			_ = s.closeConn(ctx, key)
 		}
 	}
 }
@@ -156,7 +154,7 @@ func (s *Server) OffboardingStep() tenants.Step {
 		Name: "events-delete",
 		Work: func(ctx context.Context, t tenants.Tenant) (func(bool), error) {
 			tid := string(t.ID)
-			s.kick(tid)
+			s.kick(ctx, tid)
 			// On an external server a tenant that was never given an
 			// account has no stream to delete: giving it one now would
 			// hold that account in quarantine for a day, and fail when

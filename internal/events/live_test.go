@@ -14,8 +14,11 @@ import (
 // client deleted, or its tenant suspended, closes it within the recheck
 // interval; the neighbour's connection stays. A leaving tenant's stream
 // goes with it.
-func TestConnectionsEndWithTheirToken(t *testing.T) {
-	w := newWorld(t, apitest.Options{NATSRecheck: 100 * time.Millisecond}, "live-a", "live-b", "live-c")
+func TestConnectionsEndWithTheirToken(t *testing.T) { eachMode(t, testConnectionsEndWithTheirToken) }
+
+func testConnectionsEndWithTheirToken(t *testing.T, m mode) {
+	w := newWorldIn(t, m, apitest.Options{NATSRecheck: 100 * time.Millisecond}, "live-a", "live-b", "live-c")
+	url := w.env.Events.ClientURL()
 	ctx := t.Context()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
 	tokA, clientA := w.token(t, "live-a", both...)
@@ -23,7 +26,7 @@ func TestConnectionsEndWithTheirToken(t *testing.T) {
 	tokC, _ := w.token(t, "live-c", both...)
 	closed := func(c *conn) bool { return c.IsClosed() }
 	connectTo := func(tok, tid string) *conn {
-		c, err := connect(t, w.env.Events.ClientURL(), tok, tid)
+		c, err := connect(t, url, tok, tid)
 		if err != nil {
 			t.Fatalf("%s: %v", tid, err)
 		}
@@ -44,7 +47,7 @@ func TestConnectionsEndWithTheirToken(t *testing.T) {
 	if closed(b) || closed(c) {
 		t.Fatal("the neighbours' connections closed with a's")
 	}
-	if _, err := connect(t, w.env.Events.ClientURL(), tokA, "live-a"); err == nil {
+	if _, err := connect(t, url, tokA, "live-a"); err == nil {
 		t.Error("a connected again with the token of a deleted client")
 	}
 

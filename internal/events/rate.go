@@ -2,11 +2,8 @@ package events
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
@@ -15,13 +12,12 @@ import (
 // A tenant's NATS connections may send its tier's stream_publish_rps
 // messages a second (bursts of stream_publish_burst): publishes, acks and
 // API requests alike, everything that enters the tenant's account.
-// nats-server limits no rate itself; the embedded server counts each
-// account's messages, so once a second Bulkhead charges each tenant what
+// nats-server limits no rate itself but counts each account's messages
+// (the embedded server directly, an external one through the system
+// account: sysops.go), so once a second Bulkhead charges each tenant what
 // its account received and, past the budget, closes the tenant's
 // connections and refuses new ones for rateCooldown: a flood costs its
-// own tenant, not the others. (HTTP publishes also pay the API's rate. An
-// external server's counts would need its system account: there the
-// storage limits are the bound.)
+// own tenant, not the others. (HTTP publishes also pay the API's rate.)
 const (
 	publishRPS   = 5000 // the built-in rate (stream_publish_rps 0)
 	rateCooldown = 5 * time.Second
@@ -66,7 +62,7 @@ func (r *rates) throttled(tid string, now time.Time) bool {
 // chargeRates charges each tenant with connections what its account
 // received since the last time, and throttles those over their budget.
 func (s *Server) chargeRates(ctx context.Context) {
-	if s.ns == nil {
+	if !s.watches() {
 		return
 	}
 	tiers := map[string]string{} // tenant → its tier, from its live connections
@@ -76,11 +72,13 @@ func (s *Server) chargeRates(ctx context.Context) {
 	if len(tiers) == 0 {
 		return
 	}
-	accs := make([]string, 0, len(tiers))
+	byAccount := map[string]string{} // account → tenant
 	for tid := range tiers {
-		accs = append(accs, tenantAccount(tid))
+		if acc, err := s.accountFor(ctx, tid); err == nil {
+			byAccount[acc] = tid
+		}
 	}
-	st, err := s.ns.AccountStatz(&server.AccountStatzOptions{Accounts: accs})
+	received, err := s.accountsReceived(ctx, byAccount)
 	if err != nil {
 		return
 	}
@@ -90,15 +88,13 @@ func (s *Server) chargeRates(ctx context.Context) {
 	if s.rates.seen == nil {
 		s.rates.seen, s.rates.until = map[string]uint64{}, map[string]time.Time{}
 	}
-	for _, a := range st.Accounts {
-		tid, ok := strings.CutPrefix(a.Account, "A_")
-		if !ok {
-			continue
-		}
-		n := uint64(a.Received.Msgs)
-		prev := s.rates.seen[a.Account] // 0 the first time: the counts start with the server
-		s.rates.seen[a.Account] = n
-		if n <= prev {
+	for acc, n := range received {
+		tid := byAccount[acc]
+		prev, known := s.rates.seen[acc]
+		s.rates.seen[acc] = n
+		// The embedded server's counts start with Bulkhead (0 the first
+		// time); an external server's are its history: a baseline.
+		if n <= prev || (!known && s.ns == nil) {
 			continue
 		}
 		// Over the budget: more messages than the bucket holds (TakeN
@@ -112,7 +108,7 @@ func (s *Server) chargeRates(ctx context.Context) {
 	}
 	s.rates.mu.Unlock()
 	for _, tid := range throttle {
-		s.kick(tid)
+		s.kick(ctx, tid)
 		s.cfg.Logger.WarnContext(ctx, "events: a tenant's connections closed: over its tier's message rate", "tenant_id", tid,
 			"refused_for", rateCooldown.String())
 	}

@@ -64,6 +64,7 @@ const (
 	systemAccount  = "SYS"
 	authUser       = "bulkhead-auth"
 	streamsUser    = "bulkhead-streams" // Bulkhead's own user in TENANTS: it makes the tenants' streams
+	sysUser        = "bulkhead-sys"     // Bulkhead's user in an external server's system account
 )
 
 // Each tenant's stream, made at its first connection: the limits its
@@ -143,6 +144,7 @@ type Server struct {
 	made        sync.Map // tenant id and limits → struct{}: its stream has them
 	live        liveConns
 	accounts    *lru.Cache[string, *place] // tenant id → Bulkhead's connection to its account (embedded)
+	sys         *nats.Conn                 // Bulkhead's user in an external server's system account (sysops.go)
 	callout     calloutLimits
 	rates       rates
 	slots       jetstream.KeyValue // an external server's tenant accounts (slots.go)
@@ -303,6 +305,14 @@ func (s *Server) Start(ctx context.Context) error {
 			s.Close()
 			return err
 		}
+		if s.creds.SysUser != "" {
+			if s.sys, err = s.connect(ctx, "bulkhead system", s.creds.SysUser, s.creds.SysPassword); err != nil {
+				s.Close()
+				return fmt.Errorf("events: connect Bulkhead's system user: %w", err)
+			}
+		} else {
+			s.cfg.Logger.WarnContext(ctx, "events: the NATS credentials have no system user (a nats-config of an earlier version): connections are not rechecked, rates not enforced; run bulkhead nats-config again")
+		}
 	}
 	// A queue group: of several nodes on one server or cluster, one
 	// answers each request.
@@ -411,6 +421,9 @@ func (s *Server) Close() {
 			case <-time.After(10 * time.Second):
 				s.auth.Close()
 			}
+		}
+		if s.sys != nil {
+			s.sys.Close()
 		}
 		if s.streamsConn != nil {
 			s.streamsConn.Close()
@@ -522,8 +535,9 @@ func (s *Server) authorizeToken(ctx context.Context, req *jwt.AuthorizationReque
 	account, tooMany := "", false
 	if err := s.using(ctx, tid, s.cfg.Tiers[tc.Tier], func(p *place) error {
 		account = p.account
-		if s.ns != nil {
-			tooMany = !s.live.add(req.ClientInformation.ID, liveConn{tid: tid, tier: tc.Tier, token: token})
+		if s.watches() {
+			key := connKey{server: req.Server.ID, cid: req.ClientInformation.ID}
+			tooMany = !s.live.add(key, liveConn{tid: tid, tier: tc.Tier, token: token})
 		}
 		return nil
 	}); err != nil {
