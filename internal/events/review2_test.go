@@ -23,16 +23,8 @@ func testReplySubjects(t *testing.T, m mode) {
 	ctx := t.Context()
 	url := w.env.Events.ClientURL()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
-	tokA, _ := w.token(t, "tenant-a", both...)
-	tokB, _ := w.token(t, "tenant-b", both...)
-	a, err := connect(t, url, tokA, "tenant-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := connect(t, url, tokB, "tenant-b")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, tokA := w.connectAs(t, url, "tenant-a", both...)
+	b, _ := w.connectAs(t, url, "tenant-b", both...)
 	jsA, _ := jetstream.New(a.Conn)
 	jsB, _ := jetstream.New(b.Conn)
 	if _, err := jsB.Publish(ctx, "t.tenant-b.orders", []byte("b's own")); err != nil {

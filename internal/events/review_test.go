@@ -35,16 +35,8 @@ func testCrossTenantConsumerByName(t *testing.T, m mode) {
 	ctx := t.Context()
 	url := w.env.Events.ClientURL()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
-	tokA, _ := w.token(t, "tenant-a", both...)
-	tokB, _ := w.token(t, "tenant-b", both...)
-	a, err := connect(t, url, tokA, "tenant-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := connect(t, url, tokB, "tenant-b")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _ := w.connectAs(t, url, "tenant-a", both...)
+	b, _ := w.connectAs(t, url, "tenant-b", both...)
 	jsB, err := jetstream.New(b.Conn)
 	if err != nil {
 		t.Fatal(err)
@@ -91,16 +83,8 @@ func testPushConsumerDeliversIntoAnotherTenant(t *testing.T, m mode) {
 	ctx := t.Context()
 	url := w.env.Events.ClientURL()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
-	tokA, _ := w.token(t, "tenant-a", both...)
-	tokB, _ := w.token(t, "tenant-b", both...)
-	a, err := connect(t, url, tokA, "tenant-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := connect(t, url, tokB, "tenant-b")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _ := w.connectAs(t, url, "tenant-a", both...)
+	b, _ := w.connectAs(t, url, "tenant-b", both...)
 	jsA, err := jetstream.New(a.Conn)
 	if err != nil {
 		t.Fatal(err)

@@ -99,6 +99,18 @@ func (w *world) token(t *testing.T, tid string, scopes ...string) (string, strin
 	return tok.AccessToken, c.ClientID
 }
 
+// connectAs connects to url as tenant tid with a new token of scopes,
+// and returns the connection and the token.
+func (w *world) connectAs(t *testing.T, url, tid string, scopes ...string) (*conn, string) {
+	t.Helper()
+	tok, _ := w.token(t, tid, scopes...)
+	c, err := connect(t, url, tok, tid)
+	if err != nil {
+		t.Fatalf("%s connects with its token: %v", tid, err)
+	}
+	return c, tok
+}
+
 // conn is a NATS connection with its asynchronous errors.
 type conn struct {
 	*nats.Conn
@@ -329,16 +341,8 @@ func testJetStreamIsolation(t *testing.T, m mode) {
 	ctx := t.Context()
 	url := w.env.Events.ClientURL()
 	both := []string{events.ScopePublish, events.ScopeSubscribe}
-	tokA, _ := w.token(t, "tenant-a", both...)
-	tokB, _ := w.token(t, "tenant-b", both...)
-	a, err := connect(t, url, tokA, "tenant-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := connect(t, url, tokB, "tenant-b")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, tokA := w.connectAs(t, url, "tenant-a", both...)
+	b, _ := w.connectAs(t, url, "tenant-b", both...)
 	jsA, err := jetstream.NewWithAPIPrefix(a.Conn, "$JS.API")
 	if err != nil {
 		t.Fatal(err)
