@@ -62,6 +62,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/outbox"
+	"github.com/bulkhead-dev/bulkhead/internal/partners"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/statecache"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -244,6 +245,8 @@ type App struct {
 	// writes to it in each change's transaction, to the operator's stream
 	// (Events) and webhooks.
 	Outbox *outbox.Service
+	// Partners keeps partners and tenants' trusts in them.
+	Partners *partners.Service
 
 	// Handler serves the API and the OpenID provider on one listener.
 	Handler http.Handler
@@ -267,7 +270,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations(), gateway.Migrations(), domains.Migrations(), certs.Migrations(), outbox.Migrations()}
+	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations(), gateway.Migrations(), domains.Migrations(), certs.Migrations(), outbox.Migrations(), partners.Migrations()}
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
@@ -367,6 +370,9 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Authz = authz.New(db, a.Audit, authz.Options{Clock: c.Clock, Logger: c.Logger, CacheSize: c.AuthzCacheSize})
 	a.Tenants.AddOnboardingStep(a.Authz.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.Authz.OffboardingStep())
+	a.Partners = partners.New(db, a.Audit, partners.Options{Clock: c.Clock, CheckPolicy: a.Authz.CheckBound,
+		ReadCache: statecache.Config{TTL: time.Second, Changes: a.Audit.Changes, Now: c.Clock.Now}})
+	a.Tenants.AddOffboardingStep(a.Partners.OffboardingStep())
 	a.KMS = kms.New(db, a.Audit, rk, kms.Options{Clock: c.Clock, Logger: c.Logger})
 	a.Tenants.AddOnboardingStep(a.KMS.OnboardingStep())
 	a.Tenants.AddOffboardingStep(a.KMS.OffboardingStep())
@@ -461,7 +467,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Provider, err = provider.New(provider.Config{BaseURL: c.PublicURL, CryptoKey: cryptoKey, DB: db, Directory: a.Directory,
 		Tenants: a.Tenants, Signing: a.Signing, Audit: a.Audit, Clock: c.Clock, Logger: c.Logger, TokenRatePerIP: c.TokenRatePerIP,
 		LoginDomain: c.LoginDomain, TenantPicker: c.TenantPicker, ClientIP: clientIPs,
-		AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.FederationTimeout,
+		AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.FederationTimeout, Partners: a.Partners,
 		ReadCache: statecache.Config{TTL: time.Second, Changes: a.Audit.Changes, Now: c.Clock.Now}})
 	if err != nil {
 		a.Audit.Close()
@@ -542,6 +548,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Usage: a.Usage, Domains: a.Domains, Certs: a.Certs, Audit: a.Audit, Events: a.Events,
 		GatewayRoutes: a.Routes,
 		Outbox:        a.Outbox,
+		Partners:      a.Partners,
 		Verifiers:     append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:        c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})
@@ -644,6 +651,14 @@ func (s tokenState) UserGroups(ctx context.Context, tid tenant.ID, userID string
 		return nil, fmt.Errorf("user %s is %s", userID, u.Status)
 	}
 	return u.Groups, nil
+}
+
+func (s tokenState) PartnerSession(ctx context.Context, tid tenant.ID, trustID, partnerID string, issuedAt time.Time) (tenant.PartnerSession, error) {
+	ses, err := s.a.Partners.TrustActive(ctx, tid, trustID, partnerID, issuedAt)
+	if err != nil {
+		return tenant.PartnerSession{}, err
+	}
+	return tenant.PartnerSession{Networks: ses.Networks, Policy: ses.Policy}, nil
 }
 
 // Listeners are where Run serves.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
@@ -80,7 +81,15 @@ type TokenState interface {
 	// UserGroups returns an active user's current groups (an error for a
 	// user that is disabled or gone).
 	UserGroups(ctx context.Context, tid tenant.ID, userID string) ([]string, error)
+	// PartnerSession checks a partner's token now: its trust (trustID, of
+	// tenant tid) is active and the partner's (partnerID, still
+	// registered), and the token was issued after the trust's external id
+	// last changed. It returns the trust's networks and Cedar bound.
+	PartnerSession(ctx context.Context, tid tenant.ID, trustID, partnerID string, issuedAt time.Time) (tenant.PartnerSession, error)
 }
+
+// partnerPrefix starts a partner's id, which is its tokens' client_id.
+const partnerPrefix = "prt_"
 
 // NewTenantTokens returns the verifier. It warns in log (nil: nowhere)
 // when it refuses a token for its issuer, the refusal an operator has to
@@ -141,8 +150,11 @@ func (t *TenantTokens) cached(c *auth.Claims, tid tenant.ID) (tenant.Context, bo
 // actor names the client acting for the token's user, for a token made by
 // token exchange ("" otherwise).
 func actor(c *auth.Claims) string {
-	if c.Actor == "" {
+	switch {
+	case c.Actor == "":
 		return ""
+	case strings.HasPrefix(c.Actor, partnerPrefix):
+		return "partner:" + c.Actor
 	}
 	return "client:" + c.Actor
 }
@@ -150,6 +162,9 @@ func actor(c *auth.Claims) string {
 // subject is the token subject the verdict was made for.
 func (v verdict) subject() string {
 	if id, ok := strings.CutPrefix(v.tc.Principal, "user:"); ok {
+		return id
+	}
+	if id, ok := strings.CutPrefix(v.tc.Principal, "trust:"); ok {
 		return id
 	}
 	return v.client
@@ -217,6 +232,14 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	if t.state.Revoked(ctx, c.ID) {
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the token was revoked")
 	}
+	if strings.HasPrefix(c.ClientID, partnerPrefix) {
+		tc, err := t.partnerContext(ctx, c, tid, tn)
+		if err != nil {
+			return nil, err
+		}
+		t.keep(c, tc, at, change)
+		return tenant.NewContext(ctx, tc), nil
+	}
 	// A deleted client's tokens (its own, and those its users obtained
 	// through it) stop at once: nobody could revoke them any more.
 	if err := t.state.ClientActive(ctx, tid, c.ClientID); err != nil {
@@ -234,6 +257,21 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 	}
 	t.keep(c, tc, at, change)
 	return tenant.NewContext(ctx, tc), nil
+}
+
+// partnerContext is the tenant context of a partner's token: its
+// principal is the trust, its actor the partner, and it carries the
+// session tags and the trust's networks and Cedar bound of now.
+func (t *TenantTokens) partnerContext(ctx context.Context, c *auth.Claims, tid tenant.ID, tn tenants.Tenant) (tenant.Context, error) {
+	if c.Actor != c.ClientID || !strings.HasPrefix(c.Subject, "trs_") {
+		return tenant.Context{}, errs.E(errs.Unauthenticated, "invalid_token", "the bearer token is not valid")
+	}
+	ps, err := t.state.PartnerSession(ctx, tid, c.Subject, c.ClientID, c.IssuedAt)
+	if err != nil {
+		return tenant.Context{}, errs.E(errs.Unauthenticated, "invalid_token", "the partner's trust is no longer active, or the token predates its external id")
+	}
+	ps.PartnerID, ps.TrustID, ps.Tags = c.ClientID, c.Subject, maps.Clone(c.Tags)
+	return tenant.Context{TenantID: tid, Principal: "trust:" + c.Subject, Tier: tn.Tier, Scopes: c.Scopes, Actor: actor(c), Partner: &ps}, nil
 }
 
 // issuedBeforeMove reports whether token c comes from the issuer that a

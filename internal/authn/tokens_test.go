@@ -48,6 +48,9 @@ func (s *fakeState) UserGroups(context.Context, tenant.ID, string) ([]string, er
 	s.reads.Add(1)
 	return []string{"admins"}, nil
 }
+func (s *fakeState) PartnerSession(context.Context, tenant.ID, string, string, time.Time) (tenant.PartnerSession, error) {
+	return tenant.PartnerSession{}, errors.New("no partners here")
+}
 
 // TestStateCache: a token's state is read once per TTL, at once again after
 // a change on this node, and failures are never kept.

@@ -3,6 +3,8 @@ package authz
 import (
 	"time"
 
+	"github.com/cedar-policy/cedar-go"
+
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 )
@@ -17,12 +19,16 @@ const maxAge = 5 * time.Minute
 type cache struct {
 	sets    *lru.Cache[tenant.ID, *effective]
 	globals *lru.Cache[struct{}, *globals]
+	// bounds are trusts' compiled policies by the hash of their text:
+	// content-addressed, so never stale, and kept on every node.
+	bounds *lru.Cache[[32]byte, *cedar.PolicySet]
 }
 
 func newCache(size int, on bool) *cache {
 	return &cache{
 		sets:    lru.New[tenant.ID, *effective](lru.Options[*effective]{Size: size, MaxAge: maxAge, Off: !on}),
 		globals: lru.New[struct{}, *globals](lru.Options[*globals]{Size: 1, MaxAge: maxAge, Off: !on}),
+		bounds:  lru.New[[32]byte, *cedar.PolicySet](lru.Options[*cedar.PolicySet]{Size: size, MaxAge: maxAge}),
 	}
 }
 

@@ -53,6 +53,9 @@ type Asker struct {
 	// Operator marks the platform operator querying a tenant's store; all
 	// of its decisions are audited, allows too.
 	Operator bool
+	// Partner, when set, is a partner's session asking about itself
+	// (see PartnerType).
+	Partner *Partner
 }
 
 // Decision is the answer to a Request.
@@ -88,7 +91,11 @@ func (s *Service) Authorize(ctx context.Context, tid tenant.ID, req Request, who
 	if err != nil {
 		return Decision{}, err
 	}
-	d, err := eff.decide("", req, who.User)
+	ses, err := s.session(who.Partner)
+	if err != nil {
+		return Decision{}, err
+	}
+	d, err := eff.decide("", req, who.User, ses)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -106,9 +113,13 @@ func (s *Service) AuthorizeBatch(ctx context.Context, tid tenant.ID, reqs []Requ
 	if err != nil {
 		return nil, err
 	}
+	ses, err := s.session(who.Partner)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Decision, len(reqs))
 	for i, r := range reqs {
-		if out[i], err = eff.decide(fmt.Sprintf("requests[%d].", i), r, who.User); err != nil {
+		if out[i], err = eff.decide(fmt.Sprintf("requests[%d].", i), r, who.User, ses); err != nil {
 			return nil, err
 		}
 	}
@@ -190,7 +201,9 @@ type decisionDetail struct {
 
 func decisionDetailOf(eff *effective, req Request, who Asker, d Decision) decisionDetail {
 	principal := "(caller)"
-	if req.Principal != nil {
+	if who.Partner != nil {
+		principal = types.NewEntityUID(PartnerType, types.String(who.Partner.ID)).String()
+	} else if req.Principal != nil {
 		principal = req.Principal.UID().String()
 	} else if who.User != nil {
 		principal = types.NewEntityUID(types.EntityType(eff.store.PrincipalType), types.String(who.User.UserID)).String()
@@ -223,8 +236,15 @@ func (s *Service) enqueue(ctx context.Context, tid tenant.ID, ev audit.Event) {
 
 // decide evaluates one request against the effective set. field prefixes
 // the names of offending fields.
-func (e *effective) decide(field string, req Request, caller *Caller) (Decision, error) {
-	if req.Principal == nil && caller == nil {
+func (e *effective) decide(field string, req Request, caller *Caller, ses *session) (Decision, error) {
+	if ses != nil {
+		if req.Principal != nil && req.Principal.UID() != ses.uid {
+			return Decision{}, errs.Field(field+"principal", "principal_not_allowed",
+				"a partner's session asks about itself: leave principal out (it is %s)", ses.uid)
+		}
+		caller = nil
+	}
+	if req.Principal == nil && caller == nil && ses == nil {
 		return Decision{}, errs.Field(field+"principal", "missing_entity",
 			"principal is required (it defaults to the caller only for a user's token of this tenant)")
 	}
@@ -242,9 +262,20 @@ func (e *effective) decide(field string, req Request, caller *Caller) (Decision,
 		return Decision{}, err
 	}
 	var principal types.EntityUID
-	if req.Principal != nil {
+	switch {
+	case ses != nil:
+		if e.validator != nil {
+			// The request's own entities conform to the schema; the
+			// session's entity is Bulkhead's, outside it.
+			if err := e.validator.Entities(entities); err != nil {
+				return Decision{}, errs.Field(field+"entities", "entities_schema_violation", "%s", err.Error())
+			}
+		}
+		principal = ses.uid
+		entities[principal] = ses.entity
+	case req.Principal != nil:
 		principal = req.Principal.UID()
-	} else {
+	default:
 		principal = types.NewEntityUID(types.EntityType(e.store.PrincipalType), types.String(caller.UserID))
 		// The token's groups are the caller's parents, whatever the request says.
 		ent := entities[principal]
@@ -265,7 +296,7 @@ func (e *effective) decide(field string, req Request, caller *Caller) (Decision,
 		return Decision{}, err
 	}
 	creq := cedar.Request{Principal: principal, Action: req.Action.UID(), Resource: req.Resource.UID(), Context: ctxRec}
-	if e.validator != nil {
+	if e.validator != nil && ses == nil {
 		if err := e.validator.Entities(entities); err != nil {
 			return Decision{}, errs.Field(field+"entities", "entities_schema_violation", "%s", err.Error())
 		}
@@ -298,6 +329,7 @@ func (e *effective) decide(field string, req Request, caller *Caller) (Decision,
 		}
 		out.Errors = append(out.Errors, DecisionError{Policy: id, Message: msg})
 	}
+	ses.applyBound(&out, entities, creq)
 	if out.DeterminingPolicies == nil {
 		out.DeterminingPolicies = []string{}
 	}

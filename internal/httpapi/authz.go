@@ -183,6 +183,10 @@ func asker(r *http.Request, tid tenant.ID) authz.Asker {
 		return a
 	}
 	if tc, ok := tenant.FromContext(r.Context()); ok && tc.TenantID == tid {
+		if tc.Partner != nil {
+			a.Partner = authz.PartnerFrom(tc.Partner)
+			return a
+		}
 		if id, ok := strings.CutPrefix(tc.Principal, "user:"); ok {
 			a.User = &authz.Caller{UserID: id, Groups: tc.Groups}
 		}

@@ -7,6 +7,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +36,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/outbox"
+	"github.com/bulkhead-dev/bulkhead/internal/partners"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -56,6 +59,7 @@ type Config struct {
 	Certs         *certs.Manager  // nil without ACME CAs
 	Events        *events.Server  // tenants' event streams; nil when off
 	Outbox        *outbox.Service // Bulkhead's own events: the operator's webhooks
+	Partners      *partners.Service
 	Audit         *audit.Log
 	Verifiers     []authn.Verifier   // tried in order for every bearer token
 	ClientIP      *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -217,6 +221,7 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.certRoutes()...)
 	s.routes = append(s.routes, s.streamRoutes()...)
 	s.routes = append(s.routes, s.webhookRoutes()...)
+	s.routes = append(s.routes, s.partnerRoutes()...)
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin || rt.Access == AuditReader) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route
@@ -367,6 +372,9 @@ func (s *Server) authorize(r *http.Request, rt Route) error {
 	if id := r.PathValue("tenant"); id != "" && id != string(tc.TenantID) {
 		return notFoundTenant(id)
 	}
+	if tc.Partner != nil {
+		return authorizePartner(r, rt, tc)
+	}
 	if tc.Actor != "" && rt.Access != TenantData {
 		// A delegated credential (token exchange) is a session policy of
 		// data scopes: it reaches the data routes that check them, never
@@ -390,6 +398,28 @@ func (s *Server) authorize(r *http.Request, rt Route) error {
 			"%s is for the tenant's admins (group %q) and for its clients granted the scope %q", rt.Name, identity.AdminsGroup, AuditReadScope)
 	}
 	return errs.E(errs.Forbidden, "operator_required", "%s is for platform operators; a tenant credential cannot call it", rt.Name)
+}
+
+// partnerDecisionRoutes are the routes beyond the data routes that a partner's
+// session may call: decisions about itself (the trust's bound applies).
+var partnerDecisionRoutes = []string{"authz.authorize", "authz.authorize_batch"}
+
+// authorizePartner checks a partner's session: from the trust's networks
+// only, on the data routes (its scopes decide there) and on its own
+// decisions; never on the tenant's records, audit trail or
+// administration (trusts, clients, users, keys), and never a token
+// exchange (a partner's token is no subject token).
+func authorizePartner(r *http.Request, rt Route, tc tenant.Context) error {
+	ip, _ := netip.ParseAddr(sourceIP(r))
+	if !partners.InNetworks(tc.Partner.Networks, ip) {
+		return errs.E(errs.Forbidden, "source_network_not_allowed",
+			"the trust lets this partner's sessions in from its source networks only")
+	}
+	if rt.Access == TenantData || slices.Contains(partnerDecisionRoutes, rt.Name) {
+		return nil
+	}
+	return errs.E(errs.Forbidden, "partner_session_not_allowed",
+		"%s is not for a partner's session: it reaches the tenant's data routes and its own authorization decisions only", rt.Name)
 }
 
 func notFoundTenant(id string) error {

@@ -2,6 +2,7 @@ package tenant
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 )
 
@@ -18,8 +19,25 @@ type Context struct {
 	Groups    []string // the principal's groups in the tenant
 	Scopes    []string
 	// Actor, when set, is who acts for Principal with a delegated
-	// credential (a token made by token exchange): "client:<id>".
+	// credential: "client:<id>" on a token made by token exchange,
+	// "partner:<id>" on a partner's session (then Principal is
+	// "trust:<id>" and Partner is set).
 	Actor string
+	// Partner is set on a partner's session: a token a third-party
+	// service got by assuming the tenant's trust in it.
+	Partner *PartnerSession
+}
+
+// PartnerSession is what a partner's token may do beyond its scopes. It
+// is shared by the requests that use the same token: never change it.
+type PartnerSession struct {
+	PartnerID string            // prt_…
+	TrustID   string            // trs_…
+	Tags      map[string]string // the session tags (partner, trust, and those the trust allows)
+	// Networks are the trust's source networks now (empty: any).
+	Networks []netip.Prefix
+	// Policy is the trust's Cedar bound now ("": none).
+	Policy string
 }
 
 // HasScope reports whether the context carries the scope.

@@ -3,6 +3,8 @@ package auth_test
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +46,39 @@ func TestCacheHit(t *testing.T) {
 	}
 	if auth.CacheLen(off) != 0 {
 		t.Error("cache off holds entries")
+	}
+}
+
+// TestCacheTags: a partner token's session tags are the caller's own, from
+// the cache as from a first validation, with the cache on or off.
+func TestCacheTags(t *testing.T) {
+	e := newEnv(t)
+	off := e.validator(func(c *auth.Config) { c.CacheSize = -1 })
+	want := map[string]string{"partner": "prt_x", "trust": "trs_y", "region": "eu"}
+	tok := e.es.Sign(with(e.claims(e.op.Issuer(), "acme"), "tags", want))
+	for name, v := range map[string]*auth.Validator{"cache on": e.v, "cache off": off} {
+		t.Run(name, func(t *testing.T) {
+			var prev *auth.Claims
+			for i := range 5 {
+				c, err := v.Validate(t.Context(), tok)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !maps.Equal(c.Tags, want) {
+					t.Fatalf("validation %d: a caller's change reached another's tags: %v", i, c.Tags)
+				}
+				if prev != nil && reflect.ValueOf(c.Tags).UnsafePointer() == reflect.ValueOf(prev.Tags).UnsafePointer() {
+					t.Fatalf("validation %d shares its tags with the one before", i)
+				}
+				c.Tags["region"] = "us" // the caller's copy: must not reach the cache
+				c.Tags["admin"] = "true"
+				delete(c.Tags, "trust")
+				prev = c
+			}
+		})
+	}
+	if n := auth.CacheLen(e.v); n != 1 {
+		t.Errorf("cache holds %d entries, want 1", n)
 	}
 }
 

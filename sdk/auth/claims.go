@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -31,6 +32,11 @@ type Claims struct {
 	// token exchange, the client acting for Subject ("" on other tokens).
 	// Earlier actors of a chain, if any, are not kept.
 	Actor string
+	// Tags are the session tags of a partner's token (the tags claim): the
+	// partner id, the trust id and the attributes the trust lets the partner
+	// set, e.g. {"partner": "prt_…", "trust": "trs_…", "region": "eu"}. Nil
+	// when the token has none (no tags claim, or null).
+	Tags map[string]string
 }
 
 // HasScope reports whether the token was granted scope.
@@ -46,31 +52,31 @@ func (c *Claims) clone() *Claims {
 	d.Audience = slices.Clone(c.Audience)
 	d.Groups = slices.Clone(c.Groups)
 	d.Scopes = slices.Clone(c.Scopes)
+	d.Tags = maps.Clone(c.Tags)
 	return &d
 }
 
 // rawClaims is the payload as it is decoded, before validation. A claim
 // that is absent or null is the zero value.
 type rawClaims struct {
-	Iss       string
-	Sub       string
-	Aud       []string
-	Exp       time.Time // zero when absent
-	Nbf       time.Time
-	Iat       time.Time
-	HasExp    bool
-	HasNbf    bool
-	HasIat    bool
-	Jti       string
-	TenantID  string
-	HasTenant bool
-	Tier      string
-	Groups    []string
-	Scope     string
-	ClientID  string
-	TokenUse  string
-	Act       string // act.sub
-	HasAct    bool
+	Iss      string
+	Sub      string
+	Aud      []string
+	Exp      time.Time // zero when absent
+	Nbf      time.Time
+	Iat      time.Time
+	Jti      string
+	TenantID string
+	Tier     string
+	Groups   []string
+	Scope    string
+	ClientID string
+	TokenUse string
+	Act      string            // act.sub
+	Tags     map[string]string // nil when absent or null
+	// Whether exp, nbf, iat, tenant_id and act were given (not null); kept
+	// together so that the struct stays in its allocation size class.
+	HasExp, HasNbf, HasIat, HasTenant, HasAct bool
 }
 
 var errClaimsSyntax = refuse(ErrClaims, "the token's payload is not a valid claim set")
@@ -80,9 +86,11 @@ var errClaimsSyntax = refuse(ErrClaims, "the token's payload is not a valid clai
 // than encoding/json, whose reflection costs as much as a tenth of an
 // Ed25519 verification; FuzzDecodeClaims holds it to encoding/json.
 //
-// It is stricter than encoding/json: a known claim may appear once, a key
-// that differs from a known claim only in case is refused (encoding/json
-// would take it for the claim), strings must be valid UTF-8 without lone
+// It is stricter than encoding/json: a known claim may appear once, and so
+// may a key of the tags claim, a key that differs from a known claim only in
+// case is refused (encoding/json would take it for the claim), a tag's value
+// must be a string (encoding/json takes null for ""), the tags claim has at
+// most maxTags members, strings must be valid UTF-8 without lone
 // surrogates, and values nest at most 32 deep.
 //
 // The strings it returns share payload's memory, which must not change
@@ -148,9 +156,10 @@ const (
 	bClient
 	bTokenUse
 	bAct
+	bTags
 )
 
-var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tenant_id", "tier", "groups", "scope", "client_id", "token_use", "act"}
+var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "tenant_id", "tier", "groups", "scope", "client_id", "token_use", "act", "tags"}
 
 // object decodes the top-level object and checks nothing follows it.
 func (d *claimsDecoder) object() (*rawClaims, bool) {
@@ -216,6 +225,9 @@ func (d *claimsDecoder) object() (*rawClaims, bool) {
 		case "act":
 			bit = bAct
 			c.Act, c.HasAct, ok = d.actor()
+		case "tags":
+			bit = bTags
+			c.Tags, ok = d.tags()
 		default:
 			for _, n := range claimNames {
 				if strings.EqualFold(key, n) {
@@ -279,6 +291,51 @@ func (d *claimsDecoder) actor() (sub string, has, ok bool) {
 			continue
 		}
 		return sub, true, d.consume('}')
+	}
+}
+
+// maxTags bounds the members of the tags claim.
+const maxTags = 50
+
+// tags decodes the tags claim: null (a nil map), or an object of at most
+// maxTags members whose values are strings ({} is an empty map). A key may
+// appear once; keys that differ only in case are different tags.
+func (d *claimsDecoder) tags() (map[string]string, bool) {
+	if d.null() {
+		return nil, true
+	}
+	if !d.consume('{') {
+		return nil, false
+	}
+	if d.consume('}') {
+		return map[string]string{}, true
+	}
+	var buf [16]string // key, value, key, value…: a map of the right size
+	kv := buf[:0]
+	for {
+		k, ok := d.str()
+		if !ok || !d.consume(':') {
+			return nil, false
+		}
+		v, ok := d.str()
+		if !ok || len(kv) == 2*maxTags {
+			return nil, false
+		}
+		kv = append(kv, k, v)
+		if d.consume(',') {
+			continue
+		}
+		if !d.consume('}') {
+			return nil, false
+		}
+		m := make(map[string]string, len(kv)/2)
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		if len(m) != len(kv)/2 {
+			return nil, false // a key given twice
+		}
+		return m, true
 	}
 }
 

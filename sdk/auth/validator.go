@@ -467,6 +467,7 @@ func (v *Validator) checkClaims(raw *rawClaims, ik *issuerKeys, now time.Time) (
 		Scopes:   scopes(raw.Scope),
 		ClientID: raw.ClientID,
 		Actor:    raw.Act,
+		Tags:     raw.Tags,
 	}
 	// Only access tokens are credentials: an ID token (token_use "id" or
 	// none) is for the client that asked for it, not for resource servers.

@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -84,13 +86,41 @@ func TestValidateValid(t *testing.T) {
 			t.Errorf("a token without act: %+v, %v", c, err)
 		}
 	})
+	t.Run("partner session token: tags", func(t *testing.T) {
+		tags := map[string]string{"partner": "prt_x", "trust": "trs_y", "region": "eu", "cost-center": `"42" é`}
+		for _, k := range []*authtest.Key{e.es, e.ed} {
+			c, err := e.validate(k.Sign(with(e.claims(e.op.Issuer(), "acme"), "tags", tags)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(c.Tags, tags) || c.Subject != "usr_0123456789" || c.TenantID != "acme" {
+				t.Errorf("%s: claims = %+v", k.Algorithm, c)
+			}
+		}
+		for _, tc := range []struct {
+			tags any
+			want map[string]string
+		}{
+			{json.RawMessage(`null`), nil},
+			{map[string]string{}, map[string]string{}},
+		} {
+			c, err := e.validate(e.es.Sign(with(e.claims(e.op.Issuer(), "acme"), "tags", tc.tags)))
+			if err != nil || !maps.Equal(c.Tags, tc.want) || (c.Tags == nil) != (tc.want == nil) {
+				t.Errorf("tags %s: %+v, %v; want tags %#v", tc.tags, c, err, tc.want)
+			}
+		}
+		if c, err := e.validate(e.platform(e.es, "acme")); err != nil || c.Tags != nil {
+			t.Errorf("a token without tags: %+v, %v", c, err)
+		}
+	})
 }
 
 func equalClaims(a, b *auth.Claims) bool {
 	return a.Issuer == b.Issuer && a.Subject == b.Subject && slices.Equal(a.Audience, b.Audience) &&
 		a.Expiry.Equal(b.Expiry) && a.NotBefore.Equal(b.NotBefore) && a.IssuedAt.Equal(b.IssuedAt) &&
 		a.ID == b.ID && a.TenantID == b.TenantID && a.Tier == b.Tier && slices.Equal(a.Groups, b.Groups) &&
-		slices.Equal(a.Scopes, b.Scopes) && a.ClientID == b.ClientID && a.Actor == b.Actor
+		slices.Equal(a.Scopes, b.Scopes) && a.ClientID == b.ClientID && a.Actor == b.Actor &&
+		maps.Equal(a.Tags, b.Tags) && (a.Tags == nil) == (b.Tags == nil)
 }
 
 // craft assembles a compact JWS from a header, a payload and signature bytes.
@@ -273,6 +303,13 @@ func badTokens(t testing.TB, e *env) []badToken {
 		{"tenant_id a number", e.es.Sign(with(good, "tenant_id", 7)), auth.ErrClaims},
 		{"tenant_id not a tenant id", e.es.Sign(with(good, "tenant_id", "Acme Corp")), auth.ErrClaims},
 		{"tenant_id empty", e.es.Sign(with(good, "tenant_id", "")), auth.ErrClaims},
+		{"tags not an object", e.es.Sign(with(good, "tags", []string{"partner", "prt_x"})), auth.ErrClaims},
+		{"a tag not a string", e.es.Sign(with(good, "tags", map[string]any{"partner": "prt_x", "level": 3})), auth.ErrClaims},
+		{"a tag null", e.es.Sign(with(good, "tags", map[string]any{"partner": nil})), auth.ErrClaims},
+		{"a tag an object", e.es.Sign(with(good, "tags", map[string]any{"partner": map[string]string{"id": "prt_x"}})), auth.ErrClaims},
+		{"a tag given twice", e.es.Sign(with(good, "tags", json.RawMessage(`{"partner":"prt_x","partner":"prt_y"}`))), auth.ErrClaims},
+		{"tags and Tags", e.es.Sign(with(good, "tags", map[string]string{"partner": "prt_x"}, "Tags", map[string]string{"partner": "prt_y"})), auth.ErrClaims},
+		{"over 50 tags", e.es.Sign(with(good, "tags", manyTags(51))), auth.ErrClaims},
 
 		// Time.
 		{"expired", e.es.Sign(with(good, "exp", now.Add(-time.Hour).Unix())), auth.ErrTokenExpired},
@@ -302,6 +339,15 @@ func badTokens(t testing.TB, e *env) []badToken {
 		{"silo issuer, empty tenant", e.es.Sign(with(good, "iss", iss+"/t/")), auth.ErrIssuer},
 		{"silo issuer, tenant id too long", e.es.Sign(with(good, "iss", iss+"/t/"+strings.Repeat("a", 64))), auth.ErrIssuer},
 	}
+}
+
+// manyTags is n session tags.
+func manyTags(n int) map[string]string {
+	m := make(map[string]string, n)
+	for i := range n {
+		m[fmt.Sprint("k", i)] = "v"
+	}
+	return m
 }
 
 func TestValidateRefuses(t *testing.T) {

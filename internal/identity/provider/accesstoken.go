@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/signing"
 )
 
 // Access tokens are JWTs with the JOSE header typ "at+jwt" (RFC 9068 §2.1),
@@ -84,21 +85,27 @@ func (s *issuerStorage) signAccessToken(ctx context.Context, req op.TokenRequest
 	if err != nil {
 		return err
 	}
-	k, err := s.p.cfg.Signing.Active(ctx, s.issuer)
-	if err != nil {
-		return err
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Algorithm, Key: &jose.JSONWebKey{Key: k.Private, KeyID: k.ID}},
-		(&jose.SignerOptions{}).WithType(AccessTokenType))
-	if err != nil {
-		return err
-	}
-	jwt, err := crypto.Sign(claims, signer)
+	jwt, err := s.p.signAccessJWT(ctx, s.issuer, claims)
 	if err != nil {
 		return err
 	}
 	s.p.crypto.signed.Store(id, jwt)
 	return nil
+}
+
+// signAccessJWT signs an access token's claims with issuer's active key,
+// typ at+jwt.
+func (p *Provider) signAccessJWT(ctx context.Context, issuer signing.Issuer, claims any) (string, error) {
+	k, err := p.cfg.Signing.Active(ctx, issuer)
+	if err != nil {
+		return "", err
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Algorithm, Key: &jose.JSONWebKey{Key: k.Private, KeyID: k.ID}},
+		(&jose.SignerOptions{}).WithType(AccessTokenType))
+	if err != nil {
+		return "", err
+	}
+	return crypto.Sign(claims, signer)
 }
 
 // accessTokenScopes drops the scopes that only ask for userinfo claims, as

@@ -171,6 +171,8 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request, issuer signing.
 		oauthError(tw, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("grant_type is missing"))
 	case !slices.Contains(supportedGrants, grant):
 		oauthError(tw, http.StatusBadRequest, oidc.ErrUnsupportedGrantType().WithDescription("grant_type is not supported"))
+	case grant == oidc.GrantTypeTokenExchange && r.PostForm.Get("subject_token_type") == PartnerTokenType:
+		p.partnerExchange(tw, r, issuer)
 	case grant == oidc.GrantTypeTokenExchange:
 		p.tokenExchange(tw, r, issuer, o)
 	default:

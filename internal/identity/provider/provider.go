@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
@@ -32,6 +33,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/lru"
+	"github.com/bulkhead-dev/bulkhead/internal/partners"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/statecache"
@@ -112,6 +115,10 @@ type Config struct {
 	// shorter access token lifetime, and the subject token's remaining
 	// life, bound it further.
 	ExchangeTokenLifetime time.Duration
+
+	// Partners decides partners' requests for sessions in tenants (the
+	// partner token exchange); nil: the grant is refused.
+	Partners *partners.Service
 }
 
 // Provider serves the platform issuer and every silo tenant's issuer.
@@ -139,6 +146,8 @@ type Provider struct {
 	configs sync.Map // tenant.ID → cachedConfig
 
 	crypto *accessTokenCrypto // hands out the access tokens the storage signed
+
+	partnerKeys *lru.Cache[string, *gooidc.RemoteKeySet] // partners' JWKS, by URL
 }
 
 type cachedConfig struct {
@@ -190,7 +199,8 @@ func New(cfg Config) (*Provider, error) {
 	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{}, tenants: statecache.New[tenant.ID, tenants.Tenant](cfg.ReadCache),
 		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginFailures: ratelimit.New(1.0/30, 10, 100000),
 		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000), crypto: newAccessTokenCrypto(cfg.CryptoKey),
-		upstreams: newUpstreams(newUpstreamClient(cfg.UpstreamTimeout, cfg.AllowPrivateUpstreams), cfg.Clock.Now)}, nil
+		upstreams:   newUpstreams(newUpstreamClient(cfg.UpstreamTimeout, cfg.AllowPrivateUpstreams), cfg.Clock.Now),
+		partnerKeys: lru.New[string, *gooidc.RemoteKeySet](lru.Options[*gooidc.RemoteKeySet]{Size: upstreamCacheSize, MaxAge: upstreamCacheAge, Now: cfg.Clock.Now})}, nil
 }
 
 func isLoopback(host string) bool { return host == "localhost" || host == "127.0.0.1" || host == "::1" }
