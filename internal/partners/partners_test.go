@@ -184,10 +184,10 @@ func TestConfusedDeputy(t *testing.T) {
 			t.Fatal(err)
 		}
 		refusals := map[string]func() (int, []byte){
-			"globex's external id":       func() (int, []byte) { return assume(t, f.env.URL, p, "acme", globex.ExternalID, nil) },
-			"a stale external id":        func() (int, []byte) { return assume(t, f.env.URL, p, "acme", acme.ExternalID, nil) },
-			"no external id":             func() (int, []byte) { return assume(t, f.env.URL, p, "acme", "", nil) },
-			"a made-up external id":      func() (int, []byte) { return assume(t, f.env.URL, p, "acme", "bhx_"+strings.Repeat("A", 43), nil) },
+			"globex's external id":        func() (int, []byte) { return assume(t, f.env.URL, p, "acme", globex.ExternalID, nil) },
+			"a stale external id":         func() (int, []byte) { return assume(t, f.env.URL, p, "acme", acme.ExternalID, nil) },
+			"no external id":              func() (int, []byte) { return assume(t, f.env.URL, p, "acme", "", nil) },
+			"a made-up external id":       func() (int, []byte) { return assume(t, f.env.URL, p, "acme", "bhx_"+strings.Repeat("A", 43), nil) },
 			"a tenant that never trusted": func() (int, []byte) { return assume(t, f.env.URL, p, "initech", rotated.ExternalID, nil) },
 			"a tenant that does not exist": func() (int, []byte) {
 				return assume(t, f.env.URL, p, "nosuch", rotated.ExternalID, nil)
@@ -227,7 +227,9 @@ func TestConfusedDeputy(t *testing.T) {
 		// Another tenant's objects: 404, byte-identical to no such tenant.
 		_, other := call(t, "GET", f.env.URL+"/v1/tenants/globex/placement", tok, nil)
 		_, none := call(t, "GET", f.env.URL+"/v1/tenants/nosuch/placement", tok, nil)
-		same := func(b []byte, name string) []byte { return bytes.ReplaceAll(stripRequestID(b), []byte(name), []byte("T")) }
+		same := func(b []byte, name string) []byte {
+			return bytes.ReplaceAll(stripRequestID(b), []byte(name), []byte("T"))
+		}
 		if !bytes.Equal(same(other, "globex"), same(none, "nosuch")) || !strings.Contains(string(other), "tenant_not_found") {
 			t.Fatalf("globex: %s\nnosuch: %s", other, none)
 		}
