@@ -180,6 +180,11 @@ func TestCrossTenant(t *testing.T) {
 			{method: "GET", path: "/v1/webhooks/whk_probeprobeprobeprobeprobepr", token: tokA},
 			{method: "DELETE", path: "/v1/webhooks/whk_probeprobeprobeprobeprobepr", token: tokA},
 			{method: "GET", path: "/v1/webhooks/whk_probeprobeprobeprobeprobepr/deliveries", token: tokA},
+			{method: "POST", path: "/v1/partners", token: tokA, body: []byte(`{"name":"Probe partner"}`)},
+			{method: "GET", path: "/v1/partners", token: tokA},
+			{method: "GET", path: "/v1/partners/prt_probeprobeprobeprobeprobepr", token: tokA},
+			{method: "DELETE", path: "/v1/partners/prt_probeprobeprobeprobeprobepr", token: tokA},
+			{method: "POST", path: "/v1/partners/prt_probeprobeprobeprobeprobepr/secret", token: tokA},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

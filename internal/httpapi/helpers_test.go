@@ -316,5 +316,6 @@ func fillPath(pattern, tenant string) string {
 	return strings.NewReplacer("{tenant}", tenant, "{user}", "usr_probe", "{group}", "admins", "{client}", "cli_probe",
 		"{policy}", "pol_probeprobeprobeprobeprobepr", "{template}", "tpl_probeprobeprobeprobeprobepr",
 		"{key}", "key_probeprobeprobeprobeprobepr", "{function}", "counter",
-		"{connection}", "con_probeprobeprobeprobeprobepr", "{grant}", "grt_probeprobeprobeprobeprobepr", "{name}", "probe-cluster", "{route}", "rt-probe", "{domain}", "probe.example.com", "{migration}", "wf_probe", "{webhook}", "whk_probeprobeprobeprobeprobepr", "{stream}", "probe", "{consumer}", "probe").Replace(pattern)
+		"{connection}", "con_probeprobeprobeprobeprobepr", "{grant}", "grt_probeprobeprobeprobeprobepr", "{name}", "probe-cluster", "{route}", "rt-probe", "{domain}", "probe.example.com", "{migration}", "wf_probe", "{webhook}", "whk_probeprobeprobeprobeprobepr", "{stream}", "probe", "{consumer}", "probe",
+		"{partner}", "prt_probeprobeprobeprobeprobepr", "{trust}", "trs_probeprobeprobeprobeprobepr").Replace(pattern)
 }
