@@ -50,6 +50,10 @@ Usage:
                                 leaks (see bulkhead rls --help)
   bulkhead webhook <command>    create|list|get|delete|deliveries the operator's webhooks of Bulkhead's
                                 own events (see bulkhead webhook --help)
+  bulkhead partner <command>    create|list|get|delete|rotate-secret integration partners, and assume
+                                (the partner's side: a token for a tenant that trusts it)
+  bulkhead trust <command>      create|list|get|update|suspend|resume|delete|rotate-external-id a
+                                tenant's trusts in partners (see bulkhead trust --help)
 
 bulkhead <group> --help prints a group's commands; bulkhead <group> <command>
 --help adds that command's flags.
@@ -223,6 +227,23 @@ func commands() map[string]unit {
 		"webhook get":        {run: webhookGet},
 		"webhook delete":     {run: webhookDelete},
 		"webhook deliveries": {run: webhookDeliveries},
+
+		"partner":                  {usage: partnerUsage},
+		"partner create":           {run: partnerCreate},
+		"partner list":             {run: partnerList},
+		"partner get":              {run: partnerGet},
+		"partner delete":           {run: partnerDelete},
+		"partner rotate-secret":    {run: partnerRotateSecret},
+		"partner assume":           {run: partnerAssume},
+		"trust":                    {usage: trustUsage},
+		"trust create":             {run: trustCreate},
+		"trust list":               {run: trustList},
+		"trust get":                {run: trustGet},
+		"trust update":             {run: trustUpdate},
+		"trust suspend":            {run: trustAct("suspend")},
+		"trust resume":             {run: trustAct("resume")},
+		"trust delete":             {run: trustAct("delete")},
+		"trust rotate-external-id": {run: trustAct("rotate-external-id")},
 	}
 }
 
