@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -46,6 +47,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
+	"github.com/bulkhead-dev/bulkhead/internal/partners"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 	sdkevents "github.com/bulkhead-dev/bulkhead/sdk/events"
@@ -518,6 +520,16 @@ func (s *Server) authorizeToken(ctx context.Context, req *jwt.AuthorizationReque
 	tc, ok := tenant.FromContext(vctx)
 	if !ok || tc.TenantID == "" {
 		return "", "not a tenant's token"
+	}
+	if tc.Partner != nil && len(tc.Partner.Networks) > 0 {
+		// A partner's session keeps to its trust's networks here too (the
+		// connection's address, as the NATS server saw it). The live
+		// connection is not re-checked against a later change of them:
+		// its token's recheck stops it when the trust goes.
+		ip, _ := netip.ParseAddr(req.ClientInformation.Host)
+		if !partners.InNetworks(tc.Partner.Networks, ip) {
+			return "", "the partner's session is outside its trust's networks"
+		}
 	}
 	pub, sub := tc.HasScope(ScopePublish), tc.HasScope(ScopeSubscribe)
 	if !pub && !sub {

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -97,7 +98,7 @@ func TestClientRoundTrip(t *testing.T) {
 			return c
 		}
 		op, svc := as(apitest.AdminToken), as("tok-svc")
-		r := roundTrip{t: t, ctx: t.Context()}
+		r := roundTrip{t: t, ctx: t.Context(), base: env.URL}
 
 		r.tenants(op)
 		ann := r.users(op)
@@ -116,6 +117,7 @@ func TestClientRoundTrip(t *testing.T) {
 		r.gateway(op)
 		r.streams(as("tok-events"))
 		r.webhooks(op)
+		r.partners(op)
 		r.offboarding(op, ann)
 		// Last: without PostgreSQL for the application's cluster (and
 		// BULKHEAD_REQUIRE_POSTGRES unset) App skips the rest.
@@ -155,8 +157,9 @@ func TestClientRoundTrip(t *testing.T) {
 // roundTrip is one run of TestClientRoundTrip. Its methods stop the test
 // at the first failed call: what follows depends on it.
 type roundTrip struct {
-	t   *testing.T
-	ctx context.Context
+	t    *testing.T
+	ctx  context.Context
+	base string // the node's URL (its token endpoint is base/oauth/token)
 }
 
 func (r roundTrip) ok(what string, err error) {
@@ -732,6 +735,57 @@ func (r roundTrip) webhooks(op *client.Client) {
 	r.ok("list webhooks", err)
 	r.want("webhooks", len(list.Items) == 1 && reflect.DeepEqual(list.Items[0], created.Webhook), list)
 	r.ok("delete webhook", op.DeleteWebhook(ctx, created.ID))
+}
+
+// partners registers a partner, trusts it from acme, assumes the trust
+// through AssumeTrustToken, and changes, suspends, resumes, rotates and
+// removes the trust and the partner.
+func (r roundTrip) partners(op *client.Client) {
+	ctx := r.ctx
+	p, err := op.CreatePartner(ctx, client.CreatePartner{Name: "Reporting Co"})
+	r.ok("create partner", err)
+	r.want("created partner", strings.HasPrefix(p.ClientSecret, "bhp_") && p.AuthMethod == "client_secret_basic", p)
+	got, err := op.GetPartner(ctx, p.ID)
+	r.ok("get partner", err)
+	r.want("got partner", reflect.DeepEqual(got, p.Partner), got)
+	list, err := op.ListPartners(ctx, 0, "")
+	r.ok("list partners", err)
+	r.want("partners", len(list.Items) == 1 && reflect.DeepEqual(list.Items[0], p.Partner), list)
+	rotated, err := op.RotatePartnerSecret(ctx, p.ID)
+	r.ok("rotate partner secret", err)
+	r.want("new secret", rotated.ClientSecret != p.ClientSecret && strings.HasPrefix(rotated.ClientSecret, "bhp_"), rotated.ID)
+	tr, err := op.CreateTrust(ctx, "acme", client.CreateTrust{Partner: p.ID, Scopes: []string{"reports:read"}, PartnerTags: []string{"region"}})
+	r.ok("create trust", err)
+	r.want("created trust", strings.HasPrefix(tr.ExternalID, "bhx_") && tr.Status == "active" && tr.MaxSessionSeconds == 900, tr.ID)
+	tok, err := client.AssumeTrustToken(ctx, client.AssumeTrust{TokenURL: r.base + "/oauth/token", PartnerID: p.ID, ClientSecret: rotated.ClientSecret,
+		Tenant: "acme", ExternalID: tr.ExternalID, Tags: map[string]string{"region": "eu"}})
+	r.ok("assume trust", err)
+	r.want("partner token", tok.AccessToken != "" && slices.Equal(tok.Scopes, []string{"reports:read"}), tok.Scopes)
+	_, err = client.AssumeTrustToken(ctx, client.AssumeTrust{TokenURL: r.base + "/oauth/token", PartnerID: p.ID, ClientSecret: rotated.ClientSecret,
+		Tenant: "acme", ExternalID: "bhx_wrong"})
+	var oe *client.OAuthError
+	r.want("wrong external id", errors.As(err, &oe) && oe.Code == "invalid_grant", err)
+	desc := "monthly reports"
+	upd, err := op.UpdateTrust(ctx, "acme", tr.ID, client.PatchTrust{Description: &desc})
+	r.ok("update trust", err)
+	r.want("updated trust", upd.Description == desc && slices.Equal(upd.Scopes, tr.Scopes), upd)
+	one, err := op.GetTrust(ctx, "acme", tr.ID)
+	r.ok("get trust", err)
+	r.want("got trust", reflect.DeepEqual(one, upd), one)
+	trusts, err := op.ListTrusts(ctx, "acme", 0, "")
+	r.ok("list trusts", err)
+	r.want("trusts", len(trusts.Items) == 1 && trusts.Items[0].ID == tr.ID, trusts)
+	s, err := op.SuspendTrust(ctx, "acme", tr.ID)
+	r.ok("suspend trust", err)
+	r.want("suspended", s.Status == "suspended", s.Status)
+	s, err = op.ResumeTrust(ctx, "acme", tr.ID)
+	r.ok("resume trust", err)
+	r.want("resumed", s.Status == "active", s.Status)
+	ext, err := op.RotateExternalID(ctx, "acme", tr.ID)
+	r.ok("rotate external id", err)
+	r.want("new external id", ext.ExternalID != tr.ExternalID && ext.ExternalIDHint == ext.ExternalID[len(ext.ExternalID)-4:], ext.ID)
+	r.ok("delete trust", op.DeleteTrust(ctx, "acme", tr.ID))
+	r.ok("delete partner", op.DeletePartner(ctx, p.ID))
 }
 
 // data registers the application's cluster, places a tenant on it, and
