@@ -90,7 +90,6 @@ type Service struct {
 	checkPolicy func(ctx context.Context, tid tenant.ID, policy string) error
 
 	partners *statecache.Reads[string, partnerRead]
-	trusts   *statecache.Reads[trustKey, Trust]
 }
 
 // Options configure a Service.
@@ -112,17 +111,12 @@ func New(db *storage.DB, log *audit.Log, o Options) *Service {
 		o.ReadCache.Now = o.Clock.Now
 	}
 	return &Service{db: db, audit: log, clock: o.Clock, checkPolicy: o.CheckPolicy,
-		partners: statecache.New[string, partnerRead](o.ReadCache), trusts: statecache.New[trustKey, Trust](o.ReadCache)}
+		partners: statecache.New[string, partnerRead](o.ReadCache)}
 }
 
 type partnerRead struct {
 	p          Partner
 	secretHash string
-}
-
-type trustKey struct {
-	tid tenant.ID
-	id  string
 }
 
 func partnerNotFound(id string) error {
@@ -232,18 +226,22 @@ func (s *Service) partner(ctx context.Context, id string) (partnerRead, error) {
 	if !ids.Valid(id, PartnerPrefix) {
 		return partnerRead{}, partnerNotFound(id)
 	}
-	return s.partners.Get(ctx, id, func(ctx context.Context) (partnerRead, error) {
-		var r partnerRead
-		err := s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-			var err error
-			r.p, err = scanPartner(tx.QueryRow(ctx, `SELECT `+partnerColumns+`, secret_hash FROM partners WHERE id = ?`, id), &r.secretHash)
-			return err
-		})
-		if errors.Is(err, sql.ErrNoRows) {
-			return partnerRead{}, partnerNotFound(id)
-		}
-		return r, err
-	}, func(_ partnerRead, err error) bool { return err == nil || errs.Is(err, "partner_not_found") })
+	return s.partners.Get(ctx, id, func(ctx context.Context) (partnerRead, error) { return s.readPartner(ctx, id) },
+		func(_ partnerRead, err error) bool { return err == nil || errs.Is(err, "partner_not_found") })
+}
+
+// readPartner reads partner id from the database.
+func (s *Service) readPartner(ctx context.Context, id string) (partnerRead, error) {
+	var r partnerRead
+	err := s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		var err error
+		r.p, err = scanPartner(tx.QueryRow(ctx, `SELECT `+partnerColumns+`, secret_hash FROM partners WHERE id = ?`, id), &r.secretHash)
+		return err
+	})
+	if errors.Is(err, sql.ErrNoRows) {
+		return partnerRead{}, partnerNotFound(id)
+	}
+	return r, err
 }
 
 // ListPartners returns a page of partners, by id.

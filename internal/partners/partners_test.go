@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
@@ -351,4 +352,69 @@ func encryptAs(t *testing.T, f *fixture, tenant, plaintext string) string {
 	}
 	json.Unmarshal(body, &out)
 	return out.Ciphertext
+}
+
+// TestRevocationAcrossNodes: two nodes share a PostgreSQL database. A
+// partner's token assumed on one is used on the other; suspending the
+// trust, rotating its external id, deleting it and deleting the partner
+// through the first node each stop the token on the second within a
+// second.
+func TestRevocationAcrossNodes(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	f := newFixture(t, dsn, apitest.Options{RootKey: key})
+	n2 := apitest.New(t, dsn, apitest.Options{RootKey: key, PublicURL: f.env.URL})
+	f.tenant(t, "acme", "basic")
+	p := f.partner(t, "Reporting Co")
+	tr := f.trust(t, "acme", api.CreateTrust{Partner: p.ID, Scopes: []string{"reports:read"}})
+	decide := func(tok string) int {
+		status, _ := call(t, "POST", n2.URL+"/v1/tenants/acme/authorize", tok, map[string]any{
+			"action": map[string]string{"type": "Action", "id": "read"}, "resource": map[string]string{"type": "Doc", "id": "1"}})
+		return status
+	}
+	measure := func(what, tok string, act func()) {
+		t.Helper()
+		if status := decide(tok); status != 200 {
+			t.Fatalf("%s: node 2 before: %d", what, status)
+		}
+		start := time.Now()
+		act()
+		for decide(tok) != 401 {
+			if time.Since(start) > time.Second {
+				t.Fatalf("%s: node 2 still takes the token after %v", what, time.Since(start))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("%s reached node 2 in %v", what, time.Since(start))
+	}
+	ext := tr.ExternalID
+	measure("suspension", token(t, f.env.URL, p, "acme", ext, nil), func() {
+		if _, err := f.env.Admin.SuspendTrust(f.ctx, "acme", tr.ID); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if status, body := assume(t, n2.URL, p, "acme", ext, nil); status != 400 {
+		t.Fatalf("assume a suspended trust on node 2: %d %s", status, body)
+	}
+	if _, err := f.env.Admin.ResumeTrust(f.ctx, "acme", tr.ID); err != nil {
+		t.Fatal(err)
+	}
+	measure("rotation", token(t, n2.URL, p, "acme", ext, nil), func() {
+		r, err := f.env.Admin.RotateExternalID(f.ctx, "acme", tr.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ext = r.ExternalID
+	})
+	measure("trust deletion", token(t, n2.URL, p, "acme", ext, nil), func() {
+		if err := f.env.Admin.DeleteTrust(f.ctx, "acme", tr.ID); err != nil {
+			t.Fatal(err)
+		}
+	})
+	tr = f.trust(t, "acme", api.CreateTrust{Partner: p.ID, Scopes: []string{"reports:read"}})
+	measure("partner deletion", token(t, n2.URL, p, "acme", tr.ExternalID, nil), func() {
+		if err := f.env.Admin.DeletePartner(f.ctx, p.ID); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -522,13 +522,6 @@ func (s *Service) OffboardingStep() tenants.Step {
 	}}
 }
 
-// activeTrust reads tenant tid's trust id through the read cache.
-func (s *Service) activeTrust(ctx context.Context, tid tenant.ID, id string) (Trust, error) {
-	return s.trusts.Get(ctx, trustKey{tid, id}, func(ctx context.Context) (Trust, error) {
-		return s.GetTrust(ctx, tid, id)
-	}, func(_ Trust, err error) bool { return err == nil || errs.Is(err, "trust_not_found") })
-}
-
 // Session is what the API's token check learns of a partner's token.
 type Session struct {
 	Networks []netip.Prefix // empty: any
@@ -545,7 +538,10 @@ func (s *Service) TrustActive(ctx context.Context, tid tenant.ID, trustID, partn
 	if !ids.Valid(trustID, TrustPrefix) {
 		return Session{}, trustNotFound(trustID)
 	}
-	t, err := s.activeTrust(ctx, tid, trustID)
+	// Read now, not through the read cache: the API's token check keeps
+	// its verdict for a second already, and a second cache behind it
+	// would make a revocation take two to reach another node.
+	t, err := s.GetTrust(ctx, tid, trustID)
 	if err != nil {
 		return Session{}, err
 	}
@@ -555,7 +551,7 @@ func (s *Service) TrustActive(ctx context.Context, tid tenant.ID, trustID, partn
 	if issuedAt.IsZero() || !issuedAt.Round(time.Microsecond).After(t.ExternalIDRotatedAt) {
 		return Session{}, errors.New("partners: the token was issued before the trust's external id changed")
 	}
-	if _, err := s.partner(ctx, partnerID); err != nil {
+	if _, err := s.readPartner(ctx, partnerID); err != nil {
 		return Session{}, err
 	}
 	nets, err := CheckNetworks("source_networks", t.SourceNetworks)
