@@ -96,6 +96,7 @@ var Types = []string{
 	"data.placement_moved", "data.move_rolled_back",
 	"kms.key_rotated", "kms.key_deletion_scheduled", "kms.key_deletion_canceled", "kms.key_destroyed",
 	"connection.alert",
+	"trust.created", "trust.updated", "trust.suspended", "trust.resumed", "trust.external_id_rotated", "trust.deleted",
 }
 
 // Published reports whether events of an audit action are published.
