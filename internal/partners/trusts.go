@@ -148,11 +148,12 @@ func checkSession(seconds int) (time.Duration, error) {
 	if seconds == 0 {
 		return DefaultSession, nil
 	}
-	d := time.Duration(seconds) * time.Second
-	if d < MinSession || d > MaxSession {
+	// Compared in seconds: a count past 292 years would wrap around
+	// once multiplied into a Duration, and could land within the bounds.
+	if seconds < int(MinSession/time.Second) || seconds > int(MaxSession/time.Second) {
 		return 0, errs.Field("max_session_seconds", "invalid_session", "max_session_seconds is %d to %d", int(MinSession.Seconds()), int(MaxSession.Seconds()))
 	}
-	return d, nil
+	return time.Duration(seconds) * time.Second, nil
 }
 
 func checkDescription(d string) error {

@@ -127,6 +127,9 @@ func (t *tokenWriter) finish() {
 		t.status = http.StatusOK
 	}
 	if t.status >= 400 {
+		if allow := t.header.Get("Allow"); allow != "" {
+			t.w.Header().Set("Allow", allow) // a 405 names the methods it takes (RFC 9110 §15.5.6)
+		}
 		var e struct {
 			Error       string `json:"error"`
 			Description string `json:"error_description"`

@@ -244,7 +244,15 @@ func (p *Provider) auditPartner(ctx context.Context, st *partnerState, err error
 			ev.Detail["reason"] = st.reason
 		}
 	}
-	if aerr := p.cfg.Audit.Append(context.WithoutCancel(ctx), ev); aerr != nil {
+	// An assumed session changes no state that a cache keeps (an access
+	// token issued): Record, so that a partner assuming again and again
+	// does not throw away this node's cached reads. Refusals change
+	// nothing either (Append does not count them).
+	write := p.cfg.Audit.Append
+	if err == nil {
+		write = p.cfg.Audit.Record
+	}
+	if aerr := write(context.WithoutCancel(ctx), ev); aerr != nil {
 		p.cfg.Logger.ErrorContext(ctx, "audit append failed", "err", aerr, "action", ev.Action)
 		return aerr
 	}
