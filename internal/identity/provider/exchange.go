@@ -164,7 +164,10 @@ func (p *Provider) auditExchange(ctx context.Context, i signing.Issuer, st *exch
 			detail["reason"] = st.reason
 		}
 	}
-	if aerr := p.cfg.Audit.Append(context.WithoutCancel(ctx), ev); aerr != nil {
+	// An exchanged token changes nothing a cache keeps: Record, so that a
+	// service exchanging tokens in a loop does not throw away this node's
+	// cached reads (refusals are not changes either way).
+	if aerr := p.cfg.Audit.Record(context.WithoutCancel(ctx), ev); aerr != nil {
 		p.cfg.Logger.ErrorContext(ctx, "audit append failed", "err", aerr, "action", ev.Action)
 		return aerr
 	}
