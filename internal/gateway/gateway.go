@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -161,7 +162,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteProblem(w, misdirected)
 		return
 	}
-	res, err := g.resolve(ctx, host, bearer(r))
+	peer, _ := netip.ParseAddrPort(r.RemoteAddr)
+	res, err := g.resolve(ctx, host, bearer(r), peer.Addr())
 	if err != nil {
 		g.fail(w, r, err)
 		return

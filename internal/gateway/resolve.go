@@ -3,10 +3,12 @@ package gateway
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/partners"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
@@ -43,7 +45,11 @@ var errNoTenant = errors.New("gateway: no tenant")
 // that is not a Bulkhead token (authn.ErrUnknownToken) is the
 // application's business and is not a source; one that is but fails
 // verification is refused (401).
-func (g *Gateway) resolve(ctx context.Context, host, bearer string) (resolution, error) {
+//
+// A partner's session (a token from a tenant's trust in a partner) keeps
+// to its trust's networks here as on the API: peer is the connection's
+// address (the gateway is the edge: no forwarded header is believed).
+func (g *Gateway) resolve(ctx context.Context, host, bearer string, peer netip.Addr) (resolution, error) {
 	var found []resolution
 	if bearer != "" {
 		tctx, err := authn.Authenticate(ctx, bearer, g.cfg.Verifiers...)
@@ -53,6 +59,10 @@ func (g *Gateway) resolve(ctx context.Context, host, bearer string) (resolution,
 			return resolution{}, err
 		default:
 			if tc, ok := tenant.FromContext(tctx); ok {
+				if tc.Partner != nil && !partners.InNetworks(tc.Partner.Networks, peer) {
+					return resolution{}, errs.E(errs.Forbidden, "source_network_not_allowed",
+						"the trust lets this partner's sessions in from its source networks only")
+				}
 				found = append(found, resolution{tenant: tc.TenantID, subject: tc.Principal, via: "token"})
 			}
 		}

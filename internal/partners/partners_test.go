@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/gateway"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/internal/tenants"
@@ -417,4 +420,40 @@ func TestRevocationAcrossNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestGatewayKeepsPartnersToTheirNetworks: a partner's token passes the
+// edge gateway to the application only from its trust's networks, and a
+// change of them applies to a token already issued.
+func TestGatewayKeepsPartnersToTheirNetworks(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app") }))
+	defer app.Close()
+	f := newFixture(t, storagetest.DSN(t, storage.SQLite), apitest.Options{GatewayAppDomain: "app.test",
+		GatewayRoutes: []gateway.Route{{ID: "rt_app", Host: "*.app.test", PathPrefix: "/", Upstream: app.URL}}})
+	f.tenant(t, "acme", "basic")
+	p := f.partner(t, "Reporting Co")
+	tr := f.trust(t, "acme", api.CreateTrust{Partner: p.ID, Scopes: []string{"reports:read"}, SourceNetworks: []string{"127.0.0.1/32"}})
+	tok := token(t, f.env.URL, p, "acme", tr.ExternalID, nil)
+	get := func() (int, string) {
+		req, _ := http.NewRequest("GET", f.env.GatewayURL+"/reports", nil)
+		req.Host = "acme.app.test"
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get(); status != 200 || body != "app" {
+		t.Fatalf("from the trust's network: %d %s", status, body)
+	}
+	nets := []string{"10.0.0.0/8"}
+	if _, err := f.env.Admin.UpdateTrust(f.ctx, "acme", tr.ID, api.PatchTrust{SourceNetworks: &nets}); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := get(); status != 403 || !strings.Contains(body, "source_network_not_allowed") {
+		t.Fatalf("from outside the trust's networks: %d %s", status, body)
+	}
 }
