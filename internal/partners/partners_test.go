@@ -457,3 +457,48 @@ func TestGatewayKeepsPartnersToTheirNetworks(t *testing.T) {
 		t.Fatalf("from outside the trust's networks: %d %s", status, body)
 	}
 }
+
+// TestTemplateLinkForAPartner: a tenant grants a partner through one of
+// its policy store's templates, linked for the principal
+// Bulkhead::Partner::"<partner id>"; the link is what allows, and the
+// trust's bound still applies.
+func TestTemplateLinkForAPartner(t *testing.T) {
+	f := newFixture(t, storagetest.DSN(t, storage.SQLite), apitest.Options{})
+	f.tenant(t, "acme", "basic")
+	p := f.partner(t, "Reporting Co")
+	tr := f.trust(t, "acme", api.CreateTrust{Partner: p.ID, Scopes: []string{"reports:read"},
+		// A bound permits at most: reads, and no secret report.
+		Policy: `permit(principal, action == Action::"read", resource);
+			forbid(principal, action, resource) when { resource has secret && resource.secret };`})
+	tok := token(t, f.env.URL, p, "acme", tr.ExternalID, nil)
+	decide := func(secret bool) string {
+		t.Helper()
+		status, body := call(t, "POST", f.env.URL+"/v1/tenants/acme/authorize", tok, map[string]any{
+			"action": map[string]string{"type": "Action", "id": "read"}, "resource": map[string]string{"type": "Report", "id": "q3"},
+			"entities": []map[string]any{{"uid": map[string]string{"type": "Report", "id": "q3"}, "attrs": map[string]any{"secret": secret}, "parents": []any{}}}})
+		var d struct {
+			Decision string `json:"decision"`
+		}
+		if status != 200 || json.Unmarshal(body, &d) != nil {
+			t.Fatalf("authorize: %d %s", status, body)
+		}
+		return d.Decision
+	}
+	if got := decide(false); got != "deny" {
+		t.Fatalf("before the link: %s", got)
+	}
+	tpl, err := f.env.Admin.CreateTemplate(f.ctx, "acme", api.PolicyTemplateInput{Statement: `permit(principal == ?principal, action == Action::"read", resource is Report);`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.env.Admin.CreatePolicy(f.ctx, "acme", api.PolicyInput{TemplateID: tpl.ID,
+		Principal: &api.EntityRef{Type: "Bulkhead::Partner", ID: p.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := decide(false); got != "allow" {
+		t.Fatalf("with the link: %s", got)
+	}
+	if got := decide(true); got != "deny" {
+		t.Fatalf("a secret report, with the link: %s (the trust's bound forbids it)", got)
+	}
+}
