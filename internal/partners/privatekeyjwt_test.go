@@ -8,8 +8,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -28,6 +30,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
@@ -251,7 +254,22 @@ func TestPrivateKeyJWT(t *testing.T) {
 		scopes := []string{"reports:read"}
 		ptr := f.trust(t, "acme", api.CreateTrust{Partner: p.ID, Scopes: scopes})
 		qtr := f.trust(t, "acme", api.CreateTrust{Partner: q.ID, Scopes: scopes})
-		f.trust(t, "acme", api.CreateTrust{Partner: s.ID, Scopes: scopes})
+		str := f.trust(t, "acme", api.CreateTrust{Partner: s.ID, Scopes: scopes})
+		// Each row also carries the other method's credential, as no
+		// registration leaves it (a bad migration or restore might): P a
+		// secret's hash, S P's JWKS URL. The partner's method alone then
+		// decides which credential counts.
+		pSecret := "bhp_" + rand.Text()
+		sum := sha256.Sum256([]byte(pSecret))
+		if err := f.env.DB.Update(f.ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+			if _, err := tx.Exec(f.ctx, `UPDATE partners SET secret_hash = ? WHERE id = ?`, hex.EncodeToString(sum[:]), p.ID); err != nil {
+				return err
+			}
+			_, err := tx.Exec(f.ctx, `UPDATE partners SET jwks_url = ? WHERE id = ?`, p.JWKSURL, s.ID)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
 		tokenURL := f.env.URL + "/oauth/token"
 		signed := func(k signingKey, change func(c map[string]any)) string {
 			c := f.assertionClaims(p.ID)
@@ -366,11 +384,12 @@ func TestPrivateKeyJWT(t *testing.T) {
 			{what: "alg none", do: withAssertion(none())},
 			{what: "HS256 keyed with P's public key", do: withAssertion(hs256())},
 			{what: "an assertion naming a client_secret_basic partner", do: func() (int, []byte) {
-				return f.assumeWith(t, "acme", ptr.ExternalID, es.sign(t, f.assertionClaims(s.ID)))
+				return f.assumeWith(t, "acme", str.ExternalID, es.sign(t, f.assertionClaims(s.ID)))
 			}},
-			{what: "P with HTTP Basic and a secret", do: raw(p.ID, "bhp_"+strings.Repeat("A", 43), nil)},
+			{what: "P with HTTP Basic and its row's secret", do: raw(p.ID, pSecret, nil)},
+			{what: "P with HTTP Basic and another secret", do: raw(p.ID, "bhp_"+strings.Repeat("A", 43), nil)},
 			{what: "P with HTTP Basic and no secret", do: raw(p.ID, "", nil)},
-			{what: "P with client_secret_post", do: raw("", "", map[string]string{"client_id": p.ID, "client_secret": "bhp_" + strings.Repeat("A", 43)})},
+			{what: "P with client_secret_post and its row's secret", do: raw("", "", map[string]string{"client_id": p.ID, "client_secret": pSecret})},
 			{what: "HTTP Basic and an assertion at once", do: raw(p.ID, "anything", map[string]string{
 				"client_assertion_type": assertionType, "client_assertion": signed(es, nil)}), status: 400, code: "invalid_request"},
 			{what: "client_secret and an assertion at once", do: raw("", "", map[string]string{"client_secret": "anything",
@@ -528,7 +547,7 @@ func TestPrivateKeyJWTUnreachableKeys(t *testing.T) {
 				t.Errorf("%s: %d %s", c.what, status, body)
 			}
 			if took > 4*time.Second {
-				t.Errorf("%s: refused after %v", c.what, took)
+				t.Errorf("%s: answered after %v", c.what, took)
 			}
 		}
 	})
