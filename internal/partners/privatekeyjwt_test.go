@@ -455,7 +455,8 @@ func TestPrivateKeyJWT(t *testing.T) {
 
 // TestPrivateKeyJWTKeyRotation: the partner publishes a new key (a new
 // kid) instead of its old one; the running node fetches its JWKS again
-// for the unknown kid, accepts the new key and no longer the old one.
+// for the unknown kid — at most once per 2 s — accepts the new key and
+// no longer the old one.
 func TestPrivateKeyJWTKeyRotation(t *testing.T) {
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
 		f := newFixture(t, dsn, apitest.Options{})
@@ -477,6 +478,18 @@ func TestPrivateKeyJWTKeyRotation(t *testing.T) {
 
 		newer := newKey(t, jose.EdDSA, "2026-02")
 		srv.serveKeys(t, "/jwks.json", newer)
+		// Within the refetch bound of the last fetch (2 s), unknown kids
+		// fetch nothing, however many assertions name them: anyone can
+		// send assertions naming a partner.
+		for range 20 {
+			if status, body := try(newer); status != 401 {
+				t.Fatalf("the new key before the refetch bound: %d %s", status, body)
+			}
+		}
+		if n := srv.fetched("/jwks.json"); n != 1 {
+			t.Fatalf("the JWKS was fetched %d times within the refetch bound, want once", n)
+		}
+		time.Sleep(2100 * time.Millisecond)
 		status, body = try(newer)
 		granted(t, "the new key", status, body, p.ID, tr.ID)
 		if n := srv.fetched("/jwks.json"); n != 2 {

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	httphelper "github.com/zitadel/oidc/v3/pkg/http"
@@ -298,8 +297,7 @@ func (p *Provider) partnerAssertion(ctx context.Context, assertion, clientID str
 	}
 	// The issuer is read before the signature is checked only to find
 	// whose keys to check it with.
-	tok, err := jwt.ParseSigned(assertion, []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
-		jose.ES256, jose.ES384, jose.ES512, jose.EdDSA})
+	tok, err := jwt.ParseSigned(assertion, assertionAlgorithms)
 	if err != nil {
 		return partners.Partner{}, partners.ErrClient
 	}
@@ -311,7 +309,11 @@ func (p *Provider) partnerAssertion(ctx context.Context, assertion, clientID str
 	if err != nil {
 		return partners.Partner{}, err
 	}
-	payload, err := p.partnerKeySet(partner.JWKSURL).VerifySignature(ctx, assertion)
+	jws, err := jose.ParseSigned(assertion, assertionAlgorithms)
+	if err != nil {
+		return partners.Partner{}, partners.ErrClient
+	}
+	payload, err := p.partnerKeySet(partner.JWKSURL).verify(ctx, p.clock().Now(), jws)
 	if err != nil {
 		return partners.Partner{}, partners.ErrClient
 	}
@@ -335,15 +337,18 @@ func (p *Provider) partnerAssertion(ctx context.Context, assertion, clientID str
 	return partner, nil
 }
 
-// partnerKeySet returns the key set at a partner's JWKS URL, fetched
-// through the federation client (public addresses only, unless private
-// upstreams are allowed; size and time bounded).
-func (p *Provider) partnerKeySet(url string) *gooidc.RemoteKeySet {
+// assertionAlgorithms are the signature algorithms of client assertions:
+// asymmetric only (a partner's keys are public).
+var assertionAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA}
+
+// partnerKeySet returns the key set at a partner's JWKS URL.
+func (p *Provider) partnerKeySet(url string) *partnerKeySet {
 	if ks, ok := p.partnerKeys.Get(url); ok {
 		return ks
 	}
 	gen := p.partnerKeys.Generation()
-	ks := gooidc.NewRemoteKeySet(p.upstreams.context(context.Background()), url)
+	ks := &partnerKeySet{url: url, client: p.upstreams.client}
 	p.partnerKeys.Put(url, ks, gen)
 	return ks
 }

@@ -23,7 +23,6 @@ import (
 	"sync"
 	"time"
 
-	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
@@ -147,7 +146,7 @@ type Provider struct {
 
 	crypto *accessTokenCrypto // hands out the access tokens the storage signed
 
-	partnerKeys *lru.Cache[string, *gooidc.RemoteKeySet] // partners' JWKS, by URL
+	partnerKeys *lru.Cache[string, *partnerKeySet] // partners' JWKS, by URL
 }
 
 type cachedConfig struct {
@@ -200,7 +199,7 @@ func New(cfg Config) (*Provider, error) {
 		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginFailures: ratelimit.New(1.0/30, 10, 100000),
 		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000), crypto: newAccessTokenCrypto(cfg.CryptoKey),
 		upstreams:   newUpstreams(newUpstreamClient(cfg.UpstreamTimeout, cfg.AllowPrivateUpstreams), cfg.Clock.Now),
-		partnerKeys: lru.New[string, *gooidc.RemoteKeySet](lru.Options[*gooidc.RemoteKeySet]{Size: upstreamCacheSize, MaxAge: upstreamCacheAge, Now: cfg.Clock.Now})}, nil
+		partnerKeys: lru.New[string, *partnerKeySet](lru.Options[*partnerKeySet]{Size: upstreamCacheSize, MaxAge: upstreamCacheAge, Now: cfg.Clock.Now})}, nil
 }
 
 func isLoopback(host string) bool { return host == "localhost" || host == "127.0.0.1" || host == "::1" }
