@@ -653,11 +653,11 @@ func TestHostileTokenRequests(t *testing.T) {
 		}
 
 		// Not a form, too big a form, not a POST.
-		status, h, b := exchange(t, f.env.URL, "POST", p.ID, p.ClientSecret, partnerForm("acme", ext, url.Values{"pad": {strings.Repeat("x", 70<<10)}}))
+		status, _, b := exchange(t, f.env.URL, "POST", p.ID, p.ClientSecret, partnerForm("acme", ext, url.Values{"pad": {strings.Repeat("x", 70<<10)}}))
 		if status != 400 || oauthErr(b) != "invalid_request" {
 			t.Errorf("a 70 KB form: %d %s", status, b)
 		}
-		status, h, b = exchange(t, f.env.URL, "GET", p.ID, p.ClientSecret, partnerForm("acme", ext, nil))
+		status, h, b := exchange(t, f.env.URL, "GET", p.ID, p.ClientSecret, partnerForm("acme", ext, nil))
 		if status != 405 || oauthErr(b) != "invalid_request" || h.Get("Allow") != "POST" || strings.Contains(string(b), `"access_token":`) {
 			t.Errorf("GET: %d %v %s", status, h, b)
 		}

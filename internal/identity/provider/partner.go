@@ -309,7 +309,7 @@ func (p *Provider) partnerAssertion(ctx context.Context, assertion, clientID str
 	if err != nil {
 		return partners.Partner{}, err
 	}
-	jws, err := jose.ParseSigned(assertion, assertionAlgorithms)
+	jws, err := jose.ParseSignedCompact(assertion, assertionAlgorithms)
 	if err != nil {
 		return partners.Partner{}, partners.ErrClient
 	}
