@@ -63,6 +63,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/outbox"
 	"github.com/bulkhead-dev/bulkhead/internal/partners"
+	"github.com/bulkhead-dev/bulkhead/internal/posture"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/statecache"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -167,6 +168,11 @@ type Config struct {
 	// OnboardingWait bounds how long POST /v1/tenants waits for the
 	// tenant's onboarding before answering 202 (default 10s).
 	OnboardingWait time.Duration
+	// PostureInterval is how often the posture of the deployment is
+	// scanned (0: DefaultPostureInterval; negative: never on a schedule,
+	// only on demand).
+	PostureInterval time.Duration
+
 	// WorkflowRetry is how often Run retries stalled lifecycle workflows
 	// (default 10s).
 	WorkflowRetry time.Duration
@@ -247,6 +253,9 @@ type App struct {
 	Outbox *outbox.Service
 	// Partners keeps partners and tenants' trusts in them.
 	Partners *partners.Service
+	// Posture scans the deployment for risky settings.
+	Posture         *posture.Service
+	postureInterval time.Duration
 
 	// Handler serves the API and the OpenID provider on one listener.
 	Handler http.Handler
@@ -270,7 +279,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations(), gateway.Migrations(), domains.Migrations(), certs.Migrations(), outbox.Migrations(), partners.Migrations()}
+	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations(), gateway.Migrations(), domains.Migrations(), certs.Migrations(), outbox.Migrations(), partners.Migrations(), posture.Migrations()}
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
@@ -544,11 +553,25 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		oc.Stream = a.Events
 	}
 	a.Outbox = outbox.New(oc)
+	liveTenants := func(ctx context.Context) ([]tenant.ID, error) {
+		return a.Tenants.ListTenantIDsIn(ctx, tenants.Active, tenants.Suspended)
+	}
+	var checks []posture.Check
+	for _, cs := range [][]posture.Check{a.Directory.PostureChecks(), a.Authz.PostureChecks(), a.KMS.PostureChecks(), a.Partners.PostureChecks(),
+		{posture.AuditChainCheck(a.Audit, a.Tenants.ListAllTenantIDs), posture.ServingRoleCheck(db)}} {
+		checks = append(checks, cs...)
+	}
+	a.Posture = posture.New(posture.Config{DB: db, Audit: a.Audit, Clock: c.Clock, Logger: c.Logger, Checks: checks, Tenants: liveTenants})
+	a.postureInterval = c.PostureInterval
+	if a.postureInterval == 0 {
+		a.postureInterval = DefaultPostureInterval
+	}
 	a.API = httpapi.New(httpapi.Config{
 		DB: db, Tenants: a.Tenants, Directory: a.Directory, Authz: a.Authz, KMS: a.KMS, Functions: a.Functions, Connect: a.Connect, Data: a.Data, Usage: a.Usage, Domains: a.Domains, Certs: a.Certs, Audit: a.Audit, Events: a.Events,
 		GatewayRoutes: a.Routes,
 		Outbox:        a.Outbox,
 		Partners:      a.Partners,
+		Posture:       a.Posture,
 		Verifiers:     append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
 		Logger:        c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})
@@ -661,6 +684,10 @@ func (s tokenState) PartnerSession(ctx context.Context, tid tenant.ID, trustID, 
 	return tenant.PartnerSession{Networks: ses.Networks, Policy: ses.Policy}, nil
 }
 
+// DefaultPostureInterval is how often a node scans the deployment's
+// posture (one node at a time).
+const DefaultPostureInterval = 6 * time.Hour
+
 // Listeners are where Run serves.
 type Listeners struct {
 	API   net.Listener // the API and the OpenID provider (Handler)
@@ -707,6 +734,7 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 		},
 		a.Directory.Run, a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Usage.Run, a.Routes.Run,
 		a.Outbox.Run,
+		func(ctx context.Context) error { return a.Posture.Run(ctx, a.postureInterval) },
 		func(ctx context.Context) error {
 			if a.Certs == nil {
 				return nil

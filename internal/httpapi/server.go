@@ -37,6 +37,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
 	"github.com/bulkhead-dev/bulkhead/internal/outbox"
 	"github.com/bulkhead-dev/bulkhead/internal/partners"
+	"github.com/bulkhead-dev/bulkhead/internal/posture"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -60,6 +61,7 @@ type Config struct {
 	Events        *events.Server  // tenants' event streams; nil when off
 	Outbox        *outbox.Service // Bulkhead's own events: the operator's webhooks
 	Partners      *partners.Service
+	Posture       *posture.Service
 	Audit         *audit.Log
 	Verifiers     []authn.Verifier   // tried in order for every bearer token
 	ClientIP      *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -222,6 +224,9 @@ func New(cfg Config) *Server {
 	s.routes = append(s.routes, s.streamRoutes()...)
 	s.routes = append(s.routes, s.webhookRoutes()...)
 	s.routes = append(s.routes, s.partnerRoutes()...)
+	if cfg.Posture != nil {
+		s.routes = append(s.routes, s.postureRoutes()...)
+	}
 	for _, rt := range s.routes {
 		if (rt.Access == Tenant || rt.Access == TenantAdmin || rt.Access == AuditReader) && !strings.Contains(rt.Path, "{tenant}") {
 			// authorize matches a tenant credential against {tenant}; a route

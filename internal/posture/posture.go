@@ -223,7 +223,9 @@ func (s *Service) scan(ctx context.Context, actor tenant.Actor, now time.Time) (
 			for _, h := range hits {
 				r, ok := results[h.TenantID]
 				if !ok {
-					continue // a tenant not scanned (deleted meanwhile)
+					// About a tenant not scanned (deleted, offboarding):
+					// the platform's finding.
+					r, h.Object, h.TenantID = results[""], "tenant:"+string(h.TenantID)+" "+h.Object, ""
 				}
 				add(r, c, h)
 			}

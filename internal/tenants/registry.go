@@ -484,6 +484,30 @@ func (r *Registry) ListAllTenantIDs(ctx context.Context) ([]tenant.ID, error) {
 	return out, err
 }
 
+// ListTenantIDsIn returns the ids of the tenants in one of statuses,
+// ordered. It crosses tenants and is for the platform's own work.
+func (r *Registry) ListTenantIDsIn(ctx context.Context, statuses ...Status) ([]tenant.ID, error) {
+	var out []tenant.ID
+	err := r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, status FROM tenants ORDER BY id`)
+		if err != nil {
+			return fmt.Errorf("tenant: list ids: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, status string
+			if err := rows.Scan(&id, &status); err != nil {
+				return fmt.Errorf("tenant: list ids: %w", err)
+			}
+			if slices.Contains(statuses, Status(status)) {
+				out = append(out, tenant.ID(id))
+			}
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
 func loadDomains(ctx context.Context, tx *storage.Tx, ts []Tenant) error {
 	if len(ts) == 0 {
 		return nil
