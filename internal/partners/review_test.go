@@ -3,6 +3,7 @@ package partners_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
+	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
 // holdTrust holds a write lock on a trust's row (on SQLite, the writer)
@@ -178,5 +180,35 @@ func TestReviewRevocationStillClock(t *testing.T) {
 	}
 	if got := decide(token(t, f.env.URL, p, "acme", rotated.ExternalID, nil)); got != 200 {
 		t.Fatalf("a token assumed after the resume: %d", got)
+	}
+}
+
+// TestReviewBlankBound: a trust's policy of blanks is no bound at all (the
+// tenant's policies alone decide), yet it was stored and shown as the
+// trust's policy, and audited as "policy": "true", so an admin or an
+// auditor reading the trust took the partner to be bounded. It is refused
+// like a policy of comments only, at creation and on a patch.
+func TestReviewBlankBound(t *testing.T) {
+	f := newFixture(t, storagetest.DSN(t, storage.SQLite), apitest.Options{})
+	f.tenant(t, "acme", "basic")
+	p := f.partner(t, "Reporting Co")
+	if _, err := f.env.Admin.CreatePolicy(f.ctx, "acme", client.PolicyInput{Statement: `permit(principal is Bulkhead::Partner, action, resource);`}); err != nil {
+		t.Fatal(err)
+	}
+	for _, blank := range []string{" ", "\n\t \r\n"} {
+		_, err := f.env.Admin.CreateTrust(f.ctx, "acme", api.CreateTrust{Partner: p.ID, Scopes: []string{"reports:read"}, Policy: blank})
+		if err == nil || !strings.Contains(err.Error(), "invalid_policy") {
+			t.Fatalf("a trust whose policy is %q: %v", blank, err)
+		}
+	}
+	tr := f.trust(t, "acme", api.CreateTrust{Partner: p.ID, Scopes: []string{"reports:read"},
+		Policy: `permit(principal, action == Action::"list", resource);`})
+	blank := "  \n"
+	if _, err := f.env.Admin.UpdateTrust(f.ctx, "acme", tr.ID, api.PatchTrust{Policy: &blank}); err == nil || !strings.Contains(err.Error(), "invalid_policy") {
+		t.Fatalf("a patch to a policy of blanks: %v", err)
+	}
+	tok := token(t, f.env.URL, p, "acme", tr.ExternalID, nil)
+	if d := decide(t, f.env.URL, tok, readDoc("1", nil)); d.Decision != "deny" {
+		t.Fatalf("read, outside the trust's bound: %+v", d)
 	}
 }

@@ -170,6 +170,11 @@ func (s *Service) checkTrustPolicy(ctx context.Context, tid tenant.ID, policy st
 	if len(policy) > MaxPolicyBytes {
 		return errs.Field("policy", "invalid_policy", "policy is at most %d bytes", MaxPolicyBytes)
 	}
+	if strings.TrimSpace(policy) == "" {
+		// Blanks bound nothing, yet the trust would show (and its audit
+		// events say) that it has a policy: "" is how to have none.
+		return errs.Field("policy", "invalid_policy", "the policy holds no statement: send Cedar statements, or \"\" for no bound")
+	}
 	if s.checkPolicy == nil {
 		return nil
 	}
