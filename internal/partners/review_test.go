@@ -212,3 +212,33 @@ func TestReviewBlankBound(t *testing.T) {
 		t.Fatalf("read, outside the trust's bound: %+v", d)
 	}
 }
+
+// TestReviewPartnerNameUnderRowSecurity: a trust read back names its
+// partner on every database. Its reads joined the platform's partners
+// table from the tenant's scope, which PostgreSQL's row security hides
+// from a tenant (rightly): the name was empty there, and on SQLite not.
+func TestReviewPartnerNameUnderRowSecurity(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, apitest.Options{})
+		f.tenant(t, "acme", "basic")
+		p := f.partner(t, "Reporting Co")
+		tr := f.trust(t, "acme", api.CreateTrust{Partner: p.ID, Scopes: []string{"reports:read"}})
+		got, err := f.env.Admin.GetTrust(f.ctx, "acme", tr.ID)
+		if err != nil || got.PartnerName != "Reporting Co" {
+			t.Fatalf("get: %q %v", got.PartnerName, err)
+		}
+		page, err := f.env.Admin.ListTrusts(f.ctx, "acme", 0, "")
+		if err != nil || len(page.Items) != 1 || page.Items[0].PartnerName != "Reporting Co" {
+			t.Fatalf("list: %+v %v", page, err)
+		}
+		if got, err = f.env.Admin.SuspendTrust(f.ctx, "acme", tr.ID); err != nil || got.PartnerName != "Reporting Co" {
+			t.Fatalf("suspend: %q %v", got.PartnerName, err)
+		}
+		if err := f.env.Admin.DeletePartner(f.ctx, p.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, err = f.env.Admin.GetTrust(f.ctx, "acme", tr.ID); err != nil || got.PartnerName != "" || got.Partner != p.ID {
+			t.Fatalf("a deleted partner's trust: %+v %v", got, err)
+		}
+	})
+}
