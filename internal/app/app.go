@@ -676,8 +676,8 @@ func (s tokenState) UserGroups(ctx context.Context, tid tenant.ID, userID string
 	return u.Groups, nil
 }
 
-func (s tokenState) PartnerSession(ctx context.Context, tid tenant.ID, trustID, partnerID string, issuedAt time.Time) (tenant.PartnerSession, error) {
-	ses, err := s.a.Partners.TrustActive(ctx, tid, trustID, partnerID, issuedAt)
+func (s tokenState) PartnerSession(ctx context.Context, tid tenant.ID, trustID, partnerID string, issuedAt, notBefore time.Time) (tenant.PartnerSession, error) {
+	ses, err := s.a.Partners.TrustActive(ctx, tid, trustID, partnerID, issuedAt, notBefore)
 	if err != nil {
 		return tenant.PartnerSession{}, err
 	}

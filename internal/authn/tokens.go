@@ -83,9 +83,11 @@ type TokenState interface {
 	UserGroups(ctx context.Context, tid tenant.ID, userID string) ([]string, error)
 	// PartnerSession checks a partner's token now: its trust (trustID, of
 	// tenant tid) is active and the partner's (partnerID, still
-	// registered), and the token was issued after the trust's external id
-	// last changed. It returns the trust's networks and Cedar bound.
-	PartnerSession(ctx context.Context, tid tenant.ID, trustID, partnerID string, issuedAt time.Time) (tenant.PartnerSession, error)
+	// registered), and the token was assumed with the trust's current
+	// external id (its notBefore is that external id's epoch; a token
+	// without one was issued after the epoch began). It returns the
+	// trust's networks and Cedar bound.
+	PartnerSession(ctx context.Context, tid tenant.ID, trustID, partnerID string, issuedAt, notBefore time.Time) (tenant.PartnerSession, error)
 }
 
 // partnerPrefix starts a partner's id, which is its tokens' client_id.
@@ -272,7 +274,7 @@ func (t *TenantTokens) partnerContext(ctx context.Context, c *auth.Claims, tid t
 	if c.Actor != c.ClientID || !strings.HasPrefix(c.Subject, "trs_") {
 		return tenant.Context{}, errs.E(errs.Unauthenticated, "invalid_token", "the bearer token is not valid")
 	}
-	ps, err := t.state.PartnerSession(ctx, tid, c.Subject, c.ClientID, c.IssuedAt)
+	ps, err := t.state.PartnerSession(ctx, tid, c.Subject, c.ClientID, c.IssuedAt, c.NotBefore)
 	if err != nil {
 		return tenant.Context{}, errs.E(errs.Unauthenticated, "invalid_token", "the partner's trust is no longer active, or the token predates its external id")
 	}

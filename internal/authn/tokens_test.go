@@ -48,7 +48,7 @@ func (s *fakeState) UserGroups(context.Context, tenant.ID, string) ([]string, er
 	s.reads.Add(1)
 	return []string{"admins"}, nil
 }
-func (s *fakeState) PartnerSession(context.Context, tenant.ID, string, string, time.Time) (tenant.PartnerSession, error) {
+func (s *fakeState) PartnerSession(context.Context, tenant.ID, string, string, time.Time, time.Time) (tenant.PartnerSession, error) {
 	return tenant.PartnerSession{}, errors.New("no partners here")
 }
 

@@ -70,8 +70,8 @@ type session struct {
 // parseBound parses a trust's policy: 1 to MaxBoundPolicies permit or
 // forbid statements, no template slots.
 func parseBound(field, text string) (*cedar.PolicySet, error) {
-	if strings.TrimSpace(text) == "" {
-		return nil, nil
+	if text == "" {
+		return nil, nil // no bound; blanks are no statement, refused below
 	}
 	if !utf8.ValidString(text) {
 		return nil, errs.Field(field, "invalid_policy", "the policy is not valid UTF-8")

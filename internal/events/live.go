@@ -33,6 +33,7 @@ type liveConn struct {
 	tid   string
 	tier  string
 	token string
+	host  string // the client's address, as the NATS server saw it
 }
 
 // MaxTenantConns bounds one tenant's connections to the embedded server:
@@ -121,7 +122,10 @@ func (s *Server) recheck(ctx context.Context) {
 		}
 		vctx, err := s.cfg.Tokens.Verify(ctx, c.token)
 		if err == nil {
-			if tc, ok := tenant.FromContext(vctx); ok && string(tc.TenantID) == c.tid {
+			// A partner's session keeps to its trust's networks of now,
+			// as on the API: a connection from an address the trust no
+			// longer lets in closes too.
+			if tc, ok := tenant.FromContext(vctx); ok && string(tc.TenantID) == c.tid && partnerInNetworks(tc, c.host) {
 				continue
 			}
 		}

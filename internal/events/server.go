@@ -521,15 +521,11 @@ func (s *Server) authorizeToken(ctx context.Context, req *jwt.AuthorizationReque
 	if !ok || tc.TenantID == "" {
 		return "", "not a tenant's token"
 	}
-	if tc.Partner != nil && len(tc.Partner.Networks) > 0 {
+	if !partnerInNetworks(tc, req.ClientInformation.Host) {
 		// A partner's session keeps to its trust's networks here too (the
-		// connection's address, as the NATS server saw it). The live
-		// connection is not re-checked against a later change of them:
-		// its token's recheck stops it when the trust goes.
-		ip, _ := netip.ParseAddr(req.ClientInformation.Host)
-		if !partners.InNetworks(tc.Partner.Networks, ip) {
-			return "", "the partner's session is outside its trust's networks"
-		}
+		// connection's address, as the NATS server saw it), and the live
+		// connection to the networks of the moment (recheck).
+		return "", "the partner's session is outside its trust's networks"
 	}
 	pub, sub := tc.HasScope(ScopePublish), tc.HasScope(ScopeSubscribe)
 	if !pub && !sub {
@@ -549,7 +545,7 @@ func (s *Server) authorizeToken(ctx context.Context, req *jwt.AuthorizationReque
 		account = p.account
 		if s.watches() {
 			key := connKey{server: req.Server.ID, cid: req.ClientInformation.ID}
-			tooMany = !s.live.add(key, liveConn{tid: tid, tier: tc.Tier, token: token})
+			tooMany = !s.live.add(key, liveConn{tid: tid, tier: tc.Tier, token: token, host: req.ClientInformation.Host})
 		}
 		return nil
 	}); err != nil {
@@ -571,6 +567,17 @@ func (s *Server) authorizeToken(ctx context.Context, req *jwt.AuthorizationReque
 		return "", "cannot issue the user"
 	}
 	return out, ""
+}
+
+// partnerInNetworks reports whether a connection from host may go on with
+// tc's token: any connection for a token that is not a partner's session,
+// one from the trust's networks for a partner's.
+func partnerInNetworks(tc tenant.Context, host string) bool {
+	if tc.Partner == nil || len(tc.Partner.Networks) == 0 {
+		return true
+	}
+	ip, _ := netip.ParseAddr(host)
+	return partners.InNetworks(tc.Partner.Networks, ip)
 }
 
 // Permissions are the subjects a connection of tenant tid may publish to

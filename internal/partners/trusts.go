@@ -170,6 +170,11 @@ func (s *Service) checkTrustPolicy(ctx context.Context, tid tenant.ID, policy st
 	if len(policy) > MaxPolicyBytes {
 		return errs.Field("policy", "invalid_policy", "policy is at most %d bytes", MaxPolicyBytes)
 	}
+	if strings.TrimSpace(policy) == "" {
+		// Blanks bound nothing, yet the trust would show (and its audit
+		// events say) that it has a policy: "" is how to have none.
+		return errs.Field("policy", "invalid_policy", "the policy holds no statement: send Cedar statements, or \"\" for no bound")
+	}
 	if s.checkPolicy == nil {
 		return nil
 	}
@@ -287,12 +292,28 @@ func encode(f trustFields) (scopes, nets, tags, keys string) {
 	return string(a), string(b), string(c), string(d)
 }
 
-const trustColumns = `t.id, t.tenant_id, t.partner_id, COALESCE(p.name, ''), t.description, t.scopes, t.policy, t.max_session_seconds,
+const trustColumns = `t.id, t.tenant_id, t.partner_id, '', t.description, t.scopes, t.policy, t.max_session_seconds,
 	t.source_networks, t.tags, t.partner_tags, t.status, t.external_id_hint, t.external_id_rotated_at, t.created_at, t.updated_at`
 
-// trustFrom is the trusts joined with their partners' names (a deleted
-// partner's name is empty).
-const trustFrom = ` FROM partner_trusts t LEFT JOIN partners p ON p.id = t.partner_id`
+// trustFrom is the trusts. Their partners' names are the platform's rows,
+// which a tenant's scope does not see (row security): named reads them
+// in the platform's.
+const trustFrom = ` FROM partner_trusts t`
+
+// named fills in the trusts' partner names (a deleted partner's is empty).
+func (s *Service) named(ctx context.Context, ts []Trust) error {
+	for i := range ts {
+		r, err := s.partner(ctx, ts[i].Partner)
+		switch {
+		case errs.Is(err, "partner_not_found"):
+		case err != nil:
+			return err
+		default:
+			ts[i].PartnerName = r.p.Name
+		}
+	}
+	return nil
+}
 
 func scanTrust(row interface{ Scan(...any) error }, extra ...any) (Trust, error) {
 	var t Trust
@@ -316,6 +337,17 @@ func scanTrust(row interface{ Scan(...any) error }, extra ...any) (Trust, error)
 
 // GetTrust returns tenant tid's trust id.
 func (s *Service) GetTrust(ctx context.Context, tid tenant.ID, id string) (Trust, error) {
+	t, err := s.getTrust(ctx, tid, id)
+	if err != nil {
+		return Trust{}, err
+	}
+	ts := []Trust{t}
+	err = s.named(ctx, ts)
+	return ts[0], err
+}
+
+// getTrust is GetTrust without the partner's name.
+func (s *Service) getTrust(ctx context.Context, tid tenant.ID, id string) (Trust, error) {
 	if !ids.Valid(id, TrustPrefix) {
 		return Trust{}, trustNotFound(id)
 	}
@@ -357,6 +389,9 @@ func (s *Service) ListTrusts(ctx context.Context, tid tenant.ID, limit int, curs
 		return nil, "", err
 	}
 	items, next := page.Trim(out, limit, func(t Trust) string { return t.ID })
+	if err := s.named(ctx, items); err != nil {
+		return nil, "", err
+	}
 	return items, next, nil
 }
 
@@ -435,8 +470,8 @@ func (s *Service) SetTrustStatus(ctx context.Context, tid tenant.ID, id string, 
 		q := `UPDATE partner_trusts SET status = ?, updated_at = ? WHERE tenant_id = ? AND id = ?`
 		args := []any{status, now.UnixMicro(), tx.TenantID(), id}
 		if active {
-			q = `UPDATE partner_trusts SET status = ?, updated_at = ?, external_id_rotated_at = ? WHERE tenant_id = ? AND id = ? AND status <> ?`
-			args = []any{status, now.UnixMicro(), now.UnixMicro(), tx.TenantID(), id, status}
+			q = `UPDATE partner_trusts SET status = ?, updated_at = ?, external_id_rotated_at = ` + nextEpoch + ` WHERE tenant_id = ? AND id = ? AND status <> ?`
+			args = []any{status, now.UnixMicro(), now.UnixMicro(), now.UnixMicro(), tx.TenantID(), id, status}
 		}
 		res, err := tx.Exec(ctx, q, args...)
 		if err != nil {
@@ -459,6 +494,12 @@ func (s *Service) SetTrustStatus(ctx context.Context, tid tenant.ID, id string, 
 	return s.GetTrust(ctx, tid, id)
 }
 
+// nextEpoch is the SQL of a trust's next external id epoch (its
+// external_id_rotated_at), given now twice: now, or a microsecond after
+// the current one if that is not earlier (a clock that stood still, or
+// went back), so that a token of the epoch before never matches it.
+const nextEpoch = `CASE WHEN external_id_rotated_at >= ? THEN external_id_rotated_at + 1 ELSE ? END`
+
 func (s *Service) getTrustTx(ctx context.Context, tx *storage.Tx, id string) (Trust, error) {
 	t, err := scanTrust(tx.QueryRow(ctx, `SELECT `+trustColumns+trustFrom+` WHERE t.tenant_id = ? AND t.id = ?`, tx.TenantID(), id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -476,8 +517,8 @@ func (s *Service) RotateExternalID(ctx context.Context, tid tenant.ID, id string
 	ext, hash, hint := newExternalID()
 	now := s.clock.Now().UTC().Truncate(time.Microsecond)
 	err := s.db.Update(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
-		res, err := tx.Exec(ctx, `UPDATE partner_trusts SET external_id_hash = ?, external_id_hint = ?, external_id_rotated_at = ?, updated_at = ?
-			WHERE tenant_id = ? AND id = ?`, hash, hint, now.UnixMicro(), now.UnixMicro(), tx.TenantID(), id)
+		res, err := tx.Exec(ctx, `UPDATE partner_trusts SET external_id_hash = ?, external_id_hint = ?, external_id_rotated_at = `+nextEpoch+`, updated_at = ?
+			WHERE tenant_id = ? AND id = ?`, hash, hint, now.UnixMicro(), now.UnixMicro(), now.UnixMicro(), tx.TenantID(), id)
 		if err != nil {
 			return fmt.Errorf("partners: rotate external id: %w", err)
 		}
@@ -531,25 +572,37 @@ type Session struct {
 
 // TrustActive checks a partner token's trust now: it exists in tenant
 // tid, belongs to partnerID, is active, its partner is still registered,
-// and the token was issued after its external id last changed (or it was
-// resumed). Partner tokens carry iat to the microsecond (a NumericDate
-// may have a fraction), so a partner that assumes the trust again right
-// after a rotation is not refused for sharing the rotation's second.
-func (s *Service) TrustActive(ctx context.Context, tid tenant.ID, trustID, partnerID string, issuedAt time.Time) (Session, error) {
+// and the token was assumed with its current external id, since its last
+// resume.
+//
+// A partner token's nbf is the external id's epoch it was assumed under
+// (the trust's external_id_rotated_at, to the microsecond, read with the
+// external id it matched): the token is good only while that epoch is the
+// trust's. Comparing the token's iat with the rotation's time instead
+// would let through a token assumed with the old external id while the
+// rotation was being written (its iat comes after the rotation's
+// timestamp, taken before the write). A token without nbf (from a node of
+// an earlier version) is held to the older rule: issued after the epoch
+// began.
+func (s *Service) TrustActive(ctx context.Context, tid tenant.ID, trustID, partnerID string, issuedAt, notBefore time.Time) (Session, error) {
 	if !ids.Valid(trustID, TrustPrefix) {
 		return Session{}, trustNotFound(trustID)
 	}
 	// Read now, not through the read cache: the API's token check keeps
 	// its verdict for a second already, and a second cache behind it
 	// would make a revocation take two to reach another node.
-	t, err := s.GetTrust(ctx, tid, trustID)
+	t, err := s.getTrust(ctx, tid, trustID)
 	if err != nil {
 		return Session{}, err
 	}
 	if t.Partner != partnerID || t.Status != api.TrustActive {
 		return Session{}, errors.New("partners: the trust is suspended or not the partner's")
 	}
-	if issuedAt.IsZero() || !issuedAt.Round(time.Microsecond).After(t.ExternalIDRotatedAt) {
+	if !notBefore.IsZero() {
+		if !notBefore.Round(time.Microsecond).Equal(t.ExternalIDRotatedAt) {
+			return Session{}, errors.New("partners: the token was assumed with an external id the trust no longer has")
+		}
+	} else if issuedAt.IsZero() || !issuedAt.Round(time.Microsecond).After(t.ExternalIDRotatedAt) {
 		return Session{}, errors.New("partners: the token was issued before the trust's external id changed")
 	}
 	if _, err := s.readPartner(ctx, partnerID); err != nil {

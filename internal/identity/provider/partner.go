@@ -39,8 +39,10 @@ import (
 // Token exchange says exactly that, and standard clients can send it (a
 // dedicated grant would say nothing more). The token is an access token
 // of the tenant's issuer: sub is the trust, act.sub and client_id the
-// partner, tags the session tags; iat carries microseconds, so that a
-// rotation of the external id can stop the tokens issued before it.
+// partner, tags the session tags; nbf is the epoch of the external id
+// presented (to the microsecond), so that a rotation of the external id,
+// or a resume, stops the tokens assumed with the one before, even those
+// assumed while the change was being written.
 //
 // Every refusal up to the external id's check — an unknown tenant, one
 // not active, one that does not trust the partner, another tenant's
@@ -196,10 +198,13 @@ func (p *Provider) assumeTrust(ctx context.Context, r *http.Request, i signing.I
 	now := p.clock().Now()
 	st.expiry = now.Add(g.Lifetime).Truncate(time.Second)
 	st.tokenID = ids.New("at")
+	// nbf is the epoch of the external id the partner presented (when the
+	// trust got it, or was last resumed): the API takes the token while
+	// that is still the trust's external id.
 	claims := map[string]any{
 		"iss": p.issuerURL(tokenIssuer), "sub": g.Trust.ID, "aud": []string{partner.ID, p.APIAudience()},
 		"exp": st.expiry.Unix(), "iat": float64(now.UnixMicro()) / 1e6, "jti": st.tokenID,
-		"client_id": partner.ID, "tenant_id": string(tid), "tier": t.Tier, "token_use": "access",
+		"nbf": float64(g.Trust.ExternalIDRotatedAt.UnixMicro()) / 1e6, "client_id": partner.ID, "tenant_id": string(tid), "tier": t.Tier, "token_use": "access",
 		"scope": strings.Join(g.Scopes, " "), "act": map[string]any{"sub": partner.ID}, "tags": g.Tags,
 	}
 	token, err := p.signAccessJWT(ctx, tokenIssuer, claims)
