@@ -3,6 +3,7 @@ package posture
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -44,49 +45,24 @@ func AuditChainCheck(log *audit.Log, tenants func(ctx context.Context) ([]tenant
 }
 
 // ServingRoleCheck finds what lets the PostgreSQL role Bulkhead serves
-// as bypass row-level security: superuser, BYPASSRLS, owning the tables
-// (an owner is bound by RLS only because it is FORCEd, and may drop it),
-// or the right to create objects in their schema. On SQLite it finds
-// nothing (one process owns the file).
+// as get around row-level security (storage.DB.ServingPowers): what the
+// start refused, granted since. On SQLite it finds nothing (one process
+// owns the file).
 func ServingRoleCheck(db *storage.DB) Check {
 	return Check{
 		Code: "serving_role_privileges", Severity: api.SeverityCritical,
 		Title: "The database role Bulkhead serves as can get around row-level security",
-		Why: "Row-level security is one of the four layers that keep tenants apart: a serving role that is a superuser, " +
-			"has BYPASSRLS, owns the tables or may create objects in their schema can read or change every tenant's rows " +
-			"through one bug or one injected statement.",
-		Fix: "Serve as a role that owns nothing (scripts/pg-setup makes one: bulkhead), migrate as the owner " +
-			"(--migration-database), and REVOKE CREATE ON SCHEMA from the serving role.",
+		Why: "Row-level security is one of the four layers that keep tenants apart: a serving role that is (or may become) " +
+			"a superuser, bypasses RLS, owns the database, the schema or a table, or may create objects in the schema can " +
+			"read or change every tenant's rows through one bug or one injected statement.",
+		Fix: "Serve as a role that owns nothing and holds only what bulkhead migrate --grant-to gives it: undo the GRANT or " +
+			"ALTER … OWNER that gave it more (REVOKE CREATE ON SCHEMA …, REASSIGN OWNED BY <serving> TO <owner>).",
 		Platform: func(ctx context.Context) ([]Hit, error) {
-			if db.Dialect() != storage.Postgres {
-				return nil, nil
+			role, found, err := db.ServingPowers(ctx)
+			if err != nil || len(found) == 0 {
+				return nil, err
 			}
-			var hits []Hit
-			err := db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-				var name string
-				var super, bypass, create bool
-				var owned int
-				if err := tx.QueryRow(ctx, `SELECT current_user, r.rolsuper, r.rolbypassrls,
-					has_schema_privilege(current_user, current_schema(), 'CREATE'),
-					(SELECT COUNT(*) FROM pg_tables t WHERE t.tableowner = current_user AND t.schemaname = current_schema())
-					FROM pg_roles r WHERE r.rolname = current_user`).Scan(&name, &super, &bypass, &create, &owned); err != nil {
-					return err
-				}
-				object := "role:" + name
-				switch {
-				case super:
-					hits = append(hits, Hit{Object: object, Detail: "the role is a superuser: row-level security does not bind it"})
-				case bypass:
-					hits = append(hits, Hit{Object: object, Detail: "the role has BYPASSRLS"})
-				case owned > 0:
-					hits = append(hits, Hit{Object: object, Detail: fmt.Sprintf("the role owns %d of Bulkhead's tables", owned)})
-				case create:
-					hits = append(hits, Hit{Object: object, Severity: api.SeverityHigh,
-						Detail: "the role may create objects (functions, tables) in Bulkhead's schema"})
-				}
-				return nil
-			})
-			return hits, err
+			return []Hit{{Object: "role:" + role, Detail: "the role " + strings.Join(found, "; ")}}, nil
 		},
 	}
 }

@@ -260,17 +260,11 @@ func (db *DB) PrepareToServe(ctx context.Context, owner *DB, components ...Compo
 			return err
 		}
 	}
-	// The schema is schema_migrations', or before the first migration the one
-	// it would be created in.
-	var migrated bool
-	var schema sql.NullInt64
-	err := db.read.QueryRowContext(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL, COALESCE(
-		(SELECT relnamespace FROM pg_class WHERE oid = to_regclass('schema_migrations')),
-		(SELECT oid FROM pg_namespace WHERE nspname = current_schema()))`).Scan(&migrated, &schema)
+	migrated, schema, err := db.schema(ctx)
 	if err != nil {
-		return fmt.Errorf("storage: find schema_migrations: %w", err)
+		return err
 	}
-	roles, owned, err := powers(ctx, db.read, db.role, uint32(schema.Int64))
+	roles, owned, err := powers(ctx, db.read, db.role, schema)
 	if err != nil {
 		return err
 	}
@@ -335,4 +329,44 @@ func (db *DB) pending(ctx context.Context, components []Component) ([]string, er
 		}
 	}
 	return pending, nil
+}
+
+// schema finds the schema Bulkhead's tables are in: schema_migrations', or
+// before the first migration the one it would be created in.
+func (db *DB) schema(ctx context.Context) (migrated bool, oid uint32, err error) {
+	var schema sql.NullInt64
+	err = db.read.QueryRowContext(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL, COALESCE(
+		(SELECT relnamespace FROM pg_class WHERE oid = to_regclass('schema_migrations')),
+		(SELECT oid FROM pg_namespace WHERE nspname = current_schema()))`).Scan(&migrated, &schema)
+	if err != nil {
+		return false, 0, fmt.Errorf("storage: find schema_migrations: %w", err)
+	}
+	return migrated, uint32(schema.Int64), nil
+}
+
+// ServingPowers lists, now, what would let the serving role escape
+// row-level security — what PrepareToServe refused at the start, which a
+// later GRANT or ALTER … OWNER may have given it since — and whether it
+// may create objects in Bulkhead's schema. Nothing on SQLite.
+func (db *DB) ServingPowers(ctx context.Context) (role string, found []string, err error) {
+	if db.dialect != Postgres {
+		return "", nil, nil
+	}
+	_, schema, err := db.schema(ctx)
+	if err != nil {
+		return db.role, nil, err
+	}
+	roles, owned, err := powers(ctx, db.read, db.role, schema)
+	if err != nil {
+		return db.role, nil, err
+	}
+	found = append(roles, owned...)
+	var create bool
+	if err := db.read.QueryRowContext(ctx, `SELECT has_schema_privilege($1::name, $2::oid, 'CREATE')`, db.role, schema).Scan(&create); err != nil {
+		return db.role, nil, fmt.Errorf("storage: check the privileges of role %q: %w", db.role, err)
+	}
+	if create {
+		found = append(found, "may create objects in Bulkhead's schema")
+	}
+	return db.role, found, nil
 }
