@@ -54,6 +54,7 @@ Usage:
                                 (the partner's side: a token for a tenant that trusts it)
   bulkhead trust <command>      create|list|get|update|suspend|resume|delete|rotate-external-id a
                                 tenant's trusts in partners (see bulkhead trust --help)
+  bulkhead posture [flags]      the deployment's posture findings (risky settings), --scan to scan now
 
 bulkhead <group> --help prints a group's commands; bulkhead <group> <command>
 --help adds that command's flags.
@@ -244,6 +245,7 @@ func commands() map[string]unit {
 		"trust resume":             {run: trustAct("resume")},
 		"trust delete":             {run: trustAct("delete")},
 		"trust rotate-external-id": {run: trustAct("rotate-external-id")},
+		"posture":                  {run: postureList},
 	}
 }
 

@@ -185,6 +185,8 @@ func TestCrossTenant(t *testing.T) {
 			{method: "GET", path: "/v1/partners/prt_probeprobeprobeprobeprobepr", token: tokA},
 			{method: "DELETE", path: "/v1/partners/prt_probeprobeprobeprobeprobepr", token: tokA},
 			{method: "POST", path: "/v1/partners/prt_probeprobeprobeprobeprobepr/secret", token: tokA},
+			{method: "GET", path: "/v1/posture", token: tokA},
+			{method: "POST", path: "/v1/posture/scan", token: tokA},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

@@ -97,6 +97,7 @@ var Types = []string{
 	"kms.key_rotated", "kms.key_deletion_scheduled", "kms.key_deletion_canceled", "kms.key_destroyed",
 	"connection.alert",
 	"trust.created", "trust.updated", "trust.suspended", "trust.resumed", "trust.external_id_rotated", "trust.deleted",
+	"posture.finding_opened", "posture.finding_resolved",
 }
 
 // Published reports whether events of an audit action are published.

@@ -118,6 +118,7 @@ func TestClientRoundTrip(t *testing.T) {
 		r.streams(as("tok-events"))
 		r.webhooks(op)
 		r.partners(op)
+		r.posture(op)
 		r.offboarding(op, ann)
 		// Last: without PostgreSQL for the application's cluster (and
 		// BULKHEAD_REQUIRE_POSTGRES unset) App skips the rest.
@@ -786,6 +787,24 @@ func (r roundTrip) partners(op *client.Client) {
 	r.want("new external id", ext.ExternalID != tr.ExternalID && ext.ExternalIDHint == ext.ExternalID[len(ext.ExternalID)-4:], ext.ID)
 	r.ok("delete trust", op.DeleteTrust(ctx, "acme", tr.ID))
 	r.ok("delete partner", op.DeletePartner(ctx, p.ID))
+}
+
+// posture scans, and lists the findings as the operator and a tenant's.
+func (r roundTrip) posture(op *client.Client) {
+	ctx := r.ctx
+	pol, err := op.CreatePolicy(ctx, "acme", client.PolicyInput{Statement: `permit(principal, action, resource);`})
+	r.ok("create a permit-everything policy", err)
+	s, err := op.ScanPosture(ctx)
+	r.ok("scan posture", err)
+	r.want("scan", s.Tenants > 0 && s.Opened > 0 && !s.ScannedAt.IsZero(), s)
+	all, err := op.ListPosture(ctx, client.PostureQuery{Severity: "high"})
+	r.ok("list posture", err)
+	i := slices.IndexFunc(all.Items, func(f client.PostureFinding) bool { return f.Object == "policy:"+pol.ID })
+	r.want("the policy's finding", i >= 0 && all.Counts["high"] > 0 && !all.ScannedAt.IsZero(), all)
+	own, err := op.ListTenantPosture(ctx, "acme", client.PostureQuery{})
+	r.ok("list acme's posture", err)
+	r.want("acme's findings", len(own.Items) > 0 && own.Items[0].TenantID == "acme", own)
+	r.ok("delete the policy", op.DeletePolicy(ctx, "acme", pol.ID))
 }
 
 // data registers the application's cluster, places a tenant on it, and
