@@ -89,4 +89,3 @@ func printFindings(w io.Writer, fs []client.PostureFinding) {
 		fmt.Fprintf(w, "\n%s %s (%s)\n  %s\n  why: %s\n  fix: %s\n", f.Severity, f.Title, f.Object, f.Detail, f.Why, f.Fix)
 	}
 }
-

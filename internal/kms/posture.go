@@ -37,9 +37,9 @@ func (s *Service) PostureChecks() []posture.Check {
 		Tenant: s.rotationOverdue,
 	}, {
 		Code: "imported_key_material_expiring", Severity: api.SeverityMedium,
-		Title: "A key's imported material expires soon",
-		Why:   "When imported material reaches its valid_to, the key can no longer decrypt: the tenant's data under it becomes unreadable.",
-		Fix:   "Import the material again with a later valid_to, or re-encrypt the data under a key whose material Bulkhead makes.",
+		Title:  "A key's imported material expires soon",
+		Why:    "When imported material reaches its valid_to, the key can no longer decrypt: the tenant's data under it becomes unreadable.",
+		Fix:    "Import the material again with a later valid_to, or re-encrypt the data under a key whose material Bulkhead makes.",
 		Tenant: s.importedExpiring,
 	}}
 }

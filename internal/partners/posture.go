@@ -22,8 +22,8 @@ func (s *Service) PostureChecks() []posture.Check {
 	}, {
 		Code: "trust_of_deleted_partner", Severity: api.SeverityLow,
 		Title: "A trust names a partner that no longer exists",
-		Why:  "A trust of a deleted partner grants nothing, but it stays in the tenant's list as if it did.",
-		Fix:  "Delete the trust (bulkhead trust delete ID --tenant T).",
+		Why:   "A trust of a deleted partner grants nothing, but it stays in the tenant's list as if it did.",
+		Fix:   "Delete the trust (bulkhead trust delete ID --tenant T).",
 		Tenant: func(ctx context.Context, tid tenant.ID) ([]posture.Hit, error) {
 			return s.trustHits(ctx, tid, `p.id IS NULL`, "its partner %s was deleted")
 		},

@@ -47,7 +47,6 @@ func holdTrust(t *testing.T, f *fixture, tid, trustID string) (release func()) {
 type result struct {
 	status int
 	body   []byte
-	err    error
 }
 
 // TestReviewRevocationInFlight: a partner (or whoever holds its secret
