@@ -681,7 +681,7 @@ func (s tokenState) PartnerSession(ctx context.Context, tid tenant.ID, trustID, 
 	if err != nil {
 		return tenant.PartnerSession{}, err
 	}
-	return tenant.PartnerSession{Networks: ses.Networks, Policy: ses.Policy}, nil
+	return tenant.PartnerSession{Networks: ses.Networks, Policy: ses.Policy, Scopes: ses.Scopes}, nil
 }
 
 // DefaultPostureInterval is how often a node scans the deployment's

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -279,7 +280,14 @@ func (t *TenantTokens) partnerContext(ctx context.Context, c *auth.Claims, tid t
 		return tenant.Context{}, errs.E(errs.Unauthenticated, "invalid_token", "the partner's trust is no longer active, or the token predates its external id")
 	}
 	ps.PartnerID, ps.TrustID, ps.Tags = c.ClientID, c.Subject, maps.Clone(c.Tags)
-	return tenant.Context{TenantID: tid, Principal: "trust:" + c.Subject, Tier: tn.Tier, Scopes: c.Scopes, Actor: actor(c), Partner: &ps}, nil
+	// A scope the tenant has since taken off the trust no longer counts.
+	scopes := []string{}
+	for _, sc := range c.Scopes {
+		if slices.Contains(ps.Scopes, sc) {
+			scopes = append(scopes, sc)
+		}
+	}
+	return tenant.Context{TenantID: tid, Principal: "trust:" + c.Subject, Tier: tn.Tier, Scopes: scopes, Actor: actor(c), Partner: &ps}, nil
 }
 
 // issuedBeforeMove reports whether token c comes from the issuer that a

@@ -44,6 +44,8 @@ type Refusal struct {
 	Trusted bool
 	// Scope marks a refusal of the requested scopes.
 	Scope bool
+	// NoTrust marks a tenant that does not trust the partner at all.
+	NoTrust bool
 }
 
 func (r *Refusal) Error() string { return "partners: assumption refused: " + r.Reason }
@@ -66,7 +68,7 @@ func (s *Service) Assume(ctx context.Context, r AssumeRequest) (Grant, error) {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		equalHash(r.ExternalID, hashSecret("")) // as long as a comparison
-		return Grant{}, refuse("the tenant does not trust the partner")
+		return Grant{}, &Refusal{Reason: "the tenant does not trust the partner", NoTrust: true}
 	case err != nil:
 		return Grant{}, fmt.Errorf("partners: read trust: %w", err)
 	}

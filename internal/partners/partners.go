@@ -117,6 +117,9 @@ func New(db *storage.DB, log *audit.Log, o Options) *Service {
 type partnerRead struct {
 	p          Partner
 	secretHash string
+	// secretRotatedAt is when the secret last changed (zero: never): the
+	// partner's tokens issued before it are stopped.
+	secretRotatedAt time.Time
 }
 
 func partnerNotFound(id string) error {
@@ -235,7 +238,12 @@ func (s *Service) readPartner(ctx context.Context, id string) (partnerRead, erro
 	var r partnerRead
 	err := s.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		var err error
-		r.p, err = scanPartner(tx.QueryRow(ctx, `SELECT `+partnerColumns+`, secret_hash FROM partners WHERE id = ?`, id), &r.secretHash)
+		var rotated int64
+		r.p, err = scanPartner(tx.QueryRow(ctx, `SELECT `+partnerColumns+`, secret_hash, secret_rotated_at FROM partners WHERE id = ?`, id),
+			&r.secretHash, &rotated)
+		if rotated > 0 {
+			r.secretRotatedAt = time.UnixMicro(rotated).UTC()
+		}
 		return err
 	})
 	if errors.Is(err, sql.ErrNoRows) {
@@ -303,7 +311,9 @@ func (s *Service) RotatePartnerSecret(ctx context.Context, id string, actor tena
 	}
 	out := PartnerCreated{Partner: r.p, ClientSecret: ids.Secret(secretPrefix)}
 	err = s.db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		res, err := tx.Exec(ctx, `UPDATE partners SET secret_hash = ? WHERE id = ? AND auth_method = ?`, hashSecret(out.ClientSecret), id, api.PartnerClientSecret)
+		// The rotation time stops the tokens issued with the old secret.
+		res, err := tx.Exec(ctx, `UPDATE partners SET secret_hash = ?, secret_rotated_at = ? WHERE id = ? AND auth_method = ?`,
+			hashSecret(out.ClientSecret), s.clock.Now().UTC().UnixMicro(), id, api.PartnerClientSecret)
 		if err != nil {
 			return fmt.Errorf("partners: rotate secret: %w", err)
 		}
@@ -322,9 +332,14 @@ func (s *Service) RotatePartnerSecret(ctx context.Context, id string, actor tena
 var ErrClient = errors.New("partners: client authentication failed")
 
 // AuthenticateSecret checks a partner's client secret (constant time, and
-// as long for an unknown partner).
+// as long for an unknown partner). It reads the partner now, not through
+// the read cache: a rotated secret stops at once on every node.
 func (s *Service) AuthenticateSecret(ctx context.Context, id, secret string) (Partner, error) {
-	r, err := s.partner(ctx, id)
+	if !ids.Valid(id, PartnerPrefix) {
+		equalHash(secret, hashSecret(""))
+		return Partner{}, ErrClient
+	}
+	r, err := s.readPartner(ctx, id)
 	if errs.Is(err, "partner_not_found") {
 		equalHash(secret, hashSecret(""))
 		return Partner{}, ErrClient

@@ -214,10 +214,13 @@ func TestConfusedDeputy(t *testing.T) {
 			t.Fatalf("refusal: %s", first)
 		}
 		after := f.assumed(t, "acme")
-		if got := after[audit.Denied] - before[audit.Denied]; got != 5 {
-			t.Errorf("acme's chain holds %d new refusals, want 5 (globex's id, stale, none, made up, other partner)", got)
+		if got := after[audit.Denied] - before[audit.Denied]; got != 4 {
+			t.Errorf("acme's chain holds %d new refusals, want 4 (globex's id, stale, none, made up)", got)
 		}
-		if f.assumed(t, "initech")[audit.Denied] != 1 || f.assumed(t, "")[audit.Denied] != 1 {
+		// A partner that a tenant does not trust (initech for P, acme for
+		// Q) cannot write into that tenant's chain: its refusals, and
+		// those for a tenant that does not exist, are the platform's.
+		if f.assumed(t, "initech")[audit.Denied] != 0 || f.assumed(t, "")[audit.Denied] != 3 {
 			t.Errorf("initech's chain: %v, the platform's: %v", f.assumed(t, "initech"), f.assumed(t, ""))
 		}
 
@@ -500,5 +503,49 @@ func TestTemplateLinkForAPartner(t *testing.T) {
 	}
 	if got := decide(true); got != "deny" {
 		t.Fatalf("a secret report, with the link: %s (the trust's bound forbids it)", got)
+	}
+}
+
+// TestLiveTokensFollowTheTrust: a scope the tenant takes off the trust no
+// longer counts on a token already issued, and rotating the partner's
+// secret stops the tokens issued with the old one.
+func TestLiveTokensFollowTheTrust(t *testing.T) {
+	f := newFixture(t, storagetest.DSN(t, storage.SQLite), apitest.Options{})
+	f.tenant(t, "acme", "basic")
+	p := f.partner(t, "Reporting Co")
+	tr := f.trust(t, "acme", api.CreateTrust{Partner: p.ID, Scopes: []string{"kms:decrypt", "reports:read"}})
+	ct := encryptAs(t, f, "acme", "acme's report")
+	decrypt := func(tok string) (int, []byte) {
+		return call(t, "POST", f.env.URL+"/v1/kms/decrypt", tok, map[string]any{"ciphertext": ct,
+			"encryption_context": map[string]string{"tenant_id": "acme"}})
+	}
+	tok := token(t, f.env.URL, p, "acme", tr.ExternalID, nil)
+	if status, body := decrypt(tok); status != 200 {
+		t.Fatalf("decrypt: %d %s", status, body)
+	}
+	if _, err := f.env.Admin.UpdateTrust(f.ctx, "acme", tr.ID, api.PatchTrust{Scopes: []string{"reports:read"}}); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := decrypt(tok); status != 403 {
+		t.Fatalf("decrypt after kms:decrypt left the trust: %d %s", status, body)
+	}
+	rotated, err := f.env.Admin.RotatePartnerSecret(f.ctx, p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorize := func(tok string) int {
+		status, _ := call(t, "POST", f.env.URL+"/v1/tenants/acme/authorize", tok, map[string]any{
+			"action": map[string]string{"type": "Action", "id": "read"}, "resource": map[string]string{"type": "Doc", "id": "1"}})
+		return status
+	}
+	if status := authorize(tok); status != 401 {
+		t.Fatalf("a token from before the partner's secret rotation: %d", status)
+	}
+	if status, body := assume(t, f.env.URL, p, "acme", tr.ExternalID, nil); status != 401 {
+		t.Fatalf("the old secret: %d %s", status, body)
+	}
+	p.ClientSecret = rotated.ClientSecret
+	if status := authorize(token(t, f.env.URL, p, "acme", tr.ExternalID, nil)); status != 200 {
+		t.Fatalf("a token with the new secret: %d", status)
 	}
 }

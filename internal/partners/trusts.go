@@ -568,6 +568,7 @@ func (s *Service) OffboardingStep() tenants.Step {
 type Session struct {
 	Networks []netip.Prefix // empty: any
 	Policy   string         // the trust's Cedar bound ("": none)
+	Scopes   []string       // the trust's scopes now
 }
 
 // TrustActive checks a partner token's trust now: it exists in tenant
@@ -605,12 +606,16 @@ func (s *Service) TrustActive(ctx context.Context, tid tenant.ID, trustID, partn
 	} else if issuedAt.IsZero() || !issuedAt.Round(time.Microsecond).After(t.ExternalIDRotatedAt) {
 		return Session{}, errors.New("partners: the token was issued before the trust's external id changed")
 	}
-	if _, err := s.readPartner(ctx, partnerID); err != nil {
+	p, err := s.readPartner(ctx, partnerID)
+	if err != nil {
 		return Session{}, err
+	}
+	if !p.secretRotatedAt.IsZero() && (issuedAt.IsZero() || !issuedAt.Round(time.Microsecond).After(p.secretRotatedAt)) {
+		return Session{}, errors.New("partners: the token was issued before the partner's secret changed")
 	}
 	nets, err := CheckNetworks("source_networks", t.SourceNetworks)
 	if err != nil {
 		return Session{}, err
 	}
-	return Session{Networks: nets, Policy: t.Policy}, nil
+	return Session{Networks: nets, Policy: t.Policy, Scopes: t.Scopes}, nil
 }

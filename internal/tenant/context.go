@@ -38,6 +38,9 @@ type PartnerSession struct {
 	Networks []netip.Prefix
 	// Policy is the trust's Cedar bound now ("": none).
 	Policy string
+	// Scopes are the trust's scopes now: a token's scopes count only
+	// while the trust still has them.
+	Scopes []string
 }
 
 // HasScope reports whether the context carries the scope.

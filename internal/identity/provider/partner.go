@@ -153,15 +153,26 @@ func (p *Provider) assumeTrust(ctx context.Context, r *http.Request, i signing.I
 		return nil, oidc.ErrInvalidRequest().WithDescription("tenant must name the tenant the partner acts for")
 	}
 	st.tenantID = tid
-	t, err := p.tenant(ctx, tid)
+	// The trust is read whatever the tenant's state, so that an unknown or
+	// inactive tenant takes as long as one that does not trust the
+	// partner: the answer's time tells nothing either.
+	t, terr := p.tenant(ctx, tid)
+	ip, _ := netip.ParseAddr(st.sourceIP)
+	g, err := p.cfg.Partners.Assume(ctx, partners.AssumeRequest{Partner: partner, Tenant: tid, ExternalID: form.Get("subject_token"),
+		SourceIP: ip, Scopes: strings.Fields(form.Get("scope")), Tags: tags})
 	switch {
-	case errs.Is(err, "tenant_not_found"):
+	case errs.Is(terr, "tenant_not_found"):
 		st.reason = "no such tenant"
 		return nil, partnerRefused()
-	case err != nil:
-		return nil, err
+	case terr != nil:
+		return nil, terr
 	}
-	st.exists = true
+	var refusal *partners.Refusal
+	noTrust := errors.As(err, &refusal) && refusal.NoTrust
+	// A tenant's chain holds the refusals of partners it trusts; those of
+	// any other partner naming it go to the platform's, so that a partner
+	// cannot fill the chain of a tenant that never trusted it.
+	st.exists = !noTrust
 	if t.Status != tenants.Active {
 		st.reason = "the tenant is not active"
 		return nil, partnerRefused()
@@ -176,12 +187,8 @@ func (p *Provider) assumeTrust(ctx context.Context, r *http.Request, i signing.I
 		st.reason = "another silo tenant's issuer"
 		return nil, partnerRefused()
 	}
-	ip, _ := netip.ParseAddr(st.sourceIP)
-	g, err := p.cfg.Partners.Assume(ctx, partners.AssumeRequest{Partner: partner, Tenant: tid, ExternalID: form.Get("subject_token"),
-		SourceIP: ip, Scopes: strings.Fields(form.Get("scope")), Tags: tags})
-	var refusal *partners.Refusal
 	switch {
-	case errors.As(err, &refusal):
+	case refusal != nil:
 		st.reason = refusal.Reason
 		switch {
 		case !refusal.Trusted:

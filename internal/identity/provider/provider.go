@@ -30,6 +30,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/clientip"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
@@ -515,8 +516,11 @@ func (p *Provider) audit(ctx context.Context, write func(context.Context, audit.
 
 // tenant reads tenant id through the read cache (Config.ReadCache).
 func (p *Provider) tenant(ctx context.Context, id tenant.ID) (tenants.Tenant, error) {
+	// "Not found" is kept like a tenant (under the same rule): a request
+	// naming a tenant that does not exist costs as little as one naming a
+	// tenant that does, so its time tells nothing.
 	return p.tenants.Get(ctx, id, func(ctx context.Context) (tenants.Tenant, error) { return p.cfg.Tenants.Get(ctx, id) },
-		func(_ tenants.Tenant, err error) bool { return err == nil })
+		func(_ tenants.Tenant, err error) bool { return err == nil || errs.Is(err, "tenant_not_found") })
 }
 
 // auditIssued records an issued token: an act of its own, which changes

@@ -4,6 +4,7 @@ CREATE TABLE partners (
 	auth_method TEXT NOT NULL,
 	secret_hash TEXT NOT NULL DEFAULT '',
 	jwks_url    TEXT NOT NULL DEFAULT '',
+	secret_rotated_at BIGINT NOT NULL DEFAULT 0,
 	created_at  BIGINT NOT NULL
 );
 CREATE TABLE partner_trusts (
