@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -243,4 +244,21 @@ func Embedded(name string, fsys fs.FS) Component {
 		panic(err) // the embedded directory is part of the binary
 	}
 	return Component{Name: name, FS: sub}
+}
+
+// AppliedAt returns when migration version of component was applied to
+// this database, the zero time if it was not. A service whose migration
+// began to record something (the last use of a credential) reads from it
+// since when its records are complete. Any scope may read it: the serving
+// role may read schema_migrations, which has no row-level security.
+func (tx *Tx) AppliedAt(ctx context.Context, component string, version int) (time.Time, error) {
+	var at int64
+	err := tx.QueryRow(ctx, `SELECT applied_at FROM schema_migrations WHERE component = ? AND version = ?`, component, version).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("storage: read schema_migrations: %w", err)
+	}
+	return time.UnixMicro(at).UTC(), nil
 }
