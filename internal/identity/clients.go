@@ -263,6 +263,9 @@ func (d *Directory) DeleteClient(ctx context.Context, tid tenant.ID, id string, 
 		if n, _ := res.RowsAffected(); n == 0 {
 			return clientNotFound(id)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM oauth_client_scope_use WHERE tenant_id = ? AND client_id = ?`, tx.TenantID(), id); err != nil {
+			return fmt.Errorf("identity: delete client: %w", err)
+		}
 		return d.audit.AppendTx(ctx, tx, d.event(tx, actor, "client.deleted", id))
 	})
 }

@@ -42,6 +42,9 @@ type Directory struct {
 	// clients keeps the OpenID provider's reads of clients by id
 	// (Options.ReadCache).
 	clients *statecache.Reads[string, clientRead]
+	// scopeUse is when NoteScopeUse last wrote each scope, by client.
+	scopeUseMu sync.Mutex
+	scopeUse   map[string]map[string]time.Time
 }
 
 // Options configure a Directory.
@@ -85,7 +88,7 @@ func NewDirectory(db *storage.DB, log *audit.Log, opts Options) *Directory {
 	}
 	return &Directory{db: db, audit: log, clock: opts.Clock, argon2: opts.Argon2, wrapper: opts.Wrapper,
 		hasher: newHasher(opts.Argon2, opts.HashWorkers, opts.HashQueue, opts.HashCommand, opts.Clock, opts.Logger), allowPrivateIssuers: opts.AllowPrivateIssuers,
-		clients: statecache.New[string, clientRead](opts.ReadCache)}
+		clients: statecache.New[string, clientRead](opts.ReadCache), scopeUse: map[string]map[string]time.Time{}}
 }
 
 // Run runs the password hashing processes (Options.HashCommand) until ctx
@@ -248,7 +251,7 @@ func (d *Directory) createInitialAdmin(ctx context.Context, tx *storage.Tx, admi
 // users, groups and identity configuration.
 func (d *Directory) OffboardingStep() tenants.Step {
 	return tenants.Step{Name: "identity", Run: func(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
-		for _, table := range []string{"oauth_clients", "tenant_idps", "federated_identities", "user_totp", "group_members", "users", "user_groups", "identity_configs"} {
+		for _, table := range []string{"oauth_clients", "oauth_client_scope_use", "tenant_idps", "federated_identities", "user_totp", "group_members", "users", "user_groups", "identity_configs"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 				return fmt.Errorf("identity: remove %s: %w", table, err)
 			}

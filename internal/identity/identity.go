@@ -42,6 +42,8 @@ func Migrations() storage.Component {
 		// tenant_id is the tenant a client belongs to, empty for
 		// platform clients.
 		"oauth_clients": storage.TenantOrPlatformRows("tenant_id"),
+		// The last use of a client's scopes, the client's tenant's.
+		"oauth_client_scope_use": storage.TenantOrPlatformRows("tenant_id"),
 	}
 	return c
 }

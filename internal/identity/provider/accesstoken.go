@@ -90,6 +90,12 @@ func (s *issuerStorage) signAccessToken(ctx context.Context, req op.TokenRequest
 		return err
 	}
 	s.p.crypto.signed.Store(id, jwt)
+	// The scopes the client was granted, for the posture check
+	// client_scope_unused (a write at most once a day per client and
+	// scope): a failure costs the record, not the token.
+	if err := s.p.cfg.Directory.NoteScopeUse(ctx, clientID, req.GetScopes()); err != nil {
+		s.p.cfg.Logger.ErrorContext(ctx, "provider: note the client's scopes", "err", err, "client_id", clientID)
+	}
 	return nil
 }
 
