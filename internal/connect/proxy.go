@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -49,6 +50,9 @@ type grantState struct {
 	upstream  *url.URL
 	networks  map[string]bool
 	tenantErr error // non-nil while the tenant is not active
+	// used is when the grant's use was last recorded (µs), as read and
+	// as noteUse records it.
+	used atomic.Int64
 }
 
 // maxNetworks bounds the source networks remembered per grant; past it,
@@ -108,6 +112,7 @@ func (s *Service) readGrantState(ctx context.Context, k grantKey) (*grantState, 
 	if err != nil {
 		return nil, err
 	}
+	g.used.Store(g.grant.lastUsed)
 	if g.upstream, err = url.Parse(g.conn.UpstreamURL); err != nil {
 		return nil, fmt.Errorf("connect: stored upstream of %s: %w", g.conn.ID, err)
 	}
@@ -122,6 +127,31 @@ func (s *Service) readGrantState(ctx context.Context, k grantKey) (*grantState, 
 	}
 	s.grants.Put(k, g, gen)
 	return g, nil
+}
+
+// useResolution is how stale a grant's recorded last use may grow: its
+// use is written at most once per this (per cached grant state, and
+// across nodes by the condition of the write).
+const useResolution = 24 * time.Hour
+
+// noteUse records that grant g is being used now, for the posture check
+// grant_idle, unless that was recorded less than useResolution ago: a
+// proxied request costs no write of its own. A failure is logged; the
+// request goes on.
+func (s *Service) noteUse(ctx context.Context, g *grantState, now time.Time) {
+	last := g.used.Load()
+	if now.Sub(time.UnixMicro(last)) < useResolution || !g.used.CompareAndSwap(last, now.UnixMicro()) {
+		return
+	}
+	err := s.db.Update(ctx, storage.TenantScope(g.tid), func(tx *storage.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE connect_grants SET last_used_at = ? WHERE tenant_id = ? AND id = ? AND last_used_at < ?`,
+			now.UnixMicro(), tx.TenantID(), g.grant.ID, now.Add(-useResolution).UnixMicro())
+		return err
+	})
+	if err != nil {
+		g.used.CompareAndSwap(now.UnixMicro(), last)
+		s.log.ErrorContext(ctx, "connect: record a grant's use", "err", err, "tenant_id", g.tid, "grant", g.grant.ID)
+	}
 }
 
 // record is what the audit keeps of one proxied request.
@@ -279,6 +309,8 @@ func (s *Service) proxy(w *httpx.StatusWriter, r *http.Request, rec *record) err
 			return errs.E(errs.Forbidden, "grant_suspended", "this grant was suspended by an anomaly alert; the connection's owner can resume it")
 		}
 	}
+
+	s.noteUse(r.Context(), g, now)
 
 	// Recombine the token for this request only.
 	tok, err := s.recombine(r.Context(), g.tid, g.conn.ID, g.grant.ID, g.grant.partB, pa.Pad)

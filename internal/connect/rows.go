@@ -66,16 +66,18 @@ type grantRow struct {
 	Grant
 	partAHash string
 	partB     string // KMS ciphertext, base64
+	lastUsed  int64  // µs; 0: not used since it was made or since use was recorded (see noteUse)
 }
 
-const grantColumns = `id, connection_id, name, status, auto_suspend, suspended_reason, created_at, updated_at, rotated_at, part_a_hash, part_b`
+const grantColumns = `id, connection_id, name, status, auto_suspend, suspended_reason, created_at, updated_at, rotated_at, part_a_hash, part_b,
+	last_used_at`
 
 func scanGrant(row interface{ Scan(...any) error }) (grantRow, error) {
 	var g grantRow
 	var auto int
 	var created, updated, rotated int64
 	if err := row.Scan(&g.ID, &g.ConnectionID, &g.Name, &g.Status, &auto, &g.SuspendedReason, &created, &updated, &rotated,
-		&g.partAHash, &g.partB); err != nil {
+		&g.partAHash, &g.partB, &g.lastUsed); err != nil {
 		return g, err
 	}
 	g.AutoSuspend = auto != 0
