@@ -558,6 +558,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	}
 	var checks []posture.Check
 	for _, cs := range [][]posture.Check{a.Directory.PostureChecks(), a.Authz.PostureChecks(), a.KMS.PostureChecks(), a.Partners.PostureChecks(),
+		a.Connect.PostureChecks(),
 		{posture.AuditChainCheck(a.Audit, a.Tenants.ListAllTenantIDs), posture.ServingRoleCheck(db)}} {
 		checks = append(checks, cs...)
 	}
