@@ -50,6 +50,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
 	"github.com/bulkhead-dev/bulkhead/internal/data"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/events"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
@@ -556,9 +557,16 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	liveTenants := func(ctx context.Context) ([]tenant.ID, error) {
 		return a.Tenants.ListTenantIDsIn(ctx, tenants.Active, tenants.Suspended)
 	}
+	silo := func(ctx context.Context, id tenant.ID) (bool, error) {
+		t, err := a.Tenants.Get(ctx, id)
+		if errs.Is(err, "tenant_not_found") {
+			return false, nil
+		}
+		return t.Isolation == tenants.Silo, err
+	}
 	var checks []posture.Check
 	for _, cs := range [][]posture.Check{a.Directory.PostureChecks(), a.Authz.PostureChecks(), a.KMS.PostureChecks(), a.Partners.PostureChecks(),
-		a.Connect.PostureChecks(),
+		a.Connect.PostureChecks(), a.Signing.PostureChecks(silo),
 		{posture.AuditChainCheck(a.Audit, a.Tenants.ListAllTenantIDs), posture.ServingRoleCheck(db)}} {
 		checks = append(checks, cs...)
 	}
