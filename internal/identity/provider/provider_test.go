@@ -649,3 +649,24 @@ func TestEndSessionAndUserinfo(t *testing.T) {
 		}
 	})
 }
+
+// TestCodeWithoutRefreshTokenAudited: a code redeemed without
+// offline_access (so no refresh token) is audited as an issued token in
+// the user's tenant, like every other token.
+func TestCodeWithoutRefreshTokenAudited(t *testing.T) {
+	f := newFixture(t, storagetest.DSN(t, storage.SQLite))
+	f.tenant(t, "acme", "standard", "acme.example")
+	ann := f.user(t, "acme", "ann@acme.example", "ann's long password")
+	app, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
+	tok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
+	if tok.RefreshToken != "" {
+		t.Fatal("a refresh token without offline_access")
+	}
+	p, err := f.env.Audit.ListAllTenants(f.ctx, audit.Filter{Tenant: "acme", Action: "oauth.token_issued"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Items) != 1 || p.Items[0].Target != ann.ID || p.Items[0].Detail["client_id"] != app.ID || p.Items[0].Detail["grant"] != "authorization_code" {
+		t.Fatalf("acme's oauth.token_issued events: %+v", p.Items)
+	}
+}

@@ -347,6 +347,12 @@ func (s *issuerStorage) CreateAccessToken(ctx context.Context, req op.TokenReque
 	if err := s.signAccessToken(ctx, req, id, exp); err != nil {
 		return "", time.Time{}, err
 	}
+	if a, ok := req.(*authRequest); ok {
+		// A code redeemed without offline_access gets no refresh token, so
+		// CreateAccessAndRefreshTokens, which audits the others, is not
+		// asked; client credentials are audited when the client is.
+		s.p.auditIssued(ctx, a.tenantID, a.userID, map[string]string{"client_id": a.ClientID, "grant": "authorization_code"})
+	}
 	return id, exp, nil
 }
 
