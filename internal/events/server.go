@@ -44,6 +44,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
@@ -144,15 +145,20 @@ type Server struct {
 	streamsConn *nats.Conn // Bulkhead's own, in TENANTS
 	streams     jetstream.JetStream
 	made        sync.Map // tenant id and limits → struct{}: its stream has them
-	live        liveConns
-	accounts    *lru.Cache[string, *place] // tenant id → Bulkhead's connection to its account (embedded)
-	sys         *nats.Conn                 // Bulkhead's user in an external server's system account (sysops.go)
-	callout     calloutLimits
-	rates       rates
-	slots       jetstream.KeyValue // an external server's tenant accounts (slots.go)
-	slotCache   sync.Map           // tenant id → its account there
-	accountMu   sync.Mutex         // one registration of an account at a time
-	closeOnce   sync.Once
+	// making shares one CreateOrUpdateStream among the concurrent first
+	// requests of a tenant: a second update of a stream while the first
+	// request already makes consumers on it races inside nats-server
+	// (fileStore.UpdateConfig against ConsumerStore, seen under -race).
+	making    singleflight.Group
+	live      liveConns
+	accounts  *lru.Cache[string, *place] // tenant id → Bulkhead's connection to its account (embedded)
+	sys       *nats.Conn                 // Bulkhead's user in an external server's system account (sysops.go)
+	callout   calloutLimits
+	rates     rates
+	slots     jetstream.KeyValue // an external server's tenant accounts (slots.go)
+	slotCache sync.Map           // tenant id → its account there
+	accountMu sync.Mutex         // one registration of an account at a time
+	closeOnce sync.Once
 }
 
 // New configures the server; Start starts it.
@@ -653,13 +659,19 @@ func (s *Server) ensureStream(ctx context.Context, p *place, tid string, tier te
 	if _, ok := s.made.Load(key); ok {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := p.js.CreateOrUpdateStream(ctx, cfg); err != nil {
-		return err
-	}
-	s.made.Store(key, struct{}{})
-	return nil
+	_, err, _ := s.making.Do(key, func() (any, error) {
+		if _, ok := s.made.Load(key); ok {
+			return nil, nil
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := p.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return nil, err
+		}
+		s.made.Store(key, struct{}{})
+		return nil, nil
+	})
+	return err
 }
 
 func orDefault(v, def int64) int64 {
