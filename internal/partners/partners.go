@@ -37,6 +37,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
+	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/page"
 	"github.com/bulkhead-dev/bulkhead/internal/statecache"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
@@ -200,7 +201,7 @@ func checkJWKSURL(raw string) error {
 	if err != nil || len(raw) > 2048 || !u.IsAbs() || u.Host == "" || u.User != nil || u.Fragment != "" {
 		return bad
 	}
-	if u.Scheme != "https" && !(u.Scheme == "http" && (u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost" || u.Hostname() == "::1")) {
+	if u.Scheme != "https" && !(u.Scheme == "http" && netguard.Loopback(u.Hostname())) {
 		return bad
 	}
 	return nil

@@ -68,16 +68,7 @@ func assume(t *testing.T, base string, p api.PartnerCreated, tenant, externalID 
 	for k, v := range extra {
 		form[k] = v
 	}
-	req, _ := http.NewRequest("POST", base+"/oauth/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(p.ID, p.ClientSecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return postForm(t, base+"/oauth/token", p.ID, p.ClientSecret, form)
 }
 
 // token assumes a trust and returns the access token.

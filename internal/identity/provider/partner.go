@@ -294,11 +294,6 @@ func (p *Provider) authenticatePartner(ctx context.Context, r *http.Request, i s
 	return p.cfg.Partners.AuthenticateSecret(ctx, id, secret)
 }
 
-// assertionClaims are a client assertion's claims (RFC 7523 §3).
-type assertionClaims struct {
-	jwt.Claims
-}
-
 // partnerAssertion checks a private_key_jwt client assertion: signed by
 // a key the partner publishes, iss and sub the partner, aud this token
 // endpoint or its issuer, not expired nor too long-lived, its jti never
@@ -313,7 +308,7 @@ func (p *Provider) partnerAssertion(ctx context.Context, assertion, clientID str
 	if err != nil {
 		return partners.Partner{}, partners.ErrClient
 	}
-	var unverified assertionClaims
+	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil || !ids.Valid(unverified.Issuer, partners.PartnerPrefix) {
 		return partners.Partner{}, partners.ErrClient
 	}
@@ -329,7 +324,7 @@ func (p *Provider) partnerAssertion(ctx context.Context, assertion, clientID str
 	if err != nil {
 		return partners.Partner{}, partners.ErrClient
 	}
-	var c assertionClaims
+	var c jwt.Claims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return partners.Partner{}, partners.ErrClient
 	}
