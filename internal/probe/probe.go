@@ -192,13 +192,13 @@ type run struct {
 	s       *sender
 	ids     []*Identity
 	recipe  *Recipe
-	creates map[string]*operation                // create operations by their collection's path template
-	objects map[string]map[*operation]*object    // identity label → create → its object
-	markers map[string][]string                  // identity label → markers in its objects
-	made    map[string][]string                  // identity label → ids of its objects
-	probed  map[string]bool                      // operations tested across tenants
-	skipped map[string]string                    // operation → why it was not (fully) tested
-	control map[string]bool                      // op+owner whose own request was tried
+	creates map[string]*operation             // create operations by their collection's path template
+	objects map[string]map[*operation]*object // identity label → create → its object
+	markers map[string][]string               // identity label → markers in its objects
+	made    map[string][]string               // identity label → ids of its objects
+	probed  map[string]bool                   // operations tested across tenants
+	skipped map[string]string                 // operation → why it was not (fully) tested
+	control map[string]bool                   // op+owner whose own request was tried
 	report  *Report
 }
 
