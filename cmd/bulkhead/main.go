@@ -55,6 +55,8 @@ Usage:
   bulkhead trust <command>      create|list|get|update|suspend|resume|delete|rotate-external-id a
                                 tenant's trusts in partners (see bulkhead trust --help)
   bulkhead posture [flags]      the deployment's posture findings (risky settings), --scan to scan now
+  bulkhead probe [flags]        test a running application's API for cross-tenant access, driven by its
+                                OpenAPI document (see bulkhead probe --help)
 
 bulkhead <group> --help prints a group's commands; bulkhead <group> <command>
 --help adds that command's flags.
@@ -246,6 +248,7 @@ func commands() map[string]unit {
 		"trust delete":             {run: trustAct("delete")},
 		"trust rotate-external-id": {run: trustAct("rotate-external-id")},
 		"posture":                  {run: postureList},
+		"probe":                    {run: probeRun},
 	}
 }
 

@@ -19,8 +19,11 @@ import (
 )
 
 // maxAnswer bounds how much of an answer the probe reads (and searches
-// for another tenant's ids).
+// for another tenant's ids); a document is read up to one byte past its
+// own bound, so that an oversized one is refused rather than cut.
 const maxAnswer = 1 << 20
+
+const maxDocumentAnswer = MaxDocumentBytes + 1
 
 // errBudget ends a run whose request budget is spent.
 var errBudget = errors.New("probe: request budget spent")
@@ -35,7 +38,9 @@ type sender struct {
 	limiter *rate.Limiter
 	budget  int // 0: no bound
 	sent    int
-	secrets []string // credentials, masked wherever an answer echoes one
+	secrets []string
+	// documents: answers are documents, read to MaxDocumentBytes
+	documents bool // credentials, masked wherever an answer echoes one
 }
 
 // answer is a response as the probe keeps it.
@@ -131,9 +136,13 @@ func (s *sender) sendOnce(ctx context.Context, method, path string, query url.Va
 		return answer{}, err
 	}
 	s.sent++
+	// path is escaped already (an id with a "/" is one segment, %2F).
 	u := *s.base
-	u.Path = strings.TrimRight(s.base.Path, "/") + path
-	u.RawPath = ""
+	u.RawPath = strings.TrimRight(s.base.EscapedPath(), "/") + path
+	var err error
+	if u.Path, err = url.PathUnescape(u.RawPath); err != nil {
+		return answer{}, fmt.Errorf("probe: %s %s: %w", method, path, err)
+	}
 	u.RawQuery = query.Encode()
 	var rd io.Reader
 	if body != nil {
@@ -156,7 +165,11 @@ func (s *sender) sendOnce(ctx context.Context, method, path string, query url.Va
 		return answer{}, fmt.Errorf("probe: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	limit := int64(maxAnswer)
+	if s.documents {
+		limit = maxDocumentAnswer
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return answer{}, fmt.Errorf("probe: %s %s: read the answer: %w", method, path, err)
 	}
@@ -176,4 +189,36 @@ func (s *sender) excerpt(b []byte) string {
 		t = t[:1024] + "…"
 	}
 	return t
+}
+
+// FetchDocument reads an application's OpenAPI document from docURL,
+// which must be on base's scheme, host and port: the probe talks to no
+// other host, and a document served elsewhere could describe another
+// application than the one probed.
+func FetchDocument(ctx context.Context, base, docURL string) ([]byte, error) {
+	b, err := url.Parse(base)
+	if err != nil || b.Host == "" {
+		return nil, fmt.Errorf("probe: the base URL %q is not a URL", base)
+	}
+	u, err := url.Parse(docURL)
+	if err != nil || !sameHost(u, b) {
+		return nil, fmt.Errorf("%w: its URL %q is not on %s, the only host the probe talks to", ErrDocument, docURL, hostPort(b))
+	}
+	s, err := newSender(ctx, b, 0, 1, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	s.base, s.documents = &url.URL{Scheme: u.Scheme, Host: u.Host}, true
+	a, err := s.send(ctx, http.MethodGet, u.EscapedPath(), u.Query(), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	if a.status != http.StatusOK {
+		return nil, fmt.Errorf("%w: GET %s answered %d", ErrDocument, docURL, a.status)
+	}
+	if len(a.body) > MaxDocumentBytes {
+		return nil, fmt.Errorf("%w: it is more than %d bytes", ErrDocument, MaxDocumentBytes)
+	}
+	return a.body, nil
 }

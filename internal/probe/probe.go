@@ -320,8 +320,12 @@ func (r *run) createObjects(ctx context.Context) error {
 				return err
 			}
 			if a.status/100 != 2 {
-				r.skip(op, fmt.Sprintf("cannot create: %s's request answered %d %s (a recipe can supply the body)",
-					id.Label, a.status, r.s.excerpt(a.body)))
+				hint := ""
+				if a.status == 400 || a.status == 422 {
+					hint = " (a recipe can supply the body)"
+				}
+				r.skip(op, fmt.Sprintf("cannot create: %s's request answered %d %s%s",
+					id.Label, a.status, strings.TrimSpace(r.s.excerpt(a.body)), hint))
 				continue
 			}
 			oid, ok := r.createdID(op, a)
@@ -447,23 +451,30 @@ func (r *run) fill(op *operation, owner *Identity, tenant string) (filled, strin
 }
 
 // expand fills a recipe template for owner, with tenant as {tenant}.
+// {id:…} goes first: its key is an operation's path, which may itself
+// hold {tenant} and other parameters, so its braces are counted.
 func (r *run) expand(tmpl string, owner *Identity, tenant string) (string, string) {
-	out := strings.ReplaceAll(tmpl, "{tenant}", tenant)
-	for strings.Contains(out, "{marker}") {
-		m := marker(owner.Label)
-		r.markers[owner.Label] = append(r.markers[owner.Label], m)
-		out = strings.Replace(out, "{marker}", m, 1)
-	}
+	out := tmpl
 	for {
 		i := strings.Index(out, "{id:")
 		if i < 0 {
 			break
 		}
-		j := strings.Index(out[i:], "}")
+		depth, j := 0, -1
+		for k := i; k < len(out) && j < 0; k++ {
+			switch out[k] {
+			case '{':
+				depth++
+			case '}':
+				if depth--; depth == 0 {
+					j = k
+				}
+			}
+		}
 		if j < 0 {
 			return "", "an unclosed {id: in the recipe"
 		}
-		key := out[i+4 : i+j]
+		key := out[i+4 : j]
 		var o *object
 		for c, x := range r.objects[owner.Label] {
 			if c.ID == key {
@@ -473,7 +484,13 @@ func (r *run) expand(tmpl string, owner *Identity, tenant string) (string, strin
 		if o == nil {
 			return "", fmt.Sprintf("the recipe names {id:%s}, and %s has no such object", key, owner.Label)
 		}
-		out = out[:i] + o.id + out[i+j+1:]
+		out = out[:i] + o.id + out[j+1:]
+	}
+	out = strings.ReplaceAll(out, "{tenant}", tenant)
+	for strings.Contains(out, "{marker}") {
+		m := marker(owner.Label)
+		r.markers[owner.Label] = append(r.markers[owner.Label], m)
+		out = strings.Replace(out, "{marker}", m, 1)
 	}
 	return out, ""
 }

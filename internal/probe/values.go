@@ -222,22 +222,14 @@ func absentID(id string) string {
 			alphabet[k] = append(alphabet[k], c)
 		}
 	}
-	// The alphabet the id draws from, per class: its own characters, or
-	// the hexadecimal digits when it only ever used those.
-	defaults := map[string]string{"digit": "0123456789", "lower": "abcdef", "upper": "ABCDEF"}
+	// Each changed character is drawn from the characters of its class
+	// the id itself uses, never from outside them: an id alphabet such as
+	// base32's leaves out 0, 1, 8 and 9, and an id with a character it
+	// never uses would be refused as malformed before it is looked up,
+	// which is an answer of its own and no evidence of an oracle.
 	changed := 0
 	for i := len(r) - 1; i >= 0 && changed < min(6, max(1, len(r)/2)); i-- {
-		k := class(r[i])
-		if k == "" {
-			continue
-		}
-		pool := alphabet[k]
-		if len(pool) < 4 {
-			pool = []rune(defaults[k])
-			if k != "digit" && !strings.ContainsRune(string(pool), r[i]) {
-				pool = alphabet[k]
-			}
-		}
+		pool := alphabet[class(r[i])]
 		if len(pool) < 2 {
 			continue
 		}
@@ -250,10 +242,21 @@ func absentID(id string) string {
 		}
 		changed++
 	}
-	if changed == 0 {
-		return id + "0"
+	if changed > 0 {
+		return string(r)
 	}
-	return string(r)
+	// Too few characters to draw from ("a", "x-1"): the last letter or
+	// digit becomes another of its class.
+	full := map[string]string{"digit": "0123456789", "lower": "abcdefghijklmnopqrstuvwxyz", "upper": "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+	for i := len(r) - 1; i >= 0; i-- {
+		if k := class(r[i]); k != "" {
+			pool := strings.ReplaceAll(full[k], string(r[i]), "")
+			n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(pool))))
+			r[i] = rune(pool[n.Int64()])
+			return string(r)
+		}
+	}
+	return id + "0"
 }
 
 func class(c rune) string {
