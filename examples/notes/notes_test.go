@@ -156,11 +156,25 @@ func userOf(t *testing.T, dsn string) string {
 // returns the status and the body.
 func (w *world) call(t *testing.T, token, method, path, body string) (int, []byte) {
 	t.Helper()
+	st, _, b := w.do(t, token, method, path, body)
+	return st, b
+}
+
+// do is call, with the answer's header too.
+func (w *world) do(t *testing.T, token, method, path, body string) (int, http.Header, []byte) {
+	t.Helper()
+	return send(t, w.url, token, method, path, body)
+}
+
+// send sends a request to the service at base with token (none if "")
+// and returns the answer's status, header and body.
+func send(t *testing.T, base, token, method, path, body string) (int, http.Header, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), method, w.url+path, rd)
+	req, err := http.NewRequestWithContext(t.Context(), method, base+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +190,7 @@ func (w *world) call(t *testing.T, token, method, path, body string) (int, []byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }
 
 // create makes a note as who and returns it.
