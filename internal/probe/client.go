@@ -1,0 +1,179 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// maxAnswer bounds how much of an answer the probe reads (and searches
+// for another tenant's ids).
+const maxAnswer = 1 << 20
+
+// errBudget ends a run whose request budget is spent.
+var errBudget = errors.New("probe: request budget spent")
+
+// sender sends the probe's requests: to the one host it was given (the
+// address resolved once, at the start, so a DNS answer that changes
+// mid-run cannot move the traffic), never following a redirect, at most
+// rate requests a second and budget requests in all.
+type sender struct {
+	base    *url.URL
+	client  *http.Client
+	limiter *rate.Limiter
+	budget  int // 0: no bound
+	sent    int
+	secrets []string // credentials, masked wherever an answer echoes one
+}
+
+// answer is a response as the probe keeps it.
+type answer struct {
+	status      int
+	contentType string
+	location    string
+	retryAfter  string
+	body        []byte
+}
+
+func newSender(ctx context.Context, base *url.URL, perSecond float64, budget int, tlsConfig *tls.Config) (*sender, error) {
+	host := base.Hostname()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return nil, fmt.Errorf("probe: resolve %s: %w", host, err)
+	}
+	target := hostPort(base)
+	_, p, _ := net.SplitHostPort(target)
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("probe: the base URL's port %q: %w", p, err)
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	tr := &http.Transport{
+		Proxy: nil, // never through a proxy: that would be another host
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if !strings.EqualFold(addr, target) {
+				return nil, fmt.Errorf("probe: refused to connect to %s: the probe only talks to %s", addr, target)
+			}
+			var last error
+			for _, a := range addrs {
+				c, err := dialer.DialContext(ctx, network, netip.AddrPortFrom(a.Unmap(), uint16(port)).String())
+				if err == nil {
+					return c, nil
+				}
+				last = err
+			}
+			return nil, last
+		},
+		TLSClientConfig:       tlsConfig,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   8,
+		ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout:       30 * time.Second,
+	}
+	lim := rate.NewLimiter(rate.Inf, 1)
+	if perSecond > 0 {
+		lim = rate.NewLimiter(rate.Limit(perSecond), 1)
+	}
+	return &sender{base: base, limiter: lim, budget: budget, client: &http.Client{
+		Transport: tr,
+		Timeout:   60 * time.Second,
+		// A redirect is an answer like any other: following it could
+		// lead to another host.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}, nil
+}
+
+// close lets go of idle connections.
+func (s *sender) close() { s.client.CloseIdleConnections() }
+
+// send sends one request: path (already filled) and query on the base
+// URL, with token as the bearer credential unless it is empty. A 429 with
+// a Retry-After of at most 30 seconds is waited out and sent again (twice
+// at most): a throttled answer compared with an unthrottled one would
+// look like an existence oracle.
+func (s *sender) send(ctx context.Context, method, path string, query url.Values, body []byte, token string) (answer, error) {
+	for try := 0; ; try++ {
+		a, err := s.sendOnce(ctx, method, path, query, body, token)
+		if err != nil || a.status != http.StatusTooManyRequests || try == 2 {
+			return a, err
+		}
+		wait, err := strconv.Atoi(a.retryAfter)
+		if err != nil || wait < 0 || wait > 30 {
+			return a, nil
+		}
+		t := time.NewTimer(time.Duration(wait)*time.Second + 100*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return a, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *sender) sendOnce(ctx context.Context, method, path string, query url.Values, body []byte, token string) (answer, error) {
+	if s.budget > 0 && s.sent >= s.budget {
+		return answer{}, errBudget
+	}
+	if err := s.limiter.Wait(ctx); err != nil {
+		return answer{}, err
+	}
+	s.sent++
+	u := *s.base
+	u.Path = strings.TrimRight(s.base.Path, "/") + path
+	u.RawPath = ""
+	u.RawQuery = query.Encode()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return answer{}, fmt.Errorf("probe: %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json, application/problem+json;q=0.9, */*;q=0.1")
+	req.Header.Set("User-Agent", "bulkhead-probe")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return answer{}, fmt.Errorf("probe: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return answer{}, fmt.Errorf("probe: %s %s: read the answer: %w", method, path, err)
+	}
+	return answer{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"),
+		location: resp.Header.Get("Location"), retryAfter: resp.Header.Get("Retry-After"), body: b}, nil
+}
+
+// excerpt is the first KiB of b with every credential masked.
+func (s *sender) excerpt(b []byte) string {
+	t := string(b)
+	for _, secret := range s.secrets {
+		if secret != "" {
+			t = strings.ReplaceAll(t, secret, "[credential]")
+		}
+	}
+	if len(t) > 1024 {
+		t = t[:1024] + "…"
+	}
+	return t
+}

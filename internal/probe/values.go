@@ -1,0 +1,278 @@
+package probe
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// marker is a string no application would make up: the probe puts one in
+// every free-text field of the objects it creates, so that finding it in
+// another tenant's answer proves a leak even when ids are not listed.
+func marker(label string) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return "probe-" + label + "-" + hex.EncodeToString(b)
+}
+
+// generator makes request bodies and parameter values from schemas.
+type generator struct {
+	label   string
+	markers *[]string // where the markers it makes are collected
+}
+
+// value makes a value that satisfies s as far as the probe can tell:
+// examples, defaults and enums first, then the type's shape. Optional
+// properties are left out, recursion stops at maxSchemaDepth, and a
+// schema it cannot satisfy yields ok=false so that the operation is
+// skipped with a reason (a recipe can supply the body).
+func (g generator) value(s *openapi3.SchemaRef, depth int) (v any, ok bool) {
+	if s == nil || s.Value == nil {
+		return map[string]any{}, true
+	}
+	if depth > maxSchemaDepth {
+		return nil, false
+	}
+	sc := s.Value
+	switch {
+	case sc.Example != nil:
+		return sc.Example, true
+	case len(sc.Examples) > 0:
+		return sc.Examples[0], true
+	case sc.Default != nil:
+		return sc.Default, true
+	case len(sc.Enum) > 0:
+		return sc.Enum[0], true
+	}
+	if len(sc.AllOf) > 0 {
+		out := map[string]any{}
+		for _, part := range sc.AllOf {
+			v, ok := g.value(part, depth+1)
+			if !ok {
+				return nil, false
+			}
+			m, isObj := v.(map[string]any)
+			if !isObj {
+				return v, true
+			}
+			for k, x := range m {
+				out[k] = x
+			}
+		}
+		return g.object(sc, out, depth)
+	}
+	for _, alts := range []openapi3.SchemaRefs{sc.OneOf, sc.AnyOf} {
+		for _, alt := range alts {
+			if v, ok := g.value(alt, depth+1); ok {
+				return v, true
+			}
+		}
+		if len(alts) > 0 {
+			return nil, false
+		}
+	}
+	switch typeOf(sc) {
+	case "object":
+		return g.object(sc, map[string]any{}, depth)
+	case "array":
+		n := max(int(sc.MinItems), 1)
+		if n > 8 {
+			return nil, false
+		}
+		out := make([]any, 0, n)
+		for range n {
+			v, ok := g.value(sc.Items, depth+1)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, v)
+		}
+		return out, true
+	case "integer", "number":
+		n := 1.0
+		if sc.Min != nil && *sc.Min > n {
+			n = *sc.Min
+			if sc.ExclusiveMin.Bool != nil && *sc.ExclusiveMin.Bool {
+				n++
+			}
+		}
+		if sc.ExclusiveMin.Value != nil && *sc.ExclusiveMin.Value >= n {
+			n = *sc.ExclusiveMin.Value + 1
+		}
+		if sc.Max != nil && n > *sc.Max {
+			n = *sc.Max
+		}
+		if typeOf(sc) == "integer" {
+			return int64(n), true
+		}
+		return n, true
+	case "boolean":
+		return false, true
+	case "null":
+		return nil, true
+	default:
+		return g.str(sc)
+	}
+}
+
+// object fills out with the required properties of sc.
+func (g generator) object(sc *openapi3.Schema, out map[string]any, depth int) (any, bool) {
+	for _, name := range sc.Required {
+		if _, done := out[name]; done {
+			continue
+		}
+		v, ok := g.value(sc.Properties[name], depth+1)
+		if !ok {
+			return nil, false
+		}
+		out[name] = v
+	}
+	return out, true
+}
+
+// typeOf is the schema's one type, or "" when it names none or several.
+func typeOf(sc *openapi3.Schema) string {
+	if sc.Type == nil {
+		if len(sc.Properties) > 0 {
+			return "object"
+		}
+		return ""
+	}
+	types := sc.Type.Slice()
+	for _, t := range types {
+		if t != "null" {
+			return t
+		}
+	}
+	if len(types) > 0 {
+		return types[0]
+	}
+	return ""
+}
+
+// str makes a string for sc: a marker where any text will do, a value of
+// the format where one is named, and nothing (ok=false) for a pattern the
+// probe cannot know how to satisfy.
+func (g generator) str(sc *openapi3.Schema) (any, bool) {
+	var s string
+	switch sc.Format {
+	case "date-time":
+		s = "2026-01-02T03:04:05Z"
+	case "date":
+		s = "2026-01-02"
+	case "email":
+		s = marker(g.label) + "@example.com"
+	case "uri", "url":
+		s = "https://example.com/" + marker(g.label)
+	case "uuid":
+		b := make([]byte, 16)
+		rand.Read(b)
+		b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+		h := hex.EncodeToString(b)
+		s = h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	case "byte":
+		s = "cHJvYmU="
+	case "ipv4":
+		s = "192.0.2.1"
+	case "ipv6":
+		s = "2001:db8::1"
+	default:
+		if sc.Pattern != "" {
+			return nil, false
+		}
+		s = marker(g.label)
+		if g.markers != nil {
+			*g.markers = append(*g.markers, s)
+		}
+	}
+	if sc.MaxLength != nil && uint64(len(s)) > *sc.MaxLength {
+		if sc.Format != "" || *sc.MaxLength < 8 {
+			return nil, false
+		}
+		s = s[:*sc.MaxLength]
+	}
+	for uint64(len(s)) < sc.MinLength {
+		s += "x"
+	}
+	return s, true
+}
+
+// absentID makes an id of the same shape as id that names no object: the
+// same length, prefix and separators, with its last characters changed
+// within the kinds of character id already uses. Comparing the answer for
+// it with the answer for another tenant's id is how an existence oracle
+// shows: a careful application cannot tell them apart.
+func absentID(id string) string {
+	if id == "" {
+		return "probe-absent"
+	}
+	if isDigits(id) {
+		n, _ := rand.Int(rand.Reader, big.NewInt(1e9))
+		return fmt.Sprint(int64(9e11) + n.Int64())
+	}
+	r := []rune(id)
+	alphabet := map[string][]rune{}
+	for _, c := range r {
+		k := class(c)
+		if k != "" && !strings.ContainsRune(string(alphabet[k]), c) {
+			alphabet[k] = append(alphabet[k], c)
+		}
+	}
+	// The alphabet the id draws from, per class: its own characters, or
+	// the hexadecimal digits when it only ever used those.
+	defaults := map[string]string{"digit": "0123456789", "lower": "abcdef", "upper": "ABCDEF"}
+	changed := 0
+	for i := len(r) - 1; i >= 0 && changed < min(6, max(1, len(r)/2)); i-- {
+		k := class(r[i])
+		if k == "" {
+			continue
+		}
+		pool := alphabet[k]
+		if len(pool) < 4 {
+			pool = []rune(defaults[k])
+			if k != "digit" && !strings.ContainsRune(string(pool), r[i]) {
+				pool = alphabet[k]
+			}
+		}
+		if len(pool) < 2 {
+			continue
+		}
+		for {
+			n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(pool))))
+			if c := pool[n.Int64()]; c != r[i] {
+				r[i] = c
+				break
+			}
+		}
+		changed++
+	}
+	if changed == 0 {
+		return id + "0"
+	}
+	return string(r)
+}
+
+func class(c rune) string {
+	switch {
+	case c >= '0' && c <= '9':
+		return "digit"
+	case c >= 'a' && c <= 'z':
+		return "lower"
+	case c >= 'A' && c <= 'Z':
+		return "upper"
+	}
+	return ""
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(s) > 0 && len(s) < 19
+}
