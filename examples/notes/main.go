@@ -28,6 +28,11 @@
 //	GET    /notes/{id}  → the note
 //	DELETE /notes/{id}  → 204
 //
+// openapi.json, next to this file, is the API's OpenAPI 3.0 document: the
+// four operations (createNote, listNotes, getNote, deleteNote), their
+// schemas and problem answers, and the bearer token they take. It is what
+// `bulkhead probe` reads to test the service's tenant isolation.
+//
 // Its migrations, examples/notes/migrations, are applied to every
 // placement by Bulkhead (`bulkhead cluster migrate`).
 package main

@@ -78,13 +78,33 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 func (s *server) Close() { s.db.Close() }
 
 // Handler is the service's HTTP API, behind sdk/auth's middleware.
-func (s *server) Handler() http.Handler {
+func (s *server) Handler() http.Handler { return s.validator.Middleware(s.mux()) }
+
+// route is one operation of the API: its ServeMux pattern, its
+// operationId in openapi.json, and its handler.
+type route struct {
+	pattern, operationID string
+	h                    func(context.Context, *caller, *http.Request) (int, any, error)
+}
+
+// routes are the operations the service serves, which openapi.json
+// documents one for one (openapi_test.go holds them to it).
+func (s *server) routes() []route {
+	return []route{
+		{"POST /notes", "createNote", s.create},
+		{"GET /notes", "listNotes", s.list},
+		{"GET /notes/{id}", "getNote", s.get},
+		{"DELETE /notes/{id}", "deleteNote", s.delete},
+	}
+}
+
+// mux routes the requests, without the middleware.
+func (s *server) mux() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /notes", s.handle(s.create))
-	mux.HandleFunc("GET /notes", s.handle(s.list))
-	mux.HandleFunc("GET /notes/{id}", s.handle(s.get))
-	mux.HandleFunc("DELETE /notes/{id}", s.handle(s.delete))
-	return s.validator.Middleware(mux)
+	for _, rt := range s.routes() {
+		mux.HandleFunc(rt.pattern, s.handle(rt.h))
+	}
+	return mux
 }
 
 // note is a note as the API shows it.

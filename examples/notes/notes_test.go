@@ -41,12 +41,22 @@ type world struct {
 	// "<tenant>/other"), with the scopes the service needs.
 	tokens map[string]string
 	log    *runtest.Log // the notes service's
+	tiers  map[string]string
+	server *server
 }
 
+// newWorld is a world of the three tenants of tiers.
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldOf(t, tiers)
+}
+
+// newWorldOf is a world of the tenants of tenants (id → tier).
+func newWorldOf(t *testing.T, tenants map[string]string) *world {
+	t.Helper()
 	ctx := t.Context()
-	w := &world{app: storagetest.App(t), places: map[string]client.DataPlacement{}, tokens: map[string]string{}, log: &runtest.Log{}}
+	w := &world{app: storagetest.App(t), places: map[string]client.DataPlacement{}, tokens: map[string]string{}, log: &runtest.Log{},
+		tiers: tenants}
 	w.bulkhead = apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{})
 	op := w.bulkhead.Admin
 	if _, err := op.CreateCluster(ctx, client.CreateDataCluster{Name: "app", DSN: w.app.ServingDSN,
@@ -57,7 +67,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for tid, tier := range tiers {
+	for tid, tier := range tenants {
 		if tn, err := op.CreateTenant(ctx, client.CreateTenant{ID: tid, Tier: tier}, ""); err != nil || tn.Status != "active" {
 			t.Fatalf("create %s: %+v %v", tid, tn, err)
 		}
@@ -89,6 +99,7 @@ func newWorld(t *testing.T) *world {
 		}
 	})
 	t.Cleanup(s.Close)
+	w.server = s
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +120,7 @@ func (w *world) token(t *testing.T, tid string) string {
 		t.Fatal(err)
 	}
 	issuer := w.bulkhead.URL
-	if tiers[tid] == "premium" {
+	if w.tiers[tid] == "premium" {
 		issuer += "/t/" + tid
 	}
 	tok, err := (&clientcredentials.Config{ClientID: c.ClientID, ClientSecret: c.ClientSecret,
@@ -156,11 +167,25 @@ func userOf(t *testing.T, dsn string) string {
 // returns the status and the body.
 func (w *world) call(t *testing.T, token, method, path, body string) (int, []byte) {
 	t.Helper()
+	st, _, b := w.do(t, token, method, path, body)
+	return st, b
+}
+
+// do is call, with the answer's header too.
+func (w *world) do(t *testing.T, token, method, path, body string) (int, http.Header, []byte) {
+	t.Helper()
+	return send(t, w.url, token, method, path, body)
+}
+
+// send sends a request to the service at base with token (none if "")
+// and returns the answer's status, header and body.
+func send(t *testing.T, base, token, method, path, body string) (int, http.Header, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), method, w.url+path, rd)
+	req, err := http.NewRequestWithContext(t.Context(), method, base+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +201,7 @@ func (w *world) call(t *testing.T, token, method, path, body string) (int, []byt
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }
 
 // create makes a note as who and returns it.
