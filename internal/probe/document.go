@@ -36,20 +36,6 @@ type operation struct {
 	Params   []*openapi3.Parameter
 }
 
-// Key is how findings, recipes and the report name an operation.
-func (o *operation) Key() string { return o.ID }
-
-// pathParams are the names of the template's parameters, in order.
-func (o *operation) pathParams() []string {
-	var out []string
-	for _, s := range o.Segments {
-		if name, ok := paramName(s); ok {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
 // paramName reports whether a path segment is a whole parameter, "{id}".
 // A segment that mixes text and a parameter ("v{n}.json") is not one the
 // probe can fill with an object's id, and is not treated as one.
