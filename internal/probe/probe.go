@@ -192,7 +192,7 @@ type run struct {
 	s       *sender
 	ids     []*Identity
 	recipe  *Recipe
-	creates map[string]*operation             // create operations by their collection's path template
+	creates map[string]*operation             // create operations by their collection's shape
 	objects map[string]map[*operation]*object // identity label → create → its object
 	markers map[string][]string               // identity label → markers in its objects
 	made    map[string][]string               // identity label → ids of its objects
@@ -266,27 +266,43 @@ func (r *run) run(ctx context.Context) error {
 
 // findCreates picks the operations that make objects: a POST on a
 // collection path whose items another operation takes by id ("POST /x"
-// with "GET /x/{id}"), or one the recipe marks.
+// with "GET /x/{id}"), or one the recipe marks. Paths are compared by
+// their shape, so that "POST /projects/{projectId}/tasks" makes the
+// tasks of "GET /projects/{project}/tasks/{id}" and "POST /x/" those of
+// "GET /x/{id}": a document need not name a parameter alike everywhere.
 func (r *run) findCreates(ops []*operation) {
 	for _, op := range ops {
-		if op.Method != "POST" || len(op.Segments) == 0 {
-			continue
-		}
-		if _, isParam := paramName(op.Segments[len(op.Segments)-1]); isParam {
+		coll := shape(op.Segments)
+		if op.Method != "POST" || len(coll) == 0 || strings.HasSuffix(coll, "/{}") {
 			continue
 		}
 		create := r.recipe.operation(op.ID).Create
 		for _, other := range ops {
-			if len(other.Segments) > len(op.Segments) && strings.HasPrefix(other.Path, op.Path+"/") {
-				if _, isParam := paramName(other.Segments[len(op.Segments)]); isParam {
-					create = true
-				}
+			if strings.HasPrefix(shape(other.Segments)+"/", coll+"/{}/") {
+				create = true
 			}
 		}
 		if create {
-			r.creates[op.Path] = op
+			r.creates[coll] = op
 		}
 	}
+}
+
+// shape is a path's template with every parameter written {} and no
+// trailing slash: how the probe matches a create with the operations on
+// what it makes.
+func shape(segs []string) string {
+	var b strings.Builder
+	for _, seg := range segs {
+		if seg == "" {
+			continue
+		}
+		if _, ok := paramName(seg); ok {
+			seg = "{}"
+		}
+		b.WriteString("/" + seg)
+	}
+	return b.String()
 }
 
 // createObjects makes one object per create operation per identity,
@@ -435,7 +451,7 @@ func (r *run) fill(op *operation, owner *Identity, tenant string) (filled, strin
 				return f, fmt.Sprintf("{%s} names a tenant, and %s's tenant is not known (give it with the identity)", name, owner.Label)
 			}
 			val, f.tenanted, f.tenants = tenant, true, append(f.tenants, i)
-		} else if c := r.creates["/"+strings.Join(op.Segments[:i], "/")]; c != nil {
+		} else if c := r.creates[shape(op.Segments[:i])]; c != nil {
 			o := r.objects[owner.Label][c]
 			if o == nil {
 				return f, fmt.Sprintf("{%s} needs an object made by %s, and %s has none", name, c.ID, owner.Label)

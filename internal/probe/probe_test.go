@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +16,9 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 )
 
-// defects of the toy application: each a classic multi-tenant bug.
+// defects of the toy application: each a classic multi-tenant bug, or
+// (the last group) a trait of a sound application that a careless prober
+// takes for one.
 type defects struct {
 	readAny   bool // GET /items/{id} does not check the tenant
 	listAll   bool // GET /items lists every tenant's items
@@ -23,20 +27,33 @@ type defects struct {
 	writeAny  bool // PATCH /items/{id} does not check the tenant
 	echoes    bool // a refusal shows the item
 	tenantURL bool // /tenants/{tenant}/notes ignores whose tenant the path names
+	putAny    bool // PUT /items/{id} does not check the tenant (GET does)
+	taskAny   bool // GET /projects/{projectId}/tasks/{taskId} checks the project, not that the task is in it
+	searchAll bool // GET /items?q= searches every tenant's items (the plain list does not)
+	sayswhose bool // DELETE /items/{id} says in its 404 that the item is another tenant's
+
 	volatile  bool // every answer carries a request id
+	clock     bool // every answer carries the time, to the "second" (one tick every three answers)
+	intIDs    bool // ids are 1, 2, 3…, and an id beyond 32 bits is refused as malformed (400)
+	envelope  bool // a create answers 200 with its object under "data" and a request id beside it
+	validates bool // PUT /items/{id} refuses a body without tags (422) before it looks the item up
+	throttle  bool // one answer in seven is 429 with a Retry-After too long to wait
 }
 
 // toy is a small multi-tenant application over loopback HTTP: bearer
-// tokens "tok-a" and "tok-b" are tenants a and b.
+// tokens "tok-a" and "tok-b" are tenants a and b. It has items, and
+// projects with tasks in them.
 type toy struct {
-	d     defects
-	mu    sync.Mutex
-	items map[string]item
-	seq   int
+	d       defects
+	mu      sync.Mutex
+	objects map[string]map[string]item // kind → id → object
+	made    map[string]int             // kind → objects made, for sequential ids
+	seq     int
+	answers int
 }
 
 type item struct {
-	ID, Tenant, Title string
+	ID, Tenant, Title, Project string
 }
 
 const toyDoc = `{
@@ -53,17 +70,40 @@ const toyDoc = `{
   "/items/{id}": {
    "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
    "get": {"responses": {"200": {"description": "item"}}},
+   "head": {"responses": {"200": {"description": "item"}}},
+   "put": {"requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewItem"}}}}, "responses": {"200": {"description": "item"}}},
    "patch": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewItem"}}}}, "responses": {"200": {"description": "item"}}},
    "delete": {"responses": {"204": {"description": "gone"}}}
   },
   "/tenants/{tenant}/settings": {
    "parameters": [{"name": "tenant", "in": "path", "required": true, "schema": {"type": "string"}}],
    "get": {"responses": {"200": {"description": "settings"}}}
+  },
+  "/projects": {
+   "post": {"requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewItem"}}}},
+            "responses": {"201": {"description": "created"}}}
+  },
+  "/projects/{projectId}": {
+   "parameters": [{"name": "projectId", "in": "path", "required": true, "schema": {"type": "string"}}],
+   "get": {"responses": {"200": {"description": "project"}}},
+   "patch": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewItem"}}}}, "responses": {"200": {"description": "documented, never built: 405"}}}
+  },
+  "/projects/{project}/tasks": {
+   "parameters": [{"name": "project", "in": "path", "required": true, "schema": {"type": "string"}}],
+   "post": {"requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewItem"}}}},
+            "responses": {"201": {"description": "created"}}},
+   "get": {"responses": {"200": {"description": "the project's tasks"}}}
+  },
+  "/projects/{projectId}/tasks/{taskId}": {
+   "parameters": [{"name": "projectId", "in": "path", "required": true, "schema": {"type": "string"}},
+                  {"name": "taskId", "in": "path", "required": true, "schema": {"type": "string"}}],
+   "get": {"responses": {"200": {"description": "task"}}}
   }
  },
  "components": {
   "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-  "schemas": {"NewItem": {"type": "object", "required": ["title"], "properties": {"title": {"type": "string", "maxLength": 200}, "tags": {"type": "array", "items": {"type": "string"}}}}}
+  "schemas": {"NewItem": {"type": "object", "required": ["title"], "properties": {
+   "title": {"type": "string", "maxLength": 200}, "tags": {"type": "array", "items": {"type": "string"}}}}}
  }
 }`
 
@@ -77,15 +117,27 @@ func (t *toy) tenant(r *http.Request) string {
 	return ""
 }
 
+// newID is a new object's id: random and prefixed, or the next integer.
+func (t *toy) newID(kind string) string {
+	if t.d.intIDs {
+		t.made[kind]++
+		return fmt.Sprint(t.made[kind])
+	}
+	return ids.New(kind[:3])
+}
+
 func (t *toy) handler() http.Handler {
 	mux := http.NewServeMux()
 	reply := func(w http.ResponseWriter, status int, v any) {
+		t.answers++
 		w.Header().Set("Content-Type", "application/json")
-		if t.d.volatile {
-			w.Header().Set("Content-Type", "application/json")
-			if m, ok := v.(map[string]any); ok {
+		if m, ok := v.(map[string]any); ok {
+			if t.d.volatile {
 				t.seq++
 				m["request_id"] = fmt.Sprint("req-", t.seq)
+			}
+			if t.d.clock {
+				m["at"] = fmt.Sprintf("2026-01-02T03:04:%02dZ", t.answers/3%60)
 			}
 		}
 		w.WriteHeader(status)
@@ -96,6 +148,22 @@ func (t *toy) handler() http.Handler {
 		return func(w http.ResponseWriter, r *http.Request) {
 			t.mu.Lock()
 			defer t.mu.Unlock()
+			if t.d.throttle && t.answers%7 == 6 {
+				t.answers++
+				w.Header().Set("Retry-After", "120")
+				w.WriteHeader(429)
+				return
+			}
+			if t.d.intIDs {
+				for _, name := range []string{"id", "projectId", "project", "taskId"} {
+					if v := r.PathValue(name); v != "" {
+						if _, err := strconv.ParseInt(v, 10, 32); err != nil {
+							reply(w, 400, map[string]any{"code": "malformed_id"})
+							return
+						}
+					}
+				}
+			}
 			tn := t.tenant(r)
 			if tn == "" && !open {
 				reply(w, 401, map[string]any{"code": "unauthenticated"})
@@ -104,28 +172,43 @@ func (t *toy) handler() http.Handler {
 			h(w, r, tn)
 		}
 	}
+	create := func(kind string) http.HandlerFunc {
+		return auth(func(w http.ResponseWriter, r *http.Request, tn string) {
+			var in struct{ Title string }
+			if json.NewDecoder(r.Body).Decode(&in) != nil || in.Title == "" {
+				reply(w, 400, map[string]any{"code": "bad"})
+				return
+			}
+			it := item{ID: t.newID(kind), Tenant: tn, Title: in.Title}
+			if p := r.PathValue("project"); p != "" {
+				if pr, ok := t.objects["projects"][p]; !ok || pr.Tenant != tn {
+					notFound(w)
+					return
+				}
+				it.Project = p
+			}
+			t.objects[kind][it.ID] = it
+			if t.d.envelope {
+				reply(w, 200, map[string]any{"data": map[string]any{"id": it.ID, "title": it.Title}, "request_id": ids.New("req")})
+				return
+			}
+			reply(w, 201, map[string]any{"id": it.ID, "title": it.Title})
+		}, false)
+	}
 	mux.HandleFunc("GET /healthz", auth(func(w http.ResponseWriter, r *http.Request, _ string) { reply(w, 200, map[string]any{}) }, true))
-	mux.HandleFunc("POST /items", auth(func(w http.ResponseWriter, r *http.Request, tn string) {
-		var in struct{ Title string }
-		if json.NewDecoder(r.Body).Decode(&in) != nil || in.Title == "" {
-			reply(w, 400, map[string]any{"code": "bad"})
-			return
-		}
-		it := item{ID: ids.New("itm"), Tenant: tn, Title: in.Title}
-		t.items[it.ID] = it
-		reply(w, 201, map[string]any{"id": it.ID, "title": it.Title})
-	}, false))
+	mux.HandleFunc("POST /items", create("items"))
 	mux.HandleFunc("GET /items", auth(func(w http.ResponseWriter, r *http.Request, tn string) {
+		q := r.URL.Query().Get("q")
 		out := []any{}
-		for _, it := range t.items {
-			if (it.Tenant == tn || t.d.listAll) && strings.Contains(it.Title, r.URL.Query().Get("q")) {
+		for _, it := range t.objects["items"] {
+			if (it.Tenant == tn || t.d.listAll || (t.d.searchAll && q != "")) && strings.Contains(it.Title, q) {
 				out = append(out, map[string]any{"id": it.ID, "title": it.Title})
 			}
 		}
 		reply(w, 200, map[string]any{"items": out})
 	}, false))
 	mux.HandleFunc("GET /items/{id}", auth(func(w http.ResponseWriter, r *http.Request, tn string) {
-		it, ok := t.items[r.PathValue("id")]
+		it, ok := t.objects["items"][r.PathValue("id")]
 		if !ok || (it.Tenant != tn && !t.d.readAny && !(t.d.noAuth && tn == "")) {
 			if ok && t.d.echoes {
 				reply(w, 404, map[string]any{"code": "not_found", "title": it.Title})
@@ -136,26 +219,38 @@ func (t *toy) handler() http.Handler {
 		}
 		reply(w, 200, map[string]any{"id": it.ID, "title": it.Title})
 	}, t.d.noAuth))
-	mux.HandleFunc("PATCH /items/{id}", auth(func(w http.ResponseWriter, r *http.Request, tn string) {
-		it, ok := t.items[r.PathValue("id")]
-		if !ok || (it.Tenant != tn && !t.d.writeAny) {
-			notFound(w)
-			return
-		}
-		reply(w, 200, map[string]any{"id": it.ID})
-	}, false))
+	write := func(anyone bool) http.HandlerFunc {
+		return auth(func(w http.ResponseWriter, r *http.Request, tn string) {
+			var in struct{ Tags []string }
+			if json.NewDecoder(r.Body).Decode(&in); t.d.validates && r.Method == "PUT" && in.Tags == nil {
+				reply(w, 422, map[string]any{"code": "tags_required"})
+				return
+			}
+			it, ok := t.objects["items"][r.PathValue("id")]
+			if !ok || (it.Tenant != tn && !anyone) {
+				notFound(w)
+				return
+			}
+			reply(w, 200, map[string]any{"id": it.ID})
+		}, false)
+	}
+	mux.HandleFunc("PUT /items/{id}", write(t.d.putAny))
+	mux.HandleFunc("PATCH /items/{id}", write(t.d.writeAny))
 	mux.HandleFunc("DELETE /items/{id}", auth(func(w http.ResponseWriter, r *http.Request, tn string) {
-		it, ok := t.items[r.PathValue("id")]
-		if ok && it.Tenant != tn && t.d.tellsOwn {
+		it, ok := t.objects["items"][r.PathValue("id")]
+		switch {
+		case ok && it.Tenant != tn && t.d.tellsOwn:
 			reply(w, 403, map[string]any{"code": "not_yours"})
-			return
-		}
-		if !ok || it.Tenant != tn {
+		case ok && it.Tenant != tn && t.d.sayswhose:
+			reply(w, 404, map[string]any{"code": "not_found", "detail": "the item belongs to another tenant"})
+		case t.d.sayswhose && (!ok || it.Tenant != tn):
+			reply(w, 404, map[string]any{"code": "not_found", "detail": "no such item"})
+		case !ok || it.Tenant != tn:
 			notFound(w)
-			return
+		default:
+			delete(t.objects["items"], it.ID)
+			w.WriteHeader(204)
 		}
-		delete(t.items, it.ID)
-		w.WriteHeader(204)
 	}, false))
 	mux.HandleFunc("GET /tenants/{tenant}/settings", auth(func(w http.ResponseWriter, r *http.Request, tn string) {
 		if r.PathValue("tenant") != tn && !t.d.tenantURL {
@@ -164,13 +259,45 @@ func (t *toy) handler() http.Handler {
 		}
 		reply(w, 200, map[string]any{"tenant": r.PathValue("tenant")})
 	}, false))
+	mux.HandleFunc("POST /projects", create("projects"))
+	mux.HandleFunc("GET /projects/{projectId}", auth(func(w http.ResponseWriter, r *http.Request, tn string) {
+		p, ok := t.objects["projects"][r.PathValue("projectId")]
+		if !ok || p.Tenant != tn {
+			notFound(w)
+			return
+		}
+		reply(w, 200, map[string]any{"id": p.ID, "title": p.Title})
+	}, false))
+	mux.HandleFunc("POST /projects/{project}/tasks", create("tasks"))
+	mux.HandleFunc("GET /projects/{project}/tasks", auth(func(w http.ResponseWriter, r *http.Request, tn string) {
+		if p, ok := t.objects["projects"][r.PathValue("project")]; !ok || p.Tenant != tn {
+			notFound(w)
+			return
+		}
+		out := []any{}
+		for _, it := range t.objects["tasks"] {
+			if it.Project == r.PathValue("project") {
+				out = append(out, map[string]any{"id": it.ID, "title": it.Title})
+			}
+		}
+		reply(w, 200, map[string]any{"tasks": out})
+	}, false))
+	mux.HandleFunc("GET /projects/{projectId}/tasks/{taskId}", auth(func(w http.ResponseWriter, r *http.Request, tn string) {
+		p, ok := t.objects["projects"][r.PathValue("projectId")]
+		task, found := t.objects["tasks"][r.PathValue("taskId")]
+		if !ok || p.Tenant != tn || !found || (task.Project != p.ID && !t.d.taskAny) {
+			notFound(w)
+			return
+		}
+		reply(w, 200, map[string]any{"id": task.ID, "title": task.Title})
+	}, false))
 	return mux
 }
 
 // serveToy starts the toy application and returns its URL.
 func serveToy(t *testing.T, d defects) string {
 	t.Helper()
-	app := &toy{d: d, items: map[string]item{}}
+	app := &toy{d: d, objects: map[string]map[string]item{"items": {}, "projects": {}, "tasks": {}}, made: map[string]int{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -218,14 +345,22 @@ func rulesFound(r *Report) map[string]bool {
 }
 
 func TestCleanToyHasNoFindings(t *testing.T) {
-	for _, volatile := range []bool{false, true} {
-		rep := probeToy(t, defects{volatile: volatile})
-		if len(rep.Findings) != 0 {
-			t.Errorf("volatile=%v: findings on the clean application:\n%s", volatile, textOf(rep))
-		}
-		if rep.Probed < 5 || rep.Objects != 2 {
-			t.Errorf("volatile=%v: probed %d operations, made %d objects:\n%s", volatile, rep.Probed, rep.Objects, textOf(rep))
-		}
+	for name, d := range map[string]defects{
+		"plain":       {},
+		"request ids": {volatile: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rep := probeToy(t, d)
+			if len(rep.Findings) != 0 {
+				t.Errorf("findings on the clean application:\n%s", textOf(rep))
+			}
+			if d.throttle {
+				return
+			}
+			if rep.Probed < 8 || rep.Objects != 6 {
+				t.Errorf("probed %d operations, made %d objects:\n%s", rep.Probed, rep.Objects, textOf(rep))
+			}
+		})
 	}
 }
 
@@ -236,6 +371,7 @@ func TestEachDefectIsFound(t *testing.T) {
 		want string
 	}{
 		{"read", defects{readAny: true}, RuleCrossTenantRead + " GET /items/{id}"},
+		{"read by HEAD", defects{readAny: true}, RuleCrossTenantRead + " HEAD /items/{id}"},
 		{"list", defects{listAll: true}, RuleListLeak + " GET /items"},
 		{"oracle", defects{tellsOwn: true}, RuleExistenceOracle + " DELETE /items/{id}"},
 		{"oracle with request ids", defects{tellsOwn: true, volatile: true}, RuleExistenceOracle + " DELETE /items/{id}"},
@@ -243,6 +379,8 @@ func TestEachDefectIsFound(t *testing.T) {
 		{"write", defects{writeAny: true}, RuleCrossTenantWrite + " PATCH /items/{id}"},
 		{"echo", defects{echoes: true}, RuleCrossTenantRead + " GET /items/{id}"},
 		{"tenant in the path", defects{tenantURL: true}, RuleCrossTenantRead + " GET /tenants/{tenant}/settings"},
+		{"write by PUT only", defects{putAny: true}, RuleCrossTenantWrite + " PUT /items/{id}"},
+		{"oracle in a detail", defects{sayswhose: true}, RuleExistenceOracle + " DELETE /items/{id}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rep := probeToy(t, tc.d)
@@ -256,5 +394,44 @@ func TestEachDefectIsFound(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCreatesMatchByShape: a create and the operations on what it makes
+// are matched whatever their parameters are called and with or without a
+// trailing slash.
+func TestCreatesMatchByShape(t *testing.T) {
+	doc := `{"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {
+	 "/things/": {"post": {"responses": {"201": {"description": "made"}}}},
+	 "/things/{thingId}": {"get": {"responses": {"200": {"description": "a thing"}}}},
+	 "/things/{thing}/parts": {"post": {"responses": {"201": {"description": "made"}}}},
+	 "/things/{t}/parts/{part}/": {"get": {"responses": {"200": {"description": "a part"}}}}}}`
+	base, _ := url.Parse("http://127.0.0.1")
+	d, err := loadDocument(t.Context(), []byte(doc), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &run{creates: map[string]*operation{}, objects: map[string]map[*operation]*object{}}
+	r.findCreates(d.ops)
+	a := &Identity{Label: "a", Tenant: "a"}
+	r.objects["a"] = map[*operation]*object{}
+	for _, op := range d.ops {
+		if op.Method == "POST" {
+			r.objects["a"][op] = &object{owner: a, create: op, id: "id-of-" + op.Path}
+		}
+	}
+	for _, op := range d.ops {
+		if op.Method != "GET" {
+			continue
+		}
+		f, why := r.fill(op, a, "a")
+		if why != "" {
+			t.Errorf("%s: %s", op.ID, why)
+		} else if f.obj == nil {
+			t.Errorf("%s names no object: %s", op.ID, f.path)
+		}
+	}
+	if len(r.creates) != 2 {
+		t.Errorf("creates: %v", r.creates)
 	}
 }
