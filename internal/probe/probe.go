@@ -662,12 +662,25 @@ func (r *run) across(ctx context.Context, op *operation, owner, attacker *Identi
 			return err
 		}
 	}
-	// With owner's tenant in the path, then (when the path names a
-	// tenant) with attacker's own tenant and owner's ids.
+	// With owner's tenant and objects in the path; then (when the path
+	// names a tenant) with attacker's own tenant and owner's ids; then
+	// (when it names a tenant or a parent) with attacker's own tenant and
+	// parents around owner's object: an application that checks the
+	// parent it is given but not that the object is in it lets
+	// "/projects/{mine}/tasks/{yours}" through.
 	variants := []filled{f}
 	if f.tenanted && f.obj != nil && attacker.Tenant != "" {
 		if g, why := r.fill(op, owner, attacker.Tenant); why == "" {
 			variants = append(variants, g)
+		}
+	}
+	if f.obj != nil {
+		if g, why := r.fill(op, attacker, attacker.Tenant); why == "" && g.objSeg == f.objSeg {
+			g.segs[g.objSeg], g.obj = f.segs[f.objSeg], f.obj
+			g.path = "/" + strings.Join(g.segs, "/")
+			if !slices.ContainsFunc(variants, func(v filled) bool { return v.path == g.path }) {
+				variants = append(variants, g)
+			}
 		}
 	}
 	for _, v := range variants {

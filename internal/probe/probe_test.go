@@ -380,6 +380,7 @@ func TestEachDefectIsFound(t *testing.T) {
 		{"echo", defects{echoes: true}, RuleCrossTenantRead + " GET /items/{id}"},
 		{"tenant in the path", defects{tenantURL: true}, RuleCrossTenantRead + " GET /tenants/{tenant}/settings"},
 		{"write by PUT only", defects{putAny: true}, RuleCrossTenantWrite + " PUT /items/{id}"},
+		{"a task through one's own project", defects{taskAny: true}, RuleCrossTenantRead + " GET /projects/{projectId}/tasks/{taskId}"},
 		{"oracle in a detail", defects{sayswhose: true}, RuleExistenceOracle + " DELETE /items/{id}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
