@@ -346,8 +346,9 @@ func rulesFound(r *Report) map[string]bool {
 
 func TestCleanToyHasNoFindings(t *testing.T) {
 	for name, d := range map[string]defects{
-		"plain":       {},
-		"request ids": {volatile: true},
+		"plain":          {},
+		"request ids":    {volatile: true},
+		"a coarse clock": {clock: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			rep := probeToy(t, d)
@@ -380,6 +381,8 @@ func TestEachDefectIsFound(t *testing.T) {
 		{"echo", defects{echoes: true}, RuleCrossTenantRead + " GET /items/{id}"},
 		{"tenant in the path", defects{tenantURL: true}, RuleCrossTenantRead + " GET /tenants/{tenant}/settings"},
 		{"write by PUT only", defects{putAny: true}, RuleCrossTenantWrite + " PUT /items/{id}"},
+		{"oracle in a detail with request ids", defects{sayswhose: true, volatile: true}, RuleExistenceOracle + " DELETE /items/{id}"},
+		{"oracle in a detail with a clock", defects{sayswhose: true, clock: true}, RuleExistenceOracle + " DELETE /items/{id}"},
 		{"a task through one's own project", defects{taskAny: true}, RuleCrossTenantRead + " GET /projects/{projectId}/tasks/{taskId}"},
 		{"oracle in a detail", defects{sayswhose: true}, RuleExistenceOracle + " DELETE /items/{id}"},
 	} {
