@@ -208,6 +208,19 @@ func (r *run) skip(op *operation, why string) {
 	}
 }
 
+// throttled reports whether any of the answers is a 429, and notes the
+// operation as not covered: a throttled answer is neither a refusal nor
+// evidence of an oracle.
+func (r *run) throttled(op *operation, as ...answer) bool {
+	for _, a := range as {
+		if a.status == 429 {
+			r.skip(op, "answered 429 Too Many Requests; probe at a lower rate")
+			return true
+		}
+	}
+	return false
+}
+
 func (r *run) find(f Finding) {
 	f.Severity = ruleSeverity(f.Rule)
 	for _, g := range r.report.Findings {
@@ -704,7 +717,7 @@ func (r *run) controlAs(ctx context.Context, op *operation, f filled, owner *Ide
 	}
 	r.control[key] = true
 	a, err := r.s.send(ctx, op.Method, f.path, query, nil, owner.Token)
-	if err != nil {
+	if err != nil || r.throttled(op, a) {
 		return err
 	}
 	if a.status/100 != 2 {
@@ -717,7 +730,7 @@ func (r *run) controlAs(ctx context.Context, op *operation, f filled, owner *Ide
 // the answer.
 func (r *run) attack(ctx context.Context, op *operation, f filled, owner, attacker *Identity, body []byte, query url.Values) error {
 	a, err := r.s.send(ctx, op.Method, f.path, query, body, attacker.Token)
-	if err != nil {
+	if err != nil || r.throttled(op, a) {
 		return err
 	}
 	r.probed[op.ID] = true
@@ -754,7 +767,7 @@ func (r *run) oracle(ctx context.Context, op *operation, f filled, owner *Identi
 	}
 	absent1 := r.absent(realID)
 	b, err := r.s.send(ctx, op.Method, f.with(absent1), query, body, token)
-	if err != nil {
+	if err != nil || r.throttled(op, b) {
 		return err
 	}
 	if same(a, b, realID, absent1) {
@@ -767,11 +780,11 @@ func (r *run) oracle(ctx context.Context, op *operation, f filled, owner *Identi
 	// to the next shows, and only the rest is compared.
 	absent2 := r.absent(realID)
 	c, err := r.s.send(ctx, op.Method, f.with(absent2), query, body, token)
-	if err != nil {
+	if err != nil || r.throttled(op, c) {
 		return err
 	}
 	a2, err := r.s.send(ctx, op.Method, f.path, query, body, token)
-	if err != nil {
+	if err != nil || r.throttled(op, a2) {
 		return err
 	}
 	if first, then := a.status, a2.status; first != then || b.status != c.status {
@@ -841,6 +854,9 @@ func (r *run) listAs(ctx context.Context, op *operation, owner, attacker *Identi
 		if err != nil {
 			return err
 		}
+		if r.throttled(op, a) {
+			continue
+		}
 		r.probed[op.ID] = true
 		if m := r.leaked(a.body, owner, true); m != "" {
 			r.find(Finding{Rule: RuleListLeak, Operation: op.ID, Owner: owner.Label, Attacker: attacker.Label,
@@ -864,7 +880,7 @@ func (r *run) nobody(ctx context.Context, op *operation, owner *Identity) error 
 		return nil
 	}
 	a, err := r.s.send(ctx, op.Method, f.path, query, body, "")
-	if err != nil {
+	if err != nil || r.throttled(op, a) {
 		return err
 	}
 	r.probed[op.ID] = true

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
@@ -349,6 +350,7 @@ func TestCleanToyHasNoFindings(t *testing.T) {
 		"plain":          {},
 		"request ids":    {volatile: true},
 		"a coarse clock": {clock: true},
+		"throttled":      {throttle: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			rep := probeToy(t, d)
@@ -437,5 +439,26 @@ func TestCreatesMatchByShape(t *testing.T) {
 	}
 	if len(r.creates) != 2 {
 		t.Errorf("creates: %v", r.creates)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		h    string
+		wait time.Duration
+		ok   bool
+	}{
+		{"", time.Second, true},
+		{"2", 2 * time.Second, true},
+		{"120", 120 * time.Second, false},
+		{now.Add(10 * time.Second).Format(http.TimeFormat), 10 * time.Second, true},
+		{now.Add(time.Hour).Format(http.TimeFormat), time.Hour, false},
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true},
+	} {
+		wait, ok := retryAfter(tc.h, now)
+		if ok != tc.ok || (ok && wait != tc.wait) {
+			t.Errorf("Retry-After %q: %v %v, want %v %v", tc.h, wait, ok, tc.wait, tc.ok)
+		}
 	}
 }
