@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -351,6 +352,7 @@ func TestCleanToyHasNoFindings(t *testing.T) {
 		"request ids":    {volatile: true},
 		"a coarse clock": {clock: true},
 		"throttled":      {throttle: true},
+		"integer ids":    {intIDs: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			rep := probeToy(t, d)
@@ -385,6 +387,8 @@ func TestEachDefectIsFound(t *testing.T) {
 		{"write by PUT only", defects{putAny: true}, RuleCrossTenantWrite + " PUT /items/{id}"},
 		{"oracle in a detail with request ids", defects{sayswhose: true, volatile: true}, RuleExistenceOracle + " DELETE /items/{id}"},
 		{"oracle in a detail with a clock", defects{sayswhose: true, clock: true}, RuleExistenceOracle + " DELETE /items/{id}"},
+		{"read with integer ids", defects{readAny: true, intIDs: true}, RuleCrossTenantRead + " GET /items/{id}"},
+		{"oracle with integer ids", defects{tellsOwn: true, intIDs: true}, RuleExistenceOracle + " DELETE /items/{id}"},
 		{"a task through one's own project", defects{taskAny: true}, RuleCrossTenantRead + " GET /projects/{projectId}/tasks/{taskId}"},
 		{"oracle in a detail", defects{sayswhose: true}, RuleExistenceOracle + " DELETE /items/{id}"},
 	} {
@@ -459,6 +463,16 @@ func TestRetryAfter(t *testing.T) {
 		wait, ok := retryAfter(tc.h, now)
 		if ok != tc.ok || (ok && wait != tc.wait) {
 			t.Errorf("Retry-After %q: %v %v, want %v %v", tc.h, wait, ok, tc.wait, tc.ok)
+		}
+	}
+}
+
+func TestAbsentNumbers(t *testing.T) {
+	for _, id := range []string{"1", "17", "2147483647", "0042", "1234567890123456789"[:18]} {
+		a := absentID(id)
+		n, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || a == id || (len(id) <= 10 && id[0] != '0' && (n < 2e9 || n > math.MaxInt32)) || (len(id) > 10 || id[0] == '0') && len(a) != len(id) {
+			t.Errorf("absentID(%s) = %s", id, a)
 		}
 	}
 }

@@ -211,8 +211,7 @@ func absentID(id string) string {
 		return "probe-absent"
 	}
 	if isDigits(id) {
-		n, _ := rand.Int(rand.Reader, big.NewInt(1e9))
-		return fmt.Sprint(int64(9e11) + n.Int64())
+		return absentNumber(id)
 	}
 	r := []rune(id)
 	alphabet := map[string][]rune{}
@@ -257,6 +256,27 @@ func absentID(id string) string {
 		}
 	}
 	return id + "0"
+}
+
+// absentNumber is absentID for an id of digits. Sequential ids are
+// small, and a column for them is often 32 bits wide, so that a larger
+// number is refused as malformed (a 400, not the 404 a missing object
+// gets): an id that fits in 32 bits is taken, from a range no sequence
+// of a test deployment reaches (2,000,000,000 to 2,147,483,647). An id
+// longer than that (a snowflake id) or zero-padded keeps its length, led
+// by a 9.
+func absentNumber(id string) string {
+	if len(id) <= 10 && (id[0] != '0' || len(id) == 1) {
+		n, _ := rand.Int(rand.Reader, big.NewInt(147_483_647))
+		return fmt.Sprint(2_000_000_000 + n.Int64())
+	}
+	b := []byte(id)
+	b[0] = '9'
+	for i := 1; i < len(b); i++ {
+		n, _ := rand.Int(rand.Reader, big.NewInt(10))
+		b[i] = byte('0' + n.Int64())
+	}
+	return string(b)
 }
 
 func class(c rune) string {
