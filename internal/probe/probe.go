@@ -357,7 +357,7 @@ func (r *run) createObjects(ctx context.Context) error {
 					id.Label, a.status, strings.TrimSpace(r.s.excerpt(a.body)), hint))
 				continue
 			}
-			oid, ok := r.createdID(op, a)
+			oid, ok := r.createdID(op, id, a)
 			if !ok {
 				r.skip(op, "created, but the answer names no id (give its JSON pointer as the recipe's \"id\")")
 				continue
@@ -370,28 +370,27 @@ func (r *run) createObjects(ctx context.Context) error {
 	return nil
 }
 
-// createdID finds the new object's id in a create's answer.
-func (r *run) createdID(op *operation, a answer) (string, bool) {
+// createdID finds the new object's id in a create's answer: where the
+// recipe points, else "id", else the one member whose name says it is an
+// id, at the top or in the answer's envelope ({"data": {...}}), else the
+// Location header. A member naming the caller's tenant or the request
+// ("tenant_id", "request_id") is never the object's id, and numbers are
+// read as written (a 64-bit id does not survive a float).
+func (r *run) createdID(op *operation, caller *Identity, a answer) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(a.body))
+	dec.UseNumber()
 	var v any
-	_ = json.Unmarshal(a.body, &v)
+	_ = dec.Decode(&v)
 	if ptr := r.recipe.operation(op.ID).ID; ptr != "" {
 		x, ok := pointer(v, ptr)
 		return scalar(x, ok)
 	}
 	if m, ok := v.(map[string]any); ok {
-		if id, ok := scalar(m["id"], m["id"] != nil); ok {
+		if id, ok := idIn(m, caller); ok {
 			return id, true
 		}
-		var found []string
-		for k, x := range m {
-			if strings.HasSuffix(strings.ToLower(k), "id") {
-				if s, ok := scalar(x, true); ok {
-					found = append(found, s)
-				}
-			}
-		}
-		if len(found) == 1 {
-			return found[0], true
+		if id, ok := idIn(envelope(m), caller); ok {
+			return id, true
 		}
 	}
 	if a.location != "" {
@@ -405,10 +404,57 @@ func (r *run) createdID(op *operation, a answer) (string, bool) {
 	return "", false
 }
 
+// idIn is m's "id", or the one member whose name says it is an id and
+// that names neither the caller's tenant nor the request.
+func idIn(m map[string]any, caller *Identity) (string, bool) {
+	if id, ok := scalar(m["id"], m["id"] != nil); ok {
+		return id, true
+	}
+	var found []string
+	for k, x := range m {
+		lower := strings.ToLower(k)
+		if !(strings.HasSuffix(lower, "_id") || strings.HasSuffix(lower, "-id") || strings.HasSuffix(k, "Id") ||
+			strings.HasSuffix(k, "ID") || lower == "uuid") {
+			continue
+		}
+		if strings.HasPrefix(lower, "tenant") || strings.HasPrefix(lower, "request") || strings.HasPrefix(lower, "trace") ||
+			strings.HasPrefix(lower, "correlation") {
+			continue
+		}
+		if s, ok := scalar(x, true); ok && s != caller.Tenant {
+			found = append(found, s)
+		}
+	}
+	if len(found) == 1 {
+		return found[0], true
+	}
+	return "", false
+}
+
+// envelope is the object an answer wraps its object in: its "data", or
+// its one member that is an object.
+func envelope(m map[string]any) map[string]any {
+	if d, ok := m["data"].(map[string]any); ok {
+		return d
+	}
+	var only map[string]any
+	for _, x := range m {
+		if o, ok := x.(map[string]any); ok {
+			if only != nil {
+				return nil
+			}
+			only = o
+		}
+	}
+	return only
+}
+
 func scalar(x any, ok bool) (string, bool) {
 	switch v := x.(type) {
 	case string:
 		return v, ok && v != ""
+	case json.Number:
+		return v.String(), ok
 	case float64:
 		return fmt.Sprint(int64(v)), ok
 	}

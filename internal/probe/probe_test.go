@@ -353,6 +353,7 @@ func TestCleanToyHasNoFindings(t *testing.T) {
 		"a coarse clock": {clock: true},
 		"throttled":      {throttle: true},
 		"integer ids":    {intIDs: true},
+		"an envelope":    {envelope: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			rep := probeToy(t, d)
@@ -389,6 +390,7 @@ func TestEachDefectIsFound(t *testing.T) {
 		{"oracle in a detail with a clock", defects{sayswhose: true, clock: true}, RuleExistenceOracle + " DELETE /items/{id}"},
 		{"read with integer ids", defects{readAny: true, intIDs: true}, RuleCrossTenantRead + " GET /items/{id}"},
 		{"oracle with integer ids", defects{tellsOwn: true, intIDs: true}, RuleExistenceOracle + " DELETE /items/{id}"},
+		{"read with ids in an envelope", defects{readAny: true, envelope: true}, RuleCrossTenantRead + " GET /items/{id}"},
 		{"a task through one's own project", defects{taskAny: true}, RuleCrossTenantRead + " GET /projects/{projectId}/tasks/{taskId}"},
 		{"oracle in a detail", defects{sayswhose: true}, RuleExistenceOracle + " DELETE /items/{id}"},
 	} {
@@ -473,6 +475,25 @@ func TestAbsentNumbers(t *testing.T) {
 		n, err := strconv.ParseInt(a, 10, 64)
 		if err != nil || a == id || (len(id) <= 10 && id[0] != '0' && (n < 2e9 || n > math.MaxInt32)) || (len(id) > 10 || id[0] == '0') && len(a) != len(id) {
 			t.Errorf("absentID(%s) = %s", id, a)
+		}
+	}
+}
+
+func TestCreatedID(t *testing.T) {
+	caller := &Identity{Label: "a", Tenant: "acme"}
+	r := &run{}
+	for body, want := range map[string]string{
+		`{"id": "x1", "project_id": "p1"}`:                     "x1",
+		`{"note_id": "n1", "tenant_id": "acme"}`:               "n1",
+		`{"noteId": "n1", "tenant": "acme", "paid": 100}`:      "n1",
+		`{"data": {"id": 7}, "request_id": "req-1"}`:           "7",
+		`{"result": {"key_id": "k1"}, "requestId": "r"}`:       "k1",
+		`{"id": 1234567890123456789}`:                          "1234567890123456789",
+		`{"owner": "acme", "tenantId": "acme", "uuid": "u-1"}`: "u-1",
+	} {
+		got, ok := r.createdID(&operation{ID: "POST /x"}, caller, answer{body: []byte(body)})
+		if !ok || got != want {
+			t.Errorf("%s: %q %v, want %q", body, got, ok, want)
 		}
 	}
 }
