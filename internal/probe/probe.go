@@ -180,9 +180,10 @@ func tenantClaim(token string) string {
 
 // object is one object the probe created.
 type object struct {
-	owner  *Identity
-	create *operation
-	id     string
+	owner   *Identity
+	create  *operation
+	id      string
+	markers []string // the markers in it
 }
 
 // run is one probe run's state.
@@ -339,7 +340,10 @@ func (r *run) createObjects(ctx context.Context) error {
 				r.skip(op, "cannot create: "+why)
 				continue
 			}
-			body, query, why := r.request(op, id)
+			// Marked first; should the application refuse that body,
+			// as the document's examples have it.
+			from := len(r.markers[id.Label])
+			body, query, why := r.request(op, id, true)
 			if why != "" {
 				r.skip(op, "cannot create: "+why)
 				continue
@@ -347,6 +351,14 @@ func (r *run) createObjects(ctx context.Context) error {
 			a, err := r.s.send(ctx, op.Method, f.path, query, body, id.Token)
 			if err != nil {
 				return err
+			}
+			if a.status == 400 || a.status == 422 {
+				r.markers[id.Label] = r.markers[id.Label][:from]
+				if plain, query, why := r.request(op, id, false); why == "" && !bytes.Equal(plain, body) {
+					if a, err = r.s.send(ctx, op.Method, f.path, query, plain, id.Token); err != nil {
+						return err
+					}
+				}
 			}
 			if a.status/100 != 2 {
 				hint := ""
@@ -362,7 +374,7 @@ func (r *run) createObjects(ctx context.Context) error {
 				r.skip(op, "created, but the answer names no id (give its JSON pointer as the recipe's \"id\")")
 				continue
 			}
-			r.objects[id.Label][op] = &object{owner: id, create: op, id: oid}
+			r.objects[id.Label][op] = &object{owner: id, create: op, id: oid, markers: slices.Clone(r.markers[id.Label][from:])}
 			r.made[id.Label] = append(r.made[id.Label], oid)
 			r.report.Objects++
 		}
@@ -571,8 +583,9 @@ func (r *run) expand(tmpl string, owner *Identity, tenant string) (string, strin
 }
 
 // request makes op's body and query for caller, from the recipe or from
-// the document's schemas.
-func (r *run) request(op *operation, caller *Identity) ([]byte, url.Values, string) {
+// the document's schemas; marked, with a marker in every plain string
+// (see generator.marked) rather than the document's examples.
+func (r *run) request(op *operation, caller *Identity, marked bool) ([]byte, url.Values, string) {
 	rec := r.recipe.operation(op.ID)
 	query := url.Values{}
 	for name, tmpl := range rec.Query {
@@ -583,7 +596,7 @@ func (r *run) request(op *operation, caller *Identity) ([]byte, url.Values, stri
 		query.Set(name, v)
 	}
 	markers := r.markers[caller.Label]
-	g := generator{label: caller.Label, markers: &markers}
+	g := generator{label: caller.Label, markers: &markers, marked: marked}
 	defer func() { r.markers[caller.Label] = markers }()
 	for _, p := range op.Params {
 		if p.In != "query" || !p.Required || query.Has(p.Name) {
@@ -626,11 +639,14 @@ func (r *run) request(op *operation, caller *Identity) ([]byte, url.Values, stri
 		}
 		return nil, nil, "its body is not JSON (give it in the recipe)"
 	}
-	if media.Example != nil {
+	if media.Example != nil && (!marked || media.Schema == nil) {
 		b, _ := json.Marshal(media.Example)
 		return b, query, ""
 	}
 	for _, name := range sortedKeys(media.Examples) {
+		if marked && media.Schema != nil {
+			break
+		}
 		if ex := media.Examples[name]; ex != nil && ex.Value != nil && ex.Value.Value != nil {
 			b, _ := json.Marshal(ex.Value.Value)
 			return b, query, ""
@@ -711,7 +727,7 @@ func (r *run) across(ctx context.Context, op *operation, owner, attacker *Identi
 		}
 		return r.listAs(ctx, op, owner, attacker)
 	}
-	body, query, why := r.request(op, attacker)
+	body, query, why := r.request(op, attacker, false)
 	if why != "" {
 		r.skip(op, why)
 		return nil
@@ -874,7 +890,7 @@ func (r *run) listAs(ctx context.Context, op *operation, owner, attacker *Identi
 		r.skip(op, why)
 		return nil
 	}
-	_, query, why := r.request(op, attacker)
+	_, query, why := r.request(op, attacker, false)
 	if why != "" {
 		r.skip(op, why)
 		return nil
@@ -921,7 +937,7 @@ func (r *run) nobody(ctx context.Context, op *operation, owner *Identity) error 
 	if why != "" {
 		return nil
 	}
-	body, query, why := r.request(op, owner)
+	body, query, why := r.request(op, owner, false)
 	if why != "" {
 		return nil
 	}
@@ -950,8 +966,10 @@ func (r *run) nobody(ctx context.Context, op *operation, owner *Identity) error 
 // leaked names the first of owner's markers (and, with ids, the first of
 // its object ids) found in b.
 func (r *run) leaked(b []byte, owner *Identity, ids bool) string {
+	// An application may change the case of what it stores ("Probe-A-…").
+	lower := bytes.ToLower(b)
 	for _, m := range r.markers[owner.Label] {
-		if bytes.Contains(b, []byte(m)) {
+		if bytes.Contains(lower, []byte(strings.ToLower(m))) {
 			return "text " + m
 		}
 	}

@@ -31,7 +31,7 @@ type defects struct {
 	tenantURL bool // /tenants/{tenant}/notes ignores whose tenant the path names
 	putAny    bool // PUT /items/{id} does not check the tenant (GET does)
 	taskAny   bool // GET /projects/{projectId}/tasks/{taskId} checks the project, not that the task is in it
-	searchAll bool // GET /items?q= searches every tenant's items (the plain list does not)
+	searchAll bool // GET /items?q= and GET /projects/{project}/tasks?q= search every tenant's (the plain lists do not)
 	sayswhose bool // DELETE /items/{id} says in its 404 that the item is another tenant's
 
 	volatile  bool // every answer carries a request id
@@ -40,6 +40,8 @@ type defects struct {
 	envelope  bool // a create answers 200 with its object under "data" and a request id beside it
 	validates bool // PUT /items/{id} refuses a body without tags (422) before it looks the item up
 	throttle  bool // one answer in seven is 429 with a Retry-After too long to wait
+	shouts    bool // titles are kept in capitals
+	picky     bool // a title with a digit in it is refused (422): only the document's example will do
 }
 
 // toy is a small multi-tenant application over loopback HTTP: bearer
@@ -94,7 +96,7 @@ const toyDoc = `{
    "parameters": [{"name": "project", "in": "path", "required": true, "schema": {"type": "string"}}],
    "post": {"requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewItem"}}}},
             "responses": {"201": {"description": "created"}}},
-   "get": {"responses": {"200": {"description": "the project's tasks"}}}
+   "get": {"parameters": [{"name": "q", "in": "query", "schema": {"type": "string"}}], "responses": {"200": {"description": "the project's tasks"}}}
   },
   "/projects/{projectId}/tasks/{taskId}": {
    "parameters": [{"name": "projectId", "in": "path", "required": true, "schema": {"type": "string"}},
@@ -105,7 +107,7 @@ const toyDoc = `{
  "components": {
   "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
   "schemas": {"NewItem": {"type": "object", "required": ["title"], "properties": {
-   "title": {"type": "string", "maxLength": 200}, "tags": {"type": "array", "items": {"type": "string"}}}}}
+   "title": {"type": "string", "maxLength": 200, "example": "Buy milk"}, "tags": {"type": "array", "items": {"type": "string"}}}}}
  }
 }`
 
@@ -180,6 +182,13 @@ func (t *toy) handler() http.Handler {
 			if json.NewDecoder(r.Body).Decode(&in) != nil || in.Title == "" {
 				reply(w, 400, map[string]any{"code": "bad"})
 				return
+			}
+			if t.d.picky && strings.ContainsAny(in.Title, "0123456789") {
+				reply(w, 422, map[string]any{"code": "bad_title"})
+				return
+			}
+			if t.d.shouts {
+				in.Title = strings.ToUpper(in.Title)
 			}
 			it := item{ID: t.newID(kind), Tenant: tn, Title: in.Title}
 			if p := r.PathValue("project"); p != "" {
@@ -277,8 +286,9 @@ func (t *toy) handler() http.Handler {
 			return
 		}
 		out := []any{}
+		q := r.URL.Query().Get("q")
 		for _, it := range t.objects["tasks"] {
-			if it.Project == r.PathValue("project") {
+			if (it.Project == r.PathValue("project") || (t.d.searchAll && q != "")) && strings.Contains(it.Title, q) {
 				out = append(out, map[string]any{"id": it.ID, "title": it.Title})
 			}
 		}
@@ -354,6 +364,8 @@ func TestCleanToyHasNoFindings(t *testing.T) {
 		"throttled":      {throttle: true},
 		"integer ids":    {intIDs: true},
 		"an envelope":    {envelope: true},
+		"capitals":       {shouts: true},
+		"picky":          {picky: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			rep := probeToy(t, d)
@@ -390,6 +402,9 @@ func TestEachDefectIsFound(t *testing.T) {
 		{"oracle in a detail with a clock", defects{sayswhose: true, clock: true}, RuleExistenceOracle + " DELETE /items/{id}"},
 		{"read with integer ids", defects{readAny: true, intIDs: true}, RuleCrossTenantRead + " GET /items/{id}"},
 		{"oracle with integer ids", defects{tellsOwn: true, intIDs: true}, RuleExistenceOracle + " DELETE /items/{id}"},
+		{"list with integer ids", defects{listAll: true, intIDs: true}, RuleListLeak + " GET /items"},
+		{"list in capitals", defects{listAll: true, shouts: true}, RuleListLeak + " GET /items"},
+		{"search", defects{searchAll: true}, RuleListLeak + " GET /items"},
 		{"read with ids in an envelope", defects{readAny: true, envelope: true}, RuleCrossTenantRead + " GET /items/{id}"},
 		{"a task through one's own project", defects{taskAny: true}, RuleCrossTenantRead + " GET /projects/{projectId}/tasks/{taskId}"},
 		{"oracle in a detail", defects{sayswhose: true}, RuleExistenceOracle + " DELETE /items/{id}"},
