@@ -763,7 +763,10 @@ func (r *run) across(ctx context.Context, op *operation, owner, attacker *Identi
 			return err
 		}
 	}
-	if f.obj == nil && safe {
+	// A list or search under a tenant or a parent object
+	// ("/projects/{p}/tasks") is also sent in attacker's own, where owner's
+	// objects must not show.
+	if _, item := paramName(op.Segments[len(op.Segments)-1]); safe && (f.obj == nil || !item) {
 		return r.listAs(ctx, op, owner, attacker)
 	}
 	return nil
@@ -896,19 +899,17 @@ func (r *run) listAs(ctx context.Context, op *operation, owner, attacker *Identi
 		return nil
 	}
 	queries := []url.Values{query}
-	// A search: its text parameters set to one of owner's markers.
-	if ms := r.markers[owner.Label]; len(ms) > 0 {
-		search := url.Values{}
-		for k, v := range query {
-			search[k] = v
-		}
+	// Searches: each text parameter set to a marker of owner's.
+	for _, m := range r.searchMarkers(op, owner) {
 		for _, p := range op.Params {
 			if p.In == "query" && slices.Contains(searchParams, p.Name) {
-				search.Set(p.Name, ms[0])
+				search := url.Values{}
+				for k, v := range query {
+					search[k] = v
+				}
+				search.Set(p.Name, m)
+				queries = append(queries, search)
 			}
-		}
-		if len(search) > len(query) || !equalValues(search, query) {
-			queries = append(queries, search)
 		}
 	}
 	for _, q := range queries {
@@ -920,7 +921,13 @@ func (r *run) listAs(ctx context.Context, op *operation, owner, attacker *Identi
 			continue
 		}
 		r.probed[op.ID] = true
-		if m := r.leaked(a.body, owner, true); m != "" {
+		m := r.leaked(a.body, owner, true)
+		for _, o := range r.listed(op, owner) {
+			if m == "" && len(o.id) < 6 && holdsID(a.body, o.id) {
+				m = "object id " + o.id
+			}
+		}
+		if m != "" {
 			r.find(Finding{Rule: RuleListLeak, Operation: op.ID, Owner: owner.Label, Attacker: attacker.Label,
 				Request: r.exchange(op.Method, f.path, q, nil, attacker.Label, a),
 				Why:     fmt.Sprintf("tenant %s's answer (%d) holds tenant %s's %s", attacker.Label, a.status, owner.Label, m)})
@@ -929,7 +936,72 @@ func (r *run) listAs(ctx context.Context, op *operation, owner, attacker *Identi
 	return nil
 }
 
-func equalValues(a, b url.Values) bool { return a.Encode() == b.Encode() }
+// listed are owner's objects that op lists: those its create made on
+// op's own path ("POST /x" for "GET /x").
+func (r *run) listed(op *operation, owner *Identity) []*object {
+	var out []*object
+	for c, o := range r.objects[owner.Label] {
+		if shape(c.Segments) == shape(op.Segments) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// searchMarkers are the markers a search as another tenant looks for:
+// one of each object op lists, or, for a search of something the probe
+// did not make ("GET /search"), one of each of owner's objects. A
+// marker of the wrong kind of object finds nothing even where the
+// search leaks.
+func (r *run) searchMarkers(op *operation, owner *Identity) []string {
+	objs := r.listed(op, owner)
+	if len(objs) == 0 {
+		for _, o := range r.objects[owner.Label] {
+			objs = append(objs, o)
+		}
+	}
+	slices.SortFunc(objs, func(a, b *object) int { return strings.Compare(a.create.ID, b.create.ID) })
+	var out []string
+	for _, o := range objs {
+		if len(o.markers) > 0 {
+			out = append(out, o.markers[0])
+		}
+	}
+	return out
+}
+
+// holdsID reports whether a JSON body has a member "id" whose value is
+// id: how an id too short to look for as text ("17") shows in a list.
+func holdsID(body []byte, id string) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return false
+	}
+	var walk func(any) bool
+	walk = func(v any) bool {
+		switch x := v.(type) {
+		case map[string]any:
+			if s, ok := scalar(x["id"], x["id"] != nil); ok && s == id {
+				return true
+			}
+			for _, y := range x {
+				if walk(y) {
+					return true
+				}
+			}
+		case []any:
+			for _, y := range x {
+				if walk(y) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(v)
+}
 
 // nobody tests op without a credential.
 func (r *run) nobody(ctx context.Context, op *operation, owner *Identity) error {

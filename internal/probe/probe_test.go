@@ -405,6 +405,7 @@ func TestEachDefectIsFound(t *testing.T) {
 		{"list with integer ids", defects{listAll: true, intIDs: true}, RuleListLeak + " GET /items"},
 		{"list in capitals", defects{listAll: true, shouts: true}, RuleListLeak + " GET /items"},
 		{"search", defects{searchAll: true}, RuleListLeak + " GET /items"},
+		{"search of tasks", defects{searchAll: true}, RuleListLeak + " GET /projects/{project}/tasks"},
 		{"read with ids in an envelope", defects{readAny: true, envelope: true}, RuleCrossTenantRead + " GET /items/{id}"},
 		{"a task through one's own project", defects{taskAny: true}, RuleCrossTenantRead + " GET /projects/{projectId}/tasks/{taskId}"},
 		{"oracle in a detail", defects{sayswhose: true}, RuleExistenceOracle + " DELETE /items/{id}"},
@@ -509,6 +510,20 @@ func TestCreatedID(t *testing.T) {
 		got, ok := r.createdID(&operation{ID: "POST /x"}, caller, answer{body: []byte(body)})
 		if !ok || got != want {
 			t.Errorf("%s: %q %v, want %q", body, got, ok, want)
+		}
+	}
+}
+
+func TestHoldsID(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"items": [{"id": 17}, {"id": 18}]}`: true,
+		`{"items": [{"id": "17"}]}`:           true,
+		`{"items": [{"id": 170, "n": 17}]}`:   false,
+		`{"total": 17, "items": []}`:          false,
+		`not json 17`:                         false,
+	} {
+		if got := holdsID([]byte(body), "17"); got != want {
+			t.Errorf("%s: %v", body, got)
 		}
 	}
 }
