@@ -199,7 +199,6 @@ type run struct {
 	made    map[string][]string               // identity label → ids of its objects
 	probed  map[string]bool                   // operations tested across tenants
 	skipped map[string]string                 // operation → why it was not (fully) tested
-	control map[string]bool                   // op+owner whose own request was tried
 	report  *Report
 }
 
@@ -233,7 +232,6 @@ func (r *run) find(f Finding) {
 }
 
 func (r *run) run(ctx context.Context) error {
-	r.control = map[string]bool{}
 	var ops []*operation
 	for _, op := range r.doc.ops {
 		if why := r.recipe.operation(op.ID).Skip; why != "" {
@@ -693,8 +691,18 @@ func (r *run) expandValue(v any, caller *Identity) (any, string) {
 }
 
 // probe tests one operation: for every owner and every other identity,
-// and with no credential.
+// and with no credential. Each owner's own request is the control: a read
+// before the others', a write or deletion after them (it changes or
+// removes the object they aim at).
 func (r *run) probe(ctx context.Context, op *operation) error {
+	safe := op.Method == "GET" || op.Method == "HEAD"
+	if safe {
+		for _, owner := range r.ids {
+			if err := r.controlAs(ctx, op, owner); err != nil {
+				return err
+			}
+		}
+	}
 	for _, owner := range r.ids {
 		for _, attacker := range r.ids {
 			if owner == attacker {
@@ -705,10 +713,19 @@ func (r *run) probe(ctx context.Context, op *operation) error {
 			}
 		}
 	}
-	if op.Public {
-		return nil
+	if !op.Public {
+		if err := r.nobody(ctx, op, r.ids[0]); err != nil {
+			return err
+		}
 	}
-	return r.nobody(ctx, op, r.ids[0])
+	if !safe {
+		for _, owner := range r.ids {
+			if err := r.controlAs(ctx, op, owner); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // across tests op on owner's objects (or owner's tenant) with attacker's
@@ -731,11 +748,6 @@ func (r *run) across(ctx context.Context, op *operation, owner, attacker *Identi
 	if why != "" {
 		r.skip(op, why)
 		return nil
-	}
-	if f.obj != nil && safe {
-		if err := r.controlAs(ctx, op, f, owner, query); err != nil {
-			return err
-		}
 	}
 	// With owner's tenant and objects in the path; then (when the path
 	// names a tenant) with attacker's own tenant and owner's ids; then
@@ -772,20 +784,34 @@ func (r *run) across(ctx context.Context, op *operation, owner, attacker *Identi
 	return nil
 }
 
-// controlAs sends owner's own request once: when the owner itself is
-// refused, a refusal to the attacker proves nothing, and the report says
-// the operation was not really covered.
-func (r *run) controlAs(ctx context.Context, op *operation, f filled, owner *Identity, query url.Values) error {
-	key := op.ID + "\x00" + owner.Label
-	if r.control[key] {
+// controlAs sends owner's own request: when the owner itself is
+// refused (a body the application will not take, a method it does not
+// have, a scope the credential lacks), a refusal to another tenant proves
+// nothing, and the report says the operation was not really covered.
+// Writes are only sent on objects the probe made: the owner's own write
+// on its tenant ("DELETE /tenants/{tenant}") would change or end a real
+// tenant. A list has its control in listAs.
+func (r *run) controlAs(ctx context.Context, op *operation, owner *Identity) error {
+	f, why := r.fill(op, owner, owner.Tenant)
+	safe := op.Method == "GET" || op.Method == "HEAD"
+	if why != "" || (f.obj == nil && !(safe && f.tenanted)) {
 		return nil
 	}
-	r.control[key] = true
-	a, err := r.s.send(ctx, op.Method, f.path, query, nil, owner.Token)
+	body, query, why := r.request(op, owner, false)
+	if why != "" {
+		return nil
+	}
+	a, err := r.s.send(ctx, op.Method, f.path, query, body, owner.Token)
 	if err != nil || r.throttled(op, a) {
 		return err
 	}
-	if a.status/100 != 2 {
+	if a.status/100 == 2 {
+		if r.creates[shape(op.Segments)] == op {
+			r.report.Objects++
+		}
+		return nil
+	}
+	if !slices.ContainsFunc(r.report.Findings, func(g Finding) bool { return g.Operation == op.ID }) {
 		r.skip(op, fmt.Sprintf("%s's own request answered %d, so refusals to others prove little (a recipe can supply what it needs)", owner.Label, a.status))
 	}
 	return nil
@@ -919,6 +945,9 @@ func (r *run) listAs(ctx context.Context, op *operation, owner, attacker *Identi
 		}
 		if r.throttled(op, a) {
 			continue
+		}
+		if a.status/100 != 2 && len(q) == len(query) && q.Encode() == query.Encode() {
+			r.skip(op, fmt.Sprintf("%s's own list answered %d, so it shows nothing either way", attacker.Label, a.status))
 		}
 		r.probed[op.ID] = true
 		m := r.leaked(a.body, owner, true)
