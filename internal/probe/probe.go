@@ -593,9 +593,11 @@ func (r *run) request(op *operation, caller *Identity, marked bool) ([]byte, url
 		}
 		query.Set(name, v)
 	}
-	markers := r.markers[caller.Label]
-	g := generator{label: caller.Label, markers: &markers, marked: marked}
-	defer func() { r.markers[caller.Label] = markers }()
+	// The generator's markers join the caller's after the recipe's,
+	// which expand adds as it goes.
+	var made []string
+	g := generator{label: caller.Label, markers: &made, marked: marked}
+	defer func() { r.markers[caller.Label] = append(r.markers[caller.Label], made...) }()
 	for _, p := range op.Params {
 		if p.In != "query" || !p.Required || query.Has(p.Name) {
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -42,6 +43,7 @@ type defects struct {
 	throttle  bool // one answer in seven is 429 with a Retry-After too long to wait
 	shouts    bool // titles are kept in capitals
 	picky     bool // a title with a digit in it is refused (422): only the document's example will do
+	quotes    bool // a 401 quotes the request's body back
 }
 
 // toy is a small multi-tenant application over loopback HTTP: bearer
@@ -170,6 +172,11 @@ func (t *toy) handler() http.Handler {
 			}
 			tn := t.tenant(r)
 			if tn == "" && !open {
+				body, _ := io.ReadAll(r.Body)
+				if t.d.quotes {
+					reply(w, 401, map[string]any{"code": "unauthenticated", "you_sent": string(body)})
+					return
+				}
 				reply(w, 401, map[string]any{"code": "unauthenticated"})
 				return
 			}
@@ -440,6 +447,22 @@ func TestWritesAreControlled(t *testing.T) {
 		if skipped[op] == "" {
 			t.Errorf("%s is not reported as not covered:\n%s", op, textOf(rep))
 		}
+	}
+}
+
+// TestRecipeMarkersAreLookedFor: a marker a recipe's body puts in an
+// object is looked for like one the probe made up.
+func TestRecipeMarkersAreLookedFor(t *testing.T) {
+	recipe, err := ParseRecipe([]byte(`{"operations": {"POST /items": {"body": {"title": "{marker}"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(t.Context(), Config{Document: []byte(toyDoc), BaseURL: serveToy(t, defects{echoes: true}), Identities: toyIdentities(), Recipe: recipe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := RuleCrossTenantRead + " GET /items/{id}"; !rulesFound(rep)[want] {
+		t.Errorf("want %s:\n%s", want, textOf(rep))
 	}
 }
 
