@@ -1040,7 +1040,12 @@ func (r *run) nobody(ctx context.Context, op *operation, owner *Identity) error 
 	if why != "" {
 		return nil
 	}
+	// The request is made as owner's (a recipe's {id:…} are owner's),
+	// but its markers are not put into any of owner's objects: an answer
+	// quoting them back ("you sent …") leaks nothing of owner's.
+	kept := len(r.markers[owner.Label])
 	body, query, why := r.request(op, owner, false)
+	r.markers[owner.Label] = r.markers[owner.Label][:kept]
 	if why != "" {
 		return nil
 	}

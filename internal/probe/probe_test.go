@@ -466,6 +466,23 @@ func TestRecipeMarkersAreLookedFor(t *testing.T) {
 	}
 }
 
+// TestNobodysMarkersAreNotTheOwners: the markers in a request sent
+// without a credential are not the owner's, and an answer quoting them
+// back is no leak of the owner's.
+func TestNobodysMarkersAreNotTheOwners(t *testing.T) {
+	recipe, err := ParseRecipe([]byte(`{"operations": {"PATCH /items/{id}": {"body": {"title": "{marker}"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(t.Context(), Config{Document: []byte(toyDoc), BaseURL: serveToy(t, defects{quotes: true}), Identities: toyIdentities(), Recipe: recipe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 0 {
+		t.Errorf("findings on the clean application:\n%s", textOf(rep))
+	}
+}
+
 // TestCreatesMatchByShape: a create and the operations on what it makes
 // are matched whatever their parameters are called and with or without a
 // trailing slash.
