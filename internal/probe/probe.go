@@ -103,7 +103,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := r.report
 	rep.Duration = time.Since(start).Seconds()
 	rep.Requests = s.sent
-	rep.Probed = len(r.probed)
+	for op := range r.probed {
+		if _, partly := r.skipped[op]; !partly {
+			rep.Probed++
+		}
+	}
 	for op, why := range r.skipped {
 		rep.Skipped = append(rep.Skipped, Skip{Operation: op, Reason: why})
 	}
@@ -239,6 +243,7 @@ func (r *run) run(ctx context.Context) error {
 			continue
 		}
 		if op.Method == "OPTIONS" || op.Method == "TRACE" {
+			r.skipped[op.ID] = "OPTIONS and TRACE are not probed"
 			continue
 		}
 		ops = append(ops, op)
@@ -726,6 +731,9 @@ func (r *run) probe(ctx context.Context, op *operation) error {
 				return err
 			}
 		}
+	}
+	if !r.probed[op.ID] {
+		r.skip(op, "nothing to send: it names no tenant or object of one, and the document marks it public")
 	}
 	return nil
 }

@@ -379,6 +379,9 @@ func TestCleanToyHasNoFindings(t *testing.T) {
 			if len(rep.Findings) != 0 {
 				t.Errorf("findings on the clean application:\n%s", textOf(rep))
 			}
+			if rep.Probed+len(rep.Skipped) != rep.Operations {
+				t.Errorf("%d operations covered and %d not, of %d:\n%s", rep.Probed, len(rep.Skipped), rep.Operations, textOf(rep))
+			}
 			if d.throttle {
 				return
 			}
