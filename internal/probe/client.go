@@ -146,7 +146,11 @@ func (s *sender) sendOnce(ctx context.Context, method, path string, query url.Va
 		return answer{}, errBudget
 	}
 	if err := s.limiter.Wait(ctx); err != nil {
-		return answer{}, err
+		// The limiter refuses at once a wait that would pass ctx's
+		// deadline; the run stops at the deadline itself, so that its
+		// report says why (--timeout), and the wait is one request's.
+		<-ctx.Done()
+		return answer{}, ctx.Err()
 	}
 	s.sent++
 	// path is escaped already (an id with a "/" is one segment, %2F).

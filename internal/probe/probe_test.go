@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -586,5 +587,27 @@ func TestHoldsID(t *testing.T) {
 		if got := holdsID([]byte(body), "17"); got != want {
 			t.Errorf("%s: %v", body, got)
 		}
+	}
+}
+
+// TestStopsWithAPartialReport: a run that runs out of budget or time
+// returns what it found so far, marked incomplete, never a clean report.
+func TestStopsWithAPartialReport(t *testing.T) {
+	base := serveToy(t, defects{readAny: true})
+	rep, err := Run(t.Context(), Config{Document: []byte(toyDoc), BaseURL: base, Identities: toyIdentities(), Budget: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Incomplete == "" || rep.Requests != 30 || !rulesFound(rep)[RuleCrossTenantRead+" GET /items/{id}"] {
+		t.Errorf("a run out of budget:\n%s", textOf(rep))
+	}
+	ctx, cancel := context.WithTimeoutCause(t.Context(), 200*time.Millisecond, errors.New("the deadline passed"))
+	defer cancel()
+	rep, err = Run(ctx, Config{Document: []byte(toyDoc), BaseURL: base, Identities: toyIdentities(), Rate: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rep.Incomplete, "the deadline passed") || rep.Requests == 0 {
+		t.Errorf("a run out of time:\n%s", textOf(rep))
 	}
 }
