@@ -934,45 +934,98 @@ func (r *run) listAs(ctx context.Context, op *operation, owner, attacker *Identi
 		r.skip(op, why)
 		return nil
 	}
-	queries := []url.Values{query}
-	// Searches: each text parameter set to a marker of owner's.
+	// The list, then searches: each text parameter set to a marker of
+	// owner's.
+	type search struct {
+		q           url.Values
+		param, term string
+	}
+	searches := []search{{q: query}}
 	for _, m := range r.searchMarkers(op, owner) {
 		for _, p := range op.Params {
 			if p.In == "query" && slices.Contains(searchParams, p.Name) {
-				search := url.Values{}
-				for k, v := range query {
-					search[k] = v
-				}
-				search.Set(p.Name, m)
-				queries = append(queries, search)
+				searches = append(searches, search{q: withParam(query, p.Name, m), param: p.Name, term: m})
 			}
 		}
 	}
-	for _, q := range queries {
-		a, err := r.s.send(ctx, op.Method, f.path, q, nil, attacker.Token)
+	for _, x := range searches {
+		a, err := r.s.send(ctx, op.Method, f.path, x.q, nil, attacker.Token)
 		if err != nil {
 			return err
 		}
 		if r.throttled(op, a) {
 			continue
 		}
-		if a.status/100 != 2 && len(q) == len(query) && q.Encode() == query.Encode() {
+		if a.status/100 != 2 && x.term == "" {
 			r.skip(op, fmt.Sprintf("%s's own list answered %d, so it shows nothing either way", attacker.Label, a.status))
 		}
 		r.probed[op.ID] = true
-		m := r.leaked(a.body, owner, true)
+		// The term searched for is no evidence by itself: an answer may
+		// quote its search back ({"q": "probe-a-…", "items": []}).
+		body := a.body
+		if x.term != "" {
+			body = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte(x.term), nil), []byte(strings.ToUpper(x.term)), nil)
+		}
+		m := r.leaked(body, owner, true)
 		for _, o := range r.listed(op, owner) {
-			if m == "" && len(o.id) < 6 && holdsID(a.body, o.id) {
+			if m == "" && len(o.id) < 6 && holdsID(body, o.id) {
 				m = "object id " + o.id
+			}
+		}
+		if m == "" && x.term != "" && len(body) < len(a.body) {
+			// Only the term: the same search for a marker nobody has
+			// tells a leak (the answer holds more) from a quote.
+			decoy := marker(owner.Label)
+			b, err := r.s.send(ctx, op.Method, f.path, withParam(x.q, x.param, decoy), nil, attacker.Token)
+			if err != nil || r.throttled(op, b) {
+				return err
+			}
+			if !quoted(a, b, x.term, decoy) {
+				m = "text " + x.term
 			}
 		}
 		if m != "" {
 			r.find(Finding{Rule: RuleListLeak, Operation: op.ID, Owner: owner.Label, Attacker: attacker.Label,
-				Request: r.exchange(op.Method, f.path, q, nil, attacker.Label, a),
+				Request: r.exchange(op.Method, f.path, x.q, nil, attacker.Label, a),
 				Why:     fmt.Sprintf("tenant %s's answer (%d) holds tenant %s's %s", attacker.Label, a.status, owner.Label, m)})
 		}
 	}
 	return nil
+}
+
+// withParam is query with name set to v.
+func withParam(query url.Values, name, v string) url.Values {
+	out := url.Values{}
+	for k, vs := range query {
+		out[k] = vs
+	}
+	out.Set(name, v)
+	return out
+}
+
+// quoted reports whether a search's answer (a, for term) is the answer
+// for a term nothing holds (b, for decoy) with the term quoted in it:
+// the same status and, for JSON, values at the same places (which may
+// differ: a request id, the term); otherwise the same bytes, each term
+// written {id}.
+func quoted(a, b answer, term, decoy string) bool {
+	if a.status != b.status {
+		return false
+	}
+	la, ok1 := leaves(a.body, term)
+	lb, ok2 := leaves(b.body, decoy)
+	if !ok1 || !ok2 {
+		return same(a, b, term, decoy)
+	}
+	if len(la) != len(lb) {
+		return false
+	}
+	for k := range la {
+		if _, ok := lb[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // listed are owner's objects that op lists: those its create made on

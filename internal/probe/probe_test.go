@@ -45,6 +45,7 @@ type defects struct {
 	shouts    bool // titles are kept in capitals
 	picky     bool // a title with a digit in it is refused (422): only the document's example will do
 	quotes    bool // a 401 quotes the request's body back
+	echoesQ   bool // a list quotes its search back ({"q": …})
 }
 
 // toy is a small multi-tenant application over loopback HTTP: bearer
@@ -224,6 +225,10 @@ func (t *toy) handler() http.Handler {
 				out = append(out, map[string]any{"id": it.ID, "title": it.Title})
 			}
 		}
+		if t.d.echoesQ {
+			reply(w, 200, map[string]any{"items": out, "q": q})
+			return
+		}
 		reply(w, 200, map[string]any{"items": out})
 	}, false))
 	mux.HandleFunc("GET /items/{id}", auth(func(w http.ResponseWriter, r *http.Request, tn string) {
@@ -300,6 +305,10 @@ func (t *toy) handler() http.Handler {
 				out = append(out, map[string]any{"id": it.ID, "title": it.Title})
 			}
 		}
+		if t.d.echoesQ {
+			reply(w, 200, map[string]any{"tasks": out, "q": q})
+			return
+		}
 		reply(w, 200, map[string]any{"tasks": out})
 	}, false))
 	mux.HandleFunc("GET /projects/{projectId}/tasks/{taskId}", auth(func(w http.ResponseWriter, r *http.Request, tn string) {
@@ -366,14 +375,16 @@ func rulesFound(r *Report) map[string]bool {
 
 func TestCleanToyHasNoFindings(t *testing.T) {
 	for name, d := range map[string]defects{
-		"plain":          {},
-		"request ids":    {volatile: true},
-		"a coarse clock": {clock: true},
-		"throttled":      {throttle: true},
-		"integer ids":    {intIDs: true},
-		"an envelope":    {envelope: true},
-		"capitals":       {shouts: true},
-		"picky":          {picky: true},
+		"plain":                      {},
+		"request ids":                {volatile: true},
+		"a coarse clock":             {clock: true},
+		"throttled":                  {throttle: true},
+		"integer ids":                {intIDs: true},
+		"an envelope":                {envelope: true},
+		"capitals":                   {shouts: true},
+		"picky":                      {picky: true},
+		"search quoted":              {echoesQ: true},
+		"search quoted, request ids": {echoesQ: true, volatile: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			rep := probeToy(t, d)
@@ -418,6 +429,7 @@ func TestEachDefectIsFound(t *testing.T) {
 		{"list with integer ids", defects{listAll: true, intIDs: true}, RuleListLeak + " GET /items"},
 		{"list in capitals", defects{listAll: true, shouts: true}, RuleListLeak + " GET /items"},
 		{"search", defects{searchAll: true}, RuleListLeak + " GET /items"},
+		{"search that quotes itself", defects{searchAll: true, echoesQ: true, volatile: true}, RuleListLeak + " GET /items"},
 		{"search of tasks", defects{searchAll: true}, RuleListLeak + " GET /projects/{project}/tasks"},
 		{"read with ids in an envelope", defects{readAny: true, envelope: true}, RuleCrossTenantRead + " GET /items/{id}"},
 		{"a task through one's own project", defects{taskAny: true}, RuleCrossTenantRead + " GET /projects/{projectId}/tasks/{taskId}"},
@@ -609,5 +621,21 @@ func TestStopsWithAPartialReport(t *testing.T) {
 	}
 	if !strings.Contains(rep.Incomplete, "the deadline passed") || rep.Requests == 0 {
 		t.Errorf("a run out of time:\n%s", textOf(rep))
+	}
+}
+
+func TestQuoted(t *testing.T) {
+	ans := func(body string) answer {
+		return answer{status: 200, contentType: "application/json", body: []byte(body)}
+	}
+	term, decoy := "probe-a-0123456789ab", "probe-a-ba9876543210"
+	if !quoted(ans(`{"q": "`+term+`", "items": [], "request_id": "r1"}`), ans(`{"q": "`+decoy+`", "items": [], "request_id": "r2"}`), term, decoy) {
+		t.Error("a quote taken for a leak")
+	}
+	if quoted(ans(`{"q": "`+term+`", "items": [{"title": "`+term+`"}]}`), ans(`{"q": "`+decoy+`", "items": []}`), term, decoy) {
+		t.Error("a leak taken for a quote")
+	}
+	if quoted(ans(`you searched `+term+`: `+term), ans(`you searched `+decoy+`: nothing`), term, decoy) {
+		t.Error("a leak in text taken for a quote")
 	}
 }
