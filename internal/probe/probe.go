@@ -355,7 +355,7 @@ func (r *run) createObjects(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if a.status == 400 || a.status == 422 {
+			if (a.status == 400 || a.status == 422) && r.recipe.operation(op.ID).Body == nil {
 				r.markers[id.Label] = r.markers[id.Label][:from]
 				if plain, query, why := r.request(op, id, false); why == "" && !bytes.Equal(plain, body) {
 					if a, err = r.s.send(ctx, op.Method, f.path, query, plain, id.Token); err != nil {
