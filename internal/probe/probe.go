@@ -520,6 +520,15 @@ func (r *run) fill(op *operation, owner *Identity, tenant string) (filled, strin
 			if strings.Contains(tmpl, "{tenant}") {
 				f.tenanted, f.tenants = true, append(f.tenants, i)
 			}
+			// "{id:POST /x}" alone names one of owner's objects: the
+			// object the operation is on, as if the probe had found it.
+			if key, ok := strings.CutPrefix(tmpl, "{id:"); ok && strings.HasSuffix(key, "}") && strings.Count(tmpl, "{id:") == 1 {
+				for c, o := range r.objects[owner.Label] {
+					if c.ID == key[:len(key)-1] {
+						f.objSeg, f.obj = i, o
+					}
+				}
+			}
 		} else if slices.Contains(tenantParams, name) {
 			if tenant == "" {
 				return f, fmt.Sprintf("{%s} names a tenant, and %s's tenant is not known (give it with the identity)", name, owner.Label)

@@ -495,6 +495,23 @@ func TestRecipeMarkersAreLookedFor(t *testing.T) {
 	}
 }
 
+// TestRecipeParamsNameObjects: a path parameter the recipe fills with
+// one of the probe's objects ({id:…}) is that object, tried in the
+// attacker's own parent like any other.
+func TestRecipeParamsNameObjects(t *testing.T) {
+	recipe, err := ParseRecipe([]byte(`{"params": {"taskId": "{id:POST /projects/{project}/tasks}"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(t.Context(), Config{Document: []byte(toyDoc), BaseURL: serveToy(t, defects{taskAny: true}), Identities: toyIdentities(), Recipe: recipe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := RuleCrossTenantRead + " GET /projects/{projectId}/tasks/{taskId}"; !rulesFound(rep)[want] {
+		t.Errorf("want %s:\n%s", want, textOf(rep))
+	}
+}
+
 // TestNobodysMarkersAreNotTheOwners: the markers in a request sent
 // without a credential are not the owner's, and an answer quoting them
 // back is no leak of the owner's.
