@@ -50,7 +50,8 @@ Cedar policies of --policy and a client with the --scope scopes, and deletes
 them afterwards unless --keep-tenants.
 
 A recipe (--recipe FILE, JSON) supplies bodies, id locations and parameters
-the document cannot (see the README's "Probing an application").
+the document cannot (see the README's section "Probe: cross-tenant tests of
+your application's API").
 
 Exit status: 0 no finding, 3 findings, 1 the run failed or stopped early
 (budget, --timeout), 2 a usage error or an unusable document.`

@@ -104,21 +104,22 @@ func newSender(ctx context.Context, base *url.URL, perSecond float64, budget int
 func (s *sender) close() { s.client.CloseIdleConnections() }
 
 // send sends one request: path (already filled) and query on the base
-// URL, with token as the bearer credential unless it is empty. A 429 with
-// a Retry-After of at most 30 seconds is waited out and sent again (twice
-// at most): a throttled answer compared with an unthrottled one would
-// look like an existence oracle.
+// URL, with token as the bearer credential unless it is empty. A 429 is
+// waited out and sent again (twice at most) when its Retry-After, in
+// seconds or as a date, is at most 30 seconds away, or a second when it
+// has none: a throttled answer is no evidence, and the run judges one
+// that stays throttled as not covered.
 func (s *sender) send(ctx context.Context, method, path string, query url.Values, body []byte, token string) (answer, error) {
 	for try := 0; ; try++ {
 		a, err := s.sendOnce(ctx, method, path, query, body, token)
 		if err != nil || a.status != http.StatusTooManyRequests || try == 2 {
 			return a, err
 		}
-		wait, err := strconv.Atoi(a.retryAfter)
-		if err != nil || wait < 0 || wait > 30 {
+		wait, ok := retryAfter(a.retryAfter, time.Now())
+		if !ok {
 			return a, nil
 		}
-		t := time.NewTimer(time.Duration(wait)*time.Second + 100*time.Millisecond)
+		t := time.NewTimer(wait + 100*time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -128,12 +129,28 @@ func (s *sender) send(ctx context.Context, method, path string, query url.Values
 	}
 }
 
+// retryAfter is how long a 429's Retry-After asks to wait: a second when
+// it says nothing, and ok=false when it is more than 30 seconds away.
+func retryAfter(h string, now time.Time) (time.Duration, bool) {
+	wait := time.Second
+	if n, err := strconv.Atoi(h); err == nil {
+		wait = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(h); err == nil {
+		wait = t.Sub(now)
+	}
+	return max(wait, 0), wait <= 30*time.Second
+}
+
 func (s *sender) sendOnce(ctx context.Context, method, path string, query url.Values, body []byte, token string) (answer, error) {
 	if s.budget > 0 && s.sent >= s.budget {
 		return answer{}, errBudget
 	}
 	if err := s.limiter.Wait(ctx); err != nil {
-		return answer{}, err
+		// The limiter refuses at once a wait that would pass ctx's
+		// deadline; the run stops at the deadline itself, so that its
+		// report says why (--timeout), and the wait is one request's.
+		<-ctx.Done()
+		return answer{}, ctx.Err()
 	}
 	s.sent++
 	// path is escaped already (an id with a "/" is one segment, %2F).

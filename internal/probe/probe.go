@@ -103,7 +103,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := r.report
 	rep.Duration = time.Since(start).Seconds()
 	rep.Requests = s.sent
-	rep.Probed = len(r.probed)
+	for op := range r.probed {
+		if _, partly := r.skipped[op]; !partly {
+			rep.Probed++
+		}
+	}
 	for op, why := range r.skipped {
 		rep.Skipped = append(rep.Skipped, Skip{Operation: op, Reason: why})
 	}
@@ -180,9 +184,10 @@ func tenantClaim(token string) string {
 
 // object is one object the probe created.
 type object struct {
-	owner  *Identity
-	create *operation
-	id     string
+	owner   *Identity
+	create  *operation
+	id      string
+	markers []string // the markers in it
 }
 
 // run is one probe run's state.
@@ -192,13 +197,12 @@ type run struct {
 	s       *sender
 	ids     []*Identity
 	recipe  *Recipe
-	creates map[string]*operation             // create operations by their collection's path template
+	creates map[string]*operation             // create operations by their collection's shape
 	objects map[string]map[*operation]*object // identity label → create → its object
 	markers map[string][]string               // identity label → markers in its objects
 	made    map[string][]string               // identity label → ids of its objects
 	probed  map[string]bool                   // operations tested across tenants
 	skipped map[string]string                 // operation → why it was not (fully) tested
-	control map[string]bool                   // op+owner whose own request was tried
 	report  *Report
 }
 
@@ -206,6 +210,19 @@ func (r *run) skip(op *operation, why string) {
 	if _, ok := r.skipped[op.ID]; !ok {
 		r.skipped[op.ID] = why
 	}
+}
+
+// throttled reports whether any of the answers is a 429, and notes the
+// operation as not covered: a throttled answer is neither a refusal nor
+// evidence of an oracle.
+func (r *run) throttled(op *operation, as ...answer) bool {
+	for _, a := range as {
+		if a.status == 429 {
+			r.skip(op, "answered 429 Too Many Requests; probe at a lower rate")
+			return true
+		}
+	}
+	return false
 }
 
 func (r *run) find(f Finding) {
@@ -219,7 +236,6 @@ func (r *run) find(f Finding) {
 }
 
 func (r *run) run(ctx context.Context) error {
-	r.control = map[string]bool{}
 	var ops []*operation
 	for _, op := range r.doc.ops {
 		if why := r.recipe.operation(op.ID).Skip; why != "" {
@@ -227,6 +243,7 @@ func (r *run) run(ctx context.Context) error {
 			continue
 		}
 		if op.Method == "OPTIONS" || op.Method == "TRACE" {
+			r.skipped[op.ID] = "OPTIONS and TRACE are not probed"
 			continue
 		}
 		ops = append(ops, op)
@@ -266,27 +283,43 @@ func (r *run) run(ctx context.Context) error {
 
 // findCreates picks the operations that make objects: a POST on a
 // collection path whose items another operation takes by id ("POST /x"
-// with "GET /x/{id}"), or one the recipe marks.
+// with "GET /x/{id}"), or one the recipe marks. Paths are compared by
+// their shape, so that "POST /projects/{projectId}/tasks" makes the
+// tasks of "GET /projects/{project}/tasks/{id}" and "POST /x/" those of
+// "GET /x/{id}": a document need not name a parameter alike everywhere.
 func (r *run) findCreates(ops []*operation) {
 	for _, op := range ops {
-		if op.Method != "POST" || len(op.Segments) == 0 {
-			continue
-		}
-		if _, isParam := paramName(op.Segments[len(op.Segments)-1]); isParam {
+		coll := shape(op.Segments)
+		if op.Method != "POST" || len(coll) == 0 || strings.HasSuffix(coll, "/{}") {
 			continue
 		}
 		create := r.recipe.operation(op.ID).Create
 		for _, other := range ops {
-			if len(other.Segments) > len(op.Segments) && strings.HasPrefix(other.Path, op.Path+"/") {
-				if _, isParam := paramName(other.Segments[len(op.Segments)]); isParam {
-					create = true
-				}
+			if strings.HasPrefix(shape(other.Segments)+"/", coll+"/{}/") {
+				create = true
 			}
 		}
 		if create {
-			r.creates[op.Path] = op
+			r.creates[coll] = op
 		}
 	}
+}
+
+// shape is a path's template with every parameter written {} and no
+// trailing slash: how the probe matches a create with the operations on
+// what it makes.
+func shape(segs []string) string {
+	var b strings.Builder
+	for _, seg := range segs {
+		if seg == "" {
+			continue
+		}
+		if _, ok := paramName(seg); ok {
+			seg = "{}"
+		}
+		b.WriteString("/" + seg)
+	}
+	return b.String()
 }
 
 // createObjects makes one object per create operation per identity,
@@ -310,7 +343,10 @@ func (r *run) createObjects(ctx context.Context) error {
 				r.skip(op, "cannot create: "+why)
 				continue
 			}
-			body, query, why := r.request(op, id)
+			// Marked first; should the application refuse that body,
+			// as the document's examples have it.
+			from := len(r.markers[id.Label])
+			body, query, why := r.request(op, id, true)
 			if why != "" {
 				r.skip(op, "cannot create: "+why)
 				continue
@@ -318,6 +354,14 @@ func (r *run) createObjects(ctx context.Context) error {
 			a, err := r.s.send(ctx, op.Method, f.path, query, body, id.Token)
 			if err != nil {
 				return err
+			}
+			if (a.status == 400 || a.status == 422) && r.recipe.operation(op.ID).Body == nil {
+				r.markers[id.Label] = r.markers[id.Label][:from]
+				if plain, query, why := r.request(op, id, false); why == "" && !bytes.Equal(plain, body) {
+					if a, err = r.s.send(ctx, op.Method, f.path, query, plain, id.Token); err != nil {
+						return err
+					}
+				}
 			}
 			if a.status/100 != 2 {
 				hint := ""
@@ -328,12 +372,12 @@ func (r *run) createObjects(ctx context.Context) error {
 					id.Label, a.status, strings.TrimSpace(r.s.excerpt(a.body)), hint))
 				continue
 			}
-			oid, ok := r.createdID(op, a)
+			oid, ok := r.createdID(op, id, a)
 			if !ok {
 				r.skip(op, "created, but the answer names no id (give its JSON pointer as the recipe's \"id\")")
 				continue
 			}
-			r.objects[id.Label][op] = &object{owner: id, create: op, id: oid}
+			r.objects[id.Label][op] = &object{owner: id, create: op, id: oid, markers: slices.Clone(r.markers[id.Label][from:])}
 			r.made[id.Label] = append(r.made[id.Label], oid)
 			r.report.Objects++
 		}
@@ -341,28 +385,27 @@ func (r *run) createObjects(ctx context.Context) error {
 	return nil
 }
 
-// createdID finds the new object's id in a create's answer.
-func (r *run) createdID(op *operation, a answer) (string, bool) {
+// createdID finds the new object's id in a create's answer: where the
+// recipe points, else "id", else the one member whose name says it is an
+// id, at the top or in the answer's envelope ({"data": {...}}), else the
+// Location header. A member naming the caller's tenant or the request
+// ("tenant_id", "request_id") is never the object's id, and numbers are
+// read as written (a 64-bit id does not survive a float).
+func (r *run) createdID(op *operation, caller *Identity, a answer) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(a.body))
+	dec.UseNumber()
 	var v any
-	_ = json.Unmarshal(a.body, &v)
+	_ = dec.Decode(&v)
 	if ptr := r.recipe.operation(op.ID).ID; ptr != "" {
 		x, ok := pointer(v, ptr)
 		return scalar(x, ok)
 	}
 	if m, ok := v.(map[string]any); ok {
-		if id, ok := scalar(m["id"], m["id"] != nil); ok {
+		if id, ok := idIn(m, caller); ok {
 			return id, true
 		}
-		var found []string
-		for k, x := range m {
-			if strings.HasSuffix(strings.ToLower(k), "id") {
-				if s, ok := scalar(x, true); ok {
-					found = append(found, s)
-				}
-			}
-		}
-		if len(found) == 1 {
-			return found[0], true
+		if id, ok := idIn(envelope(m), caller); ok {
+			return id, true
 		}
 	}
 	if a.location != "" {
@@ -376,10 +419,57 @@ func (r *run) createdID(op *operation, a answer) (string, bool) {
 	return "", false
 }
 
+// idIn is m's "id", or the one member whose name says it is an id and
+// that names neither the caller's tenant nor the request.
+func idIn(m map[string]any, caller *Identity) (string, bool) {
+	if id, ok := scalar(m["id"], m["id"] != nil); ok {
+		return id, true
+	}
+	var found []string
+	for k, x := range m {
+		lower := strings.ToLower(k)
+		if !(strings.HasSuffix(lower, "_id") || strings.HasSuffix(lower, "-id") || strings.HasSuffix(k, "Id") ||
+			strings.HasSuffix(k, "ID") || lower == "uuid") {
+			continue
+		}
+		if strings.HasPrefix(lower, "tenant") || strings.HasPrefix(lower, "request") || strings.HasPrefix(lower, "trace") ||
+			strings.HasPrefix(lower, "correlation") {
+			continue
+		}
+		if s, ok := scalar(x, true); ok && s != caller.Tenant {
+			found = append(found, s)
+		}
+	}
+	if len(found) == 1 {
+		return found[0], true
+	}
+	return "", false
+}
+
+// envelope is the object an answer wraps its object in: its "data", or
+// its one member that is an object.
+func envelope(m map[string]any) map[string]any {
+	if d, ok := m["data"].(map[string]any); ok {
+		return d
+	}
+	var only map[string]any
+	for _, x := range m {
+		if o, ok := x.(map[string]any); ok {
+			if only != nil {
+				return nil
+			}
+			only = o
+		}
+	}
+	return only
+}
+
 func scalar(x any, ok bool) (string, bool) {
 	switch v := x.(type) {
 	case string:
 		return v, ok && v != ""
+	case json.Number:
+		return v.String(), ok
 	case float64:
 		return fmt.Sprint(int64(v)), ok
 	}
@@ -430,12 +520,21 @@ func (r *run) fill(op *operation, owner *Identity, tenant string) (filled, strin
 			if strings.Contains(tmpl, "{tenant}") {
 				f.tenanted, f.tenants = true, append(f.tenants, i)
 			}
+			// "{id:POST /x}" alone names one of owner's objects: the
+			// object the operation is on, as if the probe had found it.
+			if key, ok := strings.CutPrefix(tmpl, "{id:"); ok && strings.HasSuffix(key, "}") && strings.Count(tmpl, "{id:") == 1 {
+				for c, o := range r.objects[owner.Label] {
+					if c.ID == key[:len(key)-1] {
+						f.objSeg, f.obj = i, o
+					}
+				}
+			}
 		} else if slices.Contains(tenantParams, name) {
 			if tenant == "" {
 				return f, fmt.Sprintf("{%s} names a tenant, and %s's tenant is not known (give it with the identity)", name, owner.Label)
 			}
 			val, f.tenanted, f.tenants = tenant, true, append(f.tenants, i)
-		} else if c := r.creates["/"+strings.Join(op.Segments[:i], "/")]; c != nil {
+		} else if c := r.creates[shape(op.Segments[:i])]; c != nil {
 			o := r.objects[owner.Label][c]
 			if o == nil {
 				return f, fmt.Sprintf("{%s} needs an object made by %s, and %s has none", name, c.ID, owner.Label)
@@ -496,8 +595,9 @@ func (r *run) expand(tmpl string, owner *Identity, tenant string) (string, strin
 }
 
 // request makes op's body and query for caller, from the recipe or from
-// the document's schemas.
-func (r *run) request(op *operation, caller *Identity) ([]byte, url.Values, string) {
+// the document's schemas; marked, with a marker in every plain string
+// (see generator.marked) rather than the document's examples.
+func (r *run) request(op *operation, caller *Identity, marked bool) ([]byte, url.Values, string) {
 	rec := r.recipe.operation(op.ID)
 	query := url.Values{}
 	for name, tmpl := range rec.Query {
@@ -507,9 +607,11 @@ func (r *run) request(op *operation, caller *Identity) ([]byte, url.Values, stri
 		}
 		query.Set(name, v)
 	}
-	markers := r.markers[caller.Label]
-	g := generator{label: caller.Label, markers: &markers}
-	defer func() { r.markers[caller.Label] = markers }()
+	// The generator's markers join the caller's after the recipe's,
+	// which expand adds as it goes.
+	var made []string
+	g := generator{label: caller.Label, markers: &made, marked: marked}
+	defer func() { r.markers[caller.Label] = append(r.markers[caller.Label], made...) }()
 	for _, p := range op.Params {
 		if p.In != "query" || !p.Required || query.Has(p.Name) {
 			continue
@@ -551,11 +653,14 @@ func (r *run) request(op *operation, caller *Identity) ([]byte, url.Values, stri
 		}
 		return nil, nil, "its body is not JSON (give it in the recipe)"
 	}
-	if media.Example != nil {
+	if media.Example != nil && (!marked || media.Schema == nil) {
 		b, _ := json.Marshal(media.Example)
 		return b, query, ""
 	}
 	for _, name := range sortedKeys(media.Examples) {
+		if marked && media.Schema != nil {
+			break
+		}
 		if ex := media.Examples[name]; ex != nil && ex.Value != nil && ex.Value.Value != nil {
 			b, _ := json.Marshal(ex.Value.Value)
 			return b, query, ""
@@ -602,8 +707,18 @@ func (r *run) expandValue(v any, caller *Identity) (any, string) {
 }
 
 // probe tests one operation: for every owner and every other identity,
-// and with no credential.
+// and with no credential. Each owner's own request is the control: a read
+// before the others', a write or deletion after them (it changes or
+// removes the object they aim at).
 func (r *run) probe(ctx context.Context, op *operation) error {
+	safe := op.Method == "GET" || op.Method == "HEAD"
+	if safe {
+		for _, owner := range r.ids {
+			if err := r.controlAs(ctx, op, owner); err != nil {
+				return err
+			}
+		}
+	}
 	for _, owner := range r.ids {
 		for _, attacker := range r.ids {
 			if owner == attacker {
@@ -614,10 +729,22 @@ func (r *run) probe(ctx context.Context, op *operation) error {
 			}
 		}
 	}
-	if op.Public {
-		return nil
+	if !op.Public {
+		if err := r.nobody(ctx, op, r.ids[0]); err != nil {
+			return err
+		}
 	}
-	return r.nobody(ctx, op, r.ids[0])
+	if !safe {
+		for _, owner := range r.ids {
+			if err := r.controlAs(ctx, op, owner); err != nil {
+				return err
+			}
+		}
+	}
+	if !r.probed[op.ID] {
+		r.skip(op, "nothing to send: it names no tenant or object of one, and the document marks it public")
+	}
+	return nil
 }
 
 // across tests op on owner's objects (or owner's tenant) with attacker's
@@ -636,49 +763,74 @@ func (r *run) across(ctx context.Context, op *operation, owner, attacker *Identi
 		}
 		return r.listAs(ctx, op, owner, attacker)
 	}
-	body, query, why := r.request(op, attacker)
+	body, query, why := r.request(op, attacker, false)
 	if why != "" {
 		r.skip(op, why)
 		return nil
 	}
-	if f.obj != nil && safe {
-		if err := r.controlAs(ctx, op, f, owner, query); err != nil {
-			return err
-		}
-	}
-	// With owner's tenant in the path, then (when the path names a
-	// tenant) with attacker's own tenant and owner's ids.
+	// With owner's tenant and objects in the path; then (when the path
+	// names a tenant) with attacker's own tenant and owner's ids; then
+	// (when it names a tenant or a parent) with attacker's own tenant and
+	// parents around owner's object: an application that checks the
+	// parent it is given but not that the object is in it lets
+	// "/projects/{mine}/tasks/{yours}" through.
 	variants := []filled{f}
 	if f.tenanted && f.obj != nil && attacker.Tenant != "" {
 		if g, why := r.fill(op, owner, attacker.Tenant); why == "" {
 			variants = append(variants, g)
 		}
 	}
-	for _, v := range variants {
-		if err := r.attack(ctx, op, v, owner, attacker, body, query); err != nil {
+	if f.obj != nil {
+		if g, why := r.fill(op, attacker, attacker.Tenant); why == "" && g.objSeg == f.objSeg {
+			g.segs[g.objSeg], g.obj = f.segs[f.objSeg], f.obj
+			g.path = "/" + strings.Join(g.segs, "/")
+			if !slices.ContainsFunc(variants, func(v filled) bool { return v.path == g.path }) {
+				variants = append(variants, g)
+			}
+		}
+	}
+	for i, v := range variants {
+		if err := r.attack(ctx, op, v, owner, attacker, body, query, i > 0); err != nil {
 			return err
 		}
 	}
-	if f.obj == nil && safe {
+	// A list or search under a tenant or a parent object
+	// ("/projects/{p}/tasks") is also sent in attacker's own, where owner's
+	// objects must not show.
+	if _, item := paramName(op.Segments[len(op.Segments)-1]); safe && (f.obj == nil || !item) {
 		return r.listAs(ctx, op, owner, attacker)
 	}
 	return nil
 }
 
-// controlAs sends owner's own request once: when the owner itself is
-// refused, a refusal to the attacker proves nothing, and the report says
-// the operation was not really covered.
-func (r *run) controlAs(ctx context.Context, op *operation, f filled, owner *Identity, query url.Values) error {
-	key := op.ID + "\x00" + owner.Label
-	if r.control[key] {
+// controlAs sends owner's own request: when the owner itself is
+// refused (a body the application will not take, a method it does not
+// have, a scope the credential lacks), a refusal to another tenant proves
+// nothing, and the report says the operation was not really covered.
+// Writes are only sent on objects the probe made: the owner's own write
+// on its tenant ("DELETE /tenants/{tenant}") would change or end a real
+// tenant. A list has its control in listAs.
+func (r *run) controlAs(ctx context.Context, op *operation, owner *Identity) error {
+	f, why := r.fill(op, owner, owner.Tenant)
+	safe := op.Method == "GET" || op.Method == "HEAD"
+	if why != "" || (f.obj == nil && !(safe && f.tenanted)) {
 		return nil
 	}
-	r.control[key] = true
-	a, err := r.s.send(ctx, op.Method, f.path, query, nil, owner.Token)
-	if err != nil {
+	body, query, why := r.request(op, owner, false)
+	if why != "" {
+		return nil
+	}
+	a, err := r.s.send(ctx, op.Method, f.path, query, body, owner.Token)
+	if err != nil || r.throttled(op, a) {
 		return err
 	}
-	if a.status/100 != 2 {
+	if a.status/100 == 2 {
+		if r.creates[shape(op.Segments)] == op {
+			r.report.Objects++
+		}
+		return nil
+	}
+	if !slices.ContainsFunc(r.report.Findings, func(g Finding) bool { return g.Operation == op.ID }) {
 		r.skip(op, fmt.Sprintf("%s's own request answered %d, so refusals to others prove little (a recipe can supply what it needs)", owner.Label, a.status))
 	}
 	return nil
@@ -686,13 +838,24 @@ func (r *run) controlAs(ctx context.Context, op *operation, f filled, owner *Ide
 
 // attack sends op on f (owner's object or tenant) as attacker and judges
 // the answer.
-func (r *run) attack(ctx context.Context, op *operation, f filled, owner, attacker *Identity, body []byte, query url.Values) error {
+//
+// mine says the path is in attacker's own tenant or parents. There an id
+// that is a number, or that one of attacker's own objects also has, may
+// name attacker's own object (issues numbered 1, 2, … in each project),
+// so a success is a finding only when the answer shows owner's text.
+func (r *run) attack(ctx context.Context, op *operation, f filled, owner, attacker *Identity, body []byte, query url.Values, mine bool) error {
 	a, err := r.s.send(ctx, op.Method, f.path, query, body, attacker.Token)
-	if err != nil {
+	if err != nil || r.throttled(op, a) {
 		return err
 	}
 	r.probed[op.ID] = true
 	req := r.exchange(op.Method, f.path, query, body, attacker.Label, a)
+	if a.status/100 == 2 && mine && f.obj != nil && r.leaked(a.body, owner, false) == "" &&
+		(isDigits(f.obj.id) || slices.Contains(r.made[attacker.Label], f.obj.id)) {
+		r.skip(op, fmt.Sprintf("%s's id %s in %s's own tenant or parent answered %d, which may be %s's own object of that number; "+
+			"the answer does not show %s's text, so it proves nothing", owner.Label, f.obj.id, attacker.Label, a.status, attacker.Label, owner.Label))
+		return nil
+	}
 	if a.status/100 == 2 {
 		rule, what := RuleCrossTenantWrite, "changed or acted on"
 		if op.Method == "GET" || op.Method == "HEAD" {
@@ -725,21 +888,34 @@ func (r *run) oracle(ctx context.Context, op *operation, f filled, owner *Identi
 	}
 	absent1 := r.absent(realID)
 	b, err := r.s.send(ctx, op.Method, f.with(absent1), query, body, token)
-	if err != nil {
+	if err != nil || r.throttled(op, b) {
 		return err
 	}
 	if same(a, b, realID, absent1) {
 		return nil
 	}
-	// The two differ: make sure the answer for a missing object is
-	// stable before calling it an oracle (a request id or time in the
-	// body would differ every time).
+	// The two differ. A request id or a clock in the answers would make
+	// any two differ, so ask again for another missing id and then for
+	// owner's: whatever a clock changes between the first two answers
+	// also tells the first from the last, so what varies from one answer
+	// to the next shows, and only the rest is compared.
 	absent2 := r.absent(realID)
 	c, err := r.s.send(ctx, op.Method, f.with(absent2), query, body, token)
-	if err != nil {
+	if err != nil || r.throttled(op, c) {
 		return err
 	}
-	if !same(b, c, absent1, absent2) && alike(a, b) {
+	a2, err := r.s.send(ctx, op.Method, f.path, query, body, token)
+	if err != nil || r.throttled(op, a2) {
+		return err
+	}
+	if first, then := a.status, a2.status; first != then || b.status != c.status {
+		if first == then {
+			first, then = b.status, c.status
+		}
+		r.skip(op, fmt.Sprintf("the same request was answered %d and then %d, so its answers cannot be compared", first, then))
+		return nil
+	}
+	if alike(a, a2, b, c, realID, absent1, absent2) {
 		return nil
 	}
 	cmp := r.exchange(op.Method, f.with(absent1), query, body, as, b)
@@ -773,43 +949,133 @@ func (r *run) listAs(ctx context.Context, op *operation, owner, attacker *Identi
 		r.skip(op, why)
 		return nil
 	}
-	_, query, why := r.request(op, attacker)
+	_, query, why := r.request(op, attacker, false)
 	if why != "" {
 		r.skip(op, why)
 		return nil
 	}
-	queries := []url.Values{query}
-	// A search: its text parameters set to one of owner's markers.
-	if ms := r.markers[owner.Label]; len(ms) > 0 {
-		search := url.Values{}
-		for k, v := range query {
-			search[k] = v
-		}
+	// The list, then searches: each text parameter set to a marker of
+	// owner's.
+	type search struct {
+		q           url.Values
+		param, term string
+	}
+	searches := []search{{q: query}}
+	for _, m := range r.searchMarkers(op, owner) {
 		for _, p := range op.Params {
 			if p.In == "query" && slices.Contains(searchParams, p.Name) {
-				search.Set(p.Name, ms[0])
+				searches = append(searches, search{q: withParam(query, p.Name, m), param: p.Name, term: m})
 			}
 		}
-		if len(search) > len(query) || !equalValues(search, query) {
-			queries = append(queries, search)
-		}
 	}
-	for _, q := range queries {
-		a, err := r.s.send(ctx, op.Method, f.path, q, nil, attacker.Token)
+	for _, x := range searches {
+		a, err := r.s.send(ctx, op.Method, f.path, x.q, nil, attacker.Token)
 		if err != nil {
 			return err
 		}
+		if r.throttled(op, a) {
+			continue
+		}
+		if a.status/100 != 2 && x.term == "" {
+			r.skip(op, fmt.Sprintf("%s's own list answered %d, so it shows nothing either way", attacker.Label, a.status))
+		}
 		r.probed[op.ID] = true
-		if m := r.leaked(a.body, owner, true); m != "" {
+		// The term searched for is no evidence by itself: an answer may
+		// quote its search back ({"q": "probe-a-…", "items": []}).
+		body := a.body
+		if x.term != "" {
+			body = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte(x.term), nil), []byte(strings.ToUpper(x.term)), nil)
+		}
+		m := r.leaked(body, owner, true)
+		if m == "" && x.term != "" && len(body) < len(a.body) {
+			// Only the term: the same search for a marker nobody has
+			// tells a leak (the answer holds more) from a quote.
+			decoy := marker(owner.Label)
+			b, err := r.s.send(ctx, op.Method, f.path, withParam(x.q, x.param, decoy), nil, attacker.Token)
+			if err != nil || r.throttled(op, b) {
+				return err
+			}
+			if !quoted(a, b, x.term, decoy) {
+				m = "text " + x.term
+			}
+		}
+		if m != "" {
 			r.find(Finding{Rule: RuleListLeak, Operation: op.ID, Owner: owner.Label, Attacker: attacker.Label,
-				Request: r.exchange(op.Method, f.path, q, nil, attacker.Label, a),
+				Request: r.exchange(op.Method, f.path, x.q, nil, attacker.Label, a),
 				Why:     fmt.Sprintf("tenant %s's answer (%d) holds tenant %s's %s", attacker.Label, a.status, owner.Label, m)})
 		}
 	}
 	return nil
 }
 
-func equalValues(a, b url.Values) bool { return a.Encode() == b.Encode() }
+// withParam is query with name set to v.
+func withParam(query url.Values, name, v string) url.Values {
+	out := url.Values{}
+	for k, vs := range query {
+		out[k] = vs
+	}
+	out.Set(name, v)
+	return out
+}
+
+// quoted reports whether a search's answer (a, for term) is the answer
+// for a term nothing holds (b, for decoy) with the term quoted in it:
+// the same status and, for JSON, values at the same places (which may
+// differ: a request id, the term); otherwise the same bytes, each term
+// written {id}.
+func quoted(a, b answer, term, decoy string) bool {
+	if a.status != b.status {
+		return false
+	}
+	la, ok1 := leaves(a.body, term)
+	lb, ok2 := leaves(b.body, decoy)
+	if !ok1 || !ok2 {
+		return same(a, b, term, decoy)
+	}
+	if len(la) != len(lb) {
+		return false
+	}
+	for k := range la {
+		if _, ok := lb[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// listed are owner's objects that op lists: those its create made on
+// op's own path ("POST /x" for "GET /x").
+func (r *run) listed(op *operation, owner *Identity) []*object {
+	var out []*object
+	for c, o := range r.objects[owner.Label] {
+		if shape(c.Segments) == shape(op.Segments) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// searchMarkers are the markers a search as another tenant looks for:
+// one of each object op lists, or, for a search of something the probe
+// did not make ("GET /search"), one of each of owner's objects. A
+// marker of the wrong kind of object finds nothing even where the
+// search leaks.
+func (r *run) searchMarkers(op *operation, owner *Identity) []string {
+	objs := r.listed(op, owner)
+	if len(objs) == 0 {
+		for _, o := range r.objects[owner.Label] {
+			objs = append(objs, o)
+		}
+	}
+	slices.SortFunc(objs, func(a, b *object) int { return strings.Compare(a.create.ID, b.create.ID) })
+	var out []string
+	for _, o := range objs {
+		if len(o.markers) > 0 {
+			out = append(out, o.markers[0])
+		}
+	}
+	return out
+}
 
 // nobody tests op without a credential.
 func (r *run) nobody(ctx context.Context, op *operation, owner *Identity) error {
@@ -817,12 +1083,17 @@ func (r *run) nobody(ctx context.Context, op *operation, owner *Identity) error 
 	if why != "" {
 		return nil
 	}
-	body, query, why := r.request(op, owner)
+	// The request is made as owner's (a recipe's {id:…} are owner's),
+	// but its markers are not put into any of owner's objects: an answer
+	// quoting them back ("you sent …") leaks nothing of owner's.
+	kept := len(r.markers[owner.Label])
+	body, query, why := r.request(op, owner, false)
+	r.markers[owner.Label] = r.markers[owner.Label][:kept]
 	if why != "" {
 		return nil
 	}
 	a, err := r.s.send(ctx, op.Method, f.path, query, body, "")
-	if err != nil {
+	if err != nil || r.throttled(op, a) {
 		return err
 	}
 	r.probed[op.ID] = true
@@ -846,8 +1117,10 @@ func (r *run) nobody(ctx context.Context, op *operation, owner *Identity) error 
 // leaked names the first of owner's markers (and, with ids, the first of
 // its object ids) found in b.
 func (r *run) leaked(b []byte, owner *Identity, ids bool) string {
+	// An application may change the case of what it stores ("Probe-A-…").
+	lower := bytes.ToLower(b)
 	for _, m := range r.markers[owner.Label] {
-		if bytes.Contains(b, []byte(m)) {
+		if bytes.Contains(lower, []byte(strings.ToLower(m))) {
 			return "text " + m
 		}
 	}
@@ -919,18 +1192,72 @@ func replaceToken(body []byte, tok string) []byte {
 	}
 }
 
-// alike is the coarse comparison for applications whose answers vary
-// from one request to the next: status, media type and JSON members.
-func alike(a, b answer) bool {
-	return a.status == b.status && mediaType(a.contentType) == mediaType(b.contentType) && slices.Equal(members(a.body), members(b.body))
+// alike compares the answer for owner's object (a, then a2) with the
+// answer for a missing one (b, then c, each for its own id) once what
+// varies between two answers to the same question is set aside: status
+// and media type, then each JSON value, by its place in the body, that
+// neither pair shows changing. A value equal to its own answer's id
+// counts as {id}. Bodies that are not JSON and vary are compared by
+// status and media type alone.
+func alike(a, a2, b, c answer, idA, idB, idC string) bool {
+	if a.status != b.status || mediaType(a.contentType) != mediaType(b.contentType) {
+		return false
+	}
+	la, ok1 := leaves(a.body, idA)
+	la2, ok2 := leaves(a2.body, idA)
+	lb, ok3 := leaves(b.body, idB)
+	lc, ok4 := leaves(c.body, idC)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return !same(a, a2, idA, idA) || !same(b, c, idB, idC)
+	}
+	for k := range la {
+		lb[k] = lb[k] // every place either answer has
+	}
+	for k, vb := range lb {
+		va := la[k]
+		if va.raw == vb.raw || va.norm == vb.norm {
+			continue
+		}
+		if va.raw != la2[k].raw || vb.norm != lc[k].norm {
+			continue // it varies: a request id, a time
+		}
+		return false
+	}
+	return true
 }
 
-func members(body []byte) []string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil {
-		return nil
+// leaf is one JSON value of an answer: as sent, and with the answer's
+// id written {id}.
+type leaf struct{ raw, norm string }
+
+// leaves flattens a JSON body into its scalar values by JSON pointer;
+// ok is false for a body that is not JSON.
+func leaves(body []byte, id string) (map[string]leaf, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return nil, false
 	}
-	return sortedKeys(m)
+	out := map[string]leaf{}
+	var walk func(string, any)
+	walk = func(at string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, y := range x {
+				walk(at+"/"+k, y)
+			}
+		case []any:
+			for i, y := range x {
+				walk(fmt.Sprintf("%s/%d", at, i), y)
+			}
+		default:
+			raw, _ := json.Marshal(x)
+			out[at] = leaf{raw: string(raw), norm: string(normalize(raw, id))}
+		}
+	}
+	walk("", v)
+	return out, true
 }
 
 func mediaType(ct string) string {

@@ -41,7 +41,9 @@ type OperationRecipe struct {
 	Query map[string]string `json:"query,omitempty"`
 	// ID is a JSON pointer (RFC 6901) to the created object's id in a
 	// create's answer; by default the probe takes "id", then the one
-	// property whose name ends in "id", then the Location header.
+	// property whose name says it is an id (and names neither the tenant
+	// nor the request), at the top or in a "data" envelope, then the
+	// Location header.
 	ID string `json:"id,omitempty"`
 	// Create marks a POST as making objects even when no other operation
 	// of the document takes them by id.

@@ -91,7 +91,7 @@ type Report struct {
 	Started    time.Time `json:"started"`
 	Duration   float64   `json:"duration_seconds"`
 	Operations int       `json:"operations"` // in the document
-	Probed     int       `json:"probed"`     // tested across tenants
+	Probed     int       `json:"probed"`     // covered: tested, and not listed in Skipped
 	Requests   int       `json:"requests"`
 	Objects    int       `json:"objects"` // created for the run
 	Findings   []Finding `json:"findings"`
@@ -125,7 +125,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // WriteText writes the report for a terminal: a summary table, then each
 // finding with its evidence, then what was not covered.
 func (r *Report) WriteText(w io.Writer) error {
-	fmt.Fprintf(w, "probed %s with %s: %d of %d operations across tenants, %d requests, %d objects created, %.1fs\n",
+	fmt.Fprintf(w, "probed %s with %s: %d of %d operations covered, %d requests, %d objects created, %.1fs\n",
 		r.Target, r.Document, r.Probed, r.Operations, r.Requests, r.Objects, r.Duration)
 	if r.Incomplete != "" {
 		fmt.Fprintf(w, "INCOMPLETE: %s\n", r.Incomplete)

@@ -23,6 +23,11 @@ func marker(label string) string {
 type generator struct {
 	label   string
 	markers *[]string // where the markers it makes are collected
+	// marked puts a marker in every plain string, its example's place
+	// included, and in optional plain strings too: an object made with
+	// an example's text ("Buy milk") could not be told from any other in
+	// another tenant's answer.
+	marked bool
 }
 
 // value makes a value that satisfies s as far as the probe can tell:
@@ -38,6 +43,9 @@ func (g generator) value(s *openapi3.SchemaRef, depth int) (v any, ok bool) {
 		return nil, false
 	}
 	sc := s.Value
+	if g.marked && plainString(sc) {
+		return g.str(sc)
+	}
 	switch {
 	case sc.Example != nil:
 		return sc.Example, true
@@ -131,7 +139,24 @@ func (g generator) object(sc *openapi3.Schema, out map[string]any, depth int) (a
 		}
 		out[name] = v
 	}
+	if g.marked {
+		for _, name := range sortedKeys(sc.Properties) {
+			p := sc.Properties[name]
+			if _, done := out[name]; done || p == nil || p.Value == nil || !plainString(p.Value) || p.Value.ReadOnly {
+				continue
+			}
+			if v, ok := g.str(p.Value); ok {
+				out[name] = v
+			}
+		}
+	}
 	return out, true
+}
+
+// plainString is a string schema any text satisfies, as far as the
+// document says: no format, pattern or enumeration.
+func plainString(sc *openapi3.Schema) bool {
+	return typeOf(sc) == "string" && sc.Format == "" && sc.Pattern == "" && len(sc.Enum) == 0
 }
 
 // typeOf is the schema's one type, or "" when it names none or several.
@@ -165,9 +190,9 @@ func (g generator) str(sc *openapi3.Schema) (any, bool) {
 	case "date":
 		s = "2026-01-02"
 	case "email":
-		s = marker(g.label) + "@example.com"
+		s = g.mark(marker(g.label)) + "@example.com"
 	case "uri", "url":
-		s = "https://example.com/" + marker(g.label)
+		s = "https://example.com/" + g.mark(marker(g.label))
 	case "uuid":
 		b := make([]byte, 16)
 		rand.Read(b)
@@ -185,20 +210,37 @@ func (g generator) str(sc *openapi3.Schema) (any, bool) {
 			return nil, false
 		}
 		s = marker(g.label)
-		if g.markers != nil {
-			*g.markers = append(*g.markers, s)
+		if sc.MaxLength != nil && uint64(len(s)) > *sc.MaxLength {
+			if *sc.MaxLength < 8 {
+				return nil, false
+			}
+			s = s[:*sc.MaxLength]
 		}
+		for uint64(len(s)) < sc.MinLength {
+			s += "x"
+		}
+		// A marker cut short is still looked for while it is too long
+		// for any application to make up ("probe-a-" and four more).
+		if len(s) >= 12 {
+			g.mark(s)
+		}
+		return s, true
 	}
 	if sc.MaxLength != nil && uint64(len(s)) > *sc.MaxLength {
-		if sc.Format != "" || *sc.MaxLength < 8 {
-			return nil, false
-		}
-		s = s[:*sc.MaxLength]
+		return nil, false
 	}
 	for uint64(len(s)) < sc.MinLength {
 		s += "x"
 	}
 	return s, true
+}
+
+// mark collects a marker the generator put into a value.
+func (g generator) mark(m string) string {
+	if g.markers != nil {
+		*g.markers = append(*g.markers, m)
+	}
+	return m
 }
 
 // absentID makes an id of the same shape as id that names no object: the
@@ -211,8 +253,7 @@ func absentID(id string) string {
 		return "probe-absent"
 	}
 	if isDigits(id) {
-		n, _ := rand.Int(rand.Reader, big.NewInt(1e9))
-		return fmt.Sprint(int64(9e11) + n.Int64())
+		return absentNumber(id)
 	}
 	r := []rune(id)
 	alphabet := map[string][]rune{}
@@ -257,6 +298,27 @@ func absentID(id string) string {
 		}
 	}
 	return id + "0"
+}
+
+// absentNumber is absentID for an id of digits. Sequential ids are
+// small, and a column for them is often 32 bits wide, so that a larger
+// number is refused as malformed (a 400, not the 404 a missing object
+// gets): an id that fits in 32 bits is taken, from a range no sequence
+// of a test deployment reaches (2,000,000,000 to 2,147,483,647). An id
+// longer than that (a snowflake id) or zero-padded keeps its length, led
+// by a 9.
+func absentNumber(id string) string {
+	if len(id) <= 10 && (id[0] != '0' || len(id) == 1) {
+		n, _ := rand.Int(rand.Reader, big.NewInt(147_483_647))
+		return fmt.Sprint(2_000_000_000 + n.Int64())
+	}
+	b := []byte(id)
+	b[0] = '9'
+	for i := 1; i < len(b); i++ {
+		n, _ := rand.Int(rand.Reader, big.NewInt(10))
+		b[i] = byte('0' + n.Int64())
+	}
+	return string(b)
 }
 
 func class(c rune) string {
