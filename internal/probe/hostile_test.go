@@ -1,0 +1,564 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
+)
+
+// These tests play an attacker who writes the document the probe reads
+// and the application it probes. Each one states the safe behaviour
+// exactly: what the probe refuses, what it skips and why, and what
+// reaches the wire (bytes, paths, hosts) or the report.
+
+// maxRequestBody is how much of a generated body a test accepts: a
+// hostile schema must not make the probe send more.
+const maxRequestBody = 64 << 10
+
+// wire is a loopback HTTP server that records what reaches it: every
+// connection it accepts and every request, as the wire shows it.
+type wire struct {
+	url   string
+	conns atomic.Int64
+	mu    sync.Mutex
+	seen  []seenRequest
+}
+
+type seenRequest struct {
+	Method, RequestURI, Path, RawPath, EscapedPath, Auth string
+	BodyBytes                                            int64
+}
+
+// serveWire starts h behind a recorder on a loopback port of its own.
+// h sees the request body as read (at most 1 MiB of it); the recorder
+// counts all of it.
+func serveWire(t *testing.T, h http.HandlerFunc) *wire {
+	t.Helper()
+	w := &wire{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.url = "http://" + ln.Addr().String()
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			var kept bytes.Buffer
+			n, _ := io.Copy(io.MultiWriter(&limitedBuffer{&kept, 1 << 20}), r.Body)
+			r.Body = io.NopCloser(&kept)
+			w.mu.Lock()
+			w.seen = append(w.seen, seenRequest{Method: r.Method, RequestURI: r.RequestURI, Path: r.URL.Path,
+				RawPath: r.URL.RawPath, EscapedPath: r.URL.EscapedPath(), Auth: r.Header.Get("Authorization"), BodyBytes: n})
+			w.mu.Unlock()
+			if h != nil {
+				h(rw, r)
+			}
+		}),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				w.conns.Add(1)
+			}
+		},
+	}
+	runtest.Go(t, func(ctx context.Context) error {
+		go func() { <-ctx.Done(); srv.Close() }()
+		if err := srv.Serve(ln); err != http.ErrServerClosed {
+			return err
+		}
+		return nil
+	})
+	return w
+}
+
+func (w *wire) requests() []seenRequest {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]seenRequest(nil), w.seen...)
+}
+
+// limitedBuffer keeps the first max bytes written to it and accepts
+// (and drops) the rest.
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+// docOf is a document with the given paths and component schemas (JSON
+// object members, without their braces).
+func docOf(paths, schemas string) string {
+	return `{"openapi": "3.0.3", "info": {"title": "hostile", "version": "1"}, "security": [{"bearer": []}],
+ "paths": {` + paths + `},
+ "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": {` + schemas + `}}}`
+}
+
+// itemPaths are a create and a read by id, the create's body of schema.
+func itemPaths(schema string) string {
+	return `"/items": {"post": {"requestBody": {"required": true, "content": {"application/json": {"schema": ` + schema + `}}},
+   "responses": {"201": {"description": "created"}}}},
+ "/items/{id}": {"get": {"parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+   "responses": {"200": {"description": "item"}}}}`
+}
+
+// probeWithin runs the probe with the toy identities and fails the test if it
+// has not returned within d: a hang is one of the defects these tests
+// look for, and a test that hung would say nothing about which one.
+func probeWithin(t *testing.T, d time.Duration, cfg Config) (*Report, error) {
+	t.Helper()
+	if cfg.Identities == nil {
+		cfg.Identities = toyIdentities()
+	}
+	if cfg.DocumentName == "" {
+		cfg.DocumentName = "hostile.json"
+	}
+	type result struct {
+		rep *Report
+		err error
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		rep, err := Run(ctx, cfg)
+		done <- result{rep, err}
+	}()
+	select {
+	case r := <-done:
+		return r.rep, r.err
+	case <-time.After(d):
+		t.Fatalf("the probe had not returned after %v", d)
+		return nil, nil
+	}
+}
+
+// refused runs the probe on doc and wants it refused as a document,
+// within d, with no connection made to app or to any of others.
+func refused(t *testing.T, d time.Duration, doc string, app *wire, others ...*wire) error {
+	t.Helper()
+	rep, err := probeWithin(t, d, Config{Document: []byte(doc), BaseURL: app.url})
+	if !errors.Is(err, ErrDocument) {
+		t.Fatalf("want an error wrapping ErrDocument, got %v (report %+v)", err, rep)
+	}
+	for _, w := range append([]*wire{app}, others...) {
+		if n := w.conns.Load(); n != 0 {
+			t.Errorf("%s got %d connections from a refused document", w.url, n)
+		}
+	}
+	return err
+}
+
+// skippedFor is the report's reason for skipping op, or "".
+func skippedFor(rep *Report, op string) string {
+	for _, s := range rep.Skipped {
+		if s.Operation == op {
+			return s.Reason
+		}
+	}
+	return ""
+}
+
+func TestHostileDocumentOverTheSizeBoundIsRefusedUnread(t *testing.T) {
+	app := serveWire(t, nil)
+	// A valid document padded past the bound: refused for its size, not
+	// for anything a parser would find (which would mean it was parsed).
+	doc := strings.Replace(docOf(itemPaths(`{"type": "object"}`), ""), `"version": "1"`,
+		`"version": "1", "x-pad": "`+strings.Repeat("a", MaxDocumentBytes)+`"`, 1)
+	start := time.Now()
+	err := refused(t, 10*time.Second, doc, app)
+	if !strings.Contains(err.Error(), "more than the") {
+		t.Errorf("refused for another reason than its size: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("refusing an oversize document took %v: it was read", d)
+	}
+}
+
+// manyPaths is a document of n paths with one GET each.
+func manyPaths(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"/p%d": {"get": {"responses": {"200": {"description": "x"}}}}`, i)
+	}
+	return docOf(b.String(), "")
+}
+
+func TestHostileDocumentWithTensOfThousandsOfPathsIsBounded(t *testing.T) {
+	// As many paths as fit under the size bound.
+	n := 100_000
+	doc := manyPaths(n)
+	for len(doc) > MaxDocumentBytes {
+		n -= 5000
+		doc = manyPaths(n)
+	}
+	if n < 50_000 {
+		t.Fatalf("only %d paths fit in %d bytes", n, MaxDocumentBytes)
+	}
+	app := serveWire(t, nil)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	err := refused(t, 2*time.Minute, doc, app)
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	if !strings.Contains(err.Error(), fmt.Sprintf("more than %d operations", maxOperations)) {
+		t.Errorf("refused for another reason than its %d operations: %v", n, err)
+	}
+	// Generous bounds, an order of magnitude above what an 8 MiB
+	// document takes to parse, far below what a quadratic pass or a
+	// probe of 100,000 operations would.
+	if elapsed > 60*time.Second {
+		t.Errorf("refusing %d paths took %v", n, elapsed)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<30 {
+		t.Errorf("refusing %d paths allocated %d MiB", n, alloc>>20)
+	}
+	t.Logf("%d paths, %d bytes: refused in %v, %d MiB allocated", n, len(doc), elapsed, (after.TotalAlloc-before.TotalAlloc)>>20)
+}
+
+func TestMaxOperationsIsTheBound(t *testing.T) {
+	base := mustURL(t, "http://127.0.0.1:1")
+	d, err := loadDocument(t.Context(), []byte(manyPaths(maxOperations)), base)
+	if err != nil || len(d.ops) != maxOperations {
+		t.Fatalf("a document of %d operations: %v", maxOperations, err)
+	}
+	if _, err := loadDocument(t.Context(), []byte(manyPaths(maxOperations+1)), base); !errors.Is(err, ErrDocument) {
+		t.Fatalf("a document of %d operations was not refused: %v", maxOperations+1, err)
+	}
+}
+
+func TestHostileDocumentDeeplyNestedIsRefused(t *testing.T) {
+	const depth = 100_000
+	open, closeArr := strings.Repeat("[", depth), strings.Repeat("]", depth)
+	for name, doc := range map[string]string{
+		"arrays in an extension": strings.Replace(docOf(itemPaths(`{"type": "object"}`), ""), `"version": "1"`,
+			`"version": "1", "x-deep": `+open+closeArr, 1),
+		"objects in an extension": strings.Replace(docOf(itemPaths(`{"type": "object"}`), ""), `"version": "1"`,
+			`"version": "1", "x-deep": `+strings.Repeat(`{"a":`, depth)+"1"+strings.Repeat("}", depth), 1),
+		"schemas": docOf(itemPaths(strings.Repeat(`{"type": "array", "items": `, depth)+`{"type": "string"}`+strings.Repeat("}", depth)), ""),
+		"yaml flow sequences": "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {/a: {get: {responses: {'200': {description: x}}}}}\nx-deep: " +
+			open + closeArr + "\n",
+		"yaml block mappings": "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {/a: {get: {responses: {'200': {description: x}}}}}\nx-deep:\n" +
+			func() string {
+				var b strings.Builder
+				for i := range 20_000 {
+					b.WriteString(strings.Repeat(" ", i+1) + "a:\n")
+				}
+				return b.String()
+			}(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			app := serveWire(t, nil)
+			refused(t, time.Minute, doc, app)
+		})
+	}
+}
+
+func TestHostileDocumentDeepButParseableSchemaIsSkipped(t *testing.T) {
+	// Nesting the parser takes (below its depth bound of 10,000) but the
+	// probe does not follow past maxSchemaDepth.
+	const depth = 3000
+	schema := strings.Repeat(`{"type": "object", "required": ["a"], "properties": {"a": `, depth) + `{"type": "string"}` + strings.Repeat("}}", depth)
+	app := serveWire(t, nil)
+	rep, err := probeWithin(t, time.Minute, Config{Document: []byte(docOf(itemPaths(schema), "")), BaseURL: app.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why := skippedFor(rep, "POST /items"); !strings.Contains(why, "body schema") {
+		t.Errorf("POST /items: want it skipped for its body schema, got %q", why)
+	}
+	for _, r := range app.requests() {
+		if r.Method == "POST" {
+			t.Errorf("sent %s %s for a schema it cannot satisfy", r.Method, r.RequestURI)
+		}
+	}
+}
+
+func TestHostileYAMLAliasBombIsRefused(t *testing.T) {
+	doc := "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths: {/a: {get: {responses: {'200': {description: x}}}}}\n" +
+		"x-a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+	prev := "a"
+	for _, name := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		doc += fmt.Sprintf("x-%s: &%s [%s]\n", name, name, strings.TrimSuffix(strings.Repeat("*"+prev+", ", 9), ", "))
+		prev = name
+	}
+	app := serveWire(t, nil)
+	start := time.Now()
+	refused(t, time.Minute, doc, app)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("refusing an alias bomb took %v", d)
+	}
+}
+
+func TestHostileExternalReferencesAreNeverFetched(t *testing.T) {
+	other := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"S": {"type": "string"}, "openapi": "3.0.3"}`)
+	})
+	for name, doc := range map[string]string{
+		"schema over http":  docOf(itemPaths(`{"$ref": "`+other.url+`/s.json#/S"}`), ""),
+		"schema over //":    docOf(itemPaths(`{"$ref": "//`+strings.TrimPrefix(other.url, "http://")+`/s.json#/S"}`), ""),
+		"a component":       docOf(itemPaths(`{"$ref": "#/components/schemas/S"}`), `"S": {"$ref": "`+other.url+`/s.json#/S"}`),
+		"a path item":       docOf(`"/items": {"$ref": "`+other.url+`/p.json#/P"}`, ""),
+		"a parameter":       docOf(`"/items": {"get": {"parameters": [{"$ref": "`+other.url+`/x.json#/P"}], "responses": {"200": {"description": "x"}}}}`, ""),
+		"a request body":    docOf(`"/items": {"post": {"requestBody": {"$ref": "`+other.url+`/x.json#/B"}, "responses": {"200": {"description": "x"}}}}`, ""),
+		"a response":        docOf(`"/items": {"get": {"responses": {"200": {"$ref": "`+other.url+`/x.json#/R"}}}}`, ""),
+		"/etc/passwd":       docOf(itemPaths(`{"$ref": "file:///etc/passwd#/x"}`), ""),
+		"an absolute path":  docOf(itemPaths(`{"$ref": "/etc/passwd#/x"}`), ""),
+		"a relative file":   docOf(itemPaths(`{"$ref": "schemas.json#/S"}`), ""),
+		"a whole document":  docOf(itemPaths(`{"$ref": "`+other.url+`/s.json"}`), ""),
+		"the metadata host": docOf(itemPaths(`{"$ref": "http://169.254.169.254/latest/meta-data#/x"}`), ""),
+	} {
+		t.Run(name, func(t *testing.T) {
+			app := serveWire(t, nil)
+			refused(t, time.Minute, doc, app, other)
+		})
+	}
+	if n := len(other.requests()); n != 0 {
+		t.Errorf("the other listener got %d requests", n)
+	}
+}
+
+func TestHostileServersNamingAnotherHostAreRefused(t *testing.T) {
+	// The other listener is on loopback too, named "localhost": another
+	// host name than the base URL's 127.0.0.1, so a document naming it
+	// must be refused, and it must see no traffic either way.
+	other := serveWire(t, nil)
+	elsewhere := strings.Replace(other.url, "127.0.0.1", "localhost", 1)
+	hostPort := strings.TrimPrefix(elsewhere, "http://")
+	_, port, _ := net.SplitHostPort(hostPort)
+	get := `{"get": {"responses": {"200": {"description": "x"}}}}`
+	top := func(servers string) string {
+		return strings.Replace(docOf(`"/items": `+get, ""), `"security"`, `"servers": `+servers+`, "security"`, 1)
+	}
+	for name, doc := range map[string]string{
+		"top level":            top(`[{"url": "` + elsewhere + `"}]`),
+		"top level, second":    top(`[{"url": "/api"}, {"url": "` + elsewhere + `/api"}]`),
+		"scheme-relative":      top(`[{"url": "//` + hostPort + `/api"}]`),
+		"upper case":           top(`[{"url": "HTTP://LOCALHOST:` + port + `"}]`),
+		"user information":     top(`[{"url": "http://127.0.0.1@` + hostPort + `/"}]`),
+		"a variable host":      top(`[{"url": "http://{host}:{port}/", "variables": {"host": {"default": "localhost"}, "port": {"default": "` + port + `"}}}]`),
+		"a variable url":       top(`[{"url": "{url}", "variables": {"url": {"default": "` + elsewhere + `"}}}]`),
+		"an undefined var":     top(`[{"url": "http://{host}/"}]`),
+		"a nested var":         top(`[{"url": "http://{a}/", "variables": {"a": {"default": "{b}"}, "b": {"default": "localhost"}}}]`),
+		"path level":           docOf(`"/items": {"servers": [{"url": "`+elsewhere+`"}], "get": {"responses": {"200": {"description": "x"}}}}`, ""),
+		"path level, variable": docOf(`"/items": {"servers": [{"url": "http://{h}/", "variables": {"h": {"default": "localhost"}}}], "get": {"responses": {"200": {"description": "x"}}}}`, ""),
+		"operation level":      docOf(`"/items": {"get": {"servers": [{"url": "`+elsewhere+`"}], "responses": {"200": {"description": "x"}}}}`, ""),
+		"operation, variable":  docOf(`"/items": {"get": {"servers": [{"url": "{s}://{h}", "variables": {"s": {"default": "http"}, "h": {"default": "`+hostPort+`"}}}], "responses": {"200": {"description": "x"}}}}`, ""),
+	} {
+		t.Run(name, func(t *testing.T) {
+			app := serveWire(t, nil)
+			refused(t, time.Minute, doc, app, other)
+		})
+	}
+	// A server on the base URL's host (another port) is accepted, and
+	// still never talked to: the probe sends only to the base URL.
+	t.Run("same host, another port", func(t *testing.T) {
+		app := serveWire(t, nil)
+		doc := top(`[{"url": "` + other.url + `/api"}]`)
+		rep, err := probeWithin(t, time.Minute, Config{Document: []byte(doc), BaseURL: app.url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Requests == 0 || len(app.requests()) != rep.Requests {
+			t.Errorf("the report counts %d requests, the base URL got %d", rep.Requests, len(app.requests()))
+		}
+	})
+	if n := other.conns.Load(); n != 0 {
+		t.Errorf("the document's server got %d connections", n)
+	}
+}
+
+func TestHostileRedirectsAreNotFollowed(t *testing.T) {
+	for _, status := range []int{301, 302, 303, 307, 308} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			other := serveWire(t, nil)
+			app := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasSuffix(r.URL.Path, "/elsewhere") {
+					io.WriteString(w, `{"followed": true}`)
+					return
+				}
+				// Every other answer sends the probe away: to another
+				// listener, or to another path of the same one.
+				if r.Method == "GET" {
+					w.Header().Set("Location", "/elsewhere")
+				} else {
+					w.Header().Set("Location", other.url+"/items")
+				}
+				w.WriteHeader(status)
+			})
+			rep, err := probeWithin(t, time.Minute, Config{Document: []byte(toyDoc), BaseURL: app.url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Incomplete != "" {
+				t.Errorf("incomplete: %s", rep.Incomplete)
+			}
+			if n := other.conns.Load(); n != 0 {
+				t.Errorf("the redirect's target got %d connections", n)
+			}
+			for _, r := range app.requests() {
+				if strings.HasSuffix(r.Path, "/elsewhere") {
+					t.Errorf("followed a redirect to %s", r.RequestURI)
+				}
+			}
+			if why := skippedFor(rep, "POST /items"); !strings.Contains(why, fmt.Sprint(status)) {
+				t.Errorf("POST /items: want it skipped for its %d, got %q", status, why)
+			}
+		})
+	}
+}
+
+func TestHostileHugeAnswerIsReadOnlyUpToTheBound(t *testing.T) {
+	const size = 100 << 20
+	var completed, started atomic.Int64
+	app := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
+		started.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+		completed.Add(1)
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Config{Document: []byte(toyDoc), DocumentName: "toy.json", BaseURL: app.url, Identities: toyIdentities()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Incomplete != "" {
+		t.Errorf("incomplete: %s", rep.Incomplete)
+	}
+	if started.Load() == 0 || completed.Load() != 0 {
+		t.Errorf("%d of %d answers of %d MiB were read to the end", completed.Load(), started.Load(), size>>20)
+	}
+	checkExcerpts(t, rep)
+}
+
+func TestHostileEndlessAnswerEndsWithTheContext(t *testing.T) {
+	for name, h := range map[string]http.HandlerFunc{
+		"stalls after the headers": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(200)
+			io.WriteString(w, `{"items": [`)
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		},
+		"trickles forever": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(200)
+			for {
+				if _, err := io.WriteString(w, " "); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				select {
+				case <-r.Context().Done():
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		},
+		"never answers": func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			app := serveWire(t, h)
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			start := time.Now()
+			rep, err := Run(ctx, Config{Document: []byte(toyDoc), DocumentName: "toy.json", BaseURL: app.url, Identities: toyIdentities()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(start); d > 15*time.Second {
+				t.Errorf("the run took %v past a deadline of 2s", d)
+			}
+			if !strings.Contains(rep.Incomplete, "stopped before the end") {
+				t.Errorf("want the report marked incomplete, got %q", rep.Incomplete)
+			}
+		})
+	}
+}
+
+// checkExcerpts fails the test for any answer excerpt longer than the
+// report keeps.
+func checkExcerpts(t *testing.T, rep *Report) {
+	t.Helper()
+	check := func(e *Exchange) {
+		if e != nil && (len(e.Body) > 1024+len("…") || len(e.RequestBody) > 1024+len("…")) {
+			t.Errorf("an excerpt of %d bytes in %s %s", len(e.Body), e.Method, e.URL)
+		}
+	}
+	for _, f := range rep.Findings {
+		check(&f.Request)
+		check(f.Compared)
+	}
+	for _, s := range rep.Skipped {
+		if len(s.Reason) > 2048 {
+			t.Errorf("a skip reason of %d bytes for %s", len(s.Reason), s.Operation)
+		}
+	}
+}
+
+func TestHostileRetryAfterIsNotWaitedOut(t *testing.T) {
+	app := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "99999")
+		w.WriteHeader(429)
+	})
+	start := time.Now()
+	rep, err := probeWithin(t, time.Minute, Config{Document: []byte(toyDoc), BaseURL: app.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the run took %v", d)
+	}
+	// Each request sent once: a Retry-After past the bound is an answer,
+	// not a reason to send again.
+	got := app.requests()
+	if rep.Requests != len(got) {
+		t.Errorf("the report counts %d requests, the application got %d", rep.Requests, len(got))
+	}
+	sent := map[string]int{}
+	for _, r := range got {
+		sent[r.Method+" "+r.RequestURI+" "+r.Auth]++
+	}
+	for req, n := range sent {
+		if n > 1 && !strings.HasPrefix(req, "GET ") {
+			t.Errorf("%s sent %d times", req, n)
+		}
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
