@@ -310,6 +310,131 @@ func TestHostileYAMLAliasBombIsRefused(t *testing.T) {
 	}
 }
 
+// Recursive and exploding schemas: the probe finishes, skips the create
+// with a reason, and sends no body it cannot bound.
+func TestHostileSchemasAreBounded(t *testing.T) {
+	ref := func(name string) string { return `{"$ref": "#/components/schemas/` + name + `"}` }
+	wide := func(levels, width int) string {
+		var b strings.Builder
+		for l := range levels {
+			if l > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `"L%d": {"type": "object", "required": [`, l)
+			for p := range width {
+				if p > 0 {
+					b.WriteString(",")
+				}
+				fmt.Fprintf(&b, `"p%d"`, p)
+			}
+			b.WriteString(`], "properties": {`)
+			for p := range width {
+				if p > 0 {
+					b.WriteString(",")
+				}
+				fmt.Fprintf(&b, `"p%d": %s`, p, ref(fmt.Sprintf("L%d", l+1)))
+			}
+			b.WriteString("}}")
+		}
+		fmt.Fprintf(&b, `, "L%d": {"type": "string"}, "Body": %s`, levels, ref("L0"))
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name, schemas string
+		// sent: the probe may make a (small) body and send it; else the
+		// create must be skipped for its body schema.
+		sent bool
+	}{
+		{name: "required self-reference",
+			schemas: `"Body": {"type": "object", "required": ["self"], "properties": {"self": ` + ref("Body") + `}}`},
+		{name: "mutual recursion",
+			schemas: `"Body": {"type": "object", "required": ["b"], "properties": {"b": ` + ref("B") + `}},
+			          "B": {"type": "object", "required": ["a"], "properties": {"a": ` + ref("Body") + `}}`},
+		{name: "a $ref to itself",
+			schemas: `"Body": {"type": "object", "required": ["x"], "properties": {"x": ` + ref("X") + `}}, "X": ` + ref("X"), sent: true},
+		{name: "allOf cycle",
+			schemas: `"Body": {"allOf": [` + ref("Body") + `, {"type": "object"}]}`},
+		{name: "allOf-oneOf cycle",
+			schemas: `"Body": {"allOf": [` + ref("B") + `]}, "B": {"oneOf": [` + ref("Body") + `]}`},
+		{name: "wide oneOf cycle",
+			schemas: `"Body": {"oneOf": [` + strings.TrimSuffix(strings.Repeat(ref("Body")+",", 8), ",") + `]}`},
+		{name: "wide anyOf cycle through arrays",
+			schemas: `"Body": {"type": "array", "minItems": 8, "items": {"anyOf": [` + strings.TrimSuffix(strings.Repeat(ref("Body")+",", 6), ",") + `]}}`},
+		{name: "oneOf cycle with a way out",
+			schemas: `"Body": {"type": "array", "minItems": 8, "items": {"oneOf": [` + ref("Body") + `, {"type": "string"}]}}`},
+		{name: "ten required properties, twelve levels deep", schemas: wide(12, 10)},
+		{name: "arrays of arrays", schemas: `"Body": ` + strings.Repeat(`{"type": "array", "minItems": 8, "items": `, 10) + `{"type": "string", "minLength": 64}` + strings.Repeat("}", 10)},
+		{name: "arrays of big numbers", schemas: `"Body": ` + strings.Repeat(`{"type": "array", "minItems": 8, "items": `, 5) + `{"type": "number", "minimum": 1e300}` + strings.Repeat("}", 5)},
+		{name: "arrays of booleans", schemas: `"Body": ` + strings.Repeat(`{"type": "array", "minItems": 8, "items": `, 5) + `{"type": "boolean"}` + strings.Repeat("}", 5)},
+		{name: "huge minItems", schemas: `"Body": {"type": "array", "minItems": 1000000000000, "items": {"type": "string"}}`},
+		{name: "huge minLength", schemas: `"Body": {"type": "object", "required": ["s"], "properties": {"s": {"type": "string", "minLength": 1000000000000}}}`},
+		{name: "minLength past the bound", schemas: `"Body": {"type": "object", "required": ["s"], "properties": {"s": {"type": "string", "minLength": 100000}}}`},
+		{name: "minLength within the bound", schemas: `"Body": {"type": "object", "required": ["s"], "properties": {"s": {"type": "string", "minLength": 1000}}}`, sent: true},
+		{name: "a huge example", schemas: `"Body": {"type": "array", "minItems": 8, "items": {"type": "string", "example": "` + strings.Repeat("e", 1<<20) + `"}}`},
+		{name: "long property names", schemas: `"Body": {"type": "object", "required": [` + func() string {
+			var names []string
+			for i := range 200 {
+				names = append(names, fmt.Sprintf(`"%s%d"`, strings.Repeat("n", 1000), i))
+			}
+			return strings.Join(names, ",")
+		}() + `]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if r.Method == "POST" {
+					w.WriteHeader(201)
+					fmt.Fprintf(w, `{"id": "itm-%d"}`, time.Now().UnixNano())
+					return
+				}
+				w.WriteHeader(404)
+				io.WriteString(w, `{"code": "not_found"}`)
+			})
+			doc := docOf(itemPaths(ref("Body")), tc.schemas)
+			rep, err := probeWithin(t, 30*time.Second, Config{Document: []byte(doc), BaseURL: app.url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			posts := 0
+			for _, r := range app.requests() {
+				if r.BodyBytes > maxRequestBody {
+					t.Errorf("sent a body of %d bytes: %s %s", r.BodyBytes, r.Method, r.RequestURI)
+				}
+				if r.Method == "POST" {
+					posts++
+				}
+			}
+			why := skippedFor(rep, "POST /items")
+			switch {
+			case tc.sent && posts == 0:
+				t.Errorf("want the create sent, got no POST (skipped: %q)", why)
+			case !tc.sent && (posts != 0 || !strings.Contains(why, "cannot create") || !strings.Contains(why, "body")):
+				t.Errorf("want the create skipped for its body, got %d POSTs and reason %q", posts, why)
+			}
+		})
+	}
+}
+
+func TestHostileHugeMediaExampleIsNotSent(t *testing.T) {
+	paths := `"/items": {"post": {"requestBody": {"required": true, "content": {"application/json": {
+	   "schema": {"type": "object"}, "example": {"big": "` + strings.Repeat("e", 1<<20) + `"}}}},
+	 "responses": {"201": {"description": "created"}}}},
+	 "/items/{id}": {"get": {"responses": {"200": {"description": "item"}}}}`
+	app := serveWire(t, nil)
+	rep, err := probeWithin(t, 30*time.Second, Config{Document: []byte(docOf(paths, "")), BaseURL: app.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range app.requests() {
+		if r.BodyBytes > maxRequestBody {
+			t.Errorf("sent a body of %d bytes: %s %s", r.BodyBytes, r.Method, r.RequestURI)
+		}
+	}
+	if why := skippedFor(rep, "POST /items"); !strings.Contains(why, "example") {
+		t.Errorf("POST /items: want it skipped for its example, got %q", why)
+	}
+}
+
 func TestHostileExternalReferencesAreNeverFetched(t *testing.T) {
 	other := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -491,7 +491,7 @@ func (r *run) request(op *operation, caller *Identity) ([]byte, url.Values, stri
 		query.Set(name, v)
 	}
 	markers := r.markers[caller.Label]
-	g := generator{label: caller.Label, markers: &markers}
+	g := newGenerator(caller.Label, &markers)
 	defer func() { r.markers[caller.Label] = markers }()
 	for _, p := range op.Params {
 		if p.In != "query" || !p.Required || query.Has(p.Name) {
@@ -534,19 +534,25 @@ func (r *run) request(op *operation, caller *Identity) ([]byte, url.Values, stri
 		}
 		return nil, nil, "its body is not JSON (give it in the recipe)"
 	}
+	var example any
 	if media.Example != nil {
-		b, _ := json.Marshal(media.Example)
-		return b, query, ""
+		example = media.Example
 	}
 	for _, name := range sortedKeys(media.Examples) {
-		if ex := media.Examples[name]; ex != nil && ex.Value != nil && ex.Value.Value != nil {
-			b, _ := json.Marshal(ex.Value.Value)
-			return b, query, ""
+		if ex := media.Examples[name]; example == nil && ex != nil && ex.Value != nil && ex.Value.Value != nil {
+			example = ex.Value.Value
 		}
+	}
+	if example != nil {
+		if _, ok := g.given(example); !ok {
+			return nil, nil, fmt.Sprintf("its body example is more than the %d bytes the probe sends (give the body in the recipe)", maxGenerated)
+		}
+		b, _ := json.Marshal(example)
+		return b, query, ""
 	}
 	v, ok := g.value(media.Schema, 0)
 	if !ok {
-		return nil, nil, "its body schema needs a value the probe cannot make (a pattern, deep nesting; give the body in the recipe)"
+		return nil, nil, "its body schema needs a value the probe cannot make (a pattern, deep nesting, a size past the probe's bound; give the body in the recipe)"
 	}
 	b, _ := json.Marshal(v)
 	return b, query, ""

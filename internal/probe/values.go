@@ -3,6 +3,7 @@ package probe
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"strings"
@@ -19,34 +20,69 @@ func marker(label string) string {
 	return "probe-" + label + "-" + hex.EncodeToString(b)
 }
 
+// maxGenerated bounds what the generator does for one request: each
+// schema it visits costs one (the separator before its value) and each
+// byte of JSON it makes one more, so that no body it makes is larger
+// than the bound. Depth alone does not bound a hostile document's
+// schemas: a oneOf of eight references to itself is tried 8^12 times
+// within maxSchemaDepth, arrays of arrays of eight items make 8^12
+// values, a minLength of 1e12 asks for a terabyte and an example of a
+// megabyte can be used many times over. Past the bound the operation is
+// skipped with a reason (a recipe can supply the body).
+const maxGenerated = 32 << 10
+
 // generator makes request bodies and parameter values from schemas.
 type generator struct {
 	label   string
 	markers *[]string // where the markers it makes are collected
+	left    *int      // what is left of maxGenerated
+}
+
+func newGenerator(label string, markers *[]string) generator {
+	left := maxGenerated
+	return generator{label: label, markers: markers, left: &left}
+}
+
+// spend takes n from what is left of the generator's bound, and reports
+// whether there was that much.
+func (g generator) spend(n int) bool {
+	*g.left -= n
+	return *g.left >= 0
+}
+
+// given is a value the document gives (an example, a default), paid for
+// by its size.
+func (g generator) given(v any) (any, bool) {
+	b, err := json.Marshal(v)
+	if err != nil || !g.spend(len(b)) {
+		return nil, false
+	}
+	return v, true
 }
 
 // value makes a value that satisfies s as far as the probe can tell:
 // examples, defaults and enums first, then the type's shape. Optional
-// properties are left out, recursion stops at maxSchemaDepth, and a
-// schema it cannot satisfy yields ok=false so that the operation is
-// skipped with a reason (a recipe can supply the body).
+// properties are left out, recursion stops at maxSchemaDepth, work and
+// size at maxGenerated, and a schema it cannot satisfy yields ok=false so
+// that the operation is skipped with a reason (a recipe can supply the
+// body).
 func (g generator) value(s *openapi3.SchemaRef, depth int) (v any, ok bool) {
-	if s == nil || s.Value == nil {
-		return map[string]any{}, true
-	}
-	if depth > maxSchemaDepth {
+	if depth > maxSchemaDepth || !g.spend(1) {
 		return nil, false
+	}
+	if s == nil || s.Value == nil {
+		return g.given(map[string]any{})
 	}
 	sc := s.Value
 	switch {
 	case sc.Example != nil:
-		return sc.Example, true
+		return g.given(sc.Example)
 	case len(sc.Examples) > 0:
-		return sc.Examples[0], true
+		return g.given(sc.Examples[0])
 	case sc.Default != nil:
-		return sc.Default, true
+		return g.given(sc.Default)
 	case len(sc.Enum) > 0:
-		return sc.Enum[0], true
+		return g.given(sc.Enum[0])
 	}
 	if len(sc.AllOf) > 0 {
 		out := map[string]any{}
@@ -80,7 +116,7 @@ func (g generator) value(s *openapi3.SchemaRef, depth int) (v any, ok bool) {
 		return g.object(sc, map[string]any{}, depth)
 	case "array":
 		n := max(int(sc.MinItems), 1)
-		if n > 8 {
+		if n > 8 || !g.spend(len("[]")) {
 			return nil, false
 		}
 		out := make([]any, 0, n)
@@ -107,13 +143,13 @@ func (g generator) value(s *openapi3.SchemaRef, depth int) (v any, ok bool) {
 			n = *sc.Max
 		}
 		if typeOf(sc) == "integer" {
-			return int64(n), true
+			return g.given(int64(n))
 		}
-		return n, true
+		return g.given(n)
 	case "boolean":
-		return false, true
+		return g.given(false)
 	case "null":
-		return nil, true
+		return g.given(nil)
 	default:
 		return g.str(sc)
 	}
@@ -121,9 +157,15 @@ func (g generator) value(s *openapi3.SchemaRef, depth int) (v any, ok bool) {
 
 // object fills out with the required properties of sc.
 func (g generator) object(sc *openapi3.Schema, out map[string]any, depth int) (any, bool) {
+	if !g.spend(len("{}")) {
+		return nil, false
+	}
 	for _, name := range sc.Required {
 		if _, done := out[name]; done {
 			continue
+		}
+		if !g.spend(len(name) + len(`"":,`)) {
+			return nil, false
 		}
 		v, ok := g.value(sc.Properties[name], depth+1)
 		if !ok {
@@ -195,10 +237,13 @@ func (g generator) str(sc *openapi3.Schema) (any, bool) {
 		}
 		s = s[:*sc.MaxLength]
 	}
-	for uint64(len(s)) < sc.MinLength {
-		s += "x"
+	if uint64(len(s)) < sc.MinLength {
+		if sc.MinLength > maxGenerated {
+			return nil, false
+		}
+		s += strings.Repeat("x", int(sc.MinLength)-len(s))
 	}
-	return s, true
+	return g.given(s)
 }
 
 // absentID makes an id of the same shape as id that names no object: the
