@@ -131,9 +131,15 @@ func (s *sender) sendOnce(ctx context.Context, method, path string, query url.Va
 		return answer{}, err
 	}
 	s.sent++
+	// path is escaped already (fill escapes each segment, so that an
+	// id's "/" is "%2F" and stays within its segment): it is the URL's
+	// escaped path, not a path to escape again.
 	u := *s.base
-	u.Path = strings.TrimRight(s.base.Path, "/") + path
-	u.RawPath = ""
+	u.RawPath = strings.TrimRight(s.base.EscapedPath(), "/") + path
+	var err error
+	if u.Path, err = url.PathUnescape(u.RawPath); err != nil {
+		return answer{}, fmt.Errorf("probe: %s %s: %w", method, path, err)
+	}
 	u.RawQuery = query.Encode()
 	var rd io.Reader
 	if body != nil {

@@ -52,7 +52,8 @@ func (o *operation) pathParams() []string {
 
 // paramName reports whether a path segment is a whole parameter, "{id}".
 // A segment that mixes text and a parameter ("v{n}.json") is not one the
-// probe can fill with an object's id, and is not treated as one.
+// probe can fill with an object's id, and is not treated as one: fill
+// skips its operations.
 func paramName(seg string) (string, bool) {
 	if len(seg) > 2 && seg[0] == '{' && seg[len(seg)-1] == '}' && !strings.ContainsAny(seg[1:len(seg)-1], "{}") {
 		return seg[1 : len(seg)-1], true

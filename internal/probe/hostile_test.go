@@ -3,6 +3,7 @@ package probe
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -676,6 +677,99 @@ func TestHostileRetryAfterIsNotWaitedOut(t *testing.T) {
 		if n > 1 && !strings.HasPrefix(req, "GET ") {
 			t.Errorf("%s sent %d times", req, n)
 		}
+	}
+}
+
+// pathsDoc is a create, operations on its objects, and templates that
+// mix text and parameters.
+const pathsDoc = `"/items": {"post": {"responses": {"201": {"description": "created"}}}},
+	 "/items/{id}": {"get": {"responses": {"200": {"description": "item"}}}, "delete": {"responses": {"204": {"description": "gone"}}}},
+	 "/items/{id}.json": {"get": {"responses": {"200": {"description": "item"}}}},
+	 "/pairs/{a}{b}": {"get": {"responses": {"200": {"description": "pair"}}}},
+	 "/items/{id}/{{id}}": {"get": {"responses": {"200": {"description": "braces"}}}}`
+
+// probePaths probes pathsDoc under the base path /api/v1 of an
+// application whose creates name their objects id(tenant), and checks
+// what every request must be: under /api/v1/, without a dot segment,
+// without a template left unfilled.
+func probePaths(t *testing.T, id func(tenant string) string) (*Report, []seenRequest) {
+	t.Helper()
+	app := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == "POST" {
+			tn := map[string]string{"Bearer tok-a": "a", "Bearer tok-b": "b"}[r.Header.Get("Authorization")]
+			w.WriteHeader(201)
+			json.NewEncoder(w).Encode(map[string]string{"id": id(tn)})
+			return
+		}
+		w.WriteHeader(404)
+		io.WriteString(w, `{"code": "not_found"}`)
+	})
+	rep, err := probeWithin(t, time.Minute, Config{Document: []byte(docOf(pathsDoc, "")), BaseURL: app.url + "/api/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := app.requests()
+	for _, r := range got {
+		p := r.EscapedPath
+		if !strings.HasPrefix(p, "/api/v1/") {
+			t.Errorf("%s %s: not under /api/v1/", r.Method, r.RequestURI)
+		}
+		for _, seg := range strings.Split(p, "/") {
+			if seg == "." || seg == ".." {
+				t.Errorf("%s %s: a dot segment", r.Method, r.RequestURI)
+			}
+		}
+		if strings.ContainsAny(r.Path, "{}") {
+			t.Errorf("%s %s: an unfilled template", r.Method, r.RequestURI)
+		}
+	}
+	return rep, got
+}
+
+// Ids that look like paths, escapes, a query: each reaches the
+// application as the one segment it is, escaped once.
+func TestHostileIDsReachTheApplicationAsOneSegment(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		id   func(tenant string) string
+		// want is the segment the application must get for tenant a's
+		// object, as r.URL.EscapedPath shows it.
+		want string
+	}{
+		{"slashes and dot segments", func(tn string) string { return tn + "/../../admin" }, "a%2F..%2F..%2Fadmin"},
+		{"a leading dot segment", func(tn string) string { return "../../" + tn }, "..%2F..%2Fa"},
+		{"escapes", func(tn string) string { return tn + "%2F..%2Fadmin" }, "a%252F..%252Fadmin"},
+		{"query and fragment", func(tn string) string { return tn + "?admin=1#x" }, "a%3Fadmin=1%23x"},
+		{"a space and a backslash", func(tn string) string { return tn + ` ..\..\x` }, "a%20..%5C..%5Cx"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, got := probePaths(t, tc.id)
+			own := false
+			for _, r := range got {
+				if r.Method == "GET" && r.Auth == "Bearer tok-a" && r.EscapedPath == "/api/v1/items/"+tc.want {
+					own = true
+					if r.Path != "/api/v1/items/"+tc.id("a") {
+						t.Errorf("the application read the id as %q, want %q", strings.TrimPrefix(r.Path, "/api/v1/items/"), tc.id("a"))
+					}
+				}
+			}
+			if !own {
+				t.Errorf("the application never got tenant a's id as the segment %s: %+v", tc.want, got)
+			}
+		})
+	}
+}
+
+func TestHostileMixedTemplatesAreSkipped(t *testing.T) {
+	rep, _ := probePaths(t, func(tn string) string { return "itm-" + tn })
+	for _, op := range []string{"GET /items/{id}.json", "GET /pairs/{a}{b}", "GET /items/{id}/{{id}}"} {
+		if why := skippedFor(rep, op); !strings.Contains(why, "mixes text and a parameter") {
+			t.Errorf("%s: want it skipped as a template the probe cannot fill, got %q", op, why)
+		}
+	}
+	if rep.Probed == 0 {
+		t.Errorf("nothing probed: the test proves little")
 	}
 }
 

@@ -412,8 +412,13 @@ func (r *run) fill(op *operation, owner *Identity, tenant string) (filled, strin
 	f := filled{objSeg: -1}
 	for i, seg := range op.Segments {
 		name, ok := paramName(seg)
+		if !ok && strings.ContainsAny(seg, "{}") {
+			return f, fmt.Sprintf("its path segment %q mixes text and a parameter, which the probe does not fill", seg)
+		}
 		if !ok {
-			f.segs = append(f.segs, seg)
+			// A literal segment, escaped as a URL's path would be (it
+			// holds no "/").
+			f.segs = append(f.segs, (&url.URL{Path: seg}).EscapedPath())
 			continue
 		}
 		var val string
