@@ -102,6 +102,11 @@ func loadDocument(ctx context.Context, data []byte, base *url.URL) (*document, e
 		if !strings.HasPrefix(path, "/") {
 			return nil, fmt.Errorf("%w: path %q does not start with /", ErrDocument, path)
 		}
+		// A "." or ".." segment is resolved by the server or a proxy in
+		// front of it: a request would leave the base URL's path.
+		if segs := strings.Split(path, "/"); slices.Contains(segs, ".") || slices.Contains(segs, "..") {
+			return nil, fmt.Errorf("%w: path %q has a . or .. segment", ErrDocument, path)
+		}
 		if err := checkServers(item.Servers, base, "path "+path); err != nil {
 			return nil, err
 		}

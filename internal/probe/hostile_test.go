@@ -761,6 +761,17 @@ func TestHostileIDsReachTheApplicationAsOneSegment(t *testing.T) {
 	}
 }
 
+// "." and ".." cannot be escaped: the operations that need such an id
+// are skipped.
+func TestHostileDotIDsAreNotSent(t *testing.T) {
+	rep, _ := probePaths(t, func(tn string) string { return map[string]string{"a": "..", "b": "."}[tn] })
+	for _, op := range []string{"GET /items/{id}", "DELETE /items/{id}"} {
+		if why := skippedFor(rep, op); !strings.Contains(why, "no path segment") {
+			t.Errorf("%s: want it skipped for an id that is no path segment, got %q", op, why)
+		}
+	}
+}
+
 func TestHostileMixedTemplatesAreSkipped(t *testing.T) {
 	rep, _ := probePaths(t, func(tn string) string { return "itm-" + tn })
 	for _, op := range []string{"GET /items/{id}.json", "GET /pairs/{a}{b}", "GET /items/{id}/{{id}}"} {
@@ -770,6 +781,15 @@ func TestHostileMixedTemplatesAreSkipped(t *testing.T) {
 	}
 	if rep.Probed == 0 {
 		t.Errorf("nothing probed: the test proves little")
+	}
+}
+
+func TestHostileDocumentPathsWithDotSegmentsAreRefused(t *testing.T) {
+	for _, path := range []string{"/../admin", "/items/..", "/items/./x", "/a/../../b"} {
+		t.Run(path, func(t *testing.T) {
+			app := serveWire(t, nil)
+			refused(t, time.Minute, docOf(`"`+path+`": {"get": {"responses": {"200": {"description": "x"}}}}`, ""), app)
+		})
 	}
 }
 

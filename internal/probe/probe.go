@@ -445,6 +445,11 @@ func (r *run) fill(op *operation, owner *Identity, tenant string) (filled, strin
 		} else {
 			return f, fmt.Sprintf("nothing the probe makes fills {%s} (name it in the recipe's params)", name)
 		}
+		// "." and ".." cannot be escaped: a server (or a proxy in front
+		// of it) resolves them, and the request leaves its path.
+		if val == "." || val == ".." {
+			return f, fmt.Sprintf("{%s} would be %q, which is no path segment", name, val)
+		}
 		f.segs = append(f.segs, url.PathEscape(val))
 	}
 	f.path = "/" + strings.Join(f.segs, "/")
