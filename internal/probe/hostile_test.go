@@ -793,6 +793,32 @@ func TestHostileDocumentPathsWithDotSegmentsAreRefused(t *testing.T) {
 	}
 }
 
+func TestHostileCreatedIDIsBounded(t *testing.T) {
+	long := strings.Repeat("i", 64<<10)
+	app := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == "POST" {
+			w.WriteHeader(201)
+			fmt.Fprintf(w, `{"id": "%d-%s"}`, time.Now().UnixNano(), long)
+			return
+		}
+		w.WriteHeader(404)
+	})
+	rep, err := probeWithin(t, time.Minute, Config{Document: []byte(toyDoc), BaseURL: app.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range app.requests() {
+		if len(r.RequestURI) > 4096 {
+			t.Errorf("sent a request-target of %d bytes", len(r.RequestURI))
+		}
+	}
+	if why := skippedFor(rep, "POST /items"); !strings.Contains(why, "bytes") {
+		t.Errorf("POST /items: want it skipped for its id's length, got %q", why)
+	}
+	checkExcerpts(t, rep)
+}
+
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)

@@ -178,6 +178,11 @@ func tenantClaim(token string) string {
 	return ""
 }
 
+// maxIDBytes bounds an id the probe takes from a create's answer: it
+// goes into request paths and is looked for in answers, and the ids of
+// an application's objects are short.
+const maxIDBytes = 256
+
 // object is one object the probe created.
 type object struct {
 	owner  *Identity
@@ -327,6 +332,10 @@ func (r *run) createObjects(ctx context.Context) error {
 			oid, ok := r.createdID(op, a)
 			if !ok {
 				r.skip(op, "created, but the answer names no id (give its JSON pointer as the recipe's \"id\")")
+				continue
+			}
+			if len(oid) > maxIDBytes {
+				r.skip(op, fmt.Sprintf("created, but the answer's id is %d bytes, more than the %d the probe takes", len(oid), maxIDBytes))
 				continue
 			}
 			r.objects[id.Label][op] = &object{owner: id, create: op, id: oid}
