@@ -170,6 +170,16 @@ func (s *sender) sendOnce(ctx context.Context, method, path string, query url.Va
 		location: resp.Header.Get("Location"), retryAfter: resp.Header.Get("Retry-After"), body: b}, nil
 }
 
+// holdsSecret reports whether t holds one of the credentials.
+func (s *sender) holdsSecret(t string) bool {
+	for _, secret := range s.secrets {
+		if secret != "" && strings.Contains(t, secret) {
+			return true
+		}
+	}
+	return false
+}
+
 // excerpt is the first KiB of b with every credential masked.
 func (s *sender) excerpt(b []byte) string {
 	t := string(b)

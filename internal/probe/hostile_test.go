@@ -650,6 +650,126 @@ func checkExcerpts(t *testing.T, rep *Report) {
 	}
 }
 
+// Tokens of high entropy, so that a piece of one in a report cannot be
+// there by chance.
+const (
+	tokenA = "3f9c2e7a1b5d8f0e4c6a9b2d7e1f3a5c8b0d2e4f"
+	tokenB = "c1e5a9d3f7b2e6a0c4d8f2b6e0a4c8d2f6b0e4a8"
+)
+
+// echoApp is a multi-tenant application that echoes the caller's
+// Authorization header wherever where says: "body", "content-type", "id"
+// (a create answers with the header as the new object's id), "raw-id"
+// (with the bare token as the id). It reads any item for anyone and lists
+// every tenant's, so the report has findings with answers to show.
+func echoApp(where string) http.HandlerFunc {
+	var mu sync.Mutex
+	var items []string
+	seq := 0
+	return func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		auth := r.Header.Get("Authorization")
+		if auth == "" {
+			w.WriteHeader(401)
+			return
+		}
+		ct := "application/json"
+		if where == "content-type" {
+			ct = "application/json; seen=\"" + auth + "\""
+		}
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("X-Seen", auth)
+		w.Header().Set("Location", "/items/"+strings.TrimPrefix(auth, "Bearer "))
+		out := map[string]any{}
+		if where == "body" {
+			out["seen"] = auth
+			out["detail"] = "you sent " + auth
+		}
+		switch {
+		case r.Method == "POST" && r.URL.Path == "/items":
+			seq++
+			id := fmt.Sprintf("itm-%06d", seq)
+			switch where {
+			case "id":
+				id = auth
+			case "raw-id":
+				id = strings.TrimPrefix(auth, "Bearer ")
+			}
+			items = append(items, id)
+			out["id"] = id
+			w.WriteHeader(201)
+		case r.Method == "GET" && r.URL.Path == "/items":
+			out["items"] = items
+		case r.Method == "DELETE":
+			w.WriteHeader(403)
+		}
+		json.NewEncoder(w).Encode(out)
+	}
+}
+
+func TestHostileEchoedCredentialsStayOutOfTheReport(t *testing.T) {
+	for _, where := range []string{"body", "content-type", "id", "raw-id"} {
+		t.Run(where, func(t *testing.T) {
+			app := serveWire(t, echoApp(where))
+			ids := []Identity{{Label: "a", Tenant: "a", Token: tokenA}, {Label: "b", Tenant: "b", Token: tokenB}}
+			doc := []byte(toyDoc)
+			rep, err := probeWithin(t, time.Minute, Config{Document: doc, DocumentName: "toy.json", BaseURL: app.url, Identities: ids})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sent int
+			for _, r := range app.requests() {
+				if r.Auth != "" {
+					sent++
+				}
+			}
+			if sent == 0 {
+				t.Fatal("no credential was sent: the test proves nothing")
+			}
+			var text, js, sarif bytes.Buffer
+			if err := rep.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if err := rep.WriteJSON(&js); err != nil {
+				t.Fatal(err)
+			}
+			if err := rep.WriteSARIF(&sarif, doc); err != nil {
+				t.Fatal(err)
+			}
+			for name, out := range map[string]string{"text": text.String(), "JSON": js.String(), "SARIF": sarif.String()} {
+				if piece := pieceOf(out, tokenA, tokenB); piece != "" {
+					t.Errorf("the %s report holds %q, a piece of a credential:\n%s", name, piece, out)
+				}
+			}
+			switch where {
+			case "body", "content-type":
+				if len(rep.Findings) == 0 {
+					t.Errorf("no findings: the report shows no answer, and the test proves little:\n%s", text.String())
+				}
+			case "id", "raw-id":
+				// An id holding a credential would be sent in paths, and
+				// an absent id made from it shows most of it: not used.
+				if why := skippedFor(rep, "POST /items"); !strings.Contains(why, "holds a credential") {
+					t.Errorf("POST /items: want it skipped for an id holding a credential, got %q", why)
+				}
+			}
+		})
+	}
+}
+
+// pieceOf is the first 10-byte run of any of tokens found in out.
+func pieceOf(out string, tokens ...string) string {
+	for _, tok := range tokens {
+		for i := 0; i+10 <= len(tok); i++ {
+			if strings.Contains(out, tok[i:i+10]) {
+				return tok[i : i+10]
+			}
+		}
+	}
+	return ""
+}
+
 func TestHostileRetryAfterIsNotWaitedOut(t *testing.T) {
 	app := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "99999")

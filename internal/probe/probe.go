@@ -115,6 +115,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	case err != nil:
 		rep.Incomplete = err.Error()
 	}
+	// Excerpts of answers are masked as they are made, but an answer
+	// reaches the report by other ways too (a media type, an id in a
+	// path or a reason): whatever an application echoes, the report
+	// holds no credential.
+	rep.mask(s.secrets)
 	rep.sort()
 	if rep.Findings == nil {
 		rep.Findings = []Finding{}
@@ -332,6 +337,12 @@ func (r *run) createObjects(ctx context.Context) error {
 			oid, ok := r.createdID(op, a)
 			if !ok {
 				r.skip(op, "created, but the answer names no id (give its JSON pointer as the recipe's \"id\")")
+				continue
+			}
+			if r.s.holdsSecret(oid) {
+				// Masked in the report, it would still be sent in paths,
+				// and an id made from it (absent) shows most of it.
+				r.skip(op, "created, but the answer's id holds a credential")
 				continue
 			}
 			if len(oid) > maxIDBytes {
