@@ -939,6 +939,48 @@ func TestHostileCreatedIDIsBounded(t *testing.T) {
 	checkExcerpts(t, rep)
 }
 
+// A recipe's {id:...} is filled with ids the application chose: an id
+// that spells a template must be sent as it is, not expanded again.
+func TestHostileIDThatSpellsARecipeTemplate(t *testing.T) {
+	paths := `"/items": {"post": {"responses": {"201": {"description": "created"}}}},
+	 "/items/{id}": {"patch": {"responses": {"200": {"description": "item"}}}}`
+	for _, id := range []string{"{id:POST /items}", "{id:POST /items}{id:POST /items}", "x{id:POST /items"} {
+		t.Run(id, func(t *testing.T) {
+			var patched sync.Map
+			app := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if r.Method == "POST" {
+					w.WriteHeader(201)
+					json.NewEncoder(w).Encode(map[string]string{"id": id})
+					return
+				}
+				b, _ := io.ReadAll(r.Body)
+				patched.Store(string(b), true)
+				w.WriteHeader(404)
+			})
+			recipe, err := ParseRecipe([]byte(`{"operations": {"PATCH /items/{id}": {"body": {"parent": "{id:POST /items}"}}}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := probeWithin(t, 30*time.Second, Config{Document: []byte(docOf(paths, "")), BaseURL: app.url, Recipe: recipe}); err != nil {
+				t.Fatal(err)
+			}
+			want, _ := json.Marshal(map[string]string{"parent": id})
+			n := 0
+			patched.Range(func(k, _ any) bool {
+				n++
+				if k.(string) != string(want) {
+					t.Errorf("sent %s, want %s", k, want)
+				}
+				return true
+			})
+			if n == 0 {
+				t.Errorf("no PATCH was sent")
+			}
+		})
+	}
+}
+
 func mustURL(t *testing.T, s string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(s)

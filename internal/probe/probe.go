@@ -484,11 +484,12 @@ func (r *run) expand(tmpl string, owner *Identity, tenant string) (string, strin
 		r.markers[owner.Label] = append(r.markers[owner.Label], m)
 		out = strings.Replace(out, "{marker}", m, 1)
 	}
-	for {
-		i := strings.Index(out, "{id:")
+	for at := 0; ; {
+		i := strings.Index(out[at:], "{id:")
 		if i < 0 {
 			break
 		}
+		i += at
 		j := strings.Index(out[i:], "}")
 		if j < 0 {
 			return "", "an unclosed {id: in the recipe"
@@ -504,6 +505,9 @@ func (r *run) expand(tmpl string, owner *Identity, tenant string) (string, strin
 			return "", fmt.Sprintf("the recipe names {id:%s}, and %s has no such object", key, owner.Label)
 		}
 		out = out[:i] + o.id + out[i+j+1:]
+		// The id is the application's, and no template: an id that
+		// spells "{id:...}" must not be expanded again (forever).
+		at = i + len(o.id)
 	}
 	return out, ""
 }
