@@ -989,3 +989,20 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+// A recipe's {marker} in a create's body is a marker like the ones the
+// probe makes itself: found in another tenant's answer, it is a leak.
+func TestRecipeMarkersAreLookedFor(t *testing.T) {
+	recipe, err := ParseRecipe([]byte(`{"operations": {"POST /items": {"body": {"title": "{marker}"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(t.Context(), Config{Document: []byte(toyDoc), DocumentName: "toy.json", BaseURL: serveToy(t, defects{echoes: true}),
+		Identities: toyIdentities(), Recipe: recipe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rulesFound(rep)[RuleCrossTenantRead+" GET /items/{id}"] {
+		t.Fatalf("the refusal shows the other tenant's title, made from the recipe's {marker}, and nothing was found:\n%s", textOf(rep))
+	}
+}

@@ -212,6 +212,13 @@ type run struct {
 	report  *Report
 }
 
+// mark records m, a marker the probe sends as label's: the one place
+// markers are kept, whether the generator or a recipe's {marker} made
+// them.
+func (r *run) mark(label, m string) {
+	r.markers[label] = append(r.markers[label], m)
+}
+
 func (r *run) skip(op *operation, why string) {
 	if _, ok := r.skipped[op.ID]; !ok {
 		r.skipped[op.ID] = why
@@ -481,7 +488,7 @@ func (r *run) expand(tmpl string, owner *Identity, tenant string) (string, strin
 	out := strings.ReplaceAll(tmpl, "{tenant}", tenant)
 	for strings.Contains(out, "{marker}") {
 		m := marker(owner.Label)
-		r.markers[owner.Label] = append(r.markers[owner.Label], m)
+		r.mark(owner.Label, m)
 		out = strings.Replace(out, "{marker}", m, 1)
 	}
 	for at := 0; ; {
@@ -524,9 +531,7 @@ func (r *run) request(op *operation, caller *Identity) ([]byte, url.Values, stri
 		}
 		query.Set(name, v)
 	}
-	markers := r.markers[caller.Label]
-	g := newGenerator(caller.Label, &markers)
-	defer func() { r.markers[caller.Label] = markers }()
+	g := newGenerator(caller.Label, func(m string) { r.mark(caller.Label, m) })
 	for _, p := range op.Params {
 		if p.In != "query" || !p.Required || query.Has(p.Name) {
 			continue

@@ -33,14 +33,14 @@ const maxGenerated = 32 << 10
 
 // generator makes request bodies and parameter values from schemas.
 type generator struct {
-	label   string
-	markers *[]string // where the markers it makes are collected
-	left    *int      // what is left of maxGenerated
+	label string
+	mark  func(string) // takes each marker it makes
+	left  *int         // what is left of maxGenerated
 }
 
-func newGenerator(label string, markers *[]string) generator {
+func newGenerator(label string, mark func(string)) generator {
 	left := maxGenerated
-	return generator{label: label, markers: markers, left: &left}
+	return generator{label: label, mark: mark, left: &left}
 }
 
 // spend takes n from what is left of the generator's bound, and reports
@@ -227,8 +227,8 @@ func (g generator) str(sc *openapi3.Schema) (any, bool) {
 			return nil, false
 		}
 		s = marker(g.label)
-		if g.markers != nil {
-			*g.markers = append(*g.markers, s)
+		if g.mark != nil {
+			g.mark(s)
 		}
 	}
 	if sc.MaxLength != nil && uint64(len(s)) > *sc.MaxLength {
