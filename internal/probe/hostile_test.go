@@ -1006,3 +1006,41 @@ func TestRecipeMarkersAreLookedFor(t *testing.T) {
 		t.Fatalf("the refusal shows the other tenant's title, made from the recipe's {marker}, and nothing was found:\n%s", textOf(rep))
 	}
 }
+
+// Every text field of every body the probe sends carries a marker, and
+// every answer is searched for them: with wide bodies, many operations
+// and answers of a megabyte that look like markers, the search must not
+// grow with their number (it took more than ten minutes when it did).
+func TestHostileManyMarkersAndBigAnswers(t *testing.T) {
+	var props, required []string
+	for i := range 300 {
+		props = append(props, fmt.Sprintf(`"f%d": {"type": "string"}`, i))
+		required = append(required, fmt.Sprintf(`"f%d"`, i))
+	}
+	schemas := `"Body": {"type": "object", "required": [` + strings.Join(required, ",") + `], "properties": {` + strings.Join(props, ",") + `}}`
+	body := `{"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Body"}}}}, "responses": {"200": {"description": "x"}}}`
+	paths := `"/items": {"post": ` + body + `}`
+	for i := range 40 {
+		paths += fmt.Sprintf(`, "/items/{id}/a%d": {"patch": %s, "get": {"responses": {"200": {"description": "x"}}}}`, i, body)
+	}
+	answer := bytes.Repeat([]byte("probe-a-x"), maxAnswer/9)
+	var seq atomic.Int64
+	app := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			w.WriteHeader(201)
+			fmt.Fprintf(w, `{"id": "itm-%d"}`, seq.Add(1))
+			return
+		}
+		w.WriteHeader(404)
+		w.Write(answer)
+	})
+	start := time.Now()
+	rep, err := probeWithin(t, 3*time.Minute, Config{Document: []byte(docOf(paths, schemas)), BaseURL: app.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Incomplete != "" || rep.Probed < 40 {
+		t.Errorf("probed %d operations, incomplete %q", rep.Probed, rep.Incomplete)
+	}
+	t.Logf("%d requests in %v", rep.Requests, time.Since(start))
+}

@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r := &run{cfg: cfg, doc: doc, s: s, ids: ids, recipe: cfg.Recipe,
 		creates: map[string]*operation{}, objects: map[string]map[*operation]*object{},
-		markers: map[string][]string{}, made: map[string][]string{}, probed: map[string]bool{}, skipped: map[string]string{},
+		markers: map[string][]string{}, marked: map[string]bool{}, made: map[string][]string{}, probed: map[string]bool{}, skipped: map[string]string{},
 		report: &Report{Target: base.String(), Document: cfg.DocumentName, Started: time.Now().UTC(), Operations: len(doc.ops)}}
 	start := time.Now()
 	err = r.run(ctx)
@@ -205,6 +205,7 @@ type run struct {
 	creates map[string]*operation             // create operations by their collection's path template
 	objects map[string]map[*operation]*object // identity label → create → its object
 	markers map[string][]string               // identity label → markers in its objects
+	marked  map[string]bool                   // every marker, for leaked
 	made    map[string][]string               // identity label → ids of its objects
 	probed  map[string]bool                   // operations tested across tenants
 	skipped map[string]string                 // operation → why it was not (fully) tested
@@ -217,6 +218,7 @@ type run struct {
 // them.
 func (r *run) mark(label, m string) {
 	r.markers[label] = append(r.markers[label], m)
+	r.marked[m] = true
 }
 
 func (r *run) skip(op *operation, why string) {
@@ -871,13 +873,22 @@ func (r *run) nobody(ctx context.Context, op *operation, owner *Identity) error 
 	return r.oracle(ctx, op, f, owner, "nobody", "", body, query, a, req)
 }
 
-// leaked names the first of owner's markers (and, with ids, the first of
-// its object ids) found in b.
+// leaked names one of owner's markers (and, with ids, the first of its
+// object ids) found in b. Markers are found by what they start with and
+// looked up, not searched for one by one: a run makes a marker for every
+// text field of every body it sends, and an answer can be a megabyte.
 func (r *run) leaked(b []byte, owner *Identity, ids bool) string {
-	for _, m := range r.markers[owner.Label] {
-		if bytes.Contains(b, []byte(m)) {
-			return "text " + m
+	prefix := []byte(markerPrefix(owner.Label))
+	for at := 0; ; {
+		i := bytes.Index(b[at:], prefix)
+		if i < 0 {
+			break
 		}
+		i += at
+		if end := i + len(prefix) + markerHex; end <= len(b) && r.marked[string(b[i:end])] {
+			return "text " + string(b[i:end])
+		}
+		at = i + 1
 	}
 	if ids {
 		for _, id := range r.made[owner.Label] {

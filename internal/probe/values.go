@@ -15,10 +15,16 @@ import (
 // every free-text field of the objects it creates, so that finding it in
 // another tenant's answer proves a leak even when ids are not listed.
 func marker(label string) string {
-	b := make([]byte, 6)
+	b := make([]byte, markerHex/2)
 	rand.Read(b)
-	return "probe-" + label + "-" + hex.EncodeToString(b)
+	return markerPrefix(label) + hex.EncodeToString(b)
 }
+
+// markerHex is how many hexadecimal digits follow a marker's prefix.
+const markerHex = 12
+
+// markerPrefix is what each of label's markers starts with.
+func markerPrefix(label string) string { return "probe-" + label + "-" }
 
 // maxGenerated bounds what the generator does for one request: each
 // schema it visits costs one (the separator before its value) and each
