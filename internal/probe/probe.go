@@ -937,24 +937,32 @@ func normalize(body []byte, id string) []byte {
 	return body
 }
 
+// replaceToken replaces tok in body with "{id}" where it stands as a
+// whole token. Each occurrence is judged by the bytes around it in body:
+// one inside a word hides no occurrence it overlaps, and one at the
+// start of what is left to search is not taken to start the body.
 func replaceToken(body []byte, tok string) []byte {
 	word := func(c byte) bool {
 		return c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 	}
+	if tok == "" {
+		return body
+	}
 	var out []byte
-	rest := body
-	for {
-		i := bytes.Index(rest, []byte(tok))
+	done := 0 // body[:done] is in out
+	for at := 0; ; {
+		i := bytes.Index(body[at:], []byte(tok))
 		if i < 0 {
-			return append(out, rest...)
+			return append(out, body[done:]...)
 		}
+		i += at
 		end := i + len(tok)
-		if (i > 0 && word(rest[i-1])) || (end < len(rest) && word(rest[end])) {
-			out = append(out, rest[:end]...)
-		} else {
-			out = append(append(out, rest[:i]...), "{id}"...)
+		if (i > 0 && word(body[i-1])) || (end < len(body) && word(body[end])) {
+			at = i + 1
+			continue
 		}
-		rest = rest[end:]
+		out = append(append(out, body[done:i]...), "{id}"...)
+		done, at = end, end
 	}
 }
 

@@ -258,3 +258,20 @@ func TestEachDefectIsFound(t *testing.T) {
 		})
 	}
 }
+
+func TestNormalizeJudgesEachOccurrenceInItsBody(t *testing.T) {
+	for _, tc := range []struct{ body, id, want string }{
+		{`{"code": "not_found", "id": "itm_1"}`, "itm_1", `{"code": "not_found", "id": "{id}"}`},
+		{`{"tenant": "a", "code": "not_found"}`, "a", `{"tenant": "{id}", "code": "not_found"}`},
+		// The second "a" follows another: inside a word, left alone.
+		{`aa`, "a", `aa`},
+		{`aa a`, "a", `aa {id}`},
+		// An occurrence inside a word does not hide the one it overlaps.
+		{`xa.a.a`, "a.a", `xa.{id}`},
+		{`/items/a%2Fb and a/b`, "a/b", `/items/{id} and {id}`},
+	} {
+		if got := string(normalize([]byte(tc.body), tc.id)); got != tc.want {
+			t.Errorf("normalize(%q, %q) = %q, want %q", tc.body, tc.id, got, tc.want)
+		}
+	}
+}
