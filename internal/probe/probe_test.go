@@ -275,3 +275,22 @@ func TestNormalizeJudgesEachOccurrenceInItsBody(t *testing.T) {
 		}
 	}
 }
+
+// An id's absent twin keeps its length, whatever letters it uses and
+// whatever bytes it holds: an application may answer an id of another
+// length as malformed (400), which would look like an existence oracle.
+func TestAbsentIDKeepsTheShape(t *testing.T) {
+	for _, id := range []string{"z", "ZZ", "zz-zz", "ZZZ-zzz", "x.y.z", "\xb30", "é1", "itm_01HZX3"} {
+		for range 20 {
+			got := absentID(id)
+			if got == id || len(got) != len(id) {
+				t.Fatalf("absentID(%q) = %q, want another id of %d bytes", id, got, len(id))
+			}
+			for i := range len(id) {
+				if class(rune(id[i])) == "" && got[i] != id[i] {
+					t.Fatalf("absentID(%q) = %q: byte %d changed", id, got, i)
+				}
+			}
+		}
+	}
+}

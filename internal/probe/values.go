@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -265,32 +266,34 @@ func absentID(id string) string {
 		n, _ := rand.Int(rand.Reader, big.NewInt(1e9))
 		return fmt.Sprint(int64(9e11) + n.Int64())
 	}
-	r := []rune(id)
-	alphabet := map[string][]rune{}
+	// Bytes, not runes: only ASCII letters and digits change, and every
+	// other byte stays as it is, even one that is not UTF-8.
+	r := []byte(id)
+	alphabet := map[string][]byte{}
 	for _, c := range r {
-		k := class(c)
-		if k != "" && !strings.ContainsRune(string(alphabet[k]), c) {
+		k := class(rune(c))
+		if k != "" && bytes.IndexByte(alphabet[k], c) < 0 {
 			alphabet[k] = append(alphabet[k], c)
 		}
 	}
 	// The alphabet the id draws from, per class: its own characters, or
-	// the hexadecimal digits when it only ever used those.
+	// the hexadecimal digits when it only ever used those, or when it has
+	// too few of its own to change one ("zz" would otherwise get longer,
+	// and an application may answer an id of another length as malformed,
+	// which is no "no such object").
 	defaults := map[string]string{"digit": "0123456789", "lower": "abcdef", "upper": "ABCDEF"}
 	changed := 0
 	for i := len(r) - 1; i >= 0 && changed < min(6, max(1, len(r)/2)); i-- {
-		k := class(r[i])
+		k := class(rune(r[i]))
 		if k == "" {
 			continue
 		}
 		pool := alphabet[k]
 		if len(pool) < 4 {
-			pool = []rune(defaults[k])
-			if k != "digit" && !strings.ContainsRune(string(pool), r[i]) {
+			pool = []byte(defaults[k])
+			if k != "digit" && bytes.IndexByte(pool, r[i]) < 0 && len(alphabet[k]) >= 2 {
 				pool = alphabet[k]
 			}
-		}
-		if len(pool) < 2 {
-			continue
 		}
 		for {
 			n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(pool))))
@@ -301,7 +304,7 @@ func absentID(id string) string {
 		}
 		changed++
 	}
-	if changed == 0 {
+	if changed == 0 { // no ASCII letter or digit to change
 		return id + "0"
 	}
 	return string(r)
