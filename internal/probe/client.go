@@ -153,7 +153,9 @@ func (s *sender) sendOnce(ctx context.Context, method, path string, query url.Va
 		return answer{}, ctx.Err()
 	}
 	s.sent++
-	// path is escaped already (an id with a "/" is one segment, %2F).
+	// path is escaped already (fill escapes each segment, so that an
+	// id's "/" is "%2F" and stays within its segment): it is the URL's
+	// escaped path, not a path to escape again.
 	u := *s.base
 	u.RawPath = strings.TrimRight(s.base.EscapedPath(), "/") + path
 	var err error
@@ -192,6 +194,16 @@ func (s *sender) sendOnce(ctx context.Context, method, path string, query url.Va
 	}
 	return answer{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"),
 		location: resp.Header.Get("Location"), retryAfter: resp.Header.Get("Retry-After"), body: b}, nil
+}
+
+// holdsSecret reports whether t holds one of the credentials.
+func (s *sender) holdsSecret(t string) bool {
+	for _, secret := range s.secrets {
+		if secret != "" && strings.Contains(t, secret) {
+			return true
+		}
+	}
+	return false
 }
 
 // excerpt is the first KiB of b with every credential masked.

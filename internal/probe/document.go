@@ -38,7 +38,8 @@ type operation struct {
 
 // paramName reports whether a path segment is a whole parameter, "{id}".
 // A segment that mixes text and a parameter ("v{n}.json") is not one the
-// probe can fill with an object's id, and is not treated as one.
+// probe can fill with an object's id, and is not treated as one: fill
+// skips its operations.
 func paramName(seg string) (string, bool) {
 	if len(seg) > 2 && seg[0] == '{' && seg[len(seg)-1] == '}' && !strings.ContainsAny(seg[1:len(seg)-1], "{}") {
 		return seg[1 : len(seg)-1], true
@@ -86,6 +87,11 @@ func loadDocument(ctx context.Context, data []byte, base *url.URL) (*document, e
 		item := doc.Paths.Value(path)
 		if !strings.HasPrefix(path, "/") {
 			return nil, fmt.Errorf("%w: path %q does not start with /", ErrDocument, path)
+		}
+		// A "." or ".." segment is resolved by the server or a proxy in
+		// front of it: a request would leave the base URL's path.
+		if segs := strings.Split(path, "/"); slices.Contains(segs, ".") || slices.Contains(segs, "..") {
+			return nil, fmt.Errorf("%w: path %q has a . or .. segment", ErrDocument, path)
 		}
 		if err := checkServers(item.Servers, base, "path "+path); err != nil {
 			return nil, err

@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r := &run{cfg: cfg, doc: doc, s: s, ids: ids, recipe: cfg.Recipe,
 		creates: map[string]*operation{}, objects: map[string]map[*operation]*object{},
-		markers: map[string][]string{}, made: map[string][]string{}, probed: map[string]bool{}, skipped: map[string]string{},
+		markers: map[string][]string{}, marked: map[string]bool{}, made: map[string][]string{}, probed: map[string]bool{}, skipped: map[string]string{},
 		report: &Report{Target: base.String(), Document: cfg.DocumentName, Started: time.Now().UTC(), Operations: len(doc.ops)}}
 	start := time.Now()
 	err = r.run(ctx)
@@ -119,6 +119,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	case err != nil:
 		rep.Incomplete = err.Error()
 	}
+	// Excerpts of answers are masked as they are made, but an answer
+	// reaches the report by other ways too (a media type, an id in a
+	// path or a reason): whatever an application echoes, the report
+	// holds no credential.
+	rep.mask(s.secrets)
 	rep.sort()
 	if rep.Findings == nil {
 		rep.Findings = []Finding{}
@@ -182,6 +187,11 @@ func tenantClaim(token string) string {
 	return ""
 }
 
+// maxIDBytes bounds an id the probe takes from a create's answer: it
+// goes into request paths and is looked for in answers, and the ids of
+// an application's objects are short.
+const maxIDBytes = 256
+
 // object is one object the probe created.
 type object struct {
 	owner   *Identity
@@ -200,10 +210,31 @@ type run struct {
 	creates map[string]*operation             // create operations by their collection's shape
 	objects map[string]map[*operation]*object // identity label → create → its object
 	markers map[string][]string               // identity label → markers in its objects
+	marked  map[string]bool                   // every marker, for leaked
 	made    map[string][]string               // identity label → ids of its objects
 	probed  map[string]bool                   // operations tested across tenants
 	skipped map[string]string                 // operation → why it was not (fully) tested
 	report  *Report
+}
+
+// mark records m, a marker the probe sends as label's: the one place
+// markers are kept, whether the generator or a recipe's {marker} made
+// them.
+// mark records a marker label's requests carry. The set holds it in
+// lower case: an application may change the case of what it stores.
+func (r *run) mark(label, m string) {
+	r.markers[label] = append(r.markers[label], m)
+	r.marked[strings.ToLower(m)] = true
+}
+
+// unmark forgets label's markers from the from-th on: they went in a
+// request that made nothing of label's (a refused create, a request
+// without a credential), and an answer quoting them leaks nothing.
+func (r *run) unmark(label string, from int) {
+	for _, m := range r.markers[label][from:] {
+		delete(r.marked, strings.ToLower(m))
+	}
+	r.markers[label] = r.markers[label][:from]
 }
 
 func (r *run) skip(op *operation, why string) {
@@ -355,17 +386,21 @@ func (r *run) createObjects(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			plainWhy := ""
 			if (a.status == 400 || a.status == 422) && r.recipe.operation(op.ID).Body == nil {
-				r.markers[id.Label] = r.markers[id.Label][:from]
-				if plain, query, why := r.request(op, id, false); why == "" && !bytes.Equal(plain, body) {
+				r.unmark(id.Label, from)
+				plain, query, why := r.request(op, id, false)
+				if why != "" {
+					plainWhy = "; the document's own values were not tried: " + why
+				} else if !bytes.Equal(plain, body) {
 					if a, err = r.s.send(ctx, op.Method, f.path, query, plain, id.Token); err != nil {
 						return err
 					}
 				}
 			}
 			if a.status/100 != 2 {
-				hint := ""
-				if a.status == 400 || a.status == 422 {
+				hint := plainWhy
+				if hint == "" && (a.status == 400 || a.status == 422) {
 					hint = " (a recipe can supply the body)"
 				}
 				r.skip(op, fmt.Sprintf("cannot create: %s's request answered %d %s%s",
@@ -375,6 +410,16 @@ func (r *run) createObjects(ctx context.Context) error {
 			oid, ok := r.createdID(op, id, a)
 			if !ok {
 				r.skip(op, "created, but the answer names no id (give its JSON pointer as the recipe's \"id\")")
+				continue
+			}
+			if r.s.holdsSecret(oid) {
+				// Masked in the report, it would still be sent in paths,
+				// and an id made from it (absent) shows most of it.
+				r.skip(op, "created, but the answer's id holds a credential")
+				continue
+			}
+			if len(oid) > maxIDBytes {
+				r.skip(op, fmt.Sprintf("created, but the answer's id is %d bytes, more than the %d the probe takes", len(oid), maxIDBytes))
 				continue
 			}
 			r.objects[id.Label][op] = &object{owner: id, create: op, id: oid, markers: slices.Clone(r.markers[id.Label][from:])}
@@ -506,8 +551,13 @@ func (r *run) fill(op *operation, owner *Identity, tenant string) (filled, strin
 	f := filled{objSeg: -1}
 	for i, seg := range op.Segments {
 		name, ok := paramName(seg)
+		if !ok && strings.ContainsAny(seg, "{}") {
+			return f, fmt.Sprintf("its path segment %q mixes text and a parameter, which the probe does not fill", seg)
+		}
 		if !ok {
-			f.segs = append(f.segs, seg)
+			// A literal segment, escaped as a URL's path would be (it
+			// holds no "/").
+			f.segs = append(f.segs, (&url.URL{Path: seg}).EscapedPath())
 			continue
 		}
 		var val string
@@ -543,6 +593,11 @@ func (r *run) fill(op *operation, owner *Identity, tenant string) (filled, strin
 		} else {
 			return f, fmt.Sprintf("nothing the probe makes fills {%s} (name it in the recipe's params)", name)
 		}
+		// "." and ".." cannot be escaped: a server (or a proxy in front
+		// of it) resolves them, and the request leaves its path.
+		if val == "." || val == ".." {
+			return f, fmt.Sprintf("{%s} would be %q, which is no path segment", name, val)
+		}
 		f.segs = append(f.segs, url.PathEscape(val))
 	}
 	f.path = "/" + strings.Join(f.segs, "/")
@@ -553,15 +608,28 @@ func (r *run) fill(op *operation, owner *Identity, tenant string) (filled, strin
 // {id:…} goes first: its key is an operation's path, which may itself
 // hold {tenant} and other parameters, so its braces are counted.
 func (r *run) expand(tmpl string, owner *Identity, tenant string) (string, string) {
-	out := tmpl
+	// Only the template's own text is expanded: an id put in is the
+	// application's, and one that spells "{id:…}" or "{marker}" must not
+	// be expanded again (forever).
+	literal := func(t string) string {
+		t = strings.ReplaceAll(t, "{tenant}", tenant)
+		for strings.Contains(t, "{marker}") {
+			m := marker(owner.Label)
+			r.mark(owner.Label, m)
+			t = strings.Replace(t, "{marker}", m, 1)
+		}
+		return t
+	}
+	var out strings.Builder
+	rest := tmpl
 	for {
-		i := strings.Index(out, "{id:")
+		i := strings.Index(rest, "{id:")
 		if i < 0 {
 			break
 		}
 		depth, j := 0, -1
-		for k := i; k < len(out) && j < 0; k++ {
-			switch out[k] {
+		for k := i; k < len(rest) && j < 0; k++ {
+			switch rest[k] {
 			case '{':
 				depth++
 			case '}':
@@ -573,7 +641,7 @@ func (r *run) expand(tmpl string, owner *Identity, tenant string) (string, strin
 		if j < 0 {
 			return "", "an unclosed {id: in the recipe"
 		}
-		key := out[i+4 : j]
+		key := rest[i+4 : j]
 		var o *object
 		for c, x := range r.objects[owner.Label] {
 			if c.ID == key {
@@ -583,15 +651,12 @@ func (r *run) expand(tmpl string, owner *Identity, tenant string) (string, strin
 		if o == nil {
 			return "", fmt.Sprintf("the recipe names {id:%s}, and %s has no such object", key, owner.Label)
 		}
-		out = out[:i] + o.id + out[j+1:]
+		out.WriteString(literal(rest[:i]))
+		out.WriteString(o.id)
+		rest = rest[j+1:]
 	}
-	out = strings.ReplaceAll(out, "{tenant}", tenant)
-	for strings.Contains(out, "{marker}") {
-		m := marker(owner.Label)
-		r.markers[owner.Label] = append(r.markers[owner.Label], m)
-		out = strings.Replace(out, "{marker}", m, 1)
-	}
-	return out, ""
+	out.WriteString(literal(rest))
+	return out.String(), ""
 }
 
 // request makes op's body and query for caller, from the recipe or from
@@ -607,11 +672,7 @@ func (r *run) request(op *operation, caller *Identity, marked bool) ([]byte, url
 		}
 		query.Set(name, v)
 	}
-	// The generator's markers join the caller's after the recipe's,
-	// which expand adds as it goes.
-	var made []string
-	g := generator{label: caller.Label, markers: &made, marked: marked}
-	defer func() { r.markers[caller.Label] = append(r.markers[caller.Label], made...) }()
+	g := newGenerator(caller.Label, func(m string) { r.mark(caller.Label, m) }, marked)
 	for _, p := range op.Params {
 		if p.In != "query" || !p.Required || query.Has(p.Name) {
 			continue
@@ -653,22 +714,30 @@ func (r *run) request(op *operation, caller *Identity, marked bool) ([]byte, url
 		}
 		return nil, nil, "its body is not JSON (give it in the recipe)"
 	}
-	if media.Example != nil && (!marked || media.Schema == nil) {
-		b, _ := json.Marshal(media.Example)
-		return b, query, ""
+	// Marked, the schema's strings carry markers instead of the
+	// example's text (see generator.marked); without a schema, or
+	// unmarked, the example is the body.
+	var example any
+	if !marked || media.Schema == nil {
+		if media.Example != nil {
+			example = media.Example
+		}
+		for _, name := range sortedKeys(media.Examples) {
+			if ex := media.Examples[name]; example == nil && ex != nil && ex.Value != nil && ex.Value.Value != nil {
+				example = ex.Value.Value
+			}
+		}
 	}
-	for _, name := range sortedKeys(media.Examples) {
-		if marked && media.Schema != nil {
-			break
+	if example != nil {
+		if _, ok := g.given(example); !ok {
+			return nil, nil, fmt.Sprintf("its body example is more than the %d bytes the probe sends (give the body in the recipe)", maxGenerated)
 		}
-		if ex := media.Examples[name]; ex != nil && ex.Value != nil && ex.Value.Value != nil {
-			b, _ := json.Marshal(ex.Value.Value)
-			return b, query, ""
-		}
+		b, _ := json.Marshal(example)
+		return b, query, ""
 	}
 	v, ok := g.value(media.Schema, 0)
 	if !ok {
-		return nil, nil, "its body schema needs a value the probe cannot make (a pattern, deep nesting; give the body in the recipe)"
+		return nil, nil, "its body schema needs a value the probe cannot make (a pattern, deep nesting, a size past the probe's bound; give the body in the recipe)"
 	}
 	b, _ := json.Marshal(v)
 	return b, query, ""
@@ -1088,7 +1157,7 @@ func (r *run) nobody(ctx context.Context, op *operation, owner *Identity) error 
 	// quoting them back ("you sent …") leaks nothing of owner's.
 	kept := len(r.markers[owner.Label])
 	body, query, why := r.request(op, owner, false)
-	r.markers[owner.Label] = r.markers[owner.Label][:kept]
+	r.unmark(owner.Label, kept)
 	if why != "" {
 		return nil
 	}
@@ -1114,15 +1183,28 @@ func (r *run) nobody(ctx context.Context, op *operation, owner *Identity) error 
 	return r.oracle(ctx, op, f, owner, "nobody", "", body, query, a, req)
 }
 
-// leaked names the first of owner's markers (and, with ids, the first of
-// its object ids) found in b.
+// leaked names one of owner's markers (and, with ids, the first of its
+// object ids) found in b. Markers are found by what they start with and
+// looked up, not searched for one by one: a run makes a marker for every
+// text field of every body it sends, and an answer can be a megabyte.
 func (r *run) leaked(b []byte, owner *Identity, ids bool) string {
-	// An application may change the case of what it stores ("Probe-A-…").
+	// An application may change the case of what it stores
+	// ("Probe-A-…"); the set holds markers in lower case.
 	lower := bytes.ToLower(b)
-	for _, m := range r.markers[owner.Label] {
-		if bytes.Contains(lower, []byte(strings.ToLower(m))) {
-			return "text " + m
+	prefix := []byte(strings.ToLower(markerPrefix(owner.Label)))
+	for at := 0; ; {
+		i := bytes.Index(lower[at:], prefix)
+		if i < 0 {
+			break
 		}
+		i += at
+		// The whole marker, or one cut to a field's maxLength.
+		for end := min(i+len(prefix)+markerHex, len(lower)); end >= i+len(prefix)+minMarkerHex; end-- {
+			if r.marked[string(lower[i:end])] {
+				return "text " + string(b[i:end])
+			}
+		}
+		at = i + 1
 	}
 	if ids {
 		for _, id := range r.made[owner.Label] {
@@ -1171,24 +1253,32 @@ func normalize(body []byte, id string) []byte {
 	return body
 }
 
+// replaceToken replaces tok in body with "{id}" where it stands as a
+// whole token. Each occurrence is judged by the bytes around it in body:
+// one inside a word hides no occurrence it overlaps, and one at the
+// start of what is left to search is not taken to start the body.
 func replaceToken(body []byte, tok string) []byte {
 	word := func(c byte) bool {
 		return c == '_' || c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 	}
+	if tok == "" {
+		return body
+	}
 	var out []byte
-	rest := body
-	for {
-		i := bytes.Index(rest, []byte(tok))
+	done := 0 // body[:done] is in out
+	for at := 0; ; {
+		i := bytes.Index(body[at:], []byte(tok))
 		if i < 0 {
-			return append(out, rest...)
+			return append(out, body[done:]...)
 		}
+		i += at
 		end := i + len(tok)
-		if (i > 0 && word(rest[i-1])) || (end < len(rest) && word(rest[end])) {
-			out = append(out, rest[:end]...)
-		} else {
-			out = append(append(out, rest[:i]...), "{id}"...)
+		if (i > 0 && word(body[i-1])) || (end < len(body) && word(body[end])) {
+			at = i + 1
+			continue
 		}
-		rest = rest[end:]
+		out = append(append(out, body[done:i]...), "{id}"...)
+		done, at = end, end
 	}
 }
 
@@ -1211,7 +1301,9 @@ func alike(a, a2, b, c answer, idA, idB, idC string) bool {
 		return !same(a, a2, idA, idA) || !same(b, c, idB, idC)
 	}
 	for k := range la {
-		lb[k] = lb[k] // every place either answer has
+		if _, ok := lb[k]; !ok {
+			lb[k] = leaf{} // every place either answer has
+		}
 	}
 	for k, vb := range lb {
 		va := la[k]

@@ -479,22 +479,6 @@ func TestWritesAreControlled(t *testing.T) {
 	}
 }
 
-// TestRecipeMarkersAreLookedFor: a marker a recipe's body puts in an
-// object is looked for like one the probe made up.
-func TestRecipeMarkersAreLookedFor(t *testing.T) {
-	recipe, err := ParseRecipe([]byte(`{"operations": {"POST /items": {"body": {"title": "{marker}"}}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := Run(t.Context(), Config{Document: []byte(toyDoc), BaseURL: serveToy(t, defects{echoes: true}), Identities: toyIdentities(), Recipe: recipe})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := RuleCrossTenantRead + " GET /items/{id}"; !rulesFound(rep)[want] {
-		t.Errorf("want %s:\n%s", want, textOf(rep))
-	}
-}
-
 // TestRecipeParamsNameObjects: a path parameter the recipe fills with
 // one of the probe's objects ({id:…}) is that object, tried in the
 // attacker's own parent like any other.
@@ -589,6 +573,23 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+func TestNormalizeJudgesEachOccurrenceInItsBody(t *testing.T) {
+	for _, tc := range []struct{ body, id, want string }{
+		{`{"code": "not_found", "id": "itm_1"}`, "itm_1", `{"code": "not_found", "id": "{id}"}`},
+		{`{"tenant": "a", "code": "not_found"}`, "a", `{"tenant": "{id}", "code": "not_found"}`},
+		// The second "a" follows another: inside a word, left alone.
+		{`aa`, "a", `aa`},
+		{`aa a`, "a", `aa {id}`},
+		// An occurrence inside a word does not hide the one it overlaps.
+		{`xa.a.a`, "a.a", `xa.{id}`},
+		{`/items/a%2Fb and a/b`, "a/b", `/items/{id} and {id}`},
+	} {
+		if got := string(normalize([]byte(tc.body), tc.id)); got != tc.want {
+			t.Errorf("normalize(%q, %q) = %q, want %q", tc.body, tc.id, got, tc.want)
+		}
+	}
+}
+
 func TestAbsentNumbers(t *testing.T) {
 	for _, id := range []string{"1", "17", "2147483647", "0042", "1234567890123456789"[:18]} {
 		a := absentID(id)
@@ -653,5 +654,24 @@ func TestQuoted(t *testing.T) {
 	}
 	if quoted(ans(`you searched `+term+`: `+term), ans(`you searched `+decoy+`: nothing`), term, decoy) {
 		t.Error("a leak in text taken for a quote")
+	}
+}
+
+// An id's absent twin keeps its length, whatever letters it uses and
+// whatever bytes it holds: an application may answer an id of another
+// length as malformed (400), which would look like an existence oracle.
+func TestAbsentIDKeepsTheShape(t *testing.T) {
+	for _, id := range []string{"z", "ZZ", "zz-zz", "ZZZ-zzz", "x.y.z", "\xb30", "é1", "itm_01HZX3"} {
+		for range 20 {
+			got := absentID(id)
+			if got == id || len(got) != len(id) {
+				t.Fatalf("absentID(%q) = %q, want another id of %d bytes", id, got, len(id))
+			}
+			for i := range len(id) {
+				if class(rune(id[i])) == "" && got[i] != id[i] {
+					t.Fatalf("absentID(%q) = %q: byte %d changed", id, got, i)
+				}
+			}
+		}
 	}
 }

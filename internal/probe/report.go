@@ -115,6 +115,39 @@ func (r *Report) sort() {
 	slices.SortStableFunc(r.Skipped, func(a, b Skip) int { return strings.Compare(a.Operation, b.Operation) })
 }
 
+// mask replaces each of secrets wherever the report holds text.
+func (r *Report) mask(secrets []string) {
+	m := func(t *string) {
+		for _, secret := range secrets {
+			if secret != "" {
+				*t = strings.ReplaceAll(*t, secret, "[credential]")
+			}
+		}
+	}
+	exchange := func(e *Exchange) {
+		for _, t := range []*string{&e.Method, &e.URL, &e.As, &e.RequestBody, &e.ContentType, &e.Body} {
+			m(t)
+		}
+	}
+	for _, t := range []*string{&r.Target, &r.Document, &r.Incomplete} {
+		m(t)
+	}
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		for _, t := range []*string{&f.Rule, &f.Severity, &f.Operation, &f.Owner, &f.Attacker, &f.Why} {
+			m(t)
+		}
+		exchange(&f.Request)
+		if f.Compared != nil {
+			exchange(f.Compared)
+		}
+	}
+	for i := range r.Skipped {
+		m(&r.Skipped[i].Operation)
+		m(&r.Skipped[i].Reason)
+	}
+}
+
 // WriteJSON writes the report as one indented JSON document.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)

@@ -1,8 +1,10 @@
 package probe
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/big"
 	"strings"
@@ -14,15 +16,37 @@ import (
 // every free-text field of the objects it creates, so that finding it in
 // another tenant's answer proves a leak even when ids are not listed.
 func marker(label string) string {
-	b := make([]byte, 6)
+	b := make([]byte, markerHex/2)
 	rand.Read(b)
-	return "probe-" + label + "-" + hex.EncodeToString(b)
+	return markerPrefix(label) + hex.EncodeToString(b)
 }
+
+// markerHex is how many hexadecimal digits follow a marker's prefix.
+const markerHex = 12
+
+// minMarkerHex is how many of a marker's hexadecimal digits must be left
+// in one cut to a field's maxLength for the probe to still look for it.
+const minMarkerHex = 4
+
+// markerPrefix is what each of label's markers starts with.
+func markerPrefix(label string) string { return "probe-" + label + "-" }
+
+// maxGenerated bounds what the generator does for one request: each
+// schema it visits costs one (the separator before its value) and each
+// byte of JSON it makes one more, so that no body it makes is larger
+// than the bound. Depth alone does not bound a hostile document's
+// schemas: a oneOf of eight references to itself is tried 8^12 times
+// within maxSchemaDepth, arrays of arrays of eight items make 8^12
+// values, a minLength of 1e12 asks for a terabyte and an example of a
+// megabyte can be used many times over. Past the bound the operation is
+// skipped with a reason (a recipe can supply the body).
+const maxGenerated = 32 << 10
 
 // generator makes request bodies and parameter values from schemas.
 type generator struct {
-	label   string
-	markers *[]string // where the markers it makes are collected
+	label string
+	mark  func(string) // takes each marker it makes
+	left  *int         // what is left of maxGenerated
 	// marked puts a marker in every plain string, its example's place
 	// included, and in optional plain strings too: an object made with
 	// an example's text ("Buy milk") could not be told from any other in
@@ -30,17 +54,40 @@ type generator struct {
 	marked bool
 }
 
+func newGenerator(label string, mark func(string), marked bool) generator {
+	left := maxGenerated
+	return generator{label: label, mark: mark, left: &left, marked: marked}
+}
+
+// spend takes n from what is left of the generator's bound, and reports
+// whether there was that much.
+func (g generator) spend(n int) bool {
+	*g.left -= n
+	return *g.left >= 0
+}
+
+// given is a value the document gives (an example, a default), paid for
+// by its size.
+func (g generator) given(v any) (any, bool) {
+	b, err := json.Marshal(v)
+	if err != nil || !g.spend(len(b)) {
+		return nil, false
+	}
+	return v, true
+}
+
 // value makes a value that satisfies s as far as the probe can tell:
 // examples, defaults and enums first, then the type's shape. Optional
-// properties are left out, recursion stops at maxSchemaDepth, and a
-// schema it cannot satisfy yields ok=false so that the operation is
-// skipped with a reason (a recipe can supply the body).
+// properties are left out, recursion stops at maxSchemaDepth, work and
+// size at maxGenerated, and a schema it cannot satisfy yields ok=false so
+// that the operation is skipped with a reason (a recipe can supply the
+// body).
 func (g generator) value(s *openapi3.SchemaRef, depth int) (v any, ok bool) {
-	if s == nil || s.Value == nil {
-		return map[string]any{}, true
-	}
-	if depth > maxSchemaDepth {
+	if depth > maxSchemaDepth || !g.spend(1) {
 		return nil, false
+	}
+	if s == nil || s.Value == nil {
+		return g.given(map[string]any{})
 	}
 	sc := s.Value
 	if g.marked && plainString(sc) {
@@ -48,13 +95,13 @@ func (g generator) value(s *openapi3.SchemaRef, depth int) (v any, ok bool) {
 	}
 	switch {
 	case sc.Example != nil:
-		return sc.Example, true
+		return g.given(sc.Example)
 	case len(sc.Examples) > 0:
-		return sc.Examples[0], true
+		return g.given(sc.Examples[0])
 	case sc.Default != nil:
-		return sc.Default, true
+		return g.given(sc.Default)
 	case len(sc.Enum) > 0:
-		return sc.Enum[0], true
+		return g.given(sc.Enum[0])
 	}
 	if len(sc.AllOf) > 0 {
 		out := map[string]any{}
@@ -88,7 +135,7 @@ func (g generator) value(s *openapi3.SchemaRef, depth int) (v any, ok bool) {
 		return g.object(sc, map[string]any{}, depth)
 	case "array":
 		n := max(int(sc.MinItems), 1)
-		if n > 8 {
+		if n > 8 || !g.spend(len("[]")) {
 			return nil, false
 		}
 		out := make([]any, 0, n)
@@ -115,13 +162,13 @@ func (g generator) value(s *openapi3.SchemaRef, depth int) (v any, ok bool) {
 			n = *sc.Max
 		}
 		if typeOf(sc) == "integer" {
-			return int64(n), true
+			return g.given(int64(n))
 		}
-		return n, true
+		return g.given(n)
 	case "boolean":
-		return false, true
+		return g.given(false)
 	case "null":
-		return nil, true
+		return g.given(nil)
 	default:
 		return g.str(sc)
 	}
@@ -129,9 +176,15 @@ func (g generator) value(s *openapi3.SchemaRef, depth int) (v any, ok bool) {
 
 // object fills out with the required properties of sc.
 func (g generator) object(sc *openapi3.Schema, out map[string]any, depth int) (any, bool) {
+	if !g.spend(len("{}")) {
+		return nil, false
+	}
 	for _, name := range sc.Required {
 		if _, done := out[name]; done {
 			continue
+		}
+		if !g.spend(len(name) + len(`"":,`)) {
+			return nil, false
 		}
 		v, ok := g.value(sc.Properties[name], depth+1)
 		if !ok {
@@ -179,6 +232,15 @@ func typeOf(sc *openapi3.Schema) string {
 	return ""
 }
 
+// newMarker makes a marker and hands it to g.mark.
+func (g generator) newMarker() string {
+	m := marker(g.label)
+	if g.mark != nil {
+		g.mark(m)
+	}
+	return m
+}
+
 // str makes a string for sc: a marker where any text will do, a value of
 // the format where one is named, and nothing (ok=false) for a pattern the
 // probe cannot know how to satisfy.
@@ -190,9 +252,9 @@ func (g generator) str(sc *openapi3.Schema) (any, bool) {
 	case "date":
 		s = "2026-01-02"
 	case "email":
-		s = g.mark(marker(g.label)) + "@example.com"
+		s = g.newMarker() + "@example.com"
 	case "uri", "url":
-		s = "https://example.com/" + g.mark(marker(g.label))
+		s = "https://example.com/" + g.newMarker()
 	case "uuid":
 		b := make([]byte, 16)
 		rand.Read(b)
@@ -216,31 +278,31 @@ func (g generator) str(sc *openapi3.Schema) (any, bool) {
 			}
 			s = s[:*sc.MaxLength]
 		}
-		for uint64(len(s)) < sc.MinLength {
-			s += "x"
+		if sc.MinLength > maxGenerated {
+			return nil, false
+		}
+		m := s
+		if uint64(len(s)) < sc.MinLength {
+			s += strings.Repeat("x", int(sc.MinLength)-len(s))
 		}
 		// A marker cut short is still looked for while it is too long
-		// for any application to make up ("probe-a-" and four more).
-		if len(s) >= 12 {
-			g.mark(s)
+		// for any application to make up (its prefix and four digits);
+		// one padded out is looked for as the marker it starts with.
+		if len(m) >= len(markerPrefix(g.label))+minMarkerHex && g.mark != nil {
+			g.mark(m)
 		}
-		return s, true
+		return g.given(s)
 	}
 	if sc.MaxLength != nil && uint64(len(s)) > *sc.MaxLength {
 		return nil, false
 	}
-	for uint64(len(s)) < sc.MinLength {
-		s += "x"
+	if uint64(len(s)) < sc.MinLength {
+		if sc.MinLength > maxGenerated {
+			return nil, false
+		}
+		s += strings.Repeat("x", int(sc.MinLength)-len(s))
 	}
-	return s, true
-}
-
-// mark collects a marker the generator put into a value.
-func (g generator) mark(m string) string {
-	if g.markers != nil {
-		*g.markers = append(*g.markers, m)
-	}
-	return m
+	return g.given(s)
 }
 
 // absentID makes an id of the same shape as id that names no object: the
@@ -255,11 +317,13 @@ func absentID(id string) string {
 	if isDigits(id) {
 		return absentNumber(id)
 	}
-	r := []rune(id)
-	alphabet := map[string][]rune{}
+	// Bytes, not runes: only ASCII letters and digits change, and every
+	// other byte stays as it is, even one that is not UTF-8.
+	r := []byte(id)
+	alphabet := map[string][]byte{}
 	for _, c := range r {
-		k := class(c)
-		if k != "" && !strings.ContainsRune(string(alphabet[k]), c) {
+		k := class(rune(c))
+		if k != "" && bytes.IndexByte(alphabet[k], c) < 0 {
 			alphabet[k] = append(alphabet[k], c)
 		}
 	}
@@ -270,7 +334,7 @@ func absentID(id string) string {
 	// which is an answer of its own and no evidence of an oracle.
 	changed := 0
 	for i := len(r) - 1; i >= 0 && changed < min(6, max(1, len(r)/2)); i-- {
-		pool := alphabet[class(r[i])]
+		pool := alphabet[class(rune(r[i]))]
 		if len(pool) < 2 {
 			continue
 		}
@@ -286,18 +350,19 @@ func absentID(id string) string {
 	if changed > 0 {
 		return string(r)
 	}
-	// Too few characters to draw from ("a", "x-1"): the last letter or
-	// digit becomes another of its class.
+	// Too few characters to draw from ("a", "zz-zz"): the last letter or
+	// digit becomes another of its class, and the length stays (an
+	// application may answer an id of another length as malformed).
 	full := map[string]string{"digit": "0123456789", "lower": "abcdefghijklmnopqrstuvwxyz", "upper": "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
 	for i := len(r) - 1; i >= 0; i-- {
-		if k := class(r[i]); k != "" {
+		if k := class(rune(r[i])); k != "" {
 			pool := strings.ReplaceAll(full[k], string(r[i]), "")
 			n, _ := rand.Int(rand.Reader, big.NewInt(int64(len(pool))))
-			r[i] = rune(pool[n.Int64()])
+			r[i] = pool[n.Int64()]
 			return string(r)
 		}
 	}
-	return id + "0"
+	return id + "0" // no ASCII letter or digit to change
 }
 
 // absentNumber is absentID for an id of digits. Sequential ids are
