@@ -64,8 +64,10 @@ func loadDocument(ctx context.Context, data []byte, base *url.URL) (*document, e
 	l := openapi3.NewLoader()
 	l.Context = ctx
 	l.IsExternalRefsAllowed = false
-	// A document may not make the loader read files or URLs: even with
-	// external references refused, say so twice.
+	// A document may not make the loader read files or URLs. In this
+	// kin-openapi a ReadFromURIFunc replaces the IsExternalRefsAllowed
+	// check rather than adding to it, so this function is the guard
+	// (hostile_test.go's external-reference tests hold it to that).
 	l.ReadFromURIFunc = func(*openapi3.Loader, *url.URL) ([]byte, error) {
 		return nil, errors.New("external references are not followed")
 	}

@@ -1054,3 +1054,31 @@ func TestHostileManyMarkersAndBigAnswers(t *testing.T) {
 	}
 	t.Logf("%d requests in %v", rep.Requests, time.Since(start))
 }
+
+// An application's answers reach the terminal of whoever reads the text
+// report: escape sequences in them (set the title, clear the screen,
+// rewrite a line) are shown, not obeyed.
+func TestHostileAnswersCannotDriveTheTerminal(t *testing.T) {
+	evil := "\x1b]0;pwned\x07\x1b[2J\x1b[1A\r\u009bclean\x7f"
+	app := serveWire(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(400)
+		io.WriteString(w, `{"detail": "`+evil+`"}`)
+	})
+	paths := `"/items": {"post": {"responses": {"201": {"description": "made"}}}},
+	 "/items/{id}": {"get": {"responses": {"200": {"description": "item"}}}}`
+	rep, err := probeWithin(t, 30*time.Second, Config{Document: []byte(docOf(paths, "")), BaseURL: app.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := rep.WriteText(&out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\x1b\x07\r\x7f\u009b") {
+		t.Fatalf("control characters reach the terminal: %q", out.String())
+	}
+	if !strings.Contains(out.String(), `\x1b]0;pwned\x07`) {
+		t.Fatalf("the answer is not shown escaped: %q", out.String())
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 )
 
 // Rules: what a finding can be.
@@ -157,7 +158,33 @@ func (r *Report) WriteJSON(w io.Writer) error {
 
 // WriteText writes the report for a terminal: a summary table, then each
 // finding with its evidence, then what was not covered.
+//
+// Everything the application said (answers, content types, reasons that
+// quote them) reaches the terminal with its control characters shown as
+// escapes: a hostile application must not be able to move the cursor,
+// rewrite earlier lines or set the window title of whoever reads it.
 func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	r.writeText(&b)
+	_, err := io.WriteString(w, printable(b.String()))
+	return err
+}
+
+// printable shows control characters (C0, DEL and C1) other than
+// newline and tab as escapes, \x1b for ESC.
+func printable(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if unicode.IsControl(c) && c != '\n' && c != '\t' {
+			fmt.Fprintf(&b, "\\x%02x", c)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func (r *Report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "probed %s with %s: %d of %d operations covered, %d requests, %d objects created, %.1fs\n",
 		r.Target, r.Document, r.Probed, r.Operations, r.Requests, r.Objects, r.Duration)
 	if r.Incomplete != "" {
@@ -186,7 +213,6 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(w, "  %s: %s\n", s.Operation, s.Reason)
 		}
 	}
-	return nil
 }
 
 func writeExchange(w io.Writer, what string, e Exchange) {
