@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -198,22 +201,45 @@ func (s *sender) sendOnce(ctx context.Context, method, path string, query url.Va
 
 // holdsSecret reports whether t holds one of the credentials.
 func (s *sender) holdsSecret(t string) bool {
-	for _, secret := range s.secrets {
-		if secret != "" && strings.Contains(t, secret) {
-			return true
-		}
-	}
-	return false
+	return maskSecrets(t, s.secrets) != t
 }
 
-// excerpt is the first KiB of b with every credential masked.
-func (s *sender) excerpt(b []byte) string {
-	t := string(b)
-	for _, secret := range s.secrets {
+// secretForms are the ways an application may echo a credential back:
+// as sent, in upper or lower case, JSON-escaped (with or without "\/"),
+// URL-escaped, and in base64 (standard or URL alphabet, padded or not).
+// Each is masked in the report.
+func secretForms(token string) []string {
+	j, _ := json.Marshal(token)
+	forms := []string{token, strings.Trim(string(j), `"`), strings.ReplaceAll(token, "/", `\/`),
+		url.QueryEscape(token), url.PathEscape(token)}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		forms = append(forms, enc.EncodeToString([]byte(token)))
+	}
+	var out []string
+	for _, f := range forms {
+		for _, g := range []string{f, strings.ToUpper(f), strings.ToLower(f)} {
+			if g != "" && !slices.Contains(out, g) {
+				out = append(out, g)
+			}
+		}
+	}
+	return out
+}
+
+// maskSecrets replaces every one of secrets (the forms of each
+// credential) in t.
+func maskSecrets(t string, secrets []string) string {
+	for _, secret := range secrets {
 		if secret != "" {
 			t = strings.ReplaceAll(t, secret, "[credential]")
 		}
 	}
+	return t
+}
+
+// excerpt is the first KiB of b with every credential masked.
+func (s *sender) excerpt(b []byte) string {
+	t := maskSecrets(string(b), s.secrets)
 	if len(t) > 1024 {
 		t = t[:1024] + "…"
 	}

@@ -3,6 +3,7 @@ package probe
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -694,6 +695,12 @@ func echoApp(where string) http.HandlerFunc {
 			out["seen"] = auth
 			out["detail"] = "you sent " + auth
 		}
+		if where == "transformed" {
+			tok := strings.TrimPrefix(auth, "Bearer ")
+			out["upper"] = strings.ToUpper(tok)
+			out["b64"] = base64.StdEncoding.EncodeToString([]byte(tok))
+			out["b64url"] = base64.RawURLEncoding.EncodeToString([]byte(tok))
+		}
 		switch {
 		case r.Method == "POST" && r.URL.Path == "/items":
 			seq++
@@ -717,7 +724,7 @@ func echoApp(where string) http.HandlerFunc {
 }
 
 func TestHostileEchoedCredentialsStayOutOfTheReport(t *testing.T) {
-	for _, where := range []string{"body", "content-type", "id", "raw-id"} {
+	for _, where := range []string{"body", "content-type", "id", "raw-id", "transformed"} {
 		t.Run(where, func(t *testing.T) {
 			app := serveWire(t, echoApp(where))
 			ids := []Identity{{Label: "a", Tenant: "a", Token: tokenA}, {Label: "b", Tenant: "b", Token: tokenB}}
@@ -746,12 +753,12 @@ func TestHostileEchoedCredentialsStayOutOfTheReport(t *testing.T) {
 				t.Fatal(err)
 			}
 			for name, out := range map[string]string{"text": text.String(), "JSON": js.String(), "SARIF": sarif.String()} {
-				if piece := pieceOf(out, tokenA, tokenB); piece != "" {
+				if piece := pieceOf(strings.ToLower(out), tokenA, tokenB, b64(tokenA), b64(tokenB)); piece != "" {
 					t.Errorf("the %s report holds %q, a piece of a credential:\n%s", name, piece, out)
 				}
 			}
 			switch where {
-			case "body", "content-type":
+			case "body", "content-type", "transformed":
 				if len(rep.Findings) == 0 {
 					t.Errorf("no findings: the report shows no answer, and the test proves little:\n%s", text.String())
 				}
@@ -767,6 +774,10 @@ func TestHostileEchoedCredentialsStayOutOfTheReport(t *testing.T) {
 }
 
 // pieceOf is the first 10-byte run of any of tokens found in out.
+// b64 is tok in base64, lower-cased as pieceOf's callers lower the
+// report.
+func b64(tok string) string { return strings.ToLower(base64.StdEncoding.EncodeToString([]byte(tok))) }
+
 func pieceOf(out string, tokens ...string) string {
 	for _, tok := range tokens {
 		for i := 0; i+10 <= len(tok); i++ {

@@ -92,7 +92,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer s.close()
 	for _, id := range ids {
-		s.secrets = append(s.secrets, id.Token)
+		s.secrets = append(s.secrets, secretForms(id.Token)...)
 	}
 	r := &run{cfg: cfg, doc: doc, s: s, ids: ids, recipe: cfg.Recipe,
 		creates: map[string]*operation{}, objects: map[string]map[*operation]*object{},

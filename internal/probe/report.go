@@ -118,13 +118,7 @@ func (r *Report) sort() {
 
 // mask replaces each of secrets wherever the report holds text.
 func (r *Report) mask(secrets []string) {
-	m := func(t *string) {
-		for _, secret := range secrets {
-			if secret != "" {
-				*t = strings.ReplaceAll(*t, secret, "[credential]")
-			}
-		}
-	}
+	m := func(t *string) { *t = maskSecrets(*t, secrets) }
 	exchange := func(e *Exchange) {
 		for _, t := range []*string{&e.Method, &e.URL, &e.As, &e.RequestBody, &e.ContentType, &e.Body} {
 			m(t)
