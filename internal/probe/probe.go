@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"mime"
 	"net/url"
 	"slices"
@@ -722,7 +723,7 @@ func (r *run) request(op *operation, caller *Identity, marked bool) ([]byte, url
 		if media.Example != nil {
 			example = media.Example
 		}
-		for _, name := range sortedKeys(media.Examples) {
+		for _, name := range slices.Sorted(maps.Keys(media.Examples)) {
 			if ex := media.Examples[name]; example == nil && ex != nil && ex.Value != nil && ex.Value.Value != nil {
 				example = ex.Value.Value
 			}
@@ -741,15 +742,6 @@ func (r *run) request(op *operation, caller *Identity, marked bool) ([]byte, url
 	}
 	b, _ := json.Marshal(v)
 	return b, query, ""
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // expandValue expands the templates in every string of a recipe body.

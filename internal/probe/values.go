@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/big"
+	"slices"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -193,7 +195,7 @@ func (g generator) object(sc *openapi3.Schema, out map[string]any, depth int) (a
 		out[name] = v
 	}
 	if g.marked {
-		for _, name := range sortedKeys(sc.Properties) {
+		for _, name := range slices.Sorted(maps.Keys(sc.Properties)) {
 			p := sc.Properties[name]
 			if _, done := out[name]; done || p == nil || p.Value == nil || !plainString(p.Value) || p.Value.ReadOnly {
 				continue
