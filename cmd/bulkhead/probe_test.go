@@ -46,6 +46,41 @@ func TestProbeCLI(t *testing.T) {
 		t.Errorf("the probe's tenants outlived it:\n%s", list)
 	}
 
+	// client: sources: tokens from Bulkhead for two tenants' clients,
+	// their secrets in the environment; a deleted client gets none, and
+	// the run does not start.
+	secrets := map[string]string{}
+	clientIDs := map[string]string{}
+	for _, tid := range []string{"probe-c", "probe-d"} {
+		if _, errOut, code := runCLI(t, p.url, "tenant", "create", tid); code != 0 {
+			t.Fatalf("tenant create %s: %s", tid, errOut)
+		}
+		out, errOut, code := runCLI(t, p.url, "client", "create", "prober", "--tenant", tid, "--grant", "client_credentials",
+			"--scope", "kms:encrypt", "--output", "json")
+		var c struct {
+			ClientID     string `json:"client_id"`
+			ClientSecret string `json:"client_secret"`
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &c) != nil {
+			t.Fatalf("client create for %s: %s%s", tid, out, errOut)
+		}
+		clientIDs[tid], secrets[tid] = c.ClientID, c.ClientSecret
+	}
+	t.Setenv("BULKHEAD_PROBE_SECRET_C", secrets["probe-c"])
+	t.Setenv("BULKHEAD_PROBE_SECRET_D", secrets["probe-d"])
+	byClient := []string{"probe", "--openapi", p.url + "/v1/openapi.json", "--base-url", p.url, "--rate", "0", "--scope", "kms:encrypt",
+		"--tenant", "c@probe-c=client:" + clientIDs["probe-c"], "--tenant", "d@probe-d=client:" + clientIDs["probe-d"]}
+	if out, errOut, code := runCLI(t, p.url, byClient...); code != 0 || !strings.Contains(out, "no findings") {
+		t.Fatalf("probe with client: sources: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, errOut, code := runCLI(t, p.url, "client", "delete", clientIDs["probe-d"], "--tenant", "probe-d"); code != 0 {
+		t.Fatalf("client delete: %s", errOut)
+	}
+	out, errOut, code = runCLI(t, p.url, byClient...)
+	if code != 1 || !strings.Contains(errOut, "a token for client "+clientIDs["probe-d"]) || strings.Contains(out+errOut, secrets["probe-d"]) {
+		t.Fatalf("probe with a deleted client: exit %d, want 1 and no token\n%s\n%s", code, out, errOut)
+	}
+
 	app := leakyApp(t)
 	doc2 := filepath.Join(t.TempDir(), "leaky.json")
 	if err := os.WriteFile(doc2, []byte(leakyDoc), 0o600); err != nil {
