@@ -49,6 +49,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/compute"
 	"github.com/bulkhead-dev/bulkhead/internal/connect"
+	"github.com/bulkhead-dev/bulkhead/internal/console"
 	"github.com/bulkhead-dev/bulkhead/internal/data"
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/events"
@@ -254,6 +255,8 @@ type App struct {
 	Outbox *outbox.Service
 	// Partners keeps partners and tenants' trusts in them.
 	Partners *partners.Service
+	// Console is the web console, served on the API's listener.
+	Console *console.Console
 	// Posture scans the deployment for risky settings.
 	Posture         *posture.Service
 	postureInterval time.Duration
@@ -280,7 +283,7 @@ type App struct {
 
 // Components lists every service's migrations, in the order they apply.
 func Components() []storage.Component {
-	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations(), gateway.Migrations(), domains.Migrations(), certs.Migrations(), outbox.Migrations(), partners.Migrations(), posture.Migrations()}
+	return []storage.Component{audit.Migrations(), tenants.Migrations(), authn.Migrations(), identity.Migrations(), signing.Migrations(), provider.Migrations(), authz.Migrations(), kms.Migrations(), compute.Migrations(), connect.Migrations(), data.Migrations(), usage.Migrations(), gateway.Migrations(), domains.Migrations(), certs.Migrations(), outbox.Migrations(), partners.Migrations(), posture.Migrations(), console.Migrations()}
 }
 
 // Open prepares the data directory, opens and migrates the database, opens
@@ -589,6 +592,14 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		mux.Handle(path, a.Provider)
 	}
 	mux.Handle("/", a.API)
+	// The console is a client of the API and the provider on this very
+	// handler, in process.
+	if a.Console, err = console.New(console.Config{PublicURL: c.PublicURL, Backend: mux, DB: db, Sealer: rk, Clock: c.Clock,
+		Logger: c.Logger, ClientIP: clientIPs}); err != nil {
+		a.Audit.Close()
+		return fail(err, db)
+	}
+	mux.Handle(a.Console.Path(), a.Console)
 	a.Handler = mux
 	return a, nil
 }
@@ -664,6 +675,9 @@ func (s tokenState) Revoked(ctx context.Context, id string) bool {
 	return s.a.Provider.Revoked(ctx, id)
 }
 func (s tokenState) ClientActive(ctx context.Context, tid tenant.ID, clientID string) error {
+	if clientID == provider.ConsoleClientID {
+		return nil // built in: never deleted
+	}
 	c, err := s.a.Directory.ClientByIDAllTenants(ctx, clientID)
 	if err != nil {
 		return err
@@ -742,7 +756,7 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 			return a.accessLog.Run(ctx, a.clock)
 		},
 		a.Directory.Run, a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Usage.Run, a.Routes.Run,
-		a.Outbox.Run,
+		a.Outbox.Run, a.Console.Run,
 		func(ctx context.Context) error { return a.Posture.Run(ctx, a.postureInterval) },
 		func(ctx context.Context) error {
 			if a.Certs == nil {

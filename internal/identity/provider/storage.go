@@ -83,6 +83,9 @@ func serverError(err error) error {
 // --- clients ---
 
 func (s *issuerStorage) registeredClient(ctx context.Context, id string) (identity.Client, error) {
+	if id == ConsoleClientID && s.issuer.Tenant == "" {
+		return s.p.ConsoleClient(), nil
+	}
 	if !ids.Valid(id, "cli") {
 		return identity.Client{}, errs.E(errs.NotFound, "client_not_found", "client not found")
 	}

@@ -1,0 +1,265 @@
+package console
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
+	"github.com/bulkhead-dev/bulkhead/sdk/client"
+)
+
+// view is what every page template gets.
+type view struct {
+	Title   string
+	Prefix  string
+	S       *session
+	Nav     string // the highlighted section
+	Notice  string // a success message
+	Error   string // what went wrong, and what to do
+	Data    any
+	Status  int
+	Tenant  string // the tenant a tenant page is about
+	Confirm *confirmView
+}
+
+// confirmView is the typed confirmation of a destructive action.
+type confirmView struct {
+	Action, Object, Word, Post, Cancel, Explain string
+}
+
+func parsePages(prefix string) (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"url": func(p string) string { return prefix + p },
+		"esc": url.PathEscape,
+		"when": func(t time.Time) string {
+			if t.IsZero() {
+				return "—"
+			}
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		},
+	}
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(assets, "templates/layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("console: templates: %w", err)
+	}
+	files, _ := fs.Glob(assets, "templates/*.html")
+	out := map[string]*template.Template{}
+	for _, f := range files {
+		name := strings.TrimSuffix(path.Base(f), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.Must(base.Clone()).ParseFS(assets, f)
+		if err != nil {
+			return nil, fmt.Errorf("console: template %s: %w", name, err)
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+func (c *Console) routes() {
+	m := http.NewServeMux()
+	p := c.prefix
+	m.Handle("GET "+p+"/static/", c.static)
+	m.HandleFunc("GET "+p+"/signin", c.signin)
+	m.HandleFunc("GET "+p+"/callback", c.callback)
+	m.HandleFunc("POST "+p+"/signout", c.signout)
+	m.HandleFunc("GET "+p+"/{$}", c.page(c.home))
+	m.HandleFunc("GET "+p+"/tenants", c.operatorPage(c.tenantList))
+	m.HandleFunc("POST "+p+"/tenants", c.operatorPost(c.tenantCreate))
+	m.HandleFunc("GET "+p+"/tenants/{tenant}", c.page(c.tenantDetail))
+	m.HandleFunc("GET "+p+"/tenants/{tenant}/confirm/{action}", c.page(c.tenantConfirm))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/{action}", c.destructive(c.tenantAction))
+	m.HandleFunc("GET "+p+"/tenants/{tenant}/users", c.page(c.userList))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/users", c.post(c.userCreate))
+	m.HandleFunc("GET "+p+"/tenants/{tenant}/posture", c.page(c.tenantPosture))
+	m.HandleFunc("GET "+p+"/posture", c.operatorPage(c.posture))
+	m.HandleFunc("POST "+p+"/posture/scan", c.operatorPost(c.postureScan))
+	m.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
+		s, _ := c.loadSession(r.Context(), r)
+		c.notFound(w, r, s)
+	})
+	c.mux = m
+}
+
+// session returns the request's session, or sends the browser to sign in
+// (a page) or answers 401 (a form post, whose data would be lost).
+func (c *Console) session(w http.ResponseWriter, r *http.Request, post bool) (*session, bool) {
+	s, err := c.loadSession(r.Context(), r)
+	if err != nil {
+		if !errors.Is(err, errNoSession) {
+			c.cfg.Logger.ErrorContext(r.Context(), "console session", "err", err)
+		}
+		if post {
+			c.fail(w, r, nil, http.StatusUnauthorized, "Your session ended. Sign in again; what you sent was not saved.")
+			return nil, false
+		}
+		c.render(w, r, nil, http.StatusOK, "signin", view{Title: "Sign in", Data: r.URL.RequestURI()})
+		return nil, false
+	}
+	if post {
+		if !c.sameOrigin(r) || r.ParseForm() != nil ||
+			subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(s.CSRF)) != 1 {
+			c.fail(w, r, s, http.StatusForbidden, "This form expired or did not come from the console. Reload the page and try again.")
+			return nil, false
+		}
+	}
+	return s, true
+}
+
+// handler is a page's work: it returns the template, its view, or an error.
+type handler func(w http.ResponseWriter, r *http.Request, s *session, api *client.Client) (string, view, error)
+
+func (c *Console) serve(w http.ResponseWriter, r *http.Request, post, operatorOnly bool, h handler) {
+	if post {
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	}
+	s, ok := c.session(w, r, post)
+	if !ok {
+		return
+	}
+	if operatorOnly && !s.Operator() {
+		c.notFound(w, r, s)
+		return
+	}
+	ctx, cancel := withTimeout(r.Context())
+	defer cancel()
+	cl, err := c.apiClient(ctx, r, s)
+	if err != nil {
+		if errors.Is(err, errNoSession) {
+			c.render(w, r, nil, http.StatusOK, "signin", view{Title: "Sign in", Data: r.URL.RequestURI(),
+				Error: "Your session ended. Sign in again."})
+			return
+		}
+		c.fail(w, r, s, http.StatusBadGateway, "The console could not reach the API. Try again.")
+		return
+	}
+	name, v, err := h(w, r.WithContext(ctx), s, cl)
+	if err != nil {
+		c.apiError(w, r, s, err)
+		return
+	}
+	if name == "" {
+		return // redirected
+	}
+	status := v.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	c.render(w, r, s, status, name, v)
+}
+
+func (c *Console) page(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, false, false, h) }
+}
+func (c *Console) post(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, true, false, h) }
+}
+func (c *Console) operatorPage(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, false, true, h) }
+}
+func (c *Console) operatorPost(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, true, true, h) }
+}
+
+// destructive is a post that needs a recent sign-in: older than
+// ReauthAfter, the person signs in again first and comes back to the
+// confirmation page.
+func (c *Console) destructive(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c.serve(w, r, true, false, func(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
+			if c.now().Sub(s.AuthTime) > c.cfg.ReauthAfter {
+				back := c.prefix + "/tenants/" + url.PathEscape(r.PathValue("tenant")) + "/confirm/" + url.PathEscape(r.PathValue("action"))
+				c.startFlow(w, r, s.Operator(), true, back)
+				return "", view{}, nil
+			}
+			return h(w, r, s, cl)
+		})
+	}
+}
+
+// apiClient is the API client of a session: its token, in process.
+func (c *Console) apiClient(ctx context.Context, r *http.Request, s *session) (*client.Client, error) {
+	tok, err := c.tokenFor(ctx, r, s)
+	if err != nil {
+		return nil, err
+	}
+	cl := client.New(c.base.String(), tok)
+	cl.HTTP = c.client(r)
+	return cl, nil
+}
+
+// apiError shows an API error: a 404 (no such object, or another
+// tenant's: the API does not tell them apart, nor does the console) as
+// the console's not-found page, others with the API's detail.
+func (c *Console) apiError(w http.ResponseWriter, r *http.Request, s *session, err error) {
+	var p *api.Problem
+	if errors.As(err, &p) {
+		switch {
+		case p.Status == http.StatusNotFound:
+			c.notFound(w, r, s)
+			return
+		case p.Status == http.StatusUnauthorized:
+			c.deleteSession(r.Context(), s.id)
+			c.render(w, r, nil, http.StatusOK, "signin", view{Title: "Sign in", Data: r.URL.RequestURI(),
+				Error: "Your session ended. Sign in again."})
+			return
+		case p.Status < 500:
+			c.fail(w, r, s, p.Status, problemMessage(p))
+			return
+		}
+	}
+	c.cfg.Logger.ErrorContext(r.Context(), "console page", "path", r.URL.Path, "err", err)
+	c.fail(w, r, s, http.StatusInternalServerError, "Something went wrong. Try again; if it persists, check the server's log.")
+}
+
+func problemMessage(p *api.Problem) string {
+	msg := p.Title
+	if p.Detail != "" {
+		msg = p.Detail
+	}
+	if msg == "" {
+		msg = "The request was refused."
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:] + "."
+}
+
+func (c *Console) notFound(w http.ResponseWriter, r *http.Request, s *session) {
+	c.render(w, r, s, http.StatusNotFound, "notfound", view{Title: "Not found"})
+}
+
+func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, status int, msg string) {
+	c.render(w, r, s, status, "error", view{Title: "Something went wrong", Error: msg})
+}
+
+func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, status int, name string, v view) {
+	t := c.pages[name]
+	v.Prefix, v.S = c.prefix, s
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := t.ExecuteTemplate(w, "layout.html", v); err != nil {
+		c.cfg.Logger.ErrorContext(r.Context(), "console render", "page", name, "err", err)
+	}
+}
+
+// tenantOf is the {tenant} of a tenant page, which a tenant admin's
+// session must own: another tenant's pages are "not found" to them, as
+// the API's answers are.
+func (c *Console) tenantOf(r *http.Request, s *session) (string, error) {
+	id, err := tenant.ParseID(r.PathValue("tenant"))
+	if err != nil || (!s.Operator() && id != s.TenantID) {
+		return "", &api.Problem{Status: http.StatusNotFound, Code: "tenant_not_found"}
+	}
+	return string(id), nil
+}
