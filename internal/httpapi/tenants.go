@@ -110,7 +110,8 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	page, err := s.Tenants.ListAllTenants(r.Context(), tenants.ListOptions{Limit: limit, Cursor: q.Get("cursor"), Status: tenants.Status(q.Get("status"))})
+	page, err := s.Tenants.ListAllTenants(r.Context(), tenants.ListOptions{Limit: limit, Cursor: q.Get("cursor"), Status: tenants.Status(q.Get("status")),
+		Tier: q.Get("tier"), Query: q.Get("q")})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
@@ -407,6 +408,16 @@ type ListOptions struct {
 	Limit  int    // 1..1000, default 100
 	Cursor string // from a previous Page
 	Status Status // optional filter
+	Tier   string // optional filter
+	// Query, if set, keeps tenants whose id starts with it or whose name
+	// contains it, ignoring case (at most 100 characters). It is matched
+	// as text: % and _ are not wildcards.
+	Query string
+}
+
+// likeEscape makes s a literal part of a LIKE pattern (escape character \).
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // Page is one page of tenants ordered by id.
@@ -427,6 +438,14 @@ func (r *Registry) ListAllTenants(ctx context.Context, opts ListOptions) (Page, 
 	default:
 		return Page{}, errs.Field("status", "invalid_status", "status must be one of provisioning, active, suspended, offboarding, deleted")
 	}
+	if opts.Tier != "" {
+		if _, ok := r.tiers[opts.Tier]; !ok {
+			return Page{}, errs.Field("tier", "invalid_tier", "tier must be one of the deployment's tiers (GET /v1/tiers)")
+		}
+	}
+	if len(opts.Query) > 100 || !utf8.ValidString(opts.Query) || strings.ContainsRune(opts.Query, 0) {
+		return Page{}, errs.Field("q", "invalid_query", "q must be valid text of at most 100 characters")
+	}
 	var out Page
 	err = r.db.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		q := `SELECT ` + tenantColumns + ` FROM tenants WHERE id > ?`
@@ -434,6 +453,16 @@ func (r *Registry) ListAllTenants(ctx context.Context, opts ListOptions) (Page, 
 		if opts.Status != "" {
 			q += ` AND status = ?`
 			args = append(args, string(opts.Status))
+		}
+		if opts.Tier != "" {
+			q += ` AND tier = ?`
+			args = append(args, opts.Tier)
+		}
+		if opts.Query != "" {
+			// Walking the id index, the scan stops at the page's last match.
+			lit := likeEscape(strings.ToLower(opts.Query))
+			q += ` AND (id LIKE ? ESCAPE '\' OR LOWER(name) LIKE ? ESCAPE '\')`
+			args = append(args, lit+"%", "%"+lit+"%")
 		}
 		q += ` ORDER BY id LIMIT ?`
 		args = append(args, limit+1)

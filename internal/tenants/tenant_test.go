@@ -503,3 +503,61 @@ func TestRetryFollowsTheClock(t *testing.T) {
 		t.Errorf("the step ran %d times; want 2", n)
 	}
 }
+
+// TestListSearch filters the operator's list by tier and by a text that
+// starts an id or is in a name; % and _ in the text are plain characters.
+func TestListSearch(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		e := newEnv(t, dsn)
+		ctx := context.Background()
+		for _, c := range []tenants.CreateRequest{{ID: "acme", Name: "Acme Rockets", Tier: "premium"}, {ID: "acme-labs", Name: "Labs", Tier: "basic"},
+			{ID: "globex", Name: "Globex 100% Corp", Tier: "basic"}, {ID: "initech", Name: "Init_Tech", Tier: "premium"}} {
+			if _, _, err := e.reg.Create(ctx, c, "", op); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids := func(o tenants.ListOptions) string {
+			t.Helper()
+			p, err := e.reg.ListAllTenants(ctx, o)
+			if err != nil {
+				t.Fatalf("%+v: %v", o, err)
+			}
+			var out []string
+			for _, tn := range p.Items {
+				out = append(out, string(tn.ID))
+			}
+			return strings.Join(out, ",")
+		}
+		for _, tc := range []struct {
+			o    tenants.ListOptions
+			want string
+		}{
+			{tenants.ListOptions{Query: "acme"}, "acme,acme-labs"},
+			{tenants.ListOptions{Query: "ROCK"}, "acme"},
+			{tenants.ListOptions{Query: "100%"}, "globex"},
+			{tenants.ListOptions{Query: "%"}, "globex"},
+			{tenants.ListOptions{Query: "t_t"}, "initech"},
+			{tenants.ListOptions{Query: "_"}, "initech"},
+			{tenants.ListOptions{Query: "me-la"}, ""}, // an id matches from its start only
+			{tenants.ListOptions{Tier: "basic"}, "acme-labs,globex"},
+			{tenants.ListOptions{Tier: "premium", Query: "a"}, "acme"},
+		} {
+			if got := ids(tc.o); got != tc.want {
+				t.Errorf("%+v: %q, want %q", tc.o, got, tc.want)
+			}
+		}
+		// Pages of a search follow each other.
+		first, err := e.reg.ListAllTenants(ctx, tenants.ListOptions{Query: "acme", Limit: 1})
+		if err != nil || len(first.Items) != 1 || first.NextCursor == "" {
+			t.Fatalf("first page: %+v %v", first, err)
+		}
+		if got := ids(tenants.ListOptions{Query: "acme", Limit: 1, Cursor: first.NextCursor}); got != "acme-labs" {
+			t.Errorf("second page: %q", got)
+		}
+		for _, o := range []tenants.ListOptions{{Tier: "gold"}, {Query: strings.Repeat("a", 101)}, {Query: "a\x00"}, {Query: "\xff"}} {
+			if _, err := e.reg.ListAllTenants(ctx, o); err == nil {
+				t.Errorf("%+v: no error", o)
+			}
+		}
+	})
+}
