@@ -34,13 +34,21 @@ func Migrations() storage.Component {
 	return c
 }
 
-// Operator is a platform operator principal.
+// Operator is a platform operator principal: an admin token (automation)
+// or a person of the operator directory signed in to the console.
 type Operator struct {
 	TokenID string // id of the admin token used, e.g. "adm_…"
+	Account string // the operator account, e.g. "opr_…" (then TokenID is "")
 }
 
-// Name returns the principal name used in audit events.
-func (o Operator) Name() string { return "operator:" + o.TokenID }
+// Name returns the principal name used in audit events:
+// "operator:adm_…" or "operator:opr_…".
+func (o Operator) Name() string {
+	if o.Account != "" {
+		return "operator:" + o.Account
+	}
+	return "operator:" + o.TokenID
+}
 
 type operatorKey struct{}
 

@@ -32,6 +32,8 @@ type TenantTokens struct {
 	warnings *ratelimit.Limiter
 
 	verdicts *lru.Cache[string, verdict] // by token id
+
+	operators *operatorAccounts // nil: operator accounts' tokens are refused (WithOperators)
 }
 
 // StateCache lets TenantTokens keep, for a short time, what it read of a
@@ -207,7 +209,7 @@ func (t *TenantTokens) Verify(ctx context.Context, token string) (context.Contex
 		return nil, errs.E(errs.Unauthenticated, "invalid_token", "the bearer token is not an access token")
 	}
 	if c.TenantID == "" {
-		return nil, errs.E(errs.Unauthenticated, "invalid_token", "a platform client's token does not act for a tenant")
+		return t.operatorContext(ctx, c)
 	}
 	if c.Actor != "" && (c.Actor != c.ClientID || c.Subject == c.ClientID) {
 		// Token exchange names its client as the actor for a user; nothing
