@@ -9,6 +9,8 @@ toolchain go1.26.10
 require (
 	github.com/caddyserver/certmagic v0.25.6
 	github.com/cedar-policy/cedar-go v1.9.0
+	github.com/chromedp/cdproto v0.160.1
+	github.com/chromedp/chromedp v0.23.1
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/go-jose/go-jose/v4 v4.1.8
