@@ -30,6 +30,7 @@ type view struct {
 	Status  int
 	Tenant  string // the tenant a tenant page is about
 	Confirm *confirmView
+	Page    string // the template's name, on <main data-page> for tests and styles
 }
 
 // confirmView is the typed confirmation of a destructive action.
@@ -245,7 +246,7 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, statu
 
 func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, status int, name string, v view) {
 	t := c.pages[name]
-	v.Prefix, v.S = c.prefix, s
+	v.Prefix, v.S, v.Page = c.prefix, s, name
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := t.ExecuteTemplate(w, "layout.html", v); err != nil {

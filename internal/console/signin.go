@@ -177,6 +177,12 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusUnauthorized, "The sign-in did not complete. Start again.")
 		return
 	}
+	if claims.Email == "" {
+		// The ID token carries no userinfo claims: ask the userinfo endpoint.
+		if ui, err := p.UserInfo(octx, oauth2.StaticTokenSource(tok)); err == nil && ui.Subject == idt.Subject {
+			claims.Email = ui.Email
+		}
+	}
 	s := &session{Subject: idt.Subject, Email: claims.Email, access: tok.AccessToken, refresh: tok.RefreshToken,
 		accessExpires: tok.Expiry, AuthTime: time.Unix(claims.AuthTime, 0)}
 	switch {

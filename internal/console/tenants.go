@@ -239,7 +239,13 @@ func (c *Console) userCreate(w http.ResponseWriter, r *http.Request, s *session,
 	if err != nil {
 		return "", view{}, err
 	}
-	return "users", view{Title: "Users of " + id, Nav: "users", Tenant: id, Notice: "User added.", Data: usersView{Items: []api.User{u}, Created: &u}}, nil
+	name, v, err := c.userList(w, r, s, cl)
+	if err == nil {
+		uv := v.Data.(usersView)
+		uv.Created = &u
+		v.Data, v.Notice = uv, "User added."
+	}
+	return name, v, err
 }
 
 // postureView is a list of findings.

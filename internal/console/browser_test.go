@@ -1,0 +1,138 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/browsertest"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
+	"github.com/bulkhead-dev/bulkhead/sdk/client"
+)
+
+// onPage waits for the console page name (its <main data-page>).
+func onPage(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(`main[data-page="` + name + `"]`))
+}
+
+// text reads the text of the first element sel matches.
+func text(t *testing.T, tab context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+func do(t *testing.T, tab context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	step, cancel := context.WithTimeout(tab, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(step, steps...); err != nil {
+		loc, _ := chromedp.Run(tab, chromedp.Location())
+		body, _ := chromedp.Run(tab, chromedp.Text(chromedp.CSS("body")))
+		t.Fatalf("%s: %v (at %s: %.500s)", what, err, loc, body)
+	}
+}
+
+// signInWith fills the provider's login page the console sent the tab to:
+// email and password, then, if asked, the code of the TOTP secret and a
+// new password.
+func signInWith(t *testing.T, tab context.Context, email, password, newPassword, totpSecret string) {
+	t.Helper()
+	do(t, tab, "login page", chromedp.WaitVisible(chromedp.CSS(`input[name="email"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="email"]`), email),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password))
+	if totpSecret != "" {
+		code, err := totp.GenerateCode(totpSecret, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		do(t, tab, "code", chromedp.SendKeys(chromedp.CSS(`input[name="code"]`), code))
+	}
+	do(t, tab, "submit", chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+	if newPassword == "" {
+		return
+	}
+	do(t, tab, "new password", chromedp.WaitVisible(chromedp.CSS(`input[name="new_password"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password),
+		chromedp.SendKeys(chromedp.CSS(`input[name="new_password"]`), newPassword))
+	if totpSecret != "" {
+		// The first code was used: the next one is a step later.
+		code, _ := totp.GenerateCode(totpSecret, time.Now().Add(30*time.Second))
+		do(t, tab, "code", chromedp.SetValue(chromedp.CSS(`input[name="code"]`), code))
+	}
+	do(t, tab, "submit", chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+}
+
+// TestBrowserTenantAdmin drives the console in Chromium as a tenant's
+// admin: sign-in through the provider, the session cookie's attributes,
+// another tenant unreachable by URL, adding a user, the pages'
+// accessibility (axe) and their layout at 320 px.
+func TestBrowserTenantAdmin(t *testing.T) {
+	env := apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{Argon2: fast})
+	ctx := context.Background()
+	for _, id := range []string{"acme", "globex"} {
+		if _, err := env.Admin.CreateTenant(ctx, client.CreateTenant{ID: id, Name: strings.ToUpper(id[:1]) + id[1:] + " Inc.", Tier: "standard",
+			Domains: []string{id + ".example"}}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := env.Admin.Do(ctx, http.MethodPost, "/v1/tenants/acme/users", nil,
+		api.CreateUser{Email: "ann@acme.example", Password: "ann's long password", Groups: []string{"admins"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b := browsertest.New(t)
+	tab := b.Tab(t)
+	do(t, tab, "console", chromedp.Navigate(env.URL+"/console/"), onPage("signin"))
+	browsertest.RequireNoSerious(t, b.Axe(tab, t))
+	b.Screenshot(tab, t, "signin")
+	do(t, tab, "start", chromedp.Click(chromedp.CSS(`a.button[href*="signin?return"]`)))
+	signInWith(t, tab, "ann@acme.example", "ann's long password", "", "")
+	do(t, tab, "tenant page", onPage("tenant"))
+	if h := text(t, tab, "h1"); h != "Acme Inc." {
+		t.Errorf("tenant page heading %q", h)
+	}
+	ck := browsertest.Cookie(tab, t, env.URL, "__Host-bulkhead-console")
+	if ck == nil || !ck.Secure || !ck.HTTPOnly || ck.SameSite != network.CookieSameSiteStrict || ck.Path != "/" {
+		t.Errorf("session cookie: %+v", ck)
+	}
+	browsertest.RequireNoSerious(t, b.Axe(tab, t))
+	b.Screenshot(tab, t, "tenant")
+
+	// Another tenant, by URL: the same page as a tenant that does not exist.
+	do(t, tab, "other tenant", chromedp.Navigate(env.URL+"/console/tenants/globex/users"), onPage("notfound"))
+	if strings.Contains(text(t, tab, "body"), "Globex") {
+		t.Error("the not-found page names the other tenant")
+	}
+
+	// Add a user through the form.
+	do(t, tab, "users", chromedp.Navigate(env.URL+"/console/tenants/acme/users"), onPage("users"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="email"]`), "bob@acme.example"),
+		chromedp.Click(chromedp.CSS(`form.stack button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`.secret code`)))
+	if !strings.Contains(text(t, tab, ".secret"), "bob@acme.example") {
+		t.Error("no temporary password shown for the new user")
+	}
+	browsertest.RequireNoSerious(t, b.Axe(tab, t))
+	b.Screenshot(tab, t, "users")
+
+	// 320 px wide: nothing overflows the page sideways.
+	browsertest.Mobile(tab, t)
+	do(t, tab, "mobile", chromedp.Navigate(env.URL+"/console/tenants/acme"), onPage("tenant"))
+	wide, err := chromedp.Run(tab, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > document.documentElement.clientWidth`))
+	if err != nil || wide {
+		t.Errorf("the tenant page overflows 320 px: %v %v", wide, err)
+	}
+	b.Screenshot(tab, t, "tenant-320")
+}
