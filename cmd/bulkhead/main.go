@@ -33,6 +33,7 @@ Usage:
   bulkhead user <command>       create|get|list|update|delete a tenant's users
   bulkhead group <command>      create|list|add-member|remove-member a tenant's groups
   bulkhead client <command>     create|list|delete OAuth clients (a tenant's, or platform-wide)
+  bulkhead operator <command>   create|list|disable|delete the platform's operators (people; TOTP required)
   bulkhead policy <command>     list|get|create|link|replace|delete Cedar policies (a tenant's, or --global);
                                 template|schema|store commands (see bulkhead policy --help)
   bulkhead authorize [flags]    ask a tenant's policies for a decision (see bulkhead authorize --help)
@@ -147,6 +148,12 @@ func commands() map[string]unit {
 		"client create": {run: clientCreate},
 		"client list":   {run: clientList},
 		"client delete": {run: clientDelete},
+
+		"operator":         {usage: operatorUsage},
+		"operator create":  {run: operatorCreate},
+		"operator list":    {run: operatorList},
+		"operator disable": {run: operatorDisable},
+		"operator delete":  {run: operatorDelete},
 
 		"policy":         {usage: policyUsage},
 		"policy list":    {run: policies.list},

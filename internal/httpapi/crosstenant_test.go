@@ -187,6 +187,12 @@ func TestCrossTenant(t *testing.T) {
 			{method: "POST", path: "/v1/partners/prt_probeprobeprobeprobeprobepr/secret", token: tokA},
 			{method: "GET", path: "/v1/posture", token: tokA},
 			{method: "POST", path: "/v1/posture/scan", token: tokA},
+			// The platform's operators are no tenant's to see or make.
+			{method: "POST", path: "/v1/operators", token: tokA, body: []byte(`{"email":"evil@example.com","name":"Evil"}`)},
+			{method: "GET", path: "/v1/operators", token: tokA},
+			{method: "GET", path: fillPath("/v1/operators/{operator}", ""), token: tokA},
+			{method: "POST", path: fillPath("/v1/operators/{operator}/disable", ""), token: tokA},
+			{method: "DELETE", path: fillPath("/v1/operators/{operator}", ""), token: tokA},
 		}
 		for _, c := range opCalls {
 			r := send(t, env.URL, c)

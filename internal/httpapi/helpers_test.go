@@ -317,5 +317,6 @@ func fillPath(pattern, tenant string) string {
 		"{policy}", "pol_probeprobeprobeprobeprobepr", "{template}", "tpl_probeprobeprobeprobeprobepr",
 		"{key}", "key_probeprobeprobeprobeprobepr", "{function}", "counter",
 		"{connection}", "con_probeprobeprobeprobeprobepr", "{grant}", "grt_probeprobeprobeprobeprobepr", "{name}", "probe-cluster", "{route}", "rt-probe", "{domain}", "probe.example.com", "{migration}", "wf_probe", "{webhook}", "whk_probeprobeprobeprobeprobepr", "{stream}", "probe", "{consumer}", "probe",
-		"{partner}", "prt_probeprobeprobeprobeprobepr", "{trust}", "trs_probeprobeprobeprobeprobepr").Replace(pattern)
+		"{partner}", "prt_probeprobeprobeprobeprobepr", "{trust}", "trs_probeprobeprobeprobeprobepr",
+		"{operator}", "opr_probeprobeprobeprobeprobepr").Replace(pattern)
 }

@@ -106,6 +106,15 @@ func wireCreatedClient(c identity.CreatedClient) api.Client {
 	return out
 }
 
+func wireOperator(o identity.Operator) api.Operator {
+	return api.Operator{ID: o.ID, Email: o.Email, Name: o.Name, Status: string(o.Status),
+		PasswordChangeRequired: o.PasswordChangeRequired, TOTPConfirmed: o.TOTPConfirmed, CreatedAt: o.CreatedAt}
+}
+
+func wireCreatedOperator(c identity.CreatedOperator) api.CreatedOperator {
+	return api.CreatedOperator{Operator: wireOperator(c.Operator), Password: c.Password, TOTP: c.TOTP}
+}
+
 // ---- authorization ----
 
 func wirePolicyStore(s authz.Store) api.PolicyStore {

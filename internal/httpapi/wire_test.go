@@ -46,6 +46,8 @@ func TestWireConversions(t *testing.T) {
 		"group":              conversion(wireGroup),
 		"client":             conversion(wireClient),
 		"created client":     conversion(wireCreatedClient),
+		"operator":           conversion(wireOperator),
+		"created operator":   conversion(wireCreatedOperator),
 		"policy store":       conversion(wirePolicyStore),
 		"policy schema":      conversion(func(s authz.Schema) api.PolicySchema { return api.PolicySchema(s) }),
 		"policy":             conversion(wirePolicy),

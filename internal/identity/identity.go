@@ -44,6 +44,9 @@ func Migrations() storage.Component {
 		"oauth_clients": storage.TenantOrPlatformRows("tenant_id"),
 		// The last use of a client's scopes, the client's tenant's.
 		"oauth_client_scope_use": storage.TenantOrPlatformRows("tenant_id"),
+		// The platform's operators and their second factors.
+		"operators":     storage.PlatformRows(),
+		"operator_totp": storage.PlatformRows(),
 	}
 	return c
 }

@@ -62,17 +62,12 @@ func (d *Directory) EnrollTOTP(ctx context.Context, tid tenant.ID, userID string
 			return err
 		}
 		out = TOTPEnrollment{Secret: key.Secret(), OTPAuthURL: key.URL()}
-		hashes := make([]string, 10)
-		for i := range hashes {
-			code := strings.ToLower(ids.New("rc")[3:19])
-			out.RecoveryCodes = append(out.RecoveryCodes, code)
-			hashes[i] = hashSecret(code)
-		}
-		rh, _ := json.Marshal(hashes)
+		var rh string
+		out.RecoveryCodes, rh = newRecoveryCodes()
 		if _, err := tx.Exec(ctx, `INSERT INTO user_totp (user_id, tenant_id, secret_wrapped, confirmed, recovery_hashes, last_step, created_at)
 			VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (user_id) DO UPDATE SET secret_wrapped = excluded.secret_wrapped,
 			confirmed = excluded.confirmed, recovery_hashes = excluded.recovery_hashes, last_step = 0, created_at = excluded.created_at`,
-			u.ID, tx.TenantID(), wrapped, false, string(rh), d.clock.Now().UnixMicro()); err != nil {
+			u.ID, tx.TenantID(), wrapped, false, rh, d.clock.Now().UnixMicro()); err != nil {
 			return fmt.Errorf("identity: store TOTP: %w", err)
 		}
 		return d.audit.AppendTx(ctx, tx, d.event(tx, actor, "user.totp_enrolled", u.ID))
@@ -139,26 +134,57 @@ func (d *Directory) checkTOTP(ctx context.Context, tx *storage.Tx, userID, code 
 	if !ids.Valid(userID, "usr") {
 		return userNotFound(userID)
 	}
-	var wrapped []byte
-	var confirmed bool
-	var recovery string
-	var lastStep int64
+	f := totpFactor{binding: totpBinding(tx.TenantID(), userID)}
 	err := tx.QueryRow(ctx, `SELECT secret_wrapped, confirmed, recovery_hashes, last_step FROM user_totp WHERE tenant_id = ? AND user_id = ?`,
-		tx.TenantID(), userID).Scan(&wrapped, &confirmed, &recovery, &lastStep)
+		tx.TenantID(), userID).Scan(&f.wrapped, &f.confirmed, &f.recovery, &f.lastStep)
 	if errors.Is(err, sql.ErrNoRows) {
 		return errs.E(errs.NotFound, "totp_not_enrolled", "the user has no TOTP factor")
 	}
 	if err != nil {
 		return fmt.Errorf("identity: read TOTP: %w", err)
 	}
-	if mustBeConfirmed && !confirmed {
+	if mustBeConfirmed && !f.confirmed {
 		return errSecondFactor
 	}
+	// Enrollment is confirmed with a TOTP code only.
+	step, recovery, err := d.checkFactor(f, code, mustBeConfirmed)
+	if err != nil {
+		return err
+	}
+	if step != 0 {
+		_, err = tx.Exec(ctx, `UPDATE user_totp SET last_step = ? WHERE tenant_id = ? AND user_id = ?`, step, tx.TenantID(), userID)
+	} else {
+		_, err = tx.Exec(ctx, `UPDATE user_totp SET recovery_hashes = ? WHERE tenant_id = ? AND user_id = ?`, recovery, tx.TenantID(), userID)
+	}
+	return err
+}
+
+// totpFactor is a stored TOTP factor, a user's or an operator's.
+type totpFactor struct {
+	wrapped   []byte // the secret, wrapped by d.wrapper under binding
+	binding   []byte
+	confirmed bool
+	recovery  string // JSON array of the unused recovery codes' hashes
+	lastStep  int64  // the step of the last code accepted
+}
+
+// checkFactor is the one check of a second-factor code against a stored
+// factor, for users and operators alike: a 6-digit code of the current
+// step or one step either side, newer than the last step accepted
+// (replays are refused), or, if allowRecovery, an unused recovery code.
+// Comparisons are constant-time. It changes nothing: on success it
+// returns either the step to remember (step != 0) or the recovery hashes
+// without the code used up, for the caller to store in its transaction.
+// Any wrong code gives errSecondFactor.
+func (d *Directory) checkFactor(f totpFactor, code string, allowRecovery bool) (step int64, recovery string, err error) {
 	code = strings.ToLower(strings.TrimSpace(code))
 	if len(code) == 6 {
-		secret, err := d.wrapper.Unwrap(wrapped, totpBinding(tx.TenantID(), userID))
+		if d.wrapper == nil {
+			return 0, "", errors.New("identity: no key to unseal TOTP secrets")
+		}
+		secret, err := d.wrapper.Unwrap(f.wrapped, f.binding)
 		if err != nil {
-			return fmt.Errorf("identity: TOTP secret: %w", err)
+			return 0, "", fmt.Errorf("identity: TOTP secret: %w", err)
 		}
 		defer clear(secret)
 		now := d.clock.Now()
@@ -166,33 +192,44 @@ func (d *Directory) checkTOTP(ctx context.Context, tx *storage.Tx, userID, code 
 			step := now.Unix()/30 + skew
 			want, err := totp.GenerateCodeCustom(string(secret), time.Unix(step*30, 0), totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
 			if err != nil {
-				return fmt.Errorf("identity: TOTP code: %w", err)
+				return 0, "", fmt.Errorf("identity: TOTP code: %w", err)
 			}
 			if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
-				if step <= lastStep {
-					return errSecondFactor // replayed
+				if step <= f.lastStep {
+					return 0, "", errSecondFactor // replayed
 				}
-				_, err := tx.Exec(ctx, `UPDATE user_totp SET last_step = ? WHERE tenant_id = ? AND user_id = ?`, step, tx.TenantID(), userID)
-				return err
+				return step, "", nil
 			}
 		}
-		return errSecondFactor
+		return 0, "", errSecondFactor
 	}
-	if !mustBeConfirmed {
-		return errSecondFactor // enrollment is confirmed with a TOTP code only
+	if !allowRecovery {
+		return 0, "", errSecondFactor
 	}
 	var hashes []string
-	if err := json.Unmarshal([]byte(recovery), &hashes); err != nil {
-		return fmt.Errorf("identity: recovery codes unreadable: %w", err)
+	if err := json.Unmarshal([]byte(f.recovery), &hashes); err != nil {
+		return 0, "", fmt.Errorf("identity: recovery codes unreadable: %w", err)
 	}
 	h := hashSecret(code)
 	for i, stored := range hashes {
 		if subtle.ConstantTimeCompare([]byte(h), []byte(stored)) == 1 {
 			hashes = append(hashes[:i], hashes[i+1:]...)
 			raw, _ := json.Marshal(hashes)
-			_, err := tx.Exec(ctx, `UPDATE user_totp SET recovery_hashes = ? WHERE tenant_id = ? AND user_id = ?`, string(raw), tx.TenantID(), userID)
-			return err
+			return 0, string(raw), nil
 		}
 	}
-	return errSecondFactor
+	return 0, "", errSecondFactor
+}
+
+// newRecoveryCodes returns ten recovery codes, to be shown once, and
+// their hashes as stored (a JSON array).
+func newRecoveryCodes() (codes []string, hashes string) {
+	hs := make([]string, 10)
+	for i := range hs {
+		code := strings.ToLower(ids.New("rc")[3:19])
+		codes = append(codes, code)
+		hs[i] = hashSecret(code)
+	}
+	raw, _ := json.Marshal(hs)
+	return codes, string(raw)
 }

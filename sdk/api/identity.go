@@ -170,3 +170,30 @@ type TOTPEnrollment struct {
 type TOTPConfirmation struct {
 	Code string `json:"code"`
 }
+
+// Operator is a person who operates the platform (not a tenant's user).
+type Operator struct {
+	ID                     string    `json:"id"`
+	Email                  string    `json:"email"`
+	Name                   string    `json:"name"`
+	Status                 string    `json:"status"` // active or disabled
+	PasswordChangeRequired bool      `json:"password_change_required"`
+	TOTPConfirmed          bool      `json:"totp_confirmed"`
+	CreatedAt              time.Time `json:"created_at"`
+}
+
+// CreateOperator is the body of an operator's creation.
+type CreateOperator struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+// CreatedOperator is a new operator with their temporary password and the
+// TOTP enrollment every operator has, both shown once: the operator scans
+// the otpauth URL, and chooses their own password at first sign-in, where
+// their first code confirms the factor.
+type CreatedOperator struct {
+	Operator
+	Password string         `json:"password"`
+	TOTP     TOTPEnrollment `json:"totp"`
+}

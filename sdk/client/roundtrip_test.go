@@ -106,6 +106,7 @@ func TestClientRoundTrip(t *testing.T) {
 		r.me(as("tok-ann"))
 		r.identity(op)
 		r.clients(op)
+		r.operators(op)
 		r.authz(op)
 		r.keys(op, svc)
 		r.functions(op, svc, module)
@@ -333,6 +334,24 @@ func (r roundTrip) identity(op *client.Client) {
 	got2, err := op.GetIdentityConfig(ctx, "acme")
 	r.ok("get identity config", err)
 	r.want("got identity config", got2 == cfg, got2)
+}
+
+func (r roundTrip) operators(op *client.Client) {
+	ctx := r.ctx
+	o, err := op.CreateOperator(ctx, client.CreateOperator{Email: "olga@ops.example", Name: "Olga"})
+	r.ok("create operator", err)
+	r.want("created operator", strings.HasPrefix(o.ID, "opr_") && o.Email == "olga@ops.example" && o.Name == "Olga" && o.Status == "active" &&
+		o.PasswordChangeRequired && !o.TOTPConfirmed && o.Password != "" && o.TOTP.Secret != "" && len(o.TOTP.RecoveryCodes) == 10, o)
+	ops, err := op.ListOperators(ctx)
+	r.ok("list operators", err)
+	r.want("operators", len(ops) == 1 && ops[0] == o.Operator, ops)
+	got, err := op.GetOperator(ctx, o.ID)
+	r.ok("get operator", err)
+	r.want("got operator", got == o.Operator, got)
+	d, err := op.DisableOperator(ctx, o.ID)
+	r.ok("disable operator", err)
+	r.want("disabled operator", d.ID == o.ID && d.Status == "disabled", d)
+	r.ok("delete operator", op.DeleteOperator(ctx, o.ID))
 }
 
 func (r roundTrip) clients(op *client.Client) {
