@@ -584,8 +584,10 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		Outbox:        a.Outbox,
 		Partners:      a.Partners,
 		Posture:       a.Posture,
-		Verifiers:     append([]authn.Verifier{a.Admin, tenantTokens}, c.Verifiers...),
-		Logger:        c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
+		// Only the API takes operator accounts' tokens (the console's).
+		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens.WithOperators(operatorState{a}, provider.ConsoleClientID, provider.OperatorScope)},
+			c.Verifiers...),
+		Logger: c.Logger, Metrics: metrics, Version: c.Version, ClientIP: clientIPs, OnboardingWait: c.OnboardingWait,
 	})
 	mux := http.NewServeMux()
 	for _, path := range a.Provider.Paths() {
@@ -705,6 +707,20 @@ func (s tokenState) PartnerSession(ctx context.Context, tid tenant.ID, trustID, 
 		return tenant.PartnerSession{}, err
 	}
 	return tenant.PartnerSession{Networks: ses.Networks, Policy: ses.Policy, Scopes: ses.Scopes}, nil
+}
+
+// operatorState answers authn's questions about operator accounts.
+type operatorState struct{ a *App }
+
+func (s operatorState) OperatorActive(ctx context.Context, id string) (time.Time, error) {
+	o, err := s.a.Directory.GetOperator(ctx, id)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if o.Status != identity.UserActive {
+		return time.Time{}, fmt.Errorf("operator %s is %s", id, o.Status)
+	}
+	return o.PasswordChangedAt, nil
 }
 
 // DefaultPostureInterval is how often a node scans the deployment's

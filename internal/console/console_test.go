@@ -11,9 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -202,6 +206,134 @@ func TestTenantAdminConsole(t *testing.T) {
 		b.jar.m["__Host-bulkhead-console"] = old
 		if status, body, _ := b.get("/console/tenants/acme"); status != http.StatusOK || !strings.Contains(body, "Sign in as an organization") {
 			t.Errorf("after sign-out: %d %s", status, body)
+		}
+	})
+}
+
+// loginPost posts fields to the login form on page (the provider's, at
+// loginURL) and returns where the browser ends and what it shows.
+func (b *browser) loginPost(loginURL, page string, fields url.Values) (string, int, string) {
+	b.t.Helper()
+	for _, m := range hiddenField.FindAllStringSubmatch(page, -1) {
+		fields.Set(m[1], m[2])
+	}
+	req, _ := http.NewRequest(http.MethodPost, loginURL, strings.NewReader(fields.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.Request.URL.String(), resp.StatusCode, string(body)
+}
+
+// TestOperatorConsole signs an operator in (password change and TOTP at
+// the first sign-in), creates and suspends a tenant through the console,
+// and checks that the audit trail names the person, that a destructive
+// action after five minutes asks for a fresh sign-in of the same person,
+// and that a disabled operator's session stops.
+func TestOperatorConsole(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		clk := clock.NewFake(time.Now().UTC().Truncate(time.Minute))
+		env := apitest.New(t, dsn, apitest.Options{Argon2: fast, Clock: clk})
+		ctx := context.Background()
+		olga, err := env.Directory.CreateOperator(ctx, "olga@ops.example", "Olga", tenant.Actor{Principal: "operator:test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := func() string {
+			c, err := totp.GenerateCode(olga.TOTP.Secret, clk.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		b := newBrowser(t, env.URL)
+		status, page, resp := b.get("/console/signin?as=operator&return=/console/tenants")
+		loginURL := resp.Request.URL.String()
+		if status != http.StatusOK || !strings.Contains(page, "Sign in as an operator") {
+			t.Fatalf("operator login page: %d %s", status, page)
+		}
+		// A tenant's user, or a wrong password, gets nowhere; no code is spent.
+		if _, status, _ := b.loginPost(loginURL, page, url.Values{"email": {"olga@ops.example"}, "password": {"wrong"}, "code": {code()}}); status != http.StatusUnauthorized {
+			t.Fatalf("wrong password: %d", status)
+		}
+		_, status, page = b.loginPost(loginURL, page, url.Values{"email": {"olga@ops.example"}, "password": {olga.Password}})
+		if status != http.StatusOK || !strings.Contains(page, `name="new_password"`) {
+			t.Fatalf("first sign-in must ask for a new password: %d %s", status, page)
+		}
+		if _, status, page = b.loginPost(loginURL, page, url.Values{"email": {"olga@ops.example"}, "password": {olga.Password},
+			"new_password": {"olga's very own password"}}); status != http.StatusUnauthorized || !strings.Contains(page, "authenticator") {
+			t.Fatalf("a sign-in without the code: %d %s", status, page)
+		}
+		where, status, page := b.loginPost(loginURL, page, url.Values{"email": {"olga@ops.example"}, "password": {olga.Password},
+			"new_password": {"olga's very own password"}, "code": {code()}})
+		if status != http.StatusOK || !strings.HasSuffix(where, "/console/tenants") || !strings.Contains(page, "olga@ops.example") {
+			t.Fatalf("operator sign-in: %s %d %s", where, status, page)
+		}
+		csrf := csrfOf(t, page)
+
+		// Create a tenant; the audit trail names Olga's account.
+		status, page = b.post("/console/tenants", url.Values{"csrf": {csrf}, "id": {"acme"}, "name": {"Acme"}, "tier": {"standard"}}, env.URL)
+		if status != http.StatusOK || !strings.Contains(page, `data-page="tenant"`) {
+			t.Fatalf("create tenant: %d %s", status, page)
+		}
+		ev, err := env.Admin.ListAudit(ctx, client.AuditQuery{Tenant: "acme", Action: "tenant.onboarding.started"})
+		if err != nil || len(ev.Items) != 1 || ev.Items[0].Principal != "operator:"+olga.ID {
+			t.Errorf("audit of the create: %+v %v", ev.Items, err)
+		}
+		// Search finds it; a refused create says why and keeps the form.
+		if status, page, _ = b.get("/console/tenants?q=ac&tier=standard"); status != http.StatusOK || !strings.Contains(page, `href="/console/tenants/acme"`) {
+			t.Errorf("search: %d %s", status, page)
+		}
+		if status, page = b.post("/console/tenants", url.Values{"csrf": {csrf}, "id": {"Bad Id"}}, env.URL); status != http.StatusBadRequest ||
+			!strings.Contains(page, `value="Bad Id"`) {
+			t.Errorf("a refused create: %d %s", status, page)
+		}
+
+		// Suspend: the confirmation must be typed.
+		if status, _ = b.post("/console/tenants/acme/suspend", url.Values{"csrf": {csrf}, "confirm": {"acm"}}, env.URL); status != http.StatusBadRequest {
+			t.Errorf("a wrong confirmation: %d", status)
+		}
+		if status, page = b.post("/console/tenants/acme/suspend", url.Values{"csrf": {csrf}, "confirm": {"acme"}}, env.URL); status != http.StatusOK ||
+			!strings.Contains(page, "Tenant suspended") {
+			t.Fatalf("suspend: %d %s", status, page)
+		}
+
+		// Six minutes later, resuming asks for a fresh sign-in first.
+		clk.Advance(6 * time.Minute)
+		b.c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		req, _ := http.NewRequest(http.MethodPost, env.URL+"/console/tenants/acme/resume", strings.NewReader(url.Values{"csrf": {csrf}, "confirm": {"acme"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", env.URL)
+		r2, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2.Body.Close()
+		b.c.CheckRedirect = nil
+		loc, _ := url.Parse(r2.Header.Get("Location"))
+		if r2.StatusCode != http.StatusFound || loc.Query().Get("prompt") != "login" || loc.Query().Get("max_age") != "0" {
+			t.Fatalf("an old sign-in was not asked again: %d %s", r2.StatusCode, loc)
+		}
+		status, page, resp = b.get(loc.RequestURI())
+		where, status, page = b.loginPost(resp.Request.URL.String(), page, url.Values{"email": {"olga@ops.example"},
+			"password": {"olga's very own password"}, "code": {code()}})
+		if status != http.StatusOK || !strings.HasSuffix(where, "/console/tenants/acme/confirm/resume") {
+			t.Fatalf("after the fresh sign-in: %s %d %s", where, status, page)
+		}
+		if status, page = b.post("/console/tenants/acme/resume", url.Values{"csrf": {csrf}, "confirm": {"acme"}}, env.URL); status != http.StatusOK ||
+			!strings.Contains(page, "Tenant resumed") {
+			t.Fatalf("resume: %d %s", status, page)
+		}
+
+		// A disabled operator's session ends at its next page.
+		if _, err := env.Admin.DisableOperator(ctx, olga.ID); err != nil {
+			t.Fatal(err)
+		}
+		if status, page, _ = b.get("/console/tenants"); !strings.Contains(page, "Sign in as an operator") {
+			t.Errorf("a disabled operator's page: %d %s", status, page)
 		}
 	})
 }

@@ -53,6 +53,11 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 {{if .SecondFactor}}<p>Your organization signed you in. Your account also has an authenticator app.</p>
 <p><label>Authentication code (or a recovery code)<br><input name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus></label></p>
+{{else if .Operator}}<p>Sign in as an operator of this Bulkhead deployment.</p>
+<p><label>Email<br><input type="email" name="email" value="{{.Email}}" autocomplete="username" required autofocus></label></p>
+<p><label>Password<br><input type="password" name="password" autocomplete="current-password" required></label></p>
+{{if .ChangePassword}}<p><label>New password (your password was set for you; choose your own)<br><input type="password" name="new_password" autocomplete="new-password" required></label></p>{{end}}
+<p><label>Authentication code (or a recovery code)<br><input name="code" autocomplete="one-time-code" inputmode="numeric" required></label></p>
 {{else}}<p><label>Email<br><input type="email" name="email" value="{{.Email}}" autocomplete="username" required></label></p>
 <p><label>Password (not needed if your organization signs you in)<br><input type="password" name="password" autocomplete="current-password"></label></p>
 {{if .ChangePassword}}<p><label>New password (your password was set for you; choose your own)<br><input type="password" name="new_password" autocomplete="new-password" required></label></p>{{end}}
@@ -68,6 +73,7 @@ type loginView struct {
 	Action, ID, CSRF, Email, Tenant, Error string
 	AskTenant, ChangePassword              bool
 	SecondFactor                           bool          // a federated sign-in waits for the account's TOTP code
+	Operator                               bool          // an operator's sign-in to the console (TOTP always)
 	Picker                                 []pickerEntry // the tenant picker, when it is on
 }
 
@@ -105,6 +111,9 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	if a.pendingUser != "" {
 		view.SecondFactor, view.AskTenant, view.Email = true, false, ""
 	}
+	if operatorRequest(issuer, a) {
+		view.Operator, view.AskTenant = true, false
+	}
 	if view.AskTenant && p.cfg.TenantPicker {
 		view.Picker = p.pickerEntries(ctx)
 	}
@@ -132,6 +141,10 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	}
 	if a.pendingUser != "" {
 		p.federatedSecondFactor(w, r, issuer, o, a, render)
+		return
+	}
+	if view.Operator {
+		p.operatorLogin(w, r, issuer, o, a, &view, render)
 		return
 	}
 	email := strings.TrimSpace(r.PostForm.Get("email"))

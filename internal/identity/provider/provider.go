@@ -33,6 +33,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
 	"github.com/bulkhead-dev/bulkhead/internal/partners"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
@@ -497,6 +498,9 @@ func (p *Provider) leftSilo(ctx context.Context, t tenants.Tenant) bool {
 }
 
 func (p *Provider) userTenant(ctx context.Context, userID string) (tenant.ID, error) {
+	if ids.Valid(userID, "opr") {
+		return "", nil // an operator account: no tenant
+	}
 	return p.cfg.Directory.UserTenantAllTenants(ctx, userID)
 }
 

@@ -190,6 +190,10 @@ func (s *issuerStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReq
 	if c.Public && (req.CodeChallenge == "" || req.CodeChallengeMethod != oidc.CodeChallengeMethodS256) {
 		return nil, oidc.ErrInvalidRequest().WithDescription("public clients must use PKCE with S256")
 	}
+	if slices.Contains(req.Scopes, OperatorScope) && (c.ID != ConsoleClientID || s.issuer.Tenant != "") {
+		// Operators sign in to the console only.
+		return nil, oidc.ErrInvalidScope().WithDescription("the scope %s is the console's", OperatorScope)
+	}
 	if slices.Contains(req.Prompt, oidc.PromptNone) {
 		// Bulkhead keeps no browser sessions (no SSO), so a sign-in without
 		// the login page is never possible: OIDC Core §3.1.2.6 answers it at
@@ -454,6 +458,13 @@ func (s *issuerStorage) TokenRequestByRefreshToken(ctx context.Context, token st
 		return nil, serverError(fmt.Errorf("provider: stored refresh token unreadable: %w", err))
 	}
 	r.authTime = time.UnixMicro(authTime).UTC()
+	if isOperator(r.tenantID, r.userID) {
+		o, err := s.activeOperator(ctx, r.userID)
+		if err != nil || o.PasswordChangedAt.After(r.authTime) {
+			return nil, op.ErrInvalidRefreshToken
+		}
+		return r, nil
+	}
 	u, err := s.activeUser(ctx, r.tenantID, r.userID)
 	if err != nil || u.PasswordChangedAt.After(r.authTime) {
 		// A password change (say, after a compromise) ends the sessions before it.
@@ -620,6 +631,17 @@ func (s *issuerStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.U
 }
 
 func (s *issuerStorage) setUserinfo(ctx context.Context, info *oidc.UserInfo, tid tenant.ID, userID string, scopes []string) error {
+	if isOperator(tid, userID) {
+		o, err := s.activeOperator(ctx, userID)
+		if err != nil {
+			return oidc.ErrAccessDenied().WithDescription("the user cannot sign in")
+		}
+		info.Subject = o.ID
+		if slices.Contains(scopes, oidc.ScopeEmail) {
+			info.Email, info.EmailVerified = o.Email, false
+		}
+		return nil
+	}
 	u, err := s.activeUser(ctx, tid, userID)
 	if err != nil {
 		return oidc.ErrAccessDenied().WithDescription("the user cannot sign in")

@@ -52,7 +52,10 @@ func (a *authRequest) GetState() string                      { return a.State }
 func (a *authRequest) GetSubject() string                    { return a.userID }
 func (a *authRequest) Done() bool                            { return a.userID != "" }
 func (a *authRequest) GetAMR() []string {
-	if a.Done() {
+	switch {
+	case isOperator(a.tenantID, a.userID):
+		return []string{"pwd", "otp"} // operators always give a second factor
+	case a.Done():
 		return []string{"pwd"}
 	}
 	return nil

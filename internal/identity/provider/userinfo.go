@@ -67,7 +67,7 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request, issuer signi
 		return
 	}
 	s := &issuerStorage{p: p, issuer: issuer}
-	if s.revoked(ctx, c.JWTID) || !ids.Valid(c.Subject, "usr") {
+	if s.revoked(ctx, c.JWTID) || !(ids.Valid(c.Subject, "usr") || ids.Valid(c.Subject, "opr")) {
 		challenge(http.StatusUnauthorized, "invalid_token", invalid)
 		return
 	}
