@@ -338,6 +338,28 @@ func (s *Service) CreatePolicy(ctx context.Context, tid tenant.ID, in PolicyInpu
 	return s.putPolicy(ctx, tid, "", in, actor)
 }
 
+// ValidatePolicy checks in against tenant tid's store (its schema and
+// templates; tid "" for the global policies) as CreatePolicy would, and
+// stores nothing: the console's editor asks while the admin types. A
+// policy that would be refused gives the error CreatePolicy would.
+func (s *Service) ValidatePolicy(ctx context.Context, tid tenant.ID, in PolicyInput) error {
+	return s.view(ctx, tid, func(tx *storage.Tx, st storeRow) error {
+		c, err := load(ctx, tx, st, false)
+		if err != nil {
+			return err
+		}
+		p, _, err := in.resolve(c)
+		if err != nil {
+			return err
+		}
+		what := "the policy"
+		if in.TemplateID != "" {
+			what = "the linked policy"
+		}
+		return validatePolicy(c.validator, "statement", what, p)
+	})
+}
+
 // ReplacePolicy replaces policy id of tenant tid's store (or a global policy when tid is "").
 func (s *Service) ReplacePolicy(ctx context.Context, tid tenant.ID, id string, in PolicyInput, actor tenant.Actor) (Policy, error) {
 	if !ids.Valid(id, policyPrefix) {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/authn"
 	"github.com/bulkhead-dev/bulkhead/internal/authz"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
+	"github.com/bulkhead-dev/bulkhead/internal/httpx"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
@@ -82,6 +84,14 @@ func (s *Server) authzRoutes() []Route {
 			return wirePolicy(p), err
 		})
 	}
+	validatePolicy := jsonCall(http.StatusOK, tenantStore, func(r *http.Request, tid tenant.ID, in api.PolicyInput) (api.PolicyValidation, error) {
+		err := a.ValidatePolicy(r.Context(), tid, policyInput(in))
+		if e, ok := errs.As(err); ok && (e.Kind == errs.Invalid || e.Kind == errs.TooLarge) {
+			p := httpx.ProblemFor(err).Problem
+			return api.PolicyValidation{Problem: &p}, nil
+		}
+		return api.PolicyValidation{Valid: err == nil}, err
+	})
 	listPolicies := func(store func(*http.Request) (tenant.ID, error)) func(http.ResponseWriter, *http.Request) error {
 		return jsonCall(http.StatusOK, store, func(r *http.Request, tid tenant.ID, _ none) (api.PolicyPage, error) {
 			opts, err := listOptions(r)
@@ -156,6 +166,7 @@ func (s *Server) authzRoutes() []Route {
 		{"PUT", store + "/schema", "authz.schema_put", TenantAdmin, putSchema},
 		{"POST", policies, "authz.policy_create", TenantAdmin, createPolicy(tenantStore)},
 		{"GET", policies, "authz.policy_list", TenantAdmin, listPolicies(tenantStore)},
+		{"POST", policies + "/validate", "authz.policy_validate", TenantAdmin, validatePolicy},
 		{"GET", policies + "/{policy}", "authz.policy_get", TenantAdmin, getPolicy(tenantStore)},
 		{"PUT", policies + "/{policy}", "authz.policy_replace", TenantAdmin, replacePolicy(tenantStore)},
 		{"DELETE", policies + "/{policy}", "authz.policy_delete", TenantAdmin, deletePolicy(tenantStore)},

@@ -145,6 +145,7 @@ var schemaBodies = []schemaBody{
 	body[api.Policy]("Policy"),
 	request[api.PolicyInput]("PolicyInput"),
 	body[api.PolicyPage]("PolicyPage"),
+	body[api.PolicyValidation]("PolicyValidation"),
 	body[api.PolicyTemplate]("PolicyTemplate"),
 	request[api.PolicyTemplateInput]("PolicyTemplateInput"),
 	body[api.PolicyTemplatePage]("PolicyTemplatePage"),

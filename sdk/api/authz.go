@@ -81,6 +81,14 @@ type PolicyInput struct {
 	Resource    *EntityRef `json:"resource,omitempty"`
 }
 
+// PolicyValidation is the answer to a policy's validation: whether the
+// store would take it, and if not, the problem its creation would give
+// (code, detail and field; with the line and column in the detail).
+type PolicyValidation struct {
+	Valid   bool     `json:"valid"`
+	Problem *Problem `json:"problem,omitempty"`
+}
+
 // PolicyPage is a page of policies.
 type PolicyPage struct {
 	Items      []Policy `json:"items"`

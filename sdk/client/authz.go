@@ -20,6 +20,7 @@ type (
 	Policy              = api.Policy
 	PolicyInput         = api.PolicyInput
 	PolicyPage          = api.PolicyPage
+	PolicyValidation    = api.PolicyValidation
 	PolicyTemplate      = api.PolicyTemplate
 	PolicyTemplateInput = api.PolicyTemplateInput
 	PolicyTemplatePage  = api.PolicyTemplatePage
@@ -109,6 +110,12 @@ func (c *Client) PutSchema(ctx context.Context, tenant string, s PolicySchema) (
 // CreatePolicy adds a static or linked policy to a tenant's store.
 func (c *Client) CreatePolicy(ctx context.Context, tenant string, in PolicyInput) (Policy, error) {
 	return call[Policy](ctx, c, http.MethodPost, authzPath(tenant, "policies"), in)
+}
+
+// ValidatePolicy checks a policy against a tenant's store without adding
+// it: Valid, or the Problem its creation would give.
+func (c *Client) ValidatePolicy(ctx context.Context, tenant string, in PolicyInput) (PolicyValidation, error) {
+	return call[PolicyValidation](ctx, c, http.MethodPost, authzPath(tenant, "policies/validate"), in)
 }
 
 // ListPolicies returns a page of a tenant's policies.

@@ -389,6 +389,15 @@ func (r roundTrip) authz(op *client.Client) {
 	user := func(id string) *client.EntityRef { return &client.EntityRef{Type: "User", ID: id} }
 	doc := func(id string) *client.EntityRef { return &client.EntityRef{Type: "Doc", ID: id} }
 	read := &client.EntityRef{Type: "Action", ID: "read"}
+	v, err := op.ValidatePolicy(ctx, "acme", client.PolicyInput{Statement: `permit(principal, action, resource`})
+	r.ok("validate a broken policy", err)
+	r.want("broken policy refused", !v.Valid && v.Problem != nil && v.Problem.Code == "invalid_policy", v)
+	v, err = op.ValidatePolicy(ctx, "acme", client.PolicyInput{Statement: `permit(principal == User::"ann", action == Action::"write", resource);`})
+	r.ok("validate against the schema", err)
+	r.want("a policy outside the schema refused", !v.Valid && v.Problem != nil && v.Problem.Code == "schema_violation", v)
+	v, err = op.ValidatePolicy(ctx, "acme", client.PolicyInput{Statement: `permit(principal == User::"ann", action == Action::"read", resource);`})
+	r.ok("validate a good policy", err)
+	r.want("good policy", v.Valid && v.Problem == nil, v)
 	p, err := op.CreatePolicy(ctx, "acme", client.PolicyInput{Statement: `permit(principal == User::"ann", action, resource);`, Description: "ann"})
 	r.ok("create policy", err)
 	r.want("policy", p.ID != "" && p.Type == client.PolicyStatic && p.Description == "ann", p)
