@@ -81,7 +81,13 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+p+"/tenants", c.operatorPost(c.tenantCreate))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}", c.page(c.tenantDetail))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/confirm/{action}", c.page(c.tenantConfirm))
-	m.HandleFunc("POST "+p+"/tenants/{tenant}/{action}", c.destructive(c.tenantAction))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/{action}", c.destructive(c.confirmPage("confirm", "{action}"), c.tenantAction))
+	m.HandleFunc("GET "+p+"/tenants/{tenant}/policies", c.page(c.policies))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/policies", c.post(c.policySave))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/policies/validate", c.policyValidate)
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/policies/try", c.post(c.policyTry))
+	m.HandleFunc("GET "+p+"/tenants/{tenant}/policies/{policy}/confirm-delete", c.page(c.policyConfirm))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/policies/{policy}/delete", c.destructive(c.confirmPage("policies", "{policy}", "confirm-delete"), c.policyDelete))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/users", c.page(c.userList))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/users", c.post(c.userCreate))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/posture", c.page(c.tenantPosture))
@@ -176,17 +182,31 @@ func (c *Console) operatorPost(h handler) http.HandlerFunc {
 
 // destructive is a post that needs a recent sign-in: older than
 // ReauthAfter, the person signs in again first and comes back to the
-// confirmation page.
-func (c *Console) destructive(h handler) http.HandlerFunc {
+// confirmation page, back(r).
+func (c *Console) destructive(back func(*http.Request) string, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c.serve(w, r, true, false, func(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
 			if c.now().Sub(s.AuthTime) > c.cfg.ReauthAfter {
-				back := c.prefix + "/tenants/" + url.PathEscape(r.PathValue("tenant")) + "/confirm/" + url.PathEscape(r.PathValue("action"))
-				c.startFlow(w, r, s.Operator(), true, back)
+				c.startFlow(w, r, s.Operator(), true, back(r))
 				return "", view{}, nil
 			}
 			return h(w, r, s, cl)
 		})
+	}
+}
+
+// confirmPage is the path of a tenant's confirmation page for the
+// destructive post at r: its {tenant}, then rest with r's path values.
+func (c *Console) confirmPage(rest ...string) func(*http.Request) string {
+	return func(r *http.Request) string {
+		p := c.prefix + "/tenants/" + url.PathEscape(r.PathValue("tenant"))
+		for _, part := range rest {
+			if name, ok := strings.CutPrefix(part, "{"); ok {
+				part = url.PathEscape(r.PathValue(strings.TrimSuffix(name, "}")))
+			}
+			p += "/" + part
+		}
+		return p
 	}
 }
 

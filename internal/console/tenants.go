@@ -98,12 +98,14 @@ func (c *Console) tenantCreate(w http.ResponseWriter, r *http.Request, s *sessio
 // nothing a link's author wrote is shown).
 func noticeOf(r *http.Request) string {
 	return map[string]string{
-		"created":   "Tenant created.",
-		"suspended": "Tenant suspended: its tokens stop working and its users cannot sign in.",
-		"resumed":   "Tenant resumed.",
-		"deleted":   "Offboarding started: the tenant's data is being removed.",
-		"user":      "User added. Give them their temporary password; they choose their own at first sign-in.",
-		"scanned":   "Scan finished.",
+		"created":        "Tenant created.",
+		"suspended":      "Tenant suspended: its tokens stop working and its users cannot sign in.",
+		"resumed":        "Tenant resumed.",
+		"deleted":        "Offboarding started: the tenant's data is being removed.",
+		"user":           "User added. Give them their temporary password; they choose their own at first sign-in.",
+		"scanned":        "Scan finished.",
+		"policy":         "Policy saved. Decisions use it from now on.",
+		"policy_deleted": "Policy deleted.",
 	}[r.URL.Query().Get("notice")]
 }
 
