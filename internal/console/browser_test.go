@@ -24,6 +24,22 @@ func onPage(name string) chromedp.Action[chromedp.Void] {
 	return chromedp.WaitVisible(chromedp.CSS(`main[data-page="` + name + `"]`))
 }
 
+// waitURL waits until the tab's address contains part (a form posted
+// and the next page loaded).
+func waitURL(t *testing.T, tab context.Context, part string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if loc, err := chromedp.Run(tab, chromedp.Location()); err == nil && strings.Contains(loc, part) {
+			if err := chromedp.Do(tab, chromedp.WaitReady(chromedp.CSS("main"))); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	loc, _ := chromedp.Run(tab, chromedp.Location())
+	t.Fatalf("the tab is at %s, not at %s", loc, part)
+}
+
 // text reads the text of the first element sel matches.
 func text(t *testing.T, tab context.Context, sel string) string {
 	t.Helper()
@@ -204,6 +220,46 @@ func TestBrowserOperator(t *testing.T) {
 	}
 	browsertest.RequireNoSerious(t, b.Axe(tab, t))
 	b.Screenshot(tab, t, "policies")
+
+	// Keys: rotate one, schedule the deletion of another behind a typed
+	// confirmation with its waiting period.
+	do(t, tab, "keys", chromedp.Navigate(env.URL+"/console/tenants/initech/keys"), onPage("keys"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="alias"]`), "alias/reports"),
+		chromedp.Click(chromedp.CSS(`section[aria-labelledby="new-key"] button[type="submit"]`)))
+	waitURL(t, tab, "notice=key_created")
+	keys, err := env.Admin.ListKeys(ctx, "initech", 100, "")
+	if err != nil || len(keys.Items) < 2 {
+		t.Fatalf("keys: %+v %v", keys, err)
+	}
+	var reports string
+	for _, k := range keys.Items {
+		if len(k.Aliases) > 0 && k.Aliases[0] == "alias/reports" {
+			reports = k.ID
+		}
+	}
+	do(t, tab, "rotate", chromedp.Click(chromedp.CSS(`form[action$="/keys/`+reports+`/rotate"] button`)))
+	waitURL(t, tab, "notice=key_rotated")
+	if k, err := env.Admin.GetKey(ctx, "initech", reports); err != nil || k.PrimaryVersion != 2 {
+		t.Errorf("after rotate: %+v %v", k, err)
+	}
+	browsertest.RequireNoSerious(t, b.Axe(tab, t))
+	b.Screenshot(tab, t, "keys")
+	do(t, tab, "schedule deletion", chromedp.Click(chromedp.CSS(`a[href$="/keys/`+reports+`/confirm-deletion"]`)), onPage("confirm"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="confirm"]`), reports),
+		chromedp.Click(chromedp.CSS(`form.confirm button[type="submit"]`)))
+	waitURL(t, tab, "notice=key_deletion")
+	if k, err := env.Admin.GetKey(ctx, "initech", reports); err != nil || k.State != "pending_deletion" {
+		t.Errorf("after scheduling the deletion: %+v %v", k, err)
+	}
+	// The audit timeline names Olga for each of these.
+	do(t, tab, "audit", chromedp.Navigate(env.URL+"/console/tenants/initech/audit"), onPage("audit"))
+	if body := text(t, tab, "table"); !strings.Contains(body, "operator:"+olga.ID) || !strings.Contains(body, "kms.key_rotated") {
+		t.Errorf("the tenant's audit timeline: %.800s", body)
+	}
+	browsertest.RequireNoSerious(t, b.Axe(tab, t))
+	b.Screenshot(tab, t, "audit")
+	do(t, tab, "verify", chromedp.Navigate(env.URL+"/console/audit"), onPage("audit"),
+		chromedp.Click(chromedp.CSS(`section.chain button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(`section.chain .notice`)))
 
 	// Suspend, behind a typed confirmation.
 	do(t, tab, "suspend", chromedp.Navigate(env.URL+"/console/tenants/initech"), onPage("tenant"),

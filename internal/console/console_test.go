@@ -167,7 +167,9 @@ func TestTenantAdminConsole(t *testing.T) {
 		// look the same.
 		_, missing, _ := b.get("/console/tenants/no-such-tenant")
 		for _, p := range []string{"/console/tenants/globex", "/console/tenants/globex/users", "/console/tenants/globex/posture",
-			"/console/tenants/no-such-tenant", "/console/tenants/globex/confirm/suspend", "/console/tenants"} {
+			"/console/tenants/no-such-tenant", "/console/tenants/globex/confirm/suspend", "/console/tenants",
+			"/console/tenants/globex/policies", "/console/tenants/globex/keys", "/console/tenants/globex/audit", "/console/audit", "/console/posture",
+			"/console/tenants/globex/policies/pol_aaaaaaaaaaaaaaaaaaaaaaaaaa/confirm-delete"} {
 			status, body, _ := b.get(p)
 			if status != http.StatusNotFound || body != missing {
 				t.Errorf("%s: %d, differs from no such tenant: %v\n%s", p, status, body != missing, body)

@@ -36,6 +36,7 @@ type view struct {
 // confirmView is the typed confirmation of a destructive action.
 type confirmView struct {
 	Action, Object, Word, Post, Cancel, Explain string
+	Days                                        bool // ask for a waiting period too (7 to 30 days)
 }
 
 func parsePages(prefix string) (map[string]*template.Template, error) {
@@ -92,6 +93,15 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/users", c.post(c.userCreate))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/posture", c.page(c.tenantPosture))
 	m.HandleFunc("GET "+p+"/posture", c.operatorPage(c.posture))
+	m.HandleFunc("GET "+p+"/audit", c.operatorPage(c.platformAudit))
+	m.HandleFunc("POST "+p+"/audit/verify", c.operatorPost(c.auditVerify))
+	m.HandleFunc("GET "+p+"/tenants/{tenant}/audit", c.page(c.tenantAudit))
+	m.HandleFunc("GET "+p+"/tenants/{tenant}/keys", c.page(c.keys))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/keys", c.post(c.keyCreate))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/keys/{key}/rotate", c.post(c.keyRotate))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/keys/{key}/cancel-deletion", c.post(c.keyCancelDeletion))
+	m.HandleFunc("GET "+p+"/tenants/{tenant}/keys/{key}/confirm-deletion", c.page(c.keyConfirm))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/keys/{key}/schedule-deletion", c.destructive(c.confirmPage("keys", "{key}", "confirm-deletion"), c.keyScheduleDeletion))
 	m.HandleFunc("POST "+p+"/posture/scan", c.operatorPost(c.postureScan))
 	m.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		s, _ := c.loadSession(r.Context(), r)

@@ -106,6 +106,10 @@ func noticeOf(r *http.Request) string {
 		"scanned":        "Scan finished.",
 		"policy":         "Policy saved. Decisions use it from now on.",
 		"policy_deleted": "Policy deleted.",
+		"key_created":    "Key created.",
+		"key_rotated":    "Key rotated: new data is encrypted under its new version; older versions still decrypt.",
+		"key_kept":       "Deletion cancelled: the key is enabled again.",
+		"key_deletion":   "Deletion scheduled. The key no longer encrypts or decrypts.",
 	}[r.URL.Query().Get("notice")]
 }
 
