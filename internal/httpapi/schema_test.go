@@ -146,6 +146,7 @@ var schemaBodies = []schemaBody{
 	request[api.PolicyInput]("PolicyInput"),
 	body[api.PolicyPage]("PolicyPage"),
 	body[api.PolicyValidation]("PolicyValidation"),
+	body[api.Branding]("Branding"),
 	body[api.PolicyTemplate]("PolicyTemplate"),
 	request[api.PolicyTemplateInput]("PolicyTemplateInput"),
 	body[api.PolicyTemplatePage]("PolicyTemplatePage"),

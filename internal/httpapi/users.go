@@ -306,3 +306,45 @@ func (s *Server) confirmMyTOTP(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+func (s *Server) getBranding(w http.ResponseWriter, r *http.Request) error {
+	tid, err := s.existingTenant(r)
+	if err != nil {
+		return err
+	}
+	b, err := s.Directory.Branding(r.Context(), tid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}
+
+func (s *Server) setBranding(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	var in api.Branding
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	b, err := s.Directory.SetBranding(r.Context(), tid, in, actor(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}
+
+func (s *Server) deleteBranding(w http.ResponseWriter, r *http.Request) error {
+	tid, err := pathTenant(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Directory.DeleteBranding(r.Context(), tid, actor(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -251,7 +251,7 @@ func (d *Directory) createInitialAdmin(ctx context.Context, tx *storage.Tx, admi
 // users, groups and identity configuration.
 func (d *Directory) OffboardingStep() tenants.Step {
 	return tenants.Step{Name: "identity", Run: func(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
-		for _, table := range []string{"oauth_clients", "oauth_client_scope_use", "tenant_idps", "federated_identities", "user_totp", "group_members", "users", "user_groups", "identity_configs"} {
+		for _, table := range []string{"tenant_branding", "oauth_clients", "oauth_client_scope_use", "tenant_idps", "federated_identities", "user_totp", "group_members", "users", "user_groups", "identity_configs"} {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 				return fmt.Errorf("identity: remove %s: %w", table, err)
 			}

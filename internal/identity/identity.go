@@ -47,6 +47,8 @@ func Migrations() storage.Component {
 		// The platform's operators and their second factors.
 		"operators":     storage.PlatformRows(),
 		"operator_totp": storage.PlatformRows(),
+		// How a tenant's sign-in page looks.
+		"tenant_branding": storage.TenantRows("tenant_id"),
 	}
 	return c
 }

@@ -197,3 +197,22 @@ type CreatedOperator struct {
 	Password string         `json:"password"`
 	TOTP     TOTPEnrollment `json:"totp"`
 }
+
+// Branding is how a tenant's sign-in page looks to its users: set by the
+// tenant's admins. Every field is optional.
+type Branding struct {
+	// DisplayName replaces the tenant's name on the page (1 to 100
+	// characters).
+	DisplayName string `json:"display_name,omitempty"`
+	// Logo is a PNG or JPEG image, base64 (at most 32 KiB decoded, 512 ×
+	// 512 pixels).
+	Logo string `json:"logo,omitempty"`
+	// PrimaryColor (#rrggbb) colours the page's button and links; it must
+	// contrast with white at 4.5:1 at least (WCAG AA), as white text sits
+	// on it.
+	PrimaryColor string `json:"primary_color,omitempty"`
+	// SupportURL is where the page sends users who cannot sign in: an
+	// https: or mailto: URL.
+	SupportURL string    `json:"support_url,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at,omitzero"`
+}

@@ -334,6 +334,21 @@ func (r roundTrip) identity(op *client.Client) {
 	got2, err := op.GetIdentityConfig(ctx, "acme")
 	r.ok("get identity config", err)
 	r.want("got identity config", got2 == cfg, got2)
+
+	// A 1×1 PNG as the logo; a pale colour is refused for its contrast.
+	const logo = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+	_, err = op.SetBranding(ctx, "acme", api.Branding{PrimaryColor: "#ffdd00"})
+	r.want("a pale primary colour refused", err != nil && strings.Contains(err.Error(), "low_contrast"), err)
+	br, err := op.SetBranding(ctx, "acme", api.Branding{DisplayName: "Acme", Logo: logo, PrimaryColor: "#1D4ED8", SupportURL: "mailto:help@acme.example"})
+	r.ok("set branding", err)
+	r.want("branding", br.DisplayName == "Acme" && br.PrimaryColor == "#1d4ed8" && br.Logo == logo && !br.UpdatedAt.IsZero(), br)
+	gotb, err := op.GetBranding(ctx, "acme")
+	r.ok("get branding", err)
+	r.want("got branding", gotb == br, gotb)
+	r.ok("delete branding", op.DeleteBranding(ctx, "acme"))
+	gotb, err = op.GetBranding(ctx, "acme")
+	r.ok("get branding after delete", err)
+	r.want("no branding", gotb == api.Branding{}, gotb)
 }
 
 func (r roundTrip) operators(op *client.Client) {

@@ -156,3 +156,21 @@ func (c *Client) GetIdentityConfig(ctx context.Context, tenant string) (api.Iden
 func (c *Client) UpdateIdentityConfig(ctx context.Context, tenant string, p api.IdentityConfigPatch) (api.IdentityConfig, error) {
 	return call[api.IdentityConfig](ctx, c, http.MethodPatch, identityConfigPath(tenant), p)
 }
+
+func brandingPath(tenant string) string { return "/v1/tenants/" + url.PathEscape(tenant) + "/branding" }
+
+// GetBranding returns a tenant's sign-in branding (empty fields: the
+// default look).
+func (c *Client) GetBranding(ctx context.Context, tenant string) (api.Branding, error) {
+	return call[api.Branding](ctx, c, http.MethodGet, brandingPath(tenant), nil)
+}
+
+// SetBranding replaces a tenant's sign-in branding.
+func (c *Client) SetBranding(ctx context.Context, tenant string, b api.Branding) (api.Branding, error) {
+	return call[api.Branding](ctx, c, http.MethodPut, brandingPath(tenant), b)
+}
+
+// DeleteBranding puts a tenant's sign-in page back to the default look.
+func (c *Client) DeleteBranding(ctx context.Context, tenant string) error {
+	return c.Do(ctx, http.MethodDelete, brandingPath(tenant), nil, nil, nil)
+}
