@@ -291,6 +291,9 @@ func (c *Console) revoke(ctx context.Context, r *http.Request, token string) {
 
 // signout ends the session: POST /console/signout.
 func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
+	// Hostile review: sign-out is served outside serve, which caps form
+	// bodies at 64 KiB; without the cap here ParseForm read up to 10 MB.
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	s, ok := c.session(w, r, true)
 	if !ok {
 		return
