@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -71,11 +72,37 @@ func (c *Console) oauthConfig(p *oidc.Provider, operator bool) *oauth2.Config {
 
 // localReturn keeps a return path only if it is one of the console's own
 // pages (no scheme, no host, no //, no backslash).
+//
+// Hostile review: a prefix check alone let "/console/../../x" (cleaned
+// by http.Redirect to "/x"), "/console/%2e%2e/x" (browsers read %2e as a
+// dot) and control characters (browsers drop tabs) through, sending the
+// browser out of the console. The path, decoded, must have no empty, "."
+// or ".." segment and no control character.
 func (c *Console) localReturn(p string) string {
-	if !strings.HasPrefix(p, c.prefix+"/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") || len(p) > 512 {
+	if !strings.HasPrefix(p, c.prefix+"/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") || len(p) > 512 ||
+		!cleanPath(p) {
 		return c.prefix + "/"
 	}
 	return p
+}
+
+// cleanPath reports whether p's path, percent-decoded, has no control
+// character, backslash, or empty, "." or ".." segment (a trailing slash
+// is allowed).
+func cleanPath(p string) bool {
+	pathPart, _, _ := strings.Cut(p, "?")
+	dec, err := url.PathUnescape(pathPart)
+	if err != nil || strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) ||
+		strings.ContainsFunc(dec, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return false
+	}
+	segs := strings.Split(strings.TrimSuffix(strings.TrimPrefix(dec, "/"), "/"), "/")
+	for _, s := range segs {
+		if s == "" || s == "." || s == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // signin starts a sign-in: GET /console/signin[?as=operator][&return=…].
@@ -264,6 +291,9 @@ func (c *Console) revoke(ctx context.Context, r *http.Request, token string) {
 
 // signout ends the session: POST /console/signout.
 func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
+	// Hostile review: sign-out is served outside serve, which caps form
+	// bodies at 64 KiB; without the cap here ParseForm read up to 10 MB.
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	s, ok := c.session(w, r, true)
 	if !ok {
 		return

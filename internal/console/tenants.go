@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
@@ -61,7 +62,7 @@ func (c *Console) tenantList(w http.ResponseWriter, r *http.Request, s *session,
 }
 
 func (c *Console) listTenants(r *http.Request, cl *client.Client, v tenantsView) (api.TenantPage, error) {
-	q := url.Values{"limit": {"50"}}
+	q := url.Values{"limit": {strconv.Itoa(tenantsPerPage)}}
 	for k, val := range map[string]string{"status": v.Status, "tier": v.Tier, "q": v.Q, "cursor": v.Cursor} {
 		if val != "" {
 			q.Set(k, val)

@@ -63,6 +63,11 @@ type CreatedClient struct {
 	ClientSecret string `json:"client_secret,omitempty"`
 }
 
+// OperatorScope asks the platform issuer to sign in an operator; only the
+// built-in console client has it (provider.OperatorScope is this one), so
+// no registered client may.
+const OperatorScope = "bulkhead:operator"
+
 var scopePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9:._/-]{0,99}$`)
 
 func (req CreateClientRequest) validate() (Client, error) {
@@ -115,6 +120,12 @@ func (req CreateClientRequest) validate() (Client, error) {
 	for i, s := range req.Scopes {
 		if !scopePattern.MatchString(s) {
 			return c, errs.Field(fmt.Sprintf("scopes[%d]", i), "invalid_scope", "a scope is 1 to 100 characters of a-z, 0-9 and :._/-")
+		}
+		if s == OperatorScope {
+			// Hostile review: the operator scope was registrable, and client
+			// credentials then issued tokens carrying it. It is the built-in
+			// console's alone (provider.ConsoleClient), never a client's.
+			return c, errs.Field(fmt.Sprintf("scopes[%d]", i), "invalid_scope", "the scope %s is reserved for Bulkhead's console", OperatorScope)
 		}
 		if !slices.Contains(c.Scopes, s) {
 			c.Scopes = append(c.Scopes, s)

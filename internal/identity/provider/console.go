@@ -20,7 +20,7 @@ const ConsoleClientID = "bulkhead-console"
 // OperatorScope asks the platform issuer to sign in an operator (a person
 // of the platform's operator directory) instead of a tenant's user. Only
 // the console client may ask for it.
-const OperatorScope = "bulkhead:operator"
+const OperatorScope = identity.OperatorScope
 
 // ConsoleCallbackPath and ConsolePath are under the public URL's path.
 const (

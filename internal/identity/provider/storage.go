@@ -169,7 +169,9 @@ func (s *issuerStorage) ClientCredentialsTokenRequest(ctx context.Context, id st
 		}
 	}
 	for _, sc := range scopes {
-		if !slices.Contains(c.Scopes, sc) {
+		// Hostile review: a client registered with the operator scope
+		// before registration refused it does not get it either.
+		if !slices.Contains(c.Scopes, sc) || sc == OperatorScope {
 			return nil, oidc.ErrInvalidScope().WithDescription("scope %q is not registered for the client", sc)
 		}
 	}
