@@ -191,7 +191,7 @@ func TestOperatorConsole(t *testing.T) {
 		if r2.StatusCode != http.StatusFound || loc.Query().Get("prompt") != "login" || loc.Query().Get("max_age") != "0" {
 			t.Fatalf("an old sign-in was not asked again: %d %s", r2.StatusCode, loc)
 		}
-		status, page, resp = b.Get(loc.RequestURI())
+		_, page, resp = b.Get(loc.RequestURI())
 		where, status, page = b.LoginPost(resp.Request.URL.String(), page, url.Values{"email": {"olga@ops.example"},
 			"password": {"olga's very own password"}, "code": {code()}})
 		if status != http.StatusOK || !strings.HasSuffix(where, "/console/tenants/acme/confirm/resume") {

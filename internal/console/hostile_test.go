@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
+	"github.com/bulkhead-dev/bulkhead/internal/console/consoletest"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
@@ -80,8 +82,26 @@ func hostileSetup(t *testing.T, dsn string) *hostileEnv {
 
 // stopAt makes b's client stop before following a redirect away from a
 // response to path (the response is returned as is).
+// browser is consoletest's, with the hostile tests' own moves.
+type browser struct {
+	*consoletest.Browser
+	t *testing.T
+}
+
+func newBrowser(t *testing.T, base string) *browser { return &browser{consoletest.New(t, base), t} }
+
+func (b *browser) get(path string) (int, string, *http.Response) { return b.Get(path) }
+func (b *browser) post(path string, form url.Values, origin string) (int, string) {
+	return b.Post(path, form, origin)
+}
+func (b *browser) signIn(start string, fields url.Values) (int, string) {
+	return b.SignIn(start, fields)
+}
+
+var hiddenField = regexp.MustCompile(`name="(authRequestID|csrf)" value="([^"]+)"`)
+
 func (b *browser) stopAt(path string) {
-	b.c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+	b.HTTP.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if via[len(via)-1].URL.Path == path {
 			return http.ErrUseLastResponse
 		}
@@ -94,9 +114,9 @@ func (b *browser) stopAt(path string) {
 // the provider's code and state). b keeps the flow cookie.
 func (b *browser) toCallback(start, email string) *url.URL {
 	b.t.Helper()
-	old := b.c.CheckRedirect
-	defer func() { b.c.CheckRedirect = old }()
-	b.c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+	old := b.HTTP.CheckRedirect
+	defer func() { b.HTTP.CheckRedirect = old }()
+	b.HTTP.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if req.URL.Path == "/console/callback" {
 			return http.ErrUseLastResponse
 		}
@@ -112,7 +132,7 @@ func (b *browser) toCallback(start, email string) *url.URL {
 	}
 	post, _ := http.NewRequest(http.MethodPost, resp.Request.URL.String(), strings.NewReader(fields.Encode()))
 	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r2, err := b.c.Do(post)
+	r2, err := b.HTTP.Do(post)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -132,7 +152,7 @@ func (b *browser) raw(method, u string, body io.Reader, hdr map[string]string) (
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := b.c.Do(req)
+	resp, err := b.HTTP.Do(req)
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -146,7 +166,7 @@ func (b *browser) raw(method, u string, body io.Reader, hdr map[string]string) (
 func (b *browser) roundTrip(method, u string) (*http.Response, string) {
 	b.t.Helper()
 	req, _ := http.NewRequest(method, u, nil)
-	for _, c := range b.jar.Cookies(req.URL) {
+	for _, c := range b.Jar.Cookies(req.URL) {
 		req.AddCookie(c)
 	}
 	resp, err := http.DefaultTransport.RoundTrip(req)
@@ -211,7 +231,7 @@ func TestHostileLoginCSRF(t *testing.T) {
 
 		noSession := func(who string, b *browser) {
 			t.Helper()
-			if _, ok := b.jar.m["__Host-bulkhead-console"]; ok {
+			if b.Jar.Get("__Host-bulkhead-console") != nil {
 				t.Errorf("%s: a session cookie was set", who)
 			}
 		}
@@ -234,18 +254,18 @@ func TestHostileLoginCSRF(t *testing.T) {
 		noSession("victim with a flow", victim)
 
 		// The attacker's own browser finishes; the same callback again does not.
-		flowCookie := attacker.jar.m["__Host-bulkhead-console-flow"]
+		flowCookie := attacker.Jar.Get("__Host-bulkhead-console-flow")
 		attacker.stopAt("/console/callback")
 		if resp, body := attacker.raw(http.MethodGet, cb.String(), nil, nil); resp.StatusCode != http.StatusFound {
 			t.Fatalf("the sign-in's own callback: %d %s", resp.StatusCode, body)
 		}
-		session := attacker.jar.m["__Host-bulkhead-console"]
-		delete(attacker.jar.m, "__Host-bulkhead-console")
+		session := attacker.Jar.Get("__Host-bulkhead-console")
+		attacker.Jar.Delete("__Host-bulkhead-console")
 		if resp, _ := attacker.raw(http.MethodGet, cb.String(), nil, nil); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("a replayed callback: %d", resp.StatusCode)
 		}
 		// Even with the flow cookie put back, the code is spent.
-		attacker.jar.m["__Host-bulkhead-console-flow"] = flowCookie
+		attacker.Jar.Set(flowCookie)
 		if resp, _ := attacker.raw(http.MethodGet, cb.String(), nil, nil); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("a replayed callback with its flow cookie: %d", resp.StatusCode)
 		}
@@ -290,7 +310,7 @@ func TestHostileTenantAdminRoutes(t *testing.T) {
 		if status != http.StatusOK || !strings.Contains(page, `data-page="tenant"`) {
 			t.Fatalf("sign-in: %d %s", status, page)
 		}
-		csrf := csrfOf(t, page)
+		csrf := consoletest.CSRF(t, page)
 		_, missing, _ := b.get("/console/tenants/no-such-tenant")
 		for _, p := range []string{"/console/tenants/globex", "/console/tenants/globex/users", "/console/tenants/globex/posture",
 			"/console/tenants/globex/confirm/suspend", "/console/tenants/globex/confirm/delete", "/console/tenants/acme/confirm/suspend",
@@ -318,7 +338,7 @@ func TestHostileTenantAdminRoutes(t *testing.T) {
 		if status, page := bob.signIn("/console/signin", url.Values{"email": {"bob@acme.example"}, "password": {"bob@acme.example's long password"}}); status != http.StatusForbidden {
 			t.Errorf("a plain user's sign-in: %d %s", status, page)
 		}
-		if _, ok := bob.jar.m["__Host-bulkhead-console"]; ok {
+		if bob.Jar.Get("__Host-bulkhead-console") != nil {
 			t.Error("a plain user got a session")
 		}
 		// A plain user asking the operator's form gets the operator form (no tenant sign-in there).
@@ -402,16 +422,16 @@ func TestHostileHeaders(t *testing.T) {
 				t.Errorf("flow cookie: %+v", ck)
 			}
 		}
-		b.c.CheckRedirect = nil
+		b.HTTP.CheckRedirect = nil
 		status, page := b.signIn("/console/signin", url.Values{"email": {"ann@acme.example"}, "password": {"ann@acme.example's long password"}})
 		if status != http.StatusOK {
 			t.Fatalf("sign-in: %d", status)
 		}
-		s := b.jar.m["__Host-bulkhead-console"]
+		s := b.Jar.Get("__Host-bulkhead-console")
 		if s == nil || !s.HttpOnly || !s.Secure || s.SameSite != http.SameSiteStrictMode || s.Path != "/" || s.Domain != "" {
 			t.Errorf("session cookie: %+v", s)
 		}
-		csrf := csrfOf(t, page)
+		csrf := consoletest.CSRF(t, page)
 		form := url.Values{"csrf": {csrf}, "email": {"mallory@acme.example"}}.Encode()
 		ct := "application/x-www-form-urlencoded"
 		for name, hdr := range map[string]map[string]string{

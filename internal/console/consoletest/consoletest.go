@@ -61,6 +61,13 @@ func (j *Jar) Get(name string) *http.Cookie {
 	return j.m[name]
 }
 
+// Delete forgets the cookie named name.
+func (j *Jar) Delete(name string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.m, name)
+}
+
 // Set puts c back (a test replaying an old cookie).
 func (j *Jar) Set(c *http.Cookie) {
 	j.mu.Lock()
