@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -28,53 +29,87 @@ import (
 // cookie set with the form (SameSite=Strict), so another site can neither
 // post a sign-in nor log the browser into an attacker's account.
 
-// loginStyle is the login page's only styling: a <style> element whose
+// loginStyle is the login page's styling: one <style> element whose
 // SHA-256 the page's Content-Security-Policy allows (style-src with a
-// hash; inline style attributes and anything else stay blocked).
-const loginStyle = `body{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto}.error{color:#b00}`
+// hash; inline style attributes and anything else stay blocked). A
+// tenant's branding sets --brand, its primary colour, in front of it.
+// Colours meet WCAG AA contrast; the page reflows down to 320 px.
+const loginStyle = `:root{--ink:#1c2430;--muted:#4a5568;--line:#cbd2dc}` +
+	`*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);background:#f3f4f6}` +
+	`main{max-width:26rem;margin:3rem auto;padding:1.5rem;background:#fff;border:1px solid var(--line);border-radius:.5rem}` +
+	`@media (max-width:480px){main{margin:0;border:0;border-radius:0;min-height:100vh}}` +
+	`header{display:flex;align-items:center;gap:.75rem;margin-bottom:.5rem}header img{max-height:3rem;max-width:10rem}` +
+	`.brand{font-weight:700;font-size:1.1rem;margin:0}h1{font-size:1.5rem;margin:.5rem 0 1rem}` +
+	`form p{margin:0 0 1rem}label{display:block;font-weight:600}` +
+	`input,select{display:block;width:100%;margin-top:.25rem;font:inherit;font-weight:400;padding:.5rem;border:1px solid #6b7280;border-radius:.25rem;color:var(--ink)}` +
+	`input:focus-visible,select:focus-visible,button:focus-visible,a:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}` +
+	`button{width:100%;font:inherit;font-weight:600;padding:.6rem;border:0;border-radius:.25rem;background:var(--brand);color:#fff;cursor:pointer}` +
+	`a{color:var(--brand)}.hint{color:var(--muted);font-weight:400;font-size:.9rem}` +
+	`.error{background:#fdecea;color:#b42318;border:1px solid #f3b4ad;padding:.5rem .75rem;border-radius:.25rem}.help{margin:1rem 0 0;text-align:center}`
 
-// loginCSP is the login page's Content-Security-Policy. No form-action:
-// browsers apply it to the redirects after the post too, and the last one
-// goes to the client's redirect URI on another origin.
-var loginCSP = func() string {
-	sum := sha256.Sum256([]byte(loginStyle))
-	return "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; frame-ancestors 'none'; base-uri 'none'"
-}()
+// brandColor is the form of a brand colour that may go into the style.
+var brandColor = regexp.MustCompile(`^#[0-9a-f]{6}$`)
+
+// defaultBrand is the button and link colour without a tenant's own
+// (white on it: 6.7:1).
+const defaultBrand = "#1d4ed8"
+
+// loginPageStyle is the page's <style> for a brand colour (already
+// checked: #rrggbb), and the page's Content-Security-Policy allowing
+// exactly it. No form-action: browsers apply it to the redirects after
+// the post too, and the last one goes to the client's redirect URI on
+// another origin. img-src data: is for a tenant's logo, which is stored
+// as a checked PNG or JPEG.
+func loginPageStyle(brand string) (style, csp string) {
+	style = ":root{--brand:" + brand + "}" + loginStyle
+	sum := sha256.Sum256([]byte(style))
+	return style, "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; img-src data:; " +
+		"frame-ancestors 'none'; base-uri 'none'"
+}
 
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in</title>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in · {{.Brand}}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>` + loginStyle + `</style></head>
-<body>
+<style>{{.Style}}</style></head>
+<body><main>
+<header>{{if .Logo}}<img src="{{.Logo}}" alt="">{{end}}<p class="brand">{{.Brand}}</p></header>
 <h1>Sign in</h1>
 {{if .Error}}<p role="alert" class="error">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="authRequestID" value="{{.ID}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 {{if .SecondFactor}}<p>Your organization signed you in. Your account also has an authenticator app.</p>
-<p><label>Authentication code (or a recovery code)<br><input name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus></label></p>
+<p><label>Authentication code (or a recovery code)<input name="code" autocomplete="one-time-code" inputmode="numeric" required autofocus></label></p>
 {{else if .Operator}}<p>Sign in as an operator of this Bulkhead deployment.</p>
-<p><label>Email<br><input type="email" name="email" value="{{.Email}}" autocomplete="username" required autofocus></label></p>
-<p><label>Password<br><input type="password" name="password" autocomplete="current-password" required></label></p>
-{{if .ChangePassword}}<p><label>New password (your password was set for you; choose your own)<br><input type="password" name="new_password" autocomplete="new-password" required></label></p>{{end}}
-<p><label>Authentication code (or a recovery code)<br><input name="code" autocomplete="one-time-code" inputmode="numeric" required></label></p>
-{{else}}<p><label>Email<br><input type="email" name="email" value="{{.Email}}" autocomplete="username" required></label></p>
-<p><label>Password (not needed if your organization signs you in)<br><input type="password" name="password" autocomplete="current-password"></label></p>
-{{if .ChangePassword}}<p><label>New password (your password was set for you; choose your own)<br><input type="password" name="new_password" autocomplete="new-password" required></label></p>{{end}}
-<p><label>Authentication code (if you use an authenticator app)<br><input name="code" autocomplete="one-time-code" inputmode="numeric"></label></p>
-{{if .Picker}}<p><label>Organization<br><select name="tenant"><option value="">(from my email address)</option>
+<p><label>Email<input type="email" name="email" value="{{.Email}}" autocomplete="username" required autofocus></label></p>
+<p><label>Password<input type="password" name="password" autocomplete="current-password" required></label></p>
+{{if .ChangePassword}}<p><label>New password <span class="hint">(your password was set for you; choose your own)</span><input type="password" name="new_password" autocomplete="new-password" required></label></p>{{end}}
+<p><label>Authentication code <span class="hint">(or a recovery code)</span><input name="code" autocomplete="one-time-code" inputmode="numeric" required></label></p>
+{{else}}<p><label>Email<input type="email" name="email" value="{{.Email}}" autocomplete="username" required></label></p>
+<p><label>Password <span class="hint">(not needed if your organization signs you in)</span><input type="password" name="password" autocomplete="current-password"></label></p>
+{{if .ChangePassword}}<p><label>New password <span class="hint">(your password was set for you; choose your own)</span><input type="password" name="new_password" autocomplete="new-password" required></label></p>{{end}}
+<p><label>Authentication code <span class="hint">(if you use an authenticator app)</span><input name="code" autocomplete="one-time-code" inputmode="numeric"></label></p>
+{{if .Picker}}<p><label>Organization<select name="tenant"><option value="">(from my email address)</option>
 {{range .Picker}}<option value="{{.ID}}"{{if eq .ID $.Tenant}} selected{{end}}>{{.Name}}</option>{{end}}</select></label></p>
-{{else if .AskTenant}}<p><label>Organization code (optional)<br><input name="tenant" value="{{.Tenant}}"></label></p>{{end}}
+{{else if .AskTenant}}<p><label>Organization code <span class="hint">(optional)</span><input name="tenant" value="{{.Tenant}}"></label></p>{{end}}
 {{end}}
 <p><button type="submit">Sign in</button></p>
-</form></body></html>`))
+</form>
+{{if .Support}}<p class="help"><a href="{{.Support}}">Trouble signing in? Contact support</a></p>{{end}}
+</main></body></html>`))
 
 type loginView struct {
 	Action, ID, CSRF, Email, Tenant, Error string
-	AskTenant, ChangePassword              bool
-	SecondFactor                           bool          // a federated sign-in waits for the account's TOTP code
-	Operator                               bool          // an operator's sign-in to the console (TOTP always)
-	Picker                                 []pickerEntry // the tenant picker, when it is on
+	// The look: the brand's name, its logo (a data: URL of a checked
+	// image), its support link, and the <style> the CSP allows.
+	Brand                     string
+	Logo                      template.URL
+	Support                   string
+	Style                     template.CSS
+	AskTenant, ChangePassword bool
+	SecondFactor              bool          // a federated sign-in waits for the account's TOTP code
+	Operator                  bool          // an operator's sign-in to the console (TOTP always)
+	Picker                    []pickerEntry // the tenant picker, when it is on
 }
 
 type pickerEntry struct{ ID, Name string }
@@ -90,7 +125,9 @@ const siloElsewhere = "Your organization has its own sign-in address. Start agai
 func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.Issuer, o *op.Provider) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", loginCSP)
+	// The answers before the page (an expired sign-in) load nothing;
+	// brand sets the page's own policy.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
 	s := &issuerStorage{p: p, issuer: issuer}
 	ctx := r.Context()
 	if err := r.ParseForm(); err != nil || len(r.Form.Get("authRequestID")) > 64 {
@@ -117,6 +154,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	if view.AskTenant && p.cfg.TenantPicker {
 		view.Picker = p.pickerEntries(ctx)
 	}
+	p.brand(ctx, w, &view, issuer, a)
 	render := func(status int, msg string) {
 		view.Error = msg
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -405,4 +443,38 @@ func (p *Provider) pickerEntries(ctx context.Context) []pickerEntry {
 		}
 	}
 	return out
+}
+
+// brand gives the login page its look: the tenant's branding when the
+// sign-in is for one tenant known before anyone types (a silo tenant's
+// issuer, or a tenant's own client), else Bulkhead's. A sign-in on a
+// login subdomain or with an organization code is not branded: its
+// branding would tell anyone which tenants exist. It sets the page's
+// Content-Security-Policy to allow exactly its style.
+func (p *Provider) brand(ctx context.Context, w http.ResponseWriter, view *loginView, issuer signing.Issuer, a *authRequest) {
+	view.Brand = "Bulkhead"
+	color := defaultBrand
+	tid := issuer.Tenant
+	if tid == "" {
+		tid = a.tenantID
+	}
+	if tid != "" {
+		if b, err := p.cfg.Directory.Branding(ctx, tid); err == nil {
+			if b.DisplayName != "" {
+				view.Brand = b.DisplayName
+			}
+			if brandColor.MatchString(b.PrimaryColor) {
+				color = b.PrimaryColor // checked when set, and again here: it goes into the style
+			}
+			view.Support = b.SupportURL
+			if raw, err := base64.StdEncoding.DecodeString(b.Logo); err == nil && len(raw) > 0 {
+				if ct := http.DetectContentType(raw); ct == "image/png" || ct == "image/jpeg" {
+					view.Logo = template.URL("data:" + ct + ";base64," + b.Logo) // checked when set, and again here
+				}
+			}
+		}
+	}
+	style, csp := loginPageStyle(color)
+	view.Style = template.CSS(style)
+	w.Header().Set("Content-Security-Policy", csp)
 }

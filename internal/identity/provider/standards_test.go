@@ -546,3 +546,52 @@ func TestLoginPageCSP(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginPageBranding: a tenant's own client's login page wears the
+// tenant's branding (name, logo, colour, support link) under a CSP that
+// allows exactly its style; a platform client's page, where anyone may
+// type any organization, wears Bulkhead's.
+func TestLoginPageBranding(t *testing.T) {
+	f := newFixture(t, storagetest.DSN(t, storage.SQLite))
+	f.tenant(t, "acme", "standard", "acme.example")
+	const logo = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+	if _, err := f.env.Directory.SetBranding(f.ctx, "acme", identity.Branding{DisplayName: "Acme <Rockets>", Logo: logo,
+		PrimaryColor: "#7c2d12", SupportURL: "https://help.acme.example/sign-in"}, op); err != nil {
+		t.Fatal(err)
+	}
+	acmeApp := f.client(t, "acme", identity.CreateClientRequest{Name: "acme's app", Public: true,
+		GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{redirectURI}})
+	_, platform := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
+	p, err := oidc.NewProvider(f.ctx, f.env.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := func(conf oauth2.Config) (string, string) {
+		resp, err := newBrowser(t, redirectURI).client.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body), resp.Header.Get("Content-Security-Policy")
+	}
+	body, csp := page(oauth2.Config{ClientID: acmeApp.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID}})
+	for _, want := range []string{`<p class="brand">Acme &lt;Rockets&gt;</p>`, `<img src="data:image/png;base64,iVBORw0KGgo`,
+		`href="https://help.acme.example/sign-in"`, `--brand:#7c2d12`, `<main>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("acme's login page lacks %q:\n%s", want, body)
+		}
+	}
+	m := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("acme's page has no style")
+	}
+	sum := sha256.Sum256([]byte(m[1]))
+	if !strings.Contains(csp, "style-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") || !strings.Contains(csp, "img-src data:") {
+		t.Errorf("acme's CSP %q does not allow exactly its style", csp)
+	}
+	body, _ = page(platform)
+	if strings.Contains(body, "Acme") || !strings.Contains(body, `<p class="brand">Bulkhead</p>`) || strings.Contains(body, "<img") {
+		t.Errorf("a platform client's page wears a tenant's branding:\n%s", body)
+	}
+}
