@@ -143,6 +143,34 @@ func TestBrowserTenantAdmin(t *testing.T) {
 	browsertest.RequireNoSerious(t, b.Axe(tab, t))
 	b.Screenshot(tab, t, "users")
 
+	// Brand the sign-in page; an application of acme's shows it.
+	do(t, tab, "branding", chromedp.Navigate(env.URL+"/console/tenants/acme/branding"), onPage("branding"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="display_name"]`), "Acme Rockets"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="support_url"]`), "https://help.acme.example"))
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[bool](`document.querySelector('input[name="primary_color"]').value = "#7c2d12"; true`)); err != nil {
+		t.Fatal(err)
+	}
+	do(t, tab, "save branding", chromedp.Click(chromedp.CSS(`form.stack button[type="submit"]`)))
+	waitURL(t, tab, "notice=branding")
+	browsertest.RequireNoSerious(t, b.Axe(tab, t))
+	app, err := env.Admin.CreateOAuthClient(ctx, "acme", client.CreateOAuthClient{Name: "acme app", Public: true,
+		GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"http://127.0.0.1:9/cb"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := b.Tab(t)
+	do(t, login, "branded login", chromedp.Navigate(env.URL+"/authorize?response_type=code&scope=openid&client_id="+app.ClientID+
+		"&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&state=s&code_challenge_method=S256&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="email"]`)))
+	if brand := text(t, login, ".brand"); brand != "Acme Rockets" {
+		t.Errorf("the login page's brand: %q", brand)
+	}
+	browsertest.RequireNoSerious(t, b.Axe(login, t))
+	b.Screenshot(login, t, "login-branded")
+	browsertest.Mobile(login, t)
+	do(t, login, "branded login at 320 px", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`input[name="email"]`)))
+	b.Screenshot(login, t, "login-branded-320")
+
 	// 320 px wide: nothing overflows the page sideways.
 	browsertest.Mobile(tab, t)
 	do(t, tab, "mobile", chromedp.Navigate(env.URL+"/console/tenants/acme"), onPage("tenant"))

@@ -96,6 +96,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+p+"/audit", c.operatorPage(c.platformAudit))
 	m.HandleFunc("POST "+p+"/audit/verify", c.operatorPost(c.auditVerify))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/audit", c.page(c.tenantAudit))
+	m.HandleFunc("GET "+p+"/tenants/{tenant}/branding", c.page(c.branding))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/branding", c.post(c.brandingSave))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/keys", c.page(c.keys))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/keys", c.post(c.keyCreate))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/keys/{key}/rotate", c.post(c.keyRotate))
@@ -126,7 +128,7 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request, post bool) (*s
 		return nil, false
 	}
 	if post {
-		if !c.sameOrigin(r) || r.ParseForm() != nil ||
+		if !c.sameOrigin(r) || parseForm(r) != nil ||
 			subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(s.CSRF)) != 1 {
 			c.fail(w, r, s, http.StatusForbidden, "This form expired or did not come from the console. Reload the page and try again.")
 			return nil, false
@@ -140,7 +142,7 @@ type handler func(w http.ResponseWriter, r *http.Request, s *session, api *clien
 
 func (c *Console) serve(w http.ResponseWriter, r *http.Request, post, operatorOnly bool, h handler) {
 	if post {
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		r.Body = http.MaxBytesReader(w, r.Body, maxPost(r))
 	}
 	s, ok := c.session(w, r, post)
 	if !ok {
@@ -175,6 +177,28 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request, post, operatorOn
 		status = http.StatusOK
 	}
 	c.render(w, r, s, status, name, v)
+}
+
+// maxPost bounds a form's body: 64 KiB, or 256 KiB for a form with a
+// file (a logo).
+func maxPost(r *http.Request) int64 {
+	if isMultipart(r) {
+		return 256 << 10
+	}
+	return 64 << 10
+}
+
+func isMultipart(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data")
+}
+
+// parseForm reads a posted form, with its files when it has any (kept in
+// memory: maxPost bounds them).
+func parseForm(r *http.Request) error {
+	if isMultipart(r) {
+		return r.ParseMultipartForm(256 << 10)
+	}
+	return r.ParseForm()
 }
 
 func (c *Console) page(h handler) http.HandlerFunc {

@@ -108,6 +108,7 @@ func noticeOf(r *http.Request) string {
 		"policy":         "Policy saved. Decisions use it from now on.",
 		"policy_deleted": "Policy deleted.",
 		"key_created":    "Key created.",
+		"branding":       "Saved. Your users see it on the sign-in page of your applications.",
 		"key_rotated":    "Key rotated: new data is encrypted under its new version; older versions still decrypt.",
 		"key_kept":       "Deletion cancelled: the key is enabled again.",
 		"key_deletion":   "Deletion scheduled. The key no longer encrypts or decrypts.",
