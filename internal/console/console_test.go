@@ -59,7 +59,8 @@ func TestTenantAdminConsole(t *testing.T) {
 		for _, p := range []string{"/console/tenants/globex", "/console/tenants/globex/users", "/console/tenants/globex/posture",
 			"/console/tenants/no-such-tenant", "/console/tenants/globex/confirm/suspend", "/console/tenants",
 			"/console/tenants/globex/policies", "/console/tenants/globex/keys", "/console/tenants/globex/audit", "/console/audit", "/console/posture",
-			"/console/tenants/globex/policies/pol_aaaaaaaaaaaaaaaaaaaaaaaaaa/confirm-delete"} {
+			"/console/tenants/globex/policies/pol_aaaaaaaaaaaaaaaaaaaaaaaaaa/confirm-delete", "/console/tenants/globex/clients",
+			"/console/tenants/globex/groups", "/console/tenants/globex/branding"} {
 			status, body, _ := b.Get(p)
 			if status != http.StatusNotFound || body != missing {
 				t.Errorf("%s: %d, differs from no such tenant: %v\n%s", p, status, body != missing, body)
@@ -84,6 +85,35 @@ func TestTenantAdminConsole(t *testing.T) {
 		status, body = b.Post("/console/tenants/acme/users", url.Values{"email": {"bob@acme.example"}, "csrf": {csrf}}, origin)
 		if status != http.StatusOK || !strings.Contains(body, "Temporary password for bob@acme.example") {
 			t.Fatalf("add user: %d %s", status, body)
+		}
+		// A client: registered, its secret shown once; deleted behind a
+		// typed confirmation.
+		status, body = b.Post("/console/tenants/acme/clients", url.Values{"csrf": {csrf}, "name": {"backend"},
+			"grant": {"client_credentials"}, "scopes": {"kms:encrypt"}}, origin)
+		if status != http.StatusOK || !strings.Contains(body, "shown once") {
+			t.Fatalf("register a client: %d %s", status, body)
+		}
+		cs, err := env.Admin.ListOAuthClients(ctx, "acme")
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("clients: %+v %v", cs, err)
+		}
+		if status, body = b.Post("/console/tenants/acme/clients/"+cs[0].ClientID+"/delete", url.Values{"csrf": {csrf}, "confirm": {"nope"}}, origin); status != http.StatusBadRequest {
+			t.Errorf("delete a client unconfirmed: %d", status)
+		}
+		if status, body = b.Post("/console/tenants/acme/clients/"+cs[0].ClientID+"/delete", url.Values{"csrf": {csrf}, "confirm": {cs[0].ClientID}}, origin); status != http.StatusOK ||
+			!strings.Contains(body, "Client deleted") {
+			t.Errorf("delete a client: %d %s", status, body)
+		}
+		// A group, and a member added by email.
+		if status, body = b.Post("/console/tenants/acme/groups", url.Values{"csrf": {csrf}, "name": {"support"}}, origin); status != http.StatusOK || !strings.Contains(body, "Group created") {
+			t.Errorf("create a group: %d %s", status, body)
+		}
+		if status, body = b.Post("/console/tenants/acme/groups", url.Values{"csrf": {csrf}, "group": {"support"}, "email": {"bob@acme.example"}}, origin); status != http.StatusOK ||
+			!strings.Contains(body, "Member added") {
+			t.Errorf("add a member: %d %s", status, body)
+		}
+		if status, body = b.Post("/console/tenants/acme/groups", url.Values{"csrf": {csrf}, "group": {"support"}, "email": {"nobody@acme.example"}}, origin); status != http.StatusBadRequest {
+			t.Errorf("add an unknown member: %d %s", status, body)
 		}
 		// The audit trail names the person who acted.
 		page2, err := env.Admin.ListTenantAudit(ctx, "acme", client.AuditQuery{Action: "user.created"})
