@@ -171,6 +171,15 @@ func TestBrowserTenantAdmin(t *testing.T) {
 	do(t, login, "branded login at 320 px", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`input[name="email"]`)))
 	b.Screenshot(login, t, "login-branded-320")
 
+	// A connection's page, its chart and grants.
+	con, err := env.Admin.CreateConnection(ctx, "acme", client.CreateConnection{Name: "crm", UpstreamURL: "http://127.0.0.1:9/api", Token: "crm-token-0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, tab, "connection", chromedp.Navigate(env.URL+"/console/tenants/acme/connections/"+con.ID), onPage("connection"))
+	browsertest.RequireNoSerious(t, b.Axe(tab, t))
+	b.Screenshot(tab, t, "connection")
+
 	// 320 px wide: nothing overflows the page sideways.
 	browsertest.Mobile(tab, t)
 	do(t, tab, "mobile", chromedp.Navigate(env.URL+"/console/tenants/acme"), onPage("tenant"))

@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/console/consoletest"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
@@ -60,7 +62,8 @@ func TestTenantAdminConsole(t *testing.T) {
 			"/console/tenants/no-such-tenant", "/console/tenants/globex/confirm/suspend", "/console/tenants",
 			"/console/tenants/globex/policies", "/console/tenants/globex/keys", "/console/tenants/globex/audit", "/console/audit", "/console/posture",
 			"/console/tenants/globex/policies/pol_aaaaaaaaaaaaaaaaaaaaaaaaaa/confirm-delete", "/console/tenants/globex/clients",
-			"/console/tenants/globex/groups", "/console/tenants/globex/branding"} {
+			"/console/tenants/globex/groups", "/console/tenants/globex/branding", "/console/tenants/globex/connections",
+			"/console/tenants/globex/connections/con_aaaaaaaaaaaaaaaaaaaaaaaaaa", "/console/functions"} {
 			status, body, _ := b.Get(p)
 			if status != http.StatusNotFound || body != missing {
 				t.Errorf("%s: %d, differs from no such tenant: %v\n%s", p, status, body != missing, body)
@@ -114,6 +117,41 @@ func TestTenantAdminConsole(t *testing.T) {
 		}
 		if status, body = b.Post("/console/tenants/acme/groups", url.Values{"csrf": {csrf}, "group": {"support"}, "email": {"nobody@acme.example"}}, origin); status != http.StatusBadRequest {
 			t.Errorf("add an unknown member: %d %s", status, body)
+		}
+		// A connection: its requests per hour, and a grant suspended from
+		// the console stops at the proxy.
+		upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+		defer upstream.Close()
+		con, err := env.Admin.CreateConnection(ctx, "acme", client.CreateConnection{Name: "crm", UpstreamURL: upstream.URL, Token: "crm-token-0123456789"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxied := func() int {
+			req, _ := http.NewRequest(http.MethodGet, env.ProxyURL+"/c/"+con.ID+"/contacts", nil)
+			req.Header.Set("Authorization", "Bearer "+con.Grant.PartA)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		for range 3 {
+			if st := proxied(); st != http.StatusOK {
+				t.Fatalf("proxied: %d", st)
+			}
+		}
+		// The proxy's audit events are written after the answers.
+		runtest.Eventually(t, "the connection's page counts 3 requests", func() bool {
+			status, body, _ = b.Get("/console/tenants/acme/connections/" + con.ID)
+			return status == http.StatusOK && strings.Contains(body, "last 24 hours (3)") && strings.Contains(body, "GET /contacts")
+		})
+		if status, body = b.Post("/console/tenants/acme/connections/"+con.ID+"/grants/"+con.Grant.ID+"/suspend",
+			url.Values{"csrf": {csrf}, "reason": {"laptop lost"}}, origin); status != http.StatusOK || !strings.Contains(body, "Grant suspended") {
+			t.Errorf("suspend a grant: %d %s", status, body)
+		}
+		if st := proxied(); st != http.StatusForbidden {
+			t.Errorf("a suspended grant at the proxy: %d", st)
 		}
 		// The audit trail names the person who acted.
 		page2, err := env.Admin.ListTenantAudit(ctx, "acme", client.AuditQuery{Action: "user.created"})
@@ -194,6 +232,10 @@ func TestOperatorConsole(t *testing.T) {
 		if status, page = b.Post("/console/tenants", url.Values{"csrf": {csrf}, "id": {"Bad Id"}}, env.URL); status != http.StatusBadRequest ||
 			!strings.Contains(page, `value="Bad Id"`) {
 			t.Errorf("a refused create: %d %s", status, page)
+		}
+
+		if status, page, _ = b.Get("/console/functions"); status != http.StatusOK || !strings.Contains(page, "No functions") {
+			t.Errorf("functions: %d %s", status, page)
 		}
 
 		// Suspend: the confirmation must be typed.
