@@ -171,6 +171,12 @@ func TestBrowserTenantAdmin(t *testing.T) {
 	do(t, login, "branded login at 320 px", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`input[name="email"]`)))
 	b.Screenshot(login, t, "login-branded-320")
 
+	// Ann sets up her authenticator app: a QR code drawn on the server.
+	do(t, tab, "account", chromedp.Navigate(env.URL+"/console/account"), onPage("account"),
+		chromedp.Click(chromedp.CSS(`section[aria-labelledby="totp-h"] button[type="submit"]`)), chromedp.WaitVisible(chromedp.CSS(`svg.qr`)))
+	browsertest.RequireNoSerious(t, b.Axe(tab, t))
+	b.Screenshot(tab, t, "account-totp")
+
 	// A connection's page, its chart and grants.
 	con, err := env.Admin.CreateConnection(ctx, "acme", client.CreateConnection{Name: "crm", UpstreamURL: "http://127.0.0.1:9/api", Token: "crm-token-0123456789"})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,27 @@ func TestTenantAdminConsole(t *testing.T) {
 		}
 		if st := proxied(); st != http.StatusForbidden {
 			t.Errorf("a suspended grant at the proxy: %d", st)
+		}
+		// Ann sets up her own authenticator app: a QR code and its key, then
+		// a code of it turns it on; a second set-up is refused.
+		status, body = b.Post("/console/account/totp", url.Values{"csrf": {csrf}}, origin)
+		key := regexp.MustCompile(`Key: <code>([A-Z2-7]+)</code>`).FindStringSubmatch(body)
+		if status != http.StatusOK || key == nil || !strings.Contains(body, `<svg class="qr"`) {
+			t.Fatalf("set up an authenticator app: %d %s", status, body)
+		}
+		code, err := totp.GenerateCode(key[1], time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, body = b.Post("/console/account/totp/confirm", url.Values{"csrf": {csrf}, "code": {"000000"}}, origin); status != http.StatusBadRequest {
+			t.Errorf("a wrong code: %d", status)
+		}
+		if status, body = b.Post("/console/account/totp/confirm", url.Values{"csrf": {csrf}, "code": {code}}, origin); status != http.StatusOK ||
+			!strings.Contains(body, "Your authenticator app is on") {
+			t.Errorf("turn it on: %d %s", status, body)
+		}
+		if status, body = b.Post("/console/account/totp", url.Values{"csrf": {csrf}}, origin); !strings.Contains(body, "already has an authenticator app") {
+			t.Errorf("a second set-up: %d %s", status, body)
 		}
 		// The audit trail names the person who acted.
 		page2, err := env.Admin.ListTenantAudit(ctx, "acme", client.AuditQuery{Action: "user.created"})

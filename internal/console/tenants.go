@@ -110,6 +110,7 @@ func noticeOf(r *http.Request) string {
 		"key_created":     "Key created.",
 		"client_deleted":  "Client deleted: its tokens no longer work.",
 		"group":           "Group created.",
+		"totp":            "Your authenticator app is on: sign-ins ask for its code from now on.",
 		"grant_suspended": "Grant suspended: its Part A is refused at the proxy from now on.",
 		"grant_resumed":   "Grant resumed.",
 		"member":          "Member added: their next token carries the group.",
