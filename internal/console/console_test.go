@@ -101,7 +101,7 @@ func TestTenantAdminConsole(t *testing.T) {
 		if err != nil || len(cs) != 1 {
 			t.Fatalf("clients: %+v %v", cs, err)
 		}
-		if status, body = b.Post("/console/tenants/acme/clients/"+cs[0].ClientID+"/delete", url.Values{"csrf": {csrf}, "confirm": {"nope"}}, origin); status != http.StatusBadRequest {
+		if status, _ = b.Post("/console/tenants/acme/clients/"+cs[0].ClientID+"/delete", url.Values{"csrf": {csrf}, "confirm": {"nope"}}, origin); status != http.StatusBadRequest {
 			t.Errorf("delete a client unconfirmed: %d", status)
 		}
 		if status, body = b.Post("/console/tenants/acme/clients/"+cs[0].ClientID+"/delete", url.Values{"csrf": {csrf}, "confirm": {cs[0].ClientID}}, origin); status != http.StatusOK ||
