@@ -86,7 +86,7 @@ type Console struct {
 	static     http.Handler
 
 	mu  sync.Mutex
-	oid *oidc.Provider // discovered on first use
+	oid map[string]*oidc.Provider // by silo tenant ("": the platform issuer), discovered on first use
 }
 
 // New returns the console.
@@ -110,7 +110,8 @@ func New(cfg Config) (*Console, error) {
 	if cfg.ReauthAfter <= 0 {
 		cfg.ReauthAfter = 5 * time.Minute
 	}
-	c := &Console{cfg: cfg, base: u, prefix: strings.TrimRight(u.Path, "/") + "/console", secure: u.Scheme == "https"}
+	c := &Console{cfg: cfg, base: u, prefix: strings.TrimRight(u.Path, "/") + "/console", secure: u.Scheme == "https",
+		oid: map[string]*oidc.Provider{}}
 	// __Host- cookies need Secure; a plain-http public URL is allowed on
 	// loopback only (the provider refuses others), where browsers treat
 	// the origin as secure and keep Secure cookies.

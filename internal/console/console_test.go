@@ -305,3 +305,58 @@ func TestOperatorConsole(t *testing.T) {
 		}
 	})
 }
+
+// TestSiloAdminConsole: a silo tenant's admin signs in to the console at
+// the tenant's own issuer (its branded login page), sees their tenant,
+// keeps working after the access token is refreshed there, and cannot
+// use the silo issuer to reach another tenant.
+func TestSiloAdminConsole(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		clk := clock.NewFake(time.Now().UTC().Truncate(time.Minute))
+		env := apitest.New(t, dsn, apitest.Options{Argon2: fast, Clock: clk})
+		ctx := context.Background()
+		for _, tc := range []struct{ id, tier string }{{"bigco", "premium"}, {"acme", "standard"}} {
+			if _, err := env.Admin.CreateTenant(ctx, client.CreateTenant{ID: tc.id, Tier: tc.tier, Domains: []string{tc.id + ".example"}}, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := env.Admin.Do(ctx, http.MethodPost, "/v1/tenants/bigco/users", nil,
+			api.CreateUser{Email: "bea@bigco.example", Password: "bea's long password", Groups: []string{"admins"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Admin.SetBranding(ctx, "bigco", api.Branding{DisplayName: "BigCo"}); err != nil {
+			t.Fatal(err)
+		}
+		b := consoletest.New(t, env.URL)
+		status, page, resp := b.Get("/console/signin?org=bigco")
+		if status != http.StatusOK || !strings.Contains(resp.Request.URL.Path, "/t/bigco/login") || !strings.Contains(page, `<p class="brand">BigCo</p>`) {
+			t.Fatalf("the silo's login page: %d %s %s", status, resp.Request.URL, page)
+		}
+		where, status, page := b.LoginPost(resp.Request.URL.String(), page, url.Values{"email": {"bea@bigco.example"}, "password": {"bea's long password"}})
+		if status != http.StatusOK || !strings.HasSuffix(where, "/console/tenants/bigco") {
+			t.Fatalf("after the silo sign-in: %s %d %s", where, status, page)
+		}
+		// Past the access token's life: the console refreshes it at the silo issuer.
+		clk.Advance(20 * time.Minute)
+		if status, page, _ = b.Get("/console/tenants/bigco/users"); status != http.StatusOK || !strings.Contains(page, "bea@bigco.example") {
+			t.Errorf("after a refresh: %d %s", status, page)
+		}
+		_, missing, _ := b.Get("/console/tenants/no-such-tenant")
+		if status, page, _ = b.Get("/console/tenants/acme"); status != http.StatusNotFound || page != missing {
+			t.Errorf("another tenant from a silo session: %d", status)
+		}
+		// bigco's user at the platform issuer's sign-in (no org) is sent back to its own address.
+		b2 := consoletest.New(t, env.URL)
+		if status, page := b2.SignIn("/console/signin", url.Values{"email": {"bea@bigco.example"}, "password": {"bea's long password"}, "tenant": {""}}); status != http.StatusUnauthorized ||
+			!strings.Contains(page, "own sign-in address") {
+			t.Errorf("a silo admin at the platform's sign-in: %d %s", status, page)
+		}
+		// An org that is not silo (or does not exist) signs in at the platform's issuer.
+		if _, _, resp := consoletest.New(t, env.URL).Get("/console/signin?org=acme"); resp.Request.URL.Path != "/login" {
+			t.Errorf("a pool or bridge org's sign-in went to %s", resp.Request.URL)
+		}
+		if _, _, resp := consoletest.New(t, env.URL).Get("/console/signin?org=nope-co"); resp.Request.URL.Path != "/login" {
+			t.Errorf("an unknown org's sign-in went to %s", resp.Request.URL)
+		}
+	})
+}

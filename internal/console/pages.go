@@ -234,7 +234,7 @@ func (c *Console) destructive(back func(*http.Request) string, h handler) http.H
 	return func(w http.ResponseWriter, r *http.Request) {
 		c.serve(w, r, true, false, func(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
 			if c.now().Sub(s.AuthTime) > c.cfg.ReauthAfter {
-				c.startFlow(w, r, s.Operator(), true, back(r))
+				c.startFlow(w, r, s.Operator(), true, s.Issuer, back(r))
 				return "", view{}, nil
 			}
 			return h(w, r, s, cl)

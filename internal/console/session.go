@@ -30,6 +30,7 @@ const (
 type session struct {
 	id            string // hash of the cookie's secret
 	TenantID      tenant.ID
+	Issuer        string // the silo tenant whose issuer signed the person in ("": the platform's)
 	Kind          string
 	Subject       string // opr_… or usr_…
 	Email         string
@@ -98,9 +99,9 @@ func (c *Console) createSession(ctx context.Context, s *session) (string, error)
 		return "", err
 	}
 	err = c.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO console_sessions (id, tenant_id, kind, subject, email, access_sealed, refresh_sealed,
-			access_expires, csrf, auth_time, created_at, last_seen, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			s.id, string(s.TenantID), s.Kind, s.Subject, s.Email, access, refresh, s.accessExpires.UnixMicro(), s.CSRF,
+		_, err := tx.Exec(ctx, `INSERT INTO console_sessions (id, tenant_id, issuer_tenant, kind, subject, email, access_sealed, refresh_sealed,
+			access_expires, csrf, auth_time, created_at, last_seen, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.id, string(s.TenantID), s.Issuer, s.Kind, s.Subject, s.Email, access, refresh, s.accessExpires.UnixMicro(), s.CSRF,
 			s.AuthTime.UnixMicro(), now.UnixMicro(), now.UnixMicro(), s.ExpiresAt.UnixMicro())
 		return err
 	})
@@ -123,9 +124,9 @@ func (c *Console) loadSession(ctx context.Context, r *http.Request) (*session, e
 	var tid, access, refresh string
 	var accessExp, authTime, created, seen, expires int64
 	err = c.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		return tx.QueryRow(ctx, `SELECT tenant_id, kind, subject, email, access_sealed, refresh_sealed, access_expires, csrf,
+		return tx.QueryRow(ctx, `SELECT tenant_id, issuer_tenant, kind, subject, email, access_sealed, refresh_sealed, access_expires, csrf,
 			auth_time, created_at, last_seen, expires_at FROM console_sessions WHERE id = ?`, s.id).
-			Scan(&tid, &s.Kind, &s.Subject, &s.Email, &access, &refresh, &accessExp, &s.CSRF, &authTime, &created, &seen, &expires)
+			Scan(&tid, &s.Issuer, &s.Kind, &s.Subject, &s.Email, &access, &refresh, &accessExp, &s.CSRF, &authTime, &created, &seen, &expires)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNoSession

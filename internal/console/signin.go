@@ -32,6 +32,7 @@ type flow struct {
 	Operator bool   `json:"o,omitempty"`
 	Return   string `json:"r,omitempty"`
 	Reauth   bool   `json:"a,omitempty"` // a fresh sign-in for the current session
+	Issuer   string `json:"i,omitempty"` // a silo tenant whose own issuer signs in ("": the platform's)
 	Expires  int64  `json:"e"`
 }
 
@@ -46,18 +47,28 @@ func (c *Console) client(r *http.Request) *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: 30 * time.Second}
 }
 
-// oidcProvider discovers the platform issuer through the loopback.
-func (c *Console) oidcProvider(ctx context.Context, r *http.Request) (*oidc.Provider, error) {
+// issuerURL is the issuer of a silo tenant ("": the platform issuer).
+func (c *Console) issuerURL(silo string) string {
+	if silo == "" {
+		return c.base.String()
+	}
+	return c.base.String() + "/t/" + silo
+}
+
+// oidcProvider discovers an issuer (the platform's, or a silo tenant's
+// own) through the loopback. Only issuers that exist are kept, so the
+// cache is bounded by the silo tenants.
+func (c *Console) oidcProvider(ctx context.Context, r *http.Request, silo string) (*oidc.Provider, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.oid != nil {
-		return c.oid, nil
+	if p, ok := c.oid[silo]; ok {
+		return p, nil
 	}
-	p, err := oidc.NewProvider(oidc.ClientContext(ctx, c.client(r)), c.base.String())
+	p, err := oidc.NewProvider(oidc.ClientContext(ctx, c.client(r)), c.issuerURL(silo))
 	if err != nil {
-		return nil, fmt.Errorf("console: discover the platform issuer: %w", err)
+		return nil, fmt.Errorf("console: discover the issuer: %w", err)
 	}
-	c.oid = p
+	c.oid[silo] = p
 	return p, nil
 }
 
@@ -105,22 +116,34 @@ func cleanPath(p string) bool {
 	return true
 }
 
-// signin starts a sign-in: GET /console/signin[?as=operator][&return=…].
+// signin starts a sign-in: GET /console/signin[?as=operator][&org=T][&return=…].
+// With org, the admins of a silo tenant sign in at its own issuer; an org
+// that has none (not silo, or no such tenant: the issuer's discovery is
+// public either way) signs in at the platform's, as without it.
 func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
-	c.startFlow(w, r, r.URL.Query().Get("as") == "operator", false, c.localReturn(r.URL.Query().Get("return")))
+	q := r.URL.Query()
+	operator, silo := q.Get("as") == "operator", ""
+	if id, err := tenant.ParseID(strings.ToLower(strings.TrimSpace(q.Get("org")))); err == nil && !operator {
+		ctx, cancel := withTimeout(r.Context())
+		if _, err := c.oidcProvider(ctx, r, string(id)); err == nil {
+			silo = string(id)
+		}
+		cancel()
+	}
+	c.startFlow(w, r, operator, false, silo, c.localReturn(q.Get("return")))
 }
 
-func (c *Console) startFlow(w http.ResponseWriter, r *http.Request, operator, reauth bool, ret string) {
+func (c *Console) startFlow(w http.ResponseWriter, r *http.Request, operator, reauth bool, silo, ret string) {
 	ctx, cancel := withTimeout(r.Context())
 	defer cancel()
-	p, err := c.oidcProvider(ctx, r)
+	p, err := c.oidcProvider(ctx, r, silo)
 	if err != nil {
 		c.cfg.Logger.ErrorContext(ctx, "console sign-in", "err", err)
 		c.fail(w, r, nil, http.StatusServiceUnavailable, "Sign-in is not available right now. Try again in a minute.")
 		return
 	}
 	f := flow{State: ids.Secret("st"), Nonce: ids.Secret("nc"), Verifier: oauth2.GenerateVerifier(), Operator: operator,
-		Return: ret, Reauth: reauth, Expires: c.now().Add(flowLifetime).Unix()}
+		Return: ret, Reauth: reauth, Issuer: silo, Expires: c.now().Add(flowLifetime).Unix()}
 	raw, _ := json.Marshal(f)
 	sealed, err := c.cfg.Sealer.Wrap(raw, flowBinding)
 	if err != nil {
@@ -181,7 +204,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, http.StatusUnauthorized, msg)
 		return
 	}
-	p, err := c.oidcProvider(ctx, r)
+	p, err := c.oidcProvider(ctx, r, f.Issuer)
 	if err != nil {
 		c.fail(w, r, nil, http.StatusServiceUnavailable, "Sign-in is not available right now. Try again in a minute.")
 		return
@@ -215,13 +238,13 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case f.Operator && claims.TenantID == "" && ids.Valid(idt.Subject, "opr"):
 		s.Kind = kindOperator
-	case !f.Operator && claims.TenantID != "" && slices.Contains(claims.Groups, identity.AdminsGroup):
+	case !f.Operator && claims.TenantID != "" && (f.Issuer == "" || claims.TenantID == f.Issuer) && slices.Contains(claims.Groups, identity.AdminsGroup):
 		tid, err := tenant.ParseID(claims.TenantID)
 		if err != nil {
 			c.fail(w, r, nil, http.StatusUnauthorized, "The sign-in did not complete. Start again.")
 			return
 		}
-		s.Kind, s.TenantID = kindTenant, tid
+		s.Kind, s.TenantID, s.Issuer = kindTenant, tid, f.Issuer
 	default:
 		c.revoke(ctx, r, tok.RefreshToken)
 		c.fail(w, r, nil, http.StatusForbidden, "Your account is not an administrator. Ask your organization's admins for access.")
@@ -253,7 +276,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 // tokens).
 func (c *Console) finishReauth(w http.ResponseWriter, r *http.Request, fresh *session, ret string) {
 	s, err := c.loadSession(r.Context(), r)
-	if err != nil || s.Subject != fresh.Subject || s.Kind != fresh.Kind || s.TenantID != fresh.TenantID {
+	if err != nil || s.Subject != fresh.Subject || s.Kind != fresh.Kind || s.TenantID != fresh.TenantID || s.Issuer != fresh.Issuer {
 		c.revoke(r.Context(), r, fresh.refresh)
 		c.fail(w, r, nil, http.StatusForbidden, "You signed in as someone else. Sign out and start again.")
 		return
@@ -313,7 +336,7 @@ func (c *Console) tokenFor(ctx context.Context, r *http.Request, s *session) (st
 	if s.refresh == "" {
 		return "", errNoSession
 	}
-	p, err := c.oidcProvider(ctx, r)
+	p, err := c.oidcProvider(ctx, r, s.Issuer)
 	if err != nil {
 		return "", err
 	}

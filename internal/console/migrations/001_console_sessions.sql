@@ -1,6 +1,7 @@
 CREATE TABLE console_sessions (
 	id             TEXT PRIMARY KEY,
 	tenant_id      TEXT NOT NULL,
+	issuer_tenant  TEXT NOT NULL,
 	kind           TEXT NOT NULL,
 	subject        TEXT NOT NULL,
 	email          TEXT NOT NULL,

@@ -8,9 +8,9 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 )
 
-// The web console (package console) signs people in through the platform
-// issuer like any other application: code flow with PKCE, as a public
-// client. Its registration is built in rather than stored, so nobody can
+// The web console (package console) signs people in like any other
+// application: code flow with PKCE, as a public client, at the platform
+// issuer, or at a silo tenant's own issuer for that tenant's admins. Its registration is built in rather than stored, so nobody can
 // delete it, change its redirect URI or read a secret of it: it has none.
 
 // ConsoleClientID is the built-in console client's id. It is not of the

@@ -66,8 +66,8 @@ func notLoginPage(t *testing.T, authURL string) (bool, string) {
 
 // TestOperatorScopeIsTheConsoles: no client but the console's gets the
 // operator scope, whether it asks at sign-in, with its own credentials, or
-// was registered with it; the console's client id is unknown at a silo
-// tenant's issuer.
+// was registered with it; at a silo tenant's issuer the console's client
+// signs in the tenant's admins only.
 func TestOperatorScopeIsTheConsoles(t *testing.T) {
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
 		f := newFixture(t, dsn)
@@ -114,11 +114,14 @@ func TestOperatorScopeIsTheConsoles(t *testing.T) {
 		cc := consoleConf(t, f, provider.OperatorScope)
 		silo := cc
 		silo.Endpoint.AuthURL = f.env.URL + "/t/bigco/authorize"
-		for _, sc := range [][]string{{oidc.ScopeOpenID, provider.OperatorScope}, {oidc.ScopeOpenID, provider.APIScope}} {
-			silo.Scopes = sc
-			if refused, why := notLoginPage(t, silo.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))); !refused {
-				t.Errorf("the console's client at a silo issuer (%v) reached %s", sc, why)
-			}
+		// At a silo issuer the console signs the tenant's admins in, never an operator.
+		silo.Scopes = []string{oidc.ScopeOpenID, provider.OperatorScope}
+		if refused, why := notLoginPage(t, silo.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))); !refused {
+			t.Errorf("the console's client at a silo issuer with the operator scope reached %s", why)
+		}
+		silo.Scopes = []string{oidc.ScopeOpenID, provider.APIScope}
+		if refused, why := notLoginPage(t, silo.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))); refused {
+			t.Errorf("the console's client at a silo issuer, for the tenant's admins, was refused: %s", why)
 		}
 		// The console without PKCE.
 		if refused, why := notLoginPage(t, cc.AuthCodeURL("s")); !refused {

@@ -83,7 +83,10 @@ func serverError(err error) error {
 // --- clients ---
 
 func (s *issuerStorage) registeredClient(ctx context.Context, id string) (identity.Client, error) {
-	if id == ConsoleClientID && s.issuer.Tenant == "" {
+	if id == ConsoleClientID {
+		// Built in, at every issuer: a silo tenant's admins sign in to
+		// the console at their own (never as operators: see
+		// CreateAuthRequest).
 		return s.p.ConsoleClient(), nil
 	}
 	if !ids.Valid(id, "cli") {
