@@ -24,6 +24,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
+	"github.com/bulkhead-dev/bulkhead/internal/mail"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 )
 
@@ -37,6 +38,8 @@ type config struct {
 	publicURL                 string
 	tokenRate                 float64
 	loginDomain               string
+	smtpAddr, smtpFrom        string
+	smtpUsername              string
 	tenantPicker              bool
 	trustedProxies            string
 	tiersFile                 string
@@ -128,6 +131,11 @@ func parseServeFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.listen, "listen", envOr("BULKHEAD_LISTEN", "127.0.0.1:8080"), "address of the API and OpenID provider listener (env BULKHEAD_LISTEN)")
 	fs.StringVar(&c.publicURL, "public-url", envOr("BULKHEAD_PUBLIC_URL", ""),
 		"URL clients reach this node at: the OpenID provider's issuer; https, or http on loopback (default http://<listen address>) (env BULKHEAD_PUBLIC_URL)")
+	fs.StringVar(&c.smtpAddr, "smtp-addr", envOr("BULKHEAD_SMTP_ADDR", ""),
+		"host:port of the SMTP server that sends password reset links (STARTTLS, required unless on loopback); empty: no reset by email (env BULKHEAD_SMTP_ADDR)")
+	fs.StringVar(&c.smtpFrom, "smtp-from", envOr("BULKHEAD_SMTP_FROM", ""), "the sender address of Bulkhead's emails (env BULKHEAD_SMTP_FROM)")
+	fs.StringVar(&c.smtpUsername, "smtp-username", envOr("BULKHEAD_SMTP_USERNAME", ""),
+		"the SMTP account, if the server asks for one; its password comes from BULKHEAD_SMTP_PASSWORD only (env BULKHEAD_SMTP_USERNAME)")
 	fs.StringVar(&c.loginDomain, "login-domain", envOr("BULKHEAD_LOGIN_DOMAIN", ""),
 		"route sign-ins by subdomain: the login page at {tenant}.{login-domain} signs in that tenant's users (env BULKHEAD_LOGIN_DOMAIN)")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", envOr("BULKHEAD_TRUSTED_PROXIES", ""),
@@ -258,6 +266,10 @@ func (c config) open(ctx context.Context, log *slog.Logger, stderr io.Writer) (*
 		AccessLog:          stderr,
 		// The running binary, even after an upgrade replaced its file.
 		HashCommand: []string{"/proc/self/exe", "hash-worker"},
+	}
+	if c.smtpAddr != "" {
+		cfg.SMTP = &mail.Config{Addr: c.smtpAddr, From: c.smtpFrom, Username: c.smtpUsername, Password: os.Getenv("BULKHEAD_SMTP_PASSWORD")}
+		os.Unsetenv("BULKHEAD_SMTP_PASSWORD")
 	}
 	if c.gatewayRoutes != "" {
 		b, err := os.ReadFile(c.gatewayRoutes)

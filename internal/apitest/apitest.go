@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/gateway"
 	"github.com/bulkhead-dev/bulkhead/internal/gateway/certs"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/mail"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
@@ -106,6 +107,9 @@ type Options struct {
 	// NATSRecheck is how often live NATS connections' tokens are checked
 	// again (default: the app's).
 	NATSRecheck time.Duration
+	// SMTPAddr, if set, is the SMTP server (see mail/mailtest) that sends
+	// password reset links.
+	SMTPAddr string
 }
 
 // New starts a node on the database at dsn (see storagetest.DSN) and stops it
@@ -134,6 +138,9 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 		NATSListen: natsListen(opts.NATS), NATSURL: opts.NATSURL, NATSCredentials: opts.NATSCredentials, NATSRecheck: opts.NATSRecheck,
 		// Publishing a function compiles it: far slower on a loaded machine.
 		WriteTimeout: -1}
+	if opts.SMTPAddr != "" {
+		cfg.SMTP = &mail.Config{Addr: opts.SMTPAddr, From: "bulkhead@test.example"}
+	}
 	if opts.TenantTokens != nil {
 		cfg.Verifiers = []authn.Verifier{staticTenantTokens(opts.TenantTokens)}
 	}

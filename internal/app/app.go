@@ -62,6 +62,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/kms"
 	"github.com/bulkhead-dev/bulkhead/internal/logging"
+	"github.com/bulkhead-dev/bulkhead/internal/mail"
 	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 	"github.com/bulkhead-dev/bulkhead/internal/outbox"
 	"github.com/bulkhead-dev/bulkhead/internal/partners"
@@ -222,6 +223,10 @@ type Config struct {
 	GatewayCerts gateway.CertSource
 	// GatewayRoutes are the gateway's routes (serve --gateway-routes).
 	GatewayRoutes []gateway.Route
+
+	// SMTP, if set, is the server that sends password reset links; nil:
+	// the login page offers no reset by email.
+	SMTP *mail.Config
 }
 
 // App is one wired Bulkhead node.
@@ -255,6 +260,8 @@ type App struct {
 	Outbox *outbox.Service
 	// Partners keeps partners and tenants' trusts in them.
 	Partners *partners.Service
+	// Mail sends Bulkhead's emails (password reset links); nil without Config.SMTP.
+	Mail *mail.Sender
 	// Console is the web console, served on the API's listener.
 	Console *console.Console
 	// Posture scans the deployment for risky settings.
@@ -472,6 +479,14 @@ func Open(ctx context.Context, c Config) (*App, error) {
 			return fail(err, db)
 		}
 	}
+	if c.SMTP != nil {
+		mc := *c.SMTP
+		mc.Logger = c.Logger
+		if a.Mail, err = mail.New(mc); err != nil {
+			a.Audit.Close()
+			return fail(err, db)
+		}
+	}
 	cryptoKey, err := rk.Derive("oidc-provider")
 	if err != nil {
 		a.Audit.Close()
@@ -480,7 +495,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 	a.Provider, err = provider.New(provider.Config{BaseURL: c.PublicURL, CryptoKey: cryptoKey, DB: db, Directory: a.Directory,
 		Tenants: a.Tenants, Signing: a.Signing, Audit: a.Audit, Clock: c.Clock, Logger: c.Logger, TokenRatePerIP: c.TokenRatePerIP,
 		LoginDomain: c.LoginDomain, TenantPicker: c.TenantPicker, ClientIP: clientIPs,
-		AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.FederationTimeout, Partners: a.Partners,
+		AllowPrivateUpstreams: c.AllowPrivateUpstreams, UpstreamTimeout: c.FederationTimeout, Partners: a.Partners, Mail: a.Mail,
 		ReadCache: statecache.Config{TTL: time.Second, Changes: a.Audit.Changes, Now: c.Clock.Now}})
 	if err != nil {
 		a.Audit.Close()
@@ -773,6 +788,12 @@ func (a *App) Run(ctx context.Context, l Listeners) error {
 		},
 		a.Directory.Run, a.Authz.Run, a.KMS.Run, a.Signing.Run, a.Functions.Run, a.Connect.Run, a.Data.Run, a.Usage.Run, a.Routes.Run,
 		a.Outbox.Run, a.Console.Run,
+		func(ctx context.Context) error {
+			if a.Mail == nil {
+				return nil
+			}
+			return a.Mail.Run(ctx)
+		},
 		func(ctx context.Context) error { return a.Posture.Run(ctx, a.postureInterval) },
 		func(ctx context.Context) error {
 			if a.Certs == nil {

@@ -95,6 +95,7 @@ var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 {{end}}
 <p><button type="submit">Sign in</button></p>
 </form>
+{{if .Reset}}<p class="help"><a href="{{.Reset}}">Forgot your password?</a></p>{{end}}
 {{if .Support}}<p class="help"><a href="{{.Support}}">Trouble signing in? Contact support</a></p>{{end}}
 </main></body></html>`))
 
@@ -106,6 +107,7 @@ type loginView struct {
 	Logo                      template.URL
 	Support                   string
 	Style                     template.CSS
+	Reset                     string // the "Forgot your password?" link ("": none)
 	AskTenant, ChangePassword bool
 	SecondFactor              bool          // a federated sign-in waits for the account's TOTP code
 	Operator                  bool          // an operator's sign-in to the console (TOTP always)
@@ -150,6 +152,9 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 	}
 	if operatorRequest(issuer, a) {
 		view.Operator, view.AskTenant = true, false
+	}
+	if p.cfg.Mail != nil && !view.Operator && !view.SecondFactor {
+		view.Reset = p.loginPath(issuer) + "/reset?authRequestID=" + url.QueryEscape(a.ID)
 	}
 	if view.AskTenant && p.cfg.TenantPicker {
 		view.Picker = p.pickerEntries(ctx)

@@ -35,6 +35,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/lru"
+	"github.com/bulkhead-dev/bulkhead/internal/mail"
 	"github.com/bulkhead-dev/bulkhead/internal/partners"
 	"github.com/bulkhead-dev/bulkhead/internal/ratelimit"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
@@ -60,6 +61,8 @@ func Migrations() storage.Component {
 		"oidc_refresh_tokens": storage.TenantOrPlatformRows("tenant_id"),
 		"oidc_revoked_tokens": storage.TenantOrPlatformRows("tenant_id"),
 		"oidc_public_url":     storage.PlatformRows(),
+		// Password reset links: each for one tenant's user.
+		"oidc_password_resets": storage.TenantRows("tenant_id"),
 	}
 	return c
 }
@@ -120,6 +123,9 @@ type Config struct {
 	// Partners decides partners' requests for sessions in tenants (the
 	// partner token exchange); nil: the grant is refused.
 	Partners *partners.Service
+
+	// Mail sends password reset links; nil: the login page offers no reset.
+	Mail *mail.Sender
 }
 
 // Provider serves the platform issuer and every silo tenant's issuer.
@@ -137,6 +143,8 @@ type Provider struct {
 	// successful sign-in costs nothing.
 	loginFailures *ratelimit.Limiter
 	tokenByIP     *ratelimit.Limiter // the token, introspection and revocation endpoints
+	// resets bounds reset links per account: 3, then one per 10 minutes.
+	resets *ratelimit.Limiter
 
 	// authenticated hands a client that ClientCredentials checked to the
 	// token request that follows (by client id; entries live a second).
@@ -200,6 +208,7 @@ func New(cfg Config) (*Provider, error) {
 	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{}, tenants: statecache.New[tenant.ID, tenants.Tenant](cfg.ReadCache),
 		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginFailures: ratelimit.New(1.0/30, 10, 100000),
 		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000), crypto: newAccessTokenCrypto(cfg.CryptoKey),
+		resets:      ratelimit.New(1.0/600, 3, 100000),
 		upstreams:   newUpstreams(newUpstreamClient(cfg.UpstreamTimeout, cfg.AllowPrivateUpstreams), cfg.Clock.Now),
 		partnerKeys: lru.New[string, *partnerKeySet](lru.Options[*partnerKeySet]{Size: upstreamCacheSize, MaxAge: upstreamCacheAge, Now: cfg.Clock.Now})}, nil
 }
@@ -249,7 +258,7 @@ func (p *Provider) Paths() []string {
 	prefix := strings.TrimRight(p.base.Path, "/")
 	var out []string
 	for _, s := range []string{"/.well-known/openid-configuration", "/authorize", "/authorize/", "/oauth/", "/userinfo", "/revoke",
-		"/end_session", "/keys", "/login", "/login/callback", "/t/"} {
+		"/end_session", "/keys", "/login", "/login/callback", "/login/reset", "/login/reset/confirm", "/t/"} {
 		out = append(out, prefix+s)
 	}
 	return out
@@ -318,6 +327,12 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/login/callback":
 		p.federationCallback(w, r2, issuer, o)
+		return
+	case "/login/reset":
+		p.resetRequest(w, r2, issuer)
+		return
+	case "/login/reset/confirm":
+		p.resetConfirm(w, r2, issuer)
 		return
 	case "/authorize/callback":
 		// zitadel hands the code out here once the request is done: only
@@ -392,6 +407,9 @@ func (p *Provider) OffboardingStep() tenants.Step {
 		if _, err := tx.Exec(ctx, `DELETE FROM oidc_auth_requests WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 			return fmt.Errorf("provider: forget sign-ins: %w", err)
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM oidc_password_resets WHERE tenant_id = ?`, tx.TenantID()); err != nil {
+			return fmt.Errorf("provider: forget reset links: %w", err)
+		}
 		return nil
 	}}
 }
@@ -430,7 +448,7 @@ func (p *Provider) lifetimes(ctx context.Context, tid tenant.ID) (access, refres
 func (p *Provider) Purge(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	err := p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		for _, table := range []string{"oidc_auth_requests", "oidc_refresh_tokens", "oidc_revoked_tokens"} {
+		for _, table := range []string{"oidc_auth_requests", "oidc_refresh_tokens", "oidc_revoked_tokens", "oidc_password_resets"} {
 			res, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE expires_at < ?`, now.UnixMicro())
 			if err != nil {
 				return fmt.Errorf("provider: purge %s: %w", table, err)
