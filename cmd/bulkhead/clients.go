@@ -12,7 +12,7 @@ import (
 )
 
 const clientUsage = `Usage:
-  bulkhead client create NAME [--tenant T] --grant G... [--redirect-uri U]... [--scope S]... [--public]
+  bulkhead client create NAME [--tenant T] --grant G... [--redirect-uri U]... [--scope S]... [--public] [--backchannel-logout-uri U]
   bulkhead client list [--tenant T]
   bulkhead client delete CLIENT_ID [--tenant T]
 Without --tenant the client is platform-wide (operator only; its tokens carry no tenant).
@@ -36,12 +36,13 @@ func clientCreate(ctx context.Context, s stdio, args []string) error {
 	fs.Var(&redirects, "redirect-uri", "an exact redirect URI (repeatable)")
 	fs.Var(&scopes, "scope", "a scope the client may ask for (repeatable)")
 	fs.BoolVar(&public, "public", false, "a public client (no secret; PKCE required)")
+	backchannel := fs.String("backchannel-logout-uri", "", "where the client is told that a browser session it signed in with ended (OpenID Connect Back-Channel Logout)")
 	pos, c, err := cf.open(fs, args, 1, s.err)
 	if err != nil {
 		return err
 	}
 	oc, err := c.CreateOAuthClient(ctx, *tenantID, client.CreateOAuthClient{Name: pos[0], GrantTypes: grants,
-		RedirectURIs: redirects, Scopes: scopes, Public: public})
+		RedirectURIs: redirects, Scopes: scopes, Public: public, BackchannelLogoutURI: *backchannel})
 	if err != nil {
 		return err
 	}

@@ -123,6 +123,9 @@ func (b *browser) toCallback(start, email string) *url.URL {
 		return nil
 	}
 	_, body, resp := b.get(start)
+	if loc, err := resp.Request.URL.Parse(resp.Header.Get("Location")); err == nil && loc.Path == "/console/callback" {
+		return loc // the browser's session at the provider signed it in
+	}
 	fields := url.Values{"email": {email}, "password": {email + "'s long password"}}
 	for _, m := range hiddenField.FindAllStringSubmatch(body, -1) {
 		fields.Set(m[1], m[2])

@@ -97,7 +97,7 @@ func wireGroup(g identity.Group) api.Group {
 
 func wireClient(c identity.Client) api.Client {
 	return api.Client{ClientID: c.ID, TenantID: string(c.TenantID), Name: c.Name, GrantTypes: c.GrantTypes,
-		RedirectURIs: c.RedirectURIs, Scopes: c.Scopes, Public: c.Public, CreatedAt: c.CreatedAt}
+		RedirectURIs: c.RedirectURIs, Scopes: c.Scopes, Public: c.Public, BackchannelLogoutURI: c.BackchannelLogoutURI, CreatedAt: c.CreatedAt}
 }
 
 func wireCreatedClient(c identity.CreatedClient) api.Client {

@@ -45,7 +45,10 @@ type Client struct {
 	RedirectURIs []string  `json:"redirect_uris"`
 	Scopes       []string  `json:"scopes"`
 	Public       bool      `json:"public"` // no secret; PKCE with S256 required
-	CreatedAt    time.Time `json:"created_at"`
+	// BackchannelLogoutURI, if set, is told when a browser session that
+	// signed in to the client ends (OpenID Connect Back-Channel Logout 1.0).
+	BackchannelLogoutURI string    `json:"backchannel_logout_uri,omitempty"`
+	CreatedAt            time.Time `json:"created_at"`
 }
 
 // CreateClientRequest is the body of a client registration.
@@ -55,6 +58,8 @@ type CreateClientRequest struct {
 	RedirectURIs []string `json:"redirect_uris,omitempty"`
 	Scopes       []string `json:"scopes,omitempty"`
 	Public       bool     `json:"public,omitempty"`
+	// BackchannelLogoutURI: https (http on loopback only), no fragment.
+	BackchannelLogoutURI string `json:"backchannel_logout_uri,omitempty"`
 }
 
 // CreatedClient is a new client and its secret, shown once (confidential clients only).
@@ -112,6 +117,13 @@ func (req CreateClientRequest) validate() (Client, error) {
 		if !slices.Contains(c.RedirectURIs, raw) {
 			c.RedirectURIs = append(c.RedirectURIs, raw)
 		}
+	}
+	if req.BackchannelLogoutURI != "" {
+		if err := validRedirectURI(req.BackchannelLogoutURI); err != nil {
+			return c, errs.Field("backchannel_logout_uri", "invalid_backchannel_logout_uri", "%s",
+				strings.ReplaceAll(err.Error(), "redirect URI", "back-channel logout URI"))
+		}
+		c.BackchannelLogoutURI = req.BackchannelLogoutURI
 	}
 	if len(req.Scopes) > 50 {
 		return c, errs.Field("scopes", "invalid_scope", "at most 50 scopes")
@@ -205,9 +217,9 @@ func (d *Directory) CreateClient(ctx context.Context, tid tenant.ID, req CreateC
 		}
 		now := d.clock.Now().Truncate(time.Microsecond)
 		out.ID, out.TenantID, out.CreatedAt = ids.New("cli"), tenant.ID(tx.TenantID()), now
-		if _, err := tx.Exec(ctx, `INSERT INTO oauth_clients (id, tenant_id, name, grant_types, redirect_uris, scopes, public, secret_hash, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, out.ID, tx.TenantID(), c.Name, string(gt), string(ru), string(sc), c.Public,
-			secretHash, now.UnixMicro()); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO oauth_clients (id, tenant_id, name, grant_types, redirect_uris, scopes, public, secret_hash, created_at,
+			backchannel_logout_uri) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, out.ID, tx.TenantID(), c.Name, string(gt), string(ru), string(sc), c.Public,
+			secretHash, now.UnixMicro(), c.BackchannelLogoutURI); err != nil {
 			return fmt.Errorf("identity: insert client: %w", err)
 		}
 		return d.audit.AppendTx(ctx, tx, d.event(tx, actor, "client.created", out.ID))
@@ -218,13 +230,13 @@ func (d *Directory) CreateClient(ctx context.Context, tid tenant.ID, req CreateC
 	return out, nil
 }
 
-const clientColumns = `id, tenant_id, name, grant_types, redirect_uris, scopes, public, created_at`
+const clientColumns = `id, tenant_id, name, grant_types, redirect_uris, scopes, public, created_at, backchannel_logout_uri`
 
 func scanClient(row interface{ Scan(...any) error }) (Client, error) {
 	var c Client
 	var tid, gt, ru, sc string
 	var created int64
-	if err := row.Scan(&c.ID, &tid, &c.Name, &gt, &ru, &sc, &c.Public, &created); err != nil {
+	if err := row.Scan(&c.ID, &tid, &c.Name, &gt, &ru, &sc, &c.Public, &created, &c.BackchannelLogoutURI); err != nil {
 		return Client{}, err
 	}
 	c.TenantID, c.CreatedAt = tenant.ID(tid), time.UnixMicro(created).UTC()

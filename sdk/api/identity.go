@@ -66,14 +66,17 @@ type CreateGroup struct {
 // Client is an OAuth client registered with Bulkhead's OpenID provider: a
 // tenant's, or a platform client (TenantID empty).
 type Client struct {
-	ClientID     string    `json:"client_id"`
-	TenantID     string    `json:"tenant_id,omitempty"`
-	Name         string    `json:"name"`
-	GrantTypes   []string  `json:"grant_types"`
-	RedirectURIs []string  `json:"redirect_uris"`
-	Scopes       []string  `json:"scopes"`
-	Public       bool      `json:"public"` // no secret; PKCE with S256 required
-	CreatedAt    time.Time `json:"created_at"`
+	ClientID     string   `json:"client_id"`
+	TenantID     string   `json:"tenant_id,omitempty"`
+	Name         string   `json:"name"`
+	GrantTypes   []string `json:"grant_types"`
+	RedirectURIs []string `json:"redirect_uris"`
+	Scopes       []string `json:"scopes"`
+	Public       bool     `json:"public"` // no secret; PKCE with S256 required
+	// BackchannelLogoutURI, if set, is told when a browser session that
+	// signed in to the client ends (OpenID Connect Back-Channel Logout 1.0).
+	BackchannelLogoutURI string    `json:"backchannel_logout_uri,omitempty"`
+	CreatedAt            time.Time `json:"created_at"`
 
 	// ClientSecret is only in the answer of a create: shown once.
 	ClientSecret string `json:"client_secret,omitempty"`
@@ -86,6 +89,8 @@ type CreateClient struct {
 	RedirectURIs []string `json:"redirect_uris,omitempty"`
 	Scopes       []string `json:"scopes,omitempty"`
 	Public       bool     `json:"public,omitempty"`
+	// BackchannelLogoutURI: https (http on loopback only), no fragment.
+	BackchannelLogoutURI string `json:"backchannel_logout_uri,omitempty"`
 }
 
 // IdentityConfig is a tenant's identity configuration. Zero lifetimes mean

@@ -102,12 +102,17 @@ func (s *issuerStorage) signAccessToken(ctx context.Context, req op.TokenRequest
 // signAccessJWT signs an access token's claims with issuer's active key,
 // typ at+jwt.
 func (p *Provider) signAccessJWT(ctx context.Context, issuer signing.Issuer, claims any) (string, error) {
+	return p.signJWT(ctx, issuer, AccessTokenType, claims)
+}
+
+// signJWT signs claims with issuer's active key, with the header's typ.
+func (p *Provider) signJWT(ctx context.Context, issuer signing.Issuer, typ jose.ContentType, claims any) (string, error) {
 	k, err := p.cfg.Signing.Active(ctx, issuer)
 	if err != nil {
 		return "", err
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Algorithm, Key: &jose.JSONWebKey{Key: k.Private, KeyID: k.ID}},
-		(&jose.SignerOptions{}).WithType(AccessTokenType))
+		(&jose.SignerOptions{}).WithType(typ))
 	if err != nil {
 		return "", err
 	}

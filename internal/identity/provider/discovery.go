@@ -37,5 +37,7 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request, issuer sign
 	d.RevocationEndpointAuthSigningAlgValuesSupported = nil
 	d.TokenEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodNone, oidc.AuthMethodBasic, oidc.AuthMethodPost}
 	d.TokenEndpointAuthSigningAlgValuesSupported = nil
+	d.ACRValuesSupported = []string{ACRPassword, ACRMFA}
+	d.BackChannelLogoutSupported, d.BackChannelLogoutSessionSupported = true, true
 	op.Discover(w, d)
 }

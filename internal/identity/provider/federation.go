@@ -180,6 +180,7 @@ func (p *Provider) federationCallback(w http.ResponseWriter, r *http.Request, is
 	}
 	p.auditEvent(ctx, a.tenantID, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "source_ip": ip,
 		"via": idp.Issuer, "federated": string(outcome)})
+	p.startSession(w, r, issuer, a, a.tenantID, u.ID, []string{"fed"}, now)
 	p.redirectToCallback(w, r, issuer, o, a.ID)
 }
 

@@ -136,6 +136,14 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
+	if r.Method == http.MethodGet && r.Form.Get("authRequestID") == "" && r.Form.Get("logged_out") == "1" {
+		// Where end_session sends a browser whose application named no
+		// page of its own.
+		v := resetView{Heading: "Signed out", Message: "You are signed out. Go back to your application to sign in again."}
+		p.brand(ctx, w, &v.loginView, issuer, &authRequest{})
+		p.renderReset(w, http.StatusOK, v)
+		return
+	}
 	a, err := s.loadAuthRequest(ctx, "id", r.Form.Get("authRequestID"))
 	if err != nil || a.Done() {
 		http.Error(w, "this sign-in has expired or was already used; start again from the application", http.StatusBadRequest)
@@ -167,6 +175,12 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		loginPage.Execute(w, view)
 	}
 	if r.Method == http.MethodGet {
+		// A browser signed in here already is not asked again (or, with
+		// prompt=none and no usable session, the client gets
+		// login_required).
+		if a.pendingUser == "" && p.trySSO(w, r, issuer, o, a) {
+			return
+		}
 		render(http.StatusOK, "")
 		return
 	}
@@ -288,6 +302,11 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request, issuer signing.
 		return
 	}
 	p.auditEvent(ctx, tid, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "source_ip": ip})
+	amr := []string{"pwd"}
+	if needCode {
+		amr = append(amr, "otp")
+	}
+	p.startSession(w, r, issuer, a, tid, u.ID, amr, now)
 	p.redirectToCallback(w, r, issuer, o, a.ID)
 }
 
@@ -341,6 +360,7 @@ func (p *Provider) federatedSecondFactor(w http.ResponseWriter, r *http.Request,
 	}
 	detail["second_factor"] = "totp"
 	p.auditEvent(ctx, a.tenantID, "login.success", u.ID, audit.Success, detail)
+	p.startSession(w, r, issuer, a, a.tenantID, u.ID, []string{"fed", "otp"}, now)
 	p.redirectToCallback(w, r, issuer, o, a.ID)
 }
 

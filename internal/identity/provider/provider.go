@@ -61,6 +61,9 @@ func Migrations() storage.Component {
 		"oidc_refresh_tokens": storage.TenantOrPlatformRows("tenant_id"),
 		"oidc_revoked_tokens": storage.TenantOrPlatformRows("tenant_id"),
 		"oidc_public_url":     storage.PlatformRows(),
+		// Browser sessions and the applications they signed in to.
+		"oidc_browser_sessions": storage.TenantRows("tenant_id"),
+		"oidc_session_clients":  storage.TenantRows("tenant_id"),
 		// Password reset links: each for one tenant's user.
 		"oidc_password_resets": storage.TenantRows("tenant_id"),
 	}
@@ -349,6 +352,9 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			otherBrowser(w)
 			return
 		}
+	case "/end_session":
+		// The browser's session, which TerminateSessionFromRequest may end.
+		r2 = p.withEnding(w, r2, issuer)
 	case "/oauth/token":
 		p.token(w, r2, issuer, o)
 		return

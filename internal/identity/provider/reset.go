@@ -36,12 +36,12 @@ import (
 const resetLifetime = 30 * time.Minute
 
 var resetPage = template.Must(template.New("reset").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Reset your password · {{.Brand}}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Heading}} · {{.Brand}}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>{{.Style}}</style></head>
 <body><main>
 <header>{{if .Logo}}<img src="{{.Logo}}" alt="">{{end}}<p class="brand">{{.Brand}}</p></header>
-<h1>Reset your password</h1>
+<h1>{{.Heading}}</h1>
 {{if .Error}}<p role="alert" class="error">{{.Error}}</p>{{end}}
 {{if .Message}}<p role="status">{{.Message}}</p>{{end}}
 {{if eq .Form "request"}}<form method="post" action="{{.Action}}">
@@ -62,10 +62,13 @@ var resetPage = template.Must(template.New("reset").Parse(`<!doctype html>
 // resetView is what the reset page shows: loginView's look, and its form.
 type resetView struct {
 	loginView
-	Form, Message, Token string
+	Heading, Form, Message, Token string
 }
 
 func (p *Provider) renderReset(w http.ResponseWriter, status int, v resetView) {
+	if v.Heading == "" {
+		v.Heading = "Reset your password"
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	resetPage.Execute(w, v)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -199,14 +200,14 @@ func (s *issuerStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthReq
 		// Operators sign in to the console only.
 		return nil, oidc.ErrInvalidScope().WithDescription("the scope %s is the console's", OperatorScope)
 	}
-	if slices.Contains(req.Prompt, oidc.PromptNone) {
-		// Bulkhead keeps no browser sessions (no SSO), so a sign-in without
-		// the login page is never possible: OIDC Core §3.1.2.6 answers it at
-		// the client's redirect URI, which zitadel validated before this.
-		return nil, oidc.ErrLoginRequired().WithDescription("the user must sign in")
+	if len(req.ACRValues) > 10 {
+		return nil, oidc.ErrInvalidRequest().WithDescription("acr_values has too many values")
 	}
+	// prompt=none is answered on the login page: at once from the
+	// browser's session, else with login_required (OIDC Core §3.1.2.6).
 	a := &authRequest{ID: ids.New("ar"), ClientID: req.ClientID, RedirectURI: req.RedirectURI, State: req.State, Nonce: req.Nonce,
 		Scopes: req.Scopes, ResponseType: req.ResponseType, ResponseMode: req.ResponseMode, LoginHint: req.LoginHint,
+		Prompt: req.Prompt, MaxAge: req.MaxAge, ACRValues: req.ACRValues,
 		Audience: s.p.audience(c, req.Scopes), csrf: ids.Secret("csrf"), browser: browserFrom(ctx)}
 	if a.browser == "" {
 		return nil, oidc.ErrServerError().WithDescription("the authorization request is not bound to a browser")
@@ -236,12 +237,12 @@ const authRequestLifetime = 15 * time.Minute
 
 func (s *issuerStorage) loadAuthRequest(ctx context.Context, where string, arg string) (*authRequest, error) {
 	a := &authRequest{}
-	var raw, tid string
+	var raw, tid, amrText string
 	var authTime, expires int64
 	err := s.p.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		return tx.QueryRow(ctx, `SELECT id, request, tenant_id, user_id, pending_user_id, csrf, browser, auth_time, expires_at
+		return tx.QueryRow(ctx, `SELECT id, request, tenant_id, user_id, pending_user_id, csrf, browser, auth_time, expires_at, sid, amr
 			FROM oidc_auth_requests WHERE issuer_tenant = ? AND `+where+` = ?`, string(s.issuer.Tenant), arg).
-			Scan(&a.ID, &raw, &tid, &a.userID, &a.pendingUser, &a.csrf, &a.browser, &authTime, &expires)
+			Scan(&a.ID, &raw, &tid, &a.userID, &a.pendingUser, &a.csrf, &a.browser, &authTime, &expires, &a.sid, &amrText)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNotFound
@@ -257,6 +258,9 @@ func (s *issuerStorage) loadAuthRequest(ctx context.Context, where string, arg s
 		return nil, fmt.Errorf("provider: stored auth request unreadable: %w", err)
 	}
 	a.ID, a.tenantID = id, tenant.ID(tid)
+	if amrText != "" {
+		a.amr = strings.Fields(amrText)
+	}
 	if authTime != 0 {
 		a.authTime = time.UnixMicro(authTime).UTC()
 	}
@@ -376,7 +380,7 @@ func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 	switch q := req.(type) {
 	case *authRequest:
 		r = refreshRequest{familyID: ids.New("fam"), clientID: q.ClientID, tenantID: q.tenantID, userID: q.userID,
-			scopes: q.Scopes, audience: q.GetAudience(), amr: q.GetAMR(), authTime: q.authTime}
+			scopes: q.Scopes, audience: q.GetAudience(), amr: q.GetAMR(), authTime: q.authTime, sid: q.sid}
 	case *refreshRequest:
 		r = *q
 	default:
@@ -399,9 +403,9 @@ func (s *issuerStorage) CreateAccessAndRefreshTokens(ctx context.Context, req op
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO oidc_refresh_tokens (id, family_id, issuer_tenant, tenant_id, client_id, user_id, scopes, audience, amr,
-			auth_time, access_token_id, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?)`,
+			auth_time, access_token_id, status, created_at, expires_at, sid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)`,
 			hashToken(refresh), r.familyID, string(s.issuer.Tenant), string(r.tenantID), r.clientID, r.userID, string(scopes), string(aud),
-			string(amr), r.authTime.UnixMicro(), accessID, now.UnixMicro(), now.Add(refreshTTL).UnixMicro())
+			string(amr), r.authTime.UnixMicro(), accessID, now.UnixMicro(), now.Add(refreshTTL).UnixMicro(), r.sid)
 		return err
 	})
 	if err != nil {
@@ -433,9 +437,9 @@ func (s *issuerStorage) TokenRequestByRefreshToken(ctx context.Context, token st
 	var tid, issuerTenant, status, scopes, aud, amr string
 	var authTime, expires int64
 	err := s.p.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		return tx.QueryRow(ctx, `SELECT family_id, issuer_tenant, tenant_id, client_id, user_id, scopes, audience, amr, auth_time, status, expires_at
+		return tx.QueryRow(ctx, `SELECT family_id, issuer_tenant, tenant_id, client_id, user_id, scopes, audience, amr, auth_time, status, expires_at, sid
 			FROM oidc_refresh_tokens WHERE id = ?`, r.id).
-			Scan(&r.familyID, &issuerTenant, &tid, &r.clientID, &r.userID, &scopes, &aud, &amr, &authTime, &status, &expires)
+			Scan(&r.familyID, &issuerTenant, &tid, &r.clientID, &r.userID, &scopes, &aud, &amr, &authTime, &status, &expires, &r.sid)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, op.ErrInvalidRefreshToken
@@ -632,7 +636,25 @@ func (s *issuerStorage) GetPrivateClaimsFromScopes(ctx context.Context, userID, 
 }
 
 func (s *issuerStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
-	return s.setUserinfo(ctx, info, requestTenant(req), req.GetSubject(), scopes)
+	if err := s.setUserinfo(ctx, info, requestTenant(req), req.GetSubject(), scopes); err != nil {
+		return err
+	}
+	// The ID token names its browser session (OIDC Back-Channel Logout §2.4).
+	if sid := sessionOf(req); sid != "" {
+		info.AppendClaims("sid", sid)
+	}
+	return nil
+}
+
+// sessionOf is the browser session behind a token request ("" if none).
+func sessionOf(req any) string {
+	switch r := req.(type) {
+	case *authRequest:
+		return r.sid
+	case *refreshRequest:
+		return r.sid
+	}
+	return ""
 }
 
 func (s *issuerStorage) setUserinfo(ctx context.Context, info *oidc.UserInfo, tid tenant.ID, userID string, scopes []string) error {

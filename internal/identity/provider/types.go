@@ -26,6 +26,11 @@ type authRequest struct {
 	CodeChallenge *oidc.CodeChallenge `json:"code_challenge,omitempty"`
 	LoginHint     string              `json:"login_hint,omitempty"`
 	Audience      []string            `json:"audience"`
+	// What the client asked of the sign-in (OIDC Core §3.1.2.1): prompt
+	// (none, login), max_age in seconds, and acr_values.
+	Prompt    []string `json:"prompt,omitempty"`
+	MaxAge    *uint    `json:"max_age,omitempty"`
+	ACRValues []string `json:"acr_values,omitempty"`
 
 	tenantID tenant.ID
 	userID   string
@@ -35,10 +40,14 @@ type authRequest struct {
 	// pendingUser is the user a tenant's provider identified, waiting for
 	// their second factor on the login page (the sign-in is not done).
 	pendingUser string
+	// sid is the browser session the sign-in belongs to; amr how the
+	// user authenticated (set when the sign-in is done).
+	sid string
+	amr []string
 }
 
 func (a *authRequest) GetID() string                         { return a.ID }
-func (a *authRequest) GetACR() string                        { return "" }
+func (a *authRequest) GetACR() string                        { return acrOf(a.GetAMR()) }
 func (a *authRequest) GetAudience() []string                 { return a.Audience }
 func (a *authRequest) GetAuthTime() time.Time                { return a.authTime }
 func (a *authRequest) GetClientID() string                   { return a.ClientID }
@@ -55,10 +64,31 @@ func (a *authRequest) GetAMR() []string {
 	switch {
 	case isOperator(a.tenantID, a.userID):
 		return []string{"pwd", "otp"} // operators always give a second factor
+	case len(a.amr) > 0:
+		return a.amr
 	case a.Done():
 		return []string{"pwd"}
 	}
 	return nil
+}
+
+// The authentication context classes Bulkhead's tokens name (acr), by how
+// the user signed in: with a second factor or not. A client asks for one
+// with acr_values; a browser session that has less is not reused for it.
+const (
+	ACRPassword = "urn:bulkhead:acr:pwd"
+	ACRMFA      = "urn:bulkhead:acr:mfa"
+)
+
+// acrOf is the acr of a sign-in with these amr values ("" before one).
+func acrOf(amr []string) string {
+	switch {
+	case len(amr) == 0:
+		return ""
+	case slices.Contains(amr, "otp"):
+		return ACRMFA
+	}
+	return ACRPassword
 }
 
 // tenantOf lets claim code find the tenant of any request type.
@@ -91,6 +121,7 @@ type refreshRequest struct {
 	audience []string
 	amr      []string
 	authTime time.Time
+	sid      string // the browser session of the sign-in behind it
 }
 
 func (r *refreshRequest) GetAMR() []string            { return r.amr }

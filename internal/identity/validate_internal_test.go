@@ -55,3 +55,25 @@ func TestBrandingRefusesWhatCouldHurtThePage(t *testing.T) {
 		t.Error("#767676 on white is 4.54:1, the lightest AA grey")
 	}
 }
+
+// TestBackchannelLogoutURI: a client's back-channel logout URI follows
+// the redirect URIs' rules (https, http on loopback only, absolute, no
+// fragment, no user information).
+func TestBackchannelLogoutURI(t *testing.T) {
+	base := CreateClientRequest{Name: "app", GrantTypes: []string{"client_credentials"}}
+	for _, bad := range []string{"javascript:alert(1)", "http://rp.example/logout", "/logout", "https://rp.example/logout#x",
+		"https://user:pw@rp.example/logout", "ftp://rp.example/logout"} {
+		req := base
+		req.BackchannelLogoutURI = bad
+		if _, err := req.validate(); !errs.Is(err, "invalid_backchannel_logout_uri") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	for _, good := range []string{"https://rp.example/logout", "http://127.0.0.1:9000/logout"} {
+		req := base
+		req.BackchannelLogoutURI = good
+		if c, err := req.validate(); err != nil || c.BackchannelLogoutURI != good {
+			t.Errorf("%q: %+v %v", good, c, err)
+		}
+	}
+}

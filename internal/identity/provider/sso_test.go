@@ -1,0 +1,202 @@
+package provider_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
+	"github.com/bulkhead-dev/bulkhead/internal/runtest"
+	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+)
+
+// logoutReceiver is an application's back-channel logout endpoint: it
+// keeps the logout tokens whose signature verifies against the issuer's
+// keys.
+type logoutReceiver struct {
+	mu      sync.Mutex
+	tokens  []map[string]any
+	handler http.Handler
+}
+
+func newLogoutReceiver(t *testing.T, ctx context.Context, issuer, clientID string) *logoutReceiver {
+	l := &logoutReceiver{}
+	keys := oidc.NewRemoteKeySet(ctx, issuer+"/keys")
+	l.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := r.PostFormValue("logout_token")
+		payload, err := keys.VerifySignature(r.Context(), tok)
+		if err != nil {
+			t.Errorf("%s: a logout token that does not verify: %v", clientID, err)
+			http.Error(w, "bad token", http.StatusBadRequest)
+			return
+		}
+		head, _, _ := strings.Cut(tok, ".")
+		rawHead, _ := base64.RawURLEncoding.DecodeString(head)
+		var h map[string]any
+		json.Unmarshal(rawHead, &h)
+		var c map[string]any
+		json.Unmarshal(payload, &c)
+		ev, _ := c["events"].(map[string]any)
+		if h["typ"] != provider.LogoutTokenType || c["aud"] != clientID || c["iss"] != issuer || ev["http://schemas.openid.net/event/backchannel-logout"] == nil ||
+			c["nonce"] != nil || c["sid"] == nil {
+			t.Errorf("%s: a logout token not of the spec: %v %v", clientID, h, c)
+		}
+		l.mu.Lock()
+		l.tokens = append(l.tokens, c)
+		l.mu.Unlock()
+	})
+	return l
+}
+
+func (l *logoutReceiver) got() []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]map[string]any(nil), l.tokens...)
+}
+
+// TestSingleSignOn: a browser signed in to one application is signed in
+// to the tenant's others without the login page; prompt=none answers
+// from the session or with login_required; prompt=login, max_age and
+// acr_values ask again; end_session ends the session, tells both
+// applications by back-channel logout (a logout token each, with the ID
+// tokens' sid), and revokes its refresh tokens.
+func TestSingleSignOn(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "standard", "acme.example")
+		f.user(t, "acme", "ann@acme.example", "ann's long password")
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var confs [2]oauth2.Config
+		var receivers [2]*logoutReceiver
+		for i := range confs {
+			// The endpoint's address is registered before the client's id,
+			// which its checks need, is known.
+			mux := http.NewServeMux()
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			c := f.client(t, "acme", identity.CreateClientRequest{Name: "app", Public: true, GrantTypes: []string{"authorization_code", "refresh_token"},
+				RedirectURIs: []string{redirectURI}, BackchannelLogoutURI: srv.URL + "/logout"})
+			receivers[i] = newLogoutReceiver(t, f.ctx, f.env.URL, c.ID)
+			mux.Handle("/logout", receivers[i].handler)
+			confs[i] = oauth2.Config{ClientID: c.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
+		}
+		// authorize runs an authorization in browser b, following its
+		// redirects until the client's redirect URI, a page, or the login
+		// form; it returns the code (or error) or "form".
+		authorize := func(b *browser, conf oauth2.Config, extra ...oauth2.AuthCodeOption) (code string, verifier string) {
+			verifier = oauth2.GenerateVerifier()
+			u := conf.AuthCodeURL("s", append(extra, oauth2.S256ChallengeOption(verifier))...)
+			for range 10 {
+				status, loc, body := get(t, b.client, u)
+				switch {
+				case status == http.StatusOK && strings.Contains(body, `name="authRequestID"`):
+					return "form", verifier
+				case status != http.StatusFound:
+					t.Fatalf("authorize: %d %s", status, body)
+				case strings.HasPrefix(loc, redirectURI):
+					q, _ := url.Parse(loc)
+					if e := q.Query().Get("error"); e != "" {
+						return "error=" + e, verifier
+					}
+					return q.Query().Get("code"), verifier
+				}
+				next, _ := url.Parse(f.env.URL)
+				ref, _ := url.Parse(loc)
+				u = next.ResolveReference(ref).String()
+			}
+			t.Fatal("authorize: too many redirects")
+			return "", ""
+		}
+		b := newBrowser(t, redirectURI)
+		if code, _ := authorize(b, confs[0]); code != "form" {
+			t.Fatalf("a fresh browser skipped the login page: %q", code)
+		}
+		code, verifier := "", oauth2.GenerateVerifier()
+		code, _, _ = b.signIn(confs[0].AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), "ann@acme.example", "ann's long password", "")
+		tok1, err := confs[0].Exchange(f.ctx, code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id1, _ := claimsOf(t, f.ctx, f.env.URL, confs[0].ClientID, tok1.Extra("id_token").(string))
+		if id1["sid"] == nil || id1["acr"] != provider.ACRPassword {
+			t.Fatalf("the first ID token: %v", id1)
+		}
+
+		// The second application: no login page; the same session.
+		code, verifier = authorize(b, confs[1])
+		if code == "form" || strings.HasPrefix(code, "error") {
+			t.Fatalf("the second application asked again: %q", code)
+		}
+		tok2, err := confs[1].Exchange(f.ctx, code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id2, _ := claimsOf(t, f.ctx, f.env.URL, confs[1].ClientID, tok2.Extra("id_token").(string))
+		if id2["sid"] != id1["sid"] || id2["auth_time"] != id1["auth_time"] {
+			t.Errorf("the second ID token: %v; first %v", id2, id1)
+		}
+		// prompt=none: from the session here, login_required in a fresh browser.
+		if code, _ := authorize(b, confs[1], oauth2.SetAuthURLParam("prompt", "none")); code == "form" || strings.HasPrefix(code, "error") {
+			t.Errorf("prompt=none with a session: %q", code)
+		}
+		if code, _ := authorize(newBrowser(t, redirectURI), confs[1], oauth2.SetAuthURLParam("prompt", "none")); code != "error=login_required" {
+			t.Errorf("prompt=none without a session: %q", code)
+		}
+		// Asking again: prompt=login, max_age=0, or a second factor the
+		// session did not give.
+		for name, opt := range map[string]oauth2.AuthCodeOption{"prompt=login": oauth2.SetAuthURLParam("prompt", "login"),
+			"max_age=0": oauth2.SetAuthURLParam("max_age", "0"), "acr mfa": oauth2.SetAuthURLParam("acr_values", provider.ACRMFA)} {
+			if code, _ := authorize(b, confs[1], opt); code != "form" {
+				t.Errorf("%s: %q", name, code)
+			}
+		}
+
+		// end_session without an id_token_hint (a link on any page) leaves
+		// the browser's session alone.
+		if status, _, _ := get(t, b.client, f.env.URL+"/end_session"); status != http.StatusFound {
+			t.Errorf("end_session without a hint: %d", status)
+		}
+		if code, _ := authorize(b, confs[1], oauth2.SetAuthURLParam("prompt", "none")); code == "form" || strings.HasPrefix(code, "error") {
+			t.Errorf("a hintless end_session ended the session: %q", code)
+		}
+		if n := len(receivers[0].got()) + len(receivers[1].got()); n != 0 {
+			t.Errorf("%d logout tokens after a hintless end_session", n)
+		}
+
+		// end_session: both applications are told, the refresh tokens die,
+		// and the browser is signed out.
+		status, loc, _ := get(t, b.client, f.env.URL+"/end_session?id_token_hint="+url.QueryEscape(tok1.Extra("id_token").(string)))
+		if status != http.StatusFound {
+			t.Fatalf("end_session: %d %s", status, loc)
+		}
+		runtest.Eventually(t, "both applications got a logout token", func() bool {
+			return len(receivers[0].got()) == 1 && len(receivers[1].got()) == 1
+		})
+		for i, r := range receivers {
+			if lt := r.got()[0]; lt["sid"] != id1["sid"] || lt["sub"] != id1["sub"] {
+				t.Errorf("application %d's logout token: %v", i, lt)
+			}
+		}
+		for i, tok := range []*oauth2.Token{tok1, tok2} {
+			if _, err := confs[i].TokenSource(f.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+				t.Errorf("application %d's refresh token outlived the session", i)
+			}
+		}
+		if code, _ := authorize(b, confs[1], oauth2.SetAuthURLParam("prompt", "none")); code != "error=login_required" {
+			t.Errorf("prompt=none after end_session: %q", code)
+		}
+	})
+}
