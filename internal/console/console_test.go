@@ -182,12 +182,17 @@ func TestTenantAdminConsole(t *testing.T) {
 		}
 		// Signing out ends the session on the server: the old cookie opens nothing.
 		old := b.Jar.Get("__Host-bulkhead-console")
-		if status, _ := b.Post("/console/signout", url.Values{"csrf": {csrf}}, origin); status != http.StatusOK {
-			t.Fatalf("sign out: %d", status)
+		if status, body := b.Post("/console/signout", url.Values{"csrf": {csrf}}, origin); status != http.StatusOK || !strings.Contains(body, "You are signed out") {
+			t.Fatalf("sign out: %d %s", status, body)
 		}
 		b.Jar.Set(old)
 		if status, body, _ := b.Get("/console/tenants/acme"); status != http.StatusOK || !strings.Contains(body, "Sign in as an organization") {
 			t.Errorf("after sign-out: %d %s", status, body)
+		}
+		// The browser's session at the provider ended with it: signing in
+		// again shows the login page.
+		if _, body, _ := b.Get("/console/signin"); !strings.Contains(body, `name="authRequestID"`) {
+			t.Errorf("after sign-out, a sign-in skipped the login page: %.300s", body)
 		}
 	})
 }

@@ -36,6 +36,7 @@ type session struct {
 	Email         string
 	access        string
 	refresh       string
+	idToken       string // the sign-in's ID token: end_session's id_token_hint at sign-out
 	accessExpires time.Time
 	CSRF          string
 	AuthTime      time.Time // when the person last entered their credentials
@@ -98,10 +99,14 @@ func (c *Console) createSession(ctx context.Context, s *session) (string, error)
 	if err != nil {
 		return "", err
 	}
+	idToken, err := c.seal(s.id, "id", s.idToken)
+	if err != nil {
+		return "", err
+	}
 	err = c.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO console_sessions (id, tenant_id, issuer_tenant, kind, subject, email, access_sealed, refresh_sealed,
-			access_expires, csrf, auth_time, created_at, last_seen, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			s.id, string(s.TenantID), s.Issuer, s.Kind, s.Subject, s.Email, access, refresh, s.accessExpires.UnixMicro(), s.CSRF,
+			id_sealed, access_expires, csrf, auth_time, created_at, last_seen, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			s.id, string(s.TenantID), s.Issuer, s.Kind, s.Subject, s.Email, access, refresh, idToken, s.accessExpires.UnixMicro(), s.CSRF,
 			s.AuthTime.UnixMicro(), now.UnixMicro(), now.UnixMicro(), s.ExpiresAt.UnixMicro())
 		return err
 	})
@@ -121,12 +126,12 @@ func (c *Console) loadSession(ctx context.Context, r *http.Request) (*session, e
 		return nil, errNoSession
 	}
 	s := &session{id: sessionID(ck.Value)}
-	var tid, access, refresh string
+	var tid, access, refresh, idToken string
 	var accessExp, authTime, created, seen, expires int64
 	err = c.cfg.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		return tx.QueryRow(ctx, `SELECT tenant_id, issuer_tenant, kind, subject, email, access_sealed, refresh_sealed, access_expires, csrf,
+		return tx.QueryRow(ctx, `SELECT tenant_id, issuer_tenant, kind, subject, email, access_sealed, refresh_sealed, id_sealed, access_expires, csrf,
 			auth_time, created_at, last_seen, expires_at FROM console_sessions WHERE id = ?`, s.id).
-			Scan(&tid, &s.Issuer, &s.Kind, &s.Subject, &s.Email, &access, &refresh, &accessExp, &s.CSRF, &authTime, &created, &seen, &expires)
+			Scan(&tid, &s.Issuer, &s.Kind, &s.Subject, &s.Email, &access, &refresh, &idToken, &accessExp, &s.CSRF, &authTime, &created, &seen, &expires)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNoSession
@@ -146,6 +151,9 @@ func (c *Console) loadSession(ctx context.Context, r *http.Request) (*session, e
 		return nil, err
 	}
 	if s.refresh, err = c.unseal(s.id, "refresh", refresh); err != nil {
+		return nil, err
+	}
+	if s.idToken, err = c.unseal(s.id, "id", idToken); err != nil {
 		return nil, err
 	}
 	if now.Sub(s.LastSeen) >= time.Minute {
@@ -171,9 +179,13 @@ func (c *Console) saveTokens(ctx context.Context, s *session) error {
 	if err != nil {
 		return err
 	}
+	idToken, err := c.seal(s.id, "id", s.idToken)
+	if err != nil {
+		return err
+	}
 	return c.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE console_sessions SET access_sealed = ?, refresh_sealed = ?, access_expires = ?, auth_time = ?
-			WHERE id = ?`, access, refresh, s.accessExpires.UnixMicro(), s.AuthTime.UnixMicro(), s.id)
+		_, err := tx.Exec(ctx, `UPDATE console_sessions SET access_sealed = ?, refresh_sealed = ?, id_sealed = ?, access_expires = ?, auth_time = ?
+			WHERE id = ?`, access, refresh, idToken, s.accessExpires.UnixMicro(), s.AuthTime.UnixMicro(), s.id)
 		return err
 	})
 }

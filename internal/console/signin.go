@@ -190,8 +190,12 @@ type idClaims struct {
 func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := withTimeout(r.Context())
 	defer cancel()
-	f, ok := c.readFlow(w, r)
 	q := r.URL.Query()
+	if q.Get("state") == signedOutState && !q.Has("code") {
+		c.render(w, r, nil, http.StatusOK, "signedout", view{Title: "Signed out"})
+		return
+	}
+	f, ok := c.readFlow(w, r)
 	if !ok || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(f.State)) != 1 {
 		c.fail(w, r, nil, http.StatusBadRequest, "This sign-in expired or was started in another browser. Start again.")
 		return
@@ -233,7 +237,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 			claims.Email = ui.Email
 		}
 	}
-	s := &session{Subject: idt.Subject, Email: claims.Email, access: tok.AccessToken, refresh: tok.RefreshToken,
+	s := &session{Subject: idt.Subject, Email: claims.Email, access: tok.AccessToken, refresh: tok.RefreshToken, idToken: rawID,
 		accessExpires: tok.Expiry, AuthTime: time.Unix(claims.AuthTime, 0)}
 	switch {
 	case f.Operator && claims.TenantID == "" && ids.Valid(idt.Subject, "opr"):
@@ -282,7 +286,7 @@ func (c *Console) finishReauth(w http.ResponseWriter, r *http.Request, fresh *se
 		return
 	}
 	old := s.refresh
-	s.access, s.refresh, s.accessExpires, s.AuthTime = fresh.access, fresh.refresh, fresh.accessExpires, fresh.AuthTime
+	s.access, s.refresh, s.accessExpires, s.AuthTime, s.idToken = fresh.access, fresh.refresh, fresh.accessExpires, fresh.AuthTime, fresh.idToken
 	if err := c.saveTokens(r.Context(), s); err != nil {
 		c.fail(w, r, s, http.StatusInternalServerError, "Sign-in failed. Try again.")
 		return
@@ -324,8 +328,20 @@ func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
 	c.deleteSession(r.Context(), s.id)
 	c.revoke(r.Context(), r, s.refresh)
 	http.SetCookie(w, &http.Cookie{Name: c.cookieName, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	c.render(w, r, nil, http.StatusOK, "signedout", view{Title: "Signed out"})
+	if s.idToken == "" {
+		c.render(w, r, nil, http.StatusOK, "signedout", view{Title: "Signed out"})
+		return
+	}
+	// The browser's session at the provider ends too (RP-initiated
+	// logout with the sign-in's ID token), and the provider sends the
+	// browser back to the callback, which shows it is signed out.
+	q := url.Values{"id_token_hint": {s.idToken}, "client_id": {provider.ConsoleClientID},
+		"post_logout_redirect_uri": {c.base.String() + provider.ConsoleCallbackPath}, "state": {signedOutState}}
+	http.Redirect(w, r, c.issuerURL(s.Issuer)+"/end_session?"+q.Encode(), http.StatusSeeOther)
 }
+
+// signedOutState is the state end_session sends back after a sign-out.
+const signedOutState = "signed-out"
 
 // tokenFor returns the session's access token, refreshed first when it
 // expires within a minute. A refresh that fails ends the session.

@@ -7,6 +7,7 @@ CREATE TABLE console_sessions (
 	email          TEXT NOT NULL,
 	access_sealed  TEXT NOT NULL,
 	refresh_sealed TEXT NOT NULL,
+	id_sealed      TEXT NOT NULL,
 	access_expires BIGINT NOT NULL,
 	csrf           TEXT NOT NULL,
 	auth_time      BIGINT NOT NULL,
