@@ -599,6 +599,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		Outbox:        a.Outbox,
 		Partners:      a.Partners,
 		Posture:       a.Posture,
+		Sessions:      a.Provider,
 		// Only the API takes operator accounts' tokens (the console's).
 		Verifiers: append([]authn.Verifier{a.Admin, tenantTokens.WithOperators(operatorState{a}, provider.ConsoleClientID, provider.OperatorScope)},
 			c.Verifiers...),

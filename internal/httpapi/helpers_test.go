@@ -318,5 +318,5 @@ func fillPath(pattern, tenant string) string {
 		"{key}", "key_probeprobeprobeprobeprobepr", "{function}", "counter",
 		"{connection}", "con_probeprobeprobeprobeprobepr", "{grant}", "grt_probeprobeprobeprobeprobepr", "{name}", "probe-cluster", "{route}", "rt-probe", "{domain}", "probe.example.com", "{migration}", "wf_probe", "{webhook}", "whk_probeprobeprobeprobeprobepr", "{stream}", "probe", "{consumer}", "probe",
 		"{partner}", "prt_probeprobeprobeprobeprobepr", "{trust}", "trs_probeprobeprobeprobeprobepr",
-		"{operator}", "opr_probeprobeprobeprobeprobepr").Replace(pattern)
+		"{operator}", "opr_probeprobeprobeprobeprobepr", "{session}", "sid_probeprobeprobeprobeprobepr").Replace(pattern)
 }

@@ -62,6 +62,7 @@ type Config struct {
 	Outbox        *outbox.Service // Bulkhead's own events: the operator's webhooks
 	Partners      *partners.Service
 	Posture       *posture.Service
+	Sessions      Sessions // the users' browser sessions (the OpenID provider)
 	Audit         *audit.Log
 	Verifiers     []authn.Verifier   // tried in order for every bearer token
 	ClientIP      *clientip.Resolver // finds client addresses (nil: the connection's peer)
@@ -187,6 +188,8 @@ func New(cfg Config) *Server {
 		{"GET", "/v1/tenants/{tenant}/users/{user}", "user.get", TenantAdmin, s.getUser},
 		{"PATCH", "/v1/tenants/{tenant}/users/{user}", "user.update", TenantAdmin, s.updateUser},
 		{"DELETE", "/v1/tenants/{tenant}/users/{user}", "user.delete", TenantAdmin, s.deleteUser},
+		{"GET", "/v1/tenants/{tenant}/users/{user}/sessions", "user.session_list", TenantAdmin, s.listUserSessions},
+		{"DELETE", "/v1/tenants/{tenant}/users/{user}/sessions/{session}", "user.session_end", TenantAdmin, s.endUserSession},
 		{"POST", "/v1/tenants/{tenant}/users/{user}/totp", "user.totp_enroll", TenantAdmin, s.enrollTOTP},
 		{"POST", "/v1/tenants/{tenant}/users/{user}/totp/confirm", "user.totp_confirm", TenantAdmin, s.confirmTOTP},
 		{"DELETE", "/v1/tenants/{tenant}/users/{user}/totp", "user.totp_remove", TenantAdmin, s.removeTOTP},
@@ -214,6 +217,8 @@ func New(cfg Config) *Server {
 		{"POST", "/v1/operators/{operator}/disable", "operator.disable", Operator, s.disableOperator},
 		{"DELETE", "/v1/operators/{operator}", "operator.delete", Operator, s.deleteOperator},
 		{"GET", "/v1/me", "me.get", Self, s.getMe},
+		{"GET", "/v1/me/sessions", "me.session_list", Self, s.listMySessions},
+		{"DELETE", "/v1/me/sessions/{session}", "me.session_end", Self, s.endMySession},
 		{"POST", "/v1/me/totp", "me.totp_enroll", Self, s.enrollMyTOTP},
 		{"POST", "/v1/me/totp/confirm", "me.totp_confirm", Self, s.confirmMyTOTP},
 		{"GET", "/v1/audit", "audit.list", Operator, s.listAudit},

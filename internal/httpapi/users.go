@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -343,6 +344,69 @@ func (s *Server) deleteBranding(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.Directory.DeleteBranding(r.Context(), tid, actor(r)); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Sessions are the users' browser sessions at the OpenID provider.
+type Sessions interface {
+	UserSessions(ctx context.Context, tid tenant.ID, userID string) ([]api.Session, error)
+	EndUserSession(ctx context.Context, tid tenant.ID, userID, sid, by string) error
+}
+
+func (s *Server) listMySessions(w http.ResponseWriter, r *http.Request) error {
+	tid, uid := me(r)
+	ss, err := s.Sessions.UserSessions(r.Context(), tid, uid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.List[api.Session]{Items: ss})
+	return nil
+}
+
+func (s *Server) endMySession(w http.ResponseWriter, r *http.Request) error {
+	tid, uid := me(r)
+	if err := s.Sessions.EndUserSession(r.Context(), tid, uid, r.PathValue("session"), "user:"+uid); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// userOfTenant is the {user} of a tenant route, which must exist.
+func (s *Server) userOfTenant(r *http.Request) (tenant.ID, string, error) {
+	tid, err := s.existingTenant(r)
+	if err != nil {
+		return "", "", err
+	}
+	u, err := s.Directory.GetUser(r.Context(), tid, r.PathValue("user"))
+	if err != nil {
+		return "", "", err
+	}
+	return tid, u.ID, nil
+}
+
+func (s *Server) listUserSessions(w http.ResponseWriter, r *http.Request) error {
+	tid, uid, err := s.userOfTenant(r)
+	if err != nil {
+		return err
+	}
+	ss, err := s.Sessions.UserSessions(r.Context(), tid, uid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.List[api.Session]{Items: ss})
+	return nil
+}
+
+func (s *Server) endUserSession(w http.ResponseWriter, r *http.Request) error {
+	tid, uid, err := s.userOfTenant(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Sessions.EndUserSession(r.Context(), tid, uid, r.PathValue("session"), actor(r).Principal); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

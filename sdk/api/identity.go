@@ -221,3 +221,19 @@ type Branding struct {
 	SupportURL string    `json:"support_url,omitempty"`
 	UpdatedAt  time.Time `json:"updated_at,omitzero"`
 }
+
+// Session is a browser session (single sign-on) of a user: where they
+// are signed in, and how.
+type Session struct {
+	ID       string    `json:"id"` // the sid of its ID tokens
+	TenantID string    `json:"tenant_id"`
+	UserID   string    `json:"user_id"`
+	AMR      []string  `json:"amr"` // pwd, otp, fed
+	ACR      string    `json:"acr"`
+	AuthTime time.Time `json:"auth_time"`
+	LastSeen time.Time `json:"last_seen"`
+	// ExpiresAt is the absolute end; idle sessions end before it.
+	ExpiresAt time.Time `json:"expires_at"`
+	// Clients are the applications it signed in to.
+	Clients []string `json:"clients"`
+}

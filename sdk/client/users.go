@@ -174,3 +174,25 @@ func (c *Client) SetBranding(ctx context.Context, tenant string, b api.Branding)
 func (c *Client) DeleteBranding(ctx context.Context, tenant string) error {
 	return c.Do(ctx, http.MethodDelete, brandingPath(tenant), nil, nil, nil)
 }
+
+// MySessions lists the signed-in user's own browser sessions.
+func (c *Client) MySessions(ctx context.Context) ([]api.Session, error) {
+	out, err := call[api.List[api.Session]](ctx, c, http.MethodGet, "/v1/me/sessions", nil)
+	return out.Items, err
+}
+
+// EndMySession ends one of the signed-in user's browser sessions.
+func (c *Client) EndMySession(ctx context.Context, sid string) error {
+	return c.Do(ctx, http.MethodDelete, "/v1/me/sessions/"+url.PathEscape(sid), nil, nil, nil)
+}
+
+// UserSessions lists a user's browser sessions (the tenant's admins).
+func (c *Client) UserSessions(ctx context.Context, tenant, user string) ([]api.Session, error) {
+	out, err := call[api.List[api.Session]](ctx, c, http.MethodGet, userPath(tenant, user)+"/sessions", nil)
+	return out.Items, err
+}
+
+// EndUserSession ends one of a user's browser sessions (the tenant's admins).
+func (c *Client) EndUserSession(ctx context.Context, tenant, user, sid string) error {
+	return c.Do(ctx, http.MethodDelete, userPath(tenant, user)+"/sessions/"+url.PathEscape(sid), nil, nil, nil)
+}

@@ -14,10 +14,12 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
+	"github.com/bulkhead-dev/bulkhead/internal/errs"
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/signing"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // Browser sessions (single sign-on). A sign-in on the login page starts a
@@ -268,4 +270,80 @@ func (s *issuerStorage) TerminateSessionFromRequest(ctx context.Context, req *op
 			Secure: s.p.base.Scheme == "https", SameSite: http.SameSiteLaxMode, MaxAge: -1})
 	}
 	return req.RedirectURI, nil
+}
+
+// Session is a browser session as the API shows it.
+type Session = api.Session
+
+// UserSessions lists the live browser sessions of user userID of tenant
+// tid, newest first.
+func (p *Provider) UserSessions(ctx context.Context, tid tenant.ID, userID string) ([]Session, error) {
+	now := p.clock().Now()
+	out := []Session{}
+	err := p.cfg.DB.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT sid, amr, auth_time, last_seen, expires_at FROM oidc_browser_sessions
+			WHERE tenant_id = ? AND user_id = ? AND expires_at > ? AND last_seen > ? ORDER BY created_at DESC LIMIT 100`,
+			tx.TenantID(), userID, now.UnixMicro(), now.Add(-SessionIdle).UnixMicro())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s Session
+			var amr string
+			var authTime, seen, expires int64
+			if err := rows.Scan(&s.ID, &amr, &authTime, &seen, &expires); err != nil {
+				return err
+			}
+			s.TenantID, s.UserID, s.AMR = string(tid), userID, strings.Fields(amr)
+			s.ACR = acrOf(s.AMR)
+			s.AuthTime, s.LastSeen, s.ExpiresAt = time.UnixMicro(authTime).UTC(), time.UnixMicro(seen).UTC(), time.UnixMicro(expires).UTC()
+			out = append(out, s)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		for i := range out {
+			out[i].Clients = []string{}
+			cs, err := tx.Query(ctx, `SELECT client_id FROM oidc_session_clients WHERE tenant_id = ? AND sid = ? ORDER BY client_id`, tx.TenantID(), out[i].ID)
+			if err != nil {
+				return err
+			}
+			for cs.Next() {
+				var c string
+				if err := cs.Scan(&c); err != nil {
+					cs.Close()
+					return err
+				}
+				out[i].Clients = append(out[i].Clients, c)
+			}
+			cs.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provider: list sessions: %w", err)
+	}
+	return out, nil
+}
+
+// EndUserSession ends browser session sid of user userID of tenant tid
+// (404 session_not_found for any other's): its refresh tokens are revoked
+// and its applications told, as at end_session. by is audited.
+func (p *Provider) EndUserSession(ctx context.Context, tid tenant.ID, userID, sid, by string) error {
+	s := browserSession{sid: sid, tid: tid, userID: userID}
+	var issuerTenant string
+	err := p.cfg.DB.View(ctx, storage.TenantScope(tid), func(tx *storage.Tx) error {
+		return tx.QueryRow(ctx, `SELECT id, issuer_tenant FROM oidc_browser_sessions WHERE tenant_id = ? AND user_id = ? AND sid = ?`,
+			tx.TenantID(), userID, sid).Scan(&s.id, &issuerTenant)
+	})
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !ids.Valid(sid, "sid")) {
+		return errs.E(errs.NotFound, "session_not_found", "no such session")
+	}
+	if err != nil {
+		return fmt.Errorf("provider: read session: %w", err)
+	}
+	p.endSession(ctx, signing.Issuer{Tenant: tenant.ID(issuerTenant)}, s, "ended by "+by)
+	return nil
 }

@@ -200,3 +200,67 @@ func TestSingleSignOn(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionsAPI: a user lists their browser sessions and ends one; an
+// admin lists and ends a user's; each ending revokes the session's
+// refresh tokens; another user's session is not found.
+func TestSessionsAPI(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "acme", "standard", "acme.example")
+		ann := f.user(t, "acme", "ann@acme.example", "ann's long password", "admins")
+		bob := f.user(t, "acme", "bob@acme.example", "bob's long password")
+		_, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code", "refresh_token"},
+			Scopes: []string{provider.APIScope}}, oidc.ScopeOpenID, oidc.ScopeOfflineAccess, provider.APIScope)
+		annTok := f.signIn(t, conf, "ann@acme.example", "ann's long password")
+		annTok2 := f.signIn(t, conf, "ann@acme.example", "ann's long password") // a second browser
+		bobTok := f.signIn(t, conf, "bob@acme.example", "bob's long password")
+		annAPI, bobAPI := f.env.Client(annTok.AccessToken), f.env.Client(bobTok.AccessToken)
+
+		mine, err := annAPI.MySessions(f.ctx)
+		if err != nil || len(mine) != 2 || mine[0].UserID != ann.ID || len(mine[0].Clients) != 1 || mine[0].Clients[0] != conf.ClientID || mine[0].ACR != provider.ACRPassword {
+			t.Fatalf("ann's sessions: %+v %v", mine, err)
+		}
+		bobs, err := bobAPI.MySessions(f.ctx)
+		if err != nil || len(bobs) != 1 {
+			t.Fatalf("bob's sessions: %+v %v", bobs, err)
+		}
+		// Bob cannot end ann's session, nor see it.
+		if err := bobAPI.EndMySession(f.ctx, mine[0].ID); err == nil || !strings.Contains(err.Error(), "session_not_found") {
+			t.Errorf("bob ended ann's session: %v", err)
+		}
+		// Ann ends one of hers: its refresh token dies, the other's lives.
+		var ended, kept *oauth2.Token
+		for _, tok := range []*oauth2.Token{annTok, annTok2} {
+			claims, _ := claimsOf(t, f.ctx, f.env.URL, conf.ClientID, tok.Extra("id_token").(string))
+			if claims["sid"] == mine[0].ID {
+				ended = tok
+			} else {
+				kept = tok
+			}
+		}
+		if err := annAPI.EndMySession(f.ctx, mine[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: ended.RefreshToken}).Token(); err == nil {
+			t.Error("the ended session's refresh token still works")
+		}
+		if _, err := conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: kept.RefreshToken}).Token(); err != nil {
+			t.Errorf("the other session's refresh token: %v", err)
+		}
+		// An admin (ann, of acme) ends bob's.
+		if got, err := annAPI.UserSessions(f.ctx, "acme", bob.ID); err != nil || len(got) != 1 {
+			t.Fatalf("bob's sessions as the admin sees them: %+v %v", got, err)
+		}
+		if err := annAPI.EndUserSession(f.ctx, "acme", bob.ID, bobs[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := annAPI.UserSessions(f.ctx, "acme", bob.ID); len(got) != 0 {
+			t.Errorf("bob's session after the admin ended it: %+v", got)
+		}
+		// Bob, not an admin, cannot list ann's.
+		if _, err := bobAPI.UserSessions(f.ctx, "acme", ann.ID); err == nil {
+			t.Error("a user listed another's sessions")
+		}
+	})
+}
