@@ -93,24 +93,6 @@ func (c *Console) clientConfirm(w http.ResponseWriter, r *http.Request, s *sessi
 	return "", view{}, &api.Problem{Status: http.StatusNotFound}
 }
 
-func (c *Console) clientDelete(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
-	id, err := c.tenantOf(r, s)
-	if err != nil {
-		return "", view{}, err
-	}
-	cid := r.PathValue("client")
-	if r.PostForm.Get("confirm") != cid {
-		name, v, err := c.clientConfirm(w, r, s, cl)
-		v.Status, v.Error = http.StatusBadRequest, "Type the client's id exactly to confirm."
-		return name, v, err
-	}
-	if err := cl.DeleteOAuthClient(r.Context(), id, cid); err != nil {
-		return "", view{}, err
-	}
-	http.Redirect(w, r, c.prefix+"/tenants/"+url.PathEscape(id)+"/clients?notice=client_deleted", http.StatusSeeOther)
-	return "", view{}, nil
-}
-
 // groupsView is a tenant's groups.
 type groupsView struct {
 	Items []api.Group

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,8 +18,10 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/console/consoletest"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
@@ -64,7 +67,8 @@ func TestTenantAdminConsole(t *testing.T) {
 			"/console/tenants/globex/policies", "/console/tenants/globex/keys", "/console/tenants/globex/audit", "/console/audit", "/console/posture",
 			"/console/tenants/globex/policies/pol_aaaaaaaaaaaaaaaaaaaaaaaaaa/confirm-delete", "/console/tenants/globex/clients",
 			"/console/tenants/globex/groups", "/console/tenants/globex/branding", "/console/tenants/globex/connections",
-			"/console/tenants/globex/connections/con_aaaaaaaaaaaaaaaaaaaaaaaaaa", "/console/functions"} {
+			"/console/tenants/globex/connections/con_aaaaaaaaaaaaaaaaaaaaaaaaaa", "/console/functions",
+			"/console/tenants/globex/users/usr_aaaaaaaaaaaaaaaaaaaaaaaaaa/sessions"} {
 			status, body, _ := b.Get(p)
 			if status != http.StatusNotFound || body != missing {
 				t.Errorf("%s: %d, differs from no such tenant: %v\n%s", p, status, body != missing, body)
@@ -174,6 +178,16 @@ func TestTenantAdminConsole(t *testing.T) {
 		}
 		if status, body = b.Post("/console/account/totp", url.Values{"csrf": {csrf}}, origin); !strings.Contains(body, "already has an authenticator app") {
 			t.Errorf("a second set-up: %d %s", status, body)
+		}
+		// Ann's sign-in is a browser session at the provider: listed, and ended.
+		status, body, _ = b.Get("/console/tenants/acme/users/" + ann.ID + "/sessions")
+		sid := regexp.MustCompile(`/sessions/(sid_[a-z2-7]+)/end`).FindStringSubmatch(body)
+		if status != http.StatusOK || sid == nil || !strings.Contains(body, "bulkhead-console") {
+			t.Fatalf("ann's sessions: %d %s", status, body)
+		}
+		if status, body = b.Post("/console/tenants/acme/users/"+ann.ID+"/sessions/"+sid[1]+"/end", url.Values{"csrf": {csrf}}, origin); status != http.StatusOK ||
+			!strings.Contains(body, "Session ended") || strings.Contains(body, sid[1]) {
+			t.Errorf("end ann's session: %d %s", status, body)
 		}
 		// The audit trail names the person who acted.
 		page2, err := env.Admin.ListTenantAudit(ctx, "acme", client.AuditQuery{Action: "user.created"})
@@ -364,4 +378,44 @@ func TestSiloAdminConsole(t *testing.T) {
 			t.Errorf("an unknown org's sign-in went to %s", resp.Request.URL)
 		}
 	})
+}
+
+// TestWorkflowProgress: a tenant's page refreshes itself while one of its
+// workflows runs, so its steps' progress shows; not once they are done.
+func TestWorkflowProgress(t *testing.T) {
+	release := make(chan struct{})
+	slow := tenants.Step{Name: "slow", Run: func(ctx context.Context, _ *storage.Tx, _ tenants.Tenant) error {
+		select {
+		case <-release:
+			return nil
+		default:
+			return errors.New("not yet")
+		}
+	}}
+	env := apitest.New(t, storagetest.DSN(t, storage.SQLite), apitest.Options{Argon2: fast, OnboardingSteps: []tenants.Step{slow},
+		OnboardingWait: 10 * time.Millisecond})
+	ctx := context.Background()
+	op, err := env.Admin.CreateOperator(ctx, client.CreateOperator{Email: "olga@ops.example", Name: "Olga"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := consoletest.New(t, env.URL)
+	if status, page := b.SignInOperator("olga@ops.example", op.Password, "olga's very own password", op.TOTP.Secret, time.Now()); status != http.StatusOK {
+		t.Fatalf("sign in: %d %s", status, page)
+	}
+	if _, err := env.Admin.CreateTenant(ctx, client.CreateTenant{ID: "slowco"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, page, _ := b.Get("/console/tenants/slowco")
+	if !strings.Contains(page, `<meta http-equiv="refresh" content="2">`) || !strings.Contains(page, "A workflow is running") {
+		t.Errorf("a running onboarding's page does not refresh: %s", page)
+	}
+	close(release)
+	runtest.Eventually(t, "the onboarding to finish", func() bool {
+		tn, err := env.Admin.GetTenant(ctx, "slowco")
+		return err == nil && tn.Status == "active"
+	})
+	if _, page, _ = b.Get("/console/tenants/slowco"); strings.Contains(page, `http-equiv="refresh"`) {
+		t.Error("a finished onboarding's page still refreshes")
+	}
 }

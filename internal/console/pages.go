@@ -31,6 +31,7 @@ type view struct {
 	Tenant  string // the tenant a tenant page is about
 	Confirm *confirmView
 	Page    string // the template's name, on <main data-page> for tests and styles
+	Refresh int    // reload the page every this many seconds (0: never): progress of a running workflow
 }
 
 // confirmView is the typed confirmation of a destructive action.
@@ -88,9 +89,15 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/policies/validate", c.policyValidate)
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/policies/try", c.post(c.policyTry))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/policies/{policy}/confirm-delete", c.page(c.policyConfirm))
-	m.HandleFunc("POST "+p+"/tenants/{tenant}/policies/{policy}/delete", c.destructive(c.confirmPage("policies", "{policy}", "confirm-delete"), c.policyDelete))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/policies/{policy}/delete", c.destructive(c.confirmPage("policies", "{policy}", "confirm-delete"),
+		c.deleteConfirmed("policy", "policy", "policies", "policy_deleted", c.policyConfirm,
+			func(r *http.Request, cl *client.Client, tid, id string) error {
+				return cl.DeletePolicy(r.Context(), tid, id)
+			})))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/users", c.page(c.userList))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/users", c.post(c.userCreate))
+	m.HandleFunc("GET "+p+"/tenants/{tenant}/users/{user}/sessions", c.page(c.userSessions))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/users/{user}/sessions/{session}/end", c.post(c.userSessionEnd))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/posture", c.page(c.tenantPosture))
 	m.HandleFunc("GET "+p+"/posture", c.operatorPage(c.posture))
 	m.HandleFunc("GET "+p+"/audit", c.operatorPage(c.platformAudit))
@@ -106,7 +113,11 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/clients", c.page(c.clients))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/clients", c.post(c.clientCreate))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/clients/{client}/confirm-delete", c.page(c.clientConfirm))
-	m.HandleFunc("POST "+p+"/tenants/{tenant}/clients/{client}/delete", c.destructive(c.confirmPage("clients", "{client}", "confirm-delete"), c.clientDelete))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/clients/{client}/delete", c.destructive(c.confirmPage("clients", "{client}", "confirm-delete"),
+		c.deleteConfirmed("client", "client", "clients", "client_deleted", c.clientConfirm,
+			func(r *http.Request, cl *client.Client, tid, id string) error {
+				return cl.DeleteOAuthClient(r.Context(), tid, id)
+			})))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/groups", c.page(c.groups))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/groups", c.post(c.groupPost))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/branding", c.page(c.branding))

@@ -204,20 +204,27 @@ func (c *Console) policyConfirm(w http.ResponseWriter, r *http.Request, s *sessi
 		Explain: "Requests it allowed are denied from now on (or those it forbade are allowed, if another policy permits them)."}}, nil
 }
 
-func (c *Console) policyDelete(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
-	id, err := c.tenantOf(r, s)
-	if err != nil {
-		return "", view{}, err
+// deleteConfirmed is the post of a typed confirmation to delete an
+// object of a tenant's section: the object's id (path value idName) typed
+// in "confirm", then del, then back to the section with notice. A wrong
+// word shows the confirmation page again.
+func (c *Console) deleteConfirmed(idName, what, section, notice string, confirm handler,
+	del func(r *http.Request, cl *client.Client, tid, id string) error) handler {
+	return func(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
+		tid, err := c.tenantOf(r, s)
+		if err != nil {
+			return "", view{}, err
+		}
+		id := r.PathValue(idName)
+		if r.PostForm.Get("confirm") != id {
+			name, v, err := confirm(w, r, s, cl)
+			v.Status, v.Error = http.StatusBadRequest, "Type the "+what+"'s id exactly to confirm."
+			return name, v, err
+		}
+		if err := del(r, cl, tid, id); err != nil {
+			return "", view{}, err
+		}
+		http.Redirect(w, r, c.prefix+"/tenants/"+url.PathEscape(tid)+"/"+section+"?notice="+notice, http.StatusSeeOther)
+		return "", view{}, nil
 	}
-	pid := r.PathValue("policy")
-	if r.PostForm.Get("confirm") != pid {
-		name, v, err := c.policyConfirm(w, r, s, cl)
-		v.Status, v.Error = http.StatusBadRequest, "Type the policy's id exactly to confirm."
-		return name, v, err
-	}
-	if err := cl.DeletePolicy(r.Context(), id, pid); err != nil {
-		return "", view{}, err
-	}
-	http.Redirect(w, r, c.prefix+"/tenants/"+url.PathEscape(id)+"/policies?notice=policy_deleted", http.StatusSeeOther)
-	return "", view{}, nil
 }

@@ -110,6 +110,7 @@ func noticeOf(r *http.Request) string {
 		"key_created":     "Key created.",
 		"client_deleted":  "Client deleted: its tokens no longer work.",
 		"group":           "Group created.",
+		"session_ended":   "Session ended: its applications were told, and its refresh tokens no longer work.",
 		"totp":            "Your authenticator app is on: sign-ins ask for its code from now on.",
 		"grant_suspended": "Grant suspended: its Part A is refused at the proxy from now on.",
 		"grant_resumed":   "Grant resumed.",
@@ -142,7 +143,13 @@ func (c *Console) tenantDetail(w http.ResponseWriter, r *http.Request, s *sessio
 			return "", view{}, err
 		}
 	}
-	return "tenant", view{Title: t.Name, Nav: "tenant", Tenant: id, Data: v, Notice: noticeOf(r)}, nil
+	refresh := 0
+	for _, wf := range v.Workflows {
+		if wf.Status == "running" {
+			refresh = 2 // the steps' progress, live
+		}
+	}
+	return "tenant", view{Title: t.Name, Nav: "tenant", Tenant: id, Data: v, Notice: noticeOf(r), Refresh: refresh}, nil
 }
 
 // tenantActions are the destructive actions on a tenant: the API call,
@@ -292,5 +299,42 @@ func (c *Console) postureScan(w http.ResponseWriter, r *http.Request, s *session
 		return "", view{}, err
 	}
 	http.Redirect(w, r, c.prefix+"/posture?notice=scanned", http.StatusSeeOther)
+	return "", view{}, nil
+}
+
+// sessionsView is a user's browser sessions.
+type sessionsView struct {
+	User  api.User
+	Items []api.Session
+}
+
+func (c *Console) userSessions(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
+	id, err := c.tenantOf(r, s)
+	if err != nil {
+		return "", view{}, err
+	}
+	u, err := cl.GetUser(r.Context(), id, r.PathValue("user"))
+	if err != nil {
+		return "", view{}, err
+	}
+	ss, err := cl.UserSessions(r.Context(), id, u.ID)
+	if err != nil {
+		return "", view{}, err
+	}
+	return "sessions", view{Title: "Sessions of " + u.Email, Nav: "users", Tenant: id, Data: sessionsView{User: u, Items: ss}, Notice: noticeOf(r)}, nil
+}
+
+// userSessionEnd ends a user's session: protective and without loss (they
+// sign in again), so no typed confirmation.
+func (c *Console) userSessionEnd(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
+	id, err := c.tenantOf(r, s)
+	if err != nil {
+		return "", view{}, err
+	}
+	uid := r.PathValue("user")
+	if err := cl.EndUserSession(r.Context(), id, uid, r.PathValue("session")); err != nil {
+		return "", view{}, err
+	}
+	http.Redirect(w, r, c.prefix+"/tenants/"+url.PathEscape(id)+"/users/"+url.PathEscape(uid)+"/sessions?notice=session_ended", http.StatusSeeOther)
 	return "", view{}, nil
 }
