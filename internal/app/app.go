@@ -618,6 +618,7 @@ func Open(ctx context.Context, c Config) (*App, error) {
 		return fail(err, db)
 	}
 	mux.Handle(a.Console.Path(), a.Console)
+	a.Tenants.AddOffboardingStep(a.Console.OffboardingStep())
 	a.Handler = mux
 	return a, nil
 }

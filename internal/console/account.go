@@ -68,8 +68,10 @@ func (c *Console) accountTOTPConfirm(w http.ResponseWriter, r *http.Request, s *
 		return "", view{}, &api.Problem{Status: http.StatusNotFound}
 	}
 	err := cl.ConfirmMyTOTP(r.Context(), strings.TrimSpace(r.PostForm.Get("code")))
+	// A wrong code is the API's 401 second_factor_required: the form's
+	// fault, not the session's.
 	var p *api.Problem
-	if errors.As(err, &p) && p.Status < 500 && p.Status != http.StatusNotFound {
+	if refusal(err) != nil || (errors.As(err, &p) && p.Code == "second_factor_required") {
 		name, v, err := c.account(w, r, s, cl)
 		v.Status, v.Error = http.StatusBadRequest, "That code did not match. Set the app up again and enter the code it shows now."
 		return name, v, err
@@ -77,8 +79,7 @@ func (c *Console) accountTOTPConfirm(w http.ResponseWriter, r *http.Request, s *
 	if err != nil {
 		return "", view{}, err
 	}
-	http.Redirect(w, r, c.prefix+"/account?notice=totp", http.StatusSeeOther)
-	return "", view{}, nil
+	return c.seeOther(w, r, "/account?notice=totp")
 }
 
 // qrSVG draws text as a QR code in SVG, one rect per dark module: drawn

@@ -2,7 +2,6 @@ package console
 
 import (
 	"encoding/base64"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -76,8 +75,7 @@ func (c *Console) brandingSave(w http.ResponseWriter, r *http.Request, s *sessio
 		b.PrimaryColor = "" // the colour picker's default: Bulkhead's own
 	}
 	_, err = cl.SetBranding(r.Context(), id, b)
-	var p *api.Problem
-	if errors.As(err, &p) && p.Status < 500 && p.Status != http.StatusNotFound {
+	if p := refusal(err); p != nil {
 		b.Logo = cur.Logo
 		return "branding", view{Title: "Sign-in page of " + id, Nav: "branding", Tenant: id, Status: p.Status, Error: problemMessage(p),
 			Data: brandingView{B: b, LogoURL: logoURL(cur)}}, nil
@@ -85,6 +83,5 @@ func (c *Console) brandingSave(w http.ResponseWriter, r *http.Request, s *sessio
 	if err != nil {
 		return "", view{}, err
 	}
-	http.Redirect(w, r, c.prefix+"/tenants/"+url.PathEscape(id)+"/branding?notice=branding", http.StatusSeeOther)
-	return "", view{}, nil
+	return c.seeOther(w, r, "/tenants/"+url.PathEscape(id)+"/branding?notice=branding")
 }

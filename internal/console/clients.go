@@ -1,7 +1,6 @@
 package console
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -62,8 +61,7 @@ func (c *Console) clientCreate(w http.ResponseWriter, r *http.Request, s *sessio
 	in := api.CreateClient{Name: strings.TrimSpace(f.Get("name")), GrantTypes: f["grant"], RedirectURIs: lines(f.Get("redirect_uris")),
 		Scopes: strings.Fields(f.Get("scopes")), Public: f.Get("public") == "on"}
 	created, err := cl.CreateOAuthClient(r.Context(), id, in)
-	var p *api.Problem
-	if errors.As(err, &p) && p.Status < 500 && p.Status != http.StatusNotFound {
+	if p := refusal(err); p != nil {
 		return c.clientsPage(r, s, cl, clientsView{Form: in}, p.Status, problemMessage(p))
 	}
 	if err != nil {
@@ -132,8 +130,7 @@ func (c *Console) groupPost(w http.ResponseWriter, r *http.Request, s *session, 
 	} else {
 		_, err = cl.CreateGroup(r.Context(), id, strings.TrimSpace(f.Get("name")), strings.TrimSpace(f.Get("description")))
 	}
-	var p *api.Problem
-	if errors.As(err, &p) && p.Status < 500 && p.Status != http.StatusNotFound {
+	if p := refusal(err); p != nil {
 		name, v, err := c.groups(w, r, s, cl)
 		v.Status, v.Error = p.Status, problemMessage(p)
 		return name, v, err
@@ -141,6 +138,5 @@ func (c *Console) groupPost(w http.ResponseWriter, r *http.Request, s *session, 
 	if err != nil {
 		return "", view{}, err
 	}
-	http.Redirect(w, r, c.prefix+"/tenants/"+url.PathEscape(id)+"/groups?notice="+notice, http.StatusSeeOther)
-	return "", view{}, nil
+	return c.seeOther(w, r, "/tenants/"+url.PathEscape(id)+"/groups?notice="+notice)
 }

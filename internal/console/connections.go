@@ -158,8 +158,7 @@ func (c *Console) grantAction(w http.ResponseWriter, r *http.Request, s *session
 	if err != nil {
 		return "", view{}, err
 	}
-	http.Redirect(w, r, c.prefix+"/tenants/"+url.PathEscape(id)+"/connections/"+url.PathEscape(cid)+"?notice="+notice, http.StatusSeeOther)
-	return "", view{}, nil
+	return c.seeOther(w, r, "/tenants/"+url.PathEscape(id)+"/connections/"+url.PathEscape(cid)+"?notice="+notice)
 }
 
 // functionsView is the platform's functions and their live environments.

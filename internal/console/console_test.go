@@ -355,6 +355,24 @@ func TestSiloAdminConsole(t *testing.T) {
 		if status != http.StatusOK || !strings.HasSuffix(where, "/console/tenants/bigco") {
 			t.Fatalf("after the silo sign-in: %s %d %s", where, status, page)
 		}
+		// A bigco user who is not an admin is turned away, and the token the
+		// console got for them is revoked at bigco's own issuer.
+		var bob api.User
+		if err := env.Admin.Do(ctx, http.MethodPost, "/v1/tenants/bigco/users", nil,
+			api.CreateUser{Email: "bob@bigco.example", Password: "bob's long password"}, &bob); err != nil {
+			t.Fatal(err)
+		}
+		bb := consoletest.New(t, env.URL)
+		_, bobPage, bobResp := bb.Get("/console/signin?org=bigco")
+		if _, status, page := bb.LoginPost(bobResp.Request.URL.String(), bobPage, url.Values{"email": {"bob@bigco.example"}, "password": {"bob's long password"}}); status != http.StatusForbidden {
+			t.Fatalf("a non-admin at the console: %d %s", status, page)
+		}
+		var live int
+		if err := env.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+			return tx.QueryRow(ctx, `SELECT COUNT(*) FROM oidc_refresh_tokens WHERE user_id = ? AND status = 'active'`, bob.ID).Scan(&live)
+		}); err != nil || live != 0 {
+			t.Errorf("a turned-away silo user keeps %d live refresh tokens (%v)", live, err)
+		}
 		// Past the access token's life: the console refreshes it at the silo issuer.
 		clk.Advance(20 * time.Minute)
 		if status, page, _ = b.Get("/console/tenants/bigco/users"); status != http.StatusOK || !strings.Contains(page, "bea@bigco.example") {
@@ -370,6 +388,17 @@ func TestSiloAdminConsole(t *testing.T) {
 			!strings.Contains(page, "own sign-in address") {
 			t.Errorf("a silo admin at the platform's sign-in: %d %s", status, page)
 		}
+		// Offboarding bigco ends its admins' console sessions.
+		if _, err := env.Admin.DeleteTenant(ctx, "bigco"); err != nil {
+			t.Fatal(err)
+		}
+		runtest.Eventually(t, "bigco's console sessions to go with it", func() bool {
+			var left int
+			err := env.DB.View(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+				return tx.QueryRow(ctx, `SELECT COUNT(*) FROM console_sessions WHERE tenant_id = 'bigco'`).Scan(&left)
+			})
+			return err == nil && left == 0
+		})
 		// An org that is not silo (or does not exist) signs in at the platform's issuer.
 		if _, _, resp := consoletest.New(t, env.URL).Get("/console/signin?org=acme"); resp.Request.URL.Path != "/login" {
 			t.Errorf("a pool or bridge org's sign-in went to %s", resp.Request.URL)

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -31,8 +30,7 @@ func (c *Console) keys(w http.ResponseWriter, r *http.Request, s *session, cl *c
 
 // keyBack is the keys page, with a notice.
 func (c *Console) keyBack(w http.ResponseWriter, r *http.Request, id, notice string) (string, view, error) {
-	http.Redirect(w, r, c.prefix+"/tenants/"+url.PathEscape(id)+"/keys?notice="+notice, http.StatusSeeOther)
-	return "", view{}, nil
+	return c.seeOther(w, r, "/tenants/"+url.PathEscape(id)+"/keys?notice="+notice)
 }
 
 func (c *Console) keyCreate(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
@@ -42,8 +40,7 @@ func (c *Console) keyCreate(w http.ResponseWriter, r *http.Request, s *session, 
 	}
 	in := api.CreateKey{Description: strings.TrimSpace(r.PostForm.Get("description")), Alias: strings.TrimSpace(r.PostForm.Get("alias"))}
 	if _, err := cl.CreateKey(r.Context(), id, in); err != nil {
-		var p *api.Problem
-		if errors.As(err, &p) && p.Status < 500 && p.Status != http.StatusNotFound {
+		if p := refusal(err); p != nil {
 			name, v, err := c.keys(w, r, s, cl)
 			v.Status, v.Error = p.Status, problemMessage(p)
 			return name, v, err

@@ -12,6 +12,8 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
 	"github.com/bulkhead-dev/bulkhead/sdk/api"
@@ -303,6 +305,24 @@ func (c *Console) apiError(w http.ResponseWriter, r *http.Request, s *session, e
 	c.fail(w, r, s, http.StatusInternalServerError, "Something went wrong. Try again; if it persists, check the server's log.")
 }
 
+// refusal is the API's refusal of what the person sent — a 4xx they act
+// on by changing the form — or nil. Not found and unauthenticated are
+// apiError's (the not-found page, a new sign-in), as are 5xx.
+func refusal(err error) *api.Problem {
+	var p *api.Problem
+	if !errors.As(err, &p) || p.Status >= 500 || p.Status == http.StatusNotFound || p.Status == http.StatusUnauthorized {
+		return nil
+	}
+	return p
+}
+
+// seeOther sends the browser to the console page at path (under the
+// console's prefix) after a post.
+func (c *Console) seeOther(w http.ResponseWriter, r *http.Request, path string) (string, view, error) {
+	http.Redirect(w, r, c.prefix+path, http.StatusSeeOther)
+	return "", view{}, nil
+}
+
 func problemMessage(p *api.Problem) string {
 	msg := p.Title
 	if p.Detail != "" {
@@ -311,7 +331,8 @@ func problemMessage(p *api.Problem) string {
 	if msg == "" {
 		msg = "The request was refused."
 	}
-	return strings.ToUpper(msg[:1]) + msg[1:] + "."
+	first, n := utf8.DecodeRuneInString(msg)
+	return string(unicode.ToUpper(first)) + msg[n:] + "."
 }
 
 func (c *Console) notFound(w http.ResponseWriter, r *http.Request, s *session) {

@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/ids"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/tenant"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
 )
 
 // A console session is a row keyed by the SHA-256 of a random secret that
@@ -228,4 +229,15 @@ func (c *Console) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// OffboardingStep ends the console sessions of a tenant's admins when the
+// tenant leaves (their tokens stop with it anyway; the rows go too).
+func (c *Console) OffboardingStep() tenants.Step {
+	return tenants.Step{Name: "console-sessions", Run: func(ctx context.Context, tx *storage.Tx, _ tenants.Tenant) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM console_sessions WHERE tenant_id = ?`, tx.TenantID()); err != nil {
+			return fmt.Errorf("console: offboarding: %w", err)
+		}
+		return nil
+	}}
 }

@@ -60,15 +60,20 @@ func (c *Console) issuerURL(silo string) string {
 // cache is bounded by the silo tenants.
 func (c *Console) oidcProvider(ctx context.Context, r *http.Request, silo string) (*oidc.Provider, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p, ok := c.oid[silo]; ok {
+	p, ok := c.oid[silo]
+	c.mu.Unlock()
+	if ok {
 		return p, nil
 	}
+	// Discovered without the lock: one sign-in's discovery does not hold
+	// up the others'. Two at once both discover; either result is good.
 	p, err := oidc.NewProvider(oidc.ClientContext(ctx, c.client(r)), c.issuerURL(silo))
 	if err != nil {
 		return nil, fmt.Errorf("console: discover the issuer: %w", err)
 	}
+	c.mu.Lock()
 	c.oid[silo] = p
+	c.mu.Unlock()
 	return p, nil
 }
 
@@ -250,7 +255,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 		}
 		s.Kind, s.TenantID, s.Issuer = kindTenant, tid, f.Issuer
 	default:
-		c.revoke(ctx, r, tok.RefreshToken)
+		c.revoke(ctx, r, f.Issuer, tok.RefreshToken)
 		c.fail(w, r, nil, http.StatusForbidden, "Your account is not an administrator. Ask your organization's admins for access.")
 		return
 	}
@@ -281,7 +286,7 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 func (c *Console) finishReauth(w http.ResponseWriter, r *http.Request, fresh *session, ret string) {
 	s, err := c.loadSession(r.Context(), r)
 	if err != nil || s.Subject != fresh.Subject || s.Kind != fresh.Kind || s.TenantID != fresh.TenantID || s.Issuer != fresh.Issuer {
-		c.revoke(r.Context(), r, fresh.refresh)
+		c.revoke(r.Context(), r, fresh.Issuer, fresh.refresh)
 		c.fail(w, r, nil, http.StatusForbidden, "You signed in as someone else. Sign out and start again.")
 		return
 	}
@@ -291,7 +296,7 @@ func (c *Console) finishReauth(w http.ResponseWriter, r *http.Request, fresh *se
 		c.fail(w, r, s, http.StatusInternalServerError, "Sign-in failed. Try again.")
 		return
 	}
-	c.revoke(r.Context(), r, old)
+	c.revoke(r.Context(), r, s.Issuer, old)
 	http.Redirect(w, r, c.localReturn(ret), http.StatusFound)
 }
 
@@ -300,13 +305,14 @@ func (c *Console) setSessionCookie(w http.ResponseWriter, secret string) {
 		SameSite: http.SameSiteStrictMode, MaxAge: int(c.cfg.AbsoluteTimeout / time.Second)})
 }
 
-// revoke revokes a refresh token at the provider (RFC 7009), best effort.
-func (c *Console) revoke(ctx context.Context, r *http.Request, token string) {
+// revoke revokes a refresh token at the issuer that gave it (the
+// platform's, or silo tenant silo's) (RFC 7009), best effort.
+func (c *Console) revoke(ctx context.Context, r *http.Request, silo, token string) {
 	if token == "" {
 		return
 	}
-	form := "token=" + token + "&token_type_hint=refresh_token&client_id=" + provider.ConsoleClientID
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base.String()+"/revoke", strings.NewReader(form))
+	form := url.Values{"token": {token}, "token_type_hint": {"refresh_token"}, "client_id": {provider.ConsoleClientID}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.issuerURL(silo)+"/revoke", strings.NewReader(form.Encode()))
 	if err != nil {
 		return
 	}
@@ -326,7 +332,7 @@ func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.deleteSession(r.Context(), s.id)
-	c.revoke(r.Context(), r, s.refresh)
+	c.revoke(r.Context(), r, s.Issuer, s.refresh)
 	http.SetCookie(w, &http.Cookie{Name: c.cookieName, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	if s.idToken == "" {
 		c.render(w, r, nil, http.StatusOK, "signedout", view{Title: "Signed out"})

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -78,8 +77,7 @@ func (c *Console) tenantCreate(w http.ResponseWriter, r *http.Request, s *sessio
 		Tier: r.PostForm.Get("tier"), AdminEmail: strings.TrimSpace(r.PostForm.Get("admin_email"))}
 	t, err := cl.CreateTenant(r.Context(), in, "")
 	if err != nil {
-		var p *api.Problem
-		if errors.As(err, &p) && p.Status < 500 && p.Status != http.StatusNotFound {
+		if p := refusal(err); p != nil {
 			// Show the form again with what was typed and what to fix.
 			v := tenantsView{NewID: in.ID, NewName: in.Name, NewTier: in.Tier, NewAdmin: in.AdminEmail,
 				Statuses: []string{"active", "provisioning", "suspended", "offboarding", "deleted"}}
@@ -91,8 +89,7 @@ func (c *Console) tenantCreate(w http.ResponseWriter, r *http.Request, s *sessio
 		}
 		return "", view{}, err
 	}
-	http.Redirect(w, r, c.prefix+"/tenants/"+url.PathEscape(t.ID)+"?notice=created", http.StatusSeeOther)
-	return "", view{}, nil
+	return c.seeOther(w, r, "/tenants/"+url.PathEscape(t.ID)+"?notice=created")
 }
 
 // noticeOf turns a redirect's notice into a message (only known ones:
@@ -210,8 +207,7 @@ func (c *Console) tenantAction(w http.ResponseWriter, r *http.Request, s *sessio
 	if err := a.call(r, cl, id); err != nil {
 		return "", view{}, err
 	}
-	http.Redirect(w, r, c.prefix+"/tenants/"+url.PathEscape(id)+"?notice="+a.notice, http.StatusSeeOther)
-	return "", view{}, nil
+	return c.seeOther(w, r, "/tenants/"+url.PathEscape(id)+"?notice="+a.notice)
 }
 
 // usersView is a tenant's users.
@@ -252,8 +248,7 @@ func (c *Console) userCreate(w http.ResponseWriter, r *http.Request, s *session,
 	}
 	var u api.User
 	err = cl.Do(r.Context(), http.MethodPost, "/v1/tenants/"+url.PathEscape(id)+"/users", nil, in, &u)
-	var p *api.Problem
-	if err != nil && errors.As(err, &p) && p.Status < 500 && p.Status != http.StatusNotFound {
+	if p := refusal(err); p != nil {
 		return "users", view{Title: "Users of " + id, Nav: "users", Tenant: id, Status: p.Status, Error: problemMessage(p),
 			Data: usersView{NewEmail: in.Email}}, nil
 	}
@@ -298,8 +293,7 @@ func (c *Console) postureScan(w http.ResponseWriter, r *http.Request, s *session
 	if _, err := cl.ScanPosture(r.Context()); err != nil {
 		return "", view{}, err
 	}
-	http.Redirect(w, r, c.prefix+"/posture?notice=scanned", http.StatusSeeOther)
-	return "", view{}, nil
+	return c.seeOther(w, r, "/posture?notice=scanned")
 }
 
 // sessionsView is a user's browser sessions.
@@ -335,6 +329,5 @@ func (c *Console) userSessionEnd(w http.ResponseWriter, r *http.Request, s *sess
 	if err := cl.EndUserSession(r.Context(), id, uid, r.PathValue("session")); err != nil {
 		return "", view{}, err
 	}
-	http.Redirect(w, r, c.prefix+"/tenants/"+url.PathEscape(id)+"/users/"+url.PathEscape(uid)+"/sessions?notice=session_ended", http.StatusSeeOther)
-	return "", view{}, nil
+	return c.seeOther(w, r, "/tenants/"+url.PathEscape(id)+"/users/"+url.PathEscape(uid)+"/sessions?notice=session_ended")
 }
