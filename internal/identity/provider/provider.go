@@ -413,8 +413,10 @@ func (p *Provider) OffboardingStep() tenants.Step {
 		if _, err := tx.Exec(ctx, `DELETE FROM oidc_auth_requests WHERE tenant_id = ?`, tx.TenantID()); err != nil {
 			return fmt.Errorf("provider: forget sign-ins: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM oidc_password_resets WHERE tenant_id = ?`, tx.TenantID()); err != nil {
-			return fmt.Errorf("provider: forget reset links: %w", err)
+		for _, table := range []string{"oidc_password_resets", "oidc_browser_sessions", "oidc_session_clients"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = ?`, tx.TenantID()); err != nil {
+				return fmt.Errorf("provider: forget %s: %w", table, err)
+			}
 		}
 		return nil
 	}}
@@ -448,8 +450,9 @@ func (p *Provider) lifetimes(ctx context.Context, tid tenant.ID) (access, refres
 }
 
 // Purge deletes what has expired by now: pending sign-ins, refresh tokens
-// (a replay of one past its expiry is refused anyway) and the revocation
-// list's entries for access tokens that expired. It returns how many rows
+// (a replay of one past its expiry is refused anyway), the revocation
+// list's entries for access tokens that expired, reset links and browser
+// sessions. It returns how many rows
 // it deleted.
 func (p *Provider) Purge(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
@@ -461,6 +464,19 @@ func (p *Provider) Purge(ctx context.Context, now time.Time) (int64, error) {
 			}
 			k, _ := res.RowsAffected()
 			n += k
+		}
+		// Browser sessions past their absolute or idle timeout, and the
+		// record of their applications (nobody is told: they ended by
+		// time, and their refresh tokens expire by theirs).
+		res, err := tx.Exec(ctx, `DELETE FROM oidc_browser_sessions WHERE expires_at < ? OR last_seen < ?`,
+			now.UnixMicro(), now.Add(-SessionIdle).UnixMicro())
+		if err != nil {
+			return fmt.Errorf("provider: purge browser sessions: %w", err)
+		}
+		k, _ := res.RowsAffected()
+		n += k
+		if _, err := tx.Exec(ctx, `DELETE FROM oidc_session_clients WHERE sid NOT IN (SELECT sid FROM oidc_browser_sessions)`); err != nil {
+			return fmt.Errorf("provider: purge sessions' clients: %w", err)
 		}
 		return nil
 	})

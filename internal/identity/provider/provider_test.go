@@ -440,6 +440,15 @@ func TestOffboardingRevokesTokens(t *testing.T) {
 		if _, err := conf.TokenSource(f.ctx, tok).Token(); err == nil {
 			t.Fatal("an offboarded tenant's refresh token still works")
 		}
+		// Its users' browser sessions leave with it.
+		for _, table := range []string{"oidc_browser_sessions", "oidc_session_clients"} {
+			var left int
+			if err := f.env.DB.View(f.ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+				return tx.QueryRow(f.ctx, `SELECT COUNT(*) FROM `+table+` WHERE tenant_id = 'acme'`).Scan(&left)
+			}); err != nil || left != 0 {
+				t.Errorf("%s of the offboarded tenant: %d rows (%v)", table, left, err)
+			}
+		}
 	})
 }
 
@@ -558,6 +567,15 @@ func TestPurge(t *testing.T) {
 		n, err := f.env.Provider.Purge(f.ctx, time.Now().Add(31*24*time.Hour))
 		if err != nil || n < 3 {
 			t.Fatalf("purge a month later: %d %v; want the sign-ins and refresh tokens", n, err)
+		}
+		// The browser session of the sign-in, and its record of clients, are gone too.
+		for _, table := range []string{"oidc_browser_sessions", "oidc_session_clients"} {
+			var left int
+			if err := f.env.DB.View(f.ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+				return tx.QueryRow(f.ctx, `SELECT COUNT(*) FROM `+table).Scan(&left)
+			}); err != nil || left != 0 {
+				t.Errorf("%s after the purge: %d rows (%v)", table, left, err)
+			}
 		}
 	})
 }
