@@ -18,6 +18,8 @@ import (
 	"net/smtp"
 	"strings"
 	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/netguard"
 )
 
 // Config is the SMTP server's settings.
@@ -117,7 +119,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		return fmt.Errorf("mail: hello: %w", err)
 	}
 	defer c.Close()
-	loopback := isLoopback(s.host)
+	loopback := netguard.Loopback(s.host)
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		tc := s.cfg.TLS
 		if tc == nil {
@@ -156,12 +158,4 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 		return fmt.Errorf("mail: send: %w", err)
 	}
 	return c.Quit()
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
