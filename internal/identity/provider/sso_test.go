@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 )
 
@@ -263,4 +264,47 @@ func TestSessionsAPI(t *testing.T) {
 			t.Error("a user listed another's sessions")
 		}
 	})
+}
+
+// TestSessionOfDisabledUser: a browser session whose user was disabled
+// since signs nobody in: prompt=none gets login_required.
+func TestSessionOfDisabledUser(t *testing.T) {
+	f := newFixture(t, storagetest.DSN(t, storage.SQLite))
+	f.tenant(t, "acme", "standard", "acme.example")
+	ann := f.user(t, "acme", "ann@acme.example", "ann's long password")
+	_, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
+	b := newBrowser(t, redirectURI)
+	if code, page, _ := b.signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), "ann@acme.example", "ann's long password", ""); code == "" {
+		t.Fatalf("sign in: %s", page)
+	}
+	// prompt=none follows redirects until the client's redirect URI.
+	promptNone := func() string {
+		u := conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "none"))
+		for range 10 {
+			status, loc, body := get(t, b.client, u)
+			if status != http.StatusFound {
+				t.Fatalf("prompt=none: %d %s", status, body)
+			}
+			if strings.HasPrefix(loc, redirectURI) {
+				q, _ := url.Parse(loc)
+				if e := q.Query().Get("error"); e != "" {
+					return e
+				}
+				return "code"
+			}
+			u = f.env.URL + loc
+		}
+		t.Fatal("prompt=none: too many redirects")
+		return ""
+	}
+	if got := promptNone(); got != "code" {
+		t.Fatalf("prompt=none with a live session: %s", got)
+	}
+	disabled := identity.UserDisabled
+	if _, err := f.env.Directory.UpdateUser(f.ctx, "acme", ann.ID, identity.UserPatch{Status: &disabled}, op); err != nil {
+		t.Fatal(err)
+	}
+	if got := promptNone(); got != "login_required" {
+		t.Errorf("prompt=none with a disabled user's session: %s", got)
+	}
 }
