@@ -1,6 +1,8 @@
 package console
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -13,12 +15,18 @@ import (
 	"github.com/bulkhead-dev/bulkhead/sdk/client"
 )
 
-// accountView is the signed-in person's own account: who they are, and
-// the enrolment of an authenticator app (TOTP) for a tenant's admin.
+// accountView is the signed-in person's own account: who they are, the
+// enrolment of an authenticator app (TOTP), and where they are signed in.
+// Every tenant user reaches it, admins or not: it is the self-service
+// page a SaaS application links its users to ({public URL}/console/account,
+// or /console/signin?org={tenant}&return=/console/account for a silo
+// tenant's users).
 type accountView struct {
 	Me         *api.User
 	Enrollment *api.TOTPEnrollment
 	QR         template.HTML // the otpauth URL as an SVG QR code
+	Sessions   []api.Session
+	Current    string // the sid of the session this console sign-in belongs to
 }
 
 func (c *Console) account(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
@@ -29,8 +37,25 @@ func (c *Console) account(w http.ResponseWriter, r *http.Request, s *session, cl
 			return "", view{}, err
 		}
 		v.Me = &me
+		if v.Sessions, err = cl.MySessions(r.Context()); err != nil {
+			return "", view{}, err
+		}
+		v.Current = sidOf(s.idToken)
 	}
 	return "account", view{Title: "Your account", Nav: "account", Data: v, Notice: noticeOf(r)}, nil
+}
+
+// accountSessionEnd ends one of the person's own browser sessions (a
+// browser they left signed in): their applications are told by
+// back-channel logout.
+func (c *Console) accountSessionEnd(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
+	if s.Operator() {
+		return "", view{}, &api.Problem{Status: http.StatusNotFound}
+	}
+	if err := cl.EndMySession(r.Context(), r.PathValue("session")); err != nil {
+		return "", view{}, err
+	}
+	return c.seeOther(w, r, "/account?notice=session_ended")
 }
 
 // accountTOTP starts the enrolment of the person's authenticator app: a
@@ -80,6 +105,24 @@ func (c *Console) accountTOTPConfirm(w http.ResponseWriter, r *http.Request, s *
 		return "", view{}, err
 	}
 	return c.seeOther(w, r, "/account?notice=totp")
+}
+
+// sidOf reads the sid claim of the session's own ID token (verified
+// when the session began, kept sealed since): which of the person's
+// sessions is this browser's.
+func sidOf(idToken string) string {
+	parts := strings.Split(idToken, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var c struct {
+		SID string `json:"sid"`
+	}
+	if err != nil || json.Unmarshal(raw, &c) != nil {
+		return ""
+	}
+	return c.SID
 }
 
 // qrSVG draws text as a QR code in SVG, one rect per dark module: drawn

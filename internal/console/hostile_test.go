@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/console/consoletest"
@@ -302,8 +304,8 @@ func TestHostileLoginCSRF(t *testing.T) {
 
 // TestHostileTenantAdminRoutes: a tenant's admin reaches neither another
 // tenant nor an operator's page through any route, GET or POST (all
-// answer as for a tenant that does not exist); a user who is not an admin
-// gets no session; a suspended tenant's admin loses theirs.
+// answer as for a tenant that does not exist); a suspended tenant's admin
+// loses their session.
 func TestHostileTenantAdminRoutes(t *testing.T) {
 	storagetest.ForEach(t, func(t *testing.T, dsn string) {
 		h := hostileSetup(t, dsn)
@@ -335,27 +337,122 @@ func TestHostileTenantAdminRoutes(t *testing.T) {
 			t.Errorf("acme after the posts: %+v %v", tn, err)
 		}
 
-		// A user who is not an admin gets no session.
-		h.clk.Advance(time.Minute)
-		bob := newBrowser(t, h.env.URL)
-		if status, page := bob.signIn("/console/signin", url.Values{"email": {"bob@acme.example"}, "password": {"bob@acme.example's long password"}}); status != http.StatusForbidden {
-			t.Errorf("a plain user's sign-in: %d %s", status, page)
-		}
-		if bob.Jar.Get("__Host-bulkhead-console") != nil {
-			t.Error("a plain user got a session")
-		}
-		// A plain user asking the operator's form gets the operator form (no tenant sign-in there).
 		// Suspended: ann's live session ends; a new sign-in is refused.
 		if _, err := h.env.Admin.SuspendTenant(ctx, "acme"); err != nil {
 			t.Fatal(err)
 		}
-		if status, body, _ := b.get("/console/tenants/acme"); !strings.Contains(body, "Sign in as an organization") || strings.Contains(body, "ann@acme.example") {
+		if status, body, _ := b.get("/console/tenants/acme"); !strings.Contains(body, "Sign in with your organization") || strings.Contains(body, "ann@acme.example") {
 			t.Errorf("a suspended tenant's admin's page: %d %s", status, body)
 		}
 		h.clk.Advance(time.Minute)
 		again := newBrowser(t, h.env.URL)
 		if status, page := again.signIn("/console/signin", url.Values{"email": {"ann@acme.example"}, "password": {"ann@acme.example's long password"}}); status == http.StatusOK && strings.Contains(page, `data-page="tenant"`) {
 			t.Errorf("a suspended tenant's admin signed in: %d", status)
+		}
+	})
+}
+
+// TestHostileMemberSelfService: a user who is not an admin reaches their
+// own account and nothing else — every tenant, operator and admin page,
+// GET or POST, of their tenant or another, answers as a page that does
+// not exist — turns on an authenticator app there (asked at their next
+// sign-in), and ends their own sessions but not another user's.
+func TestHostileMemberSelfService(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		h := hostileSetup(t, dsn)
+		ctx := context.Background()
+		b := newBrowser(t, h.env.URL)
+		status, page := b.signIn("/console/signin", url.Values{"email": {"bob@acme.example"}, "password": {"bob@acme.example's long password"}})
+		if status != http.StatusOK || !strings.Contains(page, `data-page="account"`) || !strings.Contains(page, "bob@acme.example") ||
+			!strings.Contains(page, "this browser") || strings.Contains(page, "admin of") {
+			t.Fatalf("a member's sign-in: %d %s", status, page)
+		}
+		csrf := consoletest.CSRF(t, page)
+		if status, body, _ := b.get("/console/"); status != http.StatusOK || !strings.Contains(body, `data-page="account"`) {
+			t.Errorf("a member's home: %d", status)
+		}
+		_, missing, _ := b.get("/console/tenants/no-such-tenant")
+		for _, p := range []string{"/console/tenants/acme", "/console/tenants/acme/users", "/console/tenants/acme/groups",
+			"/console/tenants/acme/clients", "/console/tenants/acme/policies", "/console/tenants/acme/keys", "/console/tenants/acme/audit",
+			"/console/tenants/acme/connections", "/console/tenants/acme/branding", "/console/tenants/acme/posture",
+			"/console/tenants/acme/confirm/suspend", "/console/tenants/globex", "/console/tenants", "/console/posture",
+			"/console/audit", "/console/functions", "/console/tenants/acme/users/x/sessions"} {
+			if status, body, _ := b.get(p); status != http.StatusNotFound || body != missing {
+				t.Errorf("GET %s: %d, differs from no such tenant: %v", p, status, body != missing)
+			}
+		}
+		for _, p := range []string{"/console/tenants/acme/users", "/console/tenants/acme/groups", "/console/tenants/acme/clients",
+			"/console/tenants/acme/policies", "/console/tenants/acme/keys", "/console/tenants/acme/branding", "/console/tenants/acme/suspend",
+			"/console/tenants", "/console/posture/scan", "/console/audit/verify", "/console/tenants/acme/policies/try"} {
+			form := url.Values{"csrf": {csrf}, "confirm": {"acme"}, "email": {"mallory@acme.example"}, "name": {"evil"}, "id": {"evil"}}
+			if status, body := b.post(p, form, h.env.URL); status != http.StatusNotFound || body != missing {
+				t.Errorf("POST %s: %d, differs from no such tenant: %v", p, status, body != missing)
+			}
+		}
+		if page, err := h.env.Admin.ListUsers(ctx, "acme", 0, "", "mallory@acme.example"); err != nil || len(page.Items) != 0 {
+			t.Errorf("a member's posts made a user: %+v %v", page.Items, err)
+		}
+
+		// Bob turns on his authenticator app; his next sign-in asks for it.
+		status, body := b.post("/console/account/totp", url.Values{"csrf": {csrf}}, h.env.URL)
+		key := regexp.MustCompile(`Key: <code>([A-Z2-7]+)</code>`).FindStringSubmatch(body)
+		if status != http.StatusOK || key == nil || !strings.Contains(body, `<svg class="qr"`) {
+			t.Fatalf("a member sets up an app: %d %s", status, body)
+		}
+		code, err := totp.GenerateCode(key[1], h.clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, body = b.post("/console/account/totp/confirm", url.Values{"csrf": {csrf}, "code": {code}}, h.env.URL); status != http.StatusOK ||
+			!strings.Contains(body, "Your authenticator app is on") {
+			t.Fatalf("a member turns it on: %d %s", status, body)
+		}
+		if u, err := h.env.Admin.ListUsers(ctx, "acme", 0, "", "bob@acme.example"); err != nil || len(u.Items) != 1 || !u.Items[0].TOTPConfirmed {
+			t.Errorf("bob's record after the set-up: %+v %v", u.Items, err)
+		}
+		h.clk.Advance(time.Minute)
+		again := newBrowser(t, h.env.URL)
+		fields := url.Values{"email": {"bob@acme.example"}, "password": {"bob@acme.example's long password"}}
+		if status, page := again.signIn("/console/signin", fields); status == http.StatusOK || !strings.Contains(page, "authenticator app") {
+			t.Errorf("bob's sign-in without his code: %d %s", status, page)
+		}
+		code, _ = totp.GenerateCode(key[1], h.clk.Now())
+		fields.Set("code", code)
+		again = newBrowser(t, h.env.URL)
+		if status, page := again.signIn("/console/signin", fields); status != http.StatusOK || !strings.Contains(page, `data-page="account"`) ||
+			!strings.Contains(page, "pwd + otp") {
+			t.Errorf("bob's sign-in with his code: %d %s", status, page)
+		}
+
+		// Ann's session is not Bob's to end: the same answer as no session.
+		ann := newBrowser(t, h.env.URL)
+		if status, _ := ann.signIn("/console/signin", url.Values{"email": {"ann@acme.example"}, "password": {"ann@acme.example's long password"}}); status != http.StatusOK {
+			t.Fatalf("ann's sign-in: %d", status)
+		}
+		annUser, err := h.env.Admin.ListUsers(ctx, "acme", 0, "", "ann@acme.example")
+		if err != nil || len(annUser.Items) != 1 {
+			t.Fatal(annUser, err)
+		}
+		annSessions, err := h.env.Admin.UserSessions(ctx, "acme", annUser.Items[0].ID)
+		if err != nil || len(annSessions) == 0 {
+			t.Fatalf("ann's sessions: %v %v", annSessions, err)
+		}
+		_, noSession := b.post("/console/account/sessions/sid_aaaaaaaaaaaaaaaaaaaaaaaaaa/end", url.Values{"csrf": {csrf}}, h.env.URL)
+		if status, body := b.post("/console/account/sessions/"+annSessions[0].ID+"/end", url.Values{"csrf": {csrf}}, h.env.URL); status != http.StatusNotFound || body != noSession {
+			t.Errorf("bob ends ann's session: %d %s", status, body)
+		}
+		if after, err := h.env.Admin.UserSessions(ctx, "acme", annUser.Items[0].ID); err != nil || len(after) != len(annSessions) {
+			t.Errorf("ann's sessions after bob's try: %d %v", len(after), err)
+		}
+		// Bob ends his own (this browser's) session.
+		_, page, _ = b.get("/console/account")
+		sid := regexp.MustCompile(`/account/sessions/(sid_[a-z2-7]+)/end`).FindStringSubmatch(page)
+		if sid == nil {
+			t.Fatalf("bob's sessions: %s", page)
+		}
+		if status, body := b.post("/console/account/sessions/"+sid[1]+"/end", url.Values{"csrf": {csrf}}, h.env.URL); status != http.StatusOK ||
+			!strings.Contains(body, "Session ended") || strings.Contains(body, sid[1]) {
+			t.Errorf("bob ends his session: %d %s", status, body)
 		}
 	})
 }

@@ -80,7 +80,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+p+"/signin", c.signin)
 	m.HandleFunc("GET "+p+"/callback", c.callback)
 	m.HandleFunc("POST "+p+"/signout", c.signout)
-	m.HandleFunc("GET "+p+"/{$}", c.page(c.home))
+	m.HandleFunc("GET "+p+"/{$}", c.selfPage(c.home))
 	m.HandleFunc("GET "+p+"/tenants", c.operatorPage(c.tenantList))
 	m.HandleFunc("POST "+p+"/tenants", c.operatorPost(c.tenantCreate))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}", c.page(c.tenantDetail))
@@ -109,9 +109,10 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/connections/{connection}", c.page(c.connection))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/connections/{connection}/grants/{grant}/{action}", c.post(c.grantAction))
 	m.HandleFunc("GET "+p+"/functions", c.operatorPage(c.functions))
-	m.HandleFunc("GET "+p+"/account", c.page(c.account))
-	m.HandleFunc("POST "+p+"/account/totp", c.destructive(func(*http.Request) string { return c.prefix + "/account" }, c.accountTOTP))
-	m.HandleFunc("POST "+p+"/account/totp/confirm", c.post(c.accountTOTPConfirm))
+	m.HandleFunc("GET "+p+"/account", c.selfPage(c.account))
+	m.HandleFunc("POST "+p+"/account/totp", c.destructiveAs(accessSelf, func(*http.Request) string { return c.prefix + "/account" }, c.accountTOTP))
+	m.HandleFunc("POST "+p+"/account/totp/confirm", c.selfPost(c.accountTOTPConfirm))
+	m.HandleFunc("POST "+p+"/account/sessions/{session}/end", c.selfPost(c.accountSessionEnd))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/clients", c.page(c.clients))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/clients", c.post(c.clientCreate))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/clients/{client}/confirm-delete", c.page(c.clientConfirm))
@@ -166,7 +167,28 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request, post bool) (*s
 // handler is a page's work: it returns the template, its view, or an error.
 type handler func(w http.ResponseWriter, r *http.Request, s *session, api *client.Client) (string, view, error)
 
-func (c *Console) serve(w http.ResponseWriter, r *http.Request, post, operatorOnly bool, h handler) {
+// access is who may reach a page.
+type access int
+
+const (
+	accessAdmin    access = iota // operators and tenants' admins (the API decides which tenant)
+	accessOperator               // operators only
+	accessSelf                   // anyone signed in, members too: their own account
+)
+
+// allows reports whether s may reach a page of level a. Pages a session
+// may not reach answer as pages that do not exist.
+func (a access) allows(s *session) bool {
+	switch a {
+	case accessOperator:
+		return s.Operator()
+	case accessAdmin:
+		return !s.Member()
+	}
+	return true
+}
+
+func (c *Console) serve(w http.ResponseWriter, r *http.Request, post bool, a access, h handler) {
 	if post {
 		r.Body = http.MaxBytesReader(w, r.Body, maxPost(r))
 	}
@@ -174,7 +196,7 @@ func (c *Console) serve(w http.ResponseWriter, r *http.Request, post, operatorOn
 	if !ok {
 		return
 	}
-	if operatorOnly && !s.Operator() {
+	if !a.allows(s) {
 		c.notFound(w, r, s)
 		return
 	}
@@ -228,24 +250,35 @@ func parseForm(r *http.Request) error {
 }
 
 func (c *Console) page(h handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, false, false, h) }
+	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, false, accessAdmin, h) }
 }
 func (c *Console) post(h handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, true, false, h) }
+	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, true, accessAdmin, h) }
 }
 func (c *Console) operatorPage(h handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, false, true, h) }
+	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, false, accessOperator, h) }
 }
 func (c *Console) operatorPost(h handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, true, true, h) }
+	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, true, accessOperator, h) }
+}
+func (c *Console) selfPage(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, false, accessSelf, h) }
+}
+func (c *Console) selfPost(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, true, accessSelf, h) }
 }
 
 // destructive is a post that needs a recent sign-in: older than
 // ReauthAfter, the person signs in again first and comes back to the
 // confirmation page, back(r).
 func (c *Console) destructive(back func(*http.Request) string, h handler) http.HandlerFunc {
+	return c.destructiveAs(accessAdmin, back, h)
+}
+
+// destructiveAs is destructive for the pages of level a.
+func (c *Console) destructiveAs(a access, back func(*http.Request) string, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		c.serve(w, r, true, false, func(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
+		c.serve(w, r, true, a, func(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
 			if c.now().Sub(s.AuthTime) > c.cfg.ReauthAfter {
 				c.startFlow(w, r, s.Operator(), true, s.Issuer, back(r))
 				return "", view{}, nil

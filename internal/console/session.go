@@ -26,6 +26,7 @@ import (
 const (
 	kindOperator = "operator" // a person of the platform's operator directory
 	kindTenant   = "tenant"   // an admin of one tenant
+	kindMember   = "member"   // a user of one tenant who is not an admin: their own account only
 )
 
 type session struct {
@@ -48,6 +49,10 @@ type session struct {
 
 // Operator reports whether the session is an operator's.
 func (s *session) Operator() bool { return s.Kind == kindOperator }
+
+// Member reports whether the session is a tenant user's who is not an
+// admin: they reach their own account's pages and nothing else.
+func (s *session) Member() bool { return s.Kind == kindMember }
 
 func sessionID(secret string) string {
 	sum := sha256.Sum256([]byte(secret))

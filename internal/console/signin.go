@@ -247,16 +247,21 @@ func (c *Console) callback(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case f.Operator && claims.TenantID == "" && ids.Valid(idt.Subject, "opr"):
 		s.Kind = kindOperator
-	case !f.Operator && claims.TenantID != "" && (f.Issuer == "" || claims.TenantID == f.Issuer) && slices.Contains(claims.Groups, identity.AdminsGroup):
+	case !f.Operator && claims.TenantID != "" && (f.Issuer == "" || claims.TenantID == f.Issuer) && ids.Valid(idt.Subject, "usr"):
 		tid, err := tenant.ParseID(claims.TenantID)
 		if err != nil {
 			c.fail(w, r, nil, http.StatusUnauthorized, "The sign-in did not complete. Start again.")
 			return
 		}
-		s.Kind, s.TenantID, s.Issuer = kindTenant, tid, f.Issuer
+		// An admin works on the tenant; any other user reaches only their
+		// own account (authenticator app, sessions).
+		s.Kind, s.TenantID, s.Issuer = kindMember, tid, f.Issuer
+		if slices.Contains(claims.Groups, identity.AdminsGroup) {
+			s.Kind = kindTenant
+		}
 	default:
 		c.revoke(ctx, r, f.Issuer, tok.RefreshToken)
-		c.fail(w, r, nil, http.StatusForbidden, "Your account is not an administrator. Ask your organization's admins for access.")
+		c.fail(w, r, nil, http.StatusForbidden, "This account may not use the console. Sign in with your organization's account.")
 		return
 	}
 	if claims.AuthTime == 0 {

@@ -12,9 +12,12 @@ import (
 
 // home sends an operator to the tenants and a tenant admin to their tenant.
 func (c *Console) home(w http.ResponseWriter, r *http.Request, s *session, _ *client.Client) (string, view, error) {
-	if s.Operator() {
+	switch {
+	case s.Operator():
 		http.Redirect(w, r, c.prefix+"/tenants", http.StatusFound)
-	} else {
+	case s.Member():
+		http.Redirect(w, r, c.prefix+"/account", http.StatusFound)
+	default:
 		http.Redirect(w, r, c.prefix+"/tenants/"+string(s.TenantID), http.StatusFound)
 	}
 	return "", view{}, nil

@@ -73,7 +73,7 @@ func wireAuditPage(p audit.Page) api.AuditPage {
 func wireUser(u identity.User) api.User {
 	return api.User{ID: u.ID, TenantID: string(u.TenantID), Email: u.Email, Status: string(u.Status), Attributes: u.Attributes,
 		Groups: u.Groups, PasswordSet: u.PasswordSet, PasswordChangeRequired: u.PasswordChangeRequired,
-		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+		TOTPConfirmed: u.TOTPConfirmed, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 func wireCreatedUser(c identity.CreatedUser) api.User {

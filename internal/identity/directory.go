@@ -373,13 +373,17 @@ func addMember(ctx context.Context, tx *storage.Tx, groupID, userID string, at t
 	return nil
 }
 
-const userColumns = `id, email, status, attributes, password_hash, password_change_required, password_changed_at, created_at, updated_at`
+// userColumns are a user's columns in a query FROM users (not aliased):
+// whether a confirmed authenticator app exists is a column too, read by
+// the primary key of user_totp.
+const userColumns = `id, email, status, attributes, password_hash, password_change_required, password_changed_at, created_at, updated_at,
+	EXISTS (SELECT 1 FROM user_totp t WHERE t.tenant_id = users.tenant_id AND t.user_id = users.id AND t.confirmed)`
 
 func scanUser(tid string, row interface{ Scan(...any) error }) (User, error) {
 	u := User{TenantID: tenant.ID(tid), Groups: []string{}}
 	var status, attrs, hash string
 	var created, updated, changed int64
-	if err := row.Scan(&u.ID, &u.Email, &status, &attrs, &hash, &u.PasswordChangeRequired, &changed, &created, &updated); err != nil {
+	if err := row.Scan(&u.ID, &u.Email, &status, &attrs, &hash, &u.PasswordChangeRequired, &changed, &created, &updated, &u.TOTPConfirmed); err != nil {
 		return User{}, err
 	}
 	u.PasswordChangedAt = time.UnixMicro(changed).UTC()
