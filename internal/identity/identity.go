@@ -82,7 +82,7 @@ type User struct {
 	Groups                 []string        `json:"groups"`
 	PasswordSet            bool            `json:"password_set"`
 	PasswordChangeRequired bool            `json:"password_change_required"`
-	PasswordChangedAt      time.Time       `json:"-"` // sessions (refresh tokens) from before it end
+	PasswordChangedAt      time.Time       `json:"-"`              // sessions (refresh tokens) from before it end
 	TOTPConfirmed          bool            `json:"totp_confirmed"` // an authenticator app is on: sign-ins ask for its code
 	CreatedAt              time.Time       `json:"created_at"`
 	UpdatedAt              time.Time       `json:"updated_at"`
