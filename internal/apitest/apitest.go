@@ -93,6 +93,10 @@ type Options struct {
 	// PublicURL, if set, is the node's public URL (the issuer) instead of
 	// its own address: nodes that share a database share one.
 	PublicURL string
+	// BasePath, if set, is the path of the node's public URL on its own
+	// address (as behind a proxy that serves it at https://host/auth):
+	// the issuer is the node's URL + BasePath.
+	BasePath string
 	// OnboardingWait bounds how long a create waits for onboarding.
 	OnboardingWait time.Duration
 	// GatewayAppDomain serves tenant t at t.{domain} on the gateway.
@@ -123,7 +127,7 @@ func New(t testing.TB, dsn string, opts Options) *Env {
 	ln := listen(t) // listening already: its URL is the issuer
 	url := "http://" + ln.Addr().String()
 	if opts.PublicURL == "" {
-		opts.PublicURL = url
+		opts.PublicURL = url + opts.BasePath
 	}
 	proxyLn := listen(t)
 	gatewayLn := listen(t)

@@ -379,7 +379,9 @@ func (p *Provider) issuer(i signing.Issuer) (*op.Provider, error) {
 	}
 	conf := &op.Config{
 		CryptoKey:                p.cfg.CryptoKey,
-		DefaultLogoutRedirectURI: "/login?logged_out=1",
+		// Under the issuer's own URL (a base path, a silo tenant's /t/{id}),
+		// so the signed-out page is that issuer's, with its branding.
+		DefaultLogoutRedirectURI: p.issuerURL(i) + "/login?logged_out=1",
 		CodeMethodS256:           true,
 		AuthMethodPost:           true,
 		GrantTypeRefreshToken:    true,

@@ -14,11 +14,14 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/bulkhead-dev/bulkhead/internal/apitest"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
 	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/internal/tenants"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // logoutReceiver is an application's back-channel logout endpoint: it
@@ -198,6 +201,33 @@ func TestSingleSignOn(t *testing.T) {
 		}
 		if code, _ := authorize(b, confs[1], oauth2.SetAuthURLParam("prompt", "none")); code != "error=login_required" {
 			t.Errorf("prompt=none after end_session: %q", code)
+		}
+	})
+}
+
+// TestSignedOutPage: end_session without a page of the application's own
+// sends the browser to its issuer's signed-out page — the silo tenant's
+// own, with its branding — under the public URL's base path.
+func TestSignedOutPage(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		env := apitest.New(t, dsn, apitest.Options{Argon2: fast, BasePath: "/auth"})
+		ctx := context.Background()
+		if _, _, err := env.Tenants.Create(ctx, tenants.CreateRequest{ID: "bigco", Tier: "premium"}, "", op); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := env.Admin.SetBranding(ctx, "bigco", api.Branding{DisplayName: "BigCo"}); err != nil {
+			t.Fatal(err)
+		}
+		for issuer, brand := range map[string]string{env.URL + "/auth": "", env.URL + "/auth/t/bigco": "BigCo"} {
+			status, loc, _ := get(t, http.DefaultClient, issuer+"/end_session")
+			if status != http.StatusFound || loc != issuer+"/login?logged_out=1" {
+				t.Errorf("end_session at %s: %d %s", issuer, status, loc)
+				continue
+			}
+			status, _, page := get(t, http.DefaultClient, loc)
+			if status != http.StatusOK || !strings.Contains(page, "You are signed out") || (brand != "" && !strings.Contains(page, brand)) {
+				t.Errorf("the signed-out page of %s: %d %s", issuer, status, page)
+			}
 		}
 	})
 }
