@@ -43,6 +43,9 @@ type FederatedLogin struct {
 	// Profile holds the provider's name claims (name, given_name,
 	// family_name), kept as upstream_* attributes of a new user.
 	Profile map[string]string
+	// MFA is whether the provider's ID token says the user gave more than
+	// one factor (RFC 8176 amr: "mfa", or two kinds of factor).
+	MFA bool
 }
 
 // FederatedOutcome says how a federated sign-in found its user.

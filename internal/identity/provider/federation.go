@@ -180,7 +180,11 @@ func (p *Provider) federationCallback(w http.ResponseWriter, r *http.Request, is
 	}
 	p.auditEvent(ctx, a.tenantID, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "source_ip": ip,
 		"via": idp.Issuer, "federated": string(outcome)})
-	p.startSession(w, r, issuer, a, a.tenantID, u.ID, []string{"fed"}, now)
+	amr := []string{"fed"}
+	if login.MFA {
+		amr = append(amr, "mfa")
+	}
+	p.startSession(w, r, issuer, a, a.tenantID, u.ID, amr, now)
 	p.redirectToCallback(w, r, issuer, o, a.ID)
 }
 
@@ -215,6 +219,7 @@ func (p *Provider) upstreamIdentity(ctx context.Context, issuer signing.Issuer, 
 	}
 	login = identity.FederatedLogin{Issuer: idt.Issuer, Subject: idt.Subject, Profile: map[string]string{}}
 	login.Email, login.EmailVerified = emailOf(claims)
+	login.MFA = upstreamMFA(claims["amr"])
 	for _, k := range []string{"name", "given_name", "family_name"} {
 		if v, ok := claims[k].(string); ok {
 			login.Profile[k] = v
@@ -236,6 +241,41 @@ func (p *Provider) upstreamIdentity(ctx context.Context, issuer signing.Issuer, 
 		}
 	}
 	return idp, login, "", nil
+}
+
+// factorKinds sorts RFC 8176 authentication method values into kinds of
+// factor: something known, something held, something one is. "mfa" is a
+// kind of its own that counts as two.
+var factorKinds = map[string]string{
+	"pwd": "know", "pin": "know", "kba": "know",
+	"otp": "have", "hwk": "have", "swk": "have", "sms": "have", "tel": "have", "sc": "have", "pop": "have",
+	"fpt": "are", "face": "are", "iris": "are", "retina": "are", "vbm": "are", "bio": "are",
+}
+
+// upstreamMFA reports whether a tenant's provider's amr claim (verified
+// in its ID token) says the user gave more than one factor: "mfa", or
+// methods of two kinds (a password and a one-time code, say). Anything
+// but a JSON array of strings says nothing. The tenant's provider is
+// trusted for this as for the user's identity: the tenant configured it.
+func upstreamMFA(amr any) bool {
+	list, ok := amr.([]any)
+	if !ok || len(list) > 32 {
+		return false
+	}
+	kinds := map[string]bool{}
+	for _, v := range list {
+		m, ok := v.(string)
+		if !ok {
+			continue
+		}
+		if m == "mfa" {
+			return true
+		}
+		if k, ok := factorKinds[m]; ok {
+			kinds[k] = true
+		}
+	}
+	return len(kinds) >= 2
 }
 
 // emailOf reads the email claims of an ID token or userinfo answer: the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 )
 
@@ -133,6 +134,71 @@ func TestFederation(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("forged callback: %d", resp.StatusCode)
+		}
+	})
+}
+
+// TestFederatedMFA: a federated sign-in's acr says MFA when the tenant's
+// provider says the user gave more than one factor (RFC 8176 amr: "mfa",
+// or two kinds of factor), and only then; the session it starts serves a
+// later acr_values=mfa without the login page.
+func TestFederatedMFA(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn)
+		f.tenant(t, "bridge-co", "standard", "bridge.example")
+		fake := newUpstreamIdP(t)
+		if _, err := f.env.Directory.SetIdP(f.ctx, "bridge-co", identity.IdPRequest{Issuer: fake.issuer(),
+			ClientID: upstreamClientID, ClientSecret: upstreamClientSecret}, op); err != nil {
+			t.Fatal(err)
+		}
+		app, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
+		for _, c := range []struct {
+			name string
+			amr  any
+			mfa  bool
+		}{
+			{"no amr", nil, false},
+			{"password", []string{"pwd"}, false},
+			{"password and code", []string{"pwd", "otp"}, true},
+			{"mfa", []string{"mfa"}, true},
+			{"password and face", []string{"face", "pwd"}, true},
+			{"one kind twice", []string{"otp", "sms"}, false},
+			{"a string", "mfa", false},
+			{"unknown values", []string{"pwd", "magic"}, false},
+			{"not strings", []any{1, true, map[string]any{"mfa": true}}, false},
+		} {
+			claims := map[string]any{"sub": "bob", "email": "bob@bridge.example", "email_verified": true}
+			if c.amr != nil {
+				claims["amr"] = c.amr
+			}
+			fake.says(claims)
+			b := newBrowser(t, redirectURI)
+			v := oauth2.GenerateVerifier()
+			code, page, status, at := federatedSignIn(t, b, conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "bob@bridge.example")
+			if code == "" {
+				t.Fatalf("%s: no code: %d at %s: %s", c.name, status, at, page)
+			}
+			tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := claimsOf(t, f.ctx, f.env.URL, app.ID, tok.Extra("id_token").(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := provider.ACRPassword
+			if c.mfa {
+				want = provider.ACRMFA
+			}
+			if got["acr"] != want {
+				t.Errorf("%s: acr %v, amr %v; want %s", c.name, got["acr"], got["amr"], want)
+			}
+			// The browser's session is reused for acr_values=mfa only if it had MFA.
+			code, _ = authorizeIn(t, f.env.URL, b, conf, oauth2.SetAuthURLParam("acr_values", provider.ACRMFA),
+				oauth2.SetAuthURLParam("prompt", "none"))
+			if reused := code != "error=login_required"; reused != c.mfa {
+				t.Errorf("%s: session reused for acr mfa: %v (%s)", c.name, reused, code)
+			}
 		}
 	})
 }

@@ -132,7 +132,7 @@ func (p *Provider) usable(s browserSession, a *authRequest) bool {
 	if a.MaxAge != nil && p.clock().Now().Sub(s.authTime) > time.Duration(*a.MaxAge)*time.Second {
 		return false
 	}
-	if slices.Contains(a.ACRValues, ACRMFA) && !slices.Contains(s.amr, "otp") {
+	if slices.Contains(a.ACRValues, ACRMFA) && acrOf(s.amr) != ACRMFA {
 		return false
 	}
 	return a.tenantID == "" || a.tenantID == s.tid

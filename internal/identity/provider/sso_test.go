@@ -101,28 +101,7 @@ func TestSingleSignOn(t *testing.T) {
 		// redirects until the client's redirect URI, a page, or the login
 		// form; it returns the code (or error) or "form".
 		authorize := func(b *browser, conf oauth2.Config, extra ...oauth2.AuthCodeOption) (code string, verifier string) {
-			verifier = oauth2.GenerateVerifier()
-			u := conf.AuthCodeURL("s", append(extra, oauth2.S256ChallengeOption(verifier))...)
-			for range 10 {
-				status, loc, body := get(t, b.client, u)
-				switch {
-				case status == http.StatusOK && strings.Contains(body, `name="authRequestID"`):
-					return "form", verifier
-				case status != http.StatusFound:
-					t.Fatalf("authorize: %d %s", status, body)
-				case strings.HasPrefix(loc, redirectURI):
-					q, _ := url.Parse(loc)
-					if e := q.Query().Get("error"); e != "" {
-						return "error=" + e, verifier
-					}
-					return q.Query().Get("code"), verifier
-				}
-				next, _ := url.Parse(f.env.URL)
-				ref, _ := url.Parse(loc)
-				u = next.ResolveReference(ref).String()
-			}
-			t.Fatal("authorize: too many redirects")
-			return "", ""
+			return authorizeIn(t, f.env.URL, b, conf, extra...)
 		}
 		b := newBrowser(t, redirectURI)
 		if code, _ := authorize(b, confs[0]); code != "form" {
@@ -203,6 +182,35 @@ func TestSingleSignOn(t *testing.T) {
 			t.Errorf("prompt=none after end_session: %q", code)
 		}
 	})
+}
+
+// authorizeIn starts a sign-in of conf's client in browser b at the node
+// at base and follows it to the login form ("form") or the client's
+// redirect URI: its code, or "error=" and the error.
+func authorizeIn(t *testing.T, base string, b *browser, conf oauth2.Config, extra ...oauth2.AuthCodeOption) (code string, verifier string) {
+	t.Helper()
+	verifier = oauth2.GenerateVerifier()
+	u := conf.AuthCodeURL("s", append(extra, oauth2.S256ChallengeOption(verifier))...)
+	for range 10 {
+		status, loc, body := get(t, b.client, u)
+		switch {
+		case status == http.StatusOK && strings.Contains(body, `name="authRequestID"`):
+			return "form", verifier
+		case status != http.StatusFound:
+			t.Fatalf("authorize: %d %s", status, body)
+		case strings.HasPrefix(loc, redirectURI):
+			q, _ := url.Parse(loc)
+			if e := q.Query().Get("error"); e != "" {
+				return "error=" + e, verifier
+			}
+			return q.Query().Get("code"), verifier
+		}
+		next, _ := url.Parse(base)
+		ref, _ := url.Parse(loc)
+		u = next.ResolveReference(ref).String()
+	}
+	t.Fatal("authorize: too many redirects")
+	return "", ""
 }
 
 // TestSignedOutPage: end_session without a page of the application's own

@@ -85,7 +85,7 @@ func acrOf(amr []string) string {
 	switch {
 	case len(amr) == 0:
 		return ""
-	case slices.Contains(amr, "otp"):
+	case slices.Contains(amr, "otp"), slices.Contains(amr, "mfa"): // a code here, or a federated sign-in with more than one factor
 		return ACRMFA
 	}
 	return ACRPassword
