@@ -146,6 +146,10 @@ type Provider struct {
 	// successful sign-in costs nothing.
 	loginFailures *ratelimit.Limiter
 	tokenByIP     *ratelimit.Limiter // the token, introspection and revocation endpoints
+	// authorizeByIP bounds sign-ins started per address: each writes a
+	// pending authorization request, and the endpoint needs no
+	// credential (the console's client is public and known to all).
+	authorizeByIP *ratelimit.Limiter
 	// resets bounds reset links per account: 3, then one per 10 minutes.
 	resets *ratelimit.Limiter
 
@@ -211,9 +215,12 @@ func New(cfg Config) (*Provider, error) {
 	return &Provider{cfg: cfg, base: u, issuers: map[tenant.ID]*op.Provider{}, tenants: statecache.New[tenant.ID, tenants.Tenant](cfg.ReadCache),
 		loginByIP: ratelimit.New(1.0/3, 20, 100000), loginFailures: ratelimit.New(1.0/30, 10, 100000),
 		tokenByIP: ratelimit.New(cfg.TokenRatePerIP, int(2*cfg.TokenRatePerIP), 100000), crypto: newAccessTokenCrypto(cfg.CryptoKey),
-		resets:      ratelimit.New(1.0/600, 3, 100000),
-		upstreams:   newUpstreams(newUpstreamClient(cfg.UpstreamTimeout, cfg.AllowPrivateUpstreams), cfg.Clock.Now),
-		partnerKeys: lru.New[string, *partnerKeySet](lru.Options[*partnerKeySet]{Size: upstreamCacheSize, MaxAge: upstreamCacheAge, Now: cfg.Clock.Now})}, nil
+		resets: ratelimit.New(1.0/600, 3, 100000),
+		// Ten a second, a hundred at once: many browsers behind one NAT
+		// with several applications each checking with prompt=none.
+		authorizeByIP: ratelimit.New(10, 100, 100000),
+		upstreams:     newUpstreams(newUpstreamClient(cfg.UpstreamTimeout, cfg.AllowPrivateUpstreams), cfg.Clock.Now),
+		partnerKeys:   lru.New[string, *partnerKeySet](lru.Options[*partnerKeySet]{Size: upstreamCacheSize, MaxAge: upstreamCacheAge, Now: cfg.Clock.Now})}, nil
 }
 
 func isLoopback(host string) bool { return host == "localhost" || host == "127.0.0.1" || host == "::1" }
@@ -308,6 +315,14 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r2.URL.RawPath = ""
 	switch path {
 	case "/authorize":
+		if ok, _ := p.authorizeByIP.Allow(clientip.LimitKey(p.cfg.ClientIP.IP(r)), p.clock().Now()); !ok {
+			// No redirect: the request is not checked, so neither is its
+			// redirect URI.
+			w.Header().Set("Retry-After", "10")
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "too many sign-ins started from your address; wait a few seconds and try again", http.StatusTooManyRequests)
+			return
+		}
 		// A refused authorization request (an unknown client, a redirect
 		// URI that is not registered exactly) is answered by zitadel with
 		// an error page, not a redirect: audit it.
@@ -378,7 +393,7 @@ func (p *Provider) issuer(i signing.Issuer) (*op.Provider, error) {
 		return o, nil
 	}
 	conf := &op.Config{
-		CryptoKey:                p.cfg.CryptoKey,
+		CryptoKey: p.cfg.CryptoKey,
 		// Under the issuer's own URL (a base path, a silo tenant's /t/{id}),
 		// so the signed-out page is that issuer's, with its branding.
 		DefaultLogoutRedirectURI: p.issuerURL(i) + "/login?logged_out=1",

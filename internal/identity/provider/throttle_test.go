@@ -6,12 +6,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
+	"github.com/bulkhead-dev/bulkhead/internal/storage"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
 )
 
@@ -97,6 +100,54 @@ func TestLoginDoesNotRevealSiloTenants(t *testing.T) {
 		}
 		if got := answer("bea@bigco.example", "bea's long password"); !strings.Contains(got, "own sign-in address") {
 			t.Errorf("bea, with her password, is not told where to sign in: %q", got)
+		}
+	})
+}
+
+// TestAuthorizeFlood: /authorize needs no credential and writes a
+// pending sign-in, so one address that starts hundreds is refused (429,
+// Retry-After, no redirect) past its bound and writes no more rows,
+// while another address signs in.
+func TestAuthorizeFlood(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		// A clock that stands still: the bound is its burst, however slow the machine.
+		clk := clock.NewFake(time.Now())
+		f := &fixture{env: apitest.New(t, dsn, apitest.Options{Argon2: fast, Clock: clk, TrustedProxies: []string{"127.0.0.1"}}), ctx: context.Background()}
+		f.tenant(t, "acme", "basic", "acme.example")
+		f.user(t, "acme", "ann@acme.example", "ann's long password")
+		_, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
+		flood := &http.Client{Transport: fromAddress{"203.0.113.50", http.DefaultTransport},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		refused := 0
+		for range 300 {
+			resp, err := flood.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode == http.StatusTooManyRequests:
+				refused++
+				if resp.Header.Get("Retry-After") == "" || resp.Header.Get("Location") != "" {
+					t.Fatalf("a refusal: Retry-After %q, Location %q", resp.Header.Get("Retry-After"), resp.Header.Get("Location"))
+				}
+			case resp.StatusCode != http.StatusFound:
+				t.Fatalf("authorize: %d", resp.StatusCode)
+			}
+		}
+		var rows int
+		if err := f.env.DB.View(f.ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+			return tx.QueryRow(f.ctx, `SELECT COUNT(*) FROM oidc_auth_requests`).Scan(&rows)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if refused != 200 || rows > 100 {
+			t.Errorf("300 sign-ins started from one address: %d refused, %d pending rows", refused, rows)
+		}
+		b := newBrowser(t, redirectURI)
+		b.client.Transport = fromAddress{"192.0.2.7", http.DefaultTransport}
+		if code, page, _ := b.signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), "ann@acme.example", "ann's long password", ""); code == "" {
+			t.Errorf("another address's sign-in during the flood: %s", page)
 		}
 	})
 }
