@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,6 +23,42 @@ type auditView struct {
 	ChainFindings        []api.PostureFinding
 	ScannedAt            time.Time
 	VerifyURL, FilterURL string
+	Names                map[string]string // principal → the person's email, where known
+}
+
+// maxNameLookups bounds the users looked up for one page of the timeline.
+const maxNameLookups = 10
+
+// principalNames finds the emails of the people a page of events names:
+// operators by one list (which only an operator's token may read), and
+// up to maxNameLookups tenant users one by one. What cannot be read (a
+// deleted user, another tenant's, a tenant admin asking for operators)
+// stays an id.
+func principalNames(ctx context.Context, cl *client.Client, events []api.AuditEvent) map[string]string {
+	names := map[string]string{}
+	operators, lookups := false, 0
+	for _, ev := range events {
+		kind, id, _ := strings.Cut(ev.Principal, ":")
+		if _, done := names[ev.Principal]; done {
+			continue
+		}
+		switch {
+		case kind == "operator" && strings.HasPrefix(id, "opr_") && !operators:
+			operators = true
+			if ops, err := cl.ListOperators(ctx); err == nil {
+				for _, o := range ops {
+					names["operator:"+o.ID] = o.Email
+				}
+			}
+		case kind == "user" && ev.TenantID != "" && lookups < maxNameLookups:
+			lookups++
+			names[ev.Principal] = ""
+			if u, err := cl.GetUser(ctx, ev.TenantID, id); err == nil {
+				names[ev.Principal] = u.Email
+			}
+		}
+	}
+	return names
 }
 
 const auditPerPage = 50
@@ -103,6 +140,7 @@ func (c *Console) auditPage(r *http.Request, cl *client.Client, q client.AuditQu
 		return "", view{}, err
 	}
 	v.Items, v.NextURL = page.Items, nextAuditURL(v.FilterURL, v, page.NextCursor)
+	v.Names = principalNames(r.Context(), cl, page.Items)
 	// The chain's status, from the last posture scan (it verifies every
 	// chain): its open audit_chain_broken findings.
 	if pp, err := posture(); err == nil {

@@ -296,7 +296,7 @@ func TestBrowserOperator(t *testing.T) {
 	}
 	// The audit timeline names Olga for each of these.
 	do(t, tab, "audit", chromedp.Navigate(env.URL+"/console/tenants/initech/audit"), onPage("audit"))
-	if body := text(t, tab, "table"); !strings.Contains(body, "operator:"+olga.ID) || !strings.Contains(body, "kms.key_rotated") {
+	if body := text(t, tab, "table"); !strings.Contains(body, "operator:"+olga.ID) || !strings.Contains(body, olga.Email) || !strings.Contains(body, "kms.key_rotated") {
 		t.Errorf("the tenant's audit timeline: %.800s", body)
 	}
 	browsertest.RequireNoSerious(t, b.Axe(tab, t))

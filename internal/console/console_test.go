@@ -266,6 +266,11 @@ func TestOperatorConsole(t *testing.T) {
 		if err != nil || len(ev.Items) != 1 || ev.Items[0].Principal != "operator:"+olga.ID {
 			t.Errorf("audit of the create: %+v %v", ev.Items, err)
 		}
+		// The timeline shows her email beside her account's id.
+		if status, page, _ = b.Get("/console/audit?tenant=acme"); status != http.StatusOK ||
+			!strings.Contains(page, "olga@ops.example<br><code>operator:"+olga.ID+"</code>") {
+			t.Errorf("the audit page's names: %d %s", status, page)
+		}
 		// Search finds it; a refused create says why and keeps the form.
 		if status, page, _ = b.Get("/console/tenants?q=ac&tier=standard"); status != http.StatusOK || !strings.Contains(page, `href="/console/tenants/acme"`) {
 			t.Errorf("search: %d %s", status, page)
