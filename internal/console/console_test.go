@@ -2,10 +2,13 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -440,7 +443,8 @@ func TestWorkflowProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, page, _ := b.Get("/console/tenants/slowco")
-	if !strings.Contains(page, `<meta http-equiv="refresh" content="2">`) || !strings.Contains(page, "A workflow is running") {
+	if !strings.Contains(page, `<meta http-equiv="refresh" content="2">`) || !strings.Contains(page, "A workflow is running") ||
+		!strings.Contains(page, `<li class="step done">`) || !strings.HasSuffix(strings.TrimSpace(page), "</html>") {
 		t.Errorf("a running onboarding's page does not refresh: %s", page)
 	}
 	close(release)
@@ -451,4 +455,91 @@ func TestWorkflowProgress(t *testing.T) {
 	if _, page, _ = b.Get("/console/tenants/slowco"); strings.Contains(page, `http-equiv="refresh"`) {
 		t.Error("a finished onboarding's page still refreshes")
 	}
+}
+
+// TestTierChange: an operator changes a tenant's tier on its page — at
+// once within an isolation model, by a tier migration across models,
+// whose steps and status the page then shows (refreshing while it runs);
+// a tier that does not exist is refused on the form; a tenant's admin
+// has no such form and their post answers as a page that does not exist.
+func TestTierChange(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		var f struct {
+			Tiers []tenants.Tier `json:"tiers"`
+		}
+		for _, tr := range tenants.DefaultTiers() {
+			tr.RateLimitRPS, tr.RateLimitBurst = 1e6, 1e6
+			f.Tiers = append(f.Tiers, tr)
+			if tr.Name == "basic" {
+				tr.Name = "basic-plus" // a second pool tier
+				f.Tiers = append(f.Tiers, tr)
+			}
+		}
+		raw, _ := json.Marshal(f)
+		tiersFile := filepath.Join(t.TempDir(), "tiers.json")
+		if err := os.WriteFile(tiersFile, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env := apitest.New(t, dsn, apitest.Options{Argon2: fast, TiersFile: tiersFile})
+		ctx := context.Background()
+		if _, err := env.Admin.CreateTenant(ctx, client.CreateTenant{ID: "acme", Name: "Acme", Tier: "basic"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		op, err := env.Admin.CreateOperator(ctx, client.CreateOperator{Email: "olga@ops.example", Name: "Olga"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := consoletest.New(t, env.URL)
+		status, page := b.SignInOperator("olga@ops.example", op.Password, "olga's very own password", op.TOTP.Secret, time.Now())
+		if status != http.StatusOK {
+			t.Fatalf("sign in: %d %s", status, page)
+		}
+		csrf := consoletest.CSRF(t, page)
+		_, page, _ = b.Get("/console/tenants/acme")
+		if !strings.Contains(page, `<option value="basic-plus">basic-plus (pool)</option>`) || strings.Contains(page, `<option value="basic">`) ||
+			!strings.HasSuffix(strings.TrimSpace(page), "</html>") {
+			t.Fatalf("the tier form: %s", page)
+		}
+		if status, page = b.Post("/console/tenants/acme/tier", url.Values{"csrf": {csrf}, "tier": {"no-such-tier"}}, env.URL); status != http.StatusBadRequest ||
+			!strings.Contains(page, "Choose one of the other tiers") {
+			t.Errorf("an unknown tier: %d %s", status, page)
+		}
+		// Within the pool model: at once.
+		if status, page = b.Post("/console/tenants/acme/tier", url.Values{"csrf": {csrf}, "tier": {"basic-plus"}}, env.URL); status != http.StatusOK ||
+			!strings.Contains(page, "Tier changed") {
+			t.Errorf("pool to pool: %d %s", status, page)
+		}
+		if tn, err := env.Admin.GetTenant(ctx, "acme"); err != nil || tn.Tier != "basic-plus" {
+			t.Errorf("after pool to pool: %+v %v", tn, err)
+		}
+		// To a bridge tier: a migration, its progress on the page.
+		if status, page = b.Post("/console/tenants/acme/tier", url.Values{"csrf": {csrf}, "tier": {"standard"}}, env.URL); status != http.StatusOK ||
+			!strings.Contains(page, "Tier migration started") || !strings.Contains(page, "basic-plus (pool) → standard (bridge)") {
+			t.Fatalf("pool to bridge: %d %s", status, page)
+		}
+		runtest.Eventually(t, "the migration to finish", func() bool {
+			ms, err := env.Admin.ListMigrations(ctx, "acme")
+			return err == nil && len(ms) == 1 && ms[0].Status == "done"
+		})
+		_, page, _ = b.Get("/console/tenants/acme")
+		if !strings.Contains(page, "→ standard (bridge): done") || strings.Contains(page, `http-equiv="refresh"`) ||
+			!strings.Contains(page, `<li class="step done">`) || !strings.HasSuffix(strings.TrimSpace(page), "</html>") {
+			t.Errorf("the finished migration's page: %s", page)
+		}
+
+		// A tenant admin: no form, and the post is "not found".
+		if _, err := env.Directory.CreateUser(ctx, "acme", identity.CreateUserRequest{Email: "ann@acme.example",
+			Password: "ann's long password", Groups: []string{"admins"}}, tenant.Actor{Principal: "operator:test"}); err != nil {
+			t.Fatal(err)
+		}
+		ab := consoletest.New(t, env.URL)
+		status, page = ab.SignIn("/console/signin", url.Values{"email": {"ann@acme.example"}, "password": {"ann's long password"}, "tenant": {"acme"}})
+		if status != http.StatusOK || strings.Contains(page, "Change tier") {
+			t.Fatalf("the admin's tenant page: %d %s", status, page)
+		}
+		_, missing, _ := ab.Get("/console/tenants/no-such-tenant")
+		if status, page = ab.Post("/console/tenants/acme/tier", url.Values{"csrf": {consoletest.CSRF(t, page)}, "tier": {"premium"}}, env.URL); status != http.StatusNotFound || page != missing {
+			t.Errorf("an admin's tier change: %d %s", status, page)
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -85,6 +86,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+p+"/tenants", c.operatorPost(c.tenantCreate))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}", c.page(c.tenantDetail))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/confirm/{action}", c.page(c.tenantConfirm))
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/tier", c.operatorPost(c.tenantTier))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/{action}", c.destructive(c.confirmPage("confirm", "{action}"), c.tenantAction))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/policies", c.page(c.policies))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/policies", c.post(c.policySave))
@@ -379,11 +381,21 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, statu
 func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, status int, name string, v view) {
 	t := c.pages[name]
 	v.Prefix, v.S, v.Page = c.prefix, s, name
+	// Made whole before it is sent: a template that fails halfway is an
+	// error page, not half a page.
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
+		c.cfg.Logger.ErrorContext(r.Context(), "console render", "page", name, "err", err)
+		if name == "error" {
+			http.Error(w, "Something went wrong.", http.StatusInternalServerError)
+			return
+		}
+		c.fail(w, r, s, http.StatusInternalServerError, "Something went wrong. Try again; if it persists, check the server's log.")
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	if err := t.ExecuteTemplate(w, "layout.html", v); err != nil {
-		c.cfg.Logger.ErrorContext(r.Context(), "console render", "page", name, "err", err)
-	}
+	w.Write(buf.Bytes())
 }
 
 // tenantOf is the {tenant} of a tenant page, which a tenant admin's

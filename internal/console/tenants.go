@@ -3,6 +3,7 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -119,13 +120,19 @@ func noticeOf(r *http.Request) string {
 		"key_rotated":     "Key rotated: new data is encrypted under its new version; older versions still decrypt.",
 		"key_kept":        "Deletion cancelled: the key is enabled again.",
 		"key_deletion":    "Deletion scheduled. The key no longer encrypts or decrypts.",
+		"tier":            "Tier changed: its rates and limits apply from now on.",
+		"migration":       "Tier migration started: the tenant keeps serving while its data and issuer move. Its progress shows below.",
 	}[r.URL.Query().Get("notice")]
 }
 
-// tenantView is a tenant's page.
+// tenantView is a tenant's page. Operators see its workflows (onboarding,
+// offboarding), its tier migrations with their progress, and the tiers it
+// may move to.
 type tenantView struct {
-	T         api.Tenant
-	Workflows []api.Workflow
+	T          api.Tenant
+	Workflows  []api.Workflow
+	Migrations []api.TenantMigration
+	Tiers      []api.Tier // the other tiers
 }
 
 func (c *Console) tenantDetail(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
@@ -138,18 +145,82 @@ func (c *Console) tenantDetail(w http.ResponseWriter, r *http.Request, s *sessio
 		return "", view{}, err
 	}
 	v := tenantView{T: t}
+	refresh := 0
 	if s.Operator() {
-		if v.Workflows, err = cl.TenantWorkflows(r.Context(), id); err != nil {
+		wfs, err := cl.TenantWorkflows(r.Context(), id)
+		if err != nil {
 			return "", view{}, err
 		}
-	}
-	refresh := 0
-	for _, wf := range v.Workflows {
-		if wf.Status == "running" {
-			refresh = 2 // the steps' progress, live
+		for _, wf := range wfs {
+			if wf.Kind != "migration" { // shown with their data's progress below
+				v.Workflows = append(v.Workflows, wf)
+			}
+			if wf.Status == "running" {
+				refresh = 2 // the steps' progress, live
+			}
+		}
+		if v.Migrations, err = cl.ListMigrations(r.Context(), id); err != nil {
+			return "", view{}, err
+		}
+		tiers, err := cl.ListTiers(r.Context())
+		if err != nil {
+			return "", view{}, err
+		}
+		for _, tr := range tiers {
+			if tr.Name != t.Tier {
+				v.Tiers = append(v.Tiers, tr)
+			}
 		}
 	}
 	return "tenant", view{Title: t.Name, Nav: "tenant", Tenant: id, Data: v, Notice: noticeOf(r), Refresh: refresh}, nil
+}
+
+// tenantTier moves a tenant to another tier (operator): at once when the
+// tier keeps its isolation model (PATCH), else by a tier migration, which
+// moves its data and issuer while it keeps serving and whose progress the
+// tenant's page shows.
+func (c *Console) tenantTier(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
+	id, err := c.tenantOf(r, s)
+	if err != nil {
+		return "", view{}, err
+	}
+	t, err := cl.GetTenant(r.Context(), id)
+	if err != nil {
+		return "", view{}, err
+	}
+	tiers, err := cl.ListTiers(r.Context())
+	if err != nil {
+		return "", view{}, err
+	}
+	want := r.PostForm.Get("tier")
+	i := slices.IndexFunc(tiers, func(tr api.Tier) bool { return tr.Name == want })
+	switch {
+	case i < 0 || want == t.Tier:
+		name, v, err := c.tenantDetail(w, r, s, cl)
+		v.Status, v.Error = http.StatusBadRequest, "Choose one of the other tiers."
+		return name, v, err
+	case tiers[i].Isolation == t.Isolation:
+		_, err = cl.UpdateTenant(r.Context(), id, client.TenantPatch{Tier: &want})
+		if p := refusal(err); p != nil {
+			name, v, err := c.tenantDetail(w, r, s, cl)
+			v.Status, v.Error = p.Status, problemMessage(p)
+			return name, v, err
+		}
+		if err != nil {
+			return "", view{}, err
+		}
+		return c.seeOther(w, r, "/tenants/"+url.PathEscape(id)+"?notice=tier")
+	}
+	_, err = cl.StartMigration(r.Context(), id, want)
+	if p := refusal(err); p != nil {
+		name, v, err := c.tenantDetail(w, r, s, cl)
+		v.Status, v.Error = p.Status, problemMessage(p)
+		return name, v, err
+	}
+	if err != nil {
+		return "", view{}, err
+	}
+	return c.seeOther(w, r, "/tenants/"+url.PathEscape(id)+"?notice=migration")
 }
 
 // tenantActions are the destructive actions on a tenant: the API call,
