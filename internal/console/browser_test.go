@@ -185,6 +185,14 @@ func TestBrowserTenantAdmin(t *testing.T) {
 	do(t, tab, "connection", chromedp.Navigate(env.URL+"/console/tenants/acme/connections/"+con.ID), onPage("connection"))
 	browsertest.RequireNoSerious(t, b.Axe(tab, t))
 	b.Screenshot(tab, t, "connection")
+	// Suspend its grant, with a reason: the proxy refuses its Part A from then on.
+	suspend := `form[action$="/grants/` + con.Grant.ID + `/suspend"]`
+	do(t, tab, "suspend a grant", chromedp.SendKeys(chromedp.CSS(suspend+` input[name="reason"]`), "laptop lost"),
+		chromedp.Click(chromedp.CSS(suspend+` button`)))
+	waitURL(t, tab, "notice=grant_suspended")
+	if grants, err := env.Admin.ListGrants(ctx, "acme", con.ID); err != nil || len(grants) != 1 || grants[0].Status != "suspended" || grants[0].SuspendedReason != "laptop lost" {
+		t.Errorf("the grant after the suspension: %+v %v", grants, err)
+	}
 
 	// 320 px wide: nothing overflows the page sideways.
 	browsertest.Mobile(tab, t)
