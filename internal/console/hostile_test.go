@@ -327,7 +327,8 @@ func TestHostileTenantAdminRoutes(t *testing.T) {
 		}
 		for _, p := range []string{"/console/tenants/globex/users", "/console/tenants/globex/suspend", "/console/tenants/globex/delete",
 			"/console/tenants/acme/suspend", "/console/tenants/acme/delete", "/console/tenants/acme/resume", "/console/tenants",
-			"/console/posture/scan", "/console/tenants/no-such-tenant/suspend", "/console/tenants/acme/nope"} {
+			"/console/posture/scan", "/console/tenants/no-such-tenant/suspend", "/console/tenants/acme/nope", "/console/tenants/acme/tier",
+			"/console/tenants/globex/tier"} {
 			form := url.Values{"csrf": {csrf}, "confirm": {"acme"}, "email": {"mallory@acme.example"}, "id": {"evil"}, "tier": {"standard"}}
 			if status, body := b.post(p, form, h.env.URL); status != http.StatusNotFound || body != missing {
 				t.Errorf("POST %s: %d, differs from no such tenant: %v\n%s", p, status, body != missing, body)
@@ -383,7 +384,7 @@ func TestHostileMemberSelfService(t *testing.T) {
 		}
 		for _, p := range []string{"/console/tenants/acme/users", "/console/tenants/acme/groups", "/console/tenants/acme/clients",
 			"/console/tenants/acme/policies", "/console/tenants/acme/keys", "/console/tenants/acme/branding", "/console/tenants/acme/suspend",
-			"/console/tenants", "/console/posture/scan", "/console/audit/verify", "/console/tenants/acme/policies/try"} {
+			"/console/tenants", "/console/posture/scan", "/console/audit/verify", "/console/tenants/acme/policies/try", "/console/tenants/acme/tier"} {
 			form := url.Values{"csrf": {csrf}, "confirm": {"acme"}, "email": {"mallory@acme.example"}, "name": {"evil"}, "id": {"evil"}}
 			if status, body := b.post(p, form, h.env.URL); status != http.StatusNotFound || body != missing {
 				t.Errorf("POST %s: %d, differs from no such tenant: %v", p, status, body != missing)

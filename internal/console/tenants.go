@@ -194,24 +194,18 @@ func (c *Console) tenantTier(w http.ResponseWriter, r *http.Request, s *session,
 	}
 	want := r.PostForm.Get("tier")
 	i := slices.IndexFunc(tiers, func(tr api.Tier) bool { return tr.Name == want })
-	switch {
-	case i < 0 || want == t.Tier:
+	if i < 0 || want == t.Tier {
 		name, v, err := c.tenantDetail(w, r, s, cl)
 		v.Status, v.Error = http.StatusBadRequest, "Choose one of the other tiers."
 		return name, v, err
-	case tiers[i].Isolation == t.Isolation:
-		_, err = cl.UpdateTenant(r.Context(), id, client.TenantPatch{Tier: &want})
-		if p := refusal(err); p != nil {
-			name, v, err := c.tenantDetail(w, r, s, cl)
-			v.Status, v.Error = p.Status, problemMessage(p)
-			return name, v, err
-		}
-		if err != nil {
-			return "", view{}, err
-		}
-		return c.seeOther(w, r, "/tenants/"+url.PathEscape(id)+"?notice=tier")
 	}
-	_, err = cl.StartMigration(r.Context(), id, want)
+	notice := "tier"
+	if tiers[i].Isolation == t.Isolation {
+		_, err = cl.UpdateTenant(r.Context(), id, client.TenantPatch{Tier: &want})
+	} else {
+		notice = "migration"
+		_, err = cl.StartMigration(r.Context(), id, want)
+	}
 	if p := refusal(err); p != nil {
 		name, v, err := c.tenantDetail(w, r, s, cl)
 		v.Status, v.Error = p.Status, problemMessage(p)
@@ -220,7 +214,7 @@ func (c *Console) tenantTier(w http.ResponseWriter, r *http.Request, s *session,
 	if err != nil {
 		return "", view{}, err
 	}
-	return c.seeOther(w, r, "/tenants/"+url.PathEscape(id)+"?notice=migration")
+	return c.seeOther(w, r, "/tenants/"+url.PathEscape(id)+"?notice="+notice)
 }
 
 // tenantActions are the destructive actions on a tenant: the API call,
