@@ -30,11 +30,12 @@ type auditView struct {
 const maxNameLookups = 10
 
 // principalNames finds the emails of the people a page of events names:
-// operators by one list (which only an operator's token may read), and
+// for an operator, operators by one list (nobody else may read it: a
+// tenant admin's refused call would only add a denied event), and
 // up to maxNameLookups tenant users one by one. What cannot be read (a
 // deleted user, another tenant's, a tenant admin asking for operators)
 // stays an id.
-func principalNames(ctx context.Context, cl *client.Client, events []api.AuditEvent) map[string]string {
+func principalNames(ctx context.Context, cl *client.Client, operator bool, events []api.AuditEvent) map[string]string {
 	names := map[string]string{}
 	operators, lookups := false, 0
 	for _, ev := range events {
@@ -43,7 +44,7 @@ func principalNames(ctx context.Context, cl *client.Client, events []api.AuditEv
 			continue
 		}
 		switch {
-		case kind == "operator" && strings.HasPrefix(id, "opr_") && !operators:
+		case kind == "operator" && strings.HasPrefix(id, "opr_") && operator && !operators:
 			operators = true
 			if ops, err := cl.ListOperators(ctx); err == nil {
 				for _, o := range ops {
@@ -107,7 +108,7 @@ func nextAuditURL(base string, v auditView, next string) string {
 func (c *Console) platformAudit(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
 	q, v, bad := auditQuery(r)
 	v.VerifyURL, v.FilterURL = c.prefix+"/audit/verify", c.prefix+"/audit"
-	return c.auditPage(r, cl, q, v, bad, "Audit trail", "", func(q client.AuditQuery) (api.AuditPage, error) {
+	return c.auditPage(r, cl, s.Operator(), q, v, bad, "Audit trail", "", func(q client.AuditQuery) (api.AuditPage, error) {
 		return cl.ListAudit(r.Context(), q)
 	}, func() (api.PosturePage, error) { return cl.ListPosture(r.Context(), client.PostureQuery{Tenant: "-"}) })
 }
@@ -121,12 +122,12 @@ func (c *Console) tenantAudit(w http.ResponseWriter, r *http.Request, s *session
 	q, v, bad := auditQuery(r)
 	q.Tenant, v.Tenant, v.Scope = "", "", id
 	v.FilterURL = c.prefix + "/tenants/" + url.PathEscape(id) + "/audit"
-	return c.auditPage(r, cl, q, v, bad, "Audit trail of "+id, id, func(q client.AuditQuery) (api.AuditPage, error) {
+	return c.auditPage(r, cl, s.Operator(), q, v, bad, "Audit trail of "+id, id, func(q client.AuditQuery) (api.AuditPage, error) {
 		return cl.ListTenantAudit(r.Context(), id, q)
 	}, func() (api.PosturePage, error) { return cl.ListTenantPosture(r.Context(), id, client.PostureQuery{}) })
 }
 
-func (c *Console) auditPage(r *http.Request, cl *client.Client, q client.AuditQuery, v auditView, bad, title, tid string,
+func (c *Console) auditPage(r *http.Request, cl *client.Client, operator bool, q client.AuditQuery, v auditView, bad, title, tid string,
 	list func(client.AuditQuery) (api.AuditPage, error), posture func() (api.PosturePage, error)) (string, view, error) {
 	nav := "audit"
 	if tid != "" {
@@ -140,7 +141,7 @@ func (c *Console) auditPage(r *http.Request, cl *client.Client, q client.AuditQu
 		return "", view{}, err
 	}
 	v.Items, v.NextURL = page.Items, nextAuditURL(v.FilterURL, v, page.NextCursor)
-	v.Names = principalNames(r.Context(), cl, page.Items)
+	v.Names = principalNames(r.Context(), cl, operator, page.Items)
 	// The chain's status, from the last posture scan (it verifies every
 	// chain): its open audit_chain_broken findings.
 	if pp, err := posture(); err == nil {

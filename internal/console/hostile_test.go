@@ -20,6 +20,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/clock"
 	"github.com/bulkhead-dev/bulkhead/internal/console/consoletest"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
@@ -337,6 +338,19 @@ func TestHostileTenantAdminRoutes(t *testing.T) {
 		if tn, err := h.env.Admin.GetTenant(ctx, "acme"); err != nil || tn.Status != "active" {
 			t.Errorf("acme after the posts: %+v %v", tn, err)
 		}
+		// An operator's act in acme's chain: ann's timeline shows its id, and
+		// looking at it asks nothing an admin's token may not (no refused
+		// operator list in the trail).
+		if err := h.env.Audit.Append(ctx, audit.Event{TenantID: "acme", Principal: "operator:opr_aaaaaaaaaaaaaaaaaaaaaaaaaa", Action: "user.created",
+			Target: "usr_x", Outcome: audit.Success}); err != nil {
+			t.Fatal(err)
+		}
+		if status, body, _ := b.get("/console/tenants/acme/audit"); status != http.StatusOK || !strings.Contains(body, "operator:opr_aaaaaaaaaaaaaaaaaaaaaaaaaa") {
+			t.Errorf("ann's timeline: %d", status)
+		}
+		if refused, err := h.env.Admin.ListAudit(ctx, client.AuditQuery{Action: "operator.list"}); err != nil || len(refused.Items) != 0 {
+			t.Errorf("ann's timeline asked for the operators: %+v %v", refused.Items, err)
+		}
 
 		// Suspended: ann's live session ends; a new sign-in is refused.
 		if _, err := h.env.Admin.SuspendTenant(ctx, "acme"); err != nil {
@@ -389,6 +403,20 @@ func TestHostileMemberSelfService(t *testing.T) {
 			if status, body := b.post(p, form, h.env.URL); status != http.StatusNotFound || body != missing {
 				t.Errorf("POST %s: %d, differs from no such tenant: %v", p, status, body != missing)
 			}
+		}
+		// The editor's check (JSON, CSRF in a header) answers a member as a missing page too.
+		req, _ := http.NewRequest(http.MethodPost, h.env.URL+"/console/tenants/acme/policies/validate", strings.NewReader(`{"statement":"permit(principal, action, resource);"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", h.env.URL)
+		req.Header.Set("X-CSRF-Token", csrf)
+		resp, err := b.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vb, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || string(vb) != missing {
+			t.Errorf("a member's policy check: %d %s", resp.StatusCode, vb)
 		}
 		if page, err := h.env.Admin.ListUsers(ctx, "acme", 0, "", "mallory@acme.example"); err != nil || len(page.Items) != 0 {
 			t.Errorf("a member's posts made a user: %+v %v", page.Items, err)

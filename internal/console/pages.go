@@ -86,7 +86,8 @@ func (c *Console) routes() {
 	m.HandleFunc("POST "+p+"/tenants", c.operatorPost(c.tenantCreate))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}", c.page(c.tenantDetail))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/confirm/{action}", c.page(c.tenantConfirm))
-	m.HandleFunc("POST "+p+"/tenants/{tenant}/tier", c.operatorPost(c.tenantTier))
+	// A tier migration moves the tenant's data and issuer: a recent sign-in first.
+	m.HandleFunc("POST "+p+"/tenants/{tenant}/tier", c.destructiveAs(accessOperator, c.confirmPage(), c.tenantTier))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/{action}", c.destructive(c.confirmPage("confirm", "{action}"), c.tenantAction))
 	m.HandleFunc("GET "+p+"/tenants/{tenant}/policies", c.page(c.policies))
 	m.HandleFunc("POST "+p+"/tenants/{tenant}/policies", c.post(c.policySave))
@@ -185,9 +186,11 @@ func (a access) allows(s *session) bool {
 	case accessOperator:
 		return s.Operator()
 	case accessAdmin:
-		return !s.Member()
+		return s.Operator() || s.Kind == kindTenant
+	case accessSelf:
+		return s.Operator() || s.Kind == kindTenant || s.Member()
 	}
-	return true
+	return false
 }
 
 func (c *Console) serve(w http.ResponseWriter, r *http.Request, post bool, a access, h handler) {

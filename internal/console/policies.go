@@ -115,6 +115,10 @@ func (c *Console) policyValidate(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(a)
 	}
+	if !accessAdmin.allows(s) {
+		c.notFound(w, r, s) // a member: as any page they may not reach
+		return
+	}
 	id, err := c.tenantOf(r, s)
 	if err != nil {
 		answer(http.StatusNotFound, validateAnswer{Message: "Not found."})
