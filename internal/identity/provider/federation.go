@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -88,8 +91,16 @@ func (p *Provider) federate(w http.ResponseWriter, r *http.Request, issuer signi
 	if err != nil {
 		return true, err
 	}
-	http.Redirect(w, r, conf.AuthCodeURL(state, oauth2.S256ChallengeOption(p.secretFor("pkce", a.ID)),
-		oidc.Nonce(p.secretFor("nonce", a.ID))), http.StatusFound)
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(p.secretFor("pkce", a.ID)), oidc.Nonce(p.secretFor("nonce", a.ID))}
+	// What the client asked of the sign-in's freshness, the tenant's
+	// provider is asked too (its answer is checked: upstreamFresh).
+	if slices.Contains(a.Prompt, "login") {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+	}
+	if a.MaxAge != nil {
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.FormatUint(uint64(*a.MaxAge), 10)))
+	}
+	http.Redirect(w, r, conf.AuthCodeURL(state, opts...), http.StatusFound)
 	return true, nil
 }
 
@@ -180,8 +191,10 @@ func (p *Provider) federationCallback(w http.ResponseWriter, r *http.Request, is
 	}
 	p.auditEvent(ctx, a.tenantID, "login.success", u.ID, audit.Success, map[string]string{"client_id": a.ClientID, "source_ip": ip,
 		"via": idp.Issuer, "federated": string(outcome)})
+	// The provider's word that it asked more than one factor counts only
+	// where the tenant takes its sign-in as enough (upstream_mfa_sufficient).
 	amr := []string{"fed"}
-	if login.MFA {
+	if login.MFA && idp.UpstreamMFASufficient {
 		amr = append(amr, "mfa")
 	}
 	p.startSession(w, r, issuer, a, a.tenantID, u.ID, amr, now)
@@ -219,7 +232,7 @@ func (p *Provider) upstreamIdentity(ctx context.Context, issuer signing.Issuer, 
 	}
 	login = identity.FederatedLogin{Issuer: idt.Issuer, Subject: idt.Subject, Profile: map[string]string{}}
 	login.Email, login.EmailVerified = emailOf(claims)
-	login.MFA = upstreamMFA(claims["amr"])
+	login.MFA = upstreamMFA(claims["amr"]) && p.upstreamFresh(a, claims["auth_time"])
 	for _, k := range []string{"name", "given_name", "family_name"} {
 		if v, ok := claims[k].(string); ok {
 			login.Profile[k] = v
@@ -276,6 +289,27 @@ func upstreamMFA(amr any) bool {
 		}
 	}
 	return len(kinds) >= 2
+}
+
+// upstreamFresh reports whether the tenant's provider's sign-in (its ID
+// token's auth_time) is as fresh as a asked: since a began with
+// prompt=login, within max_age with one, and anything without either. A
+// provider that answered from an old session of its own does not make a
+// fresh factor here. A minute of clock skew is allowed.
+func (p *Provider) upstreamFresh(a *authRequest, authTime any) bool {
+	login := slices.Contains(a.Prompt, "login")
+	if !login && a.MaxAge == nil {
+		return true
+	}
+	secs, ok := authTime.(float64)
+	if !ok || secs <= 0 || secs > 1e11 {
+		return false
+	}
+	at, skew := time.Unix(int64(secs), 0), time.Minute
+	if login && at.Before(a.started.Add(-skew)) {
+		return false
+	}
+	return a.MaxAge == nil || !at.Before(p.clock().Now().Add(-time.Duration(*a.MaxAge)*time.Second-skew))
 }
 
 // emailOf reads the email claims of an ID token or userinfo answer: the

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -14,6 +15,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/storage/storagetest"
+	"github.com/bulkhead-dev/bulkhead/sdk/api"
 )
 
 // formFields reads the hidden fields of a login page.
@@ -147,11 +149,32 @@ func TestFederatedMFA(t *testing.T) {
 		f := newFixture(t, dsn)
 		f.tenant(t, "bridge-co", "standard", "bridge.example")
 		fake := newUpstreamIdP(t)
-		if _, err := f.env.Directory.SetIdP(f.ctx, "bridge-co", identity.IdPRequest{Issuer: fake.issuer(),
-			ClientID: upstreamClientID, ClientSecret: upstreamClientSecret}, op); err != nil {
-			t.Fatal(err)
+		setIdP := func(sufficient bool) {
+			if _, err := f.env.Directory.SetIdP(f.ctx, "bridge-co", identity.IdPRequest{Issuer: fake.issuer(),
+				ClientID: upstreamClientID, ClientSecret: upstreamClientSecret, IdPSettings: api.IdPSettings{UpstreamMFASufficient: sufficient}}, op); err != nil {
+				t.Fatal(err)
+			}
 		}
+		setIdP(true)
 		app, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
+		acrOf := func(claims map[string]any, extra ...oauth2.AuthCodeOption) any {
+			t.Helper()
+			fake.says(claims)
+			v := oauth2.GenerateVerifier()
+			code, page, status, at := federatedSignIn(t, newBrowser(t, redirectURI), conf.AuthCodeURL("s", append(extra, oauth2.S256ChallengeOption(v))...), "bob@bridge.example")
+			if code == "" {
+				t.Fatalf("no code: %d at %s: %s", status, at, page)
+			}
+			tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := claimsOf(t, f.ctx, f.env.URL, app.ID, tok.Extra("id_token").(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got["acr"]
+		}
 		for _, c := range []struct {
 			name string
 			amr  any
@@ -199,6 +222,36 @@ func TestFederatedMFA(t *testing.T) {
 			if reused := code != "error=login_required"; reused != c.mfa {
 				t.Errorf("%s: session reused for acr mfa: %v (%s)", c.name, reused, code)
 			}
+		}
+
+		// A fresh sign-in asked for (prompt=login, max_age): the provider's
+		// factors count only if its auth_time is that fresh.
+		mfa := func(authTime int64) map[string]any {
+			return map[string]any{"sub": "bob", "email": "bob@bridge.example", "email_verified": true, "amr": []string{"pwd", "otp"}, "auth_time": authTime}
+		}
+		now := time.Now().Unix()
+		for _, c := range []struct {
+			name   string
+			claims map[string]any
+			opt    oauth2.AuthCodeOption
+			want   string
+		}{
+			{"prompt=login, fresh", mfa(now), oauth2.SetAuthURLParam("prompt", "login"), provider.ACRMFA},
+			{"prompt=login, an hour old", mfa(now - 3600), oauth2.SetAuthURLParam("prompt", "login"), provider.ACRPassword},
+			{"max_age=600, 5 minutes old", mfa(now - 300), oauth2.SetAuthURLParam("max_age", "600"), provider.ACRMFA},
+			{"max_age=60, an hour old", mfa(now - 3600), oauth2.SetAuthURLParam("max_age", "60"), provider.ACRPassword},
+			{"max_age=60, no auth_time", map[string]any{"sub": "bob", "email": "bob@bridge.example", "email_verified": true, "amr": []string{"mfa"}},
+				oauth2.SetAuthURLParam("max_age", "60"), provider.ACRPassword},
+		} {
+			if got := acrOf(c.claims, c.opt); got != c.want {
+				t.Errorf("%s: acr %v, want %s", c.name, got, c.want)
+			}
+		}
+		// A tenant that does not take its provider's sign-in as enough does
+		// not take its word on factors either.
+		setIdP(false)
+		if got := acrOf(mfa(now)); got != provider.ACRPassword {
+			t.Errorf("upstream_mfa_sufficient off: acr %v", got)
 		}
 	})
 }

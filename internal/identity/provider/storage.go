@@ -264,6 +264,7 @@ func (s *issuerStorage) loadAuthRequest(ctx context.Context, where string, arg s
 	if authTime != 0 {
 		a.authTime = time.UnixMicro(authTime).UTC()
 	}
+	a.started = time.UnixMicro(expires).Add(-authRequestLifetime).UTC()
 	return a, nil
 }
 

@@ -35,6 +35,7 @@ type authRequest struct {
 	tenantID tenant.ID
 	userID   string
 	authTime time.Time
+	started  time.Time // when the sign-in began
 	csrf     string
 	browser  string // hash of the binding cookie of the browser that started it
 	// pendingUser is the user a tenant's provider identified, waiting for
