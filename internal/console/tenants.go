@@ -135,12 +135,19 @@ type tenantView struct {
 	Tiers      []api.Tier // the other tiers
 }
 
-func (c *Console) tenantDetail(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
+// tenantRecord is the {tenant} of a tenant page and its record, as the
+// person's token reads it.
+func (c *Console) tenantRecord(r *http.Request, s *session, cl *client.Client) (string, api.Tenant, error) {
 	id, err := c.tenantOf(r, s)
 	if err != nil {
-		return "", view{}, err
+		return "", api.Tenant{}, err
 	}
 	t, err := cl.GetTenant(r.Context(), id)
+	return id, t, err
+}
+
+func (c *Console) tenantDetail(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
+	id, t, err := c.tenantRecord(r, s, cl)
 	if err != nil {
 		return "", view{}, err
 	}
@@ -180,11 +187,7 @@ func (c *Console) tenantDetail(w http.ResponseWriter, r *http.Request, s *sessio
 // moves its data and issuer while it keeps serving and whose progress the
 // tenant's page shows.
 func (c *Console) tenantTier(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client) (string, view, error) {
-	id, err := c.tenantOf(r, s)
-	if err != nil {
-		return "", view{}, err
-	}
-	t, err := cl.GetTenant(r.Context(), id)
+	id, t, err := c.tenantRecord(r, s, cl)
 	if err != nil {
 		return "", view{}, err
 	}

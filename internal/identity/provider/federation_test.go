@@ -157,11 +157,13 @@ func TestFederatedMFA(t *testing.T) {
 		}
 		setIdP(true)
 		app, conf := f.publicApp(t, identity.CreateClientRequest{GrantTypes: []string{"authorization_code"}}, oidc.ScopeOpenID)
-		acrOf := func(claims map[string]any, extra ...oauth2.AuthCodeOption) any {
+		// acrIn signs bob in through the provider, which says claims, in
+		// browser b, and returns the acr of Bulkhead's ID token.
+		acrIn := func(b *browser, claims map[string]any, extra ...oauth2.AuthCodeOption) any {
 			t.Helper()
 			fake.says(claims)
 			v := oauth2.GenerateVerifier()
-			code, page, status, at := federatedSignIn(t, newBrowser(t, redirectURI), conf.AuthCodeURL("s", append(extra, oauth2.S256ChallengeOption(v))...), "bob@bridge.example")
+			code, page, status, at := federatedSignIn(t, b, conf.AuthCodeURL("s", append(extra, oauth2.S256ChallengeOption(v))...), "bob@bridge.example")
 			if code == "" {
 				t.Fatalf("no code: %d at %s: %s", status, at, page)
 			}
@@ -194,30 +196,17 @@ func TestFederatedMFA(t *testing.T) {
 			if c.amr != nil {
 				claims["amr"] = c.amr
 			}
-			fake.says(claims)
 			b := newBrowser(t, redirectURI)
-			v := oauth2.GenerateVerifier()
-			code, page, status, at := federatedSignIn(t, b, conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "bob@bridge.example")
-			if code == "" {
-				t.Fatalf("%s: no code: %d at %s: %s", c.name, status, at, page)
-			}
-			tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := claimsOf(t, f.ctx, f.env.URL, app.ID, tok.Extra("id_token").(string))
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := acrIn(b, claims)
 			want := provider.ACRPassword
 			if c.mfa {
 				want = provider.ACRMFA
 			}
-			if got["acr"] != want {
-				t.Errorf("%s: acr %v, amr %v; want %s", c.name, got["acr"], got["amr"], want)
+			if got != want {
+				t.Errorf("%s: acr %v; want %s", c.name, got, want)
 			}
 			// The browser's session is reused for acr_values=mfa only if it had MFA.
-			code, _ = authorizeIn(t, f.env.URL, b, conf, oauth2.SetAuthURLParam("acr_values", provider.ACRMFA),
+			code, _ := authorizeIn(t, f.env.URL, b, conf, oauth2.SetAuthURLParam("acr_values", provider.ACRMFA),
 				oauth2.SetAuthURLParam("prompt", "none"))
 			if reused := code != "error=login_required"; reused != c.mfa {
 				t.Errorf("%s: session reused for acr mfa: %v (%s)", c.name, reused, code)
@@ -243,14 +232,14 @@ func TestFederatedMFA(t *testing.T) {
 			{"max_age=60, no auth_time", map[string]any{"sub": "bob", "email": "bob@bridge.example", "email_verified": true, "amr": []string{"mfa"}},
 				oauth2.SetAuthURLParam("max_age", "60"), provider.ACRPassword},
 		} {
-			if got := acrOf(c.claims, c.opt); got != c.want {
+			if got := acrIn(newBrowser(t, redirectURI), c.claims, c.opt); got != c.want {
 				t.Errorf("%s: acr %v, want %s", c.name, got, c.want)
 			}
 		}
 		// A tenant that does not take its provider's sign-in as enough does
 		// not take its word on factors either.
 		setIdP(false)
-		if got := acrOf(mfa(now)); got != provider.ACRPassword {
+		if got := acrIn(newBrowser(t, redirectURI), mfa(now)); got != provider.ACRPassword {
 			t.Errorf("upstream_mfa_sufficient off: acr %v", got)
 		}
 	})
