@@ -376,7 +376,10 @@ func TestNoisy(t *testing.T) {
 				t.Errorf("victim line without its ratio: %v", m)
 			}
 		case strings.HasSuffix(phase, "_aggressor"):
-			if m["requests"] == "0" && m["refused_503"] == "0" || m["errors"] != "0" {
+			// It ran: answered, or refused over its tier's rate (a batch of
+			// 100 decisions spends a limited tier's burst at once, and on a
+			// loaded machine the window may see only its refusals).
+			if m["requests"] == "0" && m["refused_503"] == "0" && m["refused_429"] == "0" || m["errors"] != "0" {
 				t.Errorf("aggressor: %v", m)
 			}
 		}
