@@ -365,7 +365,7 @@ func (tx *Tx) TryLock(ctx context.Context, name string) (bool, error) {
 		return true, nil
 	}
 	var ok bool
-	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(?)`, lockKey(name)).Scan(&ok); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(`+lockKeySQL+`)`, lockKey(name), name).Scan(&ok); err != nil {
 		return false, fmt.Errorf("storage: lock %s: %w", name, err)
 	}
 	return ok, nil
@@ -377,11 +377,20 @@ func (tx *Tx) Lock(ctx context.Context, name string) error {
 	if tx.dialect != Postgres {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, lockKey(name)); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+lockKeySQL+`)`, lockKey(name), name); err != nil {
 		return fmt.Errorf("storage: lock %s: %w", name, err)
 	}
 	return nil
 }
+
+// lockKeySQL is a named lock's advisory key (arguments: lockKey(name),
+// name). Advisory locks belong to the whole database, not to a schema,
+// so deployments that share a database in schemas of their own (and
+// tests, a schema each) would take each other's locks: outside the public
+// schema the key is a hash of the schema and the name. In the public
+// schema it stays lockKey(name), the key every earlier version used, so
+// an upgrade's old and new nodes still exclude each other.
+const lockKeySQL = `CASE WHEN current_schema() = 'public' THEN ?::bigint ELSE hashtextextended(current_schema() || '/' || ?::text, 0) END`
 
 func lockKey(name string) int64 {
 	h := fnv.New64a()

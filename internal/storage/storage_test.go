@@ -247,3 +247,42 @@ func TestIsUniqueViolation(t *testing.T) {
 		}
 	})
 }
+
+// TestLocksAreThisSchemas: a named lock excludes the transactions of its
+// own schema only. Deployments (and tests) that share a PostgreSQL
+// database in schemas of their own do not take each other's locks, which
+// a held lock elsewhere once made an outbox relay skip its round.
+func TestLocksAreThisSchemas(t *testing.T) {
+	a := storagetest.Open(t, storagetest.DSN(t, storage.Postgres))
+	b := storagetest.Open(t, storagetest.DSN(t, storage.Postgres))
+	ctx := context.Background()
+	try := func(db *storage.DB) bool {
+		var ok bool
+		if err := db.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+			var err error
+			ok, err = tx.TryLock(ctx, "outbox-relay")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	err := a.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
+		if ok, err := tx.TryLock(ctx, "outbox-relay"); err != nil || !ok {
+			t.Fatalf("the first lock: %v %v", ok, err)
+		}
+		if try(a) {
+			t.Error("a second transaction of the same schema took the held lock")
+		}
+		if !try(b) {
+			t.Error("another schema's transaction could not take its own lock")
+		}
+		return tx.Lock(ctx, "another")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !try(a) {
+		t.Error("the lock was not released at commit")
+	}
+}
