@@ -203,19 +203,11 @@ func (p *Provider) noteSessionClient(ctx context.Context, sid string, tid tenant
 func (p *Provider) endSession(ctx context.Context, issuer signing.Issuer, s browserSession, why string) {
 	var clients []string
 	err := p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT client_id FROM oidc_session_clients WHERE sid = ?`, s.sid)
+		bySID, err := sessionClients(ctx, tx, `tenant_id = ? AND sid = ?`, string(s.tid), s.sid)
+		clients = bySID[s.sid]
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var c string
-			if err := rows.Scan(&c); err != nil {
-				rows.Close()
-				return err
-			}
-			clients = append(clients, c)
-		}
-		rows.Close()
 		for _, q := range []string{`DELETE FROM oidc_browser_sessions WHERE sid = ?`, `DELETE FROM oidc_session_clients WHERE sid = ?`,
 			`UPDATE oidc_refresh_tokens SET status = 'revoked' WHERE sid = ? AND status = 'active'`} {
 			if _, err := tx.Exec(ctx, q, s.sid); err != nil {
@@ -272,6 +264,25 @@ func (s *issuerStorage) TerminateSessionFromRequest(ctx context.Context, req *op
 	return req.RedirectURI, nil
 }
 
+// sessionClients reads the applications browser sessions signed in to,
+// by session id, for the rows of oidc_session_clients matching where.
+func sessionClients(ctx context.Context, tx *storage.Tx, where string, args ...any) (map[string][]string, error) {
+	rows, err := tx.Query(ctx, `SELECT sid, client_id FROM oidc_session_clients WHERE `+where+` ORDER BY sid, client_id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("provider: read sessions' clients: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var sid, c string
+		if err := rows.Scan(&sid, &c); err != nil {
+			return nil, fmt.Errorf("provider: read sessions' clients: %w", err)
+		}
+		out[sid] = append(out[sid], c)
+	}
+	return out, rows.Err()
+}
+
 // Session is a browser session as the API shows it.
 type Session = api.Session
 
@@ -304,23 +315,13 @@ func (p *Provider) UserSessions(ctx context.Context, tid tenant.ID, userID strin
 			return err
 		}
 		rows.Close()
+		// Every listed session's applications in one query.
+		bySID, err := sessionClients(ctx, tx, `tenant_id = ? AND sid IN (SELECT sid FROM oidc_browser_sessions WHERE tenant_id = ? AND user_id = ?)`,
+			tx.TenantID(), tx.TenantID(), userID)
 		for i := range out {
-			out[i].Clients = []string{}
-			cs, err := tx.Query(ctx, `SELECT client_id FROM oidc_session_clients WHERE tenant_id = ? AND sid = ? ORDER BY client_id`, tx.TenantID(), out[i].ID)
-			if err != nil {
-				return err
-			}
-			for cs.Next() {
-				var c string
-				if err := cs.Scan(&c); err != nil {
-					cs.Close()
-					return err
-				}
-				out[i].Clients = append(out[i].Clients, c)
-			}
-			cs.Close()
+			out[i].Clients = append([]string{}, bySID[out[i].ID]...)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("provider: list sessions: %w", err)
