@@ -97,9 +97,7 @@ func (c *Console) accountTOTPConfirm(w http.ResponseWriter, r *http.Request, s *
 	// fault, not the session's.
 	var p *api.Problem
 	if refusal(err) != nil || (errors.As(err, &p) && p.Code == "second_factor_required") {
-		name, v, err := c.account(w, r, s, cl)
-		v.Status, v.Error = http.StatusBadRequest, "That code did not match. Set the app up again and enter the code it shows now."
-		return name, v, err
+		return c.again(w, r, s, cl, c.account, http.StatusBadRequest, "That code did not match. Set the app up again and enter the code it shows now.")
 	}
 	if err != nil {
 		return "", view{}, err

@@ -131,9 +131,7 @@ func (c *Console) groupPost(w http.ResponseWriter, r *http.Request, s *session, 
 		_, err = cl.CreateGroup(r.Context(), id, strings.TrimSpace(f.Get("name")), strings.TrimSpace(f.Get("description")))
 	}
 	if p := refusal(err); p != nil {
-		name, v, err := c.groups(w, r, s, cl)
-		v.Status, v.Error = p.Status, problemMessage(p)
-		return name, v, err
+		return c.again(w, r, s, cl, c.groups, p.Status, problemMessage(p))
 	}
 	if err != nil {
 		return "", view{}, err

@@ -41,9 +41,7 @@ func (c *Console) keyCreate(w http.ResponseWriter, r *http.Request, s *session, 
 	in := api.CreateKey{Description: strings.TrimSpace(r.PostForm.Get("description")), Alias: strings.TrimSpace(r.PostForm.Get("alias"))}
 	if _, err := cl.CreateKey(r.Context(), id, in); err != nil {
 		if p := refusal(err); p != nil {
-			name, v, err := c.keys(w, r, s, cl)
-			v.Status, v.Error = p.Status, problemMessage(p)
-			return name, v, err
+			return c.again(w, r, s, cl, c.keys, p.Status, problemMessage(p))
 		}
 		return "", view{}, err
 	}
@@ -99,9 +97,7 @@ func (c *Console) keyScheduleDeletion(w http.ResponseWriter, r *http.Request, s 
 	kid := r.PathValue("key")
 	days, derr := strconv.Atoi(r.PostForm.Get("days"))
 	if r.PostForm.Get("confirm") != kid || derr != nil || days < 7 || days > 30 {
-		name, v, err := c.keyConfirm(w, r, s, cl)
-		v.Status, v.Error = http.StatusBadRequest, "Type the key's id exactly, and a waiting period of 7 to 30 days."
-		return name, v, err
+		return c.again(w, r, s, cl, c.keyConfirm, http.StatusBadRequest, "Type the key's id exactly, and a waiting period of 7 to 30 days.")
 	}
 	if _, err := cl.ScheduleKeyDeletion(r.Context(), id, kid, days); err != nil {
 		return "", view{}, err

@@ -354,6 +354,14 @@ func refusal(err error) *api.Problem {
 	return p
 }
 
+// again shows page h once more with msg as its error: a form's refusal,
+// shown on the page the form is on.
+func (c *Console) again(w http.ResponseWriter, r *http.Request, s *session, cl *client.Client, h handler, status int, msg string) (string, view, error) {
+	name, v, err := h(w, r, s, cl)
+	v.Status, v.Error = status, msg
+	return name, v, err
+}
+
 // seeOther sends the browser to the console page at path (under the
 // console's prefix) after a post.
 func (c *Console) seeOther(w http.ResponseWriter, r *http.Request, path string) (string, view, error) {

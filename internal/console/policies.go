@@ -215,9 +215,7 @@ func (c *Console) deleteConfirmed(idName, what, section, notice string, confirm 
 		}
 		id := r.PathValue(idName)
 		if r.PostForm.Get("confirm") != id {
-			name, v, err := confirm(w, r, s, cl)
-			v.Status, v.Error = http.StatusBadRequest, "Type the "+what+"'s id exactly to confirm."
-			return name, v, err
+			return c.again(w, r, s, cl, confirm, http.StatusBadRequest, "Type the "+what+"'s id exactly to confirm.")
 		}
 		if err := del(r, cl, tid, id); err != nil {
 			return "", view{}, err

@@ -198,9 +198,7 @@ func (c *Console) tenantTier(w http.ResponseWriter, r *http.Request, s *session,
 	want := r.PostForm.Get("tier")
 	i := slices.IndexFunc(tiers, func(tr api.Tier) bool { return tr.Name == want })
 	if i < 0 || want == t.Tier {
-		name, v, err := c.tenantDetail(w, r, s, cl)
-		v.Status, v.Error = http.StatusBadRequest, "Choose one of the other tiers."
-		return name, v, err
+		return c.again(w, r, s, cl, c.tenantDetail, http.StatusBadRequest, "Choose one of the other tiers.")
 	}
 	notice := "tier"
 	if tiers[i].Isolation == t.Isolation {
@@ -210,9 +208,7 @@ func (c *Console) tenantTier(w http.ResponseWriter, r *http.Request, s *session,
 		_, err = cl.StartMigration(r.Context(), id, want)
 	}
 	if p := refusal(err); p != nil {
-		name, v, err := c.tenantDetail(w, r, s, cl)
-		v.Status, v.Error = p.Status, problemMessage(p)
-		return name, v, err
+		return c.again(w, r, s, cl, c.tenantDetail, p.Status, problemMessage(p))
 	}
 	if err != nil {
 		return "", view{}, err
