@@ -79,9 +79,11 @@ func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, issuer s
 			now.UnixMicro(), now.UnixMicro(), now.UnixMicro(), now.Add(SessionAbsolute).UnixMicro()); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET sid = ?, amr = ? WHERE id = ? AND issuer_tenant = ?`,
-			sid, strings.Join(amr, " "), id, string(issuer.Tenant))
-		return err
+		if _, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET sid = ?, amr = ? WHERE id = ? AND issuer_tenant = ?`,
+			sid, strings.Join(amr, " "), id, string(issuer.Tenant)); err != nil {
+			return err
+		}
+		return noteSessionClient(ctx, tx, sid, tid, a.ClientID)
 	})
 	if err != nil {
 		// The sign-in stands; only single sign-on is lost.
@@ -90,7 +92,6 @@ func (p *Provider) startSession(w http.ResponseWriter, r *http.Request, issuer s
 	}
 	http.SetCookie(w, &http.Cookie{Name: ssoCookie(issuer), Value: secret, Path: p.cookiePath(), HttpOnly: true,
 		Secure: p.base.Scheme == "https", SameSite: http.SameSiteLaxMode, MaxAge: int(SessionAbsolute / time.Second)})
-	p.noteSessionClient(ctx, sid, tid, a.ClientID)
 }
 
 var errNoBrowserSession = errors.New("provider: no browser session")
@@ -160,17 +161,20 @@ func (p *Provider) trySSO(w http.ResponseWriter, r *http.Request, issuer signing
 		if err != nil {
 			return err
 		}
-		n, _ := res.RowsAffected()
-		done = n == 1
-		_, err = tx.Exec(ctx, `UPDATE oidc_browser_sessions SET last_seen = ? WHERE id = ?`, now.UnixMicro(), s.id)
-		return err
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil // the request was used already
+		}
+		done = true
+		if _, err = tx.Exec(ctx, `UPDATE oidc_browser_sessions SET last_seen = ? WHERE id = ?`, now.UnixMicro(), s.id); err != nil {
+			return err
+		}
+		return noteSessionClient(ctx, tx, s.sid, s.tid, a.ClientID)
 	})
 	if err != nil || !done {
 		return false // the login page, as without a session
 	}
 	p.auditEvent(ctx, s.tid, "login.success", s.userID, audit.Success, map[string]string{"client_id": a.ClientID,
 		"source_ip": p.cfg.ClientIP.IP(r), "via": "browser_session", "sid": s.sid})
-	p.noteSessionClient(ctx, s.sid, s.tid, a.ClientID)
 	p.redirectToCallback(w, r, issuer, o, a.ID)
 	return true
 }
@@ -183,19 +187,12 @@ func (p *Provider) sessionUserGone(ctx context.Context, issuer signing.Issuer, s
 	return err != nil || u.PasswordChangedAt.After(s.authTime)
 }
 
-// noteSessionClient records that session sid signed in to clientID.
-func (p *Provider) noteSessionClient(ctx context.Context, sid string, tid tenant.ID, clientID string) {
-	if sid == "" {
-		return
-	}
-	err := p.cfg.DB.Update(ctx, storage.PlatformScope(), func(tx *storage.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO oidc_session_clients (sid, tenant_id, client_id) VALUES (?, ?, ?) ON CONFLICT (sid, client_id) DO NOTHING`,
-			sid, string(tid), clientID)
-		return err
-	})
-	if err != nil {
-		p.cfg.Logger.ErrorContext(ctx, "record a session's client", "err", err)
-	}
+// noteSessionClient records, in the sign-in's transaction, that session
+// sid signed in to clientID.
+func noteSessionClient(ctx context.Context, tx *storage.Tx, sid string, tid tenant.ID, clientID string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO oidc_session_clients (sid, tenant_id, client_id) VALUES (?, ?, ?) ON CONFLICT (sid, client_id) DO NOTHING`,
+		sid, string(tid), clientID)
+	return err
 }
 
 // endSession ends session s: its row, its refresh tokens, and a logout
