@@ -287,6 +287,14 @@ func TestSessionsAPI(t *testing.T) {
 		if _, err := conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: kept.RefreshToken}).Token(); err != nil {
 			t.Errorf("the other session's refresh token: %v", err)
 		}
+		// A session is ended under its own user only: ann's remaining one,
+		// named under bob, is "not found" and lives on.
+		if err := annAPI.EndUserSession(f.ctx, "acme", bob.ID, mine[1].ID); err == nil || !strings.Contains(err.Error(), "session_not_found") {
+			t.Errorf("ann's session ended under bob: %v", err)
+		}
+		if left, err := annAPI.MySessions(f.ctx); err != nil || len(left) != 1 || left[0].ID != mine[1].ID {
+			t.Errorf("ann's sessions after one was named under bob: %+v %v", left, err)
+		}
 		// An admin (ann, of acme) ends bob's.
 		if got, err := annAPI.UserSessions(f.ctx, "acme", bob.ID); err != nil || len(got) != 1 {
 			t.Fatalf("bob's sessions as the admin sees them: %+v %v", got, err)
