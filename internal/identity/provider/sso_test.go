@@ -9,12 +9,14 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/bulkhead-dev/bulkhead/internal/apitest"
+	"github.com/bulkhead-dev/bulkhead/internal/audit"
 	"github.com/bulkhead-dev/bulkhead/internal/identity"
 	"github.com/bulkhead-dev/bulkhead/internal/identity/provider"
 	"github.com/bulkhead-dev/bulkhead/internal/runtest"
@@ -353,4 +355,51 @@ func TestSessionOfDisabledUser(t *testing.T) {
 	if got := promptNone(); got != "login_required" {
 		t.Errorf("prompt=none with a disabled user's session: %s", got)
 	}
+}
+
+// TestBackchannelLogoutGuarded: a logout token goes out through the same
+// guarded dialer as federation. On a node that does not allow private
+// upstreams, a client whose back-channel logout URI is on a private
+// address (loopback here) is never connected to; the delivery is audited
+// as failed, and the session still ends.
+func TestBackchannelLogoutGuarded(t *testing.T) {
+	storagetest.ForEach(t, func(t *testing.T, dsn string) {
+		f := &fixture{env: apitest.New(t, dsn, apitest.Options{Argon2: fast, DenyPrivateUpstreams: true}), ctx: context.Background()}
+		f.tenant(t, "acme", "standard", "acme.example")
+		f.user(t, "acme", "ann@acme.example", "ann's long password")
+		var hits atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+		t.Cleanup(srv.Close)
+		c := f.client(t, "acme", identity.CreateClientRequest{Name: "app", Public: true, GrantTypes: []string{"authorization_code", "refresh_token"},
+			RedirectURIs: []string{redirectURI}, BackchannelLogoutURI: srv.URL + "/logout"})
+		p, err := oidc.NewProvider(f.ctx, f.env.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conf := oauth2.Config{ClientID: c.ID, Endpoint: p.Endpoint(), RedirectURL: redirectURI, Scopes: []string{oidc.ScopeOpenID, oidc.ScopeOfflineAccess}}
+		b := newBrowser(t, redirectURI)
+		v := oauth2.GenerateVerifier()
+		code, page, _ := b.signIn(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v)), "ann@acme.example", "ann's long password", "")
+		if code == "" {
+			t.Fatalf("sign-in: %s", page)
+		}
+		tok, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, loc, _ := get(t, b.client, f.env.URL+"/end_session?id_token_hint="+url.QueryEscape(tok.Extra("id_token").(string))); status != http.StatusFound {
+			t.Fatalf("end_session: %d %s", status, loc)
+		}
+		// The delivery ran within end_session.
+		evs, err := f.env.Audit.ListAllTenants(f.ctx, audit.Filter{Tenant: "acme", Action: "oauth.backchannel_logout", Limit: 10})
+		if err != nil || len(evs.Items) != 1 || evs.Items[0].Outcome != audit.Failure {
+			t.Errorf("the delivery's audit: %+v %v", evs.Items, err)
+		}
+		if n := hits.Load(); n != 0 {
+			t.Errorf("the private logout endpoint was reached %d times", n)
+		}
+		if _, err := conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+			t.Error("the ended session's refresh token still works")
+		}
+	})
 }
